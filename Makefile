@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh Debian machine: `make demo` and `make test`.
+# Both install what they need first (`make install`): the Debian packages and the virtualenv.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEBS   := mosquitto socat mbpoll
+DEMO_SECONDS ?= 60
+DEMO_DIR ?= demo-run
+
+.PHONY: install debs demo test lint bench clean
+
+install: debs $(STAMP)
+
+# Installs the Debian packages the simulators and tests use, only when one is missing.
+debs:
+	@missing=""; \
+	for cmd in $(DEBS); do command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$cmd"; done; \
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo"; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/station-agent demo --seconds $(DEMO_SECONDS) --workdir $(DEMO_DIR)
+
+lint: install
+	$(BIN)/ruff check agent drivers simulators tests
+	$(BIN)/ruff format --check agent drivers simulators tests
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
