@@ -1,0 +1,491 @@
+"""Modbus slaves in software, on a pty (RTU) or a loopback socket (TCP), with faults that can be switched on.
+
+They are the other side of `drivers.modbus`, built from the same codecs, and behave the way field devices do
+where that matters to a master: an RTU slave keeps silent on a frame with a bad CRC or for another unit, answers
+an unsupported function with exception 1 and a missing register with exception 2. Faults (`SlaveFaults`) are
+plain mutable values read at every request, so a test or the demo can kill, slow or corrupt one unit while the
+others on the same line keep answering.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import select
+import socket
+import termios
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import serial
+
+from drivers.modbus import rtu, tcp
+from drivers.modbus.errors import ExceptionCode, ModbusError, ModbusExceptionResponse
+from drivers.modbus.pdu import (
+    FunctionCode,
+    ReadRegistersRequest,
+    Request,
+    WriteMultipleRequest,
+    WriteSingleRequest,
+    decode_request,
+    encode_exception_response,
+    encode_read_response,
+    encode_write_response,
+)
+
+PTY_GAP_FLOOR_S = 0.02
+"""Shortest silence that ends a frame of unknown length on a pty: socat and the scheduler can pause a few ms
+inside one frame, far longer than 3.5 characters at a high baud rate."""
+
+POLL_S = 0.01
+"""How often a server thread looks up from a blocking read to check whether it is being stopped."""
+
+
+class IllegalAddress(LookupError):
+    """Raised by a register bank for a register it does not have; the slave answers exception 2."""
+
+
+class RegisterBank(Protocol):
+    """The registers of one simulated unit."""
+
+    def read(self, function: int, address: int, count: int) -> list[int]:
+        """`count` registers from `address` on, from the holding (0x03) or input (0x04) table.
+
+        Raises IllegalAddress if any of them does not exist.
+        """
+        ...
+
+    def write(self, address: int, values: Sequence[int]) -> None:
+        """Store holding registers from `address` on; raises IllegalAddress (nothing written) if one is missing."""
+        ...
+
+
+class RegisterMap:
+    """A register bank kept in two dicts, safe to update from the simulation while a server reads it.
+
+    Only registers that were set exist; reading or writing any other answers exception 2, as a device does
+    outside its register map.
+    """
+
+    def __init__(
+        self, holding: Mapping[int, int] | None = None, input_registers: Mapping[int, int] | None = None
+    ) -> None:
+        self._lock = threading.Lock()
+        self._tables: dict[int, dict[int, int]] = {
+            FunctionCode.READ_HOLDING_REGISTERS: {},
+            FunctionCode.READ_INPUT_REGISTERS: {},
+        }
+        for function, registers in (
+            (FunctionCode.READ_HOLDING_REGISTERS, holding or {}),
+            (FunctionCode.READ_INPUT_REGISTERS, input_registers or {}),
+        ):
+            for address, value in registers.items():
+                self.set(function, address, [value])
+
+    def set(self, function: int, address: int, values: Sequence[int]) -> None:
+        """Create or change registers in the holding (0x03) or input (0x04) table, as the device itself would."""
+        table = self._table(function)
+        for offset, value in enumerate(values):
+            if not 0 <= value <= 0xFFFF:
+                raise ValueError(f"register 0x{address + offset:04X} value {value} does not fit 16 bits (0..65535)")
+        with self._lock:
+            table.update(zip(range(address, address + len(values)), values, strict=True))
+
+    def read(self, function: int, address: int, count: int) -> list[int]:
+        table = self._table(function)
+        with self._lock:
+            self._require(table, function, address, count)
+            return [table[register] for register in range(address, address + count)]
+
+    def write(self, address: int, values: Sequence[int]) -> None:
+        table = self._tables[FunctionCode.READ_HOLDING_REGISTERS]
+        with self._lock:
+            self._require(table, FunctionCode.READ_HOLDING_REGISTERS, address, len(values))
+            table.update(zip(range(address, address + len(values)), values, strict=True))
+
+    def _table(self, function: int) -> dict[int, int]:
+        try:
+            return self._tables[function]
+        except KeyError:
+            raise ValueError(f"function 0x{function:02X} has no register table: use 0x03 or 0x04") from None
+
+    @staticmethod
+    def _require(table: dict[int, int], function: int, address: int, count: int) -> None:
+        missing = [register for register in range(address, address + count) if register not in table]
+        if missing:
+            kind = "holding" if function == FunctionCode.READ_HOLDING_REGISTERS else "input"
+            raise IllegalAddress(f"{kind} register 0x{missing[0]:04X} does not exist")
+
+
+@dataclass(slots=True)
+class SlaveFaults:
+    """What is wrong with one unit right now; read at every request, so change it while the server runs.
+
+    `dead`: never answers. `delay_s`: answers this late. `garble_rate`: share of answers replaced by random
+    bytes. `corrupt_crc_rate`: share of answers sent with their CRC flipped (RTU only: TCP has no CRC).
+    """
+
+    dead: bool = False
+    delay_s: float = 0.0
+    corrupt_crc_rate: float = 0.0
+    garble_rate: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SlaveStatistics:
+    """What a slave server saw and did since it was made."""
+
+    requests: int = 0
+    answers: int = 0
+    exceptions: int = 0
+    damaged_answers: int = 0
+    silent: int = 0
+    ignored_other_unit: int = 0
+    ignored_bad_frames: int = 0
+
+
+class SlaveServerError(RuntimeError):
+    """A slave server could not start or stop."""
+
+
+def _execute(bank: RegisterBank, request: Request) -> bytes:
+    match request:
+        case ReadRegistersRequest(function, address, count):
+            registers = tuple(bank.read(function, address, count))
+            if len(registers) != count:
+                raise ValueError(f"bank returned {len(registers)} registers for a read of {count}")
+            return encode_read_response(function, registers)
+        case WriteSingleRequest(address, value):
+            bank.write(address, (value,))
+            return encode_write_response(request)
+        case WriteMultipleRequest(address, values):
+            bank.write(address, values)
+            return encode_write_response(request)
+
+
+class _SlaveServer(ABC):
+    """Units, faults, statistics and the thread life cycle shared by the RTU and the TCP server."""
+
+    def __init__(self, banks: Mapping[int, RegisterBank], faults: Mapping[int, SlaveFaults] | None, seed: int) -> None:
+        if not banks:
+            raise ValueError("no units to serve: give at least one unit id -> register bank")
+        unknown = sorted(set(faults or {}) - set(banks))
+        if unknown:
+            raise ValueError(f"faults given for units {unknown} that have no register bank")
+        self.banks = dict(banks)
+        self.faults = {unit: SlaveFaults() for unit in self.banks} | dict(faults or {})
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._statistics = SlaveStatistics()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
+
+    def statistics(self) -> SlaveStatistics:
+        return self._statistics
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Open the port or socket (errors surface here) and serve in a thread of its own."""
+        if self.running:
+            return
+        self._stopping.clear()
+        self._open()
+        self._thread = threading.Thread(target=self._serve, name=type(self).__name__, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop serving and join every thread within `timeout_s`; raise SlaveServerError if one hangs.
+
+        The serving thread is joined first: once it has ended, no new worker can appear.
+        """
+        self._stopping.set()
+        deadline = time.monotonic() + timeout_s
+        threads = [self._thread] if self._thread is not None else []
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        threads += self._workers
+        for thread in self._workers:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._thread, self._workers = None, []
+        self._close()
+        hung = [thread.name for thread in threads if thread.is_alive()]
+        if hung:
+            raise SlaveServerError(f"threads {hung} did not stop within {timeout_s} s")
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @abstractmethod
+    def _open(self) -> None:
+        """Open the port or socket, raising SlaveServerError with the reason."""
+
+    @abstractmethod
+    def _close(self) -> None:
+        """Close what `_open` opened; called once the serving threads have ended."""
+
+    @abstractmethod
+    def _serve(self) -> None:
+        """Serve until `_stopping` is set, looking up at least every POLL_S."""
+
+    def _spawn_worker(self, target: Callable[..., None], name: str, *args: Any) -> None:
+        """Start a helper thread of the serving thread (only it may call this), joined by `stop`."""
+        self._workers = [worker for worker in self._workers if worker.is_alive()]
+        worker = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._workers.append(worker)
+        worker.start()
+
+    def _count(self, counter: str) -> None:
+        with self._lock:
+            self._statistics = replace(self._statistics, **{counter: getattr(self._statistics, counter) + 1})
+
+    def _chance(self, rate: float) -> bool:
+        with self._lock:
+            return self._random.random() < rate
+
+    def _random_bytes(self, longest: int) -> bytes:
+        with self._lock:
+            return self._random.randbytes(self._random.randint(1, longest))
+
+    def _respond(self, unit: int, pdu: bytes) -> bytes | None:
+        """The answer PDU for `unit`, or None when it keeps silent (another unit's frame, or dead)."""
+        bank = self.banks.get(unit)
+        if bank is None:
+            self._count("ignored_other_unit")
+            return None
+        self._count("requests")
+        faults = self.faults[unit]
+        if faults.dead:
+            self._count("silent")
+            return None
+        try:
+            answer = _execute(bank, decode_request(pdu))
+        except ModbusExceptionResponse as refusal:
+            answer = encode_exception_response(refusal.function, refusal.code)
+        except IllegalAddress:
+            answer = encode_exception_response(pdu[0], ExceptionCode.ILLEGAL_DATA_ADDRESS)
+        except ModbusError:
+            self._count("ignored_bad_frames")
+            return None
+        except Exception:
+            answer = encode_exception_response(pdu[0], ExceptionCode.SERVER_DEVICE_FAILURE)
+        self._count("exceptions" if answer[0] & 0x80 else "answers")
+        if faults.delay_s > 0:
+            self._stopping.wait(faults.delay_s)
+        return answer
+
+    def _damage(self, faults: SlaveFaults, adu: bytes, crc_bytes: int) -> bytes:
+        """The ADU as the faults let it leave: garbled, CRC-flipped (when the frame has a CRC) or intact."""
+        if self._chance(faults.garble_rate):
+            self._count("damaged_answers")
+            return self._random_bytes(len(adu))
+        if crc_bytes and self._chance(faults.corrupt_crc_rate):
+            self._count("damaged_answers")
+            return adu[:-crc_bytes] + bytes(byte ^ 0xFF for byte in adu[-crc_bytes:])
+        return adu
+
+
+class RtuSlaveServer(_SlaveServer):
+    """Modbus RTU slaves for several unit ids on one pty (or a real serial port).
+
+    Frames are cut by the request length each supported function implies, checked by CRC, and otherwise ended by
+    line silence. With `emulate_line_timing` every answer is held for the time the exchange would take on a
+    real line at `baudrate` (request and answer at 11 bits per byte, plus 3.5 characters of silence), since a
+    pty moves bytes instantly; bus-efficiency benchmarks need that. The port is reopened if it goes away, so the
+    line can be unplugged (`PtyPair.stop`) and plugged back while the server runs.
+    """
+
+    def __init__(
+        self,
+        port_path: str | os.PathLike[str],
+        banks: Mapping[int, RegisterBank],
+        baudrate: int = 9600,
+        *,
+        faults: Mapping[int, SlaveFaults] | None = None,
+        seed: int = 0,
+        emulate_line_timing: bool = False,
+    ) -> None:
+        super().__init__(banks, faults, seed)
+        self.port_path = os.fspath(port_path)
+        self.baudrate = baudrate
+        self.emulate_line_timing = emulate_line_timing
+        self.frame_gap_s = max(rtu.silence_s(baudrate), PTY_GAP_FLOOR_S)
+        self._port: Any = None
+
+    def _open(self) -> None:
+        try:
+            self._port = serial.Serial(self.port_path, baudrate=self.baudrate, timeout=POLL_S)
+        except (OSError, ValueError) as error:
+            raise SlaveServerError(f"cannot open {self.port_path} for the RTU slave: {error}") from error
+
+    def _close(self) -> None:
+        port, self._port = self._port, None
+        if port is not None:
+            port.close()
+
+    def _serve(self) -> None:
+        pending = b""
+        last_byte_at = time.monotonic()
+        while not self._stopping.is_set():
+            try:
+                chunk = self._read_chunk()
+                now = time.monotonic()
+                if chunk:
+                    pending += chunk
+                    last_byte_at = now
+                pending = self._answer_complete_frames(pending)
+                if pending and not chunk and now - last_byte_at >= self.frame_gap_s:
+                    self._answer(pending)
+                    pending = b""
+            except (OSError, termios.error):
+                pending = b""
+                self._reopen()
+
+    def _read_chunk(self) -> bytes:
+        port = self._port
+        chunk: bytes = port.read(1)
+        if chunk:
+            chunk += port.read(port.in_waiting)
+        return chunk
+
+    def _reopen(self) -> None:
+        """Wait for the port to come back after it failed (the pty pair was stopped) and open it again."""
+        self._close()
+        while not self._stopping.wait(5 * POLL_S):
+            try:
+                self._open()
+            except SlaveServerError:
+                continue
+            return
+
+    def _answer_complete_frames(self, pending: bytes) -> bytes:
+        while (length := rtu.request_adu_length(pending)) is not None and len(pending) >= length:
+            self._answer(pending[:length])
+            pending = pending[length:]
+        return pending
+
+    def _answer(self, frame: bytes) -> None:
+        try:
+            unit, pdu = rtu.decode_adu(frame)
+        except ModbusError:
+            self._count("ignored_bad_frames")
+            return
+        answer = self._respond(unit, pdu)
+        if answer is None:
+            return
+        adu = self._damage(self.faults[unit], rtu.encode_adu(unit, answer), rtu.CRC_BYTES)
+        if self.emulate_line_timing:
+            wire_time_s = rtu.frame_time_s(len(frame) + len(adu), self.baudrate) + rtu.silence_s(self.baudrate)
+            self._stopping.wait(wire_time_s)
+        self._port.write(adu)
+
+
+class TcpSlaveServer(_SlaveServer):
+    """Modbus TCP slaves for several unit ids behind one listening socket, one thread per connection.
+
+    `port=0` picks a free port; read `port` (or `address`) after `start()`.
+    """
+
+    def __init__(
+        self,
+        banks: Mapping[int, RegisterBank],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        faults: Mapping[int, SlaveFaults] | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(banks, faults, seed)
+        self.host = host
+        self.port = port
+        self._listener: socket.socket | None = None
+        self._connections: set[socket.socket] = set()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    def _open(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((self.host, self.port))
+        except OSError as error:
+            listener.close()
+            raise SlaveServerError(f"cannot listen on {self.host}:{self.port} for the TCP slave: {error}") from error
+        listener.listen()
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+
+    def _close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        with self._lock:
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            connection.close()
+
+    def _serve(self) -> None:
+        listener = self._listener
+        while listener is not None and not self._stopping.is_set():
+            readable, _, _ = select.select([listener], [], [], POLL_S)
+            if not readable:
+                continue
+            connection, peer = listener.accept()
+            with self._lock:
+                self._connections.add(connection)
+            self._spawn_worker(self._serve_connection, f"{type(self).__name__} {peer}", connection)
+
+    def _serve_connection(self, connection: socket.socket) -> None:
+        connection.settimeout(POLL_S)
+        try:
+            self._answer_requests(connection)
+        except OSError:
+            return
+        finally:
+            with self._lock:
+                self._connections.discard(connection)
+            connection.close()
+
+    def _answer_requests(self, connection: socket.socket) -> None:
+        while (head := self._receive(connection, tcp.MBAP_BYTES)) is not None:
+            try:
+                header = tcp.decode_header(head)
+            except ModbusError:
+                self._count("ignored_bad_frames")
+                return
+            pdu = self._receive(connection, header.pdu_length)
+            if pdu is None:
+                return
+            answer = self._respond(header.unit, pdu)
+            if answer is not None:
+                adu = tcp.encode_adu(header.transaction_id, header.unit, answer)
+                connection.sendall(self._damage(self.faults[header.unit], adu, crc_bytes=0))
+
+    def _receive(self, connection: socket.socket, size: int) -> bytes | None:
+        """Exactly `size` bytes, or None once the peer hangs up or the server stops."""
+        received = b""
+        while len(received) < size and not self._stopping.is_set():
+            try:
+                chunk = connection.recv(size - len(received))
+            except TimeoutError:
+                continue
+            if not chunk:
+                return None
+            received += chunk
+        return received if len(received) == size else None

@@ -1,0 +1,93 @@
+"""The simulated slaves as an outside master sees them: mbpoll (libmodbus) over a pty pair and over TCP.
+
+Our master and our slaves share one codec, so agreeing with each other proves little; mbpoll is written by
+other people against the same specification. mbpoll numbers registers from 1 unless given -0, so reference 1
+is register address 0.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from simulators.modbus_slave import RegisterMap, RtuSlaveServer, TcpSlaveServer
+from simulators.serial_line import PtyPair
+
+MBPOLL = shutil.which("mbpoll")
+pytestmark = pytest.mark.skipif(MBPOLL is None, reason="mbpoll not installed: apt-get install mbpoll")
+
+UNIT = 17
+HOLDING = {address: 0xFFF0 - 7 * address for address in range(12)}
+INPUT = {address: 300 + address for address in range(100, 104)}
+VALUE = re.compile(r"^\[(\d+)\]:\s+(\d+)", re.MULTILINE)
+
+
+@pytest.fixture
+def bank() -> RegisterMap:
+    return RegisterMap(holding=HOLDING, input_registers=INPUT)
+
+
+@pytest.fixture(params=["rtu", "tcp"])
+def connection(request: pytest.FixtureRequest, bank: RegisterMap, tmp_path: Path) -> Iterator[list[str]]:
+    """mbpoll's arguments to reach unit 17 of a running slave, over a pty pair or TCP."""
+    if request.param == "rtu":
+        with (
+            PtyPair(tmp_path / "master", tmp_path / "slave") as line,
+            RtuSlaveServer(line.link_b, {UNIT: bank}, baudrate=9600),
+        ):
+            yield ["-m", "rtu", "-b", "9600", "-P", "none", "-a", str(UNIT), str(line.link_a)]
+    else:
+        with TcpSlaveServer({UNIT: bank}) as server:
+            yield ["-m", "tcp", "-p", str(server.port), "-a", str(UNIT), server.host]
+
+
+def run_mbpoll(connection: list[str], *options: str, values: tuple[int, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """Run mbpoll once (-1), quietly (-q), with a 1 s timeout, on the slave behind `connection`."""
+    assert MBPOLL is not None
+    *settings, target = connection
+    return subprocess.run(
+        [MBPOLL, *settings, "-1", "-q", "-o", "1", *options, target, *map(str, values)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+
+
+def mbpoll(connection: list[str], *options: str, values: tuple[int, ...] = ()) -> dict[int, int]:
+    """Run mbpoll and return {reference: value} from what it printed."""
+    result = run_mbpoll(connection, *options, values=values)
+    assert result.returncode == 0, f"mbpoll failed: {result.stdout}{result.stderr}"
+    return {int(reference): int(value) for reference, value in VALUE.findall(result.stdout)}
+
+
+def test_reads_holding_registers(connection: list[str]) -> None:
+    """mbpoll reads exactly the holding registers set in the bank, reference 1 being address 0."""
+    read = mbpoll(connection, "-t", "4", "-r", "1", "-c", "12")
+    assert read == {address + 1: value for address, value in HOLDING.items()}
+
+
+def test_reads_input_registers_zero_based(connection: list[str]) -> None:
+    """With -0, mbpoll's references are addresses, and function 0x04 reads the input table."""
+    read = mbpoll(connection, "-0", "-t", "3", "-r", "100", "-c", "4")
+    assert read == INPUT
+
+
+def test_writes_reach_the_bank(connection: list[str], bank: RegisterMap) -> None:
+    """Values written by mbpoll, one register (0x06) or several (0x10), land in the bank."""
+    mbpoll(connection, "-t", "4", "-r", "3", values=(4321,))
+    mbpoll(connection, "-t", "4", "-r", "6", values=(11, 12, 13))
+    assert bank.read(0x03, 2, 1) == [4321]
+    assert bank.read(0x03, 5, 3) == [11, 12, 13]
+
+
+def test_missing_register_fails_in_mbpoll(connection: list[str]) -> None:
+    """mbpoll reports an error for registers the bank does not have, as with a real device."""
+    result = run_mbpoll(connection, "-t", "4", "-r", "12", "-c", "2")
+    assert result.returncode != 0
+    assert "Illegal data address" in result.stdout + result.stderr
