@@ -1,0 +1,246 @@
+"""The outbox: every sealed record, durable on the gateway's flash until the platform has it.
+
+SQLite in WAL mode with `synchronous=FULL`: a commit returns only once the WAL is on the medium, so a record
+that was ever published can never be lost by a power cut and then made again with other bytes (a fork).
+Records are written in batches (one transaction, one fsync for many records) and never updated in place.
+Acknowledgement progress is a single number, saved together with the next batch or now and then, because
+losing it costs only identical re-sends.
+
+The size cap (`max_page_count`) makes "disk full" a designed state rather than an accident: the writer gets
+`OutboxFull`, nothing already stored is touched, and space comes back by pruning acknowledged records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.ledger.chain import ChainHead, SealedRecord
+
+SCHEMA_VERSION = 1
+PAGE_SIZE = 4096
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS record (
+    seq INTEGER PRIMARY KEY,
+    ts_ms INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    kid TEXT NOT NULL,
+    canonical BLOB NOT NULL,
+    sig BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cursor (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+
+class OutboxError(Exception):
+    """The outbox could not be written or read; nothing was changed by the failed call."""
+
+
+class OutboxFull(OutboxError):
+    """The outbox reached its size cap or the disk is full; nothing was changed by the failed call."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A record as kept: the exact bytes that were signed, so that a re-send is byte-identical."""
+
+    seq: int
+    kid: str
+    canonical: bytes
+    sig: bytes
+
+
+def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    if read_only:
+        connection = sqlite3.connect(
+            f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+        connection.execute("PRAGMA query_only = ON")
+    else:
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA busy_timeout = 5000")
+    return connection
+
+
+def _raise_for(exc: sqlite3.Error, doing: str) -> OutboxError:
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return OutboxFull(f"outbox full while {doing}: {exc}")
+    return OutboxError(f"outbox failed while {doing}: {exc}")
+
+
+class Outbox:
+    """The single writing connection to the outbox. Only the recorder thread calls it."""
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = _connect(path, read_only=False)
+            self._db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                raise OutboxError(f"{path}: SQLite refused WAL mode (got {mode!r}); is the file system read-only?")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute("PRAGMA cache_size = -1024")
+            self._db.execute(f"PRAGMA max_page_count = {max(max_bytes // PAGE_SIZE, 64)}")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise OutboxError(f"{path} has schema version {version}; this agent knows {SCHEMA_VERSION}")
+            self._db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        except sqlite3.Error as exc:
+            raise _raise_for(exc, f"opening {path}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def set_max_bytes(self, max_bytes: int) -> None:
+        self._db.execute(f"PRAGMA max_page_count = {max(max_bytes // PAGE_SIZE, 64)}")
+
+    def head(self) -> ChainHead:
+        """The last record in the outbox, or, if all were pruned, the chain position saved with the last prune."""
+        row = self._db.execute("SELECT seq, canonical, ts_ms FROM record ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is not None:
+            seq, canonical, ts_ms = row
+            return ChainHead(seq, hashlib.sha256(canonical).hexdigest(), ts_ms)
+        saved = self.meta("pruned_head")
+        if saved is None:
+            return ChainHead.genesis()
+        seq_text, digest, ts_text = saved.split(":")
+        return ChainHead(int(seq_text), digest, int(ts_text))
+
+    def append(self, records: Sequence[SealedRecord], acked_upto: int | None = None) -> None:
+        """Commit records (and the cursors they carry) in one transaction: all durable, or none."""
+        cursors = [(cursor.key, cursor.value) for record in records for cursor in record.cursors]
+        with self._transaction(f"appending {len(records)} record(s)"):
+            self._db.executemany(
+                "INSERT INTO record (seq, ts_ms, type, kid, canonical, sig) VALUES (?, ?, ?, ?, ?, ?)",
+                [(r.seq, r.ts_ms, r.type, r.kid, r.canonical, r.sig) for r in records],
+            )
+            if cursors:
+                self._db.executemany(
+                    "INSERT INTO cursor (key, value) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    cursors,
+                )
+            if acked_upto is not None:
+                self._put_meta({"acked_upto": str(acked_upto)})
+
+    @contextmanager
+    def _transaction(self, doing: str) -> Iterator[None]:
+        """One write transaction; on any failure it is rolled back and the error says what was being done."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise _raise_for(exc, doing) from exc
+
+    def cursors(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT key, value FROM cursor").fetchall())
+
+    def meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        with self._transaction(f"saving {', '.join(values)}"):
+            self._put_meta(values)
+
+    def _put_meta(self, values: dict[str, str]) -> None:
+        self._db.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            list(values.items()),
+        )
+
+    def acked_upto(self) -> int:
+        saved = self.meta("acked_upto")
+        return 0 if saved is None else int(saved)
+
+    def ts_of(self, seq: int) -> int | None:
+        row = self._db.execute("SELECT ts_ms FROM record WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def used_bytes(self) -> int:
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        return int(pages - free) * PAGE_SIZE
+
+    def prune(self, acked_upto: int, keep_after_ts_ms: int | None, keep_bytes: int | None) -> int:
+        """Delete acknowledged records older than `keep_after_ts_ms` or beyond `keep_bytes`; return how many.
+
+        Never touches a record above `acked_upto`. With both limits None, every acknowledged record goes
+        (what the recorder does to make room when the outbox is full).
+        """
+        upto = acked_upto
+        if keep_after_ts_ms is not None:
+            row = self._db.execute(
+                "SELECT max(seq) FROM record WHERE seq <= ? AND ts_ms < ?", (acked_upto, keep_after_ts_ms)
+            ).fetchone()
+            age_limit = row[0] or 0
+            upto = age_limit if keep_bytes is None else max(age_limit, self._beyond_bytes(acked_upto, keep_bytes))
+        elif keep_bytes is not None:
+            upto = self._beyond_bytes(acked_upto, keep_bytes)
+        if upto <= 0:
+            return 0
+        head = self.head()
+        with self._transaction(f"pruning records up to {upto}"):
+            deleted = self._db.execute("DELETE FROM record WHERE seq <= ?", (upto,)).rowcount
+            if head.seq <= upto:
+                self._put_meta({"pruned_head": f"{head.seq}:{head.digest}:{head.ts_ms or 0}"})
+        return int(deleted)
+
+    def _beyond_bytes(self, acked_upto: int, keep_bytes: int) -> int:
+        """The highest acked seq whose deletion leaves about `keep_bytes` of acknowledged records.
+
+        Sizes are estimated from the file's average bytes per record: summing every blob would read the
+        whole outbox, which on an SD card costs more than the precision is worth.
+        """
+        first, last, count = self._db.execute("SELECT min(seq), max(seq), count(*) FROM record").fetchone()
+        if not count or acked_upto < first:
+            return 0
+        per_record = self.used_bytes() / count
+        acked = min(acked_upto, last) - first + 1
+        excess = acked - int(keep_bytes / per_record)
+        return first + excess - 1 if excess > 0 else 0
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database file, e.g. before a clean stop."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise _raise_for(exc, "checkpointing") from exc
+
+
+class OutboxReader:
+    """A read-only connection for the uplink: WAL lets it read while the recorder writes."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self._db = _connect(path, read_only=True)
+        except sqlite3.Error as exc:
+            raise _raise_for(exc, f"opening {path} for reading") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def read(self, first: int, last: int) -> Iterable[StoredRecord]:
+        """Records first..last in seq order, lazily, so a caller can stop at a size limit."""
+        cursor = self._db.execute(
+            "SELECT seq, kid, canonical, sig FROM record WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, last)
+        )
+        for seq, kid, canonical, sig in cursor:
+            yield StoredRecord(seq, kid, canonical, sig)
+
+    def first_seq(self) -> int | None:
+        row = self._db.execute("SELECT min(seq) FROM record").fetchone()
+        return None if row[0] is None else int(row[0])

@@ -1,0 +1,298 @@
+"""The recorder: the one thread that turns record intents into sealed, durable records.
+
+Theory of operation: producers (the station loop) `submit` intents into a queue and never wait; the recorder
+takes whatever has queued up, seals it after the chain head and commits it in one transaction, so a burst costs
+one fsync however many records it holds (group commit). The head advances only after the commit, so a failed
+or interrupted commit leaves no gap and no fork. When the outbox cannot be written (full, or failing), intents
+wait in memory up to `pending_limit`, an `alarm` record is raised ahead of them and cleared behind them once
+writing works again, and anything beyond the limit is counted in that alarm rather than silently lost.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import structlog
+
+from agent.clock import Clock
+from agent.config import OutboxSection
+from agent.ledger.chain import ChainHead, SealedRecord, seal
+from agent.ledger.keys import DeviceKey
+from agent.ledger.outbox import Outbox, OutboxError, OutboxFull
+from agent.records import AlarmBody, AlarmState, RecordIntent
+
+log = structlog.get_logger("agent.recorder")
+
+MAX_BATCH = 1000
+ACK_SAVE_INTERVAL_S = 30.0
+PRUNE_INTERVAL_S = 600.0
+_WAKE = "wake"
+_STOP = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderStatus:
+    """A snapshot for `status` and the LED: `state` is "ok", or "full"/"failing" while records cannot be stored."""
+
+    state: Literal["ok", "full", "failing"]
+    problem: str | None
+    trouble_since_ms: int | None
+    head_seq: int
+    acked_upto: int
+    pending: int
+    dropped: int
+    committed: int
+    commits: int
+    used_bytes: int
+
+
+@dataclass(slots=True)
+class _Trouble:
+    kind: Literal["full", "failing"]
+    since_ms: int
+    problem: str
+    next_try: float
+    dropped: Counter[str] = field(default_factory=Counter)
+
+
+class Recorder:
+    """Owns the chain head and the outbox's writing connection; every record is made here and nowhere else."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        station: str,
+        key: DeviceKey,
+        settings: OutboxSection,
+        clock: Clock,
+    ) -> None:
+        self._outbox = outbox
+        self._station = station
+        self._key = key
+        self._settings = settings
+        self._clock = clock
+        self.on_commit: Callable[[int], None] | None = None
+        """Told the new head after each commit (the uplink's notify); set before start()."""
+        self._queue: queue.SimpleQueue[RecordIntent | str] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._head: ChainHead = outbox.head()
+        self._acked = self._acked_saved = min(outbox.acked_upto(), self._head.seq)
+        self._pending: deque[RecordIntent] = deque()
+        self._trouble: _Trouble | None = None
+        self._committed = 0
+        self._commits = 0
+        self._used_bytes = outbox.used_bytes()
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+
+    @property
+    def head(self) -> ChainHead:
+        return self._head
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, intent: RecordIntent) -> None:
+        """Queue an intent; never blocks, whatever the disk is doing."""
+        self._queue.put(intent)
+
+    def note_acked(self, upto: int) -> None:
+        """The uplink learnt that records up to `upto` are acknowledged; saved lazily, used for pruning."""
+        with self._lock:
+            if upto <= self._acked:
+                return
+            self._acked = min(upto, self._head.seq)
+        trouble = self._trouble
+        if trouble is not None:
+            trouble.next_try = 0.0
+            self._queue.put(_WAKE)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Write everything submitted so far, save the ack position, and end the thread."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout_s)
+
+    def status(self) -> RecorderStatus:
+        with self._lock:
+            trouble = self._trouble
+            return RecorderStatus(
+                state="ok" if trouble is None else trouble.kind,
+                problem=None if trouble is None else trouble.problem,
+                trouble_since_ms=None if trouble is None else trouble.since_ms,
+                head_seq=self._head.seq,
+                acked_upto=self._acked,
+                pending=len(self._pending),
+                dropped=0 if trouble is None else sum(trouble.dropped.values()),
+                committed=self._committed,
+                commits=self._commits,
+                used_bytes=self._used_bytes,
+            )
+
+    def _run(self) -> None:
+        now = self._clock.monotonic()
+        next_ack_save, next_prune = now + ACK_SAVE_INTERVAL_S, now
+        stopping = False
+        while not stopping:
+            timeout = max(0.0, min(next_ack_save, next_prune) - self._clock.monotonic())
+            if self._trouble is not None:
+                timeout = min(timeout, max(0.0, self._trouble.next_try - self._clock.monotonic()))
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = _WAKE
+            stopping = self._take(item)
+            while not stopping and len(self._pending) < MAX_BATCH:
+                try:
+                    stopping = self._take(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._write_pending(force=stopping)
+            now = self._clock.monotonic()
+            if now >= next_prune and self._trouble is None:
+                self._prune_by_retention()
+                next_prune = now + PRUNE_INTERVAL_S
+            if now >= next_ack_save or stopping:
+                self._save_acked()
+                next_ack_save = now + ACK_SAVE_INTERVAL_S
+        if self._pending:
+            log.error("records_lost_at_stop", count=len(self._pending), reason=self.status().problem)
+
+    def _take(self, item: RecordIntent | str) -> bool:
+        if item == _STOP:
+            return True
+        if isinstance(item, RecordIntent):
+            trouble = self._trouble
+            if trouble is not None and len(self._pending) >= self._settings.pending_limit:
+                trouble.dropped[str(item.type)] += 1
+            else:
+                self._pending.append(item)
+        return False
+
+    def _write_pending(self, force: bool = False) -> None:
+        """Commit pending intents in batches; a batch that does not fit is halved, so a nearly full outbox
+        still takes every record it has room for before the recorder declares itself in trouble."""
+        if self._trouble is not None and not force and self._clock.monotonic() < self._trouble.next_try:
+            return
+        batch_limit = MAX_BATCH
+        while self._pending:
+            batch = [self._pending[i] for i in range(min(batch_limit, len(self._pending)))]
+            records, head = seal(batch, self._head, self._station, self._key)
+            try:
+                self._append_making_room(records)
+            except OutboxFull as exc:
+                if len(batch) > 1:
+                    batch_limit = len(batch) // 2
+                    continue
+                self._enter_trouble(exc)
+                return
+            except OutboxError as exc:
+                self._enter_trouble(exc)
+                return
+            with self._lock:
+                for _ in batch:
+                    self._pending.popleft()
+                self._head = head
+                self._committed += len(records)
+                self._commits += 1
+            self._used_bytes = self._outbox_used_bytes()
+            if self._trouble is not None and not self._pending:
+                self._leave_trouble()
+            if self.on_commit is not None:
+                self.on_commit(head.seq)
+
+    def _append_making_room(self, records: list[SealedRecord]) -> None:
+        acked = self._acked
+        try:
+            self._outbox.append(records, acked if acked != self._acked_saved else None)
+        except OutboxFull:
+            if self._prune(acked, None, None) == 0:
+                raise
+            self._outbox.append(records, None)
+        if acked != self._acked_saved:
+            self._acked_saved = acked
+
+    def _enter_trouble(self, exc: OutboxError) -> None:
+        kind: Literal["full", "failing"] = "full" if isinstance(exc, OutboxFull) else "failing"
+        retry_at = self._clock.monotonic() + self._settings.retry_s
+        if self._trouble is not None:
+            self._trouble.next_try = retry_at
+            return
+        now_ms = self._clock.wall_ms()
+        log.error("outbox_unwritable", kind=kind, problem=str(exc), pending=len(self._pending))
+        alarm = AlarmBody(
+            kind=f"outbox_{kind}",
+            state=AlarmState.RAISED,
+            subject="outbox",
+            evidence={
+                "problem": str(exc),
+                "max_bytes": self._settings.max_bytes,
+                "used_bytes": self._outbox_used_bytes(),
+                "acked_upto": self._acked,
+                "head_seq": self._head.seq,
+            },
+        )
+        with self._lock:
+            self._trouble = _Trouble(kind, now_ms, str(exc), retry_at)
+            self._pending.appendleft(alarm.intent(now_ms))
+
+    def _leave_trouble(self) -> None:
+        trouble = self._trouble
+        assert trouble is not None
+        now_ms = self._clock.wall_ms()
+        dropped = sum(trouble.dropped.values())
+        log.warning(
+            "outbox_writable_again", kind=trouble.kind, dropped=dropped, seconds=(now_ms - trouble.since_ms) // 1000
+        )
+        evidence: dict[str, str | int | bool | None] = {
+            "duration_s": (now_ms - trouble.since_ms) // 1000,
+            "dropped": dropped,
+        }
+        evidence.update({f"dropped_{kind}": count for kind, count in sorted(trouble.dropped.items())})
+        alarm = AlarmBody(kind=f"outbox_{trouble.kind}", state=AlarmState.CLEARED, subject="outbox", evidence=evidence)
+        with self._lock:
+            self._trouble = None
+            self._pending.append(alarm.intent(now_ms))
+
+    def _save_acked(self) -> None:
+        acked = self._acked
+        if acked == self._acked_saved:
+            return
+        try:
+            self._outbox.set_meta({"acked_upto": str(acked)})
+        except OutboxError as exc:
+            log.warning("ack_position_not_saved", acked_upto=acked, problem=str(exc))
+            return
+        self._acked_saved = acked
+
+    def _prune_by_retention(self) -> None:
+        keep_after = self._clock.wall_ms() - int(self._settings.retention_days * 86_400_000)
+        self._prune(self._acked, keep_after, self._settings.retention_bytes)
+        self._used_bytes = self._outbox_used_bytes()
+
+    def _prune(self, acked: int, keep_after_ts_ms: int | None, keep_bytes: int | None) -> int:
+        """Delete acknowledged records, having first saved how far acknowledgements go (they must agree)."""
+        if acked == 0:
+            return 0
+        try:
+            if acked != self._acked_saved:
+                self._outbox.set_meta({"acked_upto": str(acked)})
+                self._acked_saved = acked
+            deleted = self._outbox.prune(acked, keep_after_ts_ms, keep_bytes)
+        except OutboxError as exc:
+            log.warning("prune_failed", problem=str(exc))
+            return 0
+        if deleted:
+            log.info("outbox_pruned", records=deleted, acked_upto=acked, emergency=keep_bytes is None)
+        return deleted
+
+    def _outbox_used_bytes(self) -> int:
+        try:
+            return self._outbox.used_bytes()
+        except sqlite3.Error:
+            return -1

@@ -1,0 +1,231 @@
+"""What the station says to the platform: the record types of contract v1 and their bodies.
+
+The station logic never builds JSON by hand: it makes a body (a frozen dataclass per record type, with units in
+the field names and integers for every metrological quantity) and turns it into a `RecordIntent`, which is a
+record without its place in the chain. The ledger gives it `seq`, `prev` and a signature. The JSON Schemas in
+`docs/contract/` are generated from these classes, so the documentation cannot drift from what is sent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import ClassVar, Literal, TypeAlias
+
+JsonScalar: TypeAlias = str | int | bool | None
+JsonValue: TypeAlias = JsonScalar | list["JsonValue"] | dict[str, "JsonValue"]
+
+CONTRACT_VERSION = 1
+
+
+class RecordType(StrEnum):
+    TRANSACTION = "transaction"
+    TANK_INVENTORY = "tank_inventory"
+    DELIVERY = "delivery"
+    RECONCILIATION = "reconciliation"
+    VAPOUR = "vapour"
+    ALARM = "alarm"
+    EVENT = "event"
+    HEARTBEAT = "heartbeat"
+    DAILY_SUMMARY = "daily_summary"
+
+
+def format_ts(ts_ms: int) -> str:
+    """RFC 3339 UTC with milliseconds, the only time format of the contract: `2026-11-27T08:15:02.113Z`."""
+    seconds, millis = divmod(ts_ms, 1000)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
+
+
+def parse_ts(text: str) -> int:
+    """The inverse of format_ts: milliseconds since the Unix epoch."""
+    moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A piece of station state committed in the same transaction as the record that advances it.
+
+    This is how the agent knows, after a kill -9, which controller transactions it has already turned into
+    records: the record and the cursor are durable together or not at all.
+    """
+
+    key: str
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordIntent:
+    """A record the station wants made: its type, when it happened and its body, but no seq yet."""
+
+    type: RecordType
+    ts_ms: int
+    body: dict[str, JsonValue]
+    cursors: tuple[Cursor, ...] = ()
+
+
+class Body:
+    """A record body. Subclasses are frozen dataclasses and name their record type."""
+
+    __slots__ = ()
+    record_type: ClassVar[RecordType]
+
+    def intent(self, ts_ms: int, *cursors: Cursor) -> RecordIntent:
+        body: dict[str, JsonValue] = dataclasses.asdict(self)  # type: ignore[call-overload]
+        return RecordIntent(self.record_type, ts_ms, body, cursors)
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatBody(Body):
+    """Proof that the agent ran: one every `heartbeat.interval_s`, online or not."""
+
+    record_type: ClassVar[RecordType] = RecordType.HEARTBEAT
+    interval_s: int
+    uptime_s: int
+    uplink: Literal["online", "offline"]
+    unacked: int
+    devices_online: int
+    devices_total: int
+
+
+class EventKind(StrEnum):
+    AGENT_START = "agent_start"
+    AGENT_STOP = "agent_stop"
+    UNCLEAN_STOP = "unclean_stop"
+    CLOCK_JUMP = "clock_jump"
+    CONFIG_CHANGE = "config_change"
+    DEVICE_ONLINE = "device_online"
+    DEVICE_OFFLINE = "device_offline"
+    CONTROLLER_BASELINE = "controller_baseline"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStartBody(Body):
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    version: str
+    config_sha256: str
+    kid: str
+    kind: Literal[EventKind.AGENT_START] = EventKind.AGENT_START
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStopBody(Body):
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    reason: str
+    uptime_s: int
+    kind: Literal[EventKind.AGENT_STOP] = EventKind.AGENT_STOP
+
+
+@dataclass(frozen=True, slots=True)
+class UncleanStopBody(Body):
+    """The agent found, on start, that it had not stopped cleanly: killed, crashed or a power cut."""
+
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    last_record_seq: int
+    last_record_ts: str | None
+    kind: Literal[EventKind.UNCLEAN_STOP] = EventKind.UNCLEAN_STOP
+
+
+@dataclass(frozen=True, slots=True)
+class ClockJumpBody(Body):
+    """The wall clock stepped: `from_ts` is where it was expected to be, `to_ts` where it is."""
+
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    from_ts: str
+    to_ts: str
+    jump_ms: int
+    across_restart: bool
+    kind: Literal[EventKind.CLOCK_JUMP] = EventKind.CLOCK_JUMP
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChangeBody(Body):
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    old_sha256: str
+    new_sha256: str
+    kind: Literal[EventKind.CONFIG_CHANGE] = EventKind.CONFIG_CHANGE
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceOnlineBody(Body):
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    device: str
+    line: str
+    kind: Literal[EventKind.DEVICE_ONLINE] = EventKind.DEVICE_ONLINE
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceOfflineBody(Body):
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    device: str
+    line: str
+    reason: str
+    kind: Literal[EventKind.DEVICE_OFFLINE] = EventKind.DEVICE_OFFLINE
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerBaselineBody(Body):
+    """The first time the agent reads a nozzle's controller, it notes where its counters stand."""
+
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    nozzle: str
+    controller: str
+    txn_no: int
+    totalizer_volume_ml: int
+    totalizer_amount_fen: int
+    kind: Literal[EventKind.CONTROLLER_BASELINE] = EventKind.CONTROLLER_BASELINE
+
+
+class AlarmState(StrEnum):
+    RAISED = "raised"
+    CLEARED = "cleared"
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmBody(Body):
+    """An alarm is raised once and cleared once; `evidence` holds the numbers that prove it, per kind."""
+
+    record_type: ClassVar[RecordType] = RecordType.ALARM
+    kind: str
+    state: AlarmState
+    subject: str
+    evidence: dict[str, JsonScalar]
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionBody(Body):
+    """One completed fuelling as the pump controller reported it."""
+
+    record_type: ClassVar[RecordType] = RecordType.TRANSACTION
+    nozzle: str
+    dispenser: str
+    grade: str
+    tank: str
+    controller: str
+    txn_no: int
+    start: str
+    end: str
+    volume_ml: int
+    amount_fen: int
+    price_fen_per_l: int
+    totalizer_volume_ml_before: int | None
+    totalizer_volume_ml_after: int
+    totalizer_amount_fen_before: int | None
+    totalizer_amount_fen_after: int
+
+
+BODY_TYPES: tuple[type[Body], ...] = (
+    HeartbeatBody,
+    AgentStartBody,
+    AgentStopBody,
+    UncleanStopBody,
+    ClockJumpBody,
+    ConfigChangeBody,
+    DeviceOnlineBody,
+    DeviceOfflineBody,
+    ControllerBaselineBody,
+    AlarmBody,
+    TransactionBody,
+)
