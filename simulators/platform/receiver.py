@@ -1,0 +1,268 @@
+"""The reference platform receiver: MQTT in, verified records stored, acks out.
+
+For each records message it verifies, commits, and only then publishes `{"upto": N}` to the station's ack
+topic; and only then does it acknowledge the MQTT message itself (manual PUBACK). So a crash at any point
+loses nothing: before the commit the broker still holds the message and delivers it again; after it, the
+re-delivery is a harmless duplicate and is acked again, which is also how a re-sending agent learns where the
+platform stands. The session is persistent (fixed client id, no clean start, a session expiry), so what
+stations publish while the receiver is down is waiting for it when it comes back.
+
+All store access goes through one lock: the MQTT network thread writes, `report()` reads from any thread.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Literal
+
+import paho.mqtt.client as mqtt
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from simulators.platform.contract import DEFAULT_PREFIX, RECORDS, STATUS, Topics
+from simulators.platform.keys import Keyring
+from simulators.platform.report import PlatformReport
+from simulators.platform.store import Ingested, Store
+from simulators.platform.verify import Rejection, Verdict, verify_message, verify_status
+
+log = structlog.get_logger(__name__)
+
+MqttVersion = Literal["5", "3.1.1"]
+_PROTOCOLS: Final[dict[str, MQTTProtocolVersion]] = {
+    "5": MQTTProtocolVersion.MQTTv5,
+    "3.1.1": MQTTProtocolVersion.MQTTv311,
+}
+DEFAULT_CLIENT_ID: Final = "station-sim-platform"
+_QOS: Final = 1
+
+
+class ReceiverError(RuntimeError):
+    """The receiver could not start; the message names the broker and what to check."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverConfig:
+    """Where to listen, where to keep records, and whose keys to trust.
+
+    `client_id` names the persistent session: two receivers with the same id take it from each other, and a
+    receiver with a new id does not get what was queued for the old one.
+    """
+
+    host: str
+    port: int
+    db_path: Path
+    keys: Keyring = field(repr=False)
+    prefix: str = DEFAULT_PREFIX
+    mqtt_version: MqttVersion = "5"
+    client_id: str = DEFAULT_CLIENT_ID
+    session_expiry_s: int = 7 * 24 * 3600
+    keepalive_s: int = 30
+    connect_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.client_id:
+            raise ValueError("client_id is empty; a persistent session needs a fixed, non-empty client id")
+        if self.mqtt_version not in _PROTOCOLS:
+            raise ValueError(f"mqtt_version {self.mqtt_version!r} is not one of {sorted(_PROTOCOLS)}")
+
+
+class PlatformReceiver:
+    """Receives, verifies, stores and acks station records until stopped; see the module docstring.
+
+    `start()` returns once the subscriptions are in place, so anything published afterwards is received.
+    `report()` works while running and after `stop()`, when it returns the report as it stood at the stop.
+    The receiver can be started again after a stop, on the same database.
+    """
+
+    def __init__(self, config: ReceiverConfig) -> None:
+        self.config = config
+        self._topics = Topics(config.prefix)
+        self._lock = threading.Lock()
+        self._settled = threading.Event()
+        self._refusal: str | None = None
+        self._store: Store | None = None
+        self._client: mqtt.Client | None = None
+        self._last_report: PlatformReport | None = None
+
+    def __enter__(self) -> PlatformReceiver:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def address(self) -> str:
+        return f"{self.config.host}:{self.config.port}"
+
+    def start(self) -> None:
+        """Open the store, connect, subscribe; raise ReceiverError if the broker refuses or is not there in time."""
+        if self._client is not None:
+            raise ReceiverError(f"receiver for {self.address} is already running; stop() it first")
+        self._store = Store(self.config.db_path)
+        self._settled.clear()
+        self._refusal = None
+        self._client = self._connect()
+        timeout_s = self.config.connect_timeout_s
+        if not self._settled.wait(timeout_s) or self._refusal is not None:
+            refusal = self._refusal
+            self.stop()
+            raise ReceiverError(
+                f"the MQTT broker at {self.address} refused: {refusal}; check its access settings"
+                if refusal is not None
+                else f"no MQTT broker answered at {self.address} within {timeout_s:g} s; "
+                "start the broker or give the right --broker HOST:PORT"
+            )
+        log.info("platform.started", broker=self.address, stations=sorted(self.config.keys), prefix=self.config.prefix)
+
+    def _connect(self) -> mqtt.Client:
+        """A client with a persistent session, connecting in its own network thread."""
+        config = self.config
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=config.client_id,
+            protocol=_PROTOCOLS[config.mqtt_version],
+            clean_session=None if config.mqtt_version == "5" else False,
+            manual_ack=True,
+        )
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        if config.mqtt_version == "5":
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = config.session_expiry_s
+            client.connect_async(config.host, config.port, config.keepalive_s, clean_start=False, properties=properties)
+        else:
+            client.connect_async(config.host, config.port, config.keepalive_s)
+        client.loop_start()
+        return client
+
+    def stop(self) -> None:
+        """Disconnect (the session stays on the broker) and close the store; safe to call twice."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.disconnect()
+            client.loop_stop()
+        with self._lock:
+            store, self._store = self._store, None
+            if store is not None:
+                self._last_report = self._report(store)
+                store.close()
+        if store is not None:
+            log.info("platform.stopped", broker=self.address)
+
+    def report(self) -> PlatformReport:
+        """The report now (or as it stood at the last stop); safe from any thread."""
+        with self._lock:
+            if self._store is not None:
+                return self._report(self._store)
+            if self._last_report is not None:
+                return self._last_report
+        raise ReceiverError("the receiver has never run, so there is nothing to report; start() it first")
+
+    def _report(self, store: Store) -> PlatformReport:
+        stations = tuple(store.station_report(station) for station in self.config.keys)
+        return PlatformReport(stations, store.unknown_stations())
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags, reason: ReasonCode, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("platform.connect_refused", broker=self.address, reason=str(reason))
+            self._refusal = f"connection refused ({reason})"
+            self._settled.set()
+            return
+        log.info("platform.connected", broker=self.address, session_present=flags.session_present)
+        client.subscribe([(topic, _QOS) for topic in self._topics.subscriptions()])
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode], properties: Any
+    ) -> None:
+        refused = [str(reason) for reason in reasons if reason.is_failure]
+        if refused:
+            log.error("platform.subscribe_refused", broker=self.address, reasons=refused)
+            self._refusal = f"subscriptions {list(self._topics.subscriptions())} refused ({', '.join(refused)})"
+        self._settled.set()
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags, reason: ReasonCode, properties: Any
+    ) -> None:
+        log.info("platform.disconnected", broker=self.address, reason=str(reason))
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        """Handle, then PUBACK; a message whose handling failed is not acked, so the broker delivers it again."""
+        try:
+            self._handle(client, message.topic, bytes(message.payload))
+        except Exception:
+            log.exception("platform.message_failed", topic=message.topic)
+            return
+        client.ack(message.mid, message.qos)
+
+    def _handle(self, client: mqtt.Client, topic: str, payload: bytes) -> None:
+        store = self._store
+        assert store is not None, "messages arrive only between start() and stop()"
+        parsed = self._topics.parse(topic)
+        if parsed is None:
+            log.warning("platform.foreign_topic", topic=topic, prefix=self.config.prefix)
+            return
+        station, kind = parsed
+        keys = self.config.keys.get(station)
+        if keys is None:
+            with self._lock:
+                store.count_unknown_station(station)
+            log.warning("platform.unknown_station", station=station, topic=topic)
+        elif kind == RECORDS:
+            self._records(client, store, station, verify_message(payload, station, keys))
+        elif kind == STATUS:
+            self._status(store, station, payload)
+
+    def _records(self, client: mqtt.Client, store: Store, station: str, verdict: Verdict) -> None:
+        with self._lock:
+            ingested = store.ingest(station, verdict)
+        _log_verdict(station, verdict, ingested)
+        client.publish(self._topics.ack(station), json.dumps({"upto": ingested.upto}), qos=_QOS, retain=False)
+
+    def _status(self, store: Store, station: str, payload: bytes) -> None:
+        status = verify_status(payload)
+        with self._lock:
+            if isinstance(status, Rejection):
+                store.ingest(station, Verdict(rejections=(status,)))
+            else:
+                store.set_status(station, status)
+        if isinstance(status, Rejection):
+            _log_rejection(station, status)
+        else:
+            log.info("platform.status", station=station, state=status["state"])
+
+
+def _log_rejection(station: str, rejection: Rejection) -> None:
+    log.warning(
+        "platform.rejected", station=station, seq=rejection.seq, reason=rejection.reason.value, detail=rejection.detail
+    )
+
+
+def _log_verdict(station: str, verdict: Verdict, ingested: Ingested) -> None:
+    for rejection in verdict.rejections:
+        _log_rejection(station, rejection)
+    for seq in ingested.forks:
+        log.error("platform.fork", station=station, seq=seq)
+    for seq in ingested.chain_breaks:
+        log.error("platform.chain_break", station=station, seq=seq)
+    log.info(
+        "platform.records",
+        station=station,
+        stored=len(ingested.stored),
+        duplicates=len(ingested.duplicates),
+        upto=ingested.upto,
+    )

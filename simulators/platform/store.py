@@ -1,0 +1,337 @@
+"""The platform's durable memory: every record that passed its own checks, and what the chain says of them.
+
+Records are kept by (station, seq) whatever order they arrive in, because the agent sends live records ahead
+of an old backlog it is still draining. The chain is checked link by link as soon as both ends of a link are
+here, so a hole that fills later is checked then. `upto` only moves forward: it is the highest N such that
+1..N are all stored and every link among them checks, which is exactly what an ack may promise.
+
+A stored record is never replaced. A different record for a stored seq is a fork and is kept aside, so that
+the evidence survives; the same record again is a duplicate and only counted. One message is one
+transaction, committed with `synchronous=FULL`, so an ack sent after `ingest` returns is a promise the disk
+keeps through a power cut.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from simulators.platform.report import StationReport
+from simulators.platform.verify import SignedRecord, Verdict, links
+
+SCHEMA_VERSION: Final = 1
+_SCHEMA: Final = """
+CREATE TABLE stations (
+    station TEXT PRIMARY KEY,
+    upto INTEGER NOT NULL DEFAULT 0,
+    accepted INTEGER NOT NULL DEFAULT 0,
+    duplicates INTEGER NOT NULL DEFAULT 0,
+    status TEXT
+);
+CREATE TABLE records (
+    station TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    prev TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    kid TEXT NOT NULL,
+    sig TEXT NOT NULL,
+    canonical BLOB NOT NULL,
+    PRIMARY KEY (station, seq)
+) WITHOUT ROWID;
+CREATE TABLE forks (
+    station TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    kid TEXT NOT NULL,
+    sig TEXT NOT NULL,
+    canonical BLOB NOT NULL,
+    PRIMARY KEY (station, seq, digest)
+) WITHOUT ROWID;
+CREATE TABLE chain_breaks (
+    station TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (station, seq)
+) WITHOUT ROWID;
+CREATE TABLE rejections (
+    station TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (station, reason)
+) WITHOUT ROWID;
+CREATE TABLE types (
+    station TEXT NOT NULL,
+    type TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (station, type)
+) WITHOUT ROWID;
+CREATE TABLE unknown_stations (
+    station TEXT PRIMARY KEY,
+    count INTEGER NOT NULL
+);
+"""
+
+_GAPS: Final = """
+SELECT seq + 1, next - 1 FROM (
+    SELECT seq, LEAD(seq) OVER (ORDER BY seq) AS next FROM (
+        SELECT ? AS seq UNION ALL SELECT seq FROM records WHERE station = ? AND seq > ?
+    )
+) WHERE next > seq + 1 ORDER BY seq
+"""
+"""Missing ranges above `upto` (there are none below it), as (first, last) pairs."""
+
+
+_CONNECT: Final[dict[str, Any]] = {"isolation_level": None, "check_same_thread": False}
+"""Transactions are explicit (`_transaction`); the owner's lock, not SQLite, keeps threads apart."""
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or is not a platform database; the message says which file and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """What one message did to the store, for logs: which seqs were new, seen, forked or broke the chain."""
+
+    stored: tuple[int, ...]
+    duplicates: tuple[int, ...]
+    forks: tuple[int, ...]
+    chain_breaks: tuple[int, ...]
+    upto: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRow:
+    """A record or a kept-aside fork as it lies in the database: only `canonical` and `sig` are evidence."""
+
+    station: str
+    kid: str
+    sig: str
+    canonical: bytes
+
+
+class Store:
+    """One SQLite file (WAL, synchronous=FULL). Not thread-safe: the owner serialises access."""
+
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        """Open (and, unless read_only, create) the database; refuse a file that is not one of ours."""
+        self.path = str(path)
+        if read_only and not Path(path).is_file():
+            raise StoreError(f"database {self.path!r} does not exist; give the --db file the receiver wrote")
+        try:
+            self._db = (
+                sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, **_CONNECT)
+                if read_only
+                else sqlite3.connect(self.path, **_CONNECT)
+            )
+            version = self._prepare(read_only)
+        except sqlite3.Error as error:
+            raise StoreError(
+                f"cannot use database {self.path!r}: {error}; give a file in a writable directory, "
+                "or the file the platform receiver wrote"
+            ) from error
+        if version != SCHEMA_VERSION:
+            self._db.close()
+            raise StoreError(
+                f"{self.path!r} is not a platform database of schema {SCHEMA_VERSION} (found {version}); "
+                "give the --db file the platform receiver wrote, or a new file"
+            )
+
+    def _prepare(self, read_only: bool) -> int:
+        """The schema version, after creating the schema in a new, empty file."""
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        empty = self._db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None
+        if read_only or not (version == SCHEMA_VERSION or (version == 0 and empty)):
+            return version
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        if empty:
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        return SCHEMA_VERSION
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self, *, write: bool = True) -> Iterator[None]:
+        """One transaction; a read-only one (write=False) is a consistent snapshot that takes no write lock."""
+        self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _station(self, station: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO stations (station) VALUES (?)", (station,))
+
+    def ingest(self, station: str, verdict: Verdict) -> Ingested:
+        """Store what a message brought, count what it did not, move `upto`; all in one transaction."""
+        stored: list[int] = []
+        duplicates: list[int] = []
+        forks: list[int] = []
+        breaks: list[int] = []
+        with self._transaction():
+            self._station(station)
+            for rejection in verdict.rejections:
+                self._db.execute(
+                    "INSERT INTO rejections VALUES (?, ?, 1) ON CONFLICT DO UPDATE SET count = count + 1",
+                    (station, rejection.reason.value),
+                )
+            for record in verdict.accepted:
+                kept = self._db.execute(
+                    "SELECT canonical FROM records WHERE station = ? AND seq = ?", (station, record.seq)
+                ).fetchone()
+                if kept is None:
+                    self._put(station, record)
+                    stored.append(record.seq)
+                    breaks.extend(self._check_links(station, record))
+                elif kept[0] == record.canonical:
+                    duplicates.append(record.seq)
+                else:
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO forks VALUES (?, ?, ?, ?, ?, ?)",
+                        (station, record.seq, record.digest, record.kid, record.sig, record.canonical),
+                    )
+                    forks.append(record.seq)
+            self._db.execute(
+                "UPDATE stations SET accepted = accepted + ?, duplicates = duplicates + ? WHERE station = ?",
+                (len(stored), len(duplicates), station),
+            )
+            upto = self._advance(station)
+        return Ingested(tuple(stored), tuple(duplicates), tuple(forks), tuple(breaks), upto)
+
+    def _put(self, station: str, record: SignedRecord) -> None:
+        self._db.execute(
+            "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (station, record.seq, record.type, record.prev, record.digest, record.kid, record.sig, record.canonical),
+        )
+        self._db.execute(
+            "INSERT INTO types VALUES (?, ?, 1) ON CONFLICT DO UPDATE SET count = count + 1", (station, record.type)
+        )
+
+    def _digest(self, station: str, seq: int) -> str | None:
+        row = self._db.execute("SELECT digest FROM records WHERE station = ? AND seq = ?", (station, seq)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _check_links(self, station: str, record: SignedRecord) -> list[int]:
+        """Check the link into `record` and the link out of it, where the other end is here; return breaks."""
+        breaks: list[int] = []
+        before = self._digest(station, record.seq - 1)
+        if (record.seq == 1 or before is not None) and not links(record.seq, record.prev, before):
+            breaks.append(record.seq)
+        after = self._db.execute(
+            "SELECT prev FROM records WHERE station = ? AND seq = ?", (station, record.seq + 1)
+        ).fetchone()
+        if after is not None and not links(record.seq + 1, str(after[0]), record.digest):
+            breaks.append(record.seq + 1)
+        self._db.executemany("INSERT OR IGNORE INTO chain_breaks VALUES (?, ?)", [(station, seq) for seq in breaks])
+        return breaks
+
+    def _advance(self, station: str) -> int:
+        upto = self.upto(station)
+        rows = self._db.execute(
+            "SELECT r.seq, b.seq IS NOT NULL FROM records r LEFT JOIN chain_breaks b "
+            "ON b.station = r.station AND b.seq = r.seq WHERE r.station = ? AND r.seq > ? ORDER BY r.seq",
+            (station, upto),
+        )
+        start = upto
+        for seq, broken in rows:
+            if seq != upto + 1 or broken:
+                break
+            upto = seq
+        rows.close()
+        if upto != start:
+            self._db.execute("UPDATE stations SET upto = ? WHERE station = ?", (upto, station))
+        return upto
+
+    def upto(self, station: str) -> int:
+        row = self._db.execute("SELECT upto FROM stations WHERE station = ?", (station,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def set_status(self, station: str, status: Mapping[str, object]) -> None:
+        with self._transaction():
+            self._station(station)
+            self._db.execute(
+                "UPDATE stations SET status = ? WHERE station = ?", (json.dumps(status, sort_keys=True), station)
+            )
+
+    def count_unknown_station(self, station: str) -> None:
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO unknown_stations VALUES (?, 1) ON CONFLICT DO UPDATE SET count = count + 1", (station,)
+            )
+
+    def unknown_stations(self) -> dict[str, int]:
+        return {str(station): int(count) for station, count in self._db.execute("SELECT * FROM unknown_stations")}
+
+    def accepted(self, station: str, record_type: str | None = None) -> Iterator[bytes]:
+        """The canonical bytes of a station's accepted records in seq order, optionally of one type only:
+        what a platform application (billing, metering, ecology) reads."""
+        query = "SELECT canonical FROM records WHERE station = ?"
+        parameters: tuple[str, ...] = (station,)
+        if record_type is not None:
+            query += " AND type = ?"
+            parameters += (record_type,)
+        for (canonical,) in self._db.execute(query + " ORDER BY seq", parameters):
+            yield bytes(canonical)
+
+    def rows(self) -> Iterator[StoredRow]:
+        """Every stored record in (station, seq) order, then every kept-aside fork: the evidence, for audits.
+
+        Bytes that someone rewrote as text are handed over as their UTF-8, so that the audit reports them
+        instead of failing on them.
+        """
+        for table in ("records", "forks"):
+            query = f"SELECT station, kid, sig, canonical FROM {table} ORDER BY station, seq"
+            for station, kid, sig, canonical in self._db.execute(query):
+                evidence = canonical if isinstance(canonical, bytes) else str(canonical).encode("utf-8")
+                yield StoredRow(str(station), str(kid), str(sig), evidence)
+
+    def station_report(self, station: str) -> StationReport:
+        """The report of one station, read in one snapshot."""
+        with self._transaction(write=False):
+            return self._station_report(station)
+
+    def _station_report(self, station: str) -> StationReport:
+        def seqs(query: str) -> tuple[int, ...]:
+            return tuple(int(seq) for (seq,) in self._db.execute(query, (station,)))
+
+        def counts(query: str) -> dict[str, int]:
+            return {str(key): int(count) for key, count in self._db.execute(query, (station,))}
+
+        row = self._db.execute(
+            "SELECT upto, accepted, duplicates, status FROM stations WHERE station = ?", (station,)
+        ).fetchone()
+        upto, accepted, duplicates, status = row if row is not None else (0, 0, 0, None)
+        highest = self._db.execute("SELECT MAX(seq) FROM records WHERE station = ?", (station,)).fetchone()[0]
+        gaps = self._db.execute(_GAPS, (upto, station, upto)).fetchall()
+        return StationReport(
+            station=station,
+            accepted=int(accepted),
+            upto=int(upto),
+            highest_seq=int(highest or 0),
+            gaps=tuple((int(first), int(last)) for first, last in gaps),
+            duplicates=int(duplicates),
+            forks=seqs("SELECT DISTINCT seq FROM forks WHERE station = ? ORDER BY seq"),
+            chain_breaks=seqs("SELECT seq FROM chain_breaks WHERE station = ? ORDER BY seq"),
+            rejections=counts("SELECT reason, count FROM rejections WHERE station = ?"),
+            by_type=counts("SELECT type, count FROM types WHERE station = ?"),
+            status=json.loads(status) if status is not None else None,
+        )

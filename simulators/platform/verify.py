@@ -1,0 +1,354 @@
+"""Verification of what a station sends, without I/O: bytes and the topic's station in, a verdict out.
+
+Theory of operation: a records message is first checked as a whole (strict JSON, its shape, a kid known for
+the station, seqs ascending and contiguous); if any of that fails, nothing in it is taken. Then each record is
+checked on its own (exact keys, field formats, no floats in the body, canonical form, signature); the ones that
+pass are accepted and each one that fails is rejected with a single reason, without stopping the others.
+Whether a record fits the chain is not decided here: that depends on what arrived before, which is the
+store's business (`links`, below, is the rule it applies).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final, TypeGuard
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from simulators.platform.contract import CONTRACT_VERSION, GENESIS_PREV, RECORD_KEYS, STATUS_STATES
+
+
+class Reason(StrEnum):
+    """Why something a station sent was not taken. The values appear in reports and logs."""
+
+    NOT_JSON = "not_json"
+    MESSAGE_SHAPE = "message_shape"
+    UNKNOWN_KID = "unknown_kid"
+    SEQ_INVALID = "seq_invalid"
+    SEQ_NOT_CONTIGUOUS = "seq_not_contiguous"
+    RECORD_KEYS = "record_keys"
+    VERSION = "version"
+    STATION_MISMATCH = "station_mismatch"
+    TS_FORMAT = "ts_format"
+    TYPE_INVALID = "type_invalid"
+    BODY_NOT_OBJECT = "body_not_object"
+    FLOAT_IN_BODY = "float_in_body"
+    PREV_FORMAT = "prev_format"
+    NOT_CANONICAL = "not_canonical"
+    SIG_FORMAT = "sig_format"
+    BAD_SIGNATURE = "bad_signature"
+    STATUS_INVALID = "status_invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One thing not taken: a whole message (seq None) or one record of it."""
+
+    reason: Reason
+    seq: int | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRecord:
+    """A record that passed every check it can pass on its own, with what the chain and the store need."""
+
+    seq: int
+    type: str
+    prev: str
+    digest: str
+    canonical: bytes
+    sig: str
+    kid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What became of one records message."""
+
+    accepted: tuple[SignedRecord, ...] = ()
+    rejections: tuple[Rejection, ...] = ()
+
+
+_TS: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.[0-9]{3}Z")
+_HEX64: Final = re.compile(r"[0-9a-f]{64}")
+_SIG: Final = re.compile(r"[A-Za-z0-9+/]{86}==")
+_LEAP_SECOND: Final = 60
+
+
+def canonical_bytes(record: Mapping[str, Any]) -> bytes:
+    """RFC 8785 (JSON Canonicalization Scheme) bytes; raises rfc8785.CanonicalizationError if there are none."""
+    return bytes(rfc8785.dumps(record))
+
+
+def digest(canonical: bytes) -> str:
+    """Lowercase hex SHA-256: what the next record's `prev` must be."""
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def links(seq: int, prev: str, digest_before: str | None) -> bool:
+    """Whether record `seq` with `prev` follows the record before it (None: not known, so not checkable).
+
+    Record 1 follows nothing and must carry 64 zeros, so its link is always checkable.
+    """
+    if seq == 1:
+        return prev == GENESIS_PREV
+    return digest_before is not None and prev == digest_before
+
+
+def parse_json(data: bytes) -> object:
+    """Strict JSON: UTF-8, no duplicate keys, no NaN or Infinity. Raises ValueError saying what is wrong."""
+    try:
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except RecursionError as error:
+        raise ValueError("nested too deeply") from error
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    result: dict[str, object] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _is_seq(value: object) -> TypeGuard[int]:
+    return type(value) is int and value >= 1
+
+
+def _keys_problem(record: Mapping[str, object], station: str) -> str | None:
+    if record.keys() == RECORD_KEYS:
+        return None
+    missing, extra = sorted(RECORD_KEYS - record.keys()), sorted(record.keys() - RECORD_KEYS)
+    return f"record keys must be exactly {sorted(RECORD_KEYS)}; missing {missing}, extra {extra}"
+
+
+def _version_problem(record: Mapping[str, object], station: str) -> str | None:
+    v = record["v"]
+    if type(v) is int and v == CONTRACT_VERSION:
+        return None
+    return f"v is {v!r}, this receiver knows contract version {CONTRACT_VERSION} only"
+
+
+def _station_problem(record: Mapping[str, object], station: str) -> str | None:
+    if record["station"] == station:
+        return None
+    return f"station is {record['station']!r} but the record came on the topic of station {station!r}"
+
+
+def _seq_problem(record: Mapping[str, object], station: str) -> str | None:
+    if _is_seq(record["seq"]):
+        return None
+    return f"seq is {record['seq']!r}, want a positive integer"
+
+
+def _is_utc_ms_time(ts: str) -> bool:
+    """RFC 3339 UTC with milliseconds, naming a time that exists (second 60 allowed for a leap second)."""
+    match = _TS.fullmatch(ts)
+    if match is None:
+        return False
+    year, month, day, hour, minute, second = (int(part) for part in match.groups())
+    if second > _LEAP_SECOND:
+        return False
+    try:
+        datetime(year, month, day, hour, minute, min(second, _LEAP_SECOND - 1))
+    except ValueError:
+        return False
+    return True
+
+
+def _ts_problem(record: Mapping[str, object], station: str) -> str | None:
+    ts = record["ts"]
+    if isinstance(ts, str) and _is_utc_ms_time(ts):
+        return None
+    return f"ts is {ts!r}, want a real RFC 3339 UTC time with milliseconds, e.g. 2026-11-27T08:15:02.113Z"
+
+
+def _type_problem(record: Mapping[str, object], station: str) -> str | None:
+    if isinstance(record["type"], str) and record["type"]:
+        return None
+    return f"type is {record['type']!r}, want a non-empty string"
+
+
+def _body_problem(record: Mapping[str, object], station: str) -> str | None:
+    if isinstance(record["body"], dict):
+        return None
+    return f"body is {type(record['body']).__name__}, want an object"
+
+
+def _float_problem(record: Mapping[str, object], station: str) -> str | None:
+    stack: list[tuple[str, object]] = [("body", record["body"])]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float):
+            return f"{path} is {value!r}: quantities are integers in small units (mL, fen, 0.01 °C), never floats"
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{key}", item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+    return None
+
+
+def _prev_problem(record: Mapping[str, object], station: str) -> str | None:
+    prev = record["prev"]
+    if isinstance(prev, str) and _HEX64.fullmatch(prev):
+        return None
+    return f"prev is {prev!r}, want 64 lowercase hex digits"
+
+
+_RECORD_CHECKS: Final[tuple[tuple[Reason, Callable[[Mapping[str, object], str], str | None]], ...]] = (
+    (Reason.RECORD_KEYS, _keys_problem),
+    (Reason.VERSION, _version_problem),
+    (Reason.STATION_MISMATCH, _station_problem),
+    (Reason.SEQ_INVALID, _seq_problem),
+    (Reason.TS_FORMAT, _ts_problem),
+    (Reason.TYPE_INVALID, _type_problem),
+    (Reason.BODY_NOT_OBJECT, _body_problem),
+    (Reason.FLOAT_IN_BODY, _float_problem),
+    (Reason.PREV_FORMAT, _prev_problem),
+)
+"""The record's own checks, in order; the first that finds a problem names the reason. Order matters only in
+that each check may rely on the ones above it (all keys present before any field is read)."""
+
+
+def decode_signature(sig: object) -> bytes | None:
+    """The 64 signature bytes of standard padded base64 text, or None if `sig` is not exactly that.
+
+    The pattern admits only 88 characters of the standard alphabet ending in "==", which always decode to 64
+    bytes; re-encoding then refuses the spellings whose unused low bits are not zero, so that each signature
+    has one text.
+    """
+    if not isinstance(sig, str) or not _SIG.fullmatch(sig):
+        return None
+    raw = base64.b64decode(sig)
+    return raw if base64.b64encode(raw).decode("ascii") == sig else None
+
+
+def verify_record(
+    record: Mapping[str, object], sig: object, station: str, kid: str, key: Ed25519PublicKey
+) -> SignedRecord | Rejection:
+    """Every check one record can pass on its own: fields, canonical form, signature by `key`."""
+    seq = record.get("seq")
+    named_seq = seq if _is_seq(seq) else None
+    for reason, problem_of in _RECORD_CHECKS:
+        problem = problem_of(record, station)
+        if problem is not None:
+            return Rejection(reason, named_seq, problem)
+    assert named_seq is not None, "the seq check above let a bad seq through"
+    try:
+        canonical = canonical_bytes(record)
+    except rfc8785.CanonicalizationError as error:
+        return Rejection(Reason.NOT_CANONICAL, named_seq, f"record has no RFC 8785 form: {error}")
+    signature = decode_signature(sig)
+    if signature is None:
+        return Rejection(Reason.SIG_FORMAT, named_seq, f"sig is {sig!r}, want 64 bytes in standard base64 with padding")
+    try:
+        key.verify(signature, canonical)
+    except InvalidSignature:
+        return Rejection(
+            Reason.BAD_SIGNATURE, named_seq, f"signature does not verify with key {kid} over the canonical bytes"
+        )
+    return SignedRecord(
+        seq=named_seq,
+        type=str(record["type"]),
+        prev=str(record["prev"]),
+        digest=digest(canonical),
+        canonical=canonical,
+        sig=str(sig),
+        kid=kid,
+    )
+
+
+def _items(message: object) -> tuple[str, list[tuple[dict[str, object], object]]] | str:
+    """(kid, [(record, sig), ...]) of a records message, or what is wrong with its shape."""
+    if not isinstance(message, dict) or message.keys() != {"kid", "records"}:
+        return 'want an object with exactly the keys "kid" and "records"'
+    kid, items = message["kid"], message["records"]
+    if not isinstance(kid, str):
+        return f"kid is {kid!r}, want a string"
+    if not isinstance(items, list) or not items:
+        return "records must be a non-empty list"
+    pairs: list[tuple[dict[str, object], object]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or item.keys() != {"record", "sig"}:
+            return f'records[{index}] must be an object with exactly the keys "record" and "sig"'
+        if not isinstance(item["record"], dict):
+            return f"records[{index}].record must be an object"
+        pairs.append((item["record"], item["sig"]))
+    return kid, pairs
+
+
+def _whole(reason: Reason, detail: str) -> Verdict:
+    return Verdict(rejections=(Rejection(reason, None, detail),))
+
+
+def verify_message(payload: bytes, station: str, keys: Mapping[str, Ed25519PublicKey]) -> Verdict:
+    """Check one `{prefix}/{station}/records` payload against `keys` (kid -> key of that station)."""
+    try:
+        message = parse_json(payload)
+    except ValueError as error:
+        return _whole(Reason.NOT_JSON, f"payload is not strict UTF-8 JSON: {error}")
+    shape = _items(message)
+    if isinstance(shape, str):
+        return _whole(Reason.MESSAGE_SHAPE, shape)
+    kid, pairs = shape
+    key = keys.get(kid)
+    if key is None:
+        return _whole(Reason.UNKNOWN_KID, f"kid {kid!r} is not a key of station {station!r}; known: {sorted(keys)}")
+    seqs = [record.get("seq") for record, _ in pairs]
+    numbers = [seq for seq in seqs if _is_seq(seq)]
+    if len(numbers) != len(seqs):
+        return _whole(Reason.SEQ_INVALID, f"seqs are {seqs!r}, want positive integers")
+    if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+        return _whole(Reason.SEQ_NOT_CONTIGUOUS, f"seqs are {seqs!r}, want ascending by one")
+    outcomes = [verify_record(record, sig, station, kid, key) for record, sig in pairs]
+    return Verdict(
+        accepted=tuple(outcome for outcome in outcomes if isinstance(outcome, SignedRecord)),
+        rejections=tuple(outcome for outcome in outcomes if isinstance(outcome, Rejection)),
+    )
+
+
+def verify_stored(
+    canonical: bytes, sig: str, kid: str, station: str, keys: Mapping[str, Ed25519PublicKey]
+) -> SignedRecord | Rejection:
+    """Check a record as kept by the store, trusting nothing the store says about it but its bytes."""
+    key = keys.get(kid)
+    if key is None:
+        return Rejection(Reason.UNKNOWN_KID, None, f"kid {kid!r} is not a key of station {station!r}")
+    try:
+        record = parse_json(canonical)
+    except ValueError as error:
+        return Rejection(Reason.NOT_JSON, None, f"stored bytes are not strict UTF-8 JSON: {error}")
+    if not isinstance(record, dict):
+        return Rejection(Reason.MESSAGE_SHAPE, None, "stored bytes are not a JSON object")
+    outcome = verify_record(record, sig, station, kid, key)
+    if isinstance(outcome, SignedRecord) and outcome.canonical != canonical:
+        return Rejection(Reason.NOT_CANONICAL, outcome.seq, "stored bytes are not the record's RFC 8785 form")
+    return outcome
+
+
+def verify_status(payload: bytes) -> dict[str, object] | Rejection:
+    """A `{prefix}/{station}/status` payload: an object whose "state" is "online" or "offline"."""
+    try:
+        status = parse_json(payload)
+    except ValueError as error:
+        return Rejection(Reason.STATUS_INVALID, None, f"status is not strict UTF-8 JSON: {error}")
+    if not isinstance(status, dict) or status.get("state") not in STATUS_STATES:
+        return Rejection(
+            Reason.STATUS_INVALID, None, f'status is {payload[:200]!r}, want {{"state": "online" | "offline", ...}}'
+        )
+    return status

@@ -1,0 +1,305 @@
+"""The receiver over a real Mosquitto: verify, store, then ack; persistent session across restarts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_platform_signer import ZEROS, StationClient, TinySigner, canonical, sha256_hex
+
+from simulators.broker import MosquittoBroker, free_loopback_port
+from simulators.platform.audit import audit
+from simulators.platform.keys import StationKey, keyring
+from simulators.platform.receiver import PlatformReceiver, ReceiverConfig, ReceiverError
+
+STATION = "ST-0001"
+
+
+@pytest.fixture
+def signer() -> TinySigner:
+    return TinySigner(STATION)
+
+
+@pytest.fixture
+def config(broker: MosquittoBroker, tmp_path: Path, signer: TinySigner) -> ReceiverConfig:
+    """A receiver of its own on the shared broker: its own topic prefix and its own session."""
+    tag = uuid.uuid4().hex[:8]
+    return ReceiverConfig(
+        host=broker.host,
+        port=broker.port,
+        db_path=tmp_path / "platform.sqlite",
+        keys=keyring([StationKey(STATION, signer.key.public_key())]),
+        prefix=f"t{tag}/v1",
+        client_id=f"platform-{tag}",
+    )
+
+
+@pytest.fixture
+def receiver(config: ReceiverConfig) -> Iterator[PlatformReceiver]:
+    with PlatformReceiver(config) as running:
+        yield running
+
+
+@pytest.fixture
+def station(broker: MosquittoBroker, config: ReceiverConfig) -> Iterator[StationClient]:
+    client = StationClient(broker, config.prefix, STATION)
+    yield client
+    client.close()
+
+
+def send_all(station: StationClient, signer: TinySigner, messages: list[list[dict[str, Any]]]) -> list[int]:
+    """Publish each list of records as one message; the upto of every ack, once all have come."""
+    before = len(station.acks)
+    for records in messages:
+        station.publish("records", signer.message(records))
+    return [ack["upto"] for ack in station.wait_acks(before + len(messages))[before:]]
+
+
+def test_valid_chain_is_stored_and_acked(
+    receiver: PlatformReceiver, station: StationClient, signer: TinySigner
+) -> None:
+    """Every message of a valid chain is acked with the seq it completes."""
+    chain = signer.chain(7)
+    assert send_all(station, signer, [chain[:3], chain[3:4], chain[4:]]) == [3, 4, 7]
+    report = receiver.report().station(STATION)
+    assert (report.accepted, report.upto, report.by_type, report.ok) == (7, 7, {"heartbeat": 7}, True)
+    assert receiver.report().ok
+
+
+def test_ack_is_exactly_upto_json(receiver: PlatformReceiver, station: StationClient, signer: TinySigner) -> None:
+    """The ack payload is the contract's `{"upto": N}` and nothing else."""
+    send_all(station, signer, [signer.chain(1)])
+    assert station.acks == [{"upto": 1}]
+
+
+def test_live_ahead_of_backlog_ends_fully_acked(
+    receiver: PlatformReceiver, station: StationClient, signer: TinySigner
+) -> None:
+    """Live records sent before the old backlog are kept; the ack jumps once the backlog fills the hole."""
+    chain = signer.chain(20)
+    acks = send_all(station, signer, [chain[15:18], chain[18:], chain[:5], chain[5:10], chain[10:15]])
+    assert acks == [0, 0, 5, 10, 20]
+    report = receiver.report().station(STATION)
+    assert (report.upto, report.gaps, report.ok) == (20, (), True)
+
+
+def test_gap_is_reported_and_not_acked_past(
+    receiver: PlatformReceiver, station: StationClient, signer: TinySigner
+) -> None:
+    """A missing record holds the ack below it and shows as a missing range."""
+    chain = signer.chain(8)
+    assert send_all(station, signer, [chain[:3], chain[5:]]) == [3, 3]
+    report = receiver.report().station(STATION).to_json()
+    assert (report["upto"], report["highest_seq"], report["gaps"], report["ok"]) == (3, 8, [[4, 5]], False)
+
+
+def test_resend_is_counted_as_duplicate_and_acked_again(
+    receiver: PlatformReceiver, station: StationClient, signer: TinySigner
+) -> None:
+    """An agent that re-sends learns where the platform is: duplicates are acked too."""
+    chain = signer.chain(4)
+    assert send_all(station, signer, [chain, chain[2:]]) == [4, 4]
+    report = receiver.report().station(STATION)
+    assert (report.duplicates, report.accepted, report.ok) == (2, 4, True)
+
+
+def test_fork_is_reported_and_the_stored_record_kept(
+    receiver: PlatformReceiver, station: StationClient, signer: TinySigner, config: ReceiverConfig
+) -> None:
+    """A second, different record for seq 2 is a fork; the first record of seq 2 is what stays stored."""
+    chain = signer.chain(3)
+    forked = signer.record(2, chain[1]["prev"], body={"n": -2})
+    assert send_all(station, signer, [chain, [forked]]) == [3, 3]
+    receiver.stop()
+    report = audit(config.db_path, config.keys).station(STATION)
+    assert (report.forks, report.accepted, report.upto, report.ok) == ((2,), 3, 3, False)
+
+
+def test_broken_prev_is_a_chain_break(receiver: PlatformReceiver, station: StationClient, signer: TinySigner) -> None:
+    """A validly signed record whose prev is not the hash of the one before is a chain break at its seq."""
+    chain = signer.chain(2)
+    chain.append(signer.record(3, "00" * 31 + "01"))
+    assert send_all(station, signer, [chain]) == [2]
+    report = receiver.report().station(STATION)
+    assert (report.chain_breaks, report.upto, report.ok) == ((3,), 2, False)
+
+
+def test_bad_messages_are_rejected_for_their_reasons_and_still_acked(
+    receiver: PlatformReceiver, station: StationClient, signer: TinySigner
+) -> None:
+    """Each kind of bad input lands in its own count, and every records message still gets an ack."""
+    chain = signer.chain(3)
+    stranger = TinySigner(STATION)
+    tampered = signer.item(chain[0])
+    tampered["record"] = chain[0] | {"ts": "2026-11-27T08:00:00.000Z"}
+    payloads = [
+        b"{not json",
+        b'{"records": []}',
+        stranger.message(chain),
+        json.dumps({"kid": signer.kid, "records": [tampered]}).encode(),
+        signer.message([chain[0] | {"extra": True}]),
+        signer.message([signer.record(1, ZEROS, body={"volume_ml": 1.5})]),
+        signer.message([chain[0], chain[2]]),
+    ]
+    for payload in payloads:
+        station.publish("records", payload)
+    assert [ack["upto"] for ack in station.wait_acks(len(payloads))] == [0] * len(payloads)
+    report = receiver.report().station(STATION).to_json()
+    assert {key: report[key] for key in ("malformed", "unknown_kid", "bad_signatures", "accepted")} == {
+        "malformed": 2,
+        "unknown_kid": 1,
+        "bad_signatures": 1,
+        "accepted": 0,
+    }
+    assert report["contract_violations"] == {"float_in_body": 1, "record_keys": 1, "seq_not_contiguous": 1}
+    assert report["ok"] is False
+
+
+def test_status_is_kept_and_unknown_stations_counted(
+    broker: MosquittoBroker,
+    receiver: PlatformReceiver,
+    station: StationClient,
+    signer: TinySigner,
+    config: ReceiverConfig,
+) -> None:
+    """The last status payload is kept; another station's traffic is counted, ignored and never acked."""
+    other = StationClient(broker, config.prefix, "ST-9999")
+    try:
+        station.publish("status", b'{"state": "online", "agent": "0.1.0"}', retain=True)
+        other.publish("records", signer.message(signer.chain(1)))
+        send_all(station, signer, [signer.chain(1)])
+        assert other.acks == []
+    finally:
+        other.close()
+    report = receiver.report()
+    assert report.unknown_stations == {"ST-9999": 1}
+    assert report.station(STATION).status == {"state": "online", "agent": "0.1.0"}
+    assert report.ok
+
+
+@pytest.mark.parametrize("mqtt_version", ["5", "3.1.1"])
+def test_restart_keeps_state_and_gets_what_was_sent_while_down(
+    config: ReceiverConfig, station: StationClient, signer: TinySigner, mqtt_version: str
+) -> None:
+    """The session is persistent: messages published while the receiver was stopped arrive after start."""
+    config = dataclasses.replace(config, mqtt_version=mqtt_version)
+    chain = signer.chain(9)
+    receiver = PlatformReceiver(config)
+    with receiver:
+        assert send_all(station, signer, [chain[:3]]) == [3]
+    assert receiver.report().station(STATION).upto == 3
+    for part in (chain[3:6], chain[6:]):
+        station.publish("records", signer.message(part))
+    with receiver:
+        assert [ack["upto"] for ack in station.wait_acks(3)] == [3, 6, 9]
+        report = receiver.report().station(STATION)
+    assert (report.accepted, report.upto, report.ok) == (9, 9, True)
+
+
+def test_report_is_safe_to_read_while_messages_flow(
+    receiver: PlatformReceiver, station: StationClient, signer: TinySigner
+) -> None:
+    """report() from other threads while the network thread stores records never fails or sees half a message."""
+    chain = signer.chain(60)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        seen = [0]
+        try:
+            while not done.is_set():
+                report = receiver.report().station(STATION)
+                assert report.upto == report.accepted >= seen[-1], (report, seen[-1])
+                seen.append(report.upto)
+        except BaseException as error:
+            errors.append(error)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    send_all(station, signer, [chain[k : k + 3] for k in range(0, 60, 3)])
+    done.set()
+    for reader in readers:
+        reader.join(timeout=5)
+    assert errors == []
+    assert receiver.report().station(STATION).upto == 60
+
+
+def test_start_without_a_broker_fails_with_the_address(tmp_path: Path, signer: TinySigner) -> None:
+    """No broker: start() gives up after the timeout and says where it looked and what to do."""
+    port = free_loopback_port()
+    config = ReceiverConfig(
+        host="127.0.0.1",
+        port=port,
+        db_path=tmp_path / "p.sqlite",
+        keys=keyring([StationKey(STATION, signer.key.public_key())]),
+        connect_timeout_s=0.5,
+    )
+    with pytest.raises(ReceiverError, match=f"no MQTT broker answered at 127.0.0.1:{port} within 0.5 s; start"):
+        PlatformReceiver(config).start()
+
+
+def test_start_fails_fast_when_the_broker_refuses(tmp_path: Path, signer: TinySigner) -> None:
+    """A broker that answers CONNECT with "not authorised" makes start() fail at once, quoting the refusal."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(5)
+
+        def refuse() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(1024)
+                connection.sendall(bytes([0x20, 0x02, 0x00, 0x05]))
+                connection.recv(1024)
+
+        thread = threading.Thread(target=refuse)
+        thread.start()
+        config = ReceiverConfig(
+            host="127.0.0.1",
+            port=server.getsockname()[1],
+            db_path=tmp_path / "p.sqlite",
+            keys=keyring([StationKey(STATION, signer.key.public_key())]),
+            mqtt_version="3.1.1",
+        )
+        started = time.monotonic()
+        with pytest.raises(ReceiverError, match=r"refused: connection refused \(Not authorized\); check its access"):
+            PlatformReceiver(config).start()
+        assert time.monotonic() - started < 3
+        thread.join(timeout=5)
+
+
+def test_config_without_a_client_id_is_refused(config: ReceiverConfig) -> None:
+    """A persistent session needs a name."""
+    with pytest.raises(ValueError, match="client_id is empty"):
+        dataclasses.replace(config, client_id="")
+
+
+def test_report_before_any_start_is_refused(config: ReceiverConfig) -> None:
+    """There is nothing to report before the first start."""
+    with pytest.raises(ReceiverError, match="has never run"):
+        PlatformReceiver(config).report()
+
+
+def test_hand_built_record_is_acked_over_mqtt(
+    receiver: PlatformReceiver, station: StationClient, signer: TinySigner
+) -> None:
+    """A record built field by field here, not by the chain helper, verifies end to end."""
+    record = {
+        "v": 1,
+        "station": STATION,
+        "seq": 1,
+        "ts": "2026-11-27T08:15:02.113Z",
+        "type": "transaction",
+        "body": {"volume_ml": 40125, "amount_fen": 30094, "price_fen_per_l": 750},
+        "prev": ZEROS,
+    }
+    second = signer.record(2, sha256_hex(canonical(record)))
+    assert send_all(station, signer, [[record, second]]) == [2]
+    assert receiver.report().station(STATION).by_type == {"transaction": 1, "heartbeat": 1}
