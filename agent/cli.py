@@ -1,0 +1,155 @@
+"""`station-agent`: run the agent, and the tools an installer uses around it.
+
+Exit codes: 0 all well; 1 the agent failed while running; 2 something to fix in the config, key or profiles
+(the message says what).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent.config import ConfigError, LoadedConfig, load_config, summary
+from agent.daemon import Agent, StartupError, agent_version, build_drivers
+from agent.demo import run_demo
+from agent.ledger.keys import KeyFileError, generate_key_file
+from agent.ledger.outbox import OutboxError
+from agent.logs import configure as configure_logs
+from drivers.profiles import ProfileError, load_profile
+
+EXIT_OK, EXIT_FAILED, EXIT_FIX_INPUT = 0, 1, 2
+DEFAULT_CONFIG = Path("/etc/station-agent/agent.toml")
+DEFAULT_KEY = Path("/var/lib/station-agent/keys/device.key")
+
+
+def _fail(message: str, code: int = EXIT_FIX_INPUT) -> int:
+    print(f"station-agent: {message}", file=sys.stderr)
+    return code
+
+
+def _load(path: Path) -> LoadedConfig | int:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        return _fail(str(exc))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    if isinstance(loaded, int):
+        return loaded
+    configure_logs(loaded.config.logging.level, loaded.config.logging.format)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        Agent(loaded).run(stop)
+    except StartupError as exc:
+        return _fail(str(exc))
+    except OutboxError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    return EXIT_OK
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    if isinstance(loaded, int):
+        return loaded
+    try:
+        build_drivers(loaded.config)
+    except StartupError as exc:
+        return _fail(f"{loaded.source}: device profiles:\n{exc}")
+    print(summary(loaded))
+    return EXIT_OK
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    path: Path = args.path
+    if args.config is not None:
+        loaded = _load(args.config)
+        if isinstance(loaded, int):
+            return loaded
+        path = loaded.config.keys.device_key
+    try:
+        key = generate_key_file(path)
+    except (KeyFileError, OSError) as exc:
+        return _fail(str(exc))
+    if args.public_out is not None:
+        args.public_out.write_text(key.public_pem())
+    print(key.public_pem(), end="")
+    print(f"kid: {key.kid}")
+    print(f"private key: {path} (mode 0600; keep it on this box)")
+    return EXIT_OK
+
+
+def cmd_profile_check(args: argparse.Namespace) -> int:
+    try:
+        profile = load_profile(args.file)
+    except ProfileError as exc:
+        return _fail(str(exc))
+    requests = profile.plan_reads(range(1, profile.max_nozzles + 1))
+    points = len(profile.document.points)
+    print(f"{profile.name}: a {profile.kind} with up to {profile.max_nozzles} nozzles, {points} points")
+    print(
+        f"a poll of all nozzles takes {len(requests)} request(s): "
+        + ", ".join(f"fc{r.function} @0x{r.address:04X} x{r.count}" for r in requests)
+    )
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return run_demo(args.seconds, args.workdir, args.broker)
+
+
+def cmd_version(_args: argparse.Namespace) -> int:
+    print(agent_version())
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="station-agent", description="Fuel-station supervision agent.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the agent (what the systemd unit starts)")
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+    run.set_defaults(handler=cmd_run)
+
+    check = commands.add_parser("check-config", help="validate a config file and summarise the station")
+    check.add_argument("config", type=Path, nargs="?", default=DEFAULT_CONFIG)
+    check.set_defaults(handler=cmd_check_config)
+
+    keygen = commands.add_parser("keygen", help="make the device's signing key (never overwrites one)")
+    keygen.add_argument("path", type=Path, nargs="?", default=DEFAULT_KEY, help=f"key file (default {DEFAULT_KEY})")
+    keygen.add_argument("--config", type=Path, help="take the key path from this config instead")
+    keygen.add_argument("--public-out", type=Path, help="also write the public key (PEM) to this file")
+    keygen.set_defaults(handler=cmd_keygen)
+
+    profile = commands.add_parser("profile", help="device profiles")
+    profile_commands = profile.add_subparsers(dest="profile_command", required=True, metavar="COMMAND")
+    profile_check = profile_commands.add_parser("check", help="validate a profile file")
+    profile_check.add_argument("file", type=Path)
+    profile_check.set_defaults(handler=cmd_profile_check)
+
+    demo = commands.add_parser("demo", help="a whole simulated station, broker and platform, end to end")
+    demo.add_argument("--seconds", type=float, default=60.0, help="how long to run (default 60)")
+    demo.add_argument("--workdir", type=Path, default=Path("demo-run"), help="where to put its files")
+    demo.add_argument("--broker", help="use this MQTT broker (HOST:PORT) instead of starting one")
+    demo.set_defaults(handler=cmd_demo)
+
+    ver = commands.add_parser("version", help="print the version")
+    ver.set_defaults(handler=cmd_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The agent as a whole: builds every part from the config, runs them, and stops them in the right order.
+
+Start-up order follows the data backwards (outbox, recorder, uplink, station, pollers) so that nothing produces
+before its consumer is ready; stop-up order follows it forwards, so that the last readings become records,
+the records reach the outbox, and the uplink gets a last chance to deliver them before the box says offline.
+The `running` mark in the outbox is what lets the next start tell a clean stop from a power cut.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+import structlog
+
+from agent.clock import Clock, SystemClock
+from agent.config import AgentConfig, LoadedConfig, RtuLineSection
+from agent.field.poller import LinePoller, PolledDevice
+from agent.ledger.keys import DeviceKey, KeyFileError, load_key_file
+from agent.ledger.outbox import Outbox
+from agent.ledger.recorder import Recorder
+from agent.lifecycle import PreviousRun, startup_intents
+from agent.records import format_ts
+from agent.station.station import Station
+from agent.station.transactions import NozzleBinding
+from agent.station_loop import HeartbeatFacts, StationLoop
+from agent.status import AgentStatus, assess, write_status
+from agent.uplink.session import Uplink
+from drivers.modbus.master import ModbusMaster, SerialRtuMaster, TcpMaster
+from drivers.profiles import Profile, ProfileError, find_profile, shipped_profile_dirs
+from drivers.pump_controller import PumpControllerDriver
+
+log = structlog.get_logger("agent")
+
+
+def agent_version() -> str:
+    try:
+        return version("station-agent")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+class StartupError(Exception):
+    """The agent cannot start; the message says what to fix."""
+
+
+def build_drivers(config: AgentConfig) -> dict[str, PumpControllerDriver]:
+    """A driver per device, from its profile and the nozzles wired to it; every problem at once."""
+    directories = [*config.profile_dirs, *shipped_profile_dirs()]
+    profiles: dict[str, Profile] = {}
+    problems: list[str] = []
+    for name in sorted({device.profile for _, device in config.devices()}):
+        try:
+            profiles[name] = find_profile(name, directories)
+        except ProfileError as exc:
+            problems.append(str(exc))
+    drivers: dict[str, PumpControllerDriver] = {}
+    for line, device in config.devices():
+        if device.profile not in profiles:
+            continue
+        nozzles = [n.controller_nozzle for _, n in config.nozzles() if n.controller == device.name]
+        try:
+            drivers[device.name] = PumpControllerDriver(profiles[device.profile], nozzles)
+        except ProfileError as exc:
+            problems.append(f"line {line.name}, device {device.name}: {exc}")
+    if problems:
+        raise StartupError("\n".join(problems))
+    return drivers
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    outbox: Outbox
+    recorder: Recorder
+    uplink: Uplink
+    station: StationLoop
+    pollers: tuple[LinePoller, ...]
+
+
+class Agent:
+    def __init__(self, loaded: LoadedConfig, clock: Clock | None = None) -> None:
+        self.loaded = loaded
+        self.config = loaded.config
+        self.clock = clock or SystemClock()
+        self.version = agent_version()
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until `stop` is set; raises StartupError if the agent cannot start."""
+        key = self._load_key()
+        drivers = build_drivers(self.config)
+        outbox = Outbox(self.config.outbox.path, self.config.outbox.max_bytes)
+        parts = self._build(outbox, key, drivers)
+        self._start(parts, key)
+        try:
+            while not stop.wait(self.config.status.interval_s):
+                self._publish_status(parts)
+        finally:
+            self._stop(parts, "stopped")
+
+    def _load_key(self) -> DeviceKey:
+        try:
+            return load_key_file(self.config.keys.device_key)
+        except KeyFileError as exc:
+            raise StartupError(str(exc)) from exc
+
+    def _build(self, outbox: Outbox, key: DeviceKey, drivers: dict[str, PumpControllerDriver]) -> _Parts:
+        config = self.config
+        recorder = Recorder(outbox, config.station.id, key, config.outbox, self.clock)
+        uplink = Uplink(
+            config.uplink,
+            config.station.id,
+            outbox.path,
+            self.clock,
+            on_acked=recorder.note_acked,
+            acked_upto=recorder.status().acked_upto,
+            head_seq=recorder.head.seq,
+            birth_fields=lambda: {"kid": key.kid, "version": self.version, "head_seq": recorder.head.seq},
+        )
+        recorder.on_commit = uplink.notify
+        bindings = [
+            NozzleBinding(n.id, d.id, n.grade, n.tank, n.controller, n.controller_nozzle) for d, n in config.nozzles()
+        ]
+        station = StationLoop(
+            Station(bindings, outbox.cursors()),
+            recorder.submit,
+            self.clock,
+            heartbeat_interval_s=config.heartbeat.interval_s,
+            jump_threshold_ms=int(config.clock.jump_threshold_s * 1000),
+            facts=lambda: self._heartbeat_facts(pollers, recorder, uplink),
+        )
+        pollers: list[LinePoller] = []
+        for line in config.lines:
+            devices = [
+                PolledDevice(device.name, device.unit, device.poll_interval_ms / 1000, drivers[device.name])
+                for device in line.devices
+            ]
+            master: ModbusMaster
+            if isinstance(line, RtuLineSection):
+                master = SerialRtuMaster(
+                    line.port, line.baudrate, line.parity, line.stopbits, timeout_s=line.timeout_ms / 1000
+                )
+            else:
+                master = TcpMaster(line.host, line.port, timeout_s=line.timeout_ms / 1000)
+            pollers.append(LinePoller(line.name, devices, master, self.clock, station.post))
+        return _Parts(outbox, recorder, uplink, station, tuple(pollers))
+
+    def _start(self, parts: _Parts, key: DeviceKey) -> None:
+        outbox = parts.outbox
+        head = parts.recorder.head
+        previous = PreviousRun(
+            was_running=outbox.meta("running") == "1",
+            last_seq=head.seq,
+            last_ts_ms=head.ts_ms,
+            config_sha256=outbox.meta("config_sha256"),
+        )
+        outbox.set_meta({"running": "1", "config_sha256": self.loaded.sha256})
+        for intent in startup_intents(
+            previous,
+            self.clock.wall_ms(),
+            version=self.version,
+            config_sha256=self.loaded.sha256,
+            kid=key.kid,
+            jump_threshold_ms=int(self.config.clock.jump_threshold_s * 1000),
+        ):
+            parts.recorder.submit(intent)
+        parts.recorder.start()
+        parts.uplink.start()
+        parts.station.start()
+        for poller in parts.pollers:
+            poller.start()
+        log.info(
+            "agent_started",
+            station=self.config.station.id,
+            kid=key.kid,
+            head_seq=head.seq,
+            unclean_previous_stop=previous.was_running,
+        )
+
+    def _stop(self, parts: _Parts, reason: str) -> None:
+        for poller in parts.pollers:
+            poller.stop()
+        parts.station.stop(reason)
+        parts.recorder.stop()
+        parts.uplink.notify(parts.recorder.head.seq)
+        parts.uplink.stop()
+        acked = parts.uplink.status().acked_upto
+        parts.outbox.set_meta({"running": "0", "acked_upto": str(acked)})
+        parts.outbox.checkpoint()
+        parts.outbox.close()
+        self._write_status(parts)
+        log.info("agent_stopped", head_seq=parts.recorder.head.seq, acked_upto=acked)
+
+    @staticmethod
+    def _heartbeat_facts(pollers: list[LinePoller], recorder: Recorder, uplink: Uplink) -> HeartbeatFacts:
+        stored = recorder.status()
+        devices = [device for poller in pollers for device in poller.status().devices]
+        return HeartbeatFacts(
+            uplink_online=uplink.status().state == "online",
+            unacked=stored.head_seq - stored.acked_upto,
+            devices_online=sum(1 for device in devices if device.state == "online"),
+            devices_total=len(devices),
+        )
+
+    def status(self, parts: _Parts) -> AgentStatus:
+        recorder = parts.recorder.status()
+        uplink = parts.uplink.status()
+        lines = tuple(poller.status() for poller in parts.pollers)
+        health, problems = assess(recorder, uplink, lines)
+        return AgentStatus(
+            ts=format_ts(self.clock.wall_ms()),
+            station=self.config.station.id,
+            version=self.version,
+            uptime_s=parts.station.uptime_s(),
+            health=health,
+            problems=problems,
+            recorder=recorder,
+            uplink=uplink,
+            lines=lines,
+        )
+
+    def _publish_status(self, parts: _Parts) -> None:
+        status = self._write_status(parts)
+        parts.uplink.set_faults(tuple(problem for problem in status.problems if status.health == "fault"))
+
+    def _write_status(self, parts: _Parts) -> AgentStatus:
+        status = self.status(parts)
+        try:
+            write_status(self.config.status.path, status)
+        except OSError as exc:
+            log.warning("status_not_written", path=str(self.config.status.path), error=str(exc))
+        return status

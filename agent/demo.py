@@ -1,0 +1,334 @@
+"""`station-agent demo`: a whole station in software, end to end, on this machine.
+
+It writes the configs a real installation would have (`agent.toml`, `simulators.toml`), then starts, each as
+its own process exactly as they would run by hand: a Mosquitto on a free loopback port (unless `--broker`
+names one), `station-sim run` (the forecourt on a socat pty line and on Modbus TCP, plus the reference
+platform receiver) and `station-agent run`. It prints one status line a second and, at the end, a JSON
+summary as its last line, checked against what the simulators say really happened. The demo is the only
+place that knows both the agent and the simulators, and it knows them only through their command lines and
+their files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from agent.ledger.keys import generate_key_file
+from simulators.broker import MosquittoBroker, free_loopback_port
+from simulators.platform.store import Store
+
+STATION_ID = "DEMO-0001"
+TIME_SCALE = 10.0
+STOP_TIMEOUT_S = 20.0
+_STATE_FILES = (
+    "outbox.sqlite",
+    "outbox.sqlite-wal",
+    "outbox.sqlite-shm",
+    "platform.sqlite",
+    "platform.sqlite-wal",
+    "platform.sqlite-shm",
+    "status.json",
+    "platform-report.json",
+    "sim-report.json",
+    "station.pub",
+    "keys",
+    "tty",
+    "broker",
+)
+
+
+def agent_config(workdir: Path, broker: str, tcp_port: int) -> str:
+    return f"""# The demo station's agent config; the annotated reference is config/station.example.toml.
+[station]
+id = "{STATION_ID}"
+name = "Demo station (simulated forecourt)"
+timezone = "Asia/Shanghai"
+
+[keys]
+device_key = "keys/device.key"
+
+[outbox]
+path = "outbox.sqlite"
+max_bytes = 268435456
+
+[uplink]
+broker = "{broker}"
+ack_mode = "platform"
+
+[heartbeat]
+interval_s = 10
+
+[logging]
+format = "json"
+
+[status]
+path = "status.json"
+
+[[lines]]
+kind = "rtu"
+name = "rs485-1"
+port = "tty/rs485-1"
+baudrate = 9600
+
+[[lines.devices]]
+name = "pc1"
+unit = 1
+profile = "sim-pump-controller"
+poll_interval_ms = 250
+
+[[lines]]
+kind = "tcp"
+name = "tcp-1"
+host = "127.0.0.1"
+port = {tcp_port}
+
+[[lines.devices]]
+name = "pc2"
+unit = 1
+profile = "sim-pump-controller"
+poll_interval_ms = 250
+
+[[dispensers]]
+id = "D01"
+nozzles = [
+    {{ id = "D01-N1", grade = "92", tank = "T1", controller = "pc1", controller_nozzle = 1 }},
+    {{ id = "D01-N2", grade = "95", tank = "T2", controller = "pc1", controller_nozzle = 2 }},
+]
+
+[[dispensers]]
+id = "D02"
+nozzles = [
+    {{ id = "D02-N1", grade = "92", tank = "T1", controller = "pc2", controller_nozzle = 1 }},
+    {{ id = "D02-N2", grade = "0#", tank = "T3", controller = "pc2", controller_nozzle = 2 }},
+]
+"""
+
+
+def simulators_config(broker: str, tcp_port: int) -> str:
+    return f"""# The demo's simulated station: what `station-sim run --config` starts.
+[simulation]
+seed = 7
+time_scale = {TIME_SCALE}     # simulated seconds per real second: a demo minute is a busy forecourt's ten
+report = "sim-report.json"
+
+[[lines]]
+kind = "rtu"
+name = "rs485-1"
+device_port = "tty/rs485-1.device"
+agent_port = "tty/rs485-1"
+baudrate = 9600
+
+[[lines.devices]]
+unit = 1
+prices_fen_per_l = [770, 820]
+pattern = {{ idle_s = [10, 60], lift_s = [2, 6], volume_l = [5, 60], flow_l_per_min = [20, 50], hang_up_s = [2, 5] }}
+
+[[lines]]
+kind = "tcp"
+name = "tcp-1"
+host = "127.0.0.1"
+port = {tcp_port}
+
+[[lines.devices]]
+unit = 1
+prices_fen_per_l = [770, 735]
+pattern = {{ idle_s = [10, 60], lift_s = [2, 6], volume_l = [5, 60], flow_l_per_min = [20, 50], hang_up_s = [2, 5] }}
+
+[platform]
+broker = "{broker}"
+db = "platform.sqlite"
+report = "platform-report.json"
+
+[platform.stations]
+{STATION_ID} = "station.pub"
+"""
+
+
+def _prepare(workdir: Path) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in _STATE_FILES:
+        target = workdir / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+    key = generate_key_file(workdir / "keys" / "device.key")
+    (workdir / "station.pub").write_text(key.public_pem())
+
+
+@contextmanager
+def _process(argv: list[str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A child in its own session, so Ctrl-C reaches the demo only, which then stops children in order."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        yield process
+    finally:
+        _terminate(process)
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data
+
+
+def _status_line(elapsed: float, agent: dict[str, Any], platform: dict[str, Any]) -> str:
+    recorder = agent.get("recorder", {})
+    uplink = agent.get("uplink", {})
+    devices = [device for line in agent.get("lines", []) for device in line.get("devices", [])]
+    online = sum(1 for device in devices if device.get("state") == "online")
+    station = platform.get("stations", {}).get(STATION_ID, {})
+    by_type = station.get("by_type", {})
+    return (
+        f"[{elapsed:5.1f}s] agent {agent.get('health', 'starting'):8} uplink {uplink.get('state', '-'):10} "
+        f"seq {recorder.get('head_seq', 0):5} acked {recorder.get('acked_upto', 0):5} "
+        f"devices {online}/{len(devices)} | platform upto {station.get('upto', 0):5} "
+        f"transactions {by_type.get('transaction', 0):3} heartbeats {by_type.get('heartbeat', 0):3} "
+        f"gaps {len(station.get('gaps', []))} forks {len(station.get('forks', []))} "
+        f"bad sigs {station.get('bad_signatures', 0)}"
+    )
+
+
+def _platform_transactions(db: Path) -> dict[str, dict[int, int]]:
+    """nozzle -> {controller txn_no: volume_ml} of the transaction records the platform accepted."""
+    found: dict[str, dict[int, int]] = {}
+    if not db.exists():
+        return found
+    with Store(db, read_only=True) as store:
+        for canonical in store.accepted(STATION_ID, "transaction"):
+            body = json.loads(canonical)["body"]
+            found.setdefault(body["nozzle"], {})[body["txn_no"]] = body["volume_ml"]
+    return found
+
+
+def _cross_check(workdir: Path) -> dict[str, Any]:
+    """Compare the sales the simulated controllers booked with the transactions the platform holds."""
+    simulated = _read_json(workdir / "sim-report.json")
+    recorded = _platform_transactions(workdir / "platform.sqlite")
+    nozzle_of = {
+        ("rs485-1", "1"): "D01-N1",
+        ("rs485-1", "2"): "D01-N2",
+        ("tcp-1", "1"): "D02-N1",
+        ("tcp-1", "2"): "D02-N2",
+    }
+    missing, wrong_volume, matched = [], [], 0
+    for device in simulated.get("devices", []):
+        for number, nozzle in device.get("nozzles", {}).items():
+            name = nozzle_of.get((device["line"], number))
+            seen = recorded.get(name or "", {})
+            if not seen:
+                continue
+            first, last = min(seen), max(seen)
+            for txn_no, volume_ml in nozzle.get("sales", []):
+                if not first <= txn_no <= last:
+                    continue
+                if txn_no not in seen:
+                    missing.append(f"{name}#{txn_no}")
+                elif seen[txn_no] != volume_ml:
+                    wrong_volume.append(f"{name}#{txn_no}: {seen[txn_no]} != {volume_ml}")
+                else:
+                    matched += 1
+    return {"matched": matched, "missing": missing, "wrong_volume": wrong_volume}
+
+
+def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
+    workdir = workdir.resolve()
+    _prepare(workdir)
+    python = sys.executable
+    interrupted = False
+    started = time.monotonic()
+    with ExitStack() as stack:
+        if broker_address is None:
+            broker = stack.enter_context(MosquittoBroker(workdir / "broker"))
+            broker_address = broker.address
+        tcp_port = free_loopback_port()
+        (workdir / "agent.toml").write_text(agent_config(workdir, broker_address, tcp_port))
+        (workdir / "simulators.toml").write_text(simulators_config(broker_address, tcp_port))
+        print(f"demo: workdir {workdir}, broker {broker_address}", flush=True)
+        print("demo: the same pieces by hand:", flush=True)
+        print(f"  station-sim run --config {workdir / 'simulators.toml'}", flush=True)
+        print(f"  station-agent run --config {workdir / 'agent.toml'}", flush=True)
+        simulators = stack.enter_context(
+            _process(
+                [python, "-m", "simulators.cli", "run", "--config", str(workdir / "simulators.toml")],
+                workdir / "simulators.log",
+            )
+        )
+        agent = stack.enter_context(
+            _process([python, "-m", "agent.cli", "run", "--config", str(workdir / "agent.toml")], workdir / "agent.log")
+        )
+        try:
+            while (elapsed := time.monotonic() - started) < seconds:
+                time.sleep(min(1.0, max(0.0, seconds - elapsed)))
+                if agent.poll() is not None or simulators.poll() is not None:
+                    print("demo: a process ended early; see agent.log and simulators.log", flush=True)
+                    break
+                status = _read_json(workdir / "status.json")
+                print(
+                    _status_line(time.monotonic() - started, status, _read_json(workdir / "platform-report.json")),
+                    flush=True,
+                )
+        except KeyboardInterrupt:
+            interrupted = True
+            print("\ndemo: stopping (Ctrl-C)", flush=True)
+        _terminate(agent)
+        time.sleep(1.0)
+        _terminate(simulators)
+    return _summarise(workdir, time.monotonic() - started, interrupted)
+
+
+def _summarise(workdir: Path, elapsed: float, interrupted: bool) -> int:
+    status = _read_json(workdir / "status.json")
+    platform = _read_json(workdir / "sim-report.json").get("platform", {})
+    station = platform.get("stations", {}).get(STATION_ID, {})
+    recorder = status.get("recorder", {})
+    check = _cross_check(workdir)
+    head = recorder.get("head_seq", 0)
+    ok = (
+        bool(platform.get("ok"))
+        and head > 0
+        and station.get("upto") == head
+        and station.get("by_type", {}).get("transaction", 0) > 0
+        and not check["missing"]
+        and not check["wrong_volume"]
+    )
+    summary = {
+        "ok": ok,
+        "interrupted": interrupted,
+        "seconds": round(elapsed, 1),
+        "station": STATION_ID,
+        "agent": {"head_seq": head, "acked_upto": recorder.get("acked_upto"), "health": status.get("health")},
+        "platform": station,
+        "sales_vs_transactions": check,
+        "workdir": str(workdir),
+    }
+    print(json.dumps(summary, sort_keys=True), flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run_demo(float(os.environ.get("DEMO_SECONDS", "60")), Path("demo-run"), None))

@@ -1,0 +1,127 @@
+"""The thread that owns the station model: it takes field events, keeps the timers, and submits intents.
+
+Only this thread touches the station's state, so the station logic needs no locks. It wakes for an event, a
+heartbeat, or a clock check, never on a fixed fast tick, and it hands every intent to the recorder without
+waiting for the disk.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from agent.clock import Clock
+from agent.field.events import FieldEvent
+from agent.lifecycle import ClockWatch
+from agent.records import AgentStopBody, HeartbeatBody, RecordIntent
+from agent.station.station import Station
+
+log = structlog.get_logger("agent.station")
+
+CLOCK_CHECK_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatFacts:
+    uplink_online: bool
+    unacked: int
+    devices_online: int
+    devices_total: int
+
+
+class StationLoop:
+    def __init__(
+        self,
+        station: Station,
+        submit: Callable[[RecordIntent], None],
+        clock: Clock,
+        *,
+        heartbeat_interval_s: int,
+        jump_threshold_ms: int,
+        facts: Callable[[], HeartbeatFacts],
+    ) -> None:
+        self._station = station
+        self._submit = submit
+        self._clock = clock
+        self._interval_s = heartbeat_interval_s
+        self._facts = facts
+        self._started = clock.monotonic()
+        self._watch = ClockWatch(jump_threshold_ms, clock.wall_ms(), self._started)
+        self._events: queue.SimpleQueue[FieldEvent | None] = queue.SimpleQueue()
+        self._stop_reason = "stopped"
+        self._thread = threading.Thread(target=self._run, name="station", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def post(self, event: FieldEvent) -> None:
+        """Called by the pollers; never blocks."""
+        self._events.put(event)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def uptime_s(self) -> int:
+        return int(self._clock.monotonic() - self._started)
+
+    def stop(self, reason: str, timeout_s: float = 5.0) -> None:
+        """Handle the events already posted, then record the stop."""
+        self._stop_reason = reason
+        self._events.put(None)
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        next_heartbeat = self._started + self._interval_s
+        next_clock_check = self._started + CLOCK_CHECK_S
+        while True:
+            now = self._clock.monotonic()
+            try:
+                event = self._events.get(timeout=max(0.0, min(next_heartbeat, next_clock_check) - now))
+            except queue.Empty:
+                pass
+            else:
+                if event is None:
+                    break
+                self._handle(event)
+            now = self._clock.monotonic()
+            if now >= next_clock_check:
+                self._check_clock(now)
+                next_clock_check = now + CLOCK_CHECK_S
+            if now >= next_heartbeat:
+                self._check_clock(now)
+                self._heartbeat()
+                next_heartbeat += self._interval_s * max(1, int((now - next_heartbeat) // self._interval_s) + 1)
+        self._check_clock(self._clock.monotonic())
+        body = AgentStopBody(reason=self._stop_reason, uptime_s=self.uptime_s())
+        self._submit(body.intent(self._clock.wall_ms()))
+
+    def _handle(self, event: FieldEvent) -> None:
+        try:
+            intents = self._station.on_event(event)
+        except Exception:
+            log.exception("station_event_failed", event=type(event).__name__)
+            return
+        for intent in intents:
+            self._submit(intent)
+
+    def _check_clock(self, monotonic_s: float) -> None:
+        jump = self._watch.check(self._clock.wall_ms(), monotonic_s)
+        if jump is not None:
+            log.warning("clock_jump", jump_ms=jump.body["jump_ms"])
+            self._submit(jump)
+
+    def _heartbeat(self) -> None:
+        facts = self._facts()
+        body = HeartbeatBody(
+            interval_s=self._interval_s,
+            uptime_s=self.uptime_s(),
+            uplink="online" if facts.uplink_online else "offline",
+            unacked=facts.unacked,
+            devices_online=facts.devices_online,
+            devices_total=facts.devices_total,
+        )
+        self._submit(body.intent(self._clock.wall_ms()))

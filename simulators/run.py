@@ -1,0 +1,61 @@
+"""`station-sim run --config simulators.toml`: the simulated station until Ctrl-C (or --seconds)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from drivers.profiles import ProfileError
+from simulators.config import SimulatorsConfigError, load_simulators_config
+from simulators.modbus_slave import SlaveServerError
+from simulators.platform.keys import StationKeyError
+from simulators.platform.receiver import ReceiverError
+from simulators.serial_line import SerialLineError
+from simulators.station import SimulatedStation
+
+REPORT_INTERVAL_S = 1.0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "run", help="run the simulated station (devices on pty/TCP lines, optionally the platform receiver)"
+    )
+    parser.add_argument("--config", type=Path, required=True, help="simulators.toml")
+    parser.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_simulators_config(args.config)
+    except SimulatorsConfigError as exc:
+        print(f"station-sim: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    station = SimulatedStation(config)
+    try:
+        station.start()
+    except (ProfileError, SerialLineError, SlaveServerError, StationKeyError, ReceiverError, OSError) as exc:
+        print(f"station-sim: cannot start: {exc}", file=sys.stderr)
+        return 2
+    print(f"station-sim: running {len(station.devices)} device(s); Ctrl-C stops", file=sys.stderr, flush=True)
+    try:
+        remaining = args.seconds
+        while not stop.wait(REPORT_INTERVAL_S if remaining is None else min(REPORT_INTERVAL_S, remaining)):
+            if remaining is not None:
+                remaining -= REPORT_INTERVAL_S
+                if remaining <= 0:
+                    break
+            station.write_reports()
+    finally:
+        station.stop()
+    station.write_reports()
+    report = station.report()
+    print(json.dumps(report, sort_keys=True), flush=True)
+    return 0
