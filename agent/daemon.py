@@ -18,7 +18,7 @@ from agent.clock import Clock, SystemClock
 from agent.config import AgentConfig, LoadedConfig, RtuLineSection
 from agent.field.poller import LinePoller, PolledDevice
 from agent.ledger.keys import DeviceKey, KeyFileError, load_key_file
-from agent.ledger.outbox import Outbox
+from agent.ledger.outbox import Outbox, OutboxError
 from agent.ledger.recorder import Recorder
 from agent.lifecycle import PreviousRun, startup_intents
 from agent.records import format_ts
@@ -154,7 +154,10 @@ class Agent:
             last_ts_ms=head.ts_ms,
             config_sha256=outbox.meta("config_sha256"),
         )
-        outbox.set_meta({"running": "1", "config_sha256": self.loaded.sha256})
+        try:
+            outbox.set_meta({"running": "1", "config_sha256": self.loaded.sha256})
+        except OutboxError as exc:
+            log.error("running_mark_not_saved", problem=str(exc))
         for intent in startup_intents(
             previous,
             self.clock.wall_ms(),
@@ -185,8 +188,11 @@ class Agent:
         parts.uplink.notify(parts.recorder.head.seq)
         parts.uplink.stop()
         acked = parts.uplink.status().acked_upto
-        parts.outbox.set_meta({"running": "0", "acked_upto": str(acked)})
-        parts.outbox.checkpoint()
+        try:
+            parts.outbox.set_meta({"running": "0", "acked_upto": str(acked)})
+            parts.outbox.checkpoint()
+        except OutboxError as exc:
+            log.error("clean_stop_not_saved", problem=str(exc))
         parts.outbox.close()
         self._write_status(parts)
         log.info("agent_stopped", head_seq=parts.recorder.head.seq, acked_upto=acked)

@@ -184,12 +184,15 @@ class SimulatedPumpController:
         return value % modulus
 
     def _zero_fill(self) -> None:
-        """Answer zeros across the gaps inside the map, as controllers do for reserved registers."""
+        """Answer zeros across the gaps inside the map and to the end of each nozzle's block, as controllers
+        do for reserved registers."""
         by_function: dict[int, list[int]] = {}
         for placed in self._placements:
             by_function.setdefault(placed.point.function, []).extend(
                 range(placed.address, placed.address + placed.point.width)
             )
+        block = self.profile.document.nozzle_block
+        block_end = 0 if block is None else block.base + len(self.nozzles) * block.stride - 1
         for function, addresses in by_function.items():
-            low, high = min(addresses), max(addresses)
+            low, high = min(addresses), max(*addresses, block_end)
             self._registers.set(function, low, [0] * (high - low + 1))

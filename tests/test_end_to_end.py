@@ -1,0 +1,252 @@
+"""The record path end to end: devices on a pty line and Modbus TCP, the agent as a process, a real broker,
+the reference platform; and what happens when the broker goes away, the agent is killed, or the disk fills."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from outside_verifier import Wiretap, independent_verify
+from paho.mqtt.enums import CallbackAPIVersion
+from station_rig import STATION, StationRig, wait_until
+
+from agent.ledger.chain import seal
+from agent.ledger.outbox import Outbox, OutboxFull
+from agent.records import HeartbeatBody
+from simulators.broker import MosquittoBroker
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def rig(tmp_path: Path, private_broker: MosquittoBroker) -> Iterator[StationRig]:
+    station = StationRig(tmp_path, private_broker)
+    station.simulated.start()
+    station.platform.start()
+    try:
+        yield station
+    finally:
+        station.close()
+
+
+class TestRecordPath:
+    def test_platform_gets_every_record_and_outside_code_verifies_it(self, rig: StationRig) -> None:
+        """Transactions, heartbeats and events arrive as seq 1..N, and a verifier written from the contract
+        alone (not the agent's signing code, not the platform's) accepts every signature and link."""
+        tap = Wiretap(rig.broker, STATION)
+        time.sleep(0.3)
+        rig.start_agent()
+        wait_until(
+            lambda: (
+                rig.platform_report().by_type.get("transaction", 0) >= 3
+                and rig.platform_report().by_type.get("heartbeat", 0) >= 2
+            ),
+            40,
+            "three transactions and two heartbeats",
+        )
+        assert rig.stop_agent() == 0
+        rig.wait_platform_caught_up()
+        time.sleep(0.3)
+        tap.close()
+        records = rig.platform_records()
+        report = rig.platform_report()
+        assert report.ok and report.upto == report.highest_seq == len(records) == rig.head_seq()
+        independent_verify(STATION, records, tap.signatures(), (rig.workdir / "station.pub").read_bytes())
+        types = {record["type"] for record in records}
+        assert {"transaction", "heartbeat", "event"} <= types
+        assert records[0]["body"]["kind"] == "agent_start" and records[-1]["body"]["kind"] == "agent_stop"
+        for record in records:
+            if record["type"] == "transaction":
+                body = record["body"]
+                assert body["totalizer_volume_ml_after"] - (body["totalizer_volume_ml_before"] or 0) >= 0
+                assert body["amount_fen"] == (body["volume_ml"] * body["price_fen_per_l"] + 500) // 1000
+
+    def test_every_simulated_sale_becomes_one_transaction_with_its_volume(self, rig: StationRig) -> None:
+        """Between the first and the last sale the agent saw, every sale the controllers booked is a
+        transaction record at the platform, once, with the controller's volume."""
+        rig.start_agent()
+        wait_until(lambda: rig.platform_report().by_type.get("transaction", 0) >= 6, 60, "six transactions")
+        rig.stop_agent()
+        rig.wait_platform_caught_up()
+        recorded: dict[tuple[str, int], int] = {}
+        for record in rig.platform_records():
+            if record["type"] == "transaction":
+                key = (record["body"]["nozzle"], record["body"]["txn_no"])
+                assert key not in recorded, f"sale {key} recorded twice"
+                recorded[key] = record["body"]["volume_ml"]
+        nozzle_of = {("rs485-1", 1): "D01-N1", ("rs485-1", 2): "D01-N2", ("tcp-1", 1): "D02-N1", ("tcp-1", 2): "D02-N2"}
+        compared = 0
+        for device in rig.simulated.devices:
+            for number, sales in device.controller.completed_sales().items():
+                nozzle = nozzle_of[(device.line, number)]
+                seen = [txn for (name, txn) in recorded if name == nozzle]
+                for txn_no, volume_ml in sales:
+                    if seen and min(seen) <= txn_no <= max(seen):
+                        assert recorded[(nozzle, txn_no)] == volume_ml
+                        compared += 1
+        assert compared == len(recorded)
+
+    def test_clean_restart_and_config_change_are_events(self, rig: StationRig) -> None:
+        """A clean stop is not reported as unclean; a changed config is a config_change event on the next start."""
+        rig.start_agent()
+        wait_until(lambda: rig.head_seq() >= 3, 20, "first records")
+        assert rig.stop_agent() == 0
+        rig.agent_settings["heartbeat"]["interval_s"] = 2
+        rig.write_agent_config()
+        rig.start_agent()
+        wait_until(lambda: rig.platform_report().upto >= rig.head_seq() > 0, 20, "restart records at platform")
+        rig.stop_agent()
+        rig.wait_platform_caught_up()
+        kinds = [r["body"].get("kind") for r in rig.platform_records() if r["type"] == "event"]
+        assert kinds.count("agent_start") == 2 and kinds.count("agent_stop") == 2
+        assert "unclean_stop" not in kinds
+        assert kinds.count("config_change") == 1
+
+
+class TestBrokerTrouble:
+    def test_broker_down_for_a_while_loses_nothing_and_keeps_order(self, rig: StationRig) -> None:
+        """Records made while the broker is dead (heartbeats say offline) arrive after it returns, in order."""
+        rig.start_agent()
+        rig.wait_platform_caught_up()
+        rig.broker.stop(kill=True)
+        wait_until(lambda: rig.status().get("uplink", {}).get("state") != "online", 10, "uplink to notice")
+        made_before = rig.head_seq()
+        wait_until(lambda: rig.head_seq() >= made_before + 5, 20, "records made while offline")
+        assert rig.status()["health"] in ("degraded", "fault")
+        rig.broker.start()
+        rig.wait_platform_caught_up(timeout_s=40)
+        rig.stop_agent()
+        rig.wait_platform_caught_up()
+        report = rig.platform_report()
+        records = rig.platform_records()
+        assert report.ok and [r["seq"] for r in records] == list(range(1, len(records) + 1))
+        offline_heartbeats = [r for r in records if r["type"] == "heartbeat" and r["body"]["uplink"] == "offline"]
+        assert offline_heartbeats, "heartbeats go on while offline and say so"
+
+    def test_broker_restarted_in_the_middle_of_a_drain(self, tmp_path: Path, private_broker: MosquittoBroker) -> None:
+        """A backlog of thousands is drained; a broker crash half-way costs re-sends only, never a record."""
+        rig = StationRig(tmp_path, private_broker, agent={"uplink": {"max_records_per_message": 20}})
+        try:
+            prefill(rig, count=4000)
+            rig.simulated.start()
+            rig.platform.start()
+            rig.start_agent()
+            wait_until(lambda: rig.platform_report().upto >= 800, 60, "the drain to be under way")
+            assert rig.platform_report().upto < 3000, "drain too fast to interrupt; raise the backlog"
+            rig.broker.stop(kill=True)
+            time.sleep(1.0)
+            rig.broker.start()
+            rig.wait_platform_caught_up(timeout_s=60)
+            rig.stop_agent()
+            rig.wait_platform_caught_up()
+            report = rig.platform_report()
+            assert report.ok, report
+            assert report.upto == report.highest_seq == rig.head_seq() > 4000
+        finally:
+            rig.close()
+
+
+class TestPowerCuts:
+    def test_kill_9_at_random_moments_leaves_a_gap_free_chain(self, rig: StationRig) -> None:
+        """Killed -9 at random moments while records are made and sent (the first kills land in the drain of
+        a backlog), the agent always resumes the chain: the platform ends with seq 1..N, no gap, no fork,
+        every signature valid, one unclean_stop per kill, and no sale recorded twice."""
+        chance = random.Random(20261127)
+        kills = 10
+        prefill(rig, count=3000)
+        for _ in range(kills):
+            rig.start_agent()
+            wait_until(rig.status_path.exists, 20, "the agent to start")
+            time.sleep(chance.uniform(0.3, 2.5))
+            rig.kill_agent()
+        rig.start_agent()
+        rig.wait_platform_caught_up(timeout_s=40)
+        wait_until(lambda: rig.head_seq() > 0, 10, "a status")
+        rig.stop_agent()
+        rig.wait_platform_caught_up()
+        report = rig.platform_report()
+        assert report.ok, report
+        assert report.forks == () and report.chain_breaks == () and report.gaps == ()
+        records = rig.platform_records()
+        assert [r["seq"] for r in records] == list(range(1, rig.head_seq() + 1))
+        kinds = [r["body"].get("kind") for r in records if r["type"] == "event"]
+        assert kinds.count("unclean_stop") == kills
+        transactions = [(r["body"]["nozzle"], r["body"]["txn_no"]) for r in records if r["type"] == "transaction"]
+        assert len(transactions) == len(set(transactions)), "a sale recorded twice across a kill"
+
+
+class TestFullDisk:
+    def test_full_outbox_goes_red_keeps_everything_and_recovers_when_acks_free_space(
+        self, tmp_path: Path, private_broker: MosquittoBroker
+    ) -> None:
+        """With the outbox at its cap and the platform away, status turns to fault and the status topic says
+        why; once the platform acks, acknowledged records are pruned, and an outbox_full alarm raised and
+        cleared reaches the platform with every record in between."""
+        rig = StationRig(tmp_path, private_broker, agent={"outbox": {"max_bytes": 1024**2, "pending_limit": 1000}})
+        try:
+            prefill(rig, count=None)
+            rig.simulated.start()
+            rig.start_agent()
+            wait_until(lambda: rig.status().get("recorder", {}).get("state") == "full", 30, "the outbox to be full")
+            status = rig.status()
+            assert status["health"] == "fault"
+            assert any("cannot be stored" in problem for problem in status["problems"])
+            retained = retained_status(rig.broker)
+            assert any("cannot be stored" in fault for fault in retained["faults"])
+            rig.platform.start()
+            wait_until(lambda: rig.status().get("recorder", {}).get("state") == "ok", 60, "the outbox to recover")
+            rig.wait_platform_caught_up(timeout_s=60)
+            rig.stop_agent()
+            rig.wait_platform_caught_up()
+            report = rig.platform_report()
+            assert report.ok and report.upto == rig.head_seq()
+            alarms = [r["body"] for r in rig.platform_records() if r["type"] == "alarm"]
+            assert [(a["kind"], a["state"]) for a in alarms] == [("outbox_full", "raised"), ("outbox_full", "cleared")]
+        finally:
+            rig.close()
+
+
+def prefill(rig: StationRig, count: int | None) -> None:
+    """Records made earlier by this station (same key), as if it had been offline: `count` of them, or until
+    the outbox's cap (config outbox.max_bytes) is reached."""
+    settings = rig.agent_settings["outbox"]
+    outbox = Outbox(rig.workdir / settings["path"], settings.get("max_bytes", 256 * 1024**2))
+    head = outbox.head()
+    made = 0
+    try:
+        while count is None or made < count:
+            batch = [
+                HeartbeatBody(60, made + i, "offline", made + i, 0, 2).intent(1_795_000_000_000 + (made + i) * 60_000)
+                for i in range(min(100, (count or 10**9) - made))
+            ]
+            records, next_head = seal(batch, head, STATION, rig.key)
+            try:
+                outbox.append(records)
+            except OutboxFull:
+                break
+            head, made = next_head, made + len(records)
+    finally:
+        outbox.close()
+    assert made > 0
+
+
+def retained_status(broker: MosquittoBroker) -> dict[str, Any]:
+    """The retained message on the station's status topic, as a new subscriber sees it."""
+    received: list[dict[str, Any]] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="status-reader")
+    client.on_message = lambda _c, _u, message: received.append(json.loads(message.payload))
+    client.connect(broker.host, broker.port)
+    client.subscribe(f"fsm/v1/{STATION}/status", qos=1)
+    client.loop_start()
+    try:
+        wait_until(lambda: bool(received) and bool(received[-1].get("faults")), 15, "a retained status with faults")
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return received[-1]

@@ -1,0 +1,161 @@
+"""Device profiles: validation, read planning, decoding, and the simulated controller's register layout."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.cli import main
+from drivers.profiles import PointSpec, ProfileError, decode_point, encode_point, load_profile, shipped_profile_dirs
+from drivers.pump_controller import PumpControllerDriver
+from simulators.pump_controller import FuellingPattern, SimulatedPumpController
+
+PROFILE = Path(__file__).resolve().parents[1] / "config" / "profiles" / "sim-pump-controller.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    return path
+
+
+class TestValidation:
+    def test_shipped_profiles_are_valid(self) -> None:
+        """Every profile shipped in config/profiles loads."""
+        (directory,) = [d for d in shipped_profile_dirs() if d == PROFILE.parent]
+        names = [load_profile(path).name for path in sorted(directory.glob("*.toml"))]
+        assert "sim-pump-controller" in names
+
+    def test_problems_name_the_point_and_the_fix(self, tmp_path: Path) -> None:
+        """Unknown meanings, missing required meanings and a state without a table are all reported."""
+        path = write(
+            tmp_path,
+            """
+[profile]
+name = "bad"
+kind = "pump_controller"
+[nozzle_block]
+base = 0
+stride = 4
+max_nozzles = 2
+[[points]]
+meaning = "volume_litres"
+address = 0
+[[points]]
+meaning = "state"
+address = 3
+type = "u32"
+""",
+        )
+        with pytest.raises(ProfileError) as caught:
+            load_profile(path)
+        text = str(caught.value)
+        assert "points[0] (volume_litres): unknown nozzle meaning" in text
+        assert "points[1] (state): a state point needs 'states'" in text
+        assert "points[1] (state): offset 3 runs past the block stride" in text
+        assert "missing required meanings: totalizer_volume_ml, txn_amount_fen" in text
+
+    def test_profile_check_command(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`profile check` prints the reads a full poll takes."""
+        assert main(["profile", "check", str(PROFILE)]) == 0
+        assert "fc3 @0x00FC x118" in capsys.readouterr().out
+
+
+class TestPlanning:
+    def test_two_nozzles_take_one_request(self) -> None:
+        """Device registers and two nozzle blocks merge into a single read of 54 registers."""
+        profile = load_profile(PROFILE)
+        (request,) = profile.plan_reads([1, 2])
+        assert (request.function, request.address, request.count) == (3, 0x00FC, 54)
+
+    def test_reads_never_exceed_125_registers(self) -> None:
+        """Eight nozzles need more than 125 registers, so the plan splits them."""
+        profile = load_profile(PROFILE)
+        requests = profile.plan_reads(range(1, 9))
+        assert all(r.count <= 125 for r in requests) and len(requests) == 2
+
+    def test_unknown_nozzle_is_refused(self) -> None:
+        """A nozzle beyond the profile's max_nozzles is a profile error, not an index error."""
+        with pytest.raises(ProfileError, match="has no nozzle 9"):
+            load_profile(PROFILE).plan_reads([9])
+
+
+class TestDecoding:
+    def test_hand_made_register_image_decodes_to_the_meanings(self) -> None:
+        """Registers written by hand at the documented addresses decode to the values, scaled to mL and fen."""
+        profile = load_profile(PROFILE)
+        driver = PumpControllerDriver(profile, [1])
+        image = dict.fromkeys(((3, a) for a in range(0x00FC, 0x0100 + 0x20)), 0)
+        image[(3, 0x00FC)] = 0x0102
+        image[(3, 0x00FD)], image[(3, 0x00FE)] = 0x0000, 0x2710
+        base = 0x0100
+        image[(3, base + 0)] = 3
+        image[(3, base + 6)], image[(3, base + 7)] = 0x0001, 0x0002
+        image[(3, base + 8)], image[(3, base + 9)] = 0x0000, 4123
+        image[(3, base + 10)], image[(3, base + 11)] = 0x0000, 3175
+        image[(3, base + 12)] = 770
+        image[(3, base + 14)], image[(3, base + 15)] = 0x0001, 0x0000
+        values = profile.decode(profile.placements([1]), image)
+        reading = driver.reading(values)
+        nozzle = reading.nozzles[0]
+        assert (reading.firmware_id, reading.k_factor) == (0x0102, 10_000)
+        assert nozzle.state == "finished"
+        assert nozzle.txn_no == 65538
+        assert nozzle.txn_volume_ml == 41_230 and nozzle.txn_amount_fen == 3175 and nozzle.txn_price_fen_per_l == 770
+        assert nozzle.totalizer_volume_ml == 65536 * 10
+
+    @given(value=st.integers(0, 2**32 - 1), little=st.booleans())
+    def test_u32_round_trips_in_either_word_order(self, value: int, little: bool) -> None:
+        """Encoding then decoding a u32 gives it back, whichever word order the device uses."""
+        point = PointSpec(meaning="txn_no", address=0, type="u32", word_order="little" if little else "big")
+        words = encode_point(point, value, "big")
+        assert decode_point(point, words, "big") == value
+        assert words == ([value & 0xFFFF, value >> 16] if little else [value >> 16, value & 0xFFFF])
+
+    @given(value=st.integers(-(2**31), 2**31 - 1))
+    def test_signed_values(self, value: int) -> None:
+        """i32 values keep their sign."""
+        point = PointSpec(meaning="txn_no", address=0, type="i32")
+        assert decode_point(point, encode_point(point, value, "big"), "big") == value
+
+    def test_float_litres_scale_to_integer_millilitres(self) -> None:
+        """An f32 volume in litres with scale 1000 becomes integer mL, rounded to the nearest."""
+        point = PointSpec(meaning="txn_volume_ml", address=0, type="f32", scale=Decimal(1000))
+        words = encode_point(point, 41_230, "big")
+        assert decode_point(point, words, "big") == 41_230
+
+
+class TestSimulatedController:
+    def test_sale_lands_at_the_documented_addresses(self) -> None:
+        """After a simulated sale, the raw registers at the map's addresses hold its number, volume and money."""
+        clock = [0.0]
+        controller = SimulatedPumpController(
+            load_profile(PROFILE),
+            [770],
+            FuellingPattern(idle_s=(1, 1), lift_s=(1, 1), volume_l=(10, 10), flow_l_per_min=(60, 60), hang_up_s=(5, 5)),
+            random.Random(1),
+            monotonic=lambda: clock[0],
+            first_txn_no=41,
+            first_totalizer_ml=1_000_000,
+        )
+        clock[0] = 12.5
+        registers = controller.read(3, 0x0100, 20)
+        assert registers[0] == 3
+        assert (registers[6] << 16) | registers[7] == 142
+        assert (registers[8] << 16) | registers[9] == 1000
+        assert (registers[10] << 16) | registers[11] == 7700
+        assert registers[12] == 770
+        assert (registers[14] << 16) | registers[15] == (1_000_000 + 10_000) // 10
+        assert controller.completed_sales() == {1: [(142, 10_000)]}
+
+    def test_reserved_registers_inside_the_map_read_as_zero(self) -> None:
+        """Gaps inside the map answer zeros, so the agent's merged reads work; outside the map is an error."""
+        controller = SimulatedPumpController(load_profile(PROFILE), [770, 820], FuellingPattern(), random.Random(1))
+        assert controller.read(3, 0x0100 + 18, 14) == [0] * 14
+        with pytest.raises(LookupError):
+            controller.read(3, 0x0000, 1)
