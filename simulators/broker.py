@@ -2,20 +2,56 @@
 
 Each broker gets its own directory and config file, listens on 127.0.0.1 only, and can be stopped and
 started again on the same port, which is what the "broker restarted in the middle of a drain" tests need.
+With `tls`, the one listener speaks TLS only (and, with `require_certificate`, mutual TLS), so a test cannot
+pass by quietly falling back to plain MQTT; `simulators.certificates` makes the files it needs.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 
 class BrokerError(RuntimeError):
     """Mosquitto is missing or would not start."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerTls:
+    """The files of a TLS listener: the CA that clients' certificates must chain to, and the broker's own pair.
+
+    With `require_certificate`, a client without a certificate from `ca_file` is turned away before its CONNECT
+    is read, and the certificate's common name becomes the MQTT user name (`use_identity_as_username`), which is
+    how a platform ties a connection to a station.
+    """
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    require_certificate: bool = False
+
+    def listener_lines(self) -> list[str]:
+        """The mosquitto.conf lines for this listener, with absolute paths so the broker's cwd does not matter."""
+        lines = [
+            f"cafile {self.ca_file.resolve()}",
+            f"certfile {self.cert_file.resolve()}",
+            f"keyfile {self.key_file.resolve()}",
+        ]
+        if self.require_certificate:
+            lines += ["require_certificate true", "use_identity_as_username true"]
+        return lines
+
+
+def _keep_starting_user() -> list[str]:
+    """Mosquitto started as root drops to the 'mosquitto' user before it reads the TLS key, and that user can open
+    neither a 0600 key owned by root nor a test's private temporary directory: "user root" keeps it as root."""
+    return ["user root"] if os.geteuid() == 0 else []
 
 
 def free_loopback_port() -> int:
@@ -43,9 +79,16 @@ class MosquittoBroker:
 
     Persistence is off on purpose: a restarted broker forgets sessions and queued messages, which is the
     harsher case for the agent (it must re-send everything the platform has not acknowledged).
+    `tls=None` gives a plain MQTT listener; a `BrokerTls` makes the same listener TLS-only.
     """
 
-    def __init__(self, workdir: Path, port: int | None = None, executable: str = "mosquitto") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        executable: str = "mosquitto",
+        tls: BrokerTls | None = None,
+    ) -> None:
         found = shutil.which(executable) or shutil.which(executable, path="/usr/sbin:/sbin")
         if found is None:
             raise BrokerError(
@@ -55,20 +98,24 @@ class MosquittoBroker:
         self.workdir = workdir
         self.port = port if port is not None else free_loopback_port()
         self.host = "127.0.0.1"
+        self.tls = tls
         self._process: subprocess.Popen[bytes] | None = None
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = self.workdir / "mosquitto.conf"
         self.log_path = self.workdir / "mosquitto.log"
-        self.config_path.write_text(
-            f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            "max_inflight_messages 0\n"
-            "max_queued_messages 100000\n"
-            "log_dest stderr\n"
-            "log_type error\n"
-            "log_type warning\n"
-        )
+        lines = [
+            *(_keep_starting_user() if tls is not None else []),
+            f"listener {self.port} {self.host}",
+            *(tls.listener_lines() if tls is not None else []),
+            "allow_anonymous true",
+            "persistence false",
+            "max_inflight_messages 0",
+            "max_queued_messages 100000",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        self.config_path.write_text("".join(f"{line}\n" for line in lines))
 
     @property
     def address(self) -> str:

@@ -28,7 +28,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_when_event_set, wait_random_exponential
 
 from agent.clock import Clock
-from agent.config import UplinkSection
+from agent.config import TlsSection, UplinkSection
 from agent.ledger.outbox import OutboxReader
 from agent.records import format_ts
 from agent.uplink.messages import AckError, Topics, build_records_message, parse_ack, status_payload
@@ -43,6 +43,27 @@ STOP_FLUSH_S = 3.0
 
 class ConnectFailed(Exception):
     """The broker could not be reached or refused the connection."""
+
+
+def _tls_advice(tls: TlsSection | None, error: BaseException | None) -> str:
+    """The setting to check after a failed TLS connect, since OpenSSL's words do not name one; "" if none fits.
+
+    `error` is what connect raised, or None when the broker closed the session before CONNACK. Under TLS 1.3 a
+    broker that demands a client certificate completes the handshake and only then hangs up, so without
+    cert_file that close (an EOF, or the alert if it arrives first) is the sign of a missing device certificate.
+    """
+    if tls is None:
+        return ""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        ca = tls.ca_file or "the system CA store"
+        return (
+            f"; check that uplink.tls.ca_file ({ca}) holds the CA that signed the broker's certificate"
+            " and that the certificate names the host in uplink.broker"
+        )
+    hung_up = error is None or isinstance(error, ssl.SSLEOFError) or "CERTIFICATE_REQUIRED" in str(error)
+    if tls.cert_file is None and hung_up:
+        return "; a broker that requires a client certificate does this: set uplink.tls.cert_file and key_file"
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,14 +236,16 @@ class Uplink:
             else:
                 client.connect(self._settings.host, self._settings.port, self._settings.keepalive_s)
         except (OSError, ssl.SSLError, ValueError) as exc:
-            self._set_state("offline", f"connect to {self._settings.broker}: {exc}")
-            log.warning("uplink_connect_failed", broker=self._settings.broker, error=str(exc))
-            raise ConnectFailed(str(exc)) from exc
+            error = f"{exc}{_tls_advice(self._settings.tls, exc)}"
+            self._set_state("offline", f"connect to {self._settings.broker}: {error}")
+            log.warning("uplink_connect_failed", broker=self._settings.broker, error=error)
+            raise ConnectFailed(error) from exc
         client.loop_start()
         kind, detail = self._next_event(("connected", "refused", "disconnected"), CONNACK_TIMEOUT_S)
         if kind != "connected":
             client.loop_stop()
-            reason = f"broker {self._settings.broker} {kind or 'did not answer'}: {detail}"
+            advice = _tls_advice(self._settings.tls, None) if kind == "disconnected" else ""
+            reason = f"broker {self._settings.broker} {kind or 'did not answer'}: {detail}{advice}"
             self._set_state("offline", reason)
             log.warning("uplink_connect_failed", broker=self._settings.broker, error=reason)
             raise ConnectFailed(reason)
