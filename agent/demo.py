@@ -114,7 +114,7 @@ nozzles = [
 """
 
 
-def simulators_config(broker: str, tcp_port: int) -> str:
+def simulators_config(broker: str, tcp_port: int, session: str) -> str:
     return f"""# The demo's simulated station: what `station-sim run --config` starts.
 [simulation]
 seed = 7
@@ -146,6 +146,7 @@ pattern = {{ idle_s = [10, 60], lift_s = [2, 6], volume_l = [5, 60], flow_l_per_
 
 [platform]
 broker = "{broker}"
+client_id = "{session}"   # a session of its own per demo run: nothing queued for an earlier run reaches it
 db = "platform.sqlite"
 report = "platform-report.json"
 
@@ -154,7 +155,8 @@ report = "platform-report.json"
 """
 
 
-def _prepare(workdir: Path) -> None:
+def _prepare(workdir: Path) -> str:
+    """Start from a clean slate and a new device key; return the key's kid."""
     workdir.mkdir(parents=True, exist_ok=True)
     for name in _STATE_FILES:
         target = workdir / name
@@ -164,6 +166,7 @@ def _prepare(workdir: Path) -> None:
             target.unlink()
     key = generate_key_file(workdir / "keys" / "device.key")
     (workdir / "station.pub").write_text(key.public_pem())
+    return key.kid
 
 
 @contextmanager
@@ -257,7 +260,7 @@ def _cross_check(workdir: Path) -> dict[str, Any]:
 
 def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
     workdir = workdir.resolve()
-    _prepare(workdir)
+    kid = _prepare(workdir)
     python = sys.executable
     interrupted = False
     started = time.monotonic()
@@ -267,7 +270,7 @@ def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
             broker_address = broker.address
         tcp_port = free_loopback_port()
         (workdir / "agent.toml").write_text(agent_config(workdir, broker_address, tcp_port))
-        (workdir / "simulators.toml").write_text(simulators_config(broker_address, tcp_port))
+        (workdir / "simulators.toml").write_text(simulators_config(broker_address, tcp_port, f"demo-platform-{kid}"))
         print(f"demo: workdir {workdir}, broker {broker_address}", flush=True)
         print("demo: the same pieces by hand:", flush=True)
         print(f"  station-sim run --config {workdir / 'simulators.toml'}", flush=True)

@@ -18,7 +18,7 @@ from agent.field.poller import LineStatus
 from agent.ledger.recorder import RecorderStatus
 from agent.uplink.session import UplinkStatus
 
-Health = Literal["ok", "degraded", "fault"]
+Health = Literal["ok", "degraded", "fault", "stopped"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,10 @@ class AgentStatus:
 def assess(
     recorder: RecorderStatus, uplink: UplinkStatus, lines: tuple[LineStatus, ...]
 ) -> tuple[Health, tuple[str, ...]]:
-    """`fault` needs someone on site; `degraded` is offline but buffering; `ok` is all well."""
+    """`fault` needs someone on site; `degraded` is offline but buffering; `ok` is all well; `stopped` is the
+    last snapshot of a run that ended."""
+    if uplink.state == "stopped":
+        return "stopped", ()
     faults: list[str] = []
     if recorder.state != "ok":
         faults.append(f"records cannot be stored ({recorder.state}): {recorder.problem}")

@@ -68,6 +68,9 @@ class PlatformSection(_Section):
     db: Path
     report: Path
     prefix: str = "fsm/v1"
+    client_id: str = Field(
+        default="station-sim-platform", min_length=1, description="names the receiver's persistent MQTT session"
+    )
     stations: dict[str, Path] = Field(min_length=1, description="station id -> its public key (PEM)")
 
 

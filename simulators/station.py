@@ -75,7 +75,14 @@ class SimulatedStation:
                     StationKey.from_argument(f"{station}={path}") for station, path in platform.stations.items()
                 )
                 self.platform = PlatformReceiver(
-                    ReceiverConfig(host=host, port=int(port), db_path=platform.db, keys=keys, prefix=platform.prefix)
+                    ReceiverConfig(
+                        host=host,
+                        port=int(port),
+                        db_path=platform.db,
+                        keys=keys,
+                        prefix=platform.prefix,
+                        client_id=platform.client_id,
+                    )
                 )
                 self.platform.start()
         except BaseException:

@@ -109,6 +109,23 @@ class TestRecordPath:
         assert kinds.count("config_change") == 1
 
 
+    def test_mqtt_3_1_1_with_broker_acks(self, tmp_path: Path, private_broker: MosquittoBroker) -> None:
+        """With MQTT 3.1.1 and acks from the broker (PUBACK), every record still reaches the platform in order
+        and the agent counts records as done without waiting for the platform."""
+        rig = StationRig(tmp_path, private_broker, agent={"uplink": {"protocol": "3.1.1", "ack_mode": "broker"}})
+        try:
+            rig.simulated.start()
+            rig.platform.start()
+            rig.start_agent()
+            wait_until(lambda: rig.platform_report().by_type.get("transaction", 0) >= 2, 40, "two transactions")
+            rig.stop_agent()
+            rig.wait_platform_caught_up()
+            assert rig.status()["recorder"]["acked_upto"] == rig.head_seq()
+            assert rig.platform_report().ok
+        finally:
+            rig.close()
+
+
 class TestBrokerTrouble:
     def test_broker_down_for_a_while_loses_nothing_and_keeps_order(self, rig: StationRig) -> None:
         """Records made while the broker is dead (heartbeats say offline) arrive after it returns, in order."""
@@ -149,6 +166,29 @@ class TestBrokerTrouble:
             assert report.ok, report
             assert report.upto == report.highest_seq == rig.head_seq() > 4000
         finally:
+            rig.close()
+
+
+class TestLiveLane:
+    def test_fresh_records_go_out_while_a_backlog_drains(self, tmp_path: Path, private_broker: MosquittoBroker) -> None:
+        """With thousands of old records still draining, records made now are already on the wire, and the
+        platform still ends with one contiguous chain."""
+        rig = StationRig(tmp_path, private_broker, agent={"uplink": {"max_records_per_message": 10}})
+        tap = Wiretap(rig.broker, STATION)
+        try:
+            prefill(rig, count=6000)
+            rig.simulated.start()
+            rig.platform.start()
+            rig.start_agent()
+            wait_until(lambda: max(tap.signatures(), default=0) > 6000, 30, "a fresh record on the wire")
+            assert rig.platform_report().upto < 6000, "the fresh record overtook the backlog"
+            rig.wait_platform_caught_up(timeout_s=60)
+            rig.stop_agent()
+            rig.wait_platform_caught_up()
+            report = rig.platform_report()
+            assert report.ok and report.upto == rig.head_seq()
+        finally:
+            tap.close()
             rig.close()
 
 

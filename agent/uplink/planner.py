@@ -7,7 +7,8 @@ committed from then on go out at once on the live lane, while the drain lane wor
 the split. When the drain reaches the split, the lanes merge and the order is plain again. The platform stores
 what arrives and acknowledges the contiguous prefix, so acks still advance in order.
 
-The drain lane never takes the last slot of the in-flight window, so a live message always has a way out.
+While the lanes are split, the drain never takes the last slot of the in-flight window (unless the window is a
+single slot), so a live message always has a way out.
 Outstanding records (sent, not acknowledged) are capped by `window_records` so that a broker is never handed
 more than the platform is keeping up with. No I/O here: the session feeds in heads, acks and publishes.
 """
