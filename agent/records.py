@@ -174,7 +174,7 @@ class ControllerBaselineBody(Body):
     controller: str
     txn_no: int
     totalizer_volume_ml: int
-    totalizer_amount_fen: int
+    totalizer_amount_fen: int | None
     kind: Literal[EventKind.CONTROLLER_BASELINE] = EventKind.CONTROLLER_BASELINE
 
 
@@ -213,7 +213,7 @@ class TransactionBody(Body):
     totalizer_volume_ml_before: int | None
     totalizer_volume_ml_after: int
     totalizer_amount_fen_before: int | None
-    totalizer_amount_fen_after: int
+    totalizer_amount_fen_after: int | None
 
 
 BODY_TYPES: tuple[type[Body], ...] = (

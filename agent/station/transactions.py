@@ -52,7 +52,7 @@ class NozzleTracker:
                 controller=self.binding.controller,
                 txn_no=reading.txn_no,
                 totalizer_volume_ml=reading.totalizer_volume_ml,
-                totalizer_amount_fen=reading.totalizer_amount_fen or 0,
+                totalizer_amount_fen=reading.totalizer_amount_fen,
             )
         else:
             body = TransactionBody(
@@ -70,7 +70,7 @@ class NozzleTracker:
                 totalizer_volume_ml_before=self._totalizer_ml,
                 totalizer_volume_ml_after=reading.totalizer_volume_ml,
                 totalizer_amount_fen_before=self._totalizer_fen,
-                totalizer_amount_fen_after=reading.totalizer_amount_fen or 0,
+                totalizer_amount_fen_after=reading.totalizer_amount_fen,
             )
         self._txn_no = reading.txn_no
         self._totalizer_ml = reading.totalizer_volume_ml

@@ -1,0 +1,481 @@
+"""The JSON Schemas of platform contract v1, generated from the record bodies so they cannot drift from the code.
+
+Theory of operation: each body dataclass in `agent.records` is turned into a schema by pydantic, then made
+into a wire schema: every field required (the agent always writes every field), integers bounded to the range
+RFC 8785 can serialize exactly, time, hash and key-id fields given their patterns, and every field given a
+description written for people outside the project (a body or field without one stops the generator, so new
+fields cannot slip out undocumented). Extra body fields are allowed, but only as JSON without floats: that is
+how a documented addition stays valid against an older schema. The envelope, the records message, the ack and
+the status payload are written here by hand, from the contract.
+
+    python -m agent.contract_docs            # write docs/contract/schemas/
+    python -m agent.contract_docs --check    # exit 1, naming each file that is not what it would write
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import TypeAdapter
+
+from agent.config import STATION_ID_PATTERN
+from agent.records import BODY_TYPES, CONTRACT_VERSION, Body, EventKind, RecordType
+
+Schema = dict[str, Any]
+
+DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
+BASE_ID: Final = "https://schemas.station-agent.example/contract/v1/"
+DEFAULT_DIR: Final = Path("docs/contract/schemas")
+
+TS_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
+HEX64_PATTERN: Final = "^[0-9a-f]{64}$"
+KID_PATTERN: Final = "^[0-9a-f]{16}$"
+SIG_PATTERN: Final = "^[A-Za-z0-9+/]{85}[AQgw]==$"
+"""64 bytes in padded base64: the last character before the padding carries 2 bits and four zero bits."""
+SAFE_INTEGER: Final = 2**53 - 1
+"""The largest integer RFC 8785 writes exactly (it serializes numbers as IEEE 754 doubles)."""
+
+
+_BODIES: Final[dict[str, str]] = {
+    "heartbeat": "Proof that the agent ran: one every configured interval, whether the uplink is online or not.",
+    "agent_start": "The agent started; the first record of every run.",
+    "agent_stop": "The agent stopped cleanly; the last record of a run. A run that ends without one ended "
+    "uncleanly, and the next run says so with an unclean_stop.",
+    "unclean_stop": "Made at start when the previous run did not stop cleanly: it was killed, crashed or lost "
+    "power. Records the previous run made but had not stored are lost, never sealed, so seq has no gap.",
+    "clock_jump": "The agent's wall clock stepped by more than the configured threshold. The ts of records "
+    "around it are to be read with care.",
+    "config_change": "The station config differs from the one the previous run used.",
+    "device_online": "A field device answers polls (again).",
+    "device_offline": "A field device stopped answering polls.",
+    "controller_baseline": "The first reading of a nozzle's pump controller: where its sale number and "
+    "totalizers stand. The next transaction of that nozzle follows from here.",
+    "alarm": "A condition that needs attention. Raised once when it starts and cleared once when it ends, "
+    "identified by kind and subject; evidence holds the numbers that prove it.",
+    "transaction": "One completed fuelling as the pump controller reported it.",
+}
+
+_FIELDS: Final[dict[str, str]] = {
+    "interval_s": "Seconds between heartbeats, as configured.",
+    "uptime_s": "Whole seconds since this run of the agent started, by the monotonic clock.",
+    "uplink": "Whether the agent had a session with the broker when it made this heartbeat.",
+    "unacked": "Records made but not yet acknowledged when this heartbeat was made.",
+    "devices_online": "Field devices answering polls.",
+    "devices_total": "Field devices in the config.",
+    "version": "The agent's software version.",
+    "config_sha256": "SHA-256, lowercase hex, of the station config file's bytes.",
+    "kid": "The key id of the key that signs this run's records.",
+    "kind": "The event kind; it selects the rest of the body.",
+    "agent_stop.reason": "Why the agent stopped: `stopped` for a service stop.",
+    "last_record_seq": "seq of the last record the previous run stored (0 if it stored none).",
+    "last_record_ts": "ts of that record, or null if there was none.",
+    "from_ts": "Where the wall clock should have been: by the monotonic clock during a run, or the ts of the "
+    "last stored record when found at start.",
+    "to_ts": "Where the wall clock was.",
+    "jump_ms": "to_ts minus from_ts in milliseconds; negative when the clock stepped back.",
+    "across_restart": "true if found at start against the last stored record (only a backward step is "
+    "detectable then), false if found during a run.",
+    "old_sha256": "SHA-256, lowercase hex, of the config the previous run used.",
+    "new_sha256": "SHA-256, lowercase hex, of the config this run uses.",
+    "device": "The field device's name in the config.",
+    "line": "The name of the bus line (an RS-485 port or a Modbus TCP endpoint) the device is on.",
+    "device_offline.reason": "The error that ended polling, as text.",
+    "nozzle": "The nozzle id in the config.",
+    "controller": "The name of the pump controller device that reports the nozzle.",
+    "txn_no": "The controller's sale number.",
+    "totalizer_volume_ml": "The nozzle's volume totalizer, mL.",
+    "totalizer_amount_fen": "The nozzle's money totalizer, fen; null if the controller has none.",
+    "alarm.kind": "What is wrong, e.g. `outbox_full`. The kinds and their evidence are listed in the contract.",
+    "state": "`raised` when the condition starts, `cleared` when it ends.",
+    "subject": "What the alarm is about, e.g. `outbox`, a device, a tank or a nozzle id.",
+    "evidence": "The numbers that prove the alarm, keyed per kind: strings, integers, booleans or null.",
+    "dispenser": "The dispenser id in the config.",
+    "grade": "The fuel grade of the nozzle, as in the config, e.g. `92`, `95`, `0#`.",
+    "tank": "The id of the tank the nozzle draws from.",
+    "start": "When the agent saw the nozzle leave rest; the record's ts if it did not see it.",
+    "end": "When the agent saw the nozzle return to rest; the record's ts if it did not see it.",
+    "volume_ml": "Volume dispensed, mL.",
+    "amount_fen": "Amount charged, fen.",
+    "price_fen_per_l": "Unit price, fen per litre.",
+    "totalizer_volume_ml_before": "The volume totalizer, mL, after the nozzle's previous record; null if unknown.",
+    "totalizer_volume_ml_after": "The volume totalizer, mL, after this sale.",
+    "totalizer_amount_fen_before": "The money totalizer, fen, after the nozzle's previous record; null if unknown "
+    "or if the controller has none.",
+    "totalizer_amount_fen_after": "The money totalizer, fen, after this sale; null if the controller has none.",
+}
+
+_PATTERNS: Final[dict[str, str]] = {
+    "start": TS_PATTERN,
+    "end": TS_PATTERN,
+    "from_ts": TS_PATTERN,
+    "to_ts": TS_PATTERN,
+    "last_record_ts": TS_PATTERN,
+    "config_sha256": HEX64_PATTERN,
+    "old_sha256": HEX64_PATTERN,
+    "new_sha256": HEX64_PATTERN,
+    "kid": KID_PATTERN,
+}
+
+
+class ContractDocsError(LookupError):
+    """The record bodies cannot be documented as they are: a description is missing or a type is ambiguous."""
+
+
+def _integer(minimum: int = -SAFE_INTEGER) -> Schema:
+    return {"type": "integer", "minimum": minimum, "maximum": SAFE_INTEGER}
+
+
+def _json_value() -> Schema:
+    """`$defs/json_value`: what an added body field may hold."""
+    return {
+        "description": "A JSON value without fraction or exponent: a string, an integer, a boolean, null, "
+        "or an array or object of these.",
+        "anyOf": [
+            {"type": ["string", "boolean", "null"]},
+            _integer(),
+            {"type": "array", "items": {"$ref": "#/$defs/json_value"}},
+            {"type": "object", "additionalProperties": {"$ref": "#/$defs/json_value"}},
+        ],
+    }
+
+
+def _extra_fields() -> Schema:
+    return {"$ref": "#/$defs/json_value"}
+
+
+def _document(file_name: str, title: str, description: str, schema: Schema) -> Schema:
+    return {"$schema": DIALECT, "$id": BASE_ID + file_name, "title": title, "description": description, **schema}
+
+
+def _tidy(node: Schema, defs: Schema) -> Schema:
+    """Pydantic's schema made plain: no titles or defaults, local refs inlined, nullable types as type lists."""
+    if "$ref" in node:
+        node = defs[node["$ref"].rsplit("/", 1)[1]]
+    branches = node.get("anyOf", [])
+    if branches and all(branch.keys() == {"type"} for branch in branches):
+        node = {key: value for key, value in node.items() if key != "anyOf"}
+        node["type"] = [branch["type"] for branch in branches]
+    tidy: Schema = {}
+    for key, value in node.items():
+        if key in ("title", "default", "$defs"):
+            continue
+        if key == "properties":
+            tidy[key] = {name: _tidy(sub, defs) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+            tidy[key] = _tidy(value, defs)
+        elif key == "anyOf":
+            tidy[key] = [_tidy(sub, defs) for sub in value]
+        else:
+            tidy[key] = value
+    types = tidy.get("type")
+    if types == "integer" or (isinstance(types, list) and "integer" in types):
+        tidy.update(minimum=-SAFE_INTEGER, maximum=SAFE_INTEGER)
+    return tidy
+
+
+def body_name(cls: type[Body]) -> str:
+    """The name a body goes by in the contract: its event kind for events, else its record type."""
+    if cls.record_type is RecordType.EVENT:
+        kind = next(field for field in dataclasses.fields(cls) if field.name == "kind")  # type: ignore[arg-type]
+        return str(kind.default)
+    return str(cls.record_type)
+
+
+def _described(what: str, table: dict[str, str], *keys: str) -> str:
+    for key in keys:
+        if key in table:
+            return table[key]
+    raise ContractDocsError(f"{what} has no description; add one under {keys[0]!r} in agent/contract_docs.py")
+
+
+def body_schema(cls: type[Body]) -> Schema:
+    """The wire schema of one body class (not a whole document: see `schemas` for the files)."""
+    name = body_name(cls)
+    raw = TypeAdapter(cls).json_schema()
+    tidy = _tidy(raw, raw.get("$defs", {}))
+    properties: Schema = {}
+    for field, schema in tidy["properties"].items():
+        text = _described(f"{cls.__name__}.{field}", _FIELDS, f"{name}.{field}", field)
+        properties[field] = {**schema, "description": text}
+        if field in _PATTERNS:
+            properties[field]["pattern"] = _PATTERNS[field]
+    return {
+        "title": f"{name} body",
+        "description": _described(cls.__name__, _BODIES, name),
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": _extra_fields(),
+    }
+
+
+def _bodies_by_type() -> dict[RecordType, list[type[Body]]]:
+    grouped: dict[RecordType, list[type[Body]]] = {}
+    for cls in BODY_TYPES:
+        grouped.setdefault(cls.record_type, []).append(cls)
+    return grouped
+
+
+def _event_schema(classes: list[type[Body]]) -> Schema:
+    kinds = {body_name(cls): cls for cls in classes}
+    missing = sorted(set(EventKind) - kinds.keys())
+    if missing:
+        raise ContractDocsError(f"event kinds {missing} have no body class in agent.records.BODY_TYPES")
+    defs: Schema = {kind: body_schema(cls) for kind, cls in kinds.items()}
+    return _document(
+        "event.json",
+        "event body",
+        "Something that happened to the agent or its devices. One of the event kinds, chosen by `kind`.",
+        {
+            "type": "object",
+            "required": ["kind"],
+            "properties": {"kind": {"enum": list(kinds), "description": _FIELDS["kind"]}},
+            "oneOf": [{"$ref": f"#/$defs/{kind}"} for kind in kinds],
+            "$defs": {**defs, "json_value": _json_value()},
+        },
+    )
+
+
+def _single_body_schema(record_type: RecordType, cls: type[Body]) -> Schema:
+    body = body_schema(cls)
+    title, description = body.pop("title"), body.pop("description")
+    return _document(f"{record_type}.json", title, description, {**body, "$defs": {"json_value": _json_value()}})
+
+
+def _record_schema(typed: Sequence[RecordType]) -> Schema:
+    reserved = [str(kind) for kind in RecordType if kind not in typed]
+    dispatch = [
+        {
+            "if": {"required": ["type"], "properties": {"type": {"const": str(kind)}}},
+            "then": {"properties": {"body": {"$ref": f"{kind}.json"}}},
+        }
+        for kind in typed
+    ]
+    return _document(
+        "record.json",
+        "record",
+        "One signed, hash-chained record of a station (the envelope). Its RFC 8785 canonical bytes are what is "
+        "signed and what the next record's prev is the SHA-256 of.",
+        {
+            "type": "object",
+            "properties": {
+                "v": {"const": CONTRACT_VERSION, "description": "The contract version."},
+                "station": {
+                    "type": "string",
+                    "pattern": STATION_ID_PATTERN,
+                    "description": "The station id, as registered with the platform; also a topic level.",
+                },
+                "seq": {
+                    **_integer(1),
+                    "description": "1 for the station's first record, then +1 for every record of every type; "
+                    "never reused, never skipped.",
+                },
+                "ts": {
+                    "type": "string",
+                    "pattern": TS_PATTERN,
+                    "description": "When it happened, by the agent's clock: RFC 3339 UTC with milliseconds.",
+                },
+                "type": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": f"The record type: {', '.join(map(str, typed))}; reserved in v1, body not "
+                    f"yet specified: {', '.join(reserved)}. Receivers store records of types they do not know.",
+                },
+                "body": {
+                    "type": "object",
+                    "additionalProperties": _extra_fields(),
+                    "description": "Per type; quantities are integers in small units, never floats.",
+                },
+                "prev": {
+                    "type": "string",
+                    "pattern": HEX64_PATTERN,
+                    "description": "Lowercase hex SHA-256 of the canonical bytes of record seq - 1; "
+                    "64 zeros for seq 1.",
+                },
+            },
+            "required": ["v", "station", "seq", "ts", "type", "body", "prev"],
+            "additionalProperties": False,
+            "allOf": dispatch,
+            "$defs": {"json_value": _json_value()},
+        },
+    )
+
+
+def _records_message_schema() -> Schema:
+    return _document(
+        "records-message.json",
+        "records message",
+        "The payload on {prefix}/{station}/records: one or more signed records of one key, ascending and "
+        "contiguous in seq.",
+        {
+            "type": "object",
+            "properties": {
+                "kid": {
+                    "type": "string",
+                    "pattern": KID_PATTERN,
+                    "description": "Lowercase hex of the first 8 bytes of SHA-256 of the 32-byte raw Ed25519 "
+                    "public key that signed every record of this message.",
+                },
+                "records": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "record": {"$ref": "record.json"},
+                            "sig": {
+                                "type": "string",
+                                "pattern": SIG_PATTERN,
+                                "description": "Ed25519 signature of the record's canonical bytes: 64 bytes in "
+                                "standard base64 with padding (RFC 4648 section 4), unused bits zero.",
+                            },
+                        },
+                        "required": ["record", "sig"],
+                        "additionalProperties": False,
+                    },
+                    "description": "The records, seq ascending by one from the first to the last.",
+                },
+            },
+            "required": ["kid", "records"],
+            "additionalProperties": False,
+        },
+    )
+
+
+def _ack_schema() -> Schema:
+    return _document(
+        "ack.json",
+        "ack",
+        "The payload on {prefix}/{station}/ack, from the platform. The agent ignores other keys.",
+        {
+            "type": "object",
+            "properties": {
+                "upto": {
+                    **_integer(0),
+                    "description": "The platform has durably stored every record with seq <= upto (0: none yet).",
+                }
+            },
+            "required": ["upto"],
+        },
+    )
+
+
+def _status_schema() -> Schema:
+    return _document(
+        "status.json",
+        "status",
+        "The payload on {prefix}/{station}/status, retained: the birth message on connect and on every change "
+        "of faults (online), the goodbye on a clean stop (offline, reason stopped), and the last will the broker "
+        "publishes when the connection is lost (offline, reason connection_lost, only state, reason and "
+        "client_id). Not signed: the records are the evidence, the status is a convenience.",
+        {
+            "type": "object",
+            "properties": {
+                "state": {"enum": ["online", "offline"], "description": "Whether the agent is connected."},
+                "ts": {
+                    "type": "string",
+                    "pattern": TS_PATTERN,
+                    "description": "When the agent published this status, by its clock. Not in the will.",
+                },
+                "faults": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "What is wrong with the agent now, in words; empty when healthy. Not in the will.",
+                },
+                "kid": {"type": "string", "pattern": KID_PATTERN, "description": "The key id the agent signs with."},
+                "version": {"type": "string", "description": "The agent's software version."},
+                "head_seq": {**_integer(0), "description": "The seq of the last record the agent has made."},
+                "reason": {
+                    "type": "string",
+                    "description": "Offline only: `stopped` (a clean stop) or `connection_lost` (the will).",
+                },
+                "client_id": {"type": "string", "description": "The will only: the agent's MQTT client id."},
+            },
+            "required": ["state"],
+        },
+    )
+
+
+def schemas() -> dict[str, Schema]:
+    """Every schema file of the contract, by file name."""
+    grouped = _bodies_by_type()
+    files: dict[str, Schema] = {
+        "record.json": _record_schema(list(grouped)),
+        "records-message.json": _records_message_schema(),
+        "ack.json": _ack_schema(),
+        "status.json": _status_schema(),
+    }
+    for record_type, classes in grouped.items():
+        if record_type is RecordType.EVENT:
+            files["event.json"] = _event_schema(classes)
+        elif len(classes) == 1:
+            files[f"{record_type}.json"] = _single_body_schema(record_type, classes[0])
+        else:
+            names = [cls.__name__ for cls in classes]
+            raise ContractDocsError(f"record type {record_type} has several bodies {names} but no discriminator")
+    return files
+
+
+def render(schema: Schema) -> str:
+    """The file text: sorted keys, 2-space indent, UTF-8, a trailing newline."""
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def differences(directory: Path) -> list[str]:
+    """Files in `directory` that are missing, differ from what `write` would make, or are not made by it."""
+    expected = {name: render(schema) for name, schema in schemas().items()}
+    problems = []
+    for name, text in sorted(expected.items()):
+        path = directory / name
+        if not path.exists():
+            problems.append(f"{path}: missing")
+        elif path.read_text(encoding="utf-8") != text:
+            problems.append(f"{path}: differs")
+    if directory.is_dir():
+        problems += [
+            f"{path}: not generated (remove it)"
+            for path in sorted(directory.glob("*.json"))
+            if path.name not in expected
+        ]
+    return problems
+
+
+def write(directory: Path) -> list[Path]:
+    """Write every schema file into `directory`; return the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in sorted(schemas().items()):
+        path = directory / name
+        path.write_text(render(schema), encoding="utf-8", newline="\n")
+        written.append(path)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m agent.contract_docs", description="Write the JSON Schemas of platform contract v1."
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if any file would change or is stale"
+    )
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"the schema folder (default {DEFAULT_DIR})")
+    args = parser.parse_args(argv)
+    if not args.check:
+        for path in write(args.dir):
+            print(path)
+    problems = differences(args.dir)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems and args.check:
+        print("regenerate with: python -m agent.contract_docs", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
