@@ -108,7 +108,6 @@ class TestRecordPath:
         assert "unclean_stop" not in kinds
         assert kinds.count("config_change") == 1
 
-
     def test_mqtt_3_1_1_with_broker_acks(self, tmp_path: Path, private_broker: MosquittoBroker) -> None:
         """With MQTT 3.1.1 and acks from the broker (PUBACK), every record still reaches the platform in order
         and the agent counts records as done without waiting for the platform."""
