@@ -34,15 +34,15 @@ demo: install
 	$(BIN)/station-agent demo --seconds $(DEMO_SECONDS) --workdir $(DEMO_DIR)
 
 lint: install
-	$(BIN)/ruff check agent drivers simulators tests
-	$(BIN)/ruff format --check agent drivers simulators tests
+	$(BIN)/ruff check agent drivers simulators tests bench
+	$(BIN)/ruff format --check agent drivers simulators tests bench
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest -q
 
 bench: install
-	$(BIN)/python -m bench
+	@$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
