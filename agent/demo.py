@@ -191,6 +191,16 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def _wait_for_platform(workdir: Path, simulators: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+    """Start the agent only once the platform listens: its first report appears after it has subscribed."""
+    deadline = time.monotonic() + timeout_s
+    while not (workdir / "platform-report.json").exists() and simulators.poll() is None:
+        if time.monotonic() > deadline:
+            print("demo: the platform receiver is slow to start; starting the agent anyway", flush=True)
+            return
+        time.sleep(0.1)
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data: dict[str, Any] = json.loads(path.read_text())
@@ -281,6 +291,7 @@ def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
                 workdir / "simulators.log",
             )
         )
+        _wait_for_platform(workdir, simulators)
         agent = stack.enter_context(
             _process([python, "-m", "agent.cli", "run", "--config", str(workdir / "agent.toml")], workdir / "agent.log")
         )

@@ -145,6 +145,25 @@ class TestBrokerTrouble:
         offline_heartbeats = [r for r in records if r["type"] == "heartbeat" and r["body"]["uplink"] == "offline"]
         assert offline_heartbeats, "heartbeats go on while offline and say so"
 
+    def test_records_the_platform_never_got_are_sent_again_without_waiting_for_the_timeout(
+        self, tmp_path: Path, private_broker: MosquittoBroker
+    ) -> None:
+        """Records published before the platform subscribed are lost on the broker; the platform's first acks
+        stay below them, and the agent sends again from there within seconds, not after ack_timeout_s."""
+        rig = StationRig(tmp_path, private_broker, agent={"uplink": {"ack_timeout_s": 600.0}})
+        try:
+            rig.simulated.start()
+            rig.start_agent()
+            wait_until(lambda: rig.status().get("uplink", {}).get("records_published", 0) >= 5, 20, "records sent")
+            rig.platform.start()
+            rig.wait_platform_caught_up(timeout_s=30)
+            rig.stop_agent()
+            rig.wait_platform_caught_up()
+            assert rig.status()["uplink"]["rewinds"] >= 1
+            assert rig.platform_report().ok
+        finally:
+            rig.close()
+
     def test_broker_restarted_in_the_middle_of_a_drain(self, tmp_path: Path, private_broker: MosquittoBroker) -> None:
         """A backlog of thousands is drained; a broker crash half-way costs re-sends only, never a record."""
         rig = StationRig(tmp_path, private_broker, agent={"uplink": {"max_records_per_message": 20}})

@@ -223,6 +223,17 @@ class TestRecorder:
         assert status.head_seq == status.committed == 3000
         assert status.commits <= 4
 
+    def test_a_body_the_contract_cannot_carry_is_refused_and_the_rest_goes_on(self, tmp_path: Path) -> None:
+        """An intent with a float in its body is never sealed; the intents around it are, without a gap."""
+        recorder, outbox = self._recorder(tmp_path)
+        recorder.submit(heartbeat(1, n=1))
+        recorder.submit(RecordIntent(RecordType.EVENT, 2, {"volume_l": 41.23}))
+        recorder.submit(heartbeat(3, n=3))
+        recorder.start()
+        recorder.stop()
+        stored = [json.loads(r.canonical) for r in OutboxReader(outbox.path).read(1, 10)]
+        assert [(r["seq"], r["body"]["uptime_s"]) for r in stored] == [(1, 1), (2, 3)]
+
     def test_stop_writes_everything_submitted(self, tmp_path: Path) -> None:
         """Every intent submitted before stop is a record after it, in order."""
         recorder, outbox = self._recorder(tmp_path)

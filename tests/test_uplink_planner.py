@@ -57,6 +57,14 @@ class TestLiveLane:
         plan.published(101, 102, "live")
         assert plan.propose(head=102) == Proposal(11, 20, "drain")
 
+    def test_records_made_recently_are_news_too(self) -> None:
+        """Records made shortly before the link came back go on the live lane, ahead of the older backlog."""
+        plan = planner(max_records=10, max_inflight=4, live_threshold=20)
+        plan.reset(0, recent_from=96)
+        assert plan.propose(head=100) == Proposal(96, 100, "live")
+        plan.published(96, 100, "live")
+        assert plan.propose(head=100) == Proposal(1, 10, "drain")
+
     def test_drain_never_takes_the_last_slot_while_lanes_are_split(self) -> None:
         """With lanes split, the drain fills max_inflight-1 slots; the last one stays for live records."""
         plan = planner(max_records=10, max_inflight=3, live_threshold=20)

@@ -10,12 +10,20 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import rfc8785
-
+from agent.ledger.canonical import NotCanonicalisable, canonical_bytes
 from agent.ledger.keys import DeviceKey
 from agent.records import CONTRACT_VERSION, Cursor, JsonValue, RecordIntent, format_ts
 
 GENESIS_PREV = "0" * 64
+
+
+class RecordRefused(ValueError):
+    """An intent whose body the contract cannot carry (a float, a huge integer): a bug, never sealed."""
+
+    def __init__(self, index: int, intent: RecordIntent, reason: str) -> None:
+        super().__init__(f"{intent.type} record refused: {reason}")
+        self.index = index
+        self.intent = intent
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,19 +56,15 @@ class SealedRecord:
         return hashlib.sha256(self.canonical).hexdigest()
 
 
-def canonical_bytes(record: dict[str, JsonValue]) -> bytes:
-    """RFC 8785 (JSON Canonicalization Scheme) bytes, UTF-8: what the signature and `prev` are over."""
-    data: bytes = rfc8785.dumps(record)
-    return data
-
-
 def seal(
     intents: Sequence[RecordIntent], head: ChainHead, station: str, key: DeviceKey
 ) -> tuple[list[SealedRecord], ChainHead]:
-    """Seal intents in order after `head`; return the records and the head they lead to."""
+    """Seal intents in order after `head`; return the records and the head they lead to.
+
+    RecordRefused names the first intent the contract cannot carry; nothing is sealed then."""
     sealed: list[SealedRecord] = []
     seq, prev, ts_ms = head.seq, head.digest, head.ts_ms
-    for intent in intents:
+    for index, intent in enumerate(intents):
         seq += 1
         record: dict[str, JsonValue] = {
             "v": CONTRACT_VERSION,
@@ -71,7 +75,10 @@ def seal(
             "body": intent.body,
             "prev": prev,
         }
-        canonical = canonical_bytes(record)
+        try:
+            canonical = canonical_bytes(record)
+        except NotCanonicalisable as exc:
+            raise RecordRefused(index, intent, str(exc)) from exc
         sealed.append(
             SealedRecord(seq, intent.ts_ms, str(intent.type), canonical, key.sign(canonical), key.kid, intent.cursors)
         )

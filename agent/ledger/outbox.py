@@ -3,7 +3,8 @@
 SQLite in WAL mode with `synchronous=FULL`: a commit returns only once the WAL is on the medium, so a record
 that was ever published can never be lost by a power cut and then made again with other bytes (a fork).
 Records are written in batches (one transaction, one fsync for many records) and never updated in place.
-Acknowledgement progress is a single number, saved together with the next batch or now and then, because
+Acknowledgement progress is a single number, saved now and then rather than with every batch (in platform
+mode it changes between any two commits, and a page write per commit is the dearest thing on flash), because
 losing it costs only identical re-sends.
 
 The size cap (`max_page_count`) makes "disk full" a designed state rather than an accident: the writer gets
@@ -113,7 +114,7 @@ class Outbox:
         seq_text, digest, ts_text = saved.split(":")
         return ChainHead(int(seq_text), digest, int(ts_text))
 
-    def append(self, records: Sequence[SealedRecord], acked_upto: int | None = None) -> None:
+    def append(self, records: Sequence[SealedRecord]) -> None:
         """Commit records (and the cursors they carry) in one transaction: all durable, or none."""
         cursors = [(cursor.key, cursor.value) for record in records for cursor in record.cursors]
         with self._transaction(f"appending {len(records)} record(s)"):
@@ -127,8 +128,6 @@ class Outbox:
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     cursors,
                 )
-            if acked_upto is not None:
-                self._put_meta({"acked_upto": str(acked_upto)})
 
     @contextmanager
     def _transaction(self, doing: str) -> Iterator[None]:
@@ -244,3 +243,19 @@ class OutboxReader:
     def first_seq(self) -> int | None:
         row = self._db.execute("SELECT min(seq) FROM record").fetchone()
         return None if row[0] is None else int(row[0])
+
+    def first_seq_since(self, ts_ms: int, first: int, last: int) -> int:
+        """The first seq in first..last made at or after ts_ms (last + 1 if none), by bisection on seq.
+
+        Record times follow seq except across a clock step, so this is a close estimate, found with a few
+        primary-key lookups instead of a scan or an index that every insert would have to write.
+        """
+        low, high = first, last + 1
+        while low < high:
+            middle = (low + high) // 2
+            row = self._db.execute("SELECT ts_ms FROM record WHERE seq = ?", (middle,)).fetchone()
+            if row is not None and row[0] >= ts_ms:
+                high = middle
+            else:
+                low = middle + 1
+        return low

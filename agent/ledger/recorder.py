@@ -22,7 +22,7 @@ import structlog
 
 from agent.clock import Clock
 from agent.config import OutboxSection
-from agent.ledger.chain import ChainHead, SealedRecord, seal
+from agent.ledger.chain import ChainHead, RecordRefused, SealedRecord, seal
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxError, OutboxFull
 from agent.records import AlarmBody, AlarmState, RecordIntent
@@ -182,7 +182,13 @@ class Recorder:
         batch_limit = MAX_BATCH
         while self._pending:
             batch = [self._pending[i] for i in range(min(batch_limit, len(self._pending)))]
-            records, head = seal(batch, self._head, self._station, self._key)
+            try:
+                records, head = seal(batch, self._head, self._station, self._key)
+            except RecordRefused as refused:
+                log.error("record_refused", type=str(refused.intent.type), reason=str(refused))
+                with self._lock:
+                    del self._pending[refused.index]
+                continue
             try:
                 self._append_making_room(records)
             except OutboxFull as exc:
@@ -207,15 +213,12 @@ class Recorder:
                 self.on_commit(head.seq)
 
     def _append_making_room(self, records: list[SealedRecord]) -> None:
-        acked = self._acked
         try:
-            self._outbox.append(records, acked if acked != self._acked_saved else None)
+            self._outbox.append(records)
         except OutboxFull:
-            if self._prune(acked, None, None) == 0:
+            if self._prune(self._acked, None, None) == 0:
                 raise
-            self._outbox.append(records, None)
-        if acked != self._acked_saved:
-            self._acked_saved = acked
+            self._outbox.append(records)
 
     def _enter_trouble(self, exc: OutboxError) -> None:
         kind: Literal["full", "failing"] = "full" if isinstance(exc, OutboxFull) else "failing"

@@ -2,9 +2,10 @@
 
 Theory of operation: records go out in `seq` order, each message a contiguous ascending run. After days
 offline the backlog can take a while to drain, and a regulator must not wait that long to see a fresh alarm, so
-when the backlog is longer than `live_threshold` the planner splits the sequence at the current head: records
-committed from then on go out at once on the live lane, while the drain lane works through the backlog below
-the split. When the drain reaches the split, the lanes merge and the order is plain again. The platform stores
+when the backlog is longer than `live_threshold` the planner splits the sequence: records made recently (from
+`recent_from`, given at reset: a record made just before the link came back is news too) and everything
+committed from then on go out at once on the live lane, while the drain lane works through the older backlog
+below the split. When the drain reaches the split, the lanes merge and the order is plain again. The platform stores
 what arrives and acknowledges the contiguous prefix, so acks still advance in order.
 
 While the lanes are split, the drain never takes the last slot of the in-flight window (unless the window is a
@@ -53,13 +54,16 @@ class SendPlanner:
         self._live_next = 0
         self._inflight = 0
         self._confirmed: list[tuple[int, int]] = []
+        self._recent_from: int | None = None
 
     @property
     def acked_upto(self) -> int:
         return self._acked
 
-    def reset(self, acked_upto: int) -> None:
-        """Start over after a reconnect or an ack timeout: everything above acked_upto counts as unsent."""
+    def reset(self, acked_upto: int, recent_from: int | None = None) -> None:
+        """Start over after a reconnect or an ack timeout: everything above acked_upto counts as unsent, and
+        records from `recent_from` on are news for the live lane (None: only what is committed from now)."""
+        self._recent_from = recent_from
         self._acked = acked_upto
         self._drain_next = acked_upto + 1
         self._live_from = None
@@ -71,7 +75,9 @@ class SendPlanner:
         if self._inflight >= self._max_inflight:
             return None
         if self._live_from is None and head - self._drain_next + 1 > self._live_threshold:
-            self._live_from = self._live_next = head + 1
+            split = head + 1 if self._recent_from is None else min(head + 1, self._recent_from)
+            self._live_from = self._live_next = max(self._drain_next, split)
+            self._recent_from = None
         if self._live_from is not None and self._live_next <= head:
             return Proposal(self._live_next, min(head, self._live_next + self._max_records - 1), "live")
         drain_end = head if self._live_from is None else self._live_from - 1

@@ -37,6 +37,11 @@ from agent.uplink.planner import Lane, SendPlanner
 log = structlog.get_logger("agent.uplink")
 
 SESSION_EXPIRY_S = 7 * 86_400
+STALLED_ACK_S = 2.0
+"""The platform acks every message it takes; acks that stay below a record sent this long ago mean it lacks
+that record (lost on the way, or sent before the platform subscribed): send again from there at once."""
+RECENT_S = 300.0
+"""Records made this recently when the link comes back are news: they go out ahead of an older backlog."""
 CONNACK_TIMEOUT_S = 15.0
 STOP_FLUSH_S = 3.0
 
@@ -130,6 +135,7 @@ class Uplink:
         self._last_error: str | None = None
         self._inflight: dict[int, _Sent] = {}
         self._last_progress = clock.monotonic()
+        self._next_sent_at = clock.monotonic()
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
 
     # -- called from other threads ---------------------------------------------------------------------------
@@ -325,7 +331,8 @@ class Uplink:
         acked = self._planner.acked_upto
         if first_stored is not None and first_stored > acked + 1:
             acked = first_stored - 1
-        self._planner.reset(acked)
+        recent_cutoff = self._clock.wall_ms() - int(RECENT_S * 1000)
+        self._planner.reset(acked, reader.first_seq_since(recent_cutoff, acked + 1, self._head))
         self._inflight.clear()
         self._last_progress = self._clock.monotonic()
         if self._settings.ack_mode == "platform":
@@ -379,18 +386,23 @@ class Uplink:
                 return
             if self._planner.acknowledge(upto):
                 self._progress(upto)
+            elif self._planner.unacked_sent() and self._clock.monotonic() - self._next_sent_at > STALLED_ACK_S:
+                self._rewind("uplink_platform_lacks_record")
 
     def _progress(self, acked: int) -> None:
-        self._last_progress = self._clock.monotonic()
+        self._last_progress = self._next_sent_at = self._clock.monotonic()
         self._on_acked(acked)
 
     def _check_ack_timeout(self) -> None:
         if not self._planner.unacked_sent():
             self._last_progress = self._clock.monotonic()
             return
-        if self._clock.monotonic() - self._last_progress < self._settings.ack_timeout_s:
-            return
-        log.warning("uplink_ack_timeout", acked_upto=self._planner.acked_upto, seconds=self._settings.ack_timeout_s)
+        if self._clock.monotonic() - self._last_progress >= self._settings.ack_timeout_s:
+            self._rewind("uplink_ack_timeout")
+
+    def _rewind(self, event: str) -> None:
+        """Send everything unacknowledged again, from the record after acked_upto."""
+        log.warning(event, acked_upto=self._planner.acked_upto, head_seq=self._head)
         self._counts["rewinds"] += 1
         self._planner.reset(self._planner.acked_upto)
         self._inflight.clear()
@@ -410,6 +422,8 @@ class Uplink:
                 self._set_state("offline", f"publish failed: {mqtt.error_string(info.rc)}")
                 return
             self._inflight[info.mid] = _Sent(message.first, message.last, proposal.lane)
+            if message.first == self._planner.acked_upto + 1:
+                self._next_sent_at = self._clock.monotonic()
             self._planner.published(message.first, message.last, proposal.lane)
             self._counts["messages"] += 1
             self._counts["records"] += message.last - message.first + 1
