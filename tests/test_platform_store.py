@@ -84,6 +84,39 @@ def test_fork_is_kept_aside_and_never_replaces_the_stored_record(store: Store, s
     assert [b'"n":2' in row.canonical for row in stored] == [True, False]
 
 
+def test_a_message_of_old_and_new_records_counts_each_and_links_across(store: Store, signer: TinySigner) -> None:
+    """Re-sent records are duplicates, the new ones beyond them link to what is stored, upto moves past both."""
+    chain = signer.chain(5)
+    send(store, signer, chain[:3])
+    assert send(store, signer, chain[1:]) == 5
+    report = store.station_report(STATION)
+    assert (report.accepted, report.duplicates, report.chain_breaks, report.ok) == (5, 2, (), True)
+
+
+def test_a_record_linking_to_a_fork_breaks_the_chain(store: Store, signer: TinySigner) -> None:
+    """Links are to the stored record: a new record whose prev is the fork's hash, in the same message, breaks."""
+    chain = signer.chain(2)
+    send(store, signer, chain)
+    fork = signer.record(2, chain[1]["prev"], body={"n": -2})
+    after_fork = signer.record(3, sha256_hex(canonical(fork)))
+    assert send(store, signer, [fork, after_fork]) == 2
+    report = store.station_report(STATION)
+    assert (report.forks, report.chain_breaks, report.accepted) == ((2,), (3,), 3)
+
+
+def test_stored_bytes_rewritten_as_text_make_a_resend_a_fork(tmp_path: Path, signer: TinySigner) -> None:
+    """A row someone rewrote as text equals nothing a station sends: the re-sent record is kept aside as a fork."""
+    db = tmp_path / "p.sqlite"
+    chain = signer.chain(2)
+    with Store(db) as store:
+        send(store, signer, chain)
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE records SET canonical = CAST(canonical AS TEXT) WHERE seq = 2")
+    with Store(db) as store:
+        assert send(store, signer, chain[1:]) == 2
+        assert store.station_report(STATION).forks == (2,)
+
+
 def test_broken_prev_is_a_chain_break_that_stops_upto(store: Store, signer: TinySigner) -> None:
     """A record whose prev is not the hash of the one before breaks the chain at its seq."""
     chain = signer.chain(3)

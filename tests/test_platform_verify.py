@@ -7,14 +7,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_platform_signer import RFC8032_SECRET, ZEROS, TinySigner, canonical, sha256_hex
 
+from simulators.platform.canonical import SAFE_INTEGER, canonical_bytes
 from simulators.platform.keys import key_id
+from simulators.platform.signatures import ThreadedVerifier
 from simulators.platform.verify import (
     Reason,
     Rejection,
     SignedRecord,
-    canonical_bytes,
     digest,
     links,
     verify_message,
@@ -153,6 +156,90 @@ def test_integer_beyond_the_safe_range_has_no_canonical_form(signer: TinySigner)
     payload = json.dumps({"kid": signer.kid, "records": [{"record": record, "sig": "A" * 86 + "=="}]}).encode()
     rejection = only_rejection(payload, signer)
     assert (rejection.reason, rejection.seq) == (Reason.NOT_CANONICAL, 1)
+
+
+def test_seq_beyond_the_safe_range_has_no_canonical_form(signer: TinySigner) -> None:
+    """A seq is an integer like any other: beyond 2**53 - 1 the record cannot have been signed."""
+    record = signer.record(SAFE_INTEGER + 1, "ab" * 32)
+    payload = json.dumps({"kid": signer.kid, "records": [{"record": record, "sig": "A" * 86 + "=="}]}).encode()
+    rejection = only_rejection(payload, signer)
+    assert (rejection.reason, rejection.seq) == (Reason.NOT_CANONICAL, SAFE_INTEGER + 1)
+    assert (
+        rejection.detail
+        == f"record has no RFC 8785 form: {SAFE_INTEGER + 1} exceeds safe integer domain for JSON floats"
+    )
+
+
+@pytest.mark.parametrize("where", ['{"\\ud800": 1}', '{"a": ["\\udc00"]}'], ids=["key", "value"])
+def test_lone_surrogate_in_a_body_is_not_canonical(signer: TinySigner, where: str) -> None:
+    """JSON can spell half a surrogate pair, UTF-8 cannot: the record is refused, the message is not crashed on."""
+    record = signer.record(1, ZEROS)
+    item = {"record": record, "sig": "A" * 86 + "=="}
+    payload = json.dumps({"kid": signer.kid, "records": [item]}).replace('{"n": 1}', where).encode()
+    rejection = only_rejection(payload, signer)
+    assert (rejection.reason, rejection.seq) == (Reason.NOT_CANONICAL, 1)
+    assert "lone surrogate" in rejection.detail
+
+
+def test_float_rejection_names_the_path_to_the_float(signer: TinySigner) -> None:
+    """The detail says where in the body the float is, so the supplier can find the field."""
+    record = signer.record(1, ZEROS, body={"a": [{"b": [2, 0.5]}], "c": "x"})
+    rejection = only_rejection(signer.message([record]), signer)
+    assert rejection.reason == Reason.FLOAT_IN_BODY
+    assert rejection.detail.startswith("body.a[0].b[1] is 0.5: quantities are integers")
+
+
+def _buried(leaf: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """A body holding `leaf` at some depth, in lists and objects beside ordinary fields."""
+    return st.tuples(leaf, st.lists(st.sampled_from(["list", "object"]), max_size=4)).map(
+        lambda drawn: {"volume_ml": 30120, "grade": "92", "deep": _wrap(*drawn)}
+    )
+
+
+def _wrap(value: Any, wrappers: list[str]) -> Any:
+    for kind in wrappers:
+        value = [1, "x", value] if kind == "list" else {"a": 1, "k": value}
+    return value
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_buried(st.floats(allow_nan=False, allow_infinity=False)))
+def test_a_float_anywhere_in_the_body_is_float_in_body(signer: TinySigner, body: dict[str, Any]) -> None:
+    """Wherever a float hides in a signed body, the record is rejected for it, as the contract says."""
+    record = signer.record(1, ZEROS, body=body)
+    rejection = only_rejection(signer.message([record]), signer)
+    assert (rejection.reason, rejection.seq) == (Reason.FLOAT_IN_BODY, 1)
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_buried(st.integers(SAFE_INTEGER + 1) | st.integers(max_value=-SAFE_INTEGER - 1)))
+def test_an_integer_beyond_the_safe_range_anywhere_in_the_body_is_not_canonical(
+    signer: TinySigner, body: dict[str, Any]
+) -> None:
+    """Wherever an integer beyond ±(2**53 - 1) hides, the record has no canonical form and is refused for that."""
+    record = signer.record(1, ZEROS, body=body)
+    payload = json.dumps({"kid": signer.kid, "records": [{"record": record, "sig": "A" * 86 + "=="}]}).encode()
+    rejection = only_rejection(payload, signer)
+    assert (rejection.reason, rejection.seq) == (Reason.NOT_CANONICAL, 1)
+    assert rejection.detail.endswith("exceeds safe integer domain for JSON floats")
+
+
+def test_threaded_verifier_gives_the_verdict_of_the_serial_one(signer: TinySigner) -> None:
+    """Signatures checked side by side on threads: the same records accepted, the same rejected, in order."""
+    records = signer.chain(9)
+    forger = TinySigner(STATION)
+    items = [forger.item(record) if record["seq"] in (2, 7) else signer.item(record) for record in records]
+    items[4]["sig"] = "not base64"
+    payload = json.dumps({"kid": signer.kid, "records": items}).encode()
+    serial = verify_message(payload, STATION, keys_of(signer))
+    with ThreadedVerifier(3) as threaded:
+        assert verify_message(payload, STATION, keys_of(signer), threaded) == serial
+    assert [(r.reason, r.seq) for r in serial.rejections] == [
+        (Reason.BAD_SIGNATURE, 2),
+        (Reason.SIG_FORMAT, 5),
+        (Reason.BAD_SIGNATURE, 7),
+    ]
+    assert [r.seq for r in serial.accepted] == [1, 3, 4, 6, 8, 9]
 
 
 def test_signature_by_another_key_under_this_kid_is_a_bad_signature(signer: TinySigner) -> None:

@@ -9,9 +9,9 @@ everything it receives: every signature, every chain link, every seq from 1 up. 
         ...
     assert receiver.report().ok
 
-Modules, one job each: `contract` (the page's fixed words), `keys` (station keys and kids), `verify` (pure
-checks), `store` (SQLite), `receiver` (MQTT), `report` (what is said and when it is ok), `audit` (re-check a
-database), `cli`.
+Modules, one job each: `contract` (the page's fixed words), `keys` (station keys and kids), `canonical`
+(RFC 8785 bytes), `signatures` (Ed25519 checks, on threads if wanted), `verify` (pure checks), `store`
+(SQLite), `receiver` (MQTT), `report` (what is said and when it is ok), `audit` (re-check a database), `cli`.
 """
 
 from simulators.platform.audit import audit

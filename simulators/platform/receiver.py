@@ -7,7 +7,8 @@ re-delivery is a harmless duplicate and is acked again, which is also how a re-s
 platform stands. The session is persistent (fixed client id, no clean start, a session expiry), so what
 stations publish while the receiver is down is waiting for it when it comes back.
 
-All store access goes through one lock: the MQTT network thread writes, `report()` reads from any thread.
+All store access goes through one lock: the MQTT network thread writes, `report()` reads from any thread. The
+signatures of a message are verified on a thread per core (`ThreadedVerifier`), the network thread among them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from simulators.platform.contract import DEFAULT_PREFIX, RECORDS, STATUS, Topics
 from simulators.platform.keys import Keyring
 from simulators.platform.report import PlatformReport
+from simulators.platform.signatures import ThreadedVerifier
 from simulators.platform.store import Ingested, Store
 from simulators.platform.verify import Rejection, Verdict, verify_message, verify_status
 
@@ -88,6 +90,7 @@ class PlatformReceiver:
         self._settled = threading.Event()
         self._refusal: str | None = None
         self._store: Store | None = None
+        self._verifier: ThreadedVerifier | None = None
         self._client: mqtt.Client | None = None
         self._last_report: PlatformReport | None = None
 
@@ -109,6 +112,7 @@ class PlatformReceiver:
         if self._client is not None:
             raise ReceiverError(f"receiver for {self.address} is already running; stop() it first")
         self._store = Store(self.config.db_path)
+        self._verifier = ThreadedVerifier()
         self._settled.clear()
         self._refusal = None
         self._client = self._connect()
@@ -154,6 +158,9 @@ class PlatformReceiver:
         if client is not None:
             client.disconnect()
             client.loop_stop()
+        verifier, self._verifier = self._verifier, None
+        if verifier is not None:
+            verifier.close()
         with self._lock:
             store, self._store = self._store, None
             if store is not None:
@@ -210,8 +217,8 @@ class PlatformReceiver:
         client.ack(message.mid, message.qos)
 
     def _handle(self, client: mqtt.Client, topic: str, payload: bytes) -> None:
-        store = self._store
-        assert store is not None, "messages arrive only between start() and stop()"
+        store, verifier = self._store, self._verifier
+        assert store is not None and verifier is not None, "messages arrive only between start() and stop()"
         parsed = self._topics.parse(topic)
         if parsed is None:
             log.warning("platform.foreign_topic", topic=topic, prefix=self.config.prefix)
@@ -223,7 +230,7 @@ class PlatformReceiver:
                 store.count_unknown_station(station)
             log.warning("platform.unknown_station", station=station, topic=topic)
         elif kind == RECORDS:
-            self._records(client, store, station, verify_message(payload, station, keys))
+            self._records(client, store, station, verify_message(payload, station, keys, verifier))
         elif kind == STATUS:
             self._status(store, station, payload)
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +117,48 @@ class StoredRow:
     canonical: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class _Triage:
+    """The accepted records of one message sorted out against what is stored, before anything is written."""
+
+    stored: tuple[SignedRecord, ...]
+    duplicates: tuple[int, ...]
+    forks: tuple[SignedRecord, ...]
+    chain_breaks: tuple[int, ...]
+
+
+def _triage(records: Sequence[SignedRecord], kept: dict[int, SignedRecord]) -> _Triage:
+    """New, duplicate or fork, record by record in message order, with the links each new record closes.
+
+    `kept` (the stored neighbourhood, updated here as records are taken) stands in for the table, so that a
+    record sees exactly what it would have seen had the records before it in the message been written first:
+    the link into a new record is checked when its predecessor is there, the link out of it when its
+    successor is, and each link once.
+    """
+    stored: list[SignedRecord] = []
+    duplicates: list[int] = []
+    forks: list[SignedRecord] = []
+    breaks: list[int] = []
+    for record in records:
+        held = kept.get(record.seq)
+        if held is not None:
+            if held.canonical == record.canonical:
+                duplicates.append(record.seq)
+            else:
+                forks.append(record)
+            continue
+        kept[record.seq] = record
+        stored.append(record)
+        before, after = kept.get(record.seq - 1), kept.get(record.seq + 1)
+        if (record.seq == 1 or before is not None) and not links(
+            record.seq, record.prev, None if before is None else before.digest
+        ):
+            breaks.append(record.seq)
+        if after is not None and not links(record.seq + 1, after.prev, record.digest):
+            breaks.append(record.seq + 1)
+    return _Triage(tuple(stored), tuple(duplicates), tuple(forks), tuple(breaks))
+
+
 class Store:
     """One SQLite file (WAL, synchronous=FULL). Not thread-safe: the owner serialises access."""
 
@@ -182,67 +225,69 @@ class Store:
         self._db.execute("INSERT OR IGNORE INTO stations (station) VALUES (?)", (station,))
 
     def ingest(self, station: str, verdict: Verdict) -> Ingested:
-        """Store what a message brought, count what it did not, move `upto`; all in one transaction."""
-        stored: list[int] = []
-        duplicates: list[int] = []
-        forks: list[int] = []
-        breaks: list[int] = []
+        """Store what a message brought, count what it did not, move `upto`; all in one transaction.
+
+        The stored neighbourhood of the message is read once and the chain is checked in memory against it,
+        then everything new is written in one statement per table: a message costs a handful of statements,
+        not a handful per record.
+        """
         with self._transaction():
             self._station(station)
-            for rejection in verdict.rejections:
-                self._db.execute(
-                    "INSERT INTO rejections VALUES (?, ?, 1) ON CONFLICT DO UPDATE SET count = count + 1",
-                    (station, rejection.reason.value),
-                )
-            for record in verdict.accepted:
-                kept = self._db.execute(
-                    "SELECT canonical FROM records WHERE station = ? AND seq = ?", (station, record.seq)
-                ).fetchone()
-                if kept is None:
-                    self._put(station, record)
-                    stored.append(record.seq)
-                    breaks.extend(self._check_links(station, record))
-                elif kept[0] == record.canonical:
-                    duplicates.append(record.seq)
-                else:
-                    self._db.execute(
-                        "INSERT OR IGNORE INTO forks VALUES (?, ?, ?, ?, ?, ?)",
-                        (station, record.seq, record.digest, record.kid, record.sig, record.canonical),
-                    )
-                    forks.append(record.seq)
-            self._db.execute(
-                "UPDATE stations SET accepted = accepted + ?, duplicates = duplicates + ? WHERE station = ?",
-                (len(stored), len(duplicates), station),
+            self._db.executemany(
+                "INSERT INTO rejections VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET count = count + excluded.count",
+                [
+                    (station, reason, count)
+                    for reason, count in Counter(r.reason.value for r in verdict.rejections).items()
+                ],
             )
+            triage = _triage(verdict.accepted, self._neighbourhood(station, verdict.accepted))
+            self._write(station, triage)
             upto = self._advance(station)
-        return Ingested(tuple(stored), tuple(duplicates), tuple(forks), tuple(breaks), upto)
+        return Ingested(
+            stored=tuple(record.seq for record in triage.stored),
+            duplicates=triage.duplicates,
+            forks=tuple(record.seq for record in triage.forks),
+            chain_breaks=triage.chain_breaks,
+            upto=upto,
+        )
 
-    def _put(self, station: str, record: SignedRecord) -> None:
-        self._db.execute(
+    def _neighbourhood(self, station: str, records: Sequence[SignedRecord]) -> dict[int, SignedRecord]:
+        """The stored records from one below the lowest seq to one above the highest: all `ingest` compares
+        with. One range, since the seqs of a message are contiguous.
+
+        `canonical` is as the database holds it: bytes, or text if someone rewrote it, which then equals
+        nothing a station sends and so shows as a fork instead of failing the message.
+        """
+        if not records:
+            return {}
+        seqs = [record.seq for record in records]
+        rows = self._db.execute(
+            "SELECT seq, type, prev, digest, canonical, sig, kid FROM records "
+            "WHERE station = ? AND seq BETWEEN ? AND ?",
+            (station, min(seqs) - 1, max(seqs) + 1),
+        )
+        return {int(row[0]): SignedRecord(*row) for row in rows}
+
+    def _write(self, station: str, triage: _Triage) -> None:
+        self._db.executemany(
             "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (station, record.seq, record.type, record.prev, record.digest, record.kid, record.sig, record.canonical),
+            [(station, r.seq, r.type, r.prev, r.digest, r.kid, r.sig, r.canonical) for r in triage.stored],
+        )
+        self._db.executemany(
+            "INSERT INTO types VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET count = count + excluded.count",
+            [(station, record_type, count) for record_type, count in Counter(r.type for r in triage.stored).items()],
+        )
+        self._db.executemany(
+            "INSERT OR IGNORE INTO forks VALUES (?, ?, ?, ?, ?, ?)",
+            [(station, r.seq, r.digest, r.kid, r.sig, r.canonical) for r in triage.forks],
+        )
+        self._db.executemany(
+            "INSERT OR IGNORE INTO chain_breaks VALUES (?, ?)", [(station, seq) for seq in triage.chain_breaks]
         )
         self._db.execute(
-            "INSERT INTO types VALUES (?, ?, 1) ON CONFLICT DO UPDATE SET count = count + 1", (station, record.type)
+            "UPDATE stations SET accepted = accepted + ?, duplicates = duplicates + ? WHERE station = ?",
+            (len(triage.stored), len(triage.duplicates), station),
         )
-
-    def _digest(self, station: str, seq: int) -> str | None:
-        row = self._db.execute("SELECT digest FROM records WHERE station = ? AND seq = ?", (station, seq)).fetchone()
-        return None if row is None else str(row[0])
-
-    def _check_links(self, station: str, record: SignedRecord) -> list[int]:
-        """Check the link into `record` and the link out of it, where the other end is here; return breaks."""
-        breaks: list[int] = []
-        before = self._digest(station, record.seq - 1)
-        if (record.seq == 1 or before is not None) and not links(record.seq, record.prev, before):
-            breaks.append(record.seq)
-        after = self._db.execute(
-            "SELECT prev FROM records WHERE station = ? AND seq = ?", (station, record.seq + 1)
-        ).fetchone()
-        if after is not None and not links(record.seq + 1, str(after[0]), record.digest):
-            breaks.append(record.seq + 1)
-        self._db.executemany("INSERT OR IGNORE INTO chain_breaks VALUES (?, ?)", [(station, seq) for seq in breaks])
-        return breaks
 
     def _advance(self, station: str) -> int:
         upto = self.upto(station)

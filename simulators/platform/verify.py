@@ -2,8 +2,10 @@
 
 Theory of operation: a records message is first checked as a whole (strict JSON, its shape, a kid known for
 the station, seqs ascending and contiguous); if any of that fails, nothing in it is taken. Then each record is
-checked on its own (exact keys, field formats, no floats in the body, canonical form, signature); the ones that
-pass are accepted and each one that fails is rejected with a single reason, without stopping the others.
+checked on its own (exact keys, field formats, no floats in the body, canonical form, the form of its
+signature), and last the signatures of all that got that far, together, so that they can be verified side by
+side; the records that pass are accepted and each one that fails is rejected with a single reason, without
+stopping the others.
 Whether a record fits the chain is not decided here: that depends on what arrived before, which is the
 store's business (`links`, below, is the rule it applies).
 """
@@ -11,20 +13,21 @@ store's business (`links`, below, is the rule it applies).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 from enum import StrEnum
-from typing import Any, Final, TypeGuard
+from typing import Final, TypeGuard
 
-import rfc8785
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from simulators.platform.canonical import CanonicalizationError, canonical_bytes
 from simulators.platform.contract import CONTRACT_VERSION, GENESIS_PREV, RECORD_KEYS, STATUS_STATES
+from simulators.platform.signatures import Verifier, verifies, verify_each
 
 
 class Reason(StrEnum):
@@ -79,15 +82,11 @@ class Verdict:
     rejections: tuple[Rejection, ...] = ()
 
 
-_TS: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.[0-9]{3}Z")
+_TS: Final = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})T(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)\.[0-9]{3}Z")
+"""The ts format, with the hour, minute and second in range (second 60 for a leap second); the date is checked
+apart, because whether a day exists depends on its month and year."""
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
 _SIG: Final = re.compile(r"[A-Za-z0-9+/]{86}==")
-_LEAP_SECOND: Final = 60
-
-
-def canonical_bytes(record: Mapping[str, Any]) -> bytes:
-    """RFC 8785 (JSON Canonicalization Scheme) bytes; raises rfc8785.CanonicalizationError if there are none."""
-    return bytes(rfc8785.dumps(record))
 
 
 def digest(canonical: bytes) -> str:
@@ -114,11 +113,14 @@ def parse_json(data: bytes) -> object:
 
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    result: dict[str, object] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"key {key!r} appears twice in one object")
-        result[key] = value
+    """The object of `pairs`, built in C; only when a key was lost to a repeat is the repeat looked for."""
+    result = dict(pairs)
+    if len(result) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"key {key!r} appears twice in one object")
+            seen.add(key)
     return result
 
 
@@ -159,13 +161,14 @@ def _seq_problem(record: Mapping[str, object], station: str) -> str | None:
 def _is_utc_ms_time(ts: str) -> bool:
     """RFC 3339 UTC with milliseconds, naming a time that exists (second 60 allowed for a leap second)."""
     match = _TS.fullmatch(ts)
-    if match is None:
-        return False
-    year, month, day, hour, minute, second = (int(part) for part in match.groups())
-    if second > _LEAP_SECOND:
-        return False
+    return match is not None and _is_real_date(match[1])
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_real_date(text: str) -> bool:
+    """Whether YYYY-MM-DD names a day of the calendar; cached, since a station's records share few days."""
     try:
-        datetime(year, month, day, hour, minute, min(second, _LEAP_SECOND - 1))
+        date.fromisoformat(text)
     except ValueError:
         return False
     return True
@@ -191,16 +194,35 @@ def _body_problem(record: Mapping[str, object], station: str) -> str | None:
 
 
 def _float_problem(record: Mapping[str, object], station: str) -> str | None:
-    stack: list[tuple[str, object]] = [("body", record["body"])]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, float):
-            return f"{path} is {value!r}: quantities are integers in small units (mL, fen, 0.01 °C), never floats"
-        if isinstance(value, dict):
-            stack.extend((f"{path}.{key}", item) for key, item in value.items())
-        elif isinstance(value, list):
-            stack.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+    found = _first_float("body", record["body"])
+    if found is None:
+        return None
+    path, value = found
+    return f"{path} is {value!r}: quantities are integers in small units (mL, fen, 0.01 °C), never floats"
+
+
+def _first_float(path: str, container: object) -> tuple[str, float] | None:
+    """Where a float is in `container` (a dict or list at `path`) and what it is, or None if there is none.
+
+    A path is spelt out only for what is pushed or returned (containers and the float), not for every value,
+    and the strings and integers that bodies are made of are passed over before any isinstance.
+    """
+    pending: list[tuple[str, object]] = [(path, container)]
+    while pending:
+        path, container = pending.pop()
+        entries = container.items() if isinstance(container, dict) else enumerate(container)  # type: ignore[arg-type]
+        for key, child in entries:
+            if type(child) is str or type(child) is int:
+                continue
+            if isinstance(child, float):
+                return _child_path(path, key), child
+            if isinstance(child, (dict, list)):
+                pending.append((_child_path(path, key), child))
     return None
+
+
+def _child_path(path: str, key: object) -> str:
+    return f"{path}[{key}]" if type(key) is int else f"{path}.{key}"
 
 
 def _prev_problem(record: Mapping[str, object], station: str) -> str | None:
@@ -238,10 +260,16 @@ def decode_signature(sig: object) -> bytes | None:
     return raw if base64.b64encode(raw).decode("ascii") == sig else None
 
 
-def verify_record(
-    record: Mapping[str, object], sig: object, station: str, kid: str, key: Ed25519PublicKey
-) -> SignedRecord | Rejection:
-    """Every check one record can pass on its own: fields, canonical form, signature by `key`."""
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """A record that passed every check of its own but the signature: what it becomes if that verifies."""
+
+    record: SignedRecord
+    signature: bytes
+
+
+def _examine(record: Mapping[str, object], sig: object, station: str, kid: str) -> _Candidate | Rejection:
+    """Every check of one record but the signature itself: fields, canonical form, the form of `sig`."""
     seq = record.get("seq")
     named_seq = seq if _is_seq(seq) else None
     for reason, problem_of in _RECORD_CHECKS:
@@ -251,18 +279,12 @@ def verify_record(
     assert named_seq is not None, "the seq check above let a bad seq through"
     try:
         canonical = canonical_bytes(record)
-    except rfc8785.CanonicalizationError as error:
+    except CanonicalizationError as error:
         return Rejection(Reason.NOT_CANONICAL, named_seq, f"record has no RFC 8785 form: {error}")
     signature = decode_signature(sig)
     if signature is None:
         return Rejection(Reason.SIG_FORMAT, named_seq, f"sig is {sig!r}, want 64 bytes in standard base64 with padding")
-    try:
-        key.verify(signature, canonical)
-    except InvalidSignature:
-        return Rejection(
-            Reason.BAD_SIGNATURE, named_seq, f"signature does not verify with key {kid} over the canonical bytes"
-        )
-    return SignedRecord(
+    signed = SignedRecord(
         seq=named_seq,
         type=str(record["type"]),
         prev=str(record["prev"]),
@@ -271,6 +293,27 @@ def verify_record(
         sig=str(sig),
         kid=kid,
     )
+    return _Candidate(signed, signature)
+
+
+def _settle(candidate: _Candidate, verified: bool) -> SignedRecord | Rejection:
+    if verified:
+        return candidate.record
+    return Rejection(
+        Reason.BAD_SIGNATURE,
+        candidate.record.seq,
+        f"signature does not verify with key {candidate.record.kid} over the canonical bytes",
+    )
+
+
+def verify_record(
+    record: Mapping[str, object], sig: object, station: str, kid: str, key: Ed25519PublicKey
+) -> SignedRecord | Rejection:
+    """Every check one record can pass on its own: fields, canonical form, signature by `key`."""
+    examined = _examine(record, sig, station, kid)
+    if isinstance(examined, Rejection):
+        return examined
+    return _settle(examined, verifies(key, examined.signature, examined.record.canonical))
 
 
 def _items(message: object) -> tuple[str, list[tuple[dict[str, object], object]]] | str:
@@ -296,8 +339,14 @@ def _whole(reason: Reason, detail: str) -> Verdict:
     return Verdict(rejections=(Rejection(reason, None, detail),))
 
 
-def verify_message(payload: bytes, station: str, keys: Mapping[str, Ed25519PublicKey]) -> Verdict:
-    """Check one `{prefix}/{station}/records` payload against `keys` (kid -> key of that station)."""
+def verify_message(
+    payload: bytes, station: str, keys: Mapping[str, Ed25519PublicKey], verifier: Verifier = verify_each
+) -> Verdict:
+    """Check one `{prefix}/{station}/records` payload against `keys` (kid -> key of that station).
+
+    The records' signatures are checked together, by `verifier`, once every other check is done: a
+    ThreadedVerifier spreads them over cores, and the verdict is the same either way.
+    """
     try:
         message = parse_json(payload)
     except ValueError as error:
@@ -315,7 +364,10 @@ def verify_message(payload: bytes, station: str, keys: Mapping[str, Ed25519Publi
         return _whole(Reason.SEQ_INVALID, f"seqs are {seqs!r}, want positive integers")
     if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
         return _whole(Reason.SEQ_NOT_CONTIGUOUS, f"seqs are {seqs!r}, want ascending by one")
-    outcomes = [verify_record(record, sig, station, kid, key) for record, sig in pairs]
+    examined = [_examine(record, sig, station, kid) for record, sig in pairs]
+    candidates = [outcome for outcome in examined if isinstance(outcome, _Candidate)]
+    verified = iter(verifier(key, [(candidate.signature, candidate.record.canonical) for candidate in candidates]))
+    outcomes = [outcome if isinstance(outcome, Rejection) else _settle(outcome, next(verified)) for outcome in examined]
     return Verdict(
         accepted=tuple(outcome for outcome in outcomes if isinstance(outcome, SignedRecord)),
         rejections=tuple(outcome for outcome in outcomes if isinstance(outcome, Rejection)),
