@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import struct
 import sys
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from drivers.schema import Ge, Gt, Le, Matches, MinLen, doc, settings
 
 MAX_READ_REGISTERS = 125
 _WIDTH = {"u16": 1, "i16": 1, "u32": 2, "i32": 2, "u64": 4, "f32": 2}
@@ -28,11 +27,24 @@ _WIDTH = {"u16": 1, "i16": 1, "u32": 2, "i32": 2, "u64": 4, "f32": 2}
 
 class DeviceKind(StrEnum):
     PUMP_CONTROLLER = "pump_controller"
+    PULSE_COUNTER = "pulse_counter"
+    PRESSURE_SENSOR = "pressure_sensor"
 
 
 class Scope(StrEnum):
+    """Where a point lives: once per device, or repeated per nozzle or per counter channel in a block."""
+
     DEVICE = "device"
     NOZZLE = "nozzle"
+    CHANNEL = "channel"
+
+
+#: The repeated scope of each kind: what `placements(indices)` counts.
+REPEATED: dict[DeviceKind, Scope | None] = {
+    DeviceKind.PUMP_CONTROLLER: Scope.NOZZLE,
+    DeviceKind.PULSE_COUNTER: Scope.CHANNEL,
+    DeviceKind.PRESSURE_SENSOR: None,
+}
 
 
 #: The meanings a profile may map, per device kind and scope. A meaning's unit is in its name.
@@ -54,6 +66,13 @@ MEANINGS: dict[DeviceKind, dict[Scope, frozenset[str]]] = {
             }
         ),
     },
+    DeviceKind.PULSE_COUNTER: {
+        Scope.DEVICE: frozenset({"firmware_id"}),
+        Scope.CHANNEL: frozenset({"count"}),
+    },
+    DeviceKind.PRESSURE_SENSOR: {
+        Scope.DEVICE: frozenset({"pressure_pa", "temperature_cC", "firmware_id"}),
+    },
 }
 
 #: The nozzle states a profile's `states` table may name.
@@ -64,6 +83,8 @@ REQUIRED: dict[DeviceKind, frozenset[str]] = {
     DeviceKind.PUMP_CONTROLLER: frozenset(
         {"state", "txn_no", "txn_volume_ml", "txn_amount_fen", "txn_price_fen_per_l", "totalizer_volume_ml"}
     ),
+    DeviceKind.PULSE_COUNTER: frozenset({"count"}),
+    DeviceKind.PRESSURE_SENSOR: frozenset({"pressure_pa"}),
 }
 
 
@@ -71,80 +92,106 @@ class ProfileError(Exception):
     """A profile that cannot be used, with every problem in it."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+ProfileName = Annotated[str, Matches("lowercase letters, digits, '.', '_', '-'", r"[a-z0-9][a-z0-9._-]{0,63}")]
 
 
-class PointSpec(_Strict):
-    meaning: str = Field(min_length=1, description="what the value is, from the device kind's vocabulary")
-    scope: Scope = Field(default=Scope.NOZZLE, description="'device' (once) or 'nozzle' (repeated per nozzle)")
-    function: Literal[3, 4] = Field(default=3, description="3 = holding registers, 4 = input registers")
-    address: int = Field(
-        ge=0, le=0xFFFF, description="register address (0-based); for nozzle scope, the offset in the block"
+@settings
+class PointSpec:
+    meaning: Annotated[str, MinLen(1)] = doc("what the value is, from the device kind's vocabulary")
+    scope: Scope = doc("'device' (once), or 'nozzle' / 'channel' (repeated in that block)", default=Scope.DEVICE)
+    function: Literal[3, 4] = doc("3 = holding registers, 4 = input registers", default=3)
+    address: Annotated[int, Ge(0), Le(0xFFFF)] = doc(
+        "register address (0-based); for a repeated scope, the offset in the block"
     )
-    type: Literal["u16", "i16", "u32", "i32", "u64", "f32"] = "u16"
-    scale: Decimal = Field(default=Decimal(1), gt=0, description="raw value x scale = value in the meaning's unit")
-    word_order: Literal["big", "little"] | None = Field(default=None, description="overrides the profile's")
-    states: dict[str, str] | None = Field(default=None, description="raw value -> state name, for 'state'")
+    type: Literal["u16", "i16", "u32", "i32", "u64", "f32"] = doc("how the registers encode the value", default="u16")
+    scale: Annotated[Decimal, Gt(0)] = doc("raw value x scale = value in the meaning's unit", default=Decimal(1))
+    word_order: Literal["big", "little"] | None = doc("overrides the profile's word order", default=None)
+    states: dict[str, str] | None = doc("raw value -> state name, for 'state'", default=None)
 
     @property
     def width(self) -> int:
         return _WIDTH[self.type]
 
-
-class NozzleBlock(_Strict):
-    base: int = Field(ge=0, le=0xFFFF, description="address of nozzle 1's block")
-    stride: int = Field(ge=1, le=0x1000, description="registers from one nozzle's block to the next")
-    max_nozzles: int = Field(ge=1, le=32, description="how many nozzles the device can have")
-
-
-class ProfileHeader(_Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="lowercase, digits, '.', '_', '-'")
-    kind: DeviceKind
-    vendor: str = ""
-    model: str = ""
-    description: str = ""
-    word_order: Literal["big", "little"] = Field(default="big", description="for 32/64-bit values: high word first?")
-    max_gap: int = Field(default=8, ge=0, le=100, description="unused registers a merged read may bridge")
+    @property
+    def modulus(self) -> int | None:
+        """Where an unsigned counter wraps, in the meaning's unit; None for signed and float values."""
+        if self.type not in ("u16", "u32", "u64"):
+            return None
+        return int(Decimal(1 << (16 * self.width)) * self.scale)
 
 
-class ProfileDocument(_Strict):
-    profile: ProfileHeader
-    nozzle_block: NozzleBlock | None = None
-    points: list[PointSpec] = Field(min_length=1)
+@settings
+class Block:
+    base: Annotated[int, Ge(0), Le(0xFFFF)] = doc("address of the first block (nozzle 1, channel 1)")
+    stride: Annotated[int, Ge(1), Le(0x1000)] = doc("registers from one block to the next")
+    count: Annotated[int, Ge(1), Le(64)] = doc("how many blocks (nozzles, channels) the device can have")
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ProfileDocument:
-        problems: list[str] = []
-        vocabulary = MEANINGS[self.profile.kind]
-        seen: set[tuple[Scope, str]] = set()
-        for index, point in enumerate(self.points):
-            where = f"points[{index}] ({point.meaning})"
-            if point.meaning not in vocabulary[point.scope]:
-                known = ", ".join(sorted(vocabulary[point.scope]))
-                problems.append(f"{where}: unknown {point.scope} meaning; known: {known}")
-            if (point.scope, point.meaning) in seen:
-                problems.append(f"{where}: mapped twice")
-            seen.add((point.scope, point.meaning))
-            if point.meaning == "state" and not point.states:
-                problems.append(f'{where}: a state point needs \'states\', e.g. {{ "0" = "idle" }}')
-            block = self.nozzle_block
-            if point.scope == Scope.NOZZLE and block is not None and point.address + point.width > block.stride:
-                problems.append(f"{where}: offset {point.address} runs past the block stride")
-            unknown_states = set((point.states or {}).values()) - NOZZLE_STATES
-            if unknown_states:
-                problems.append(
-                    f"{where}: unknown state name(s) {', '.join(sorted(unknown_states))}; "
-                    f"known: {', '.join(sorted(NOZZLE_STATES))}"
-                )
-        if any(p.scope == Scope.NOZZLE for p in self.points) and self.nozzle_block is None:
-            problems.append("nozzle points need a [nozzle_block] with base, stride and max_nozzles")
-        missing = REQUIRED[self.profile.kind] - {meaning for _, meaning in seen}
-        if missing:
-            problems.append(f"missing required meanings: {', '.join(sorted(missing))}")
+
+@settings
+class ProfileHeader:
+    name: ProfileName = doc("the profile's name, which is also its file name without .toml")
+    kind: DeviceKind = doc("pump_controller, pulse_counter or pressure_sensor")
+    vendor: str = doc("who makes the device", default="")
+    model: str = doc("the device model", default="")
+    description: str = doc("what the map covers", default="")
+    word_order: Literal["big", "little"] = doc(
+        "for 32/64-bit values: 'big' if the high word comes first", default="big"
+    )
+    max_gap: Annotated[int, Ge(0), Le(100)] = doc("unused registers a merged read may bridge", default=8)
+
+
+@settings
+class ProfileDocument:
+    profile: ProfileHeader = doc("the [profile] table")
+    blocks: dict[Scope, Block] = doc("[blocks.nozzle] or [blocks.channel]", factory=dict)
+    points: Annotated[tuple[PointSpec, ...], MinLen(1)] = doc("the [[points]]")
+
+    def __post_init__(self) -> None:
+        problems = _inconsistencies(self)
         if problems:
             raise ValueError("; ".join(problems))
-        return self
+
+
+def _inconsistencies(document: ProfileDocument) -> list[str]:
+    """What no single field shows: meanings the kind does not know, missing ones, blocks, state tables."""
+    problems: list[str] = []
+    kind = document.profile.kind
+    vocabulary = MEANINGS[kind]
+    repeated = REPEATED[kind]
+    for scope in document.blocks:
+        if scope != repeated:
+            problems.append(
+                f"blocks.{scope}: a {kind} has no {scope} block" + (f" (it has {repeated})" if repeated else "")
+            )
+    seen: set[tuple[Scope, str]] = set()
+    for index, point in enumerate(document.points):
+        where = f"points[{index}] ({point.meaning})"
+        if point.scope not in vocabulary:
+            problems.append(f"{where}: a {kind} has no {point.scope} scope; use {' or '.join(vocabulary)}")
+            continue
+        if point.meaning not in vocabulary[point.scope]:
+            known = ", ".join(sorted(vocabulary[point.scope]))
+            problems.append(f"{where}: unknown {point.scope} meaning; known: {known}")
+        if (point.scope, point.meaning) in seen:
+            problems.append(f"{where}: mapped twice")
+        seen.add((point.scope, point.meaning))
+        if point.meaning == "state" and not point.states:
+            problems.append(f'{where}: a state point needs \'states\', e.g. {{ "0" = "idle" }}')
+        block = document.blocks.get(point.scope)
+        if block is not None and point.address + point.width > block.stride:
+            problems.append(f"{where}: offset {point.address} runs past the block stride")
+        unknown_states = set((point.states or {}).values()) - NOZZLE_STATES
+        if unknown_states:
+            problems.append(
+                f"{where}: unknown state name(s) {', '.join(sorted(unknown_states))}; "
+                f"known: {', '.join(sorted(NOZZLE_STATES))}"
+            )
+    for scope in {p.scope for p in document.points} - {Scope.DEVICE} - set(document.blocks):
+        problems.append(f"{scope} points need a [blocks.{scope}] with base, stride and count")
+    missing = REQUIRED[kind] - {meaning for _, meaning in seen}
+    if missing:
+        problems.append(f"missing required meanings: {', '.join(sorted(missing))}")
+    return problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +205,10 @@ class ReadRequest:
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """A point placed at an absolute address, for one nozzle (or the device, nozzle=0)."""
+    """A point placed at an absolute address, for one nozzle or channel (or the device: index 0)."""
 
     point: PointSpec
-    nozzle: int
+    index: int
     address: int
 
 
@@ -181,34 +228,43 @@ class Profile:
         return self.document.profile.kind
 
     @property
-    def max_nozzles(self) -> int:
-        block = self.document.nozzle_block
-        return 0 if block is None else block.max_nozzles
+    def repeated(self) -> Scope | None:
+        """The scope a device of this kind repeats (nozzles of a controller, channels of a counter)."""
+        return REPEATED[self.kind]
 
-    def placements(self, nozzles: Iterable[int]) -> list[Placement]:
-        """Every point at its absolute address, for the device and for each of the given nozzles."""
+    @property
+    def capacity(self) -> int:
+        """How many nozzles or channels the model has (0 if it repeats nothing)."""
+        block = self.document.blocks.get(self.repeated) if self.repeated is not None else None
+        return 0 if block is None else block.count
+
+    def point(self, meaning: str) -> PointSpec | None:
+        return next((p for p in self.document.points if p.meaning == meaning), None)
+
+    def placements(self, indices: Iterable[int]) -> list[Placement]:
+        """Every point at its absolute address: the device's, and those of each given nozzle or channel."""
         placed = [Placement(p, 0, p.address) for p in self.document.points if p.scope == Scope.DEVICE]
-        block = self.document.nozzle_block
-        for nozzle in sorted(set(nozzles)):
-            if block is None or not 1 <= nozzle <= block.max_nozzles:
-                raise ProfileError(f"profile {self.name} has no nozzle {nozzle} (it has 1..{self.max_nozzles})")
-            start = block.base + (nozzle - 1) * block.stride
-            placed.extend(
-                Placement(p, nozzle, start + p.address) for p in self.document.points if p.scope == Scope.NOZZLE
-            )
+        scope = self.repeated
+        block = self.document.blocks.get(scope) if scope is not None else None
+        for index in sorted(set(indices)):
+            if scope is None or block is None or not 1 <= index <= block.count:
+                what = scope or "nozzle or channel"
+                raise ProfileError(f"profile {self.name} has no {what} {index} (it has {self.capacity})")
+            start = block.base + (index - 1) * block.stride
+            placed.extend(Placement(p, index, start + p.address) for p in self.document.points if p.scope == scope)
         return placed
 
-    def plan_reads(self, nozzles: Iterable[int]) -> list[ReadRequest]:
-        return plan_reads(self.placements(nozzles), self.document.profile.max_gap)
+    def plan_reads(self, indices: Iterable[int]) -> list[ReadRequest]:
+        return plan_reads(self.placements(indices), self.document.profile.max_gap)
 
     def decode(
         self, placements: Sequence[Placement], image: Mapping[tuple[int, int], int]
     ) -> dict[int, dict[str, int | str]]:
-        """Values by nozzle (0 = device) and meaning, from a register image {(function, address): raw}."""
+        """Values by nozzle or channel (0 = the device) and meaning, from a register image."""
         values: dict[int, dict[str, int | str]] = {}
         for placed in placements:
             words = [image[(placed.point.function, placed.address + i)] for i in range(placed.point.width)]
-            values.setdefault(placed.nozzle, {})[placed.point.meaning] = decode_point(
+            values.setdefault(placed.index, {})[placed.point.meaning] = decode_point(
                 placed.point, words, self.document.profile.word_order
             )
         return values
@@ -275,21 +331,12 @@ def _number_to_words(point: PointSpec, raw: int | float, word_order: str) -> lis
 
 
 def load_profile(path: Path) -> Profile:
-    """Read and validate one profile file; ProfileError lists every problem with its place."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot be read: {exc.strerror}") from exc
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ProfileError(f"{path}: not valid TOML: {exc}") from exc
-    try:
-        return Profile(ProfileDocument.model_validate(document), path)
-    except ValidationError as exc:
-        lines = []
-        for error in exc.errors(include_url=False):
-            where = ".".join(str(part) for part in error["loc"]) or "(top level)"
-            lines.append(f"  {where}: {error['msg'].removeprefix('Value error, ')} (found {error.get('input')!r:.60})")
-        raise ProfileError(f"{path}: {len(lines)} problem(s):\n" + "\n".join(lines)) from exc
+    """Read and validate one profile file; ProfileError lists every problem with its place.
+
+    The validator (pydantic) is imported here, not at module level: the agent process proper never loads it."""
+    from drivers.profile_validation import validate_profile  # noqa: PLC0415 - keeps pydantic out of the agent
+
+    return Profile(validate_profile(path), path)
 
 
 def find_profile(name: str, directories: Sequence[Path]) -> Profile:

@@ -241,10 +241,16 @@ class TestSerialRtu:
         assert rtu_link.master.statistics().crc_errors == 1
 
     def test_late_answer_of_another_unit_is_not_taken(self, rtu_link: Link) -> None:
-        """An answer arriving after its timeout, during the next exchange, is refused as the wrong unit's."""
+        """After a timeout the master keeps the line a timeout longer: a late answer then lands in the input
+        discarded before the next request, so the next unit is read right; one later still is refused as the
+        wrong unit's, never taken."""
         master = SerialRtuMaster(rtu_link.master.port, timeout_s=0.3)
         rtu_link.master.close()
         rtu_link.server.faults[2].delay_s = 0.45
+        with pytest.raises(ModbusTimeout):
+            master.read_registers(2, 0x03, 0, 1)
+        assert master.read_registers(1, 0x03, 0, 1) == (1000,)
+        rtu_link.server.faults[2].delay_s = 0.75
         with pytest.raises(ModbusTimeout):
             master.read_registers(2, 0x03, 0, 1)
         with pytest.raises(ModbusFrameError, match=r"answer comes from unit 2$"):

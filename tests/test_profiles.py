@@ -11,9 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.cli import main
+from drivers.device import DeviceDriver
 from drivers.profiles import PointSpec, ProfileError, decode_point, encode_point, load_profile, shipped_profile_dirs
-from drivers.pump_controller import PumpControllerDriver
-from simulators.pump_controller import FuellingPattern, SimulatedPumpController
+from simulators.forecourt import Dispenser, NozzleSpec
+from simulators.fuelling import FuellingPattern
 
 PROFILE = Path(__file__).resolve().parents[1] / "config" / "profiles" / "sim-pump-controller.toml"
 
@@ -39,15 +40,17 @@ class TestValidation:
 [profile]
 name = "bad"
 kind = "pump_controller"
-[nozzle_block]
+[blocks.nozzle]
 base = 0
 stride = 4
-max_nozzles = 2
+count = 2
 [[points]]
 meaning = "volume_litres"
+scope = "nozzle"
 address = 0
 [[points]]
 meaning = "state"
+scope = "nozzle"
 address = 3
 type = "u32"
 """,
@@ -80,7 +83,7 @@ class TestPlanning:
         assert all(r.count <= 125 for r in requests) and len(requests) == 2
 
     def test_unknown_nozzle_is_refused(self) -> None:
-        """A nozzle beyond the profile's max_nozzles is a profile error, not an index error."""
+        """A nozzle beyond the profile's nozzle count is a profile error, not an index error."""
         with pytest.raises(ProfileError, match="has no nozzle 9"):
             load_profile(PROFILE).plan_reads([9])
 
@@ -89,7 +92,7 @@ class TestDecoding:
     def test_hand_made_register_image_decodes_to_the_meanings(self) -> None:
         """Registers written by hand at the documented addresses decode to the values, scaled to mL and fen."""
         profile = load_profile(PROFILE)
-        driver = PumpControllerDriver(profile, [1])
+        driver = DeviceDriver(profile, [1])
         image = dict.fromkeys(((3, a) for a in range(0x00FC, 0x0100 + 0x20)), 0)
         image[(3, 0x00FC)] = 0x0102
         image[(3, 0x00FD)], image[(3, 0x00FE)] = 0x0000, 0x2710
@@ -134,15 +137,16 @@ class TestSimulatedController:
     def test_sale_lands_at_the_documented_addresses(self) -> None:
         """After a simulated sale, the raw registers at the map's addresses hold its number, volume and money."""
         clock = [0.0]
-        controller = SimulatedPumpController(
+        dispenser = Dispenser(
+            "D01",
+            [NozzleSpec("92", 770, first_txn_no=141, first_totalizer_ml=1_000_000)],
             load_profile(PROFILE),
-            [770],
-            FuellingPattern(idle_s=(1, 1), lift_s=(1, 1), volume_l=(10, 10), flow_l_per_min=(60, 60), hang_up_s=(5, 5)),
-            random.Random(1),
-            monotonic=lambda: clock[0],
-            first_txn_no=41,
-            first_totalizer_ml=1_000_000,
+            pattern=FuellingPattern(
+                idle_s=(1, 1), lift_s=(1, 1), volume_l=(10, 10), flow_l_per_min=(60, 60), hang_up_s=(5, 5)
+            ),
+            rng=random.Random(1),
         )
+        controller = dispenser.controller_bank(lambda: clock[0])
         clock[0] = 12.5
         registers = controller.read(3, 0x0100, 20)
         assert registers[0] == 3
@@ -151,11 +155,12 @@ class TestSimulatedController:
         assert (registers[10] << 16) | registers[11] == 7700
         assert registers[12] == 770
         assert (registers[14] << 16) | registers[15] == (1_000_000 + 10_000) // 10
-        assert controller.completed_sales() == {1: [(142, 10_000)]}
+        assert [(sale.txn_no, sale.volume_ml) for sale in dispenser.sales()["D01-N1"]] == [(142, 10_000)]
 
     def test_reserved_registers_inside_the_map_read_as_zero(self) -> None:
         """Gaps inside the map answer zeros, so the agent's merged reads work; outside the map is an error."""
-        controller = SimulatedPumpController(load_profile(PROFILE), [770, 820], FuellingPattern(), random.Random(1))
+        dispenser = Dispenser("D01", [NozzleSpec("92", 770), NozzleSpec("95", 820)], load_profile(PROFILE))
+        controller = dispenser.controller_bank(lambda: 0.0)
         assert controller.read(3, 0x0100 + 18, 14) == [0] * 14
         with pytest.raises(LookupError):
             controller.read(3, 0x0000, 1)

@@ -238,13 +238,19 @@ class SerialRtuMaster(_Master):
         port.write(adu)
         port.flush()
         self._count("bytes_sent", len(adu))
+        quiet_s = self._silence_s
         try:
             return rtu.decode_response_adu(self._receive(port, expected, context), unit, context)
+        except ModbusTimeout:
+            # A slow unit may still answer: keep the line for it a while, so that its late answer lands in
+            # the input discarded before the next request instead of passing for another unit's answer.
+            quiet_s = self.timeout_s
+            raise
         except (ModbusCrcError, ModbusFrameError):
             self._flush_until_quiet(port)
             raise
         finally:
-            self._line_free_at = time.monotonic() + self._silence_s
+            self._line_free_at = time.monotonic() + quiet_s
 
     def _wait_for_silence(self) -> None:
         delay_s = self._line_free_at - time.monotonic()

@@ -1,0 +1,100 @@
+"""A device read through its profile: plan the reads once, then each poll is bytes in, a typed reading out.
+
+All of a poll's registers are read back to back and decoded together; a transaction's fields come from one
+request whenever the profile keeps them in one block, so they cannot be torn between two sales.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from drivers.profiles import DeviceKind, Profile, ReadRequest
+from drivers.readings import (
+    ChannelCount,
+    ControllerCounters,
+    NozzleReading,
+    PressureReading,
+    PulseCounterReading,
+    PumpControllerReading,
+    Reading,
+)
+
+Values = dict[int, dict[str, int | str]]
+
+
+class RegisterReader(Protocol):
+    def read_registers(self, unit: int, function: int, address: int, count: int) -> tuple[int, ...]: ...
+
+
+def _int(values: dict[str, int | str], meaning: str) -> int | None:
+    value = values.get(meaning)
+    return value if isinstance(value, int) else None
+
+
+def _required(values: dict[str, int | str], meaning: str) -> int:
+    value = values[meaning]
+    if not isinstance(value, int):
+        raise TypeError(f"{meaning} decoded to {value!r}, not an integer")
+    return value
+
+
+class DeviceDriver:
+    """Binds a profile to the nozzles or channels in use; reads and decodes one poll."""
+
+    def __init__(self, profile: Profile, indices: Iterable[int] = ()) -> None:
+        self.profile = profile
+        self.indices = tuple(sorted(set(indices)))
+        self._placements = profile.placements(self.indices)
+        self.requests: tuple[ReadRequest, ...] = tuple(profile.plan_reads(self.indices))
+        self._counters = self._controller_counters()
+        self._count_modulus = self._modulus("count")
+
+    def read(self, master: RegisterReader, unit: int) -> Reading:
+        image: dict[tuple[int, int], int] = {}
+        for request in self.requests:
+            registers = master.read_registers(unit, request.function, request.address, request.count)
+            image.update(((request.function, request.address + i), value) for i, value in enumerate(registers))
+        return self.reading(self.profile.decode(self._placements, image))
+
+    def reading(self, values: Values) -> Reading:
+        kind = self.profile.kind
+        device = values.get(0, {})
+        if kind == DeviceKind.PUMP_CONTROLLER:
+            nozzles = tuple(_nozzle(number, values[number]) for number in self.indices)
+            return PumpControllerReading(nozzles, _int(device, "k_factor"), _int(device, "firmware_id"), self._counters)
+        if kind == DeviceKind.PULSE_COUNTER:
+            channels = tuple(ChannelCount(number, _required(values[number], "count")) for number in self.indices)
+            return PulseCounterReading(channels, self._count_modulus, _int(device, "firmware_id"))
+        return PressureReading(
+            _required(device, "pressure_pa"), _int(device, "temperature_cC"), _int(device, "firmware_id")
+        )
+
+    def _modulus(self, meaning: str) -> int | None:
+        point = self.profile.point(meaning)
+        return None if point is None else point.modulus
+
+    def _controller_counters(self) -> ControllerCounters:
+        volume = self.profile.point("txn_volume_ml")
+        return ControllerCounters(
+            txn_no_modulus=self._modulus("txn_no"),
+            totalizer_volume_modulus_ml=self._modulus("totalizer_volume_ml"),
+            totalizer_amount_modulus_fen=self._modulus("totalizer_amount_fen"),
+            volume_resolution_ml=1 if volume is None or volume.type == "f32" else max(1, int(volume.scale)),
+        )
+
+
+def _nozzle(number: int, values: dict[str, int | str]) -> NozzleReading:
+    return NozzleReading(
+        nozzle=number,
+        state=str(values["state"]),
+        txn_no=_required(values, "txn_no"),
+        txn_volume_ml=_required(values, "txn_volume_ml"),
+        txn_amount_fen=_required(values, "txn_amount_fen"),
+        txn_price_fen_per_l=_required(values, "txn_price_fen_per_l"),
+        totalizer_volume_ml=_required(values, "totalizer_volume_ml"),
+        totalizer_amount_fen=_int(values, "totalizer_amount_fen"),
+        current_volume_ml=_int(values, "current_volume_ml"),
+        current_amount_fen=_int(values, "current_amount_fen"),
+        price_fen_per_l=_int(values, "price_fen_per_l"),
+    )
