@@ -1,4 +1,10 @@
-"""`station-sim`: the simulated station and the reference platform receiver, from the command line."""
+"""`station-sim`: the simulated station, its faults and the reference platform receiver, from the command line.
+
+station-sim run --config simulators.toml        the forecourt (and platform receiver) until Ctrl-C
+station-sim fault --control sim.sock ACTION     inject / clear / list faults of a running station
+station-sim fault kinds                         the fault catalogue
+station-sim platform ... / platform-audit ...   the reference platform receiver (platform/README.md)
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from simulators import fault_cli
 from simulators import run as run_cli
 from simulators.platform import cli as platform_cli
 
@@ -13,10 +20,11 @@ from simulators.platform import cli as platform_cli
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="station-sim",
-        description="Simulated fuel-station devices and the reference platform receiver.",
+        description="Simulated fuel-station devices, their faults, and the reference platform receiver.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run_cli.register(commands)
+    fault_cli.register(commands)
     platform_cli.register(commands)
     return parser
 

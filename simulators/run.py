@@ -1,4 +1,9 @@
-"""`station-sim run --config simulators.toml`: the simulated station until Ctrl-C (or --seconds)."""
+"""`station-sim run --config simulators.toml`: the simulated station until Ctrl-C (or --seconds).
+
+It rewrites the report the config names (`[simulation] report`) about once a second and prints the report as
+one JSON line on stdout when it stops; while it runs, `station-sim fault` changes its faults through the
+control socket (`[simulation] control`). Exit status 2 and one line on stderr when it cannot start.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from pathlib import Path
 
 from drivers.profiles import ProfileError
 from simulators.config import SimulatorsConfigError, load_simulators_config
+from simulators.control import ControlError
 from simulators.modbus_slave import SlaveServerError
 from simulators.platform.keys import StationKeyError
 from simulators.platform.receiver import ReceiverError
@@ -22,7 +28,10 @@ REPORT_INTERVAL_S = 1.0
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
-        "run", help="run the simulated station (devices on pty/TCP lines, optionally the platform receiver)"
+        "run",
+        help="run the simulated station (devices on pty/TCP lines, optionally the platform receiver)",
+        description="Run the dispensers, pulse counters and tank sensors of a simulators config on their pty "
+        "and TCP lines until SIGINT/SIGTERM or --seconds; then print the report as one JSON line.",
     )
     parser.add_argument("--config", type=Path, required=True, help="simulators.toml")
     parser.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
@@ -38,13 +47,21 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    station = SimulatedStation(config)
     try:
+        station = SimulatedStation(config)
         station.start()
-    except (ProfileError, SerialLineError, SlaveServerError, StationKeyError, ReceiverError, OSError) as exc:
+    except (
+        ProfileError,
+        SerialLineError,
+        SlaveServerError,
+        ControlError,
+        StationKeyError,
+        ReceiverError,
+        OSError,
+    ) as exc:
         print(f"station-sim: cannot start: {exc}", file=sys.stderr)
         return 2
-    print(f"station-sim: running {len(station.devices)} device(s); Ctrl-C stops", file=sys.stderr, flush=True)
+    print(f"station-sim: running {station.device_count} device(s); Ctrl-C stops", file=sys.stderr, flush=True)
     try:
         remaining = args.seconds
         while not stop.wait(REPORT_INTERVAL_S if remaining is None else min(REPORT_INTERVAL_S, remaining)):
@@ -56,6 +73,5 @@ def run(args: argparse.Namespace) -> int:
     finally:
         station.stop()
     station.write_reports()
-    report = station.report()
-    print(json.dumps(report, sort_keys=True), flush=True)
+    print(json.dumps(station.report(), sort_keys=True), flush=True)
     return 0

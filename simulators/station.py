@@ -1,95 +1,91 @@
-"""A whole simulated station from one config: pty lines and TCP endpoints with their devices, and optionally
-the reference platform receiver. This is what `station-sim run` starts and what a supplier's CI embeds."""
+"""A whole simulated station from one config: the forecourt's devices on pty lines and TCP ports, a ticker
+that keeps simulated time moving, the fault control socket, and optionally the reference platform receiver.
+
+This is what `station-sim run` starts and what a supplier's CI embeds:
+
+    with SimulatedStation(load_simulators_config(Path("simulators.toml"))) as station:
+        station.inject("pulse_injection", "D01-N1", percent=1.0)
+        ...
+        station.clear("pulse_injection", "D01-N1")
+        sales = station.sales()["D01-N1"]
+
+The devices run even when nobody polls them (a dead controller's nozzles still fuel cars), because the
+ticker advances them; a read also brings its device to the present, so what a master reads is never stale.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import random
-from dataclasses import dataclass
+import threading
 from types import TracebackType
+from typing import Any
 
-from drivers.profiles import find_profile, shipped_profile_dirs
-from simulators.config import PumpControllerSection, RtuLineSection, SimulatorsConfig
+from simulators.clock import SimClock
+from simulators.config import RtuLineSection, SimulatorsConfig
+from simulators.control import ControlServer, handle_request
+from simulators.faults import ActiveFault, Fault
+from simulators.forecourt import Sale
 from simulators.modbus_slave import RtuSlaveServer, TcpSlaveServer
 from simulators.platform.cli import write_report
 from simulators.platform.keys import StationKey, keyring
 from simulators.platform.receiver import PlatformReceiver, ReceiverConfig
-from simulators.pump_controller import FuellingPattern, SimulatedPumpController
 from simulators.serial_line import PtyPair
+from simulators.site import Site
 
-
-@dataclass(frozen=True, slots=True)
-class SimulatedDevice:
-    line: str
-    unit: int
-    controller: SimulatedPumpController
+TICK_S = 0.1
+"""Real seconds between two advances of every device when nobody reads them."""
 
 
 class SimulatedStation:
+    """The simulated station of a config; `start()` opens its lines, `stop()` closes them (and pauses time).
+
+    Building it loads the profiles (ProfileError if one is missing or does not fit); `start()` raises
+    SerialLineError, SlaveServerError, ControlError or the platform's errors when something cannot open.
+    """
+
     def __init__(self, config: SimulatorsConfig) -> None:
         self.config = config
-        self._rng = random.Random(config.simulation.seed)
-        self._directories = [*config.profile_dirs, *shipped_profile_dirs()]
-        self.devices: list[SimulatedDevice] = []
+        self.clock = SimClock(config.simulation.time_scale)
+        self.site = Site(config, self.clock)
+        self.platform: PlatformReceiver | None = None
+        self._seeds = random.Random(config.simulation.seed)
         self._ptys: list[PtyPair] = []
         self._servers: list[RtuSlaveServer | TcpSlaveServer] = []
-        self.platform: PlatformReceiver | None = None
+        self._control: ControlServer | None = None
+        self._ticker: threading.Thread | None = None
+        self._stopping = threading.Event()
 
-    def _controller(self, line: str, section: PumpControllerSection) -> SimulatedPumpController:
-        pattern = FuellingPattern(**section.pattern.model_dump())
-        controller = SimulatedPumpController(
-            find_profile(section.profile, self._directories),
-            section.prices_fen_per_l,
-            pattern,
-            random.Random(self._rng.getrandbits(64)),
-            time_scale=self.config.simulation.time_scale,
-        )
-        self.devices.append(SimulatedDevice(line, section.unit, controller))
-        return controller
+    @property
+    def device_count(self) -> int:
+        return sum(len(devices) for devices in self.site.lines.values())
+
+    # -- life cycle -----------------------------------------------------------------------------------------
 
     def start(self) -> None:
         try:
-            for line in self.config.lines:
-                banks = {device.unit: self._controller(line.name, device) for device in line.devices}
-                if isinstance(line, RtuLineSection):
-                    line.agent_port.parent.mkdir(parents=True, exist_ok=True)
-                    pty = PtyPair(line.agent_port, line.device_port)
-                    pty.start()
-                    self._ptys.append(pty)
-                    server: RtuSlaveServer | TcpSlaveServer = RtuSlaveServer(
-                        line.device_port,
-                        banks,
-                        line.baudrate,
-                        seed=self._rng.getrandbits(32),
-                        emulate_line_timing=line.emulate_line_timing,
-                    )
-                else:
-                    server = TcpSlaveServer(banks, line.host, line.port, seed=self._rng.getrandbits(32))
-                server.start()
-                self._servers.append(server)
-            if self.config.platform is not None:
-                platform = self.config.platform
-                host, port = platform.broker.rsplit(":", 1)
-                keys = keyring(
-                    StationKey.from_argument(f"{station}={path}") for station, path in platform.stations.items()
-                )
-                self.platform = PlatformReceiver(
-                    ReceiverConfig(
-                        host=host,
-                        port=int(port),
-                        db_path=platform.db,
-                        keys=keys,
-                        prefix=platform.prefix,
-                        client_id=platform.client_id,
-                    )
-                )
-                self.platform.start()
+            self.clock.start()
+            self._start_lines()
+            self._stopping.clear()
+            self._ticker = threading.Thread(target=self._tick, name="station-sim-ticker", daemon=True)
+            self._ticker.start()
+            if self.config.simulation.control is not None:
+                self._control = ControlServer(self.config.simulation.control, lambda r: handle_request(self, r))
+                self._control.start()
+            self._start_platform()
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
+        if self._control is not None:
+            self._control.stop()
+            self._control = None
         if self.platform is not None:
             self.platform.stop()
         for server in self._servers:
@@ -98,20 +94,95 @@ class SimulatedStation:
             pty.stop()
         self._servers.clear()
         self._ptys.clear()
+        self.clock.stop()
+
+    def __enter__(self) -> SimulatedStation:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _start_lines(self) -> None:
+        for line in self.config.lines:
+            devices = self.site.lines[line.name]
+            banks = {device.unit: device.bank for device in devices}
+            links = {device.unit: device.link for device in devices}
+            seed = self._seeds.getrandbits(32)
+            if isinstance(line, RtuLineSection):
+                line.agent_port.parent.mkdir(parents=True, exist_ok=True)
+                pty = PtyPair(line.agent_port, line.device_port)
+                pty.start()
+                self._ptys.append(pty)
+                if not banks:
+                    continue
+                server: RtuSlaveServer | TcpSlaveServer = RtuSlaveServer(
+                    line.device_port,
+                    banks,
+                    line.baudrate,
+                    faults=links,
+                    seed=seed,
+                    emulate_line_timing=line.emulate_line_timing,
+                )
+            elif banks:
+                server = TcpSlaveServer(banks, line.host, line.port, faults=links, seed=seed)
+            else:
+                continue
+            server.start()
+            self._servers.append(server)
+
+    def _start_platform(self) -> None:
+        platform = self.config.platform
+        if platform is None:
+            return
+        host, port = platform.broker.rsplit(":", 1)
+        keys = keyring(StationKey.from_argument(f"{station}={path}") for station, path in platform.stations.items())
+        self.platform = PlatformReceiver(
+            ReceiverConfig(
+                host=host,
+                port=int(port),
+                db_path=platform.db,
+                keys=keys,
+                prefix=platform.prefix,
+                client_id=platform.client_id,
+            )
+        )
+        self.platform.start()
+
+    def _tick(self) -> None:
+        while not self._stopping.wait(TICK_S):
+            self.site.advance()
+
+    # -- faults ---------------------------------------------------------------------------------------------
+
+    def inject(self, kind: str, target: str, **params: Any) -> Fault:
+        """Put a fault on now, or make a one-shot happen now; FaultError names what is allowed."""
+        return self.site.inject(kind, target, **params)
+
+    def clear(self, kind: str, target: str) -> ActiveFault:
+        """Take a sustained fault off now; FaultError if it is not on."""
+        return self.site.clear(kind, target)
+
+    def active_faults(self) -> list[ActiveFault]:
+        return self.site.active_faults()
+
+    # -- what happened --------------------------------------------------------------------------------------
+
+    def sales(self) -> dict[str, list[Sale]]:
+        """The latest sales (up to 1000 a nozzle) each controller booked, oldest first, by nozzle id."""
+        self.site.advance()
+        return self.site.sales()
+
+    def phases(self) -> dict[str, str]:
+        """What each nozzle is doing now (idle, lifted, fuelling, finished), by nozzle id."""
+        return self.site.phases()
 
     def report(self) -> dict[str, object]:
-        """What the simulated devices did: per controller nozzle, the latest sales booked as [txn_no, volume_ml]."""
-        devices = []
-        for device in self.devices:
-            sales = device.controller.completed_sales()
-            devices.append(
-                {
-                    "line": device.line,
-                    "unit": device.unit,
-                    "nozzles": {str(n): {"sales": v} for n, v in sorted(sales.items())},
-                }
-            )
-        report: dict[str, object] = {"devices": devices}
+        """What the devices did (see `Site.report`), and the platform receiver's report if it runs."""
+        self.site.advance()
+        report = self.site.report()
         if self.platform is not None:
             report["platform"] = self.platform.report().to_json()
         return report
@@ -126,12 +197,3 @@ class SimulatedStation:
             os.replace(temporary, report_path)
         if self.platform is not None and self.config.platform is not None:
             write_report(self.config.platform.report, self.platform.report())
-
-    def __enter__(self) -> SimulatedStation:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
