@@ -7,18 +7,15 @@ Exit codes: 0 all well; 1 the agent failed while running; 2 something to fix in 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from agent.config import ConfigError, LoadedConfig, load_config, summary
-from agent.daemon import Agent, StartupError, agent_version, build_drivers
 from agent.demo import run_demo
 from agent.ledger.keys import KeyFileError, generate_key_file
-from agent.ledger.outbox import OutboxError
-from agent.logs import configure as configure_logs
+from agent.process import exec_agent
+from agent.setup import Setup, SetupError, agent_version, prepare
 from drivers.profiles import ProfileError, load_profile
 
 EXIT_OK, EXIT_FAILED, EXIT_FIX_INPUT = 0, 1, 2
@@ -38,32 +35,28 @@ def _load(path: Path) -> LoadedConfig | int:
         return _fail(str(exc))
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    loaded = _load(args.config)
-    if isinstance(loaded, int):
-        return loaded
-    configure_logs(loaded.config.logging.level, loaded.config.logging.format)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+def _prepare(path: Path) -> Setup | int:
     try:
-        Agent(loaded).run(stop)
-    except StartupError as exc:
+        return prepare(path)
+    except ConfigError as exc:
         return _fail(str(exc))
-    except OutboxError as exc:
-        return _fail(str(exc), EXIT_FAILED)
-    return EXIT_OK
+    except SetupError as exc:
+        return _fail(f"{path}: devices and profiles:\n{exc}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    setup = _prepare(args.config)
+    if isinstance(setup, int):
+        return setup
+    exec_agent(setup)
+    return EXIT_FAILED
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    loaded = _load(args.config)
-    if isinstance(loaded, int):
-        return loaded
-    try:
-        build_drivers(loaded.config)
-    except StartupError as exc:
-        return _fail(f"{loaded.source}: device profiles:\n{exc}")
-    print(summary(loaded))
+    setup = _prepare(args.config)
+    if isinstance(setup, int):
+        return setup
+    print(summary(setup.loaded))
     return EXIT_OK
 
 
@@ -91,9 +84,10 @@ def cmd_profile_check(args: argparse.Namespace) -> int:
         profile = load_profile(args.file)
     except ProfileError as exc:
         return _fail(str(exc))
-    requests = profile.plan_reads(range(1, profile.max_nozzles + 1))
+    requests = profile.plan_reads(range(1, profile.capacity + 1))
     points = len(profile.document.points)
-    print(f"{profile.name}: a {profile.kind} with up to {profile.max_nozzles} nozzles, {points} points")
+    repeated = f" with up to {profile.capacity} {profile.repeated}s" if profile.repeated else ""
+    print(f"{profile.name}: a {profile.kind}{repeated}, {points} points")
     print(
         f"a poll of all nozzles takes {len(requests)} request(s): "
         + ", ".join(f"fc{r.function} @0x{r.address:04X} x{r.count}" for r in requests)

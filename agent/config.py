@@ -1,142 +1,127 @@
-"""The station's configuration: one TOML file, validated before anything starts.
+"""The station's settings, as the running agent uses them: frozen dataclasses, no validation library.
 
-An installer writes this file by hand at a customer's site, so every mistake must come back as a line that names
-the field, the value found and what is allowed, all of them at once, rather than a traceback at the first one.
-Paths in the file are relative to the file itself, so a config directory can be moved as a whole.
+The config file is checked by `agent.config_validation` (pydantic, at the edge), which builds these classes;
+the agent process itself then runs without pydantic (see drivers/schema.py). The rules a value must follow
+live here, next to the field.
 """
 
 from __future__ import annotations
 
-import difflib
-import hashlib
-import tomllib
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-STATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
-TOPIC_PREFIX_PATTERN = r"^[^#+\s]+(/[^#+\s]+)*$"
+from drivers.schema import Ge, Gt, Le, Matches, MaxLen, MinLen, Satisfies, doc, settings
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
-Name = Annotated[str, Field(pattern=NAME_PATTERN, description="a short name: letters, digits, '_', '-', '.'")]
+def _tcp_port_in(address: str) -> bool:
+    return 0 < int(address.rpartition(":")[2]) < 65536
 
 
-class StationSection(_Section):
-    id: str = Field(
-        pattern=STATION_ID_PATTERN,
-        description="the station id the platform registered, 1-64 of letters, digits, '_', '-', '.'",
-    )
-    name: str = Field(default="", max_length=200, description="a human-readable station name")
-    timezone: str = Field(default="UTC", description="the station's local time zone")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Asia/Shanghai'") from exc
-        return value
+STATION_ID = Matches("1-64 letters, digits, '_', '-', '.'", r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+Name = Annotated[str, Matches("1-32 letters, digits, '_', '-', '.'", r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")]
+StationId = Annotated[str, STATION_ID]
+Broker = Annotated[
+    str,
+    Matches("HOST:PORT, e.g. '127.0.0.1:1883'", r"[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}"),
+    Satisfies("a TCP port 1..65535 after the colon", _tcp_port_in),
+]
+TopicPrefix = Annotated[str, Matches("topic levels without '#', '+' or spaces", r"[^#+\s]+(/[^#+\s]+)*")]
+TimeZone = Annotated[str, Satisfies("an IANA time zone name such as 'Asia/Shanghai'", _known_zone)]
 
 
-class KeysSection(_Section):
-    device_key: Path = Field(
+@settings
+class StationSection:
+    id: StationId = doc("the station id the platform registered")
+    name: Annotated[str, MaxLen(200)] = doc("a human-readable station name", default="")
+    timezone: TimeZone = doc("the station's local time zone", default="UTC")
+
+
+@settings
+class KeysSection:
+    device_key: Path = doc(
+        "the device's Ed25519 private key (PEM), made by 'station-agent keygen'",
         default=Path("/var/lib/station-agent/keys/device.key"),
-        description="the device's Ed25519 private key (PEM), made by 'station-agent keygen'",
     )
 
 
-class OutboxSection(_Section):
-    path: Path = Field(default=Path("/var/lib/station-agent/outbox.sqlite"), description="the SQLite outbox file")
-    max_bytes: int = Field(
+@settings
+class OutboxSection:
+    path: Path = doc("the SQLite outbox file", default=Path("/var/lib/station-agent/outbox.sqlite"))
+    max_bytes: Annotated[int, Ge(1024**2)] = doc(
+        "the most the outbox may occupy on disk, in bytes (>= 1 MiB); when reached, new records stop with an "
+        "alarm until acknowledged records can be pruned",
         default=2 * 1024**3,
-        ge=1024**2,
-        description="the most the outbox may occupy on disk, in bytes (>= 1 MiB); when reached, new records "
-        "stop with an alarm until acknowledged records can be pruned",
     )
-    retention_days: float = Field(
-        default=30, ge=0, description="how long acknowledged records stay for re-sends, in days (>= 0)"
+    retention_days: Annotated[float, Ge(0)] = doc(
+        "how long acknowledged records stay for re-sends, in days", default=30.0
     )
-    retention_bytes: int = Field(
-        default=512 * 1024**2,
-        ge=0,
-        description="the most bytes of acknowledged records kept for re-sends (>= 0)",
+    retention_bytes: Annotated[int, Ge(0)] = doc(
+        "the most bytes of acknowledged records kept for re-sends", default=512 * 1024**2
     )
-    pending_limit: int = Field(
-        default=10_000,
-        ge=100,
-        description="how many records wait in memory while the outbox cannot be written (>= 100)",
+    pending_limit: Annotated[int, Ge(100)] = doc(
+        "how many records wait in memory while the outbox cannot be written (>= 100)", default=10_000
     )
-    retry_s: float = Field(
-        default=5.0, gt=0, le=300, description="how often a full or failing outbox is tried again, in seconds"
+    retry_s: Annotated[float, Gt(0), Le(300)] = doc(
+        "how often a full or failing outbox is tried again, in seconds", default=5.0
     )
 
 
-class TlsSection(_Section):
-    ca_file: Path | None = Field(default=None, description="CA bundle that signed the broker's certificate")
-    cert_file: Path | None = Field(default=None, description="the device certificate for mutual TLS")
-    key_file: Path | None = Field(default=None, description="the private key of cert_file")
+@settings
+class TlsSection:
+    ca_file: Path | None = doc("the CA bundle that signed the broker's certificate", default=None)
+    cert_file: Path | None = doc("the device certificate for mutual TLS", default=None)
+    key_file: Path | None = doc("the private key of cert_file", default=None)
 
-    @model_validator(mode="after")
-    def _cert_and_key_together(self) -> TlsSection:
+    def __post_init__(self) -> None:
         if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("mutual TLS needs both cert_file and key_file, or neither")
-        return self
+            missing = "key_file" if self.key_file is None else "cert_file"
+            raise ValueError(f"mutual TLS needs both cert_file and key_file; {missing} is missing")
 
 
-class UplinkSection(_Section):
-    broker: str = Field(
-        pattern=r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$",
-        description="the MQTT broker as HOST:PORT, e.g. '127.0.0.1:1883'",
+@settings
+class UplinkSection:
+    broker: Broker = doc("the MQTT broker as HOST:PORT")
+    prefix: TopicPrefix = doc("the topic prefix", default="fsm/v1")
+    protocol: Literal["5", "3.1.1"] = doc("the MQTT protocol version: '5' or '3.1.1'", default="5")
+    client_id: Annotated[str, MaxLen(64)] | None = doc(
+        "the MQTT client id (default station-agent-{station id})", default=None
     )
-    prefix: str = Field(
-        default="fsm/v1",
-        pattern=TOPIC_PREFIX_PATTERN,
-        description="the topic prefix, without '#', '+' or spaces",
-    )
-    protocol: Literal["5", "3.1.1"] = Field(default="5", description="the MQTT protocol version: '5' or '3.1.1'")
-    client_id: str | None = Field(default=None, max_length=64, description="the MQTT client id")
-    username: str | None = None
-    password: str | None = None
-    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive in seconds (5..3600)")
-    ack_mode: Literal["platform", "broker"] = Field(
-        default="platform",
-        description="'platform': a record is done when the platform acks it on the ack topic; "
+    username: str | None = doc("the MQTT user name, if the broker wants one", default=None)
+    password: str | None = doc("the MQTT password, if the broker wants one", default=None)
+    keepalive_s: Annotated[int, Ge(5), Le(3600)] = doc("MQTT keep-alive in seconds (5..3600)", default=30)
+    ack_mode: Literal["platform", "broker"] = doc(
+        "'platform': a record is done when the platform acks it on the ack topic; "
         "'broker': when the broker's PUBACK arrives",
+        default="platform",
     )
-    ack_timeout_s: float = Field(
-        default=30.0, gt=0, le=3600, description="re-send from the last acked record after this many seconds"
+    ack_timeout_s: Annotated[float, Gt(0), Le(3600)] = doc(
+        "re-send from the last acked record after this long", default=30.0
     )
-    max_message_bytes: int = Field(
-        default=128 * 1024, ge=4096, le=256 * 1024**2, description="the largest records message, in bytes"
+    max_message_bytes: Annotated[int, Ge(4096), Le(256 * 1024**2)] = doc(
+        "the largest records message, in bytes", default=64 * 1024
     )
-    max_records_per_message: int = Field(default=500, ge=1, le=10_000)
-    max_inflight_messages: int = Field(default=8, ge=1, le=1000)
-    reconnect_min_s: float = Field(default=1.0, gt=0, le=600)
-    reconnect_max_s: float = Field(default=120.0, gt=0, le=3600)
-    tls: TlsSection | None = None
+    max_records_per_message: Annotated[int, Ge(1), Le(10_000)] = doc("the most records in one message", default=500)
+    max_inflight_messages: Annotated[int, Ge(1), Le(1000)] = doc(
+        "messages sent and not yet acknowledged by the broker", default=8
+    )
+    reconnect_min_s: Annotated[float, Gt(0), Le(600)] = doc("the first reconnect backoff, in seconds", default=1.0)
+    reconnect_max_s: Annotated[float, Gt(0), Le(3600)] = doc("the longest reconnect backoff, in seconds", default=120.0)
+    tls: TlsSection | None = doc("TLS to the broker; leave out for plain MQTT", default=None)
 
-    @field_validator("broker")
-    @classmethod
-    def _port_in_range(cls, value: str) -> str:
-        port = int(value.rsplit(":", 1)[1])
-        if not 0 < port < 65536:
-            raise ValueError(f"port {port} is not a TCP port (1..65535)")
-        return value
-
-    @model_validator(mode="after")
-    def _backoff_ordered(self) -> UplinkSection:
+    def __post_init__(self) -> None:
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
-        return self
 
     @property
     def host(self) -> str:
@@ -147,88 +132,168 @@ class UplinkSection(_Section):
         return int(self.broker.rsplit(":", 1)[1])
 
 
-class HeartbeatSection(_Section):
-    interval_s: int = Field(default=60, ge=1, le=86_400, description="seconds between heartbeat records")
+@settings
+class HeartbeatSection:
+    interval_s: Annotated[int, Ge(1), Le(86_400)] = doc("seconds between heartbeat records", default=60)
 
 
-class ClockSection(_Section):
-    jump_threshold_s: float = Field(
-        default=5.0, gt=0, description="a wall-clock step larger than this, in seconds, is a clock_jump event"
+@settings
+class ClockSection:
+    jump_threshold_s: Annotated[float, Gt(0)] = doc(
+        "a wall-clock step larger than this, in seconds, is a clock_jump event", default=5.0
     )
 
 
-class LoggingSection(_Section):
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["json", "console"] = Field(default="json", description="'json' for journald, 'console' for people")
+@settings
+class LoggingSection:
+    level: Literal["debug", "info", "warning", "error"] = doc("the least important log events written", default="info")
+    format: Literal["json", "console"] = doc("'json' for journald, 'console' for people", default="json")
 
 
-class StatusSection(_Section):
-    path: Path = Field(
-        default=Path("/run/station-agent/status.json"), description="where the status snapshot is written"
+@settings
+class StatusSection:
+    path: Path = doc("where the status snapshot is written (tmpfs)", default=Path("/run/station-agent/status.json"))
+    interval_s: Annotated[float, Gt(0), Le(60)] = doc(
+        "how often the status snapshot is written, in seconds", default=1.0
     )
-    interval_s: float = Field(default=1.0, gt=0, le=60)
 
 
-class DeviceSection(_Section):
-    name: Name
-    unit: int = Field(ge=1, le=247, description="the Modbus slave address, 1..247")
-    profile: str = Field(min_length=1, description="a profile name from the profile directories")
-    poll_interval_ms: int = Field(default=500, ge=50, le=3_600_000, description="poll period in ms (50..3600000)")
+@settings
+class DeviceSection:
+    name: Name = doc("a short name for the device, used in records and status")
+    unit: Annotated[int, Ge(1), Le(247)] = doc("the Modbus slave address, 1..247")
+    profile: Annotated[str, MinLen(1)] = doc("the name of the device's profile in the profile directories")
+    poll_interval_ms: Annotated[int, Ge(50), Le(3_600_000)] = doc("poll period in ms (50..3600000)", default=500)
 
 
-class RtuLineSection(_Section):
-    kind: Literal["rtu"]
-    name: Name
-    port: Path = Field(description="the serial device, e.g. '/dev/ttyS1' or '/dev/serial/by-id/...'")
-    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
-    timeout_ms: int = Field(default=300, ge=10, le=10_000, description="response timeout in ms (10..10000)")
-    devices: list[DeviceSection] = Field(min_length=1)
-
-
-class TcpLineSection(_Section):
-    kind: Literal["tcp"]
-    name: Name
-    host: str = Field(min_length=1)
-    port: int = Field(default=502, ge=1, le=65535)
-    timeout_ms: int = Field(default=1000, ge=10, le=30_000)
-    devices: list[DeviceSection] = Field(min_length=1)
-
-
-LineSection = Annotated[RtuLineSection | TcpLineSection, Field(discriminator="kind")]
-
-
-class NozzleSection(_Section):
-    id: Name
-    grade: str = Field(min_length=1, max_length=32, description="the fuel grade, e.g. '92', '95', '0#'")
-    tank: str = Field(default="", max_length=32, description="the tank this nozzle draws from")
-    controller: Name = Field(description="the name of the pump-controller device that reports this nozzle")
-    controller_nozzle: int = Field(ge=1, le=32, description="the nozzle's number on its controller, 1..32")
-
-
-class DispenserSection(_Section):
-    id: Name
-    nozzles: list[NozzleSection] = Field(min_length=1)
-
-
-class AgentConfig(_Section):
-    station: StationSection
-    keys: KeysSection = KeysSection()
-    outbox: OutboxSection = OutboxSection()
-    uplink: UplinkSection
-    heartbeat: HeartbeatSection = HeartbeatSection()
-    clock: ClockSection = ClockSection()
-    logging: LoggingSection = LoggingSection()
-    status: StatusSection = StatusSection()
-    profile_dirs: list[Path] = Field(
-        default_factory=lambda: [Path("/etc/station-agent/profiles")],
-        description="directories searched for device profiles before the shipped ones",
+@settings
+class RtuLineSection:
+    kind: Literal["rtu"] = doc("'rtu' for an RS-485 port")
+    name: Name = doc("a short name for the line")
+    port: Path = doc("the serial device, e.g. '/dev/ttyS1' or '/dev/serial/by-id/...'")
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = doc("the line's baud rate", default=9600)
+    parity: Literal["N", "E", "O"] = doc("parity: N, E or O", default="N")
+    stopbits: Literal[1, 2] = doc("stop bits: 1 or 2", default=1)
+    timeout_ms: Annotated[int, Ge(10), Le(10_000)] = doc(
+        "how long a device has to start its answer, in ms", default=300
     )
-    lines: list[LineSection] = Field(default_factory=list)
-    dispensers: list[DispenserSection] = Field(default_factory=list)
+    devices: Annotated[tuple[DeviceSection, ...], MinLen(1)] = doc("the devices on this line")
 
-    def devices(self) -> list[tuple[RtuLineSection | TcpLineSection, DeviceSection]]:
+
+@settings
+class TcpLineSection:
+    kind: Literal["tcp"] = doc("'tcp' for a Modbus TCP endpoint")
+    name: Name = doc("a short name for the line")
+    host: Annotated[str, MinLen(1)] = doc("the host of the Modbus TCP endpoint")
+    port: Annotated[int, Ge(1), Le(65535)] = doc("the TCP port", default=502)
+    timeout_ms: Annotated[int, Ge(10), Le(30_000)] = doc("how long a device has to answer, in ms", default=1000)
+    devices: Annotated[tuple[DeviceSection, ...], MinLen(1)] = doc("the devices behind this endpoint")
+
+
+LineSection = RtuLineSection | TcpLineSection
+
+
+@settings
+class PulseTap:
+    """Where a nozzle's encoder pulses are counted, independently of its controller."""
+
+    device: Name = doc("the name of the pulse-counter device")
+    channel: Annotated[int, Ge(1), Le(64)] = doc("the counter channel, 1..64")
+    ml_per_pulse: Annotated[Decimal, Gt(0), Le(1000)] = doc(
+        "the pulse equivalent (脉冲当量) in mL per pulse, e.g. 10 for 100 pulses/L"
+    )
+
+
+@settings
+class VapourTap:
+    """Where a nozzle's vapour flow meter pulses are counted."""
+
+    device: Name = doc("the name of the pulse-counter device")
+    channel: Annotated[int, Ge(1), Le(64)] = doc("the counter channel, 1..64")
+    ml_per_pulse: Annotated[Decimal, Gt(0), Le(1000)] = doc("vapour mL per pulse of the meter")
+    meter_factor: Annotated[Decimal, Gt(0), Le(10)] = doc(
+        "the vapour meter's calibration factor (1 = as counted)", default=Decimal(1)
+    )
+
+
+@settings
+class NozzleSection:
+    id: Name = doc("the nozzle's id, used in records")
+    grade: Annotated[str, MinLen(1), MaxLen(32)] = doc("the fuel grade, e.g. '92', '95', '0#'")
+    tank: Annotated[str, MaxLen(32)] = doc("the tank this nozzle draws from", default="")
+    controller: Name = doc("the name of the pump-controller device that reports this nozzle")
+    controller_nozzle: Annotated[int, Ge(1), Le(32)] = doc("the nozzle's number on its controller, 1..32")
+    pulse: PulseTap | None = doc("the nozzle's encoder on a pulse counter", default=None)
+    vapour: VapourTap | None = doc("the nozzle's vapour flow meter on a pulse counter", default=None)
+
+
+@settings
+class DispenserSection:
+    id: Name = doc("the dispenser's id")
+    nozzles: Annotated[tuple[NozzleSection, ...], MinLen(1)] = doc("the dispenser's nozzles")
+
+
+@settings
+class MeteringSection:
+    """Thresholds of the metering checks (JJG 443 defaults); every one is the installer's to set."""
+
+    mpe_ppm: Annotated[int, Ge(100), Le(50_000)] = doc(
+        "maximum permissible error in ppm of volume (3000 = 0.3 %)", default=3000
+    )
+    min_measured_ml: Annotated[int, Ge(0)] = doc(
+        "fuellings below this volume (mL) are not judged for accuracy", default=2000
+    )
+    rest_pulse_tolerance: Annotated[int, Ge(0)] = doc(
+        "encoder pulses at rest (nozzle hung up) ignored as noise", default=2
+    )
+    rest_clear_s: Annotated[float, Gt(0)] = doc(
+        "pulses at rest must stay away this long before their alarm clears", default=60.0
+    )
+    silent_after_s: Annotated[float, Gt(0)] = doc(
+        "a device offline this long raises a device_silent alarm", default=60.0
+    )
+    line_error_ratio: Annotated[float, Gt(0), Le(1)] = doc(
+        "failed share of requests to answering devices that is a storm", default=0.2
+    )
+    line_error_window_s: Annotated[float, Ge(5)] = doc(
+        "the window the failed share is taken over, in seconds", default=60.0
+    )
+    line_error_min_requests: Annotated[int, Ge(1)] = doc("fewer requests in a window prove nothing", default=20)
+    pulse_wait_s: Annotated[float, Gt(0)] = doc(
+        "how long a sale waits for a pulse count taken after it ended", default=5.0
+    )
+
+
+@settings
+class VerificationSection:
+    """A device's calibration as verified (强制检定): changes to other values raise an alarm."""
+
+    device: Name = doc("the name of the verified device")
+    k_factor: int | None = doc("the verified calibration parameter", default=None)
+    firmware_id: int | None = doc("the verified firmware id", default=None)
+    certificate: Annotated[str, MinLen(1)] = doc("the verification certificate's number")
+
+
+@settings
+class AgentConfig:
+    station: StationSection = doc("the station")
+    uplink: UplinkSection = doc("the MQTT uplink to the platform")
+    keys: KeysSection = doc("the device key", factory=KeysSection)
+    outbox: OutboxSection = doc("the outbox", factory=OutboxSection)
+    heartbeat: HeartbeatSection = doc("heartbeat records", factory=HeartbeatSection)
+    clock: ClockSection = doc("clock checks", factory=ClockSection)
+    logging: LoggingSection = doc("logs", factory=LoggingSection)
+    status: StatusSection = doc("the status snapshot", factory=StatusSection)
+    profile_dirs: tuple[Path, ...] = doc(
+        "directories searched for device profiles before the shipped ones",
+        default=(Path("/etc/station-agent/profiles"),),
+    )
+    lines: tuple[LineSection, ...] = doc("the field-bus lines", default=())
+    dispensers: tuple[DispenserSection, ...] = doc("the forecourt's dispensers", default=())
+    metering: MeteringSection = doc("metering checks", factory=MeteringSection)
+    verifications: tuple[VerificationSection, ...] = doc("verified calibrations", default=())
+
+    def devices(self) -> list[tuple[LineSection, DeviceSection]]:
         return [(line, device) for line in self.lines for device in line.devices]
 
     def nozzles(self) -> list[tuple[DispenserSection, NozzleSection]]:
@@ -244,7 +309,7 @@ class ConfigProblem:
     allowed: str
 
     def __str__(self) -> str:
-        return f"{self.path}: found {self.found}; {self.allowed}"
+        return f"{self.path}: found {self.found}; {self.allowed}" if self.found else f"{self.path}: {self.allowed}"
 
 
 class ConfigError(Exception):
@@ -267,172 +332,12 @@ class LoadedConfig:
 
 
 def load_config(source: Path) -> LoadedConfig:
-    """Read, parse and validate a config file; raise ConfigError listing every problem."""
-    try:
-        raw = source.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            source, [ConfigProblem("(file)", repr(str(source)), f"cannot be read: {exc.strerror}")]
-        ) from exc
-    try:
-        document = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(source, [ConfigProblem("(file)", "bytes that are not UTF-8", "save it as UTF-8")]) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, [ConfigProblem("(syntax)", "invalid TOML", str(exc))]) from exc
-    document = _resolve_paths(document, source.parent)
-    try:
-        config = AgentConfig.model_validate(document)
-    except ValidationError as exc:
-        raise ConfigError(source, explain(exc, AgentConfig)) from exc
-    problems = cross_check(config)
-    if problems:
-        raise ConfigError(source, problems)
-    return LoadedConfig(config=config, source=source, sha256=hashlib.sha256(raw).hexdigest())
+    """Read, parse and validate a config file; raise ConfigError listing every problem.
 
+    The validator (pydantic) is imported here, not at module level: the agent process proper never loads it."""
+    from agent.config_validation import validate_config  # noqa: PLC0415 - keeps pydantic out of the agent
 
-_PATH_KEYS = {"device_key", "path", "ca_file", "cert_file", "key_file", "port"}
-
-
-def _resolve_paths(node: Any, base: Path, key: str = "") -> Any:
-    """Make relative paths absolute against the config's folder (serial ports and TCP ports excepted)."""
-    if isinstance(node, dict):
-        is_tcp_line = node.get("kind") == "tcp"
-        return {k: v if (is_tcp_line and k == "port") else _resolve_paths(v, base, k) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_resolve_paths(item, base, key) for item in node]
-    if isinstance(node, str) and (key in _PATH_KEYS or key == "profile_dirs") and not node.startswith("/"):
-        return str(base / node)
-    return node
-
-
-def explain(error: ValidationError, model: type[BaseModel]) -> list[ConfigProblem]:
-    """Turn pydantic's errors into problems that say the field path, the value found and what is allowed."""
-    problems = []
-    for item in error.errors(include_url=False):
-        location = _dotted(item["loc"])
-        found = _shorten(repr(item.get("input")))
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            problems.append(_unknown_field(model, item["loc"], found))
-            continue
-        if item["type"] == "missing":
-            found = "nothing"
-        hint = _description(model, item["loc"])
-        allowed = f"{message} ({hint})" if hint and hint not in message else message
-        problems.append(ConfigProblem(location or "(top level)", found, allowed))
-    return problems
-
-
-def _unknown_field(model: type[BaseModel], loc: tuple[int | str, ...], found: str) -> ConfigProblem:
-    parent = _model_at(model, loc[:-1])
-    known = list(parent.model_fields) if parent is not None else []
-    guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
-    suggestion = f"did you mean {guess[0]!r}? " if guess else ""
-    return ConfigProblem(
-        _dotted(loc), found, f"unknown field; {suggestion}known fields here: {', '.join(known) or 'none'}"
-    )
-
-
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif part in {"rtu", "tcp"}:
-            continue
-        else:
-            text += f".{part}" if text else str(part)
-    return text
-
-
-def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if part in {"rtu", "tcp"}:
-            current = RtuLineSection if part == "rtu" else TcpLineSection
-            continue
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            return None
-        current = _inner_model(field.annotation)
-        if current is None:
-            return None
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _description(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
-    names = [part for part in loc if isinstance(part, str) and part not in {"rtu", "tcp"}]
-    if not names:
-        return ""
-    parent = _model_at(model, loc[: max(i for i, part in enumerate(loc) if part == names[-1])])
-    if parent is None:
-        return ""
-    field = parent.model_fields.get(names[-1])
-    return field.description or "" if field is not None else ""
-
-
-def _shorten(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def cross_check(config: AgentConfig) -> list[ConfigProblem]:
-    """Problems that no single field shows: repeated names and references to things that do not exist."""
-    problems: list[ConfigProblem] = []
-
-    def once(what: str, items: list[tuple[str, str]]) -> None:
-        seen: set[str] = set()
-        for path, value in items:
-            if value in seen:
-                problems.append(ConfigProblem(path, repr(value), f"each {what} must be unique; this one is repeated"))
-            seen.add(value)
-
-    once("line name", [(f"lines[{i}].name", line.name) for i, line in enumerate(config.lines)])
-    device_paths = [
-        (f"lines[{i}].devices[{j}].name", device.name)
-        for i, line in enumerate(config.lines)
-        for j, device in enumerate(line.devices)
-    ]
-    once("device name", device_paths)
-    for i, line in enumerate(config.lines):
-        once(
-            f"unit on line {line.name!r}",
-            [(f"lines[{i}].devices[{j}].unit", str(device.unit)) for j, device in enumerate(line.devices)],
-        )
-    once("dispenser id", [(f"dispensers[{i}].id", d.id) for i, d in enumerate(config.dispensers)])
-    nozzle_paths = [
-        (f"dispensers[{i}].nozzles[{j}]", nozzle)
-        for i, dispenser in enumerate(config.dispensers)
-        for j, nozzle in enumerate(dispenser.nozzles)
-    ]
-    once("nozzle id", [(f"{path}.id", nozzle.id) for path, nozzle in nozzle_paths])
-    once(
-        "controller nozzle",
-        [(f"{path}.controller_nozzle", f"{n.controller}#{n.controller_nozzle}") for path, n in nozzle_paths],
-    )
-    devices = {name for _, name in device_paths}
-    for path, nozzle in nozzle_paths:
-        if nozzle.controller not in devices:
-            problems.append(
-                ConfigProblem(
-                    f"{path}.controller",
-                    repr(nozzle.controller),
-                    f"must name a device under [[lines]]; known devices: {', '.join(sorted(devices)) or 'none'}",
-                )
-            )
-    return problems
+    return validate_config(source)
 
 
 def _tls_mode(tls: TlsSection | None) -> str:
@@ -467,8 +372,22 @@ def summary(loaded: LoadedConfig) -> str:
             for device in line.devices
         )
     for dispenser in config.dispensers:
-        nozzles = ", ".join(
-            f"{n.id} ({n.grade}, tank {n.tank or '-'}, {n.controller}#{n.controller_nozzle})" for n in dispenser.nozzles
-        )
-        out.append(f"dispenser {dispenser.id}: {nozzles}")
+        out.append(f"dispenser {dispenser.id}")
+        out.extend(f"  nozzle  {_nozzle_summary(nozzle)}" for nozzle in dispenser.nozzles)
+    metering = config.metering
+    verified = ", ".join(f"{v.device} ({v.certificate})" for v in config.verifications) or "none"
+    out.append(
+        f"metering  MPE {metering.mpe_ppm / 10_000:g} %, judged from {metering.min_measured_ml / 1000:g} L;"
+        f" verified calibrations: {verified}"
+    )
     return "\n".join(out)
+
+
+def _nozzle_summary(nozzle: NozzleSection) -> str:
+    text = f"{nozzle.id}: {nozzle.grade}, tank {nozzle.tank or '-'}"
+    text += f", controller {nozzle.controller}#{nozzle.controller_nozzle}"
+    if nozzle.pulse is not None:
+        text += f", encoder {nozzle.pulse.device}#{nozzle.pulse.channel} ({nozzle.pulse.ml_per_pulse} mL/pulse)"
+    if nozzle.vapour is not None:
+        text += f", vapour {nozzle.vapour.device}#{nozzle.vapour.channel}"
+    return text

@@ -25,7 +25,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from pydantic import ValidationError
 
 from agent.clock import SystemClock
 from agent.config import ConfigError, OutboxSection, TlsSection, UplinkSection, load_config
@@ -265,10 +264,10 @@ class TestCertificates:
 
 class TestConfig:
     def test_a_client_certificate_without_its_key_is_refused(self) -> None:
-        """cert_file without key_file (or the reverse) is a config error that names both fields."""
-        with pytest.raises(ValidationError, match="mutual TLS needs both cert_file and key_file, or neither"):
+        """cert_file without key_file (or the reverse) is refused, naming the one that is missing."""
+        with pytest.raises(ValueError, match="mutual TLS needs both cert_file and key_file; key_file is missing"):
             TlsSection(cert_file=Path("device.crt"))
-        with pytest.raises(ValidationError, match="mutual TLS needs both cert_file and key_file, or neither"):
+        with pytest.raises(ValueError, match="mutual TLS needs both cert_file and key_file; cert_file is missing"):
             TlsSection(key_file=Path("device.key"))
 
     def test_the_installer_sees_where_the_key_is_missing(self, tmp_path: Path) -> None:
@@ -280,5 +279,5 @@ class TestConfig:
         with pytest.raises(ConfigError) as caught:
             load_config(source)
         assert [(p.path, p.allowed) for p in caught.value.problems] == [
-            ("uplink.tls", "mutual TLS needs both cert_file and key_file, or neither")
+            ("uplink.tls", "mutual TLS needs both cert_file and key_file; key_file is missing")
         ]

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 
-import rfc8785
-
 from agent.records import JsonValue
 
 INT_LIMIT = 2**53 - 1
@@ -29,6 +27,8 @@ def canonical_bytes(value: JsonValue) -> bytes:
     """RFC 8785 canonical bytes (UTF-8) of a record; NotCanonicalisable for values the contract forbids."""
     if _bmp_keys_only(value):
         return _encode(value).encode()
+    import rfc8785  # noqa: PLC0415 - the reference is needed only for keys beyond the BMP, which records never have
+
     data: bytes = rfc8785.dumps(value)
     return data
 

@@ -24,6 +24,9 @@ from agent.ledger.chain import ChainHead, SealedRecord
 
 SCHEMA_VERSION = 1
 PAGE_SIZE = 4096
+CACHE_KIB = 256
+"""Page cache per connection: records are written once and read once, in order, so a big cache buys
+nothing but memory (SQLite's default is 2 MiB a connection)."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS record (
     seq INTEGER PRIMARY KEY,
@@ -65,6 +68,7 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
     else:
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA busy_timeout = 5000")
+    connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     return connection
 
 
@@ -87,7 +91,6 @@ class Outbox:
             if mode != "wal":
                 raise OutboxError(f"{path}: SQLite refused WAL mode (got {mode!r}); is the file system read-only?")
             self._db.execute("PRAGMA synchronous = FULL")
-            self._db.execute("PRAGMA cache_size = -1024")
             self._db.execute(f"PRAGMA max_page_count = {max(max_bytes // PAGE_SIZE, 64)}")
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, SCHEMA_VERSION):

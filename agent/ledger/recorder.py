@@ -18,18 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-import structlog
-
 from agent.clock import Clock
 from agent.config import OutboxSection
 from agent.ledger.chain import ChainHead, RecordRefused, SealedRecord, seal
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxError, OutboxFull
-from agent.records import AlarmBody, AlarmState, RecordIntent
+from agent.logs import get_logger
+from agent.records import AlarmBody, AlarmKind, AlarmState, RecordIntent
 
-log = structlog.get_logger("agent.recorder")
+log = get_logger("agent.recorder")
 
-MAX_BATCH = 1000
+MAX_BATCH = 256
 ACK_SAVE_INTERVAL_S = 30.0
 PRUNE_INTERVAL_S = 600.0
 _WAKE = "wake"
@@ -229,7 +228,7 @@ class Recorder:
         now_ms = self._clock.wall_ms()
         log.error("outbox_unwritable", kind=kind, problem=str(exc), pending=len(self._pending))
         alarm = AlarmBody(
-            kind=f"outbox_{kind}",
+            kind=AlarmKind.OUTBOX_FULL if kind == "full" else AlarmKind.OUTBOX_FAILING,
             state=AlarmState.RAISED,
             subject="outbox",
             evidence={
@@ -257,7 +256,8 @@ class Recorder:
             "dropped": dropped,
         }
         evidence.update({f"dropped_{kind}": count for kind, count in sorted(trouble.dropped.items())})
-        alarm = AlarmBody(kind=f"outbox_{trouble.kind}", state=AlarmState.CLEARED, subject="outbox", evidence=evidence)
+        kind = AlarmKind.OUTBOX_FULL if trouble.kind == "full" else AlarmKind.OUTBOX_FAILING
+        alarm = AlarmBody(kind=kind, state=AlarmState.CLEARED, subject="outbox", evidence=evidence)
         with self._lock:
             self._trouble = None
             self._pending.append(alarm.intent(now_ms))
