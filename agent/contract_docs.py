@@ -5,8 +5,11 @@ into a wire schema: every field required (the agent always writes every field), 
 RFC 8785 can serialize exactly, time, hash and key-id fields given their patterns, and every field given a
 description written for people outside the project (a body or field without one stops the generator, so new
 fields cannot slip out undocumented). Extra body fields are allowed, but only as JSON without floats: that is
-how a documented addition stays valid against an older schema. The envelope, the records message, the ack and
-the status payload are written here by hand, from the contract.
+how a documented addition stays valid against an older schema. The alarm kinds are an enum in the code
+(`agent.records.AlarmKind`) but their subjects and evidence are words, written here (`ALARM_KINDS`, which must
+name every member), and become an `if kind is ... then` branch each: an alarm of a kind not listed stays
+valid, as v1 allows new kinds.
+The envelope, the records message, the ack and the status payload are written here by hand, from the contract.
 
     python -m agent.contract_docs            # write docs/contract/schemas/
     python -m agent.contract_docs --check    # exit 1, naming each file that is not what it would write
@@ -24,7 +27,7 @@ from typing import Any, Final
 
 from pydantic import TypeAdapter
 
-from agent.config import STATION_ID_PATTERN
+from agent.config import STATION_ID
 from agent.records import BODY_TYPES, CONTRACT_VERSION, Body, EventKind, RecordType
 
 Schema = dict[str, Any]
@@ -56,9 +59,19 @@ _BODIES: Final[dict[str, str]] = {
     "device_offline": "A field device stopped answering polls.",
     "controller_baseline": "The first reading of a nozzle's pump controller: where its sale number and "
     "totalizers stand. The next transaction of that nozzle follows from here.",
+    "device_identity": "What a pump controller reports of its calibration and firmware, recorded the first time the "
+    "agent reads that controller (once per controller, not once per run). Later changes are calibration_change "
+    "events.",
+    "calibration_change": "A pump controller reports a calibration parameter (K-factor) or firmware id other than "
+    "the one last recorded for it. Whether the controller as a whole is at trusted values is told by the "
+    "calibration_unverified alarm.",
     "alarm": "A condition that needs attention. Raised once when it starts and cleared once when it ends, "
-    "identified by kind and subject; evidence holds the numbers that prove it.",
-    "transaction": "One completed fuelling as the pump controller reported it.",
+    "identified by kind and subject; evidence holds the numbers that prove it. The kinds documented in v1 are "
+    "in $defs, each with its subject and evidence; an alarm of another kind is valid with any evidence of "
+    "strings, integers, booleans and nulls.",
+    "transaction": "One completed fuelling as the pump controller reported it, with the nozzle's independent "
+    "measurements beside it: the volume by its encoder and the vapour recovered, each null when it could not "
+    "be measured.",
 }
 
 _FIELDS: Final[dict[str, str]] = {
@@ -91,10 +104,23 @@ _FIELDS: Final[dict[str, str]] = {
     "txn_no": "The controller's sale number.",
     "totalizer_volume_ml": "The nozzle's volume totalizer, mL.",
     "totalizer_amount_fen": "The nozzle's money totalizer, fen; null if the controller has none.",
-    "alarm.kind": "What is wrong, e.g. `outbox_full`. The kinds and their evidence are listed in the contract.",
+    "k_factor": "The controller's calibration parameter (K-factor) as it reports it, in its model's unit (e.g. "
+    "encoder pulses per 100 L); null if the controller does not report one.",
+    "firmware_id": "The controller's firmware id, the integer it reports; null if it does not report one.",
+    "parameter": "Which value changed: `k_factor` or `firmware_id`.",
+    "old": "The value last recorded for the controller; null if the agent had seen none.",
+    "new": "The value the controller reports now. Not null as the agent makes it: a value that stops being "
+    "reported does not make this event.",
+    "verified": "true if the new value is trusted: the one the verification of this controller in the station "
+    "config names or, where that names none for this parameter, the value first seen (device_identity).",
+    "certificate": "The certificate number of this controller's verification in the station config when "
+    "verified is true and there is one; otherwise null.",
+    "alarm.kind": "What is wrong, e.g. `metering_deviation`. The kinds of v1 are in $defs; receivers keep alarms "
+    "of kinds they do not know.",
     "state": "`raised` when the condition starts, `cleared` when it ends.",
-    "subject": "What the alarm is about, e.g. `outbox`, a device, a tank or a nozzle id.",
-    "evidence": "The numbers that prove the alarm, keyed per kind: strings, integers, booleans or null.",
+    "subject": "What the alarm is about: a nozzle id, a device name, a bus line name or `outbox`, per kind.",
+    "evidence": "The numbers that prove the alarm, keyed per kind: strings, integers, booleans or null. Keys a "
+    "receiver does not know are to be ignored.",
     "dispenser": "The dispenser id in the config.",
     "grade": "The fuel grade of the nozzle, as in the config, e.g. `92`, `95`, `0#`.",
     "tank": "The id of the tank the nozzle draws from.",
@@ -108,6 +134,19 @@ _FIELDS: Final[dict[str, str]] = {
     "totalizer_amount_fen_before": "The money totalizer, fen, after the nozzle's previous record; null if unknown "
     "or if the controller has none.",
     "totalizer_amount_fen_after": "The money totalizer, fen, after this sale; null if the controller has none.",
+    "pulse_volume_ml": "The volume by the nozzle's encoder, mL: the encoder's pulses, counted by an independent "
+    "pulse counter between two points where no fuel flowed (the nozzle's previous sale or a confirmed rest), "
+    "times the configured mL per pulse, rounded (halves to even). Null if the nozzle has no encoder on a "
+    "counter, the sale number skipped (the pulses would include unseen sales), no count was taken within "
+    "pulse_wait_s after the sale was seen, another sale came first, or no earlier point without flow is known.",
+    "deviation_ppm": "How far volume_ml is from pulse_volume_ml, in parts per million of pulse_volume_ml: "
+    "(volume_ml - pulse_volume_ml) * 1000000 / pulse_volume_ml, rounded to the nearest integer (halves to "
+    "even). Null if pulse_volume_ml is null or not positive.",
+    "vapour_ml": "The vapour recovered during the sale, mL: the nozzle's vapour meter pulses, counted the same "
+    "way as the encoder's, times the configured mL per pulse and the meter's calibration factor, rounded "
+    "(halves to even). Null for the same reasons as pulse_volume_ml, for the vapour meter.",
+    "al_permille": "The vapour-to-liquid ratio (A/L) in per-mille: vapour_ml * 1000 / volume_ml, rounded to the "
+    "nearest integer (halves to even); 1000 is an A/L of 1.0. Null if vapour_ml is null or volume_ml is 0.",
 }
 
 _PATTERNS: Final[dict[str, str]] = {
@@ -121,6 +160,238 @@ _PATTERNS: Final[dict[str, str]] = {
     "new_sha256": HEX64_PATTERN,
     "kid": KID_PATTERN,
 }
+
+
+def _key(json_type: str, description: str, minimum: int = -SAFE_INTEGER, one_of: Sequence[str] = ()) -> Schema:
+    """One evidence key: `json_type` is `integer`, `string` or `boolean`, with `|null` if it may be null;
+    `one_of` lists the only strings it can be."""
+    types = json_type.split("|")
+    schema: Schema = {"type": types[0] if len(types) == 1 else types, "description": description}
+    if "integer" in types:
+        schema.update(minimum=minimum, maximum=SAFE_INTEGER)
+    if one_of:
+        schema["enum"] = list(one_of)
+    return schema
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AlarmDoc:
+    """An alarm kind as the contract documents it: its subject, when it is raised and cleared, its evidence.
+
+    `evidence` is what a raised alarm carries, and a cleared one too unless `cleared_evidence` says otherwise;
+    `cleared_patterns` are evidence keys of a cleared alarm named by a pattern (present only when they apply).
+    """
+
+    subject: str
+    raised: str
+    cleared: str
+    evidence: dict[str, Schema]
+    cleared_evidence: dict[str, Schema] | None = None
+    cleared_patterns: dict[str, Schema] = dataclasses.field(default_factory=dict)
+
+
+_JUDGED_SALE: Final[dict[str, Schema]] = {
+    "txn_no": _key("integer", "The sale number of the sale judged."),
+    "volume_ml": _key("integer", "The controller's volume of that sale, mL (its transaction's volume_ml)."),
+    "pulse_volume_ml": _key("integer", "The encoder's volume of that sale, mL (its transaction's pulse_volume_ml)."),
+    "deviation_ppm": _key(
+        "integer|null",
+        "(volume_ml - pulse_volume_ml) * 1000000 / pulse_volume_ml, rounded; null if pulse_volume_ml is not "
+        "positive (always so for encoder_no_pulses when raised).",
+    ),
+    "mpe_ppm": _key("integer", "The maximum permissible error configured, ppm of volume (3000 = 0.3 %).", 0),
+    "allowed_ml": _key(
+        "integer",
+        "The largest difference between volume_ml and pulse_volume_ml accepted for this sale, mL: volume_ml * "
+        "mpe_ppm / 1000000 rounded down, plus the controller's volume step, plus the encoder's mL per pulse "
+        "rounded down, plus 1.",
+        0,
+    ),
+}
+
+_SALE_IN_SEQUENCE: Final[dict[str, Schema]] = {
+    "txn_no": _key("integer", "The sale number of the sale that cleared it."),
+}
+
+_OUTBOX_RAISED: Final[dict[str, Schema]] = {
+    "problem": _key("string", "The error, as text."),
+    "max_bytes": _key("integer", "The store's configured size limit, bytes.", 0),
+    "used_bytes": _key("integer", "The store's size on disk at that moment, bytes; -1 if it could not be read.", -1),
+    "acked_upto": _key("integer", "The highest seq the agent knew to be acknowledged at that moment.", 0),
+    "head_seq": _key("integer", "The seq of the last record stored before the condition began.", 0),
+}
+
+_OUTBOX_CLEARED: Final[dict[str, Schema]] = {
+    "duration_s": _key("integer", "Whole seconds from the condition's start (the raised alarm's ts) to its end.", 0),
+    "dropped": _key(
+        "integer", "Records not made at all because too many were already waiting in memory; 0 if none.", 0
+    ),
+}
+
+_OUTBOX_DROPPED_BY_TYPE: Final[dict[str, Schema]] = {
+    "^dropped_[a-z_]+$": _key(
+        "integer",
+        "dropped_<type>: of the records not made, those of record type <type> (e.g. dropped_transaction); "
+        "present only for types with at least one.",
+        1,
+    ),
+}
+
+ALARM_KINDS: Final[dict[str, AlarmDoc]] = {
+    "metering_deviation": AlarmDoc(
+        subject="the nozzle id",
+        raised="Raised when a sale of at least the configured minimum measured quantity (min_measured_ml, "
+        "default 2000 mL) has a volume_ml that differs from its pulse_volume_ml by more than allowed_ml.",
+        cleared="Cleared by the nozzle's next such sale that is within allowed_ml.",
+        evidence=_JUDGED_SALE,
+    ),
+    "encoder_no_pulses": AlarmDoc(
+        subject="the nozzle id",
+        raised="Raised when a sale of at least the minimum measured quantity has no encoder pulse at all "
+        "(pulse_volume_ml 0): the encoder or its wiring is dead.",
+        cleared="Cleared by the nozzle's next such sale with pulses.",
+        evidence=_JUDGED_SALE,
+    ),
+    "transaction_skipped": AlarmDoc(
+        subject="the nozzle id",
+        raised="Raised when a sale number is more than one past the last one the agent saw: sales happened that "
+        "no transaction records. The sale seen is recorded, with null independent measurements.",
+        cleared="Cleared by the nozzle's next sale whose number follows the last one.",
+        evidence={
+            "expected_txn_no": _key("integer", "The sale number that should have come next."),
+            "txn_no": _key("integer", "The sale number that came (its transaction is recorded)."),
+            "missing": _key("integer", "How many sale numbers were skipped.", 1),
+        },
+        cleared_evidence=_SALE_IN_SEQUENCE,
+    ),
+    "transaction_counter_reset": AlarmDoc(
+        subject="the nozzle id",
+        raised="Raised when a nozzle's sale number goes back: the controller was reset or replaced. No "
+        "transaction is recorded for that sale number; the nozzle's next transaction follows from the sale "
+        "number and totalizers reported now.",
+        cleared="Cleared by the nozzle's next sale in sequence.",
+        evidence={
+            "previous_txn_no": _key("integer", "The last sale number before it went back."),
+            "txn_no": _key("integer", "The sale number reported now."),
+            "totalizer_volume_ml_before": _key("integer", "The volume totalizer as last read before, mL."),
+            "totalizer_volume_ml_now": _key("integer", "The volume totalizer reported now, mL."),
+        },
+        cleared_evidence=_SALE_IN_SEQUENCE,
+    ),
+    "totalizer_discontinuity": AlarmDoc(
+        subject="the nozzle id",
+        raised="Raised when a totalizer of the nozzle moves by other than its sales: at a sale in sequence, the "
+        "volume totalizer did not advance by volume_ml, or the money totalizer (if any) by amount_fen, within "
+        "the controller's resolution; or, with the nozzle at rest and no new sale, the volume totalizer moved.",
+        cleared="Cleared by the nozzle's next sale in sequence whose totalizers add up.",
+        evidence={
+            "txn_no": _key("integer", "The sale number of the sale checked; at rest, the nozzle's last one."),
+            "counter": _key(
+                "string",
+                "Which totalizer: `volume_ml` or `amount_fen`. It gives the unit (mL or fen) of before, after, "
+                "expected and difference.",
+                one_of=("volume_ml", "amount_fen"),
+            ),
+            "form": _key(
+                "string", "`jump` if it moved more than expected, `step_back` if less.", one_of=("jump", "step_back")
+            ),
+            "before": _key("integer", "The totalizer as last read, in the counter's unit."),
+            "after": _key("integer", "The totalizer now, in the counter's unit."),
+            "expected": _key(
+                "integer", "Where it should be: before plus the sale (at rest, before), across its wrap point."
+            ),
+            "difference": _key("integer", "after - expected, across the wrap point, in the counter's unit."),
+            "at_rest": _key("boolean", "true if found with the nozzle at rest and no new sale."),
+        },
+        cleared_evidence=_SALE_IN_SEQUENCE,
+    ),
+    "pulses_at_rest": AlarmDoc(
+        subject="the nozzle id",
+        raised="Raised when the nozzle's encoder gives more pulses than the configured tolerance "
+        "(rest_pulse_tolerance, default 2) between two polls that both find the nozzle at rest with no new "
+        "sale: fuel left without a sale.",
+        cleared="Cleared once no such pulses have been seen for rest_clear_s (default 60 s).",
+        evidence={
+            "pulses": _key("integer", "The encoder pulses counted at rest.", 1),
+            "volume_ml": _key("integer", "Those pulses times the encoder's mL per pulse, rounded, mL."),
+            "counted_by": _key("string", "The pulse counter and channel that counted them, as `device#channel`."),
+            "since_txn_no": _key("integer", "The nozzle's last sale number."),
+        },
+        cleared_evidence={
+            "quiet_s": _key("integer", "rest_clear_s as configured: the seconds without pulses at rest.", 0),
+        },
+    ),
+    "calibration_unverified": AlarmDoc(
+        subject="the pump controller's device name",
+        raised="Raised when a pump controller reports a K-factor or firmware id other than the trusted one: the "
+        "value its verification in the station config names or, where that names none, the value first seen "
+        "(device_identity): after the calibration_change event that shows the change or, with a verification "
+        "configured, at the controller's first reading.",
+        cleared="Cleared when every value it reports is trusted again.",
+        evidence={
+            "k_factor": _key("integer|null", "The K-factor reported now; null if the controller reports none."),
+            "firmware_id": _key("integer|null", "The firmware id reported now; null if the controller reports none."),
+            "trusted_k_factor": _key("integer|null", "The trusted K-factor; null if none is known."),
+            "trusted_firmware_id": _key("integer|null", "The trusted firmware id; null if none is known."),
+            "certificate": _key(
+                "string|null", "The certificate number of the controller's verification in the config; null if none."
+            ),
+        },
+    ),
+    "device_silent": AlarmDoc(
+        subject="the device name",
+        raised="Raised when a field device has not answered polls for silent_after_s (default 60 s) since its "
+        "device_offline event.",
+        cleared="Cleared when it answers again (with its device_online event).",
+        evidence={
+            "line": _key("string", "The bus line the device is on."),
+            "silent_s": _key("integer", "Whole seconds since it stopped answering.", 0),
+            "reason": _key("string", "The error that ended polling, as in the device_offline event."),
+        },
+        cleared_evidence={
+            "silent_s": _key(
+                "integer|null", "Whole seconds it was silent; null if the agent restarted in the meantime.", 0
+            ),
+        },
+    ),
+    "line_errors": AlarmDoc(
+        subject="the bus line name",
+        raised="Raised when, over line_error_window_s (default 60 s) and at least line_error_min_requests "
+        "(default 20) polls of devices that do answer, more than line_error_ratio (default 0.2) of those polls "
+        "failed: CRC errors, timeouts, a bad termination, a slow device. A device that does not answer at all "
+        "is a device_silent alarm instead.",
+        cleared="Cleared when the failed share over the window falls below half that ratio.",
+        evidence={
+            "attempts": _key("integer", "Polls of answering devices in the window.", 0),
+            "failures": _key("integer", "Of those, the polls that failed.", 0),
+            "crc_errors": _key("integer", "Of the failures, answers with a bad checksum.", 0),
+            "timeouts": _key("integer", "Of the failures, polls with no answer in time.", 0),
+            "window_s": _key("integer", "Whole seconds the window spans.", 0),
+            "failed_permille": _key("integer", "failures * 1000 / attempts, rounded.", 0),
+        },
+    ),
+    "outbox_full": AlarmDoc(
+        subject="`outbox`",
+        raised="Raised when the agent's store of records reached its size limit (max_bytes) and held no "
+        "acknowledged record it could delete. Its ts is when that began, though it is stored only once writing "
+        "works again, ahead of the records that waited.",
+        cleared="Cleared when records can be stored again; stored behind the records that waited.",
+        evidence=_OUTBOX_RAISED,
+        cleared_evidence=_OUTBOX_CLEARED,
+        cleared_patterns=_OUTBOX_DROPPED_BY_TYPE,
+    ),
+    "outbox_failing": AlarmDoc(
+        subject="`outbox`",
+        raised="Raised when the agent's store of records could not be written: a disk or file-system error. "
+        "Its ts is when that began, though it is stored only once writing works again, ahead of the records "
+        "that waited.",
+        cleared="Cleared when records can be stored again; stored behind the records that waited.",
+        evidence=_OUTBOX_RAISED,
+        cleared_evidence=_OUTBOX_CLEARED,
+        cleared_patterns=_OUTBOX_DROPPED_BY_TYPE,
+    ),
+}
+"""Every alarm kind the agent raises. The kind names are the ones the station and the recorder use."""
 
 
 class ContractDocsError(LookupError):
@@ -242,10 +513,42 @@ def _event_schema(classes: list[type[Body]]) -> Schema:
     )
 
 
+def _evidence_schema(when: str, keys: dict[str, Schema], patterns: dict[str, Schema]) -> Schema:
+    schema: Schema = {"description": f"The evidence {when}.", "type": "object", "properties": keys}
+    if patterns:
+        schema["patternProperties"] = patterns
+    return {**schema, "required": list(keys)}
+
+
+def _alarm_kind_schema(kind: AlarmDoc) -> Schema:
+    """The subject and evidence of one alarm kind; its evidence may hold further keys (an allowed addition)."""
+    schema: Schema = {
+        "description": f"Subject: {kind.subject}. {kind.raised} {kind.cleared}",
+        "properties": {"subject": {"description": kind.subject[0].upper() + kind.subject[1:] + "."}},
+    }
+    if kind.cleared_evidence is None:
+        schema["properties"]["evidence"] = _evidence_schema("when raised and when cleared", kind.evidence, {})
+        return schema
+    cleared = _evidence_schema("when cleared", kind.cleared_evidence, kind.cleared_patterns)
+    return {
+        **schema,
+        "if": {"properties": {"state": {"const": "raised"}}},
+        "then": {"properties": {"evidence": _evidence_schema("when raised", kind.evidence, {})}},
+        "else": {"properties": {"evidence": cleared}},
+    }
+
+
 def _single_body_schema(record_type: RecordType, cls: type[Body]) -> Schema:
     body = body_schema(cls)
     title, description = body.pop("title"), body.pop("description")
-    return _document(f"{record_type}.json", title, description, {**body, "$defs": {"json_value": _json_value()}})
+    defs: Schema = {"json_value": _json_value()}
+    if record_type is RecordType.ALARM:
+        body["allOf"] = [
+            {"if": {"required": ["kind"], "properties": {"kind": {"const": name}}}, "then": {"$ref": f"#/$defs/{name}"}}
+            for name in ALARM_KINDS
+        ]
+        defs.update({name: _alarm_kind_schema(kind) for name, kind in ALARM_KINDS.items()})
+    return _document(f"{record_type}.json", title, description, {**body, "$defs": defs})
 
 
 def _record_schema(typed: Sequence[RecordType]) -> Schema:
@@ -268,7 +571,7 @@ def _record_schema(typed: Sequence[RecordType]) -> Schema:
                 "v": {"const": CONTRACT_VERSION, "description": "The contract version."},
                 "station": {
                     "type": "string",
-                    "pattern": STATION_ID_PATTERN,
+                    "pattern": f"^{STATION_ID.regex}$",
                     "description": "The station id, as registered with the platform; also a topic level.",
                 },
                 "seq": {
@@ -466,10 +769,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"the schema folder (default {DEFAULT_DIR})")
     args = parser.parse_args(argv)
-    if not args.check:
-        for path in write(args.dir):
-            print(path)
-    problems = differences(args.dir)
+    try:
+        if not args.check:
+            for path in write(args.dir):
+                print(path)
+        problems = differences(args.dir)
+    except ContractDocsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems and args.check:

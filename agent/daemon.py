@@ -10,63 +10,29 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
-
-import structlog
 
 from agent.clock import Clock, SystemClock
-from agent.config import AgentConfig, LoadedConfig, RtuLineSection
+from agent.config import RtuLineSection
 from agent.field.poller import LinePoller, PolledDevice
 from agent.ledger.keys import DeviceKey, KeyFileError, load_key_file
 from agent.ledger.outbox import Outbox, OutboxError
 from agent.ledger.recorder import Recorder
 from agent.lifecycle import PreviousRun, startup_intents
+from agent.logs import get_logger
 from agent.records import format_ts
+from agent.setup import Setup, bindings_for, drivers_for
 from agent.station.station import Station
-from agent.station.transactions import NozzleBinding
 from agent.station_loop import HeartbeatFacts, StationLoop
 from agent.status import AgentStatus, assess, write_status
 from agent.uplink.session import Uplink
+from drivers.device import DeviceDriver
 from drivers.modbus.master import ModbusMaster, SerialRtuMaster, TcpMaster
-from drivers.profiles import Profile, ProfileError, find_profile, shipped_profile_dirs
-from drivers.pump_controller import PumpControllerDriver
 
-log = structlog.get_logger("agent")
-
-
-def agent_version() -> str:
-    try:
-        return version("station-agent")
-    except PackageNotFoundError:
-        return "0+unknown"
+log = get_logger("agent")
 
 
 class StartupError(Exception):
     """The agent cannot start; the message says what to fix."""
-
-
-def build_drivers(config: AgentConfig) -> dict[str, PumpControllerDriver]:
-    """A driver per device, from its profile and the nozzles wired to it; every problem at once."""
-    directories = [*config.profile_dirs, *shipped_profile_dirs()]
-    profiles: dict[str, Profile] = {}
-    problems: list[str] = []
-    for name in sorted({device.profile for _, device in config.devices()}):
-        try:
-            profiles[name] = find_profile(name, directories)
-        except ProfileError as exc:
-            problems.append(str(exc))
-    drivers: dict[str, PumpControllerDriver] = {}
-    for line, device in config.devices():
-        if device.profile not in profiles:
-            continue
-        nozzles = [n.controller_nozzle for _, n in config.nozzles() if n.controller == device.name]
-        try:
-            drivers[device.name] = PumpControllerDriver(profiles[device.profile], nozzles)
-        except ProfileError as exc:
-            problems.append(f"line {line.name}, device {device.name}: {exc}")
-    if problems:
-        raise StartupError("\n".join(problems))
-    return drivers
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,16 +45,17 @@ class _Parts:
 
 
 class Agent:
-    def __init__(self, loaded: LoadedConfig, clock: Clock | None = None) -> None:
-        self.loaded = loaded
-        self.config = loaded.config
+    def __init__(self, setup: Setup, clock: Clock | None = None) -> None:
+        self.setup = setup
+        self.loaded = setup.loaded
+        self.config = setup.loaded.config
         self.clock = clock or SystemClock()
-        self.version = agent_version()
+        self.version = setup.version
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set; raises StartupError if the agent cannot start."""
         key = self._load_key()
-        drivers = build_drivers(self.config)
+        drivers = drivers_for(self.setup)
         outbox = Outbox(self.config.outbox.path, self.config.outbox.max_bytes)
         parts = self._build(outbox, key, drivers)
         self._start(parts, key)
@@ -104,7 +71,7 @@ class Agent:
         except KeyFileError as exc:
             raise StartupError(str(exc)) from exc
 
-    def _build(self, outbox: Outbox, key: DeviceKey, drivers: dict[str, PumpControllerDriver]) -> _Parts:
+    def _build(self, outbox: Outbox, key: DeviceKey, drivers: dict[str, DeviceDriver]) -> _Parts:
         config = self.config
         recorder = Recorder(outbox, config.station.id, key, config.outbox, self.clock)
         uplink = Uplink(
@@ -118,11 +85,8 @@ class Agent:
             birth_fields=lambda: {"kid": key.kid, "version": self.version, "head_seq": recorder.head.seq},
         )
         recorder.on_commit = uplink.notify
-        bindings = [
-            NozzleBinding(n.id, d.id, n.grade, n.tank, n.controller, n.controller_nozzle) for d, n in config.nozzles()
-        ]
         station = StationLoop(
-            Station(bindings, outbox.cursors()),
+            Station(bindings_for(config), outbox.cursors(), config.metering, config.verifications),
             recorder.submit,
             self.clock,
             heartbeat_interval_s=config.heartbeat.interval_s,
@@ -142,7 +106,16 @@ class Agent:
                 )
             else:
                 master = TcpMaster(line.host, line.port, timeout_s=line.timeout_ms / 1000)
-            pollers.append(LinePoller(line.name, devices, master, self.clock, station.post))
+            pollers.append(
+                LinePoller(
+                    line.name,
+                    devices,
+                    master,
+                    self.clock,
+                    station.post,
+                    health_every_s=config.metering.line_error_window_s / 4,
+                )
+            )
         return _Parts(outbox, recorder, uplink, station, tuple(pollers))
 
     def _start(self, parts: _Parts, key: DeviceKey) -> None:

@@ -29,6 +29,9 @@ from simulators.platform.store import Store
 
 STATION_ID = "DEMO-0001"
 TIME_SCALE = 10.0
+INJECTED = "D02-N1"
+INJECTION_FROM_S = 200
+INJECTION_UNTIL_S = 400
 STOP_TIMEOUT_S = 20.0
 _STATE_FILES = (
     "outbox.sqlite",
@@ -45,6 +48,19 @@ _STATE_FILES = (
     "tty",
     "broker",
 )
+
+
+def _nozzle(nozzle: str, grade: str, tank: str, controller: str, number: int, counter: str) -> str:  # noqa: PLR0917
+    """A nozzle table as the simulated forecourt wires it: encoder on channel 2n-1, vapour meter on 2n."""
+    return f"""[[dispensers.nozzles]]
+id = "{nozzle}"
+grade = "{grade}"
+tank = "{tank}"
+controller = "{controller}"
+controller_nozzle = {number}
+pulse = {{ device = "{counter}", channel = {2 * number - 1}, ml_per_pulse = 10 }}
+vapour = {{ device = "{counter}", channel = {2 * number}, ml_per_pulse = 10 }}
+"""
 
 
 def agent_config(workdir: Path, broker: str, tcp_port: int) -> str:
@@ -86,6 +102,12 @@ unit = 1
 profile = "sim-pump-controller"
 poll_interval_ms = 250
 
+[[lines.devices]]
+name = "pcm1"                  # the pulse counter that counts D01's encoders and vapour meters
+unit = 11
+profile = "sim-pulse-counter"
+poll_interval_ms = 250
+
 [[lines]]
 kind = "tcp"
 name = "tcp-1"
@@ -98,20 +120,21 @@ unit = 1
 profile = "sim-pump-controller"
 poll_interval_ms = 250
 
+[[lines.devices]]
+name = "pcm2"
+unit = 11
+profile = "sim-pulse-counter"
+poll_interval_ms = 250
+
+# Each nozzle: its controller input, its encoder (100 pulses/L) and its vapour meter on the pulse counter.
 [[dispensers]]
 id = "D01"
-nozzles = [
-    {{ id = "D01-N1", grade = "92", tank = "T1", controller = "pc1", controller_nozzle = 1 }},
-    {{ id = "D01-N2", grade = "95", tank = "T2", controller = "pc1", controller_nozzle = 2 }},
-]
-
+{_nozzle("D01-N1", "92", "T1", "pc1", 1, "pcm1")}
+{_nozzle("D01-N2", "95", "T2", "pc1", 2, "pcm1")}
 [[dispensers]]
 id = "D02"
-nozzles = [
-    {{ id = "D02-N1", grade = "92", tank = "T1", controller = "pc2", controller_nozzle = 1 }},
-    {{ id = "D02-N2", grade = "0#", tank = "T3", controller = "pc2", controller_nozzle = 2 }},
-]
-"""
+{_nozzle("D02-N1", "92", "T1", "pc2", 1, "pcm2")}
+{_nozzle("D02-N2", "0#", "T3", "pc2", 2, "pcm2")}"""
 
 
 def simulators_config(broker: str, tcp_port: int, session: str) -> str:
@@ -120,6 +143,7 @@ def simulators_config(broker: str, tcp_port: int, session: str) -> str:
 seed = 7
 time_scale = {TIME_SCALE}     # simulated seconds per real second: a demo minute is a busy forecourt's ten
 report = "sim-report.json"
+control = "sim.sock"          # station-sim fault --control sim.sock inject pulse_injection D01-N1 --set percent=1
 
 [[lines]]
 kind = "rtu"
@@ -128,21 +152,42 @@ device_port = "tty/rs485-1.device"
 agent_port = "tty/rs485-1"
 baudrate = 9600
 
-[[lines.devices]]
-unit = 1
-prices_fen_per_l = [770, 820]
-pattern = {{ idle_s = [10, 60], lift_s = [2, 6], volume_l = [5, 60], flow_l_per_min = [20, 50], hang_up_s = [2, 5] }}
-
 [[lines]]
 kind = "tcp"
 name = "tcp-1"
 host = "127.0.0.1"
 port = {tcp_port}
 
-[[lines.devices]]
-unit = 1
-prices_fen_per_l = [770, 735]
+[[dispensers]]
+id = "D01"
+line = "rs485-1"
+controller_unit = 1
+pulse_counter_unit = 11
 pattern = {{ idle_s = [10, 60], lift_s = [2, 6], volume_l = [5, 60], flow_l_per_min = [20, 50], hang_up_s = [2, 5] }}
+nozzles = [
+    {{ grade = "92", price_fen_per_l = 770 }},
+    {{ grade = "95", price_fen_per_l = 820 }},
+]
+
+[[dispensers]]
+id = "D02"
+line = "tcp-1"
+controller_unit = 1
+pulse_counter_unit = 11
+pattern = {{ idle_s = [10, 60], lift_s = [2, 6], volume_l = [5, 60], flow_l_per_min = [20, 50], hang_up_s = [2, 5] }}
+nozzles = [
+    {{ grade = "92", price_fen_per_l = 770 }},
+    {{ grade = "0#", price_fen_per_l = 735 }},
+]
+
+# A cheat, on schedule: from the 200th to the 400th simulated second, D02-N1's controller reports 1 % more than
+# its encoder counted (a pulse-injection board). The agent must flag each such sale, and nothing else.
+[[faults]]
+kind = "pulse_injection"
+target = "{INJECTED}"
+at_s = {INJECTION_FROM_S}
+until_s = {INJECTION_UNTIL_S}
+params = {{ percent = 1.0 }}
 
 [platform]
 broker = "{broker}"
@@ -226,45 +271,71 @@ def _status_line(elapsed: float, agent: dict[str, Any], platform: dict[str, Any]
     )
 
 
+def _platform_records(db: Path, after_seq: int = 0) -> list[dict[str, Any]]:
+    """The records the platform accepted, in seq order, after `after_seq`."""
+    if not db.exists():
+        return []
+    with Store(db, read_only=True) as store:
+        records = [json.loads(canonical) for canonical in store.accepted(STATION_ID)]
+    return [record for record in records if record["seq"] > after_seq]
+
+
 def _platform_transactions(db: Path) -> dict[str, dict[int, int]]:
     """nozzle -> {controller txn_no: volume_ml} of the transaction records the platform accepted."""
     found: dict[str, dict[int, int]] = {}
-    if not db.exists():
-        return found
-    with Store(db, read_only=True) as store:
-        for canonical in store.accepted(STATION_ID, "transaction"):
-            body = json.loads(canonical)["body"]
+    for record in _platform_records(db):
+        if record["type"] == "transaction":
+            body = record["body"]
             found.setdefault(body["nozzle"], {})[body["txn_no"]] = body["volume_ml"]
     return found
 
 
+def _news(record: dict[str, Any]) -> str | None:
+    """A line for a sale or an alarm the platform has just accepted, as a regulator would want to see it."""
+    body = record["body"]
+    if record["type"] == "transaction":
+        line = f"    sale   {body['nozzle']} #{body['txn_no']}: {body['volume_ml'] / 1000:6.2f} L by the controller"
+        if body["pulse_volume_ml"] is not None:
+            line += f", {body['pulse_volume_ml'] / 1000:6.2f} L by the encoder ({body['deviation_ppm']:+} ppm)"
+        if body["al_permille"] is not None:
+            line += f", vapour {body['vapour_ml'] / 1000:.2f} L (A/L {body['al_permille'] / 1000:.2f})"
+        return line
+    if record["type"] == "alarm":
+        evidence = ", ".join(f"{key} {value}" for key, value in body["evidence"].items())
+        return f"    ALARM  {body['kind']} {body['state']} on {body['subject']}: {evidence}"
+    return None
+
+
+def _alarm_check(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Alarms are expected only where the demo injected a fault: metering deviations on the injected nozzle."""
+    alarms = [(r["body"]["kind"], r["body"]["state"], r["body"]["subject"]) for r in records if r["type"] == "alarm"]
+    expected = [a for a in alarms if a[0] == "metering_deviation" and a[2] == INJECTED]
+    return {
+        "expected": [list(a) for a in expected],
+        "unexpected": [list(a) for a in alarms if a not in expected],
+    }
+
+
 def _cross_check(workdir: Path) -> dict[str, Any]:
-    """Compare the sales the simulated controllers booked with the transactions the platform holds."""
+    """Compare the sales the simulated controllers booked with the transactions the platform holds: every
+    sale between a nozzle's first and last recorded one is there, with the controller's volume."""
     simulated = _read_json(workdir / "sim-report.json")
     recorded = _platform_transactions(workdir / "platform.sqlite")
-    nozzle_of = {
-        ("rs485-1", "1"): "D01-N1",
-        ("rs485-1", "2"): "D01-N2",
-        ("tcp-1", "1"): "D02-N1",
-        ("tcp-1", "2"): "D02-N2",
-    }
     missing, wrong_volume, matched = [], [], 0
-    for device in simulated.get("devices", []):
-        for number, nozzle in device.get("nozzles", {}).items():
-            name = nozzle_of.get((device["line"], number))
-            seen = recorded.get(name or "", {})
-            if not seen:
+    for nozzle, report in simulated.get("nozzles", {}).items():
+        seen = recorded.get(nozzle, {})
+        if not seen:
+            continue
+        first, last = min(seen), max(seen)
+        for txn_no, volume_ml, *_ in report.get("sales", []):
+            if not first <= txn_no <= last:
                 continue
-            first, last = min(seen), max(seen)
-            for txn_no, volume_ml in nozzle.get("sales", []):
-                if not first <= txn_no <= last:
-                    continue
-                if txn_no not in seen:
-                    missing.append(f"{name}#{txn_no}")
-                elif seen[txn_no] != volume_ml:
-                    wrong_volume.append(f"{name}#{txn_no}: {seen[txn_no]} != {volume_ml}")
-                else:
-                    matched += 1
+            if txn_no not in seen:
+                missing.append(f"{nozzle}#{txn_no}")
+            elif seen[txn_no] != volume_ml:
+                wrong_volume.append(f"{nozzle}#{txn_no}: {seen[txn_no]} != {volume_ml}")
+            else:
+                matched += 1
     return {"matched": matched, "missing": missing, "wrong_volume": wrong_volume}
 
 
@@ -295,6 +366,7 @@ def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
         agent = stack.enter_context(
             _process([python, "-m", "agent.cli", "run", "--config", str(workdir / "agent.toml")], workdir / "agent.log")
         )
+        shown = 0
         try:
             while (elapsed := time.monotonic() - started) < seconds:
                 time.sleep(min(1.0, max(0.0, seconds - elapsed)))
@@ -306,6 +378,10 @@ def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
                     _status_line(time.monotonic() - started, status, _read_json(workdir / "platform-report.json")),
                     flush=True,
                 )
+                for record in _platform_records(workdir / "platform.sqlite", shown):
+                    shown = record["seq"]
+                    if (line := _news(record)) is not None:
+                        print(line, flush=True)
         except KeyboardInterrupt:
             interrupted = True
             print("\ndemo: stopping (Ctrl-C)", flush=True)
@@ -321,6 +397,7 @@ def _summarise(workdir: Path, elapsed: float, interrupted: bool) -> int:
     station = platform.get("stations", {}).get(STATION_ID, {})
     recorder = status.get("recorder", {})
     check = _cross_check(workdir)
+    alarms = _alarm_check(_platform_records(workdir / "platform.sqlite"))
     head = recorder.get("head_seq", 0)
     ok = (
         bool(platform.get("ok"))
@@ -329,6 +406,7 @@ def _summarise(workdir: Path, elapsed: float, interrupted: bool) -> int:
         and station.get("by_type", {}).get("transaction", 0) > 0
         and not check["missing"]
         and not check["wrong_volume"]
+        and not alarms["unexpected"]
     )
     summary = {
         "ok": ok,
@@ -338,6 +416,7 @@ def _summarise(workdir: Path, elapsed: float, interrupted: bool) -> int:
         "agent": {"head_seq": head, "acked_upto": recorder.get("acked_upto"), "health": status.get("health")},
         "platform": station,
         "sales_vs_transactions": check,
+        "alarms": alarms,
         "workdir": str(workdir),
     }
     print(json.dumps(summary, sort_keys=True), flush=True)

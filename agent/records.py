@@ -117,6 +117,8 @@ class EventKind(StrEnum):
     DEVICE_ONLINE = "device_online"
     DEVICE_OFFLINE = "device_offline"
     CONTROLLER_BASELINE = "controller_baseline"
+    DEVICE_IDENTITY = "device_identity"
+    CALIBRATION_CHANGE = "calibration_change"
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +198,49 @@ class ControllerBaselineBody(Body):
     kind: Literal[EventKind.CONTROLLER_BASELINE] = EventKind.CONTROLLER_BASELINE
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceIdentityBody(Body):
+    """What a controller says of its calibration and firmware the first time the agent reads it."""
+
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    device: str
+    k_factor: int | None
+    firmware_id: int | None
+    kind: Literal[EventKind.DEVICE_IDENTITY] = EventKind.DEVICE_IDENTITY
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationChangeBody(Body):
+    """A controller's calibration parameter or firmware changed; `verified` if the new value is the one a
+    verification certificate in the config names."""
+
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    device: str
+    parameter: Literal["k_factor", "firmware_id"]
+    old: int | None
+    new: int
+    verified: bool
+    certificate: str | None
+    kind: Literal[EventKind.CALIBRATION_CHANGE] = EventKind.CALIBRATION_CHANGE
+
+
+class AlarmKind(StrEnum):
+    """Every alarm the agent raises; each module that raises one says when it is raised and cleared, and
+    docs/contract.md gives its evidence. The contract allows new kinds as documented additions."""
+
+    METERING_DEVIATION = "metering_deviation"
+    ENCODER_NO_PULSES = "encoder_no_pulses"
+    TRANSACTION_SKIPPED = "transaction_skipped"
+    TRANSACTION_COUNTER_RESET = "transaction_counter_reset"
+    TOTALIZER_DISCONTINUITY = "totalizer_discontinuity"
+    PULSES_AT_REST = "pulses_at_rest"
+    CALIBRATION_UNVERIFIED = "calibration_unverified"
+    DEVICE_SILENT = "device_silent"
+    LINE_ERRORS = "line_errors"
+    OUTBOX_FULL = "outbox_full"
+    OUTBOX_FAILING = "outbox_failing"
+
+
 class AlarmState(StrEnum):
     RAISED = "raised"
     CLEARED = "cleared"
@@ -214,7 +259,10 @@ class AlarmBody(Body):
 
 @dataclass(frozen=True, slots=True)
 class TransactionBody(Body):
-    """One completed fuelling as the pump controller reported it."""
+    """One completed fuelling as the pump controller reported it, with the independent measurements beside
+    it: the encoder's pulses (`pulse_volume_ml`, and the controller's deviation from it in ppm) and the
+    vapour recovered (`vapour_ml`, A/L in per-mille). Those are null when the nozzle has no such meter or
+    the fuelling could not be measured whole (e.g. the counter was offline)."""
 
     record_type: ClassVar[RecordType] = RecordType.TRANSACTION
     nozzle: str
@@ -232,6 +280,10 @@ class TransactionBody(Body):
     totalizer_volume_ml_after: int
     totalizer_amount_fen_before: int | None
     totalizer_amount_fen_after: int | None
+    pulse_volume_ml: int | None
+    deviation_ppm: int | None
+    vapour_ml: int | None
+    al_permille: int | None
 
 
 BODY_TYPES: tuple[type[Body], ...] = (
@@ -244,6 +296,8 @@ BODY_TYPES: tuple[type[Body], ...] = (
     DeviceOnlineBody,
     DeviceOfflineBody,
     ControllerBaselineBody,
+    DeviceIdentityBody,
+    CalibrationChangeBody,
     AlarmBody,
     TransactionBody,
 )

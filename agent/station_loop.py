@@ -12,17 +12,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import structlog
-
 from agent.clock import Clock
 from agent.field.events import FieldEvent
 from agent.lifecycle import ClockWatch
+from agent.logs import get_logger
 from agent.records import AgentStopBody, HeartbeatBody, RecordIntent
 from agent.station.station import Station
 
-log = structlog.get_logger("agent.station")
+log = get_logger("agent.station")
 
 CLOCK_CHECK_S = 10.0
+TICK_S = 1.0
+"""How often the station's time-driven rules run (a sale's wait for its pulses, a device gone silent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +78,11 @@ class StationLoop:
     def _run(self) -> None:
         next_heartbeat = self._started + self._interval_s
         next_clock_check = self._started + CLOCK_CHECK_S
+        next_tick = self._started + TICK_S
         while True:
             now = self._clock.monotonic()
             try:
-                event = self._events.get(timeout=max(0.0, min(next_heartbeat, next_clock_check) - now))
+                event = self._events.get(timeout=max(0.0, min(next_heartbeat, next_clock_check, next_tick) - now))
             except queue.Empty:
                 pass
             else:
@@ -88,6 +90,9 @@ class StationLoop:
                     break
                 self._handle(event)
             now = self._clock.monotonic()
+            if now >= next_tick:
+                self._submit_all(self._station.tick(self._clock.wall_ms()))
+                next_tick = now + TICK_S
             if now >= next_clock_check:
                 self._check_clock(now)
                 next_clock_check = now + CLOCK_CHECK_S
@@ -103,8 +108,11 @@ class StationLoop:
         try:
             intents = self._station.on_event(event)
         except Exception:
-            log.exception("station_event_failed", event=type(event).__name__)
+            log.exception("station_event_failed", field_event=type(event).__name__)
             return
+        self._submit_all(intents)
+
+    def _submit_all(self, intents: list[RecordIntent]) -> None:
         for intent in intents:
             self._submit(intent)
 

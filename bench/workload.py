@@ -78,6 +78,10 @@ def transactions(count: int, end_ms: int, seed: int = 7) -> list[RecordIntent]:
             totalizer_volume_ml_after=volume_total[which] + volume_ml,
             totalizer_amount_fen_before=amount_total[which],
             totalizer_amount_fen_after=amount_total[which] + amount_fen,
+            pulse_volume_ml=volume_ml - rng.randint(0, 20),
+            deviation_ppm=rng.randint(0, 1000),
+            vapour_ml=volume_ml * rng.randint(1000, 1200) // 1000,
+            al_permille=rng.randint(1000, 1200),
         )
         volume_total[which] += volume_ml
         amount_total[which] += amount_fen

@@ -1,10 +1,10 @@
-"""What the field bus tells the station: a device's reading, or that a device came or went."""
+"""What the field bus tells the station: a device's reading, a device came or went, how a line is doing."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drivers.pump_controller import PumpControllerReading
+from drivers.readings import Reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,7 +12,7 @@ class DeviceReading:
     device: str
     line: str
     ts_ms: int
-    reading: PumpControllerReading
+    reading: Reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,4 +30,17 @@ class DeviceOffline:
     reason: str
 
 
-FieldEvent = DeviceReading | DeviceOnline | DeviceOffline
+@dataclass(frozen=True, slots=True)
+class LineHealth:
+    """Cumulative poll attempts and failures on a line, counting only devices that were answering: a dead
+    device is a device_silent matter, a noisy line is a line_errors one."""
+
+    line: str
+    ts_ms: int
+    attempts: int
+    failures: int
+    crc_errors: int
+    timeouts: int
+
+
+FieldEvent = DeviceReading | DeviceOnline | DeviceOffline | LineHealth

@@ -5,7 +5,9 @@ of due times) and serves whichever device is due next; a slow or dead device cos
 A failed request is retried within a small budget; a device that fails `OFFLINE_AFTER` polls in a row is
 declared offline (an event for the station) and then polled less and less often, up to `MAX_BACKOFF_S`,
 so that it cannot starve the healthy devices on the same line. The first good poll brings it back online.
-The poller never waits on the station, the disk or the network: it hands each event to a non-blocking sink.
+Every `health_every_s` it also reports the line's own health (attempts and failures on devices that answer)
+so the station can tell a noisy line from a dead device. The poller never waits on the station, the disk or
+the network: it hands each event to a non-blocking sink.
 """
 
 from __future__ import annotations
@@ -13,18 +15,18 @@ from __future__ import annotations
 import heapq
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-import structlog
-
 from agent.clock import Clock
-from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, FieldEvent
-from drivers.modbus.errors import ModbusError
+from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, FieldEvent, LineHealth
+from agent.logs import get_logger
+from drivers.device import DeviceDriver
+from drivers.modbus.errors import ModbusCrcError, ModbusError, ModbusTimeout
 from drivers.modbus.master import MasterStatistics, ModbusMaster
-from drivers.pump_controller import PumpControllerDriver, PumpControllerReading
+from drivers.readings import Reading
 
-log = structlog.get_logger("agent.poller")
+log = get_logger("agent.poller")
 
 OFFLINE_AFTER = 3
 RETRIES_PER_POLL = 1
@@ -36,7 +38,7 @@ class PolledDevice:
     name: str
     unit: int
     interval_s: float
-    driver: PumpControllerDriver
+    driver: DeviceDriver
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +60,31 @@ class LineStatus:
 
 
 @dataclass(slots=True)
+class _LiveCounts:
+    """Poll attempts and failures that speak of the line itself, not of one device.
+
+    A device's failures are held until it answers again: if it does, they were the line's trouble (noise, a
+    bad termination, a device that disturbs the bus); if it goes offline instead, they were the device's, and
+    that is a device_silent matter, not a line_errors one."""
+
+    attempts: int = 0
+    failures: int = 0
+    crc_errors: int = 0
+    timeouts: int = 0
+
+    def add(self, other: _LiveCounts) -> None:
+        self.attempts += other.attempts
+        self.failures += other.failures
+        self.crc_errors += other.crc_errors
+        self.timeouts += other.timeouts
+
+
+@dataclass(slots=True)
 class _Health:
     state: Literal["unknown", "online", "offline"] = "unknown"
     since_ms: int = 0
     failures_in_row: int = 0
+    held: _LiveCounts = field(default_factory=_LiveCounts)
     polls: int = 0
     failed_polls: int = 0
     last_error: str | None = None
@@ -75,13 +98,17 @@ class LinePoller:
         master: ModbusMaster,
         clock: Clock,
         sink: Callable[[FieldEvent], None],
+        *,
+        health_every_s: float = 10.0,
     ) -> None:
         self.line = line
+        self._health_every_s = health_every_s
         self._devices = devices
         self._master = master
         self._clock = clock
         self._sink = sink
         self._health = {device.name: _Health(since_ms=clock.wall_ms()) for device in devices}
+        self._live = _LiveCounts()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"poller-{line}", daemon=True)
@@ -118,6 +145,7 @@ class LinePoller:
         now = self._clock.monotonic()
         schedule = [(now, index) for index in range(len(self._devices))]
         heapq.heapify(schedule)
+        next_health = now + self._health_every_s
         while schedule and not self._stop.is_set():
             due, index = schedule[0]
             delay = due - self._clock.monotonic()
@@ -127,7 +155,16 @@ class LinePoller:
             device = self._devices[index]
             ok = self._poll(device)
             interval = device.interval_s if ok else self._backoff(device)
-            heapq.heappush(schedule, (max(due + interval, self._clock.monotonic()), index))
+            now = self._clock.monotonic()
+            heapq.heappush(schedule, (max(due + interval, now), index))
+            if now >= next_health:
+                next_health = now + self._health_every_s
+                live = self._live
+                self._sink(
+                    LineHealth(
+                        self.line, self._clock.wall_ms(), live.attempts, live.failures, live.crc_errors, live.timeouts
+                    )
+                )
 
     def _backoff(self, device: PolledDevice) -> float:
         health = self._health[device.name]
@@ -138,19 +175,27 @@ class LinePoller:
 
     def _poll(self, device: PolledDevice) -> bool:
         error: ModbusError | None = None
-        for _ in range(1 + RETRIES_PER_POLL):
+        health = self._health[device.name]
+        answering = health.state != "offline"
+        for _ in range(1 + (RETRIES_PER_POLL if answering else 0)):
             try:
                 reading = device.driver.read(self._master, device.unit)
             except ModbusError as exc:
                 error = exc
+                if answering:
+                    _count_failure(health.held, exc)
                 continue
+            if answering:
+                self._live.add(health.held)
+                self._live.attempts += 1
+            health.held = _LiveCounts()
             self._succeeded(device, reading)
             return True
         assert error is not None
         self._failed(device, error)
         return False
 
-    def _succeeded(self, device: PolledDevice, reading: PumpControllerReading) -> None:
+    def _succeeded(self, device: PolledDevice, reading: Reading) -> None:
         now_ms = self._clock.wall_ms()
         health = self._health[device.name]
         with self._lock:
@@ -175,6 +220,14 @@ class LinePoller:
             went_away = health.state != "offline" and health.failures_in_row >= OFFLINE_AFTER
             if went_away:
                 health.state, health.since_ms = "offline", now_ms
+                health.held = _LiveCounts()
         if went_away:
             log.warning("device_offline", line=self.line, device=device.name, error=str(error))
             self._sink(DeviceOffline(device.name, self.line, now_ms, f"{type(error).__name__}: {error}"))
+
+
+def _count_failure(counts: _LiveCounts, error: ModbusError) -> None:
+    counts.attempts += 1
+    counts.failures += 1
+    counts.crc_errors += isinstance(error, ModbusCrcError)
+    counts.timeouts += isinstance(error, ModbusTimeout)

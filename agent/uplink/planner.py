@@ -122,6 +122,10 @@ class SendPlanner:
                 self._live_from = None
         return True
 
+    def lacks_few(self) -> bool:
+        """Something sent waits for its ack, but no more than one message's worth and no drain is split off."""
+        return self._live_from is None and 0 < self._outstanding() <= self._max_records
+
     def unacked_sent(self) -> bool:
         """True while something published still waits for its acknowledgement."""
         return self._outstanding() > 0

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
-import structlog
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -30,16 +29,19 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, stop_when_ev
 from agent.clock import Clock
 from agent.config import TlsSection, UplinkSection
 from agent.ledger.outbox import OutboxReader
+from agent.logs import get_logger
 from agent.records import format_ts
 from agent.uplink.messages import AckError, Topics, build_records_message, parse_ack, status_payload
 from agent.uplink.planner import Lane, SendPlanner
 
-log = structlog.get_logger("agent.uplink")
+log = get_logger("agent.uplink")
 
 SESSION_EXPIRY_S = 7 * 86_400
 STALLED_ACK_S = 2.0
 """The platform acks every message it takes; acks that stay below a record sent this long ago mean it lacks
-that record (lost on the way, or sent before the platform subscribed): send again from there at once."""
+that record (lost on the way, or sent before the platform subscribed): send again from there at once. Only
+when little is outstanding: in a drain, a slow platform is still working through older messages, and
+sending them again would only slow it further (ack_timeout_s covers a loss there)."""
 RECENT_S = 300.0
 """Records made this recently when the link comes back are news: they go out ahead of an older backlog."""
 CONNACK_TIMEOUT_S = 15.0
@@ -386,7 +388,7 @@ class Uplink:
                 return
             if self._planner.acknowledge(upto):
                 self._progress(upto)
-            elif self._planner.unacked_sent() and self._clock.monotonic() - self._next_sent_at > STALLED_ACK_S:
+            elif self._planner.lacks_few() and self._clock.monotonic() - self._next_sent_at > STALLED_ACK_S:
                 self._rewind("uplink_platform_lacks_record")
 
     def _progress(self, acked: int) -> None:

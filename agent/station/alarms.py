@@ -1,0 +1,45 @@
+"""Alarms are raised once and cleared once: the station keeps the book of which are active.
+
+An alarm is identified by its kind and its subject (a nozzle, a device, a line). Raising an active alarm or
+clearing an inactive one makes no record, so a condition seen on every poll is still one alarm. The book's
+state travels as cursors with the alarm records themselves (`alarm/<kind>/<subject>` = 1 or 0), so after a
+restart the agent neither raises an active alarm again nor forgets to clear it.
+"""
+
+from __future__ import annotations
+
+from agent.records import AlarmBody, AlarmKind, AlarmState, Cursor, JsonScalar, RecordIntent
+
+_PREFIX = "alarm/"
+
+
+class AlarmBook:
+    def __init__(self, cursors: dict[str, int]) -> None:
+        self._active = {
+            tuple(key.removeprefix(_PREFIX).split("/", 1))
+            for key, value in cursors.items()
+            if key.startswith(_PREFIX) and value == 1
+        }
+
+    def active(self, kind: AlarmKind, subject: str) -> bool:
+        return (kind, subject) in self._active
+
+    def raise_(self, kind: AlarmKind, subject: str, ts_ms: int, evidence: dict[str, JsonScalar]) -> list[RecordIntent]:
+        if (kind, subject) in self._active:
+            return []
+        self._active.add((kind, subject))
+        body = AlarmBody(kind=kind, state=AlarmState.RAISED, subject=subject, evidence=evidence)
+        return [body.intent(ts_ms, Cursor(f"{_PREFIX}{kind}/{subject}", 1))]
+
+    def clear(self, kind: AlarmKind, subject: str, ts_ms: int, evidence: dict[str, JsonScalar]) -> list[RecordIntent]:
+        if (kind, subject) not in self._active:
+            return []
+        self._active.discard((kind, subject))
+        body = AlarmBody(kind=kind, state=AlarmState.CLEARED, subject=subject, evidence=evidence)
+        return [body.intent(ts_ms, Cursor(f"{_PREFIX}{kind}/{subject}", 0))]
+
+    def judge(
+        self, kind: AlarmKind, subject: str, ts_ms: int, bad: bool, evidence: dict[str, JsonScalar]
+    ) -> list[RecordIntent]:
+        """Raise if `bad`, else clear: for checks that give a verdict every time they run."""
+        return (self.raise_ if bad else self.clear)(kind, subject, ts_ms, evidence)
