@@ -11,7 +11,10 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +27,26 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
 from agent import contract_docs
+from agent.clock import SystemClock
+from agent.config import MeteringSection, OutboxSection, VerificationSection
+from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, LineHealth
 from agent.ledger.chain import ChainHead, SealedRecord, seal
 from agent.ledger.keys import DeviceKey, kid_of
-from agent.ledger.outbox import StoredRecord
+from agent.ledger.outbox import Outbox, OutboxError, OutboxFull, OutboxReader, StoredRecord
+from agent.ledger.recorder import Recorder
 from agent.records import (
     BODY_TYPES,
     AgentStartBody,
     AgentStopBody,
     AlarmBody,
+    AlarmKind,
     AlarmState,
     Body,
+    CalibrationChangeBody,
     ClockJumpBody,
     ConfigChangeBody,
     ControllerBaselineBody,
+    DeviceIdentityBody,
     DeviceOfflineBody,
     DeviceOnlineBody,
     EventKind,
@@ -47,7 +57,10 @@ from agent.records import (
     UncleanStopBody,
     parse_ts,
 )
+from agent.station.nozzle import NozzleBinding, Tap
+from agent.station.station import Station
 from agent.uplink.messages import Topics, build_records_message, status_payload
+from drivers.readings import ChannelCount, ControllerCounters, NozzleReading, PulseCounterReading, PumpControllerReading
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
@@ -164,6 +177,28 @@ def test_envelope_is_exactly_the_seven_keys() -> None:
     assert set(record["required"]) == set(record["properties"]) == {"v", "station", "seq", "ts", "type", "body", "prev"}
 
 
+def test_a_field_without_a_description_stops_the_generator(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The generator names the field and where to describe it, and writes nothing."""
+    monkeypatch.delitem(contract_docs._FIELDS, "vapour_ml")
+    message = "TransactionBody.vapour_ml has no description; add one under 'transaction.vapour_ml'"
+    with pytest.raises(contract_docs.ContractDocsError, match=re.escape(message)):
+        contract_docs.body_schema(TransactionBody)
+    assert contract_docs.main(["--dir", str(tmp_path)]) == 1
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_alarm_schema_describes_each_documented_kind() -> None:
+    """alarm.json has one `if kind then` branch per documented kind, each with a subject and its evidence."""
+    alarm = _schemas()["alarm.json"]
+    branches = {branch["if"]["properties"]["kind"]["const"]: branch["then"]["$ref"] for branch in alarm["allOf"]}
+    assert branches == {name: f"#/$defs/{name}" for name in contract_docs.ALARM_KINDS}
+    for name in contract_docs.ALARM_KINDS:
+        assert alarm["$defs"][name]["description"].startswith("Subject: ")
+
+
 def test_body_schema_wants_every_field_of_its_dataclass() -> None:
     """The agent writes every field of a body, so every field is required."""
     for cls in BODY_TYPES:
@@ -189,6 +224,14 @@ SAMPLES: list[Body] = [
     ControllerBaselineBody(
         nozzle="D01-N1", controller="pc1", txn_no=18230, totalizer_volume_ml=912345670, totalizer_amount_fen=0
     ),
+    DeviceIdentityBody(device="pc1", k_factor=10_000, firmware_id=0x0102),
+    DeviceIdentityBody(device="pc2", k_factor=None, firmware_id=None),
+    CalibrationChangeBody(
+        device="pc1", parameter="k_factor", old=10_000, new=10_100, verified=True, certificate="JJG443-2026-0042"
+    ),
+    CalibrationChangeBody(
+        device="pc1", parameter="firmware_id", old=None, new=0x0200, verified=False, certificate=None
+    ),
     AlarmBody(
         kind="outbox_full",
         state=AlarmState.RAISED,
@@ -199,8 +242,9 @@ SAMPLES: list[Body] = [
         kind="outbox_full",
         state=AlarmState.CLEARED,
         subject="outbox",
-        evidence={"duration_s": 120, "dropped": 0, "flag": True, "none": None},
+        evidence={"duration_s": 120, "dropped": 3, "dropped_heartbeat": 2, "dropped_transaction": 1},
     ),
+    AlarmBody(kind="tank_water_high", state=AlarmState.RAISED, subject="T1", evidence={"water_ml": 41_000, "x": None}),
     TransactionBody(
         nozzle="D01-N1",
         dispenser="D01",
@@ -217,17 +261,45 @@ SAMPLES: list[Body] = [
         totalizer_volume_ml_after=2**53 - 1,
         totalizer_amount_fen_before=None,
         totalizer_amount_fen_after=0,
+        pulse_volume_ml=30110,
+        deviation_ppm=332,
+        vapour_ml=32530,
+        al_permille=1080,
+    ),
+    TransactionBody(
+        nozzle="D01-N2",
+        dispenser="D01",
+        grade="95",
+        tank="T2",
+        controller="pc1",
+        txn_no=0,
+        start="2026-11-27T08:13:09.517Z",
+        end="2026-11-27T08:13:09.517Z",
+        volume_ml=0,
+        amount_fen=0,
+        price_fen_per_l=812,
+        totalizer_volume_ml_before=5,
+        totalizer_volume_ml_after=5,
+        totalizer_amount_fen_before=None,
+        totalizer_amount_fen_after=None,
+        pulse_volume_ml=None,
+        deviation_ppm=None,
+        vapour_ml=None,
+        al_permille=None,
     ),
 ]
+"""One body of every type, by hand; the alarms of every kind come from the station and the recorder below."""
+
+
+def _seal(intents: Sequence[RecordIntent]) -> list[SealedRecord]:
+    records, _ = seal(intents, ChainHead.genesis(), STATION, DeviceKey.from_private(Ed25519PrivateKey.generate()))
+    return records
 
 
 @pytest.fixture(scope="module")
 def sealed() -> list[SealedRecord]:
-    key = DeviceKey.from_private(Ed25519PrivateKey.generate())
     start = parse_ts("2026-11-27T08:00:00.000Z")
-    intents = [body.intent(start + 1000 * index) for index, body in enumerate(SAMPLES)]
-    records, _ = seal(intents, ChainHead.genesis(), STATION, key)
-    return records
+    return _seal([body.intent(start + 1000 * index) for index, body in enumerate(SAMPLES)])
 
 
 def _record(record: SealedRecord) -> Json:
@@ -235,23 +307,246 @@ def _record(record: SealedRecord) -> Json:
     return parsed
 
 
+# -- alarms, as the code raises and clears them ----------------------------------------------------------------
+
+RULES = MeteringSection()
+COUNTERS = ControllerCounters(
+    txn_no_modulus=2**32,
+    totalizer_volume_modulus_ml=2**32 * 10,
+    totalizer_amount_modulus_fen=2**32,
+    volume_resolution_ml=10,
+)
+BINDING = NozzleBinding(
+    "D01-N1", "D01", "92", "T1", "pc1", 1, Tap("pcm1", 1, Decimal(10)), Tap("pcm1", 2, Decimal(10), Decimal("1.02"))
+)
+IDLE = NozzleReading(
+    nozzle=1,
+    state="idle",
+    txn_no=18_230,
+    txn_volume_ml=20_000,
+    txn_amount_fen=15_360,
+    txn_price_fen_per_l=768,
+    totalizer_volume_ml=912_345_670,
+    totalizer_amount_fen=700_876_543,
+)
+VERIFIED = VerificationSection(device="pc1", k_factor=10_100, certificate="JJG443-2026-0042")
+
+
+class Forecourt:
+    """One nozzle's pump controller and its pulse counter, polled by hand and fed to a Station."""
+
+    def __init__(self, station: Station) -> None:
+        self.station = station
+        self.now = parse_ts("2026-11-27T08:00:00.000Z")
+        self.nozzle = IDLE
+        self.liquid, self.vapour = 65_000, 1_000
+        self.made: list[RecordIntent] = []
+
+    def poll(self, state: str | None = None, *, k_factor: int = 10_000) -> None:
+        """A controller poll and, 100 ms later, a counter poll."""
+        if state is not None:
+            self.nozzle = replace(self.nozzle, state=state)
+        self.now += 250
+        controller = PumpControllerReading((self.nozzle,), k_factor, 0x0102, COUNTERS)
+        self.made += self.station.on_event(DeviceReading("pc1", "rs485-1", self.now, controller))
+        self.now += 100
+        counts = (ChannelCount(1, self.liquid % 65_536), ChannelCount(2, self.vapour % 65_536))
+        self.made += self.station.on_event(
+            DeviceReading("pcm1", "rs485-1", self.now, PulseCounterReading(counts, 65_536))
+        )
+        self.made += self.station.tick(self.now)
+
+    def sale(
+        self, reported_ml: int, *, counted_ml: int | None = None, skip: int = 0, totalizer_error_ml: int = 0
+    ) -> None:
+        """Lift, fuel (the encoder counts counted_ml, the controller books reported_ml), hang up."""
+        counted = reported_ml if counted_ml is None else counted_ml
+        self.poll("lifted")
+        self.liquid += counted // 10
+        self.vapour += counted * 106 // 1000
+        self.poll("fuelling")
+        amount = (reported_ml * 768 + 500) // 1000
+        self.nozzle = replace(
+            self.nozzle,
+            state="finished",
+            txn_no=self.nozzle.txn_no + 1 + skip,
+            txn_volume_ml=reported_ml,
+            txn_amount_fen=amount,
+            totalizer_volume_ml=self.nozzle.totalizer_volume_ml + reported_ml + totalizer_error_ml,
+            totalizer_amount_fen=(self.nozzle.totalizer_amount_fen or 0) + amount,
+        )
+        self.poll()
+        self.poll("idle")
+
+
+def _nozzle_story() -> list[RecordIntent]:
+    """Sales honest and not, a dead encoder, skipped and reset sale numbers, totalizers and pulses that move
+    without a sale, and a K-factor changed and put back: every nozzle alarm, raised and cleared."""
+    court = Forecourt(Station([BINDING], {}, RULES))
+    for _ in range(3):
+        court.poll()
+    court.sale(30_120)
+    court.sale(20_200, counted_ml=20_000)
+    court.sale(18_000)
+    court.sale(10_000, counted_ml=0)
+    court.sale(12_000)
+    court.sale(10_000, skip=2)
+    court.sale(10_000)
+    court.nozzle = replace(court.nozzle, totalizer_volume_ml=court.nozzle.totalizer_volume_ml + 50_000)
+    court.poll()
+    court.sale(10_000)
+    court.sale(10_000, totalizer_error_ml=500)
+    court.sale(10_000)
+    court.liquid += 150
+    for _ in range(4):
+        court.poll()
+    court.now += int(RULES.rest_clear_s * 1000)
+    court.poll()
+    court.poll()
+    court.nozzle = replace(court.nozzle, txn_no=0, totalizer_volume_ml=0, totalizer_amount_fen=0)
+    court.poll()
+    court.sale(10_000)
+    court.poll(k_factor=10_100)
+    court.poll(k_factor=10_000)
+    return court.made
+
+
+def _device_story() -> list[RecordIntent]:
+    """A verified controller, a device silent and back (once across a restart), a noisy line that recovers."""
+    t0 = parse_ts("2026-11-27T09:00:00.000Z")
+    verified = Station([], {}, RULES, (VERIFIED,))
+    made = [
+        *verified.on_event(DeviceReading("pc1", "rs485-1", t0, PumpControllerReading((), 10_000, 0x0102))),
+        *verified.on_event(DeviceReading("pc1", "rs485-1", t0 + 1_000, PumpControllerReading((), 10_100, 0x0102))),
+    ]
+    station = Station([], {}, RULES)
+    made += station.on_event(DeviceOffline("pc2", "rs485-2", t0, "ModbusTimeout: no answer within 300 ms"))
+    made += station.tick(t0 + int(RULES.silent_after_s * 1000))
+    made += station.on_event(DeviceOnline("pc2", "rs485-2", t0 + 85_000))
+    restarted = Station([], {"alarm/device_silent/pc2": 1}, RULES)
+    made += restarted.on_event(DeviceOnline("pc2", "rs485-2", t0 + 90_000))
+    made += station.on_event(LineHealth("rs485-1", t0, 0, 0, 0, 0))
+    made += station.on_event(LineHealth("rs485-1", t0 + 10_000, 100, 40, 38, 2))
+    made += station.on_event(LineHealth("rs485-1", t0 + 80_000, 800, 45, 40, 5))
+    return made
+
+
+class FlakyOutbox(Outbox):
+    """A real outbox whose writes fail with `failure` while it is set."""
+
+    failure: OutboxError | None = None
+
+    def append(self, records: Sequence[SealedRecord]) -> None:
+        if self.failure is not None:
+            raise self.failure
+        super().append(records)
+
+
+def _wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _outbox_story(folder: Path, failure: OutboxError) -> list[Json]:
+    """The store fails while records keep coming, more than can wait; then it works again."""
+    outbox = FlakyOutbox(folder / "outbox.sqlite", 64 * 1024**2)
+    settings = OutboxSection(path=outbox.path, retry_s=0.05, pending_limit=100)
+    recorder = Recorder(outbox, STATION, DeviceKey.from_private(Ed25519PrivateKey.generate()), settings, SystemClock())
+    beat = HeartbeatBody(interval_s=60, uptime_s=60, uplink="offline", unacked=0, devices_online=2, devices_total=2)
+    outbox.failure = failure
+    recorder.start()
+    recorder.submit(beat.intent(SystemClock().wall_ms()))
+    _wait_until(lambda: recorder.status().state != "ok", "the outbox alarm")
+    for _ in range(105):
+        recorder.submit(beat.intent(SystemClock().wall_ms()))
+    _wait_until(lambda: recorder.status().dropped == 7, "records beyond pending_limit to be dropped")
+    outbox.failure = None
+    _wait_until(lambda: recorder.status().state == "ok" and recorder.status().pending == 0, "recovery")
+    recorder.stop()
+    stored = [json.loads(record.canonical) for record in OutboxReader(outbox.path).read(1, 10**6)]
+    return [record for record in stored if record["type"] == "alarm"]
+
+
+@pytest.fixture(scope="module")
+def station_records() -> list[Json]:
+    return [_record(record) for record in _seal([*_nozzle_story(), *_device_story()])]
+
+
+@pytest.fixture(scope="module")
+def outbox_alarms(tmp_path_factory: pytest.TempPathFactory) -> list[Json]:
+    full = OutboxFull("outbox full while appending 2 record(s): database or disk is full")
+    failing = OutboxError("outbox failed while appending 2 record(s): disk I/O error")
+    return [
+        *_outbox_story(tmp_path_factory.mktemp("full"), full),
+        *_outbox_story(tmp_path_factory.mktemp("failing"), failing),
+    ]
+
+
+@pytest.fixture(scope="module")
+def made_alarms(station_records: list[Json], outbox_alarms: list[Json]) -> list[Json]:
+    return [record for record in station_records if record["type"] == "alarm"] + outbox_alarms
+
+
+def _documented_keys(body: Json) -> tuple[list[str], dict[str, Json]]:
+    """The evidence keys alarm.json names for this alarm's kind and state, and its key patterns."""
+    kind = contract_docs.ALARM_KINDS[body["kind"]]
+    if body["state"] == "raised" or kind.cleared_evidence is None:
+        return list(kind.evidence), {}
+    return list(kind.cleared_evidence), kind.cleared_patterns
+
+
+def test_the_code_raises_and_clears_every_documented_alarm_kind(made_alarms: list[Json]) -> None:
+    """The stories above make each documented kind raised and cleared, and no kind that is not documented."""
+    made = {(record["body"]["kind"], record["body"]["state"]) for record in made_alarms}
+    assert made == {(kind, state) for kind in contract_docs.ALARM_KINDS for state in ("raised", "cleared")}
+
+
+def test_alarm_evidence_is_exactly_what_the_contract_documents(made_alarms: list[Json]) -> None:
+    """Each alarm the code makes carries the documented evidence keys of its kind and state, and no others."""
+    for record in made_alarms:
+        body = record["body"]
+        keys, patterns = _documented_keys(body)
+        extra = {key for key in body["evidence"] if key not in keys}
+        assert all(any(re.match(pattern, key) for pattern in patterns) for key in extra), (body, extra)
+        assert set(keys) <= set(body["evidence"]), body
+
+
+def test_every_alarm_kind_of_the_agent_is_documented() -> None:
+    """An alarm kind added to agent.records.AlarmKind without its evidence documented here fails."""
+    assert set(contract_docs.ALARM_KINDS) == {str(kind) for kind in AlarmKind}
+
+
 def test_samples_cover_every_body_type() -> None:
     """Adding a body class to agent.records without a sample here fails."""
     assert {type(body) for body in SAMPLES} == set(BODY_TYPES)
 
 
-def test_records_the_agent_seals_are_valid(sealed: list[SealedRecord]) -> None:
-    """Every sealed sample passes record.json, read as 2020-12 and as draft-07."""
+def test_records_the_agent_seals_are_valid(
+    sealed: list[SealedRecord], station_records: list[Json], outbox_alarms: list[Json]
+) -> None:
+    """Every sealed sample, and every record of the stories, passes record.json read as 2020-12 and as draft-07."""
+    records = [*map(_record, sealed), *station_records, *outbox_alarms]
+    assert {record["body"].get("kind") for record in records} >= set(EventKind)
     for validator in _validators("record.json"):
-        for record in sealed:
-            validator.validate(_record(record))
+        for record in records:
+            validator.validate(record)
 
 
-def test_each_body_schema_stands_alone(sealed: list[SealedRecord]) -> None:
+def test_each_body_schema_stands_alone(sealed: list[SealedRecord], station_records: list[Json]) -> None:
     """A body validates against its type's schema file loaded on its own, without a registry."""
     schemas = _schemas()
-    for record in map(_record, sealed):
+    for record in [*map(_record, sealed), *station_records]:
         Draft202012Validator(schemas[f"{record['type']}.json"]).validate(record["body"])
+
+
+def test_measured_and_unmeasured_sales_both_occur(station_records: list[Json]) -> None:
+    """The nozzle story makes sales with every independent measurement and sales with none, as the page says."""
+    sales = [record["body"] for record in station_records if record["type"] == "transaction"]
+    measured = ("pulse_volume_ml", "deviation_ppm", "vapour_ml", "al_permille")
+    assert any(all(isinstance(sale[key], int) for key in measured) for sale in sales)
+    assert any(all(sale[key] is None for key in measured) for sale in sales)
 
 
 def test_records_messages_the_agent_builds_are_valid(sealed: list[SealedRecord]) -> None:
@@ -319,6 +614,10 @@ BAD_TRANSACTIONS: dict[str, Callable[[Json], None]] = {
     "float in an added body field": _set("body.temperature", 15.5),
     "float nested in an added body field": _set("body.extra", {"list": [1, 2.5]}),
     "string for an integer": _set("body.amount_fen", "23132"),
+    "deviation_ppm as a string": _set("body.deviation_ppm", "332"),
+    "pulse volume with a fraction": _set("body.pulse_volume_ml", 30110.5),
+    "A/L as a ratio": _set("body.al_permille", 1.08),
+    "new measurement missing": _delete("body.vapour_ml"),
     "boolean for an integer": _set("body.price_fen_per_l", True),
     "integer beyond 2**53 - 1": _set("body.totalizer_volume_ml_after", 2**53),
     "body field missing": _delete("body.tank"),
@@ -353,6 +652,11 @@ BAD_EVENTS: dict[str, tuple[str, Callable[[Json], None]]] = {
     "no kind": ("agent_stop", _delete("body.kind")),
     "config hash in upper case": ("agent_start", _set("body.config_sha256", _SHA.upper())),
     "kid too long": ("agent_start", _set("body.kid", "0" * 32)),
+    "K-factor as a string": ("device_identity", _set("body.k_factor", "10000")),
+    "identity without firmware_id": ("device_identity", _delete("body.firmware_id")),
+    "calibration of another parameter": ("calibration_change", _set("body.parameter", "pressure_pa")),
+    "verified as a string": ("calibration_change", _set("body.verified", "yes")),
+    "certificate as a number": ("calibration_change", _set("body.certificate", 42)),
 }
 
 
@@ -364,11 +668,57 @@ def test_bad_events_are_rejected(sealed: list[SealedRecord], kind: str, change: 
         assert not validator.is_valid(record)
 
 
-def test_bad_alarm_state_is_rejected(sealed: list[SealedRecord]) -> None:
-    record = copy.deepcopy(next(r for r in map(_record, sealed) if r["type"] == "alarm"))
-    record["body"]["state"] = "active"
+def _alarm(records: list[Json], kind: str, state: str) -> Json:
+    return copy.deepcopy(next(r for r in records if r["body"].get("kind") == kind and r["body"]["state"] == state))
+
+
+BAD_ALARMS: dict[str, tuple[str, str, Callable[[Json], None]]] = {
+    "state neither raised nor cleared": ("line_errors", "raised", _set("body.state", "active")),
+    "float in evidence": ("metering_deviation", "raised", _set("body.evidence.deviation_ppm", 10_000.5)),
+    "float in an added evidence key": ("metering_deviation", "cleared", _set("body.evidence.ratio", 0.99)),
+    "object in evidence": ("line_errors", "raised", _set("body.evidence.by_device", {"pc1": 3})),
+    "array in evidence": ("pulses_at_rest", "raised", _set("body.evidence.counts", [1, 2])),
+    "documented key missing": ("metering_deviation", "raised", _delete("body.evidence.allowed_ml")),
+    "string for an integer key": ("line_errors", "cleared", _set("body.evidence.attempts", "700")),
+    "null where the kind has none": ("metering_deviation", "raised", _set("body.evidence.pulse_volume_ml", None)),
+    "form neither jump nor step_back": ("totalizer_discontinuity", "raised", _set("body.evidence.form", "leap")),
+    "at_rest as 0": ("totalizer_discontinuity", "raised", _set("body.evidence.at_rest", 0)),
+    "raised silence without its line": ("device_silent", "raised", _delete("body.evidence.line")),
+    "cleared silence as text": ("device_silent", "cleared", _set("body.evidence.silent_s", "85")),
+    "skip of no sale numbers": ("transaction_skipped", "raised", _set("body.evidence.missing", 0)),
+    "cleared skip without its sale number": ("transaction_skipped", "cleared", _delete("body.evidence.txn_no")),
+    "certificate as a number": ("calibration_unverified", "raised", _set("body.evidence.certificate", 42)),
+    "outbox used_bytes below -1": ("outbox_full", "raised", _set("body.evidence.used_bytes", -2)),
+    "dropped per type as text": ("outbox_failing", "cleared", _set("body.evidence.dropped_heartbeat", "7")),
+    "evidence not an object": ("outbox_full", "cleared", _set("body.evidence", [1])),
+}
+
+
+@pytest.mark.parametrize(("kind", "state", "change"), BAD_ALARMS.values(), ids=BAD_ALARMS.keys())
+def test_bad_alarms_are_rejected(
+    made_alarms: list[Json], kind: str, state: str, change: Callable[[Json], None]
+) -> None:
+    """Each change turns an alarm the code made, valid before, into one record.json rejects."""
+    record = _alarm(made_alarms, kind, state)
+    for validator in _validators("record.json"):
+        assert validator.is_valid(record)
+    change(record)
     for validator in _validators("record.json"):
         assert not validator.is_valid(record)
+
+
+def test_alarms_of_other_kinds_and_added_evidence_stay_valid(made_alarms: list[Json]) -> None:
+    """v1 may add alarm kinds and evidence keys: an unknown kind with any scalar evidence, and a known kind with
+    an extra key, pass; a float in either does not."""
+    unknown = _alarm(made_alarms, "line_errors", "raised")
+    unknown["body"].update(kind="tank_water_high", subject="T1", evidence={"water_ml": 41_000, "probe": "p1"})
+    added = _alarm(made_alarms, "metering_deviation", "raised")
+    added["body"]["evidence"]["temp_cC"] = 1525
+    for validator in _validators("record.json"):
+        assert validator.is_valid(unknown) and validator.is_valid(added)
+        unknown["body"]["evidence"]["water_ml"] = 41.5
+        assert not validator.is_valid(unknown)
+        unknown["body"]["evidence"]["water_ml"] = 41_000
 
 
 def test_documented_additions_stay_valid(sealed: list[SealedRecord]) -> None:
@@ -445,7 +795,10 @@ def test_example_signatures_verify_with_the_published_key(example: Json) -> None
 
 
 def test_example_is_what_the_agent_makes(example: Json) -> None:
-    """Sealing the example's intents with the same key gives the same bytes, signatures and message."""
+    """Sealing the example's intents with the same key gives the same bytes, signatures and message; the
+    transaction has every field a TransactionBody has now."""
+    (transaction,) = [item["record"] for item in example["records"] if item["record"]["type"] == "transaction"]
+    assert transaction["body"] == dataclasses.asdict(TransactionBody(**transaction["body"]))
     key = DeviceKey.from_private(Ed25519PrivateKey.from_private_bytes(RFC8032_TEST1_SECRET))
     records = [item["record"] for item in example["records"]]
     intents = [RecordIntent(RecordType(r["type"]), parse_ts(r["ts"]), r["body"]) for r in records]
@@ -478,14 +831,19 @@ def test_markdown_quotes_the_example(example: Json) -> None:
     assert example["key"]["public_raw_hex"] in text and example["key"]["kid"] in text
 
 
-def test_markdown_python_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """The Python on the page runs as printed, from the docs folder, and prints the example record's hash."""
+def test_markdown_python_runs(
+    example: Json, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Python on the page runs as printed, from the docs folder, and prints the example record's hash, as the
+    comment beside it says."""
     monkeypatch.chdir(DOCS)
     blocks = _fenced("python")
     assert len(blocks) == 2
     for block in blocks:
         exec(compile(block, str(CONTRACT_MD), "exec"), {})
-    assert capsys.readouterr().out.split() == ["59d69b59d1c2962d637455328cd0349a96860f22ba462ff88342305d9e97f73f"]
+    digest = example["records"][-1]["sha256"]
+    assert capsys.readouterr().out.split() == [digest]
+    assert f"# {digest}" in blocks[0]
 
 
 def test_markdown_names_every_body_field_and_event_kind() -> None:
@@ -497,6 +855,26 @@ def test_markdown_names_every_body_field_and_event_kind() -> None:
         assert f"`{kind}`" in text
     for record_type in RecordType:
         assert f"`{record_type}`" in text
+
+
+def _sections(level: str) -> dict[str, str]:
+    """The page's sections at one heading level (e.g. "####"), by heading text, each up to the next heading."""
+    parts = re.split(rf"^{level} (.+)$", CONTRACT_MD.read_text(encoding="utf-8"), flags=re.M)
+    return {
+        title: re.split(r"^#", body, maxsplit=1, flags=re.M)[0]
+        for title, body in zip(parts[1::2], parts[2::2], strict=True)
+    }
+
+
+def test_markdown_documents_every_alarm_kind_and_its_evidence() -> None:
+    """Each kind has a row in the table of kinds, and a section naming every evidence key of alarm.json."""
+    text = CONTRACT_MD.read_text(encoding="utf-8")
+    sections = _sections("####")
+    for name, kind in contract_docs.ALARM_KINDS.items():
+        assert f"\n| `{name}` | " in text, f"{name} has no row in the alarm kinds table"
+        (section,) = [body for title, body in sections.items() if f"`{name}`" in title]
+        for key in [*kind.evidence, *(kind.cleared_evidence or {})]:
+            assert f"| `{key}` |" in section, f"evidence {key} of {name} is not in its section"
 
 
 def test_asyncapi_names_the_five_topics_and_existing_schemas() -> None:
