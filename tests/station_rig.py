@@ -33,6 +33,19 @@ FAST_PATTERN = {
 }
 
 
+def nozzle(nozzle_id: str, grade: str, tank: str, controller: str, *, number: int, counter: str) -> dict[str, Any]:
+    """A nozzle wired as the simulated forecourt wires it: encoder on channel 2n-1, vapour meter on 2n."""
+    return {
+        "id": nozzle_id,
+        "grade": grade,
+        "tank": tank,
+        "controller": controller,
+        "controller_nozzle": number,
+        "pulse": {"device": counter, "channel": 2 * number - 1, "ml_per_pulse": 10},
+        "vapour": {"device": counter, "channel": 2 * number, "ml_per_pulse": 10},
+    }
+
+
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     """Poll `condition` every 50 ms; fail the test with `what` after timeout_s."""
     deadline = time.monotonic() + timeout_s
@@ -51,6 +64,7 @@ class StationRig:
         broker: MosquittoBroker,
         *,
         time_scale: float = 50.0,
+        pattern: dict[str, list[float]] | None = None,
         agent: dict[str, Any] | None = None,
     ) -> None:
         self.workdir = workdir
@@ -73,13 +87,31 @@ class StationRig:
                             "name": "rs485-1",
                             "device_port": str(workdir / "tty" / "rs485-1.device"),
                             "agent_port": str(workdir / "tty" / "rs485-1"),
-                            "devices": [{"unit": 1, "prices_fen_per_l": [770, 820], "pattern": FAST_PATTERN}],
+                        },
+                        {"kind": "tcp", "name": "tcp-1", "port": self.tcp_port},
+                    ],
+                    "dispensers": [
+                        {
+                            "id": "D01",
+                            "line": "rs485-1",
+                            "controller_unit": 1,
+                            "pulse_counter_unit": 11,
+                            "pattern": pattern or FAST_PATTERN,
+                            "nozzles": [
+                                {"grade": "92", "price_fen_per_l": 770},
+                                {"grade": "95", "price_fen_per_l": 820},
+                            ],
                         },
                         {
-                            "kind": "tcp",
-                            "name": "tcp-1",
-                            "port": self.tcp_port,
-                            "devices": [{"unit": 1, "prices_fen_per_l": [770, 735], "pattern": FAST_PATTERN}],
+                            "id": "D02",
+                            "line": "tcp-1",
+                            "controller_unit": 1,
+                            "pulse_counter_unit": 11,
+                            "pattern": pattern or FAST_PATTERN,
+                            "nozzles": [
+                                {"grade": "92", "price_fen_per_l": 770},
+                                {"grade": "0#", "price_fen_per_l": 735},
+                            ],
                         },
                     ],
                 }
@@ -110,7 +142,10 @@ class StationRig:
                     "name": "rs485-1",
                     "port": "tty/rs485-1",
                     "timeout_ms": 200,
-                    "devices": [{"name": "pc1", "unit": 1, "profile": "sim-pump-controller", "poll_interval_ms": 100}],
+                    "devices": [
+                        {"name": "pc1", "unit": 1, "profile": "sim-pump-controller", "poll_interval_ms": 100},
+                        {"name": "pcm1", "unit": 11, "profile": "sim-pulse-counter", "poll_interval_ms": 100},
+                    ],
                 },
                 {
                     "kind": "tcp",
@@ -118,22 +153,25 @@ class StationRig:
                     "host": "127.0.0.1",
                     "port": self.tcp_port,
                     "timeout_ms": 500,
-                    "devices": [{"name": "pc2", "unit": 1, "profile": "sim-pump-controller", "poll_interval_ms": 100}],
+                    "devices": [
+                        {"name": "pc2", "unit": 1, "profile": "sim-pump-controller", "poll_interval_ms": 100},
+                        {"name": "pcm2", "unit": 11, "profile": "sim-pulse-counter", "poll_interval_ms": 100},
+                    ],
                 },
             ],
             "dispensers": [
                 {
                     "id": "D01",
                     "nozzles": [
-                        {"id": "D01-N1", "grade": "92", "tank": "T1", "controller": "pc1", "controller_nozzle": 1},
-                        {"id": "D01-N2", "grade": "95", "tank": "T2", "controller": "pc1", "controller_nozzle": 2},
+                        nozzle("D01-N1", "92", "T1", "pc1", number=1, counter="pcm1"),
+                        nozzle("D01-N2", "95", "T2", "pc1", number=2, counter="pcm1"),
                     ],
                 },
                 {
                     "id": "D02",
                     "nozzles": [
-                        {"id": "D02-N1", "grade": "92", "tank": "T1", "controller": "pc2", "controller_nozzle": 1},
-                        {"id": "D02-N2", "grade": "0#", "tank": "T3", "controller": "pc2", "controller_nozzle": 2},
+                        nozzle("D02-N1", "92", "T1", "pc2", number=1, counter="pcm2"),
+                        nozzle("D02-N2", "0#", "T3", "pc2", number=2, counter="pcm2"),
                     ],
                 },
             ],

@@ -67,30 +67,39 @@ class TestRecordPath:
                 assert body["totalizer_volume_ml_after"] - (body["totalizer_volume_ml_before"] or 0) >= 0
                 assert body["amount_fen"] == (body["volume_ml"] * body["price_fen_per_l"] + 500) // 1000
 
-    def test_every_simulated_sale_becomes_one_transaction_with_its_volume(self, rig: StationRig) -> None:
-        """Between the first and the last sale the agent saw, every sale the controllers booked is a
-        transaction record at the platform, once, with the controller's volume."""
+    def test_every_sale_is_one_transaction_measured_twice_and_a_clean_forecourt_raises_no_alarm(
+        self, rig: StationRig
+    ) -> None:
+        """Between the first and the last sale the agent saw, every sale the controllers booked is one
+        transaction at the platform with the controller's volume, the encoder's volume within one pulse of
+        what really flowed, and the vapour recovered; with no fault anywhere, no alarm at all."""
         rig.start_agent()
-        wait_until(lambda: rig.platform_report().by_type.get("transaction", 0) >= 6, 60, "six transactions")
+        wait_until(lambda: rig.platform_report().by_type.get("transaction", 0) >= 8, 60, "eight transactions")
         rig.stop_agent()
         rig.wait_platform_caught_up()
-        recorded: dict[tuple[str, int], int] = {}
-        for record in rig.platform_records():
+        records = rig.platform_records()
+        recorded: dict[tuple[str, int], dict[str, Any]] = {}
+        for record in records:
             if record["type"] == "transaction":
                 key = (record["body"]["nozzle"], record["body"]["txn_no"])
                 assert key not in recorded, f"sale {key} recorded twice"
-                recorded[key] = record["body"]["volume_ml"]
-        nozzle_of = {("rs485-1", 1): "D01-N1", ("rs485-1", 2): "D01-N2", ("tcp-1", 1): "D02-N1", ("tcp-1", 2): "D02-N2"}
+                recorded[key] = record["body"]
         compared = 0
-        for device in rig.simulated.devices:
-            for number, sales in device.controller.completed_sales().items():
-                nozzle = nozzle_of[(device.line, number)]
-                seen = [txn for (name, txn) in recorded if name == nozzle]
-                for txn_no, volume_ml in sales:
-                    if seen and min(seen) <= txn_no <= max(seen):
-                        assert recorded[(nozzle, txn_no)] == volume_ml
-                        compared += 1
+        for nozzle, sales in rig.simulated.sales().items():
+            seen = [txn for (name, txn) in recorded if name == nozzle]
+            for sale in sales:
+                if seen and min(seen) <= sale.txn_no <= max(seen):
+                    body = recorded[(nozzle, sale.txn_no)]
+                    assert body["volume_ml"] == sale.volume_ml
+                    if body["pulse_volume_ml"] is not None:
+                        assert abs(body["pulse_volume_ml"] - sale.real_volume_ml) <= 10
+                        assert abs(body["vapour_ml"] - sale.vapour_ml) <= 10
+                    compared += 1
         assert compared == len(recorded)
+        measured = [body for body in recorded.values() if body["pulse_volume_ml"] is not None]
+        assert len(measured) >= len(recorded) - 4, "only each nozzle's first sale may go unmeasured"
+        assert all(900 <= body["al_permille"] <= 1300 for body in measured)
+        assert [r["body"] for r in records if r["type"] == "alarm"] == []
 
     def test_clean_restart_and_config_change_are_events(self, rig: StationRig) -> None:
         """A clean stop is not reported as unclean; a changed config is a config_change event on the next start."""

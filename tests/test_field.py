@@ -13,11 +13,12 @@ from station_rig import wait_until
 from agent.clock import SystemClock
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, FieldEvent
 from agent.field.poller import LinePoller, PolledDevice
+from drivers.device import DeviceDriver
 from drivers.modbus.master import SerialRtuMaster
 from drivers.profiles import load_profile
-from drivers.pump_controller import PumpControllerDriver
+from simulators.clock import SimClock
+from simulators.forecourt import Dispenser, NozzleSpec
 from simulators.modbus_slave import RtuSlaveServer
-from simulators.pump_controller import FuellingPattern, SimulatedPumpController
 from simulators.serial_line import PtyPair
 
 PROFILE = Path(__file__).resolve().parents[1] / "config" / "profiles" / "sim-pump-controller.toml"
@@ -40,13 +41,16 @@ class Sink:
 @pytest.fixture
 def line(tmp_path: Path) -> Iterator[tuple[RtuSlaveServer, LinePoller, Sink]]:
     profile = load_profile(PROFILE)
+    clock = SimClock(20)
+    clock.start()
+    nozzles = [NozzleSpec("92", 770), NozzleSpec("95", 820)]
     controllers = {
-        unit: SimulatedPumpController(profile, [770, 820], FuellingPattern(), random.Random(unit), time_scale=20)
+        unit: Dispenser(f"D0{unit}", nozzles, profile, rng=random.Random(unit)).controller_bank(clock)
         for unit in (1, 2)
     }
     sink = Sink()
     with PtyPair(tmp_path / "agent", tmp_path / "device") as pty, RtuSlaveServer(pty.link_b, controllers) as server:
-        devices = [PolledDevice(f"pc{unit}", unit, 0.05, PumpControllerDriver(profile, [1, 2])) for unit in (1, 2)]
+        devices = [PolledDevice(f"pc{unit}", unit, 0.05, DeviceDriver(profile, [1, 2])) for unit in (1, 2)]
         poller = LinePoller("rs485-1", devices, SerialRtuMaster(pty.link_a, timeout_s=0.1), SystemClock(), sink)
         poller.start()
         try:
