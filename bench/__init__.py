@@ -6,8 +6,10 @@ bare paho) says how much of the machine the agent turns into records, and the ra
 one machine to the next. `docs/benchmarks.md` explains every figure and how it is measured.
 
 Modules, one job each: `scale` (how big each run is), `report` (results and targets as JSON), `machine`,
-`procfs` (memory and I/O counters of a process), `workload` (realistic records), `parts` (the raw limits),
-`processes` (child processes and the broker), `rig` (the recorder and uplink wired as the daemon wires them),
-`publisher` and `watcher` (plain paho scripts run as their own processes), and one module per figure:
-`ledger`, `uplink`, `full_path`, `drain`, `agent_process` (rss), `disk`.
+`procfs` (CPU time, memory and I/O counters of a process), `workload` (realistic records), `parts` (the raw
+limits), `processes` (child processes and the broker), `rig` (the recorder and uplink wired as the daemon wires
+them), `agent_run` (the real agent process beside its simulated station), `forecourt` (simulated dispensers on
+RS-485 lines, as config text), `bare_line` (the raw limit of a Modbus RTU line: bare pyserial), `publisher` and
+`watcher` (plain paho scripts run as their own processes), and one module per figure: `ledger`, `uplink`,
+`full_path`, `drain`, `agent_process` (rss), `disk`, `bus`, `poll_cost`.
 """

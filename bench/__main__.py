@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.logs import configure as configure_logs
-from bench import agent_process, disk, drain, full_path, ledger, uplink
+from bench import agent_process, bus, disk, drain, full_path, ledger, poll_cost, uplink
 from bench.machine import machine_facts
 from bench.report import Figure, readable
 from bench.scale import FULL, QUICK, Scale
@@ -31,6 +31,8 @@ FIGURES: dict[str, Callable[[Scale, Path], Figure]] = {
     "drain": drain.run,
     "rss": agent_process.run,
     "disk": disk.run,
+    "bus": bus.run,
+    "poll_cost": poll_cost.run,
 }
 
 

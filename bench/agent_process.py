@@ -1,40 +1,37 @@
 """Figure 5, rss (and the agent's own disk writes): the real agent process, as `station-agent run` starts it.
 
 Two runs, each with its own broker, `station-sim run` (forecourt plus reference platform) and the agent, all
-started from the demo's configs the way the demo starts them:
+started from the demo's configs the way the demo starts them (`bench.agent_run`):
 
 - station: a small simulated station for `station_seconds`; memory is the process's peak (VmHWM), and its
   block writes per record are taken over the steady part (after start-up) at that nominal load;
 - drain: the same station whose outbox already holds a backlog (written beforehand with the station's own
   key, as if the link had been down), run until the platform has acknowledged all of it.
 
-The status file and the agent's log go to tmpfs, as they do on the gateway (`/run` and journald), so the
-block writes counted are the outbox's. The raw reference is the peak memory of this interpreter importing
+The raw reference is the peak memory of this interpreter importing
 what the agent imports, before it does anything: the floor the agent's own work sits on.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.demo import STATION_ID, agent_config, simulators_config
 from agent.ledger.keys import DeviceKey, generate_key_file
-from bench.processes import PACKAGE_ROOT, Child, broker, child, python_module
+from bench.agent_run import agent_run, alive_before
+from bench.processes import PACKAGE_ROOT, Child
 from bench.procfs import IoCounters, io_counters, memory_kb
 from bench.report import Target, ratio
 from bench.scale import Scale
 from bench.workload import prefill, transactions
-from simulators.broker import free_loopback_port
 
 TARGET_BYTES = 40_000_000
 DISK_TARGET_BYTES_PER_RECORD = 2048
@@ -47,8 +44,11 @@ IMPORT_FLOORS = {
     "agent.config": "import agent.config",
     "agent.daemon": "import agent.daemon",
     "agent.cli": "import agent.cli",
+    "agent.process": "import agent.process",
 }
-"""Peak memory of a fresh interpreter after each statement; `agent.cli` is everything `station-agent run` loads."""
+"""Peak memory of a fresh interpreter after each statement. `agent.cli` is what `station-agent run` loads to
+validate; it then execs into `agent.process` (same PID, fresh address space), whose imports are the floor of
+the long-running process."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,7 @@ class RssFigure:
     drain: DrainRun
     import_floor_kb: dict[str, int]
     ratio: float
-    """Peak of the station run over the `agent.cli` import floor."""
+    """Peak of the station run over the `agent.process` import floor."""
 
     def targets(self) -> tuple[Target, ...]:
         return (
@@ -111,7 +111,7 @@ def run(scale: Scale, workdir: Path) -> RssFigure:
     station = run_station(workdir / "station", scale)
     drain = run_drain(workdir / "drain", scale)
     floors = {name: import_floor_kb(statement) for name, statement in IMPORT_FLOORS.items()}
-    return RssFigure(station, drain, floors, ratio(station.use.vm_hwm_kb, floors["agent.cli"]))
+    return RssFigure(station, drain, floors, ratio(station.use.vm_hwm_kb, floors["agent.process"]))
 
 
 def run_station(workdir: Path, scale: Scale) -> StationRun:
@@ -119,13 +119,13 @@ def run_station(workdir: Path, scale: Scale) -> StationRun:
     with running_station(workdir, scale, generate_key_file(workdir / "keys" / "device.key")) as (agent, status):
         deadline = time.monotonic() + scale.timeout_s
         while status().get("uplink", {}).get("state") != "online":
-            _alive_before(agent, deadline, "online")
+            alive_before(agent, deadline, "online")
             time.sleep(SAMPLE_S)
         time.sleep(WARM_UP_S)
         first_head, first_io, first_at = status()["recorder"]["head_seq"], io_counters(agent.pid), time.monotonic()
         end = first_at + scale.station_seconds
         while time.monotonic() < end:
-            _alive_before(agent, end + 1.0, "the end of the run")
+            alive_before(agent, end + 1.0, "the end of the run")
             time.sleep(SAMPLE_S)
         records = status()["recorder"]["head_seq"] - first_head
         window_s = time.monotonic() - first_at
@@ -148,7 +148,7 @@ def run_drain(workdir: Path, scale: Scale) -> DrainRun:
     with running_station(workdir, scale, key) as (agent, status):
         deadline = time.monotonic() + scale.timeout_s
         while status().get("uplink", {}).get("acked_upto", 0) < count:
-            _alive_before(agent, deadline, f"{count} records acknowledged")
+            alive_before(agent, deadline, f"{count} records acknowledged")
             time.sleep(SAMPLE_S / 5)
         acked_s = time.monotonic() - agent.started_at
         use = process_use(agent, workdir, IoCounters(0, 0, 0), acked_s)
@@ -161,34 +161,14 @@ def running_station(
     workdir: Path, scale: Scale, key: DeviceKey
 ) -> Iterator[tuple[Child, Callable[[], dict[str, Any]]]]:
     """Broker, `station-sim run` and `station-agent run` from the demo's configs; the agent and its status."""
-    (workdir / "station.pub").write_text(key.public_pem())
-    with ExitStack() as stack:
-        volatile = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="station-bench-", dir=_tmpfs())))
-        mosquitto = stack.enter_context(broker(workdir))
-        tcp_port = free_loopback_port()
-        status_path = volatile / "status.json"
-        config = agent_config(workdir, mosquitto.address, tcp_port)
+    with agent_run(workdir, scale, key) as run:
+        wiring = run.wiring
+        config = agent_config(workdir, wiring.broker, wiring.tcp_port)
         if config.count(STATUS_LINE) != 1:
             raise RuntimeError(f"the demo's agent config no longer has one '{STATUS_LINE}' line to move to tmpfs")
-        (workdir / "agent.toml").write_text(config.replace(STATUS_LINE, f'path = "{status_path}"'))
-        session = f"bench-platform-{key.kid}"
-        (workdir / "simulators.toml").write_text(simulators_config(mosquitto.address, tcp_port, session))
-        simulators = stack.enter_context(
-            child(
-                "station-sim",
-                python_module("simulators.cli", "run", "--config", str(workdir / "simulators.toml")),
-                workdir / "simulators.log",
-            )
-        )
-        simulators.wait_for_output("station-sim: running", scale.timeout_s)
-        agent = stack.enter_context(
-            child(
-                "station-agent",
-                python_module("agent.cli", "run", "--config", str(workdir / "agent.toml")),
-                volatile / "agent.log",
-            )
-        )
-        yield agent, lambda: _read_json(status_path)
+        run.start_simulators(simulators_config(wiring.broker, wiring.tcp_port, wiring.session))
+        agent = run.start_agent(config.replace(STATUS_LINE, f'path = "{wiring.status_path}"'))
+        yield agent, run.status
 
 
 def process_use(agent: Child, workdir: Path, since: IoCounters, seconds: float) -> ProcessUse:
@@ -218,28 +198,5 @@ def import_floor_kb(statement: str) -> int:
     raise RuntimeError(f"no VmHWM line after {statement!r}")
 
 
-def _alive_before(agent: Child, deadline: float, what: str) -> None:
-    if not agent.alive():
-        raise RuntimeError(
-            f"the agent ended (exit {agent.process.returncode}) before {what}; its log ends: {agent.output()[-800:]}"
-        )
-    if time.monotonic() > deadline:
-        raise TimeoutError(f"the agent did not reach {what} in time")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data
-
-
 def _size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
-
-
-def _tmpfs() -> str | None:
-    """A RAM-backed directory like the gateway's `/run`, if this machine has one; else the default temp dir."""
-    shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() else None

@@ -1,14 +1,19 @@
-"""A process's memory and block-I/O counters, read from /proc, which is where the kernel keeps the truth.
+"""A process's CPU time, memory and block-I/O counters, read from /proc, which is where the kernel keeps the truth.
 
 `write_bytes` is what the process caused to be sent to the block layer (counted when a page is first dirtied,
 so a page rewritten before write-back counts once); journal writes done by the file system's own thread are
-not in it. `VmHWM` is the peak resident set since the process started.
+not in it. `VmHWM` is the peak resident set since the process started (an exec starts it afresh, as it does
+the address space). CPU time (`utime` + `stime`) counts from the process's start and survives an exec; it
+moves in clock ticks (10 ms on most kernels), so it is read over windows of seconds.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,13 @@ def io_counters(pid: int | None = None) -> IoCounters:
     """The I/O counters of `pid` (this process when None)."""
     fields = _fields(pid, "io", ":")
     return IoCounters(fields["write_bytes"], fields["cancelled_write_bytes"], fields["read_bytes"])
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User plus system CPU time of `pid` (this process when None), all its threads, in seconds."""
+    text = (Path("/proc") / ("self" if pid is None else str(pid)) / "stat").read_text()
+    fields = text.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
 
 
 def memory_kb(pid: int | None, name: str) -> int:

@@ -20,6 +20,10 @@ class Scale:
     disk_burst_records: int
     nominal_records: int
     nominal_interval_s: float
+    bus_seconds: float
+    """How long the bare master and then the agent's poller each keep the baud-emulated line busy."""
+    poll_cost_seconds: float
+    """The measured window of the 16-nozzle station polled at 2 Hz (after start-up)."""
     timeout_s: float
     """The longest any single wait may take before the run is declared failed."""
 
@@ -36,6 +40,8 @@ FULL = Scale(
     disk_burst_records=10_000,
     nominal_records=12,
     nominal_interval_s=2.0,
+    bus_seconds=30.0,
+    poll_cost_seconds=45.0,
     timeout_s=120.0,
 )
 
@@ -51,5 +57,7 @@ QUICK = Scale(
     disk_burst_records=2_000,
     nominal_records=5,
     nominal_interval_s=0.5,
+    bus_seconds=6.0,
+    poll_cost_seconds=10.0,
     timeout_s=60.0,
 )
