@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config import OutboxSection
-from agent.ledger.chain import GENESIS_PREV, ChainHead, seal
+from agent.ledger.chain import GENESIS_PREV, ChainHead, Signer, seal
 from agent.ledger.keys import DeviceKey, KeyFileError, generate_key_file, kid_of, load_key_file
 from agent.ledger.outbox import Outbox, OutboxFull, OutboxReader
 from agent.ledger.recorder import MAX_BATCH, Recorder
@@ -94,6 +94,17 @@ class TestSealing:
         key = fixed_key()
         raw = key.private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         assert key.kid == kid_of(raw) == hashlib.sha256(raw).hexdigest()[:16]
+
+
+    def test_a_burst_signed_on_several_threads_is_the_same_as_signed_on_one(self) -> None:
+        """Spreading a burst's signatures over threads changes nothing in the records, order included."""
+        intents = [heartbeat(i, n=i) for i in range(100)]
+        one, head_one = seal(intents, ChainHead.genesis(), STATION, fixed_key())
+        signer = Signer(fixed_key(), workers=3)
+        many, head_many = seal(intents, ChainHead.genesis(), STATION, fixed_key(), signer)
+        signer.close()
+        assert head_one == head_many
+        assert [(r.canonical, r.sig) for r in one] == [(r.canonical, r.sig) for r in many]
 
 
 class TestKeyFiles:

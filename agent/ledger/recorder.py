@@ -10,6 +10,7 @@ writing works again, and anything beyond the limit is counted in that alarm rath
 
 from __future__ import annotations
 
+import os
 import queue
 import sqlite3
 import threading
@@ -20,7 +21,7 @@ from typing import Literal
 
 from agent.clock import Clock
 from agent.config import OutboxSection
-from agent.ledger.chain import ChainHead, RecordRefused, SealedRecord, seal
+from agent.ledger.chain import ChainHead, RecordRefused, SealedRecord, Signer, seal
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxError, OutboxFull
 from agent.logs import get_logger
@@ -29,6 +30,8 @@ from agent.records import AlarmBody, AlarmKind, AlarmState, RecordIntent
 log = get_logger("agent.recorder")
 
 MAX_BATCH = 256
+SIGNING_WORKERS = 2
+"""Threads that sign a burst; a third core would rather serve the pollers and the uplink."""
 ACK_SAVE_INTERVAL_S = 30.0
 PRUNE_INTERVAL_S = 600.0
 _WAKE = "wake"
@@ -87,6 +90,7 @@ class Recorder:
         self._committed = 0
         self._commits = 0
         self._used_bytes = outbox.used_bytes()
+        self._signer = Signer(key, workers=min(SIGNING_WORKERS, os.cpu_count() or 1))
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
 
     @property
@@ -159,6 +163,7 @@ class Recorder:
             if now >= next_ack_save or stopping:
                 self._save_acked()
                 next_ack_save = now + ACK_SAVE_INTERVAL_S
+        self._signer.close()
         if self._pending:
             log.error("records_lost_at_stop", count=len(self._pending), reason=self.status().problem)
 
@@ -182,7 +187,7 @@ class Recorder:
         while self._pending:
             batch = [self._pending[i] for i in range(min(batch_limit, len(self._pending)))]
             try:
-                records, head = seal(batch, self._head, self._station, self._key)
+                records, head = seal(batch, self._head, self._station, self._key, self._signer)
             except RecordRefused as refused:
                 log.error("record_refused", type=str(refused.intent.type), reason=str(refused))
                 with self._lock:
