@@ -95,7 +95,6 @@ class TestSealing:
         raw = key.private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         assert key.kid == kid_of(raw) == hashlib.sha256(raw).hexdigest()[:16]
 
-
     def test_a_burst_signed_on_several_threads_is_the_same_as_signed_on_one(self) -> None:
         """Spreading a burst's signatures over threads changes nothing in the records, order included."""
         intents = [heartbeat(i, n=i) for i in range(100)]
