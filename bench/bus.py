@@ -26,6 +26,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import partial
 from itertools import pairwise
 from pathlib import Path
 
@@ -156,7 +157,10 @@ def poll_with_agent(port: Path, units: list[PolledUnit], seconds: float) -> tupl
             done.append(Exchange(time.perf_counter(), time.thread_time(), frames[event.device], ok=True))
 
     master = SerialRtuMaster(port, BAUDRATE, timeout_s=TIMEOUT_S)
-    devices = [PolledDevice(unit.name, unit.unit, POLL_INTERVAL_S, unit.driver) for unit in units]
+    devices = [
+        PolledDevice(unit.name, unit.unit, POLL_INTERVAL_S, partial(unit.driver.read, master, unit.unit))
+        for unit in units
+    ]
     poller = LinePoller("rs485-1", devices, master, SystemClock(), sink)
     poller.start()
     try:

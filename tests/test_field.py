@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -50,8 +51,10 @@ def line(tmp_path: Path) -> Iterator[tuple[RtuSlaveServer, LinePoller, Sink]]:
     }
     sink = Sink()
     with PtyPair(tmp_path / "agent", tmp_path / "device") as pty, RtuSlaveServer(pty.link_b, controllers) as server:
-        devices = [PolledDevice(f"pc{unit}", unit, 0.05, DeviceDriver(profile, [1, 2])) for unit in (1, 2)]
-        poller = LinePoller("rs485-1", devices, SerialRtuMaster(pty.link_a, timeout_s=0.1), SystemClock(), sink)
+        master = SerialRtuMaster(pty.link_a, timeout_s=0.1)
+        driver = DeviceDriver(profile, [1, 2])
+        devices = [PolledDevice(f"pc{unit}", unit, 0.05, partial(driver.read, master, unit)) for unit in (1, 2)]
+        poller = LinePoller("rs485-1", devices, master, SystemClock(), sink)
         poller.start()
         try:
             yield server, poller, sink

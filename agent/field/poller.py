@@ -16,14 +16,12 @@ import heapq
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from agent.clock import Clock
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, FieldEvent, LineHealth
 from agent.logs import get_logger
-from drivers.device import DeviceDriver
-from drivers.modbus.errors import ModbusCrcError, ModbusError, ModbusTimeout
-from drivers.modbus.master import MasterStatistics, ModbusMaster
+from drivers.errors import FieldCorrupt, FieldError, FieldTimeout
 from drivers.readings import Reading
 
 log = get_logger("agent.poller")
@@ -33,18 +31,31 @@ RETRIES_PER_POLL = 1
 MAX_BACKOFF_S = 30.0
 
 
+class Link(Protocol):
+    """The line's port or connection, shared by its devices: a Modbus master or a tank-gauge client."""
+
+    def close(self) -> None: ...
+
+    def statistics(self) -> Any:
+        """A frozen dataclass of counters, shown as is in the status."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class PolledDevice:
+    """A device on the line: `read` does one poll (all its requests) and returns the typed reading, or raises
+    a FieldError of the kind that went wrong."""
+
     name: str
-    unit: int
+    unit: int | None
     interval_s: float
-    driver: DeviceDriver
+    read: Callable[[], Reading]
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceStatus:
     name: str
-    unit: int
+    unit: int | None
     state: Literal["unknown", "online", "offline"]
     since_ms: int
     polls: int
@@ -56,7 +67,7 @@ class DeviceStatus:
 class LineStatus:
     name: str
     devices: tuple[DeviceStatus, ...]
-    bus: MasterStatistics
+    bus: Any
 
 
 @dataclass(slots=True)
@@ -95,7 +106,7 @@ class LinePoller:
         self,
         line: str,
         devices: list[PolledDevice],
-        master: ModbusMaster,
+        master: Link,
         clock: Clock,
         sink: Callable[[FieldEvent], None],
         *,
@@ -174,13 +185,13 @@ class LinePoller:
         return float(min(MAX_BACKOFF_S, device.interval_s * (2**exponent)))
 
     def _poll(self, device: PolledDevice) -> bool:
-        error: ModbusError | None = None
+        error: FieldError | None = None
         health = self._health[device.name]
         answering = health.state != "offline"
         for _ in range(1 + (RETRIES_PER_POLL if answering else 0)):
             try:
-                reading = device.driver.read(self._master, device.unit)
-            except ModbusError as exc:
+                reading = device.read()
+            except FieldError as exc:
                 error = exc
                 if answering:
                     _count_failure(health.held, exc)
@@ -209,7 +220,7 @@ class LinePoller:
             self._sink(DeviceOnline(device.name, self.line, now_ms))
         self._sink(DeviceReading(device.name, self.line, now_ms, reading))
 
-    def _failed(self, device: PolledDevice, error: ModbusError) -> None:
+    def _failed(self, device: PolledDevice, error: FieldError) -> None:
         now_ms = self._clock.wall_ms()
         health = self._health[device.name]
         with self._lock:
@@ -226,8 +237,8 @@ class LinePoller:
             self._sink(DeviceOffline(device.name, self.line, now_ms, f"{type(error).__name__}: {error}"))
 
 
-def _count_failure(counts: _LiveCounts, error: ModbusError) -> None:
+def _count_failure(counts: _LiveCounts, error: FieldError) -> None:
     counts.attempts += 1
     counts.failures += 1
-    counts.crc_errors += isinstance(error, ModbusCrcError)
-    counts.timeouts += isinstance(error, ModbusTimeout)
+    counts.crc_errors += isinstance(error, FieldCorrupt)
+    counts.timeouts += isinstance(error, FieldTimeout)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from drivers.errors import FieldCorrupt, FieldError, FieldFrameError, FieldLinkError, FieldRefused, FieldTimeout
+
 
 class ExceptionCode(IntEnum):
     """Exception codes a Modbus server answers with (Modbus Application Protocol V1.1b3, section 7)."""
@@ -34,27 +36,27 @@ def exception_name(code: int) -> str:
         return "unknown exception"
 
 
-class ModbusError(Exception):
+class ModbusError(FieldError):
     """Any failed Modbus exchange; catch this to treat every failure alike."""
 
 
-class ModbusTimeout(ModbusError):
+class ModbusTimeout(ModbusError, FieldTimeout):
     """No answer began within the response timeout: the unit is off, misaddressed or the line is cut."""
 
 
-class ModbusCrcError(ModbusError):
+class ModbusCrcError(ModbusError, FieldCorrupt):
     """An RTU frame arrived whole but its CRC does not match its bytes: noise or a line fault."""
 
 
-class ModbusFrameError(ModbusError):
+class ModbusFrameError(ModbusError, FieldFrameError):
     """An answer that cannot be the reply to the request: cut short, wrong unit, function, length or echo."""
 
 
-class ModbusLinkError(ModbusError):
+class ModbusLinkError(ModbusError, FieldLinkError):
     """The serial port cannot be opened or used, or the TCP connection is refused or lost."""
 
 
-class ModbusExceptionResponse(ModbusError):
+class ModbusExceptionResponse(ModbusError, FieldRefused):
     """The unit understood the request and refused it with an exception code.
 
     Servers raise it too (from `decode_request` or a register bank) to say which exception to answer with.
