@@ -13,6 +13,7 @@ from drivers.profiles import DeviceKind, Profile, ReadRequest
 from drivers.readings import (
     ChannelCount,
     ControllerCounters,
+    LevelProbeReading,
     NozzleReading,
     PressureReading,
     PulseCounterReading,
@@ -66,6 +67,12 @@ class DeviceDriver:
         if kind == DeviceKind.PULSE_COUNTER:
             channels = tuple(ChannelCount(number, _required(values[number], "count")) for number in self.indices)
             return PulseCounterReading(channels, self._count_modulus, _int(device, "firmware_id"))
+        if kind == DeviceKind.LEVEL_PROBE:
+            return LevelProbeReading(
+                _required(device, "oil_height_um"),
+                _required(device, "water_height_um"),
+                _required(device, "temperature_cC"),
+            )
         return PressureReading(
             _required(device, "pressure_pa"), _int(device, "temperature_cC"), _int(device, "firmware_id")
         )

@@ -29,6 +29,7 @@ class DeviceKind(StrEnum):
     PUMP_CONTROLLER = "pump_controller"
     PULSE_COUNTER = "pulse_counter"
     PRESSURE_SENSOR = "pressure_sensor"
+    LEVEL_PROBE = "level_probe"
 
 
 class Scope(StrEnum):
@@ -44,6 +45,7 @@ REPEATED: dict[DeviceKind, Scope | None] = {
     DeviceKind.PUMP_CONTROLLER: Scope.NOZZLE,
     DeviceKind.PULSE_COUNTER: Scope.CHANNEL,
     DeviceKind.PRESSURE_SENSOR: None,
+    DeviceKind.LEVEL_PROBE: None,
 }
 
 
@@ -73,6 +75,9 @@ MEANINGS: dict[DeviceKind, dict[Scope, frozenset[str]]] = {
     DeviceKind.PRESSURE_SENSOR: {
         Scope.DEVICE: frozenset({"pressure_pa", "temperature_cC", "firmware_id"}),
     },
+    DeviceKind.LEVEL_PROBE: {
+        Scope.DEVICE: frozenset({"oil_height_um", "water_height_um", "temperature_cC"}),
+    },
 }
 
 #: The nozzle states a profile's `states` table may name.
@@ -85,6 +90,7 @@ REQUIRED: dict[DeviceKind, frozenset[str]] = {
     ),
     DeviceKind.PULSE_COUNTER: frozenset({"count"}),
     DeviceKind.PRESSURE_SENSOR: frozenset({"pressure_pa"}),
+    DeviceKind.LEVEL_PROBE: frozenset({"oil_height_um", "water_height_um", "temperature_cC"}),
 }
 
 
@@ -130,7 +136,7 @@ class Block:
 @settings
 class ProfileHeader:
     name: ProfileName = doc("the profile's name, which is also its file name without .toml")
-    kind: DeviceKind = doc("pump_controller, pulse_counter or pressure_sensor")
+    kind: DeviceKind = doc("pump_controller, pulse_counter, pressure_sensor or level_probe")
     vendor: str = doc("who makes the device", default="")
     model: str = doc("the device model", default="")
     description: str = doc("what the map covers", default="")

@@ -71,4 +71,60 @@ class PressureReading:
     firmware_id: int | None = None
 
 
-Reading = PumpControllerReading | PulseCounterReading | PressureReading
+@dataclass(frozen=True, slots=True)
+class TankReading:
+    """One tank as a tank gauge reports it, in integer small units: mL, micrometres, 0.01 degC.
+
+    `volume_ml` is the gross volume at the fuel's temperature by the gauge's own chart; the agent computes
+    the volume at 20 degC itself (GB/T 1885), so `tc_volume_ml`, whose reference temperature depends on how
+    the gauge was set up, is only passed along."""
+
+    tank: int
+    volume_ml: int
+    height_um: int
+    water_um: int
+    temperature_cC: int
+    ullage_ml: int | None = None
+    tc_volume_ml: int | None = None
+    water_volume_ml: int | None = None
+    delivery_in_progress: bool = False
+    leak_test_in_progress: bool = False
+    invalid_height: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """A delivery the gauge itself detected (Veeder-Root i202): the tank before and after the drop."""
+
+    tank: int
+    start_ts: str
+    end_ts: str
+    start_volume_ml: int
+    end_volume_ml: int
+    start_temperature_cC: int
+    end_temperature_cC: int
+    start_height_um: int
+    end_height_um: int
+    start_water_um: int
+    end_water_um: int
+
+
+@dataclass(frozen=True, slots=True)
+class TankGaugeReading:
+    """A tank gauge poll: every tank's inventory, the deliveries the gauge has on record, its active alarms."""
+
+    tanks: tuple[TankReading, ...]
+    deliveries: tuple[DeliveryReport, ...] = ()
+    alarms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LevelProbeReading:
+    """A magnetostrictive level probe read over Modbus: heights and temperature; the tank chart gives volumes."""
+
+    oil_height_um: int
+    water_height_um: int
+    temperature_cC: int
+
+
+Reading = PumpControllerReading | PulseCounterReading | PressureReading | TankGaugeReading | LevelProbeReading
