@@ -3,6 +3,7 @@
 station-sim run --config simulators.toml        the forecourt (and platform receiver) until Ctrl-C
 station-sim fault --control sim.sock ACTION     inject / clear / list faults of a running station
 station-sim fault kinds                         the fault catalogue
+station-sim tank-chart --config FILE TANK       a simulated tank's chart as CSV, for the agent's config
 station-sim platform ... / platform-audit ...   the reference platform receiver (platform/README.md)
 """
 
@@ -12,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from simulators import fault_cli
+from simulators import fault_cli, tank_cli
 from simulators import run as run_cli
 from simulators.platform import cli as platform_cli
 
@@ -20,11 +21,12 @@ from simulators.platform import cli as platform_cli
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="station-sim",
-        description="Simulated fuel-station devices, their faults, and the reference platform receiver.",
+        description="Simulated fuel-station devices and tanks, their faults, and the reference platform receiver.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run_cli.register(commands)
     fault_cli.register(commands)
+    tank_cli.register(commands)
     platform_cli.register(commands)
     return parser
 

@@ -1,22 +1,29 @@
-"""The simulated station's config (`simulators.toml`): lines, dispensers, tank sensors, faults, the platform.
+"""The simulated station's config (`simulators.toml`): lines, dispensers, tanks and their gauges and probes,
+tank sensors, faults, the platform.
 
 A supplier's CI writes one of these to stand up a forecourt in software. Lines are transports only (a pty
 pair for RS-485, or a TCP port); each dispenser names its line and the units of its pump controller and
-optional pulse counter; faults are scheduled in simulated seconds. Paths are relative to the file. Every
-problem is reported with its place in the file, the value found and what is allowed.
+optional pulse counter, and each nozzle the tank it draws on; a tank gauge (Veeder-Root TLS) has its own
+pty pair and/or TCP port; level probes sit on Modbus lines. Faults and deliveries are scheduled in simulated
+seconds. Paths are relative to the file. Every problem is reported with its place in the file, the value
+found and what is allowed.
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simulators.faults import FaultError, ScheduledFault, TargetKind, device_target, make_fault, nozzle_target
+from simulators.fuel import TYPICAL_DENSITY_15, Fuel, Product
 from simulators.fuelling import FuellingPattern, Range
+from simulators.tank_chart import TankChart
+from simulators.tanks import TankSpec
 
 
 class _Section(BaseModel):
@@ -49,6 +56,7 @@ class NozzleSection(_Section):
     meter_error_ppm: int = Field(default=0, ge=-100_000, le=100_000, description="the controller meter's error")
     first_txn_no: int | None = Field(default=None, ge=0, description="the controller's last sale number at start")
     first_totalizer_ml: int | None = Field(default=None, ge=0, description="the volume totalizer at start")
+    tank: str | None = Field(default=None, description="the [[tanks]] id it draws on; none: no tank")
 
 
 class DispenserSection(_Section):
@@ -71,6 +79,103 @@ class PressureSensorSection(_Section):
     tank: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the tank it sits on; names the sensor")
     mean_pa: float = Field(default=-100.0, ge=-30_000, le=30_000, description="the pressure it wanders around")
     swing_pa: float = Field(default=150.0, ge=0, le=10_000, description="how far it typically wanders")
+
+
+_ID = r"^[A-Za-z0-9_.-]+$"
+
+
+class ShapeSection(_Section):
+    """A horizontal cylinder with flat ends; its chart is computed with a row every `step_mm`."""
+
+    diameter_mm: float = Field(gt=0, le=10_000)
+    length_mm: float = Field(gt=0, le=100_000)
+    step_mm: float = Field(default=10.0, gt=0, le=1000, description="the chart's height step")
+
+
+class DeliverySection(_Section):
+    at_s: float = Field(ge=0, description="simulated seconds after start")
+    volume_l: float = Field(ge=1, le=100_000, description="litres the tanker meters, at the fuel's temperature")
+    duration_s: float = Field(default=1800.0, ge=1, le=86_400, description="how long the drop takes")
+    temperature_c: float = Field(default=20.0, ge=-40, le=60, description="the delivered fuel's temperature")
+
+
+class TankSection(_Section):
+    id: str = Field(pattern=_ID, description="the tank's name: nozzles, gauges, probes and faults use it")
+    product: Product
+    density_15_kg_m3: float | None = Field(default=None, ge=600, le=1000, description="none: a typical one")
+    shape: ShapeSection | None = Field(default=None, description="a horizontal cylinder, or give `chart`")
+    chart: list[tuple[float, float]] | None = Field(default=None, description="(height mm, volume L) rows")
+    volume_l: float = Field(ge=0, description="product at start, at its temperature")
+    water_mm: float = Field(default=0.0, ge=0, description="the water bottom's height")
+    temperature_c: float | None = Field(default=None, ge=-40, le=60, description="none: the ground's")
+    ground_c: float = Field(default=15.0, ge=-20, le=40, description="the fuel's temperature it relaxes to")
+    daily_swing_c: float = Field(default=0.5, ge=0, le=20, description="amplitude of the daily swing")
+    warmest_hour: float = Field(default=15.0, ge=0, lt=24, description="local hour of the daily maximum")
+    relax_h: float = Field(default=48.0, gt=0, le=10_000, description="how fast a delivery's temperature fades")
+    height_noise_mm: float = Field(default=0.05, ge=0, le=100, description="probe height noise (std dev)")
+    water_noise_mm: float = Field(default=0.1, ge=0, le=100, description="probe water height noise (std dev)")
+    temperature_noise_c: float = Field(default=0.02, ge=0, le=5, description="probe temperature noise (std dev)")
+    resolution_mm: float = Field(default=0.1, gt=0, le=10, description="the probe's height step")
+    delivery_settle_s: float = Field(default=300.0, ge=0, le=86_400, description="from a drop's end to its record")
+    deliveries: list[DeliverySection] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _valid(self) -> TankSection:
+        if (self.shape is None) == (self.chart is None):
+            raise ValueError(f"tank {self.id}: give either `shape` (a horizontal cylinder) or `chart`")
+        self.spec()
+        return self
+
+    def tank_chart(self) -> TankChart:
+        if self.shape is not None:
+            return TankChart.horizontal_cylinder(self.shape.diameter_mm, self.shape.length_mm, self.shape.step_mm)
+        return TankChart(self.chart or [])
+
+    def spec(self) -> TankSpec:
+        density = TYPICAL_DENSITY_15[self.product] if self.density_15_kg_m3 is None else self.density_15_kg_m3
+        return TankSpec(
+            fuel=Fuel(self.product, density),
+            chart=self.tank_chart(),
+            volume_l=self.volume_l,
+            water_mm=self.water_mm,
+            temperature_c=self.temperature_c,
+            ground_c=self.ground_c,
+            daily_swing_c=self.daily_swing_c,
+            warmest_hour=self.warmest_hour,
+            relax_h=self.relax_h,
+            height_noise_mm=self.height_noise_mm,
+            water_noise_mm=self.water_noise_mm,
+            temperature_noise_c=self.temperature_noise_c,
+            resolution_mm=self.resolution_mm,
+            settle_s=self.delivery_settle_s,
+        )
+
+
+class TankGaugeSection(_Section):
+    """A Veeder-Root TLS console: on a pty pair (both ports), on TCP (`port`), or both."""
+
+    id: str = Field(pattern=_ID, description="the gauge's name; its fault target is ID/tank_gauge")
+    tanks: list[str] = Field(min_length=1, max_length=99, description="[[tanks]] ids: gauge tank 1, 2, ...")
+    device_port: Path | None = Field(default=None, description="the simulator's end of its pty pair")
+    agent_port: Path | None = Field(default=None, description="the agent's end of its pty pair")
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=0, le=65535, description="its TCP port (TLS consoles use 10001)")
+    security_code: str = Field(default="", pattern=r"^([\x20-\x7e]{6})?$", description="none, or 6 characters")
+
+    @model_validator(mode="after")
+    def _valid(self) -> TankGaugeSection:
+        if (self.device_port is None) != (self.agent_port is None):
+            raise ValueError(f"tank gauge {self.id}: a serial line needs both device_port and agent_port")
+        if self.device_port is None and self.port is None:
+            raise ValueError(f"tank gauge {self.id}: give it a serial line (device_port, agent_port) or a TCP port")
+        return self
+
+
+class LevelProbeSection(_Section):
+    tank: str = Field(description="the [[tanks]] id it measures; its fault target is TANK/level_probe")
+    line: str
+    unit: int = Field(ge=1, le=247)
+    profile: str = "sim-level-probe"
 
 
 class FaultSection(_Section):
@@ -113,6 +218,15 @@ class PlatformSection(_Section):
 
 class SimulationSection(_Section):
     seed: int = 1
+    start: datetime | None = Field(
+        default=None,
+        description="local time at simulated second 0 (gauge clocks, time of day); none: when the station is built",
+    )
+
+    def start_time(self) -> datetime:
+        """`start`, or now on this machine's local clock (to the second), as a real gauge's clock shows."""
+        return self.start or datetime.now().replace(microsecond=0)
+
     time_scale: float = Field(default=1.0, gt=0, le=10_000, description="simulated seconds per real second")
     report: Path | None = Field(default=None, description="where to write what the devices did (JSON)")
     control: Path | None = Field(default=None, description="Unix socket for injecting faults while running")
@@ -124,6 +238,9 @@ class SimulatorsConfig(_Section):
     lines: list[LineSection] = Field(default_factory=list)
     dispensers: list[DispenserSection] = Field(default_factory=list)
     pressure_sensors: list[PressureSensorSection] = Field(default_factory=list)
+    tanks: list[TankSection] = Field(default_factory=list)
+    tank_gauges: list[TankGaugeSection] = Field(default_factory=list)
+    level_probes: list[LevelProbeSection] = Field(default_factory=list)
     faults: list[FaultSection] = Field(default_factory=list)
     platform: PlatformSection | None = None
 
@@ -138,15 +255,29 @@ class SimulatorsConfig(_Section):
                 named[device_target(dispenser.id, TargetKind.PULSE_COUNTER)] = TargetKind.PULSE_COUNTER
         for sensor in self.pressure_sensors:
             named[device_target(sensor.tank, TargetKind.PRESSURE_SENSOR)] = TargetKind.PRESSURE_SENSOR
+        for tank in self.tanks:
+            named[tank.id] = TargetKind.TANK
+        for gauge in self.tank_gauges:
+            named[device_target(gauge.id, TargetKind.TANK_GAUGE)] = TargetKind.TANK_GAUGE
+        for probe in self.level_probes:
+            named[device_target(probe.tank, TargetKind.LEVEL_PROBE)] = TargetKind.LEVEL_PROBE
         return named
 
     def scheduled_faults(self) -> list[ScheduledFault]:
+        """The `[[faults]]`, and the tanks' deliveries (one-shot `delivery` events)."""
         targets = self.targets()
-        return [ScheduledFault(make_fault(f.kind, f.target, f.params, targets), f.at_s, f.until_s) for f in self.faults]
+        faults = [
+            ScheduledFault(make_fault(f.kind, f.target, f.params, targets), f.at_s, f.until_s) for f in self.faults
+        ]
+        for tank in self.tanks:
+            for drop in tank.deliveries:
+                params = {"volume_l": drop.volume_l, "duration_s": drop.duration_s, "temperature_c": drop.temperature_c}
+                faults.append(ScheduledFault(make_fault("delivery", tank.id, params, targets), drop.at_s))
+        return faults
 
     @model_validator(mode="after")
     def _consistent(self) -> SimulatorsConfig:
-        problems = [*self._line_problems(), *self._unit_problems(), *self._fault_problems()]
+        problems = [*self._line_problems(), *self._unit_problems(), *self._tank_problems(), *self._fault_problems()]
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -160,6 +291,7 @@ class SimulatorsConfig(_Section):
         placed = {
             "dispensers": [dispenser.line for dispenser in self.dispensers],
             "pressure_sensors": [sensor.line for sensor in self.pressure_sensors],
+            "level_probes": [probe.line for probe in self.level_probes],
         }
         for section, lines in placed.items():
             for index, line in enumerate(lines):
@@ -174,6 +306,8 @@ class SimulatorsConfig(_Section):
             devices.append((f"dispensers[{index}].pulse_counter_unit", dispenser.line, dispenser.pulse_counter_unit))
         for index, sensor in enumerate(self.pressure_sensors):
             devices.append((f"pressure_sensors[{index}].unit", sensor.line, sensor.unit))
+        for index, probe in enumerate(self.level_probes):
+            devices.append((f"level_probes[{index}].unit", probe.line, probe.unit))
         for where, line, unit in devices:
             if unit is None:
                 continue
@@ -183,6 +317,25 @@ class SimulatorsConfig(_Section):
                     f"{where}: unit {unit} on line {line!r} is taken by {holder}; "
                     "each device on a line needs its own unit (1..247)"
                 )
+
+    def _tank_problems(self) -> Iterator[str]:
+        ids = [tank.id for tank in self.tanks]
+        yield from _duplicates("tanks", "id", ids)
+        yield from _duplicates("tank_gauges", "id", [gauge.id for gauge in self.tank_gauges])
+        yield from _duplicates("level_probes", "tank", [probe.tank for probe in self.level_probes])
+        known = ", ".join(ids) or "none (add a [[tanks]])"
+        named = [
+            (f"dispensers[{d}].nozzles[{n}].tank", nozzle.tank)
+            for d, dispenser in enumerate(self.dispensers)
+            for n, nozzle in enumerate(dispenser.nozzles)
+        ]
+        named += [(f"tank_gauges[{g}].tanks", tank) for g, gauge in enumerate(self.tank_gauges) for tank in gauge.tanks]
+        named += [(f"level_probes[{p}].tank", probe.tank) for p, probe in enumerate(self.level_probes)]
+        for where, tank in named:
+            if tank is not None and tank not in ids:
+                yield f"{where}: {tank!r} is not a tank; tanks: {known}"
+        for index, gauge in enumerate(self.tank_gauges):
+            yield from _duplicates(f"tank_gauges[{index}]", "tanks", gauge.tanks)
 
     def _fault_problems(self) -> Iterator[str]:
         targets = self.targets()

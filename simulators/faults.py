@@ -1,14 +1,16 @@
 """Faults on demand: what can go wrong on a forecourt, and which faults are on right now.
 
-An agent's alarms are only as good as the faults it was tested against, so each thing a market regulator or
-an ecology bureau looks for is a fault *kind* here: a target (a nozzle such as `D01-N1`, or a device such as
-`D01/controller`), typed params, and one of two lifetimes. A sustained fault holds until it is cleared, and
-clearing it restores the device (a pulse-injection board is removed, the original K-factor comes back); a
-one-shot fault happens once and leaves its mark (a reboot, a totalizer tamper).
+An agent's alarms are only as good as the faults it was tested against, so each thing a market regulator, an
+ecology bureau or a tax bureau looks for is a fault *kind* here: a target (a nozzle such as `D01-N1`, a tank
+such as `T1`, or a device such as `D01/controller`), typed params, and one of two lifetimes. A sustained
+fault holds until it is cleared, and clearing it restores the device (a pulse-injection board is removed,
+the original K-factor comes back); a one-shot fault happens once and leaves its mark (a reboot, a totalizer
+tamper). A tanker's delivery is no fault, but it is an event on demand with the same shape (one-shot, a
+tank, params), so it is one here too.
 
 This module is the catalogue, the validation that turns a request into a `Fault` (or an error naming what
 is allowed), and the bookkeeping of one model's faults (`FaultBoard`). What a fault does to the registers is
-the models' business (`forecourt`, `pressure`).
+the models' business (`forecourt`, `pressure`, `tanks`).
 """
 
 from __future__ import annotations
@@ -31,9 +33,14 @@ class TargetKind(StrEnum):
     CONTROLLER = "controller"
     PULSE_COUNTER = "pulse_counter"
     PRESSURE_SENSOR = "pressure_sensor"
+    TANK = "tank"
+    TANK_GAUGE = "tank_gauge"
+    LEVEL_PROBE = "level_probe"
 
 
-DEVICES = frozenset({TargetKind.CONTROLLER, TargetKind.PULSE_COUNTER, TargetKind.PRESSURE_SENSOR})
+#: Devices with a firmware id register.
+FIRMWARE_DEVICES = frozenset({TargetKind.CONTROLLER, TargetKind.PULSE_COUNTER, TargetKind.PRESSURE_SENSOR})
+DEVICES = FIRMWARE_DEVICES | {TargetKind.TANK_GAUGE, TargetKind.LEVEL_PROBE}
 
 
 def nozzle_target(dispenser: str, number: int) -> str:
@@ -82,6 +89,7 @@ class FaultKind:
 
 _NOZZLE = frozenset({TargetKind.NOZZLE})
 _CONTROLLER = frozenset({TargetKind.CONTROLLER})
+_TANK = frozenset({TargetKind.TANK})
 
 #: Every fault the simulators can put on, by name.
 CATALOGUE: dict[str, FaultKind] = {
@@ -139,7 +147,7 @@ CATALOGUE: dict[str, FaultKind] = {
         ),
         FaultKind(
             "firmware_change",
-            DEVICES,
+            FIRMWARE_DEVICES,
             False,
             "the device's firmware id register shows another value",
             (Param("firmware_id", int, 0, 0xFFFF, None, "the firmware id"),),
@@ -151,12 +159,41 @@ CATALOGUE: dict[str, FaultKind] = {
             "the tank's vapour-space pressure holds at this value instead of drifting",
             (Param("pa", int, -30_000, 30_000, None, "gauge pressure in Pa"),),
         ),
+        FaultKind(
+            "leak",
+            _TANK,
+            False,
+            "the tank loses fuel continuously, at the fuel's temperature, with or without sales",
+            (Param("l_per_h", float, 0.001, 1000.0, None, "litres an hour, e.g. 0.757 (0.2 gal/h)"),),
+        ),
+        FaultKind(
+            "unrecorded_dispensing",
+            _TANK,
+            False,
+            "fuel leaves the tank through a meter bypass while its nozzles sell: no sale is booked for it",
+            (
+                Param("fraction", float, 0.0, 1.0, 0.01, "bypass volume per litre the tank's nozzles dispense"),
+                Param("l_per_h", float, 0.0, 1000.0, 0.0, "bypass flow while each of the tank's nozzles fuels"),
+            ),
+        ),
+        FaultKind(
+            "delivery",
+            _TANK,
+            True,
+            "a tanker drops fuel into the tank (an event, not a fault); the gauge reports it once it settles",
+            (
+                Param("volume_l", float, 1.0, 100_000.0, None, "litres as the tanker meters them, at its temperature"),
+                Param("duration_s", float, 1.0, 86_400.0, 1800.0, "simulated seconds the drop takes"),
+                Param("temperature_c", float, -40.0, 60.0, 20.0, "the delivered fuel's temperature"),
+            ),
+        ),
         FaultKind("dead", DEVICES, False, "the device never answers"),
         FaultKind(
             "crc_noise",
             DEVICES,
             False,
-            "answers are damaged on the way: a bad CRC on RTU, garbled bytes on TCP",
+            "answers are damaged on the way: a bad CRC on RTU and a bad checksum from a tank gauge, garbled bytes "
+            "on Modbus TCP",
             (Param("rate", float, 0.0, 1.0, 0.5, "share of answers damaged"),),
         ),
         FaultKind(

@@ -13,15 +13,17 @@ devices' registers from it:
   up, books the sale in its own resolution: number + 1, volume, amount, price, and both totalizers.
 
 Volumes are integer microlitres inside, so a clean sale of whole centilitres gives exactly its pulses.
-Nozzle n's channels are 2n - 1 (liquid) and 2n (vapour). Faults (`simulators.faults`) act on this model.
+Nozzle n's channels are 2n - 1 (liquid) and 2n (vapour). A nozzle with a fuel source (its tank) draws what
+really flows from it as it flows. Faults (`simulators.faults`) act on this model.
 """
 
 from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from drivers.profiles import DeviceKind, Profile, ProfileError
 from simulators.banks import DeviceBank, ProfiledRegisters, Values
@@ -47,6 +49,14 @@ class NozzleSpec:
     meter_error_ppm: int = 0
     first_txn_no: int = 0
     first_totalizer_ml: int = 0
+
+
+class FuelSource(Protocol):
+    """Where a nozzle's fuel comes from (`simulators.tanks.Tank`)."""
+
+    def draw(self, from_s: float, to_s: float, volume_ul: int) -> None:
+        """`volume_ul` really flowed out between `from_s` and `to_s`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +121,9 @@ class Dispenser(SimulatedModel):
         vapour_ml_per_pulse: float = 10.0,
         rng: random.Random | None = None,
         has_crc: bool = True,
+        sources: Mapping[int, FuelSource] | None = None,
     ) -> None:
+        """`sources`: the tank each nozzle (by number, from 1) draws on; nozzles without one draw on nothing."""
         self.controller_target = device_target(dispenser_id, TargetKind.CONTROLLER)
         self.pulse_counter_target = device_target(dispenser_id, TargetKind.PULSE_COUNTER)
         wired = [self.controller_target] + ([] if pulse_counter_profile is None else [self.pulse_counter_target])
@@ -121,6 +133,7 @@ class Dispenser(SimulatedModel):
         self.pattern = pattern or FuellingPattern()
         self.ml_per_pulse = ml_per_pulse
         self.vapour_ml_per_pulse = vapour_ml_per_pulse
+        self.sources = dict(sources or {})
         self.k_factor = round(100_000 / ml_per_pulse)
         self.nozzles = [
             _Nozzle(
@@ -258,6 +271,9 @@ class Dispenser(SimulatedModel):
             flowed = nozzle.target_ul if ending else int((sim_s - nozzle.started_s) * nozzle.flow_ul_per_s)
             delta_ul = min(nozzle.target_ul, flowed) - nozzle.delivered_ul
             nozzle.delivered_ul += delta_ul
+            source = self.sources.get(nozzle.number)
+            if source is not None and delta_ul > 0:
+                source.draw(nozzle.at_s, sim_s, delta_ul)
             nozzle.metered_ul += delta_ul * self._metering_factor(nozzle)
             vapour_ul = delta_ul * self._al_ratio(nozzle)
             nozzle.vapour_ul += vapour_ul

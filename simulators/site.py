@@ -1,9 +1,10 @@
 """Every simulated device of a station, built from its config, and the faults routed to the right one.
 
-This is the forecourt without any I/O: dispensers (controller and pulse counter sharing one physics) and
-tank pressure sensors, each with its Modbus register bank by (line, unit), its faults and its report. The
-station (`simulators.station`) puts the banks on ptys and TCP ports; tests can use a site directly and move
-its time with `advance_to`.
+This is the forecourt without any I/O: dispensers (controller and pulse counter sharing one physics), the
+tanks their nozzles draw on, the tank gauges and level probes that read those tanks, and tank pressure
+sensors; each Modbus device with its register bank by (line, unit), each gauge with its `answer`, all with
+their faults and their report. The station (`simulators.station`) puts them on ptys and TCP ports; tests
+can use a site directly and move its time with `advance_to`.
 """
 
 from __future__ import annotations
@@ -14,12 +15,22 @@ from dataclasses import dataclass
 
 from drivers.profiles import Profile, find_profile, shipped_profile_dirs
 from simulators.banks import DeviceBank
-from simulators.config import DispenserSection, PressureSensorSection, RtuLineSection, SimulatorsConfig
+from simulators.config import (
+    DispenserSection,
+    LevelProbeSection,
+    PressureSensorSection,
+    RtuLineSection,
+    SimulatorsConfig,
+    TankGaugeSection,
+)
 from simulators.faults import ActiveFault, Fault, FaultError, Number, fault_kind, make_fault
-from simulators.forecourt import Dispenser, NozzleSpec, Sale
+from simulators.forecourt import Dispenser, FuelSource, NozzleSpec, Sale
+from simulators.level_probe import LevelProbe
 from simulators.modbus_slave import SlaveFaults
 from simulators.model import SimulatedModel
 from simulators.pressure import PressureSensor
+from simulators.tank_gauge import TankGauge
+from simulators.tanks import Tank
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +55,23 @@ class Site:
         self.targets = config.targets()
         self.dispensers: dict[str, Dispenser] = {}
         self.pressure_sensors: dict[str, PressureSensor] = {}
+        start = config.simulation.start_time()
+        self.tanks = {section.id: Tank(section.id, section.spec(), start=start) for section in config.tanks}
+        self.tank_gauges: dict[str, TankGauge] = {}
+        self.level_probes: dict[str, LevelProbe] = {}
         self.lines: dict[str, list[SiteDevice]] = {line.name: [] for line in config.lines}
         self._directories = [*config.profile_dirs, *shipped_profile_dirs()]
         self._rng = random.Random(config.simulation.seed)
         self._rtu_lines = {line.name for line in config.lines if isinstance(line, RtuLineSection)}
-        self._owners: dict[str, SimulatedModel] = {}
+        self._owners: dict[str, SimulatedModel] = dict(self.tanks)
         for dispenser_section in config.dispensers:
             self._add_dispenser(dispenser_section)
         for sensor_section in config.pressure_sensors:
             self._add_pressure_sensor(sensor_section)
+        for gauge_section in config.tank_gauges:
+            self._add_tank_gauge(gauge_section)
+        for probe_section in config.level_probes:
+            self._add_level_probe(probe_section)
         for item in config.scheduled_faults():
             self._owners[item.fault.target].schedule(item)
         self.advance_to(0.0)
@@ -60,7 +79,14 @@ class Site:
     # -- time -----------------------------------------------------------------------------------------------
 
     def models(self) -> list[SimulatedModel]:
-        return [*self.dispensers.values(), *self.pressure_sensors.values()]
+        """Every model, dispensers before the tanks they draw on."""
+        return [
+            *self.dispensers.values(),
+            *self.tanks.values(),
+            *self.pressure_sensors.values(),
+            *self.tank_gauges.values(),
+            *self.level_probes.values(),
+        ]
 
     def advance_to(self, sim_s: float) -> None:
         """Run every device up to `sim_s` simulated seconds."""
@@ -74,8 +100,10 @@ class Site:
     # -- faults ---------------------------------------------------------------------------------------------
 
     def inject(self, kind: str, target: str, **params: Number | str) -> Fault:
-        """Put a fault on now (a one-shot happens now); FaultError names the kinds, targets or params allowed."""
+        """Put a fault on now (a one-shot happens now), once every device has run up to now (a delivery starts
+        from the tank as the sales so far left it); FaultError names the kinds, targets or params allowed."""
         fault = make_fault(kind, target, params, self.targets)
+        self.advance()
         self._owners[target].inject(fault, self.clock())
         return fault
 
@@ -102,13 +130,17 @@ class Site:
 
     def report(self) -> dict[str, object]:
         """What the devices did, as JSON: per nozzle its sales as [txn_no, volume_ml (controller),
-        real_volume_ml, vapour_ml], per tank the pressure now, and the faults on now."""
+        real_volume_ml, vapour_ml], per tank its true contents and every litre by cause (`Tank.report`) and
+        the pressure now, and the faults on now."""
+        tanks: dict[str, dict[str, object]] = {tank_id: tank.report() for tank_id, tank in self.tanks.items()}
+        for tank_id, sensor in self.pressure_sensors.items():
+            tanks.setdefault(tank_id, {})["pressure_pa"] = sensor.pressure_pa
         return {
             "sim_s": round(self.clock(), 3),
             "nozzles": {
                 nozzle: {"sales": [sale.to_json() for sale in sales]} for nozzle, sales in self.sales().items()
             },
-            "tanks": {tank: {"pressure_pa": sensor.pressure_pa} for tank, sensor in self.pressure_sensors.items()},
+            "tanks": tanks,
             "faults": [active.to_json() for active in self.active_faults()],
         }
 
@@ -135,6 +167,11 @@ class Site:
             )
             for nozzle in section.nozzles
         ]
+        sources: dict[int, FuelSource] = {
+            number: self.tanks[nozzle.tank]
+            for number, nozzle in enumerate(section.nozzles, start=1)
+            if nozzle.tank is not None
+        }
         dispenser = Dispenser(
             section.id,
             nozzles,
@@ -147,7 +184,11 @@ class Site:
             vapour_ml_per_pulse=section.vapour_ml_per_pulse,
             rng=rng,
             has_crc=section.line in self._rtu_lines,
+            sources=sources,
         )
+        for nozzle in section.nozzles:
+            if nozzle.tank is not None:
+                self.tanks[nozzle.tank].add_feeder(dispenser)
         self.dispensers[dispenser.id] = dispenser
         self._owners.update(dict.fromkeys(dispenser.targets(), dispenser))
         self._place(section.line, section.controller_unit, dispenser.controller_bank(self.clock))
@@ -166,6 +207,27 @@ class Site:
         self.pressure_sensors[sensor.tank] = sensor
         self._owners[sensor.target] = sensor
         self._place(section.line, section.unit, sensor.bank(self.clock))
+
+    def _add_tank_gauge(self, section: TankGaugeSection) -> None:
+        gauge = TankGauge(
+            section.id,
+            [self.tanks[tank] for tank in section.tanks],
+            security_code=section.security_code,
+            rng=random.Random(self._rng.getrandbits(64)),
+        )
+        self.tank_gauges[gauge.id] = gauge
+        self._owners[gauge.target] = gauge
+
+    def _add_level_probe(self, section: LevelProbeSection) -> None:
+        probe = LevelProbe(
+            self.tanks[section.tank],
+            self._profile(section.profile),
+            rng=random.Random(self._rng.getrandbits(64)),
+            has_crc=section.line in self._rtu_lines,
+        )
+        self.level_probes[section.tank] = probe
+        self._owners[probe.target] = probe
+        self._place(section.line, section.unit, probe.bank(self.clock))
 
     def _place(self, line: str, unit: int, bank: DeviceBank) -> None:
         self.lines[line].append(SiteDevice(bank.target, unit, bank, bank.model.link_faults[bank.target]))

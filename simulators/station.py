@@ -1,5 +1,6 @@
-"""A whole simulated station from one config: the forecourt's devices on pty lines and TCP ports, a ticker
-that keeps simulated time moving, the fault control socket, and optionally the reference platform receiver.
+"""A whole simulated station from one config: the forecourt's devices on pty lines and TCP ports, the tank
+gauges on theirs, a ticker that keeps simulated time moving, the fault control socket, and optionally the
+reference platform receiver.
 
 This is what `station-sim run` starts and what a supplier's CI embeds:
 
@@ -23,7 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from simulators.clock import SimClock
-from simulators.config import RtuLineSection, SimulatorsConfig
+from simulators.config import RtuLineSection, SimulatorsConfig, TankGaugeSection
 from simulators.control import ControlServer, handle_request
 from simulators.faults import ActiveFault, Fault
 from simulators.forecourt import Sale
@@ -33,6 +34,7 @@ from simulators.platform.keys import StationKey, keyring
 from simulators.platform.receiver import PlatformReceiver, ReceiverConfig
 from simulators.serial_line import PtyPair
 from simulators.site import Site
+from simulators.tls_server import TlsSerialServer, TlsTcpServer
 
 TICK_S = 0.1
 """Real seconds between two advances of every device when nobody reads them."""
@@ -42,7 +44,8 @@ class SimulatedStation:
     """The simulated station of a config; `start()` opens its lines, `stop()` closes them (and pauses time).
 
     Building it loads the profiles (ProfileError if one is missing or does not fit); `start()` raises
-    SerialLineError, SlaveServerError, ControlError or the platform's errors when something cannot open.
+    SerialLineError, SlaveServerError, TlsServerError, ControlError or the platform's errors when something
+    cannot open.
     """
 
     def __init__(self, config: SimulatorsConfig) -> None:
@@ -52,14 +55,14 @@ class SimulatedStation:
         self.platform: PlatformReceiver | None = None
         self._seeds = random.Random(config.simulation.seed)
         self._ptys: list[PtyPair] = []
-        self._servers: list[RtuSlaveServer | TcpSlaveServer] = []
+        self._servers: list[RtuSlaveServer | TcpSlaveServer | TlsSerialServer | TlsTcpServer] = []
         self._control: ControlServer | None = None
         self._ticker: threading.Thread | None = None
         self._stopping = threading.Event()
 
     @property
     def device_count(self) -> int:
-        return sum(len(devices) for devices in self.site.lines.values())
+        return sum(len(devices) for devices in self.site.lines.values()) + len(self.site.tank_gauges)
 
     # -- life cycle -----------------------------------------------------------------------------------------
 
@@ -67,6 +70,8 @@ class SimulatedStation:
         try:
             self.clock.start()
             self._start_lines()
+            for gauge in self.config.tank_gauges:
+                self._start_gauge(gauge)
             self._stopping.clear()
             self._ticker = threading.Thread(target=self._tick, name="station-sim-ticker", daemon=True)
             self._ticker.start()
@@ -132,6 +137,21 @@ class SimulatedStation:
                 continue
             server.start()
             self._servers.append(server)
+
+    def _start_gauge(self, section: TankGaugeSection) -> None:
+        gauge = self.site.tank_gauges[section.id]
+        if section.device_port is not None and section.agent_port is not None:
+            section.agent_port.parent.mkdir(parents=True, exist_ok=True)
+            pty = PtyPair(section.agent_port, section.device_port)
+            pty.start()
+            self._ptys.append(pty)
+            serial_server = TlsSerialServer(section.device_port, gauge, self.clock)
+            serial_server.start()
+            self._servers.append(serial_server)
+        if section.port is not None:
+            tcp_server = TlsTcpServer(gauge, self.clock, section.host, section.port)
+            tcp_server.start()
+            self._servers.append(tcp_server)
 
     def _start_platform(self) -> None:
         platform = self.config.platform
