@@ -22,3 +22,24 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+
+class ScaledClock:
+    """Station time that runs `scale` times as fast as `base`, starting from `base`'s present.
+
+    A simulated station compresses a day into minutes; the station logic (polls, books that close every hour,
+    days) must then run on the same accelerated time, while the uplink and the ledger keep real time for
+    their timeouts. Wall steps of `base` after the start are not followed: the scaled wall clock is derived
+    from the monotonic one, so it never steps."""
+
+    def __init__(self, scale: float, base: Clock) -> None:
+        self._scale = scale
+        self._base = base
+        self._wall0_ms = base.wall_ms()
+        self._monotonic0 = base.monotonic()
+
+    def wall_ms(self) -> int:
+        return self._wall0_ms + int((self._base.monotonic() - self._monotonic0) * self._scale * 1000)
+
+    def monotonic(self) -> float:
+        return self._monotonic0 + (self._base.monotonic() - self._monotonic0) * self._scale
