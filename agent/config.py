@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -142,6 +143,11 @@ class ClockSection:
     jump_threshold_s: Annotated[float, Gt(0)] = doc(
         "a wall-clock step larger than this, in seconds, is a clock_jump event", default=5.0
     )
+    time_scale: Annotated[float, Ge(1), Le(10_000)] = doc(
+        "station seconds per real second: above 1 only against a simulated station whose time runs as fast "
+        "(demonstrations, suppliers' CI); records then carry the accelerated time. A real station runs at 1",
+        default=1.0,
+    )
 
 
 @settings
@@ -190,7 +196,42 @@ class TcpLineSection:
     devices: Annotated[tuple[DeviceSection, ...], MinLen(1)] = doc("the devices behind this endpoint")
 
 
-LineSection = RtuLineSection | TcpLineSection
+@settings
+class TankGaugeSection:
+    """A tank gauge that speaks the Veeder-Root TLS serial protocol (most gauges in the field do)."""
+
+    name: Name = doc("a short name for the gauge, used by [[tanks]] and in records")
+    security_code: Annotated[str, MaxLen(6)] = doc("the gauge's security code, if one is set", default="")
+    poll_interval_ms: Annotated[int, Ge(1000), Le(3_600_000)] = doc("poll period in ms", default=10_000)
+    deliveries_every_s: Annotated[int, Ge(10), Le(86_400)] = doc(
+        "how often to read the gauge's delivery history (i202, long on a slow line); also after a delivery ends",
+        default=300,
+    )
+
+
+@settings
+class TlsLineSection:
+    kind: Literal["tls"] = doc("'tls' for a tank gauge on a serial port")
+    name: Name = doc("a short name for the line")
+    port: Path = doc("the serial device the gauge is on")
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = doc("the line's baud rate", default=9600)
+    parity: Literal["N", "E", "O"] = doc("parity: N, E or O", default="N")
+    stopbits: Literal[1, 2] = doc("stop bits: 1 or 2", default=1)
+    timeout_ms: Annotated[int, Ge(100), Le(30_000)] = doc("how long the gauge has to answer, in ms", default=2000)
+    devices: Annotated[tuple[TankGaugeSection, ...], MinLen(1), MaxLen(1)] = doc("the gauge on this port")
+
+
+@settings
+class TlsTcpLineSection:
+    kind: Literal["tls_tcp"] = doc("'tls_tcp' for a tank gauge on the network")
+    name: Name = doc("a short name for the line")
+    host: Annotated[str, MinLen(1)] = doc("the gauge's host")
+    port: Annotated[int, Ge(1), Le(65535)] = doc("the gauge's TCP port", default=10001)
+    timeout_ms: Annotated[int, Ge(100), Le(30_000)] = doc("how long the gauge has to answer, in ms", default=2000)
+    devices: Annotated[tuple[TankGaugeSection, ...], MinLen(1), MaxLen(1)] = doc("the gauge behind this endpoint")
+
+
+LineSection = RtuLineSection | TcpLineSection | TlsLineSection | TlsTcpLineSection
 
 
 @settings
@@ -265,6 +306,60 @@ class MeteringSection:
 
 
 @settings
+class GaugeTapSection:
+    device: Name = doc("the name of the tank gauge")
+    tank: Annotated[int, Ge(1), Le(99)] = doc("the tank's number on the gauge, 1..99")
+
+
+@settings
+class TankSection:
+    """A tank: its product, its size, what measures it, and for a level probe the chart that turns heights
+    into volumes (heights in mm, volumes in L, from the tank's calibration certificate)."""
+
+    id: Name = doc("the tank's id, as the nozzles' `tank` names it")
+    product: Literal["gasoline", "diesel"] = doc("the product family, which sets thermal expansion (API 11.1)")
+    density_15_kg_m3: Annotated[float, Ge(600), Le(1000)] = doc("the product's density at 15 degC, kg/m3")
+    capacity_l: Annotated[int, Ge(100), Le(1_000_000)] = doc("the tank's nominal capacity in litres")
+    gauge: GaugeTapSection | None = doc("the tank gauge and the tank's number on it", default=None)
+    probe: Name | None = doc("or: the name of the Modbus level probe in the tank", default=None)
+    chart: tuple[tuple[float, float], ...] = doc("(height mm, volume L) rows, heights rising", default=())
+    chart_file: Path | None = doc("or: a CSV file of height_mm,volume_l rows", default=None)
+
+    def __post_init__(self) -> None:
+        if (self.gauge is None) == (self.probe is None):
+            raise ValueError(f"tank {self.id}: give either a gauge or a probe")
+        if self.probe is not None and not self.chart and self.chart_file is None:
+            raise ValueError(f"tank {self.id}: a level probe needs the tank's chart (chart or chart_file)")
+        heights = [height for height, _ in self.chart]
+        volumes = [volume for _, volume in self.chart]
+        if any(b <= a for a, b in pairwise(heights)) or any(b < a for a, b in pairwise(volumes)):
+            raise ValueError(f"tank {self.id}: chart heights must rise and volumes must not fall")
+
+
+@settings
+class TankRulesSection:
+    """When tank records are made (defaults suit a station that sells a few thousand litres a day)."""
+
+    inventory_interval_s: Annotated[int, Ge(10), Le(86_400)] = doc(
+        "a tank_inventory record at least this often", default=600
+    )
+    inventory_change_ml: Annotated[int, Ge(1000)] = doc(
+        "... and whenever the volume at 20 degC moved this much", default=200_000
+    )
+    inventory_water_change_um: Annotated[int, Ge(100)] = doc("... or the water level this much", default=2000)
+    inventory_temperature_change_cC: Annotated[int, Ge(10)] = doc("... or the temperature this much", default=100)
+    delivery_min_ml: Annotated[int, Ge(10_000)] = doc(
+        "a rise in the tank, net of sales, this large is a delivery", default=500_000
+    )
+    delivery_settle_s: Annotated[int, Ge(10)] = doc(
+        "a delivery has ended when the level stopped rising this long", default=600
+    )
+    delivery_report_wait_s: Annotated[int, Ge(0), Le(86_400)] = doc(
+        "how long to wait for a gauge's own report of a rise before recording it as detected", default=3600
+    )
+
+
+@settings
 class VerificationSection:
     """A device's calibration as verified (强制检定): changes to other values raise an alarm."""
 
@@ -292,9 +387,21 @@ class AgentConfig:
     dispensers: tuple[DispenserSection, ...] = doc("the forecourt's dispensers", default=())
     metering: MeteringSection = doc("metering checks", factory=MeteringSection)
     verifications: tuple[VerificationSection, ...] = doc("verified calibrations", default=())
+    tanks: tuple[TankSection, ...] = doc("the station's tanks", default=())
+    tank_rules: TankRulesSection = doc("when tank records are made", factory=TankRulesSection)
 
     def devices(self) -> list[tuple[LineSection, DeviceSection]]:
-        return [(line, device) for line in self.lines for device in line.devices]
+        """The Modbus devices, by line."""
+        return [(line, device) for line in self.lines for device in line.devices if isinstance(device, DeviceSection)]
+
+    def gauges(self) -> list[tuple[TlsLineSection | TlsTcpLineSection, TankGaugeSection]]:
+        """The tank gauges, by line."""
+        return [
+            (line, device)
+            for line in self.lines
+            if isinstance(line, TlsLineSection | TlsTcpLineSection)
+            for device in line.devices
+        ]
 
     def nozzles(self) -> list[tuple[DispenserSection, NozzleSection]]:
         return [(dispenser, nozzle) for dispenser in self.dispensers for nozzle in dispenser.nozzles]
@@ -363,13 +470,16 @@ def summary(loaded: LoadedConfig) -> str:
     for line in config.lines:
         where = (
             f"{line.port} {line.baudrate} {line.parity}{line.stopbits}"
-            if isinstance(line, RtuLineSection)
+            if isinstance(line, RtuLineSection | TlsLineSection)
             else f"tcp {line.host}:{line.port}"
         )
-        out.append(f"line      {line.name}: {where}")
-        out.extend(
-            f"  device  {device.name}: unit {device.unit}, profile {device.profile}, every {device.poll_interval_ms} ms"
-            for device in line.devices
+        protocol = "Veeder-Root TLS" if isinstance(line, TlsLineSection | TlsTcpLineSection) else "Modbus"
+        out.append(f"line      {line.name}: {protocol} {where}")
+        out.extend(f"  device  {_device_summary(device)}" for device in line.devices)
+    for tank in config.tanks:
+        measured = f"gauge {tank.gauge.device}#{tank.gauge.tank}" if tank.gauge else f"probe {tank.probe} with chart"
+        out.append(
+            f"tank      {tank.id}: {tank.product} at {tank.density_15_kg_m3:g} kg/m3, {tank.capacity_l} L, {measured}"
         )
     for dispenser in config.dispensers:
         out.append(f"dispenser {dispenser.id}")
@@ -381,6 +491,12 @@ def summary(loaded: LoadedConfig) -> str:
         f" verified calibrations: {verified}"
     )
     return "\n".join(out)
+
+
+def _device_summary(device: DeviceSection | TankGaugeSection) -> str:
+    if isinstance(device, TankGaugeSection):
+        return f"{device.name}: tank gauge, every {device.poll_interval_ms} ms"
+    return f"{device.name}: unit {device.unit}, profile {device.profile}, every {device.poll_interval_ms} ms"
 
 
 def _nozzle_summary(nozzle: NozzleSection) -> str:

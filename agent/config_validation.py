@@ -14,16 +14,38 @@ import difflib
 import hashlib
 import tomllib
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from agent.config import AgentConfig, ConfigError, ConfigProblem, LoadedConfig, RtuLineSection, TcpLineSection
+from agent.config import (
+    AgentConfig,
+    ConfigError,
+    ConfigProblem,
+    DeviceSection,
+    LineSection,
+    LoadedConfig,
+    NozzleSection,
+    RtuLineSection,
+    TankGaugeSection,
+    TcpLineSection,
+    TlsLineSection,
+    TlsTcpLineSection,
+)
 
 _ADAPTER: TypeAdapter[AgentConfig] | None = None
-_PATH_KEYS = {"device_key", "path", "ca_file", "cert_file", "key_file", "port", "profile_dirs"}
-_LINE_KINDS = {RtuLineSection.__name__: "rtu", TcpLineSection.__name__: "tcp"}
+_LINE_CLASSES: dict[str, type] = {
+    cls.__name__: cls for cls in (RtuLineSection, TcpLineSection, TlsLineSection, TlsTcpLineSection)
+}
+_PATH_KEYS = {"device_key", "path", "ca_file", "cert_file", "key_file", "port", "profile_dirs", "chart_file"}
+_LINE_KINDS = {
+    RtuLineSection.__name__: "rtu",
+    TcpLineSection.__name__: "tcp",
+    TlsLineSection.__name__: "tls",
+    TlsTcpLineSection.__name__: "tls_tcp",
+}
 
 
 def validate_config(source: Path) -> LoadedConfig:
@@ -133,7 +155,7 @@ def _class_at(loc: tuple[int | str, ...]) -> type | None:
         if isinstance(part, int):
             continue
         if part in _LINE_KINDS:
-            current = RtuLineSection if part == RtuLineSection.__name__ else TcpLineSection
+            current = _LINE_CLASSES[part]
             continue
         hints = typing.get_type_hints(current, include_extras=True) if dataclasses.is_dataclass(current) else {}
         if part not in hints:
@@ -182,17 +204,16 @@ def cross_check(config: AgentConfig) -> list[ConfigProblem]:
             seen.add(value)
 
     once("line name", [(f"lines[{i}].name", line.name) for i, line in enumerate(config.lines)])
-    device_paths = [
-        (f"lines[{i}].devices[{j}].name", device.name)
+    placed: list[tuple[int, str, DeviceSection | TankGaugeSection]] = [
+        (i, f"lines[{i}].devices[{j}]", device)
         for i, line in enumerate(config.lines)
-        for j, device in enumerate(line.devices)
+        for j, device in enumerate(_line_devices(line))
     ]
+    device_paths = [(f"{path}.name", device.name) for _, path, device in placed]
     once("device name", device_paths)
     for i, line in enumerate(config.lines):
-        once(
-            f"unit on line {line.name!r}",
-            [(f"lines[{i}].devices[{j}].unit", str(device.unit)) for j, device in enumerate(line.devices)],
-        )
+        units = [(f"{path}.unit", str(d.unit)) for at, path, d in placed if at == i and isinstance(d, DeviceSection)]
+        once(f"unit on line {line.name!r}", units)
     once("dispenser id", [(f"dispensers[{i}].id", d.id) for i, d in enumerate(config.dispensers)])
     nozzle_paths = [
         (f"dispensers[{i}].nozzles[{j}]", nozzle)
@@ -220,4 +241,56 @@ def cross_check(config: AgentConfig) -> list[ConfigProblem]:
     for index, verification in enumerate(config.verifications):
         if verification.device not in devices:
             problems.append(ConfigProblem(f"verifications[{index}].device", repr(verification.device), known))
+    problems += _tank_problems(config, nozzle_paths, once)
+    return problems
+
+
+def _line_devices(line: LineSection) -> tuple[DeviceSection | TankGaugeSection, ...]:
+    return line.devices
+
+
+def _tank_problems(
+    config: AgentConfig,
+    nozzle_paths: list[tuple[str, NozzleSection]],
+    once: Callable[[str, list[tuple[str, str]]], None],
+) -> list[ConfigProblem]:
+    """Tanks name a gauge (and their number on it) or a Modbus probe, each measured once; once tanks are
+    configured, every nozzle draws on one of them, or its sales could not be booked against a tank."""
+    problems: list[ConfigProblem] = []
+    once("tank id", [(f"tanks[{i}].id", tank.id) for i, tank in enumerate(config.tanks)])
+    once(
+        "gauge tank",
+        [(f"tanks[{i}].gauge.tank", f"{t.gauge.device}#{t.gauge.tank}") for i, t in enumerate(config.tanks) if t.gauge],
+    )
+    once("level probe", [(f"tanks[{i}].probe", t.probe) for i, t in enumerate(config.tanks) if t.probe])
+    gauges = {gauge.name for _, gauge in config.gauges()}
+    modbus = {device.name for _, device in config.devices()}
+    for i, tank in enumerate(config.tanks):
+        if tank.gauge is not None and tank.gauge.device not in gauges:
+            known = ", ".join(sorted(gauges)) or "none"
+            problems.append(
+                ConfigProblem(
+                    f"tanks[{i}].gauge.device",
+                    repr(tank.gauge.device),
+                    f"must name a tank gauge on a 'tls' or 'tls_tcp' line; known gauges: {known}",
+                )
+            )
+        if tank.probe is not None and tank.probe not in modbus:
+            known = ", ".join(sorted(modbus)) or "none"
+            problems.append(
+                ConfigProblem(
+                    f"tanks[{i}].probe", repr(tank.probe), f"must name a Modbus device under [[lines]]; known: {known}"
+                )
+            )
+    tanks = {tank.id for tank in config.tanks}
+    if tanks:
+        for path, nozzle in nozzle_paths:
+            if nozzle.tank not in tanks:
+                problems.append(
+                    ConfigProblem(
+                        f"{path}.tank",
+                        repr(nozzle.tank),
+                        f"must name a tank under [[tanks]]: {', '.join(sorted(tanks))}",
+                    )
+                )
     return problems

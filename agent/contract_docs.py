@@ -72,6 +72,15 @@ _BODIES: Final[dict[str, str]] = {
     "transaction": "One completed fuelling as the pump controller reported it, with the nozzle's independent "
     "measurements beside it: the volume by its encoder and the vapour recovered, each null when it could not "
     "be measured.",
+    "tank_inventory": "What a tank holds now, as its gauge or level probe measures it, with the volume at 20 degC "
+    "(GB/T 1885). Made every configured interval and whenever the volume, water, temperature or delivery state "
+    "changes by the configured amount.",
+    "delivery": "Fuel delivered into a tank, once per delivery: as the tank gauge reported it (source `gauge`), "
+    "or as the agent saw the tank rise by more than sales explain (source `detected`, for a level probe, or a "
+    "gauge that did not report the rise).",
+    "reconciliation": "A tank's books for an hour or a local day, at 20 degC: opening and closing volume, what was "
+    "delivered and sold, and the variance no sale or delivery explains. The books close at the first reading "
+    "past the period's end, later while a delivery is under way, so consecutive periods add up exactly.",
 }
 
 _FIELDS: Final[dict[str, str]] = {
@@ -145,6 +154,50 @@ _FIELDS: Final[dict[str, str]] = {
     "vapour_ml": "The vapour recovered during the sale, mL: the nozzle's vapour meter pulses, counted the same "
     "way as the encoder's, times the configured mL per pulse and the meter's calibration factor, rounded "
     "(halves to even). Null for the same reasons as pulse_volume_ml, for the vapour meter.",
+    "product": "The tank's product family, `gasoline` or `diesel`, which sets its thermal expansion.",
+    "tank_inventory.tank": "The tank id in the config.",
+    "tank_inventory.volume_ml": "The volume of product at its temperature, mL (the gauge's figure, or the tank "
+    "chart's volume at the probe's height less the water).",
+    "volume_20_ml": "The same volume at 20 degC, mL, by the VCF of GB/T 1885 (API MPMS 11.1) from the product's "
+    "density at 15 degC and the measured temperature.",
+    "ullage_ml": "Room left in the tank, mL.",
+    "height_um": "The product level, micrometres.",
+    "water_um": "The water level at the bottom of the tank, micrometres.",
+    "temperature_cC": "The product temperature, hundredths of a degree Celsius.",
+    "delivery_in_progress": "true while the gauge (or the agent, for a level probe) sees a delivery under way.",
+    "delivery.tank": "The tank id in the config.",
+    "source": "`gauge` if the tank gauge reported the delivery; `detected` if the agent saw the rise itself.",
+    "delivery.start": "When the delivery started: the gauge's time, or the last reading before the rise.",
+    "delivery.end": "When the delivery ended: the gauge's time, or the reading at which the level stopped rising.",
+    "start_volume_ml": "The tank's volume at its temperature when the delivery started, mL.",
+    "end_volume_ml": "The tank's volume at its temperature when the delivery ended, mL.",
+    "start_volume_20_ml": "start_volume_ml at 20 degC, mL.",
+    "end_volume_20_ml": "end_volume_ml at 20 degC, mL.",
+    "sold_during_20_ml": "Sales from the tank between start and end, at 20 degC, mL.",
+    "delivered_20_ml": "What arrived, at 20 degC, mL: end_volume_20_ml - start_volume_20_ml + sold_during_20_ml.",
+    "start_temperature_cC": "The product temperature at the start, hundredths of a degree Celsius.",
+    "end_temperature_cC": "The product temperature at the end, hundredths of a degree Celsius.",
+    "start_height_um": "The product level at the start, micrometres.",
+    "end_height_um": "The product level at the end, micrometres.",
+    "reconciliation.tank": "The tank id in the config.",
+    "period": "`hour` for a clock hour, `day` for a local day in the station's time zone.",
+    "reconciliation.start": "The start of the period.",
+    "reconciliation.end": "The end of the period.",
+    "opening_ts": "When the opening level was read: the first reading at or past start (later if a delivery was "
+    "under way), the closing level of the previous period.",
+    "closing_ts": "When the closing level was read: the first reading at or past end, later if a delivery was "
+    "under way.",
+    "opening_volume_20_ml": "The tank's volume at 20 degC at opening_ts, mL.",
+    "closing_volume_20_ml": "The tank's volume at 20 degC at closing_ts, mL.",
+    "reconciliation.delivered_20_ml": "Deliveries booked in the period, at 20 degC, mL.",
+    "sold_20_ml": "Metered sales from the nozzles that draw on the tank in the period, converted to 20 degC at "
+    "the tank's temperature, mL.",
+    "sales": "The number of those sales.",
+    "variance_ml": "opening_volume_20_ml - closing_volume_20_ml + delivered_20_ml - sold_20_ml: fuel that left the "
+    "tank with no sale to account for it (positive) or sales the tank did not lose (negative).",
+    "cumulative_variance_ml": "The running total of the hourly variances since the tank was first configured.",
+    "complete": "false if the agent did not see the whole period: it started within it, or no reading came for "
+    "more than ten minutes.",
     "al_permille": "The vapour-to-liquid ratio (A/L) in per-mille: vapour_ml * 1000 / volume_ml, rounded to the "
     "nearest integer (halves to even); 1000 is an A/L of 1.0. Null if vapour_ml is null or volume_ml is 0.",
 }

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
-from agent.clock import Clock, SystemClock
-from agent.config import RtuLineSection
-from agent.field.poller import LinePoller, PolledDevice
+from agent.clock import Clock, ScaledClock, SystemClock
+from agent.field.lines import build_poller
+from agent.field.poller import LinePoller
 from agent.ledger.keys import DeviceKey, KeyFileError, load_key_file
 from agent.ledger.outbox import Outbox, OutboxError
 from agent.ledger.recorder import Recorder
@@ -26,7 +27,6 @@ from agent.station_loop import HeartbeatFacts, StationLoop
 from agent.status import AgentStatus, assess, write_status
 from agent.uplink.session import Uplink
 from drivers.device import DeviceDriver
-from drivers.modbus.master import ModbusMaster, SerialRtuMaster, TcpMaster
 
 log = get_logger("agent")
 
@@ -85,37 +85,38 @@ class Agent:
             birth_fields=lambda: {"kid": key.kid, "version": self.version, "head_seq": recorder.head.seq},
         )
         recorder.on_commit = uplink.notify
+        zone = ZoneInfo(config.station.timezone)
+        station_clock: Clock = self.clock
+        if config.clock.time_scale != 1:
+            log.warning("accelerated_time", time_scale=config.clock.time_scale)
+            station_clock = ScaledClock(config.clock.time_scale, self.clock)
         station = StationLoop(
-            Station(bindings_for(config), outbox.cursors(), config.metering, config.verifications),
+            Station(
+                bindings_for(config),
+                outbox.cursors(),
+                config.metering,
+                config.verifications,
+                tanks=self.setup.tanks,
+                tank_rules=config.tank_rules,
+                zone=zone,
+            ),
             recorder.submit,
-            self.clock,
+            station_clock,
             heartbeat_interval_s=config.heartbeat.interval_s,
             jump_threshold_ms=int(config.clock.jump_threshold_s * 1000),
             facts=lambda: self._heartbeat_facts(pollers, recorder, uplink),
         )
-        pollers: list[LinePoller] = []
-        for line in config.lines:
-            devices = [
-                PolledDevice(device.name, device.unit, device.poll_interval_ms / 1000, drivers[device.name])
-                for device in line.devices
-            ]
-            master: ModbusMaster
-            if isinstance(line, RtuLineSection):
-                master = SerialRtuMaster(
-                    line.port, line.baudrate, line.parity, line.stopbits, timeout_s=line.timeout_ms / 1000
-                )
-            else:
-                master = TcpMaster(line.host, line.port, timeout_s=line.timeout_ms / 1000)
-            pollers.append(
-                LinePoller(
-                    line.name,
-                    devices,
-                    master,
-                    self.clock,
-                    station.post,
-                    health_every_s=config.metering.line_error_window_s / 4,
-                )
+        pollers = [
+            build_poller(
+                line,
+                drivers,
+                station_clock,
+                station.post,
+                health_every_s=config.metering.line_error_window_s / 4,
+                zone=zone,
             )
+            for line in config.lines
+        ]
         return _Parts(outbox, recorder, uplink, station, tuple(pollers))
 
     def _start(self, parts: _Parts, key: DeviceKey) -> None:

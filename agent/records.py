@@ -286,6 +286,74 @@ class TransactionBody(Body):
     al_permille: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class TankInventoryBody(Body):
+    """A tank's contents now: at its temperature and at 20 degC (GB/T 1885), with the levels behind them."""
+
+    record_type: ClassVar[RecordType] = RecordType.TANK_INVENTORY
+    tank: str
+    product: str
+    volume_ml: int
+    volume_20_ml: int
+    ullage_ml: int
+    height_um: int
+    water_um: int
+    temperature_cC: int
+    delivery_in_progress: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryBody(Body):
+    """A delivery into a tank: reported by the gauge, or seen by the agent as a rise that sales do not explain.
+
+    `delivered_20_ml` is what arrived at 20 degC: the rise of the tank plus what was sold from it meanwhile."""
+
+    record_type: ClassVar[RecordType] = RecordType.DELIVERY
+    tank: str
+    product: str
+    source: Literal["gauge", "detected"]
+    start: str
+    end: str
+    start_volume_ml: int
+    end_volume_ml: int
+    start_volume_20_ml: int
+    end_volume_20_ml: int
+    sold_during_20_ml: int
+    delivered_20_ml: int
+    start_temperature_cC: int
+    end_temperature_cC: int
+    start_height_um: int
+    end_height_um: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationBody(Body):
+    """A tank's books for an hour or a day, at 20 degC: what it held, received and sold, and what is missing.
+
+    variance = opening - closing + delivered - sold: positive means fuel left the tank that no sale accounts
+    for (a leak, unrecorded sales, a meter that gives too much), negative the opposite. `start`/`end` name the
+    period; `opening_ts`/`closing_ts` are when its opening and closing levels were read: the first reading
+    past the boundary, later while a delivery is under way. `complete` is false when the agent did not see
+    the whole period (it started, or the gauge was silent, within it)."""
+
+    record_type: ClassVar[RecordType] = RecordType.RECONCILIATION
+    tank: str
+    product: str
+    period: Literal["hour", "day"]
+    start: str
+    end: str
+    opening_ts: str
+    closing_ts: str
+    opening_volume_20_ml: int
+    closing_volume_20_ml: int
+    delivered_20_ml: int
+    sold_20_ml: int
+    sales: int
+    variance_ml: int
+    cumulative_variance_ml: int
+    complete: bool
+
+
 BODY_TYPES: tuple[type[Body], ...] = (
     HeartbeatBody,
     AgentStartBody,
@@ -300,4 +368,7 @@ BODY_TYPES: tuple[type[Body], ...] = (
     CalibrationChangeBody,
     AlarmBody,
     TransactionBody,
+    TankInventoryBody,
+    DeliveryBody,
+    ReconciliationBody,
 )

@@ -7,11 +7,15 @@ receives and uses without validating anything again (see docs/design.md, "Memory
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.config import AgentConfig, LoadedConfig, NozzleSection, load_config
+from agent.config import AgentConfig, LoadedConfig, NozzleSection, TankSection, load_config
+from agent.station.chart import TankChart
 from agent.station.nozzle import NozzleBinding, Tap
+from agent.station.tank import TankBinding
+from agent.station.vcf import Fuel, Product
 from drivers.device import DeviceDriver
 from drivers.profiles import DeviceKind, Profile, ProfileError, find_profile, shipped_profile_dirs
 
@@ -25,6 +29,7 @@ class Setup:
     loaded: LoadedConfig
     profiles: dict[str, Profile]
     version: str
+    tanks: tuple[TankBinding, ...] = ()
 
 
 def agent_version() -> str:
@@ -49,11 +54,54 @@ def prepare(config_path: Path) -> Setup:
             profiles[name] = find_profile(name, directories)
         except ProfileError as exc:
             problems.append(str(exc))
+    tanks = tuple(_tank(tank, problems) for tank in config.tanks)
     if problems:
         raise SetupError("\n".join(problems))
-    setup = Setup(loaded, profiles, agent_version())
+    setup = Setup(loaded, profiles, agent_version(), tanks)
     drivers_for(setup)
     return setup
+
+
+def _tank(tank: TankSection, problems: list[str]) -> TankBinding:
+    fuel = Fuel(Product(tank.product), tank.density_15_kg_m3)
+    chart = None
+    rows = tank.chart if tank.chart_file is None else _chart_file(tank, tank.chart_file, problems)
+    if rows:
+        chart = TankChart([(round(height * 1000), round(volume * 1000)) for height, volume in rows])
+    if tank.gauge is not None:
+        return TankBinding(tank.id, fuel, tank.capacity_l * 1000, tank.gauge.device, tank.gauge.tank, chart)
+    assert tank.probe is not None, "a tank names a gauge or a probe (checked in the config)"
+    return TankBinding(tank.id, fuel, tank.capacity_l * 1000, tank.probe, None, chart)
+
+
+def _chart_file(tank: TankSection, path: Path, problems: list[str]) -> tuple[tuple[float, float], ...]:
+    """A strapping table as the calibration certificate's CSV: `height_mm,volume_l` rows, a header allowed."""
+    where = f"tank {tank.id}: chart_file {path}"
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            lines = list(csv.reader(handle))
+    except OSError as exc:
+        problems.append(f"{where}: cannot be read ({exc.strerror}); give the strapping table as height_mm,volume_l")
+        return ()
+    rows: list[tuple[float, float]] = []
+    for number, line in enumerate(lines, start=1):
+        cells = [cell.strip() for cell in line]
+        if not any(cells) or cells[0].startswith("#"):
+            continue
+        try:
+            height, volume = (float(cell) for cell in cells)
+        except ValueError:
+            if number == 1:
+                continue  # the header
+            problems.append(f"{where}, line {number}: {line!r} is not two numbers height_mm,volume_l")
+            return ()
+        if rows and (height <= rows[-1][0] or volume < rows[-1][1]):
+            problems.append(f"{where}, line {number}: heights must rise and volumes must not fall")
+            return ()
+        rows.append((height, volume))
+    if len(rows) < 2:
+        problems.append(f"{where}: needs at least two rows height_mm,volume_l")
+    return tuple(rows)
 
 
 def drivers_for(setup: Setup) -> dict[str, DeviceDriver]:
@@ -88,6 +136,9 @@ def _wiring_problems(config: AgentConfig, kinds: dict[str, DeviceKind]) -> list[
         if device in kinds and kinds[device] != kind:
             problems.append(f"{where}: device {device!r} is a {kinds[device]} by its profile, not a {kind}")
 
+    for index, tank in enumerate(config.tanks):
+        if tank.probe is not None:
+            expect(f"tank {tank.id} (#{index}) probe", tank.probe, DeviceKind.LEVEL_PROBE)
     for index, (dispenser, nozzle) in enumerate(config.nozzles()):
         where = f"dispenser {dispenser.id} nozzle {nozzle.id} (#{index})"
         expect(f"{where} controller", nozzle.controller, DeviceKind.PUMP_CONTROLLER)

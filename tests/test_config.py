@@ -162,3 +162,96 @@ class TestCheckConfigCommand:
         text = EXAMPLE.read_text().replace('profile = "sim-pump-controller"', 'profile = "no-such-model"', 1)
         assert main(["check-config", str(write(tmp_path, text))]) == 2
         assert "no profile 'no-such-model'" in capsys.readouterr().err
+
+
+TANKS = """
+[[lines]]
+kind = "tls_tcp"
+name = "gauge-net"
+host = "127.0.0.1"
+[[lines.devices]]
+name = "tg"
+[[lines]]
+kind = "tcp"
+name = "t"
+host = "127.0.0.1"
+[[lines.devices]]
+name = "pc1"
+unit = 1
+profile = "sim-pump-controller"
+[[dispensers]]
+id = "D1"
+nozzles = [{ id = "N1", grade = "92", tank = "T1", controller = "pc1", controller_nozzle = 1 }]
+"""
+
+
+class TestTanks:
+    def test_a_gauge_tank_and_a_probe_tank_load(self, tmp_path: Path) -> None:
+        """Tanks name a gauge and their number on it, or a probe with its chart; the chart file is CSV."""
+        (tmp_path / "t2.csv").write_text("height_mm,volume_l\n0,0\n1000,9000.5\n2500,30000\n")
+        text = (
+            MINIMAL
+            + TANKS
+            + """
+[[lines.devices]]
+name = "probe"
+unit = 2
+profile = "sim-pressure-sensor"
+[[tanks]]
+id = "T1"
+product = "gasoline"
+density_15_kg_m3 = 745
+capacity_l = 30000
+gauge = { device = "tg", tank = 1 }
+[[tanks]]
+id = "T2"
+product = "diesel"
+density_15_kg_m3 = 840
+capacity_l = 30000
+probe = "probe"
+chart_file = "t2.csv"
+"""
+        )
+        config = load_config(write(tmp_path, text)).config
+        assert [tank.id for tank in config.tanks] == ["T1", "T2"]
+        assert config.tanks[1].chart_file == tmp_path / "t2.csv"
+        assert [gauge.name for _, gauge in config.gauges()] == ["tg"]
+
+    def test_tank_mistakes_name_the_field_and_the_fix(self, tmp_path: Path) -> None:
+        """An unknown gauge, a tank measured twice, a nozzle on an unknown tank, a probe without a chart."""
+        found = problems(
+            tmp_path,
+            MINIMAL
+            + TANKS.replace('tank = "T1"', 'tank = "T9"')
+            + """
+[[tanks]]
+id = "T1"
+product = "gasoline"
+density_15_kg_m3 = 745
+capacity_l = 30000
+gauge = { device = "tgX", tank = 1 }
+[[tanks]]
+id = "T2"
+product = "gasoline"
+density_15_kg_m3 = 745
+capacity_l = 30000
+gauge = { device = "tgX", tank = 1 }
+[[tanks]]
+id = "T3"
+product = "diesel"
+density_15_kg_m3 = 840
+capacity_l = 30000
+probe = "pc9"
+chart = [[0, 0], [2000, 30000]]
+""",
+        )
+        assert any(p.startswith("tanks[2].probe: found 'pc9'") and "pc1" in p for p in found), found
+        assert any(p.startswith("tanks[0].gauge.device: found 'tgX'") and "gauges: tg" in p for p in found), found
+        assert any(p.startswith("tanks[1].gauge.tank: found 'tgX#1'") and "unique" in p for p in found), found
+        assert any(p.startswith("dispensers[0].nozzles[0].tank: found 'T9'") and "T1" in p for p in found), found
+
+    def test_a_probe_tank_needs_its_chart(self, tmp_path: Path) -> None:
+        """Only the chart turns a probe's heights into volumes, so a probe tank without one is refused."""
+        tank = '[[tanks]]\nid = "T1"\nproduct = "diesel"\ndensity_15_kg_m3 = 840\ncapacity_l = 30000\nprobe = "p"\n'
+        (problem,) = problems(tmp_path, MINIMAL + tank)
+        assert problem.startswith("tanks[0]") and "chart or chart_file" in problem

@@ -46,13 +46,16 @@ from agent.records import (
     ClockJumpBody,
     ConfigChangeBody,
     ControllerBaselineBody,
+    DeliveryBody,
     DeviceIdentityBody,
     DeviceOfflineBody,
     DeviceOnlineBody,
     EventKind,
     HeartbeatBody,
+    ReconciliationBody,
     RecordIntent,
     RecordType,
+    TankInventoryBody,
     TransactionBody,
     UncleanStopBody,
     parse_ts,
@@ -151,6 +154,9 @@ def test_every_schema_names_and_describes_itself() -> None:
         "ack.json",
         "status.json",
         "transaction.json",
+        "tank_inventory.json",
+        "delivery.json",
+        "reconciliation.json",
         "event.json",
         "alarm.json",
         "heartbeat.json",
@@ -286,6 +292,51 @@ SAMPLES: list[Body] = [
         deviation_ppm=None,
         vapour_ml=None,
         al_permille=None,
+    ),
+    TankInventoryBody(
+        tank="T1",
+        product="gasoline",
+        volume_ml=18_402_117,
+        volume_20_ml=18_387_904,
+        ullage_ml=11_597_883,
+        height_um=1_402_550,
+        water_um=12_000,
+        temperature_cC=2105,
+        delivery_in_progress=False,
+    ),
+    DeliveryBody(
+        tank="T1",
+        product="gasoline",
+        source="gauge",
+        start="2026-11-27T02:05:00.000Z",
+        end="2026-11-27T02:41:00.000Z",
+        start_volume_ml=6_120_400,
+        end_volume_ml=18_102_900,
+        start_volume_20_ml=6_117_050,
+        end_volume_20_ml=18_071_660,
+        sold_during_20_ml=85_210,
+        delivered_20_ml=12_039_820,
+        start_temperature_cC=1880,
+        end_temperature_cC=2240,
+        start_height_um=611_200,
+        end_height_um=1_380_400,
+    ),
+    ReconciliationBody(
+        tank="T1",
+        product="gasoline",
+        period="hour",
+        start="2026-11-27T02:00:00.000Z",
+        end="2026-11-27T03:00:00.000Z",
+        opening_ts="2026-11-27T02:00:04.312Z",
+        closing_ts="2026-11-27T03:00:02.118Z",
+        opening_volume_20_ml=6_302_410,
+        closing_volume_20_ml=17_981_040,
+        delivered_20_ml=12_039_820,
+        sold_20_ml=361_190,
+        sales=11,
+        variance_ml=0,
+        cumulative_variance_ml=-1_250,
+        complete=True,
     ),
 ]
 """One body of every type, by hand; the alarms of every kind come from the station and the recorder below."""
@@ -727,8 +778,8 @@ def test_documented_additions_stay_valid(sealed: list[SealedRecord]) -> None:
     added["body"]["pump_temp_cC"] = 1525
     added["body"]["detail"] = {"readings": [1, "two", None, True]}
     reserved = copy.deepcopy(_transaction(sealed))
-    reserved["type"] = str(RecordType.TANK_INVENTORY)
-    reserved["body"] = {"tank": "T1", "volume_ml": 12_000_000, "temp_cC": 1525}
+    reserved["type"] = str(RecordType.VAPOUR)
+    reserved["body"] = {"nozzle": "D01-N1", "fuellings": 31, "temp_cC": 1525}
     for validator in _validators("record.json"):
         validator.validate(added)
         validator.validate(reserved)
