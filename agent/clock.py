@@ -15,6 +15,10 @@ class Clock(Protocol):
         """Seconds from a clock that never steps, for intervals and timeouts."""
         ...
 
+    def real_s(self, seconds: float) -> float:
+        """How long `seconds` of this clock take in real time: what to hand to a blocking wait."""
+        ...
+
 
 class SystemClock:
     def wall_ms(self) -> int:
@@ -22,6 +26,9 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def real_s(self, seconds: float) -> float:
+        return seconds
 
 
 class ScaledClock:
@@ -43,3 +50,6 @@ class ScaledClock:
 
     def monotonic(self) -> float:
         return self._monotonic0 + (self._base.monotonic() - self._monotonic0) * self._scale
+
+    def real_s(self, seconds: float) -> float:
+        return self._base.real_s(seconds / self._scale)

@@ -82,7 +82,8 @@ class StationLoop:
         while True:
             now = self._clock.monotonic()
             try:
-                event = self._events.get(timeout=max(0.0, min(next_heartbeat, next_clock_check, next_tick) - now))
+                wait_s = self._clock.real_s(max(0.0, min(next_heartbeat, next_clock_check, next_tick) - now))
+                event = self._events.get(timeout=wait_s)
             except queue.Empty:
                 pass
             else:

@@ -16,6 +16,9 @@ class SteppedClock:
     def monotonic(self) -> float:
         return self.mono
 
+    def real_s(self, seconds: float) -> float:
+        return seconds
+
 
 def test_scaled_time_runs_faster_from_the_present_and_ignores_wall_steps() -> None:
     base = SteppedClock()
@@ -25,3 +28,4 @@ def test_scaled_time_runs_faster_from_the_present_and_ignores_wall_steps() -> No
     base.wall -= 3_600_000  # the real wall clock steps back an hour: station time goes on
     assert scaled.wall_ms() == 1_700_000_000_000 + 3_600_000
     assert scaled.monotonic() == 500.0 + 3600.0
+    assert scaled.real_s(60.0) == 0.5  # a minute of station time is half a real second

@@ -36,6 +36,9 @@ class StepClock:
     def monotonic(self) -> float:
         return time.monotonic()
 
+    def real_s(self, seconds: float) -> float:
+        return seconds
+
 
 def fixed_key() -> DeviceKey:
     return DeviceKey.from_private(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))

@@ -160,7 +160,7 @@ class LinePoller:
         while schedule and not self._stop.is_set():
             due, index = schedule[0]
             delay = due - self._clock.monotonic()
-            if delay > 0 and self._stop.wait(delay):
+            if delay > 0 and self._stop.wait(self._clock.real_s(delay)):
                 break
             heapq.heappop(schedule)
             device = self._devices[index]
