@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEBS   := mosquitto socat mbpoll
-DEMO_SECONDS ?= 60
+DEMO_SECONDS ?= 90
 DEMO_DIR ?= demo-run
 
 .PHONY: install debs demo test lint bench clean
@@ -51,3 +51,8 @@ clean:
 .PHONY: schemas
 schemas: install
 	$(BIN)/python -m agent.contract_docs
+
+# Detection quality of the leak and unrecorded-sales detector on simulated tank-months (docs/detection.md).
+.PHONY: bench-detect
+bench-detect: install
+	@$(BIN)/python -m bench.detect

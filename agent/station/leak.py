@@ -1,0 +1,479 @@
+"""Leak and unrecorded-sales detection from a tank's hourly balances, in the spirit of SIR and CSLD.
+
+Theory of operation. Within a stretch of contiguous usable hours (a *run*), the cumulative variance C (what
+left the tank and is not in the books) is modelled as
+
+    C(k) = c + L * t(k) + u * S(k) + noise(k)
+
+with t the hours since the run began, S the metered sales since then, c the run's own intercept, L a leak
+(a constant loss per hour, sold or not) and u an unrecorded share of throughput (a loss that scales with
+dispensing: sales booked short or off the books, or meters that give more than they count). The gauge's noise
+enters each reading once and does not pile up along a run, which is why the model is fitted to the cumulative
+variance and not to hourly differences. Quiet hours move t without S: they tell a leak from unrecorded sales.
+
+A fault starts at some moment, so the model is fitted by least squares from each run's start to now (every
+candidate onset in the window). The candidate that departs most from "no loss at all" (the largest Wald
+statistic, as a change-point test would pick) is the one judged, because a span that mixes hours before and
+after the onset explains one cause by the other: time and sales grow together, and a pooled fit of
+heterogeneous runs can put a sales-shaped loss on L. The judged span fails when L exceeds both the floor
+`leak_threshold_ml_per_h` and `z_alarm` standard errors, or u exceeds the meters' tolerance by `z_alarm`
+standard errors. Without a failure, the whole window passes if its minimum detectable leak and share both meet
+their targets, and is inconclusive if not, as SIR answers.
+
+Temperature enters three ways: the volumes are at 20 degC already; hours after a delivery or a temperature
+jump are left out while the fuel settles (the 20 degC correction is least true then); and the residual error
+of the correction is part of the assumed noise of each reading. Memory is bounded: a closed run is a fixed set
+of sums, runs last at most `run_h` hours, and runs that began before the window are dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Literal
+
+from drivers.schema import settings
+
+HOUR_MS = 3_600_000
+
+Status = Literal["pass", "fail", "inconclusive"]
+Cause = Literal["leak", "unrecorded_sales"]
+
+
+@dataclass(frozen=True, slots=True)
+class TankBalance:
+    """One tank's books over one period (normally an hour), every volume at 20 degC.
+
+    `closing_20_ml` of an hour should be the very reading that is `opening_20_ml` of the next: then the gauge's
+    noise cancels along a run of hours, which is where most of the detector's power comes from. An hour whose
+    opening differs from the previous closing, or that does not start where the previous one ended, starts a
+    new run."""
+
+    start_ms: int
+    duration_ms: int
+    opening_20_ml: int
+    closing_20_ml: int
+    delivered_20_ml: int
+    sold_20_ml: int
+    temperature_cC: int
+    """Mean fuel temperature over the period."""
+    delivery_in_progress: bool = False
+    gauge_invalid: bool = False
+
+    @property
+    def end_ms(self) -> int:
+        return self.start_ms + self.duration_ms
+
+    @property
+    def variance_ml(self) -> int:
+        """What left the tank and is not in the books: positive means fuel is missing."""
+        return self.opening_20_ml - self.closing_20_ml + self.delivered_20_ml - self.sold_20_ml
+
+
+@settings
+class LeakSettings:
+    """What the detector looks for and how sure it must be: the station config's `[leak]` section.
+
+    The targets follow the US EPA bar for tank gauges (0.2 gal/h = 757 mL/h) and manual inventory control
+    (1 % of throughput); the window is SIR's 30 days. The noise levels are a floor under the scatter the data
+    show, so that a span that happens to look quiet is not trusted beyond the gauge's known resolution. The
+    defaults were checked with `make bench-detect` (docs/detection.md) against its simulated tanks."""
+
+    target_leak_ml_per_h: int = 757
+    """A pass promises that a leak this large would have been found (US EPA: 0.2 gal/h)."""
+    leak_threshold_ml_per_h: int = 378
+    """A leak estimate below this never fails, however precise: half the target, as EPA asks of SIR, so that
+    small model errors (a residual thermal drift, a slightly wrong tank chart) cannot raise an alarm."""
+    target_unrecorded_ppm: int = 10_000
+    """A pass promises that unrecorded sales of this share of throughput would have been found."""
+    meter_tolerance_ppm: int = 3_000
+    """Share of throughput that is no fault: the dispensers' maximum permissible error (JJG 443, 0.3 %)."""
+    false_alarm_probability: float = 1e-4
+    """Chance that one hourly look fails on a sound tank under the model's assumptions; looks are correlated,
+    and `make bench-detect` measures the resulting rate per tank-month."""
+    detection_probability: float = 0.95
+    """The chance with which the minimum detectable leak and share would be found."""
+    window_h: int = 720
+    """How far back the detector looks and remembers (30 days, as SIR asks)."""
+    min_hours: int = 24
+    """Usable hours a span needs before it is judged at all."""
+    run_h: int = 24
+    """Longest run. Run starts are the candidate onsets of a fault, so this is also how finely an onset is placed."""
+    settle_h: int = 12
+    """Hours left out after a delivery or a temperature jump: the new fuel's layers and waves make the level and
+    the mean temperature unreliable until it settles."""
+    temperature_jump_cC: int = 50
+    """A change of the hourly mean temperature this large (0.5 K) is treated like a delivery."""
+    level_noise_ml: int = 3_000
+    """Assumed noise of one volume reading from the level: gauge height noise or resolution (mm) times the
+    tank's largest liquid surface (m2) gives litres; 0.2 mm on a 30 kL tank of 2.6 m diameter is about 3 L.
+    Never zero: no gauge reads exactly, and the standard errors rest on it."""
+    temperature_noise_cC: int = 5
+    """Assumed error of the mean fuel temperature behind each 20 degC volume."""
+    expansion_ppm_per_k: int = 1_200
+    """Thermal expansion of the product (gasoline about 1,200 ppm/K, diesel about 850), to turn the temperature
+    error into a volume error of the tank's contents."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "target_leak_ml_per_h",
+            "target_unrecorded_ppm",
+            "window_h",
+            "min_hours",
+            "run_h",
+            "level_noise_ml",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"leak settings: {name} = {getattr(self, name)} must be positive")
+        if not 0 <= self.leak_threshold_ml_per_h <= self.target_leak_ml_per_h:
+            raise ValueError(
+                f"leak settings: leak_threshold_ml_per_h = {self.leak_threshold_ml_per_h} must lie between 0 and "
+                f"target_leak_ml_per_h ({self.target_leak_ml_per_h})"
+            )
+        for name in ("false_alarm_probability", "detection_probability"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"leak settings: {name} = {getattr(self, name)} must lie strictly between 0 and 1")
+        if self.min_hours > self.window_h:
+            raise ValueError(
+                f"leak settings: min_hours = {self.min_hours} exceeds window_h = {self.window_h}: "
+                "no span would ever be judged"
+            )
+        for name in (
+            "meter_tolerance_ppm",
+            "settle_h",
+            "temperature_jump_cC",
+            "temperature_noise_cC",
+            "expansion_ppm_per_k",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"leak settings: {name} = {getattr(self, name)} must not be negative")
+
+    @property
+    def z_alarm(self) -> float:
+        return NormalDist().inv_cdf(1.0 - self.false_alarm_probability)
+
+    @property
+    def z_detect(self) -> float:
+        return NormalDist().inv_cdf(self.detection_probability)
+
+
+@dataclass(frozen=True, slots=True)
+class LeakVerdict:
+    """The detector's answer and the numbers behind it, all integers.
+
+    The numbers belong to the span that decided, `span_h` hours back from `end_ms`: the span judged for a
+    fault when the answer is fail, else the whole window. A minimum detectable value is None when the data
+    cannot tell it at all (no data; no sales, for the share). `leak_ml_per_h` and `unrecorded_ppm` are
+    estimates with their noise, negative ones included (a negative share: meters that give less than they
+    count)."""
+
+    status: Status
+    cause: Cause | None
+    end_ms: int
+    span_h: int
+    leak_ml_per_h: int
+    leak_threshold_ml_per_h: int
+    min_detectable_leak_ml_per_h: int | None
+    unrecorded_ppm: int
+    unrecorded_threshold_ppm: int
+    min_detectable_unrecorded_ppm: int | None
+    hours: int
+    """Hours of data used (deliveries, settling and flagged hours left out)."""
+    quiet_hours: int
+    """Of those, hours without a sale: the strongest evidence for or against a leak."""
+    runs: int
+    sold_20_ml: int
+    noise_ml: int
+    """Noise of one reading as assumed: the larger of the data's scatter and the settings' floor."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Moments:
+    """Sums over runs' readings about each run's own mean: what the fit needs, and additive across runs."""
+
+    tt: float
+    ts: float
+    ss: float
+    tc: float
+    sc: float
+    cc: float
+    points: int
+    hours: int
+    quiet_hours: int
+    sold_l: float
+    volume_l: float
+    """Sum of the readings' volumes, for the mean contents that scale the thermal noise."""
+
+    def __add__(self, other: _Moments) -> _Moments:
+        return _Moments(
+            self.tt + other.tt,
+            self.ts + other.ts,
+            self.ss + other.ss,
+            self.tc + other.tc,
+            self.sc + other.sc,
+            self.cc + other.cc,
+            self.points + other.points,
+            self.hours + other.hours,
+            self.quiet_hours + other.quiet_hours,
+            self.sold_l + other.sold_l,
+            self.volume_l + other.volume_l,
+        )
+
+
+_NO_MOMENTS = _Moments(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0, 0.0, 0.0)
+
+
+class _Run:
+    """The open run: raw sums of its readings, measured from its first (hours and litres)."""
+
+    def __init__(self, start_ms: int, opening_l: float) -> None:
+        self.start_ms = start_ms
+        self.t = self.s = self.c = 0.0
+        self.points = 1
+        self.sums = [0.0] * 9
+        """Sums of t, s, c, tt, ts, ss, tc, sc, cc over the readings so far (the first is all zeros)."""
+        self.hours = 0
+        self.quiet_hours = 0
+        self.volume_l = opening_l
+
+    def add(self, balance: TankBalance) -> None:
+        self.t += balance.duration_ms / HOUR_MS
+        self.s += balance.sold_20_ml / 1000.0
+        self.c += balance.variance_ml / 1000.0
+        t, s, c = self.t, self.s, self.c
+        for index, value in enumerate((t, s, c, t * t, t * s, s * s, t * c, s * c, c * c)):
+            self.sums[index] += value
+        self.points += 1
+        self.hours += 1
+        self.quiet_hours += balance.sold_20_ml == 0
+        self.volume_l += balance.closing_20_ml / 1000.0
+
+    def moments(self) -> _Moments:
+        n = self.points
+        t, s, c, tt, ts, ss, tc, sc, cc = self.sums
+        return _Moments(
+            tt - t * t / n,
+            ts - t * s / n,
+            ss - s * s / n,
+            tc - t * c / n,
+            sc - s * c / n,
+            cc - c * c / n,
+            n,
+            self.hours,
+            self.quiet_hours,
+            self.s,
+            self.volume_l,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Fit:
+    """One span's least-squares fit (litres per hour, share as a fraction) and its departure from no loss."""
+
+    span_h: int
+    moments: _Moments
+    runs: int
+    leak_l_per_h: float
+    leak_se: float
+    share: float
+    share_se: float | None
+    noise_l: float
+    wald: float
+
+    @property
+    def loses(self) -> bool:
+        return self.leak_l_per_h * self.moments.hours + self.share * self.moments.sold_l > 0.0
+
+
+class LeakDetector:
+    """One tank's detector: feed it every hourly balance in order with `add`, ask `verdict` when you like.
+
+    Balances must come in time order: one that starts before the previous one ended is refused, because a
+    replayed or reordered hour would be counted twice or break the runs without a trace."""
+
+    def __init__(self, settings: LeakSettings | None = None) -> None:
+        self.settings = settings or LeakSettings()
+        self._closed: deque[tuple[int, _Moments]] = deque()
+        self._run: _Run | None = None
+        self._last: TankBalance | None = None
+        self._settled_from_ms = 0
+
+    def add(self, balance: TankBalance) -> None:
+        s = self.settings
+        last = self._last
+        if balance.duration_ms <= 0:
+            raise ValueError(
+                f"tank balance at {balance.start_ms}: duration_ms = {balance.duration_ms} must be positive"
+            )
+        if last is not None and balance.start_ms < last.end_ms:
+            raise ValueError(
+                f"tank balance at {balance.start_ms} starts before the previous one ended ({last.end_ms}): "
+                "feed each hour once, in time order"
+            )
+        jump = last is not None and abs(balance.temperature_cC - last.temperature_cC) >= s.temperature_jump_cC
+        if balance.delivery_in_progress or balance.delivered_20_ml != 0 or jump:
+            self._settled_from_ms = balance.end_ms + s.settle_h * HOUR_MS
+        usable = not balance.gauge_invalid and balance.start_ms >= self._settled_from_ms
+        contiguous = (
+            last is not None and balance.start_ms == last.end_ms and balance.opening_20_ml == last.closing_20_ml
+        )
+        self._last = balance
+        if not usable or not contiguous:
+            self._close_run()
+        if usable:
+            if self._run is None:
+                self._run = _Run(balance.start_ms, balance.opening_20_ml / 1000.0)
+            self._run.add(balance)
+            if self._run.hours >= s.run_h:
+                self._close_run()
+        while self._closed and self._closed[0][0] < balance.end_ms - s.window_h * HOUR_MS:
+            self._closed.popleft()
+
+    def runs_held(self) -> int:
+        """Closed runs in memory: never more than window_h of them, however long the detector runs."""
+        return len(self._closed)
+
+    def verdict(self) -> LeakVerdict:
+        s = self.settings
+        end_ms = self._last.end_ms if self._last is not None else 0
+        fits = self._fits(end_ms)
+        if not fits:
+            return _empty(end_ms, s)
+        lossy = [fit for fit in fits if fit.loses]
+        if lossy:
+            judged = max(lossy, key=lambda fit: fit.wald)
+            leak_excess = (judged.leak_l_per_h - _leak_threshold(judged, s)) / judged.leak_se
+            share_excess = (
+                (judged.share - _share_threshold(judged, s)) / judged.share_se
+                if judged.share_se is not None
+                else -math.inf
+            )
+            if leak_excess > 0.0 or share_excess > 0.0:
+                cause: Cause = "leak" if leak_excess >= share_excess else "unrecorded_sales"
+                return _verdict("fail", cause, end_ms, judged, s)
+        window = _verdict("inconclusive", None, end_ms, fits[0], s)
+        if (
+            window.min_detectable_leak_ml_per_h is not None
+            and window.min_detectable_unrecorded_ppm is not None
+            and window.min_detectable_leak_ml_per_h <= s.target_leak_ml_per_h
+            and window.min_detectable_unrecorded_ppm <= s.target_unrecorded_ppm
+        ):
+            return _verdict("pass", None, end_ms, fits[0], s)
+        return window
+
+    def _close_run(self) -> None:
+        if self._run is not None and self._run.hours > 0:
+            self._closed.append((self._run.start_ms, self._run.moments()))
+        self._run = None
+
+    def _fits(self, end_ms: int) -> list[_Fit]:
+        """One fit per candidate onset with enough data, the whole window first. The window's scatter is a
+        floor for the shorter spans: a few quiet days must not look more precise than the month."""
+        spans: list[tuple[int, _Moments, int]] = []
+        total, runs = _NO_MOMENTS, 0
+        if self._run is not None and self._run.hours > 0:
+            total, runs = self._run.moments(), 1
+            spans.append((self._run.start_ms, total, runs))
+        for start_ms, moments in reversed(self._closed):
+            total, runs = total + moments, runs + 1
+            spans.append((start_ms, total, runs))
+        fits: list[_Fit] = []
+        floor = 0.0
+        for start_ms, moments, count in reversed(spans):
+            if moments.hours < self.settings.min_hours:
+                continue
+            fit = _fit(-(-(end_ms - start_ms) // HOUR_MS), moments, count, floor, self.settings)
+            if fit is not None:
+                fits.append(fit)
+                floor = max(floor, fit.noise_l)
+        return fits
+
+
+def _fit(span_h: int, m: _Moments, runs: int, floor_l: float, s: LeakSettings) -> _Fit | None:
+    """Least squares of the cumulative variance on time and sales, one intercept per run; time alone when the
+    span has (nearly) no sales, which leaves the share unknown."""
+    det = m.tt * m.ss - m.ts * m.ts
+    with_sales = m.ss > 1.0 and det > 1e-9 * m.tt * m.ss
+    if with_sales:
+        leak = (m.ss * m.tc - m.ts * m.sc) / det
+        share = (m.tt * m.sc - m.ts * m.tc) / det
+        explained = leak * m.tc + share * m.sc
+        leak_var, share_var = m.ss / det, m.tt / det
+    elif m.tt > 0.0:
+        leak, share = m.tc / m.tt, 0.0
+        explained = leak * m.tc
+        leak_var, share_var = 1.0 / m.tt, 0.0
+    else:
+        return None
+    dof = m.points - runs - (2 if with_sales else 1)
+    if dof < 1:
+        return None
+    scatter = math.sqrt(max(m.cc - explained, 0.0) / dof)
+    thermal_l = m.volume_l / m.points * s.expansion_ppm_per_k / 1e6 * s.temperature_noise_cC / 100.0
+    noise = max(scatter, math.hypot(s.level_noise_ml / 1000.0, thermal_l), floor_l)
+    return _Fit(
+        span_h=span_h,
+        moments=m,
+        runs=runs,
+        leak_l_per_h=leak,
+        leak_se=noise * math.sqrt(leak_var),
+        share=share,
+        share_se=noise * math.sqrt(share_var) if with_sales else None,
+        noise_l=noise,
+        wald=(leak * leak * m.tt + 2.0 * leak * share * m.ts + share * share * m.ss) / (noise * noise),
+    )
+
+
+def _leak_threshold(fit: _Fit, s: LeakSettings) -> float:
+    return max(s.leak_threshold_ml_per_h / 1000.0, s.z_alarm * fit.leak_se)
+
+
+def _share_threshold(fit: _Fit, s: LeakSettings) -> float:
+    return s.meter_tolerance_ppm / 1e6 + s.z_alarm * (fit.share_se or 0.0)
+
+
+def _verdict(status: Status, cause: Cause | None, end_ms: int, fit: _Fit, s: LeakSettings) -> LeakVerdict:
+    leak_threshold = _leak_threshold(fit, s)
+    share_threshold = _share_threshold(fit, s)
+    m = fit.moments
+    return LeakVerdict(
+        status=status,
+        cause=cause,
+        end_ms=end_ms,
+        span_h=fit.span_h,
+        leak_ml_per_h=round(fit.leak_l_per_h * 1000.0),
+        leak_threshold_ml_per_h=round(leak_threshold * 1000.0),
+        min_detectable_leak_ml_per_h=round((leak_threshold + s.z_detect * fit.leak_se) * 1000.0),
+        unrecorded_ppm=round(fit.share * 1e6),
+        unrecorded_threshold_ppm=round(share_threshold * 1e6),
+        min_detectable_unrecorded_ppm=(
+            None if fit.share_se is None else round((share_threshold + s.z_detect * fit.share_se) * 1e6)
+        ),
+        hours=m.hours,
+        quiet_hours=m.quiet_hours,
+        runs=fit.runs,
+        sold_20_ml=round(m.sold_l * 1000.0),
+        noise_ml=round(fit.noise_l * 1000.0),
+    )
+
+
+def _empty(end_ms: int, s: LeakSettings) -> LeakVerdict:
+    return LeakVerdict(
+        status="inconclusive",
+        cause=None,
+        end_ms=end_ms,
+        span_h=0,
+        leak_ml_per_h=0,
+        leak_threshold_ml_per_h=s.leak_threshold_ml_per_h,
+        min_detectable_leak_ml_per_h=None,
+        unrecorded_ppm=0,
+        unrecorded_threshold_ppm=s.meter_tolerance_ppm,
+        min_detectable_unrecorded_ppm=None,
+        hours=0,
+        quiet_hours=0,
+        runs=0,
+        sold_20_ml=0,
+        noise_ml=0,
+    )
