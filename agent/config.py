@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent.station.leak import LeakSettings
 from drivers.schema import Ge, Gt, Le, Matches, MaxLen, MinLen, Satisfies, doc, settings
 
 
@@ -389,6 +390,7 @@ class AgentConfig:
     verifications: tuple[VerificationSection, ...] = doc("verified calibrations", default=())
     tanks: tuple[TankSection, ...] = doc("the station's tanks", default=())
     tank_rules: TankRulesSection = doc("when tank records are made", factory=TankRulesSection)
+    leak: LeakSettings = doc("the tanks' leak and unrecorded-sales test", factory=LeakSettings)
 
     def devices(self) -> list[tuple[LineSection, DeviceSection]]:
         """The Modbus devices, by line."""

@@ -72,6 +72,9 @@ _BODIES: Final[dict[str, str]] = {
     "transaction": "One completed fuelling as the pump controller reported it, with the nozzle's independent "
     "measurements beside it: the volume by its encoder and the vapour recovered, each null when it could not "
     "be measured.",
+    "tank_test": "A tank's leak and unrecorded-sales test as it stands at the close of a local day: the statistical "
+    "test the agent runs every hour on the tank's hourly reconciliations of the last window_h hours (default 30 "
+    "days). Made for every tank every day, pass and inconclusive included.",
     "tank_inventory": "What a tank holds now, as its gauge or level probe measures it, with the volume at 20 degC "
     "(GB/T 1885). Made every configured interval and whenever the volume, water, temperature or delivery state "
     "changes by the configured amount.",
@@ -127,7 +130,7 @@ _FIELDS: Final[dict[str, str]] = {
     "alarm.kind": "What is wrong, e.g. `metering_deviation`. The kinds of v1 are in $defs; receivers keep alarms "
     "of kinds they do not know.",
     "state": "`raised` when the condition starts, `cleared` when it ends.",
-    "subject": "What the alarm is about: a nozzle id, a device name, a bus line name or `outbox`, per kind.",
+    "subject": "What the alarm is about: a nozzle id, a device name, a bus line name, a tank id or `outbox`, per kind.",
     "evidence": "The numbers that prove the alarm, keyed per kind: strings, integers, booleans or null. Keys a "
     "receiver does not know are to be ignored.",
     "dispenser": "The dispenser id in the config.",
@@ -154,6 +157,28 @@ _FIELDS: Final[dict[str, str]] = {
     "vapour_ml": "The vapour recovered during the sale, mL: the nozzle's vapour meter pulses, counted the same "
     "way as the encoder's, times the configured mL per pulse and the meter's calibration factor, rounded "
     "(halves to even). Null for the same reasons as pulse_volume_ml, for the vapour meter.",
+    "tank_test.tank": "The tank id in the config.",
+    "tank_test.status": "`pass`: the data would have shown a leak of the target rate and unrecorded sales of the "
+    "target share, and showed neither; `fail`: a loss beyond its threshold (see cause); `inconclusive`: too "
+    "little or too noisy data to promise either.",
+    "tank_test.cause": "For `fail`: `leak` (a loss per hour, sold or not) or `unrecorded_sales` (a loss that "
+    "grows with what is sold: sales off the books, or meters that give more than they count); otherwise null.",
+    "span_h": "The hours back from now that the figures describe: for `fail`, the span judged (from the most "
+    "likely onset of the loss); otherwise the whole window.",
+    "hours": "Hours of data used in that span (deliveries, the hours after them and incomplete hours left out).",
+    "quiet_hours": "Of those, hours without a sale: the strongest evidence for or against a leak.",
+    "tank_test.sold_20_ml": "Metered sales from the tank over those hours, at 20 degC, mL.",
+    "leak_ml_per_h": "The estimated loss per hour independent of sales, mL/h (negative: a gain).",
+    "leak_threshold_ml_per_h": "The estimate must exceed this to fail: the larger of the configured "
+    "leak_threshold_ml_per_h and the estimate's noise times the z of false_alarm_probability.",
+    "min_detectable_leak_ml_per_h": "The smallest leak these data would have shown with detection_probability: a "
+    "pass needs it at or below target_leak_ml_per_h. Null when the data cannot tell.",
+    "unrecorded_ppm": "The estimated share of the metered sales that left the tank a second time, unrecorded, in "
+    "parts per million (negative: meters that give less than they count).",
+    "unrecorded_threshold_ppm": "The share must exceed this to fail: the meters' tolerance (meter_tolerance_ppm) "
+    "plus the estimate's noise times the z of false_alarm_probability.",
+    "min_detectable_unrecorded_ppm": "The smallest unrecorded share these data would have shown with "
+    "detection_probability: a pass needs it at or below target_unrecorded_ppm. Null when there were no sales.",
     "product": "The tank's product family, `gasoline` or `diesel`, which sets its thermal expansion.",
     "tank_inventory.tank": "The tank id in the config.",
     "tank_inventory.volume_ml": "The volume of product at its temperature, mL (the gauge's figure, or the tank "
@@ -193,6 +218,8 @@ _FIELDS: Final[dict[str, str]] = {
     "sold_20_ml": "Metered sales from the nozzles that draw on the tank in the period, converted to 20 degC at "
     "the tank's temperature, mL.",
     "sales": "The number of those sales.",
+    "reconciliation.temperature_cC": "The mean product temperature over the period's readings, hundredths of a "
+    "degree Celsius.",
     "variance_ml": "opening_volume_20_ml - closing_volume_20_ml + delivered_20_ml - sold_20_ml: fuel that left the "
     "tank with no sale to account for it (positive) or sales the tank did not lose (negative).",
     "cumulative_variance_ml": "The running total of the hourly variances since the tank was first configured.",
@@ -288,6 +315,20 @@ _OUTBOX_DROPPED_BY_TYPE: Final[dict[str, Schema]] = {
         "present only for types with at least one.",
         1,
     ),
+}
+
+_TANK_TEST_EVIDENCE: Final[dict[str, Schema]] = {
+    "status": _key(
+        "string", "The test's answer now: `fail` when raised, `pass` when cleared.", one_of=("fail", "pass")
+    ),
+    "span_h": _key("integer", "The hours the figures describe (see the tank_test event).", 0),
+    "hours": _key("integer", "Hours of data used in that span.", 0),
+    "quiet_hours": _key("integer", "Of those, hours without a sale.", 0),
+    "sold_20_ml": _key("integer", "Metered sales from the tank over those hours, at 20 degC, mL.", 0),
+    "leak_ml_per_h": _key("integer", "The estimated loss per hour independent of sales, mL/h."),
+    "leak_threshold_ml_per_h": _key("integer", "The loss per hour beyond which the test fails, mL/h."),
+    "unrecorded_ppm": _key("integer", "The estimated unrecorded share of throughput, ppm."),
+    "unrecorded_threshold_ppm": _key("integer", "The share beyond which the test fails, ppm."),
 }
 
 ALARM_KINDS: Final[dict[str, AlarmDoc]] = {
@@ -422,6 +463,21 @@ ALARM_KINDS: Final[dict[str, AlarmDoc]] = {
             "window_s": _key("integer", "Whole seconds the window spans.", 0),
             "failed_permille": _key("integer", "failures * 1000 / attempts, rounded.", 0),
         },
+    ),
+    "tank_leak": AlarmDoc(
+        subject="the tank id",
+        raised="Raised when the tank's leak test fails with cause leak: over the span judged, the tank loses more "
+        "per hour than the threshold, whether or not anything is sold (see the tank_test event).",
+        cleared="Cleared when the test passes again; an inconclusive answer leaves it raised.",
+        evidence=_TANK_TEST_EVIDENCE,
+    ),
+    "unrecorded_sales": AlarmDoc(
+        subject="the tank id",
+        raised="Raised when the tank's test fails with cause unrecorded_sales: the tank loses a share of what is "
+        "sold beyond the meters' tolerance, as if sales went off the books or the meters gave more than they "
+        "count.",
+        cleared="Cleared when the test passes again; an inconclusive answer leaves it raised.",
+        evidence=_TANK_TEST_EVIDENCE,
     ),
     "outbox_full": AlarmDoc(
         subject="`outbox`",

@@ -20,8 +20,9 @@ from agent.ledger.outbox import Outbox, OutboxError
 from agent.ledger.recorder import Recorder
 from agent.lifecycle import PreviousRun, startup_intents
 from agent.logs import get_logger
-from agent.records import format_ts
+from agent.records import RecordType, format_ts
 from agent.setup import Setup, bindings_for, drivers_for
+from agent.station.leak_watch import hourly_books
 from agent.station.station import Station
 from agent.station_loop import HeartbeatFacts, StationLoop
 from agent.status import AgentStatus, assess, write_status
@@ -86,6 +87,8 @@ class Agent:
         )
         recorder.on_commit = uplink.notify
         zone = ZoneInfo(config.station.timezone)
+        since_ms = self.clock.wall_ms() - config.leak.window_h * 3_600_000
+        history = hourly_books(outbox.canonical_since(RecordType.RECONCILIATION, since_ms))
         station_clock: Clock = self.clock
         if config.clock.time_scale != 1:
             log.warning("accelerated_time", time_scale=config.clock.time_scale)
@@ -99,6 +102,8 @@ class Agent:
                 tanks=self.setup.tanks,
                 tank_rules=config.tank_rules,
                 zone=zone,
+                leak=config.leak,
+                tank_history=history,
             ),
             recorder.submit,
             station_clock,

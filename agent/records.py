@@ -119,6 +119,7 @@ class EventKind(StrEnum):
     CONTROLLER_BASELINE = "controller_baseline"
     DEVICE_IDENTITY = "device_identity"
     CALIBRATION_CHANGE = "calibration_change"
+    TANK_TEST = "tank_test"
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +225,28 @@ class CalibrationChangeBody(Body):
     kind: Literal[EventKind.CALIBRATION_CHANGE] = EventKind.CALIBRATION_CHANGE
 
 
+@dataclass(frozen=True, slots=True)
+class TankTestBody(Body):
+    """A tank's leak and unrecorded-sales test as it stands at the end of a local day (agent.station.leak):
+    `pass`, `fail` or `inconclusive`, with the estimates and the smallest loss the data could have shown."""
+
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    tank: str
+    status: Literal["pass", "fail", "inconclusive"]
+    cause: Literal["leak", "unrecorded_sales"] | None
+    span_h: int
+    hours: int
+    quiet_hours: int
+    sold_20_ml: int
+    leak_ml_per_h: int
+    leak_threshold_ml_per_h: int
+    min_detectable_leak_ml_per_h: int | None
+    unrecorded_ppm: int
+    unrecorded_threshold_ppm: int
+    min_detectable_unrecorded_ppm: int | None
+    kind: Literal[EventKind.TANK_TEST] = EventKind.TANK_TEST
+
+
 class AlarmKind(StrEnum):
     """Every alarm the agent raises; each module that raises one says when it is raised and cleared, and
     docs/contract.md gives its evidence. The contract allows new kinds as documented additions."""
@@ -237,6 +260,8 @@ class AlarmKind(StrEnum):
     CALIBRATION_UNVERIFIED = "calibration_unverified"
     DEVICE_SILENT = "device_silent"
     LINE_ERRORS = "line_errors"
+    TANK_LEAK = "tank_leak"
+    UNRECORDED_SALES = "unrecorded_sales"
     OUTBOX_FULL = "outbox_full"
     OUTBOX_FAILING = "outbox_failing"
 
@@ -349,6 +374,7 @@ class ReconciliationBody(Body):
     delivered_20_ml: int
     sold_20_ml: int
     sales: int
+    temperature_cC: int
     variance_ml: int
     cumulative_variance_ml: int
     complete: bool
@@ -366,6 +392,7 @@ BODY_TYPES: tuple[type[Body], ...] = (
     ControllerBaselineBody,
     DeviceIdentityBody,
     CalibrationChangeBody,
+    TankTestBody,
     AlarmBody,
     TransactionBody,
     TankInventoryBody,

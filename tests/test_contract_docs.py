@@ -25,6 +25,7 @@ from jsonschema import Draft7Validator, Draft202012Validator
 from jsonschema.protocols import Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
+from tank_story import tank_story
 
 from agent import contract_docs
 from agent.clock import SystemClock
@@ -56,6 +57,7 @@ from agent.records import (
     RecordIntent,
     RecordType,
     TankInventoryBody,
+    TankTestBody,
     TransactionBody,
     UncleanStopBody,
     parse_ts,
@@ -293,6 +295,21 @@ SAMPLES: list[Body] = [
         vapour_ml=None,
         al_permille=None,
     ),
+    TankTestBody(
+        tank="T1",
+        status="inconclusive",
+        cause=None,
+        span_h=720,
+        hours=655,
+        quiet_hours=201,
+        sold_20_ml=104_220_310,
+        leak_ml_per_h=-41,
+        leak_threshold_ml_per_h=378,
+        min_detectable_leak_ml_per_h=902,
+        unrecorded_ppm=1_210,
+        unrecorded_threshold_ppm=4_480,
+        min_detectable_unrecorded_ppm=None,
+    ),
     TankInventoryBody(
         tank="T1",
         product="gasoline",
@@ -334,6 +351,7 @@ SAMPLES: list[Body] = [
         delivered_20_ml=12_039_820,
         sold_20_ml=361_190,
         sales=11,
+        temperature_cC=1942,
         variance_ml=0,
         cumulative_variance_ml=-1_250,
         complete=True,
@@ -522,7 +540,7 @@ def _outbox_story(folder: Path, failure: OutboxError) -> list[Json]:
 
 @pytest.fixture(scope="module")
 def station_records() -> list[Json]:
-    return [_record(record) for record in _seal([*_nozzle_story(), *_device_story()])]
+    return [_record(record) for record in _seal([*_nozzle_story(), *_device_story(), *tank_story()])]
 
 
 @pytest.fixture(scope="module")

@@ -168,3 +168,14 @@ def test_the_day_closes_at_local_midnight_and_inventories_follow_the_rules() -> 
     assert min(gaps) < 600_000  # and sooner when the temperature moved a degree
     assert inventories[0].body["volume_ml"] == 10_000_000
     assert inventories[0].body["volume_20_ml"] > 10_000_000  # diesel at 15 degC is more at 20 degC
+
+
+def test_a_silent_gauge_makes_its_hours_incomplete_and_only_those() -> None:
+    tracker = gauge_tracker()
+    intents: list[RecordIntent] = []
+    for step in range(3 * 360 + 1):
+        if 400 <= step < 520:  # twenty minutes without a reading, in the second hour
+            continue
+        intents += tracker.observe(tracker.from_gauge(reading(20_000_000), T0 + step * POLL_MS))
+    hours = [i.body for i in of_type(intents, RecordType.RECONCILIATION) if i.body["period"] == "hour"]
+    assert [h["complete"] for h in hours] == [False, False, True]

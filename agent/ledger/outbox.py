@@ -168,6 +168,14 @@ class Outbox:
         saved = self.meta("acked_upto")
         return 0 if saved is None else int(saved)
 
+    def canonical_since(self, record_type: str, since_ts_ms: int) -> list[bytes]:
+        """The canonical bytes of the records of one type made since `since_ts_ms`, in seq order: the
+        agent's own history, which it reads back at start rather than keeping a second copy of its state."""
+        rows = self._db.execute(
+            "SELECT canonical FROM record WHERE ts_ms >= ? AND type = ? ORDER BY seq", (since_ts_ms, record_type)
+        )
+        return [bytes(row[0]) for row in rows]
+
     def ts_of(self, seq: int) -> int | None:
         row = self._db.execute("SELECT ts_ms FROM record WHERE seq = ?", (seq,)).fetchone()
         return None if row is None else int(row[0])

@@ -6,9 +6,11 @@ from zoneinfo import ZoneInfo
 
 from agent.config import MeteringSection, TankRulesSection, VerificationSection
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, FieldEvent, LineHealth
-from agent.records import DeviceOfflineBody, DeviceOnlineBody, RecordIntent, RecordType
+from agent.records import DeviceOfflineBody, DeviceOnlineBody, JsonValue, RecordIntent, RecordType
 from agent.station.alarms import AlarmBook
 from agent.station.devices import CalibrationWatch, LineWatch, SilenceWatch
+from agent.station.leak import LeakSettings
+from agent.station.leak_watch import LeakWatch
 from agent.station.nozzle import Count, NozzleBinding, NozzleTracker, PulseBoard
 from agent.station.tank import TankBinding, TankTracker
 from drivers.readings import (
@@ -31,7 +33,10 @@ class Station:
         tanks: tuple[TankBinding, ...] = (),
         tank_rules: TankRulesSection | None = None,
         zone: ZoneInfo | None = None,
+        leak: LeakSettings | None = None,
+        tank_history: dict[str, list[dict[str, JsonValue]]] | None = None,
     ) -> None:
+        """`tank_history`: the tanks' hourly books of the last weeks, from the outbox, for the leak test."""
         self._alarms = AlarmBook(cursors)
         self._board = PulseBoard()
         self._trackers = {
@@ -49,6 +54,7 @@ class Station:
         }
         self._by_gauge = {(t.device, t.gauge_tank): self._tanks[t.tank] for t in tanks if t.gauge_tank is not None}
         self._by_probe = {t.device: self._tanks[t.tank] for t in tanks if t.gauge_tank is None}
+        self._leak = LeakWatch(self._tanks, leak or LeakSettings(), self._alarms, tank_history)
 
     def on_event(self, event: FieldEvent) -> list[RecordIntent]:
         match event:
@@ -76,7 +82,10 @@ class Station:
                 return self._on_gauge(event.device, reading, event.ts_ms)
             case DeviceReading(reading=LevelProbeReading() as reading):
                 probed = self._by_probe.get(event.device)
-                return [] if probed is None else probed.observe(probed.from_probe(reading, event.ts_ms))
+                if probed is None:
+                    return []
+                intents = probed.observe(probed.from_probe(reading, event.ts_ms))
+                return intents + self._leak.on_books(intents)
             case DeviceOnline():
                 online = DeviceOnlineBody(device=event.device, line=event.line).intent(event.ts_ms)
                 return [online, *self._silence.online(event.device, event.ts_ms)]
@@ -102,7 +111,7 @@ class Station:
                 continue
             intents += tracker.on_gauge_deliveries(tuple(d for d in reading.deliveries if d.tank == tank.tank))
             intents += tracker.observe(tracker.from_gauge(tank, ts_ms))
-        return intents
+        return intents + self._leak.on_books(intents)
 
     def _book_sales(self, intents: list[RecordIntent]) -> None:
         """Every sale lowers the tank its nozzle draws on, in that tank's books."""

@@ -87,6 +87,8 @@ class _Books:
     sold_20_ml: int = 0
     sales: int = 0
     complete: bool = True
+    temperature_sum_cC: int = 0
+    readings: int = 0
 
 
 @dataclass(slots=True)
@@ -96,6 +98,7 @@ class _Rise:
     start: Level
     peak: Level
     sold_20_ml: int = 0
+    sold_to_peak_20_ml: int = 0
     settled_ms: int | None = None
 
 
@@ -187,8 +190,11 @@ class TankTracker:
             end_20 = fuel.to_20(report.end_volume_ml, report.end_temperature_cC)
             rise, self._rise = self._rise, None
             # The gauge's clock is its own and may be minutes off: a rise the agent watched places the delivery
-            # (the books were held open for it) and counts the sales during it by the agent's clock.
-            sold = rise.sold_20_ml if rise is not None else self._sold_between(parse_ts(report.start_ts), end_ms)
+            # (the books were held open for it) and counts the sales during it, up to the level's peak, by the
+            # agent's clock.
+            sold = (
+                rise.sold_to_peak_20_ml if rise is not None else self._sold_between(parse_ts(report.start_ts), end_ms)
+            )
             body = DeliveryBody(
                 tank=self.binding.tank,
                 product=str(fuel.product),
@@ -266,7 +272,7 @@ class TankTracker:
                 self._rest = level
             return []
         if level.volume_20_ml > rise.peak.volume_20_ml + rules.delivery_min_ml // 50:
-            rise.peak, rise.settled_ms = level, None
+            rise.peak, rise.settled_ms, rise.sold_to_peak_20_ml = level, None, rise.sold_20_ml
             return []
         if level.ts_ms - rise.peak.ts_ms < rules.delivery_settle_s * 1000:
             return []
@@ -313,17 +319,19 @@ class TankTracker:
 
     def _close_books(self, level: Level) -> list[RecordIntent]:
         intents: list[RecordIntent] = []
+        seamless = self._last is not None and level.ts_ms - self._last.ts_ms <= _GAP_MS
         for period in ("hour", "day"):
             books = self._books.get(period)
             if books is None:
                 self._books[period] = self._open(period, level, complete=False)
                 continue
+            books.temperature_sum_cC += level.temperature_cC
+            books.readings += 1
+            books.complete = books.complete and seamless
             if level.ts_ms < books.end_ms or self._delivery_pending(level, books):
                 continue
-            last = self._last
-            books.complete = books.complete and last is not None and level.ts_ms - last.ts_ms <= _GAP_MS
             intents.append(self._closing(books, level))
-            self._books[period] = self._open(period, level, complete=level.ts_ms - books.end_ms <= _GAP_MS)
+            self._books[period] = self._open(period, level, complete=seamless)
         return intents
 
     def _delivery_pending(self, level: Level, books: _Books) -> bool:
@@ -363,6 +371,7 @@ class TankTracker:
             delivered_20_ml=books.delivered_20_ml,
             sold_20_ml=books.sold_20_ml,
             sales=books.sales,
+            temperature_cC=books.temperature_sum_cC // max(1, books.readings),
             variance_ml=variance,
             cumulative_variance_ml=self._cumulative_ml,
             complete=books.complete,
