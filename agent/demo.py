@@ -20,18 +20,29 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from agent.ledger.keys import generate_key_file
 from simulators.broker import MosquittoBroker, free_loopback_port
 from simulators.platform.store import Store
 
 STATION_ID = "DEMO-0001"
-TIME_SCALE = 10.0
+ZONE = "Asia/Shanghai"
+TIME_SCALE = 120.0
+"""Simulated seconds per real second, for the forecourt and the agent's station logic alike: a demo minute
+holds two hours of a station, long enough for tank books to close every hour and a tanker to come."""
 INJECTED = "D02-N1"
-INJECTION_FROM_S = 200
-INJECTION_UNTIL_S = 400
+INJECTION_FROM_S = 1800
+INJECTION_UNTIL_S = 3600
+DELIVERY_AT_S = 900
+PROBE_TANK = "T3"
+PATTERN = (
+    "{ idle_s = [120, 600], lift_s = [5, 20], volume_l = [5, 60], flow_l_per_min = [20, 50], hang_up_s = [5, 15] }"
+)
+"""A nozzle's rhythm in simulated seconds: a sale every few minutes, as at a busy station."""
 STOP_TIMEOUT_S = 20.0
 _STATE_FILES = (
     "outbox.sqlite",
@@ -44,6 +55,7 @@ _STATE_FILES = (
     "platform-report.json",
     "sim-report.json",
     "station.pub",
+    "t3-chart.csv",
     "keys",
     "tty",
     "broker",
@@ -63,12 +75,15 @@ vapour = {{ device = "{counter}", channel = {2 * number}, ml_per_pulse = 10 }}
 """
 
 
-def agent_config(workdir: Path, broker: str, tcp_port: int) -> str:
+def agent_config(workdir: Path, broker: str, tcp_port: int, time_scale: float = TIME_SCALE) -> str:
     return f"""# The demo station's agent config; the annotated reference is config/station.example.toml.
 [station]
 id = "{STATION_ID}"
 name = "Demo station (simulated forecourt)"
-timezone = "Asia/Shanghai"
+timezone = "{ZONE}"
+
+[clock]
+time_scale = {time_scale}   # the simulated forecourt runs this much faster than real time; a station runs at 1
 
 [keys]
 device_key = "keys/device.key"
@@ -82,7 +97,7 @@ broker = "{broker}"
 ack_mode = "platform"
 
 [heartbeat]
-interval_s = 10
+interval_s = 600
 
 [logging]
 format = "json"
@@ -100,13 +115,28 @@ baudrate = 9600
 name = "pc1"
 unit = 1
 profile = "sim-pump-controller"
-poll_interval_ms = 250
+poll_interval_ms = 2000
 
 [[lines.devices]]
 name = "pcm1"                  # the pulse counter that counts D01's encoders and vapour meters
 unit = 11
 profile = "sim-pulse-counter"
-poll_interval_ms = 250
+poll_interval_ms = 2000
+
+[[lines.devices]]
+name = "probe3"                # a magnetostrictive level probe in tank T3
+unit = 31
+profile = "sim-level-probe"
+poll_interval_ms = 10000
+
+[[lines]]
+kind = "tls"                   # the tank gauge (Veeder-Root TLS) on its own serial port
+name = "gauge"
+port = "tty/tls"
+
+[[lines.devices]]
+name = "tg1"
+poll_interval_ms = 10000
 
 [[lines]]
 kind = "tcp"
@@ -118,13 +148,13 @@ port = {tcp_port}
 name = "pc2"
 unit = 1
 profile = "sim-pump-controller"
-poll_interval_ms = 250
+poll_interval_ms = 2000
 
 [[lines.devices]]
 name = "pcm2"
 unit = 11
 profile = "sim-pulse-counter"
-poll_interval_ms = 250
+poll_interval_ms = 2000
 
 # Each nozzle: its controller input, its encoder (100 pulses/L) and its vapour meter on the pulse counter.
 [[dispensers]]
@@ -134,14 +164,51 @@ id = "D01"
 [[dispensers]]
 id = "D02"
 {_nozzle("D02-N1", "92", "T1", "pc2", 1, "pcm2")}
-{_nozzle("D02-N2", "0#", "T3", "pc2", 2, "pcm2")}"""
+{_nozzle("D02-N2", "0#", "T3", "pc2", 2, "pcm2")}
+# T1 and T2 are measured by the tank gauge (its tanks 1 and 2); T3 by a level probe, through its chart
+# (the calibration certificate's strapping table, here printed by `station-sim tank-chart`).
+[[tanks]]
+id = "T1"
+product = "gasoline"
+density_15_kg_m3 = 745
+capacity_l = 30000
+gauge = {{ device = "tg1", tank = 1 }}
+
+[[tanks]]
+id = "T2"
+product = "gasoline"
+density_15_kg_m3 = 750
+capacity_l = 30000
+gauge = {{ device = "tg1", tank = 2 }}
+
+[[tanks]]
+id = "{PROBE_TANK}"
+product = "diesel"
+density_15_kg_m3 = 835
+capacity_l = 30000
+probe = "probe3"
+chart_file = "t3-chart.csv"
+"""
 
 
-def simulators_config(broker: str, tcp_port: int, session: str) -> str:
+def _tank(tank: str, product: str, volume_l: int, deliveries: str = "") -> str:
+    return f"""[[tanks]]
+id = "{tank}"
+product = "{product}"
+shape = {{ diameter_mm = 2800, length_mm = 5000 }}
+volume_l = {volume_l}
+deliveries = [{deliveries}]
+"""
+
+
+def simulators_config(broker: str, tcp_port: int, session: str, time_scale: float = TIME_SCALE) -> str:
+    """The simulated station, its clocks starting now in the station's time zone (a gauge shows local time)."""
+    start = datetime.now(ZoneInfo(ZONE)).replace(tzinfo=None, microsecond=0).isoformat()
     return f"""# The demo's simulated station: what `station-sim run --config` starts.
 [simulation]
 seed = 7
-time_scale = {TIME_SCALE}     # simulated seconds per real second: a demo minute is a busy forecourt's ten
+time_scale = {time_scale}    # simulated seconds per real second: a demo minute is two hours of forecourt
+start = {start}   # the gauge's clock, local time
 report = "sim-report.json"
 control = "sim.sock"          # station-sim fault --control sim.sock inject pulse_injection D01-N1 --set percent=1
 
@@ -163,10 +230,10 @@ id = "D01"
 line = "rs485-1"
 controller_unit = 1
 pulse_counter_unit = 11
-pattern = {{ idle_s = [10, 60], lift_s = [2, 6], volume_l = [5, 60], flow_l_per_min = [20, 50], hang_up_s = [2, 5] }}
+pattern = {PATTERN}
 nozzles = [
-    {{ grade = "92", price_fen_per_l = 770 }},
-    {{ grade = "95", price_fen_per_l = 820 }},
+    {{ grade = "92", price_fen_per_l = 770, tank = "T1" }},
+    {{ grade = "95", price_fen_per_l = 820, tank = "T2" }},
 ]
 
 [[dispensers]]
@@ -174,13 +241,28 @@ id = "D02"
 line = "tcp-1"
 controller_unit = 1
 pulse_counter_unit = 11
-pattern = {{ idle_s = [10, 60], lift_s = [2, 6], volume_l = [5, 60], flow_l_per_min = [20, 50], hang_up_s = [2, 5] }}
+pattern = {PATTERN}
 nozzles = [
-    {{ grade = "92", price_fen_per_l = 770 }},
-    {{ grade = "0#", price_fen_per_l = 735 }},
+    {{ grade = "92", price_fen_per_l = 770, tank = "T1" }},
+    {{ grade = "0#", price_fen_per_l = 735, tank = "{PROBE_TANK}" }},
 ]
 
-# A cheat, on schedule: from the 200th to the 400th simulated second, D02-N1's controller reports 1 % more than
+# The tanks under the forecourt; a tanker fills T1 a quarter of an hour in (simulated).
+{_tank("T1", "gasoline", 9000, f"{{ at_s = {DELIVERY_AT_S}, volume_l = 12000, duration_s = 1200 }}")}
+{_tank("T2", "gasoline", 17000)}
+{_tank(PROBE_TANK, "diesel", 21000)}
+[[tank_gauges]]
+id = "G1"
+tanks = ["T1", "T2"]
+device_port = "tty/tls.device"
+agent_port = "tty/tls"
+
+[[level_probes]]
+tank = "{PROBE_TANK}"
+line = "rs485-1"
+unit = 31
+
+# A cheat, on schedule: from the 30th to the 60th simulated minute, D02-N1's controller reports 1 % more than
 # its encoder counted (a pulse-injection board). The agent must flag each such sale, and nothing else.
 [[faults]]
 kind = "pulse_injection"
@@ -198,6 +280,16 @@ report = "platform-report.json"
 [platform.stations]
 {STATION_ID} = "station.pub"
 """
+
+
+def write_probe_chart(workdir: Path) -> Path:
+    """The probe tank's chart for the agent, from `simulators.toml` in `workdir`: what an installer copies
+    from the tank's calibration certificate, here printed by the simulator whose tank it is."""
+    chart = workdir / "t3-chart.csv"
+    command = [sys.executable, "-m", "simulators.cli", "tank-chart", "--config", str(workdir / "simulators.toml")]
+    with chart.open("w") as out:
+        subprocess.run([*command, PROBE_TANK], stdout=out, check=True)
+    return chart
 
 
 def _prepare(workdir: Path) -> str:
@@ -300,6 +392,19 @@ def _news(record: dict[str, Any]) -> str | None:
         if body["al_permille"] is not None:
             line += f", vapour {body['vapour_ml'] / 1000:.2f} L (A/L {body['al_permille'] / 1000:.2f})"
         return line
+    if record["type"] == "delivery":
+        return (
+            f"    DELIVERY into {body['tank']} ({body['source']}): {body['delivered_20_ml'] / 1000:,.1f} L at 20 degC, "
+            f"{body['start']} to {body['end']}"
+        )
+    if record["type"] == "reconciliation":
+        return (
+            f"    books  {body['tank']} {body['period']} from {body['start'][11:16]}: "
+            f"{body['opening_volume_20_ml'] / 1000:,.1f} L -> {body['closing_volume_20_ml'] / 1000:,.1f} L, "
+            f"delivered {body['delivered_20_ml'] / 1000:,.1f} L, sold {body['sold_20_ml'] / 1000:,.1f} L "
+            f"in {body['sales']} sales, variance {body['variance_ml'] / 1000:+.2f} L"
+            + ("" if body["complete"] else " (partial: the agent started within it)")
+        )
     if record["type"] == "alarm":
         evidence = ", ".join(f"{key} {value}" for key, value in body["evidence"].items())
         return f"    ALARM  {body['kind']} {body['state']} on {body['subject']}: {evidence}"
@@ -351,9 +456,12 @@ def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
             broker_address = broker.address
         tcp_port = free_loopback_port()
         (workdir / "agent.toml").write_text(agent_config(workdir, broker_address, tcp_port))
-        (workdir / "simulators.toml").write_text(simulators_config(broker_address, tcp_port, f"demo-platform-{kid}"))
+        sim_config = workdir / "simulators.toml"
+        sim_config.write_text(simulators_config(broker_address, tcp_port, f"demo-platform-{kid}"))
         print(f"demo: workdir {workdir}, broker {broker_address}", flush=True)
         print("demo: the same pieces by hand:", flush=True)
+        chart = write_probe_chart(workdir)
+        print(f"  station-sim tank-chart --config {sim_config} {PROBE_TANK} > {chart}", flush=True)
         print(f"  station-sim run --config {workdir / 'simulators.toml'}", flush=True)
         print(f"  station-agent run --config {workdir / 'agent.toml'}", flush=True)
         simulators = stack.enter_context(

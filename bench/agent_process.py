@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.demo import STATION_ID, agent_config, simulators_config
+from agent.demo import STATION_ID, agent_config, simulators_config, write_probe_chart
 from agent.ledger.keys import DeviceKey, generate_key_file
 from bench.agent_run import agent_run, alive_before
 from bench.processes import PACKAGE_ROOT, Child
@@ -163,10 +163,11 @@ def running_station(
     """Broker, `station-sim run` and `station-agent run` from the demo's configs; the agent and its status."""
     with agent_run(workdir, scale, key) as run:
         wiring = run.wiring
-        config = agent_config(workdir, wiring.broker, wiring.tcp_port)
+        config = agent_config(workdir, wiring.broker, wiring.tcp_port, time_scale=1.0)
         if config.count(STATUS_LINE) != 1:
             raise RuntimeError(f"the demo's agent config no longer has one '{STATUS_LINE}' line to move to tmpfs")
-        run.start_simulators(simulators_config(wiring.broker, wiring.tcp_port, wiring.session))
+        run.start_simulators(simulators_config(wiring.broker, wiring.tcp_port, wiring.session, time_scale=1.0))
+        write_probe_chart(workdir)
         agent = run.start_agent(config.replace(STATUS_LINE, f'path = "{wiring.status_path}"'))
         yield agent, run.status
 
