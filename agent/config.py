@@ -483,6 +483,12 @@ def summary(loaded: LoadedConfig) -> str:
         out.append(
             f"tank      {tank.id}: {tank.product} at {tank.density_15_kg_m3:g} kg/m3, {tank.capacity_l} L, {measured}"
         )
+    if config.tanks:
+        leak = config.leak
+        out.append(
+            f"tank test a leak of {leak.target_leak_ml_per_h} mL/h and {leak.target_unrecorded_ppm / 10_000:g} % of "
+            f"sales unrecorded, over {leak.window_h} h of hourly books"
+        )
     for dispenser in config.dispensers:
         out.append(f"dispenser {dispenser.id}")
         out.extend(f"  nozzle  {_nozzle_summary(nozzle)}" for nozzle in dispenser.nozzles)

@@ -36,7 +36,7 @@ class TestGoodFiles:
         """config/station.example.toml loads as it is."""
         loaded = load_config(EXAMPLE)
         assert loaded.config.station.id == "CQ-YB-0001"
-        assert [line.name for line in loaded.config.lines] == ["rs485-1", "tcp-1"]
+        assert [line.name for line in loaded.config.lines] == ["rs485-1", "gauge", "tcp-1"]
 
     def test_defaults_fill_a_minimal_file(self, tmp_path: Path) -> None:
         """Only station.id and uplink.broker are required; the rest has documented defaults."""
@@ -148,7 +148,7 @@ class TestCheckConfigCommand:
         """check-config on the example prints the station on one screen."""
         assert main(["check-config", str(EXAMPLE)]) == 0
         out = capsys.readouterr().out
-        assert "CQ-YB-0001" in out and "dispenser D01" in out and len(out.splitlines()) < 25
+        assert "CQ-YB-0001" in out and "dispenser D01" in out and "tank      T3" in out and len(out.splitlines()) < 40
 
     def test_bad_file_exits_2_with_every_problem(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """check-config on a broken file exits 2 and prints each problem on its own line."""
