@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import os
 import random
-import select
 import socket
 import termios
 import threading
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 import serial
 
@@ -37,13 +34,11 @@ from drivers.modbus.pdu import (
     encode_read_response,
     encode_write_response,
 )
+from simulators.serving import POLL_S, DeviceServer, ServerError, TcpListener
 
 PTY_GAP_FLOOR_S = 0.02
 """Shortest silence that ends a frame of unknown length on a pty: socat and the scheduler can pause a few ms
 inside one frame, far longer than 3.5 characters at a high baud rate."""
-
-POLL_S = 0.01
-"""How often a server thread looks up from a blocking read to check whether it is being stopped."""
 
 
 class IllegalAddress(LookupError):
@@ -149,7 +144,7 @@ class SlaveStatistics:
     ignored_bad_frames: int = 0
 
 
-class SlaveServerError(RuntimeError):
+class SlaveServerError(ServerError):
     """A slave server could not start or stop."""
 
 
@@ -168,8 +163,8 @@ def _execute(bank: RegisterBank, request: Request) -> bytes:
             return encode_write_response(request)
 
 
-class _SlaveServer(ABC):
-    """Units, faults, statistics and the thread life cycle shared by the RTU and the TCP server."""
+class _SlaveServer(DeviceServer):
+    """Units, faults and statistics shared by the RTU and the TCP server."""
 
     def __init__(self, banks: Mapping[int, RegisterBank], faults: Mapping[int, SlaveFaults] | None, seed: int) -> None:
         if not banks:
@@ -177,77 +172,18 @@ class _SlaveServer(ABC):
         unknown = sorted(set(faults or {}) - set(banks))
         if unknown:
             raise ValueError(f"faults given for units {unknown} that have no register bank")
+        super().__init__()
         self.banks = dict(banks)
         self.faults = {unit: SlaveFaults() for unit in self.banks} | dict(faults or {})
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._statistics = SlaveStatistics()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._workers: list[threading.Thread] = []
 
     def statistics(self) -> SlaveStatistics:
         return self._statistics
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        """Open the port or socket (errors surface here) and serve in a thread of its own."""
-        if self.running:
-            return
-        self._stopping.clear()
-        self._open()
-        self._thread = threading.Thread(target=self._serve, name=type(self).__name__, daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 2.0) -> None:
-        """Stop serving and join every thread within `timeout_s`; raise SlaveServerError if one hangs.
-
-        The serving thread is joined first: once it has ended, no new worker can appear.
-        """
-        self._stopping.set()
-        deadline = time.monotonic() + timeout_s
-        threads = [self._thread] if self._thread is not None else []
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        threads += self._workers
-        for thread in self._workers:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        self._thread, self._workers = None, []
-        self._close()
-        hung = [thread.name for thread in threads if thread.is_alive()]
-        if hung:
-            raise SlaveServerError(f"threads {hung} did not stop within {timeout_s} s")
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @abstractmethod
-    def _open(self) -> None:
-        """Open the port or socket, raising SlaveServerError with the reason."""
-
-    @abstractmethod
-    def _close(self) -> None:
-        """Close what `_open` opened; called once the serving threads have ended."""
-
-    @abstractmethod
-    def _serve(self) -> None:
-        """Serve until `_stopping` is set, looking up at least every POLL_S."""
-
-    def _spawn_worker(self, target: Callable[..., None], name: str, *args: Any) -> None:
-        """Start a helper thread of the serving thread (only it may call this), joined by `stop`."""
-        self._workers = [worker for worker in self._workers if worker.is_alive()]
-        worker = threading.Thread(target=target, args=args, name=name, daemon=True)
-        self._workers.append(worker)
-        worker.start()
+    def _error(self, message: str) -> Exception:
+        return SlaveServerError(message)
 
     def _count(self, counter: str) -> None:
         with self._lock:
@@ -410,57 +346,40 @@ class TcpSlaveServer(_SlaveServer):
         seed: int = 0,
     ) -> None:
         super().__init__(banks, faults, seed)
-        self.host = host
-        self.port = port
-        self._listener: socket.socket | None = None
-        self._connections: set[socket.socket] = set()
+        self._listener = TcpListener(host, port)
+
+    @property
+    def host(self) -> str:
+        return self._listener.host
+
+    @property
+    def port(self) -> int:
+        return self._listener.port
 
     @property
     def address(self) -> tuple[str, int]:
         return self.host, self.port
 
     def _open(self) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            listener.bind((self.host, self.port))
+            self._listener.open()
         except OSError as error:
-            listener.close()
             raise SlaveServerError(f"cannot listen on {self.host}:{self.port} for the TCP slave: {error}") from error
-        listener.listen()
-        self.port = listener.getsockname()[1]
-        self._listener = listener
 
     def _close(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.close()
-        with self._lock:
-            connections, self._connections = self._connections, set()
-        for connection in connections:
-            connection.close()
+        self._listener.close()
 
     def _serve(self) -> None:
-        listener = self._listener
-        while listener is not None and not self._stopping.is_set():
-            readable, _, _ = select.select([listener], [], [], POLL_S)
-            if not readable:
-                continue
-            connection, peer = listener.accept()
-            with self._lock:
-                self._connections.add(connection)
+        for connection, peer in self._listener.accepted(self._stopping):
             self._spawn_worker(self._serve_connection, f"{type(self).__name__} {peer}", connection)
 
     def _serve_connection(self, connection: socket.socket) -> None:
-        connection.settimeout(POLL_S)
         try:
             self._answer_requests(connection)
         except OSError:
             return
         finally:
-            with self._lock:
-                self._connections.discard(connection)
-            connection.close()
+            self._listener.hang_up(connection)
 
     def _answer_requests(self, connection: socket.socket) -> None:
         while (head := self._receive(connection, tcp.MBAP_BYTES)) is not None:

@@ -10,23 +10,17 @@ plugged back while it runs; the TCP server takes any number of connections, one 
 from __future__ import annotations
 
 import os
-import select
 import socket
 import termios
-import threading
-from abc import ABC, abstractmethod
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import serial
 
 from drivers.veeder_root.frame import SOH, command_length
 from simulators.modbus_slave import SlaveServerError
+from simulators.serving import POLL_S, DeviceServer, TcpListener
 from simulators.tank_gauge import TankGauge
-
-POLL_S = 0.01
-"""How often a server thread looks up from a blocking read to check whether it is being stopped."""
 
 
 class TlsServerError(SlaveServerError):
@@ -52,50 +46,17 @@ def split_commands(pending: bytes, length: int) -> tuple[list[bytes], bytes]:
     return frames, b""
 
 
-class _TlsServer(ABC):
-    """The gauge, the simulated clock, and the serving thread's life cycle."""
+class _TlsServer(DeviceServer):
+    """The gauge and the simulated clock it answers by."""
 
     def __init__(self, gauge: TankGauge, clock: Callable[[], float]) -> None:
+        super().__init__()
         self.gauge = gauge
         self.clock = clock
         self._length = command_length(gauge.security_code)
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._workers: list[threading.Thread] = []
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        """Open the port or socket (errors surface here) and serve in a thread of its own."""
-        if self.running:
-            return
-        self._stopping.clear()
-        self._open()
-        self._thread = threading.Thread(target=self._serve, name=type(self).__name__, daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 2.0) -> None:
-        """Stop serving and join every thread; TlsServerError if one does not stop within `timeout_s`."""
-        self._stopping.set()
-        threads = [self._thread] if self._thread is not None else []
-        for thread in [*threads, *self._workers]:
-            thread.join(timeout_s)
-        hung = [thread.name for thread in [*threads, *self._workers] if thread.is_alive()]
-        self._thread, self._workers = None, []
-        self._close()
-        if hung:
-            raise TlsServerError(f"threads {hung} did not stop within {timeout_s} s")
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def _error(self, message: str) -> Exception:
+        return TlsServerError(message)
 
     def _answers(self, pending: bytes) -> tuple[list[bytes], bytes]:
         """The gauge's answers to the complete commands in `pending` (late if it is slow), and the rest."""
@@ -108,18 +69,6 @@ class _TlsServer(ABC):
                     self._stopping.wait(self.gauge.link.delay_s)
                 answers.append(answer)
         return answers, rest
-
-    @abstractmethod
-    def _open(self) -> None:
-        """Open the port or socket, raising TlsServerError with the reason."""
-
-    @abstractmethod
-    def _close(self) -> None:
-        """Close what `_open` opened; called once the serving threads have ended."""
-
-    @abstractmethod
-    def _serve(self) -> None:
-        """Serve until `_stopping` is set, looking up at least every POLL_S."""
 
 
 class TlsSerialServer(_TlsServer):
@@ -172,51 +121,30 @@ class TlsTcpServer(_TlsServer):
 
     def __init__(self, gauge: TankGauge, clock: Callable[[], float], host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(gauge, clock)
-        self.host = host
-        self.port = port
-        self._listener: socket.socket | None = None
-        self._connections: set[socket.socket] = set()
-        self._lock = threading.Lock()
+        self._listener = TcpListener(host, port)
+
+    @property
+    def host(self) -> str:
+        return self._listener.host
+
+    @property
+    def port(self) -> int:
+        return self._listener.port
 
     def _open(self) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            listener.bind((self.host, self.port))
+            self._listener.open()
         except OSError as error:
-            listener.close()
             raise TlsServerError(f"cannot listen on {self.host}:{self.port} for the tank gauge: {error}") from error
-        listener.listen()
-        self.port = listener.getsockname()[1]
-        self._listener = listener
 
     def _close(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.close()
-        with self._lock:
-            connections, self._connections = self._connections, set()
-        for connection in connections:
-            connection.close()
+        self._listener.close()
 
     def _serve(self) -> None:
-        listener = self._listener
-        while listener is not None and not self._stopping.is_set():
-            readable, _, _ = select.select([listener], [], [], POLL_S)
-            if not readable:
-                continue
-            connection, peer = listener.accept()
-            with self._lock:
-                self._connections.add(connection)
-            self._workers = [worker for worker in self._workers if worker.is_alive()]
-            worker = threading.Thread(
-                target=self._serve_connection, args=(connection,), name=f"TlsTcpServer {peer}", daemon=True
-            )
-            self._workers.append(worker)
-            worker.start()
+        for connection, peer in self._listener.accepted(self._stopping):
+            self._spawn_worker(self._serve_connection, f"{type(self).__name__} {peer}", connection)
 
     def _serve_connection(self, connection: socket.socket) -> None:
-        connection.settimeout(POLL_S)
         pending = b""
         try:
             while not self._stopping.is_set():
@@ -232,6 +160,4 @@ class TlsTcpServer(_TlsServer):
         except OSError:
             return
         finally:
-            with self._lock:
-                self._connections.discard(connection)
-            connection.close()
+            self._listener.hang_up(connection)
