@@ -11,7 +11,6 @@ costs a turnaround and the frame overhead. Decoding and encoding are pure, so th
 from __future__ import annotations
 
 import struct
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from drivers.schema import Ge, Gt, Le, Matches, MinLen, doc, settings
+from drivers.shipped import shipped_dirs
 
 MAX_READ_REGISTERS = 125
 _WIDTH = {"u16": 1, "i16": 1, "u32": 2, "i32": 2, "u64": 4, "f32": 2}
@@ -359,8 +359,5 @@ def find_profile(name: str, directories: Sequence[Path]) -> Profile:
 
 
 def shipped_profile_dirs() -> list[Path]:
-    """Where the profiles that ship with station-agent are: a source checkout's `config/profiles`, then the
-    copy a package installs under `<prefix>/share/station-agent/profiles`."""
-    checkout = Path(__file__).resolve().parent.parent / "config" / "profiles"
-    installed = Path(sys.prefix) / "share" / "station-agent" / "profiles"
-    return [directory for directory in (checkout, installed) if directory.is_dir()]
+    """Where the device profiles that ship with station-agent are."""
+    return shipped_dirs("profiles")

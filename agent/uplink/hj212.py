@@ -1,0 +1,387 @@
+"""The HJ 212 uplink: one thread and one TCP connection that walk the outbox and send the ecology data.
+
+Theory of operation: the thread connects to the platform (full-jitter exponential backoff between tries),
+then walks the outbox in seq order from its own progress, turning every record the city profile maps into
+one frame (`hj212_packets`). With Flag's A bit set it sends a frame and waits for the platform's CN=9014
+answer with the same QN; without one within `ack_timeout_s` it sends the same bytes again, and after
+`retries` resends it drops the connection and connects anew, resuming at the unanswered record. It never
+holds up the agent: it reads the outbox through its own read-only connection and `notify` only wakes it.
+
+Progress is one number, "every record up to here is done" (answered, or not for this platform), saved in a
+small state file now and then and on stop, not per frame: losing it costs re-sends from an older point, which
+a platform drops by QN and DataTime (a re-sent record carries the same ones). Without acknowledgement (A
+unset) a frame is done once written to the socket, so frames can be lost with the connection: that is what
+A=0 means in HJ 212.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import socket
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from agent.clock import Clock
+from agent.ledger.outbox import OutboxError, OutboxReader, StoredRecord
+from agent.logs import get_logger
+from agent.uplink.hj212_packets import FrameMaker, OutgoingFrame, UnsendableRecord
+from agent.uplink.hj212_settings import Hj212Section
+from drivers.hj212.errors import Hj212Error
+from drivers.hj212.frame import FrameSplitter, decode_frame
+from drivers.hj212.packet import CN_DATA_RESPONSE, CN_REQUEST_RESPONSE, QnRtn, decode_packet
+from drivers.hj212.profile import CityProfile
+
+log = get_logger("agent.uplink.hj212")
+
+BATCH_RECORDS = 64
+"""Records read from the outbox at a time: enough to keep the link busy, few enough to hold in memory."""
+STOP_JOIN_S = 5.0
+
+
+class LinkLost(Exception):
+    """The connection failed or the platform stopped answering; the walk resumes on a new connection."""
+
+
+class _Answer(Enum):
+    ACKED = "acked"
+    NONE = "none"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class Hj212Status:
+    """A snapshot for `station-agent status`: `done_seq` is the outbox position every earlier record has
+    passed (answered, or not mapped), `backlog` the records after it."""
+
+    state: Literal["connecting", "online", "offline", "stopped"]
+    since_ms: int
+    platform: str
+    sent_seq: int
+    done_seq: int
+    head_seq: int
+    backlog: int
+    frames_sent: int
+    frames_acked: int
+    resends: int
+    skipped: int
+    connects: int
+    last_error: str | None
+
+
+class Hj212Uplink:
+    """Sends the profile's records to an HJ 212 platform. `notify`, `status` and `stop` are safe from any thread."""
+
+    def __init__(  # noqa: PLR0917 - the daemon's interface for every uplink: settings, where, when
+        self,
+        settings: Hj212Section,
+        profile: CityProfile,
+        outbox_path: Path,
+        station_zone: ZoneInfo,
+        state_path: Path,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._outbox_path = outbox_path
+        self._state_path = state_path
+        self._clock = clock
+        self._maker = FrameMaker(settings, profile, station_zone)
+        self._platform = f"{settings.host}:{settings.port}"
+        self._lock = threading.Condition()
+        self._stopping = False
+        self._woken = False
+        self._socket: socket.socket | None = None
+        self._done = self._load_progress()
+        self._saved = self._done
+        self._sent = self._done
+        self._head = self._done
+        self._pending: OutgoingFrame | None = None
+        self._refusal: str | None = None
+        """The platform's last refusal of the frame being delivered, for the error that ends its retries."""
+        self._state: Literal["connecting", "online", "offline", "stopped"] = "offline"
+        self._since_ms = clock.wall_ms()
+        self._counts: Counter[str] = Counter()
+        self._last_error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="uplink-hj212", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def notify(self, head_seq: int) -> None:
+        """The recorder committed records up to `head_seq`; wakes the thread, never waits."""
+        with self._lock:
+            self._head = max(self._head, head_seq)
+            self._woken = True
+            self._lock.notify()
+
+    def stop(self) -> None:
+        """Ends the thread (a wait for an answer is cut short) and saves the progress."""
+        with self._lock:
+            self._stopping = True
+            self._lock.notify()
+            if self._socket is not None:
+                with contextlib.suppress(OSError):
+                    self._socket.shutdown(socket.SHUT_RDWR)
+        if self._thread.is_alive():
+            self._thread.join(STOP_JOIN_S)
+        self._save_progress()
+        self._set_state("stopped")
+
+    def status(self) -> Hj212Status:
+        with self._lock:
+            return Hj212Status(
+                state=self._state,
+                since_ms=self._since_ms,
+                platform=self._platform,
+                sent_seq=self._sent,
+                done_seq=self._done,
+                head_seq=self._head,
+                backlog=max(self._head - self._done, 0),
+                frames_sent=self._counts["sent"],
+                frames_acked=self._counts["acked"],
+                resends=self._counts["resends"],
+                skipped=self._counts["skipped"],
+                connects=self._counts["connects"],
+                last_error=self._last_error,
+            )
+
+    def _run(self) -> None:
+        failures = 0
+        reader: OutboxReader | None = None
+        while not self._stopping:
+            try:
+                reader = reader or OutboxReader(self._outbox_path)
+                connection = self._connect()
+            except (OSError, OutboxError) as exc:
+                self._failed("hj212_connect_failed", str(exc))
+            else:
+                acked_before = self._counts["acked"]
+                try:
+                    self._walk(connection, reader)
+                except (OSError, LinkLost, OutboxError) as exc:
+                    if not self._stopping:
+                        self._failed("hj212_link_lost", str(exc))
+                except Exception as exc:
+                    log.exception("hj212_unexpected_error")
+                    self._failed("hj212_link_lost", f"unexpected error: {exc!r}")
+                finally:
+                    self._close(connection)
+                if self._counts["acked"] > acked_before or self._pending is None:
+                    failures = 0
+            if not self._stopping:
+                self._pause(self._backoff(failures))
+                failures += 1
+        if reader is not None:
+            reader.close()
+
+    def _connect(self) -> socket.socket:
+        self._set_state("connecting")
+        timeout = self._clock.real_s(self._settings.connect_timeout_s)
+        connection = socket.create_connection((self._settings.host, self._settings.port), timeout=timeout)
+        with self._lock:
+            self._socket = connection
+            self._counts["connects"] += 1
+            stopping = self._stopping
+        if stopping:
+            connection.shutdown(socket.SHUT_RDWR)
+        self._set_state("online")
+        log.info("hj212_online", platform=self._platform, done_seq=self._done)
+        return connection
+
+    def _close(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._socket = None
+        connection.close()
+
+    def _walk(self, connection: socket.socket, reader: OutboxReader) -> None:
+        """Sends records in seq order until stopped; returns only when stopping, raises when the link fails."""
+        splitter = FrameSplitter()
+        next_save = self._clock.monotonic() + self._settings.save_interval_s
+        while not self._stopping:
+            batch = list(reader.read(self._done + 1, self._done + BATCH_RECORDS))
+            if not batch and not self._skip_pruned(reader):
+                self._wait_for_records(next_save)
+            for record in batch:
+                if self._stopping:
+                    return
+                self._send_record(connection, splitter, record)
+            if self._clock.monotonic() >= next_save:
+                self._save_progress()
+                next_save = self._clock.monotonic() + self._settings.save_interval_s
+
+    def _skip_pruned(self, reader: OutboxReader) -> bool:
+        """Moves past records pruned from the outbox before they were sent; True if there were any."""
+        first = reader.first_seq()
+        if first is None or first <= self._done + 1:
+            return False
+        log.warning("hj212_records_pruned_unsent", first_seq=self._done + 1, last_seq=first - 1)
+        self._advance(first - 1)
+        return True
+
+    def _wait_for_records(self, until: float) -> None:
+        """Sleeps until `notify` (or stop) or `until`; a notify that came while the batch was read counts."""
+        with self._lock:
+            if not self._woken and not self._stopping:
+                self._lock.wait(self._clock.real_s(max(until - self._clock.monotonic(), 0.0)))
+            self._woken = False
+
+    def _send_record(self, connection: socket.socket, splitter: FrameSplitter, record: StoredRecord) -> None:
+        with self._lock:
+            self._head = max(self._head, record.seq)
+        outgoing = self._pending if self._pending is not None and self._pending.seq == record.seq else None
+        if outgoing is None:
+            try:
+                outgoing = self._maker.frame_for(record)
+            except UnsendableRecord as exc:
+                log.info("hj212_record_skipped", seq=record.seq, reason=str(exc))
+                self._count("skipped")
+                outgoing = None
+            if outgoing is None:
+                self._advance(record.seq)
+                return
+        self._pending = outgoing
+        self._deliver(connection, splitter, outgoing)
+        self._pending = None
+        self._advance(record.seq)
+
+    def _deliver(self, connection: socket.socket, splitter: FrameSplitter, outgoing: OutgoingFrame) -> None:
+        """Sends a frame until the platform answers it, at most 1 + retries times; LinkLost if it never does."""
+        sends = 1 + self._settings.retries if self._settings.ack else 1
+        self._refusal = None
+        for attempt in range(sends):
+            connection.sendall(outgoing.frame)
+            with self._lock:
+                self._sent = max(self._sent, outgoing.seq)
+                self._counts["sent"] += 1
+                self._counts["resends"] += attempt > 0
+            if not self._settings.ack:
+                return
+            answer = self._await_answer(connection, splitter, outgoing.qn)
+            if answer is _Answer.ACKED:
+                self._count("acked")
+                return
+        refused = "" if self._refusal is None else f"; the last answer was a refusal: {self._refusal}"
+        raise LinkLost(
+            f"no answer to QN={outgoing.qn} (seq {outgoing.seq}) after {sends} sends, "
+            f"{self._settings.ack_timeout_s}s each{refused}"
+        )
+
+    def _await_answer(self, connection: socket.socket, splitter: FrameSplitter, qn: str) -> _Answer:
+        deadline = self._clock.monotonic() + self._settings.ack_timeout_s
+        while True:
+            remaining = deadline - self._clock.monotonic()
+            if remaining <= 0:
+                return _Answer.NONE
+            connection.settimeout(self._clock.real_s(remaining))
+            try:
+                data = connection.recv(4096)
+            except TimeoutError:
+                return _Answer.NONE
+            if not data:
+                raise LinkLost("the platform closed the connection")
+            for raw in splitter.feed(data):
+                answer = self._judge(raw, qn)
+                if answer is not _Answer.NONE:
+                    return answer
+
+    def _judge(self, raw: bytes, qn: str) -> _Answer:
+        """What a frame from the platform says about the frame with `qn`; other frames are logged and ignored."""
+        try:
+            packet = decode_packet(decode_frame(raw))
+        except Hj212Error as exc:
+            log.warning("hj212_bad_answer", error=str(exc))
+            return _Answer.NONE
+        if packet.qn != qn:
+            log.info("hj212_other_packet", cn=packet.cn, qn=packet.qn)
+            return _Answer.NONE
+        if packet.cn == CN_DATA_RESPONSE:
+            return _Answer.ACKED
+        verdict = packet.cp_items().get("QnRtn")
+        if packet.cn == CN_REQUEST_RESPONSE and verdict is not None and verdict != str(int(QnRtn.READY)):
+            self._refusal = f"QnRtn={verdict} ({_refusal(verdict)})"
+            log.warning("hj212_refused", qn=qn, qn_rtn=verdict, reason=self._refusal)
+            return _Answer.REFUSED
+        return _Answer.NONE
+
+    def _advance(self, seq: int) -> None:
+        with self._lock:
+            self._done = max(self._done, seq)
+            self._head = max(self._head, seq)
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self._counts[what] += 1
+
+    def _set_state(self, state: Literal["connecting", "online", "offline", "stopped"]) -> None:
+        with self._lock:
+            if state != self._state:
+                self._state = state
+                self._since_ms = self._clock.wall_ms()
+
+    def _failed(self, event: str, error: str) -> None:
+        log.warning(event, platform=self._platform, error=error)
+        with self._lock:
+            self._last_error = error
+        self._set_state("offline")
+
+    def _backoff(self, failures: int) -> float:
+        """Full jitter: a city's stations coming back after a platform outage spread out instead of knocking
+        at once."""
+        ceiling = min(self._settings.reconnect_max_s, self._settings.reconnect_min_s * 2 ** min(failures, 30))
+        return random.uniform(self._settings.reconnect_min_s / 2, ceiling)
+
+    def _pause(self, seconds: float) -> None:
+        with self._lock:
+            if not self._stopping:
+                self._lock.wait(self._clock.real_s(seconds))
+
+    def _load_progress(self) -> int:
+        try:
+            return int(json.loads(self._state_path.read_text(encoding="utf-8"))["done_seq"])
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("hj212_progress_unreadable", path=str(self._state_path), error=str(exc))
+            return 0
+
+    def _save_progress(self) -> None:
+        """Writes the progress atomically (a new file renamed over the old), only when it moved."""
+        with self._lock:
+            done = self._done
+        if done == self._saved:
+            return
+        temporary = self._state_path.with_name(self._state_path.name + ".new")
+        try:
+            self._state_path.parent.mkdir(parents=True, exist_ok=True)
+            with temporary.open("w", encoding="utf-8") as file:
+                json.dump({"done_seq": done}, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self._state_path)
+        except OSError as exc:
+            log.warning("hj212_progress_not_saved", path=str(self._state_path), error=str(exc))
+            return
+        self._saved = done
+
+
+_REFUSALS = {
+    QnRtn.REFUSED: "refused",
+    QnRtn.BAD_PW: "wrong PW",
+    QnRtn.BAD_MN: "wrong MN",
+    QnRtn.BAD_ST: "wrong ST",
+    QnRtn.BAD_FLAG: "wrong Flag",
+    QnRtn.BAD_QN: "wrong QN",
+    QnRtn.BAD_CN: "wrong CN",
+    QnRtn.BAD_CRC: "CRC error",
+}
+
+
+def _refusal(verdict: str) -> str:
+    return next((words for code, words in _REFUSALS.items() if str(int(code)) == verdict), "unknown reason")

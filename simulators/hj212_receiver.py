@@ -1,0 +1,286 @@
+"""The reference HJ 212 platform: a TCP server that checks every frame and answers as an ecology platform does.
+
+Each frame is checked for its length, its CRC (HJ 212's, not Modbus'), its fields, and, given a city
+profile, its ST, CN and codes (and PW and MN when given). A frame that passes is accepted: written as one JSON
+line to `out` and, when its Flag asks for an answer, answered with CN=9014 echoing its QN. A frame that
+fails is counted under its reason; if it can still be read and asks for an answer, it gets CN=9011 with the
+QnRtn that says why (9 for a CRC error). A frame seen before (same MN and QN) is answered again, as a
+platform must for a sender that missed the answer, but counted as a duplicate and written once.
+
+Python API: `Hj212Receiver(out_path, profile=...)`, `start()`, `port`, `summary()`, `accepted()`, `stop()`;
+`answering = False` makes it take frames and keep silent (a platform that does not answer). Command line:
+`station-sim hj212 --port P --out FILE [--profile TOML]`, which prints the JSON summary when stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from drivers.hj212.errors import Hj212CrcError, Hj212Error
+from drivers.hj212.frame import CRC_DIGITS, HEAD, LENGTH_DIGITS, TAIL, FrameSplitter, decode_frame, encode_frame
+from drivers.hj212.packet import (
+    Packet,
+    QnRtn,
+    data_response,
+    decode_packet,
+    encode_packet,
+    request_response,
+)
+from drivers.hj212.profile import CityProfile
+from drivers.hj212.profile_validation import CityProfileError, load_city_profile
+from simulators.serving import DeviceServer, ServerError, TcpListener
+
+KNOWN_EDITIONS = ("2017", "2025")
+REJECTIONS_KEPT = 50
+"""Rejected frames whose reasons the summary lists word for word (the counts cover all of them)."""
+
+
+class Hj212ReceiverError(ServerError):
+    """The receiver could not listen or stop; the message says why."""
+
+
+class _Refused(Exception):
+    def __init__(self, verdict: QnRtn, reason: str) -> None:
+        super().__init__(reason)
+        self.verdict = verdict
+
+
+class Hj212Receiver(DeviceServer):
+    def __init__(
+        self,
+        out_path: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        profile: CityProfile | None = None,
+        pw: str | None = None,
+        mn: str | None = None,
+    ) -> None:
+        super().__init__()
+        self._listener = TcpListener(host, port)
+        self._out_path = out_path
+        self._profile = profile
+        self._pw = pw
+        self._mn = mn
+        self.answering = True
+        self._lock = threading.Lock()
+        self._seen: set[tuple[str, str]] = set()
+        self._accepted: list[dict[str, Any]] = []
+        self._counts: Counter[str] = Counter()
+        self._rejected: Counter[str] = Counter()
+        self._rejections: list[str] = []
+        self._by_cn: Counter[str] = Counter()
+        self._by_code: Counter[str] = Counter()
+
+    @property
+    def port(self) -> int:
+        return self._listener.port
+
+    def accepted(self) -> list[dict[str, Any]]:
+        """Every frame accepted once, in arrival order, as written to `out`."""
+        with self._lock:
+            return list(self._accepted)
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "frames": self._counts["frames"],
+                "accepted": len(self._accepted),
+                "duplicates": self._counts["duplicates"],
+                "answered": self._counts["answered"],
+                "rejected": dict(self._rejected),
+                "rejections": list(self._rejections),
+                "by_cn": dict(self._by_cn),
+                "by_code": dict(self._by_code),
+                "discarded_bytes": self._counts["discarded"],
+            }
+
+    def _error(self, message: str) -> Exception:
+        return Hj212ReceiverError(message)
+
+    def _open(self) -> None:
+        try:
+            self._listener.open()
+        except OSError as error:
+            raise Hj212ReceiverError(f"cannot listen on {self._listener.host}:{self.port}: {error}") from error
+
+    def _close(self) -> None:
+        self._listener.close()
+
+    def _serve(self) -> None:
+        for connection, peer in self._listener.accepted(self._stopping):
+            self._spawn_worker(self._serve_connection, f"hj212 {peer}", connection)
+
+    def _serve_connection(self, connection: socket.socket) -> None:
+        splitter = FrameSplitter()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    chunk = connection.recv(4096)
+                except TimeoutError:
+                    continue
+                frames = splitter.feed(chunk) if chunk else splitter.flush()
+                for raw in frames:
+                    answer = self.take(raw)
+                    if answer is not None and self.answering:
+                        connection.sendall(answer)
+                        self._count("answered")
+                if not chunk:
+                    return
+        except OSError:
+            return
+        finally:
+            with self._lock:
+                self._counts["discarded"] += splitter.discarded
+            self._listener.hang_up(connection)
+
+    def take(self, raw: bytes) -> bytes | None:
+        """Judge one frame as received; the answer to send back, if its Flag asks for one."""
+        self._count("frames")
+        try:
+            packet = decode_packet(decode_frame(raw))
+        except Hj212CrcError as exc:
+            self._reject(exc.reason, str(exc))
+            return self._refusal_to_unchecked(raw, QnRtn.BAD_CRC)
+        except Hj212Error as exc:
+            self._reject(exc.reason, str(exc))
+            return None
+        try:
+            self._check(packet)
+        except _Refused as exc:
+            self._reject("refused", f"QN={packet.qn} CN={packet.cn}: {exc}")
+            return self._answer(packet, request_response(packet, exc.verdict, _version(packet)))
+        self._accept(packet)
+        return self._answer(packet, data_response(packet, _version(packet)))
+
+    def _check(self, packet: Packet) -> None:
+        if packet.qn is None:
+            raise _Refused(QnRtn.BAD_QN, "no QN")
+        if packet.flag is None or packet.flag.standard not in KNOWN_EDITIONS:
+            found = None if packet.flag is None else packet.flag.value
+            raise _Refused(QnRtn.BAD_FLAG, f"Flag {found} names no edition of {', '.join(KNOWN_EDITIONS)}")
+        if packet.flag.subpackaged:
+            raise _Refused(QnRtn.BAD_FLAG, "subpackaged frames are not taken by this receiver")
+        if self._pw is not None and packet.pw != self._pw:
+            raise _Refused(QnRtn.BAD_PW, f"PW {packet.pw!r} is not this site's")
+        if self._mn is not None and packet.mn != self._mn:
+            raise _Refused(QnRtn.BAD_MN, f"MN {packet.mn!r} is not this site's")
+        items = packet.cp_items()
+        data_time = items.get("DataTime", "")
+        if len(data_time) != 14 or not data_time.isdigit():
+            raise _Refused(QnRtn.REFUSED, f"DataTime {data_time!r} is not YYYYMMDDhhmmss")
+        if self._profile is None:
+            return
+        if packet.st != self._profile.st:
+            raise _Refused(QnRtn.BAD_ST, f"ST {packet.st} is not the profile's {self._profile.st}")
+        if packet.cn not in self._profile.commands:
+            raise _Refused(QnRtn.BAD_CN, f"CN {packet.cn} is not among {sorted(self._profile.commands)}")
+        unknown = sorted(set(items) - self._profile.known_keys(packet.cn))
+        if unknown:
+            raise _Refused(QnRtn.REFUSED, f"unknown code(s) {', '.join(unknown)} for CN {packet.cn}")
+
+    def _accept(self, packet: Packet) -> None:
+        assert packet.qn is not None and packet.flag is not None
+        entry: dict[str, Any] = {
+            "qn": packet.qn,
+            "st": packet.st,
+            "cn": packet.cn,
+            "mn": packet.mn,
+            "flag": packet.flag.value,
+            "edition": packet.flag.standard,
+            "cp": packet.cp_items(),
+        }
+        with self._lock:
+            if (packet.mn, packet.qn) in self._seen:
+                self._counts["duplicates"] += 1
+                return
+            self._seen.add((packet.mn, packet.qn))
+            self._accepted.append(entry)
+            self._by_cn[packet.cn] += 1
+            self._by_code.update(key for key in entry["cp"] if key != "DataTime")
+            with self._out_path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+
+    def _refusal_to_unchecked(self, raw: bytes, verdict: QnRtn) -> bytes | None:
+        """A 9011 answer to a frame that failed its CRC, if its data segment can still be read for QN."""
+        try:
+            packet = decode_packet(raw[len(HEAD) + LENGTH_DIGITS : -(CRC_DIGITS + len(TAIL))])
+        except Hj212Error:
+            return None
+        return self._answer(packet, request_response(packet, verdict, _version(packet)))
+
+    def _answer(self, request: Packet, answer: Packet) -> bytes | None:
+        return encode_frame(encode_packet(answer)) if request.wants_answer else None
+
+    def _reject(self, reason: str, message: str) -> None:
+        with self._lock:
+            self._rejected[reason] += 1
+            if len(self._rejections) < REJECTIONS_KEPT:
+                self._rejections.append(f"{reason}: {message}")
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self._counts[what] += 1
+
+
+def _version(packet: Packet) -> int:
+    """Answers carry the sender's edition, so that a 2017 logger is answered in 2017 terms."""
+    return packet.flag.version if packet.flag is not None else 1
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "hj212",
+        help="the reference HJ 212 platform: check frames and CRCs, answer, and print a JSON summary",
+        description="Listen for HJ 212 frames, check and answer each, write the accepted ones as JSON lines "
+        "and print a JSON summary on stop (Ctrl-C, SIGTERM or --duration).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, required=True, help="TCP port (0 picks a free one, printed on stderr)")
+    parser.add_argument("--out", type=Path, required=True, help="JSON-lines file of accepted frames (appended)")
+    parser.add_argument("--profile", type=Path, help="a city profile TOML: also check ST, CN and codes")
+    parser.add_argument("--pw", help="refuse frames with another PW")
+    parser.add_argument("--mn", help="refuse frames with another MN")
+    parser.add_argument("--silent", action="store_true", help="take frames but never answer")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.set_defaults(handler=run_receiver)
+
+
+def run_receiver(args: argparse.Namespace) -> int:
+    try:
+        profile = None if args.profile is None else load_city_profile(args.profile)
+    except CityProfileError as exc:
+        print(f"station-sim hj212: {exc}", file=sys.stderr)
+        return 2
+    receiver = Hj212Receiver(args.out, host=args.host, port=args.port, profile=profile, pw=args.pw, mn=args.mn)
+    receiver.answering = not args.silent
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        receiver.start()
+    except Hj212ReceiverError as exc:
+        print(f"station-sim hj212: {exc}", file=sys.stderr)
+        return 2
+    print(f"station-sim hj212: listening on {args.host}:{receiver.port}", file=sys.stderr, flush=True)
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    while not stop.wait(0.2):
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+    receiver.stop()
+    print(json.dumps(receiver.summary(), indent=2, sort_keys=True))
+    return 0

@@ -1,0 +1,255 @@
+"""The HJ 212 uplink against the reference receiver, over real TCP on 127.0.0.1, from a real outbox.
+
+The outbox is made by the agent's own recorder (real SQLite file, sealed and signed records); the uplink
+walks it and the receiver (simulators/hj212_receiver.py) checks every frame's length, CRC, fields and
+Chongqing codes, answers with CN=9014 and keeps what it accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.clock import SystemClock
+from agent.config import OutboxSection
+from agent.ledger.keys import DeviceKey
+from agent.ledger.outbox import Outbox
+from agent.ledger.recorder import Recorder
+from agent.records import RecordIntent, RecordType
+from agent.uplink.hj212 import Hj212Uplink
+from agent.uplink.hj212_settings import Hj212Section
+from drivers.hj212.profile_validation import load_city_profile
+from simulators.hj212_receiver import Hj212Receiver
+
+CHONGQING = Path(__file__).resolve().parent.parent / "config" / "hj212" / "chongqing.toml"
+PROFILE = load_city_profile(CHONGQING)
+ZONE = ZoneInfo("Asia/Shanghai")
+PW = "123456"
+MN = "CQ500113000001"
+DEADLINE_S = 8.0
+T0_MS = 1_795_000_000_000
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout_s}s")
+        time.sleep(0.02)
+
+
+@dataclass
+class Station:
+    """The producing half of the agent (recorder and outbox) and the HJ 212 uplinks a test starts on it."""
+
+    outbox_path: Path
+    state_path: Path
+    recorder: Recorder
+    uplinks: list[Hj212Uplink] = field(default_factory=list)
+    made: int = 0
+
+    def record_ecology(self, rounds: int) -> int:
+        """Per round: a fuelling with A/L, one without (not sent), a vapour day, a tank-pressure interval, a
+        heartbeat (not sent). Waits for the commit; returns how many records the city takes."""
+        intents = []
+        for _ in range(rounds):
+            self.made += 1
+            ts = T0_MS + self.made * 1000
+            end = f"2026-11-27T08:{self.made // 60:02d}:{self.made % 60:02d}.000Z"
+            intents += [
+                intent(RecordType.TRANSACTION, ts, nozzle=f"N{self.made}", end=end, al_permille=1000 + self.made),
+                intent(RecordType.TRANSACTION, ts + 1, nozzle="N0", end=end, al_permille=None),
+                intent(
+                    RecordType.VAPOUR,
+                    ts + 2,
+                    nozzle=f"N{self.made}",
+                    day="2026-11-26",
+                    al_mean_permille=1100,
+                    verdict="pass",
+                ),
+                intent(RecordType.TANK_PRESSURE, ts + 3, device="P1", period="interval", end=end, mean_pa=self.made),
+                intent(RecordType.HEARTBEAT, ts + 4, uptime_s=self.made),
+            ]
+        target = self.recorder.status().head_seq + len(intents)
+        for item in intents:
+            self.recorder.submit(item)
+        wait_until(lambda: self.recorder.status().head_seq == target, f"{len(intents)} records committed")
+        return 3 * rounds
+
+    def uplink(self, settings: Hj212Section) -> Hj212Uplink:
+        uplink = Hj212Uplink(settings, PROFILE, self.outbox_path, ZONE, self.state_path, SystemClock())
+        self.uplinks.append(uplink)
+        uplink.start()
+        uplink.notify(self.recorder.status().head_seq)
+        return uplink
+
+    def notify(self, head_seq: int) -> None:
+        for uplink in self.uplinks:
+            uplink.notify(head_seq)
+
+
+def intent(record_type: RecordType, ts_ms: int, **body: object) -> RecordIntent:
+    return RecordIntent(record_type, ts_ms, dict(body))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def station(tmp_path: Path) -> Iterator[Station]:
+    path = tmp_path / "outbox.sqlite"
+    key = DeviceKey.from_private(Ed25519PrivateKey.generate())
+    recorder = Recorder(Outbox(path, 64 * 1024**2), "S1", key, OutboxSection(path=path), SystemClock())
+    running = Station(path, tmp_path / "hj212.state", recorder)
+    recorder.on_commit = running.notify
+    recorder.start()
+    yield running
+    for uplink in running.uplinks:
+        uplink.stop()
+    recorder.stop()
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[Hj212Receiver]:
+    server = Hj212Receiver(tmp_path / "accepted.jsonl", profile=PROFILE, pw=PW, mn=MN)
+    server.start()
+    yield server
+    if server.running:
+        server.stop()
+
+
+def settings(port: int, **changes: object) -> Hj212Section:
+    base = Hj212Section(
+        port=port,
+        pw=PW,
+        mn=MN,
+        profile=CHONGQING,
+        ack_timeout_s=0.5,
+        retries=2,
+        reconnect_min_s=0.05,
+        reconnect_max_s=0.2,
+        save_interval_s=0.2,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def delivered(uplink: Hj212Uplink, station: Station) -> Callable[[], bool]:
+    return lambda: uplink.status().done_seq == station.recorder.status().head_seq
+
+
+def accepted_values(receiver: Hj212Receiver, code: str) -> list[str]:
+    return sorted(entry["cp"][code] for entry in receiver.accepted() if code in entry["cp"])
+
+
+class TestDelivery:
+    def test_every_mapped_record_arrives_once_with_a_valid_crc_and_is_acked(
+        self, station: Station, receiver: Hj212Receiver
+    ) -> None:
+        """Records made before and after the link is up each arrive once, pass every check and are answered."""
+        expected = station.record_ecology(3)
+        uplink = station.uplink(settings(receiver.port))
+        wait_until(delivered(uplink, station), "the first records delivered")
+        expected += station.record_ecology(2)
+        wait_until(delivered(uplink, station), "every record delivered")
+
+        summary = receiver.summary()
+        assert (summary["accepted"], summary["duplicates"], summary["rejected"]) == (expected, 0, {})
+        assert summary["by_code"] == {"i41019-Info": 10, "i41020-Info": 10, "i41008-Info": 5, "i41028-Info": 5}
+        assert accepted_values(receiver, "i41028-Info") == ["1", "2", "3", "4", "5"]
+        assert accepted_values(receiver, "i41020-Info")[:5] == ["1.00", "1.00", "1.00", "1.00", "1.00"]
+        status = uplink.status()
+        assert (status.frames_sent, status.frames_acked, status.resends) == (expected, expected, 0)
+        assert (status.skipped, status.backlog, status.state) == (5, 0, "online")
+        assert summary["answered"] == expected
+
+    def test_the_2025_edition_goes_out_with_its_flag(self, station: Station, tmp_path: Path) -> None:
+        """With version '2025' every frame carries Flag=9 (edition 2, answer wanted), and the receiver accepts it."""
+        mn = "0123456789ABCDEF01234567"
+        with Hj212Receiver(tmp_path / "2025.jsonl", profile=PROFILE, pw=PW, mn=mn) as server:
+            expected = station.record_ecology(1)
+            uplink = station.uplink(settings(server.port, version="2025", mn=mn))
+            wait_until(delivered(uplink, station), "every record delivered")
+            assert [(entry["flag"], entry["edition"]) for entry in server.accepted()] == [(9, "2025")] * expected
+
+    def test_without_ack_frames_go_out_unanswered(self, station: Station, receiver: Hj212Receiver) -> None:
+        """With ack off, Flag is 4 (2017, no answer wanted): the receiver keeps quiet and the uplink moves on."""
+        expected = station.record_ecology(2)
+        uplink = station.uplink(settings(receiver.port, ack=False))
+        wait_until(delivered(uplink, station), "every record sent")
+        wait_until(lambda: receiver.summary()["accepted"] == expected, "every frame accepted")
+        assert {entry["flag"] for entry in receiver.accepted()} == {4}
+        assert (receiver.summary()["answered"], uplink.status().frames_acked) == (0, 0)
+
+    def test_progress_is_kept_across_a_restart(self, station: Station, receiver: Hj212Receiver) -> None:
+        """A new uplink on the same state file starts where the last one stopped: nothing is sent twice."""
+        first = station.record_ecology(2)
+        uplink = station.uplink(settings(receiver.port))
+        wait_until(delivered(uplink, station), "every record delivered")
+        uplink.stop()
+        assert json.loads(station.state_path.read_text()) == {"done_seq": station.recorder.status().head_seq}
+        again = station.uplink(settings(receiver.port))
+        more = station.record_ecology(1)
+        wait_until(delivered(again, station), "the new records delivered")
+        assert (receiver.summary()["accepted"], receiver.summary()["duplicates"]) == (first + more, 0)
+        assert again.status().frames_sent == more
+
+
+class TestOutages:
+    def test_a_platform_down_for_a_while_gets_everything_from_the_outbox(
+        self, station: Station, tmp_path: Path
+    ) -> None:
+        """Down at start, then up, down mid-way and up again: the uplink resends from the outbox, nothing missing."""
+        server = Hj212Receiver(tmp_path / "accepted.jsonl", profile=PROFILE, pw=PW, mn=MN)
+        server.start()
+        port = server.port
+        server.stop()
+        expected = station.record_ecology(2)
+        uplink = station.uplink(settings(port))
+        wait_until(lambda: uplink.status().state == "offline" and uplink.status().last_error is not None, "refused")
+        assert uplink.status().done_seq == 0
+
+        server = Hj212Receiver(tmp_path / "accepted.jsonl", port=port, profile=PROFILE, pw=PW, mn=MN)
+        server.start()
+        wait_until(delivered(uplink, station), "delivered once the platform is up")
+        server.stop()
+        expected += station.record_ecology(2)
+        time.sleep(0.3)
+        assert uplink.status().backlog > 0
+        server_again = Hj212Receiver(tmp_path / "again.jsonl", port=port, profile=PROFILE, pw=PW, mn=MN)
+        with server_again:
+            wait_until(delivered(uplink, station), "delivered after the second outage")
+        qns = {entry["qn"] for entry in server.accepted()} | {entry["qn"] for entry in server_again.accepted()}
+        assert len(qns) == expected
+        assert server.summary()["rejected"] == server_again.summary()["rejected"] == {}
+        assert uplink.status().connects >= 2
+
+    def test_a_platform_that_does_not_answer_gets_bounded_retries_then_a_new_connection(
+        self, station: Station, receiver: Hj212Receiver
+    ) -> None:
+        """Without an answer a frame is sent 1 + retries times, then the connection is made anew; once the
+        platform answers again, everything is delivered."""
+        receiver.answering = False
+        station.record_ecology(1)
+        uplink = station.uplink(settings(receiver.port, ack_timeout_s=0.2, retries=2))
+        wait_until(lambda: uplink.status().connects >= 2, "a second connection")
+        status = uplink.status()
+        assert status.done_seq == 0 and status.frames_acked == 0
+        assert status.last_error is not None and "after 3 sends, 0.2s each" in status.last_error
+        assert receiver.summary()["accepted"] == 1 and receiver.summary()["duplicates"] >= 2
+
+        receiver.answering = True
+        wait_until(delivered(uplink, station), "delivered once the platform answers")
+        assert receiver.summary()["accepted"] == 3
+
+    def test_a_refusal_is_reported_and_retried(self, station: Station, tmp_path: Path) -> None:
+        """A platform that knows another PW answers 9011 QnRtn=3; the uplink says so and does not move on."""
+        with Hj212Receiver(tmp_path / "x.jsonl", profile=PROFILE, pw="654321", mn=MN) as server:
+            station.record_ecology(1)
+            uplink = station.uplink(settings(server.port, ack_timeout_s=0.2, retries=1))
+            wait_until(lambda: "QnRtn=3 (wrong PW)" in (uplink.status().last_error or ""), "the refusal reported")
+            assert uplink.status().done_seq == 0
+            assert server.summary()["rejected"]["refused"] >= 1
