@@ -75,6 +75,15 @@ _BODIES: Final[dict[str, str]] = {
     "tank_test": "A tank's leak and unrecorded-sales test as it stands at the close of a local day: the statistical "
     "test the agent runs every hour on the tank's hourly reconciliations of the last window_h hours (default 30 "
     "days). Made for every tank every day, pass and inconclusive included.",
+    "command_accepted": "A command on the cmd topic passed every check (signed by the platform key provisioned "
+    "on the box, for this station, within its validity, not seen before, known, with good arguments) and is being "
+    "carried out. Made before the command acts, so a record the command makes (a key_rotation) comes after it.",
+    "command_refused": "A message on the cmd topic was refused; its reply carried the same reason. Recorded at most "
+    "commands.refusals_per_hour an hour (a burst of that many at once); refusals beyond that are counted, by "
+    "reason, in the next command_refused.",
+    "key_rotation": "The device key changed. This record is signed by the old key and carries the new public key; "
+    "every record after it is signed by the new key. A receiver trusts the new key because the old one "
+    "announced it.",
     "tank_inventory": "What a tank holds now, as its gauge or level probe measures it, with the volume at 20 degC "
     "(GB/T 1885). Made every configured interval and whenever the volume, water, temperature or delivery state "
     "changes by the configured amount.",
@@ -84,6 +93,18 @@ _BODIES: Final[dict[str, str]] = {
     "reconciliation": "A tank's books for an hour or a local day, at 20 degC: opening and closing volume, what was "
     "delivered and sold, and the variance no sale or delivery explains. The books close at the first reading "
     "past the period's end, later while a delivery is under way, so consecutive periods add up exactly.",
+    "daily_summary": "The station's books of one local day, made once per day some minutes after the day ends "
+    "(close_after_s, default 900 s), and once only, also across restarts; after the agent was off, every day "
+    "missed is summed up when it starts again. Sales per nozzle and per grade from the day's transactions, with "
+    "the nozzles' totalizers against them; each tank's own day books; and when the agent, the uplink or a field "
+    "device was down.",
+    "vapour": "A nozzle's vapour recovery over one local day: the fuellings counted for the vapour-to-liquid "
+    "ratio (A/L), their mean and spread, and the verdict of the configured rule set (GB 20952 pass share with "
+    "warning days, or CARB's daily and weekly means). Made for every nozzle seen, every day, at the day's close; "
+    "it also carries what the next day's judgement starts from, so a restarted agent resumes from its records.",
+    "tank_pressure": "A tank vapour-space pressure sensor summed up over an interval (every record_interval_s, "
+    "default 300 s, aligned to the clock) or over a local day. A day's record also holds the consecutive warning "
+    "days of the daily rules.",
 }
 
 _FIELDS: Final[dict[str, str]] = {
@@ -227,6 +248,148 @@ _FIELDS: Final[dict[str, str]] = {
     "more than ten minutes.",
     "al_permille": "The vapour-to-liquid ratio (A/L) in per-mille: vapour_ml * 1000 / volume_ml, rounded to the "
     "nearest integer (halves to even); 1000 is an A/L of 1.0. Null if vapour_ml is null or volume_ml is 0.",
+    "daily_summary.day": "The local date of the day, YYYY-MM-DD: the day begins at the configured boundary "
+    "(default 00:00) on this date.",
+    "daily_summary.zone": "The IANA time zone of the station's local time, e.g. `Asia/Shanghai`.",
+    "daily_summary.start": "When the day began: the boundary on that date in that zone; after the zone or the "
+    "boundary was changed, the end of the previous summary's day, so that days never overlap or leave a gap.",
+    "daily_summary.end": "When the day ended: the boundary on the next date. A day is 23 or 25 hours long across a "
+    "daylight saving change.",
+    "daily_summary.complete": "true if the agent ran through the whole day (agent_down.seconds is 0).",
+    "daily_summary.nozzles": "Each nozzle with at least one transaction in the day (by the transaction's ts), by id.",
+    "daily_summary.grades": "Each fuel grade with at least one transaction in the day, by grade.",
+    "daily_summary.tanks": "Each tank's reconciliation of period `day` whose period lies mostly within this day, "
+    "by tank id; a tank whose day books had not closed by the time of this summary is left out.",
+    "daily_summary.agent_down": "When the agent was not running: from its agent_stop event, or from the last "
+    "record before an unclean_stop, to its next agent_start.",
+    "daily_summary.uplink_down": "When the agent had no session with the broker, by its heartbeats: from the "
+    "first heartbeat with uplink `offline` to the next with `online`, so each end is late by up to one "
+    "heartbeat interval and an outage shorter than one may not show. Time the agent was down is not counted.",
+    "daily_summary.devices_down": "Each field device that was offline in the day, by name: from its device_offline "
+    "event to its device_online event, or to the end of the agent's run. Time the agent was down is not counted.",
+    "daily_summary.alarms_raised": "How many alarms of each kind were raised in the day, by kind; kinds none "
+    "was raised of are left out.",
+    "daily_summary.nozzle": "The nozzle id in the config.",
+    "daily_summary.grade": "The fuel grade, as in the transactions.",
+    "daily_summary.sales": "The number of transactions.",
+    "daily_summary.volume_ml": "The sum of their volume_ml, mL.",
+    "daily_summary.amount_fen": "The sum of their amount_fen, fen.",
+    "daily_summary.totalizer_volume_ml_opening": "The totalizer_volume_ml_before of the nozzle's first transaction "
+    "of the day, mL; null if that is null.",
+    "daily_summary.totalizer_volume_ml_closing": "The totalizer_volume_ml_after of its last transaction of the "
+    "day, mL.",
+    "daily_summary.totalizer_volume_ml_difference": "closing - opening - volume_ml, mL: metered volume that no "
+    "transaction accounts for (skipped sales, a totalizer that moved at rest); 0 when every sale is on record. "
+    "Null if the opening is null. A totalizer that wrapped or was reset in the day shows here too.",
+    "daily_summary.totalizer_amount_fen_opening": "The totalizer_amount_fen_before of the first transaction of "
+    "the day, fen; null if that is null.",
+    "daily_summary.totalizer_amount_fen_closing": "The totalizer_amount_fen_after of the last transaction of the "
+    "day, fen; null if that is null.",
+    "daily_summary.totalizer_amount_fen_difference": "closing - opening - amount_fen, fen; null if either is null.",
+    "daily_summary.tanks.tank": "The tank id in the config.",
+    "daily_summary.tanks.product": "The tank's product family, `gasoline` or `diesel`.",
+    "daily_summary.tanks.start": "The start of the tank's day books: the local midnight that began them.",
+    "daily_summary.tanks.end": "The end of the tank's day books.",
+    "daily_summary.tanks.opening_volume_20_ml": "The reconciliation's opening_volume_20_ml, mL.",
+    "daily_summary.tanks.closing_volume_20_ml": "The reconciliation's closing_volume_20_ml, mL.",
+    "daily_summary.tanks.delivered_20_ml": "The reconciliation's delivered_20_ml, mL.",
+    "daily_summary.tanks.sold_20_ml": "The reconciliation's sold_20_ml, mL.",
+    "daily_summary.tanks.sales": "The reconciliation's sales: the number of sales from the tank.",
+    "daily_summary.tanks.variance_ml": "The reconciliation's variance_ml, mL.",
+    "daily_summary.tanks.cumulative_variance_ml": "The reconciliation's cumulative_variance_ml, mL.",
+    "daily_summary.tanks.complete": "The reconciliation's complete: false if the agent did not see the tank's "
+    "whole day.",
+    "daily_summary.subject": "`agent`, `uplink`, or the device's name in the config.",
+    "daily_summary.seconds": "Whole seconds down within the day, all periods together (rounded down).",
+    "daily_summary.periods": "The longest periods down within the day, at most max_periods (default 24), in time "
+    "order; each is clipped to the day.",
+    "daily_summary.periods_left_out": "How many shorter periods are not listed (their time is in seconds).",
+    "daily_summary.down_at_end": "true if it was still down when the day ended.",
+    "daily_summary.periods.start": "When the period began, or the day's start.",
+    "daily_summary.periods.end": "When it ended, or the day's end.",
+    "daily_summary.periods.seconds": "Its length in whole seconds (rounded down).",
+    "vapour.day": "The local date judged, YYYY-MM-DD.",
+    "vapour.rule_set": "The rule set that gave the verdict: `gb20952` (GB 20952-2020 Annex E: the day's pass share, "
+    "warning days) or `carb` (CARB EVR in-station diagnostics: daily and weekly mean A/L).",
+    "vapour.fuellings": "The nozzle's transactions in the day, whether they count or not.",
+    "vapour.counted": "Of those, the ones that count: at least min_volume_ml (default 15000 mL) with the vapour "
+    "measured whole (vapour_ml and al_permille not null).",
+    "vapour.passed": "Of the counted, those with al_permille within al_low_permille..al_high_permille (default "
+    "1000..1200).",
+    "vapour.slow": "Of the counted out of the band, those whose liquid flow (volume_ml over the time from start to "
+    "end) was below slow_flow_ml_per_min (default 10000 mL/min).",
+    "vapour.pump_fault": "Of the counted, those whose vapour flow (vapour_ml over the time from start to end) was "
+    "below pump_fault_vapour_ml_per_min (default 1000 mL/min).",
+    "vapour.pump_fault_run": "How many counted fuellings in a row, up to the day's end, had too little vapour flow "
+    "(the vapour_pump_fault alarm's count, carried into the next day).",
+    "vapour.al_sum_permille": "The sum of al_permille over the counted fuellings: with counted, what weekly means "
+    "are made of.",
+    "vapour.al_mean_permille": "The mean al_permille of the counted fuellings, rounded (halves to even); null if none.",
+    "vapour.al_stdev_permille": "Their sample standard deviation, rounded to the nearest per mille; null if fewer "
+    "than two.",
+    "vapour.carried_fuellings": "Counted fuellings of earlier days that were too few to judge and rolled into this "
+    "day's judgement (gb20952); 0 under carb.",
+    "vapour.carried_passed": "Of those, the ones that passed.",
+    "vapour.carried_slow": "Of those, the slow ones out of the band.",
+    "vapour.carried_days": "How many earlier days rolled into this one.",
+    "vapour.judged_fuellings": "The counted fuellings the verdict rests on: carried_fuellings + counted.",
+    "vapour.judged_passed": "Of those, the ones that passed: carried_passed + passed.",
+    "vapour.judged_slow": "Of those, the slow ones out of the band: carried_slow + slow.",
+    "vapour.pass_share_permille": "judged_passed * 1000 / judged_fuellings, rounded (halves to even), under gb20952 "
+    "when the day is judged (judged_fuellings at least min_fuellings_per_day, default 5); otherwise null.",
+    "vapour.week_counted": "Counted fuellings of the last carb_week_days days (default 7), this day included.",
+    "vapour.week_al_mean_permille": "Their mean al_permille, rounded (halves to even); null if none.",
+    "vapour.verdict": "`pass`, `warning` (gb20952: the pass share below warning_pass_share_permille, default 750), "
+    "`alarm` (gb20952: alarm_warning_days warning days in a row, default 5; carb: the daily or weekly mean out of "
+    "its band) or `inconclusive` (too few fuellings to judge).",
+    "vapour.warning_days": "Warning days in a row up to this one (gb20952): a pass day resets it, an inconclusive "
+    "day leaves it; 0 under carb.",
+    "vapour.rolled_over": "true if this day was too thin to judge and its counts roll into the next day's "
+    "judgement; false once judged, and when the pool would span more than max_carry_days (default 100) and is "
+    "dropped.",
+    "tank_pressure.device": "The pressure sensor's device name in the config.",
+    "tank_pressure.period": "`interval` for an interval of record_interval_s, `day` for a local day.",
+    "tank_pressure.day": "For a day record the local date, YYYY-MM-DD; null for an interval.",
+    "tank_pressure.start": "The start of the interval; for a day, the start of its first interval with readings "
+    "(the day's end if there was none).",
+    "tank_pressure.end": "The end of the interval; for a day, when the day was closed (its boundary).",
+    "tank_pressure.readings": "The sensor's readings in the period.",
+    "tank_pressure.mean_pa": "Their mean, Pa: for an interval rounded (halves to even); for a day, the mean of its "
+    "intervals' mean_pa weighted by their readings, rounded. Null without readings.",
+    "tank_pressure.min_pa": "The lowest reading, Pa; null without readings.",
+    "tank_pressure.max_pa": "The highest reading, Pa; null without readings.",
+    "tank_pressure.outside_band": "Readings outside band_low_pa..band_high_pa (default -1000..600 Pa).",
+    "tank_pressure.over_pressure": "Readings above the P/V valve's opening pressure plus over_margin_pa.",
+    "tank_pressure.zero_run_s": "The longest an unbroken run of readings within +-zero_band_pa (default 50 Pa) had "
+    "lasted, in whole seconds, at any reading in the period, counted from the run's first reading even if that "
+    "was earlier; a gap of more than max_gap_s (default 60 s) without readings breaks a run.",
+    "tank_pressure.outside_band_permille": "For a day with readings, outside_band * 1000 / readings, rounded (halves "
+    "to even); otherwise null.",
+    "tank_pressure.zero_warning_days": "For a day, zero days in a row up to this one (days whose zero_run_s exceeded "
+    "zero_run_s, default 12 h); a day without readings leaves it. Null for an interval.",
+    "command_accepted.command_id": "The command's id, as the platform gave it.",
+    "cmd": "The command: `ping`, `status`, `resend` or `rotate-key`.",
+    "args": "The command's arguments as the platform sent them (strings, integers, booleans or null).",
+    "issued": "When the platform issued the command, by its clock.",
+    "expires": "When the command stops being valid; the agent refuses it from then on.",
+    "platform_kid": "The key id of the platform key that signed the command.",
+    "command_refused.command_id": "The message's id if it had the form of one (1-128 letters, digits, '_', '.', "
+    "':', '-', starting with a letter or digit), else null. Unsigned messages are refused too: the id is not "
+    "proof that the platform sent them.",
+    "command_refused.cmd": "The message's cmd if it had the form of a command name, else null.",
+    "command_refused.reason": "Why: `malformed`, `unsigned`, `unknown_kid`, `bad_signature`, `wrong_station`, "
+    "`expired`, `issued_in_future`, `lifetime_too_long`, `replayed`, `unknown_command` or `bad_args`.",
+    "command_refused.detail": "The refusal in words, ASCII, with any value quoted from the message shortened.",
+    "suppressed": "Refusals not recorded since the previous command_refused, because of the rate limit.",
+    "suppressed_by_reason": "Those refusals counted by reason.",
+    "old_kid": "The key id of the key that signed this record and the records before it since the last rotation.",
+    "new_kid": "The key id of the new key, which signs every record after this one.",
+    "new_public_key": "The new Ed25519 public key: its 32 raw bytes in standard base64 with padding. Its key id is "
+    "new_kid.",
+    "key_rotation.command_id": "The id of the rotate-key command that asked for the rotation, or null.",
+    "tank_pressure.band_warning_days": "For a day, band warning days in a row up to this one (days with more than "
+    "band_share_permille, default 250, of readings out of the band); a day without readings leaves it. Null for an "
+    "interval.",
 }
 
 _PATTERNS: Final[dict[str, str]] = {
@@ -239,6 +402,11 @@ _PATTERNS: Final[dict[str, str]] = {
     "old_sha256": HEX64_PATTERN,
     "new_sha256": HEX64_PATTERN,
     "kid": KID_PATTERN,
+    "old_kid": KID_PATTERN,
+    "new_kid": KID_PATTERN,
+    "platform_kid": KID_PATTERN,
+    "issued": TS_PATTERN,
+    "expires": TS_PATTERN,
 }
 
 
@@ -329,6 +497,50 @@ _TANK_TEST_EVIDENCE: Final[dict[str, Schema]] = {
     "leak_threshold_ml_per_h": _key("integer", "The loss per hour beyond which the test fails, mL/h."),
     "unrecorded_ppm": _key("integer", "The estimated unrecorded share of throughput, ppm."),
     "unrecorded_threshold_ppm": _key("integer", "The share beyond which the test fails, ppm."),
+}
+
+_VAPOUR_DAY_EVIDENCE: Final[dict[str, Schema]] = {
+    "day": _key("string", "The local date judged, YYYY-MM-DD (its vapour record's day)."),
+    "rule_set": _key("string", "The rule set that judged it.", one_of=("gb20952", "carb")),
+    "verdict": _key(
+        "string", "The day's verdict (see the vapour record).", one_of=("pass", "warning", "alarm", "inconclusive")
+    ),
+    "judged_fuellings": _key("integer", "Counted fuellings the verdict rests on, rolled-over ones included.", 0),
+    "judged_passed": _key("integer", "Of those, the ones within the A/L band.", 0),
+    "pass_share_permille": _key("integer|null", "judged_passed * 1000 / judged_fuellings (gb20952); else null.", 0),
+    "warning_days": _key("integer", "Warning days in a row up to this day (gb20952; 0 under carb).", 0),
+    "al_mean_permille": _key("integer|null", "The day's mean A/L, per mille; null without counted fuellings.", 0),
+    "week_counted": _key("integer", "Counted fuellings of the last carb_week_days days.", 0),
+    "week_al_mean_permille": _key("integer|null", "Their mean A/L, per mille; null if none.", 0),
+}
+
+_OVER_PRESSURE_EVIDENCE: Final[dict[str, Schema]] = {
+    "max_pa": _key(
+        "integer|null", "The highest reading of the spell, Pa; null if the agent saw none since it started."
+    ),
+    "limit_pa": _key("integer", "valve_opening_pa + over_margin_pa: the pressure above which a reading is over, Pa."),
+    "duration_s": _key(
+        "integer|null", "Whole seconds from the spell's first reading to its last over one; null as max_pa.", 0
+    ),
+    "since": _key("string|null", "When the spell began (ts format); null as max_pa."),
+}
+
+_ZERO_DAYS_EVIDENCE: Final[dict[str, Schema]] = {
+    "day": _key("string", "The local date of the day record that decided, YYYY-MM-DD."),
+    "zero_run_s": _key("integer", "That day's zero_run_s.", 0),
+    "warning_days": _key("integer", "Zero days in a row up to that day.", 0),
+    "alarm_days": _key("integer", "zero_alarm_days as configured: the zero days in a row that raise it.", 1),
+}
+
+_BAND_DAYS_EVIDENCE: Final[dict[str, Schema]] = {
+    "day": _key("string", "The local date of the day record that decided, YYYY-MM-DD."),
+    "readings": _key("integer", "The day's readings.", 0),
+    "outside_band": _key("integer", "Of those, the ones outside the band.", 0),
+    "outside_band_permille": _key("integer", "outside_band * 1000 / readings, rounded.", 0),
+    "limit_permille": _key("integer", "band_share_permille as configured.", 0),
+    "band_low_pa": _key("integer", "The band's lower end as configured, Pa."),
+    "band_high_pa": _key("integer", "The band's upper end as configured, Pa."),
+    "warning_days": _key("integer", "Band warning days in a row up to that day.", 0),
 }
 
 ALARM_KINDS: Final[dict[str, AlarmDoc]] = {
@@ -499,6 +711,108 @@ ALARM_KINDS: Final[dict[str, AlarmDoc]] = {
         cleared_evidence=_OUTBOX_CLEARED,
         cleared_patterns=_OUTBOX_DROPPED_BY_TYPE,
     ),
+    "vapour_pump_fault": AlarmDoc(
+        subject="the nozzle id",
+        raised="Raised when pump_fault_fuellings (default 3) counted fuellings of the nozzle in a row drew less "
+        "vapour than pump_fault_vapour_ml_per_min (default 1000 mL/min): the vacuum pump does not draw. Fuellings "
+        "that do not count, or whose start or end the agent did not see, neither add to the run nor break it.",
+        cleared="Cleared by the nozzle's next counted fuelling with enough vapour flow.",
+        evidence={
+            "txn_no": _key("integer", "The sale number of the fuelling that decided."),
+            "volume_ml": _key("integer", "Its volume_ml, mL.", 0),
+            "vapour_ml": _key("integer", "Its vapour_ml, mL.", 0),
+            "duration_ms": _key("integer", "Its end minus its start, ms.", 1),
+            "vapour_ml_per_min": _key("integer", "vapour_ml * 60000 / duration_ms, rounded, mL/min.", 0),
+            "threshold_ml_per_min": _key("integer", "pump_fault_vapour_ml_per_min as configured.", 0),
+            "consecutive": _key(
+                "integer",
+                "Counted fuellings in a row with too little vapour flow, this one included (0 when cleared).",
+                0,
+            ),
+        },
+    ),
+    "vapour_al_warning": AlarmDoc(
+        subject="the nozzle id",
+        raised="Raised (rule set gb20952) at the close of a judged day whose pass share is below "
+        "warning_pass_share_permille (default 750): a vapour record with verdict warning or alarm.",
+        cleared="Cleared by the nozzle's next pass day; an inconclusive day leaves it raised.",
+        evidence=_VAPOUR_DAY_EVIDENCE,
+    ),
+    "vapour_al_alarm": AlarmDoc(
+        subject="the nozzle id",
+        raised="Raised at the close of a day with verdict alarm: under gb20952, the alarm_warning_days-th "
+        "(default 5th) warning day in a row; under carb, a day whose daily or weekly mean A/L, judged with enough "
+        "fuellings, lies out of its band.",
+        cleared="Cleared by the nozzle's next pass day; warning and inconclusive days leave it raised.",
+        evidence=_VAPOUR_DAY_EVIDENCE,
+    ),
+    "slow_dispenser": AlarmDoc(
+        subject="the nozzle id",
+        raised="Raised at the close of a failing day (verdict warning or alarm) when more than half of the "
+        "judged fuellings out of the A/L band were slow: the A/L fails at low liquid flow, which points at the "
+        "dispenser (filter, pump, trigger) rather than the vapour recovery.",
+        cleared="Cleared at the close of the nozzle's next judged day that is a pass day or whose failures were "
+        "mostly not slow.",
+        evidence={
+            "day": _key("string", "The local date judged, YYYY-MM-DD."),
+            "out_of_band": _key(
+                "integer", "Judged fuellings out of the A/L band (judged_fuellings - judged_passed).", 0
+            ),
+            "slow": _key("integer", "Of those, the slow ones (judged_slow).", 0),
+            "slow_flow_ml_per_min": _key("integer", "slow_flow_ml_per_min as configured.", 0),
+        },
+    ),
+    "tank_pressure_zero_warning": AlarmDoc(
+        subject="the pressure sensor's device name",
+        raised="Raised when the sensor's readings have stayed within +-zero_band_pa (default 50 Pa) for longer "
+        "than zero_run_s (default 12 h) by the clock, without a gap of more than max_gap_s (default 60 s): a vent "
+        "left open, a P/V valve stuck open, a sensor line off. Missing readings never count as zero.",
+        cleared="Cleared by the first reading outside the zero band.",
+        evidence={
+            "pressure_pa": _key("integer", "The reading that decided, Pa."),
+            "run_s": _key("integer", "How long the zero run had lasted, whole seconds (the last run when cleared).", 0),
+            "band_pa": _key("integer", "zero_band_pa as configured.", 0),
+            "since": _key(
+                "string|null", "When the run began (ts format); null if the agent saw none since it started."
+            ),
+        },
+    ),
+    "tank_pressure_zero_alarm": AlarmDoc(
+        subject="the pressure sensor's device name",
+        raised="Raised at the close of the zero_alarm_days-th (default 5th) zero day in a row (see "
+        "zero_warning_days of the tank_pressure day record).",
+        cleared="Cleared at the close of a day with readings that was not a zero day; a day without readings "
+        "leaves it.",
+        evidence=_ZERO_DAYS_EVIDENCE,
+    ),
+    "tank_pressure_over_warning": AlarmDoc(
+        subject="the pressure sensor's device name",
+        raised="Raised at the first reading above the P/V valve's opening pressure plus over_margin_pa (default "
+        "747 + 200 Pa): the valve does not open or the vent line is blocked.",
+        cleared="Cleared by the first reading at or below that limit.",
+        evidence=_OVER_PRESSURE_EVIDENCE,
+    ),
+    "tank_pressure_over_alarm": AlarmDoc(
+        subject="the pressure sensor's device name",
+        raised="Raised when over-pressure has lasted over_alarm_s (default 300 s) without a reading at or below "
+        "the limit and without a gap of more than max_gap_s.",
+        cleared="Cleared, before the warning, by the first reading at or below the limit.",
+        evidence=_OVER_PRESSURE_EVIDENCE,
+    ),
+    "tank_pressure_band_warning": AlarmDoc(
+        subject="the pressure sensor's device name",
+        raised="Raised at the close of a day on which more than band_share_permille (default 250) of the "
+        "readings lay outside band_low_pa..band_high_pa (default -1000..600 Pa).",
+        cleared="Cleared at the close of a day with readings that was not such a day; a day without readings "
+        "leaves it.",
+        evidence=_BAND_DAYS_EVIDENCE,
+    ),
+    "tank_pressure_band_alarm": AlarmDoc(
+        subject="the pressure sensor's device name",
+        raised="Raised at the close of the band_alarm_days-th (default 7th) band warning day in a row.",
+        cleared="Cleared with the band warning.",
+        evidence=_BAND_DAYS_EVIDENCE,
+    ),
 }
 """Every alarm kind the agent raises. The kind names are the ones the station and the recorder use."""
 
@@ -574,6 +888,25 @@ def _described(what: str, table: dict[str, str], *keys: str) -> str:
     raise ContractDocsError(f"{what} has no description; add one under {keys[0]!r} in agent/contract_docs.py")
 
 
+def _nested(schema: Schema, name: str, parent: str, where: str) -> Schema:
+    """An object inside a body (or the items of an array of them) held to the body's own rules: every field
+    described, required, and patterned, other keys only as JSON without floats. A nested field is described
+    under `<body>.<parent field>.<field>`, or under `<body>.<field>` where one text fits every parent; never
+    under the bare field name, whose text belongs to a top-level field of some body."""
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        return {**schema, "items": _nested(schema["items"], name, parent, where)}
+    if "properties" not in schema:
+        return schema
+    properties: Schema = {}
+    for field, sub in schema["properties"].items():
+        keys = (f"{name}.{parent}.{field}", f"{name}.{field}")
+        text = _described(f"{where}.{parent}.{field}", _FIELDS, *keys)
+        properties[field] = {**_nested(sub, name, field, where), "description": text}
+        if field in _PATTERNS:
+            properties[field]["pattern"] = _PATTERNS[field]
+    return {**schema, "properties": properties, "required": list(properties), "additionalProperties": _extra_fields()}
+
+
 def body_schema(cls: type[Body]) -> Schema:
     """The wire schema of one body class (not a whole document: see `schemas` for the files)."""
     name = body_name(cls)
@@ -582,7 +915,7 @@ def body_schema(cls: type[Body]) -> Schema:
     properties: Schema = {}
     for field, schema in tidy["properties"].items():
         text = _described(f"{cls.__name__}.{field}", _FIELDS, f"{name}.{field}", field)
-        properties[field] = {**schema, "description": text}
+        properties[field] = {**_nested(schema, name, field, cls.__name__), "description": text}
         if field in _PATTERNS:
             properties[field]["pattern"] = _PATTERNS[field]
     return {

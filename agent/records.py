@@ -31,6 +31,7 @@ class RecordType(StrEnum):
     EVENT = "event"
     HEARTBEAT = "heartbeat"
     DAILY_SUMMARY = "daily_summary"
+    TANK_PRESSURE = "tank_pressure"
 
 
 def format_ts(ts_ms: int) -> str:
@@ -52,6 +53,17 @@ def parse_ts(text: str) -> int:
     """The inverse of format_ts: milliseconds since the Unix epoch."""
     moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
+
+
+def body_int(value: JsonValue) -> int:
+    """An integer field of a record body read back from the outbox; anything else there is a bug, said loudly."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"expected an integer in a record body, found {value!r}")
+    return value
+
+
+def body_int_or_none(value: JsonValue) -> int | None:
+    return None if value is None else body_int(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +132,9 @@ class EventKind(StrEnum):
     DEVICE_IDENTITY = "device_identity"
     CALIBRATION_CHANGE = "calibration_change"
     TANK_TEST = "tank_test"
+    COMMAND_ACCEPTED = "command_accepted"
+    COMMAND_REFUSED = "command_refused"
+    KEY_ROTATION = "key_rotation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +262,49 @@ class TankTestBody(Body):
     kind: Literal[EventKind.TANK_TEST] = EventKind.TANK_TEST
 
 
+@dataclass(frozen=True, slots=True)
+class CommandAcceptedBody(Body):
+    """A platform command passed every check (agent.commands) and is being carried out: the record that the
+    platform, not someone on the network, asked for it."""
+
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    command_id: str
+    cmd: str
+    args: dict[str, JsonScalar]
+    issued: str
+    expires: str
+    platform_kid: str
+    kind: Literal[EventKind.COMMAND_ACCEPTED] = EventKind.COMMAND_ACCEPTED
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRefusedBody(Body):
+    """A message on the command topic was refused. Recorded at most `refusals_per_hour` an hour; the ones not
+    recorded are counted in `suppressed` of the next one, so a flood costs counts, not records."""
+
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    command_id: str | None
+    cmd: str | None
+    reason: str
+    detail: str
+    suppressed: int
+    suppressed_by_reason: dict[str, int]
+    kind: Literal[EventKind.COMMAND_REFUSED] = EventKind.COMMAND_REFUSED
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRotationBody(Body):
+    """The device key changes: signed by the old key, this record hands trust to the new one, and every later
+    record is signed by it. `new_public_key` is the raw 32-byte Ed25519 key in standard base64."""
+
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    old_kid: str
+    new_kid: str
+    new_public_key: str
+    command_id: str | None
+    kind: Literal[EventKind.KEY_ROTATION] = EventKind.KEY_ROTATION
+
+
 class AlarmKind(StrEnum):
     """Every alarm the agent raises; each module that raises one says when it is raised and cleared, and
     docs/contract.md gives its evidence. The contract allows new kinds as documented additions."""
@@ -264,6 +322,16 @@ class AlarmKind(StrEnum):
     UNRECORDED_SALES = "unrecorded_sales"
     OUTBOX_FULL = "outbox_full"
     OUTBOX_FAILING = "outbox_failing"
+    VAPOUR_PUMP_FAULT = "vapour_pump_fault"
+    VAPOUR_AL_WARNING = "vapour_al_warning"
+    VAPOUR_AL_ALARM = "vapour_al_alarm"
+    SLOW_DISPENSER = "slow_dispenser"
+    TANK_PRESSURE_ZERO_WARNING = "tank_pressure_zero_warning"
+    TANK_PRESSURE_ZERO_ALARM = "tank_pressure_zero_alarm"
+    TANK_PRESSURE_OVER_WARNING = "tank_pressure_over_warning"
+    TANK_PRESSURE_OVER_ALARM = "tank_pressure_over_alarm"
+    TANK_PRESSURE_BAND_WARNING = "tank_pressure_band_warning"
+    TANK_PRESSURE_BAND_ALARM = "tank_pressure_band_alarm"
 
 
 class AlarmState(StrEnum):
@@ -380,6 +448,154 @@ class ReconciliationBody(Body):
     complete: bool
 
 
+@dataclass(frozen=True, slots=True)
+class VapourBody(Body):
+    """A nozzle's vapour recovery over one local day (agent.station.vapour): what was counted, how the A/L
+    looked, and the verdict of the configured rule set. It also carries what the next day's judgement starts
+    from (counts rolled over from thin days, consecutive warning days, the pump-fault run), so that the
+    agent's own records are all it needs to resume after a restart."""
+
+    record_type: ClassVar[RecordType] = RecordType.VAPOUR
+    day: str
+    nozzle: str
+    dispenser: str
+    grade: str
+    rule_set: Literal["gb20952", "carb"]
+    fuellings: int
+    counted: int
+    passed: int
+    slow: int
+    pump_fault: int
+    pump_fault_run: int
+    al_sum_permille: int
+    al_mean_permille: int | None
+    al_stdev_permille: int | None
+    carried_fuellings: int
+    carried_passed: int
+    carried_slow: int
+    carried_days: int
+    judged_fuellings: int
+    judged_passed: int
+    judged_slow: int
+    pass_share_permille: int | None
+    week_counted: int
+    week_al_mean_permille: int | None
+    verdict: Literal["pass", "warning", "alarm", "inconclusive"]
+    warning_days: int
+    rolled_over: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TankPressureBody(Body):
+    """A tank vapour-space pressure sensor summed up over an interval (every `record_interval_s`) or a local
+    day (agent.station.pressure). A day's record also holds the consecutive warning days of the daily rules,
+    which is how they survive a restart."""
+
+    record_type: ClassVar[RecordType] = RecordType.TANK_PRESSURE
+    device: str
+    period: Literal["interval", "day"]
+    day: str | None
+    start: str
+    end: str
+    readings: int
+    mean_pa: int | None
+    min_pa: int | None
+    max_pa: int | None
+    outside_band: int
+    over_pressure: int
+    zero_run_s: int
+    outside_band_permille: int | None
+    zero_warning_days: int | None
+    band_warning_days: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NozzleDay:
+    """A nozzle's sales of one day, and how far its totalizers moved beyond them."""
+
+    nozzle: str
+    grade: str
+    sales: int
+    volume_ml: int
+    amount_fen: int
+    totalizer_volume_ml_opening: int | None
+    totalizer_volume_ml_closing: int
+    totalizer_volume_ml_difference: int | None
+    totalizer_amount_fen_opening: int | None
+    totalizer_amount_fen_closing: int | None
+    totalizer_amount_fen_difference: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class GradeDay:
+    grade: str
+    sales: int
+    volume_ml: int
+    amount_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class TankDay:
+    """A tank's own day books (its `reconciliation` of period `day`) as the summary repeats them."""
+
+    tank: str
+    product: str
+    start: str
+    end: str
+    opening_volume_20_ml: int
+    closing_volume_20_ml: int
+    delivered_20_ml: int
+    sold_20_ml: int
+    sales: int
+    variance_ml: int
+    cumulative_variance_ml: int
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DownPeriod:
+    start: str
+    end: str
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class Downtime:
+    """How long the agent, the uplink or one device was down within a day; only the longest periods are listed,
+    so that a flapping device cannot make the record grow without bound."""
+
+    subject: str
+    seconds: int
+    periods: tuple[DownPeriod, ...]
+    periods_left_out: int
+    down_at_end: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DailySummaryBody(Body):
+    """The station's books of one local day (agent.station.daybooks): sales per nozzle and grade against the
+    totalizers, the tanks' day books, and the hours the agent, the uplink or a device was down."""
+
+    record_type: ClassVar[RecordType] = RecordType.DAILY_SUMMARY
+    day: str
+    zone: str
+    start: str
+    end: str
+    complete: bool
+    nozzles: tuple[NozzleDay, ...]
+    grades: tuple[GradeDay, ...]
+    tanks: tuple[TankDay, ...]
+    agent_down: Downtime
+    uplink_down: Downtime
+    devices_down: tuple[Downtime, ...]
+    alarms_raised: dict[str, int]
+
+    def intent(self, ts_ms: int, *cursors: Cursor) -> RecordIntent:
+        """The nested shapes become JSON objects here, not in `Body.intent`, which runs for every record; this
+        body is made once a day, so the deep copy costs nothing."""
+        return RecordIntent(self.record_type, ts_ms, dataclasses.asdict(self), cursors)
+
+
 BODY_TYPES: tuple[type[Body], ...] = (
     HeartbeatBody,
     AgentStartBody,
@@ -393,9 +609,15 @@ BODY_TYPES: tuple[type[Body], ...] = (
     DeviceIdentityBody,
     CalibrationChangeBody,
     TankTestBody,
+    CommandAcceptedBody,
+    CommandRefusedBody,
+    KeyRotationBody,
     AlarmBody,
     TransactionBody,
     TankInventoryBody,
     DeliveryBody,
     ReconciliationBody,
+    VapourBody,
+    TankPressureBody,
+    DailySummaryBody,
 )

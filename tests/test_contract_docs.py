@@ -23,9 +23,11 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import Draft7Validator, Draft202012Validator
 from jsonschema.protocols import Validator
+from pressure_story import pressure_story
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 from tank_story import tank_story
+from vapour_story import vapour_story
 
 from agent import contract_docs
 from agent.clock import SystemClock
@@ -45,21 +47,32 @@ from agent.records import (
     Body,
     CalibrationChangeBody,
     ClockJumpBody,
+    CommandAcceptedBody,
+    CommandRefusedBody,
     ConfigChangeBody,
     ControllerBaselineBody,
+    DailySummaryBody,
     DeliveryBody,
     DeviceIdentityBody,
     DeviceOfflineBody,
     DeviceOnlineBody,
+    DownPeriod,
+    Downtime,
     EventKind,
+    GradeDay,
     HeartbeatBody,
+    KeyRotationBody,
+    NozzleDay,
     ReconciliationBody,
     RecordIntent,
     RecordType,
+    TankDay,
     TankInventoryBody,
+    TankPressureBody,
     TankTestBody,
     TransactionBody,
     UncleanStopBody,
+    VapourBody,
     parse_ts,
 )
 from agent.station.nozzle import NozzleBinding, Tap
@@ -162,6 +175,9 @@ def test_every_schema_names_and_describes_itself() -> None:
         "event.json",
         "alarm.json",
         "heartbeat.json",
+        "daily_summary.json",
+        "vapour.json",
+        "tank_pressure.json",
     }
     for name, schema in schemas.items():
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
@@ -310,6 +326,28 @@ SAMPLES: list[Body] = [
         unrecorded_threshold_ppm=4_480,
         min_detectable_unrecorded_ppm=None,
     ),
+    CommandAcceptedBody(
+        command_id="7f9c2ba4-e88f-11ee-a506-0242ac120002",
+        cmd="resend",
+        args={"first": 1, "last": 40},
+        issued="2026-11-27T08:15:02.113Z",
+        expires="2026-11-27T08:16:02.113Z",
+        platform_kid="fedcba9876543210",
+    ),
+    CommandRefusedBody(
+        command_id=None,
+        cmd="ping",
+        reason="unsigned",
+        detail="no sig: commands must be signed with the platform's key",
+        suppressed=3,
+        suppressed_by_reason={"bad_signature": 1, "unsigned": 2},
+    ),
+    KeyRotationBody(
+        old_kid="0123456789abcdef",
+        new_kid="89abcdef01234567",
+        new_public_key="A" * 43 + "=",
+        command_id="7f9c2ba4-e88f-11ee-a506-0242ac120003",
+    ),
     TankInventoryBody(
         tank="T1",
         product="gasoline",
@@ -355,6 +393,109 @@ SAMPLES: list[Body] = [
         variance_ml=0,
         cumulative_variance_ml=-1_250,
         complete=True,
+    ),
+    VapourBody(
+        day="2026-11-27",
+        nozzle="D01-N1",
+        dispenser="D01",
+        grade="92",
+        rule_set="gb20952",
+        fuellings=3,
+        counted=2,
+        passed=1,
+        slow=1,
+        pump_fault=0,
+        pump_fault_run=0,
+        al_sum_permille=2_030,
+        al_mean_permille=1_015,
+        al_stdev_permille=134,
+        carried_fuellings=1,
+        carried_passed=1,
+        carried_slow=0,
+        carried_days=1,
+        judged_fuellings=3,
+        judged_passed=2,
+        judged_slow=1,
+        pass_share_permille=None,
+        week_counted=3,
+        week_al_mean_permille=1_043,
+        verdict="inconclusive",
+        warning_days=2,
+        rolled_over=True,
+    ),
+    TankPressureBody(
+        device="ps1",
+        period="interval",
+        day=None,
+        start="2026-11-27T08:00:00.000Z",
+        end="2026-11-27T08:05:00.000Z",
+        readings=0,
+        mean_pa=None,
+        min_pa=None,
+        max_pa=None,
+        outside_band=0,
+        over_pressure=0,
+        zero_run_s=0,
+        outside_band_permille=None,
+        zero_warning_days=None,
+        band_warning_days=None,
+    ),
+    DailySummaryBody(
+        day="2026-11-27",
+        zone="Asia/Shanghai",
+        start="2026-11-26T16:00:00.000Z",
+        end="2026-11-27T16:00:00.000Z",
+        complete=False,
+        nozzles=(
+            NozzleDay(
+                nozzle="D01-N1",
+                grade="92",
+                sales=211,
+                volume_ml=6_120_440,
+                amount_fen=4_700_498,
+                totalizer_volume_ml_opening=912_345_670,
+                totalizer_volume_ml_closing=918_466_610,
+                totalizer_volume_ml_difference=500,
+                totalizer_amount_fen_opening=None,
+                totalizer_amount_fen_closing=700_876_543,
+                totalizer_amount_fen_difference=None,
+            ),
+        ),
+        grades=(GradeDay(grade="92", sales=211, volume_ml=6_120_440, amount_fen=4_700_498),),
+        tanks=(
+            TankDay(
+                tank="T1",
+                product="gasoline",
+                start="2026-11-26T16:00:00.000Z",
+                end="2026-11-27T16:00:00.000Z",
+                opening_volume_20_ml=18_387_904,
+                closing_volume_20_ml=12_270_010,
+                delivered_20_ml=0,
+                sold_20_ml=6_117_020,
+                sales=211,
+                variance_ml=874,
+                cumulative_variance_ml=-1_250,
+                complete=True,
+            ),
+        ),
+        agent_down=Downtime(
+            subject="agent",
+            seconds=10_800,
+            periods=(DownPeriod(start="2026-11-27T02:00:00.000Z", end="2026-11-27T05:00:00.000Z", seconds=10_800),),
+            periods_left_out=0,
+            down_at_end=False,
+        ),
+        uplink_down=Downtime(subject="uplink", seconds=0, periods=(), periods_left_out=0, down_at_end=False),
+        devices_down=(
+            Downtime(
+                subject="pc2",
+                seconds=3_720,
+                periods=(DownPeriod(start="2026-11-27T15:00:00.000Z", end="2026-11-27T16:00:00.000Z", seconds=3_600),),
+                periods_left_out=3,
+                down_at_end=True,
+            ),
+        ),
+        alarms_raised={"device_silent": 1},
     ),
 ]
 """One body of every type, by hand; the alarms of every kind come from the station and the recorder below."""
@@ -540,7 +681,8 @@ def _outbox_story(folder: Path, failure: OutboxError) -> list[Json]:
 
 @pytest.fixture(scope="module")
 def station_records() -> list[Json]:
-    return [_record(record) for record in _seal([*_nozzle_story(), *_device_story(), *tank_story()])]
+    stories = [*_nozzle_story(), *_device_story(), *tank_story(), *vapour_story(), *pressure_story()]
+    return [_record(record) for record in _seal(stories)]
 
 
 @pytest.fixture(scope="module")
@@ -791,12 +933,12 @@ def test_alarms_of_other_kinds_and_added_evidence_stay_valid(made_alarms: list[J
 
 
 def test_documented_additions_stay_valid(sealed: list[SealedRecord]) -> None:
-    """A new optional body field without floats, and a record of a reserved type, pass the v1 schemas."""
+    """A new optional body field without floats, and a record of a type not documented yet, pass the v1 schemas."""
     added = copy.deepcopy(_transaction(sealed))
     added["body"]["pump_temp_cC"] = 1525
     added["body"]["detail"] = {"readings": [1, "two", None, True]}
     reserved = copy.deepcopy(_transaction(sealed))
-    reserved["type"] = str(RecordType.VAPOUR)
+    reserved["type"] = "nozzle_health"
     reserved["body"] = {"nozzle": "D01-N1", "fuellings": 31, "temp_cC": 1525}
     for validator in _validators("record.json"):
         validator.validate(added)

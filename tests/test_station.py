@@ -19,12 +19,16 @@ from agent.station.fsm import TRANSITIONS, NozzleFsm, Phase, Step
 from agent.station.metering import advance, check_totalizer, judge_volume, sale_number_step, signed
 from agent.station.nozzle import NozzleBinding, Tap
 from agent.station.station import Station
+from agent.station.tank import TankBinding
+from agent.station.vcf import Fuel, Product
 from drivers.readings import (
     ChannelCount,
     ControllerCounters,
     NozzleReading,
     PulseCounterReading,
     PumpControllerReading,
+    TankGaugeReading,
+    TankReading,
 )
 
 RULES = MeteringSection()
@@ -84,6 +88,7 @@ class Forecourt:
                 DeviceReading("pcm1", "rs485-1", self.now, PulseCounterReading(counts, self.modulus))
             )
         made += self.station.tick(self.now)
+        made += self.station.close_days(self.now)
         self.out += made
         return made
 
@@ -469,3 +474,38 @@ def test_honest_sales_of_any_size_raise_nothing(real_ml: int) -> None:
     court = started()
     court.fuel(real_ml, reported_ml=real_ml // 10 * 10 + 10)
     assert alarms(court.out) == []
+
+
+def test_a_sale_completed_by_the_clock_still_lowers_its_tank_in_the_books() -> None:
+    """A sale recorded when its wait for pulses ran out (the counter was not polled after the booking) is booked
+    in its tank's hourly books like any other: the tank's books must not lose the sales that time completes."""
+    tank = TankBinding("T1", Fuel(Product.GASOLINE, 745.0), 30_000_000, "tg", gauge_tank=1)
+    court = Forecourt(Station([BINDING], {}, RULES, tanks=(tank,)))
+    court.poll()
+    court.poll()
+    court.poll()
+
+    def gauge(volume_ml: int) -> list[RecordIntent]:
+        level = TankReading(tank=1, volume_ml=volume_ml, height_um=volume_ml // 15, water_um=0, temperature_cC=2000)
+        return court.station.on_event(DeviceReading("tg", "gauge", court.now, TankGaugeReading((level,))))
+
+    gauge(20_000_000)
+    court.poll("lifted")
+    court.liquid += 3000
+    court.poll("fuelling")
+    court.nozzle = replace(
+        court.nozzle,
+        state="finished",
+        txn_no=court.nozzle.txn_no + 1,
+        txn_volume_ml=30_000,
+        txn_amount_fen=23_100,
+        totalizer_volume_ml=court.nozzle.totalizer_volume_ml + 30_000,
+        totalizer_amount_fen=(court.nozzle.totalizer_amount_fen or 0) + 23_100,
+    )
+    court.poll(counter=False)
+    court.now += int(RULES.pulse_wait_s * 1000) + 1
+    by_clock = court.station.tick(court.now)
+    assert [i.type for i in by_clock] == [RecordType.TRANSACTION]
+    court.now += 3_600_000
+    books = [i.body for i in gauge(19_970_000) if i.type is RecordType.RECONCILIATION and i.body["period"] == "hour"]
+    assert [(b["sales"], b["variance_ml"]) for b in books] == [(1, 0)]

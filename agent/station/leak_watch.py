@@ -24,6 +24,7 @@ from agent.records import (
     RecordIntent,
     RecordType,
     TankTestBody,
+    body_int,
     parse_ts,
 )
 from agent.station.alarms import AlarmBook
@@ -39,19 +40,13 @@ def balance_of(body: dict[str, JsonValue]) -> TankBalance:
     return TankBalance(
         start_ms=opening_ms,
         duration_ms=max(1, closing_ms - opening_ms),
-        opening_20_ml=_int(body["opening_volume_20_ml"]),
-        closing_20_ml=_int(body["closing_volume_20_ml"]),
-        delivered_20_ml=_int(body["delivered_20_ml"]),
-        sold_20_ml=_int(body["sold_20_ml"]),
-        temperature_cC=_int(body["temperature_cC"]),
+        opening_20_ml=body_int(body["opening_volume_20_ml"]),
+        closing_20_ml=body_int(body["closing_volume_20_ml"]),
+        delivered_20_ml=body_int(body["delivered_20_ml"]),
+        sold_20_ml=body_int(body["sold_20_ml"]),
+        temperature_cC=body_int(body["temperature_cC"]),
         gauge_invalid=body["complete"] is not True,
     )
-
-
-def _int(value: JsonValue) -> int:
-    if not isinstance(value, int):
-        raise TypeError(f"expected an integer in a reconciliation body, found {value!r}")
-    return value
 
 
 def hourly_books(canonical_records: Iterable[bytes]) -> dict[str, list[dict[str, JsonValue]]]:

@@ -1,18 +1,32 @@
-"""The station as the agent models it: field events in, record intents out, with a tick for what time decides."""
+"""The station as the agent models it: field events in, record intents out, with a tick for what time decides.
+
+Every record the station makes, and those the agent makes beside it (`note`: heartbeats, starts and stops), go
+into the day's books. When station time crosses the day boundary, the vapour verdicts and the pressure rules
+close the day at once (before the first reading of the next day counts); the daily summary follows
+`close_after_s` later, when the tanks' day books are in. After a restart the station is brought up to date by
+replaying the records of the days not yet closed (`resume`), so a day is judged once, whatever happened.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
 from zoneinfo import ZoneInfo
 
 from agent.config import MeteringSection, TankRulesSection, VerificationSection
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, FieldEvent, LineHealth
 from agent.records import DeviceOfflineBody, DeviceOnlineBody, JsonValue, RecordIntent, RecordType
 from agent.station.alarms import AlarmBook
+from agent.station.daybooks import DayBooks, DaySettings, last_closed_of
 from agent.station.devices import CalibrationWatch, LineWatch, SilenceWatch
 from agent.station.leak import LeakSettings
 from agent.station.leak_watch import LeakWatch
+from agent.station.localday import ONE_DAY, LocalDays
 from agent.station.nozzle import Count, NozzleBinding, NozzleTracker, PulseBoard
+from agent.station.pressure import PressureSettings, PressureWatch
 from agent.station.tank import TankBinding, TankTracker
+from agent.station.vapour import VapourSettings, VapourWatch
 from drivers.readings import (
     LevelProbeReading,
     PressureReading,
@@ -20,6 +34,20 @@ from drivers.readings import (
     PumpControllerReading,
     TankGaugeReading,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class StationHistory:
+    """What the station reads back from its own records at start, instead of keeping a second copy of its state."""
+
+    tank_hours: dict[str, list[dict[str, JsonValue]]] = field(default_factory=dict)
+    """The tanks' hourly books of the leak test's window, by tank."""
+    vapour_days: list[dict[str, JsonValue]] = field(default_factory=list)
+    """The `vapour` records of the last week, oldest first."""
+    pressure: list[dict[str, JsonValue]] = field(default_factory=list)
+    """The `tank_pressure` records from each sensor's last day record on, oldest first."""
+    last_summary: dict[str, JsonValue] | None = None
+    """The newest `daily_summary`."""
 
 
 class Station:
@@ -34,9 +62,11 @@ class Station:
         tank_rules: TankRulesSection | None = None,
         zone: ZoneInfo | None = None,
         leak: LeakSettings | None = None,
-        tank_history: dict[str, list[dict[str, JsonValue]]] | None = None,
+        vapour: VapourSettings | None = None,
+        pressure: PressureSettings | None = None,
+        daily: DaySettings | None = None,
+        history: StationHistory | None = None,
     ) -> None:
-        """`tank_history`: the tanks' hourly books of the last weeks, from the outbox, for the leak test."""
         self._alarms = AlarmBook(cursors)
         self._board = PulseBoard()
         self._trackers = {
@@ -49,14 +79,115 @@ class Station:
         self._calibration = CalibrationWatch(cursors, verifications, self._alarms)
         self._silence = SilenceWatch(rules, self._alarms)
         self._lines = LineWatch(rules, self._alarms)
-        self._tanks = {
-            t.tank: TankTracker(t, cursors, tank_rules or TankRulesSection(), zone or ZoneInfo("UTC")) for t in tanks
-        }
+        history = history or StationHistory()
+        self._daily = daily or DaySettings()
+        self._zone = zone or ZoneInfo("UTC")
+        self._days = LocalDays(self._zone, self._daily.boundary_time)
+        self._last_closed = last_closed_of(cursors)
+        self._last_summary = history.last_summary
+        self._books: DayBooks | None = None
+        """Made at the first instant the station sees (`resume`, an event or a tick), with the days below."""
+        self._pressure_day = self._vapour_day = date.min
+        """The days the pressure and vapour rules count into."""
+        self._vapour_grace_ms = int(2 * rules.pulse_wait_s * 1000)
+        self._tanks = {t.tank: TankTracker(t, cursors, tank_rules or TankRulesSection(), self._days) for t in tanks}
         self._by_gauge = {(t.device, t.gauge_tank): self._tanks[t.tank] for t in tanks if t.gauge_tank is not None}
         self._by_probe = {t.device: self._tanks[t.tank] for t in tanks if t.gauge_tank is None}
-        self._leak = LeakWatch(self._tanks, leak or LeakSettings(), self._alarms, tank_history)
+        self._leak = LeakWatch(self._tanks, leak or LeakSettings(), self._alarms, history.tank_hours)
+        self._vapour = VapourWatch(vapour or VapourSettings(), self._alarms, history.vapour_days)
+        self._pressure = PressureWatch(pressure or PressureSettings(), self._alarms, history.pressure)
+
+    # -- the day ----------------------------------------------------------------------------------------------
+
+    def replay_from_ms(self, now_ms: int) -> int:
+        """Where `resume` wants the records from: the start of the first day whose books are not closed."""
+        return self._day_books(now_ms).replay_from_ms
+
+    def resume(self, records: Iterable[RecordIntent], starting: list[RecordIntent], now_ms: int) -> list[RecordIntent]:
+        """Bring the day's books up to date with the records made since `replay_from_ms` (in seq order) and the
+        records of this start (`starting`: agent_start and the like); returns those, then what follows now: the
+        vapour and pressure closes of the days that ended meanwhile, to be recorded in that order."""
+        books = self._day_books(now_ms)
+        intents: list[RecordIntent] = []
+        for record in records:
+            intents += self._cross_days(record.ts_ms, now_ms)
+            if record.type is RecordType.TRANSACTION:
+                intents += self._close_vapour_until(record.ts_ms, now_ms)
+                if record.ts_ms >= self._days.start_ms(self._vapour_day):
+                    self._vapour.replay_transaction(record.body)
+            books.note(record)
+        intents += self._cross_days(now_ms, now_ms)
+        intents = starting + intents
+        self._note_all(intents)
+        return intents
+
+    def note(self, intent: RecordIntent) -> None:
+        """A record the agent made beside the station (a heartbeat, a start or stop), for the day's books."""
+        self._day_books(intent.ts_ms).note(intent)
+
+    def _day_books(self, now_ms: int) -> DayBooks:
+        if self._books is None:
+            self._books = DayBooks(self._daily, self._zone, self._last_closed, now_ms, last_summary=self._last_summary)
+            first = self._days.day_of(self._books.replay_from_ms)
+            self._pressure_day = first
+            judged = self._vapour.last_closed
+            self._vapour_day = first if judged is None else max(first, judged + ONE_DAY)
+        return self._books
+
+    def _cross_days(self, ts_ms: int, made_ms: int) -> list[RecordIntent]:
+        """The closes due at `ts_ms`. The pressure rules close a day at its boundary, before a reading of the next
+        day counts. The vapour rules wait `_vapour_grace_ms` longer, or for the next day's first sale: a sale is
+        dated when the controller booked it but recorded only once its pulses are in, up to `pulse_wait_s` later,
+        and it must count in the day it is dated in, now and after a restart alike."""
+        self._day_books(ts_ms)
+        intents: list[RecordIntent] = []
+        while (boundary_ms := self._days.start_ms(self._pressure_day + ONE_DAY)) <= ts_ms:
+            intents += self._pressure.close_day(self._pressure_day, boundary_ms)
+            self._pressure_day += ONE_DAY
+        return intents + self._close_vapour_until(ts_ms - self._vapour_grace_ms, made_ms)
+
+    def _close_vapour_until(self, ts_ms: int, made_ms: int) -> list[RecordIntent]:
+        """The vapour verdicts of every day that ended by `ts_ms`, made at `made_ms`."""
+        self._day_books(ts_ms)
+        intents: list[RecordIntent] = []
+        while self._days.start_ms(self._vapour_day + ONE_DAY) <= ts_ms:
+            intents += self._vapour.close_day(self._vapour_day, made_ms)
+            self._vapour_day += ONE_DAY
+        return intents
+
+    def _note_all(self, intents: list[RecordIntent]) -> None:
+        books = self._books
+        assert books is not None
+        for intent in intents:
+            books.note(intent)
 
     def on_event(self, event: FieldEvent) -> list[RecordIntent]:
+        intents = self._cross_days(event.ts_ms, event.ts_ms)
+        intents += self._on_event(event)
+        self._note_all(intents)
+        return intents
+
+    def tick(self, now_ms: int) -> list[RecordIntent]:
+        intents = self._cross_days(now_ms, now_ms)
+        intents += self._silence.tick(now_ms)
+        sales: list[RecordIntent] = []
+        for tracker in self._trackers.values():
+            sales += tracker.tick(self._board, now_ms)
+        intents += sales + self._after_sales(sales)
+        intents += self._pressure.tick(now_ms)
+        self._note_all(intents)
+        return intents
+
+    def close_days(self, now_ms: int) -> list[RecordIntent]:
+        """The daily summaries due now. Apart from `tick`, so that a summary that cannot be made (a bug) costs
+        that summary only, not the sales and alarms that time completes."""
+        books = self._day_books(now_ms)
+        intents: list[RecordIntent] = []
+        for day in books.due(now_ms):
+            intents += books.close(day, now_ms)
+        return intents
+
+    def _on_event(self, event: FieldEvent) -> list[RecordIntent]:
         match event:
             case DeviceReading(reading=PumpControllerReading() as reading):
                 intents = self._calibration.on_reading(event.device, reading, event.ts_ms)
@@ -64,8 +195,7 @@ class Station:
                     tracker = self._trackers.get((event.device, nozzle.nozzle))
                     if tracker is not None:
                         intents += tracker.on_controller(nozzle, reading.counters, event.ts_ms, self._board)
-                self._book_sales(intents)
-                return intents
+                return intents + self._after_sales(intents)
             case DeviceReading(reading=PulseCounterReading() as reading):
                 for channel in reading.channels:
                     self._board.put(
@@ -74,10 +204,9 @@ class Station:
                 intents = []
                 for tracker in self._on_counter.get(event.device, ()):
                     intents += tracker.on_pulses(self._board, event.ts_ms)
-                self._book_sales(intents)
-                return intents
-            case DeviceReading(reading=PressureReading()):
-                return []
+                return intents + self._after_sales(intents)
+            case DeviceReading(reading=PressureReading() as reading):
+                return self._pressure.on_reading(event.device, reading, event.ts_ms)
             case DeviceReading(reading=TankGaugeReading() as reading):
                 return self._on_gauge(event.device, reading, event.ts_ms)
             case DeviceReading(reading=LevelProbeReading() as reading):
@@ -97,12 +226,6 @@ class Station:
                 return self._lines.on_health(event)
         return []
 
-    def tick(self, now_ms: int) -> list[RecordIntent]:
-        intents = self._silence.tick(now_ms)
-        for tracker in self._trackers.values():
-            intents += tracker.tick(self._board, now_ms)
-        return intents
-
     def _on_gauge(self, device: str, reading: TankGaugeReading, ts_ms: int) -> list[RecordIntent]:
         intents: list[RecordIntent] = []
         for tank in reading.tanks:
@@ -113,11 +236,16 @@ class Station:
             intents += tracker.observe(tracker.from_gauge(tank, ts_ms))
         return intents + self._leak.on_books(intents)
 
-    def _book_sales(self, intents: list[RecordIntent]) -> None:
-        """Every sale lowers the tank its nozzle draws on, in that tank's books."""
+    def _after_sales(self, intents: list[RecordIntent]) -> list[RecordIntent]:
+        """Every sale lowers the tank its nozzle draws on, in that tank's books, and counts for its nozzle's vapour
+        recovery; returns the vapour alarms that follow."""
+        more: list[RecordIntent] = []
         for intent in intents:
             if intent.type is RecordType.TRANSACTION:
                 tracker = self._tanks.get(str(intent.body["tank"]))
                 volume = intent.body["volume_ml"]
                 if tracker is not None and isinstance(volume, int):
                     tracker.on_sale(volume, intent.ts_ms)
+                more += self._close_vapour_until(intent.ts_ms, intent.ts_ms)
+                more += self._vapour.on_transaction(intent.body, intent.ts_ms)
+        return more

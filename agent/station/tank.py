@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from agent.config import TankRulesSection
@@ -38,6 +37,7 @@ from agent.records import (
     parse_ts,
 )
 from agent.station.chart import TankChart
+from agent.station.localday import LocalDays
 from agent.station.vcf import Fuel
 from drivers.readings import DeliveryReport, LevelProbeReading, TankReading
 
@@ -103,10 +103,13 @@ class _Rise:
 
 
 class TankTracker:
-    def __init__(self, binding: TankBinding, cursors: dict[str, int], rules: TankRulesSection, zone: ZoneInfo) -> None:
+    def __init__(
+        self, binding: TankBinding, cursors: dict[str, int], rules: TankRulesSection, days: ZoneInfo | LocalDays
+    ) -> None:
+        """`days`: the station's days, or a zone whose days begin at midnight."""
         self.binding = binding
         self._rules = rules
-        self._zone = zone
+        self._days = days if isinstance(days, LocalDays) else LocalDays(days)
         self._cumulative_ml = cursors.get(binding.cursor_key("cumulative_variance_ml"), 0)
         self._deliveries_seen_to_ms = cursors.get(binding.cursor_key("gauge_deliveries_to_ms"), 0)
         self._last: Level | None = None
@@ -347,10 +350,7 @@ class TankTracker:
         if period == "hour":
             start = ts_ms - ts_ms % _HOUR_MS
             return start, start + _HOUR_MS
-        local = datetime.fromtimestamp(ts_ms / 1000, UTC).astimezone(self._zone)
-        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        following = (midnight + timedelta(days=1, hours=2)).replace(hour=0)
-        return int(midnight.timestamp() * 1000), int(following.timestamp() * 1000)
+        return self._days.bounds(self._days.day_of(ts_ms))
 
     def _closing(self, books: _Books, level: Level) -> RecordIntent:
         variance = books.opening.volume_20_ml - level.volume_20_ml + books.delivered_20_ml - books.sold_20_ml

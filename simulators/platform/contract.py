@@ -24,6 +24,7 @@ KNOWN_TYPES: Final = frozenset(
         "event",
         "heartbeat",
         "daily_summary",
+        "tank_pressure",
     }
 )
 STATUS_STATES: Final = frozenset({"online", "offline"})

@@ -1,0 +1,64 @@
+"""The agent's memory across a restart is its own records: what the station needs is read back from the outbox.
+
+The leak test needs the tanks' hourly books of its window, the vapour rules the last week's verdicts, the
+pressure rules each sensor's last day, and the day's books every record of the days not yet closed. None of it
+is kept a second time: the outbox holds what the platform holds, and a restart resumes from exactly that.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from agent.config import AgentConfig
+from agent.ledger.outbox import Outbox
+from agent.records import JsonValue, RecordIntent, RecordType, parse_ts
+from agent.station.daybooks import last_closed_of
+from agent.station.leak_watch import hourly_books
+from agent.station.localday import LocalDays
+from agent.station.station import StationHistory
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
+REPLAYED = (
+    RecordType.TRANSACTION,
+    RecordType.RECONCILIATION,
+    RecordType.EVENT,
+    RecordType.HEARTBEAT,
+    RecordType.ALARM,
+)
+"""What the day's books and the vapour rules read; tank inventories, the bulk of a day, are not among them."""
+
+
+def station_history(outbox: Outbox, config: AgentConfig, now_ms: int) -> StationHistory:
+    """The windows of the day rules are counted back from the first day not closed yet, not from now: after days
+    off, the records that say how the last closed day ended are as old as that day."""
+    cursors = outbox.cursors()
+    last_closed = last_closed_of(cursors)
+    days = LocalDays(ZoneInfo(config.station.timezone), config.daily.boundary_time)
+    anchor_ms = now_ms if last_closed is None else min(now_ms, days.start_ms(date.fromisoformat(last_closed)))
+    tank_hours = hourly_books(
+        outbox.canonical_since(RecordType.RECONCILIATION, now_ms - config.leak.window_h * HOUR_MS)
+    )
+    summaries = outbox.canonical_since(RecordType.DAILY_SUMMARY, anchor_ms - DAY_MS)
+    vapour_since_ms = anchor_ms - (config.vapour.carb_week_days + 1) * DAY_MS
+    return StationHistory(
+        tank_hours=tank_hours,
+        vapour_days=_bodies(outbox.canonical_since(RecordType.VAPOUR, vapour_since_ms)),
+        pressure=_bodies(outbox.canonical_since(RecordType.TANK_PRESSURE, anchor_ms - DAY_MS)),
+        last_summary=_bodies(summaries[-1:])[0] if summaries else None,
+    )
+
+
+def replay(outbox: Outbox, since_ms: int) -> Iterator[RecordIntent]:
+    """The records the day's books read, made since `since_ms`, as the intents they were made from."""
+    for canonical in outbox.iter_since(REPLAYED, since_ms):
+        record = json.loads(canonical)
+        yield RecordIntent(RecordType(record["type"]), parse_ts(record["ts"]), record["body"])
+
+
+def _bodies(canonical_records: list[bytes]) -> list[dict[str, JsonValue]]:
+    return [json.loads(canonical)["body"] for canonical in canonical_records]
