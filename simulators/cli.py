@@ -5,6 +5,8 @@ station-sim fault --control sim.sock ACTION     inject / clear / list faults of 
 station-sim fault kinds                         the fault catalogue
 station-sim tank-chart --config FILE TANK       a simulated tank's chart as CSV, for the agent's config
 station-sim platform ... / platform-audit ...   the reference platform receiver (platform/README.md)
+station-sim command CMD --key K --station ID    sign a platform command, send it, print the reply
+station-sim hj212 --port P --out FILE          the reference HJ 212 platform (ecology uplink)
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from simulators import fault_cli, tank_cli
+from simulators import fault_cli, hj212_receiver, tank_cli
 from simulators import run as run_cli
 from simulators.platform import cli as platform_cli
+from simulators.platform import command_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     fault_cli.register(commands)
     tank_cli.register(commands)
     platform_cli.register(commands)
+    command_cli.register(commands)
+    hj212_receiver.register(commands)
     return parser
 
 

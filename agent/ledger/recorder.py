@@ -10,22 +10,27 @@ writing works again, and anything beyond the limit is counted in that alarm rath
 
 from __future__ import annotations
 
+import base64
 import os
 import queue
 import sqlite3
 import threading
 from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from agent.clock import Clock
 from agent.config import OutboxSection
 from agent.ledger.chain import ChainHead, RecordRefused, SealedRecord, Signer, seal
-from agent.ledger.keys import DeviceKey
+from agent.ledger.key_rotation import abandon_new_key, prepare_new_key, promote_new_key, rotation_cursor
+from agent.ledger.keys import DeviceKey, KeyFileError
 from agent.ledger.outbox import Outbox, OutboxError, OutboxFull
 from agent.logs import get_logger
-from agent.records import AlarmBody, AlarmKind, AlarmState, RecordIntent
+from agent.pulse import Pulse
+from agent.records import AlarmBody, AlarmKind, AlarmState, KeyRotationBody, RecordIntent
 
 log = get_logger("agent.recorder")
 
@@ -63,6 +68,25 @@ class _Trouble:
     dropped: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyRotated:
+    """A finished rotation: the key_rotation record (signed by `old_kid`) is `seq`; later ones are `new_kid`'s."""
+
+    old_kid: str
+    new_kid: str
+    seq: int
+
+
+class KeyRotationFailed(Exception):
+    """The key was not rotated; the old key still signs, and the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Rotation:
+    command_id: str | None
+    done: Future[KeyRotated]
+
+
 class Recorder:
     """Owns the chain head and the outbox's writing connection; every record is made here and nowhere else."""
 
@@ -73,15 +97,20 @@ class Recorder:
         key: DeviceKey,
         settings: OutboxSection,
         clock: Clock,
+        *,
+        key_path: Path | None = None,
     ) -> None:
         self._outbox = outbox
         self._station = station
         self._key = key
+        self._key_path = key_path
+        """The device key's file, which `rotate_key` replaces; None: the key cannot be rotated."""
         self._settings = settings
         self._clock = clock
         self.on_commit: Callable[[int], None] | None = None
         """Told the new head after each commit (the uplink's notify); set before start()."""
-        self._queue: queue.SimpleQueue[RecordIntent | str] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[RecordIntent | _Rotation | str] = queue.SimpleQueue()
+        self._rotations: deque[_Rotation] = deque()
         self._lock = threading.Lock()
         self._head: ChainHead = outbox.head()
         self._acked = self._acked_saved = min(outbox.acked_upto(), self._head.seq)
@@ -91,6 +120,7 @@ class Recorder:
         self._commits = 0
         self._used_bytes = outbox.used_bytes()
         self._signer = Signer(key, workers=min(SIGNING_WORKERS, os.cpu_count() or 1))
+        self.pulse = Pulse()
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
 
     @property
@@ -100,9 +130,24 @@ class Recorder:
     def start(self) -> None:
         self._thread.start()
 
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def submit(self, intent: RecordIntent) -> None:
         """Queue an intent; never blocks, whatever the disk is doing."""
         self._queue.put(intent)
+
+    @property
+    def kid(self) -> str:
+        """The key id that signs the next record."""
+        return self._key.kid
+
+    def rotate_key(self, command_id: str | None) -> Future[KeyRotated]:
+        """Queue a key rotation behind the intents submitted so far (they are signed by the old key); the
+        future says how it went (KeyRotationFailed). See agent.ledger.key_rotation for the crash safety."""
+        done: Future[KeyRotated] = Future()
+        self._queue.put(_Rotation(command_id, done))
+        return done
 
     def note_acked(self, upto: int) -> None:
         """The uplink learnt that records up to `upto` are acknowledged; saved lazily, used for pruning."""
@@ -145,17 +190,20 @@ class Recorder:
             timeout = max(0.0, min(next_ack_save, next_prune) - self._clock.monotonic())
             if self._trouble is not None:
                 timeout = min(timeout, max(0.0, self._trouble.next_try - self._clock.monotonic()))
+            self.pulse.beat(timeout)
             try:
                 item = self._queue.get(timeout=timeout)
             except queue.Empty:
                 item = _WAKE
             stopping = self._take(item)
-            while not stopping and len(self._pending) < MAX_BATCH:
+            while not stopping and not self._rotations and len(self._pending) < MAX_BATCH:
                 try:
                     stopping = self._take(self._queue.get_nowait())
                 except queue.Empty:
                     break
             self._write_pending(force=stopping)
+            while self._rotations:
+                self._rotate(self._rotations.popleft())
             now = self._clock.monotonic()
             if now >= next_prune and self._trouble is None:
                 self._prune_by_retention()
@@ -167,10 +215,12 @@ class Recorder:
         if self._pending:
             log.error("records_lost_at_stop", count=len(self._pending), reason=self.status().problem)
 
-    def _take(self, item: RecordIntent | str) -> bool:
+    def _take(self, item: RecordIntent | _Rotation | str) -> bool:
         if item == _STOP:
             return True
-        if isinstance(item, RecordIntent):
+        if isinstance(item, _Rotation):
+            self._rotations.append(item)
+        elif isinstance(item, RecordIntent):
             trouble = self._trouble
             if trouble is not None and len(self._pending) >= self._settings.pending_limit:
                 trouble.dropped[str(item.type)] += 1
@@ -215,6 +265,52 @@ class Recorder:
                 self._leave_trouble()
             if self.on_commit is not None:
                 self.on_commit(head.seq)
+
+    def _rotate(self, request: _Rotation) -> None:
+        """Announce a new key in a record signed by the old one, then sign with the new one from the next
+        record on. Everything queued before the request is already written, under the old key."""
+        if self._key_path is None or self._pending or self._trouble is not None:
+            why = "no key file is configured" if self._key_path is None else "records cannot be stored now"
+            request.done.set_exception(KeyRotationFailed(f"key not rotated: {why}; the old key still signs"))
+            return
+        old = self._key
+        try:
+            new = prepare_new_key(self._key_path)
+        except (KeyFileError, OSError) as exc:
+            request.done.set_exception(KeyRotationFailed(f"key not rotated: cannot write the new key: {exc}"))
+            return
+        now_ms = self._clock.wall_ms()
+        body = KeyRotationBody(
+            old_kid=old.kid,
+            new_kid=new.kid,
+            new_public_key=base64.b64encode(new.public_raw).decode(),
+            command_id=request.command_id,
+        )
+        records, head = seal([body.intent(now_ms, rotation_cursor(new.kid, now_ms))], self._head, self._station, old)
+        try:
+            self._append_making_room(records)
+        except OutboxError as exc:
+            try:
+                abandon_new_key(self._key_path)
+            except OSError as unlinked:  # the next start abandons it: the announcement is not in the outbox
+                log.error("new_key_not_removed", key=str(self._key_path), error=str(unlinked))
+            request.done.set_exception(KeyRotationFailed(f"key not rotated: the announcement was not stored: {exc}"))
+            return
+        with self._lock:
+            self._head = head
+            self._committed += 1
+            self._commits += 1
+            self._key = new
+        self._signer.close()
+        self._signer = Signer(new, workers=min(SIGNING_WORKERS, os.cpu_count() or 1))
+        try:
+            promote_new_key(self._key_path)
+        except OSError as exc:
+            log.error("key_rotation_rename_failed", key=str(self._key_path), problem=str(exc))
+        log.warning("key_rotated", old_kid=old.kid, new_kid=new.kid, seq=head.seq)
+        if self.on_commit is not None:
+            self.on_commit(head.seq)
+        request.done.set_result(KeyRotated(old.kid, new.kid, head.seq))
 
     def _append_making_room(self, records: list[SealedRecord]) -> None:
         try:

@@ -14,9 +14,11 @@ from collections import Counter
 from pathlib import Path
 
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from simulators.platform.keys import Keyring
 from simulators.platform.report import PlatformReport, StationReport
+from simulators.platform.rotation import announced_key
 from simulators.platform.store import Store
 from simulators.platform.verify import Rejection, Verdict, verify_stored
 
@@ -37,11 +39,13 @@ def audit(db_path: Path, keys: Keyring) -> PlatformReport:
     """The report of the database at `db_path`, every signature and link checked again with `keys`."""
     with Store(db_path, read_only=True) as received, Store(":memory:") as replayed:
         unknown = Counter(received.unknown_stations())
+        learned: dict[str, dict[str, Ed25519PublicKey]] = {}
         for row in received.rows():
             station_keys = keys.get(row.station)
             if station_keys is None:
                 unknown[row.station] += 1
                 continue
+            station_keys = {**station_keys, **learned.get(row.station, {})}
             outcome = verify_stored(row.canonical, row.sig, row.kid, row.station, station_keys)
             if isinstance(outcome, Rejection):
                 log.error(
@@ -54,6 +58,9 @@ def audit(db_path: Path, keys: Keyring) -> PlatformReport:
                 verdict = Verdict(rejections=(outcome,))
             else:
                 verdict = Verdict(accepted=(outcome,))
+                announced = announced_key(row.canonical, row.kid) if outcome.type == "event" else None
+                if announced is not None:
+                    learned.setdefault(row.station, {})[announced[0]] = announced[1]
             replayed.ingest(row.station, verdict)
         stations = tuple(
             _carried_over(received.station_report(station), replayed.station_report(station)) for station in keys

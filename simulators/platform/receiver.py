@@ -22,6 +22,7 @@ from typing import Any, Final, Literal
 
 import paho.mqtt.client as mqtt
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -30,6 +31,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from simulators.platform.contract import DEFAULT_PREFIX, RECORDS, STATUS, Topics
 from simulators.platform.keys import Keyring
 from simulators.platform.report import PlatformReport
+from simulators.platform.rotation import announced_key
 from simulators.platform.signatures import ThreadedVerifier
 from simulators.platform.store import Ingested, Store
 from simulators.platform.verify import Rejection, Verdict, verify_message, verify_status
@@ -93,6 +95,8 @@ class PlatformReceiver:
         self._verifier: ThreadedVerifier | None = None
         self._client: mqtt.Client | None = None
         self._last_report: PlatformReport | None = None
+        self._learned: dict[str, dict[str, Ed25519PublicKey]] = {}
+        """station -> kid -> key handed over by a key_rotation event (simulators.platform.rotation)."""
 
     def __enter__(self) -> PlatformReceiver:
         self.start()
@@ -112,6 +116,9 @@ class PlatformReceiver:
         if self._client is not None:
             raise ReceiverError(f"receiver for {self.address} is already running; stop() it first")
         self._store = Store(self.config.db_path)
+        for station in self.config.keys:
+            for canonical in self._store.accepted(station, "event"):
+                self._learn(station, canonical, None)
         self._verifier = ThreadedVerifier()
         self._settled.clear()
         self._refusal = None
@@ -225,6 +232,8 @@ class PlatformReceiver:
             return
         station, kind = parsed
         keys = self.config.keys.get(station)
+        if keys is not None and station in self._learned:
+            keys = {**keys, **self._learned[station]}
         if keys is None:
             with self._lock:
                 store.count_unknown_station(station)
@@ -238,7 +247,17 @@ class PlatformReceiver:
         with self._lock:
             ingested = store.ingest(station, verdict)
         _log_verdict(station, verdict, ingested)
+        for record in verdict.accepted:
+            if record.type == "event":
+                self._learn(station, record.canonical, record.kid)
         client.publish(self._topics.ack(station), json.dumps({"upto": ingested.upto}), qos=_QOS, retain=False)
+
+    def _learn(self, station: str, canonical: bytes, signed_by: str | None) -> None:
+        announced = announced_key(canonical, signed_by)
+        if announced is not None:
+            kid, key = announced
+            self._learned.setdefault(station, {})[kid] = key
+            log.info("platform.key_learned", station=station, kid=kid)
 
     def _status(self, store: Store, station: str, payload: bytes) -> None:
         status = verify_status(payload)
