@@ -10,15 +10,51 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
+import types
+import typing
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from agent.field.poller import LineStatus
+from agent.ledger.outbox import OutboxError, OutboxReader
 from agent.ledger.recorder import RecorderStatus
+from agent.records import format_ts
+from agent.station_view import ActiveAlarm, ClockStep, LastSale
+from agent.uplink.hj212 import Hj212Status
 from agent.uplink.session import UplinkStatus
 
 Health = Literal["ok", "degraded", "fault", "stopped"]
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Records made but not yet acknowledged: what the box holds for the platform while it is away."""
+
+    records: int
+    oldest_ts: str | None
+    oldest_age_s: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DiskStatus:
+    """The file system the outbox lives on."""
+
+    path: str
+    free_bytes: int
+    total_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClockStatus:
+    """The box's time in the station's zone, for staff to hold against a clock they trust."""
+
+    zone: str
+    local: str
+    last_step: ClockStep | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +68,21 @@ class AgentStatus:
     recorder: RecorderStatus
     uplink: UplinkStatus
     lines: tuple[LineStatus, ...]
+    backlog: Backlog
+    alarms: tuple[ActiveAlarm, ...]
+    last_sales: tuple[LastSale, ...]
+    disk: DiskStatus | None
+    clock: ClockStatus
+    ecology: Hj212Status | None
+    """The HJ 212 uplink to an ecology platform, where one is configured."""
 
 
 def assess(
-    recorder: RecorderStatus, uplink: UplinkStatus, lines: tuple[LineStatus, ...]
+    recorder: RecorderStatus,
+    uplink: UplinkStatus,
+    lines: tuple[LineStatus, ...],
+    alarms: tuple[ActiveAlarm, ...],
+    ecology: Hj212Status | None = None,
 ) -> tuple[Health, tuple[str, ...]]:
     """`fault` needs someone on site; `degraded` is offline but buffering; `ok` is all well; `stopped` is the
     last snapshot of a run that ended."""
@@ -50,16 +97,82 @@ def assess(
         for device in line.devices
         if device.state == "offline"
     )
+    faults.extend(f"alarm {alarm.kind} on {alarm.subject}" for alarm in alarms)
     if faults:
         return "fault", tuple(faults)
     if uplink.state != "online":
         detail = f": {uplink.last_error}" if uplink.last_error else ""
         return "degraded", (f"platform not reachable, records are kept on the box{detail}",)
+    if ecology is not None and ecology.state != "online":
+        detail = f": {ecology.last_error}" if ecology.last_error else ""
+        return "degraded", (f"ecology platform (HJ 212) not reachable, its data wait on the box{detail}",)
     return "ok", ()
 
 
-def write_status(path: Path, status: AgentStatus) -> None:
+def backlog(recorder: RecorderStatus, outbox: OutboxReader, now_ms: int) -> Backlog:
+    """The age comes from the first unacknowledged record; unknown (None) if the outbox cannot say."""
+    waiting = max(0, recorder.head_seq - recorder.acked_upto)
+    try:
+        oldest_ts_ms = outbox.ts_of(recorder.acked_upto + 1) if waiting else None
+    except OutboxError:
+        oldest_ts_ms = None
+    if oldest_ts_ms is None:
+        return Backlog(waiting, None, None)
+    return Backlog(waiting, format_ts(oldest_ts_ms), max(0, (now_ms - oldest_ts_ms) // 1000))
+
+
+def disk_of(path: Path) -> DiskStatus | None:
+    """None when the file system cannot be asked: a status must come out even then."""
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return None
+    return DiskStatus(str(path), usage.free, usage.total)
+
+
+def clock_at(now_ms: int, zone: ZoneInfo, last_step: ClockStep | None) -> ClockStatus:
+    local = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(zone)
+    return ClockStatus(str(zone), local.strftime("%Y-%m-%d %H:%M:%S"), last_step)
+
+
+def status_json(status: AgentStatus) -> bytes:
+    return json.dumps(dataclasses.asdict(status), separators=(",", ":")).encode()
+
+
+def write_status(path: Path, document: bytes) -> None:
+    """`document`: the snapshot as `status_json` wrote it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(dataclasses.asdict(status), separators=(",", ":")))
+    temporary.write_bytes(document)
     os.replace(temporary, path)
+
+
+class StatusFormatError(ValueError):
+    """A status document that is not the shape this version writes."""
+
+
+def read_status(document: bytes) -> AgentStatus:
+    """The inverse of `status_json`, for `station-agent status`: typed again, so that rendering it cannot
+    misspell a key. Keys this version does not know are ignored (a newer agent may say more)."""
+    try:
+        built: AgentStatus = _build(AgentStatus, json.loads(document))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StatusFormatError(f"not a status this version understands: {exc!r}") from exc
+    return built
+
+
+def _build(kind: Any, value: Any) -> Any:
+    if dataclasses.is_dataclass(kind) and isinstance(kind, type):
+        hints = typing.get_type_hints(kind)
+        return kind(**{f.name: _build(hints[f.name], value[f.name]) for f in dataclasses.fields(kind)})
+    origin = typing.get_origin(kind)
+    if origin in (types.UnionType, typing.Union):
+        if value is None:
+            return None
+        (present,) = (arg for arg in typing.get_args(kind) if arg is not type(None))
+        return _build(present, value)
+    if origin is tuple:
+        return tuple(_build(typing.get_args(kind)[0], item) for item in value)
+    if kind in (int, str, bool) and not isinstance(value, kind):
+        raise TypeError(f"{value!r} is not a {kind.__name__}")
+    return value

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,23 @@ CREATE TABLE IF NOT EXISTS record (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cursor (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 """
+
+
+def _first_seq_since(db: sqlite3.Connection, ts_ms: int, first: int, last: int) -> int:
+    """The first seq in first..last made at or after ts_ms (last + 1 if none), by bisection on seq.
+
+    Record times follow seq except across a clock step, so this is a close estimate, found with a few
+    primary-key lookups instead of a scan or an index that every insert would have to write.
+    """
+    low, high = first, last + 1
+    while low < high:
+        middle = (low + high) // 2
+        row = db.execute("SELECT ts_ms FROM record WHERE seq = ?", (middle,)).fetchone()
+        if row is not None and row[0] >= ts_ms:
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 class OutboxError(Exception):
@@ -176,6 +193,22 @@ class Outbox:
         )
         return [bytes(row[0]) for row in rows]
 
+    def iter_since(self, record_types: Collection[str], since_ts_ms: int) -> Iterator[bytes]:
+        """Like `canonical_since` for several types at once, in seq order, one record at a time: a day of a busy
+        station's records, read back at start, need not be in memory together. The start is found by bisection
+        (`first_seq_since`), not by reading the whole outbox."""
+        first, last = self._db.execute("SELECT min(seq), max(seq) FROM record").fetchone()
+        if first is None:
+            return
+        start = _first_seq_since(self._db, since_ts_ms, first, last)
+        marks = ", ".join("?" * len(record_types))
+        rows = self._db.execute(
+            f"SELECT canonical FROM record WHERE seq >= ? AND ts_ms >= ? AND type IN ({marks}) ORDER BY seq",
+            (start, since_ts_ms, *record_types),
+        )
+        for row in rows:
+            yield bytes(row[0])
+
     def ts_of(self, seq: int) -> int | None:
         row = self._db.execute("SELECT ts_ms FROM record WHERE seq = ?", (seq,)).fetchone()
         return None if row is None else int(row[0])
@@ -255,18 +288,13 @@ class OutboxReader:
         row = self._db.execute("SELECT min(seq) FROM record").fetchone()
         return None if row[0] is None else int(row[0])
 
-    def first_seq_since(self, ts_ms: int, first: int, last: int) -> int:
-        """The first seq in first..last made at or after ts_ms (last + 1 if none), by bisection on seq.
+    def ts_of(self, seq: int) -> int | None:
+        """When record `seq` was made (None if the outbox does not hold it): the age of the backlog."""
+        try:
+            row = self._db.execute("SELECT ts_ms FROM record WHERE seq = ?", (seq,)).fetchone()
+        except sqlite3.Error as exc:
+            raise _raise_for(exc, f"reading record {seq}") from exc
+        return None if row is None else int(row[0])
 
-        Record times follow seq except across a clock step, so this is a close estimate, found with a few
-        primary-key lookups instead of a scan or an index that every insert would have to write.
-        """
-        low, high = first, last + 1
-        while low < high:
-            middle = (low + high) // 2
-            row = self._db.execute("SELECT ts_ms FROM record WHERE seq = ?", (middle,)).fetchone()
-            if row is not None and row[0] >= ts_ms:
-                high = middle
-            else:
-                low = middle + 1
-        return low
+    def first_seq_since(self, ts_ms: int, first: int, last: int) -> int:
+        return _first_seq_since(self._db, ts_ms, first, last)

@@ -1,0 +1,113 @@
+"""The local socket `station-agent status` asks: each connection gets the latest snapshot as JSON, then EOF.
+
+The main loop prepares the bytes (`offer`) and the server thread only copies them out, so a slow or stuck
+reader costs the server a bounded wait and the agent nothing. The socket is a Unix stream socket with mode
+0660: who may ask is settled by the file's group, not by a port anyone on the network can reach.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+
+from agent.logs import get_logger
+
+log = get_logger("agent.status_socket")
+
+SOCKET_MODE = 0o660
+SEND_TIMEOUT_S = 2.0
+"""A reader that takes longer than this for a few kilobytes is dropped, so the next one is not kept waiting."""
+STOP_POLL_S = 0.2
+"""How often the idle server looks whether it should stop."""
+
+
+class StatusSocketBusy(Exception):
+    """The socket's path is taken: another process answers on it (a second agent?), or it is not a socket."""
+
+
+class StatusSocketServer:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._payload = b""
+        self._stopping = threading.Event()
+        self._listener: socket.socket | None = None
+        self._thread = threading.Thread(target=self._serve, name="status-socket", daemon=True)
+
+    def start(self) -> None:
+        """Bind the socket (taking over a stale one a dead agent left behind) and start answering.
+
+        Raises StatusSocketBusy if a live process answers on it, OSError if it cannot be made."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and not self.path.is_socket():
+            raise StatusSocketBusy(f"{self.path} exists and is not a socket; status.socket must name a free path")
+        if _answers(self.path):
+            raise StatusSocketBusy(f"{self.path}: another process answers on it; is a second agent running?")
+        self.path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(str(self.path))
+            os.chmod(self.path, SOCKET_MODE)
+            listener.listen(8)
+            listener.settimeout(STOP_POLL_S)
+        except OSError:
+            listener.close()
+            raise
+        self._listener = listener
+        self._thread.start()
+
+    def offer(self, payload: bytes) -> None:
+        """The snapshot to give from now on; safe from any thread (one reference assignment)."""
+        self._payload = payload
+
+    def stop(self) -> None:
+        """Stop answering and remove the socket, so that `status` says the agent is not running."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(STOP_POLL_S + SEND_TIMEOUT_S + 1.0)
+        if self._listener is not None:
+            self._listener.close()
+            self.path.unlink(missing_ok=True)
+            self._listener = None
+
+    def _serve(self) -> None:
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                log.error("status_socket_failed", path=str(self.path), error=str(exc))
+                return
+            with connection:
+                connection.settimeout(SEND_TIMEOUT_S)
+                try:
+                    connection.sendall(self._payload)
+                except OSError as exc:
+                    log.debug("status_reader_dropped", error=str(exc))
+
+
+def _answers(path: Path) -> bool:
+    if not path.is_socket():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def ask(path: Path, timeout_s: float = 5.0) -> bytes:
+    """The snapshot the agent at `path` gives; raises OSError (FileNotFoundError, ConnectionRefusedError, ...)
+    when no agent answers there. Empty when the agent has not finished its first second."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(timeout_s)
+        client.connect(str(path))
+        chunks = []
+        while chunk := client.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,215 @@
+"""`station-agent status` over the agent's local socket: the server, the command's words and exit codes, and
+a real agent answering it (and driving its LED) from start to stop."""
+
+from __future__ import annotations
+
+import json
+import socket
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from station_rig import StationRig, wait_until
+from status_sample import fault_status, offline_status, sample_status
+from test_led import fake_led, seen
+
+from agent.cli import main
+from agent.status import AgentStatus, status_json
+from agent.status_socket import StatusSocketBusy, StatusSocketServer, ask
+from simulators.broker import MosquittoBroker
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[StatusSocketServer]:
+    running = StatusSocketServer(tmp_path / "run" / "status.sock")
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+class TestServer:
+    def test_each_connection_gets_the_latest_snapshot_then_eof(self, server: StatusSocketServer) -> None:
+        """The server gives whatever the main loop offered last, whole, and closes."""
+        assert ask(server.path) == b""
+        server.offer(b'{"n":1}')
+        assert ask(server.path) == b'{"n":1}'
+        server.offer(b'{"n":2}')
+        assert [ask(server.path) for _ in range(3)] == [b'{"n":2}'] * 3
+
+    def test_the_socket_is_for_the_agents_group_only(self, server: StatusSocketServer) -> None:
+        assert stat.S_ISSOCK(server.path.stat().st_mode)
+        assert stat.S_IMODE(server.path.stat().st_mode) == 0o660
+
+    def test_a_reader_that_never_reads_holds_up_nobody(self, server: StatusSocketServer) -> None:
+        """A client that connects and sits there does not keep the next one waiting, nor the agent's offers."""
+        server.offer(b"x" * 50_000)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as idle:
+            idle.connect(str(server.path))
+            server.offer(b"fresh")
+            assert ask(server.path, timeout_s=2.0) == b"fresh"
+
+    def test_a_stale_socket_is_taken_over_and_a_live_one_is_not(self, tmp_path: Path) -> None:
+        """A socket a killed agent left behind is replaced; one a live process answers on is refused."""
+        path = tmp_path / "status.sock"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+            dead.bind(str(path))
+        first = StatusSocketServer(path)
+        first.start()
+        try:
+            first.offer(b"first")
+            with pytest.raises(StatusSocketBusy, match="another process answers"):
+                StatusSocketServer(path).start()
+            assert ask(path) == b"first"
+        finally:
+            first.stop()
+
+    def test_a_path_that_is_not_a_socket_is_left_alone(self, tmp_path: Path) -> None:
+        path = tmp_path / "status.json"
+        path.write_text("{}")
+        with pytest.raises(StatusSocketBusy, match="not a socket"):
+            StatusSocketServer(path).start()
+        assert path.read_text() == "{}"
+
+    def test_stop_removes_the_socket(self, server: StatusSocketServer) -> None:
+        """After a stop nothing answers, which is how `status` tells that the agent is not running."""
+        server.stop()
+        assert not server.path.exists()
+        with pytest.raises(FileNotFoundError):
+            ask(server.path)
+
+
+class TestStatusCommand:
+    @pytest.mark.parametrize(
+        ("status", "code", "headline"),
+        [
+            (sample_status(), 0, "ALL WELL"),
+            (offline_status(), 1, "OFFLINE, BUFFERING"),
+            (fault_status(), 2, "NEEDS SOMEONE"),
+        ],
+    )
+    def test_plain_words_and_exit_codes(
+        self,
+        server: StatusSocketServer,
+        capsys: pytest.CaptureFixture[str],
+        status: AgentStatus,
+        code: int,
+        headline: str,
+    ) -> None:
+        """0 all well, 1 offline but buffering, 2 needs someone; the words start with the verdict."""
+        server.offer(status_json(status))
+        assert main(["status", "--socket", str(server.path)]) == code
+        out = capsys.readouterr().out
+        assert out.startswith(headline) and "What to do:" in out
+
+    def test_json_is_the_snapshot_as_the_agent_gave_it(
+        self, server: StatusSocketServer, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        server.offer(status_json(fault_status()))
+        assert main(["status", "--socket", str(server.path), "--json"]) == 2
+        document = json.loads(capsys.readouterr().out)
+        assert document["health"] == "fault"
+        assert document["alarms"][0]["subject"] == "D01-N2"
+        assert document["backlog"] == {"records": 0, "oldest_ts": None, "oldest_age_s": None}
+
+    def test_agent_not_running(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """No socket: exit 3 and words that say so and how to start it."""
+        assert main(["status", "--socket", str(tmp_path / "none.sock")]) == 3
+        out = capsys.readouterr().out
+        assert out.startswith("The station agent is not running")
+        assert "sudo systemctl start station-agent" in out
+        assert main(["status", "--socket", str(tmp_path / "none.sock"), "--json"]) == 3
+        printed = capsys.readouterr()
+        assert printed.out == "" and printed.err.startswith("The station agent is not running")
+
+    def test_agent_still_starting(self, server: StatusSocketServer, capsys: pytest.CaptureFixture[str]) -> None:
+        assert main(["status", "--socket", str(server.path)]) == 3
+        assert "starting" in capsys.readouterr().out
+
+    def test_an_answer_it_cannot_read(self, server: StatusSocketServer, capsys: pytest.CaptureFixture[str]) -> None:
+        server.offer(b'{"health": "ok"}')
+        assert main(["status", "--socket", str(server.path)]) == 4
+        assert "not a status this version understands" in capsys.readouterr().err
+
+    def test_the_socket_comes_from_the_config(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """--config finds the socket the agent was told to serve (relative to the config file)."""
+        config = tmp_path / "agent.toml"
+        config.write_text(
+            '[station]\nid = "ST-1"\n[uplink]\nbroker = "127.0.0.1:1"\n[status]\nsocket = "run/status.sock"\n'
+        )
+        running = StatusSocketServer(tmp_path / "run" / "status.sock")
+        running.start()
+        try:
+            running.offer(status_json(sample_status()))
+            assert main(["status", "--config", str(config)]) == 0
+        finally:
+            running.stop()
+        assert main(["status", "--config", str(config)]) == 3
+        assert main(["status", "--config", str(tmp_path / "missing.toml")]) == 4
+        assert "missing.toml" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+class TestRunningAgent:
+    def test_answers_status_and_drives_the_led_from_start_to_stop(
+        self, tmp_path: Path, private_broker: MosquittoBroker, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A real agent on simulated devices and a real broker: status says all well with its lines, sales and
+        backlog, the LED is steady green; without the broker it says offline (exit 1) and the LED blinks;
+        once stopped the LED is dark and status says the agent is not running."""
+        leds = tmp_path / "leds"
+        green, red = fake_led(leds, "status:green"), fake_led(leds, "status:red")
+        rig = StationRig(
+            tmp_path,
+            private_broker,
+            agent={
+                "status": {"socket": "status.sock"},
+                "led": {"enabled": True, "green": "status:green", "red": "status:red", "leds_dir": str(leds)},
+            },
+        )
+        command = ["status", "--config", str(rig.config_path)]
+        try:
+            assert main(command) == 3
+            rig.simulated.start()
+            rig.platform.start()
+            rig.start_agent()
+
+            def answer() -> dict[str, Any]:
+                try:
+                    document = ask(tmp_path / "status.sock")
+                except OSError:
+                    return {}
+                return json.loads(document) if document else {}
+
+            wait_until(lambda: bool((now := answer()).get("last_sales")) and now["health"] == "ok", 20, "a sale")
+            capsys.readouterr()
+            assert main(command) == 0
+            text = capsys.readouterr().out
+            assert "ALL WELL" in text and "Line       rs485-1: pc1 online, pcm1 online" in text
+            assert "Last sale  D0" in text
+            assert (lit(green), lit(red)) == (("none", "255"), ("none", "0"))
+
+            rig.broker.stop(kill=True)
+            wait_until(lambda: answer().get("health") == "degraded", 15, "the agent to notice the broker is gone")
+            wait_until(lambda: seen(green)["trigger"] == "timer", 5, "the green LED to blink")
+            assert lit(red) == ("none", "0")
+            wait_until(lambda: answer().get("backlog", {}).get("records", 0) > 0, 10, "records to wait on the box")
+            assert main([*command, "--json"]) == 1
+            printed = capsys.readouterr().out.splitlines()[-1]  # the platform, in this process, logs to stdout too
+            assert json.loads(printed)["backlog"]["oldest_age_s"] is not None
+
+            assert rig.stop_agent() == 0
+            assert (lit(green), lit(red)) == (("none", "0"), ("none", "0"))
+            assert not (tmp_path / "status.sock").exists()
+            assert main(command) == 3
+        finally:
+            rig.close()
+
+
+def lit(directory: Path) -> tuple[str, str]:
+    """An LED's trigger and brightness: what shows, whatever blink times are left in its files."""
+    files = seen(directory)
+    return files["trigger"], files["brightness"]
