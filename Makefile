@@ -5,8 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEBS   := mosquitto socat mbpoll
-DEMO_SECONDS ?= 90
+DEBS   := mosquitto socat mbpoll systemd-analyze:systemd
+DEMO_SECONDS ?= 150
 DEMO_DIR ?= demo-run
 
 .PHONY: install debs demo test lint bench clean
@@ -14,9 +14,10 @@ DEMO_DIR ?= demo-run
 install: debs $(STAMP)
 
 # Installs the Debian packages the simulators and tests use, only when one is missing.
+# An entry is a command, or COMMAND:PACKAGE when the package that brings it has another name.
 debs:
 	@missing=""; \
-	for cmd in $(DEBS); do command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$cmd"; done; \
+	for entry in $(DEBS); do command -v $${entry%%:*} >/dev/null 2>&1 || missing="$$missing $${entry#*:}"; done; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
@@ -56,3 +57,9 @@ schemas: install
 .PHONY: bench-detect
 bench-detect: install
 	@$(BIN)/python -m bench.detect
+
+# The Debian package an installer flashes: build/deb/station-agent_<version>_<arch>.deb (packaging/build-deb.sh).
+# DEB_ARCH=arm64 builds for a gateway of another architecture.
+.PHONY: deb
+deb: install
+	packaging/build-deb.sh $(if $(DEB_ARCH),--arch $(DEB_ARCH))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -84,9 +85,38 @@ class ConsoleFormatter(logging.Formatter):
         return line
 
 
+_SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+
+class JournalPriority(logging.Formatter):
+    """Puts the syslog priority in front of each line (`<4>` for a warning): journald takes it off and files
+    the entry at that priority, so `journalctl -u station-agent -p warning` shows what needs a look."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{_SYSLOG_PRIORITY.get(record.levelno, 6)}>{self._inner.format(record)}"
+
+
+def _stderr_is_journal() -> bool:
+    """systemd names the journal stream it connected as JOURNAL_STREAM=device:inode; only that stream, not a
+    pipe or terminal the agent's stderr was redirected to since, takes priority prefixes."""
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        status = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return (status.st_dev, status.st_ino) == (int(device), int(inode))
+
+
 def configure(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else ConsoleFormatter()
+    handler.setFormatter(JournalPriority(formatter) if _stderr_is_journal() else formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 from agent.clock import Clock
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, FieldEvent, LineHealth
 from agent.logs import get_logger
+from agent.pulse import Pulse
 from drivers.errors import FieldCorrupt, FieldError, FieldTimeout
 from drivers.readings import Reading
 
@@ -122,6 +123,7 @@ class LinePoller:
         self._live = _LiveCounts()
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self.pulse = Pulse()
         self._thread = threading.Thread(target=self._run, name=f"poller-{line}", daemon=True)
 
     def start(self) -> None:
@@ -159,8 +161,9 @@ class LinePoller:
         next_health = now + self._health_every_s
         while schedule and not self._stop.is_set():
             due, index = schedule[0]
-            delay = due - self._clock.monotonic()
-            if delay > 0 and self._stop.wait(self._clock.real_s(delay)):
+            delay = self._clock.real_s(max(0.0, due - self._clock.monotonic()))
+            self.pulse.beat(delay)
+            if delay > 0 and self._stop.wait(delay):
                 break
             heapq.heappop(schedule)
             device = self._devices[index]

@@ -30,6 +30,7 @@ from agent.clock import Clock
 from agent.config import TlsSection, UplinkSection
 from agent.ledger.outbox import OutboxReader
 from agent.logs import get_logger
+from agent.pulse import Pulse
 from agent.records import format_ts
 from agent.uplink.messages import AckError, Topics, build_records_message, parse_ack, status_payload
 from agent.uplink.planner import Lane, SendPlanner
@@ -138,12 +139,18 @@ class Uplink:
         self._inflight: dict[int, _Sent] = {}
         self._last_progress = clock.monotonic()
         self._next_sent_at = clock.monotonic()
+        self.on_command: Callable[[bytes], None] | None = None
+        """Given each message on the cmd topic, on paho's thread (it must not block); set before start()."""
+        self.pulse = Pulse()
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
 
     # -- called from other threads ---------------------------------------------------------------------------
 
     def start(self) -> None:
         self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def notify(self, head_seq: int) -> None:
         """The recorder committed records up to head_seq."""
@@ -157,6 +164,14 @@ class Uplink:
             if faults != self._faults:
                 self._faults = faults
                 self._wake.notify()
+
+    def reply(self, payload: bytes) -> None:
+        """Publish a command's reply on cmd/reply (QoS 1) from the uplink thread; dropped while offline."""
+        self._push("reply", payload)
+
+    def resend(self, first: int, last: int) -> None:
+        """Publish records first..last again (a resend command), whatever the platform acknowledged."""
+        self._push("resend", (first, last))
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Send what can be sent within a moment, say offline on the status topic, and disconnect."""
@@ -223,6 +238,7 @@ class Uplink:
 
     def _pause(self, seconds: float) -> None:
         """Backoff sleep that a stop interrupts."""
+        self.pulse.beat(seconds)
         self._stopping.wait(seconds)
 
     def _connect_once(self) -> mqtt.Client:
@@ -311,6 +327,8 @@ class Uplink:
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic == self._topics.ack:
             self._push("ack", message.payload)
+        elif message.topic == self._topics.cmd and self.on_command is not None:
+            self.on_command(bytes(message.payload))
 
     def _next_event(self, kinds: tuple[str, ...], timeout_s: float) -> tuple[str | None, Any]:
         deadline = self._clock.monotonic() + timeout_s
@@ -323,6 +341,7 @@ class Uplink:
                 remaining = deadline - self._clock.monotonic()
                 if remaining <= 0 or self._stopping.is_set():
                     return None, "timeout"
+                self.pulse.beat(remaining)
                 self._wake.wait(remaining)
 
     # a live session
@@ -339,6 +358,8 @@ class Uplink:
         self._last_progress = self._clock.monotonic()
         if self._settings.ack_mode == "platform":
             client.subscribe(self._topics.ack, qos=1)
+        if self.on_command is not None:
+            client.subscribe(self._topics.cmd, qos=1)
         self._publish_status(client, "online")
         self._set_state("online")
         log.info("uplink_online", broker=self._settings.broker, acked_upto=acked, head_seq=self._head)
@@ -349,7 +370,10 @@ class Uplink:
                     self._set_state("offline", f"disconnected: {detail}")
                     log.warning("uplink_disconnected", reason=str(detail))
                     return
-                self._handle(kind, detail)
+                if kind in ("reply", "resend"):
+                    self._serve_command(client, reader, kind, detail)
+                else:
+                    self._handle(kind, detail)
             if self._stopping.is_set():
                 self._finish(client, reader)
                 return
@@ -359,15 +383,35 @@ class Uplink:
             self._fill_window(client, reader)
 
     def _wait_for_work(self, timeout_s: float | None = None) -> list[tuple[str, Any]]:
+        wait_s = self._settings.ack_timeout_s / 4 if timeout_s is None else timeout_s
+        self.pulse.beat(wait_s)
         with self._wake:
             if not self._events and not self._stopping.is_set() and not self._can_publish():
-                self._wake.wait(self._settings.ack_timeout_s / 4 if timeout_s is None else timeout_s)
+                self._wake.wait(wait_s)
             events = list(self._events)
             self._events.clear()
             return events
 
     def _can_publish(self) -> bool:
         return self._planner.propose(self._head) is not None or self._faults != self._faults_published
+
+    def _serve_command(self, client: mqtt.Client, reader: OutboxReader, kind: str, detail: Any) -> None:
+        """A command's reply, or the records a resend asked for. Both go out beside the planner: a resent
+        record's PUBACK finds no in-flight entry and the ack it brings moves nothing backwards, so a resend
+        changes no delivery bookkeeping."""
+        if kind == "reply":
+            client.publish(self._topics.cmd_reply, detail, qos=1)
+            return
+        first, last = detail
+        while first <= last:
+            message = build_records_message(reader.read(first, last), self._settings.max_message_bytes)
+            if message is None or message.first != first:
+                log.warning("uplink_resend_records_missing", first=first, last=last)
+                return
+            client.publish(self._topics.records, message.payload, qos=1)
+            self._counts["resent"] += message.last - message.first + 1
+            first = message.last + 1
+        log.info("uplink_resent", first=detail[0], last=last)
 
     def _handle(self, kind: str, detail: Any) -> None:
         if kind == "puback":
