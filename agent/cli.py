@@ -11,11 +11,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.config import ConfigError, LoadedConfig, load_config, summary
+from agent.config import ConfigError, LoadedConfig, StatusSection, load_config, summary
 from agent.demo import run_demo
 from agent.ledger.keys import KeyFileError, generate_key_file
 from agent.process import exec_agent
 from agent.setup import Setup, SetupError, agent_version, prepare
+from agent.status import StatusFormatError, read_status
+from agent.status_socket import ask
+from agent.status_text import render
+from agent.tools import provision, scan, selftest
 from drivers.profiles import ProfileError, load_profile
 
 EXIT_OK, EXIT_FAILED, EXIT_FIX_INPUT = 0, 1, 2
@@ -99,6 +103,76 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.seconds, args.workdir, args.broker)
 
 
+STATUS_EXIT = {"ok": 0, "degraded": 1, "fault": 2, "stopped": 3}
+STATUS_NOT_RUNNING, STATUS_UNREADABLE = 3, 4
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Exit codes of its own, for scripts: 0 ok, 1 degraded, 2 fault, 3 agent not running, 4 cannot tell
+    (a config that cannot be read, an answer that cannot be understood)."""
+    socket_path = _status_socket(args.socket, args.config)
+    if socket_path is None:
+        return STATUS_UNREADABLE
+    words = sys.stderr if args.json else sys.stdout  # a script reading JSON gets JSON or nothing on stdout
+    try:
+        document = ask(socket_path)
+    except OSError as exc:
+        print(
+            f"The station agent is not running: nothing answers at {socket_path} ({exc.strerror or exc}).\n"
+            "Start it with `sudo systemctl start station-agent`; if it does not stay up, "
+            "`journalctl -u station-agent -n 50` says why.",
+            file=words,
+        )
+        return STATUS_NOT_RUNNING
+    if not document:
+        print("The station agent is starting; ask again in a few seconds.", file=words)
+        return STATUS_NOT_RUNNING
+    try:
+        status = read_status(document)
+    except StatusFormatError as exc:
+        return _fail(f"the agent at {socket_path} gave {exc}", STATUS_UNREADABLE)
+    print(document.decode() if args.json else render(status))
+    return STATUS_EXIT[status.health]
+
+
+def _status_socket(socket_path: Path | None, config: Path | None) -> Path | None:
+    """The socket given, or the one the config names; a config given must be read, while the default one
+    may be unreadable to staff outside the agent's group, who then ask at the default socket."""
+    if socket_path is not None:
+        return socket_path
+    if config is None:
+        try:
+            return load_config(DEFAULT_CONFIG).config.status.socket
+        except ConfigError:
+            return StatusSection().socket
+    loaded = _load(config)
+    return None if isinstance(loaded, int) else loaded.config.status.socket
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    try:
+        sheet = provision.from_arguments(args, interactive=sys.stdin.isatty())
+    except provision.ProvisionError as exc:
+        return _fail(str(exc))
+    print(provision.sheet_output(sheet, args.json))
+    return EXIT_OK
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    try:
+        report = scan.from_arguments(args)
+    except scan.ScanError as exc:
+        return _fail(str(exc))
+    print(scan.report_output(report, args.json))
+    return EXIT_OK
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    checks = selftest.run_selftest(args.config, broker_timeout_s=args.broker_timeout_s)
+    print(selftest.output(checks, args.json))
+    return EXIT_FAILED if selftest.failed(checks) else EXIT_OK
+
+
 def cmd_version(_args: argparse.Namespace) -> int:
     print(agent_version())
     return EXIT_OK
@@ -133,6 +207,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", type=Path, default=Path("demo-run"), help="where to put its files")
     demo.add_argument("--broker", help="use this MQTT broker (HOST:PORT) instead of starting one")
     demo.set_defaults(handler=cmd_demo)
+
+    status = commands.add_parser("status", help="how the running agent is, in plain words (or JSON)")
+    where = status.add_mutually_exclusive_group()
+    where.add_argument("--config", type=Path, help=f"take the socket from this config (default {DEFAULT_CONFIG})")
+    where.add_argument("--socket", type=Path, help="ask the agent at this socket")
+    status.add_argument("--json", action="store_true", help="the whole snapshot as JSON, for scripts")
+    status.set_defaults(handler=cmd_status)
+
+    provisioning = commands.add_parser("provision", help="key, CSR, checked config and commissioning sheet")
+    provision.add_arguments(provisioning, DEFAULT_CONFIG)
+    provisioning.set_defaults(handler=cmd_provision)
+
+    scanning = commands.add_parser("scan", help="find the Modbus slaves and a tank gauge on a port, and their profiles")
+    scan.add_arguments(scanning)
+    scanning.set_defaults(handler=cmd_scan)
+
+    testing = commands.add_parser("selftest", help="check the box before handing over; exit 1 on a failure")
+    testing.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+    testing.add_argument("--broker-timeout-s", type=float, default=5.0, help="wait for the broker (default 5)")
+    testing.add_argument("--json", action="store_true", help="the checks as JSON")
+    testing.set_defaults(handler=cmd_selftest)
 
     ver = commands.add_parser("version", help="print the version")
     ver.set_defaults(handler=cmd_version)

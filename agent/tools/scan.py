@@ -1,0 +1,327 @@
+"""`station-agent scan`: what answers on a serial port (or a Modbus TCP endpoint), at which settings, and which
+shipped profile each Modbus slave fits.
+
+At each baud rate and parity the scan first asks for a Veeder-Root inventory (`i201`): a gauge is alone on
+its port, so when one answers the Modbus search at that setting is skipped. Otherwise every unit id is asked
+for one holding register; any answer, an exception included, means a slave is there (a device that keeps
+silent on a register it lacks is missed: scan the units it has with `--units`). A slave found once is not
+looked for again at later settings, since a device answers at one baud rate and parity. Answers that arrive
+broken (CRC or framing) are reported only for units never found whole: they hint at a wrong parity or a
+line without termination.
+
+Every miss costs two timeouts (the master keeps the line quiet one timeout after a silence, so that a late
+answer cannot pass for the next unit's): at the default 100 ms, all 247 units take about 50 s per setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+import termios
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from agent.tools.identify import Fit, rank
+from agent.tools.line_settings import BAUD_RATES, PARITIES, LineSetting
+from drivers.modbus.errors import (
+    ModbusCrcError,
+    ModbusError,
+    ModbusExceptionResponse,
+    ModbusFrameError,
+    ModbusLinkError,
+)
+from drivers.modbus.master import SerialRtuMaster, TcpMaster
+from drivers.profiles import DeviceKind, Profile, ProfileError, load_profile, shipped_profile_dirs
+from drivers.veeder_root.client import TlsClient, TlsSerialClient
+from drivers.veeder_root.errors import TlsError
+from drivers.veeder_root.reports import INVENTORY, decode_inventory
+
+SCANNED_BAUD_RATES = (9600, 19200, 38400, 115200)
+"""The rates field devices ship with; the others the config allows are tried only when asked for."""
+LOCAL_PROFILES = Path("/etc/station-agent/profiles")
+NAME_PREFIX = {
+    DeviceKind.PUMP_CONTROLLER: "pc",
+    DeviceKind.PULSE_COUNTER: "pcm",
+    DeviceKind.PRESSURE_SENSOR: "ps",
+    DeviceKind.LEVEL_PROBE: "probe",
+}
+_UNITS = re.compile(r"([0-9]{1,3})(?:-([0-9]{1,3}))?")
+
+
+class ScanError(Exception):
+    """The scan could not run: the port cannot be opened, or no profile could be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """Something that answered: a Modbus slave (with the profiles it fits), a gauge, or a broken answer."""
+
+    setting: LineSetting | None
+    """None behind Modbus TCP, which has no line settings."""
+    kind: Literal["modbus", "tls_gauge", "garbled"]
+    unit: int | None = None
+    fits: tuple[Fit, ...] = ()
+    note: str = ""
+
+
+_WHAT = {"modbus": "Modbus slave", "tls_gauge": "Veeder-Root TLS gauge", "garbled": "broken answers"}
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    target: str
+    serial: bool
+    settings: tuple[LineSetting, ...]
+    units: tuple[int, ...]
+    elapsed_s: float
+    found: tuple[Found, ...] = field(default=())
+    refused: tuple[str, ...] = field(default=())
+    """Settings the port would not take, and why (a pty refuses some parities; so do some USB adapters)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "settings": [asdict(setting) for setting in self.settings],
+            "units": _ranges(self.units),
+            "elapsed_s": round(self.elapsed_s, 2),
+            "found": [asdict(found) for found in self.found],
+            "refused_settings": list(self.refused),
+        }
+
+    def text(self) -> str:
+        out = [
+            f"scan of {self.target}: {', '.join(map(str, self.settings)) or 'tcp'}; units {_ranges(self.units)};"
+            f" {self.elapsed_s:.1f} s",
+        ]
+        if self.refused:
+            out.append(f"the port refused {', '.join(self.refused)}: those settings were not tried")
+        if not self.found:
+            out.append("nothing answered: check the wiring (A/B swapped?), the settings and the unit range")
+            return "\n".join(out)
+        out.append(f"{'SETTING':<10}  {'UNIT':>4}  {'WHAT':<22}  PROFILES (best first) / NOTES")
+        for found in self.found:
+            unit = "-" if found.unit is None else str(found.unit)
+            detail = ", ".join(_fit_text(fit) for fit in found.fits) or found.note
+            out.append(f"{found.setting or 'tcp'!s:<10}  {unit:>4}  {_WHAT[found.kind]:<22}  {detail}")
+        if any(found.kind == "modbus" for found in self.found):
+            out.append(
+                "Profiles carry no identity register: the first fits the most registers; check it against the "
+                "device's label."
+            )
+        hint = self.provision_hint()
+        if hint:
+            out.append(f"for provision: {hint}")
+        return "\n".join(out)
+
+    def provision_hint(self) -> str:
+        """`provision` flags for a gauge found, or for the Modbus slaves found when they share one setting (a
+        line has one)."""
+        if not self.serial:
+            return ""
+        gauges = [found.setting for found in self.found if found.kind == "tls_gauge" and found.setting]
+        if gauges:
+            return f"--gauge-port {self.target} --gauge-baud {gauges[0].baudrate} --gauge-parity {gauges[0].parity}"
+        slaves = [found for found in self.found if found.kind == "modbus" and found.fits]
+        settings = {found.setting for found in slaves}
+        if len(settings) != 1 or (setting := settings.pop()) is None:
+            return ""
+        devices = [f"--device {NAME_PREFIX[f.fits[0].kind]}{f.unit}:{f.unit}:{f.fits[0].profile}" for f in slaves]
+        return " ".join([f"--port {self.target} --baud {setting.baudrate} --parity {setting.parity}", *devices])
+
+
+def _fit_text(fit: Fit) -> str:
+    if not fit.capacity:
+        return fit.profile
+    block = "nozzles" if fit.kind == DeviceKind.PUMP_CONTROLLER else "channels"
+    return f"{fit.profile} ({fit.blocks} of {fit.capacity} {block} read)"
+
+
+def _ranges(units: Sequence[int]) -> str:
+    """Unit ids as `parse_units` reads them: runs of consecutive ids as LOW-HIGH."""
+    parts = []
+    for _, run in itertools.groupby(enumerate(sorted(units)), key=lambda pair: pair[1] - pair[0]):
+        ids = [unit for _, unit in run]
+        parts.append(str(ids[0]) if len(ids) == 1 else f"{ids[0]}-{ids[-1]}")
+    return ",".join(parts)
+
+
+def parse_units(text: str) -> tuple[int, ...]:
+    """'1-247', '1,11,21' or '1-5,11': unit ids 1..247."""
+    units: set[int] = set()
+    for part in text.split(","):
+        match = _UNITS.fullmatch(part.strip())
+        low = int(match[1]) if match else 0
+        high = int(match[2]) if match and match[2] else low
+        if not 1 <= low <= high <= 247:
+            raise argparse.ArgumentTypeError(f"{part!r} is not a unit id or range within 1..247, e.g. 1-20")
+        units.update(range(low, high + 1))
+    return tuple(sorted(units))
+
+
+def profiles_in(directories: Iterable[Path]) -> list[Profile]:
+    """Every profile in the directories; a name found twice is taken from the first directory, as the agent
+    takes it."""
+    profiles: dict[str, Profile] = {}
+    for directory in directories:
+        for path in sorted(directory.glob("*.toml")):
+            try:
+                profile = load_profile(path)
+            except ProfileError as exc:
+                raise ScanError(f"{path}: {exc}; fix or remove it, or scan with other --profile-dir") from exc
+            profiles.setdefault(profile.name, profile)
+    if not profiles:
+        raise ScanError("no device profiles found; give a --profile-dir that holds *.toml profiles")
+    return list(profiles.values())
+
+
+def _gauge(client: TlsClient, setting: LineSetting) -> Found | None:
+    try:
+        report = decode_inventory(client.request(INVENTORY))
+    except TlsError:
+        return None
+    finally:
+        client.close()
+    return Found(setting, "tls_gauge", note=f"{len(report.tanks)} tank(s) in its inventory (i201)")
+
+
+def _slaves(
+    master: SerialRtuMaster | TcpMaster, setting: LineSetting | None, units: Iterable[int], profiles: list[Profile]
+) -> list[Found]:
+    found: list[Found] = []
+    try:
+        for unit in units:
+            try:
+                master.read_registers(unit, 3, 0, 1)
+            except ModbusExceptionResponse:
+                pass
+            except (ModbusCrcError, ModbusFrameError) as exc:
+                found.append(Found(setting, "garbled", unit, note=str(exc)))
+                continue
+            except ModbusLinkError as exc:
+                raise ScanError(f"{exc} (is the agent running? stop it while you scan)") from exc
+            except ModbusError:
+                continue
+            fits, misfits = rank(profiles, master, unit)
+            note = "" if fits else "fits no profile: " + "; ".join(f"{m.profile}: {m.reason}" for m in misfits)
+            found.append(Found(setting, "modbus", unit, tuple(fits), note))
+    finally:
+        master.close()
+    return found
+
+
+def _keep_whole(found: list[Found]) -> tuple[Found, ...]:
+    whole = {item.unit for item in found if item.kind == "modbus"}
+    return tuple(item for item in found if item.kind != "garbled" or item.unit not in whole)
+
+
+def scan_serial(
+    port: Path,
+    profiles: list[Profile],
+    *,
+    baud_rates: Sequence[int] = SCANNED_BAUD_RATES,
+    parities: Sequence[str] = PARITIES,
+    units: Sequence[int] = tuple(range(1, 248)),
+    timeout_s: float = 0.1,
+    gauge_timeout_s: float = 1.0,
+) -> ScanReport:
+    started = time.monotonic()
+    settings = tuple(LineSetting(baudrate, parity) for baudrate in baud_rates for parity in parities)
+    found: list[Found] = []
+    refused: list[str] = []
+    for setting in settings:
+        known = {item.unit for item in found if item.kind == "modbus"}
+        try:
+            gauge = _gauge(TlsSerialClient(port, setting.baudrate, setting.parity, gauge_timeout_s), setting)
+            if gauge is not None:
+                found.append(gauge)
+                continue
+            master = SerialRtuMaster(port, setting.baudrate, setting.parity, 1, timeout_s)
+            found += _slaves(master, setting, [unit for unit in units if unit not in known], profiles)
+        except termios.error as exc:
+            refused.append(f"{setting} ({exc.args[-1]})")
+    return ScanReport(
+        str(port),
+        True,
+        settings,
+        tuple(units),
+        time.monotonic() - started,
+        _keep_whole(found),
+        tuple(refused),
+    )
+
+
+def scan_tcp(
+    host: str, port: int, profiles: list[Profile], *, units: Sequence[int] = tuple(range(1, 248)), timeout_s: float
+) -> ScanReport:
+    started = time.monotonic()
+    found = _slaves(TcpMaster(host, port, timeout_s), None, units, profiles)
+    return ScanReport(f"tcp {host}:{port}", False, (), tuple(units), time.monotonic() - started, _keep_whole(found))
+
+
+# -- the command line ---------------------------------------------------------------------------------------
+
+
+def _list_of(kind: type, allowed: Sequence[Any]) -> Any:
+    def parse(text: str) -> tuple[Any, ...]:
+        try:
+            values = tuple(kind(part.strip().upper()) for part in text.split(","))
+        except ValueError:
+            values = ()
+        if not values or any(value not in allowed for value in values):
+            raise argparse.ArgumentTypeError(f"{text!r}: give a comma-separated list of {allowed}")
+        return values
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", type=Path, help="the serial port, e.g. /dev/ttyUSB0 (stop the agent first)")
+    where.add_argument("--tcp", metavar="HOST:PORT", help="a Modbus TCP endpoint instead")
+    parser.add_argument(
+        "--baud",
+        type=_list_of(int, BAUD_RATES),
+        default=SCANNED_BAUD_RATES,
+        help="baud rates to try, e.g. 9600,19200 (default 9600,19200,38400,115200)",
+    )
+    parser.add_argument(
+        "--parity", type=_list_of(str, PARITIES), default=PARITIES, help="parities to try (default N,E,O)"
+    )
+    parser.add_argument(
+        "--units", type=parse_units, default=tuple(range(1, 248)), help="unit ids, e.g. 1-20 or 1,11,21"
+    )
+    parser.add_argument("--timeout-ms", type=int, default=100, help="wait for a slave's answer (default 100)")
+    parser.add_argument("--gauge-timeout-ms", type=int, default=1000, help="wait for a gauge's (default 1000)")
+    parser.add_argument(
+        "--profile-dir", type=Path, action="append", default=[], help=f"profiles to match (before {LOCAL_PROFILES})"
+    )
+    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+
+
+def from_arguments(args: argparse.Namespace) -> ScanReport:
+    local = [LOCAL_PROFILES] if LOCAL_PROFILES.is_dir() else []
+    profiles = profiles_in([*args.profile_dir, *local, *shipped_profile_dirs()])
+    timeout_s = args.timeout_ms / 1000
+    if args.tcp is not None:
+        host, _, port = args.tcp.rpartition(":")
+        if not host or not port.isdigit():
+            raise ScanError(f"--tcp {args.tcp!r} is not HOST:PORT, e.g. 192.168.10.20:502")
+        return scan_tcp(host, int(port), profiles, units=args.units, timeout_s=timeout_s)
+    return scan_serial(
+        args.port,
+        profiles,
+        baud_rates=args.baud,
+        parities=args.parity,
+        units=args.units,
+        timeout_s=timeout_s,
+        gauge_timeout_s=args.gauge_timeout_ms / 1000,
+    )
+
+
+def report_output(report: ScanReport, as_json: bool) -> str:
+    return json.dumps(report.to_json(), indent=2) if as_json else report.text()

@@ -1,0 +1,90 @@
+"""`station-agent selftest`: is this box ready to run the station? One line per check, and a fix for each failure.
+
+Run it as the service user (`runuser -u station-agent -- station-agent selftest`), since ownership and write access
+are checked for the user running it, and with the agent stopped: the agent holds its serial ports exclusively.
+
+What the self-test does not do is make a record. A test record would take the next `seq` and be chained and
+signed like any other, so it would stay in the station's history for good (and, written beside a running
+agent, fork the chain); a record with a made-up `seq` is what the platform must reject as forged. So the
+round trip with the platform is checked up to the point a record would start: the device key signs and
+verifies, the broker takes a connection with the configured TLS and credentials, and grants the subscription
+to the station's ack topic, which is where the platform's acks arrive.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+from agent.config import ConfigError
+from agent.setup import SetupError, prepare
+from agent.tools.box_checks import (
+    check_clock,
+    check_device_key,
+    check_disk,
+    check_tls_files,
+    check_writable,
+    ntp_synchronised,
+)
+from agent.tools.broker_check import check_broker
+from agent.tools.checks import Check, Status, fail, ok
+from agent.tools.device_checks import check_devices
+
+
+def run_selftest(
+    config_path: Path,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+    synchronised: Callable[[], bool | None] = ntp_synchronised,
+    broker_timeout_s: float = 5.0,
+) -> list[Check]:
+    """Every check, in the order an installer fixes things."""
+    clock = check_clock(now(), synchronised())
+    try:
+        setup = prepare(config_path)
+    except (ConfigError, SetupError) as exc:
+        fix = (
+            f"correct it; station-agent check-config {config_path} lists each problem"
+            if config_path.exists()
+            else "write it with station-agent provision (or give --config)"
+        )
+        return [fail("config", str(exc), fix), clock]
+    config = setup.loaded.config
+    devices = len(config.devices()) + len(config.gauges())
+    checks = [
+        ok("config", f"{config_path}: station {config.station.id}, {len(config.lines)} lines, {devices} devices"),
+        check_device_key(config),
+    ]
+    tls_files = check_tls_files(config.uplink)
+    checks += [tls_files] if tls_files else []
+    checks += [
+        check_writable("outbox dir", config.outbox.path.parent),
+        check_writable("status dir", config.status.path.parent),
+        check_disk(config),
+        clock,
+        *check_devices(setup),
+        *check_broker(config.uplink, config.station.id, broker_timeout_s),
+    ]
+    return checks
+
+
+def failed(checks: list[Check]) -> bool:
+    return any(check.status == Status.FAIL for check in checks)
+
+
+def output(checks: list[Check], as_json: bool) -> str:
+    """One line per check and its fix, or the checks as a JSON list."""
+    if as_json:
+        return json.dumps([asdict(check) for check in checks], indent=2)
+    out: list[str] = []
+    for check in checks:
+        out.append(f"{check.status.value:<4}  {check.name:<14}  {check.detail}")
+        if check.fix:
+            out.append(f"{'':<4}  {'':<14}  fix: {check.fix}")
+    failures = sum(check.status == Status.FAIL for check in checks)
+    warnings = sum(check.status == Status.WARN for check in checks)
+    out.append(f"selftest: {failures} failure(s), {warnings} warning(s)")
+    return "\n".join(out)

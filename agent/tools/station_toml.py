@@ -1,0 +1,127 @@
+"""The station config that `provision` writes, as a plan of typed values and the TOML text made from it.
+
+The text is written by hand rather than by a TOML library: the agent may depend on no writer, and a
+provisioned file is read and edited by people, so it carries the same short comments as the example config
+and only the settings an installer decided; everything else keeps its documented default. Strings are
+written as JSON strings, whose escapes are a subset of TOML's basic strings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.tools.line_settings import LineSetting
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePlan:
+    """A Modbus device on the RS-485 line: its name in records, its slave address and its profile."""
+
+    name: str
+    unit: int
+    profile: str
+
+
+@dataclass(frozen=True, slots=True)
+class SerialPlan:
+    """An RS-485 (Modbus RTU) or gauge (Veeder-Root TLS) port and its settings."""
+
+    port: Path
+    setting: LineSetting
+
+
+@dataclass(frozen=True, slots=True)
+class TlsPlan:
+    """The files of mutual TLS to the broker; cert_file may not exist yet (the platform signs the CSR)."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+@dataclass(frozen=True, slots=True)
+class StationPlan:
+    station_id: str
+    name: str
+    timezone: str
+    broker: str
+    device_key: Path
+    outbox: Path
+    status: Path
+    status_socket: Path
+    tls: TlsPlan | None
+    modbus: SerialPlan | None = None
+    devices: tuple[DevicePlan, ...] = ()
+    gauge: SerialPlan | None = None
+
+
+def _s(value: str | Path) -> str:
+    return json.dumps(str(value))
+
+
+def render(plan: StationPlan) -> str:
+    """The config file's text for `plan`."""
+    out = [
+        "# station-agent config, written by `station-agent provision`. Check it after editing with",
+        "#     station-agent check-config FILE",
+        "# Every setting and its default is documented in config/station.example.toml.",
+        "",
+        "[station]",
+        f"id = {_s(plan.station_id)}",
+        f"name = {_s(plan.name)}",
+        f"timezone = {_s(plan.timezone)}",
+        "",
+        "[keys]",
+        f"device_key = {_s(plan.device_key)}   # Ed25519, signs every record; never leaves this box",
+        "",
+        "[outbox]",
+        f"path = {_s(plan.outbox)}",
+        "",
+        "[uplink]",
+        f"broker = {_s(plan.broker)}",
+        'ack_mode = "platform"                 # done when the platform acks {"upto": N}',
+    ]
+    if plan.tls is not None:
+        out += [
+            "",
+            "[uplink.tls]",
+            f"ca_file = {_s(plan.tls.ca_file)}     # the CA that signed the broker's certificate",
+            f"cert_file = {_s(plan.tls.cert_file)}   # the platform's answer to the CSR",
+            f"key_file = {_s(plan.tls.key_file)}",
+        ]
+    out += [
+        "",
+        "[status]",
+        f"path = {_s(plan.status)}",
+        f"socket = {_s(plan.status_socket)}   # where station-agent status asks",
+    ]
+    if plan.modbus is not None and plan.devices:
+        out += ["", *_serial_line("rtu", "rs485-1", plan.modbus)]
+        for device in plan.devices:
+            out += [
+                "",
+                "[[lines.devices]]",
+                f"name = {_s(device.name)}",
+                f"unit = {device.unit}",
+                f"profile = {_s(device.profile)}",
+            ]
+    if plan.gauge is not None:
+        out += ["", *_serial_line("tls", "gauge", plan.gauge), "", "[[lines.devices]]", 'name = "tg1"']
+    out += [
+        "",
+        "# Next: the forecourt ([[dispensers]] and their nozzles) and the [[tanks]], as in the example config.",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _serial_line(kind: str, name: str, serial: SerialPlan) -> list[str]:
+    return [
+        "[[lines]]",
+        f"kind = {_s(kind)}",
+        f"name = {_s(name)}",
+        f"port = {_s(serial.port)}",
+        f"baudrate = {serial.setting.baudrate}",
+        f"parity = {_s(serial.setting.parity)}",
+    ]

@@ -1,0 +1,212 @@
+"""`station-agent scan` against simulated devices on real pty lines and on Modbus TCP: it finds what answers and
+names the profile each slave fits, and recognises the tank gauge on its own port."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from installer_site import CONTROLLER, COUNTER, PRESSURE, PROBE, forecourt, tcp_port
+
+from agent.cli import main
+from agent.tools.identify import Fit, Misfit, rank, try_profile
+from agent.tools.scan import Found, ScanReport, parse_units, profiles_in, scan_serial, scan_tcp
+from drivers.modbus.errors import ModbusExceptionResponse
+from drivers.modbus.master import TcpMaster
+from drivers.profiles import Profile, shipped_profile_dirs
+from simulators.modbus_slave import RegisterMap, RtuSlaveServer, SlaveFaults
+from simulators.serial_line import PtyPair
+from simulators.station import SimulatedStation
+
+FAST = {"timeout_s": 0.05, "gauge_timeout_s": 0.2}
+
+
+@pytest.fixture(scope="module")
+def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SimulatedStation, Path]]:
+    workdir = tmp_path_factory.mktemp("scan")
+    with forecourt(workdir) as running:
+        yield running, workdir / "tty"
+
+
+@pytest.fixture(scope="module")
+def profiles() -> list[Profile]:
+    return profiles_in(shipped_profile_dirs())
+
+
+def by_unit(report: ScanReport) -> dict[int | None, Found]:
+    return {found.unit: found for found in report.found if found.kind == "modbus"}
+
+
+class TestSerialLine:
+    def test_finds_each_slave_and_names_its_profile(
+        self, station: tuple[SimulatedStation, Path], profiles: list[Profile]
+    ) -> None:
+        """Controller, pulse counter, pressure sensor and level probe are found at 9600 8N1, each with its own
+        profile first; the unit nobody has stays silent; no gauge answers on a Modbus line."""
+        _, tty = station
+        report = scan_serial(
+            tty / "rs485", profiles, baud_rates=(9600,), parities=("N",), units=(1, 2, 11, 21, 31), **FAST
+        )
+        found = by_unit(report)
+        assert sorted(found) == [CONTROLLER, COUNTER, PRESSURE, PROBE]
+        assert {unit: item.fits[0].profile for unit, item in found.items()} == {
+            CONTROLLER: "sim-pump-controller",
+            COUNTER: "sim-pulse-counter",
+            PRESSURE: "sim-pressure-sensor",
+            PROBE: "sim-level-probe",
+        }
+        assert all(str(item.setting) == "9600 8N1" for item in found.values())
+        assert (found[CONTROLLER].fits[0].blocks, found[CONTROLLER].fits[0].capacity) == (2, 8)
+        assert not [item for item in report.found if item.kind != "modbus"]
+
+    def test_a_counter_also_reads_as_a_pressure_sensor_but_ranks_below_its_own_profile(
+        self, station: tuple[SimulatedStation, Path], profiles: list[Profile]
+    ) -> None:
+        """The pressure sensor's two input registers exist on a pulse counter too; the counter's profile
+        explains sixteen, so it comes first, and the pressure sensor's own profile fits it alone."""
+        running, _ = station
+        master = TcpMaster("127.0.0.1", tcp_port(running), timeout_s=0.5)
+        try:
+            fits, misfits = rank(profiles, master, COUNTER)
+        finally:
+            master.close()
+        assert [fit.profile for fit in fits] == ["sim-pulse-counter", "sim-pressure-sensor"]
+        assert fits[0].registers > fits[1].registers
+        assert {misfit.profile for misfit in misfits} == {"sim-pump-controller", "sim-level-probe"}
+
+    def test_a_slave_found_once_is_not_searched_again_at_other_settings(
+        self, station: tuple[SimulatedStation, Path], profiles: list[Profile]
+    ) -> None:
+        """A pty carries any baud rate, so every setting would find the controller; it is listed once, at the
+        first setting that found it."""
+        _, tty = station
+        report = scan_serial(tty / "rs485", profiles, baud_rates=(9600, 19200), parities=("N", "O"), units=(1,), **FAST)
+        assert [(item.unit, str(item.setting)) for item in report.found] == [(CONTROLLER, "9600 8N1")]
+        assert [str(setting) for setting in report.settings] == ["9600 8N1", "9600 8O1", "19200 8N1", "19200 8O1"]
+
+    def test_recognises_the_tank_gauge_at_each_baud_rate(
+        self, station: tuple[SimulatedStation, Path], profiles: list[Profile]
+    ) -> None:
+        """An i201 answer is a Veeder-Root gauge, alone on its port, so no Modbus unit is asked there."""
+        _, tty = station
+        report = scan_serial(tty / "gauge", profiles, baud_rates=(9600, 19200), parities=("N",), units=(1,), **FAST)
+        assert [(item.kind, str(item.setting)) for item in report.found] == [
+            ("tls_gauge", "9600 8N1"),
+            ("tls_gauge", "19200 8N1"),
+        ]
+        assert "2 tank(s)" in report.found[0].note
+        assert report.provision_hint() == f"--gauge-port {tty / 'gauge'} --gauge-baud 9600 --gauge-parity N"
+
+    def test_a_port_that_cannot_open_is_an_error_that_names_it(self, tmp_path: Path) -> None:
+        """No adapter: exit 2 with the port in the message."""
+        code = main(["scan", "--port", str(tmp_path / "ttyUSB9"), "--baud", "9600", "--parity", "N", "--units", "1"])
+        assert code == 2
+
+
+class TestBrokenAnswers:
+    def test_a_unit_whose_answers_arrive_broken_is_reported_as_such(
+        self, tmp_path: Path, profiles: list[Profile]
+    ) -> None:
+        """Every answer of unit 5 has its CRC flipped: no slave is claimed, but the noise is reported, which
+        points at parity, termination or wiring."""
+        with (
+            PtyPair(tmp_path / "master", tmp_path / "slave") as line,
+            RtuSlaveServer(
+                line.link_b, {5: RegisterMap(holding={0: 1})}, faults={5: SlaveFaults(corrupt_crc_rate=1.0)}
+            ),
+        ):
+            report = scan_serial(line.link_a, profiles, baud_rates=(9600,), parities=("N",), units=(4, 5), **FAST)
+        assert [(item.kind, item.unit) for item in report.found] == [("garbled", 5)]
+        assert "CRC" in report.found[0].note
+        assert "broken answers" in report.text()
+
+
+class TestTcp:
+    def test_finds_the_slaves_behind_an_endpoint(
+        self, station: tuple[SimulatedStation, Path], profiles: list[Profile]
+    ) -> None:
+        running, _ = station
+        report = scan_tcp("127.0.0.1", tcp_port(running), profiles, units=(1, 5, 11), timeout_s=0.1)
+        assert {unit: item.fits[0].profile for unit, item in by_unit(report).items()} == {
+            CONTROLLER: "sim-pump-controller",
+            COUNTER: "sim-pulse-counter",
+        }
+        assert by_unit(report)[CONTROLLER].fits[0].blocks == 1
+
+
+class TestCommandLine:
+    def test_json_and_the_provision_hint(
+        self, station: tuple[SimulatedStation, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--json lists every find with its profiles; the table ends with provision flags for the line."""
+        _, tty = station
+        args = ["scan", "--port", str(tty / "rs485"), "--baud", "9600", "--parity", "n", "--units", "1,11,21"]
+        assert main([*args, "--timeout-ms", "50", "--gauge-timeout-ms", "200", "--json"]) == 0
+        document = json.loads(capsys.readouterr().out)
+        assert document["units"] == "1,11,21"
+        assert {item["kind"]: item["setting"] for item in document["found"]} == {
+            "modbus": {"baudrate": 9600, "parity": "N"}
+        }
+        assert [(item["unit"], item["fits"][0]["profile"]) for item in document["found"]] == [
+            (1, "sim-pump-controller"),
+            (11, "sim-pulse-counter"),
+            (21, "sim-pressure-sensor"),
+        ]
+        assert main([*args, "--timeout-ms", "50", "--gauge-timeout-ms", "200"]) == 0
+        text = capsys.readouterr().out
+        assert "sim-pump-controller (2 of 8 nozzles read)" in text
+        assert (
+            f"--port {tty / 'rs485'} --baud 9600 --parity N --device pc1:1:sim-pump-controller "
+            "--device pcm11:11:sim-pulse-counter --device ps21:21:sim-pressure-sensor"
+        ) in text
+
+
+class Registers:
+    """A slave's registers as a dict, for what a profile fits when values, not readability, decide."""
+
+    def __init__(self, holding: dict[int, int]) -> None:
+        self.holding = holding
+
+    def read_registers(self, unit: int, function: int, address: int, count: int) -> tuple[int, ...]:
+        if function != 3 or any(a not in self.holding for a in range(address, address + count)):
+            raise ModbusExceptionResponse(function, 2, f"unit {unit}: no such register")
+        return tuple(self.holding[a] for a in range(address, address + count))
+
+
+class TestFit:
+    def controller(self, state: int) -> Registers:
+        registers = dict.fromkeys(range(0xFC, 0x100 + 2 * 0x20), 0)
+        registers[0x100] = state
+        return Registers(registers)
+
+    def test_a_state_outside_the_profiles_table_does_not_fit(self, profiles: list[Profile]) -> None:
+        (controller,) = [p for p in profiles if p.name == "sim-pump-controller"]
+        outcome = try_profile(controller, self.controller(state=7), 1)
+        assert isinstance(outcome, Misfit)
+        assert outcome.reason == "state 7 is not in the profile's state table"
+        fit = try_profile(controller, self.controller(state=2), 1)
+        assert isinstance(fit, Fit)
+        assert (fit.blocks, fit.registers) == (2, 0x120 + 18 - 0xFC)  # firmware id to nozzle 2's last point
+
+    def test_a_temperature_no_tank_has_does_not_fit(self, profiles: list[Profile]) -> None:
+        """Probe registers 2..6 with 200 degC (3200/16) in register 6 are not a level probe's."""
+        (probe,) = [p for p in profiles if p.name == "sim-level-probe"]
+        hot = Registers({2: 0, 3: 100, 4: 0, 5: 0, 6: 3200})
+        outcome = try_profile(probe, hot, 31)
+        assert isinstance(outcome, Misfit)
+        assert outcome.reason == "temperature_cC = 20000 is outside -4000..10000"
+        hot.holding[6] = 320
+        assert isinstance(try_profile(probe, hot, 31), Fit)
+
+
+class TestUnits:
+    def test_ranges_and_lists(self) -> None:
+        assert parse_units("1-3,11, 21") == (1, 2, 3, 11, 21)
+
+    @pytest.mark.parametrize("text", ["0", "248", "5-2", "x", "1-"])
+    def test_outside_1_to_247_is_refused(self, text: str) -> None:
+        with pytest.raises(argparse.ArgumentTypeError, match=r"within 1\.\.247"):
+            parse_units(text)
