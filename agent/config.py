@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent.commands.settings import CommandsSection
+from agent.station.daybooks import DaySettings
 from agent.station.leak import LeakSettings
+from agent.station.pressure import PressureSettings
+from agent.station.vapour import VapourSettings
+from agent.uplink.hj212_settings import Hj212Section
 from drivers.schema import Ge, Gt, Le, Matches, MaxLen, MinLen, Satisfies, doc, settings
 
 
@@ -163,6 +168,38 @@ class StatusSection:
     interval_s: Annotated[float, Gt(0), Le(60)] = doc(
         "how often the status snapshot is written, in seconds", default=1.0
     )
+    socket: Path = doc(
+        "the Unix socket 'station-agent status' asks (mode 0660)", default=Path("/run/station-agent/status.sock")
+    )
+
+
+LedName = Annotated[str, Matches("a sysfs LED name such as 'status:green'", r"[A-Za-z0-9][A-Za-z0-9_:.+-]{0,63}")]
+
+
+@settings
+class LedSection:
+    """The box's status LED, driven through Linux sysfs: a green and a red LED, or one bicolour LED."""
+
+    enabled: bool = doc("drive the status LED", default=False)
+    green: LedName | None = doc("the green LED's name under leds_dir", default=None)
+    red: LedName | None = doc("the red LED's name under leds_dir", default=None)
+    bicolour: LedName | None = doc(
+        "a multicolour LED whose multi_index names red and green, instead of green and red", default=None
+    )
+    leds_dir: Path = doc("where the kernel lists its LEDs", default=Path("/sys/class/leds"))
+    blink_on_ms: Annotated[int, Ge(50), Le(5000)] | None = doc(
+        "how long a blink is lit, in ms; unset: the kernel's 500 ms, and delay_on need not be writable", default=None
+    )
+    blink_off_ms: Annotated[int, Ge(50), Le(5000)] | None = doc(
+        "how long a blink is dark, in ms; unset: the kernel's 500 ms, and delay_off need not be writable",
+        default=None,
+    )
+
+    def __post_init__(self) -> None:
+        if self.enabled and self.bicolour is None and self.green is None:
+            raise ValueError("an enabled LED needs green (and red) or bicolour")
+        if self.bicolour is not None and (self.green is not None or self.red is not None):
+            raise ValueError("give either bicolour or green/red, not both")
 
 
 @settings
@@ -380,6 +417,7 @@ class AgentConfig:
     clock: ClockSection = doc("clock checks", factory=ClockSection)
     logging: LoggingSection = doc("logs", factory=LoggingSection)
     status: StatusSection = doc("the status snapshot", factory=StatusSection)
+    led: LedSection = doc("the status LED", factory=LedSection)
     profile_dirs: tuple[Path, ...] = doc(
         "directories searched for device profiles before the shipped ones",
         default=(Path("/etc/station-agent/profiles"),),
@@ -391,6 +429,11 @@ class AgentConfig:
     tanks: tuple[TankSection, ...] = doc("the station's tanks", default=())
     tank_rules: TankRulesSection = doc("when tank records are made", factory=TankRulesSection)
     leak: LeakSettings = doc("the tanks' leak and unrecorded-sales test", factory=LeakSettings)
+    vapour: VapourSettings = doc("the nozzles' vapour-recovery (A/L) evaluation", factory=VapourSettings)
+    pressure: PressureSettings = doc("the tanks' vapour-space pressure rules", factory=PressureSettings)
+    daily: DaySettings = doc("when the day's books close", factory=DaySettings)
+    commands: CommandsSection = doc("signed commands from the platform", factory=CommandsSection)
+    hj212: Hj212Section | None = doc("a second uplink, to an ecology platform that takes HJ 212", default=None)
 
     def devices(self) -> list[tuple[LineSection, DeviceSection]]:
         """The Modbus devices, by line."""

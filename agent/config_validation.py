@@ -39,7 +39,20 @@ _ADAPTER: TypeAdapter[AgentConfig] | None = None
 _LINE_CLASSES: dict[str, type] = {
     cls.__name__: cls for cls in (RtuLineSection, TcpLineSection, TlsLineSection, TlsTcpLineSection)
 }
-_PATH_KEYS = {"device_key", "path", "ca_file", "cert_file", "key_file", "port", "profile_dirs", "chart_file"}
+_PATH_KEYS = {
+    "device_key",
+    "path",
+    "socket",
+    "leds_dir",
+    "ca_file",
+    "cert_file",
+    "key_file",
+    "port",
+    "profile_dirs",
+    "chart_file",
+    "platform_key",
+    "state_path",
+}
 _LINE_KINDS = {
     RtuLineSection.__name__: "rtu",
     TcpLineSection.__name__: "tcp",

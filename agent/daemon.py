@@ -8,25 +8,39 @@ The `running` mark in the outbox is what lets the next start tell a clean stop f
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from agent.clock import Clock, ScaledClock, SystemClock
+from agent.commands.desk import CommandDesk, CommandPorts
+from agent.commands.platform_key import PlatformKeyError, load_platform_key
+from agent.commands.replay import ReplayMemory
+from agent.commands.replay_file import ReplayFileError, load_replay
 from agent.field.lines import build_poller
 from agent.field.poller import LinePoller
+from agent.history import replay, station_history
+from agent.led import StatusLed
+from agent.ledger.key_rotation import finish_rotation, new_key_path
 from agent.ledger.keys import DeviceKey, KeyFileError, load_key_file
-from agent.ledger.outbox import Outbox, OutboxError
+from agent.ledger.outbox import Outbox, OutboxError, OutboxReader
 from agent.ledger.recorder import Recorder
 from agent.lifecycle import PreviousRun, startup_intents
 from agent.logs import get_logger
-from agent.records import RecordType, format_ts
+from agent.records import format_ts
 from agent.setup import Setup, bindings_for, drivers_for
-from agent.station.leak_watch import hourly_books
 from agent.station.station import Station
 from agent.station_loop import HeartbeatFacts, StationLoop
-from agent.status import AgentStatus, assess, write_status
+from agent.station_view import StationView
+from agent.status import AgentStatus, assess, backlog, clock_at, disk_of, status_json, write_status
+from agent.status_socket import StatusSocketBusy, StatusSocketServer
+from agent.systemd_notify import SystemdNotifier
+from agent.uplink.hj212 import Hj212Uplink
 from agent.uplink.session import Uplink
+from agent.watchdog import Loop, ServiceWatchdog, status_line
 from drivers.device import DeviceDriver
 
 log = get_logger("agent")
@@ -43,6 +57,18 @@ class _Parts:
     uplink: Uplink
     station: StationLoop
     pollers: tuple[LinePoller, ...]
+    view: StationView
+    reader: OutboxReader
+    ecology: Hj212Uplink | None
+    commands: CommandDesk | None = None
+
+
+def _both(first: Callable[[int], None], second: Callable[[int], None]) -> Callable[[int], None]:
+    def notify(head_seq: int) -> None:
+        first(head_seq)
+        second(head_seq)
+
+    return notify
 
 
 class Agent:
@@ -52,29 +78,55 @@ class Agent:
         self.config = setup.loaded.config
         self.clock = clock or SystemClock()
         self.version = setup.version
+        self._led = StatusLed(self.config.led)
+        self._status_socket = StatusSocketServer(self.config.status.socket)
+        self._watchdog = ServiceWatchdog(SystemdNotifier.from_environment())
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set; raises StartupError if the agent cannot start."""
         key = self._load_key()
         drivers = drivers_for(self.setup)
         outbox = Outbox(self.config.outbox.path, self.config.outbox.max_bytes)
+        self._led.show("starting")
         parts = self._build(outbox, key, drivers)
         self._start(parts, key)
+        self._serve_status()
+        self._watchdog.ready(status_line(self._publish_status(parts)))
+        turn_s = min(self.config.status.interval_s, self._watchdog.ping_every_s or self.config.status.interval_s)
         try:
-            while not stop.wait(self.config.status.interval_s):
-                self._publish_status(parts)
+            while not stop.wait(turn_s):
+                self._watchdog.turn(self._loops(parts), status_line(self._publish_status(parts)))
         finally:
+            self._watchdog.stopping()
             self._stop(parts, "stopped")
+            self._status_socket.stop()
+            self._led.show("stopped")
+
+    def _serve_status(self) -> None:
+        """Without the socket `station-agent status` cannot ask, but the records are the job: carry on."""
+        try:
+            self._status_socket.start()
+        except (StatusSocketBusy, OSError) as exc:
+            log.error("status_socket_not_served", path=str(self.config.status.socket), error=str(exc))
 
     def _load_key(self) -> DeviceKey:
+        """The device key, after completing or undoing a key rotation that a crash interrupted (the outbox
+        says which: agent.ledger.key_rotation)."""
+        path = self.config.keys.device_key
         try:
-            return load_key_file(self.config.keys.device_key)
-        except KeyFileError as exc:
+            if new_key_path(path).exists():
+                outbox = Outbox(self.config.outbox.path, self.config.outbox.max_bytes)
+                try:
+                    log.warning("key_rotation_recovered", outcome=finish_rotation(path, outbox.cursors()))
+                finally:
+                    outbox.close()
+            return load_key_file(path)
+        except (KeyFileError, OSError) as exc:
             raise StartupError(str(exc)) from exc
 
     def _build(self, outbox: Outbox, key: DeviceKey, drivers: dict[str, DeviceDriver]) -> _Parts:
         config = self.config
-        recorder = Recorder(outbox, config.station.id, key, config.outbox, self.clock)
+        recorder = Recorder(outbox, config.station.id, key, config.outbox, self.clock, key_path=config.keys.device_key)
         uplink = Uplink(
             config.uplink,
             config.station.id,
@@ -83,29 +135,33 @@ class Agent:
             on_acked=recorder.note_acked,
             acked_upto=recorder.status().acked_upto,
             head_seq=recorder.head.seq,
-            birth_fields=lambda: {"kid": key.kid, "version": self.version, "head_seq": recorder.head.seq},
+            birth_fields=lambda: {"kid": recorder.kid, "version": self.version, "head_seq": recorder.head.seq},
         )
-        recorder.on_commit = uplink.notify
+        ecology = self._ecology_uplink(outbox)
+        recorder.on_commit = uplink.notify if ecology is None else _both(uplink.notify, ecology.notify)
         zone = ZoneInfo(config.station.timezone)
-        since_ms = self.clock.wall_ms() - config.leak.window_h * 3_600_000
-        history = hourly_books(outbox.canonical_since(RecordType.RECONCILIATION, since_ms))
         station_clock: Clock = self.clock
         if config.clock.time_scale != 1:
             log.warning("accelerated_time", time_scale=config.clock.time_scale)
             station_clock = ScaledClock(config.clock.time_scale, self.clock)
+        cursors = outbox.cursors()
+        view = StationView(cursors)
         station = StationLoop(
             Station(
                 bindings_for(config),
-                outbox.cursors(),
+                cursors,
                 config.metering,
                 config.verifications,
                 tanks=self.setup.tanks,
                 tank_rules=config.tank_rules,
                 zone=zone,
                 leak=config.leak,
-                tank_history=history,
+                vapour=config.vapour,
+                pressure=config.pressure,
+                daily=config.daily,
+                history=station_history(outbox, config, station_clock.wall_ms()),
             ),
-            recorder.submit,
+            view.watching(recorder.submit),
             station_clock,
             heartbeat_interval_s=config.heartbeat.interval_s,
             jump_threshold_ms=int(config.clock.jump_threshold_s * 1000),
@@ -122,7 +178,47 @@ class Agent:
             )
             for line in config.lines
         ]
-        return _Parts(outbox, recorder, uplink, station, tuple(pollers))
+        parts = _Parts(outbox, recorder, uplink, station, tuple(pollers), view, OutboxReader(outbox.path), ecology)
+        return dataclasses.replace(parts, commands=self._command_desk(parts))
+
+    def _ecology_uplink(self, outbox: Outbox) -> Hj212Uplink | None:
+        """The HJ 212 uplink to an ecology platform, if configured; its progress is kept beside the outbox."""
+        settings, profile = self.config.hj212, self.setup.hj212_profile
+        if settings is None or not settings.enabled or profile is None:
+            return None
+        state_path = outbox.path.with_name(f"{outbox.path.stem}-hj212.json")
+        zone = ZoneInfo(self.config.station.timezone)
+        return Hj212Uplink(settings, profile, outbox.path, zone, state_path, self.clock)
+
+    def _command_desk(self, parts: _Parts) -> CommandDesk | None:
+        """The platform's commands, if enabled: wired to the recorder, the uplink and the status snapshot."""
+        settings = self.config.commands
+        if not settings.enabled or settings.platform_key is None:
+            return None
+        try:
+            keys = load_platform_key(settings.platform_key)
+            replay = ReplayMemory(settings.replay_memory, load_replay(settings.state_path))
+        except (PlatformKeyError, ReplayFileError) as exc:
+            raise StartupError(str(exc)) from exc
+        ports = CommandPorts(
+            submit=parts.recorder.submit,
+            head_seq=lambda: parts.recorder.head.seq,
+            status=lambda: json.loads(self.config.status.path.read_bytes()),
+            resend=parts.uplink.resend,
+            rotate_key=parts.recorder.rotate_key,
+            reply=parts.uplink.reply,
+        )
+        desk = CommandDesk(
+            settings,
+            self.config.station.id,
+            platform_keys=keys,
+            replay=replay,
+            outbox_path=parts.outbox.path,
+            ports=ports,
+            clock=self.clock,
+        )
+        parts.uplink.on_command = desk.post
+        return desk
 
     def _start(self, parts: _Parts, key: DeviceKey) -> None:
         outbox = parts.outbox
@@ -137,16 +233,20 @@ class Agent:
             outbox.set_meta({"running": "1", "config_sha256": self.loaded.sha256})
         except OutboxError as exc:
             log.error("running_mark_not_saved", problem=str(exc))
-        for intent in startup_intents(
+        starting = startup_intents(
             previous,
             self.clock.wall_ms(),
             version=self.version,
             config_sha256=self.loaded.sha256,
             kid=key.kid,
             jump_threshold_ms=int(self.config.clock.jump_threshold_s * 1000),
-        ):
-            parts.recorder.submit(intent)
+        )
+        parts.station.resume(replay(outbox, parts.station.replay_from_ms()), list(starting))
         parts.recorder.start()
+        if parts.ecology is not None:
+            parts.ecology.start()
+        if parts.commands is not None:
+            parts.commands.start()
         parts.uplink.start()
         parts.station.start()
         for poller in parts.pollers:
@@ -163,9 +263,14 @@ class Agent:
         for poller in parts.pollers:
             poller.stop()
         parts.station.stop(reason)
+        if parts.commands is not None:
+            parts.commands.stop()
         parts.recorder.stop()
         parts.uplink.notify(parts.recorder.head.seq)
         parts.uplink.stop()
+        if parts.ecology is not None:
+            parts.ecology.notify(parts.recorder.head.seq)
+            parts.ecology.stop()
         acked = parts.uplink.status().acked_upto
         try:
             parts.outbox.set_meta({"running": "0", "acked_upto": str(acked)})
@@ -174,6 +279,7 @@ class Agent:
             log.error("clean_stop_not_saved", problem=str(exc))
         parts.outbox.close()
         self._write_status(parts)
+        parts.reader.close()
         log.info("agent_stopped", head_seq=parts.recorder.head.seq, acked_upto=acked)
 
     @staticmethod
@@ -191,9 +297,12 @@ class Agent:
         recorder = parts.recorder.status()
         uplink = parts.uplink.status()
         lines = tuple(poller.status() for poller in parts.pollers)
-        health, problems = assess(recorder, uplink, lines)
+        facts = parts.view.facts()
+        ecology = None if parts.ecology is None else parts.ecology.status()
+        health, problems = assess(recorder, uplink, lines, facts.alarms, ecology)
+        now_ms = self.clock.wall_ms()
         return AgentStatus(
-            ts=format_ts(self.clock.wall_ms()),
+            ts=format_ts(now_ms),
             station=self.config.station.id,
             version=self.version,
             uptime_s=parts.station.uptime_s(),
@@ -202,16 +311,33 @@ class Agent:
             recorder=recorder,
             uplink=uplink,
             lines=lines,
+            backlog=backlog(recorder, parts.reader, now_ms),
+            alarms=facts.alarms,
+            last_sales=facts.last_sales,
+            disk=disk_of(self.config.outbox.path.parent),
+            clock=clock_at(now_ms, ZoneInfo(self.config.station.timezone), facts.last_clock_step),
+            ecology=ecology,
         )
 
-    def _publish_status(self, parts: _Parts) -> None:
+    def _publish_status(self, parts: _Parts) -> AgentStatus:
         status = self._write_status(parts)
         parts.uplink.set_faults(tuple(problem for problem in status.problems if status.health == "fault"))
+        return status
+
+    @staticmethod
+    def _loops(parts: _Parts) -> dict[str, Loop]:
+        """The threads that do the work, for the watchdog: a stuck one must cost the process, not the records."""
+        loops: dict[str, Loop] = {"station": parts.station, "recorder": parts.recorder, "uplink": parts.uplink}
+        loops.update({f"poller-{poller.line}": poller for poller in parts.pollers})
+        return loops
 
     def _write_status(self, parts: _Parts) -> AgentStatus:
         status = self.status(parts)
+        document = status_json(status)
         try:
-            write_status(self.config.status.path, status)
+            write_status(self.config.status.path, document)
         except OSError as exc:
             log.warning("status_not_written", path=str(self.config.status.path), error=str(exc))
+        self._status_socket.offer(document)
+        self._led.show(status.health)
         return status

@@ -18,32 +18,57 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.ledger.keys import generate_key_file
+from drivers.hj212.profile import shipped_city_profile
 from simulators.broker import MosquittoBroker, free_loopback_port
 from simulators.platform.store import Store
 
 STATION_ID = "DEMO-0001"
 ZONE = "Asia/Shanghai"
-TIME_SCALE = 120.0
-"""Simulated seconds per real second, for the forecourt and the agent's station logic alike: a demo minute
-holds two hours of a station, long enough for tank books to close every hour and a tanker to come."""
+TIME_SCALE = 1200.0
+"""Simulated seconds per real second, for the forecourt and the agent's station logic alike: a demo second holds
+twenty minutes of a station, so that two and a half minutes hold two days: hourly tank books, a tanker, and two
+days' vapour verdicts, daily summaries and HJ 212 frames."""
+FIRST_DAY_H = 6
+"""The demo's books close about this many simulated hours after it starts (its `[daily] boundary` is set so), and
+every 24 hours after: the first day is short but has enough fuellings to be judged."""
 INJECTED = "D02-N1"
+VAPOUR_FAILING = "D01-N2"
+VAPOUR_FAILING_AL = 0.6
+"""D01-N2's vacuum pump draws too little all along: A/L 0.6 against the 1.0-1.2 band. Its first day is a warning
+day and the second, with the demo's `alarm_warning_days = 2` (5 by default), an alarm."""
 INJECTION_FROM_S = 1800
 INJECTION_UNTIL_S = 3600
 DELIVERY_AT_S = 900
 PROBE_TANK = "T3"
 PATTERN = (
-    "{ idle_s = [120, 600], lift_s = [5, 20], volume_l = [5, 60], flow_l_per_min = [20, 50], hang_up_s = [5, 15] }"
+    "{ idle_s = [900, 2400], lift_s = [5, 20], volume_l = [5, 60], flow_l_per_min = [20, 50], hang_up_s = [5, 15] }"
 )
-"""A nozzle's rhythm in simulated seconds: a sale every few minutes, as at a busy station."""
+"""A nozzle's rhythm in simulated seconds: a sale every half hour or so, fifty a day, enough to judge its vapour
+recovery every day while the agent, polling as fast as the line allows, still sees every sale on its own."""
+HJ212_PW = "123456"
+HJ212_MN = "DEMO0001HJ212"
 STOP_TIMEOUT_S = 20.0
+HJ212_RECEIVER = [
+    "-m",
+    "simulators.cli",
+    "hj212",
+    "--profile",
+    str(shipped_city_profile("chongqing")),
+    "--pw",
+    HJ212_PW,
+    "--mn",
+    HJ212_MN,
+]
+"""The ecology bureau's side: the reference HJ 212 receiver, checking frames, CRCs and Chongqing's codes."""
 _STATE_FILES = (
     "outbox.sqlite",
     "outbox.sqlite-wal",
@@ -56,6 +81,9 @@ _STATE_FILES = (
     "sim-report.json",
     "station.pub",
     "t3-chart.csv",
+    "hj212.jsonl",
+    "outbox-hj212.json",
+    "status.sock",
     "keys",
     "tty",
     "broker",
@@ -75,7 +103,16 @@ vapour = {{ device = "{counter}", channel = {2 * number}, ml_per_pulse = 10 }}
 """
 
 
-def agent_config(workdir: Path, broker: str, tcp_port: int, time_scale: float = TIME_SCALE) -> str:
+def agent_config(
+    workdir: Path,
+    broker: str,
+    tcp_port: int,
+    *,
+    hj212_port: int | None = None,
+    boundary: str = "00:00",
+    time_scale: float = TIME_SCALE,
+) -> str:
+    """The agent's config; with `hj212_port`, the second uplink to an HJ 212 platform on that loopback port."""
     return f"""# The demo station's agent config; the annotated reference is config/station.example.toml.
 [station]
 id = "{STATION_ID}"
@@ -97,13 +134,23 @@ broker = "{broker}"
 ack_mode = "platform"
 
 [heartbeat]
-interval_s = 600
+interval_s = 3600
 
+[daily]
+boundary = "{boundary}"        # the demo's day ends a few simulated hours after it starts; a station's at "00:00"
+
+[vapour]
+alarm_warning_days = 2         # 5 by default; the demo has two days to show a warning and then an alarm
+
+[pressure]
+max_gap_s = 300                # the demo polls the sensor every simulated minute
+{"" if hj212_port is None else _hj212_section(hj212_port)}
 [logging]
 format = "json"
 
 [status]
 path = "status.json"
+socket = "status.sock"
 
 [[lines]]
 kind = "rtu"
@@ -128,6 +175,12 @@ name = "probe3"                # a magnetostrictive level probe in tank T3
 unit = 31
 profile = "sim-level-probe"
 poll_interval_ms = 10000
+
+[[lines.devices]]
+name = "ps1"                   # tank T1's vapour-space pressure sensor
+unit = 21
+profile = "sim-pressure-sensor"
+poll_interval_ms = 60000
 
 [[lines]]
 kind = "tls"                   # the tank gauge (Veeder-Root TLS) on its own serial port
@@ -188,6 +241,18 @@ density_15_kg_m3 = 835
 capacity_l = 30000
 probe = "probe3"
 chart_file = "t3-chart.csv"
+"""
+
+
+def _hj212_section(port: int) -> str:
+    return f"""
+[hj212]
+enabled = true                 # the ecology bureau's platform takes A/L and tank pressure in HJ 212
+host = "127.0.0.1"
+port = {port}
+pw = "{HJ212_PW}"
+mn = "{HJ212_MN}"
+profile = "{shipped_city_profile("chongqing")}"
 """
 
 
@@ -262,6 +327,11 @@ tank = "{PROBE_TANK}"
 line = "rs485-1"
 unit = 31
 
+[[pressure_sensors]]
+tank = "T1"
+line = "rs485-1"
+unit = 21
+
 # A cheat, on schedule: from the 30th to the 60th simulated minute, D02-N1's controller reports 1 % more than
 # its encoder counted (a pulse-injection board). The agent must flag each such sale, and nothing else.
 [[faults]]
@@ -270,6 +340,13 @@ target = "{INJECTED}"
 at_s = {INJECTION_FROM_S}
 until_s = {INJECTION_UNTIL_S}
 params = {{ percent = 1.0 }}
+
+# A vapour-recovery fault for the ecology bureau: D01-N2's vacuum pump draws too little, all along.
+[[faults]]
+kind = "al_ratio"
+target = "{VAPOUR_FAILING}"
+at_s = 0
+params = {{ value = {VAPOUR_FAILING_AL} }}
 
 [platform]
 broker = "{broker}"
@@ -382,9 +459,19 @@ def _platform_transactions(db: Path) -> dict[str, dict[int, int]]:
     return found
 
 
-def _news(record: dict[str, Any]) -> str | None:
-    """A line for a sale or an alarm the platform has just accepted, as a regulator would want to see it."""
+SALES_SHOWN = 30
+HOURS_SHOWN = 9
+"""The first sales and hourly books are shown one by one; after them only the status line counts them, so that
+days, verdicts, deliveries and alarms stand out."""
+
+
+def _news(record: dict[str, Any], shown: Counter[str]) -> str | None:
+    """A line for a record the platform has just accepted, as a regulator would want to see it."""
     body = record["body"]
+    kind = record["type"] if record["type"] != "reconciliation" else f"books/{body['period']}"
+    shown[kind] += 1
+    if (kind == "transaction" and shown[kind] > SALES_SHOWN) or (kind == "books/hour" and shown[kind] > HOURS_SHOWN):
+        return None
     if record["type"] == "transaction":
         line = f"    sale   {body['nozzle']} #{body['txn_no']}: {body['volume_ml'] / 1000:6.2f} L by the controller"
         if body["pulse_volume_ml"] is not None:
@@ -408,13 +495,41 @@ def _news(record: dict[str, Any]) -> str | None:
     if record["type"] == "alarm":
         evidence = ", ".join(f"{key} {value}" for key, value in body["evidence"].items())
         return f"    ALARM  {body['kind']} {body['state']} on {body['subject']}: {evidence}"
+    if record["type"] == "vapour":
+        mean = "-" if body["al_mean_permille"] is None else f"{body['al_mean_permille'] / 1000:.2f}"
+        share = "-" if body["pass_share_permille"] is None else f"{body['pass_share_permille'] / 10:.0f} %"
+        return (
+            f"    VAPOUR {body['nozzle']} day {body['day']}: {body['counted']} fuellings counted, mean A/L {mean}, "
+            f"{share} within the band -> {body['verdict'].upper()} (warning days in a row: {body['warning_days']})"
+        )
+    if record["type"] == "daily_summary":
+        sales = sum(nozzle["sales"] for nozzle in body["nozzles"])
+        litres = sum(nozzle["volume_ml"] for nozzle in body["nozzles"]) / 1000
+        yuan = sum(nozzle["amount_fen"] for nozzle in body["nozzles"]) / 100
+        tanks = ", ".join(f"{tank['tank']} {tank['variance_ml'] / 1000:+.1f} L" for tank in body["tanks"]) or "-"
+        return (
+            f"    DAY    {body['day']} closed ({body['start']} to {body['end']}"
+            + ("" if body["complete"] else ", partial")
+            + f"): {sales} sales, {litres:,.1f} L, {yuan:,.2f} yuan; tank variances {tanks}; "
+            f"agent down {body['agent_down']['seconds']} s, uplink down {body['uplink_down']['seconds']} s"
+        )
     return None
 
 
+EXPECTED_ALARMS = {
+    ("metering_deviation", INJECTED),
+    ("vapour_al_warning", VAPOUR_FAILING),
+    ("vapour_al_alarm", VAPOUR_FAILING),
+}
+"""Alarms are expected only where the demo injected a fault."""
+TWO_DAYS_S = (FIRST_DAY_H + 25) * 3600
+"""A demo that ran this long (simulated) has closed two days: it must show the failing nozzle's warning day, then
+its alarm day, and a daily summary of each."""
+
+
 def _alarm_check(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Alarms are expected only where the demo injected a fault: metering deviations on the injected nozzle."""
     alarms = [(r["body"]["kind"], r["body"]["state"], r["body"]["subject"]) for r in records if r["type"] == "alarm"]
-    expected = [a for a in alarms if a[0] == "metering_deviation" and a[2] == INJECTED]
+    expected = [a for a in alarms if (a[0], a[2]) in EXPECTED_ALARMS]
     return {
         "expected": [list(a) for a in expected],
         "unexpected": [list(a) for a in alarms if a not in expected],
@@ -454,8 +569,11 @@ def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
         if broker_address is None:
             broker = stack.enter_context(MosquittoBroker(workdir / "broker"))
             broker_address = broker.address
-        tcp_port = free_loopback_port()
-        (workdir / "agent.toml").write_text(agent_config(workdir, broker_address, tcp_port))
+        tcp_port, hj212_port = free_loopback_port(), free_loopback_port()
+        boundary = (datetime.now(ZoneInfo(ZONE)) + timedelta(hours=FIRST_DAY_H)).strftime("%H:00")
+        (workdir / "agent.toml").write_text(
+            agent_config(workdir, broker_address, tcp_port, hj212_port=hj212_port, boundary=boundary)
+        )
         sim_config = workdir / "simulators.toml"
         sim_config.write_text(simulators_config(broker_address, tcp_port, f"demo-platform-{kid}"))
         print(f"demo: workdir {workdir}, broker {broker_address}", flush=True)
@@ -463,6 +581,8 @@ def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
         chart = write_probe_chart(workdir)
         print(f"  station-sim tank-chart --config {sim_config} {PROBE_TANK} > {chart}", flush=True)
         print(f"  station-sim run --config {workdir / 'simulators.toml'}", flush=True)
+        hj212 = [*HJ212_RECEIVER, "--port", str(hj212_port), "--out", str(workdir / "hj212.jsonl")]
+        print(f"  station-sim {' '.join(hj212[2:])}", flush=True)
         print(f"  station-agent run --config {workdir / 'agent.toml'}", flush=True)
         simulators = stack.enter_context(
             _process(
@@ -471,10 +591,11 @@ def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
             )
         )
         _wait_for_platform(workdir, simulators)
+        receiver = stack.enter_context(_process([sys.executable, *hj212], workdir / "hj212.log"))
         agent = stack.enter_context(
             _process([python, "-m", "agent.cli", "run", "--config", str(workdir / "agent.toml")], workdir / "agent.log")
         )
-        shown = 0
+        shown, news = 0, Counter[str]()
         try:
             while (elapsed := time.monotonic() - started) < seconds:
                 time.sleep(min(1.0, max(0.0, seconds - elapsed)))
@@ -488,7 +609,7 @@ def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
                 )
                 for record in _platform_records(workdir / "platform.sqlite", shown):
                     shown = record["seq"]
-                    if (line := _news(record)) is not None:
+                    if (line := _news(record, news)) is not None:
                         print(line, flush=True)
         except KeyboardInterrupt:
             interrupted = True
@@ -496,7 +617,37 @@ def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
         _terminate(agent)
         time.sleep(1.0)
         _terminate(simulators)
+        _terminate(receiver)
     return _summarise(workdir, time.monotonic() - started, interrupted)
+
+
+def _ecology_check(records: list[dict[str, Any]], workdir: Path) -> dict[str, Any]:
+    """The ecology bureau's view: the failing nozzle's daily verdicts, the days closed, and the HJ 212 platform's
+    count of frames it accepted and rejected (its summary is the last thing its log holds)."""
+    vapour = [r["body"] for r in records if r["type"] == "vapour"]
+    verdicts = [body["verdict"] for body in vapour if body["nozzle"] == VAPOUR_FAILING]
+    days = [r["body"]["day"] for r in records if r["type"] == "daily_summary"]
+    log = (workdir / "hj212.log").read_text(errors="replace") if (workdir / "hj212.log").exists() else ""
+    receiver = _json_at_end(log)
+    return {
+        "vapour_failing": {"nozzle": VAPOUR_FAILING, "verdicts": verdicts},
+        "days_closed": days,
+        "hj212": {key: receiver.get(key) for key in ("accepted", "duplicates", "rejected", "by_cn", "by_code")},
+    }
+
+
+def _two_days_shown(ecology: dict[str, Any]) -> bool:
+    verdicts = ecology["vapour_failing"]["verdicts"]
+    return "warning" in verdicts and "alarm" in verdicts and len(ecology["days_closed"]) >= 2
+
+
+def _json_at_end(text: str) -> dict[str, Any]:
+    start = text.rfind("\n{") + 1
+    try:
+        found: dict[str, Any] = json.loads(text[start:])
+    except ValueError:
+        return {}
+    return found
 
 
 def _summarise(workdir: Path, elapsed: float, interrupted: bool) -> int:
@@ -505,7 +656,9 @@ def _summarise(workdir: Path, elapsed: float, interrupted: bool) -> int:
     station = platform.get("stations", {}).get(STATION_ID, {})
     recorder = status.get("recorder", {})
     check = _cross_check(workdir)
-    alarms = _alarm_check(_platform_records(workdir / "platform.sqlite"))
+    records = _platform_records(workdir / "platform.sqlite")
+    alarms = _alarm_check(records)
+    ecology = _ecology_check(records, workdir)
     head = recorder.get("head_seq", 0)
     ok = (
         bool(platform.get("ok"))
@@ -515,6 +668,9 @@ def _summarise(workdir: Path, elapsed: float, interrupted: bool) -> int:
         and not check["missing"]
         and not check["wrong_volume"]
         and not alarms["unexpected"]
+        and (elapsed * TIME_SCALE < TWO_DAYS_S or _two_days_shown(ecology))
+        and bool(ecology["hj212"]["accepted"])
+        and not ecology["hj212"]["rejected"]
     )
     summary = {
         "ok": ok,
@@ -525,6 +681,7 @@ def _summarise(workdir: Path, elapsed: float, interrupted: bool) -> int:
         "platform": station,
         "sales_vs_transactions": check,
         "alarms": alarms,
+        "ecology": ecology,
         "workdir": str(workdir),
     }
     print(json.dumps(summary, sort_keys=True), flush=True)

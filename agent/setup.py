@@ -17,6 +17,7 @@ from agent.station.nozzle import NozzleBinding, Tap
 from agent.station.tank import TankBinding
 from agent.station.vcf import Fuel, Product
 from drivers.device import DeviceDriver
+from drivers.hj212.profile import CityProfile
 from drivers.profiles import DeviceKind, Profile, ProfileError, find_profile, shipped_profile_dirs
 
 
@@ -30,6 +31,7 @@ class Setup:
     profiles: dict[str, Profile]
     version: str
     tanks: tuple[TankBinding, ...] = ()
+    hj212_profile: CityProfile | None = None
 
 
 def agent_version() -> str:
@@ -55,11 +57,25 @@ def prepare(config_path: Path) -> Setup:
         except ProfileError as exc:
             problems.append(str(exc))
     tanks = tuple(_tank(tank, problems) for tank in config.tanks)
+    hj212_profile = _city_profile(config, problems)
     if problems:
         raise SetupError("\n".join(problems))
-    setup = Setup(loaded, profiles, agent_version(), tanks)
+    setup = Setup(loaded, profiles, agent_version(), tanks, hj212_profile)
     drivers_for(setup)
     return setup
+
+
+def _city_profile(config: AgentConfig, problems: list[str]) -> CityProfile | None:
+    """The HJ 212 city profile (its codes), if the second uplink is on."""
+    if config.hj212 is None or not config.hj212.enabled:
+        return None
+    from drivers.hj212.profile_validation import CityProfileError, load_city_profile  # noqa: PLC0415 - pydantic
+
+    try:
+        return load_city_profile(config.hj212.profile)
+    except CityProfileError as exc:
+        problems.append(f"hj212.profile: {exc}")
+        return None
 
 
 def _tank(tank: TankSection, problems: list[str]) -> TankBinding:

@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from station_rig import STATION, StationRig, wait_until
 
 from agent.ledger.chain import seal
-from agent.ledger.outbox import Outbox, OutboxFull
+from agent.ledger.outbox import Outbox, OutboxFull, OutboxReader
 from agent.records import HeartbeatBody
 from simulators.broker import MosquittoBroker
 
@@ -143,6 +143,8 @@ class TestBrokerTrouble:
         wait_until(lambda: rig.status().get("uplink", {}).get("state") != "online", 10, "uplink to notice")
         made_before = rig.head_seq()
         wait_until(lambda: rig.head_seq() >= made_before + 5, 20, "records made while offline")
+        # Sales come faster than heartbeats (one a second): wait until one has found the uplink offline too.
+        wait_until(lambda: _offline_heartbeats(rig) > 0, 20, "a heartbeat that found the uplink offline")
         assert rig.status()["health"] in ("degraded", "fault")
         rig.broker.start()
         rig.wait_platform_caught_up(timeout_s=40)
@@ -277,6 +279,16 @@ class TestFullDisk:
             assert [(a["kind"], a["state"]) for a in alarms] == [("outbox_full", "raised"), ("outbox_full", "cleared")]
         finally:
             rig.close()
+
+
+def _offline_heartbeats(rig: StationRig) -> int:
+    """Heartbeats in the agent's outbox that found the uplink offline (read through a read-only connection)."""
+    outbox = OutboxReader(rig.workdir / rig.agent_settings["outbox"]["path"])
+    try:
+        first = outbox.first_seq() or 1
+        return sum(b'"uplink":"offline"' in record.canonical for record in outbox.read(first, 10**9))
+    finally:
+        outbox.close()
 
 
 def prefill(rig: StationRig, count: int | None) -> None:
