@@ -118,6 +118,7 @@ class StationLoop:
                 self._heartbeat()
                 next_heartbeat += self._interval_s * max(1, int((now - next_heartbeat) // self._interval_s) + 1)
         self._check_clock(self._clock.monotonic())
+        self._tick()  # what time has completed by now (a sale's wait, a pressure interval) is recorded before the stop
         body = AgentStopBody(reason=self._stop_reason, uptime_s=self.uptime_s())
         self._submit_noted(body.intent(self._clock.wall_ms()))
 

@@ -245,6 +245,25 @@ class TestOutages:
         wait_until(delivered(uplink, station), "delivered once the platform answers")
         assert receiver.summary()["accepted"] == 3
 
+    def test_a_record_refused_every_time_is_left_out_and_the_rest_go_on(self, station: Station, tmp_path: Path) -> None:
+        """A platform that does not take the daily verdicts (its profile lacks their code) refuses each one every
+        time; the uplink leaves each out after its retries, says so, and delivers everything else."""
+        without_verdicts = tmp_path / "no-verdicts.toml"
+        text = CHONGQING.read_text(encoding="utf-8")
+        start = text.index('[[records]]\nrecord_type = "vapour"')
+        end = text.index("[[records]]", start + 1)
+        without_verdicts.write_text(text[:start] + text[end:], encoding="utf-8")
+        profile = load_city_profile(without_verdicts)
+        with Hj212Receiver(tmp_path / "x.jsonl", profile=profile, pw=PW, mn=MN) as server:
+            expected = station.record_ecology(2)
+            uplink = station.uplink(settings(server.port, ack_timeout_s=0.2, retries=1))
+            head = station.recorder.status().head_seq
+            wait_until(lambda: uplink.status().done_seq == head, "every record passed")
+            status = uplink.status()
+            # Skipped: per round, the fuelling without A/L (never sendable) and the refused verdict.
+            assert status.skipped == 2 * 2 and "refused 2 times and left out" in (status.last_error or "")
+            assert server.summary()["accepted"] == expected - 2
+
     def test_a_refusal_is_reported_and_retried(self, station: Station, tmp_path: Path) -> None:
         """A platform that knows another PW answers 9011 QnRtn=3; the uplink says so and does not move on."""
         with Hj212Receiver(tmp_path / "x.jsonl", profile=PROFILE, pw="654321", mn=MN) as server:

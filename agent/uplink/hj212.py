@@ -44,6 +44,9 @@ log = get_logger("agent.uplink.hj212")
 BATCH_RECORDS = 64
 """Records read from the outbox at a time: enough to keep the link busy, few enough to hold in memory."""
 STOP_JOIN_S = 5.0
+STATION_REFUSALS = frozenset(str(int(verdict)) for verdict in (QnRtn.BAD_PW, QnRtn.BAD_MN, QnRtn.BAD_ST))
+"""Refusals of the station rather than of one record: every record would get them, so they are retried (after a
+reconnect) until someone fixes the config, never skipped."""
 
 
 class LinkLost(Exception):
@@ -104,6 +107,7 @@ class Hj212Uplink:
         self._head = self._done
         self._pending: OutgoingFrame | None = None
         self._refusal: str | None = None
+        self._refused_verdict: str | None = None
         """The platform's last refusal of the frame being delivered, for the error that ends its retries."""
         self._state: Literal["connecting", "online", "offline", "stopped"] = "offline"
         self._since_ms = clock.wall_ms()
@@ -255,6 +259,7 @@ class Hj212Uplink:
         """Sends a frame until the platform answers it, at most 1 + retries times; LinkLost if it never does."""
         sends = 1 + self._settings.retries if self._settings.ack else 1
         self._refusal = None
+        refusals = 0
         for attempt in range(sends):
             connection.sendall(outgoing.frame)
             with self._lock:
@@ -267,6 +272,14 @@ class Hj212Uplink:
             if answer is _Answer.ACKED:
                 self._count("acked")
                 return
+            refusals += answer is _Answer.REFUSED
+        if refusals == sends and self._refused_verdict not in STATION_REFUSALS:
+            # Refused every time for what it is: sending it again cannot help, and every later record waits.
+            log.error("hj212_record_refused", seq=outgoing.seq, qn=outgoing.qn, reason=self._refusal)
+            with self._lock:
+                self._counts["skipped"] += 1
+                self._last_error = f"seq {outgoing.seq} refused {sends} times and left out: {self._refusal}"
+            return
         refused = "" if self._refusal is None else f"; the last answer was a refusal: {self._refusal}"
         raise LinkLost(
             f"no answer to QN={outgoing.qn} (seq {outgoing.seq}) after {sends} sends, "
@@ -306,6 +319,7 @@ class Hj212Uplink:
         verdict = packet.cp_items().get("QnRtn")
         if packet.cn == CN_REQUEST_RESPONSE and verdict is not None and verdict != str(int(QnRtn.READY)):
             self._refusal = f"QnRtn={verdict} ({_refusal(verdict)})"
+            self._refused_verdict = verdict
             log.warning("hj212_refused", qn=qn, qn_rtn=verdict, reason=self._refusal)
             return _Answer.REFUSED
         return _Answer.NONE
