@@ -209,10 +209,6 @@ class Outbox:
         for row in rows:
             yield bytes(row[0])
 
-    def ts_of(self, seq: int) -> int | None:
-        row = self._db.execute("SELECT ts_ms FROM record WHERE seq = ?", (seq,)).fetchone()
-        return None if row is None else int(row[0])
-
     def used_bytes(self) -> int:
         pages = self._db.execute("PRAGMA page_count").fetchone()[0]
         free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
