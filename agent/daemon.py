@@ -329,6 +329,8 @@ class Agent:
         """The threads that do the work, for the watchdog: a stuck one must cost the process, not the records."""
         loops: dict[str, Loop] = {"station": parts.station, "recorder": parts.recorder, "uplink": parts.uplink}
         loops.update({f"poller-{poller.line}": poller for poller in parts.pollers})
+        if parts.ecology is not None:
+            loops["uplink-hj212"] = parts.ecology
         return loops
 
     def _write_status(self, parts: _Parts) -> AgentStatus:

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 from agent.clock import Clock
 from agent.ledger.outbox import OutboxError, OutboxReader, StoredRecord
 from agent.logs import get_logger
+from agent.pulse import Pulse
 from agent.uplink.hj212_packets import FrameMaker, OutgoingFrame, UnsendableRecord
 from agent.uplink.hj212_settings import Hj212Section
 from drivers.hj212.errors import Hj212Error
@@ -113,10 +114,15 @@ class Hj212Uplink:
         self._since_ms = clock.wall_ms()
         self._counts: Counter[str] = Counter()
         self._last_error: str | None = None
+        self.pulse = Pulse()
+        """Beaten before every blocking wait with its bound, for the service watchdog (agent/watchdog.py)."""
         self._thread = threading.Thread(target=self._run, name="uplink-hj212", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def notify(self, head_seq: int) -> None:
         """The recorder committed records up to `head_seq`; wakes the thread, never waits."""
@@ -188,6 +194,7 @@ class Hj212Uplink:
     def _connect(self) -> socket.socket:
         self._set_state("connecting")
         timeout = self._clock.real_s(self._settings.connect_timeout_s)
+        self.pulse.beat(timeout)
         connection = socket.create_connection((self._settings.host, self._settings.port), timeout=timeout)
         with self._lock:
             self._socket = connection
@@ -233,7 +240,9 @@ class Hj212Uplink:
         """Sleeps until `notify` (or stop) or `until`; a notify that came while the batch was read counts."""
         with self._lock:
             if not self._woken and not self._stopping:
-                self._lock.wait(self._clock.real_s(max(until - self._clock.monotonic(), 0.0)))
+                wait_s = self._clock.real_s(max(until - self._clock.monotonic(), 0.0))
+                self.pulse.beat(wait_s)
+                self._lock.wait(wait_s)
             self._woken = False
 
     def _send_record(self, connection: socket.socket, splitter: FrameSplitter, record: StoredRecord) -> None:
@@ -261,6 +270,7 @@ class Hj212Uplink:
         self._refusal = None
         refusals = 0
         for attempt in range(sends):
+            self.pulse.beat(self._clock.real_s(self._settings.connect_timeout_s))  # the socket's timeout bounds it
             connection.sendall(outgoing.frame)
             with self._lock:
                 self._sent = max(self._sent, outgoing.seq)
@@ -292,6 +302,7 @@ class Hj212Uplink:
             remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
                 return _Answer.NONE
+            self.pulse.beat(self._clock.real_s(remaining))
             connection.settimeout(self._clock.real_s(remaining))
             try:
                 data = connection.recv(4096)
@@ -354,6 +365,7 @@ class Hj212Uplink:
     def _pause(self, seconds: float) -> None:
         with self._lock:
             if not self._stopping:
+                self.pulse.beat(self._clock.real_s(seconds))
                 self._lock.wait(self._clock.real_s(seconds))
 
     def _load_progress(self) -> int:
