@@ -45,9 +45,12 @@ VAPOUR_FAILING = "D01-N2"
 VAPOUR_FAILING_AL = 0.6
 """D01-N2's vacuum pump draws too little all along: A/L 0.6 against the 1.0-1.2 band. Its first day is a warning
 day and the second, with the demo's `alarm_warning_days = 2` (5 by default), an alarm."""
-INJECTION_FROM_S = 1800
-INJECTION_UNTIL_S = 3600
-DELIVERY_AT_S = 900
+INJECTION_FROM_S = 4 * 3600
+INJECTION_UNTIL_S = 7 * 3600
+DELIVERY_AT_S = 3 * 3600
+"""Simulated seconds after the simulators start; the agent starts a few real seconds (an hour or two of
+simulated time) later, so the scheduled events come well after it runs, and the injection lasts long enough
+for a few of the injected nozzle's sales."""
 PROBE_TANK = "T3"
 PATTERN = (
     "{ idle_s = [900, 2400], lift_s = [5, 20], volume_l = [5, 60], flow_l_per_min = [20, 50], hang_up_s = [5, 15] }"
@@ -312,7 +315,7 @@ nozzles = [
     {{ grade = "0#", price_fen_per_l = 735, tank = "{PROBE_TANK}" }},
 ]
 
-# The tanks under the forecourt; a tanker fills T1 a quarter of an hour in (simulated).
+# The tanks under the forecourt; a tanker fills T1 three hours in (simulated).
 {_tank("T1", "gasoline", 9000, f"{{ at_s = {DELIVERY_AT_S}, volume_l = 12000, duration_s = 1200 }}")}
 {_tank("T2", "gasoline", 17000)}
 {_tank(PROBE_TANK, "diesel", 21000)}
@@ -332,7 +335,7 @@ tank = "T1"
 line = "rs485-1"
 unit = 21
 
-# A cheat, on schedule: from the 30th to the 60th simulated minute, D02-N1's controller reports 1 % more than
+# A cheat, on schedule: from the 4th to the 7th simulated hour, D02-N1's controller reports 1 % more than
 # its encoder counted (a pulse-injection board). The agent must flag each such sale, and nothing else.
 [[faults]]
 kind = "pulse_injection"
