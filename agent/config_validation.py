@@ -15,8 +15,10 @@ import hashlib
 import tomllib
 import typing
 from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -255,7 +257,29 @@ def cross_check(config: AgentConfig) -> list[ConfigProblem]:
         if verification.device not in devices:
             problems.append(ConfigProblem(f"verifications[{index}].device", repr(verification.device), known))
     problems += _tank_problems(config, nozzle_paths, once)
+    problems += _day_problems(config)
     return problems
+
+
+def _day_problems(config: AgentConfig) -> list[ConfigProblem]:
+    """The pressure rules' intervals run from the epoch: the day's boundary must fall on an interval's edge, or
+    one interval a day would straddle two days. (Zones are whole quarter hours from UTC, so it is the boundary's
+    minute that matters: 00:00 suits every interval that divides an hour.)"""
+    boundary = config.daily.boundary_time
+    offset = datetime.combine(date(2026, 1, 1), boundary, ZoneInfo(config.station.timezone)).utcoffset()
+    assert offset is not None
+    seconds = boundary.hour * 3600 + boundary.minute * 60 - int(offset.total_seconds())
+    interval = config.pressure.record_interval_s
+    if seconds % interval == 0:
+        return []
+    return [
+        ConfigProblem(
+            "daily.boundary",
+            repr(config.daily.boundary),
+            f"must fall on the edge of a pressure.record_interval_s ({interval} s) interval in the station's zone: "
+            "choose a boundary on a whole hour, or an interval that divides the boundary's minutes",
+        )
+    ]
 
 
 def _line_devices(line: LineSection) -> tuple[DeviceSection | TankGaugeSection, ...]:

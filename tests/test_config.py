@@ -255,3 +255,11 @@ chart = [[0, 0], [2000, 30000]]
         tank = '[[tanks]]\nid = "T1"\nproduct = "diesel"\ndensity_15_kg_m3 = 840\ncapacity_l = 30000\nprobe = "p"\n'
         (problem,) = problems(tmp_path, MINIMAL + tank)
         assert problem.startswith("tanks[0]") and "chart or chart_file" in problem
+
+
+def test_a_day_boundary_off_the_pressure_intervals_is_refused_and_a_fitting_one_taken(tmp_path: Path) -> None:
+    """The pressure rules' 5-minute intervals must not straddle the day's boundary."""
+    found = problems(tmp_path, MINIMAL + '[daily]\nboundary = "06:07"\n')
+    assert any(line.startswith("daily.boundary: found '06:07'") and "(300 s)" in line for line in found), found
+    fitting = MINIMAL + '[daily]\nboundary = "06:07"\n[pressure]\nrecord_interval_s = 60\n'
+    assert load_config(write(tmp_path, fitting)).config.daily.boundary == "06:07"
