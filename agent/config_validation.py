@@ -77,7 +77,7 @@ def validate_config(source: Path) -> LoadedConfig:
         raise ConfigError(source, [ConfigProblem("(file)", "bytes that are not UTF-8", "save it as UTF-8")]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [ConfigProblem("(syntax)", "invalid TOML", str(exc))]) from exc
-    document = _resolve_paths(document, source.parent)
+    document = _resolve_paths(document, source.absolute().parent)
     try:
         config = _adapter().validate_python(document)
     except ValidationError as exc:

@@ -263,3 +263,15 @@ def test_a_day_boundary_off_the_pressure_intervals_is_refused_and_a_fitting_one_
     assert any(line.startswith("daily.boundary: found '06:07'") and "(300 s)" in line for line in found), found
     fitting = MINIMAL + '[daily]\nboundary = "06:07"\n[pressure]\nrecord_interval_s = 60\n'
     assert load_config(write(tmp_path, fitting)).config.daily.boundary == "06:07"
+
+
+def test_a_config_named_by_a_relative_path_still_gives_absolute_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`station-agent run --config demo-run/agent.toml` from another folder: the paths in the file are relative to
+    the file, and absolute once loaded, so that nothing depends on the folder the agent was started from."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "agent.toml").write_text(MINIMAL + '[outbox]\npath = "outbox.sqlite"\n')
+    monkeypatch.chdir(tmp_path)
+    config = load_config(Path("site/agent.toml")).config
+    assert config.outbox.path == tmp_path / "site" / "outbox.sqlite"

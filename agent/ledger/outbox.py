@@ -79,7 +79,7 @@ class StoredRecord:
 def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
     if read_only:
         connection = sqlite3.connect(
-            f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            f"{path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
         )
         connection.execute("PRAGMA query_only = ON")
     else:
