@@ -299,8 +299,18 @@ class Agent:
         lines = tuple(poller.status() for poller in parts.pollers)
         facts = parts.view.facts()
         ecology = None if parts.ecology is None else parts.ecology.status()
-        health, problems = assess(recorder, uplink, lines, facts.alarms, ecology)
         now_ms = self.clock.wall_ms()
+        waiting = backlog(recorder, parts.reader, now_ms)
+        confirm_within_s = 2 * self.config.uplink.ack_timeout_s if self.config.uplink.ack_mode == "platform" else None
+        health, problems = assess(
+            recorder,
+            uplink,
+            lines,
+            facts.alarms,
+            ecology=ecology,
+            unconfirmed=waiting,
+            confirm_within_s=confirm_within_s,
+        )
         return AgentStatus(
             ts=format_ts(now_ms),
             station=self.config.station.id,
@@ -311,7 +321,7 @@ class Agent:
             recorder=recorder,
             uplink=uplink,
             lines=lines,
-            backlog=backlog(recorder, parts.reader, now_ms),
+            backlog=waiting,
             alarms=facts.alarms,
             last_sales=facts.last_sales,
             disk=disk_of(self.config.outbox.path.parent),

@@ -139,6 +139,9 @@ ack_mode = "platform"
 [heartbeat]
 interval_s = 3600
 
+[metering]
+pulse_wait_s = 120             # 5 by default; at 1,200x a poll of the RS-485 line takes many station seconds
+
 [daily]
 boundary = "{boundary}"        # the demo's day ends a few simulated hours after it starts; a station's at "00:00"
 
@@ -580,7 +583,8 @@ def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
         sim_config = workdir / "simulators.toml"
         sim_config.write_text(simulators_config(broker_address, tcp_port, f"demo-platform-{kid}"))
         print(f"demo: workdir {workdir}, broker {broker_address}", flush=True)
-        print("demo: the same pieces by hand:", flush=True)
+        print("demo: the same pieces by hand (a new run's history starts where this one's ended):", flush=True)
+        print(f"  mosquitto -p {broker_address.rsplit(':', 1)[1]}    # or any broker at {broker_address}", flush=True)
         chart = write_probe_chart(workdir)
         print(f"  station-sim tank-chart --config {sim_config} {PROBE_TANK} > {chart}", flush=True)
         print(f"  station-sim run --config {workdir / 'simulators.toml'}", flush=True)

@@ -82,7 +82,10 @@ def assess(
     uplink: UplinkStatus,
     lines: tuple[LineStatus, ...],
     alarms: tuple[ActiveAlarm, ...],
+    *,
     ecology: Hj212Status | None = None,
+    unconfirmed: Backlog | None = None,
+    confirm_within_s: float | None = None,
 ) -> tuple[Health, tuple[str, ...]]:
     """`fault` needs someone on site; `degraded` is offline but buffering; `ok` is all well; `stopped` is the
     last snapshot of a run that ended."""
@@ -103,6 +106,10 @@ def assess(
     if uplink.state != "online":
         detail = f": {uplink.last_error}" if uplink.last_error else ""
         return "degraded", (f"platform not reachable, records are kept on the box{detail}",)
+    late = unconfirmed.oldest_age_s if unconfirmed is not None else None
+    if late is not None and confirm_within_s is not None and late > confirm_within_s:
+        # The broker takes the records, but the platform behind it does not say it stored them.
+        return "degraded", (f"the platform has not confirmed records for {late} s; they are kept on the box",)
     if ecology is not None and ecology.state != "online":
         detail = f": {ecology.last_error}" if ecology.last_error else ""
         return "degraded", (f"ecology platform (HJ 212) not reachable, its data wait on the box{detail}",)

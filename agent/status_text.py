@@ -44,6 +44,24 @@ ALARM_ADVICE: dict[str, str] = {
     "call the maintenance company",
     AlarmKind.UNRECORDED_SALES: "fuel leaves tank {subject} that no recorded sale accounts for: check the pumps "
     "on that tank and call support",
+    AlarmKind.VAPOUR_AL_WARNING: "the vapour recovery of {subject} recovers too little or too much vapour: have "
+    "its vapour pump and nozzle checked before it becomes an alarm",
+    AlarmKind.VAPOUR_AL_ALARM: "the vapour recovery of {subject} has failed for days: have the maintenance company "
+    "repair it and tell the ecology bureau as the station's permit says",
+    AlarmKind.VAPOUR_PUMP_FAULT: "no vapour flows back at {subject}: have its vacuum pump checked",
+    AlarmKind.SLOW_DISPENSER: "{subject} dispenses slowly: have its filter and pump checked",
+    AlarmKind.TANK_PRESSURE_ZERO_WARNING: "the vapour space of {subject} stays at zero pressure: have the tank's "
+    "vapour tightness checked (a cap or valve left open)",
+    AlarmKind.TANK_PRESSURE_ZERO_ALARM: "the vapour space of {subject} has not held pressure for days: have the "
+    "tank's vapour tightness checked now",
+    AlarmKind.TANK_PRESSURE_OVER_WARNING: "the pressure in {subject} is above its valve's setting: check the P/V "
+    "valve and the vent line",
+    AlarmKind.TANK_PRESSURE_OVER_ALARM: "the pressure in {subject} stays above its valve's setting: call the "
+    "maintenance company now",
+    AlarmKind.TANK_PRESSURE_BAND_WARNING: "the pressure in {subject} is often out of its normal band: have the "
+    "vapour recovery system checked",
+    AlarmKind.TANK_PRESSURE_BAND_ALARM: "the pressure in {subject} has been out of band for days: have the "
+    "vapour recovery system repaired",
     AlarmKind.OUTBOX_FULL: "the box's storage is full: call support",
     AlarmKind.OUTBOX_FAILING: "the box cannot write its storage: call support",
 }
@@ -86,6 +104,8 @@ def _what_to_do(status: AgentStatus) -> list[str]:
     ]
     if status.uplink.state != "online":
         steps.append(OFFLINE_ADVICE)
+    elif status.health == "degraded":
+        steps += [f"{problem}: nothing right away; if it lasts for hours, call support" for problem in status.problems]
     return steps or ["nothing"]
 
 

@@ -13,7 +13,8 @@ from installer_site import CONTROLLER, COUNTER, PRESSURE, PROBE, forecourt, tcp_
 
 from agent.cli import main
 from agent.tools.identify import Fit, Misfit, rank, try_profile
-from agent.tools.scan import Found, ScanReport, parse_units, profiles_in, scan_serial, scan_tcp
+from agent.tools.line_settings import LineSetting
+from agent.tools.scan import Found, ScanReport, _keep_whole, parse_units, profiles_in, scan_serial, scan_tcp
 from drivers.modbus.errors import ModbusExceptionResponse
 from drivers.modbus.master import TcpMaster
 from drivers.profiles import Profile, shipped_profile_dirs
@@ -210,3 +211,18 @@ class TestUnits:
     def test_outside_1_to_247_is_refused(self, text: str) -> None:
         with pytest.raises(argparse.ArgumentTypeError, match=r"within 1\.\.247"):
             parse_units(text)
+
+
+def test_a_crowd_of_broken_answers_at_one_setting_is_one_row() -> None:
+    """At a wrong baud rate a gauge garbles every unit id alike: one row says so instead of 247; a few broken
+    answers stay listed one by one, and a unit found whole elsewhere drops its broken answers."""
+    wrong, right = LineSetting(38400, "N"), LineSetting(9600, "N")
+    crowd = [Found(wrong, "garbled", unit, note="CRC 0x4646 != computed 0x1317") for unit in range(1, 248)]
+    few = [Found(right, "garbled", 5, note="CRC"), Found(right, "modbus", 7), Found(right, "garbled", 7, note="x")]
+    rows = _keep_whole([*crowd, *few])
+    assert [(row.setting, row.kind, row.unit) for row in rows] == [
+        (wrong, "garbled", None),
+        (right, "garbled", 5),
+        (right, "modbus", 7),
+    ]
+    assert rows[0].note.startswith("246 unit ids (1-247) answered broken, e.g. CRC 0x4646")  # 7 was found whole

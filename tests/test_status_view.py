@@ -19,7 +19,7 @@ from agent.records import (
     format_ts,
 )
 from agent.station_view import ActiveAlarm, ClockStep, StationView
-from agent.status import AgentStatus, StatusFormatError, assess, read_status, status_json
+from agent.status import AgentStatus, Backlog, StatusFormatError, assess, read_status, status_json
 from agent.status_text import render
 
 
@@ -124,6 +124,22 @@ class TestHealth:
             ("alarm tank_leak on T1",),
         )
         assert assess(status.recorder, status.uplink, status.lines, ()) == ("ok", ())
+
+    def test_records_the_platform_does_not_confirm_are_not_all_well(self) -> None:
+        """The broker may take every record while the platform behind it stores none: online is not enough."""
+        status = sample_status()
+        late = Backlog(records=10, oldest_ts="2026-11-28T01:00:00.000Z", oldest_age_s=61)
+        health, problems = assess(
+            status.recorder, status.uplink, status.lines, (), unconfirmed=late, confirm_within_s=60.0
+        )
+        assert health == "degraded" and problems == (
+            "the platform has not confirmed records for 61 s; they are kept on the box",
+        )
+        fresh = Backlog(records=10, oldest_ts="2026-11-28T01:00:00.000Z", oldest_age_s=59)
+        assert (
+            assess(status.recorder, status.uplink, status.lines, (), unconfirmed=fresh, confirm_within_s=60.0)[0]
+            == "ok"
+        )
 
 
 class TestSnapshotJson:

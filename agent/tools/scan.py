@@ -214,9 +214,35 @@ def _slaves(
     return found
 
 
+GARBLED_LISTED = 3
+"""Broken answers listed one by one at a setting; more are one row: at a wrong baud rate, a device that answers
+every unit id (a tank gauge, a chatty device) garbles each of them alike."""
+
+
 def _keep_whole(found: list[Found]) -> tuple[Found, ...]:
     whole = {item.unit for item in found if item.kind == "modbus"}
-    return tuple(item for item in found if item.kind != "garbled" or item.unit not in whole)
+    kept = [item for item in found if item.kind != "garbled" or item.unit not in whole]
+    garbled: dict[LineSetting | None, list[Found]] = {}
+    for item in kept:
+        if item.kind == "garbled":
+            garbled.setdefault(item.setting, []).append(item)
+    crowded = {setting: items for setting, items in garbled.items() if len(items) > GARBLED_LISTED}
+    summary = {
+        setting: Found(
+            setting,
+            "garbled",
+            note=f"{len(items)} unit ids ({items[0].unit}-{items[-1].unit}) answered broken, e.g. {items[0].note}: "
+            "a wrong baud rate or parity, or noise",
+        )
+        for setting, items in crowded.items()
+    }
+    rows: list[Found] = []
+    for item in kept:
+        if item.kind != "garbled" or item.setting not in crowded:
+            rows.append(item)
+        elif (row := summary.pop(item.setting, None)) is not None:
+            rows.append(row)
+    return tuple(rows)
 
 
 def scan_serial(
