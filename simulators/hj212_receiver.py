@@ -38,7 +38,7 @@ from drivers.hj212.packet import (
 )
 from drivers.hj212.profile import CityProfile
 from drivers.hj212.profile_validation import CityProfileError, load_city_profile
-from simulators.serving import DeviceServer, ServerError, TcpListener
+from simulators.serving import ServerError, TcpListener, TcpServing
 
 KNOWN_EDITIONS = ("2017", "2025")
 REJECTIONS_KEPT = 50
@@ -55,7 +55,9 @@ class _Refused(Exception):
         self.verdict = verdict
 
 
-class Hj212Receiver(DeviceServer):
+class Hj212Receiver(TcpServing):
+    listening_for = "the HJ 212 receiver"
+
     def __init__(
         self,
         out_path: Path,
@@ -82,10 +84,6 @@ class Hj212Receiver(DeviceServer):
         self._by_cn: Counter[str] = Counter()
         self._by_code: Counter[str] = Counter()
 
-    @property
-    def port(self) -> int:
-        return self._listener.port
-
     def accepted(self) -> list[dict[str, Any]]:
         """Every frame accepted once, in arrival order, as written to `out`."""
         with self._lock:
@@ -107,19 +105,6 @@ class Hj212Receiver(DeviceServer):
 
     def _error(self, message: str) -> Exception:
         return Hj212ReceiverError(message)
-
-    def _open(self) -> None:
-        try:
-            self._listener.open()
-        except OSError as error:
-            raise Hj212ReceiverError(f"cannot listen on {self._listener.host}:{self.port}: {error}") from error
-
-    def _close(self) -> None:
-        self._listener.close()
-
-    def _serve(self) -> None:
-        for connection, peer in self._listener.accepted(self._stopping):
-            self._spawn_worker(self._serve_connection, f"hj212 {peer}", connection)
 
     def _serve_connection(self, connection: socket.socket) -> None:
         splitter = FrameSplitter()

@@ -34,7 +34,7 @@ from drivers.modbus.pdu import (
     encode_read_response,
     encode_write_response,
 )
-from simulators.serving import POLL_S, DeviceServer, ServerError, TcpListener
+from simulators.serving import POLL_S, DeviceServer, ServerError, TcpListener, TcpServing
 
 PTY_GAP_FLOOR_S = 0.02
 """Shortest silence that ends a frame of unknown length on a pty: socat and the scheduler can pause a few ms
@@ -330,11 +330,13 @@ class RtuSlaveServer(_SlaveServer):
         self._port.write(adu)
 
 
-class TcpSlaveServer(_SlaveServer):
+class TcpSlaveServer(_SlaveServer, TcpServing):
     """Modbus TCP slaves for several unit ids behind one listening socket, one thread per connection.
 
     `port=0` picks a free port; read `port` (or `address`) after `start()`.
     """
+
+    listening_for = "the TCP slave"
 
     def __init__(
         self,
@@ -349,29 +351,8 @@ class TcpSlaveServer(_SlaveServer):
         self._listener = TcpListener(host, port)
 
     @property
-    def host(self) -> str:
-        return self._listener.host
-
-    @property
-    def port(self) -> int:
-        return self._listener.port
-
-    @property
     def address(self) -> tuple[str, int]:
         return self.host, self.port
-
-    def _open(self) -> None:
-        try:
-            self._listener.open()
-        except OSError as error:
-            raise SlaveServerError(f"cannot listen on {self.host}:{self.port} for the TCP slave: {error}") from error
-
-    def _close(self) -> None:
-        self._listener.close()
-
-    def _serve(self) -> None:
-        for connection, peer in self._listener.accepted(self._stopping):
-            self._spawn_worker(self._serve_connection, f"{type(self).__name__} {peer}", connection)
 
     def _serve_connection(self, connection: socket.socket) -> None:
         try:

@@ -14,7 +14,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 POLL_S = 0.01
 """How often a server thread looks up from a blocking read to check whether it is being stopped."""
@@ -93,6 +93,41 @@ class DeviceServer(ABC):
     @abstractmethod
     def _serve(self) -> None:
         """Serve until `_stopping` is set, looking up at least every POLL_S."""
+
+
+class TcpServing(DeviceServer):
+    """The TCP half of a device server: one listener (set `_listener` in `__init__`), a worker thread per
+    connection, each served by `_serve_connection`. Mixed in after the protocol's own server class."""
+
+    _listener: TcpListener
+    listening_for: ClassVar[str] = "the simulator"
+    """Named in the error when the address is taken."""
+
+    @property
+    def host(self) -> str:
+        return self._listener.host
+
+    @property
+    def port(self) -> int:
+        """The port listened on; a free one is picked for 0 and known after `start()`."""
+        return self._listener.port
+
+    def _open(self) -> None:
+        try:
+            self._listener.open()
+        except OSError as error:
+            raise self._error(f"cannot listen on {self.host}:{self.port} for {self.listening_for}: {error}") from error
+
+    def _close(self) -> None:
+        self._listener.close()
+
+    def _serve(self) -> None:
+        for connection, peer in self._listener.accepted(self._stopping):
+            self._spawn_worker(self._serve_connection, f"{type(self).__name__} {peer}", connection)
+
+    @abstractmethod
+    def _serve_connection(self, connection: socket.socket) -> None:
+        """Answer on one connection until it closes or the server stops."""
 
 
 class TcpListener:

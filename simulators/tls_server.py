@@ -19,7 +19,7 @@ import serial
 
 from drivers.veeder_root.frame import SOH, command_length
 from simulators.modbus_slave import SlaveServerError
-from simulators.serving import POLL_S, DeviceServer, TcpListener
+from simulators.serving import POLL_S, DeviceServer, TcpListener, TcpServing
 from simulators.tank_gauge import TankGauge
 
 
@@ -115,34 +115,15 @@ class TlsSerialServer(_TlsServer):
             return
 
 
-class TlsTcpServer(_TlsServer):
+class TlsTcpServer(_TlsServer, TcpServing):
     """The gauge behind a listening socket, one thread per connection; `port=0` picks a free port (read
     `port` after `start()`)."""
+
+    listening_for = "the tank gauge"
 
     def __init__(self, gauge: TankGauge, clock: Callable[[], float], host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(gauge, clock)
         self._listener = TcpListener(host, port)
-
-    @property
-    def host(self) -> str:
-        return self._listener.host
-
-    @property
-    def port(self) -> int:
-        return self._listener.port
-
-    def _open(self) -> None:
-        try:
-            self._listener.open()
-        except OSError as error:
-            raise TlsServerError(f"cannot listen on {self.host}:{self.port} for the tank gauge: {error}") from error
-
-    def _close(self) -> None:
-        self._listener.close()
-
-    def _serve(self) -> None:
-        for connection, peer in self._listener.accepted(self._stopping):
-            self._spawn_worker(self._serve_connection, f"{type(self).__name__} {peer}", connection)
 
     def _serve_connection(self, connection: socket.socket) -> None:
         pending = b""
