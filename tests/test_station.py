@@ -93,9 +93,11 @@ class Forecourt:
         return made
 
     def fuel(
-        self, real_ml: int, *, reported_ml: int | None = None, al: float = 1.1, skip: int = 0
+        self, real_ml: int, *, reported_ml: int | None = None, al: float = 1.1, skip: int = 0, counted: bool = True
     ) -> list[RecordIntent]:
-        """Lift, fuel real_ml through the encoder (the controller books reported_ml), hang up; the booking's intents."""
+        """Lift, fuel real_ml through the encoder (the controller books reported_ml), hang up; the booking's intents.
+        With `counted` False the booking poll reads no pulse counter, and the nozzle stays hung up unpolled: the
+        sale then waits for its pulses."""
         reported = real_ml if reported_ml is None else reported_ml
         self.poll("lifted")
         self.liquid += real_ml // 10
@@ -111,14 +113,15 @@ class Forecourt:
             totalizer_volume_ml=self.nozzle.totalizer_volume_ml + reported,
             totalizer_amount_fen=(self.nozzle.totalizer_amount_fen or 0) + amount,
         )
-        made = self.poll()
-        made += self.poll("idle")
+        made = self.poll(counter=counted)
+        if counted:
+            made += self.poll("idle")
         return made
 
 
-def started() -> Forecourt:
+def started(station: Station | None = None) -> Forecourt:
     """A forecourt whose first polls (baseline, identity, the marks) are done."""
-    court = Forecourt()
+    court = Forecourt(station)
     court.poll()
     court.poll()
     court.poll()
@@ -480,29 +483,14 @@ def test_a_sale_completed_by_the_clock_still_lowers_its_tank_in_the_books() -> N
     """A sale recorded when its wait for pulses ran out (the counter was not polled after the booking) is booked
     in its tank's hourly books like any other: the tank's books must not lose the sales that time completes."""
     tank = TankBinding("T1", Fuel(Product.GASOLINE, 745.0), 30_000_000, "tg", gauge_tank=1)
-    court = Forecourt(Station([BINDING], {}, RULES, tanks=(tank,)))
-    court.poll()
-    court.poll()
-    court.poll()
+    court = started(Station([BINDING], {}, RULES, tanks=(tank,)))
 
     def gauge(volume_ml: int) -> list[RecordIntent]:
         level = TankReading(tank=1, volume_ml=volume_ml, height_um=volume_ml // 15, water_um=0, temperature_cC=2000)
         return court.station.on_event(DeviceReading("tg", "gauge", court.now, TankGaugeReading((level,))))
 
     gauge(20_000_000)
-    court.poll("lifted")
-    court.liquid += 3000
-    court.poll("fuelling")
-    court.nozzle = replace(
-        court.nozzle,
-        state="finished",
-        txn_no=court.nozzle.txn_no + 1,
-        txn_volume_ml=30_000,
-        txn_amount_fen=23_100,
-        totalizer_volume_ml=court.nozzle.totalizer_volume_ml + 30_000,
-        totalizer_amount_fen=(court.nozzle.totalizer_amount_fen or 0) + 23_100,
-    )
-    court.poll(counter=False)
+    court.fuel(30_000, counted=False)
     court.now += int(RULES.pulse_wait_s * 1000) + 1
     by_clock = court.station.tick(court.now)
     assert [i.type for i in by_clock] == [RecordType.TRANSACTION]

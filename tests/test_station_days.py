@@ -3,11 +3,10 @@ restart that picks up the open day from the records (the agent's only memory), h
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from test_station import BINDING, RULES, Forecourt
+from test_station import BINDING, RULES, Forecourt, started
 
 from agent.records import AgentStartBody, JsonValue, RecordIntent, RecordType
 from agent.station.daybooks import DaySettings
@@ -27,14 +26,6 @@ def station(cursors: dict[str, int] | None = None, history: StationHistory | Non
     return Station([BINDING], cursors or {}, RULES, zone=ZONE, vapour=VAPOUR, daily=DAILY, history=history)
 
 
-def opened() -> Forecourt:
-    """A forecourt whose first polls (baseline, identity, the marks) are done."""
-    court = Forecourt(station())
-    for _ in range(3):
-        court.poll()
-    return court
-
-
 def cursors_of(intents: list[RecordIntent]) -> dict[str, int]:
     return {cursor.key: cursor.value for intent in intents for cursor in intent.cursors}
 
@@ -52,7 +43,7 @@ def a_day_of_poor_recovery(court: Forecourt, day: date) -> None:
 
 
 def test_vapour_verdicts_at_the_boundary_and_a_summary_a_minute_later() -> None:
-    court = opened()
+    court = started(station())
     a_day_of_poor_recovery(court, FIRST)
     a_day_of_poor_recovery(court, FIRST.replace(day=16))
     vapour = bodies(court.out, RecordType.VAPOUR)
@@ -83,7 +74,7 @@ def restarted(before: list[RecordIntent], now_ms: int) -> tuple[Station, list[Re
 
 
 def test_a_restart_mid_day_neither_closes_a_day_twice_nor_forgets_the_open_one() -> None:
-    court = opened()
+    court = started(station())
     a_day_of_poor_recovery(court, FIRST)
     for _ in range(3):
         court.fuel(20_000, al=0.6)
@@ -99,7 +90,7 @@ def test_a_restart_mid_day_neither_closes_a_day_twice_nor_forgets_the_open_one()
 
 
 def test_a_late_restart_closes_every_day_it_missed() -> None:
-    court = opened()
+    court = started(station())
     a_day_of_poor_recovery(court, FIRST)
     for _ in range(3):
         court.fuel(20_000, al=0.6)
@@ -119,25 +110,12 @@ def test_a_late_restart_closes_every_day_it_missed() -> None:
 def test_a_sale_dated_before_midnight_counts_in_its_day_though_its_pulses_come_after() -> None:
     """The controller booked it at 23:59:59; its pulses were not read before midnight, so it is recorded once the
     wait for them runs out, after midnight. It is dated, and judged, in the day it was sold."""
-    court = opened()
+    court = started(station())
     court.fuel(20_000, al=0.6)
     court.fuel(20_000, al=0.6)
     midnight = DAYS.start_ms(date(2027, 1, 16))
-    court.poll("lifted")
-    court.liquid += 2000
-    court.vapour += 1200
-    court.poll("fuelling")
-    court.nozzle = replace(
-        court.nozzle,
-        state="finished",
-        txn_no=court.nozzle.txn_no + 1,
-        txn_volume_ml=20_000,
-        txn_amount_fen=15_400,
-        totalizer_volume_ml=court.nozzle.totalizer_volume_ml + 20_000,
-        totalizer_amount_fen=(court.nozzle.totalizer_amount_fen or 0) + 15_400,
-    )
-    court.now = midnight - 1_000
-    court.poll(counter=False)
+    court.now = midnight - 2_000  # the fuelling's polls take a second: booked at 23:59:59
+    court.fuel(20_000, al=0.6, counted=False)
     court.now = midnight + int(RULES.pulse_wait_s * 1000) + 1
     late = court.station.tick(court.now)
     assert [i.type for i in late] == [RecordType.TRANSACTION] and late[0].ts_ms < midnight
