@@ -81,6 +81,10 @@ _BODIES: Final[dict[str, str]] = {
     "command_refused": "A message on the cmd topic was refused; its reply carried the same reason. Recorded at most "
     "commands.refusals_per_hour an hour (a burst of that many at once); refusals beyond that are counted, by "
     "reason, in the next command_refused.",
+    "internal_error": "A loop of the agent (named in `loop`) met an error it did not expect while handling one "
+    "item (a message, a reading, a frame), contained it and went on with the next. At most one record per loop per "
+    "minute; `count` says how many errors it stands for. A loop that keeps failing pauses longer between tries "
+    "and shows as failing in the status; the agent itself keeps running.",
     "key_rotation": "The device key changed. This record is signed by the old key and carries the new public key; "
     "every record after it is signed by the new key. A receiver trusts the new key because the old one "
     "announced it.",
@@ -386,6 +390,13 @@ _FIELDS: Final[dict[str, str]] = {
     "new_kid": "The key id of the new key, which signs every record after this one.",
     "new_public_key": "The new Ed25519 public key: its 32 raw bytes in standard base64 with padding. Its key id is "
     "new_kid.",
+    "loop": "The agent's loop that contained the error: `recorder`, `station`, `uplink`, `uplink-hj212`, "
+    "`commands` or `poller-<line>`.",
+    "item": "What the loop was handling, in a few words (e.g. `ack message`, `poll D01`).",
+    "error": "The class of the exception, e.g. `ValueError`.",
+    "internal_error.detail": "The exception as one ASCII line of at most 200 characters.",
+    "count": "How many errors of this loop this record stands for: this one and those not recorded since the "
+    "loop's previous internal_error because of the rate limit.",
     "key_rotation.command_id": "The id of the rotate-key command that asked for the rotation, or null.",
     "tank_pressure.band_warning_days": "For a day, band warning days in a row up to this one (days with more than "
     "band_share_permille, default 250, of readings out of the band); a day without readings leaves it. Null for an "

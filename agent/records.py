@@ -135,6 +135,7 @@ class EventKind(StrEnum):
     COMMAND_ACCEPTED = "command_accepted"
     COMMAND_REFUSED = "command_refused"
     KEY_ROTATION = "key_rotation"
+    INTERNAL_ERROR = "internal_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +304,20 @@ class KeyRotationBody(Body):
     new_public_key: str
     command_id: str | None
     kind: Literal[EventKind.KEY_ROTATION] = EventKind.KEY_ROTATION
+
+
+@dataclass(frozen=True, slots=True)
+class InternalErrorBody(Body):
+    """A loop of the agent met an error it did not expect while handling one item, contained it and went on
+    (agent/containment.py). At most one per loop per minute; `count` is how many errors it stands for."""
+
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    loop: str
+    item: str
+    error: str
+    detail: str
+    count: int
+    kind: Literal[EventKind.INTERNAL_ERROR] = EventKind.INTERNAL_ERROR
 
 
 class AlarmKind(StrEnum):
@@ -612,6 +627,7 @@ BODY_TYPES: tuple[type[Body], ...] = (
     CommandAcceptedBody,
     CommandRefusedBody,
     KeyRotationBody,
+    InternalErrorBody,
     AlarmBody,
     TransactionBody,
     TankInventoryBody,

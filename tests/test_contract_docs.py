@@ -61,6 +61,7 @@ from agent.records import (
     EventKind,
     GradeDay,
     HeartbeatBody,
+    InternalErrorBody,
     KeyRotationBody,
     NozzleDay,
     ReconciliationBody,
@@ -347,6 +348,13 @@ SAMPLES: list[Body] = [
         new_kid="89abcdef01234567",
         new_public_key="A" * 43 + "=",
         command_id="7f9c2ba4-e88f-11ee-a506-0242ac120003",
+    ),
+    InternalErrorBody(
+        loop="uplink",
+        item="ack message",
+        error="ValueError",
+        detail="ValueError: Exceeds the limit (4300 digits) for integer string conversion",
+        count=3,
     ),
     TankInventoryBody(
         tank="T1",
