@@ -1,20 +1,26 @@
 """`station-agent`: run the agent, and the tools an installer uses around it.
 
-Exit codes: 0 all well; 1 the agent failed while running; 2 something to fix in the config, key or profiles
-(the message says what).
+Exit codes: 0 all well; 1 the agent failed while running; 2 something to fix in the config, key, profiles or
+outbox (the message says what; an outbox the agent refuses names `station-agent recover`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from agent.config import ConfigError, LoadedConfig, StatusSection, load_config, summary
 from agent.demo import run_demo
+from agent.ledger.anchor import AnchorError, ChainAnchor, anchor_path, load_anchor, save_anchor
+from agent.ledger.chain import GENESIS_PREV
 from agent.ledger.keys import KeyFileError, generate_key_file
+from agent.ledger.opening import SIDE_FILES, set_aside
 from agent.process import exec_agent
+from agent.records import ChainResetReason
 from agent.setup import Setup, SetupError, agent_version, prepare
 from agent.status import StatusFormatError, read_status
 from agent.status_socket import ask
@@ -173,6 +179,41 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     return EXIT_FAILED if selftest.failed(checks) else EXIT_OK
 
 
+def cmd_recover(args: argparse.Namespace) -> int:
+    """Set a refused outbox aside and leave word in the chain anchor for the next start's chain_reset."""
+    loaded = _load(args.config)
+    if isinstance(loaded, int):
+        return loaded
+    config = loaded.config
+    path, anchor_file = config.outbox.path, anchor_path(config.keys.device_key)
+    try:
+        anchor = load_anchor(anchor_file)
+    except AnchorError as exc:
+        return _fail(str(exc))
+    if not any(path.with_name(path.name + suffix).exists() for suffix in SIDE_FILES):
+        return _fail(f"there is no outbox at {path}: nothing to recover; start the agent")
+    if anchor is None and args.after_seq is None:
+        return _fail(
+            f"there is no chain anchor at {anchor_file}, so the last seq this station used is unknown here; ask the "
+            "platform for the highest seq it holds of this station and run again with --after-seq N"
+        )
+    if anchor is None:
+        anchor = ChainAnchor(config.station.id, 0, GENESIS_PREV, None, 0, args.after_seq, "")
+    elif args.after_seq is not None and args.after_seq > anchor.reserved_upto:
+        anchor = dataclasses.replace(anchor, reserved_upto=args.after_seq)
+    try:
+        moved = set_aside(path, ChainResetReason.OUTBOX_REFUSED, int(time.time() * 1000))
+        save_anchor(anchor_file, dataclasses.replace(anchor, reset_reason="outbox_refused", set_aside=moved.name))
+    except (OSError, AnchorError) as exc:
+        return _fail(f"cannot set the outbox aside: {exc}")
+    print(f"outbox {path} moved to {moved} (keep it: it holds the records the platform may lack)")
+    print(
+        f"the next start makes a new outbox whose first record is a chain_reset after seq {anchor.reserved_upto}, "
+        "telling the platform which records are lost; start the agent: sudo systemctl start station-agent"
+    )
+    return EXIT_OK
+
+
 def cmd_version(_args: argparse.Namespace) -> int:
     print(agent_version())
     return EXIT_OK
@@ -228,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     testing.add_argument("--broker-timeout-s", type=float, default=5.0, help="wait for the broker (default 5)")
     testing.add_argument("--json", action="store_true", help="the checks as JSON")
     testing.set_defaults(handler=cmd_selftest)
+
+    recover = commands.add_parser("recover", help="set aside an outbox the agent refuses, and start anew after it")
+    recover.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+    recover.add_argument(
+        "--after-seq", type=int, help="start above this seq (needed only without a chain anchor: ask the platform)"
+    )
+    recover.set_defaults(handler=cmd_recover)
 
     ver = commands.add_parser("version", help="print the version")
     ver.set_defaults(handler=cmd_version)

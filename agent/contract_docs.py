@@ -106,6 +106,11 @@ _BODIES: Final[dict[str, str]] = {
     "ratio (A/L), their mean and spread, and the verdict of the configured rule set (GB 20952 pass share with "
     "warning days, or CARB's daily and weekly means). Made for every nozzle seen, every day, at the day's close; "
     "it also carries what the next day's judgement starts from, so a restarted agent resumes from its records.",
+    "chain_reset": "Contract v1.1. The agent lost its store of records (deleted, rolled back to an older copy, "
+    "corrupt, or refused and set aside by `station-agent recover`) while its key survived, and starts it again "
+    "above every seq it may have used before. Its seq is one above lost_last; its prev is not the SHA-256 of "
+    "record seq - 1 but of record known_seq (64 zeros if known_seq is 0). Records lost_first..lost_last may "
+    "have been made: those the platform holds are genuine, those it lacks are lost for good and are not a gap.",
     "tank_pressure": "A tank vapour-space pressure sensor summed up over an interval (every record_interval_s, "
     "default 300 s, aligned to the clock) or over a local day. A day's record also holds the consecutive warning "
     "days of the daily rules.",
@@ -398,6 +403,18 @@ _FIELDS: Final[dict[str, str]] = {
     "count": "How many errors of this loop this record stands for: this one and those not recorded since the "
     "loop's previous internal_error because of the rate limit.",
     "key_rotation.command_id": "The id of the rotate-key command that asked for the rotation, or null.",
+    "chain_reset.reason": "Why: `outbox_missing` (no store, or an empty one, where the anchor says records were "
+    "made), `outbox_rolled_back` (the store ends before the anchor's record, or holds another record there), "
+    "`outbox_corrupt` (its newest record fails its own signature) or `outbox_refused` (the agent refused to open "
+    "it and `station-agent recover` set it aside).",
+    "chain_reset.detail": "What the agent found, in words.",
+    "lost_first": "The first seq the station may have made and can no longer send: one above the highest seq it "
+    "knew to be acknowledged.",
+    "lost_last": "The last seq that may have been made before the reset: this record's seq - 1.",
+    "known_seq": "The last record the agent knows it made (from its anchor beside the key), 0 if none.",
+    "known_digest": "SHA-256 of that record's canonical bytes, and so this record's prev; 64 zeros if known_seq is 0.",
+    "known_ts": "ts of that record, or null if unknown.",
+    "set_aside": "The file name the old store was moved to on the box, for an investigator, or null.",
     "tank_pressure.band_warning_days": "For a day, band warning days in a row up to this one (days with more than "
     "band_share_permille, default 250, of readings out of the band); a day without readings leaves it. Null for an "
     "interval.",
@@ -415,6 +432,8 @@ _PATTERNS: Final[dict[str, str]] = {
     "kid": KID_PATTERN,
     "old_kid": KID_PATTERN,
     "new_kid": KID_PATTERN,
+    "known_digest": HEX64_PATTERN,
+    "known_ts": TS_PATTERN,
     "platform_kid": KID_PATTERN,
     "issued": TS_PATTERN,
     "expires": TS_PATTERN,
@@ -447,6 +466,8 @@ class AlarmDoc:
     evidence: dict[str, Schema]
     cleared_evidence: dict[str, Schema] | None = None
     cleared_patterns: dict[str, Schema] = dataclasses.field(default_factory=dict)
+    raised_only: bool = False
+    """No record clears it (it is over at the next agent_start)."""
 
 
 _JUDGED_SALE: Final[dict[str, Schema]] = {
@@ -824,6 +845,20 @@ ALARM_KINDS: Final[dict[str, AlarmDoc]] = {
         cleared="Cleared with the band warning.",
         evidence=_BAND_DAYS_EVIDENCE,
     ),
+    "outbox_corrupt": AlarmDoc(
+        subject="`outbox`",
+        raised="Contract v1.1. Raised when a stored record read for sending is not what was sealed: its bytes do "
+        "not hash to the prev of the record after it, or do not name their own seq. The records are sent as "
+        "stored (the agent cannot know their true bytes and never signs anything again), so the platform sees the "
+        "bad link or signature too. Raised once per damaged range in a run.",
+        cleared="Not cleared by a record: like the other outbox alarms it is over at the next agent_start.",
+        raised_only=True,
+        evidence={
+            "first_seq": _key("integer", "The first seq of the damaged range.", 1),
+            "last_seq": _key("integer", "The last seq of the damaged range.", 1),
+            "check": _key("string", "Which check failed.", one_of=("link", "seq")),
+        },
+    ),
 }
 """Every alarm kind the agent raises. The kind names are the ones the station and the recorder use."""
 
@@ -1052,7 +1087,7 @@ def _record_schema(typed: Sequence[RecordType]) -> Schema:
                     "type": "string",
                     "pattern": HEX64_PATTERN,
                     "description": "Lowercase hex SHA-256 of the canonical bytes of record seq - 1; "
-                    "64 zeros for seq 1.",
+                    "64 zeros for seq 1. A chain_reset (v1.1) names record body.known_seq instead.",
                 },
             },
             "required": ["v", "station", "seq", "ts", "type", "body", "prev"],

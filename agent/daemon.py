@@ -24,9 +24,12 @@ from agent.field.lines import build_poller
 from agent.field.poller import LinePoller
 from agent.history import replay, station_history
 from agent.led import StatusLed
+from agent.ledger.anchor import AnchorError, AnchorKeeper, anchor_path
+from agent.ledger.integrity import damage_alarm
 from agent.ledger.key_rotation import finish_rotation, new_key_path
 from agent.ledger.keys import DeviceKey, KeyFileError, load_key_file
-from agent.ledger.outbox import Outbox, OutboxError, OutboxReader
+from agent.ledger.opening import Opened, OutboxRefused, open_outbox, recover_hint
+from agent.ledger.outbox import Outbox, OutboxError, OutboxReader, OutboxUnusable
 from agent.ledger.recorder import Recorder
 from agent.lifecycle import PreviousRun, startup_intents
 from agent.logs import get_logger
@@ -86,9 +89,9 @@ class Agent:
         """Run until `stop` is set; raises StartupError if the agent cannot start."""
         key = self._load_key()
         drivers = drivers_for(self.setup)
-        outbox = Outbox(self.config.outbox.path, self.config.outbox.max_bytes)
+        opened = self._open_outbox(key)
         self._led.show("starting")
-        parts = self._build(outbox, key, drivers)
+        parts = self._build(opened, key, drivers)
         self._start(parts, key)
         self._serve_status()
         self._watchdog.ready(status_line(self._publish_status(parts)))
@@ -115,7 +118,7 @@ class Agent:
         path = self.config.keys.device_key
         try:
             if new_key_path(path).exists():
-                outbox = Outbox(self.config.outbox.path, self.config.outbox.max_bytes)
+                outbox = self._outbox_for_rotation()
                 try:
                     log.warning("key_rotation_recovered", outcome=finish_rotation(path, outbox.cursors()))
                 finally:
@@ -124,9 +127,41 @@ class Agent:
         except (KeyFileError, OSError) as exc:
             raise StartupError(str(exc)) from exc
 
-    def _build(self, outbox: Outbox, key: DeviceKey, drivers: dict[str, DeviceDriver]) -> _Parts:
+    def _open_outbox(self, key: DeviceKey) -> Opened:
+        """The outbox, checked against the chain anchor beside the key; started again with a chain_reset when it
+        cannot be continued (agent/ledger/continuity.py), refused with the way out when it cannot be used."""
         config = self.config
-        recorder = Recorder(outbox, config.station.id, key, config.outbox, self.clock, key_path=config.keys.device_key)
+        try:
+            return open_outbox(
+                config.outbox.path,
+                config.outbox.max_bytes,
+                key,
+                station=config.station.id,
+                anchor_file=anchor_path(config.keys.device_key),
+                now_ms=self.clock.wall_ms(),
+                config=self.loaded.source,
+            )
+        except (OutboxRefused, AnchorError) as exc:
+            raise StartupError(str(exc)) from exc
+
+    def _outbox_for_rotation(self) -> Outbox:
+        try:
+            return Outbox(self.config.outbox.path, self.config.outbox.max_bytes)
+        except OutboxUnusable as exc:
+            raise StartupError(f"{exc}; {recover_hint(self.loaded.source)}") from exc
+
+    def _build(self, opened: Opened, key: DeviceKey, drivers: dict[str, DeviceDriver]) -> _Parts:
+        config = self.config
+        outbox = opened.outbox
+        recorder = Recorder(
+            outbox,
+            config.station.id,
+            key,
+            config.outbox,
+            self.clock,
+            key_path=config.keys.device_key,
+            anchor=AnchorKeeper(anchor_path(config.keys.device_key), opened.anchor),
+        )
         uplink = Uplink(
             config.uplink,
             config.station.id,
@@ -139,6 +174,7 @@ class Agent:
         )
         ecology = self._ecology_uplink(outbox)
         recorder.on_commit = uplink.notify if ecology is None else _both(uplink.notify, ecology.notify)
+        uplink.on_damage = lambda damage: recorder.submit(damage_alarm(damage, self.clock.wall_ms()))
         zone = ZoneInfo(config.station.timezone)
         station_clock: Clock = self.clock
         if config.clock.time_scale != 1:

@@ -32,6 +32,7 @@ class RecordType(StrEnum):
     HEARTBEAT = "heartbeat"
     DAILY_SUMMARY = "daily_summary"
     TANK_PRESSURE = "tank_pressure"
+    CHAIN_RESET = "chain_reset"
 
 
 def format_ts(ts_ms: int) -> str:
@@ -347,6 +348,7 @@ class AlarmKind(StrEnum):
     TANK_PRESSURE_OVER_ALARM = "tank_pressure_over_alarm"
     TANK_PRESSURE_BAND_WARNING = "tank_pressure_band_warning"
     TANK_PRESSURE_BAND_ALARM = "tank_pressure_band_alarm"
+    OUTBOX_CORRUPT = "outbox_corrupt"
 
 
 class AlarmState(StrEnum):
@@ -611,6 +613,35 @@ class DailySummaryBody(Body):
         return RecordIntent(self.record_type, ts_ms, dataclasses.asdict(self), cursors)
 
 
+class ChainResetReason(StrEnum):
+    """Why the agent could not go on from its outbox (contract v1.1, agent/ledger/continuity.py)."""
+
+    OUTBOX_MISSING = "outbox_missing"
+    OUTBOX_ROLLED_BACK = "outbox_rolled_back"
+    OUTBOX_CORRUPT = "outbox_corrupt"
+    OUTBOX_REFUSED = "outbox_refused"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainResetBody(Body):
+    """The agent lost its outbox (or part of it) and starts it again, above every seq it may have used before.
+
+    Records `lost_first` .. `lost_last` (= this record's seq - 1) may have been made and can no longer be sent
+    by the station: those the platform holds are genuine, those it lacks are gone. `known_seq` is the last
+    record the agent knows it made (its durable anchor), and this record's `prev` is that record's SHA-256
+    (`known_digest`), or 64 zeros if it knows of none."""
+
+    record_type: ClassVar[RecordType] = RecordType.CHAIN_RESET
+    reason: ChainResetReason
+    detail: str
+    lost_first: int
+    lost_last: int
+    known_seq: int
+    known_digest: str
+    known_ts: str | None
+    set_aside: str | None
+
+
 BODY_TYPES: tuple[type[Body], ...] = (
     HeartbeatBody,
     AgentStartBody,
@@ -636,4 +667,5 @@ BODY_TYPES: tuple[type[Body], ...] = (
     VapourBody,
     TankPressureBody,
     DailySummaryBody,
+    ChainResetBody,
 )

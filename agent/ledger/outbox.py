@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.ledger.chain import ChainHead, SealedRecord
+from agent.ledger.integrity import Damage, LinkCheck
+from agent.logs import get_logger
+
+log = get_logger("agent.outbox")
 
 SCHEMA_VERSION = 1
 PAGE_SIZE = 4096
@@ -66,6 +70,14 @@ class OutboxFull(OutboxError):
     """The outbox reached its size cap or the disk is full; nothing was changed by the failed call."""
 
 
+class OutboxUnusable(OutboxError):
+    """The file is not an outbox this agent can use (not SQLite, a damaged header, a schema from a later
+    version): trying again will not help, a person decides (`station-agent recover`)."""
+
+
+_UNUSABLE_CODES = frozenset({sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT})
+
+
 @dataclass(frozen=True, slots=True)
 class StoredRecord:
     """A record as kept: the exact bytes that were signed, so that a re-send is byte-identical."""
@@ -90,8 +102,11 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
 
 
 def _raise_for(exc: sqlite3.Error, doing: str) -> OutboxError:
-    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL:
         return OutboxFull(f"outbox full while {doing}: {exc}")
+    if code is not None and code & 0xFF in _UNUSABLE_CODES:
+        return OutboxUnusable(f"outbox unusable while {doing}: {exc}")
     return OutboxError(f"outbox failed while {doing}: {exc}")
 
 
@@ -111,7 +126,7 @@ class Outbox:
             self._db.execute(f"PRAGMA max_page_count = {max(max_bytes // PAGE_SIZE, 64)}")
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, SCHEMA_VERSION):
-                raise OutboxError(f"{path} has schema version {version}; this agent knows {SCHEMA_VERSION}")
+                raise OutboxUnusable(f"{path} has schema version {version}; this agent knows {SCHEMA_VERSION}")
             self._db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         except sqlite3.Error as exc:
             raise _raise_for(exc, f"opening {path}") from exc
@@ -133,6 +148,20 @@ class Outbox:
             return ChainHead.genesis()
         seq_text, digest, ts_text = saved.split(":")
         return ChainHead(int(seq_text), digest, int(ts_text))
+
+    def head_record(self) -> StoredRecord | None:
+        """The newest stored record as kept, for the start-up check of its bytes and signature."""
+        row = self._db.execute("SELECT seq, kid, canonical, sig FROM record ORDER BY seq DESC LIMIT 1").fetchone()
+        return None if row is None else StoredRecord(int(row[0]), str(row[1]), bytes(row[2]), bytes(row[3]))
+
+    def digest_at(self, seq: int) -> str | None:
+        """SHA-256 of the canonical bytes of record `seq` (from the saved position if it was pruned last), or
+        None if the outbox does not know it."""
+        row = self._db.execute("SELECT canonical FROM record WHERE seq = ?", (seq,)).fetchone()
+        if row is not None:
+            return hashlib.sha256(row[0]).hexdigest()
+        head = self.head()
+        return head.digest if head.seq == seq and seq > 0 else None
 
     def append(self, records: Sequence[SealedRecord]) -> None:
         """Commit records (and the cursors they carry) in one transaction: all durable, or none."""
@@ -261,24 +290,43 @@ class Outbox:
 
 
 class OutboxReader:
-    """A read-only connection for the uplink: WAL lets it read while the recorder writes."""
+    """A read-only connection for the uplink: WAL lets it read while the recorder writes.
 
-    def __init__(self, path: Path) -> None:
+    With `on_damage`, every record read is checked against its neighbour (agent/ledger/integrity.py) and damage
+    is reported there once; the record is handed out as stored all the same: the agent cannot know its true
+    bytes, and holding it back would stall every record after it."""
+
+    def __init__(self, path: Path, on_damage: Callable[[Damage], None] | None = None) -> None:
         try:
             self._db = _connect(path, read_only=True)
         except sqlite3.Error as exc:
             raise _raise_for(exc, f"opening {path} for reading") from exc
+        self._on_damage = on_damage
+        self._links = LinkCheck()
 
     def close(self) -> None:
         self._db.close()
 
     def read(self, first: int, last: int) -> Iterable[StoredRecord]:
         """Records first..last in seq order, lazily, so a caller can stop at a size limit."""
+        if self._on_damage is not None and not self._links.knows(first - 1):
+            row = self._db.execute("SELECT canonical FROM record WHERE seq = ?", (first - 1,)).fetchone()
+            if row is not None:
+                self._check(first - 1, bytes(row[0]))
         cursor = self._db.execute(
             "SELECT seq, kid, canonical, sig FROM record WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, last)
         )
         for seq, kid, canonical, sig in cursor:
+            if self._on_damage is not None:
+                self._check(seq, canonical)
             yield StoredRecord(seq, kid, canonical, sig)
+
+    def _check(self, seq: int, canonical: bytes) -> None:
+        assert self._on_damage is not None
+        damage = self._links.follow(seq, canonical)
+        if damage is not None:
+            log.error("outbox_corrupt", first_seq=damage.first_seq, last_seq=damage.last_seq, check=damage.check)
+            self._on_damage(damage)
 
     def first_seq(self) -> int | None:
         row = self._db.execute("SELECT min(seq) FROM record").fetchone()

@@ -24,6 +24,7 @@ from typing import Literal
 
 from agent.clock import Clock
 from agent.config import OutboxSection
+from agent.ledger.anchor import AnchorError, AnchorKeeper
 from agent.ledger.chain import ChainHead, RecordRefused, SealedRecord, Signer, seal
 from agent.ledger.key_rotation import abandon_new_key, prepare_new_key, promote_new_key, rotation_cursor
 from agent.ledger.keys import DeviceKey, KeyFileError
@@ -39,6 +40,9 @@ SIGNING_WORKERS = 2
 """Threads that sign a burst; a third core would rather serve the pollers and the uplink."""
 ACK_SAVE_INTERVAL_S = 30.0
 PRUNE_INTERVAL_S = 600.0
+ANCHOR_INTERVAL_S = 300.0
+"""How often the chain anchor follows the head while records are made (and at every stop): what a lost outbox
+can leave unknown is at most this long (agent/ledger/anchor.py)."""
 _WAKE = "wake"
 _STOP = "stop"
 
@@ -99,12 +103,16 @@ class Recorder:
         clock: Clock,
         *,
         key_path: Path | None = None,
+        anchor: AnchorKeeper | None = None,
     ) -> None:
         self._outbox = outbox
         self._station = station
         self._key = key
         self._key_path = key_path
         """The device key's file, which `rotate_key` replaces; None: the key cannot be rotated."""
+        self._anchor = anchor
+        """The chain anchor beside the key; None: not kept (tests of other parts, benchmarks)."""
+        self._anchor_due = clock.monotonic() + ANCHOR_INTERVAL_S
         self._settings = settings
         self._clock = clock
         self.on_commit: Callable[[int], None] | None = None
@@ -211,6 +219,7 @@ class Recorder:
             if now >= next_ack_save or stopping:
                 self._save_acked()
                 next_ack_save = now + ACK_SAVE_INTERVAL_S
+            self._follow_with_anchor(now, stopping)
         self._signer.close()
         if self._pending:
             log.error("records_lost_at_stop", count=len(self._pending), reason=self.status().problem)
@@ -313,12 +322,41 @@ class Recorder:
         request.done.set_result(KeyRotated(old.kid, new.kid, head.seq))
 
     def _append_making_room(self, records: list[SealedRecord]) -> None:
+        self._reserve(records[-1].seq)
         try:
             self._outbox.append(records)
         except OutboxFull:
             if self._prune(self._acked, None, None) == 0:
                 raise
             self._outbox.append(records)
+
+    def _reserve(self, last_seq: int) -> None:
+        """Before a commit would pass the anchor's reservation, write the anchor: after a lost outbox the next
+        run starts above the reservation, so no seq committed now can be made twice. An anchor that cannot be
+        written stops records as a failing outbox does (they wait in memory, with an alarm)."""
+        if self._anchor is None or self._anchor.covers(last_seq):
+            return
+        try:
+            self._save_anchor()
+        except AnchorError as exc:
+            raise OutboxError(str(exc)) from exc
+        if not self._anchor.covers(last_seq):
+            raise OutboxError(f"chain anchor reserves up to {self._anchor.anchor.reserved_upto}, not {last_seq}")
+
+    def _follow_with_anchor(self, now: float, stopping: bool) -> None:
+        """Now and then, and at stop, the anchor names the newest committed record (never one not committed)."""
+        if self._anchor is None or not (stopping or now >= self._anchor_due):
+            return
+        self._anchor_due = now + ANCHOR_INTERVAL_S
+        try:
+            self._save_anchor()
+        except AnchorError as exc:
+            log.warning("chain_anchor_not_saved", problem=str(exc))
+
+    def _save_anchor(self) -> None:
+        assert self._anchor is not None
+        head = self._head
+        self._anchor.save(head.seq, head.digest, head.ts_ms, self._acked, self._key.kid)
 
     def _enter_trouble(self, exc: OutboxError) -> None:
         kind: Literal["full", "failing"] = "full" if isinstance(exc, OutboxFull) else "failing"

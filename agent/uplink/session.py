@@ -28,6 +28,7 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, stop_when_ev
 
 from agent.clock import Clock
 from agent.config import TlsSection, UplinkSection
+from agent.ledger.integrity import Damage
 from agent.ledger.outbox import OutboxReader
 from agent.logs import get_logger
 from agent.pulse import Pulse
@@ -138,6 +139,8 @@ class Uplink:
         self._last_error: str | None = None
         self._inflight: dict[int, _Sent] = {}
         self._last_progress = clock.monotonic()
+        self.on_damage: Callable[[Damage], None] | None = None
+        """Told of bit-rot found in records read for sending (agent/ledger/integrity.py); set before start()."""
         self._next_sent_at = clock.monotonic()
         self.on_command: Callable[[bytes], None] | None = None
         """Given each message on the cmd topic, on paho's thread (it must not block); set before start()."""
@@ -199,7 +202,7 @@ class Uplink:
     # -- the uplink thread -----------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        reader = OutboxReader(self._outbox_path)
+        reader = OutboxReader(self._outbox_path, self.on_damage)
         try:
             while not self._stopping.is_set():
                 client = self._connect_with_backoff()
