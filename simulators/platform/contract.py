@@ -25,8 +25,12 @@ KNOWN_TYPES: Final = frozenset(
         "heartbeat",
         "daily_summary",
         "tank_pressure",
+        "chain_reset",
     }
 )
+CHAIN_RESET: Final = "chain_reset"
+"""v1.1: the record a station makes when it lost its store but not its key; it links to record
+`body.known_seq`, not `seq - 1`, and declares `body.lost_first` .. `seq - 1` as possibly lost."""
 STATUS_STATES: Final = frozenset({"online", "offline"})
 RECORDS: Final = "records"
 STATUS: Final = "status"

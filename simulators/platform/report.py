@@ -4,7 +4,8 @@
 
 - no fork (no seq ever arrived with two different records),
 - no chain break (every stored record whose predecessor is stored links to it, and seq 1 links to 64 zeros),
-- no gap (`upto == highest_seq`: every seq from 1 to the highest seen is stored and linked),
+- no gap (`upto == highest_seq`: every seq from 1 to the highest seen is stored and linked, or declared lost by
+  a chain_reset of contract v1.1: a declared loss is reported in `resets` and `lost`, and is not a gap),
 - no rejection of any kind (bad signature, unknown kid, malformed message, contract violation).
 
 Duplicates, unknown record types and the station's status do not affect `ok`: a re-sent record is harmless,
@@ -41,6 +42,10 @@ class StationReport:
     rejections: Mapping[str, int]
     by_type: Mapping[str, int]
     status: Mapping[str, object] | None
+    resets: tuple[tuple[int, str, int, int], ...] = ()
+    """v1.1: each chain_reset stored, as (seq, reason, lost_first, lost_last)."""
+    lost: tuple[tuple[int, int], ...] = ()
+    """v1.1: the ranges declared lost by a chain_reset that are not stored: explained, so not gaps."""
 
     def _rejected(self, reasons: frozenset[Reason]) -> int:
         return sum(count for reason, count in self.rejections.items() if reason in reasons)
@@ -85,6 +90,11 @@ class StationReport:
             "upto": self.upto,
             "highest_seq": self.highest_seq,
             "gaps": [list(gap) for gap in self.gaps],
+            "resets": [
+                {"seq": seq, "reason": reason, "lost_first": first, "lost_last": last}
+                for seq, reason, first, last in self.resets
+            ],
+            "lost": [list(lost) for lost in self.lost],
             "duplicates": self.duplicates,
             "forks": list(self.forks),
             "chain_breaks": list(self.chain_breaks),

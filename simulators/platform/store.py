@@ -23,8 +23,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+from simulators.platform.contract import CHAIN_RESET, GENESIS_PREV
 from simulators.platform.report import StationReport
-from simulators.platform.verify import SignedRecord, Verdict, links
+from simulators.platform.verify import SignedRecord, Verdict, declared_loss, links, predecessor
 
 SCHEMA_VERSION: Final = 1
 _SCHEMA: Final = """
@@ -92,6 +93,19 @@ _CONNECT: Final[dict[str, Any]] = {"isolation_level": None, "check_same_thread":
 """Transactions are explicit (`_transaction`); the owner's lock, not SQLite, keeps threads apart."""
 
 
+def _outside(gap: tuple[int, int], declared: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of `gap` that no declared loss covers: what is missing there and not explained."""
+    parts = [gap]
+    for low, high in declared:
+        parts = [
+            piece
+            for first, last in parts
+            for piece in ((first, min(last, low - 1)), (max(first, high + 1), last))
+            if piece[0] <= piece[1]
+        ]
+    return parts
+
+
 class StoreError(RuntimeError):
     """The database cannot be opened or is not a platform database; the message says which file and why."""
 
@@ -127,18 +141,31 @@ class _Triage:
     chain_breaks: tuple[int, ...]
 
 
+def _links_to(record: SignedRecord, before: SignedRecord | None) -> bool | None:
+    """Whether `record` links to its predecessor (`before`, the record its prev must name), None if that
+    cannot be told yet. Record 1, and a chain_reset that names no record, link to 64 zeros."""
+    target = predecessor(record)
+    if target == 0:
+        return record.prev == GENESIS_PREV
+    return None if before is None else links(record.seq, record.prev, before.digest)
+
+
 def _triage(records: Sequence[SignedRecord], kept: dict[int, SignedRecord]) -> _Triage:
     """New, duplicate or fork, record by record in message order, with the links each new record closes.
 
     `kept` (the stored neighbourhood, updated here as records are taken) stands in for the table, so that a
     record sees exactly what it would have seen had the records before it in the message been written first:
     the link into a new record is checked when its predecessor is there, the link out of it when its
-    successor is, and each link once.
+    successor is, and each link once. A chain_reset's predecessor is the record it names (v1.1), so `kept`
+    also holds the stored resets and the records they name.
     """
     stored: list[SignedRecord] = []
     duplicates: list[int] = []
     forks: list[SignedRecord] = []
     breaks: list[int] = []
+    resets_naming: dict[int, list[SignedRecord]] = {}
+    for reset in (record for record in kept.values() if record.type == CHAIN_RESET):
+        resets_naming.setdefault(predecessor(reset), []).append(reset)
     for record in records:
         held = kept.get(record.seq)
         if held is not None:
@@ -149,14 +176,15 @@ def _triage(records: Sequence[SignedRecord], kept: dict[int, SignedRecord]) -> _
             continue
         kept[record.seq] = record
         stored.append(record)
-        before, after = kept.get(record.seq - 1), kept.get(record.seq + 1)
-        if (record.seq == 1 or before is not None) and not links(
-            record.seq, record.prev, None if before is None else before.digest
-        ):
+        if _links_to(record, kept.get(predecessor(record))) is False:
             breaks.append(record.seq)
-        if after is not None and not links(record.seq + 1, after.prev, record.digest):
-            breaks.append(record.seq + 1)
-    return _Triage(tuple(stored), tuple(duplicates), tuple(forks), tuple(breaks))
+        if record.type == CHAIN_RESET:
+            resets_naming.setdefault(predecessor(record), []).append(record)
+        after = kept.get(record.seq + 1)
+        followers = [] if after is None or predecessor(after) != record.seq else [after]
+        followers += [reset for reset in resets_naming.get(record.seq, ()) if reset.seq != record.seq + 1]
+        breaks.extend(follower.seq for follower in followers if _links_to(follower, record) is False)
+    return _Triage(tuple(stored), tuple(duplicates), tuple(forks), tuple(sorted(set(breaks))))
 
 
 class Store:
@@ -253,7 +281,8 @@ class Store:
 
     def _neighbourhood(self, station: str, records: Sequence[SignedRecord]) -> dict[int, SignedRecord]:
         """The stored records from one below the lowest seq to one above the highest: all `ingest` compares
-        with. One range, since the seqs of a message are contiguous.
+        with. One range, since the seqs of a message are contiguous; and the station's chain_resets with the
+        records they name (v1.1: rare, a handful at most).
 
         `canonical` is as the database holds it: bytes, or text if someone rewrote it, which then equals
         nothing a station sends and so shows as a fork instead of failing the message.
@@ -261,12 +290,17 @@ class Store:
         if not records:
             return {}
         seqs = [record.seq for record in records]
-        rows = self._db.execute(
-            "SELECT seq, type, prev, digest, canonical, sig, kid FROM records "
-            "WHERE station = ? AND seq BETWEEN ? AND ?",
-            (station, min(seqs) - 1, max(seqs) + 1),
-        )
-        return {int(row[0]): SignedRecord(*row) for row in rows}
+        columns = "SELECT seq, type, prev, digest, canonical, sig, kid FROM records WHERE station = ?"
+        rows = self._db.execute(columns + " AND seq BETWEEN ? AND ?", (station, min(seqs) - 1, max(seqs) + 1))
+        kept = {int(row[0]): SignedRecord(*row) for row in rows}
+        resets = self._db.execute(columns + " AND type = ?", (station, CHAIN_RESET))
+        kept.update({int(row[0]): SignedRecord(*row) for row in resets})
+        named = {predecessor(record) for record in (*records, *kept.values()) if record.type == CHAIN_RESET}
+        for seq in named - kept.keys():
+            row = self._db.execute(columns + " AND seq = ?", (station, seq)).fetchone()
+            if row is not None:
+                kept[int(row[0])] = SignedRecord(*row)
+        return kept
 
     def _write(self, station: str, triage: _Triage) -> None:
         self._db.executemany(
@@ -290,15 +324,18 @@ class Store:
         )
 
     def _advance(self, station: str) -> int:
+        """Move `upto` along stored, linked records; over the range a stored chain_reset declares lost, once
+        `upto` has reached the record below it (v1.1)."""
         upto = self.upto(station)
         rows = self._db.execute(
-            "SELECT r.seq, b.seq IS NOT NULL FROM records r LEFT JOIN chain_breaks b "
+            "SELECT r.seq, b.seq IS NOT NULL, r.type, r.canonical FROM records r LEFT JOIN chain_breaks b "
             "ON b.station = r.station AND b.seq = r.seq WHERE r.station = ? AND r.seq > ? ORDER BY r.seq",
             (station, upto),
         )
         start = upto
-        for seq, broken in rows:
-            if seq != upto + 1 or broken:
+        for seq, broken, record_type, canonical in rows:
+            loss = declared_loss(record_type, canonical) if seq != upto + 1 else None
+            if broken or (seq != upto + 1 and (loss is None or loss.lost_first > upto + 1)):
                 break
             upto = seq
         rows.close()
@@ -309,6 +346,21 @@ class Store:
     def upto(self, station: str) -> int:
         row = self._db.execute("SELECT upto FROM stations WHERE station = ?", (station,)).fetchone()
         return 0 if row is None else int(row[0])
+
+    def _missing(self, station: str, first: int, last: int) -> list[tuple[int, int]]:
+        """The ranges of first..last that are not stored."""
+        held = [
+            int(seq)
+            for (seq,) in self._db.execute(
+                "SELECT seq FROM records WHERE station = ? AND seq BETWEEN ? AND ? ORDER BY seq", (station, first, last)
+            )
+        ]
+        missing, expected = [], first
+        for seq in [*held, last + 1]:
+            if seq > expected:
+                missing.append((expected, seq - 1))
+            expected = seq + 1
+        return missing
 
     def set_status(self, station: str, status: Mapping[str, object]) -> None:
         with self._transaction():
@@ -366,13 +418,28 @@ class Store:
         ).fetchone()
         upto, accepted, duplicates, status = row if row is not None else (0, 0, 0, None)
         highest = self._db.execute("SELECT MAX(seq) FROM records WHERE station = ?", (station,)).fetchone()[0]
-        gaps = self._db.execute(_GAPS, (upto, station, upto)).fetchall()
+        resets = [
+            declared_loss(CHAIN_RESET, bytes(canonical))
+            for (canonical,) in self._db.execute(
+                "SELECT canonical FROM records WHERE station = ? AND type = ? ORDER BY seq", (station, CHAIN_RESET)
+            )
+        ]
+        declared = [(loss.lost_first, loss.lost_last) for loss in resets if loss is not None]
+        gaps = [
+            gap
+            for first, last in self._db.execute(_GAPS, (upto, station, upto)).fetchall()
+            for gap in _outside((int(first), int(last)), declared)
+        ]
         return StationReport(
             station=station,
             accepted=int(accepted),
             upto=int(upto),
             highest_seq=int(highest or 0),
-            gaps=tuple((int(first), int(last)) for first, last in gaps),
+            gaps=tuple(gaps),
+            resets=tuple(
+                (loss.seq, loss.reason, loss.lost_first, loss.lost_last) for loss in resets if loss is not None
+            ),
+            lost=tuple(lost for first, last in declared for lost in self._missing(station, first, last)),
             duplicates=int(duplicates),
             forks=seqs("SELECT DISTINCT seq FROM forks WHERE station = ? ORDER BY seq"),
             chain_breaks=seqs("SELECT seq FROM chain_breaks WHERE station = ? ORDER BY seq"),

@@ -26,7 +26,7 @@ from typing import Final, TypeGuard
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from simulators.platform.canonical import CanonicalizationError, canonical_bytes
-from simulators.platform.contract import CONTRACT_VERSION, GENESIS_PREV, RECORD_KEYS, STATUS_STATES
+from simulators.platform.contract import CHAIN_RESET, CONTRACT_VERSION, GENESIS_PREV, RECORD_KEYS, STATUS_STATES
 from simulators.platform.signatures import Verifier, verifies, verify_each
 
 
@@ -50,6 +50,7 @@ class Reason(StrEnum):
     SIG_FORMAT = "sig_format"
     BAD_SIGNATURE = "bad_signature"
     STATUS_INVALID = "status_invalid"
+    RESET_INVALID = "reset_invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,36 @@ _SIG: Final = re.compile(r"[A-Za-z0-9+/]{86}==")
 def digest(canonical: bytes) -> str:
     """Lowercase hex SHA-256: what the next record's `prev` must be."""
     return hashlib.sha256(canonical).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredLoss:
+    """What a chain_reset (v1.1) says: records `lost_first` .. `seq - 1` may be lost, and its `prev` names
+    record `known_seq` (0: none, and `prev` is 64 zeros)."""
+
+    seq: int
+    reason: str
+    lost_first: int
+    known_seq: int
+
+    @property
+    def lost_last(self) -> int:
+        return self.seq - 1
+
+
+def declared_loss(record_type: str, canonical: bytes) -> DeclaredLoss | None:
+    """The loss a verified record declares, or None if it is not a chain_reset."""
+    if record_type != CHAIN_RESET:
+        return None
+    record = json.loads(canonical)
+    body = record["body"]
+    return DeclaredLoss(record["seq"], str(body["reason"]), body["lost_first"], body["known_seq"])
+
+
+def predecessor(record: SignedRecord) -> int:
+    """The seq whose digest this record's `prev` must be: `seq - 1`, or `known_seq` for a chain_reset."""
+    loss = declared_loss(record.type, record.canonical)
+    return record.seq - 1 if loss is None else loss.known_seq
 
 
 def links(seq: int, prev: str, digest_before: str | None) -> bool:
@@ -232,6 +263,26 @@ def _prev_problem(record: Mapping[str, object], station: str) -> str | None:
     return f"prev is {prev!r}, want 64 lowercase hex digits"
 
 
+def _reset_problem(record: Mapping[str, object], station: str) -> str | None:
+    """A chain_reset's body must declare a loss that ends just below it and link to a record before it."""
+    if record["type"] != CHAIN_RESET:
+        return None
+    body, seq = record["body"], record["seq"]
+    assert isinstance(body, dict) and _is_seq(seq)
+    numbers = {name: body.get(name) for name in ("lost_first", "lost_last", "known_seq")}
+    if not all(type(value) is int for value in numbers.values()):
+        return f"chain_reset body needs integers lost_first, lost_last and known_seq; has {numbers!r}"
+    first, last, known = (int(value) for value in numbers.values())  # type: ignore[arg-type]
+    if last != seq - 1 or not 1 <= first <= seq or not 0 <= known < seq:
+        return (
+            f"chain_reset {seq} declares lost {first}..{last} after known {known}: want lost_last = seq - 1, "
+            "1 <= lost_first <= seq and 0 <= known_seq < seq"
+        )
+    if known == 0 and record["prev"] != GENESIS_PREV:
+        return "chain_reset with known_seq 0 must carry prev of 64 zeros"
+    return None
+
+
 _RECORD_CHECKS: Final[tuple[tuple[Reason, Callable[[Mapping[str, object], str], str | None]], ...]] = (
     (Reason.RECORD_KEYS, _keys_problem),
     (Reason.VERSION, _version_problem),
@@ -242,6 +293,7 @@ _RECORD_CHECKS: Final[tuple[tuple[Reason, Callable[[Mapping[str, object], str], 
     (Reason.BODY_NOT_OBJECT, _body_problem),
     (Reason.FLOAT_IN_BODY, _float_problem),
     (Reason.PREV_FORMAT, _prev_problem),
+    (Reason.RESET_INVALID, _reset_problem),
 )
 """The record's own checks, in order; the first that finds a problem names the reason. Order matters only in
 that each check may rely on the ones above it (all keys present before any field is read)."""
