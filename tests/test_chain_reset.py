@@ -9,13 +9,16 @@ import hashlib
 import json
 import shutil
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from station_rig import STATION, wait_until
+from station_rig import STATION, StationRig, wait_until
 
 from agent.clock import SystemClock
 from agent.config import OutboxSection
@@ -28,6 +31,7 @@ from agent.ledger.opening import OutboxRefused, open_outbox
 from agent.ledger.outbox import OutboxReader
 from agent.ledger.recorder import Recorder
 from agent.records import ChainResetReason, HeartbeatBody
+from simulators.broker import MosquittoBroker
 from simulators.platform.report import StationReport
 from simulators.platform.store import Store
 from simulators.platform.verify import verify_message
@@ -237,3 +241,54 @@ class TestRefusedOutbox:
         with pytest.raises(OutboxRefused, match="station-agent recover"):
             box.run(1)
         assert box.outbox_path.read_bytes() == damaged
+
+
+@pytest.fixture
+def rig(tmp_path: Path, private_broker: MosquittoBroker) -> Iterator[StationRig]:
+    station = StationRig(tmp_path, private_broker)
+    station.simulated.start()
+    station.platform.start()
+    try:
+        yield station
+    finally:
+        station.close()
+
+
+@pytest.mark.slow
+class TestAgentProcess:
+    def test_refused_outbox_exits_2_then_recover_and_a_deleted_outbox_reset_visibly(self, rig: StationRig) -> None:
+        """The agent as a process: a corrupt header exits 2 naming `station-agent recover`; recover, start, and
+        the platform gets a chain_reset (outbox_refused); delete the outbox, start again, another reset; the
+        platform's report stays ok, with no fork and no chain break."""
+        outbox = rig.workdir / "outbox.sqlite"
+        rig.start_agent()
+        rig.wait_platform_caught_up()
+        assert rig.stop_agent() == 0
+        with outbox.open("r+b") as handle:
+            handle.write(b"\xff" * 100)
+        rig.start_agent()
+        assert rig.process is not None
+        assert rig.process.wait(30) == 2
+        assert "station-agent recover --config" in rig.agent_log()
+        recovered = subprocess.run(
+            [sys.executable, "-m", "agent.cli", "recover", "--config", str(rig.config_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert recovered.returncode == 0, recovered.stderr
+        rig.start_agent()
+        rig.wait_platform_caught_up()
+        assert rig.stop_agent() == 0
+        for side in ("", "-wal", "-shm"):
+            outbox.with_name(outbox.name + side).unlink(missing_ok=True)
+        rig.start_agent()
+        rig.wait_platform_caught_up()
+        assert rig.stop_agent() == 0
+        report = rig.platform_report()
+        assert report.ok, report
+        assert report.forks == () and report.chain_breaks == () and report.gaps == ()
+        assert [reason for _, reason, _, _ in report.resets] == ["outbox_refused", "outbox_missing"]
+        anchor = load_anchor(anchor_path(rig.workdir / "keys" / "device.key"))
+        assert anchor is not None and anchor.seq == rig.head_seq() == report.highest_seq

@@ -33,9 +33,9 @@ from vapour_story import vapour_story
 from agent import contract_docs
 from agent.clock import SystemClock
 from agent.config import MeteringSection, OutboxSection, VerificationSection
-from agent.ledger.integrity import Damage, damage_alarm
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, LineHealth
 from agent.ledger.chain import ChainHead, SealedRecord, seal
+from agent.ledger.integrity import Damage, damage_alarm
 from agent.ledger.keys import DeviceKey, kid_of
 from agent.ledger.outbox import Outbox, OutboxError, OutboxFull, OutboxReader, StoredRecord
 from agent.ledger.recorder import Recorder

@@ -3,6 +3,7 @@ the reference platform; and what happens when the broker goes away, the agent is
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -12,10 +13,12 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+import rfc8785
 from outside_verifier import Wiretap, independent_verify
 from paho.mqtt.enums import CallbackAPIVersion
 from station_rig import STATION, StationRig, wait_until
 
+from agent.ledger.anchor import anchor_path, load_anchor
 from agent.ledger.chain import seal
 from agent.ledger.outbox import Outbox, OutboxFull, OutboxReader
 from agent.records import HeartbeatBody
@@ -251,6 +254,10 @@ class TestPowerCuts:
         assert kinds.count("unclean_stop") == kills
         transactions = [(r["body"]["nozzle"], r["body"]["txn_no"]) for r in records if r["type"] == "transaction"]
         assert len(transactions) == len(set(transactions)), "a sale recorded twice across a kill"
+        assert all(r["type"] != "chain_reset" for r in records), "a kill -9 on an intact outbox made a chain_reset"
+        anchor = load_anchor(anchor_path(rig.workdir / "keys" / "device.key"))
+        assert anchor is not None and anchor.seq == records[-1]["seq"]
+        assert anchor.digest == hashlib.sha256(rfc8785.dumps(records[-1])).hexdigest()
 
 
 class TestFullDisk:
