@@ -53,6 +53,12 @@ clean:
 schemas: install
 	$(BIN)/python -m agent.contract_docs
 
+# The agent SIGKILLed 100 times on a bad day (broker restarts, a flapping link, poisoned acks and commands) while a
+# simulated forecourt sells; then the platform's books checked (bench/soak.py). JSON on stdout; not in `make test`.
+.PHONY: soak
+soak: install
+	@$(BIN)/python -m bench.soak $(if $(SOAK_KILLS),--kills $(SOAK_KILLS))
+
 # Detection quality of the leak and unrecorded-sales detector on simulated tank-months (docs/detection.md).
 .PHONY: bench-detect
 bench-detect: install
