@@ -254,10 +254,12 @@ def run_soak(kills: int, seed: int, workdir: Path) -> dict[str, Any]:
     sales = cross_check(workdir)
     audit = _audit(workdir)
     agent_starts = events["agent_start"]
+    thread_deaths = _thread_deaths(workdir)
     checks = {
         "drained": drained,
         "clean_last_stop": stop_code == 0,
         "starts_equal_kills_plus_one": agent_starts == made["kills"] + 1,
+        "no_thread_died": not thread_deaths,
         "platform_ok": bool(report.get("ok")),
         "audit_ok": bool(audit.get("ok")),
         "no_gaps": not station.get("gaps"),
@@ -270,6 +272,7 @@ def run_soak(kills: int, seed: int, workdir: Path) -> dict[str, Any]:
         "checks": checks,
         "seconds": round(time.monotonic() - started, 1),
         "made": dict(made),
+        "thread_deaths": thread_deaths[:20],
         "link": {"cuts": link.cuts, "refused": link.refused, "connections": link.connections},
         "records": {
             "at_platform": len(records),
@@ -290,6 +293,13 @@ def run_soak(kills: int, seed: int, workdir: Path) -> dict[str, Any]:
             "wrong_volume": sales["wrong_volume"][:20],
         },
     }
+
+
+def _thread_deaths(workdir: Path) -> list[str]:
+    """The agent's threads that ended on an exception, as Python's threading reports them on stderr: a loop
+    that died stops the watchdog's pings, and under systemd that is a restart the soak would not have made."""
+    text = "".join(path.read_text(errors="replace") for path in sorted(workdir.glob("agent*.log")))
+    return [line.strip() for line in text.splitlines() if line.startswith("Exception in thread")]
 
 
 def _wait_drained(workdir: Path, status: _Status, agent: Child) -> bool:
