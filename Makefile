@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEBS   := mosquitto socat mbpoll systemd-analyze:systemd
+DEBS   := mosquitto mosquitto_sub:mosquitto-clients socat mbpoll systemd-analyze:systemd
 DEMO_SECONDS ?= 150
 DEMO_DIR ?= demo-run
 
@@ -52,6 +52,12 @@ clean:
 .PHONY: schemas
 schemas: install
 	$(BIN)/python -m agent.contract_docs
+
+# The agent SIGKILLed 100 times on a bad day (broker restarts, a flapping link, poisoned acks and commands) while a
+# simulated forecourt sells; then the platform's books checked (bench/soak.py). JSON on stdout; not in `make test`.
+.PHONY: soak
+soak: install
+	@$(BIN)/python -m bench.soak $(if $(SOAK_KILLS),--kills $(SOAK_KILLS))
 
 # Detection quality of the leak and unrecorded-sales detector on simulated tank-months (docs/detection.md).
 .PHONY: bench-detect

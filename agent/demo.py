@@ -542,7 +542,7 @@ def _alarm_check(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _cross_check(workdir: Path) -> dict[str, Any]:
+def cross_check(workdir: Path) -> dict[str, Any]:
     """Compare the sales the simulated controllers booked with the transactions the platform holds: every
     sale between a nozzle's first and last recorded one is there, with the controller's volume."""
     simulated = _read_json(workdir / "sim-report.json")
@@ -662,7 +662,7 @@ def _summarise(workdir: Path, elapsed: float, interrupted: bool) -> int:
     platform = _read_json(workdir / "sim-report.json").get("platform", {})
     station = platform.get("stations", {}).get(STATION_ID, {})
     recorder = status.get("recorder", {})
-    check = _cross_check(workdir)
+    check = cross_check(workdir)
     records = _platform_records(workdir / "platform.sqlite")
     alarms = _alarm_check(records)
     ecology = _ecology_check(records, workdir)

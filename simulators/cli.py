@@ -7,6 +7,7 @@ station-sim tank-chart --config FILE TANK       a simulated tank's chart as CSV,
 station-sim platform ... / platform-audit ...   the reference platform receiver (platform/README.md)
 station-sim command CMD --key K --station ID    sign a platform command, send it, print the reply
 station-sim hj212 --port P --out FILE          the reference HJ 212 platform (ecology uplink)
+station-sim hostile PEER ...                    hostile peers: flapping link, rude broker, poison, rude HJ 212
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 
 from simulators import fault_cli, hj212_receiver, tank_cli
 from simulators import run as run_cli
+from simulators.hostile import cli as hostile_cli
 from simulators.platform import cli as platform_cli
 from simulators.platform import command_cli
 
@@ -33,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     platform_cli.register(commands)
     command_cli.register(commands)
     hj212_receiver.register(commands)
+    hostile_cli.register(commands)
     return parser
 
 

@@ -177,6 +177,14 @@ class TcpListener:
                 self._connections.add(connection)
             yield connection, peer
 
+    def hang_up_all(self) -> int:
+        """Close every accepted connection but keep listening (a link that drops); how many were closed."""
+        with self._lock:
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            connection.close()
+        return len(connections)
+
     def hang_up(self, connection: socket.socket) -> None:
         with self._lock:
             self._connections.discard(connection)
