@@ -45,9 +45,17 @@ class Forecourt:
     dispensers_per_line: int
     baudrate: int = 9600
     emulate_line_timing: bool = True
+    tcp_ports: tuple[int, ...] = ()
+    """With one loopback port per line, the lines are Modbus TCP endpoints (a dispenser's Modbus TCP gateway)
+    instead of RS-485 pty pairs."""
+
+    def __post_init__(self) -> None:
+        if self.tcp_ports and len(self.tcp_ports) != self.lines:
+            raise ValueError(f"{self.lines} lines need {self.lines} TCP ports, got {len(self.tcp_ports)}")
 
     def line_names(self) -> list[str]:
-        return [f"rs485-{number}" for number in range(1, self.lines + 1)]
+        kind = "tcp" if self.tcp_ports else "rs485"
+        return [f"{kind}-{number}" for number in range(1, self.lines + 1)]
 
     def agent_port(self, workdir: Path, line: str) -> Path:
         """The agent's end of `line`'s pty pair, once `station-sim run` has made it."""
@@ -73,7 +81,9 @@ class Forecourt:
     def simulators_toml(self, platform: str = "") -> str:
         """`station-sim run`'s config: the lines as pty pairs, the dispensers, then `platform` (may be empty)."""
         parts = ["[simulation]\nseed = 7\ntime_scale = 1.0\n"]
-        for line in self.line_names():
+        for line, port in zip(self.line_names(), self.tcp_ports, strict=False):
+            parts.append(f'[[lines]]\nkind = "tcp"\nname = "{line}"\nhost = "127.0.0.1"\nport = {port}\n')
+        for line in self.line_names() if not self.tcp_ports else []:
             parts.append(
                 f"""[[lines]]
 kind = "rtu"
@@ -104,13 +114,20 @@ nozzles = [{nozzles}]
 
     def agent_toml(self, workdir: Path, broker: str, status_path: Path, poll_interval_ms: int) -> str:
         """The demo's agent config with its status file at `status_path` and this forecourt's lines instead."""
-        demo = agent_config(workdir, broker, 0)
+        demo = agent_config(workdir, broker, 0, time_scale=1.0)
         head = demo[: demo.index("[[lines]]")]
         if head.count(STATUS_LINE) != 1:
             raise RuntimeError(f"the demo's agent config no longer has one '{STATUS_LINE}' line to move to tmpfs")
         parts = [head.replace(STATUS_LINE, f'path = "{status_path}"')]
-        for line in self.line_names():
-            parts.append(f'[[lines]]\nkind = "rtu"\nname = "{line}"\nport = "tty/{line}"\nbaudrate = {self.baudrate}\n')
+        for number, line in enumerate(self.line_names()):
+            if self.tcp_ports:
+                parts.append(
+                    f'[[lines]]\nkind = "tcp"\nname = "{line}"\nhost = "127.0.0.1"\nport = {self.tcp_ports[number]}\n'
+                )
+            else:
+                parts.append(
+                    f'[[lines]]\nkind = "rtu"\nname = "{line}"\nport = "tty/{line}"\nbaudrate = {self.baudrate}\n'
+                )
             for unit in self.polled_units(line):
                 parts.append(
                     f'[[lines.devices]]\nname = "{unit.name}"\nunit = {unit.unit}\n'

@@ -103,10 +103,10 @@ def run(scale: Scale, workdir: Path) -> PollCostFigure:
     devices = sum(len(forecourt.polled_units(line)) for line in forecourt.line_names())
     with agent_run(workdir, scale, key) as station:
         wiring = station.wiring
-        simulators = station.start_simulators(forecourt.simulators_toml(_platform(wiring)))
+        simulators = station.start_simulators(forecourt.simulators_toml(platform_section(wiring)))
         bare_cpu_s_per_request = bare_floor(forecourt, workdir)
         agent = station.start_agent(forecourt.agent_toml(workdir, wiring.broker, wiring.status_path, POLL_INTERVAL_MS))
-        _wait_until_polling(agent, station, devices, scale.timeout_s)
+        wait_until_polling(agent, station, devices, scale.timeout_s)
         first, first_sim = snapshot(agent, station, scale.timeout_s), cpu_seconds(simulators.pid)
         end = first.at + scale.poll_cost_seconds
         while time.monotonic() < end:
@@ -191,7 +191,7 @@ def snapshot(agent: Child, station: AgentRun, timeout_s: float) -> Snapshot:
     )
 
 
-def _wait_until_polling(agent: Child, station: AgentRun, devices: int, timeout_s: float) -> None:
+def wait_until_polling(agent: Child, station: AgentRun, devices: int, timeout_s: float) -> None:
     """Until the uplink is online and every device answers, then the warm-up."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -204,7 +204,7 @@ def _wait_until_polling(agent: Child, station: AgentRun, devices: int, timeout_s
     time.sleep(WARM_UP_S)
 
 
-def _platform(wiring: Wiring) -> str:
+def platform_section(wiring: Wiring) -> str:
     """The reference platform receiver, as the demo's simulators config has it."""
     return f"""[platform]
 broker = "{wiring.broker}"
