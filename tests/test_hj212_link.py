@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.clock import SystemClock
 from agent.config import OutboxSection
+from agent.containment import Boundary
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox
 from agent.ledger.recorder import Recorder
@@ -84,7 +85,15 @@ class Station:
         return 3 * rounds
 
     def uplink(self, settings: Hj212Section) -> Hj212Uplink:
-        uplink = Hj212Uplink(settings, PROFILE, self.outbox_path, ZONE, self.state_path, SystemClock())
+        uplink = Hj212Uplink(
+            settings,
+            PROFILE,
+            self.outbox_path,
+            ZONE,
+            self.state_path,
+            SystemClock(),
+            boundary=Boundary("uplink-hj212", self.recorder.submit, SystemClock()),
+        )
         self.uplinks.append(uplink)
         uplink.start()
         uplink.notify(self.recorder.status().head_seq)
