@@ -68,7 +68,7 @@ def load_json(
 ) -> object:
     """Parse `payload` as strict UTF-8 JSON within `limits`; InboundJsonError for anything else."""
     if len(payload) > limits.max_bytes:
-        raise InboundJsonError(f"{len(payload)} bytes, more than the {limits.max_bytes} allowed")
+        raise InboundJsonError(f"longer than the {limits.max_bytes} bytes allowed")
     depth = nesting_depth(payload)
     if depth > limits.max_depth:
         raise InboundJsonError(f"nested {depth} deep, more than the {limits.max_depth} allowed")
