@@ -211,7 +211,8 @@ def test_a_platform_that_acks_less_gets_the_records_again(station: Station, priv
         platform.forget_after(4)
         wait_until(lambda: platform.times_received(head) >= 2, "the forgotten records sent again")
         assert all(platform.times_received(seq) >= 2 for seq in range(5, head + 1))
-        assert platform.upto() == head and uplink.status().acked_upto == head
+        wait_until(lambda: uplink.status().acked_upto == head, "the platform's new acks followed")
+        assert platform.upto() == head
         assert uplink.status().rewinds == rewinds + 1
     finally:
         platform.close()
