@@ -43,7 +43,22 @@ Broker = Annotated[
     Matches("HOST:PORT, e.g. '127.0.0.1:1883'", r"[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}"),
     Satisfies("a TCP port 1..65535 after the colon", _tcp_port_in),
 ]
-TopicPrefix = Annotated[str, Matches("topic levels without '#', '+' or spaces", r"[^#+\s]+(/[^#+\s]+)*")]
+TopicPrefix = Annotated[
+    str,
+    Matches(
+        "topic levels such as 'fsm/v1': no '#', '+', spaces or NUL, no empty level ('//'), no leading or "
+        "trailing '/', and no leading '$' (reserved for the broker, e.g. '$SYS')",
+        r"[^$#+/\s\x00][^#+/\s\x00]*(/[^#+/\s\x00]+)*",
+    ),
+]
+ClientId = Annotated[
+    str,
+    Matches(
+        "1-64 letters, digits, '_', '.', ':', '-' (the MQTT standard promises 1-23 of letters and digits; "
+        "most brokers take more), e.g. 'station-agent-ST-1'",
+        r"[A-Za-z0-9_.:-]{1,64}",
+    ),
+]
 TimeZone = Annotated[str, Satisfies("an IANA time zone name such as 'Asia/Shanghai'", _known_zone)]
 
 
@@ -101,9 +116,7 @@ class UplinkSection:
     broker: Broker = doc("the MQTT broker as HOST:PORT")
     prefix: TopicPrefix = doc("the topic prefix", default="fsm/v1")
     protocol: Literal["5", "3.1.1"] = doc("the MQTT protocol version: '5' or '3.1.1'", default="5")
-    client_id: Annotated[str, MaxLen(64)] | None = doc(
-        "the MQTT client id (default station-agent-{station id})", default=None
-    )
+    client_id: ClientId | None = doc("the MQTT client id (default station-agent-{station id})", default=None)
     username: str | None = doc("the MQTT user name, if the broker wants one", default=None)
     password: str | None = doc("the MQTT password, if the broker wants one", default=None)
     keepalive_s: Annotated[int, Ge(5), Le(3600)] = doc("MQTT keep-alive in seconds (5..3600)", default=30)
@@ -117,6 +130,9 @@ class UplinkSection:
     )
     max_message_bytes: Annotated[int, Ge(4096), Le(256 * 1024**2)] = doc(
         "the largest records message, in bytes", default=64 * 1024
+    )
+    max_ack_bytes: Annotated[int, Ge(64), Le(64 * 1024)] = doc(
+        "the largest ack message taken from the platform, in bytes; a larger one is dropped unread", default=1024
     )
     max_records_per_message: Annotated[int, Ge(1), Le(10_000)] = doc("the most records in one message", default=500)
     max_inflight_messages: Annotated[int, Ge(1), Le(1000)] = doc(

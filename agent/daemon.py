@@ -20,6 +20,7 @@ from agent.commands.desk import CommandDesk, CommandPorts
 from agent.commands.platform_key import PlatformKeyError, load_platform_key
 from agent.commands.replay import ReplayMemory
 from agent.commands.replay_file import ReplayFileError, load_replay
+from agent.containment import Boundary
 from agent.field.lines import build_poller
 from agent.field.poller import LinePoller
 from agent.history import replay, station_history
@@ -170,9 +171,10 @@ class Agent:
             on_acked=recorder.note_acked,
             acked_upto=recorder.status().acked_upto,
             head_seq=recorder.head.seq,
+            boundary=Boundary("uplink", recorder.submit, self.clock),
             birth_fields=lambda: {"kid": recorder.kid, "version": self.version, "head_seq": recorder.head.seq},
         )
-        ecology = self._ecology_uplink(outbox)
+        ecology = self._ecology_uplink(outbox, recorder)
         recorder.on_commit = uplink.notify if ecology is None else _both(uplink.notify, ecology.notify)
         uplink.on_damage = lambda damage: recorder.submit(damage_alarm(damage, self.clock.wall_ms()))
         zone = ZoneInfo(config.station.timezone)
@@ -217,14 +219,15 @@ class Agent:
         parts = _Parts(outbox, recorder, uplink, station, tuple(pollers), view, OutboxReader(outbox.path), ecology)
         return dataclasses.replace(parts, commands=self._command_desk(parts))
 
-    def _ecology_uplink(self, outbox: Outbox) -> Hj212Uplink | None:
+    def _ecology_uplink(self, outbox: Outbox, recorder: Recorder) -> Hj212Uplink | None:
         """The HJ 212 uplink to an ecology platform, if configured; its progress is kept beside the outbox."""
         settings, profile = self.config.hj212, self.setup.hj212_profile
         if settings is None or not settings.enabled or profile is None:
             return None
         state_path = outbox.path.with_name(f"{outbox.path.stem}-hj212.json")
         zone = ZoneInfo(self.config.station.timezone)
-        return Hj212Uplink(settings, profile, outbox.path, zone, state_path, self.clock)
+        boundary = Boundary("uplink-hj212", recorder.submit, self.clock)
+        return Hj212Uplink(settings, profile, outbox.path, zone, state_path, self.clock, boundary=boundary)
 
     def _command_desk(self, parts: _Parts) -> CommandDesk | None:
         """The platform's commands, if enabled: wired to the recorder, the uplink and the status snapshot."""
@@ -252,8 +255,9 @@ class Agent:
             outbox_path=parts.outbox.path,
             ports=ports,
             clock=self.clock,
+            boundary=Boundary("commands", parts.recorder.submit, self.clock),
         )
-        parts.uplink.on_command = desk.post
+        parts.uplink.take_commands(desk.post, settings.max_command_bytes)
         return desk
 
     def _start(self, parts: _Parts, key: DeviceKey) -> None:

@@ -15,6 +15,7 @@ from typing import Literal
 
 from agent.clock import SystemClock
 from agent.config import OutboxSection
+from agent.containment import Boundary
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox
 from agent.ledger.recorder import Recorder
@@ -83,6 +84,7 @@ class Rig:
             on_acked=self._on_acked,
             acked_upto=0,
             head_seq=head_seq,
+            boundary=Boundary("uplink", lambda _intent: None, SystemClock()),
         )
         return self.uplink
 

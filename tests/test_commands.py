@@ -23,6 +23,7 @@ from agent.commands.replay import ReplayMemory
 from agent.commands.replay_file import ReplayFileError, load_replay, save_replay
 from agent.commands.settings import CommandsSection
 from agent.config import OutboxSection
+from agent.containment import Boundary
 from agent.ledger.chain import seal
 from agent.ledger.key_rotation import finish_rotation, new_key_path, old_key_path, prepare_new_key, rotation_cursor
 from agent.ledger.keys import DeviceKey, KeyFileError, generate_key_file, kid_of, load_key_file
@@ -34,7 +35,7 @@ from simulators.platform.rotation import announced_key
 
 STATION = "CMD-0001"
 NOW_MS = 1_800_000_000_000
-LIMITS = Limits(max_skew_ms=30_000, max_lifetime_ms=3_600_000)
+LIMITS = Limits(max_skew_ms=30_000, max_lifetime_ms=3_600_000, max_bytes=16 * 1024)
 PLATFORM = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
 STRANGER = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))
 
@@ -305,6 +306,7 @@ def make_desk(tmp_path: Path, outbox_path: Path, fake: FakePorts, clock: StepClo
         outbox_path=outbox_path,
         ports=fake.ports(),
         clock=clock,
+        boundary=Boundary("commands", fake.intents.append, clock),
     )
 
 
@@ -369,11 +371,11 @@ class TestDesk:
             desk.stop()
         assert [(r["id"], r["ok"], r["error"]["reason"]) for r in replies] == [
             ("once", False, "replayed"),
-            ("u", False, "unsigned"),
+            (None, False, "unsigned"),
             ("x", False, "unknown_command"),
             ("y", False, "bad_args"),
             (None, False, "malformed"),
-        ]
+        ], "an unsigned message does not choose the id of its reply"
         refused = [e for e in fake.events() if e["kind"] == "command_refused"]
         assert [(e["command_id"], e["reason"]) for e in refused] == [
             ("once", "replayed"),

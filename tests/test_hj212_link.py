@@ -8,6 +8,9 @@ Chongqing codes, answers with CN=9014 and keeps what it accepted.
 from __future__ import annotations
 
 import json
+import logging
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -19,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.clock import SystemClock
 from agent.config import OutboxSection
+from agent.containment import Boundary
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox
 from agent.ledger.recorder import Recorder
@@ -84,7 +88,15 @@ class Station:
         return 3 * rounds
 
     def uplink(self, settings: Hj212Section) -> Hj212Uplink:
-        uplink = Hj212Uplink(settings, PROFILE, self.outbox_path, ZONE, self.state_path, SystemClock())
+        uplink = Hj212Uplink(
+            settings,
+            PROFILE,
+            self.outbox_path,
+            ZONE,
+            self.state_path,
+            SystemClock(),
+            boundary=Boundary("uplink-hj212", self.recorder.submit, SystemClock()),
+        )
         self.uplinks.append(uplink)
         uplink.start()
         uplink.notify(self.recorder.status().head_seq)
@@ -272,3 +284,60 @@ class TestOutages:
             wait_until(lambda: "QnRtn=3 (wrong PW)" in (uplink.status().last_error or ""), "the refusal reported")
             assert uplink.status().done_seq == 0
             assert server.summary()["rejected"]["refused"] >= 1
+
+
+class GarbageReceiver:
+    """A TCP peer on 127.0.0.1 that answers every frame with a burst of frames that are not HJ 212 (wrong length,
+    no CRC) and noise, as fast as the link takes them."""
+
+    BURST = b"noise" + b"##0010NOT-A-FRAME\r\n" * 200
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.2)
+        self.port = self._server.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(0.2)
+                while not self._stop.is_set():
+                    try:
+                        if not connection.recv(4096):
+                            break
+                        connection.sendall(self.BURST)
+                    except TimeoutError:
+                        continue
+                    except OSError:
+                        break
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._server.close()
+
+
+class TestHostileReceiver:
+    def test_a_receiver_answering_garbage_costs_a_log_line_a_minute_not_one_a_frame(
+        self, station: Station, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Thousands of frames that are not HJ 212 are counted in the status and said once (with the count),
+        the uplink keeps trying without a dead thread, and nothing is marked delivered."""
+        garbage = GarbageReceiver()
+        try:
+            with caplog.at_level(logging.INFO, logger="agent.uplink.hj212"):
+                station.record_ecology(2)
+                uplink = station.uplink(settings(garbage.port))
+                wait_until(lambda: uplink.status().bad_answers >= 1000, "a thousand bad answers", 15.0)
+            said = [record for record in caplog.records if record.getMessage() == "hj212_bad_answer"]
+            assert len(said) == 1, f"{len(said)} lines for {uplink.status().bad_answers} bad answers"
+            assert uplink.alive() and uplink.status().done_seq == 0
+        finally:
+            garbage.close()

@@ -49,13 +49,13 @@ class TestRecordsMessage:
 class TestAckAndStatus:
     def test_ack_parses_upto(self) -> None:
         """{"upto": N} gives N."""
-        assert parse_ack(b'{"upto": 42}') == 42
+        assert parse_ack(b'{"upto": 42}', 1024) == 42
 
     @pytest.mark.parametrize("payload", [b"42", b'{"upto": -1}', b'{"upto": true}', b'{"upto": "4"}', b"\xff"])
     def test_bad_acks_are_refused(self, payload: bytes) -> None:
         """Anything but a non-negative integer upto is an AckError, never an ack."""
         with pytest.raises(AckError):
-            parse_ack(payload)
+            parse_ack(payload, 1024)
 
     def test_topics_follow_the_contract(self) -> None:
         """Topics are {prefix}/{station}/records, /status, /ack, /cmd, /cmd/reply."""

@@ -28,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from agent.clock import SystemClock
 from agent.config import ConfigError, OutboxSection, TlsSection, UplinkSection, load_config
+from agent.containment import Boundary
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxReader
 from agent.ledger.recorder import Recorder
@@ -79,6 +80,7 @@ class Station:
             on_acked=self.recorder.note_acked,
             acked_upto=status.acked_upto,
             head_seq=status.head_seq,
+            boundary=Boundary("uplink", self.recorder.submit, SystemClock()),
         )
         self.uplinks.append(uplink)
         uplink.start()

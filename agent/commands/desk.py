@@ -7,8 +7,15 @@ thread checks the envelope (agent.commands.envelope), the command and its argume
 and the replay memory, in that order. An accepted command is written to the replay memory on disk *before* it
 is carried out, so no crash can let it run twice; then its `command_accepted` event is submitted, so that any
 record the command itself makes (a key_rotation) comes after it. Refusals are recorded through a token bucket
-(agent.commands.refusals). Every message gets a reply on `cmd/reply`; replies are not stored, so a platform
-that misses one asks again with a new id.
+(agent.commands.refusals), whose state is kept beside the replay memory so that a restart buys no fresh burst.
+Every message gets a reply on `cmd/reply`, at most `replies_per_s` a second (a flood of junk is answered in part
+and the rest counted); a reply echoes the message's id only when the platform's signature on it checks out, so
+that no one but the platform can choose which id a reply answers. Replies are not stored, so a platform that
+misses one asks again with a new id.
+
+Hostile input: `post` cuts a message longer than `max_command_bytes` before queueing it (the envelope check then
+refuses it for its size unread), so the queue's memory is bounded whatever arrives, and each message is handled
+inside the loop's containment boundary (agent.containment): no message can end the thread.
 """
 
 from __future__ import annotations
@@ -26,14 +33,18 @@ from typing import Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent.clock import Clock
+from agent.commands.bucket import TokenBucket
 from agent.commands.envelope import Command, Limits, Refusal, Refused, check_envelope
 from agent.commands.handlers import CommandArgs, ResendArgs, parse_args, plan_resend
-from agent.commands.refusals import RefusalGate
+from agent.commands.refusals import GateState, RefusalGate
 from agent.commands.replay import ReplayMemory
 from agent.commands.replay_file import ReplayFileError, save_replay
 from agent.commands.settings import CommandsSection
+from agent.commands.state_file import write_atomically
+from agent.containment import Boundary, BoundaryStatus
 from agent.ledger.outbox import OutboxReader
 from agent.ledger.recorder import KeyRotated, KeyRotationFailed
+from agent.log_tally import LogTally
 from agent.logs import get_logger
 from agent.records import CommandAcceptedBody, CommandRefusedBody, RecordIntent, format_ts
 
@@ -63,6 +74,10 @@ class DeskStatus:
     refused: int
     refusals_not_recorded: int
     dropped: int
+    oversized: int
+    """Messages longer than max_command_bytes, refused unread."""
+    replies_dropped: int
+    """Replies beyond replies_per_s, not published."""
 
 
 class _Failed(Exception):
@@ -80,6 +95,7 @@ class CommandDesk:
         outbox_path: Path,
         ports: CommandPorts,
         clock: Clock,
+        boundary: Boundary,
     ) -> None:
         self._settings = settings
         self._station = station
@@ -87,20 +103,34 @@ class CommandDesk:
         self._replay = replay
         self._ports = ports
         self._clock = clock
-        self._limits = Limits(settings.max_skew_s * 1000, settings.max_lifetime_s * 1000)
-        self._gate = RefusalGate(settings.refusals_per_hour, self._monotonic_ms())
+        self._boundary = boundary
+        self._limits = Limits(settings.max_skew_s * 1000, settings.max_lifetime_s * 1000, settings.max_command_bytes)
+        self._gate_path = refusals_path(settings.state_path)
+        self._gate = RefusalGate(settings.refusals_per_hour, clock.wall_ms(), _load_gate(self._gate_path))
+        self._gate_saved = self._gate.state()
+        self._replies = TokenBucket(2 * settings.replies_per_s, settings.replies_per_s, clock.wall_ms())
+        self._oversized = LogTally()
+        self._replies_dropped = LogTally()
         self._inbox: queue.Queue[bytes | None] = queue.Queue(settings.queue_limit)
         """Payloads to handle; None tells the thread to stop."""
         self._lock = threading.Lock()
         self._accepted = self._refused = self._dropped = 0
         self._reader = OutboxReader(outbox_path)
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="commands", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def post(self, payload: bytes) -> None:
-        """A message from the cmd topic; called on paho's network thread, never blocks."""
+        """A message from the cmd topic; called on paho's network thread, never blocks. A message longer than
+        max_command_bytes is queued cut to one byte more, which is all the envelope check needs to refuse it."""
+        limit = self._settings.max_command_bytes
+        if len(payload) > limit:
+            count = self._oversized.note(self._clock.monotonic())
+            if count is not None:
+                log.warning("command_too_large", payload_bytes=len(payload), max_command_bytes=limit, count=count)
+            payload = payload[: limit + 1]
         try:
             self._inbox.put_nowait(bytes(payload))
         except queue.Full:
@@ -111,24 +141,43 @@ class CommandDesk:
                 log.warning("commands_dropped", dropped=dropped, queue_limit=self._settings.queue_limit)
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Answer the commands already taken, then end the thread and close the outbox reader."""
+        """Answer the commands already taken, then end the thread, keep the refusal bucket, close the reader."""
+        self._stopping.set()
         if self._thread.is_alive():
             self._inbox.put(None)
             self._thread.join(timeout_s)
+        self._save_gate()
         self._reader.close()
 
     def status(self) -> DeskStatus:
         with self._lock:
-            return DeskStatus(self._accepted, self._refused, self._gate.suppressed, self._dropped)
+            return DeskStatus(
+                self._accepted,
+                self._refused,
+                self._gate.suppressed,
+                self._dropped,
+                self._oversized.total,
+                self._replies_dropped.total,
+            )
+
+    def boundary_status(self) -> BoundaryStatus:
+        return self._boundary.status()
 
     def _run(self) -> None:
         while (payload := self._inbox.get()) is not None:
-            try:
-                reply = self.handle(payload)
-            except Exception:
-                log.exception("command_crashed", payload_bytes=len(payload))
-                continue
+            with self._boundary.contain(f"command message of {len(payload)} bytes"):
+                self._answer(self.handle(payload))
+            if pause_s := self._boundary.pause_s():
+                self._stopping.wait(self._clock.real_s(pause_s))
+
+    def _answer(self, reply: bytes) -> None:
+        """Hand the reply to the uplink, unless replies are coming faster than replies_per_s."""
+        if self._replies.take(self._clock.wall_ms()):
             self._ports.reply(reply)
+            return
+        count = self._replies_dropped.note(self._clock.monotonic())
+        if count is not None:
+            log.warning("command_replies_dropped", replies_per_s=self._settings.replies_per_s, count=count)
 
     def handle(self, payload: bytes) -> bytes:
         """Check, record and carry out one command message; return the reply. Runs on the desk thread."""
@@ -141,7 +190,7 @@ class CommandDesk:
             return self._refuse(args)
         problem = self._replay.replay_problem(checked.id, checked.expires_ms)
         if problem is not None:
-            return self._refuse(Refused(Refusal.REPLAYED, problem, checked.id, checked.name))
+            return self._refuse(Refused(Refusal.REPLAYED, problem, checked.id, checked.name, authentic=True))
         try:
             save_replay(self._settings.state_path, self._replay.remember(checked.id, checked.expires_ms, now_ms))
         except ReplayFileError as exc:
@@ -210,8 +259,9 @@ class CommandDesk:
     def _refuse(self, refused: Refused) -> bytes:
         with self._lock:
             self._refused += 1
-            suppressed = self._gate.admit(refused.reason, self._monotonic_ms())
+            suppressed = self._gate.admit(refused.reason, self._clock.wall_ms())
         if suppressed is not None:
+            self._save_gate()
             log.warning("command_refused", id=refused.id, reason=str(refused.reason), detail=refused.detail)
             self._ports.submit(
                 CommandRefusedBody(
@@ -223,10 +273,37 @@ class CommandDesk:
                     suppressed_by_reason=suppressed,
                 ).intent(self._clock.wall_ms())
             )
-        return _reply(refused.id, error={"reason": str(refused.reason), "detail": refused.detail})
+        reply_id = refused.id if refused.authentic else None
+        return _reply(reply_id, error={"reason": str(refused.reason), "detail": refused.detail})
 
-    def _monotonic_ms(self) -> int:
-        return int(self._clock.monotonic() * 1000)
+    def _save_gate(self) -> None:
+        """Keep the bucket on disk when a token was spent (at most refusals_per_hour an hour) and at stop."""
+        with self._lock:
+            state = self._gate.state()
+        if state == self._gate_saved:
+            return
+        try:
+            write_atomically(self._gate_path, json.dumps(state.to_json()))
+        except OSError as exc:
+            log.warning("command_refusals_not_saved", path=str(self._gate_path), error=str(exc))
+            return
+        self._gate_saved = state
+
+
+def refusals_path(state_path: Path) -> Path:
+    """The refusal bucket's file, beside the replay memory: `commands.json` → `commands-refusals.json`."""
+    return state_path.with_name(f"{state_path.stem}-refusals.json")
+
+
+def _load_gate(path: Path) -> GateState | None:
+    """The saved bucket; None (a full bucket, as on a first start) if there is none or it cannot be read."""
+    try:
+        return GateState.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        log.warning("command_refusals_unreadable", path=str(path), error=str(exc))
+        return None
 
 
 def _reply(command_id: str | None, *, result: object = None, error: dict[str, str] | None = None) -> bytes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent.ledger.canonical import NotCanonicalisable, canonical_bytes
 from agent.records import JsonScalar, JsonValue, parse_ts
+from agent.uplink.inbound_json import InboundJsonError, JsonLimits, load_json
 
 ENVELOPE_KEYS: Final = frozenset({"id", "cmd", "args", "issued", "expires", "station", "kid", "sig"})
 COMMAND_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
@@ -31,6 +32,9 @@ COMMAND_NAME: Final = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _TS: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 _SIG: Final = re.compile(r"[A-Za-z0-9+/]{86}==")
 _QUOTE_LIMIT: Final = 60
+ENVELOPE_DEPTH: Final = 3
+"""The envelope is an object holding `args`, an object of scalars: two levels; one more is refused in `args`
+with a clear reason rather than unread."""
 
 
 class Refusal(StrEnum):
@@ -70,6 +74,9 @@ class Refused:
     detail: str
     id: str | None = None
     name: str | None = None
+    authentic: bool = False
+    """The refused message carries the platform's valid signature, so its `id` is the platform's own and may
+    be echoed in the reply; an unsigned or forged message must not choose the id of the reply it gets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +85,8 @@ class Limits:
 
     max_skew_ms: int
     max_lifetime_ms: int
+    max_bytes: int
+    """The largest payload read at all (`max_command_bytes`); checked before a byte is parsed."""
 
 
 def quote(value: object) -> str:
@@ -91,9 +100,9 @@ def check_envelope(
 ) -> Command | Refused:
     """Every check of the envelope but replay and the command's own arguments; see the module docstring."""
     try:
-        envelope = json.loads(payload, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        return Refused(Refusal.MALFORMED, f"not strict UTF-8 JSON: {quote(str(exc))}")
+        envelope = load_json(payload, JsonLimits(limits.max_bytes, ENVELOPE_DEPTH), object_pairs_hook=_unique_keys)
+    except InboundJsonError as exc:
+        return Refused(Refusal.MALFORMED, f"refused before reading: {quote(str(exc))}")
     if not isinstance(envelope, dict):
         return Refused(Refusal.MALFORMED, f"want a JSON object, got {type(envelope).__name__}")
     command_id, name = _echo(envelope.get("id"), COMMAND_ID), _echo(envelope.get("cmd"), COMMAND_NAME)
@@ -120,7 +129,8 @@ def check_envelope(
         key.verify(signature, signed)
     except InvalidSignature:
         return Refused(Refusal.BAD_SIGNATURE, f"signature does not verify with platform key {kid}", command_id, name)
-    return _signed_fields(envelope, kid, station=station, now_ms=now_ms, limits=limits)
+    checked = _signed_fields(envelope, kid, station=station, now_ms=now_ms, limits=limits)
+    return dataclasses.replace(checked, authentic=True) if isinstance(checked, Refused) else checked
 
 
 def _signed_fields(
@@ -168,10 +178,6 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     if len(result) != len(pairs):
         raise ValueError("a key appears twice in one object")
     return result
-
-
-def _no_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _echo(value: object, form: re.Pattern[str]) -> str | None:

@@ -55,10 +55,10 @@ def parse_args(command: Command) -> CommandArgs | Refused:
     parse = ARGUMENTS.get(command.name)
     if parse is None:
         detail = f"unknown command {command.name}; this agent knows {sorted(ARGUMENTS)}"
-        return Refused(Refusal.UNKNOWN_COMMAND, detail, command.id, command.name)
+        return Refused(Refusal.UNKNOWN_COMMAND, detail, command.id, command.name, authentic=True)
     parsed = parse(command.args)
     if isinstance(parsed, str):
-        return Refused(Refusal.BAD_ARGS, f"{command.name}: {parsed}", command.id, command.name)
+        return Refused(Refusal.BAD_ARGS, f"{command.name}: {parsed}", command.id, command.name, authentic=True)
     return parsed
 
 

@@ -8,10 +8,10 @@ An unreadable file must not reopen the replay window, so it is refused loudly ra
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from agent.commands.replay import ReplayState
+from agent.commands.state_file import write_atomically
 
 
 class ReplayFileError(Exception):
@@ -33,20 +33,9 @@ def load_replay(path: Path) -> ReplayState | None:
 
 
 def save_replay(path: Path, state: ReplayState) -> None:
-    """Replace the file in one step (write, fsync, rename, fsync the directory)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
+    """Replace the file in one step (agent.commands.state_file)."""
     text = json.dumps({"floor_ms": state.floor_ms, "expiries": [list(item) for item in state.expiries]})
     try:
-        with open(partial, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        write_atomically(path, text)
     except OSError as exc:
         raise ReplayFileError(f"command replay memory {path} cannot be written: {exc}") from exc

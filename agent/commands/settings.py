@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from drivers.schema import Ge, Le, doc, settings
+from drivers.schema import Ge, Gt, Le, doc, settings
 
 
 @settings
@@ -44,6 +44,16 @@ class CommandsSection:
     )
     resend_max_records: Annotated[int, Ge(1), Le(100_000)] = doc(
         "the most records one resend command publishes again; the reply says what was left out", default=5000
+    )
+    max_command_bytes: Annotated[int, Ge(1024), Le(1024 * 1024)] = doc(
+        "the largest command message read, in bytes; a larger one is refused unread (a genuine command is well "
+        "under 1 KiB)",
+        default=16 * 1024,
+    )
+    replies_per_s: Annotated[float, Gt(0), Le(1000)] = doc(
+        "command replies published per second at most (a burst of twice as many); the rest are dropped and "
+        "counted, and records always go out before replies",
+        default=5.0,
     )
     queue_limit: Annotated[int, Ge(1), Le(10_000)] = doc(
         "commands waiting to be checked; a command arriving when this many wait is dropped and counted",

@@ -12,6 +12,12 @@ small state file now and then and on stop, not per frame: losing it costs re-sen
 a platform drops by QN and DataTime (a re-sent record carries the same ones). Without acknowledgement (A
 unset) a frame is done once written to the socket, so frames can be lost with the connection: that is what
 A=0 means in HJ 212.
+
+Hostile receiver: answers are cut into frames no longer than HJ 212 allows before they are decoded
+(`FrameSplitter`), an answer that is not a frame is counted and logged once a minute with the count (a receiver
+that answers garbage would otherwise write a warning per frame), and each connection's walk and each record's
+frame run inside the loop's containment boundary (agent.containment): a record the frame maker chokes on is left
+out as an `internal_error`, never a dead thread. Reconnects follow agent.uplink.backoff.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import socket
 import threading
 from collections import Counter
@@ -30,9 +35,12 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from agent.clock import Clock
+from agent.containment import Boundary
 from agent.ledger.outbox import OutboxError, OutboxReader, StoredRecord
+from agent.log_tally import LogTally
 from agent.logs import get_logger
 from agent.pulse import Pulse
+from agent.uplink.backoff import Backoff
 from agent.uplink.hj212_packets import FrameMaker, OutgoingFrame, UnsendableRecord
 from agent.uplink.hj212_settings import Hj212Section
 from drivers.hj212.errors import Hj212Error
@@ -78,6 +86,10 @@ class Hj212Status:
     skipped: int
     connects: int
     last_error: str | None
+    bad_answers: int = 0
+    """Frames from the platform that were not HJ 212, or answered another QN."""
+    internal_errors: int = 0
+    failing: bool = False
 
 
 class Hj212Uplink:
@@ -91,11 +103,17 @@ class Hj212Uplink:
         station_zone: ZoneInfo,
         state_path: Path,
         clock: Clock,
+        *,
+        boundary: Boundary,
     ) -> None:
         self._settings = settings
         self._outbox_path = outbox_path
         self._state_path = state_path
         self._clock = clock
+        self._boundary = boundary
+        self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
+        self._bad_answers = LogTally()
+        self._other_answers = LogTally()
         self._maker = FrameMaker(settings, profile, station_zone)
         self._platform = f"{settings.host}:{settings.port}"
         self._lock = threading.Condition()
@@ -145,6 +163,7 @@ class Hj212Uplink:
         self._set_state("stopped")
 
     def status(self) -> Hj212Status:
+        boundary = self._boundary.status()
         with self._lock:
             return Hj212Status(
                 state=self._state,
@@ -160,36 +179,44 @@ class Hj212Uplink:
                 skipped=self._counts["skipped"],
                 connects=self._counts["connects"],
                 last_error=self._last_error,
+                bad_answers=self._bad_answers.total + self._other_answers.total,
+                internal_errors=boundary.errors,
+                failing=boundary.failing,
             )
 
     def _run(self) -> None:
-        failures = 0
         reader: OutboxReader | None = None
         while not self._stopping:
-            try:
+            with self._boundary.contain("hj212 connection"):
                 reader = reader or OutboxReader(self._outbox_path)
-                connection = self._connect()
-            except (OSError, OutboxError) as exc:
-                self._failed("hj212_connect_failed", str(exc))
-            else:
-                acked_before = self._counts["acked"]
-                try:
-                    self._walk(connection, reader)
-                except (OSError, LinkLost, OutboxError) as exc:
-                    if not self._stopping:
-                        self._failed("hj212_link_lost", str(exc))
-                except Exception as exc:
-                    log.exception("hj212_unexpected_error")
-                    self._failed("hj212_link_lost", f"unexpected error: {exc!r}")
-                finally:
-                    self._close(connection)
-                if self._counts["acked"] > acked_before or self._pending is None:
-                    failures = 0
+                self._connection(reader)
             if not self._stopping:
-                self._pause(self._backoff(failures))
-                failures += 1
+                self._set_state("offline")
+                self._pause(max(self._backoff.delay_s(), self._boundary.pause_s()))
         if reader is not None:
             reader.close()
+
+    def _connection(self, reader: OutboxReader) -> None:
+        """Connect and walk until the link fails; a connection that got an answer (or had nothing waiting for
+        one) resets the backoff."""
+        try:
+            connection = self._connect()
+        except OSError as exc:
+            self._backoff.failed()
+            self._failed("hj212_connect_failed", str(exc))
+            return
+        acked_before = self._counts["acked"]
+        try:
+            self._walk(connection, reader)
+        except (OSError, LinkLost, OutboxError) as exc:
+            if not self._stopping:
+                self._failed("hj212_link_lost", str(exc))
+        finally:
+            self._close(connection)
+        if self._counts["acked"] > acked_before or self._pending is None:
+            self._backoff.steady()
+        else:
+            self._backoff.failed()
 
     def _connect(self) -> socket.socket:
         self._set_state("connecting")
@@ -250,12 +277,7 @@ class Hj212Uplink:
             self._head = max(self._head, record.seq)
         outgoing = self._pending if self._pending is not None and self._pending.seq == record.seq else None
         if outgoing is None:
-            try:
-                outgoing = self._maker.frame_for(record)
-            except UnsendableRecord as exc:
-                log.info("hj212_record_skipped", seq=record.seq, reason=str(exc))
-                self._count("skipped")
-                outgoing = None
+            outgoing = self._frame_for(record)
             if outgoing is None:
                 self._advance(record.seq)
                 return
@@ -263,6 +285,23 @@ class Hj212Uplink:
         self._deliver(connection, splitter, outgoing)
         self._pending = None
         self._advance(record.seq)
+
+    def _frame_for(self, record: StoredRecord) -> OutgoingFrame | None:
+        """The record's frame, or None if it is not for this platform or cannot be made (then it is counted as
+        skipped; an unexpected error also becomes an internal_error, and the walk goes on)."""
+        made = False
+        outgoing: OutgoingFrame | None = None
+        with self._boundary.contain(f"hj212 frame for seq {record.seq}"):
+            try:
+                outgoing = self._maker.frame_for(record)
+            except UnsendableRecord as exc:
+                log.info("hj212_record_skipped", seq=record.seq, reason=str(exc))
+                self._count("skipped")
+                return None
+            made = True
+        if not made:
+            self._count("skipped")
+        return outgoing
 
     def _deliver(self, connection: socket.socket, splitter: FrameSplitter, outgoing: OutgoingFrame) -> None:
         """Sends a frame until the platform answers it, at most 1 + retries times; LinkLost if it never does."""
@@ -320,10 +359,12 @@ class Hj212Uplink:
         try:
             packet = decode_packet(decode_frame(raw))
         except Hj212Error as exc:
-            log.warning("hj212_bad_answer", error=str(exc))
+            if (count := self._bad_answers.note(self._clock.monotonic())) is not None:
+                log.warning("hj212_bad_answer", error=str(exc), count=count, platform=self._platform)
             return _Answer.NONE
         if packet.qn != qn:
-            log.info("hj212_other_packet", cn=packet.cn, qn=packet.qn)
+            if (count := self._other_answers.note(self._clock.monotonic())) is not None:
+                log.info("hj212_other_packet", cn=packet.cn, qn=packet.qn, count=count)
             return _Answer.NONE
         if packet.cn == CN_DATA_RESPONSE:
             return _Answer.ACKED
@@ -355,12 +396,6 @@ class Hj212Uplink:
         with self._lock:
             self._last_error = error
         self._set_state("offline")
-
-    def _backoff(self, failures: int) -> float:
-        """Full jitter: a city's stations coming back after a platform outage spread out instead of knocking
-        at once."""
-        ceiling = min(self._settings.reconnect_max_s, self._settings.reconnect_min_s * 2 ** min(failures, 30))
-        return random.uniform(self._settings.reconnect_min_s / 2, ceiling)
 
     def _pause(self, seconds: float) -> None:
         with self._lock:

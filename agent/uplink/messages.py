@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from agent.ledger.outbox import StoredRecord
+from agent.uplink.inbound_json import InboundJsonError, JsonLimits, load_json
 
 _OPEN = b'{"kid":"'
 _RECORDS = b'","records":['
@@ -75,14 +76,20 @@ def status_payload(state: str, **fields: object) -> bytes:
 
 
 class AckError(ValueError):
-    """An ack message that is not `{"upto": N}` with N a non-negative integer."""
+    """An ack message that is not `{"upto": N}` with N a non-negative integer, or is larger than allowed."""
 
 
-def parse_ack(payload: bytes) -> int:
+ACK_DEPTH = 2
+"""`{"upto": N}` is one object deep; one more level still reads a well-meant extension, nothing deeper."""
+
+
+def parse_ack(payload: bytes, max_bytes: int) -> int:
+    """The `upto` of an ack; its size, depth and number length are checked before and while parsing
+    (agent.uplink.inbound_json), so no payload raises anything but AckError."""
     try:
-        message = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AckError(f"ack is not JSON: {payload[:80]!r}") from exc
+        message = load_json(payload, JsonLimits(max_bytes, ACK_DEPTH))
+    except InboundJsonError as exc:
+        raise AckError(f"ack refused: {exc}") from exc
     upto = message.get("upto") if isinstance(message, dict) else None
     if not isinstance(upto, int) or isinstance(upto, bool) or upto < 0:
         raise AckError(f'ack must be {{"upto": N}} with N >= 0, got {payload[:80]!r}')

@@ -8,6 +8,18 @@ disconnects); all decisions are taken here, one at a time. Acknowledgements (PUB
 `{"upto": N}` on the ack topic in platform mode) go to the recorder, which may then prune. On any disconnect
 or ack timeout, everything unacknowledged is sent again: duplicates are possible, but only as byte-identical
 re-sends. A fresh paho client per connection keeps paho from re-sending on its own behind the planner's back.
+
+The platform is the authority on what it holds: an `upto` lower than the agent believed (a platform restored
+from a backup) makes the agent send again from there, at most once per ack_timeout_s. Command replies wait in a
+bounded queue of their own and go out only when the planner has no record to publish, through a slot of paho's
+in-flight window that records never use, so a flood of commands cannot hold records back.
+
+Hostile broker: every inbound message is size-checked on paho's thread before it is kept (`max_ack_bytes`; the
+command desk cuts commands at `max_command_bytes`), parsed within limits (agent.uplink.inbound_json), and each
+message and each turn of the loop runs inside the loop's containment boundary (agent.containment), so that no
+message can end a thread. On MQTT 5 the CONNECT asks the broker not to send larger packets at all (Maximum
+Packet Size). Reconnects follow agent.uplink.backoff: a session that ends within STEADY_SESSION_S counts as a
+failure, so a broker that accepts and closes at once is knocked on less and less often.
 """
 
 from __future__ import annotations
@@ -24,15 +36,17 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from tenacity import RetryError, Retrying, retry_if_exception_type, stop_when_event_set, wait_random_exponential
 
 from agent.clock import Clock
 from agent.config import TlsSection, UplinkSection
+from agent.containment import Boundary
 from agent.ledger.integrity import Damage
 from agent.ledger.outbox import OutboxReader
+from agent.log_tally import LogTally
 from agent.logs import get_logger
 from agent.pulse import Pulse
 from agent.records import format_ts
+from agent.uplink.backoff import Backoff
 from agent.uplink.messages import AckError, Topics, build_records_message, parse_ack, status_payload
 from agent.uplink.planner import Lane, SendPlanner
 
@@ -48,6 +62,20 @@ RECENT_S = 300.0
 """Records made this recently when the link comes back are news: they go out ahead of an older backlog."""
 CONNACK_TIMEOUT_S = 15.0
 STOP_FLUSH_S = 3.0
+STEADY_SESSION_S = 10.0
+"""A session shorter than this counts as a failed connect for the backoff (agent.uplink.backoff)."""
+SHORT_SESSIONS_WARNING = 3
+"""Short sessions in a row after which the agent says that something keeps ending them."""
+SESSION_TAKEN_OVER = 142
+"""MQTT 5 reason code of a DISCONNECT sent because another client connected with the same client id."""
+REPLY_QUEUE = 32
+"""Command replies waiting for a moment when no record needs the link; beyond it the oldest is dropped."""
+REPLY_SLOTS = 1
+"""paho in-flight slots for replies, on top of the records' max_inflight_messages (and two for the status)."""
+MAX_QUEUED_MESSAGES = 256
+"""paho's own queue, behind its in-flight window: only a resend command's burst ever waits there."""
+INBOUND_OVERHEAD_BYTES = 1024
+"""Room for the topic and properties around the largest payload, for MQTT 5's Maximum Packet Size."""
 
 
 class ConnectFailed(Exception):
@@ -88,6 +116,12 @@ class UplinkStatus:
     rewinds: int
     connects: int
     last_error: str | None
+    acks_refused: int = 0
+    """Ack messages too large or not `{"upto": N}`, dropped."""
+    internal_errors: int = 0
+    """Unexpected exceptions contained by the loop's boundary (each an internal_error event, rate-limited)."""
+    failing: bool = False
+    """The loop's last turns all failed; it keeps trying, paced."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +144,7 @@ class Uplink:
         on_acked: Callable[[int], None],
         acked_upto: int,
         head_seq: int,
+        boundary: Boundary,
         birth_fields: Callable[[], dict[str, object]] | None = None,
     ) -> None:
         self._settings = settings
@@ -142,12 +177,26 @@ class Uplink:
         self.on_damage: Callable[[Damage], None] | None = None
         """Told of bit-rot found in records read for sending (agent/ledger/integrity.py); set before start()."""
         self._next_sent_at = clock.monotonic()
-        self.on_command: Callable[[bytes], None] | None = None
-        """Given each message on the cmd topic, on paho's thread (it must not block); set before start()."""
+        self._boundary = boundary
+        self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
+        self._refused_acks = LogTally()
+        self._authority_rewound_at: float | None = None
+        self._replies: collections.deque[bytes] = collections.deque()
+        self._replies_dropped = LogTally()
+        self._reply_mids: set[int] = set()
+        self._reader: OutboxReader | None = None
+        self._on_command: Callable[[bytes], None] | None = None
+        self._max_command_bytes = 0
         self.pulse = Pulse()
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
 
     # -- called from other threads ---------------------------------------------------------------------------
+
+    def take_commands(self, post: Callable[[bytes], None], max_command_bytes: int) -> None:
+        """Subscribe to the cmd topic and give `post` each message, on paho's thread (it must not block and must
+        bound what it keeps: agent.commands.desk); call before start()."""
+        self._on_command = post
+        self._max_command_bytes = max_command_bytes
 
     def start(self) -> None:
         self._thread.start()
@@ -169,8 +218,17 @@ class Uplink:
                 self._wake.notify()
 
     def reply(self, payload: bytes) -> None:
-        """Publish a command's reply on cmd/reply (QoS 1) from the uplink thread; dropped while offline."""
-        self._push("reply", payload)
+        """Publish a command's reply on cmd/reply (QoS 1) from the uplink thread, after any record that can go
+        now; at most REPLY_QUEUE wait (the oldest is dropped and counted)."""
+        with self._wake:
+            dropped = len(self._replies) >= REPLY_QUEUE
+            if dropped:
+                self._replies.popleft()
+            self._replies.append(payload)
+            self._wake.notify()
+        count = self._replies_dropped.note(self._clock.monotonic()) if dropped else None
+        if count is not None:
+            log.warning("uplink_replies_dropped", queue=REPLY_QUEUE, count=count)
 
     def resend(self, first: int, last: int) -> None:
         """Publish records first..last again (a resend command), whatever the platform acknowledged."""
@@ -184,6 +242,7 @@ class Uplink:
         self._thread.join(timeout_s)
 
     def status(self) -> UplinkStatus:
+        boundary = self._boundary.status()
         with self._wake:
             return UplinkStatus(
                 state=self._state,
@@ -197,24 +256,54 @@ class Uplink:
                 rewinds=self._counts["rewinds"],
                 connects=self._counts["connects"],
                 last_error=self._last_error,
+                acks_refused=self._refused_acks.total,
+                internal_errors=boundary.errors,
+                failing=boundary.failing,
             )
 
     # -- the uplink thread -----------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        reader = OutboxReader(self._outbox_path, self.on_damage)
+        self._reader = OutboxReader(self._outbox_path, self.on_damage)
         try:
+            first = True
             while not self._stopping.is_set():
-                client = self._connect_with_backoff()
-                if client is None:
-                    break
-                try:
-                    self._serve(client, reader)
-                finally:
-                    client.loop_stop()
-                    self._set_state("offline" if not self._stopping.is_set() else "stopped")
+                if not first:
+                    self._pause(max(self._backoff.delay_s(), self._boundary.pause_s()))
+                    if self._stopping.is_set():
+                        break
+                first = False
+                with self._boundary.contain("uplink session"):
+                    self._session(self._reader)
         finally:
-            reader.close()
+            self._reader.close()
+
+    def _session(self, reader: OutboxReader) -> None:
+        """One connect and what follows it; counted as a failure for the backoff unless it proves steady."""
+        self._backoff.failed()
+        try:
+            client = self._connect_once()
+        except ConnectFailed:
+            return
+        started = self._clock.monotonic()
+        try:
+            self._serve(client, reader)
+        except BaseException:
+            client.disconnect()
+            raise
+        finally:
+            client.loop_stop()
+            self._set_state("offline" if not self._stopping.is_set() else "stopped")
+        if self._clock.monotonic() - started >= STEADY_SESSION_S:
+            self._backoff.steady()
+        elif self._backoff.failures >= SHORT_SESSIONS_WARNING and not self._stopping.is_set():
+            log.warning(
+                "uplink_sessions_short",
+                in_a_row=self._backoff.failures,
+                client_id=self._client_id,
+                advice="the broker ends every session at once: another box with the same client id, "
+                "an ACL that refuses this client, or a broker that is failing",
+            )
 
     def _set_state(
         self, state: Literal["connecting", "online", "offline", "stopped"], error: str | None = None
@@ -224,20 +313,6 @@ class Uplink:
                 self._state, self._since_ms = state, self._clock.wall_ms()
             if error is not None:
                 self._last_error = error
-
-    def _connect_with_backoff(self) -> mqtt.Client | None:
-        retrying = Retrying(
-            retry=retry_if_exception_type(ConnectFailed),
-            wait=wait_random_exponential(multiplier=self._settings.reconnect_min_s, max=self._settings.reconnect_max_s),
-            stop=stop_when_event_set(self._stopping),
-            sleep=self._pause,
-            reraise=False,
-        )
-        try:
-            client: mqtt.Client = retrying(self._connect_once)
-        except RetryError:
-            return None
-        return client
 
     def _pause(self, seconds: float) -> None:
         """Backoff sleep that a stop interrupts."""
@@ -253,6 +328,7 @@ class Uplink:
             if self._settings.protocol == "5":
                 properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
                 properties.SessionExpiryInterval = SESSION_EXPIRY_S
+                properties.MaximumPacketSize = self._max_inbound_bytes()
                 client.connect(
                     self._settings.host,
                     self._settings.port,
@@ -269,6 +345,8 @@ class Uplink:
             raise ConnectFailed(error) from exc
         client.loop_start()
         kind, detail = self._next_event(("connected", "refused", "disconnected"), CONNACK_TIMEOUT_S)
+        if kind == "disconnected":
+            detail, _taken_over = detail
         if kind != "connected":
             client.loop_stop()
             advice = _tls_advice(self._settings.tls, None) if kind == "disconnected" else ""
@@ -288,8 +366,8 @@ class Uplink:
             protocol=protocol,
             reconnect_on_failure=False,
         )
-        client.max_inflight_messages_set(settings.max_inflight_messages + 2)
-        client.max_queued_messages_set(0)
+        client.max_inflight_messages_set(settings.max_inflight_messages + 2 + REPLY_SLOTS)
+        client.max_queued_messages_set(MAX_QUEUED_MESSAGES)
         client.will_set(
             self._topics.status,
             status_payload("offline", reason="connection_lost", client_id=self._client_id),
@@ -311,6 +389,14 @@ class Uplink:
         client.on_message = self._on_message
         return client
 
+    def _max_inbound_bytes(self) -> int:
+        """The largest packet the broker may send this client: an ack or a command, with room for the topic.
+        A broker that honours it (Mosquitto does) drops a larger message instead of sending it."""
+        largest = self._settings.max_ack_bytes
+        if self._on_command is not None:
+            largest = max(largest, self._max_command_bytes)
+        return largest + INBOUND_OVERHEAD_BYTES
+
     # paho's network thread: record what happened and wake the uplink thread, nothing more.
 
     def _push(self, kind: str, detail: Any = None) -> None:
@@ -322,16 +408,26 @@ class Uplink:
         self._push("refused" if reason.is_failure else "connected", str(reason))
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
-        self._push("disconnected", str(reason))
+        self._push("disconnected", (str(reason), reason.value == SESSION_TAKEN_OVER))
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
         self._push("puback", mid)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-        if message.topic == self._topics.ack:
-            self._push("ack", message.payload)
-        elif message.topic == self._topics.cmd and self.on_command is not None:
-            self.on_command(bytes(message.payload))
+        """On paho's thread, which must outlive any message: an oversized ack is dropped before it is kept."""
+        with self._boundary.contain(f"message on {message.topic[:80]}"):
+            if message.topic == self._topics.ack:
+                if len(message.payload) > self._settings.max_ack_bytes:
+                    self._ack_refused(f"{len(message.payload)} bytes, more than max_ack_bytes")
+                else:
+                    self._push("ack", message.payload)
+            elif message.topic == self._topics.cmd and self._on_command is not None:
+                self._on_command(bytes(message.payload))
+
+    def _ack_refused(self, why: str) -> None:
+        count = self._refused_acks.note(self._clock.monotonic())
+        if count is not None:
+            log.warning("uplink_ack_refused", error=why, count=count, max_ack_bytes=self._settings.max_ack_bytes)
 
     def _next_event(self, kinds: tuple[str, ...], timeout_s: float) -> tuple[str | None, Any]:
         deadline = self._clock.monotonic() + timeout_s
@@ -358,10 +454,11 @@ class Uplink:
         recent_cutoff = self._clock.wall_ms() - int(RECENT_S * 1000)
         self._planner.reset(acked, reader.first_seq_since(recent_cutoff, acked + 1, self._head))
         self._inflight.clear()
+        self._reply_mids.clear()
         self._last_progress = self._clock.monotonic()
         if self._settings.ack_mode == "platform":
             client.subscribe(self._topics.ack, qos=1)
-        if self.on_command is not None:
+        if self._on_command is not None:
             client.subscribe(self._topics.cmd, qos=1)
         self._publish_status(client, "online")
         self._set_state("online")
@@ -370,20 +467,35 @@ class Uplink:
             events = self._wait_for_work()
             for kind, detail in events:
                 if kind == "disconnected":
-                    self._set_state("offline", f"disconnected: {detail}")
-                    log.warning("uplink_disconnected", reason=str(detail))
+                    self._disconnected(*detail)
                     return
-                if kind in ("reply", "resend"):
-                    self._serve_command(client, reader, kind, detail)
-                else:
-                    self._handle(kind, detail)
+                with self._boundary.contain(f"{kind} event"):
+                    if kind == "resend":
+                        self._resend(client, reader, *detail)
+                    else:
+                        self._handle(kind, detail)
             if self._stopping.is_set():
                 self._finish(client, reader)
                 return
-            self._check_ack_timeout()
-            if self._faults != self._faults_published:
-                self._publish_status(client, "online")
-            self._fill_window(client, reader)
+            with self._boundary.contain("uplink turn"):
+                self._check_ack_timeout()
+                if self._faults != self._faults_published:
+                    self._publish_status(client, "online")
+                self._fill_window(client, reader)
+                self._publish_replies(client)
+            if pause_s := self._boundary.pause_s():
+                self._pause(pause_s)
+
+    def _disconnected(self, reason: str, taken_over: bool) -> None:
+        self._set_state("offline", f"disconnected: {reason}")
+        if taken_over:
+            log.warning(
+                "uplink_session_taken_over",
+                client_id=self._client_id,
+                advice="another client connected with this client id: give every box its own uplink.client_id",
+            )
+        else:
+            log.warning("uplink_disconnected", reason=reason)
 
     def _wait_for_work(self, timeout_s: float | None = None) -> list[tuple[str, Any]]:
         wait_s = self._settings.ack_timeout_s / 4 if timeout_s is None else timeout_s
@@ -396,47 +508,84 @@ class Uplink:
             return events
 
     def _can_publish(self) -> bool:
-        return self._planner.propose(self._head) is not None or self._faults != self._faults_published
+        return (
+            self._planner.propose(self._head) is not None or self._faults != self._faults_published or self._reply_due()
+        )
 
-    def _serve_command(self, client: mqtt.Client, reader: OutboxReader, kind: str, detail: Any) -> None:
-        """A command's reply, or the records a resend asked for. Both go out beside the planner: a resent
-        record's PUBACK finds no in-flight entry and the ack it brings moves nothing backwards, so a resend
-        changes no delivery bookkeeping."""
-        if kind == "reply":
-            client.publish(self._topics.cmd_reply, detail, qos=1)
-            return
-        first, last = detail
+    def _reply_due(self) -> bool:
+        """A reply waits, its slot is free, and no record can go now (records always go first)."""
+        return bool(self._replies) and len(self._reply_mids) < REPLY_SLOTS and self._planner.propose(self._head) is None
+
+    def _publish_replies(self, client: mqtt.Client) -> None:
+        while True:
+            with self._wake:
+                if not self._reply_due():
+                    return
+                payload = self._replies.popleft()
+            info = client.publish(self._topics.cmd_reply, payload, qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                log.warning("uplink_reply_not_published", error=mqtt.error_string(info.rc))
+                return
+            self._reply_mids.add(info.mid)
+
+    def _resend(self, client: mqtt.Client, reader: OutboxReader, first: int, last: int) -> None:
+        """The records a resend command asked for, beside the planner: a resent record's PUBACK finds no
+        in-flight entry and the ack it brings moves nothing backwards, so a resend changes no delivery
+        bookkeeping. What does not fit paho's bounded queue is left out, and said."""
+        start = first
         while first <= last:
             message = build_records_message(reader.read(first, last), self._settings.max_message_bytes)
             if message is None or message.first != first:
                 log.warning("uplink_resend_records_missing", first=first, last=last)
                 return
-            client.publish(self._topics.records, message.payload, qos=1)
+            info = client.publish(self._topics.records, message.payload, qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                log.warning("uplink_resend_cut", first=first, last=last, error=mqtt.error_string(info.rc))
+                return
             self._counts["resent"] += message.last - message.first + 1
             first = message.last + 1
-        log.info("uplink_resent", first=detail[0], last=last)
+        log.info("uplink_resent", first=start, last=last)
 
     def _handle(self, kind: str, detail: Any) -> None:
         if kind == "puback":
             sent = self._inflight.pop(detail, None)
             if sent is None:
+                self._reply_mids.discard(detail)
                 return
             self._planner.delivered()
             if self._settings.ack_mode == "broker":
                 self._progress(self._planner.confirm(sent.first, sent.last))
         elif kind == "ack":
             try:
-                upto = parse_ack(detail)
+                upto = parse_ack(detail, self._settings.max_ack_bytes)
             except AckError as exc:
-                log.warning("uplink_bad_ack", error=str(exc))
+                self._ack_refused(str(exc))
                 return
             if upto > self._head:
                 log.warning("uplink_ack_beyond_head", upto=upto, head_seq=self._head)
                 return
             if self._planner.acknowledge(upto):
                 self._progress(upto)
+            elif upto < self._planner.acked_upto:
+                self._platform_lacks(upto)
             elif self._planner.lacks_few() and self._clock.monotonic() - self._next_sent_at > STALLED_ACK_S:
                 self._rewind("uplink_platform_lacks_record")
+
+    def _platform_lacks(self, upto: int) -> None:
+        """The platform acks less than it did: it lost records (a restore from backup, a lost disk), and it is
+        the authority on what it holds. Send again from its `upto`, at most once per ack_timeout_s, so that a
+        stale or out-of-order ack costs a bounded number of duplicates."""
+        now = self._clock.monotonic()
+        if self._authority_rewound_at is not None and now - self._authority_rewound_at < self._settings.ack_timeout_s:
+            return
+        self._authority_rewound_at = now
+        believed = self._planner.acked_upto
+        first_stored = None if self._reader is None else self._reader.first_seq()
+        restart = upto
+        if first_stored is not None and first_stored > upto + 1:
+            restart = first_stored - 1
+            log.error("uplink_platform_lacks_pruned", first=upto + 1, last=restart, acked_upto=upto)
+        self._rewind("uplink_platform_acked_less", restart, upto=upto, believed_acked_upto=believed)
 
     def _progress(self, acked: int) -> None:
         self._last_progress = self._next_sent_at = self._clock.monotonic()
@@ -449,11 +598,12 @@ class Uplink:
         if self._clock.monotonic() - self._last_progress >= self._settings.ack_timeout_s:
             self._rewind("uplink_ack_timeout")
 
-    def _rewind(self, event: str) -> None:
-        """Send everything unacknowledged again, from the record after acked_upto."""
-        log.warning(event, acked_upto=self._planner.acked_upto, head_seq=self._head)
+    def _rewind(self, event: str, acked_upto: int | None = None, **fields: object) -> None:
+        """Send everything unacknowledged again, from the record after acked_upto (by default the planner's)."""
+        acked = self._planner.acked_upto if acked_upto is None else acked_upto
+        log.warning(event, acked_upto=acked, head_seq=self._head, **fields)
         self._counts["rewinds"] += 1
-        self._planner.reset(self._planner.acked_upto)
+        self._planner.reset(acked)
         self._inflight.clear()
         self._last_progress = self._clock.monotonic()
 

@@ -1,0 +1,301 @@
+"""The uplink against a hostile broker and platform: poison acks, a platform that forgets, a broker that accepts
+and closes at once, a client id taken over. Real Mosquitto and real TCP on 127.0.0.1; a real outbox and recorder.
+
+The platform here is a small stand-in written from the contract (records in, `{"upto": N}` out), so that a test
+can make it forget what it held; the reference receiver is exercised by the command link tests."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from agent.clock import SystemClock
+from agent.config import OutboxSection, UplinkSection
+from agent.containment import Boundary
+from agent.ledger.keys import DeviceKey
+from agent.ledger.outbox import Outbox
+from agent.ledger.recorder import Recorder
+from agent.records import HeartbeatBody, RecordIntent
+from agent.uplink.session import Uplink
+from simulators.broker import MosquittoBroker
+
+pytestmark = pytest.mark.slow
+
+STATION = "HOSTILE-1"
+TOPICS = f"fsm/v1/{STATION}"
+DEADLINE_S = 15.0
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout_s}s")
+        time.sleep(0.05)
+
+
+@dataclass
+class Station:
+    """The producing half of the agent, and the records the uplink's boundary reported."""
+
+    outbox_path: Path
+    recorder: Recorder
+    reported: list[RecordIntent] = field(default_factory=list)
+    uplinks: list[Uplink] = field(default_factory=list)
+
+    def record(self, count: int) -> int:
+        """Commit `count` heartbeats; the new head seq."""
+        target = self.recorder.status().head_seq + count
+        for n in range(count):
+            body = HeartbeatBody(
+                interval_s=60, uptime_s=n, uplink="online", unacked=0, devices_online=0, devices_total=0
+            )
+            self.recorder.submit(body.intent(SystemClock().wall_ms()))
+        wait_until(lambda: self.recorder.status().head_seq == target, f"{count} records committed")
+        return target
+
+    def uplink(self, settings: UplinkSection) -> Uplink:
+        status = self.recorder.status()
+
+        def report(intent: RecordIntent) -> None:
+            self.reported.append(intent)
+            self.recorder.submit(intent)
+
+        uplink = Uplink(
+            settings,
+            STATION,
+            self.outbox_path,
+            SystemClock(),
+            on_acked=self.recorder.note_acked,
+            acked_upto=status.acked_upto,
+            head_seq=status.head_seq,
+            boundary=Boundary("uplink", report, SystemClock()),
+        )
+        self.uplinks.append(uplink)
+        uplink.start()
+        return uplink
+
+    def notify(self, head_seq: int) -> None:
+        for uplink in self.uplinks:
+            uplink.notify(head_seq)
+
+
+@pytest.fixture
+def station(tmp_path: Path) -> Iterator[Station]:
+    path = tmp_path / "outbox.sqlite"
+    key = DeviceKey.from_private(Ed25519PrivateKey.generate())
+    recorder = Recorder(Outbox(path, 64 * 1024**2), STATION, key, OutboxSection(path=path), SystemClock())
+    running = Station(path, recorder)
+    recorder.on_commit = running.notify
+    recorder.start()
+    yield running
+    for uplink in running.uplinks:
+        uplink.stop()
+    recorder.stop()
+
+
+class Platform:
+    """Holds the seqs it received and acks the contiguous prefix, as the contract says; can forget."""
+
+    def __init__(self, broker: MosquittoBroker) -> None:
+        self._lock = threading.Lock()
+        self.held: set[int] = set()
+        self.received: list[int] = []
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"platform-{STATION}", protocol=MQTTProtocolVersion.MQTTv5
+        )
+        self._subscribed = threading.Event()
+        self._client.on_connect = lambda c, *_: c.subscribe(f"{TOPICS}/records", qos=1)
+        self._client.on_subscribe = lambda *_: self._subscribed.set()
+        self._client.on_message = self._on_records
+        self._client.connect(broker.host, broker.port)
+        self._client.loop_start()
+        assert self._subscribed.wait(10), "the platform subscribed"
+
+    def _on_records(self, client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        seqs = [item["record"]["seq"] for item in json.loads(message.payload)["records"]]
+        with self._lock:
+            self.received.extend(seqs)
+            self.held.update(seqs)
+            upto = self.upto()
+        client.publish(f"{TOPICS}/ack", json.dumps({"upto": upto}), qos=1)
+
+    def upto(self) -> int:
+        upto = 0
+        while upto + 1 in self.held:
+            upto += 1
+        return upto
+
+    def forget_after(self, seq: int) -> None:
+        """A restore from an older backup: everything after `seq` is gone, and the platform says so."""
+        with self._lock:
+            self.held = {held for held in self.held if held <= seq}
+        self._client.publish(f"{TOPICS}/ack", json.dumps({"upto": seq}), qos=1).wait_for_publish(5)
+
+    def times_received(self, seq: int) -> int:
+        with self._lock:
+            return self.received.count(seq)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def publish_retained(broker: MosquittoBroker, topic: str, payload: bytes) -> None:
+    """Publish as some other client could, retained, and wait until the broker has it."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="intruder", protocol=MQTTProtocolVersion.MQTTv5)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=1, retain=True).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_poison_acks_are_refused_and_counted_and_records_still_get_acked(
+    station: Station, private_broker: MosquittoBroker
+) -> None:
+    """A retained ack with a 5,000-digit upto, then `[` x 50,000 (within the size limit, refused for depth),
+    then `[` x 100,000 (beyond it, dropped unread): each is refused and counted, the uplink thread lives on, and
+    the records are acknowledged by the platform's good acks."""
+    platform = Platform(private_broker)
+    try:
+        publish_retained(private_broker, f"{TOPICS}/ack", b'{"upto": 1' + b"0" * 5000 + b"}")
+        settings = UplinkSection(
+            broker=private_broker.address,
+            protocol="3.1.1",
+            max_ack_bytes=64 * 1024,
+            reconnect_min_s=0.2,
+            reconnect_max_s=1.0,
+        )
+        head = station.record(5)
+        uplink = station.uplink(settings)
+        wait_until(lambda: uplink.status().acks_refused >= 1, "the retained huge integer refused")
+        publish_retained(private_broker, f"{TOPICS}/ack", b"[" * 50_000)
+        wait_until(lambda: uplink.status().acks_refused >= 2, "the deep ack refused")
+        publish_retained(private_broker, f"{TOPICS}/ack", b"[" * 100_000)
+        wait_until(lambda: uplink.status().acks_refused >= 3, "the oversized ack dropped")
+        head = station.record(3)
+        wait_until(lambda: uplink.status().acked_upto == head, "every record acknowledged by the platform")
+        assert uplink.alive(), "the uplink thread outlived every poison ack"
+        assert uplink.status().internal_errors == 0, "refused by the parser, not contained as a crash"
+    finally:
+        platform.close()
+        publish_retained(private_broker, f"{TOPICS}/ack", b"")
+
+
+def test_a_platform_that_acks_less_gets_the_records_again(station: Station, private_broker: MosquittoBroker) -> None:
+    """The platform is the authority: an upto lower than the agent believed makes the agent send again from
+    there, and the platform ends up holding every record once more."""
+    platform = Platform(private_broker)
+    try:
+        settings = UplinkSection(broker=private_broker.address, ack_timeout_s=2.0, reconnect_min_s=0.2)
+        head = station.record(10)
+        uplink = station.uplink(settings)
+        wait_until(lambda: uplink.status().acked_upto == head, "every record acknowledged")
+        rewinds = uplink.status().rewinds
+        platform.forget_after(4)
+        wait_until(lambda: platform.times_received(head) >= 2, "the forgotten records sent again")
+        assert all(platform.times_received(seq) >= 2 for seq in range(5, head + 1))
+        wait_until(lambda: uplink.status().acked_upto == head, "the platform's new acks followed")
+        assert platform.upto() == head
+        assert uplink.status().rewinds == rewinds + 1
+    finally:
+        platform.close()
+
+
+class ClosingBroker:
+    """A TCP server on 127.0.0.1 that reads a CONNECT, answers CONNACK (success, MQTT 5) and closes: the shape
+    of a broker that accepts a session and ends it at once. Counts the connections it took."""
+
+    CONNACK_V5 = bytes([0x20, 0x03, 0x00, 0x00, 0x00])
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.2)
+        self.port = self._server.getsockname()[1]
+        self.connects: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(2.0)
+                try:
+                    connection.recv(4096)
+                    self.connects.append(time.monotonic())
+                    connection.sendall(self.CONNACK_V5)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._server.close()
+
+
+def test_a_broker_that_accepts_and_closes_is_knocked_on_less_and_less(station: Station) -> None:
+    """Every session ends at once, so every one counts as a failure and the wait grows across them: a handful
+    of connects in 5 s, where an immediate retry would make hundreds."""
+    broker = ClosingBroker()
+    try:
+        station.record(2)
+        uplink = station.uplink(UplinkSection(broker=f"127.0.0.1:{broker.port}", reconnect_min_s=1.0))
+        wait_until(lambda: len(broker.connects) >= 1, "the first connect")
+        first = broker.connects[0]
+        time.sleep(5.0)
+        within = [at for at in broker.connects if at - first <= 5.0]
+        assert 2 <= len(within) <= 6, f"{len(within)} connects in 5 s"
+        gaps = [later - earlier for earlier, later in itertools.pairwise(within)]
+        assert all(gap >= 0.5 for gap in gaps), f"no reconnect without a wait: {gaps}"
+        assert uplink.alive()
+    finally:
+        broker.close()
+
+
+def test_a_twin_with_the_same_client_id_is_said_and_knocked_on_less(
+    station: Station, private_broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A second client with the station's client id (reconnecting as paho does) ends the agent's session again
+    and again. The agent names it, by MQTT 5's "session taken over" where the broker sends it and by the run of
+    short sessions where it only closes (Mosquitto 2.0), and its backoff keeps the tug of war slow."""
+    settings = UplinkSection(broker=private_broker.address, reconnect_min_s=0.5, reconnect_max_s=8.0)
+    uplink = station.uplink(settings)
+    wait_until(lambda: uplink.status().state == "online", "online")
+    connects = uplink.status().connects
+    twin = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"station-agent-{STATION}", protocol=MQTTProtocolVersion.MQTTv5
+    )
+    with caplog.at_level(logging.WARNING, logger="agent.uplink"):
+        twin.connect(private_broker.host, private_broker.port)
+        twin.loop_start()
+        try:
+            said = {"uplink_session_taken_over", "uplink_sessions_short"}
+            wait_until(lambda: any(r.getMessage() in said for r in caplog.records), "the twin named", 30.0)
+            started = uplink.status().connects
+            time.sleep(5.0)
+            assert uplink.status().connects - started <= 5, "a slow tug of war, not a storm"
+        finally:
+            twin.loop_stop()
+            twin.disconnect()
+    assert uplink.status().connects > connects and uplink.alive()
