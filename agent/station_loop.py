@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from agent.clock import Clock
 from agent.field.events import FieldEvent
 from agent.lifecycle import ClockWatch
-from agent.logs import get_logger
+from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
 from agent.records import AgentStopBody, HeartbeatBody, RecordIntent
 from agent.station.station import Station
 
 log = get_logger("agent.station")
+repeats = repeat_limited("agent.station")
+"""For what a loop may say over and over: once a minute per event and subject, with the count left out."""
 
 CLOCK_CHECK_S = 10.0
 TICK_S = 1.0
@@ -131,7 +133,7 @@ class StationLoop:
         try:
             intents = self._station.on_event(event)
         except Exception:
-            log.exception("station_event_failed", field_event=type(event).__name__)
+            repeats.exception("station_event_failed", key=type(event).__name__, field_event=type(event).__name__)
             return
         self._submit_all(intents)
 
@@ -142,7 +144,7 @@ class StationLoop:
             try:
                 intents = step(self._clock.wall_ms())
             except Exception:
-                log.exception("station_step_failed", step=name)
+                repeats.exception("station_step_failed", key=name, step=name)
                 continue
             self._submit_all(intents)
 

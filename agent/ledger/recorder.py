@@ -28,11 +28,13 @@ from agent.ledger.chain import ChainHead, RecordRefused, SealedRecord, Signer, s
 from agent.ledger.key_rotation import abandon_new_key, prepare_new_key, promote_new_key, rotation_cursor
 from agent.ledger.keys import DeviceKey, KeyFileError
 from agent.ledger.outbox import Outbox, OutboxError, OutboxFull
-from agent.logs import get_logger
+from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
 from agent.records import AlarmBody, AlarmKind, AlarmState, KeyRotationBody, RecordIntent
 
 log = get_logger("agent.recorder")
+repeats = repeat_limited("agent.recorder")
+"""For what a loop may say over and over: once a minute per event and subject, with the count left out."""
 
 MAX_BATCH = 256
 SIGNING_WORKERS = 2
@@ -239,7 +241,9 @@ class Recorder:
             try:
                 records, head = seal(batch, self._head, self._station, self._key, self._signer)
             except RecordRefused as refused:
-                log.error("record_refused", type=str(refused.intent.type), reason=str(refused))
+                repeats.error(
+                    "record_refused", key=str(refused.intent.type), type=str(refused.intent.type), reason=str(refused)
+                )
                 with self._lock:
                     del self._pending[refused.index]
                 continue
@@ -370,7 +374,7 @@ class Recorder:
         try:
             self._outbox.set_meta({"acked_upto": str(acked)})
         except OutboxError as exc:
-            log.warning("ack_position_not_saved", acked_upto=acked, problem=str(exc))
+            repeats.warning("ack_position_not_saved", acked_upto=acked, problem=str(exc))
             return
         self._acked_saved = acked
 
@@ -389,7 +393,7 @@ class Recorder:
                 self._acked_saved = acked
             deleted = self._outbox.prune(acked, keep_after_ts_ms, keep_bytes)
         except OutboxError as exc:
-            log.warning("prune_failed", problem=str(exc))
+            repeats.warning("prune_failed", problem=str(exc))
             return 0
         if deleted:
             log.info("outbox_pruned", records=deleted, acked_upto=acked, emergency=keep_bytes is None)
