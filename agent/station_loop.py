@@ -86,11 +86,13 @@ class StationLoop:
     def uptime_s(self) -> int:
         return int(self._clock.monotonic() - self._started)
 
-    def stop(self, reason: str, timeout_s: float = 5.0) -> None:
-        """Handle the events already posted, then record the stop."""
+    def stop(self, reason: str, timeout_s: float = 5.0) -> bool:
+        """Handle the events already posted, then record the stop; returns whether the thread ended."""
         self._stop_reason = reason
         self._events.put(None)
-        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        return not self._thread.is_alive()
 
     def _run(self) -> None:
         next_heartbeat = self._started + self._interval_s

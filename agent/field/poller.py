@@ -131,10 +131,17 @@ class LinePoller:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """End the thread and close the line; returns whether the thread ended. A device that hangs a read
+        longer than `timeout_s` keeps the thread, and the line, which its read holds, is left to the process's
+        exit rather than waited for."""
         self._stop.set()
-        self._thread.join(timeout_s)
-        self._master.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        ended = not self._thread.is_alive()
+        if ended:
+            self._master.close()
+        return ended
 
     def alive(self) -> bool:
         return self._thread.is_alive()

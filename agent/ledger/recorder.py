@@ -16,7 +16,7 @@ import queue
 import sqlite3
 import threading
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +42,6 @@ SIGNING_WORKERS = 2
 ACK_SAVE_INTERVAL_S = 30.0
 PRUNE_INTERVAL_S = 600.0
 _WAKE = "wake"
-_STOP = "stop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +78,17 @@ class KeyRotated:
     seq: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    mark: Mapping[str, str] | None
+    """Saved in the outbox's meta as the thread's last act, if every record was written: the clean-stop mark."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Flush:
+    done: threading.Event
+
+
 class KeyRotationFailed(Exception):
     """The key was not rotated; the old key still signs, and the message says why."""
 
@@ -111,7 +121,9 @@ class Recorder:
         self._clock = clock
         self.on_commit: Callable[[int], None] | None = None
         """Told the new head after each commit (the uplink's notify); set before start()."""
-        self._queue: queue.SimpleQueue[RecordIntent | _Rotation | str] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[RecordIntent | _Rotation | _Stop | _Flush | str] = queue.SimpleQueue()
+        self._flushes: list[threading.Event] = []
+        self._stop_mark: Mapping[str, str] | None = None
         self._rotations: deque[_Rotation] = deque()
         self._lock = threading.Lock()
         self._head: ChainHead = outbox.head()
@@ -162,11 +174,25 @@ class Recorder:
             trouble.next_try = 0.0
             self._queue.put(_WAKE)
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Write everything submitted so far, save the ack position, and end the thread."""
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything submitted so far is written (or found unwritable); False: the thread did not
+        get there in time, or has ended."""
+        if not self._thread.is_alive():
+            return False
+        done = threading.Event()
+        self._queue.put(_Flush(done))
+        return done.wait(timeout_s)
+
+    def stop(self, timeout_s: float = 10.0, *, mark: Mapping[str, str] | None = None) -> bool:
+        """Write everything submitted so far, save the ack position, and end the thread; returns whether it ended.
+
+        `mark` (the clean-stop mark) is saved in the outbox's meta, then the WAL checkpointed, as the thread's
+        last act, and only if no record is left unwritten: the outbox is written by this thread alone, so a mark
+        can never land while a commit is still going on."""
         if self._thread.is_alive():
-            self._queue.put(_STOP)
+            self._queue.put(_Stop(mark))
             self._thread.join(timeout_s)
+        return not self._thread.is_alive()
 
     def status(self) -> RecorderStatus:
         with self._lock:
@@ -203,9 +229,10 @@ class Recorder:
                     stopping = self._take(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._write_pending(force=stopping)
+            self._write_pending(force=stopping or bool(self._flushes))
             while self._rotations:
                 self._rotate(self._rotations.popleft())
+            self._release_flushes()
             now = self._clock.monotonic()
             if now >= next_prune and self._trouble is None:
                 self._prune_by_retention()
@@ -214,13 +241,19 @@ class Recorder:
                 self._save_acked()
                 next_ack_save = now + ACK_SAVE_INTERVAL_S
         self._signer.close()
+        self._release_flushes()
         if self._pending:
             log.error("records_lost_at_stop", count=len(self._pending), reason=self.status().problem)
+        elif self._stop_mark is not None:
+            self._save_stop_mark(self._stop_mark)
 
-    def _take(self, item: RecordIntent | _Rotation | str) -> bool:
-        if item == _STOP:
+    def _take(self, item: RecordIntent | _Rotation | _Stop | _Flush | str) -> bool:
+        if isinstance(item, _Stop):
+            self._stop_mark = item.mark
             return True
-        if isinstance(item, _Rotation):
+        if isinstance(item, _Flush):
+            self._flushes.append(item.done)
+        elif isinstance(item, _Rotation):
             self._rotations.append(item)
         elif isinstance(item, RecordIntent):
             trouble = self._trouble
@@ -229,6 +262,18 @@ class Recorder:
             else:
                 self._pending.append(item)
         return False
+
+    def _release_flushes(self) -> None:
+        for done in self._flushes:
+            done.set()
+        self._flushes.clear()
+
+    def _save_stop_mark(self, mark: Mapping[str, str]) -> None:
+        try:
+            self._outbox.set_meta(dict(mark))
+            self._outbox.checkpoint()
+        except OutboxError as exc:
+            log.error("clean_stop_not_saved", problem=str(exc))
 
     def _write_pending(self, force: bool = False) -> None:
         """Commit pending intents in batches; a batch that does not fit is halved, so a nearly full outbox
