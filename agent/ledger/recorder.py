@@ -25,12 +25,18 @@ from typing import Literal
 from agent.clock import Clock
 from agent.config import OutboxSection
 from agent.ledger.chain import ChainHead, RecordRefused, SealedRecord, Signer, seal
-from agent.ledger.key_rotation import abandon_new_key, prepare_new_key, promote_new_key, rotation_cursor
+from agent.ledger.key_rotation import (
+    RetiredKey,
+    abandon_new_key,
+    prepare_new_key,
+    promote_new_key,
+    rotation_cursor,
+)
 from agent.ledger.keys import DeviceKey, KeyFileError
 from agent.ledger.outbox import Outbox, OutboxError, OutboxFull
 from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
-from agent.records import AlarmBody, AlarmKind, AlarmState, KeyRotationBody, RecordIntent
+from agent.records import AlarmBody, AlarmKind, AlarmState, KeyRotationBody, RecordIntent, RecordType
 
 log = get_logger("agent.recorder")
 repeats = repeat_limited("agent.recorder")
@@ -135,6 +141,12 @@ class Recorder:
         self._used_bytes = outbox.used_bytes()
         self._signer = Signer(key, workers=min(SIGNING_WORKERS, os.cpu_count() or 1))
         self.pulse = Pulse()
+        self._retired = (
+            None
+            if key_path is None
+            else RetiredKey.from_events(key_path, lambda: outbox.canonical_since(RecordType.EVENT, 0))
+        )
+        """The rotated-out key, destroyed by this thread once its key_rotation record is acknowledged."""
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
 
     @property
@@ -172,6 +184,8 @@ class Recorder:
         trouble = self._trouble
         if trouble is not None:
             trouble.next_try = 0.0
+            self._queue.put(_WAKE)
+        elif self._retired is not None and (waiting := self._retired.waiting_for()) is not None and upto >= waiting:
             self._queue.put(_WAKE)
 
     def flush(self, timeout_s: float = 10.0) -> bool:
@@ -232,7 +246,6 @@ class Recorder:
             self._write_pending(force=stopping or bool(self._flushes))
             while self._rotations:
                 self._rotate(self._rotations.popleft())
-            self._release_flushes()
             now = self._clock.monotonic()
             if now >= next_prune and self._trouble is None:
                 self._prune_by_retention()
@@ -240,6 +253,8 @@ class Recorder:
             if now >= next_ack_save or stopping:
                 self._save_acked()
                 next_ack_save = now + ACK_SAVE_INTERVAL_S
+            self._destroy_retired_key()
+            self._release_flushes()
         self._signer.close()
         self._release_flushes()
         if self._pending:
@@ -356,6 +371,8 @@ class Recorder:
             promote_new_key(self._key_path)
         except OSError as exc:
             log.error("key_rotation_rename_failed", key=str(self._key_path), problem=str(exc))
+        if self._retired is not None:
+            self._retired.retired(head.seq)
         log.warning("key_rotated", old_kid=old.kid, new_kid=new.kid, seq=head.seq)
         if self.on_commit is not None:
             self.on_commit(head.seq)
@@ -411,6 +428,15 @@ class Recorder:
         with self._lock:
             self._trouble = None
             self._pending.append(alarm.intent(now_ms))
+
+    def _destroy_retired_key(self) -> None:
+        if self._retired is None:
+            return
+        try:
+            if self._retired.acked(self._acked):
+                log.info("old_key_destroyed", key=str(self._key_path))
+        except OSError as exc:
+            repeats.error("old_key_not_destroyed", key=str(self._key_path), problem=str(exc))
 
     def _save_acked(self) -> None:
         acked = self._acked
