@@ -64,6 +64,7 @@ bench-detect: install
 deb: install
 	packaging/build-deb.sh $(if $(DEB_ARCH),--arch $(DEB_ARCH))
 
+# pip-tools: pure Python in the venv, pip's own resolver, and --generate-hashes records every file of a release.
 # The runtime dependencies pinned with the sha256 of every file of each release on PyPI (the amd64 and arm64
 # wheels alike), which `make deb` downloads with --require-hashes. Refresh after a change of pyproject's
 # dependencies, or to take their new releases.
