@@ -69,3 +69,13 @@ bench-detect: install
 .PHONY: deb
 deb: install
 	packaging/build-deb.sh $(if $(DEB_ARCH),--arch $(DEB_ARCH))
+
+# pip-tools: pure Python in the venv, pip's own resolver, and --generate-hashes records every file of a release.
+# The runtime dependencies pinned with the sha256 of every file of each release on PyPI (the amd64 and arm64
+# wheels alike), which `make deb` downloads with --require-hashes. Refresh after a change of pyproject's
+# dependencies, or to take their new releases.
+.PHONY: lock
+lock: install
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+		--no-emit-index-url --no-emit-find-links --no-emit-trusted-host --upgrade \
+		--output-file packaging/requirements.lock pyproject.toml packaging/requirements.in

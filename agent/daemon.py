@@ -300,27 +300,37 @@ class Agent:
         )
 
     def _stop(self, parts: _Parts, reason: str) -> None:
-        for poller in parts.pollers:
-            poller.stop()
-        parts.station.stop(reason)
+        """Stop the loops in data order; the clean-stop mark is written, by the recorder as its last act, only if
+        every loop ended. A loop that did not (a read that hangs, a bug) may still be about to make a record, so
+        the stop counts as unclean and the next start says so (`unclean_stop`)."""
+        ended = {f"poller-{poller.line}": poller.stop() for poller in parts.pollers}
+        ended["station"] = parts.station.stop(reason)
         if parts.commands is not None:
-            parts.commands.stop()
-        parts.recorder.stop()
+            ended["commands"] = parts.commands.stop()
+        ended["recorder"] = parts.recorder.flush()
         parts.uplink.notify(parts.recorder.head.seq)
-        parts.uplink.stop()
+        ended["uplink"] = parts.uplink.stop()
         if parts.ecology is not None:
             parts.ecology.notify(parts.recorder.head.seq)
-            parts.ecology.stop()
-        acked = parts.uplink.status().acked_upto
-        try:
-            parts.outbox.set_meta({"running": "0", "acked_upto": str(acked)})
-            parts.outbox.checkpoint()
-        except OutboxError as exc:
-            log.error("clean_stop_not_saved", problem=str(exc))
-        parts.outbox.close()
+            ended["uplink-hj212"] = parts.ecology.stop()
+        stuck = sorted(name for name, done in ended.items() if not done)
+        if stuck:
+            log.error("loops_not_ended", loops=stuck, consequence="the stop counts as unclean")
+        recorder_ended = parts.recorder.stop(
+            timeout_s=10.0 if ended["recorder"] else 1.0, mark=None if stuck else {"running": "0"}
+        )
+        if recorder_ended:
+            parts.outbox.close()
+        else:
+            log.error("loops_not_ended", loops=["recorder"], consequence="the stop counts as unclean")
         self._write_status(parts)
         parts.reader.close()
-        log.info("agent_stopped", head_seq=parts.recorder.head.seq, acked_upto=acked)
+        log.info(
+            "agent_stopped",
+            head_seq=parts.recorder.head.seq,
+            acked_upto=parts.recorder.status().acked_upto,
+            clean=recorder_ended and not stuck,
+        )
 
     @staticmethod
     def _heartbeat_facts(pollers: list[LinePoller], recorder: Recorder, uplink: Uplink) -> HeartbeatFacts:

@@ -14,7 +14,10 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 _FIELDS = "fields"
@@ -120,3 +123,94 @@ def configure(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+REPEAT_EVERY_S = 60.0
+"""How often one warning (the same event about the same thing) may be logged while it keeps happening."""
+MAX_REPEAT_KEYS = 1_024
+"""How many (event, key) pairs a gate remembers: the keys are device names or exception classes, a bounded set;
+past this the oldest is forgotten, which at worst lets one more line through."""
+
+
+@dataclass(slots=True)
+class _Window:
+    logged_s: float
+    """When the (event, key) was last logged."""
+    suppressed: int = 0
+    """Lines left out since."""
+
+
+class RepeatGate:
+    """Decides which of a repeated warning's lines are logged: the first, then at most one per `every_s` for each
+    (event, key), which carries how many were left out since the last. Pure logic: the caller brings the time.
+
+    A burst's last suppressed lines are counted in the next line of the same event and key, whenever that comes;
+    a warning that never comes back has said what it is already."""
+
+    __slots__ = ("_every_s", "_max_keys", "_windows")
+
+    def __init__(self, every_s: float = REPEAT_EVERY_S, max_keys: int = MAX_REPEAT_KEYS) -> None:
+        self._every_s = every_s
+        self._max_keys = max_keys
+        self._windows: dict[tuple[str, str], _Window] = {}
+
+    def admit(self, event: str, key: str, now_s: float) -> int | None:
+        """None: leave this line out. An int: log it, saying that many were left out before it."""
+        window = self._windows.get((event, key))
+        if window is None:
+            if len(self._windows) >= self._max_keys:
+                del self._windows[next(iter(self._windows))]
+            self._windows[(event, key)] = _Window(now_s)
+            return 0
+        if now_s - window.logged_s < self._every_s:
+            window.suppressed += 1
+            return None
+        suppressed = window.suppressed
+        window.logged_s, window.suppressed = now_s, 0
+        return suppressed
+
+
+class RepeatLimitedLogger:
+    """A logger for warnings a loop may repeat at a high rate (a device that keeps failing, a record refused over
+    and over): each (event, key) is logged at most once per `every_s`, with `suppressed=N` once lines were left out.
+
+        log = repeat_limited("agent.recorder")
+        log.error("record_refused", key="transaction", type="transaction", reason="...")
+
+    Thread-safe: pollers, the station and the recorder each log from their own thread."""
+
+    __slots__ = ("_clock", "_gate", "_lock", "_logger")
+
+    def __init__(
+        self,
+        logger: EventLogger,
+        every_s: float = REPEAT_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._gate = RepeatGate(every_s)
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def warning(self, event: str, /, *, key: str = "", **fields: Any) -> None:
+        self._log(logging.WARNING, event, key, fields)
+
+    def error(self, event: str, /, *, key: str = "", **fields: Any) -> None:
+        self._log(logging.ERROR, event, key, fields)
+
+    def exception(self, event: str, /, *, key: str = "", **fields: Any) -> None:
+        """An error with the traceback of the exception being handled (in the lines that are logged)."""
+        self._log(logging.ERROR, event, key, fields, exc_info=True)
+
+    def _log(self, level: int, event: str, key: str, fields: dict[str, Any], exc_info: bool = False) -> None:
+        with self._lock:
+            suppressed = self._gate.admit(event, key, self._clock())
+        if suppressed is None:
+            return
+        if suppressed:
+            fields = {**fields, "suppressed": suppressed}
+        self._logger._log(level, event, fields, exc_info=exc_info)
+
+
+def repeat_limited(name: str, every_s: float = REPEAT_EVERY_S) -> RepeatLimitedLogger:
+    return RepeatLimitedLogger(get_logger(name), every_s)

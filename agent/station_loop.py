@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from agent.clock import Clock
 from agent.field.events import FieldEvent
 from agent.lifecycle import ClockWatch
-from agent.logs import get_logger
+from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
 from agent.records import AgentStopBody, HeartbeatBody, RecordIntent
 from agent.station.station import Station
 
 log = get_logger("agent.station")
+repeats = repeat_limited("agent.station")
+"""For what a loop may say over and over: once a minute per event and subject, with the count left out."""
 
 CLOCK_CHECK_S = 10.0
 TICK_S = 1.0
@@ -84,11 +86,13 @@ class StationLoop:
     def uptime_s(self) -> int:
         return int(self._clock.monotonic() - self._started)
 
-    def stop(self, reason: str, timeout_s: float = 5.0) -> None:
-        """Handle the events already posted, then record the stop."""
+    def stop(self, reason: str, timeout_s: float = 5.0) -> bool:
+        """Handle the events already posted, then record the stop; returns whether the thread ended."""
         self._stop_reason = reason
         self._events.put(None)
-        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        return not self._thread.is_alive()
 
     def _run(self) -> None:
         next_heartbeat = self._started + self._interval_s
@@ -131,7 +135,7 @@ class StationLoop:
         try:
             intents = self._station.on_event(event)
         except Exception:
-            log.exception("station_event_failed", field_event=type(event).__name__)
+            repeats.exception("station_event_failed", key=type(event).__name__, field_event=type(event).__name__)
             return
         self._submit_all(intents)
 
@@ -142,7 +146,7 @@ class StationLoop:
             try:
                 intents = step(self._clock.wall_ms())
             except Exception:
-                log.exception("station_step_failed", step=name)
+                repeats.exception("station_step_failed", key=name, step=name)
                 continue
             self._submit_all(intents)
 

@@ -9,6 +9,8 @@
 # --out        where the .deb goes (default: build/deb)
 # --wheelhouse where downloaded wheels are kept between builds (default: build/deb/wheelhouse-<arch>)
 # --offline    take the dependencies from the wheelhouse only, without asking PyPI
+#
+# The dependencies are those pinned, with their hashes, in packaging/requirements.lock (`make lock`).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -62,15 +64,16 @@ rm -rf "$project/build/lib" "$project/build/bdist."*
 rm -rf "$project/build/lib" "$project/build/bdist."*
 agent_wheel=$(ls "$wheels"/station_agent-"$version"-*.whl)
 
-# Exactly what this version needs goes into the package; the wheelhouse keeps copies so that the next build
-# downloads only what changed (or nothing, with --offline).
+# Exactly the lock's pins go into the package (packaging/requirements.lock, `make lock`), each wheel checked
+# against the lock's sha256 (--require-hashes: a file PyPI or a mirror serves changed is refused, not packed);
+# the wheelhouse keeps copies so that the next build downloads only what changed (or nothing, with --offline).
 download=("$python" -m pip download --quiet --dest "$wheels" --find-links "$wheelhouse" --only-binary=:all:
     "${platforms[@]}" --python-version "$python_version" --implementation cp
     --abi "cp${python_version/./}" --abi abi3 --abi none)
 if [ "$offline" -eq 1 ]; then
     download+=(--no-index)
 fi
-"${download[@]}" "$agent_wheel" pip
+"${download[@]}" --require-hashes --requirement "$here/requirements.lock"
 cp -n "$wheels"/*.whl "$wheelhouse"/
 rm -f "$wheelhouse/$(basename "$agent_wheel")"
 

@@ -25,7 +25,14 @@ from agent.commands.settings import CommandsSection
 from agent.config import OutboxSection
 from agent.containment import Boundary
 from agent.ledger.chain import seal
-from agent.ledger.key_rotation import finish_rotation, new_key_path, old_key_path, prepare_new_key, rotation_cursor
+from agent.ledger.key_rotation import (
+    destroy_key_file,
+    finish_rotation,
+    new_key_path,
+    old_key_path,
+    prepare_new_key,
+    rotation_cursor,
+)
 from agent.ledger.keys import DeviceKey, KeyFileError, generate_key_file, kid_of, load_key_file
 from agent.ledger.outbox import Outbox, OutboxReader
 from agent.ledger.recorder import KeyRotated, KeyRotationFailed, Recorder
@@ -510,6 +517,57 @@ class TestRecorderRotation:
         assert rotation_cursor(new.kid, 0).key in outbox.cursors()
         outbox.close()
 
+    def test_the_old_key_is_destroyed_once_its_rotation_is_acknowledged(self, tmp_path: Path) -> None:
+        """`<key>.old` stays while the key_rotation record is unacknowledged (an ack below its seq changes
+        nothing) and is gone once an ack covers it; a restart with an acknowledged rotation finds it gone too."""
+        key_path = tmp_path / "keys" / "device.key"
+        old = generate_key_file(key_path)
+        outbox = Outbox(tmp_path / "outbox.sqlite", 8 * 1024**2)
+        recorder = Recorder(outbox, STATION, old, OutboxSection(), StepClock(), key_path=key_path)
+        recorder.start()
+        try:
+            recorder.submit(heartbeat(NOW_MS))
+            rotated = recorder.rotate_key(None).result(timeout=10)
+            recorder.submit(heartbeat(NOW_MS + 1))
+            recorder.flush()
+            recorder.note_acked(rotated.seq - 1)
+            recorder.flush()
+            assert old_key_path(key_path).exists(), "an unacknowledged rotation keeps the old key"
+            recorder.note_acked(rotated.seq)
+            recorder.flush()
+            assert not old_key_path(key_path).exists()
+        finally:
+            recorder.stop()
+        assert load_key_file(key_path).kid == rotated.new_kid
+        assert sorted(path.name for path in key_path.parent.iterdir()) == ["device.key"]
+        outbox.close()
+
+    def test_an_old_key_left_by_a_run_that_stopped_before_the_ack_goes_at_the_next(self, tmp_path: Path) -> None:
+        """After a restart the rotation's seq is found in the outbox: the old key waits for that ack, not any."""
+        key_path = tmp_path / "keys" / "device.key"
+        old = generate_key_file(key_path)
+        outbox = Outbox(tmp_path / "outbox.sqlite", 8 * 1024**2)
+        first = Recorder(outbox, STATION, old, OutboxSection(), StepClock(), key_path=key_path)
+        first.start()
+        try:
+            first.submit(heartbeat(NOW_MS))
+            rotated = first.rotate_key(None).result(timeout=10)
+            first.submit(heartbeat(NOW_MS + 1))
+        finally:
+            first.stop()
+        again = Recorder(outbox, STATION, load_key_file(key_path), OutboxSection(), StepClock(), key_path=key_path)
+        again.start()
+        try:
+            again.note_acked(rotated.seq - 1)
+            again.flush()
+            assert old_key_path(key_path).exists()
+            again.note_acked(rotated.seq + 1)
+            again.flush()
+            assert not old_key_path(key_path).exists()
+        finally:
+            again.stop()
+        outbox.close()
+
     def test_without_a_key_file_the_rotation_fails_and_the_old_key_signs_on(self, tmp_path: Path) -> None:
         outbox = Outbox(tmp_path / "outbox.sqlite", 8 * 1024**2)
         key = DeviceKey.from_private(STRANGER)
@@ -522,3 +580,21 @@ class TestRecorderRotation:
             recorder.stop()
         assert recorder.kid == key.kid and recorder.head.seq == 0
         outbox.close()
+
+
+class TestKeyDestruction:
+    def test_a_destroyed_key_file_is_zeroed_before_it_is_unlinked(self, tmp_path: Path) -> None:
+        """The file's own blocks are overwritten (seen through a second link to the same inode), then the name
+        goes."""
+        path = tmp_path / "device.key.old"
+        generate_key_file(path)
+        size = path.stat().st_size
+        witness = tmp_path / "witness"
+        os.link(path, witness)
+        destroy_key_file(path)
+        assert not path.exists()
+        assert witness.read_bytes() == bytes(size) and size > 0
+
+    def test_destroying_a_missing_key_file_is_nothing(self, tmp_path: Path) -> None:
+        """A key already gone (destroyed before a crash) is not an error."""
+        destroy_key_file(tmp_path / "device.key.old")

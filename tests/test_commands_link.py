@@ -159,6 +159,8 @@ def test_every_command_works_end_to_end_across_a_key_rotation(rig: CommandRig) -
     assert rotated["result"]["old_kid"] == rig.device_key.kid != rotated["result"]["new_kid"]
     rotation_seq = rotated["result"]["seq"]
     wait_until(lambda: rig.report().upto >= rotation_seq + 2, 15, "records signed by the new key at the platform")
+    old_key = rig.workdir / "keys" / "device.key.old"
+    wait_until(lambda: not old_key.exists(), 10, "the old key destroyed once its rotation is acknowledged")
     assert rig.stop_agent() == 0
     wait_until(lambda: rig.report().upto == rig.report().highest_seq, 10, "the last records at the platform")
 
@@ -166,7 +168,7 @@ def test_every_command_works_end_to_end_across_a_key_rotation(rig: CommandRig) -
     assert report.ok, report
     new_key = load_key_file(rig.workdir / "keys" / "device.key")
     assert new_key.kid == rotated["result"]["new_kid"]
-    assert load_key_file(rig.workdir / "keys" / "device.key.old").kid == rig.device_key.kid
+    assert sorted(path.name for path in (rig.workdir / "keys").iterdir()) == ["device.key"]
     events = rig.events()
     accepted = [(e["command_id"], e["cmd"]) for e in events if e["kind"] == "command_accepted"]
     assert [cmd for _, cmd in accepted] == ["ping", "ping", "status", "resend", "rotate-key"]
@@ -227,12 +229,15 @@ def test_a_rotation_cut_short_after_its_announcement_is_completed_at_the_next_st
     """A kill -9 after the key_rotation record was committed and before the key files were renamed leaves
     the old key in place and the new one beside it; the next start finishes the move and signs with the new
     key, which the platform already trusts."""
+    keys = rig.workdir / "keys"
+    first_key = (keys / "device.key").read_bytes()
     rotated = rig.send("rotate-key")
     assert rotated["ok"] is True
     assert rig.stop_agent() == 0
-    keys = rig.workdir / "keys"
     (keys / "device.key").rename(keys / "device.key.new")
-    (keys / "device.key.old").rename(keys / "device.key")
+    (keys / "device.key.old").unlink(missing_ok=True)  # destroyed already if the platform acknowledged in time
+    (keys / "device.key").write_bytes(first_key)
+    (keys / "device.key").chmod(0o600)
     rig.start_agent()
     wait_until(lambda: [e for e in rig.events() if e["kind"] == "agent_start"][1:], 10, "the second agent_start")
     starts = [e for e in rig.events() if e["kind"] == "agent_start"]

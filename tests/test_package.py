@@ -15,6 +15,7 @@ import re
 import shutil
 import stat
 import subprocess
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,3 +245,46 @@ class TestUnit:
         exposure = re.search(r"Overall exposure level for station-agent.service: ([0-9.]+)", security.stdout)
         assert exposure is not None, security.stdout + security.stderr
         assert float(exposure.group(1)) <= MAX_EXPOSURE
+
+
+LOCK = PROJECT / "packaging" / "requirements.lock"
+
+
+def _lock_pins() -> dict[str, tuple[str, list[str]]]:
+    """The lock's entries: normalised name -> (pinned version, sha256 hashes), read from pip-compile's layout."""
+    pins: dict[str, tuple[str, list[str]]] = {}
+    name = ""
+    for raw in LOCK.read_text().splitlines():
+        line = raw.strip().rstrip("\\").strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("--hash=sha256:"):
+            pins[name][1].append(line.removeprefix("--hash=sha256:"))
+            continue
+        requirement, version = line.split("==")
+        name = re.sub(r"[-_.]+", "-", requirement).lower()
+        pins[name] = (version.strip(), [])
+    return pins
+
+
+class TestLock:
+    def test_every_runtime_dependency_is_pinned_with_its_hashes(self) -> None:
+        """Each of pyproject's runtime dependencies is in the lock as name==version, the version within
+        pyproject's range, with at least one sha256; no entry of the lock goes without a hash."""
+        from packaging.requirements import Requirement  # noqa: PLC0415 - pip's own parser, a dev dependency's
+
+        pins = _lock_pins()
+        project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
+        for dependency in project["dependencies"]:
+            requirement = Requirement(dependency)
+            name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+            assert name in pins, f"{requirement.name} is not in {LOCK.name}: run make lock"
+            version, _ = pins[name]
+            assert requirement.specifier.contains(version), f"{name}=={version} is outside {requirement.specifier}"
+        assert all(len(hashes) >= 1 and all(len(h) == 64 for h in hashes) for _, hashes in pins.values())
+        assert "pip" in pins, "the postinst installs with the packaged pip: it must be locked too"
+
+    def test_the_package_takes_its_wheels_from_the_lock_with_hashes_required(self) -> None:
+        """build-deb.sh downloads with --require-hashes from the lock, so a changed file is refused."""
+        script = BUILD.read_text()
+        assert '--require-hashes --requirement "$here/requirements.lock"' in script

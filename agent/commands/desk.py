@@ -140,14 +140,18 @@ class CommandDesk:
             if dropped == 1 or dropped % 100 == 0:
                 log.warning("commands_dropped", dropped=dropped, queue_limit=self._settings.queue_limit)
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Answer the commands already taken, then end the thread, keep the refusal bucket, close the reader."""
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Answer the commands already taken, then end the thread, keep the refusal bucket and close the outbox
+        reader; returns whether the thread ended."""
         self._stopping.set()
         if self._thread.is_alive():
             self._inbox.put(None)
             self._thread.join(timeout_s)
         self._save_gate()
-        self._reader.close()
+        ended = not self._thread.is_alive()
+        if ended:
+            self._reader.close()
+        return ended
 
     def status(self) -> DeskStatus:
         with self._lock:

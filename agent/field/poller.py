@@ -20,12 +20,14 @@ from typing import Any, Literal, Protocol
 
 from agent.clock import Clock
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, FieldEvent, LineHealth
-from agent.logs import get_logger
+from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
 from drivers.errors import FieldCorrupt, FieldError, FieldTimeout
 from drivers.readings import Reading
 
 log = get_logger("agent.poller")
+repeats = repeat_limited("agent.poller")
+"""For what a loop may say over and over: once a minute per event and subject, with the count left out."""
 
 OFFLINE_AFTER = 3
 RETRIES_PER_POLL = 1
@@ -129,10 +131,17 @@ class LinePoller:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """End the thread and close the line; returns whether the thread ended. A device that hangs a read
+        longer than `timeout_s` keeps the thread, and the line, which its read holds, is left to the process's
+        exit rather than waited for."""
         self._stop.set()
-        self._thread.join(timeout_s)
-        self._master.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        ended = not self._thread.is_alive()
+        if ended:
+            self._master.close()
+        return ended
 
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -236,7 +245,7 @@ class LinePoller:
                 health.state, health.since_ms = "offline", now_ms
                 health.held = _LiveCounts()
         if went_away:
-            log.warning("device_offline", line=self.line, device=device.name, error=str(error))
+            repeats.warning("device_offline", key=device.name, line=self.line, device=device.name, error=str(error))
             self._sink(DeviceOffline(device.name, self.line, now_ms, f"{type(error).__name__}: {error}"))
 
 

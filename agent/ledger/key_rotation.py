@@ -5,21 +5,25 @@ then the `key_rotation` record, signed by the old key, is committed to the outbo
 `key_rotation/<new kid>`; only then is the old key renamed to `<key>.old` and the new one to `<key>`. The
 cursor is the single point of decision. At start, `finish_rotation` looks at what a crash left: a `.new` whose
 cursor is in the outbox was announced, so the rotation is completed; one whose cursor is not was never
-announced nor used, so it is removed and the old key goes on signing. The `.old` file is kept (one
-generation) for an investigator; nothing in the agent reads it.
+announced nor used, so it is removed and the old key goes on signing. The `.old` file is kept only until the
+platform acknowledges the `key_rotation` record (`RetiredKey`): until then a crash between the renames may need
+it; after, it can only leak, so it is overwritten, unlinked and the directory synced.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
 from agent.ledger.keys import DeviceKey, KeyFileError, generate_key_file, load_key_file
-from agent.records import Cursor
+from agent.records import Cursor, EventKind
 
 CURSOR_PREFIX = "key_rotation/"
+_ROTATION_KIND = f'"{EventKind.KEY_ROTATION}"'.encode()
+"""A cheap look before parsing an event: only a key_rotation event holds this."""
 
 
 def rotation_cursor(new_kid: str, ts_ms: int) -> Cursor:
@@ -58,6 +62,69 @@ def promote_new_key(path: Path) -> None:
 def abandon_new_key(path: Path) -> None:
     """The key_rotation record was not committed: the new key was never announced, so it must never sign."""
     new_key_path(path).unlink(missing_ok=True)
+    _sync_directory(path.parent)
+
+
+class RetiredKey:
+    """The old key of the last rotation, destroyed once the platform acknowledges the record that retired it.
+
+    Owned by the recorder's thread: `acked(upto)` is asked as acknowledgements arrive and does the file work at
+    most once. After a restart the `key_rotation` record's seq is found again in the outbox (`from_records`)."""
+
+    __slots__ = ("_path", "_seq")
+
+    def __init__(self, path: Path, seq: int | None) -> None:
+        self._path = path
+        self._seq = seq
+        """The key_rotation record's seq while `<key>.old` waits for its acknowledgement; None: nothing waits."""
+
+    @classmethod
+    def from_events(cls, path: Path, events: Callable[[], Iterable[bytes]]) -> RetiredKey:
+        """At start: `events` gives the canonical `event` records still in the outbox, in seq order (read only if
+        an old key is there). An old key whose key_rotation record is gone (pruned, so acknowledged long ago)
+        waits for nothing."""
+        if not old_key_path(path).exists():
+            return cls(path, None)
+        seq = 0
+        for canonical in events():
+            if _ROTATION_KIND in canonical:
+                record = json.loads(canonical)
+                if record["body"].get("kind") == EventKind.KEY_ROTATION:
+                    seq = int(record["seq"])
+        return cls(path, seq)
+
+    def retired(self, seq: int) -> None:
+        """A rotation's record `seq` is committed and the old key renamed: it waits for `seq`'s acknowledgement."""
+        self._seq = seq
+
+    def waiting_for(self) -> int | None:
+        return self._seq
+
+    def acked(self, upto: int) -> bool:
+        """Destroy the old key if `upto` covers its record; True if it was destroyed now."""
+        if self._seq is None or upto < self._seq:
+            return False
+        destroy_key_file(old_key_path(self._path))
+        self._seq = None
+        return True
+
+
+def destroy_key_file(path: Path) -> None:
+    """Overwrite a private key file with zeros, flushed, before unlinking it and syncing its directory: on the
+    flash of a small box an unlinked file's blocks are otherwise readable until they are reused. (Wear levelling
+    can keep older copies; the overwrite is what software can do.)"""
+    try:
+        descriptor = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        return
+    try:
+        zeros = memoryview(bytes(os.fstat(descriptor).st_size))
+        while zeros:
+            zeros = zeros[os.write(descriptor, zeros) :]
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    path.unlink()
     _sync_directory(path.parent)
 
 

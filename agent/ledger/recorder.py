@@ -16,7 +16,7 @@ import queue
 import sqlite3
 import threading
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +26,22 @@ from agent.clock import Clock
 from agent.config import OutboxSection
 from agent.ledger.anchor import AnchorError, AnchorKeeper
 from agent.ledger.chain import ChainHead, RecordRefused, SealedRecord, Signer, seal
-from agent.ledger.key_rotation import abandon_new_key, prepare_new_key, promote_new_key, rotation_cursor
+from agent.ledger.key_rotation import (
+    RetiredKey,
+    abandon_new_key,
+    prepare_new_key,
+    promote_new_key,
+    rotation_cursor,
+)
 from agent.ledger.keys import DeviceKey, KeyFileError
 from agent.ledger.outbox import Outbox, OutboxError, OutboxFull
-from agent.logs import get_logger
+from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
-from agent.records import AlarmBody, AlarmKind, AlarmState, KeyRotationBody, RecordIntent
+from agent.records import AlarmBody, AlarmKind, AlarmState, KeyRotationBody, RecordIntent, RecordType
 
 log = get_logger("agent.recorder")
+repeats = repeat_limited("agent.recorder")
+"""For what a loop may say over and over: once a minute per event and subject, with the count left out."""
 
 MAX_BATCH = 256
 SIGNING_WORKERS = 2
@@ -44,7 +52,6 @@ ANCHOR_INTERVAL_S = 300.0
 """How often the chain anchor follows the head while records are made (and at every stop): what a lost outbox
 can leave unknown is at most this long (agent/ledger/anchor.py)."""
 _WAKE = "wake"
-_STOP = "stop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +86,17 @@ class KeyRotated:
     old_kid: str
     new_kid: str
     seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    mark: Mapping[str, str] | None
+    """Saved in the outbox's meta as the thread's last act, if every record was written: the clean-stop mark."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Flush:
+    done: threading.Event
 
 
 class KeyRotationFailed(Exception):
@@ -117,7 +135,9 @@ class Recorder:
         self._clock = clock
         self.on_commit: Callable[[int], None] | None = None
         """Told the new head after each commit (the uplink's notify); set before start()."""
-        self._queue: queue.SimpleQueue[RecordIntent | _Rotation | str] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[RecordIntent | _Rotation | _Stop | _Flush | str] = queue.SimpleQueue()
+        self._flushes: list[threading.Event] = []
+        self._stop_mark: Mapping[str, str] | None = None
         self._rotations: deque[_Rotation] = deque()
         self._lock = threading.Lock()
         self._head: ChainHead = outbox.head()
@@ -129,6 +149,12 @@ class Recorder:
         self._used_bytes = outbox.used_bytes()
         self._signer = Signer(key, workers=min(SIGNING_WORKERS, os.cpu_count() or 1))
         self.pulse = Pulse()
+        self._retired = (
+            None
+            if key_path is None
+            else RetiredKey.from_events(key_path, lambda: outbox.canonical_since(RecordType.EVENT, 0))
+        )
+        """The rotated-out key, destroyed by this thread once its key_rotation record is acknowledged."""
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
 
     @property
@@ -167,12 +193,28 @@ class Recorder:
         if trouble is not None:
             trouble.next_try = 0.0
             self._queue.put(_WAKE)
+        elif self._retired is not None and (waiting := self._retired.waiting_for()) is not None and upto >= waiting:
+            self._queue.put(_WAKE)
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Write everything submitted so far, save the ack position, and end the thread."""
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything submitted so far is written (or found unwritable); False: the thread did not
+        get there in time, or has ended."""
+        if not self._thread.is_alive():
+            return False
+        done = threading.Event()
+        self._queue.put(_Flush(done))
+        return done.wait(timeout_s)
+
+    def stop(self, timeout_s: float = 10.0, *, mark: Mapping[str, str] | None = None) -> bool:
+        """Write everything submitted so far, save the ack position, and end the thread; returns whether it ended.
+
+        `mark` (the clean-stop mark) is saved in the outbox's meta, then the WAL checkpointed, as the thread's
+        last act, and only if no record is left unwritten: the outbox is written by this thread alone, so a mark
+        can never land while a commit is still going on."""
         if self._thread.is_alive():
-            self._queue.put(_STOP)
+            self._queue.put(_Stop(mark))
             self._thread.join(timeout_s)
+        return not self._thread.is_alive()
 
     def status(self) -> RecorderStatus:
         with self._lock:
@@ -209,7 +251,7 @@ class Recorder:
                     stopping = self._take(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._write_pending(force=stopping)
+            self._write_pending(force=stopping or bool(self._flushes))
             while self._rotations:
                 self._rotate(self._rotations.popleft())
             now = self._clock.monotonic()
@@ -220,14 +262,22 @@ class Recorder:
                 self._save_acked()
                 next_ack_save = now + ACK_SAVE_INTERVAL_S
             self._follow_with_anchor(now, stopping)
+            self._destroy_retired_key()
+            self._release_flushes()
         self._signer.close()
+        self._release_flushes()
         if self._pending:
             log.error("records_lost_at_stop", count=len(self._pending), reason=self.status().problem)
+        elif self._stop_mark is not None:
+            self._save_stop_mark(self._stop_mark)
 
-    def _take(self, item: RecordIntent | _Rotation | str) -> bool:
-        if item == _STOP:
+    def _take(self, item: RecordIntent | _Rotation | _Stop | _Flush | str) -> bool:
+        if isinstance(item, _Stop):
+            self._stop_mark = item.mark
             return True
-        if isinstance(item, _Rotation):
+        if isinstance(item, _Flush):
+            self._flushes.append(item.done)
+        elif isinstance(item, _Rotation):
             self._rotations.append(item)
         elif isinstance(item, RecordIntent):
             trouble = self._trouble
@@ -236,6 +286,18 @@ class Recorder:
             else:
                 self._pending.append(item)
         return False
+
+    def _release_flushes(self) -> None:
+        for done in self._flushes:
+            done.set()
+        self._flushes.clear()
+
+    def _save_stop_mark(self, mark: Mapping[str, str]) -> None:
+        try:
+            self._outbox.set_meta(dict(mark))
+            self._outbox.checkpoint()
+        except OutboxError as exc:
+            log.error("clean_stop_not_saved", problem=str(exc))
 
     def _write_pending(self, force: bool = False) -> None:
         """Commit pending intents in batches; a batch that does not fit is halved, so a nearly full outbox
@@ -248,7 +310,9 @@ class Recorder:
             try:
                 records, head = seal(batch, self._head, self._station, self._key, self._signer)
             except RecordRefused as refused:
-                log.error("record_refused", type=str(refused.intent.type), reason=str(refused))
+                repeats.error(
+                    "record_refused", key=str(refused.intent.type), type=str(refused.intent.type), reason=str(refused)
+                )
                 with self._lock:
                     del self._pending[refused.index]
                 continue
@@ -316,6 +380,8 @@ class Recorder:
             promote_new_key(self._key_path)
         except OSError as exc:
             log.error("key_rotation_rename_failed", key=str(self._key_path), problem=str(exc))
+        if self._retired is not None:
+            self._retired.retired(head.seq)
         log.warning("key_rotated", old_kid=old.kid, new_kid=new.kid, seq=head.seq)
         if self.on_commit is not None:
             self.on_commit(head.seq)
@@ -401,6 +467,15 @@ class Recorder:
             self._trouble = None
             self._pending.append(alarm.intent(now_ms))
 
+    def _destroy_retired_key(self) -> None:
+        if self._retired is None:
+            return
+        try:
+            if self._retired.acked(self._acked):
+                log.info("old_key_destroyed", key=str(self._key_path))
+        except OSError as exc:
+            repeats.error("old_key_not_destroyed", key=str(self._key_path), problem=str(exc))
+
     def _save_acked(self) -> None:
         acked = self._acked
         if acked == self._acked_saved:
@@ -408,7 +483,7 @@ class Recorder:
         try:
             self._outbox.set_meta({"acked_upto": str(acked)})
         except OutboxError as exc:
-            log.warning("ack_position_not_saved", acked_upto=acked, problem=str(exc))
+            repeats.warning("ack_position_not_saved", acked_upto=acked, problem=str(exc))
             return
         self._acked_saved = acked
 
@@ -427,7 +502,7 @@ class Recorder:
                 self._acked_saved = acked
             deleted = self._outbox.prune(acked, keep_after_ts_ms, keep_bytes)
         except OutboxError as exc:
-            log.warning("prune_failed", problem=str(exc))
+            repeats.warning("prune_failed", problem=str(exc))
             return 0
         if deleted:
             log.info("outbox_pruned", records=deleted, acked_upto=acked, emergency=keep_bytes is None)

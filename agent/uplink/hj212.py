@@ -149,8 +149,9 @@ class Hj212Uplink:
             self._woken = True
             self._lock.notify()
 
-    def stop(self) -> None:
-        """Ends the thread (a wait for an answer is cut short) and saves the progress."""
+    def stop(self) -> bool:
+        """Ends the thread (a wait for an answer is cut short) and saves the progress; returns whether the thread
+        ended."""
         with self._lock:
             self._stopping = True
             self._lock.notify()
@@ -161,6 +162,7 @@ class Hj212Uplink:
             self._thread.join(STOP_JOIN_S)
         self._save_progress()
         self._set_state("stopped")
+        return not self._thread.is_alive()
 
     def status(self) -> Hj212Status:
         boundary = self._boundary.status()

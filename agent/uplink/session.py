@@ -234,12 +234,15 @@ class Uplink:
         """Publish records first..last again (a resend command), whatever the platform acknowledged."""
         self._push("resend", (first, last))
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Send what can be sent within a moment, say offline on the status topic, and disconnect."""
+    def stop(self, timeout_s: float = 10.0) -> bool:
+        """Send what can be sent within a moment, say offline on the status topic, and disconnect; returns
+        whether the thread ended."""
         self._stopping.set()
         with self._wake:
             self._wake.notify()
-        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        return not self._thread.is_alive()
 
     def status(self) -> UplinkStatus:
         boundary = self._boundary.status()
