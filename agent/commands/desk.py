@@ -44,8 +44,7 @@ from agent.commands.state_file import write_atomically
 from agent.containment import Boundary, BoundaryStatus
 from agent.ledger.outbox import OutboxReader
 from agent.ledger.recorder import KeyRotated, KeyRotationFailed
-from agent.log_tally import LogTally
-from agent.logs import get_logger
+from agent.logs import LogTally, get_logger
 from agent.records import CommandAcceptedBody, CommandRefusedBody, RecordIntent, format_ts
 
 log = get_logger("agent.commands")

@@ -37,8 +37,7 @@ from zoneinfo import ZoneInfo
 from agent.clock import Clock
 from agent.containment import Boundary
 from agent.ledger.outbox import OutboxError, OutboxReader, StoredRecord
-from agent.log_tally import LogTally
-from agent.logs import get_logger
+from agent.logs import LogTally, get_logger
 from agent.pulse import Pulse
 from agent.uplink.backoff import Backoff
 from agent.uplink.hj212_packets import FrameMaker, OutgoingFrame, UnsendableRecord

@@ -42,8 +42,7 @@ from agent.config import TlsSection, UplinkSection
 from agent.containment import Boundary
 from agent.ledger.integrity import Damage
 from agent.ledger.outbox import OutboxReader
-from agent.log_tally import LogTally
-from agent.logs import get_logger
+from agent.logs import LogTally, get_logger
 from agent.pulse import Pulse
 from agent.records import format_ts
 from agent.uplink.backoff import Backoff
