@@ -204,12 +204,16 @@ _FIELDS: Final[dict[str, str]] = {
     "plus the estimate's noise times the z of false_alarm_probability.",
     "min_detectable_unrecorded_ppm": "The smallest unrecorded share these data would have shown with "
     "detection_probability: a pass needs it at or below target_unrecorded_ppm. Null when there were no sales.",
-    "product": "The tank's product family, `gasoline` or `diesel`, which sets its thermal expansion.",
+    "product": "The tank's product family, `gasoline` or `diesel`, as the station config names it.",
     "tank_inventory.tank": "The tank id in the config.",
     "tank_inventory.volume_ml": "The volume of product at its temperature, mL (the gauge's figure, or the tank "
     "chart's volume at the probe's height less the water).",
-    "volume_20_ml": "The same volume at 20 degC, mL, by the VCF of GB/T 1885 (API MPMS 11.1) from the product's "
-    "density at 15 degC and the measured temperature.",
+    "volume_20_ml": "The same volume at 20 degC, mL, by the VCF of GB/T 1885 (API MPMS 11.1 Tables 54B/60B) from "
+    "the product's density and the measured temperature.",
+    "vcf_band": "The density band of API MPMS 11.1 Table 54B whose expansion constants gave volume_20_ml, chosen by "
+    "the density at 15 degC: `gasoline` (< 770.5 kg/m3), `transition` (< 787.5), `jet` (< 839), `fuel_oil`.",
+    "density_basis": "The density the station config gives: `20C`, the standard density at 20 degC of the delivery "
+    "note (converted to 15 degC as Table 60B does), or `15C`.",
     "ullage_ml": "Room left in the tank, mL.",
     "height_um": "The product level, micrometres.",
     "water_um": "The water level at the bottom of the tank, micrometres.",

@@ -408,6 +408,8 @@ class TankInventoryBody(Body):
     water_um: int
     temperature_cC: int
     delivery_in_progress: bool
+    vcf_band: Literal["gasoline", "transition", "jet", "fuel_oil"]
+    density_basis: Literal["20C", "15C"]
 
 
 @dataclass(frozen=True, slots=True)

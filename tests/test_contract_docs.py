@@ -366,6 +366,8 @@ SAMPLES: list[Body] = [
         water_um=12_000,
         temperature_cC=2105,
         delivery_in_progress=False,
+        vcf_band="gasoline",
+        density_basis="20C",
     ),
     DeliveryBody(
         tank="T1",
