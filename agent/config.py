@@ -305,6 +305,9 @@ class NozzleSection:
     controller_nozzle: Annotated[int, Ge(1), Le(32)] = doc("the nozzle's number on its controller, 1..32")
     pulse: PulseTap | None = doc("the nozzle's encoder on a pulse counter", default=None)
     vapour: VapourTap | None = doc("the nozzle's vapour flow meter on a pulse counter", default=None)
+    hj212_code: Annotated[str, Matches("1-32 characters without ; , = & or spaces", r"[^;,=&\s]{1,32}")] | None = doc(
+        "the nozzle's code on the ecology platform (HJ 212 i41019), if not the city profile's format", default=None
+    )
 
 
 @settings
@@ -468,6 +471,10 @@ class AgentConfig:
             if isinstance(line, TlsLineSection | TlsTcpLineSection)
             for device in line.devices
         ]
+
+    def hj212_nozzles(self) -> list[tuple[str, str | None]]:
+        """Every nozzle's id and explicit HJ 212 code, in the config's order, which numbers the guns."""
+        return [(nozzle.id, nozzle.hj212_code) for _, nozzle in self.nozzles()]
 
     def nozzles(self) -> list[tuple[DispenserSection, NozzleSection]]:
         return [(dispenser, nozzle) for dispenser in self.dispensers for nozzle in dispenser.nozzles]
