@@ -431,6 +431,8 @@ SAMPLES: list[Body] = [
         week_al_mean_permille=1_043,
         verdict="inconclusive",
         warning_days=2,
+        daily_fail_days=0,
+        weekly_fail_days=0,
         rolled_over=True,
     ),
     TankPressureBody(
