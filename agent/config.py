@@ -19,6 +19,7 @@ from agent.station.daybooks import DaySettings
 from agent.station.leak import LeakSettings
 from agent.station.pressure import PressureSettings
 from agent.station.vapour import VapourSettings
+from agent.station.vcf import Fuel, Product
 from agent.uplink.hj212_settings import Hj212Section
 from drivers.schema import Ge, Gt, Le, Matches, MaxLen, MinLen, Satisfies, doc, settings
 
@@ -320,6 +321,9 @@ class NozzleSection:
     controller_nozzle: Annotated[int, Ge(1), Le(32)] = doc("the nozzle's number on its controller, 1..32")
     pulse: PulseTap | None = doc("the nozzle's encoder on a pulse counter", default=None)
     vapour: VapourTap | None = doc("the nozzle's vapour flow meter on a pulse counter", default=None)
+    hj212_code: Annotated[str, Matches("1-32 characters without ; , = & or spaces", r"[^;,=&\s]{1,32}")] | None = doc(
+        "the nozzle's code on the ecology platform (HJ 212 i41019), if not the city profile's format", default=None
+    )
 
 
 @settings
@@ -371,8 +375,14 @@ class TankSection:
     into volumes (heights in mm, volumes in L, from the tank's calibration certificate)."""
 
     id: Name = doc("the tank's id, as the nozzles' `tank` names it")
-    product: Literal["gasoline", "diesel"] = doc("the product family, which sets thermal expansion (API 11.1)")
-    density_15_kg_m3: Annotated[float, Ge(600), Le(1000)] = doc("the product's density at 15 degC, kg/m3")
+    product: Literal["gasoline", "diesel"] = doc("the product family, as the records name it")
+    density_20_kg_m3: Annotated[float, Ge(649), Le(1071)] | None = doc(
+        "the product's standard density at 20 degC (标准密度 on the delivery note), kg/m3", default=None
+    )
+    density_15_kg_m3: Annotated[float, Ge(653), Le(1075)] | None = doc(
+        "or: its density at 15 degC, kg/m3; the density picks the thermal expansion (API 11.1 Table 54B)",
+        default=None,
+    )
     capacity_l: Annotated[int, Ge(100), Le(1_000_000)] = doc("the tank's nominal capacity in litres")
     gauge: GaugeTapSection | None = doc("the tank gauge and the tank's number on it", default=None)
     probe: Name | None = doc("or: the name of the Modbus level probe in the tank", default=None)
@@ -380,6 +390,12 @@ class TankSection:
     chart_file: Path | None = doc("or: a CSV file of height_mm,volume_l rows", default=None)
 
     def __post_init__(self) -> None:
+        if (self.density_20_kg_m3 is None) == (self.density_15_kg_m3 is None):
+            raise ValueError(
+                f"tank {self.id}: give one density, density_20_kg_m3 (the standard density at 20 degC that the "
+                "delivery note gives) or density_15_kg_m3, "
+                + ("not both" if self.density_20_kg_m3 is not None else "not neither")
+            )
         if (self.gauge is None) == (self.probe is None):
             raise ValueError(f"tank {self.id}: give either a gauge or a probe")
         if self.probe is not None and not self.chart and self.chart_file is None:
@@ -388,6 +404,14 @@ class TankSection:
         volumes = [volume for _, volume in self.chart]
         if any(b <= a for a, b in pairwise(heights)) or any(b < a for a, b in pairwise(volumes)):
             raise ValueError(f"tank {self.id}: chart heights must rise and volumes must not fall")
+
+    def fuel(self) -> Fuel:
+        """The product with the density the installer gave, which picks its band of thermal expansion."""
+        product = Product(self.product)
+        if self.density_20_kg_m3 is not None:
+            return Fuel.from_density_20(product, self.density_20_kg_m3)
+        assert self.density_15_kg_m3 is not None, "a tank has one density (checked above)"
+        return Fuel(product, self.density_15_kg_m3)
 
 
 @settings
@@ -464,6 +488,10 @@ class AgentConfig:
             for device in line.devices
         ]
 
+    def hj212_nozzles(self) -> list[tuple[str, str | None]]:
+        """Every nozzle's id and explicit HJ 212 code, in the config's order, which numbers the guns."""
+        return [(nozzle.id, nozzle.hj212_code) for _, nozzle in self.nozzles()]
+
     def nozzles(self) -> list[tuple[DispenserSection, NozzleSection]]:
         return [(dispenser, nozzle) for dispenser in self.dispensers for nozzle in dispenser.nozzles]
 
@@ -508,6 +536,12 @@ def load_config(source: Path) -> LoadedConfig:
     return validate_config(source)
 
 
+def _density(tank: TankSection) -> str:
+    fuel = tank.fuel()
+    given = (tank.density_20_kg_m3, "20") if tank.density_20_kg_m3 is not None else (fuel.density_15_kg_m3, "15")
+    return f"{given[0]:g} kg/m3 at {given[1]} degC ({fuel.band.value} band of API 11.1)"
+
+
 def _tls_mode(tls: TlsSection | None) -> str:
     if tls is None:
         return "off"
@@ -539,9 +573,7 @@ def summary(loaded: LoadedConfig) -> str:
         out.extend(f"  device  {_device_summary(device)}" for device in line.devices)
     for tank in config.tanks:
         measured = f"gauge {tank.gauge.device}#{tank.gauge.tank}" if tank.gauge else f"probe {tank.probe} with chart"
-        out.append(
-            f"tank      {tank.id}: {tank.product} at {tank.density_15_kg_m3:g} kg/m3, {tank.capacity_l} L, {measured}"
-        )
+        out.append(f"tank      {tank.id}: {tank.product} at {_density(tank)}, {tank.capacity_l} L, {measured}")
     if config.tanks:
         leak = config.leak
         out.append(

@@ -209,12 +209,16 @@ _FIELDS: Final[dict[str, str]] = {
     "plus the estimate's noise times the z of false_alarm_probability.",
     "min_detectable_unrecorded_ppm": "The smallest unrecorded share these data would have shown with "
     "detection_probability: a pass needs it at or below target_unrecorded_ppm. Null when there were no sales.",
-    "product": "The tank's product family, `gasoline` or `diesel`, which sets its thermal expansion.",
+    "product": "The tank's product family, `gasoline` or `diesel`, as the station config names it.",
     "tank_inventory.tank": "The tank id in the config.",
     "tank_inventory.volume_ml": "The volume of product at its temperature, mL (the gauge's figure, or the tank "
     "chart's volume at the probe's height less the water).",
-    "volume_20_ml": "The same volume at 20 degC, mL, by the VCF of GB/T 1885 (API MPMS 11.1) from the product's "
-    "density at 15 degC and the measured temperature.",
+    "volume_20_ml": "The same volume at 20 degC, mL, by the VCF of GB/T 1885 (API MPMS 11.1 Tables 54B/60B) from "
+    "the product's density and the measured temperature.",
+    "vcf_band": "The density band of API MPMS 11.1 Table 54B whose expansion constants gave volume_20_ml, chosen by "
+    "the density at 15 degC: `gasoline` (< 770.5 kg/m3), `transition` (< 787.5), `jet` (< 839), `fuel_oil`.",
+    "density_basis": "The density the station config gives: `20C`, the standard density at 20 degC of the delivery "
+    "note (converted to 15 degC as Table 60B does), or `15C`.",
     "ullage_ml": "Room left in the tank, mL.",
     "height_um": "The product level, micrometres.",
     "water_um": "The water level at the bottom of the tank, micrometres.",
@@ -340,7 +344,8 @@ _FIELDS: Final[dict[str, str]] = {
     "day's judgement (gb20952); 0 under carb.",
     "vapour.carried_passed": "Of those, the ones that passed.",
     "vapour.carried_slow": "Of those, the slow ones out of the band.",
-    "vapour.carried_days": "How many earlier days rolled into this one.",
+    "vapour.carried_days": "How many days old the oldest carried fuelling is (days before the pool's first "
+    "counted fuelling do not count); 0 when nothing is carried.",
     "vapour.judged_fuellings": "The counted fuellings the verdict rests on: carried_fuellings + counted.",
     "vapour.judged_passed": "Of those, the ones that passed: carried_passed + passed.",
     "vapour.judged_slow": "Of those, the slow ones out of the band: carried_slow + slow.",
@@ -348,11 +353,17 @@ _FIELDS: Final[dict[str, str]] = {
     "when the day is judged (judged_fuellings at least min_fuellings_per_day, default 5); otherwise null.",
     "vapour.week_counted": "Counted fuellings of the last carb_week_days days (default 7), this day included.",
     "vapour.week_al_mean_permille": "Their mean al_permille, rounded (halves to even); null if none.",
-    "vapour.verdict": "`pass`, `warning` (gb20952: the pass share below warning_pass_share_permille, default 750), "
-    "`alarm` (gb20952: alarm_warning_days warning days in a row, default 5; carb: the daily or weekly mean out of "
-    "its band) or `inconclusive` (too few fuellings to judge).",
+    "vapour.verdict": "`pass`, `warning` (gb20952: the pass share below warning_pass_share_permille, default 750; "
+    "carb: the daily or weekly mean out of its band), `alarm` (gb20952: alarm_warning_days warning days in a row, "
+    "default 5; carb: the daily test failing carb_daily_failure_days assessments in a row, default 2, or the "
+    "weekly test carb_weekly_failure_days, default 8) or `inconclusive` (too few fuellings to judge; under carb "
+    "neither test ran). Under carb a day with one test passed and the other not run is a pass.",
     "vapour.warning_days": "Warning days in a row up to this one (gb20952): a pass day resets it, an inconclusive "
-    "day leaves it; 0 under carb.",
+    "day leaves it (unless thin_day_breaks_run); 0 under carb.",
+    "vapour.daily_fail_days": "Failing daily-mean assessments in a row up to this day (carb): a passing one "
+    "resets it, a day without one leaves it (unless thin_day_breaks_run); 0 under gb20952.",
+    "vapour.weekly_fail_days": "Failing weekly-mean assessments in a row up to this day (carb), likewise; 0 under "
+    "gb20952.",
     "vapour.rolled_over": "true if this day was too thin to judge and its counts roll into the next day's "
     "judgement; false once judged, and when the pool would span more than max_carry_days (default 100) and is "
     "dropped.",
@@ -541,6 +552,8 @@ _VAPOUR_DAY_EVIDENCE: Final[dict[str, Schema]] = {
     "judged_passed": _key("integer", "Of those, the ones within the A/L band.", 0),
     "pass_share_permille": _key("integer|null", "judged_passed * 1000 / judged_fuellings (gb20952); else null.", 0),
     "warning_days": _key("integer", "Warning days in a row up to this day (gb20952; 0 under carb).", 0),
+    "daily_fail_days": _key("integer", "Failing daily-mean assessments in a row (carb; 0 under gb20952).", 0),
+    "weekly_fail_days": _key("integer", "Failing weekly-mean assessments in a row (carb; 0 under gb20952).", 0),
     "al_mean_permille": _key("integer|null", "The day's mean A/L, per mille; null without counted fuellings.", 0),
     "week_counted": _key("integer", "Counted fuellings of the last carb_week_days days.", 0),
     "week_al_mean_permille": _key("integer|null", "Their mean A/L, per mille; null if none.", 0),
@@ -765,16 +778,17 @@ ALARM_KINDS: Final[dict[str, AlarmDoc]] = {
     ),
     "vapour_al_warning": AlarmDoc(
         subject="the nozzle id",
-        raised="Raised (rule set gb20952) at the close of a judged day whose pass share is below "
-        "warning_pass_share_permille (default 750): a vapour record with verdict warning or alarm.",
+        raised="Raised at the close of a day with verdict warning or alarm: under gb20952 a judged day whose "
+        "pass share is below warning_pass_share_permille (default 750); under carb a day whose daily or weekly "
+        "mean A/L, judged with enough fuellings, lies out of its band.",
         cleared="Cleared by the nozzle's next pass day; an inconclusive day leaves it raised.",
         evidence=_VAPOUR_DAY_EVIDENCE,
     ),
     "vapour_al_alarm": AlarmDoc(
         subject="the nozzle id",
         raised="Raised at the close of a day with verdict alarm: under gb20952, the alarm_warning_days-th "
-        "(default 5th) warning day in a row; under carb, a day whose daily or weekly mean A/L, judged with enough "
-        "fuellings, lies out of its band.",
+        "(default 5th) warning day in a row; under carb, the carb_daily_failure_days-th (default 2nd) failing daily "
+        "assessment in a row or the carb_weekly_failure_days-th (default 8th) failing weekly one.",
         cleared="Cleared by the nozzle's next pass day; warning and inconclusive days leave it raised.",
         evidence=_VAPOUR_DAY_EVIDENCE,
     ),

@@ -410,6 +410,8 @@ class TankInventoryBody(Body):
     water_um: int
     temperature_cC: int
     delivery_in_progress: bool
+    vcf_band: Literal["gasoline", "transition", "jet", "fuel_oil"]
+    density_basis: Literal["20C", "15C"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,7 +471,7 @@ class ReconciliationBody(Body):
 class VapourBody(Body):
     """A nozzle's vapour recovery over one local day (agent.station.vapour): what was counted, how the A/L
     looked, and the verdict of the configured rule set. It also carries what the next day's judgement starts
-    from (counts rolled over from thin days, consecutive warning days, the pump-fault run), so that the
+    from (counts rolled over from thin days, consecutive warning or failing days, the pump-fault run), so that the
     agent's own records are all it needs to resume after a restart."""
 
     record_type: ClassVar[RecordType] = RecordType.VAPOUR
@@ -499,6 +501,8 @@ class VapourBody(Body):
     week_al_mean_permille: int | None
     verdict: Literal["pass", "warning", "alarm", "inconclusive"]
     warning_days: int
+    daily_fail_days: int
+    weekly_fail_days: int
     rolled_over: bool
 
 

@@ -15,7 +15,6 @@ from agent.config import AgentConfig, LoadedConfig, NozzleSection, TankSection, 
 from agent.station.chart import TankChart
 from agent.station.nozzle import NozzleBinding, Tap
 from agent.station.tank import TankBinding
-from agent.station.vcf import Fuel, Product
 from drivers.device import DeviceDriver
 from drivers.hj212.profile import CityProfile
 from drivers.profiles import DeviceKind, Profile, ProfileError, find_profile, shipped_profile_dirs
@@ -79,7 +78,7 @@ def _city_profile(config: AgentConfig, problems: list[str]) -> CityProfile | Non
 
 
 def _tank(tank: TankSection, problems: list[str]) -> TankBinding:
-    fuel = Fuel(Product(tank.product), tank.density_15_kg_m3)
+    fuel = tank.fuel()
     chart = None
     rows = tank.chart if tank.chart_file is None else _chart_file(tank, tank.chart_file, problems)
     if rows:

@@ -381,6 +381,8 @@ SAMPLES: list[Body] = [
         water_um=12_000,
         temperature_cC=2105,
         delivery_in_progress=False,
+        vcf_band="gasoline",
+        density_basis="20C",
     ),
     DeliveryBody(
         tank="T1",
@@ -444,6 +446,8 @@ SAMPLES: list[Body] = [
         week_al_mean_permille=1_043,
         verdict="inconclusive",
         warning_days=2,
+        daily_fail_days=0,
+        weekly_fail_days=0,
         rolled_over=True,
     ),
     TankPressureBody(

@@ -186,30 +186,41 @@ def test_replaying_the_open_day_raises_nothing_and_resumes_the_run() -> None:
 CARB = VapourSettings(rule_set="carb")
 
 
-def test_carb_daily_mean_out_of_band_is_an_alarm_and_too_few_is_inconclusive() -> None:
+def test_carb_daily_mean_out_of_band_warns_then_alarms_and_too_few_is_inconclusive() -> None:
+    """A daily mean out of its band is a warning, the second in a row an alarm; 14 fuellings judge nothing."""
     low = {"al_permille": 300}
     daily_only = VapourSettings(rule_set="carb", carb_weekly_min_fuellings=1_000)
-    made = run_days(daily_only, [[low] * 14, [low] * 15, [GOOD] * 15])
+    made = run_days(daily_only, [[low] * 14, [low] * 15, [low] * 15, [GOOD] * 15])
     bodies = days_of(made)
-    assert [b["verdict"] for b in bodies] == ["inconclusive", "alarm", "pass"]
-    assert alarms(made) == [("vapour_al_alarm", "raised"), ("vapour_al_alarm", "cleared")]
+    assert [(b["verdict"], b["daily_fail_days"]) for b in bodies] == [
+        ("inconclusive", 0),
+        ("warning", 1),
+        ("alarm", 2),
+        ("pass", 0),
+    ]
+    assert alarms(made) == [
+        ("vapour_al_warning", "raised"),
+        ("vapour_al_alarm", "raised"),
+        ("vapour_al_warning", "cleared"),
+        ("vapour_al_alarm", "cleared"),
+    ]
     assert all(b["warning_days"] == 0 and b["pass_share_permille"] is None for b in bodies)
 
 
 def test_carb_weekly_mean_decides_once_thirty_fuellings_gather() -> None:
     """Daily means of 1.40 are in the daily band but not in the weekly one; days of ten fuellings are too thin
-    to judge alone, so the week decides once it has thirty."""
+    to judge alone, so the week decides once it has thirty: warnings, short of the eighth day's alarm."""
     high = {"al_permille": 1_400}
     made = run_days(CARB, [[high] * 10] * 3 + [[]] * 5 + [[GOOD] * 15])
     bodies = days_of(made)
     assert [b["verdict"] for b in bodies] == [
         "inconclusive",
         "inconclusive",
-        "alarm",
-        *["alarm"] * 4,
+        *["warning"] * 5,
         "inconclusive",
         "pass",
     ]
+    assert [b["weekly_fail_days"] for b in bodies] == [0, 0, 1, 2, 3, 4, 5, 5, 5]
     assert [b["week_counted"] for b in bodies] == [10, 20, 30, 30, 30, 30, 30, 20, 25]
     assert bodies[2]["week_al_mean_permille"] == 1_400
 
@@ -217,6 +228,64 @@ def test_carb_weekly_mean_decides_once_thirty_fuellings_gather() -> None:
 def test_carb_week_mean_matches_the_mean_of_its_fuellings() -> None:
     made = run_days(CARB, [[{"al_permille": 900}] * 20, [{"al_permille": 1_000}] * 10])
     assert days_of(made)[1]["week_al_mean_permille"] == round(Fraction(900 * 20 + 1_000 * 10, 30))
+
+
+# -- the edges, with their sources (docs/detection.md, "Vapour recovery rules: the edges") ---------------------
+
+
+@pytest.mark.parametrize(("breaks", "expected"), [(False, [1, 1, 2]), (True, [1, 0, 1])])
+def test_edge_a_an_inconclusive_day_leaves_the_run_of_warning_days(breaks: bool, expected: list[int]) -> None:
+    """Edge (a), GB 20952-2020 Annex E as vendors implement it ("5 consecutive warning days"): no source says
+    whether a day too thin to judge breaks the run; by default it leaves it, so that keeping a failing nozzle
+    idle one day in five cannot hide it; `thin_day_breaks_run` makes it break the run."""
+    rules = VapourSettings(alarm_warning_days=2, thin_day_breaks_run=breaks)
+    failing = [LOW_FAST] * 5
+    bodies = days_of(run_days(rules, [failing, [], failing]))
+    assert [b["warning_days"] for b in bodies] == expected
+    assert [b["verdict"] for b in bodies] == ["warning", "inconclusive", "alarm" if expected[2] == 2 else "warning"]
+
+
+def test_edge_b_the_carry_ages_from_its_oldest_fuelling() -> None:
+    """Edge (b), the vendors' 100-day roll-over (DOMAIN brief; no published clause found): the limit bounds the
+    age of the pooled evidence, so days before the pool's first counted fuelling do not age it, while empty days
+    after it do."""
+    rules = VapourSettings(max_carry_days=3)
+    idle_then_thin = days_of(run_days(rules, [[GOOD] * 5] + [[]] * 5 + [[LOW_FAST] * 2, [LOW_FAST] * 3]))
+    assert [b["carried_days"] for b in idle_then_thin] == [0, 0, 0, 0, 0, 0, 0, 1]
+    assert all(b["rolled_over"] for b in idle_then_thin[1:7])
+    assert (idle_then_thin[7]["judged_fuellings"], idle_then_thin[7]["verdict"]) == (5, "warning")
+    # the same five fuellings with two empty days between them: the pool is three days old and dropped
+    gap = days_of(run_days(rules, [[LOW_FAST] * 2, [], [], [LOW_FAST] * 3]))
+    assert [(b["carried_days"], b["rolled_over"]) for b in gap] == [(0, True), (1, True), (2, False), (0, True)]
+    assert gap[3]["verdict"] == "inconclusive" and gap[3]["judged_fuellings"] == 3
+
+
+@pytest.mark.parametrize(("weekly_min", "verdict"), [(30, "pass"), (31, "inconclusive")])
+def test_edge_c_carb_a_thin_day_with_a_passing_week_is_a_pass(weekly_min: int, verdict: str) -> None:
+    """Edge (c), Veeder-Root ISD manual (TLS-350R Plus, ISD reports, "Assist Systems - Hose Pass Result"): "If
+    the Gross test did not run (no test), but the Degradation test passed, the result is a PASS"; with neither
+    run it is No Test (inconclusive)."""
+    rules = VapourSettings(rule_set="carb", carb_weekly_min_fuellings=weekly_min)
+    bodies = days_of(run_days(rules, [[GOOD] * 20, [GOOD] * 10]))
+    assert bodies[1]["counted"] == 10 and bodies[1]["week_counted"] == 30
+    assert bodies[1]["verdict"] == verdict
+
+
+def test_edge_d_carb_warns_first_and_fails_on_the_2nd_daily_or_8th_weekly_assessment() -> None:
+    """Edge (d), Veeder-Root ISD manual (TLS-350R Plus, "Assist Daily Detail Status Codes"): a failing gross
+    (daily) or degradation (weekly) test is first a warning; "a gross test will convert to a failure and shut
+    down on the 2nd day and the degradation test ... on the 8th day". A day without a daily test between two
+    failing ones does not restart the count."""
+    low = {"al_permille": 300}
+    daily_only = VapourSettings(rule_set="carb", carb_weekly_min_fuellings=1_000)
+    made = run_days(daily_only, [[low] * 15, [low] * 5, [low] * 15])
+    assert [days_of(made)[i]["verdict"] for i in range(3)] == ["warning", "inconclusive", "alarm"]
+    assert alarms(made) == [("vapour_al_warning", "raised"), ("vapour_al_alarm", "raised")]
+    # daily means of 1.40 pass the daily band but fail the weekly one from the second day (30 fuellings) on
+    high = {"al_permille": 1_400}
+    bodies = days_of(run_days(VapourSettings(rule_set="carb"), [[high] * 15] * 10))
+    assert [b["weekly_fail_days"] for b in bodies] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert [b["verdict"] for b in bodies] == ["pass", *["warning"] * 7, "alarm", "alarm"]
 
 
 # -- statistics, records, settings ----------------------------------------------------------------------------

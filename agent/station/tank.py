@@ -251,6 +251,8 @@ class TankTracker:
             water_um=level.water_um,
             temperature_cC=level.temperature_cC,
             delivery_in_progress=level.delivery_in_progress,
+            vcf_band=self.binding.fuel.band.value,
+            density_basis=self.binding.fuel.density_basis.value,
         )
         return [body.intent(level.ts_ms)]
 

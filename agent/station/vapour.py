@@ -5,11 +5,18 @@ it *passes* when its A/L lies in the band. Two rule sets judge the counted fuell
 
 - `gb20952` (GB 20952-2020 Annex E as Chinese vendors implement it): the day's pass share decides. A day with too
   few counted fuellings is not judged but rolls its counts into the next day, until enough have gathered (or the
-  pool would span more than `max_carry_days`, when it is dropped as too old to speak for the nozzle). A judged
-  day below the pass share is a warning day; `alarm_warning_days` warning days in a row make an alarm; a pass
-  day clears both. An inconclusive day changes nothing.
-- `carb` (CARB EVR in-station diagnostics): the day's mean A/L and the mean over the last `carb_week_days` days
-  must stay in their bands, each judged only with enough fuellings; too few is inconclusive, not pass.
+  pool's oldest fuelling is more than `max_carry_days` old, when it is dropped as too old to speak for the
+  nozzle; days before the pool's first fuelling do not age it). A judged day below the pass share is a warning
+  day; `alarm_warning_days` warning days in a row make an alarm; a pass day clears both. An inconclusive day
+  leaves the run as it is (unless `thin_day_breaks_run`).
+- `carb` (CARB EVR in-station diagnostics, as the certified consoles implement it): the day's mean A/L (the
+  daily or "gross" test) and the mean over the last `carb_week_days` days (the weekly or "degradation" test)
+  must stay in their bands, each judged only with enough fuellings. A failing test is a warning; the daily test
+  failing `carb_daily_failure_days` assessments in a row, or the weekly one `carb_weekly_failure_days` in a
+  row, is an alarm (the console's failure). A day is a pass when a test ran and none failed, even if the other
+  had too few fuellings; inconclusive when neither ran, and then it leaves both runs as they are.
+
+Why these edges, with their sources, is in docs/detection.md ("Vapour recovery rules: the edges").
 
 Two conditions are judged fuelling by fuelling, in real time: a vacuum-pump fault when `pump_fault_fuellings`
 counted fuellings in a row drew less vapour per minute than `pump_fault_vapour_ml_per_min` (a pump that runs
@@ -76,7 +83,11 @@ class VapourSettings:
     alarm_warning_days: int = 5
     """Warning days in a row that make an alarm."""
     max_carry_days: int = 100
-    """Longest a pool of thin days may span; a pool still too thin then is dropped."""
+    """Oldest, in days, a pool of thin days' fuellings may grow; a pool still too thin then is dropped. The age
+    is counted from the pool's first day with a counted fuelling: empty days before it carry no evidence."""
+    thin_day_breaks_run: bool = False
+    """Whether an inconclusive day ends a run of warning days (or of failing CARB assessments). No source
+    decides it; the default, false, leaves the run as it is, so that thin days cannot hide a failing nozzle."""
     carb_daily_low_permille: int = 330
     """CARB: lowest daily mean A/L, per mille."""
     carb_daily_high_permille: int = 1_900
@@ -91,6 +102,11 @@ class VapourSettings:
     """CARB: counted fuellings the week needs before its mean is judged."""
     carb_week_days: int = 7
     """CARB: the days, today included, whose fuellings make the weekly mean."""
+    carb_daily_failure_days: int = 2
+    """CARB: failing daily assessments in a row that make an alarm (the first ones are warnings); consoles
+    shut the station down on the 2nd day."""
+    carb_weekly_failure_days: int = 8
+    """CARB: failing weekly assessments in a row that make an alarm; consoles shut down on the 8th day."""
 
     def __post_init__(self) -> None:
         if self.rule_set not in ("gb20952", "carb"):
@@ -104,6 +120,8 @@ class VapourSettings:
             "carb_daily_min_fuellings",
             "carb_weekly_min_fuellings",
             "carb_week_days",
+            "carb_daily_failure_days",
+            "carb_weekly_failure_days",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"vapour.{name} = {getattr(self, name)}: must be at least 1")
@@ -189,14 +207,27 @@ def al_stdev_permille(al_sum: int, al_square_sum: int, count: int) -> int | None
     return (twice_root + 1) // 2
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Carry:
-    """The counts of thin days rolled into the next judgement, and how many days they span."""
+    """The counts of thin days rolled into the next judgement, and how many days old its oldest fuelling is."""
 
     fuellings: int = 0
     passed: int = 0
     slow: int = 0
     days: int = 0
+
+    def a_day_older(self) -> _Carry:
+        """The pool as the next day receives it. A pool without a fuelling does not age: its age is that of
+        the evidence in it, and a nozzle idle for months must not have its first fresh fuellings dropped."""
+        return _Carry(self.fuellings, self.passed, self.slow, self.days + 1 if self.fuellings else 0)
+
+
+def _run(days: int, failed: bool | None, thin_day_breaks_run: bool) -> int:
+    """A run of failing assessments after one more day: a failure extends it, a pass ends it, and a day with
+    no assessment (None) leaves it unless the settings say it breaks it."""
+    if failed is None:
+        return 0 if thin_day_breaks_run else days
+    return days + 1 if failed else 0
 
 
 @dataclass(slots=True)
@@ -214,6 +245,8 @@ class _Nozzle:
     al_square_sum: int = 0
     pump_fault_run: int = 0
     warning_days: int = 0
+    daily_fail_days: int = 0
+    weekly_fail_days: int = 0
     carry: _Carry = field(default_factory=_Carry)
     week: dict[datetime.date, tuple[int, int]] = field(default_factory=dict)
     """Counted fuellings and A/L sum of each closed day within the weekly window."""
@@ -253,14 +286,16 @@ class VapourWatch:
         nozzle = self._nozzle(str(body["nozzle"]), str(body["dispenser"]), str(body["grade"]))
         nozzle.week[day] = (body_int(body["counted"]), body_int(body["al_sum_permille"]))
         nozzle.warning_days = body_int(body["warning_days"])
+        nozzle.daily_fail_days = body_int(body.get("daily_fail_days", 0))
+        nozzle.weekly_fail_days = body_int(body.get("weekly_fail_days", 0))
         nozzle.pump_fault_run = body_int(body["pump_fault_run"])
         nozzle.carry = (
             _Carry(
                 body_int(body["judged_fuellings"]),
                 body_int(body["judged_passed"]),
                 body_int(body["judged_slow"]),
-                body_int(body["carried_days"]) + 1,
-            )
+                body_int(body["carried_days"]),
+            ).a_day_older()
             if body["rolled_over"] is True
             else _Carry()
         )
@@ -337,9 +372,7 @@ class VapourWatch:
             out.append(body.intent(ts_ms))
             out += self._day_alarms(name, body, judgement, ts_ms)
             nozzle.week[day] = (nozzle.counted, nozzle.al_sum)
-            pool = judgement.judged
-            rolled = _Carry(pool.fuellings, pool.passed, pool.slow, pool.days + 1)
-            nozzle.carry = rolled if judgement.rolled_over else _Carry()
+            nozzle.carry = judgement.judged.a_day_older() if judgement.rolled_over else _Carry()
             nozzle.open_day_done()
         return out
 
@@ -365,8 +398,19 @@ class VapourWatch:
                 rules.carb_weekly_low_permille,
                 rules.carb_weekly_high_permille,
             )
+            nozzle.daily_fail_days = _run(nozzle.daily_fail_days, daily, rules.thin_day_breaks_run)
+            nozzle.weekly_fail_days = _run(nozzle.weekly_fail_days, weekly, rules.thin_day_breaks_run)
+            failure = (daily is True and nozzle.daily_fail_days >= rules.carb_daily_failure_days) or (
+                weekly is True and nozzle.weekly_fail_days >= rules.carb_weekly_failure_days
+            )
             verdict: Verdict = (
-                "alarm" if daily or weekly else "inconclusive" if daily is None and weekly is None else "pass"
+                "alarm"
+                if failure
+                else "warning"
+                if daily or weekly
+                else "inconclusive"
+                if daily is None and weekly is None
+                else "pass"
             )
             today = _Carry(nozzle.counted, nozzle.passed, nozzle.slow, 0)
             return _Judgement(verdict, today, None, week_counted, week_mean, rolled_over=False)
@@ -377,11 +421,12 @@ class VapourWatch:
             nozzle.carry.days,
         )
         if pool.fuellings < rules.min_fuellings_per_day:
+            nozzle.warning_days = _run(nozzle.warning_days, None, rules.thin_day_breaks_run)
             rolled_over = nozzle.carry.days + 1 < rules.max_carry_days
             return _Judgement("inconclusive", pool, None, week_counted, week_mean, rolled_over)
         share = round(Fraction(pool.passed * 1000, pool.fuellings))
         warning = pool.passed * 1000 < rules.warning_pass_share_permille * pool.fuellings
-        nozzle.warning_days = nozzle.warning_days + 1 if warning else 0
+        nozzle.warning_days = _run(nozzle.warning_days, warning, rules.thin_day_breaks_run)
         verdict = "pass" if not warning else "alarm" if nozzle.warning_days >= rules.alarm_warning_days else "warning"
         return _Judgement(verdict, pool, share, week_counted, week_mean, rolled_over=False)
 
@@ -413,6 +458,8 @@ class VapourWatch:
             week_al_mean_permille=judgement.week_al_mean_permille,
             verdict=judgement.verdict,
             warning_days=nozzle.warning_days,
+            daily_fail_days=nozzle.daily_fail_days,
+            weekly_fail_days=nozzle.weekly_fail_days,
             rolled_over=judgement.rolled_over,
         )
 
@@ -427,6 +474,8 @@ class VapourWatch:
             "judged_passed": body.judged_passed,
             "pass_share_permille": body.pass_share_permille,
             "warning_days": body.warning_days,
+            "daily_fail_days": body.daily_fail_days,
+            "weekly_fail_days": body.weekly_fail_days,
             "al_mean_permille": body.al_mean_permille,
             "week_counted": body.week_counted,
             "week_al_mean_permille": body.week_al_mean_permille,
@@ -442,11 +491,7 @@ class VapourWatch:
             "slow_flow_ml_per_min": self._rules.slow_flow_ml_per_min,
         }
         return [
-            *(
-                alarms.judge(AlarmKind.VAPOUR_AL_WARNING, name, ts_ms, failing, evidence)
-                if body.rule_set == "gb20952"
-                else []
-            ),
+            *alarms.judge(AlarmKind.VAPOUR_AL_WARNING, name, ts_ms, failing, evidence),
             *(
                 alarms.judge(AlarmKind.VAPOUR_AL_ALARM, name, ts_ms, body.verdict == "alarm", evidence)
                 if body.verdict != "warning"

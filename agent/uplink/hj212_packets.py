@@ -14,6 +14,7 @@ same walk always gives the same QNs).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -38,11 +39,32 @@ class OutgoingFrame:
     frame: bytes
 
 
-class FrameMaker:
-    """Makes the frame for each record the profile maps; the same record always gets the same frame."""
+def nozzle_codes(profile: CityProfile, station_code: str, nozzles: Sequence[tuple[str, str | None]]) -> dict[str, str]:
+    """What each nozzle is called on the wire: its explicit code if it has one, else the profile's format with
+    its gun number (its 1-based place in `nozzles`, the station config's order), else its id.
 
-    def __init__(self, settings: Hj212Section, profile: CityProfile, zone: ZoneInfo) -> None:
+    `nozzles` are (id, explicit code or None) pairs in the config's order."""
+    codes: dict[str, str] = {}
+    for gun, (nozzle, explicit) in enumerate(nozzles, start=1):
+        codes[nozzle] = explicit or profile.code_of_nozzle(station_code, gun) or nozzle
+    return codes
+
+
+class FrameMaker:
+    """Makes the frame for each record the profile maps; the same record always gets the same frame.
+
+    `nozzles` (see `nozzle_codes`) turn the records' nozzle ids into the city's nozzle codes; without them a
+    nozzle goes out under its id."""
+
+    def __init__(
+        self,
+        settings: Hj212Section,
+        profile: CityProfile,
+        zone: ZoneInfo,
+        nozzles: Sequence[tuple[str, str | None]] = (),
+    ) -> None:
         self._profile = profile
+        self._nozzle_codes = nozzle_codes(profile, settings.mn, nozzles)
         self._zone = zone
         self._st = settings.st or profile.st
         self._pw = settings.pw
@@ -60,7 +82,7 @@ class FrameMaker:
         data_time = self._moment(body.get(mapping.time_field) if mapping.time_field else document["ts"], mapping)
         cp: list[CpGroup] = [(("DataTime", format_data_time(data_time)),)]
         for item in mapping.items:
-            value = _item_text(item, body.get(item.field), mapping)
+            value = _item_text(item, self._wire_value(item, body.get(item.field)), mapping)
             if value is not None:
                 cp.append(((item.key, value),))
         qn = format_qn(self._qn_moment(document["ts"], record.seq))
@@ -70,6 +92,12 @@ class FrameMaker:
         except ValueError as exc:
             raise UnsendableRecord(f"{mapping.record_type} seq {record.seq}: {exc}") from exc
         return OutgoingFrame(record.seq, qn, mapping.cn, frame)
+
+    def _wire_value(self, item: ItemMapping, value: object) -> object:
+        """A nozzle's id becomes its code; every other value goes as it is."""
+        if item.field == "nozzle" and isinstance(value, str):
+            return self._nozzle_codes.get(value, value)
+        return value
 
     def _moment(self, text: object, mapping: RecordMapping) -> datetime:
         """A record time (RFC 3339) or day (YYYY-MM-DD, meaning local midnight) in the station's zone."""

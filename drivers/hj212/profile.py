@@ -17,6 +17,10 @@ from drivers.shipped import shipped_dirs
 
 _CODE = Matches("a code of letters, digits and '_', e.g. 'i41020'", r"[A-Za-z][A-Za-z0-9_]{0,31}")
 _SAFE_TEXT = Matches("text without ; , = & or line breaks", r"[^;,=&\r\n]*")
+_NOZZLE_CODE = Matches(
+    "a template of {station}, {gun} or {gun:0Nd} and text without ; , = & { }, e.g. '{station}{gun:03d}'",
+    r"(?:[^;,=&{}\r\n]|\{station\}|\{gun(?::0[1-9]d)?\})*\{gun(?::0[1-9]d)?\}(?:[^;,=&{}\r\n]|\{station\}|\{gun(?::0[1-9]d)?\})*",
+)
 
 
 @settings
@@ -78,12 +82,24 @@ class CityProfile:
     name: Annotated[str, MinLen(1)] = doc("the profile's name, e.g. 'Chongqing'")
     st: Annotated[str, Matches("two digits", r"[0-9]{2}")] = doc("the system code ST, e.g. '31'")
     records: Annotated[tuple[RecordMapping, ...], MinLen(1)] = doc("the record types sent, one mapping each")
+    nozzle_code: Annotated[str, _NOZZLE_CODE] | None = doc(
+        "how a nozzle is named on the wire: {station} (the station's code, MN) and {gun} (the nozzle's gun "
+        "number, 1-based in the config's order), with a width for the number, e.g. '{station}{gun:03d}'; "
+        "none: the nozzle's id in the config",
+        default=None,
+    )
 
     def __post_init__(self) -> None:
         types = [mapping.record_type for mapping in self.records]
         repeated = sorted({name for name in types if types.count(name) > 1})
         if repeated:
             raise ValueError(f"record type(s) {', '.join(repeated)} mapped more than once; merge their items")
+
+    def code_of_nozzle(self, station: str, gun: int) -> str | None:
+        """The nozzle's code by the city's format, or None if the profile has none."""
+        if self.nozzle_code is None:
+            return None
+        return self.nozzle_code.format(station=station, gun=gun)
 
     def mapping_for(self, record_type: str) -> RecordMapping | None:
         return next((mapping for mapping in self.records if mapping.record_type == record_type), None)
