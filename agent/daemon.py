@@ -227,7 +227,16 @@ class Agent:
         state_path = outbox.path.with_name(f"{outbox.path.stem}-hj212.json")
         zone = ZoneInfo(self.config.station.timezone)
         boundary = Boundary("uplink-hj212", recorder.submit, self.clock)
-        return Hj212Uplink(settings, profile, outbox.path, zone, state_path, self.clock, boundary=boundary)
+        return Hj212Uplink(
+            settings,
+            profile,
+            outbox.path,
+            zone,
+            state_path,
+            self.clock,
+            boundary=boundary,
+            nozzles=self.config.hj212_nozzles(),
+        )
 
     def _command_desk(self, parts: _Parts) -> CommandDesk | None:
         """The platform's commands, if enabled: wired to the recorder, the uplink and the status snapshot."""

@@ -12,7 +12,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -87,7 +87,7 @@ class Station:
         wait_until(lambda: self.recorder.status().head_seq == target, f"{len(intents)} records committed")
         return 3 * rounds
 
-    def uplink(self, settings: Hj212Section) -> Hj212Uplink:
+    def uplink(self, settings: Hj212Section, nozzles: Sequence[tuple[str, str | None]] = ()) -> Hj212Uplink:
         uplink = Hj212Uplink(
             settings,
             PROFILE,
@@ -96,6 +96,7 @@ class Station:
             self.state_path,
             SystemClock(),
             boundary=Boundary("uplink-hj212", self.recorder.submit, SystemClock()),
+            nozzles=nozzles,
         )
         self.uplinks.append(uplink)
         uplink.start()
@@ -177,6 +178,14 @@ class TestDelivery:
         assert (status.frames_sent, status.frames_acked, status.resends) == (expected, expected, 0)
         assert (status.skipped, status.backlog, status.state) == (5, 0, "online")
         assert summary["answered"] == expected
+
+    def test_nozzles_go_out_under_the_city_profile_code(self, station: Station, receiver: Hj212Receiver) -> None:
+        """Given the config's nozzles, i41019 carries the profile's code (MN + three-digit gun number) or the
+        nozzle's own hj212_code, never the agent's nozzle id."""
+        station.record_ecology(2)
+        uplink = station.uplink(settings(receiver.port), nozzles=[("N1", None), ("N2", "5001120000000207")])
+        wait_until(delivered(uplink, station), "every record delivered")
+        assert set(accepted_values(receiver, "i41019-Info")) == {f"{MN}001", "5001120000000207"}
 
     def test_the_2025_edition_goes_out_with_its_flag(self, station: Station, tmp_path: Path) -> None:
         """With version '2025' every frame carries Flag=9 (edition 2, answer wanted), and the receiver accepts it."""

@@ -28,6 +28,7 @@ import os
 import socket
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -104,7 +105,10 @@ class Hj212Uplink:
         clock: Clock,
         *,
         boundary: Boundary,
+        nozzles: Sequence[tuple[str, str | None]] = (),
     ) -> None:
+        """`nozzles`: every nozzle's id and explicit HJ 212 code in the config's order, which numbers the guns
+        for the profile's nozzle code (AgentConfig.hj212_nozzles)."""
         self._settings = settings
         self._outbox_path = outbox_path
         self._state_path = state_path
@@ -113,7 +117,7 @@ class Hj212Uplink:
         self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
         self._bad_answers = LogTally()
         self._other_answers = LogTally()
-        self._maker = FrameMaker(settings, profile, station_zone)
+        self._maker = FrameMaker(settings, profile, station_zone, nozzles)
         self._platform = f"{settings.host}:{settings.port}"
         self._lock = threading.Condition()
         self._stopping = False
