@@ -12,6 +12,7 @@ import pytest
 from station_rig import wait_until
 
 from agent.clock import SystemClock
+from agent.containment import Boundary
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, FieldEvent
 from agent.field.poller import LinePoller, PolledDevice
 from drivers.device import DeviceDriver
@@ -54,7 +55,8 @@ def line(tmp_path: Path) -> Iterator[tuple[RtuSlaveServer, LinePoller, Sink]]:
         master = SerialRtuMaster(pty.link_a, timeout_s=0.1)
         driver = DeviceDriver(profile, [1, 2])
         devices = [PolledDevice(f"pc{unit}", unit, 0.05, partial(driver.read, master, unit)) for unit in (1, 2)]
-        poller = LinePoller("rs485-1", devices, master, SystemClock(), sink)
+        boundary = Boundary("poller rs485-1", lambda _intent: None, SystemClock())
+        poller = LinePoller("rs485-1", devices, master, SystemClock(), sink, boundary=boundary)
         poller.start()
         try:
             yield server, poller, sink

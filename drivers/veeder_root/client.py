@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, tzinfo
-from typing import Any
+from typing import Any, TypeVar
 
 import serial
 
@@ -50,6 +50,8 @@ from drivers.veeder_root.units import gauge_reading
 MAX_ANSWER_BYTES = 65_536
 """Longest answer accepted: a delivery report of 99 tanks with 10 deliveries each is about 100 kB of which
 no station has more than a tenth; anything longer is a line gone wrong."""
+
+ReportT = TypeVar("ReportT")
 
 QUIET_S = 0.02
 """Silence taken as "the rest of a broken answer has arrived" (USB serial adapters pause up to 16 ms)."""
@@ -115,11 +117,22 @@ class TlsClient(ABC):
         self, tanks: Collection[int] = (), *, deliveries: bool = True, alarms: bool = True
     ) -> TankGaugeReading:
         """Inventory (i201), and unless switched off the delivery history (i202) and active alarms (i205) of
-        every tank, in three commands; kept to the tanks in `tanks` when it is not empty."""
+        every tank, in three commands; kept to the tanks in `tanks` when it is not empty.
+
+        The inventory is the one report a gauge must give; a refusal of either optional one (the console has
+        it switched off, or its firmware lacks it) is named in the reading's `refused`, not raised."""
         inventory = decode_inventory(self.request(INVENTORY))
-        history = decode_deliveries(self.request(DELIVERIES)) if deliveries else None
-        active = decode_alarms(self.request(ALARMS)) if alarms else None
-        return gauge_reading(inventory, history, active, tanks, self.zone)
+        refused: list[str] = []
+        history = self._optional(DELIVERIES, decode_deliveries, refused) if deliveries else None
+        active = self._optional(ALARMS, decode_alarms, refused) if alarms else None
+        return gauge_reading(inventory, history, active, tanks, self.zone, refused=tuple(refused))
+
+    def _optional(self, function: str, decode: Callable[[bytes], ReportT], refused: list[str]) -> ReportT | None:
+        try:
+            return decode(self.request(function))
+        except TlsCommandRefused:
+            refused.append(function)
+            return None
 
     def statistics(self) -> ClientStatistics:
         return self._statistics
