@@ -48,8 +48,9 @@ from drivers.veeder_root.reports import (
 from drivers.veeder_root.units import gauge_reading
 
 MAX_ANSWER_BYTES = 65_536
-"""Longest answer accepted: a delivery report of 99 tanks with 10 deliveries each is about 100 kB of which
-no station has more than a tenth; anything longer is a line gone wrong."""
+"""Longest answer accepted by default (`max_answer_bytes`), checked as it arrives, so a gauge that never ends
+its answer costs at most this much memory: a delivery report of 99 tanks with 10 deliveries each is about
+100 kB of which no station has more than a tenth; anything longer is a line gone wrong."""
 
 ReportT = TypeVar("ReportT")
 
@@ -89,9 +90,19 @@ class TlsClient(ABC):
     """Commands, accounting and the one-in-flight lock; subclasses move the bytes. `zone` is the time zone
     the gauge's clock is set to (the station's), which turns its delivery times into UTC."""
 
-    def __init__(self, timeout_s: float, security_code: str = "", zone: tzinfo = UTC) -> None:
+    def __init__(
+        self,
+        timeout_s: float,
+        security_code: str = "",
+        zone: tzinfo = UTC,
+        *,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+    ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s {timeout_s} must be positive")
+        if max_answer_bytes < 16:
+            raise ValueError(f"max_answer_bytes {max_answer_bytes} cannot hold an answer")
+        self.max_answer_bytes = max_answer_bytes
         check_security_code(security_code)
         self.timeout_s = timeout_s
         self.security_code = security_code
@@ -161,8 +172,8 @@ class TlsClient(ABC):
                 )
             self._count("bytes_received", len(chunk))
             answer += chunk
-            if len(answer) > MAX_ANSWER_BYTES:
-                raise TlsFrameError(f"{context}: answer longer than {MAX_ANSWER_BYTES} bytes without ETX")
+            if len(answer) > self.max_answer_bytes:
+                raise TlsFrameError(f"{context}: answer longer than {self.max_answer_bytes} bytes without ETX")
         end = answer.index(ETX) + 1
         if end < len(answer):
             raise TlsFrameError(f"{context}: {answer[end : end + 20]!r} came after the answer's ETX")
