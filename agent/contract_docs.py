@@ -85,6 +85,12 @@ _BODIES: Final[dict[str, str]] = {
     "item (a message, a reading, a frame), contained it and went on with the next. At most one record per loop per "
     "minute; `count` says how many errors it stands for. A loop that keeps failing pauses longer between tries "
     "and shows as failing in the status; the agent itself keeps running.",
+    "gauge_report_unavailable": "A tank gauge refused one of its optional reports (`i202` deliveries, `i205` "
+    "active alarms) with the protocol's error answer: the console has it switched off, or its firmware lacks it. "
+    "The agent stops asking for it, asks again once a day, and goes on: the inventory (`i201`) keeps being "
+    "recorded and, without `i202`, deliveries are inferred from the inventory's rise (source "
+    "`detected_report_unavailable`). Made once per gauge and report when the refusal is first seen (not again "
+    "after a restart), and once more, with `available` true, when the gauge answers the report again.",
     "key_rotation": "The device key changed. This record is signed by the old key and carries the new public key; "
     "every record after it is signed by the new key. A receiver trusts the new key because the old one "
     "announced it.",
@@ -93,7 +99,8 @@ _BODIES: Final[dict[str, str]] = {
     "changes by the configured amount.",
     "delivery": "Fuel delivered into a tank, once per delivery: as the tank gauge reported it (source `gauge`), "
     "or as the agent saw the tank rise by more than sales explain (source `detected`, for a level probe, or a "
-    "gauge that did not report the rise).",
+    "gauge that did not report the rise; `detected_report_unavailable` for a gauge that refuses its delivery "
+    "report).",
     "reconciliation": "A tank's books for an hour or a local day, at 20 degC: opening and closing volume, what was "
     "delivered and sold, and the variance no sale or delivery explains. The books close at the first reading "
     "past the period's end, later while a delivery is under way, so consecutive periods add up exactly.",
@@ -141,6 +148,9 @@ _FIELDS: Final[dict[str, str]] = {
     "device": "The field device's name in the config.",
     "line": "The name of the bus line (an RS-485 port or a Modbus TCP endpoint) the device is on.",
     "device_offline.reason": "The error that ended polling, as text.",
+    "report": "The gauge's report: `i202` (deliveries) or `i205` (active alarms).",
+    "available": "False when the gauge refuses the report; true when it answers it again.",
+    "gauge_report_unavailable.reason": "What it means, in words: what the agent does without the report.",
     "nozzle": "The nozzle id in the config.",
     "controller": "The name of the pump controller device that reports the nozzle.",
     "txn_no": "The controller's sale number.",
@@ -225,7 +235,9 @@ _FIELDS: Final[dict[str, str]] = {
     "temperature_cC": "The product temperature, hundredths of a degree Celsius.",
     "delivery_in_progress": "true while the gauge (or the agent, for a level probe) sees a delivery under way.",
     "delivery.tank": "The tank id in the config.",
-    "source": "`gauge` if the tank gauge reported the delivery; `detected` if the agent saw the rise itself.",
+    "source": "`gauge` if the tank gauge reported the delivery; `detected` if the agent saw the rise itself; "
+    "`detected_report_unavailable` if the agent saw the rise itself because the gauge does not report deliveries "
+    "(it refuses `i202`, see gauge_report_unavailable).",
     "delivery.start": "When the delivery started: the gauge's time, or the last reading before the rise.",
     "delivery.end": "When the delivery ended: the gauge's time, or the reading at which the level stopped rising.",
     "start_volume_ml": "The tank's volume at its temperature when the delivery started, mL.",
@@ -719,6 +731,47 @@ ALARM_KINDS: Final[dict[str, AlarmDoc]] = {
             "timeouts": _key("integer", "Of the failures, polls with no answer in time.", 0),
             "window_s": _key("integer", "Whole seconds the window spans.", 0),
             "failed_permille": _key("integer", "failures * 1000 / attempts, rounded.", 0),
+        },
+    ),
+    "device_value_fault": AlarmDoc(
+        subject="the device name",
+        raised="Raised when a field device answers with a value that cannot be true: NaN or infinity (how many "
+        "transmitters say sensor fault), or a value outside its point's plausible range (the profile's min/max, "
+        "else a default by unit). The poll's values are not used: no sale, inventory or reading comes from them. "
+        "A gauge's tank or delivery with such a value is left out; its other tanks go on.",
+        cleared="Cleared at the device's first poll whose values are all plausible.",
+        evidence={
+            "line": _key("string", "The bus line the device is on."),
+            "point": _key(
+                "string",
+                "The first implausible value: the profile's meaning, with `nozzle N` or `channel N` before it "
+                "for a repeated point (`nozzle 2 txn_volume_ml`), or the gauge's field (`tank 1 volume`).",
+            ),
+            "register": _key("integer|null", "The address of the point's first register; null for a gauge.", 0),
+            "raw_hex": _key(
+                "string",
+                "What the device sent, as uppercase hex: the point's registers in address order, or the gauge "
+                "field's eight digits (an IEEE-754 single).",
+            ),
+            "reason": _key("string", "Why it cannot be true, in words, with the plausible range where one applies."),
+            "faults": _key("integer", "How many values of the poll were implausible.", 1),
+        },
+        cleared_evidence={"line": _key("string", "The bus line the device is on.")},
+    ),
+    "record_unsealable": AlarmDoc(
+        subject="the record type that could not be sealed",
+        raised="Raised in place of a record the contract cannot carry (a value beyond 2^53, which RFC 8785 "
+        "refuses): the record is not made, and this alarm says so. Field values are judged before they become "
+        "records (device_value_fault), so this points to a bug; the log has the record.",
+        cleared="Cleared when a record of that type is sealed again, with the count of those refused meanwhile.",
+        evidence={
+            "record_type": _key("string", "The type of the record that was refused."),
+            "count": _key("integer", "Records of that type refused: 1 when raised; all of them when cleared.", 1),
+            "reason": _key("string", "Why the first was refused, at most 200 characters."),
+        },
+        cleared_evidence={
+            "record_type": _key("string", "The type of the records that were refused."),
+            "count": _key("integer", "Records of that type refused while the alarm was raised.", 1),
         },
     ),
     "tank_leak": AlarmDoc(

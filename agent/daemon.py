@@ -213,6 +213,7 @@ class Agent:
                 station.post,
                 health_every_s=config.metering.line_error_window_s / 4,
                 zone=zone,
+                report=recorder.submit,
             )
             for line in config.lines
         ]

@@ -137,6 +137,7 @@ class EventKind(StrEnum):
     COMMAND_REFUSED = "command_refused"
     KEY_ROTATION = "key_rotation"
     INTERNAL_ERROR = "internal_error"
+    GAUGE_REPORT_UNAVAILABLE = "gauge_report_unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +350,23 @@ class AlarmKind(StrEnum):
     TANK_PRESSURE_BAND_WARNING = "tank_pressure_band_warning"
     TANK_PRESSURE_BAND_ALARM = "tank_pressure_band_alarm"
     OUTBOX_CORRUPT = "outbox_corrupt"
+    DEVICE_VALUE_FAULT = "device_value_fault"
+    RECORD_UNSEALABLE = "record_unsealable"
+
+
+@dataclass(frozen=True, slots=True)
+class GaugeReportUnavailableBody(Body):
+    """A tank gauge refused one of its optional reports (`i202` deliveries, `i205` alarms): its console has it
+    switched off, or its firmware lacks it. The agent stops asking for it, asks again once a day, and goes on
+    without it; without `i202` deliveries are inferred from the inventory (`source` `detected`). Made once per
+    gauge and report, when the refusal is first seen, and again with `available` true when it answers again."""
+
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    device: str
+    report: str
+    available: bool
+    reason: str
+    kind: Literal[EventKind.GAUGE_REPORT_UNAVAILABLE] = EventKind.GAUGE_REPORT_UNAVAILABLE
 
 
 class AlarmState(StrEnum):
@@ -423,7 +441,7 @@ class DeliveryBody(Body):
     record_type: ClassVar[RecordType] = RecordType.DELIVERY
     tank: str
     product: str
-    source: Literal["gauge", "detected"]
+    source: Literal["gauge", "detected", "detected_report_unavailable"]
     start: str
     end: str
     start_volume_ml: int
@@ -663,6 +681,7 @@ BODY_TYPES: tuple[type[Body], ...] = (
     CommandRefusedBody,
     KeyRotationBody,
     InternalErrorBody,
+    GaugeReportUnavailableBody,
     AlarmBody,
     TransactionBody,
     TankInventoryBody,

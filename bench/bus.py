@@ -31,6 +31,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from agent.clock import SystemClock
+from agent.containment import Boundary
 from agent.field.events import DeviceReading, FieldEvent
 from agent.field.poller import LinePoller, PolledDevice
 from bench.agent_run import SIMULATORS_READY
@@ -161,7 +162,8 @@ def poll_with_agent(port: Path, units: list[PolledUnit], seconds: float) -> tupl
         PolledDevice(unit.name, unit.unit, POLL_INTERVAL_S, partial(unit.driver.read, master, unit.unit))
         for unit in units
     ]
-    poller = LinePoller("rs485-1", devices, master, SystemClock(), sink)
+    boundary = Boundary("poller rs485-1", lambda _intent: None, SystemClock())
+    poller = LinePoller("rs485-1", devices, master, SystemClock(), sink, boundary=boundary)
     poller.start()
     try:
         threading.Event().wait(seconds)

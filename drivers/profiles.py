@@ -6,10 +6,16 @@ into the meaning's unit. The agent then plans as few requests as possible: the p
 into contiguous reads of at most 125 registers, bridging small gaps, because on a 9600-baud line every request
 costs a turnaround and the frame overhead. Decoding and encoding are pure, so the same profile drives the agent
 (decode) and the simulators (encode), and both are tested against hand-made register images.
+
+Decoding judges every value before it is believed: NaN and infinity (how many transmitters say "sensor fault"),
+and anything outside the point's plausible range (`min`/`max` in the profile, else a default by the unit in
+the meaning's name, `PLAUSIBLE_BY_UNIT`) are a `DeviceValueFault` naming the point, its register and the raw
+words. No value beyond 2^53 ever passes, so every reading can be sealed into a record (RFC 8785 refuses more).
 """
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,10 +24,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
+from drivers.errors import DeviceValueFault
+from drivers.readings import ValueFault
 from drivers.schema import Ge, Gt, Le, Matches, MinLen, doc, settings
 from drivers.shipped import shipped_dirs
 
 MAX_READ_REGISTERS = 125
+JSON_SAFE_INT = 2**53 - 1
+"""The largest integer every JSON reader keeps exactly (RFC 8785, I-JSON): no decoded value may exceed it."""
 _WIDTH = {"u16": 1, "i16": 1, "u32": 2, "i32": 2, "u64": 4, "f32": 2}
 
 
@@ -94,6 +104,28 @@ REQUIRED: dict[DeviceKind, frozenset[str]] = {
 }
 
 
+#: Plausible values, in the meaning's unit, by the unit's suffix: for points whose profile sets no `min`/`max`.
+#: Wide enough for any real station (a lifetime's totalizer, a 50 m tank, -50..100 degC, +-1 bar); a value
+#: outside is a broken sensor or a wrong register map. Meanings without a unit (counts, numbers, ids) are only
+#: held to what JSON carries exactly.
+PLAUSIBLE_BY_UNIT: dict[str, tuple[int, int]] = {
+    "_fen_per_l": (0, 100_000),
+    "_ml": (0, 10**13),
+    "_fen": (0, 10**13),
+    "_um": (0, 50_000_000),
+    "_cC": (-5_000, 10_000),
+    "_pa": (-100_000, 100_000),
+}
+
+
+def plausible_range(meaning: str) -> tuple[int, int]:
+    """The default (min, max) of a meaning, from the unit in its name."""
+    for suffix, bounds in PLAUSIBLE_BY_UNIT.items():
+        if meaning.endswith(suffix):
+            return bounds
+    return (-JSON_SAFE_INT, JSON_SAFE_INT)
+
+
 class ProfileError(Exception):
     """A profile that cannot be used, with every problem in it."""
 
@@ -113,10 +145,22 @@ class PointSpec:
     scale: Annotated[Decimal, Gt(0)] = doc("raw value x scale = value in the meaning's unit", default=Decimal(1))
     word_order: Literal["big", "little"] | None = doc("overrides the profile's word order", default=None)
     states: dict[str, str] | None = doc("raw value -> state name, for 'state'", default=None)
+    min: Annotated[int, Ge(-JSON_SAFE_INT), Le(JSON_SAFE_INT)] | None = doc(
+        "lowest plausible value, in the meaning's unit (default: by the unit, e.g. 0 for mL)", default=None
+    )
+    max: Annotated[int, Ge(-JSON_SAFE_INT), Le(JSON_SAFE_INT)] | None = doc(
+        "highest plausible value, in the meaning's unit (default: by the unit, e.g. 10^13 for mL)", default=None
+    )
 
     @property
     def width(self) -> int:
         return _WIDTH[self.type]
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """(min, max) of the values this point may decode to; others are a device fault."""
+        low, high = plausible_range(self.meaning)
+        return (low if self.min is None else self.min, high if self.max is None else self.max)
 
     @property
     def modulus(self) -> int | None:
@@ -181,6 +225,8 @@ def _inconsistencies(document: ProfileDocument) -> list[str]:
         if (point.scope, point.meaning) in seen:
             problems.append(f"{where}: mapped twice")
         seen.add((point.scope, point.meaning))
+        if point.min is not None and point.max is not None and point.min > point.max:
+            problems.append(f"{where}: min {point.min} is above max {point.max}")
         if point.meaning == "state" and not point.states:
             problems.append(f'{where}: a state point needs \'states\', e.g. {{ "0" = "idle" }}')
         block = document.blocks.get(point.scope)
@@ -266,14 +312,27 @@ class Profile:
     def decode(
         self, placements: Sequence[Placement], image: Mapping[tuple[int, int], int]
     ) -> dict[int, dict[str, int | str]]:
-        """Values by nozzle or channel (0 = the device) and meaning, from a register image."""
+        """Values by nozzle or channel (0 = the device) and meaning, from a register image.
+
+        Raises DeviceValueFault naming every point whose value cannot be true: one bad value spoils the poll,
+        since a sale's fields are only worth booking together."""
         values: dict[int, dict[str, int | str]] = {}
+        faults: list[ValueFault] = []
         for placed in placements:
             words = [image[(placed.point.function, placed.address + i)] for i in range(placed.point.width)]
-            values.setdefault(placed.index, {})[placed.point.meaning] = decode_point(
-                placed.point, words, self.document.profile.word_order
-            )
+            try:
+                value = decode_point(placed.point, words, self.document.profile.word_order)
+            except ImplausibleValue as exc:
+                faults.append(ValueFault(self._point_name(placed), placed.address, exc.raw_hex, exc.reason))
+                continue
+            values.setdefault(placed.index, {})[placed.point.meaning] = value
+        if faults:
+            raise DeviceValueFault(tuple(faults))
         return values
+
+    def _point_name(self, placed: Placement) -> str:
+        scope = placed.point.scope
+        return placed.point.meaning if scope == Scope.DEVICE else f"{scope} {placed.index} {placed.point.meaning}"
 
     def encode(self, placed: Placement, value: int | str) -> list[int]:
         return encode_point(placed.point, value, self.document.profile.word_order)
@@ -302,12 +361,29 @@ def plan_reads(placements: Iterable[Placement], max_gap: int) -> list[ReadReques
     return requests
 
 
+class ImplausibleValue(ValueError):
+    """A point's registers hold a value that cannot be true; `raw_hex` is the registers in address order."""
+
+    def __init__(self, words: Sequence[int], reason: str) -> None:
+        self.raw_hex = "".join(f"{word:04X}" for word in words)
+        self.reason = reason
+        super().__init__(f"registers {self.raw_hex}: {reason}")
+
+
 def decode_point(point: PointSpec, words: Sequence[int], default_order: str) -> int | str:
+    """The point's value in its meaning's unit (or its state name). Raises ImplausibleValue for NaN, infinity
+    and values outside `point.bounds`."""
     raw = _words_to_number(point, words, point.word_order or default_order)
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise ImplausibleValue(words, "not a number (NaN)" if math.isnan(raw) else f"{raw} (infinite)")
     if point.states is not None:
         return point.states.get(str(raw), f"unknown:{raw}")
     scaled = Decimal(raw) * point.scale if isinstance(raw, int) else Decimal(repr(raw)) * point.scale
-    return int(scaled.to_integral_value(ROUND_HALF_EVEN))
+    value = int(scaled.to_integral_value(ROUND_HALF_EVEN))
+    low, high = point.bounds
+    if not low <= value <= high:
+        raise ImplausibleValue(words, f"{value} is outside the plausible {low}..{high} of {point.meaning}")
+    return value
 
 
 def encode_point(point: PointSpec, value: int | str, default_order: str) -> list[int]:

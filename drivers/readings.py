@@ -111,11 +111,13 @@ class DeliveryReport:
 
 @dataclass(frozen=True, slots=True)
 class TankGaugeReading:
-    """A tank gauge poll: every tank's inventory, the deliveries the gauge has on record, its active alarms."""
+    """A tank gauge poll: every tank's inventory, the deliveries the gauge has on record, its active alarms, and
+    the optional reports (`i202`, `i205`) the gauge refuses, whose absence is then no news."""
 
     tanks: tuple[TankReading, ...]
     deliveries: tuple[DeliveryReport, ...] = ()
     alarms: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,22 @@ class LevelProbeReading:
     oil_height_um: int
     water_height_um: int
     temperature_cC: int
+
+
+@dataclass(frozen=True, slots=True)
+class ValueFault:
+    """A value a device sent that cannot be true: not a number, infinite, or outside the point's plausible range.
+
+    Transmitters say "sensor fault" with NaN, and a broken register map reads as huge numbers; such a value
+    must become a device alarm, never a sale or an inventory. `raw_hex` is the registers (or the gauge field)
+    exactly as they came, so the evidence shows what the device said without a float that JSON cannot carry."""
+
+    point: str
+    """What the value was meant to be: the profile's meaning (`nozzle 2 txn_volume_ml`) or the gauge's field."""
+    register: int | None
+    """The first register's address (Modbus); None for a gauge's field."""
+    raw_hex: str
+    reason: str
 
 
 Reading = PumpControllerReading | PulseCounterReading | PressureReading | TankGaugeReading | LevelProbeReading

@@ -161,6 +161,11 @@ class TankGaugeSection(_Section):
     host: str = "127.0.0.1"
     port: int | None = Field(default=None, ge=0, le=65535, description="its TCP port (TLS consoles use 10001)")
     security_code: str = Field(default="", pattern=r"^([\x20-\x7e]{6})?$", description="none, or 6 characters")
+    refuses: list[Literal["i202", "i205"]] = Field(
+        default_factory=list,
+        description="optional reports it answers with the error answer 9999FF1B, as a console with the report "
+        "switched off or older firmware does",
+    )
 
     @model_validator(mode="after")
     def _valid(self) -> TankGaugeSection:

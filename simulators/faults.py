@@ -41,6 +41,7 @@ class TargetKind(StrEnum):
 #: Devices with a firmware id register.
 FIRMWARE_DEVICES = frozenset({TargetKind.CONTROLLER, TargetKind.PULSE_COUNTER, TargetKind.PRESSURE_SENSOR})
 DEVICES = FIRMWARE_DEVICES | {TargetKind.TANK_GAUGE, TargetKind.LEVEL_PROBE}
+MODBUS_DEVICES = FIRMWARE_DEVICES | {TargetKind.LEVEL_PROBE}
 
 
 def nozzle_target(dispenser: str, number: int) -> str:
@@ -185,6 +186,18 @@ CATALOGUE: dict[str, FaultKind] = {
                 Param("volume_l", float, 1.0, 100_000.0, None, "litres as the tanker meters them, at its temperature"),
                 Param("duration_s", float, 1.0, 86_400.0, 1800.0, "simulated seconds the drop takes"),
                 Param("temperature_c", float, -40.0, 60.0, 20.0, "the delivered fuel's temperature"),
+            ),
+        ),
+        FaultKind(
+            "stuck_register",
+            MODBUS_DEVICES,
+            False,
+            "one register reads this value whatever the device holds, as a transmitter in fault does: 32704 "
+            "(0x7FC0) in an f32's high word reads NaN, 32640 (0x7F80) infinity, 65535 in a u32's high word a "
+            "huge number",
+            (
+                Param("address", int, 0, 0xFFFF, None, "the register's address"),
+                Param("value", int, 0, 0xFFFF, 0x7FC0, "what it reads"),
             ),
         ),
         FaultKind("dead", DEVICES, False, "the device never answers"),
@@ -370,3 +383,5 @@ def set_link_faults(board: FaultBoard, target: str, link: SlaveFaults, *, has_cr
     link.delay_s = float(board.value("slow", target, "delay_s") or 0.0)
     noise = float(board.value("crc_noise", target, "rate") or 0.0)
     link.corrupt_crc_rate, link.garble_rate = (noise, 0.0) if has_crc else (0.0, noise)
+    stuck = board.find("stuck_register", target)
+    link.stuck = {} if stuck is None else {int(stuck.params["address"]): int(stuck.params["value"])}

@@ -16,7 +16,7 @@ import termios
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import serial
@@ -123,12 +123,32 @@ class SlaveFaults:
 
     `dead`: never answers. `delay_s`: answers this late. `garble_rate`: share of answers replaced by random
     bytes. `corrupt_crc_rate`: share of answers sent with their CRC flipped (RTU only: TCP has no CRC).
+    `stuck`: registers (address -> value, either table) that read that value whatever the device holds: a
+    transmitter in fault. `0x7FC0` in the high word of an f32 reads NaN, `0x7F80, 0x0000` infinity, `0xFFFF`
+    in the high word of a u32 or u64 a huge number (see `poison_words`).
     """
 
     dead: bool = False
     delay_s: float = 0.0
     corrupt_crc_rate: float = 0.0
     garble_rate: float = 0.0
+    stuck: dict[int, int] = field(default_factory=dict)
+
+
+#: Register words that read as a value no sensor can give, by name, for a point's first registers (high word
+#: first): what `SlaveFaults.stuck` and the `stuck_register` fault put there.
+POISON_WORDS: dict[str, tuple[int, ...]] = {
+    "nan": (0x7FC0, 0x0000),
+    "inf": (0x7F80, 0x0000),
+    "-inf": (0xFF80, 0x0000),
+    "huge_f32": (0x7F7F, 0xFFFF),
+    "huge_u64": (0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF),
+}
+
+
+def poison_words(kind: str, address: int) -> dict[int, int]:
+    """`SlaveFaults.stuck` for a point at `address` that reads `kind` (a key of POISON_WORDS)."""
+    return {address + offset: word for offset, word in enumerate(POISON_WORDS[kind])}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,12 +168,14 @@ class SlaveServerError(ServerError):
     """A slave server could not start or stop."""
 
 
-def _execute(bank: RegisterBank, request: Request) -> bytes:
+def _execute(bank: RegisterBank, request: Request, stuck: Mapping[int, int]) -> bytes:
     match request:
         case ReadRegistersRequest(function, address, count):
             registers = tuple(bank.read(function, address, count))
             if len(registers) != count:
                 raise ValueError(f"bank returned {len(registers)} registers for a read of {count}")
+            if stuck:
+                registers = tuple(stuck.get(address + i, value) for i, value in enumerate(registers))
             return encode_read_response(function, registers)
         case WriteSingleRequest(address, value):
             bank.write(address, (value,))
@@ -209,7 +231,7 @@ class _SlaveServer(DeviceServer):
             self._count("silent")
             return None
         try:
-            answer = _execute(bank, decode_request(pdu))
+            answer = _execute(bank, decode_request(pdu), dict(faults.stuck))
         except ModbusExceptionResponse as refusal:
             answer = encode_exception_response(refusal.function, refusal.code)
         except IllegalAddress:

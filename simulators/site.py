@@ -213,6 +213,7 @@ class Site:
             section.id,
             [self.tanks[tank] for tank in section.tanks],
             security_code=section.security_code,
+            refuses=frozenset(section.refuses),
             rng=random.Random(self._rng.getrandbits(64)),
         )
         self.tank_gauges[gauge.id] = gauge

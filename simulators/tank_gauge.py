@@ -11,8 +11,10 @@ inquiries a station needs, built with the same encoders the agent decodes with (
 - `i205TT` active alarms, from a fixed setup: overfill above 90 % of capacity, low product below 10 %,
   delivery needed below 20 %, high water above 50 mm.
 
-Anything else is answered `9999FF1B`; a tank number it does not have gets question marks in i201 and empty
-blocks in i202 and i205; a command without the right security code gets silence. Units are metric: litres,
+Anything else is answered `9999FF1B`, and so are the optional reports in `refuses` (`i202`, `i205`), as a
+console answers a report that is switched off or that its firmware lacks; a tank number it does not have
+gets question marks in i201 and empty blocks in i202 and i205; a command without the right security code
+gets silence. Units are metric: litres,
 millimetres, degrees Celsius; its clock is the station's local time. Link faults on its target
 (`G1/tank_gauge`): `dead` keeps it silent, `crc_noise` spoils the checksum of that share of answers, and
 `slow` is carried out by the server that moves its bytes.
@@ -71,6 +73,7 @@ class TankGauge(SimulatedModel):
         tanks: Sequence[Tank],
         *,
         security_code: str = "",
+        refuses: frozenset[str] = frozenset(),
         rng: random.Random | None = None,
     ) -> None:
         self.target = device_target(gauge_id, TargetKind.TANK_GAUGE)
@@ -80,6 +83,8 @@ class TankGauge(SimulatedModel):
         self.id = gauge_id
         self.tanks = dict(enumerate(tanks, start=1))
         self.security_code = security_code
+        self.refuses = refuses
+        """The optional reports it answers with the error answer; change it while it runs."""
         self._rng = rng or random.Random(0)
         self._reported: dict[tuple[int, int], Delivery] = {}
 
@@ -106,7 +111,7 @@ class TankGauge(SimulatedModel):
             build = {INVENTORY: self._inventory, DELIVERIES: self._deliveries, ALARMS: self._alarms}.get(
                 command.function
             )
-            if build is None:
+            if build is None or command.function in self.refuses:
                 return ERROR_ANSWER
             return self._damaged(encode_response(command, build(command.tank)))
 

@@ -33,7 +33,7 @@ from vapour_story import vapour_story
 from agent import contract_docs
 from agent.clock import SystemClock
 from agent.config import MeteringSection, OutboxSection, VerificationSection
-from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, LineHealth
+from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, DeviceValueFaults, LineHealth
 from agent.ledger.chain import ChainHead, SealedRecord, seal
 from agent.ledger.integrity import Damage, damage_alarm
 from agent.ledger.keys import DeviceKey, kid_of
@@ -63,6 +63,7 @@ from agent.records import (
     DownPeriod,
     Downtime,
     EventKind,
+    GaugeReportUnavailableBody,
     GradeDay,
     HeartbeatBody,
     InternalErrorBody,
@@ -80,10 +81,19 @@ from agent.records import (
     VapourBody,
     parse_ts,
 )
+from agent.station.devices import OPTIONAL_GAUGE_REPORTS
 from agent.station.nozzle import NozzleBinding, Tap
 from agent.station.station import Station
 from agent.uplink.messages import Topics, build_records_message, status_payload
-from drivers.readings import ChannelCount, ControllerCounters, NozzleReading, PulseCounterReading, PumpControllerReading
+from drivers.readings import (
+    ChannelCount,
+    ControllerCounters,
+    NozzleReading,
+    PulseCounterReading,
+    PumpControllerReading,
+    TankGaugeReading,
+    ValueFault,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
@@ -370,6 +380,9 @@ SAMPLES: list[Body] = [
         error="ValueError",
         detail="ValueError: Exceeds the limit (4300 digits) for integer string conversion",
         count=3,
+    ),
+    GaugeReportUnavailableBody(
+        device="tg1", report="i202", available=False, reason=f"the gauge refuses i202; {OPTIONAL_GAUGE_REPORTS['i202']}"
     ),
     TankInventoryBody(
         tank="T1",
@@ -665,6 +678,11 @@ def _device_story() -> list[RecordIntent]:
     made += station.on_event(LineHealth("rs485-1", t0, 0, 0, 0, 0))
     made += station.on_event(LineHealth("rs485-1", t0 + 10_000, 100, 40, 38, 2))
     made += station.on_event(LineHealth("rs485-1", t0 + 80_000, 800, 45, 40, 5))
+    nan = ValueFault("pressure_pa", 0x0010, "7FC00000", "not a number (NaN)")
+    made += station.on_event(DeviceValueFaults("ps1", "rs485-1", t0 + 90_000, (nan,)))
+    made += station.on_event(DeviceValueFaults("ps1", "rs485-1", t0 + 95_000, ()))
+    made += station.on_event(DeviceReading("tg1", "tls", t0 + 96_000, TankGaugeReading((), refused=("i202",))))
+    made += station.on_event(DeviceReading("tg1", "tls", t0 + 97_000, TankGaugeReading(())))
     return made
 
 
@@ -738,6 +756,28 @@ def station_records() -> list[Json]:
     return [_record(record) for record in _seal(stories)]
 
 
+def _unsealable_story(folder: Path) -> list[Json]:
+    """Two heartbeats with a count beyond 2^53, then a sane one: the alarm raised once, then cleared."""
+    outbox = Outbox(folder / "outbox.sqlite", 64 * 1024**2)
+    recorder = Recorder(
+        outbox,
+        STATION,
+        DeviceKey.from_private(Ed25519PrivateKey.generate()),
+        OutboxSection(path=outbox.path),
+        SystemClock(),
+    )
+    recorder.start()
+    for unacked in (2**60, 2**61, 0):
+        beat = HeartbeatBody(
+            interval_s=60, uptime_s=60, uplink="offline", unacked=unacked, devices_online=0, devices_total=0
+        )
+        recorder.submit(beat.intent(SystemClock().wall_ms()))
+    _wait_until(lambda: recorder.status().head_seq >= 3, "the alarm, the heartbeat and the clearing")
+    recorder.stop()
+    stored = [json.loads(record.canonical) for record in OutboxReader(outbox.path).read(1, 10**6)]
+    return [record for record in stored if record["type"] == "alarm"]
+
+
 @pytest.fixture(scope="module")
 def outbox_alarms(tmp_path_factory: pytest.TempPathFactory) -> list[Json]:
     full = OutboxFull("outbox full while appending 2 record(s): database or disk is full")
@@ -746,6 +786,7 @@ def outbox_alarms(tmp_path_factory: pytest.TempPathFactory) -> list[Json]:
         *_outbox_story(tmp_path_factory.mktemp("full"), full),
         *_outbox_story(tmp_path_factory.mktemp("failing"), failing),
         *_corrupt_story(tmp_path_factory.mktemp("corrupt")),
+        *_unsealable_story(tmp_path_factory.mktemp("unsealable")),
     ]
 
 

@@ -12,14 +12,17 @@ import pytest
 from station_rig import wait_until
 
 from agent.clock import SystemClock
-from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, FieldEvent
+from agent.containment import Boundary
+from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, DeviceValueFaults, FieldEvent
 from agent.field.poller import LinePoller, PolledDevice
+from agent.records import RecordIntent
 from drivers.device import DeviceDriver
-from drivers.modbus.master import SerialRtuMaster
-from drivers.profiles import load_profile
+from drivers.modbus.master import SerialRtuMaster, TcpMaster
+from drivers.profiles import encode_point, load_profile
+from drivers.readings import ValueFault
 from simulators.clock import SimClock
 from simulators.forecourt import Dispenser, NozzleSpec
-from simulators.modbus_slave import RtuSlaveServer
+from simulators.modbus_slave import RegisterMap, RtuSlaveServer, TcpSlaveServer, poison_words
 from simulators.serial_line import PtyPair
 
 PROFILE = Path(__file__).resolve().parents[1] / "config" / "profiles" / "sim-pump-controller.toml"
@@ -54,7 +57,8 @@ def line(tmp_path: Path) -> Iterator[tuple[RtuSlaveServer, LinePoller, Sink]]:
         master = SerialRtuMaster(pty.link_a, timeout_s=0.1)
         driver = DeviceDriver(profile, [1, 2])
         devices = [PolledDevice(f"pc{unit}", unit, 0.05, partial(driver.read, master, unit)) for unit in (1, 2)]
-        poller = LinePoller("rs485-1", devices, master, SystemClock(), sink)
+        boundary = Boundary("poller rs485-1", lambda _intent: None, SystemClock())
+        poller = LinePoller("rs485-1", devices, master, SystemClock(), sink, boundary=boundary)
         poller.start()
         try:
             yield server, poller, sink
@@ -112,3 +116,108 @@ class TestPoller:
         wait_until(lambda: readings_of(sink, "pc1") >= readings_then + 20, 10, "pc1 polled meanwhile")
         polls_after = next(d.polls for d in poller.status().devices if d.name == "pc2")
         assert polls_after - polls_then < 10, "a dead device is backed off, not polled at full rate"
+
+
+FLOAT_PROBE = """
+[profile]
+name = "float-probe"
+kind = "level_probe"
+
+[[points]]
+meaning = "oil_height_um"
+address = 0x0010
+type = "f32"
+scale = 1000          # mm -> micrometres
+
+[[points]]
+meaning = "water_height_um"
+address = 0x0012
+type = "f32"
+scale = 1000
+
+[[points]]
+meaning = "temperature_cC"
+address = 0x0014
+type = "i16"
+min = -4000           # degC x 100: a tank is never colder than -40 degC
+"""
+
+
+@pytest.fixture
+def probes(tmp_path: Path) -> Iterator[tuple[TcpSlaveServer, LinePoller, Sink]]:
+    """Two float level probes behind one Modbus TCP slave, polled by the real poller."""
+    path = tmp_path / "float-probe.toml"
+    path.write_text(FLOAT_PROBE)
+    profile = load_profile(path)
+    driver = DeviceDriver(profile)
+    banks = {}
+    for unit in (31, 32):
+        bank = RegisterMap()
+        bank.set(3, 0x0010, encode_point(profile.document.points[0], 1_523_000, "big"))
+        bank.set(3, 0x0012, encode_point(profile.document.points[1], 12_000, "big"))
+        bank.set(3, 0x0014, [1850])
+        banks[unit] = bank
+    sink = Sink()
+    reports: list[RecordIntent] = []
+    with TcpSlaveServer(banks) as server:
+        master = TcpMaster(*server.address, timeout_s=0.5)
+        devices = [PolledDevice(f"lp{unit}", unit, 0.05, partial(driver.read, master, unit)) for unit in (31, 32)]
+        boundary = Boundary("poller tcp-1", reports.append, SystemClock())
+        poller = LinePoller("tcp-1", devices, master, SystemClock(), sink, boundary=boundary)
+        poller.start()
+        try:
+            yield server, poller, sink
+        finally:
+            poller.stop()
+    assert not reports, "a value fault is no internal error"
+
+
+def faults_of(sink: Sink, device: str) -> list[DeviceValueFaults]:
+    return [e for e in sink.of(DeviceValueFaults) if isinstance(e, DeviceValueFaults) and e.device == device]
+
+
+class TestImplausibleValues:
+    @pytest.mark.parametrize(
+        ("poison", "raw_hex", "reason"),
+        [
+            ("nan", "7FC00000", "not a number (NaN)"),
+            ("inf", "7F800000", "inf (infinite)"),
+            ("-inf", "FF800000", "-inf (infinite)"),
+        ],
+    )
+    def test_a_probe_that_reads_nan_or_infinity_is_a_value_fault_and_the_other_probe_goes_on(
+        self, probes: tuple[TcpSlaveServer, LinePoller, Sink], poison: str, raw_hex: str, reason: str
+    ) -> None:
+        """A float register reading NaN or infinity over real Modbus TCP: the poller lives, says which register
+        and what it held, stays online, gives no reading of that probe, the other keeps being read; once the
+        register is sane again an empty fault list clears it and readings resume."""
+        server, poller, sink = probes
+        wait_until(lambda: readings_of(sink, "lp31") >= 3 and readings_of(sink, "lp32") >= 3, 10, "readings")
+        assert [e.faults for e in faults_of(sink, "lp31")] == [()], "the first answer says: nothing at fault"
+        server.faults[31].stuck = poison_words(poison, 0x0010)
+        wait_until(lambda: len(faults_of(sink, "lp31")) == 2, 10, "the value fault")
+        (fault,) = faults_of(sink, "lp31")[1].faults
+        assert fault == ValueFault("oil_height_um", 0x0010, raw_hex, reason)
+        stalled = readings_of(sink, "lp31")
+        before = readings_of(sink, "lp32")
+        wait_until(lambda: readings_of(sink, "lp32") >= before + 10, 10, "lp32 to keep being read")
+        assert readings_of(sink, "lp31") == stalled, "no reading is made of a value that cannot be true"
+        assert poller.alive() and not sink.of(DeviceOffline)
+        assert len(faults_of(sink, "lp31")) == 2, "said once while it lasts"
+        server.faults[31].stuck = {}
+        wait_until(lambda: readings_of(sink, "lp31") > stalled, 10, "lp31 to read again")
+        assert faults_of(sink, "lp31")[-1].faults == ()
+
+    def test_a_value_below_the_profiles_min_is_a_value_fault(
+        self, probes: tuple[TcpSlaveServer, LinePoller, Sink]
+    ) -> None:
+        """A temperature register reading -50 degC, below the profile's min of -40 degC, names the point, its
+        register and the raw word."""
+        server, _, sink = probes
+        wait_until(lambda: readings_of(sink, "lp31") >= 1, 10, "a reading")
+        server.faults[31].stuck = {0x0014: (-5000) & 0xFFFF}
+        wait_until(lambda: len(faults_of(sink, "lp31")) == 2, 10, "the value fault")
+        (fault,) = faults_of(sink, "lp31")[1].faults
+        assert fault == ValueFault(
+            "temperature_cC", 0x0014, "EC78", "-5000 is outside the plausible -4000..10000 of temperature_cC"
+        )

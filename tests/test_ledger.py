@@ -236,8 +236,11 @@ class TestRecorder:
         assert status.head_seq == status.committed == 3000
         assert status.commits <= -(-3000 // MAX_BATCH) + 1
 
-    def test_a_body_the_contract_cannot_carry_is_refused_and_the_rest_goes_on(self, tmp_path: Path) -> None:
-        """An intent with a float in its body is never sealed; the intents around it are, without a gap."""
+    def test_a_body_the_contract_cannot_carry_is_replaced_by_an_alarm_and_the_rest_goes_on(
+        self, tmp_path: Path
+    ) -> None:
+        """An intent with a float in its body is never sealed: a record_unsealable alarm takes its place, naming
+        its type, and the intents around it are sealed without a gap."""
         recorder, outbox = self._recorder(tmp_path)
         recorder.submit(heartbeat(1, n=1))
         recorder.submit(RecordIntent(RecordType.EVENT, 2, {"volume_l": 41.23}))
@@ -245,7 +248,30 @@ class TestRecorder:
         recorder.start()
         recorder.stop()
         stored = [json.loads(r.canonical) for r in OutboxReader(outbox.path).read(1, 10)]
-        assert [(r["seq"], r["body"]["uptime_s"]) for r in stored] == [(1, 1), (2, 3)]
+        assert [(r["seq"], r["type"]) for r in stored] == [(1, "heartbeat"), (2, "alarm"), (3, "heartbeat")]
+        alarm = stored[1]["body"]
+        assert (alarm["kind"], alarm["state"], alarm["subject"]) == ("record_unsealable", "raised", "event")
+        assert alarm["evidence"]["record_type"] == "event" and alarm["evidence"]["count"] == 1
+        assert "float" in alarm["evidence"]["reason"]
+
+    def test_unsealable_records_are_counted_and_the_alarm_clears_when_their_type_seals_again(
+        self, tmp_path: Path
+    ) -> None:
+        """Three heartbeats with a count beyond 2^53 make one raised alarm; the next sane heartbeat is sealed and
+        the alarm is cleared with the count of 3."""
+        recorder, outbox = self._recorder(tmp_path)
+        for n in range(3):
+            recorder.submit(RecordIntent(RecordType.HEARTBEAT, n, {"uptime_s": 2**53 + n}))
+        recorder.submit(heartbeat(5, n=5))
+        recorder.start()
+        recorder.stop()
+        stored = [json.loads(r.canonical) for r in OutboxReader(outbox.path).read(1, 10)]
+        assert [(r["type"], r["body"].get("state")) for r in stored] == [
+            ("alarm", "raised"),
+            ("heartbeat", None),
+            ("alarm", "cleared"),
+        ]
+        assert stored[2]["body"]["evidence"] == {"record_type": "heartbeat", "count": 3}
 
     def test_stop_writes_everything_submitted(self, tmp_path: Path) -> None:
         """Every intent submitted before stop is a record after it, in order."""

@@ -7,6 +7,7 @@ CRC arithmetic worked by hand, or from pymodbus's own encoders as an independent
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import pytest
@@ -27,6 +28,7 @@ from drivers.modbus import rtu, tcp
 from drivers.modbus.errors import (
     ExceptionCode,
     ModbusCrcError,
+    ModbusError,
     ModbusExceptionResponse,
     ModbusFrameError,
     exception_name,
@@ -395,3 +397,34 @@ class TestMbap:
         """A header with another protocol id, an impossible length or the wrong size is a ModbusFrameError."""
         with pytest.raises(ModbusFrameError, match=message):
             tcp.decode_header(bytes.fromhex(header))
+
+
+class TestHostileAnswers:
+    @given(st.binary(max_size=300), st.integers(1, 125), st.sampled_from([3, 4]), st.integers(1, 247))
+    def test_arbitrary_bytes_as_an_rtu_answer_raise_only_modbus_errors(
+        self, adu: bytes, count: int, function: int, unit: int
+    ) -> None:
+        """Whatever bytes come back as an RTU answer, the frame and the PDU decoders raise only ModbusError."""
+        request = ReadRegistersRequest(function, 0, count)
+        with contextlib.suppress(ModbusError):
+            decode_read_response(request, rtu.decode_response_adu(adu, unit, "fuzz"))
+
+    @given(st.binary(max_size=300), st.integers(1, 125))
+    def test_arbitrary_bytes_as_a_tcp_answer_raise_only_modbus_errors(self, adu: bytes, count: int) -> None:
+        """Whatever bytes come back over TCP, the MBAP header and the PDU decoders raise only ModbusError."""
+        with contextlib.suppress(ModbusError):
+            header = tcp.decode_header(adu[: tcp.MBAP_BYTES])
+            assert header.pdu_length + tcp.MBAP_BYTES <= tcp.MAX_ADU_BYTES
+            pdu = adu[tcp.MBAP_BYTES : tcp.MBAP_BYTES + header.pdu_length]
+            decode_read_response(ReadRegistersRequest(3, 0, count), pdu)
+
+    def test_an_rtu_frame_longer_than_256_bytes_is_refused_before_its_crc_is_computed(self) -> None:
+        """A 257-byte frame, even with a good CRC, is not a Modbus RTU frame."""
+        body = bytes(255)
+        with pytest.raises(ModbusFrameError, match="257 bytes is longer than an RTU frame"):
+            rtu.decode_adu(body + rtu.crc16(body).to_bytes(2, "little"))
+
+    def test_an_mbap_length_beyond_260_bytes_is_refused_before_the_pdu_is_read(self) -> None:
+        """A header announcing 255 bytes after it (unit + 254 of PDU) is refused on the header alone."""
+        with pytest.raises(ModbusFrameError, match=r"length 255 is outside 2\.\.254"):
+            tcp.decode_header(bytes.fromhex("0001 0000 00FF 01"))

@@ -12,7 +12,17 @@ from hypothesis import strategies as st
 
 from agent.cli import main
 from drivers.device import DeviceDriver
-from drivers.profiles import PointSpec, ProfileError, decode_point, encode_point, load_profile, shipped_profile_dirs
+from drivers.errors import DeviceValueFault
+from drivers.profiles import (
+    ImplausibleValue,
+    PointSpec,
+    ProfileError,
+    decode_point,
+    encode_point,
+    load_profile,
+    plausible_range,
+    shipped_profile_dirs,
+)
 from simulators.forecourt import Dispenser, NozzleSpec
 from simulators.fuelling import FuellingPattern
 
@@ -164,3 +174,65 @@ class TestSimulatedController:
         assert controller.read(3, 0x0100 + 18, 14) == [0] * 14
         with pytest.raises(LookupError):
             controller.read(3, 0x0000, 1)
+
+
+class TestImplausibleValues:
+    @pytest.mark.parametrize(
+        ("words", "reason"),
+        [
+            ([0x7FC0, 0x0000], "not a number (NaN)"),
+            ([0x7F80, 0x0000], "inf (infinite)"),
+            ([0xFF80, 0x0000], "-inf (infinite)"),
+            (
+                [0x7F7F, 0xFFFF],
+                "340282346638528860000000000000000000000000 is outside the plausible 0..10000000000000 "
+                "of txn_volume_ml",
+            ),
+        ],
+    )
+    def test_nan_infinity_and_huge_floats_are_refused_with_their_registers(self, words: list[int], reason: str) -> None:
+        """An f32 volume reading NaN, infinity or the largest single (3.4e38 L) is an ImplausibleValue that
+        carries the registers as hex, never a ValueError or OverflowError from the conversion."""
+        point = PointSpec(meaning="txn_volume_ml", address=0, type="f32", scale=Decimal(1000))
+        with pytest.raises(ImplausibleValue) as raised:
+            decode_point(point, words, "big")
+        assert raised.value.reason == reason
+        assert raised.value.raw_hex == "".join(f"{word:04X}" for word in words)
+
+    def test_a_u64_beyond_2_to_the_53_is_refused(self) -> None:
+        """A u64 counter past what JSON carries exactly is refused, so no record it lands in can be unsealable."""
+        point = PointSpec(meaning="txn_no", address=0, type="u64")
+        assert decode_point(point, [0x001F, 0xFFFF, 0xFFFF, 0xFFFF], "big") == 2**53 - 1
+        with pytest.raises(ImplausibleValue, match="9007199254740992 is outside"):
+            decode_point(point, [0x0020, 0x0000, 0x0000, 0x0000], "big")
+
+    def test_min_and_max_of_the_profile_replace_the_unit_default(self) -> None:
+        """Profile bounds, inclusive, in the meaning's unit after scaling."""
+        point = PointSpec(meaning="pressure_pa", address=0, type="i16", min=-3000, max=3000)
+        assert decode_point(point, [3000], "big") == 3000
+        with pytest.raises(ImplausibleValue, match=r"3001 is outside the plausible -3000\.\.3000"):
+            decode_point(point, [3001], "big")
+        assert plausible_range("pressure_pa") == (-100_000, 100_000)
+
+    def test_a_profile_whose_min_is_above_its_max_is_refused(self, tmp_path: Path) -> None:
+        """min > max is named with the point, at load time."""
+        path = tmp_path / "p.toml"
+        path.write_text(
+            '[profile]\nname = "p"\nkind = "pressure_sensor"\n'
+            '[[points]]\nmeaning = "pressure_pa"\naddress = 0\ntype = "i16"\nmin = 10\nmax = -10\n'
+        )
+        with pytest.raises(ProfileError, match=r"points\[0\] \(pressure_pa\): min 10 is above max -10"):
+            load_profile(path)
+
+    def test_a_poll_with_bad_values_names_every_bad_point(self) -> None:
+        """A level probe whose two heights read 0xFFFF.... (65535 mm: more than any tank) raises one
+        DeviceValueFault naming both points, their registers and raw words."""
+        profile = load_profile(PROFILE.with_name("sim-level-probe.toml"))
+        placements = profile.placements([])
+        image = {(3, 2): 0xFFFF, (3, 3): 0, (3, 4): 0xFFFF, (3, 5): 1, (3, 6): 320}
+        with pytest.raises(DeviceValueFault) as raised:
+            profile.decode(placements, image)
+        assert [(f.point, f.register, f.raw_hex) for f in raised.value.faults] == [
+            ("oil_height_um", 2, "FFFF0000"),
+            ("water_height_um", 4, "FFFF0001"),
+        ]

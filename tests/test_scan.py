@@ -198,7 +198,10 @@ class TestFit:
         hot = Registers({2: 0, 3: 100, 4: 0, 5: 0, 6: 3200})
         outcome = try_profile(probe, hot, 31)
         assert isinstance(outcome, Misfit)
-        assert outcome.reason == "temperature_cC = 20000 is outside -4000..10000"
+        assert outcome.reason == (
+            "a value cannot be true for this profile: temperature_cC at register 0x0006 reads 0C80: "
+            "20000 is outside the plausible -5000..10000 of temperature_cC"
+        )
         hot.holding[6] = 320
         assert isinstance(try_profile(probe, hot, 31), Fit)
 

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.errors import FieldCorrupt, FieldFrameError, FieldLinkError, FieldRefused, FieldTimeout
-from drivers.readings import DeliveryReport, TankReading
+from drivers.errors import DeviceValueFault, FieldCorrupt, FieldFrameError, FieldLinkError, FieldRefused, FieldTimeout
+from drivers.readings import DeliveryReport, TankGaugeReading, TankReading
 from drivers.veeder_root import (
     ERROR_ANSWER,
     Command,
@@ -28,6 +28,7 @@ from drivers.veeder_root import (
     TlsLinkError,
     TlsTimeout,
 )
+from drivers.veeder_root.client import TlsClient
 from drivers.veeder_root.fields import FieldReader, encode_float
 from drivers.veeder_root.frame import (
     checksum,
@@ -38,7 +39,11 @@ from drivers.veeder_root.frame import (
     encode_response,
 )
 from drivers.veeder_root.reports import (
+    ALARMS,
+    DELIVERIES,
+    INVENTORY,
     AlarmReport,
+    DeliveryHistory,
     InventoryReport,
     TankAlarm,
     TankInventory,
@@ -345,3 +350,88 @@ class TestRoundTrips:
             tuple(TankInventory(number, "1", TankStatus(bits), *values) for number, bits, values in tanks),
         )
         assert decode_inventory(encode_inventory(report)) == report
+
+
+class TestImplausibleGaugeValues:
+    @pytest.mark.parametrize(
+        ("field", "reason"),
+        [("7FC00000", "not a number (NaN)"), ("7F800000", "infinite"), ("7F7FFFFF", "is outside the plausible")],
+    )
+    def test_a_tank_with_nan_infinity_or_a_huge_volume_is_a_value_fault_and_the_other_tank_goes_on(
+        self, field: str, reason: str
+    ) -> None:
+        """A probe in fault on tank 2 (its volume field NaN, infinity or 3.4e38 L): tank 1 is read as usual and
+        carried as `partial`; the fault names tank 2's volume and the field's eight hex digits."""
+        broken = "02" + "1" + "0000" + "07" + field + F_14936 + F_14000 + F_1234_5 + F_20 + F_16_5 + F_60
+        with pytest.raises(DeviceValueFault) as raised:
+            gauge_reading(decode_inventory((NOW + TANK_1 + broken).encode()))
+        (fault,) = raised.value.faults
+        assert (fault.point, fault.register, fault.raw_hex) == ("tank 2 volume", None, field)
+        assert reason in fault.reason
+        partial = raised.value.partial
+        assert isinstance(partial, TankGaugeReading) and [tank.tank for tank in partial.tanks] == [1]
+
+    def test_a_delivery_with_a_nan_field_is_left_out_and_named(self) -> None:
+        """An i202 delivery whose end volume is NaN is not booked; the fault says which."""
+        floats = [F_1500, F_1500, F_20, F_16_5, "7FC00000", F_12000, F_20, F_18_25, F_980, F_1234_5]
+        delivery = "2603011200" + "2603011230" + "0A" + "".join(floats)
+        history = decode_deliveries((NOW + "01" + "1" + "01" + delivery).encode())
+        with pytest.raises(DeviceValueFault) as raised:
+            gauge_reading(decode_inventory((NOW + TANK_1).encode()), history)
+        (fault,) = raised.value.faults
+        assert fault.point == "tank 1 delivery 2603011200 end volume" and fault.raw_hex == "7FC00000"
+        assert isinstance(raised.value.partial, TankGaugeReading) and raised.value.partial.deliveries == ()
+
+
+class TestHostileAnswers:
+    @given(st.binary(max_size=600))
+    def test_arbitrary_bytes_raise_only_tls_errors(self, frame: bytes) -> None:
+        """Whatever a gauge sends as an answer, the codec, the report decoders and the unit conversion raise only
+        their own error types (a TlsError, or DeviceValueFault for values that cannot be true)."""
+        for function, decode in (
+            (INVENTORY, decode_inventory),
+            (DELIVERIES, decode_deliveries),
+            (ALARMS, decode_alarms),
+        ):
+            try:
+                data = decode_response(frame, Command(function))
+                report = decode(data)
+                if isinstance(report, InventoryReport):
+                    gauge_reading(report)
+            except (TlsError, DeviceValueFault):
+                pass
+
+    @given(st.text(alphabet="0123456789ABCDEF?", max_size=400))
+    def test_arbitrary_report_data_raises_only_tls_errors(self, body: str) -> None:
+        """Report data that passes the envelope (any hex-looking text after a good date) never raises anything
+        but TlsFrameError or DeviceValueFault."""
+        for decode in (decode_inventory, decode_deliveries, decode_alarms):
+            try:
+                report = decode((NOW + body).encode())
+                if isinstance(report, InventoryReport):
+                    gauge_reading(report)
+                elif isinstance(report, DeliveryHistory):
+                    gauge_reading(decode_inventory(NOW.encode()), report)
+            except (TlsFrameError, DeviceValueFault):
+                pass
+
+    def test_an_answer_longer_than_the_cap_is_refused_before_it_grows(self) -> None:
+        """A gauge that sends without end (no ETX) is cut off at max_answer_bytes, not read into memory forever."""
+
+        class Endless(TlsClient):
+            sent = 0
+
+            def _exchange(self, frame: bytes, command: Command) -> bytes:
+                def read(_timeout_s: float) -> bytes:
+                    self.sent += 4096
+                    return b"A" * 4096
+
+                return self._read_answer(read, command)
+
+            def _disconnect(self) -> None:
+                pass
+
+        client = Endless(1.0, max_answer_bytes=10_000)
+        with pytest.raises(TlsFrameError, match="longer than 10000 bytes"):
+            client.request(INVENTORY)
+        assert client.sent <= 10_000 + 4096

@@ -13,10 +13,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import serial
 
+from agent.clock import SystemClock
+from agent.config import MeteringSection, TankRulesSection
+from agent.field.events import DeviceReading
+from agent.field.lines import GaugePoll
+from agent.records import RecordIntent, RecordType
+from agent.station.devices import OPTIONAL_GAUGE_REPORTS
+from agent.station.station import Station
+from agent.station.tank import TankBinding, TankTracker
+from agent.station.vcf import Fuel as AgentFuel
+from agent.station.vcf import Product as AgentProduct
+from drivers.readings import TankReading
 from drivers.veeder_root import (
     ClientStatistics,
     TlsChecksumError,
@@ -39,6 +51,7 @@ TIMEOUT_S = 0.3
 REOPEN_S = 0.2  # the serial server looks for its port again every 50 ms
 NOW_S = 3600.0
 START = datetime(2026, 3, 1, 13, 15)
+TANK_BINDING = TankBinding("T1", AgentFuel(AgentProduct.GASOLINE, 745.0), 30_000_000, "tg1", gauge_tank=1)
 
 
 def quiet_tank(tank_id: str = "T1", volume_l: float = 15_000.0) -> Tank:
@@ -247,3 +260,49 @@ class TestHandMadeAnswersOnTheWire:
             client.request("i201")
         done()
         client.close()
+
+
+class TestRefusedReports:
+    @pytest.mark.parametrize("report", ["i202", "i205"])
+    def test_a_refused_report_is_learned_once_and_the_inventory_goes_on(self, link: Link, report: str) -> None:
+        """A console answering 9999FF1B to one optional report: every poll still gives both tanks' inventory,
+        the report is asked once (not at every poll) and named as refused, and the station records the fact
+        once; when the console answers it again, the next probe finds it and the station says so, once."""
+        link.gauge.refuses = frozenset({report})
+        poll = GaugePoll(link.client, SystemClock(), deliveries_every_s=0, reprobe_every_s=3600)
+        station = Station([], {}, MeteringSection())
+        made: list[RecordIntent] = []
+        for second in range(5):
+            reading = poll()
+            assert [tank.tank for tank in reading.tanks] == [1, 2]
+            assert reading.refused == (report,)
+            made += station.on_event(DeviceReading("tg1", "tls", 1_000 * second, reading))
+        assert link.client.statistics().refusals == 1, "asked once, not at every poll"
+        assert [intent.body for intent in made] == [
+            {
+                "device": "tg1",
+                "report": report,
+                "available": False,
+                "reason": f"the gauge refuses {report}; {OPTIONAL_GAUGE_REPORTS[report]}",
+                "kind": "gauge_report_unavailable",
+            }
+        ]
+        link.gauge.refuses = frozenset()
+        reprobing = GaugePoll(link.client, SystemClock(), deliveries_every_s=0, reprobe_every_s=0)
+        assert reprobing().refused == ()
+        back = station.on_event(DeviceReading("tg1", "tls", 10_000, reprobing()))
+        assert [(intent.body["report"], intent.body["available"]) for intent in back] == [(report, True)]
+
+    def test_without_i202_a_rise_of_the_tank_is_booked_as_detected_because_the_report_is_unavailable(self) -> None:
+        """A tank whose gauge refuses i202 books a delivery from the inventory's rise at once, and its source
+        says the gauge does not report deliveries."""
+        tracker = TankTracker(TANK_BINDING, {}, TankRulesSection(), ZoneInfo("UTC"))
+        tracker.gauge_reports_deliveries = False
+        made: list[RecordIntent] = []
+        for minute, volume_l in enumerate([10_000] * 3 + [18_000] * 30):
+            reading = TankReading(1, volume_l * 1000, 1_200_000, 0, 1500)
+            made += tracker.observe(tracker.from_gauge(reading, 60_000 * minute))
+        deliveries = [intent.body for intent in made if intent.type == RecordType.DELIVERY]
+        assert [(d["source"], round(d["delivered_20_ml"] / 1_000_000)) for d in deliveries] == [
+            ("detected_report_unavailable", 8)
+        ]

@@ -20,6 +20,7 @@ import tomli_w
 from station_rig import wait_until
 
 from agent.clock import SystemClock
+from agent.containment import Boundary
 from agent.field.events import FieldEvent
 from agent.field.poller import LinePoller, PolledDevice
 from agent.ledger.keys import generate_key_file
@@ -167,7 +168,12 @@ def _poller(read: PolledDevice) -> LinePoller:
     def sink(_event: FieldEvent) -> None:
         pass
 
-    return LinePoller("rs485-1", [read], _BrokenLink(), SystemClock(), sink)
+    boundary = Boundary("poller rs485-1", lambda _intent: None, SystemClock())
+    return LinePoller("rs485-1", [read], _BrokenLink(), SystemClock(), sink, boundary=boundary)
+
+
+class _ThreadEnds(BaseException):
+    """Not an Exception: passes every containment boundary, as an interpreter exit does."""
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -177,7 +183,7 @@ class TestWatchdogOnRealLoops:
     def test_no_ping_once_a_loop_thread_has_died(self, manager: NotifySocket) -> None:
         def read() -> Reading:
             if crash.is_set():
-                raise RuntimeError("a bug in a driver")
+                raise _ThreadEnds("the loop cannot go on")
             raise FieldTimeout("no answer")
 
         crash = threading.Event()

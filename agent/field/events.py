@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drivers.readings import Reading
+from drivers.readings import Reading, ValueFault
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,4 +43,15 @@ class LineHealth:
     timeouts: int
 
 
-FieldEvent = DeviceReading | DeviceOnline | DeviceOffline | LineHealth
+@dataclass(frozen=True, slots=True)
+class DeviceValueFaults:
+    """A device's values that cannot be true (NaN, infinity, out of range), said when they change: on the first
+    poll, when a fault appears or changes, and when the device reads sane again (`faults` empty)."""
+
+    device: str
+    line: str
+    ts_ms: int
+    faults: tuple[ValueFault, ...]
+
+
+FieldEvent = DeviceReading | DeviceOnline | DeviceOffline | LineHealth | DeviceValueFaults

@@ -4,17 +4,22 @@ device on it the call that polls it once."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from zoneinfo import ZoneInfo
 
 from agent.clock import Clock
 from agent.config import LineSection, RtuLineSection, TcpLineSection, TlsLineSection
+from agent.containment import Boundary
 from agent.field.events import FieldEvent
 from agent.field.poller import LinePoller, Link, PolledDevice
+from agent.records import RecordIntent
 from drivers.device import DeviceDriver
+from drivers.errors import DeviceValueFault
 from drivers.modbus.master import SerialRtuMaster, TcpMaster
 from drivers.readings import TankGaugeReading
 from drivers.veeder_root.client import TlsSerialClient, TlsTcpClient
+from drivers.veeder_root.reports import ALARMS, DELIVERIES
 
 
 def build_poller(
@@ -25,8 +30,10 @@ def build_poller(
     *,
     health_every_s: float,
     zone: ZoneInfo,
+    report: Callable[[RecordIntent], None],
 ) -> LinePoller:
-    """`zone` is the station's: a tank gauge's clock shows local time."""
+    """`zone` is the station's: a tank gauge's clock shows local time. `report` takes the `internal_error`
+    records of the line's containment boundary (the recorder's submit)."""
     link: Link
     devices: list[PolledDevice]
     timeout_s = line.timeout_ms / 1000
@@ -64,7 +71,12 @@ def build_poller(
         link = client
         poll = GaugePoll(client, clock, gauge.deliveries_every_s)
         devices = [PolledDevice(gauge.name, None, gauge.poll_interval_ms / 1000, poll)]
-    return LinePoller(line.name, devices, link, clock, sink, health_every_s=health_every_s)
+    boundary = Boundary(f"poller {line.name}", report, clock)
+    return LinePoller(line.name, devices, link, clock, sink, boundary=boundary, health_every_s=health_every_s)
+
+
+REPROBE_EVERY_S = 86_400
+"""How often a report a gauge refused is asked for again: a console's setup can change, once in a while."""
 
 
 class GaugePoll:
@@ -73,19 +85,39 @@ class GaugePoll:
     The history (i202) is the gauge's longest answer, ten deliveries per tank: seconds on a 9600-baud line.
     It is read at the first poll, every `deliveries_every_s`, and at the poll after a tank's delivery flag
     went down, which is when the gauge has just logged one. The agent holds a tank's books open while a
-    delivery is pending, so a report that comes a little later is booked all the same."""
+    delivery is pending, so a report that comes a little later is booked all the same.
 
-    def __init__(self, client: TlsSerialClient | TlsTcpClient, clock: Clock, deliveries_every_s: int) -> None:
+    What a gauge can report is learned, not assumed: a refused optional report (i202, i205) is not asked for
+    again until `reprobe_every_s` later, and every reading names the reports known to be refused, so the
+    station can record the fact once and infer deliveries from the inventory instead."""
+
+    def __init__(
+        self,
+        client: TlsSerialClient | TlsTcpClient,
+        clock: Clock,
+        deliveries_every_s: int,
+        reprobe_every_s: float = REPROBE_EVERY_S,
+    ) -> None:
         self._client = client
         self._clock = clock
         self._every_s = deliveries_every_s
+        self._reprobe_every_s = reprobe_every_s
         self._next_history_s: float | None = None
         self._delivering: frozenset[int] = frozenset()
+        self._refused_until: dict[str, float] = {}
 
     def __call__(self) -> TankGaugeReading:
         now = self._clock.monotonic()
         due = self._next_history_s is None or now >= self._next_history_s
-        reading = self._client.read_gauge(deliveries=due)
+        deliveries = self._asks(DELIVERIES, now, due)
+        alarms = self._asks(ALARMS, now, True)
+        try:
+            reading = self._client.read_gauge(deliveries=deliveries, alarms=alarms)
+        except DeviceValueFault as fault:
+            if isinstance(fault.partial, TankGaugeReading):
+                fault.partial = self._learn(fault.partial, now, deliveries=deliveries, alarms=alarms)
+            raise
+        reading = self._learn(reading, now, deliveries=deliveries, alarms=alarms)
         delivering = frozenset(tank.tank for tank in reading.tanks if tank.delivery_in_progress)
         ended = bool(self._delivering - delivering)
         self._delivering = delivering
@@ -94,3 +126,16 @@ class GaugePoll:
         elif ended:
             self._next_history_s = now  # the next poll reads it
         return reading
+
+    def _asks(self, report: str, now: float, due: bool) -> bool:
+        """Whether to ask for `report` now: when due, unless refused and not yet worth asking again."""
+        until = self._refused_until.get(report)
+        return due if until is None else now >= until
+
+    def _learn(self, reading: TankGaugeReading, now: float, *, deliveries: bool, alarms: bool) -> TankGaugeReading:
+        for report, asked in ((DELIVERIES, deliveries), (ALARMS, alarms)):
+            if report in reading.refused:
+                self._refused_until[report] = now + self._reprobe_every_s
+            elif asked:
+                self._refused_until.pop(report, None)
+        return replace(reading, refused=tuple(sorted(self._refused_until)))

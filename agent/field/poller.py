@@ -8,6 +8,12 @@ so that it cannot starve the healthy devices on the same line. The first good po
 Every `health_every_s` it also reports the line's own health (attempts and failures on devices that answer)
 so the station can tell a noisy line from a dead device. The poller never waits on the station, the disk or
 the network: it hands each event to a non-blocking sink.
+
+A device that answers with values that cannot be true (drivers.errors.DeviceValueFault: NaN, infinity, out of
+range) is answering: it stays online and its line healthy, but the values never reach the station as a
+reading; the poller says which values are at fault (`DeviceValueFaults`) whenever that changes, and an empty
+list once the device reads sane again. Each poll runs inside the line's containment boundary, so whatever
+else a device's answer may cause is counted as an `internal_error` and the line goes on with the next device.
 """
 
 from __future__ import annotations
@@ -19,11 +25,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from agent.clock import Clock
-from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, FieldEvent, LineHealth
+from agent.containment import Boundary
+from agent.field.events import (
+    DeviceOffline,
+    DeviceOnline,
+    DeviceReading,
+    DeviceValueFaults,
+    FieldEvent,
+    LineHealth,
+)
 from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
-from drivers.errors import FieldCorrupt, FieldError, FieldTimeout
-from drivers.readings import Reading
+from drivers.errors import DeviceValueFault, FieldCorrupt, FieldError, FieldTimeout
+from drivers.readings import Reading, ValueFault
 
 log = get_logger("agent.poller")
 repeats = repeat_limited("agent.poller")
@@ -102,6 +116,8 @@ class _Health:
     polls: int = 0
     failed_polls: int = 0
     last_error: str | None = None
+    faults: tuple[ValueFault, ...] | None = None
+    """The value faults last said to the station; None until the first answer."""
 
 
 class LinePoller:
@@ -113,9 +129,12 @@ class LinePoller:
         clock: Clock,
         sink: Callable[[FieldEvent], None],
         *,
+        boundary: Boundary,
         health_every_s: float = 10.0,
     ) -> None:
+        """`boundary` contains each poll (named `poll <device>`): an unexpected error costs that poll only."""
         self.line = line
+        self._boundary = boundary
         self._health_every_s = health_every_s
         self._devices = devices
         self._master = master
@@ -176,8 +195,10 @@ class LinePoller:
                 break
             heapq.heappop(schedule)
             device = self._devices[index]
-            ok = self._poll(device)
-            interval = device.interval_s if ok else self._backoff(device)
+            ok = False
+            with self._boundary.contain(f"poll {device.name}"):
+                ok = self._poll(device)
+            interval = device.interval_s if ok else max(self._backoff(device), self._boundary.pause_s())
             now = self._clock.monotonic()
             heapq.heappush(schedule, (max(due + interval, now), index))
             if now >= next_health:
@@ -201,6 +222,8 @@ class LinePoller:
         health = self._health[device.name]
         answering = health.state != "offline"
         for _ in range(1 + (RETRIES_PER_POLL if answering else 0)):
+            faults: tuple[ValueFault, ...] = ()
+            reading: Reading | None
             try:
                 reading = device.read()
             except FieldError as exc:
@@ -208,17 +231,20 @@ class LinePoller:
                 if answering:
                     _count_failure(health.held, exc)
                 continue
+            except DeviceValueFault as fault:
+                reading, faults = fault.partial, fault.faults
             if answering:
                 self._live.add(health.held)
                 self._live.attempts += 1
             health.held = _LiveCounts()
-            self._succeeded(device, reading)
+            self._succeeded(device, reading, faults)
             return True
         assert error is not None
         self._failed(device, error)
         return False
 
-    def _succeeded(self, device: PolledDevice, reading: Reading) -> None:
+    def _succeeded(self, device: PolledDevice, reading: Reading | None, faults: tuple[ValueFault, ...]) -> None:
+        """The device answered; `reading` is what of it can be true (None: nothing), `faults` the rest."""
         now_ms = self._clock.wall_ms()
         health = self._health[device.name]
         with self._lock:
@@ -230,7 +256,13 @@ class LinePoller:
         if came_back:
             log.info("device_online", line=self.line, device=device.name)
             self._sink(DeviceOnline(device.name, self.line, now_ms))
-        self._sink(DeviceReading(device.name, self.line, now_ms, reading))
+        if faults != health.faults:
+            health.faults = faults
+            if faults:
+                log.warning("device_value_fault", line=self.line, device=device.name, fault=str(faults[0]))
+            self._sink(DeviceValueFaults(device.name, self.line, now_ms, faults))
+        if reading is not None:
+            self._sink(DeviceReading(device.name, self.line, now_ms, reading))
 
     def _failed(self, device: PolledDevice, error: FieldError) -> None:
         now_ms = self._clock.wall_ms()

@@ -37,7 +37,7 @@ from agent.ledger.keys import DeviceKey, KeyFileError
 from agent.ledger.outbox import Outbox, OutboxError, OutboxFull
 from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
-from agent.records import AlarmBody, AlarmKind, AlarmState, KeyRotationBody, RecordIntent, RecordType
+from agent.records import AlarmBody, AlarmKind, AlarmState, JsonScalar, KeyRotationBody, RecordIntent, RecordType
 
 log = get_logger("agent.recorder")
 repeats = repeat_limited("agent.recorder")
@@ -144,6 +144,8 @@ class Recorder:
         self._acked = self._acked_saved = min(outbox.acked_upto(), self._head.seq)
         self._pending: deque[RecordIntent] = deque()
         self._trouble: _Trouble | None = None
+        self._unsealable: dict[str, int] = {}
+        """Records refused by type, while their `record_unsealable` alarm is raised."""
         self._committed = 0
         self._commits = 0
         self._used_bytes = outbox.used_bytes()
@@ -310,11 +312,11 @@ class Recorder:
             try:
                 records, head = seal(batch, self._head, self._station, self._key, self._signer)
             except RecordRefused as refused:
-                repeats.error(
-                    "record_refused", key=str(refused.intent.type), type=str(refused.intent.type), reason=str(refused)
-                )
+                alarm = self._unsealable_alarm(refused)
                 with self._lock:
                     del self._pending[refused.index]
+                    if alarm is not None:
+                        self._pending.insert(refused.index, alarm)
                 continue
             try:
                 self._append_making_room(records)
@@ -327,6 +329,7 @@ class Recorder:
             except OutboxError as exc:
                 self._enter_trouble(exc)
                 return
+            self._clear_unsealable(batch)
             with self._lock:
                 for _ in batch:
                     self._pending.popleft()
@@ -338,6 +341,29 @@ class Recorder:
                 self._leave_trouble()
             if self.on_commit is not None:
                 self.on_commit(head.seq)
+
+    def _unsealable_alarm(self, refused: RecordRefused) -> RecordIntent | None:
+        """What takes the place of a record the contract cannot carry (a value beyond 2^53): `record_unsealable`,
+        raised at the first of its type and counted until a record of that type seals again, then cleared with
+        the count. Until then the refused ones are counted only, so a value stuck out of range costs no flood."""
+        record_type = str(refused.intent.type)
+        count = self._unsealable.get(record_type, 0) + 1
+        self._unsealable[record_type] = count
+        repeats.error("record_unsealable", key=record_type, type=record_type, reason=str(refused), count=count)
+        if count > 1:
+            return None
+        evidence: dict[str, JsonScalar] = {"record_type": record_type, "count": 1, "reason": str(refused)[:200]}
+        body = AlarmBody(AlarmKind.RECORD_UNSEALABLE, AlarmState.RAISED, record_type, evidence)
+        return body.intent(refused.intent.ts_ms)
+
+    def _clear_unsealable(self, batch: list[RecordIntent]) -> None:
+        """Clear `record_unsealable` for each type that sealed again in `batch` (its own alarms aside)."""
+        sealed = {str(i.type) for i in batch if i.body.get("kind") != AlarmKind.RECORD_UNSEALABLE}
+        for record_type in sealed & self._unsealable.keys():
+            count = self._unsealable.pop(record_type)
+            evidence: dict[str, JsonScalar] = {"record_type": record_type, "count": count}
+            body = AlarmBody(AlarmKind.RECORD_UNSEALABLE, AlarmState.CLEARED, record_type, evidence)
+            self._pending.append(body.intent(self._clock.wall_ms()))
 
     def _rotate(self, request: _Rotation) -> None:
         """Announce a new key in a record signed by the old one, then sign with the new one from the next

@@ -7,6 +7,10 @@
   `[[verifications]]`; the config change is itself recorded.
 - A device offline for `silent_after_s` raises `device_silent`; coming back clears it. (The offline and
   online events themselves are made at once.)
+- A device whose values cannot be true (NaN, infinity, out of its point's range) raises `device_value_fault`
+  naming the first such value (its point, register and raw registers); a poll with none clears it.
+- A tank gauge that refuses an optional report (i202, i205) makes a `gauge_report_unavailable` event, once:
+  its state is a cursor, so neither a restart nor every poll repeats it; it answering again is an event too.
 - A line whose answering devices fail more than `line_error_ratio` of the polls in `line_error_window_s`
   raises `line_errors` (CRC noise, a bad termination, a slow device); half that ratio clears it.
 """
@@ -17,8 +21,16 @@ from collections import deque
 from dataclasses import dataclass
 
 from agent.config import MeteringSection, VerificationSection
-from agent.field.events import LineHealth
-from agent.records import AlarmKind, CalibrationChangeBody, Cursor, DeviceIdentityBody, JsonScalar, RecordIntent
+from agent.field.events import DeviceValueFaults, LineHealth
+from agent.records import (
+    AlarmKind,
+    CalibrationChangeBody,
+    Cursor,
+    DeviceIdentityBody,
+    GaugeReportUnavailableBody,
+    JsonScalar,
+    RecordIntent,
+)
 from agent.station.alarms import AlarmBook
 from drivers.readings import PumpControllerReading
 
@@ -156,3 +168,49 @@ class LineWatch:
         if ratio < self._rules.line_error_ratio / 2:
             return self._alarms.clear(AlarmKind.LINE_ERRORS, health.line, health.ts_ms, evidence)
         return []
+
+
+class ValueFaultWatch:
+    def __init__(self, alarms: AlarmBook) -> None:
+        self._alarms = alarms
+
+    def on_faults(self, event: DeviceValueFaults) -> list[RecordIntent]:
+        if not event.faults:
+            return self._alarms.clear(AlarmKind.DEVICE_VALUE_FAULT, event.device, event.ts_ms, {"line": event.line})
+        first = event.faults[0]
+        evidence: dict[str, JsonScalar] = {
+            "line": event.line,
+            "point": first.point,
+            "register": first.register,
+            "raw_hex": first.raw_hex,
+            "reason": first.reason,
+            "faults": len(event.faults),
+        }
+        return self._alarms.raise_(AlarmKind.DEVICE_VALUE_FAULT, event.device, event.ts_ms, evidence)
+
+
+#: The optional reports of a tank gauge, and what the station does without each.
+OPTIONAL_GAUGE_REPORTS = {
+    "i202": "deliveries are inferred from the inventory's rise (source detected_report_unavailable)",
+    "i205": "the gauge's own alarms are not seen",
+}
+
+
+class GaugeReportWatch:
+    """Per gauge and optional report: refused or not, kept as a cursor with the event that says so."""
+
+    def __init__(self, cursors: dict[str, int]) -> None:
+        self._refused = {key: value for key, value in cursors.items() if key.startswith("gauge_report/")}
+
+    def on_reading(self, device: str, refused: tuple[str, ...], ts_ms: int) -> list[RecordIntent]:
+        intents: list[RecordIntent] = []
+        for report, without in OPTIONAL_GAUGE_REPORTS.items():
+            key = f"gauge_report/{device}/{report}"
+            now = int(report in refused)
+            if now == self._refused.get(key, 0):
+                continue
+            self._refused[key] = now
+            reason = f"the gauge refuses {report}; {without}" if now else f"the gauge answers {report} again"
+            body = GaugeReportUnavailableBody(device=device, report=report, available=not now, reason=reason)
+            intents.append(body.intent(ts_ms, Cursor(key, now)))
+        return intents

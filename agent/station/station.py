@@ -15,11 +15,11 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from agent.config import MeteringSection, TankRulesSection, VerificationSection
-from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, FieldEvent, LineHealth
+from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, DeviceValueFaults, FieldEvent, LineHealth
 from agent.records import DeviceOfflineBody, DeviceOnlineBody, JsonValue, RecordIntent, RecordType
 from agent.station.alarms import AlarmBook
 from agent.station.daybooks import DayBooks, DaySettings, last_closed_of
-from agent.station.devices import CalibrationWatch, LineWatch, SilenceWatch
+from agent.station.devices import CalibrationWatch, GaugeReportWatch, LineWatch, SilenceWatch, ValueFaultWatch
 from agent.station.leak import LeakSettings
 from agent.station.leak_watch import LeakWatch
 from agent.station.localday import ONE_DAY, LocalDays
@@ -34,6 +34,7 @@ from drivers.readings import (
     PumpControllerReading,
     TankGaugeReading,
 )
+from drivers.veeder_root.reports import DELIVERIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,8 @@ class Station:
         self._calibration = CalibrationWatch(cursors, verifications, self._alarms)
         self._silence = SilenceWatch(rules, self._alarms)
         self._lines = LineWatch(rules, self._alarms)
+        self._values = ValueFaultWatch(self._alarms)
+        self._gauge_reports = GaugeReportWatch(cursors)
         history = history or StationHistory()
         self._daily = daily or DaySettings()
         self._zone = zone or ZoneInfo("UTC")
@@ -224,14 +227,17 @@ class Station:
                 return [body.intent(event.ts_ms)]
             case LineHealth():
                 return self._lines.on_health(event)
+            case DeviceValueFaults():
+                return self._values.on_faults(event)
         return []
 
     def _on_gauge(self, device: str, reading: TankGaugeReading, ts_ms: int) -> list[RecordIntent]:
-        intents: list[RecordIntent] = []
+        intents = self._gauge_reports.on_reading(device, reading.refused, ts_ms)
         for tank in reading.tanks:
             tracker = self._by_gauge.get((device, tank.tank))
             if tracker is None:
                 continue
+            tracker.gauge_reports_deliveries = DELIVERIES not in reading.refused
             intents += tracker.on_gauge_deliveries(tuple(d for d in reading.deliveries if d.tank == tank.tank))
             intents += tracker.observe(tracker.from_gauge(tank, ts_ms))
         return intents + self._leak.on_books(intents)

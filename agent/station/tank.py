@@ -118,11 +118,13 @@ class TankTracker:
         self._recent_sales: deque[tuple[int, int]] = deque()
         self._rise: _Rise | None = None
         self._rest: Level | None = None
+        self.gauge_reports_deliveries = True
+        """False while the tank's gauge refuses its delivery report (i202): rises are then booked at once."""
 
     @property
     def reports_deliveries(self) -> bool:
-        """A gauge keeps its own delivery records; a level probe does not."""
-        return self.binding.gauge_tank is not None
+        """A gauge keeps its own delivery records, unless it refuses its delivery report; a level probe does not."""
+        return self.binding.gauge_tank is not None and self.gauge_reports_deliveries
 
     # -- what the devices say ----------------------------------------------------------------------------------
 
@@ -293,7 +295,7 @@ class TankTracker:
         body = DeliveryBody(
             tank=self.binding.tank,
             product=str(self.binding.fuel.product),
-            source="detected",
+            source="detected" if self.gauge_reports_deliveries else "detected_report_unavailable",
             start=format_ts(start.ts_ms),
             end=format_ts(rise.peak.ts_ms),
             start_volume_ml=start.volume_ml,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from drivers.device import RegisterReader
+from drivers.errors import DeviceValueFault
 from drivers.modbus.errors import ModbusError
 from drivers.profiles import DeviceKind, Profile
 
@@ -68,6 +69,8 @@ def _problem(profile: Profile, master: RegisterReader, unit: int, indices: list[
         values = profile.decode(profile.placements(indices), image)
     except ArithmeticError as exc:
         return f"a value does not decode as this profile's number ({exc!r})"
+    except DeviceValueFault as exc:
+        return f"a value cannot be true for this profile: {exc}"
     return _implausible(values)
 
 

@@ -14,6 +14,8 @@ from drivers.modbus.pdu import EXCEPTION_FLAG, READ_FUNCTIONS, FunctionCode
 
 CRC_BYTES = 2
 MIN_ADU_BYTES = 4
+MAX_ADU_BYTES = 256
+"""The longest RTU frame (Modbus over Serial Line V1.02, 2.5.1.1): unit, 253 bytes of PDU, CRC."""
 EXCEPTION_ADU_BYTES = 5
 BITS_PER_CHARACTER = 11
 FAST_BAUDRATE = 19200
@@ -57,11 +59,14 @@ def encode_adu(unit: int, pdu: bytes) -> bytes:
 def decode_adu(adu: bytes, context: str = "frame") -> tuple[int, bytes]:
     """The unit and the PDU of a whole RTU frame, once its CRC checks out.
 
-    Raises ModbusFrameError for a frame shorter than unit, function and CRC, and ModbusCrcError when the CRC
+    Raises ModbusFrameError for a frame shorter than unit, function and CRC or longer than 256 bytes (checked
+    before anything else is read of it), and ModbusCrcError when the CRC
     does not match; `context` prefixes the message (e.g. the exchange it belongs to).
     """
     if len(adu) < MIN_ADU_BYTES:
         raise ModbusFrameError(f"{context}: {len(adu)} bytes ({adu.hex(' ')}) is shorter than a frame")
+    if len(adu) > MAX_ADU_BYTES:
+        raise ModbusFrameError(f"{context}: {len(adu)} bytes is longer than an RTU frame ({MAX_ADU_BYTES})")
     received = int.from_bytes(adu[-CRC_BYTES:], "little")
     computed = crc16(adu[:-CRC_BYTES])
     if received != computed:

@@ -15,6 +15,8 @@ from drivers.modbus.errors import ModbusFrameError
 MBAP_BYTES = 7
 MODBUS_PROTOCOL_ID = 0
 MAX_PDU_BYTES = 253
+MAX_ADU_BYTES = MBAP_BYTES + MAX_PDU_BYTES
+"""260: the MBAP header's length field is checked against it before a byte of the PDU is read."""
 
 _MBAP_LAYOUT = ">HHHB"
 

@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, tzinfo
-from typing import Any
+from typing import Any, TypeVar
 
 import serial
 
@@ -48,8 +48,11 @@ from drivers.veeder_root.reports import (
 from drivers.veeder_root.units import gauge_reading
 
 MAX_ANSWER_BYTES = 65_536
-"""Longest answer accepted: a delivery report of 99 tanks with 10 deliveries each is about 100 kB of which
-no station has more than a tenth; anything longer is a line gone wrong."""
+"""Longest answer accepted by default (`max_answer_bytes`), checked as it arrives, so a gauge that never ends
+its answer costs at most this much memory: a delivery report of 99 tanks with 10 deliveries each is about
+100 kB of which no station has more than a tenth; anything longer is a line gone wrong."""
+
+ReportT = TypeVar("ReportT")
 
 QUIET_S = 0.02
 """Silence taken as "the rest of a broken answer has arrived" (USB serial adapters pause up to 16 ms)."""
@@ -87,9 +90,19 @@ class TlsClient(ABC):
     """Commands, accounting and the one-in-flight lock; subclasses move the bytes. `zone` is the time zone
     the gauge's clock is set to (the station's), which turns its delivery times into UTC."""
 
-    def __init__(self, timeout_s: float, security_code: str = "", zone: tzinfo = UTC) -> None:
+    def __init__(
+        self,
+        timeout_s: float,
+        security_code: str = "",
+        zone: tzinfo = UTC,
+        *,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+    ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s {timeout_s} must be positive")
+        if max_answer_bytes < 16:
+            raise ValueError(f"max_answer_bytes {max_answer_bytes} cannot hold an answer")
+        self.max_answer_bytes = max_answer_bytes
         check_security_code(security_code)
         self.timeout_s = timeout_s
         self.security_code = security_code
@@ -115,11 +128,22 @@ class TlsClient(ABC):
         self, tanks: Collection[int] = (), *, deliveries: bool = True, alarms: bool = True
     ) -> TankGaugeReading:
         """Inventory (i201), and unless switched off the delivery history (i202) and active alarms (i205) of
-        every tank, in three commands; kept to the tanks in `tanks` when it is not empty."""
+        every tank, in three commands; kept to the tanks in `tanks` when it is not empty.
+
+        The inventory is the one report a gauge must give; a refusal of either optional one (the console has
+        it switched off, or its firmware lacks it) is named in the reading's `refused`, not raised."""
         inventory = decode_inventory(self.request(INVENTORY))
-        history = decode_deliveries(self.request(DELIVERIES)) if deliveries else None
-        active = decode_alarms(self.request(ALARMS)) if alarms else None
-        return gauge_reading(inventory, history, active, tanks, self.zone)
+        refused: list[str] = []
+        history = self._optional(DELIVERIES, decode_deliveries, refused) if deliveries else None
+        active = self._optional(ALARMS, decode_alarms, refused) if alarms else None
+        return gauge_reading(inventory, history, active, tanks, self.zone, refused=tuple(refused))
+
+    def _optional(self, function: str, decode: Callable[[bytes], ReportT], refused: list[str]) -> ReportT | None:
+        try:
+            return decode(self.request(function))
+        except TlsCommandRefused:
+            refused.append(function)
+            return None
 
     def statistics(self) -> ClientStatistics:
         return self._statistics
@@ -148,8 +172,8 @@ class TlsClient(ABC):
                 )
             self._count("bytes_received", len(chunk))
             answer += chunk
-            if len(answer) > MAX_ANSWER_BYTES:
-                raise TlsFrameError(f"{context}: answer longer than {MAX_ANSWER_BYTES} bytes without ETX")
+            if len(answer) > self.max_answer_bytes:
+                raise TlsFrameError(f"{context}: answer longer than {self.max_answer_bytes} bytes without ETX")
         end = answer.index(ETX) + 1
         if end < len(answer):
             raise TlsFrameError(f"{context}: {answer[end : end + 20]!r} came after the answer's ETX")

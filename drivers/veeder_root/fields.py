@@ -4,12 +4,12 @@ Numbers come three ways: decimal digits (tank numbers, delivery counts), hex dig
 bits, alarm counts) and eight hex digits holding the bits of an IEEE-754 single-precision float, most
 significant first ("ASCII Hex IEEE float": `42C80000` is 100.0). Dates are `YYMMDDHHmm` on the gauge's own
 clock. A gauge that has no valid data for a device fills the device's numbers with question marks; a float
-field of question marks reads as None.
+field of question marks reads as None. NaN and infinity are passed on as they came: whether a value can be
+true is for `units` to judge, which reports it as the device fault it is rather than as a missing tank.
 """
 
 from __future__ import annotations
 
-import math
 import struct
 from datetime import datetime
 
@@ -73,14 +73,14 @@ class FieldReader:
         return int(chunk, 16)
 
     def single(self, what: str) -> float | None:
-        """An ASCII-hex IEEE float, or None for a field of question marks (no valid data)."""
+        """An ASCII-hex IEEE float (NaN and infinity included), or None for a field of question marks."""
         chunk = self.take(FLOAT_CHARS, what)
         if chunk == UNAVAILABLE * FLOAT_CHARS:
             return None
         if not set(chunk) <= _HEX_DIGITS:
             raise self._bad(what, chunk, "eight hex digits of an IEEE-754 float")
         value: float = struct.unpack(">f", bytes.fromhex(chunk))[0]
-        return value if math.isfinite(value) else None
+        return value
 
     def moment(self, what: str) -> datetime:
         chunk = self.take(DATETIME_CHARS, what)
