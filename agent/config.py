@@ -361,6 +361,20 @@ class MeteringSection:
     pulse_wait_s: Annotated[float, Gt(0)] = doc(
         "how long a sale waits for a pulse count taken after it ended", default=5.0
     )
+    bias_alarm_ppm: Annotated[int, Ge(100), Le(50_000)] = doc(
+        "the metering bias the sequential test is built to find, ppm; between mpe_ppm and this it may wait",
+        default=3600,
+    )
+    bias_error_rate: Annotated[float, Gt(0), Le(0.01)] = doc(
+        "one sequential bias test's chance of a wrong verdict, either way (Wald's alpha = beta)", default=1e-6
+    )
+
+    def __post_init__(self) -> None:
+        if self.bias_alarm_ppm <= self.mpe_ppm:
+            raise ValueError(
+                f"bias_alarm_ppm ({self.bias_alarm_ppm}) must be above mpe_ppm ({self.mpe_ppm}): the bias test tells "
+                "a legal meter from one beyond the alarm level; set it a little above the MPE, e.g. mpe_ppm + 600"
+            )
 
 
 @settings

@@ -600,6 +600,31 @@ _BAND_DAYS_EVIDENCE: Final[dict[str, Schema]] = {
     "warning_days": _key("integer", "Band warning days in a row up to that day.", 0),
 }
 
+_BIAS_RUN: Final[dict[str, Schema]] = {
+    "direction": _key(
+        "string",
+        "Which way the controller errs: over (it shows more than the encoder counted) or under.",
+        one_of=("over", "under"),
+    ),
+    "txn_no": _key("integer", "The sale number of the sale that decided."),
+    "sales": _key("integer", "The sales of the run that decided: since the test last restarted.", 1),
+    "since": _key("string", "When the run's first sale was seen (RFC 3339)."),
+    "bias_ppm": _key(
+        "integer|null",
+        "The run's bias estimate, ppm of volume: the weighted least-squares slope of the "
+        "deviation (volume_ml - pulse_volume_ml) on pulse_volume_ml.",
+    ),
+    "bias_low_ppm": _key("integer|null", "The lower end of its 95 % interval, ppm."),
+    "bias_high_ppm": _key("integer|null", "The upper end of its 95 % interval, ppm."),
+    "legal_ppm": _key("integer", "mpe_ppm as configured: the bias a legal meter may have, ppm.", 0),
+    "alarm_ppm": _key("integer", "bias_alarm_ppm as configured: the bias the test is built to find, ppm.", 0),
+    "llr_millinats": _key(
+        "integer",
+        "The run's log-likelihood ratio, thousandths of a nat: for the alarm level over the legal "
+        "band when raised, the other way round when cleared; the boundary is ln((1 - a) / a), a = bias_error_rate.",
+    ),
+}
+
 ALARM_KINDS: Final[dict[str, AlarmDoc]] = {
     "metering_deviation": AlarmDoc(
         subject="the nozzle id",
@@ -607,6 +632,14 @@ ALARM_KINDS: Final[dict[str, AlarmDoc]] = {
         "default 2000 mL) has a volume_ml that differs from its pulse_volume_ml by more than allowed_ml.",
         cleared="Cleared by the nozzle's next such sale that is within allowed_ml.",
         evidence=_JUDGED_SALE,
+    ),
+    "metering_bias": AlarmDoc(
+        subject="the nozzle id",
+        raised="Raised when the nozzle's sequential bias test (two one-sided CUSUMs on every measured sale, small "
+        "ones too, each weighted by its resolution noise) finds the controller over- or under-reading by "
+        "bias_alarm_ppm (default 3600) rather than at most mpe_ppm, with error rates bias_error_rate.",
+        cleared="Cleared when the same test, turned round, finds the nozzle within mpe_ppm again.",
+        evidence=_BIAS_RUN,
     ),
     "encoder_no_pulses": AlarmDoc(
         subject="the nozzle id",

@@ -327,6 +327,7 @@ class AlarmKind(StrEnum):
     docs/contract.md gives its evidence. The contract allows new kinds as documented additions."""
 
     METERING_DEVIATION = "metering_deviation"
+    METERING_BIAS = "metering_bias"
     ENCODER_NO_PULSES = "encoder_no_pulses"
     TRANSACTION_SKIPPED = "transaction_skipped"
     TRANSACTION_COUNTER_RESET = "transaction_counter_reset"

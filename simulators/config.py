@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from simulators.faults import FaultError, ScheduledFault, TargetKind, device_target, make_fault, nozzle_target
 from simulators.fuel import TYPICAL_DENSITY_15, Fuel, Product
 from simulators.fuelling import FuellingPattern, Range
+from simulators.meter import MeterNoise
 from simulators.tank_chart import TankChart
 from simulators.tanks import TankSpec
 
@@ -48,6 +49,21 @@ class PatternSection(_Section):
         return FuellingPattern(**self.model_dump())
 
 
+class MeterSection(_Section):
+    """How the controller's and the counter's counts of one sale differ (`simulators.meter`)."""
+
+    controller_ml_per_pulse: float | None = Field(
+        default=None, gt=0, description="the controller's own pulse, mL; none: the counter's (one encoder)"
+    )
+    controller_phase: bool = Field(default=True, description="the controller's count starts at a random phase")
+    stop_jitter_probability: float = Field(
+        default=0.02, ge=0, le=1, description="chance the counter counts one pulse more as the pump stops"
+    )
+
+    def noise(self) -> MeterNoise:
+        return MeterNoise(**self.model_dump())
+
+
 class NozzleSection(_Section):
     grade: str = Field(min_length=1, description="the fuel grade, e.g. '92', '0#'")
     price_fen_per_l: int = Field(ge=1, le=0xFFFF, description="unit price in fen per litre")
@@ -69,6 +85,7 @@ class DispenserSection(_Section):
     ml_per_pulse: float = Field(default=10.0, gt=0, description="liquid pulse equivalent, mL per pulse")
     vapour_ml_per_pulse: float = Field(default=10.0, gt=0, description="vapour meter, mL per pulse")
     pattern: PatternSection = PatternSection()
+    meter: MeterSection = MeterSection()
     nozzles: list[NozzleSection] = Field(min_length=1)
 
 

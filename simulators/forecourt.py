@@ -7,12 +7,14 @@ between the two, so the simulation keeps one truth per nozzle, the fuel really d
 devices' registers from it:
 
 - real volume grows linearly while a nozzle fuels, at the fuelling's flow, up to its volume;
-- the liquid channel counts floor(volume its encoder saw / mL per pulse), the vapour channel the same for the
-  vapour recovered, which is the real volume times the nozzle's A/L ratio (a little different each fuelling);
-- the controller sees real x (1 + meter_error_ppm / 1e6) x (1 + injection / 100) and, when the nozzle is hung
-  up, books the sale in its own resolution: number + 1, volume, amount, price, and both totalizers.
+- the liquid channel counts floor(volume its encoder saw / mL per pulse), plus a pulse now and then as the
+  pump stops, the vapour channel the same for the vapour recovered, which is the real volume times the
+  nozzle's A/L ratio (a little different each fuelling);
+- the controller sees real x (1 + meter_error_ppm / 1e6) x (1 + injection / 100), counts it in its own pulses
+  from its own phase and, when the nozzle is hung up, books the sale in its own resolution: number + 1,
+  volume, amount, price, and both totalizers. `simulators.meter` says how rude the two counts are.
 
-Volumes are integer microlitres inside, so a clean sale of whole centilitres gives exactly its pulses.
+Volumes are microlitres inside; a sale's real volume is any number of them, not a whole centilitre.
 Nozzle n's channels are 2n - 1 (liquid) and 2n (vapour). A nozzle with a fuel source (its tank) draws what
 really flows from it as it flows. Faults (`simulators.faults`) act on this model.
 """
@@ -29,10 +31,10 @@ from drivers.profiles import DeviceKind, Profile, ProfileError
 from simulators.banks import DeviceBank, ProfiledRegisters, Values
 from simulators.faults import Fault, TargetKind, device_target, nozzle_target
 from simulators.fuelling import HUNG_UP, NEXT_PHASE, FuellingPattern, Phase, amount_fen, round_half_up
+from simulators.meter import UL_PER_ML, MeterNoise, controller_volume_ml, counter_pulses
 from simulators.model import SimulatedModel
 
 MAX_REMEMBERED_SALES = 1000
-UL_PER_ML = 1000
 CONTROLLER_FIRMWARE_ID = 0x0102
 PULSE_COUNTER_FIRMWARE_ID = 0x0100
 
@@ -87,6 +89,10 @@ class _Nozzle:
     al_noise: float = 1.0
     delivered_ul: int = 0
     metered_ul: float = 0.0
+    phase_ul: float = 0.0
+    """Where in its pulse the controller's count of this fuelling started."""
+    stop_jitter_pulses: int = 0
+    """Pulses the counter counted as the pump stopped, over the dispenser's life."""
     vapour_ul: float = 0.0
     liquid_counted_ul: float = 0.0
     vapour_counted_ul: float = 0.0
@@ -122,8 +128,10 @@ class Dispenser(SimulatedModel):
         rng: random.Random | None = None,
         has_crc: bool = True,
         sources: Mapping[int, FuelSource] | None = None,
+        meter: MeterNoise | None = None,
     ) -> None:
-        """`sources`: the tank each nozzle (by number, from 1) draws on; nozzles without one draw on nothing."""
+        """`sources`: the tank each nozzle (by number, from 1) draws on; nozzles without one draw on nothing.
+        `meter`: how the controller's and the counter's counts of a sale differ (default: as a real one's)."""
         self.controller_target = device_target(dispenser_id, TargetKind.CONTROLLER)
         self.pulse_counter_target = device_target(dispenser_id, TargetKind.PULSE_COUNTER)
         wired = [self.controller_target] + ([] if pulse_counter_profile is None else [self.pulse_counter_target])
@@ -134,6 +142,8 @@ class Dispenser(SimulatedModel):
         self.ml_per_pulse = ml_per_pulse
         self.vapour_ml_per_pulse = vapour_ml_per_pulse
         self.sources = dict(sources or {})
+        self.meter = meter or MeterNoise()
+        self._controller_pulse_ul = self.meter.controller_pulse_ul(ml_per_pulse)
         self.k_factor = round(100_000 / ml_per_pulse)
         self.nozzles = [
             _Nozzle(
@@ -224,8 +234,8 @@ class Dispenser(SimulatedModel):
             values: dict[tuple[int, str], int | str] = dict.fromkeys(((c, "count") for c in range(1, capacity + 1)), 0)
             values[(0, "firmware_id")] = self._firmware_id(self.pulse_counter_target, PULSE_COUNTER_FIRMWARE_ID)
             for nozzle in self.nozzles:
-                values[(2 * nozzle.number - 1, "count")] = int(
-                    nozzle.liquid_counted_ul // (self.ml_per_pulse * UL_PER_ML)
+                values[(2 * nozzle.number - 1, "count")] = (
+                    counter_pulses(nozzle.liquid_counted_ul, self.ml_per_pulse) + nozzle.stop_jitter_pulses
                 )
                 values[(2 * nozzle.number, "count")] = int(
                     nozzle.vapour_counted_ul // (self.vapour_ml_per_pulse * UL_PER_ML)
@@ -253,11 +263,12 @@ class Dispenser(SimulatedModel):
         nozzle.phase_until_s = at_s + held_s
 
     def _start_fuelling(self, nozzle: _Nozzle, at_s: float) -> float:
-        """Draw the fuelling (whole centilitres, a flow, this fuelling's A/L) and return how long it lasts."""
-        centilitres = max(1, round(nozzle.rng.uniform(*self.pattern.volume_l) * 100))
-        nozzle.target_ul = centilitres * 10 * UL_PER_ML
+        """Draw the fuelling (a volume, a flow, this fuelling's A/L, the controller's phase) and return how long
+        it lasts."""
+        nozzle.target_ul = max(UL_PER_ML, round(nozzle.rng.uniform(*self.pattern.volume_l) * 1_000_000))
         nozzle.flow_ul_per_s = nozzle.rng.uniform(*self.pattern.flow_l_per_min) * 1_000_000 / 60
         nozzle.al_noise = max(0.0, nozzle.rng.gauss(1.0, nozzle.spec.al_spread))
+        nozzle.phase_ul = self.meter.start_phase_ul(self.ml_per_pulse, nozzle.rng)
         nozzle.started_s = at_s
         nozzle.delivered_ul, nozzle.metered_ul, nozzle.vapour_ul = 0, 0.0, 0.0
         nozzle.current_volume_ml = 0
@@ -280,7 +291,9 @@ class Dispenser(SimulatedModel):
             nozzle.vapour_counted_ul += vapour_ul
             if encoder_works:
                 nozzle.liquid_counted_ul += delta_ul
-            nozzle.current_volume_ml = int(nozzle.metered_ul // (self._resolution_ml * UL_PER_ML)) * self._resolution_ml
+                if ending:
+                    nozzle.stop_jitter_pulses += self.meter.stop_jitter_pulses(nozzle.rng)
+            nozzle.current_volume_ml = self._shown_ml(nozzle)
         elif nozzle.phase in HUNG_UP and encoder_works:
             ghost_l_per_min = self._board.value("ghost_pulses", target, "l_per_min") or 0.0
             nozzle.liquid_counted_ul += ghost_l_per_min * 1_000_000 / 60 * (sim_s - nozzle.at_s)
@@ -296,10 +309,12 @@ class Dispenser(SimulatedModel):
         ratio = self._board.value("al_ratio", nozzle.target, "value")
         return (nozzle.spec.al_ratio if ratio is None else ratio) * nozzle.al_noise
 
+    def _shown_ml(self, nozzle: _Nozzle) -> int:
+        return controller_volume_ml(nozzle.metered_ul, nozzle.phase_ul, self._controller_pulse_ul, self._resolution_ml)
+
     def _book(self, nozzle: _Nozzle) -> None:
         """The controller books the sale as the nozzle is hung up."""
-        step_ul = self._resolution_ml * UL_PER_ML
-        volume_ml = round_half_up(round(nozzle.metered_ul), step_ul) * self._resolution_ml
+        volume_ml = self._shown_ml(nozzle)
         price = nozzle.spec.price_fen_per_l
         money = amount_fen(volume_ml, price)
         nozzle.txn_no += 1 + nozzle.skip_next

@@ -185,6 +185,7 @@ class Site:
             rng=rng,
             has_crc=section.line in self._rtu_lines,
             sources=sources,
+            meter=section.meter.noise(),
         )
         for nozzle in section.nozzles:
             if nozzle.tank is not None:

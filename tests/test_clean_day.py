@@ -123,7 +123,7 @@ def test_a_clean_day_gives_every_sale_once_and_no_alarm() -> None:
         sale = expected[key]
         assert body["volume_ml"] == sale.volume_ml
         if body["pulse_volume_ml"] is not None:
-            assert abs(body["pulse_volume_ml"] - sale.real_volume_ml) <= 10
+            assert abs(body["pulse_volume_ml"] - sale.real_volume_ml) < 20, "a pulse's phase, a pulse of jitter"
             assert abs(body["vapour_ml"] - sale.vapour_ml) <= 10
     unmeasured = [key for key, body in recorded.items() if body["pulse_volume_ml"] is None]
     assert len(unmeasured) <= 16, "only a nozzle's first sale may go unmeasured (no mark before it)"

@@ -34,11 +34,19 @@ class Case:
 
 
 CASES = [
-    Case("pulse_injection", "D01-N1", {"percent": 1.0}, "metering_deviation", ("D01-N1",)),
+    # 1 % on every sale is a bias too, found by the sequential test as soon as by the per-sale rule.
+    Case("pulse_injection", "D01-N1", {"percent": 1.0}, "metering_deviation", ("D01-N1",), also=("metering_bias",)),
     Case("encoder_failure", "D01-N2", {}, "encoder_no_pulses", ("D01-N2",)),
     # Fuel drawn at rest before the agent has seen it at rest also inflates the next sale's encoder count:
-    # that sale is then rightly a metering deviation too.
-    Case("ghost_pulses", "D02-N1", {"l_per_min": 3.0}, "pulses_at_rest", ("D02-N1",), also=("metering_deviation",)),
+    # that sale is then rightly a metering deviation (and an under-read) too.
+    Case(
+        "ghost_pulses",
+        "D02-N1",
+        {"l_per_min": 3.0},
+        "pulses_at_rest",
+        ("D02-N1",),
+        also=("metering_deviation", "metering_bias"),
+    ),
     Case("dead", "D01/pulse_counter", {}, "device_silent", ("pcm1",)),
     Case("slow", "D01/pulse_counter", {"delay_s": 0.4}, "device_silent", ("pcm1",)),
     Case("crc_noise", "D01/controller", {"rate": 0.5}, "line_errors", ("rs485-1",)),
@@ -106,12 +114,10 @@ def test_each_fault_gives_exactly_its_alarm_and_clears_it(rig: StationRig, case:
     rig.stop_agent()
     rig.wait_platform_caught_up()
     expected = sorted((case.alarm, state, s) for s in case.subjects for state in ("raised", "cleared"))
-    collateral = sorted(a for a in alarms(rig) if a[0] in case.also)
     assert sorted(a for a in alarms(rig) if a[0] not in case.also) == expected
-    assert collateral in (
-        [],
-        sorted((k, st, s) for k in case.also for s in case.subjects for st in ("raised", "cleared")),
-    )
+    for kind in case.also:
+        collateral = sorted(a for a in alarms(rig) if a[0] == kind)
+        assert collateral in ([], sorted((kind, st, s) for s in case.subjects for st in ("raised", "cleared")))
     assert rig.platform_report().ok
 
 

@@ -2,7 +2,8 @@
 what each fault does to them.
 
 Every test runs one nozzle on the same script: rest 1 s, lifted 1 s, 10 L at 60 L/min from second 2 to 12,
-hung up for 5 s, and again. Time moves only through `advance_to`, so every number here is exact.
+hung up for 5 s, and again, with the meter's quantisations off (`EXACT`: its noise is tested on its own). Time
+moves only through `advance_to`, so every number here is exact.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from simulators.clock import SimClock
 from simulators.faults import FaultError, ScheduledFault, make_fault
 from simulators.forecourt import Dispenser, NozzleSpec, Sale
 from simulators.fuelling import FuellingPattern
+from simulators.meter import EXACT
 
 SCRIPT = FuellingPattern(idle_s=(1, 1), lift_s=(1, 1), volume_l=(10, 10), flow_l_per_min=(60, 60), hang_up_s=(5, 5))
 FIRST_SALE_BOOKED_S = 12.0
@@ -41,6 +43,7 @@ def dispenser(*, nozzles: int = 1, has_crc: bool = True, **spec: Any) -> Dispens
         pattern=SCRIPT,
         rng=random.Random(1),
         has_crc=has_crc,
+        meter=EXACT,
     )
 
 

@@ -248,6 +248,6 @@ def test_station_sim_run_with_faults_from_the_cli(tmp_path: Path) -> None:
     assert [(f["kind"], f["target"]) for f in report["faults"]] == [("pulse_injection", "D02-N1")]
     sales = report["nozzles"]["D02-N1"]["sales"]
     assert sales and all(volume >= real for _, volume, real, _ in sales)
-    assert sales[-1][1] == round(sales[-1][2] * 1.01 / 10) * 10
+    assert 0 <= sales[-1][1] - round(sales[-1][2] * 1.01 / 10) * 10 <= 10, "1 % more, give or take a pulse's phase"
     assert json.loads((tmp_path / "report.json").read_text())["nozzles"].keys() == report["nozzles"].keys()
     assert not (tmp_path / "sim.sock").exists()

@@ -24,6 +24,9 @@ What is checked, each an alarm raised once and cleared once (see agent.station.a
   sale that adds up.
 - `pulses_at_rest`: pulses while the nozzle rests (fuel leaving without a sale); cleared after
   `rest_clear_s` without any.
+- `metering_bias`: the sequential test of agent.station.metering_bias, fed every measured sale (small ones
+  too) while no pulses at rest are raised, finds a bias beyond `bias_alarm_ppm` either way; cleared by the same
+  test turned round. Its state travels as cursors (`nozzle/<id>/bias/...`) with each transaction record.
 """
 
 from __future__ import annotations
@@ -50,6 +53,16 @@ from agent.station.metering import (
     judge_volume,
     millilitres,
     sale_number_step,
+)
+from agent.station.metering_bias import (
+    BiasChange,
+    BiasSettings,
+    SaleDeviation,
+    estimate,
+    noise_variance_ml2,
+    observe,
+    state_of,
+    state_values,
 )
 from drivers.readings import ControllerCounters, NozzleReading
 
@@ -136,6 +149,11 @@ class NozzleTracker:
         self._sale: _Sale | None = None
         self._last_rest_pulses_ms: int | None = None
         self._deviation_raised_ppm: int | None = None
+        prefix = key("bias/")
+        self._bias = state_of({k.removeprefix(prefix): v for k, v in cursors.items() if k.startswith(prefix)})
+        self._bias_settings = BiasSettings(
+            rules.mpe_ppm, rules.bias_alarm_ppm, rules.bias_error_rate, rules.bias_error_rate
+        )
 
     @property
     def taps(self) -> tuple[Tap, ...]:
@@ -299,12 +317,13 @@ class NozzleTracker:
         alarms = self._sequence_alarms(sale, ts_ms)
         alarms += self._totalizer_alarms(sale, ts_ms)
         alarms += self._metering_alarms(sale, pulse_ml, verdict, ts_ms)
+        bias_alarms, bias_cursors = self._bias_test(sale, pulse_ml, ts_ms)
         self._totalizer_ml, self._totalizer_fen = reading.totalizer_volume_ml, reading.totalizer_amount_fen
         closing = sale.settled and self._fsm.at_rest  # else the next fuelling already flows: no clean mark
         self._liquid_mark = None if liquid is None or not closing else liquid.value
         self._vapour_mark = None if vapour is None or not closing else vapour.value
-        cursors = [*self._controller_cursors(reading), *self._mark_cursors()]
-        return [body.intent(sale.seen_ms, *cursors), *alarms]
+        cursors = [*self._controller_cursors(reading), *self._mark_cursors(), *bias_cursors]
+        return [body.intent(sale.seen_ms, *cursors), *alarms, *bias_alarms]
 
     def _sequence_alarms(self, sale: _Sale, ts_ms: int) -> list[RecordIntent]:
         subject = self.binding.nozzle
@@ -391,6 +410,38 @@ class NozzleTracker:
             self._deviation_raised_ppm = None
             intents += self._alarms.clear(AlarmKind.METERING_DEVIATION, subject, ts_ms, evidence)
         return intents
+
+    def _bias_test(self, sale: _Sale, pulse_ml: int | None, ts_ms: int) -> tuple[list[RecordIntent], list[Cursor]]:
+        """Feed the sale to the bias test: its alarm if the test decided, and the test's state as cursors."""
+        tap, subject = self.binding.pulse, self.binding.nozzle
+        if pulse_ml is None or pulse_ml <= 0 or tap is None or self._alarms.active(AlarmKind.PULSES_AT_REST, subject):
+            return [], []
+        variance = noise_variance_ml2(float(tap.ml_per_pulse), sale.counters.volume_resolution_ml)
+        observed = SaleDeviation(pulse_ml, sale.reading.txn_volume_ml, variance, sale.seen_ms)
+        self._bias, change = observe(self._bias, observed, self._bias_settings)
+        key = self.binding.cursor_key
+        cursors = [Cursor(key(f"bias/{name}"), value) for name, value in state_values(self._bias).items()]
+        if change is None:
+            return [], cursors
+        evidence = self._bias_evidence(change, sale.reading.txn_no)
+        if change.raised:
+            return self._alarms.raise_(AlarmKind.METERING_BIAS, subject, ts_ms, evidence), cursors
+        return self._alarms.clear(AlarmKind.METERING_BIAS, subject, ts_ms, evidence), cursors
+
+    def _bias_evidence(self, change: BiasChange, txn_no: int) -> dict[str, JsonScalar]:
+        run, found = change.run, estimate(change.run)
+        return {
+            "direction": str(change.direction),
+            "txn_no": txn_no,
+            "sales": run.sales,
+            "since": format_ts(run.since_ms),
+            "bias_ppm": None if found is None else found.bias_ppm,
+            "bias_low_ppm": None if found is None else found.low_ppm,
+            "bias_high_ppm": None if found is None else found.high_ppm,
+            "legal_ppm": self._bias_settings.legal_ppm,
+            "alarm_ppm": self._bias_settings.alarm_ppm,
+            "llr_millinats": round(change.llr * 1000),
+        }
 
     # -- at rest -----------------------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""`python -m bench.detect [--quick] [--workers N] [--seed S]`: detection quality on simulated tank-months, JSON.
+"""`python -m bench.detect [--quick] [--workers N] [--seed S]`: detection quality on simulated tank-months and
+nozzle-months (the metering table, also printed to stderr), JSON.
 
 Progress goes to stderr, one JSON document to stdout. The exit code is 0 when the run completed: targets
 missed are reported in the JSON, not in the exit code, as `make bench` does.
@@ -18,10 +19,13 @@ from dataclasses import asdict
 from typing import Any
 
 from agent.station.leak import LeakSettings
+from agent.station.metering_bias import BiasSettings
+from bench.detect import metering
 from bench.detect.month import Physics
 from bench.detect.score import EPA_DETECTION, EPA_FALSE_ALARMS, ScenarioSummary, sound_time, summarise, targets
 from bench.detect.trial import LEAD_IN_H, MONTH_H, Outcome, Scenario, run
 from bench.report import readable
+from simulators.meter import MeterNoise
 
 SCENARIOS = (
     Scenario("no_leak", "none"),
@@ -73,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
+        begun = time.monotonic()
+        bias = metering.run(pool, quick=args.quick, seed=args.seed, settings=BiasSettings(), noise=MeterNoise())
+        print(metering.table(bias), file=sys.stderr)
+        print(f"bench-detect: metering bias in {time.monotonic() - begun:.0f} s", file=sys.stderr, flush=True)
     sound = sound_time(every)
     checks = [target.to_json() for target in targets(summaries, sound)]
     document = {
@@ -98,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "all_sound_time": readable(sound),
         "targets": checks,
         "all_targets_pass": all(check["pass"] for check in checks),
+        "metering": bias,
         "seconds": round(time.monotonic() - started, 1),
     }
     print(json.dumps(document, indent=2))
