@@ -4,8 +4,9 @@ A simulated forecourt sells fuel (the demo's station, at `TIME_SCALE`), the refe
 records from a real Mosquitto, and the agent reaches that broker through a link that drops (simulators/hostile).
 The agent is started, left to run a random moment after its start-up records are stored, and killed with
 SIGKILL, `--kills` times over. Along the way the broker is restarted, the link flaps, poisoned acks and commands
-are published (some retained, so that every later start meets them), and a Modbus device answers NaN where a
-fault kind for it exists. Then the agent is started once more on a calm link and left to deliver everything.
+are published (some retained, so that every later start meets them), and from a quarter to half of the kills
+the level probe's height register is stuck at a value no tank can hold (a device value fault, raised and
+cleared). Then the agent is started once more on a calm link and left to deliver everything.
 
 What it prints (one JSON document): the kills and disturbances made; from the platform's records, the agent's
 starts (`agent_start` events: must equal kills + 1, or something restarted the agent that was not a kill) and
@@ -46,6 +47,9 @@ MAX_LIFE_S = 4.0
 """An agent lives up to this long after its start-up records are stored, then is killed."""
 BROKER_RESTART_EVERY = 9
 POISON_EVERY = 7
+STUCK_PROBE = ("stuck_register", "T3/level_probe")
+"""The probe's oil height, high word 0xFFFF: a height of kilometres, as a probe in fault may read."""
+STUCK_PROBE_PARAMS = ("--set", "address=2", "--set", "value=65535")
 FLAP_UP_S = (2.0, 12.0)
 FLAP_DOWN_S = (0.5, 4.0)
 
@@ -146,6 +150,17 @@ def _publish(broker: MosquittoBroker, channel: str, name: str, retain: bool) -> 
     poison.publish(broker.host, broker.port, topic, poison.CATALOGUE[name].make(1 << 20), retain=retain)
 
 
+def _fault(workdir: Path, action: str) -> None:
+    """Put the stuck probe register on (`inject`) or take it off (`clear`) through the simulator's control socket."""
+    extra = STUCK_PROBE_PARAMS if action == "inject" else ()
+    argv = python_module(
+        "simulators.cli", "fault", "--control", str(workdir / "sim.sock"), action, *STUCK_PROBE, *extra
+    )
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    if done.returncode != 0:
+        raise SoakError(f"station-sim fault {action} {' '.join(STUCK_PROBE)} failed: {done.stdout}{done.stderr}")
+
+
 def _platform_records(db: Path) -> list[dict[str, Any]]:
     with Store(db, read_only=True) as store:
         return [json.loads(canonical) for canonical in store.accepted(STATION_ID)]
@@ -209,6 +224,12 @@ def run_soak(kills: int, seed: int, workdir: Path) -> dict[str, Any]:
         retained: set[str] = set()
         head = 0
         for kill in range(kills):
+            if kill == kills // 4:
+                _fault(workdir, "inject")
+                made["stuck_probe_on"] += 1
+            if kill == kills // 2:
+                _fault(workdir, "clear")
+                made["stuck_probe_off"] += 1
             status.path.unlink(missing_ok=True)
             agent = _agent(workdir)
             try:
@@ -266,6 +287,8 @@ def run_soak(kills: int, seed: int, workdir: Path) -> dict[str, Any]:
         "no_forks": not station.get("forks"),
         "no_bad_signatures": not station.get("bad_signatures"),
         "every_sale_recorded": bool(sales["matched"]) and not sales["missing"] and not sales["wrong_volume"],
+        "value_fault_raised_and_cleared": made["stuck_probe_on"] == 0
+        or {"raised", "cleared"} <= set(_alarm_states(records, "device_value_fault")),
     }
     return {
         "ok": all(checks.values()),
@@ -279,6 +302,7 @@ def run_soak(kills: int, seed: int, workdir: Path) -> dict[str, Any]:
             "agent_starts": agent_starts,
             "unclean_stops": events["unclean_stop"],
             "internal_errors": events["internal_error"],
+            "value_faults": _alarm_states(records, "device_value_fault"),
             "by_type": dict(Counter(r["type"] for r in records)),
         },
         "platform": {key: station.get(key) for key in ("upto", "gaps", "forks", "duplicates", "bad_signatures")},
@@ -293,6 +317,10 @@ def run_soak(kills: int, seed: int, workdir: Path) -> dict[str, Any]:
             "wrong_volume": sales["wrong_volume"][:20],
         },
     }
+
+
+def _alarm_states(records: list[dict[str, Any]], kind: str) -> dict[str, int]:
+    return dict(Counter(r["body"]["state"] for r in records if r["type"] == "alarm" and r["body"]["kind"] == kind))
 
 
 def _thread_deaths(workdir: Path) -> list[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import tomli_w
+from notify_socket import NotifySocket
 from station_rig import wait_until
 
 from agent.clock import SystemClock
@@ -40,36 +41,6 @@ os.execv(sys.executable, [sys.executable, "-m", "agent.cli", *sys.argv[1:]])
 """
 """Runs the agent with write-or-execute memory enforced by the kernel (Linux 6.3+), as the unit's
 MemoryDenyWriteExecute= does with seccomp: a library that needs W+X pages fails here as it would there."""
-
-
-class NotifySocket:
-    """The service manager's end: a datagram socket bound in tmp, as systemd binds /run/systemd/notify."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._socket.bind(str(path))
-        self._socket.settimeout(0.05)
-        self.messages: list[dict[str, str]] = []
-
-    def drain(self) -> list[dict[str, str]]:
-        """Every message waiting now, each as its KEY=value fields."""
-        new: list[dict[str, str]] = []
-        while True:
-            try:
-                data = self._socket.recv(4096)
-            except TimeoutError:
-                break
-            new.append(dict(line.split("=", 1) for line in data.decode().splitlines()))
-        self.messages.extend(new)
-        return new
-
-    def seen(self, key: str, value: str | None = None) -> int:
-        self.drain()
-        return sum(1 for message in self.messages if key in message and value in (None, message[key]))
-
-    def close(self) -> None:
-        self._socket.close()
 
 
 @pytest.fixture
