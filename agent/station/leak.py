@@ -99,8 +99,12 @@ class LeakSettings:
     """How far back the detector looks and remembers (30 days, as SIR asks)."""
     min_hours: int = 24
     """Usable hours a span needs before it is judged at all."""
-    run_h: int = 24
-    """Longest run. Run starts are the candidate onsets of a fault, so this is also how finely an onset is placed."""
+    run_h: int = 168
+    """Longest run: a run is a stretch of hours joined reading to reading, ended by a delivery, a flagged or
+    missing reading, or this length, which bounds what a closed run keeps in memory."""
+    onset_step_h: int = 12
+    """Candidate onsets of a fault lie this far apart within a run (and at every run's start): how finely an
+    onset is placed, and how many spans each look judges (window_h / onset_step_h, plus the runs)."""
     settle_h: int = 12
     """Hours left out after a delivery or a temperature jump: the new fuel's layers and waves make the level and
     the mean temperature unreliable until it settles."""
@@ -123,6 +127,7 @@ class LeakSettings:
             "window_h",
             "min_hours",
             "run_h",
+            "onset_step_h",
             "level_noise_ml",
         ):
             if getattr(self, name) <= 0:
@@ -191,7 +196,8 @@ class LeakVerdict:
 
 @dataclass(frozen=True, slots=True)
 class _Moments:
-    """Sums over runs' readings about each run's own mean: what the fit needs, and additive across runs."""
+    """Sums over a span's readings about each run's own mean, the loss regressors counted from the candidate
+    onset (zero before it): what the fit needs, and additive across runs."""
 
     tt: float
     ts: float
@@ -201,8 +207,10 @@ class _Moments:
     cc: float
     points: int
     hours: int
+    """Usable hours from the onset on."""
     quiet_hours: int
     sold_l: float
+    """Sold from the onset on."""
     volume_l: float
     """Sum of the readings' volumes, for the mean contents that scale the thermal noise."""
 
@@ -225,45 +233,84 @@ class _Moments:
 _NO_MOMENTS = _Moments(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0, 0.0, 0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class _Onset:
+    """A candidate onset inside a run: where it falls (run hours, sales so far) and the run's raw sums up to
+    and including the reading it falls on, so that the sums after it are the run's totals minus these."""
+
+    at_h: float
+    sold_l: float
+    raw: tuple[float, ...]
+    points: int
+    hours: int
+    quiet_hours: int
+
+
 class _Run:
-    """The open run: raw sums of its readings, measured from its first (hours and litres)."""
+    """The open run: raw sums of its readings, measured from its first (hours and litres), and a candidate
+    onset every `onset_step_h` hours. The hinge fit of a candidate uses the whole run: the readings before the
+    onset pin the run's level, which is what makes a loss that starts mid-run show early."""
 
     def __init__(self, start_ms: int, opening_l: float) -> None:
         self.start_ms = start_ms
         self.t = self.s = self.c = 0.0
         self.points = 1
-        self.sums = [0.0] * 9
+        self.raw = [0.0] * 9
         """Sums of t, s, c, tt, ts, ss, tc, sc, cc over the readings so far (the first is all zeros)."""
         self.hours = 0
         self.quiet_hours = 0
         self.volume_l = opening_l
+        self.onsets = [_Onset(0.0, 0.0, (0.0,) * 9, 1, 0, 0)]
 
-    def add(self, balance: TankBalance) -> None:
+    def add(self, balance: TankBalance, onset_step_h: int) -> None:
         self.t += balance.duration_ms / HOUR_MS
         self.s += balance.sold_20_ml / 1000.0
         self.c += balance.variance_ml / 1000.0
         t, s, c = self.t, self.s, self.c
         for index, value in enumerate((t, s, c, t * t, t * s, s * s, t * c, s * c, c * c)):
-            self.sums[index] += value
+            self.raw[index] += value
         self.points += 1
         self.hours += 1
         self.quiet_hours += balance.sold_20_ml == 0
         self.volume_l += balance.closing_20_ml / 1000.0
+        if self.hours % onset_step_h == 0:
+            self.onsets.append(_Onset(t, s, tuple(self.raw), self.points, self.hours, self.quiet_hours))
 
-    def moments(self) -> _Moments:
-        n = self.points
-        t, s, c, tt, ts, ss, tc, sc, cc = self.sums
+    def onset_ms(self, onset: _Onset) -> int:
+        return self.start_ms + round(onset.at_h * HOUR_MS)
+
+    def candidates(self) -> list[tuple[int, _Moments]]:
+        """Each candidate onset with readings after it, and the run's moments for a loss from there on; the
+        first is the run's start, whose moments are the whole run's."""
+        return [(self.onset_ms(onset), self.moments(onset)) for onset in self.onsets if onset.points < self.points]
+
+    def moments(self, onset: _Onset) -> _Moments:
+        """Centred sums of the regressors x = max(t - t0, 0), y = max(S - S0, 0) and the cumulative variance
+        over the whole run, from the sums after the onset (reading by reading x = t - t0 there)."""
+        n, after = self.points, self.points - onset.points
+        t0, s0 = onset.at_h, onset.sold_l
+        c, cc = self.raw[2], self.raw[8]
+        at, as_, ac, att, ats, ass, atc, asc, _ = (
+            total - before for total, before in zip(self.raw, onset.raw, strict=True)
+        )
+        x = at - after * t0
+        y = as_ - after * s0
+        xx = att - 2.0 * t0 * at + after * t0 * t0
+        xy = ats - t0 * as_ - s0 * at + after * t0 * s0
+        yy = ass - 2.0 * s0 * as_ + after * s0 * s0
+        xc = atc - t0 * ac
+        yc = asc - s0 * ac
         return _Moments(
-            tt - t * t / n,
-            ts - t * s / n,
-            ss - s * s / n,
-            tc - t * c / n,
-            sc - s * c / n,
+            xx - x * x / n,
+            xy - x * y / n,
+            yy - y * y / n,
+            xc - x * c / n,
+            yc - y * c / n,
             cc - c * c / n,
             n,
-            self.hours,
-            self.quiet_hours,
-            self.s,
+            self.hours - onset.hours,
+            self.quiet_hours - onset.quiet_hours,
+            self.s - s0,
             self.volume_l,
         )
 
@@ -286,6 +333,18 @@ class _Fit:
     def loses(self) -> bool:
         return self.leak_l_per_h * self.moments.hours + self.share * self.moments.sold_l > 0.0
 
+    @property
+    def cause(self) -> Cause:
+        """The single cause that explains the loss better: the larger of the two one-cause models' explained
+        sums of squares (equal parameters, equal noise: their likelihood ratio). Sales-shaped when the loss
+        stops in quiet hours and comes while fuel is sold, leak-shaped when it goes on regardless."""
+        m = self.moments
+        if self.share_se is None or m.ss <= 0.0:
+            return "leak"
+        leak_explains = m.tc * m.tc / m.tt if m.tt > 0.0 and m.tc > 0.0 else 0.0
+        sales_explain = m.sc * m.sc / m.ss if m.sc > 0.0 else 0.0
+        return "leak" if leak_explains >= sales_explain else "unrecorded_sales"
+
 
 class LeakDetector:
     """One tank's detector: feed it every hourly balance in order with `add`, ask `verdict` when you like.
@@ -295,7 +354,8 @@ class LeakDetector:
 
     def __init__(self, settings: LeakSettings | None = None) -> None:
         self.settings = settings or LeakSettings()
-        self._closed: deque[tuple[int, _Moments]] = deque()
+        self._closed: deque[tuple[int, tuple[tuple[int, _Moments], ...]]] = deque()
+        """Closed runs: start and, per candidate onset (the run's start first), the run's moments."""
         self._run: _Run | None = None
         self._last: TankBalance | None = None
         self._settled_from_ms = 0
@@ -325,7 +385,7 @@ class LeakDetector:
         if usable:
             if self._run is None:
                 self._run = _Run(balance.start_ms, balance.opening_20_ml / 1000.0)
-            self._run.add(balance)
+            self._run.add(balance, s.onset_step_h)
             if self._run.hours >= s.run_h:
                 self._close_run()
         while self._closed and self._closed[0][0] < balance.end_ms - s.window_h * HOUR_MS:
@@ -344,15 +404,10 @@ class LeakDetector:
         lossy = [fit for fit in fits if fit.loses]
         if lossy:
             judged = max(lossy, key=lambda fit: fit.wald)
-            leak_excess = (judged.leak_l_per_h - _leak_threshold(judged, s)) / judged.leak_se
-            share_excess = (
-                (judged.share - _share_threshold(judged, s)) / judged.share_se
-                if judged.share_se is not None
-                else -math.inf
-            )
-            if leak_excess > 0.0 or share_excess > 0.0:
-                cause: Cause = "leak" if leak_excess >= share_excess else "unrecorded_sales"
-                return _verdict("fail", cause, end_ms, judged, s)
+            leak_fails = judged.leak_l_per_h > _leak_threshold(judged, s)
+            share_fails = judged.share_se is not None and judged.share > _share_threshold(judged, s)
+            if leak_fails or share_fails:
+                return _verdict("fail", judged.cause, end_ms, judged, s)
         window = _verdict("inconclusive", None, end_ms, fits[0], s)
         if (
             window.min_detectable_leak_ml_per_h is not None
@@ -365,35 +420,52 @@ class LeakDetector:
 
     def _close_run(self) -> None:
         if self._run is not None and self._run.hours > 0:
-            self._closed.append((self._run.start_ms, self._run.moments()))
+            self._closed.append((self._run.start_ms, tuple(self._run.candidates())))
         self._run = None
 
     def _fits(self, end_ms: int) -> list[_Fit]:
-        """One fit per candidate onset with enough data, the whole window first. The window's scatter is a
-        floor for the shorter spans: a few quiet days must not look more precise than the month."""
-        spans: list[tuple[int, _Moments, int]] = []
-        total, runs = _NO_MOMENTS, 0
-        if self._run is not None and self._run.hours > 0:
-            total, runs = self._run.moments(), 1
-            spans.append((self._run.start_ms, total, runs))
-        for start_ms, moments in reversed(self._closed):
-            total, runs = total + moments, runs + 1
-            spans.append((start_ms, total, runs))
+        """One fit per candidate onset with enough data after it, the whole window first. A candidate's span
+        is its run from the onset on (the run's earlier readings pinning the level) and every later run; the
+        runs before it are the sound part of the same change-point model, so their scatter counts in the
+        noise: every candidate's noise is estimated from the whole window, and a few quiet days cannot look
+        more precise than the month."""
+        held = [*self._closed, (self._run.start_ms, tuple(self._run.candidates()))] if self._run else self._closed
+        runs_full = [candidates[0][1] for _, candidates in held if candidates]
+        total_cc = sum(moments.cc for moments in runs_full)
+        total_points = sum(moments.points for moments in runs_full)
+        spans: list[tuple[int, _Moments, int, _Rest]] = []
+        later, runs = _NO_MOMENTS, 0
+        for _, candidates in reversed(held):
+            if not candidates:
+                continue
+            whole = candidates[0][1] + later
+            rest = _Rest(total_cc - whole.cc, total_points - whole.points, len(runs_full) - runs - 1)
+            for onset_ms, moments in reversed(candidates):
+                spans.append((onset_ms, moments + later, runs + 1, rest))
+            later, runs = whole, runs + 1
         fits: list[_Fit] = []
-        floor = 0.0
-        for start_ms, moments, count in reversed(spans):
+        for onset_ms, moments, count, rest in reversed(spans):
             if moments.hours < self.settings.min_hours:
                 continue
-            fit = _fit(-(-(end_ms - start_ms) // HOUR_MS), moments, count, floor, self.settings)
+            fit = _fit(-(-(end_ms - onset_ms) // HOUR_MS), moments, count, rest, self.settings)
             if fit is not None:
                 fits.append(fit)
-                floor = max(floor, fit.noise_l)
         return fits
 
 
-def _fit(span_h: int, m: _Moments, runs: int, floor_l: float, s: LeakSettings) -> _Fit | None:
-    """Least squares of the cumulative variance on time and sales, one intercept per run; time alone when the
-    span has (nearly) no sales, which leaves the share unknown."""
+@dataclass(frozen=True, slots=True)
+class _Rest:
+    """The window's runs before a candidate's span: sound under its model, so only their scatter counts."""
+
+    cc: float
+    points: int
+    runs: int
+
+
+def _fit(span_h: int, m: _Moments, runs: int, rest: _Rest, s: LeakSettings) -> _Fit | None:
+    """Least squares of the cumulative variance on time and sales since the onset, one intercept per run; time
+    alone when the span has (nearly) no sales, which leaves the share unknown. The noise is the scatter about
+    this change-point model over the whole window, never below the settings' floor."""
     det = m.tt * m.ss - m.ts * m.ts
     with_sales = m.ss > 1.0 and det > 1e-9 * m.tt * m.ss
     if with_sales:
@@ -407,12 +479,12 @@ def _fit(span_h: int, m: _Moments, runs: int, floor_l: float, s: LeakSettings) -
         leak_var, share_var = 1.0 / m.tt, 0.0
     else:
         return None
-    dof = m.points - runs - (2 if with_sales else 1)
+    dof = m.points + rest.points - runs - rest.runs - (2 if with_sales else 1)
     if dof < 1:
         return None
-    scatter = math.sqrt(max(m.cc - explained, 0.0) / dof)
+    scatter = math.sqrt((max(m.cc - explained, 0.0) + rest.cc) / dof)
     thermal_l = m.volume_l / m.points * s.expansion_ppm_per_k / 1e6 * s.temperature_noise_cC / 100.0
-    noise = max(scatter, math.hypot(s.level_noise_ml / 1000.0, thermal_l), floor_l)
+    noise = max(scatter, math.hypot(s.level_noise_ml / 1000.0, thermal_l))
     return _Fit(
         span_h=span_h,
         moments=m,
@@ -422,7 +494,7 @@ def _fit(span_h: int, m: _Moments, runs: int, floor_l: float, s: LeakSettings) -
         share=share,
         share_se=noise * math.sqrt(share_var) if with_sales else None,
         noise_l=noise,
-        wald=(leak * leak * m.tt + 2.0 * leak * share * m.ts + share * share * m.ss) / (noise * noise),
+        wald=explained / (noise * noise),
     )
 
 
