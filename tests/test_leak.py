@@ -131,7 +131,7 @@ class TestVerdicts:
 
     def test_a_noisy_gauge_is_inconclusive_not_pass(self) -> None:
         """When the minimum detectable leak exceeds the target, the answer is inconclusive, as SIR's."""
-        verdict = fed(month(days=4, noise_ml=20_000.0)).verdict()
+        verdict = fed(month(days=2, noise_ml=20_000.0)).verdict()
         assert verdict.status == "inconclusive"
         assert verdict.min_detectable_leak_ml_per_h is not None
         assert verdict.min_detectable_leak_ml_per_h > 757

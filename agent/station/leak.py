@@ -94,6 +94,11 @@ class LeakSettings:
     """Chance that one hourly look fails on a sound tank under the model's assumptions; looks are correlated,
     and `make bench-detect` measures the resulting rate per tank-month."""
     detection_probability: float = 0.95
+    cause_odds: float = 9.0
+    """A loss fails only once one cause (leak, or unrecorded sales) is this many times likelier than the other,
+    by the shapes of the loss (the Bayesian information criterion of each); until then the answer is
+    inconclusive, never pass. 9 to 1 names the right cause nine times in ten when the two are equally likely
+    beforehand."""
     """The chance with which the minimum detectable leak and share would be found."""
     window_h: int = 720
     """How far back the detector looks and remembers (30 days, as SIR asks)."""
@@ -137,6 +142,8 @@ class LeakSettings:
                 f"leak settings: leak_threshold_ml_per_h = {self.leak_threshold_ml_per_h} must lie between 0 and "
                 f"target_leak_ml_per_h ({self.target_leak_ml_per_h})"
             )
+        if self.cause_odds < 1.0:
+            raise ValueError(f"leak settings: cause_odds = {self.cause_odds} must be at least 1 (even odds)")
         for name in ("false_alarm_probability", "detection_probability"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise ValueError(f"leak settings: {name} = {getattr(self, name)} must lie strictly between 0 and 1")
@@ -234,6 +241,16 @@ _NO_MOMENTS = _Moments(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0, 0.0, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
+class _Reading:
+    """One reading of a run as the cause test needs it: when (run hours), the cumulative variance, and whether
+    fuel was sold in the hour that ended with it (only then can a sale go off the books)."""
+
+    at_h: float
+    variance_l: float
+    after_sales: bool
+
+
+@dataclass(frozen=True, slots=True)
 class _Onset:
     """A candidate onset inside a run: where it falls (run hours, sales so far) and the run's raw sums up to
     and including the reading it falls on, so that the sums after it are the run's totals minus these."""
@@ -261,6 +278,7 @@ class _Run:
         self.quiet_hours = 0
         self.volume_l = opening_l
         self.onsets = [_Onset(0.0, 0.0, (0.0,) * 9, 1, 0, 0)]
+        self.readings: list[_Reading] = [_Reading(0.0, 0.0, False)]
 
     def add(self, balance: TankBalance, onset_step_h: int) -> None:
         self.t += balance.duration_ms / HOUR_MS
@@ -273,6 +291,7 @@ class _Run:
         self.hours += 1
         self.quiet_hours += balance.sold_20_ml == 0
         self.volume_l += balance.closing_20_ml / 1000.0
+        self.readings.append(_Reading(t, c, balance.sold_20_ml > 0))
         if self.hours % onset_step_h == 0:
             self.onsets.append(_Onset(t, s, tuple(self.raw), self.points, self.hours, self.quiet_hours))
 
@@ -319,6 +338,7 @@ class _Run:
 class _Fit:
     """One span's least-squares fit (litres per hour, share as a fraction) and its departure from no loss."""
 
+    onset_ms: int
     span_h: int
     moments: _Moments
     runs: int
@@ -333,17 +353,15 @@ class _Fit:
     def loses(self) -> bool:
         return self.leak_l_per_h * self.moments.hours + self.share * self.moments.sold_l > 0.0
 
-    @property
-    def cause(self) -> Cause:
-        """The single cause that explains the loss better: the larger of the two one-cause models' explained
-        sums of squares (equal parameters, equal noise: their likelihood ratio). Sales-shaped when the loss
-        stops in quiet hours and comes while fuel is sold, leak-shaped when it goes on regardless."""
-        m = self.moments
-        if self.share_se is None or m.ss <= 0.0:
-            return "leak"
-        leak_explains = m.tc * m.tc / m.tt if m.tt > 0.0 and m.tc > 0.0 else 0.0
-        sales_explain = m.sc * m.sc / m.ss if m.sc > 0.0 else 0.0
-        return "leak" if leak_explains >= sales_explain else "unrecorded_sales"
+
+@dataclass(frozen=True, slots=True)
+class _Closed:
+    """A closed run: its start, its candidate onsets (the start first) with the run's moments for each, and
+    its readings for the cause test."""
+
+    start_ms: int
+    candidates: tuple[tuple[int, _Moments], ...]
+    readings: tuple[_Reading, ...]
 
 
 class LeakDetector:
@@ -354,8 +372,7 @@ class LeakDetector:
 
     def __init__(self, settings: LeakSettings | None = None) -> None:
         self.settings = settings or LeakSettings()
-        self._closed: deque[tuple[int, tuple[tuple[int, _Moments], ...]]] = deque()
-        """Closed runs: start and, per candidate onset (the run's start first), the run's moments."""
+        self._closed: deque[_Closed] = deque()
         self._run: _Run | None = None
         self._last: TankBalance | None = None
         self._settled_from_ms = 0
@@ -388,7 +405,7 @@ class LeakDetector:
             self._run.add(balance, s.onset_step_h)
             if self._run.hours >= s.run_h:
                 self._close_run()
-        while self._closed and self._closed[0][0] < balance.end_ms - s.window_h * HOUR_MS:
+        while self._closed and self._closed[0].start_ms < balance.end_ms - s.window_h * HOUR_MS:
             self._closed.popleft()
 
     def runs_held(self) -> int:
@@ -407,7 +424,10 @@ class LeakDetector:
             leak_fails = judged.leak_l_per_h > _leak_threshold(judged, s)
             share_fails = judged.share_se is not None and judged.share > _share_threshold(judged, s)
             if leak_fails or share_fails:
-                return _verdict("fail", judged.cause, end_ms, judged, s)
+                cause, log_odds = self._cause(judged)
+                if log_odds >= math.log(s.cause_odds):
+                    return _verdict("fail", cause, end_ms, judged, s)
+                return _verdict("inconclusive", None, end_ms, judged, s)
         window = _verdict("inconclusive", None, end_ms, fits[0], s)
         if (
             window.min_detectable_leak_ml_per_h is not None
@@ -418,9 +438,39 @@ class LeakDetector:
             return _verdict("pass", None, end_ms, fits[0], s)
         return window
 
+    def _held(self) -> list[_Closed]:
+        """Every run in the window, the open one last."""
+        run = self._run
+        if run is None or run.hours == 0:
+            return list(self._closed)
+        return [*self._closed, _Closed(run.start_ms, tuple(run.candidates()), tuple(run.readings))]
+
+    def _cause(self, fit: _Fit) -> tuple[Cause, float]:
+        """The cause whose shape explains the span's loss best, by the Bayesian information criterion (the
+        log-likelihood under the fit's noise, less half a log of the readings per free parameter): a leak (a
+        constant loss per hour, quiet hours included), unrecorded sales in proportion to what is sold, or
+        unrecorded sales as whole sales (steps of any size, each in an hour with sales, found one by one
+        while each pays for its place and size). A leak cannot make a step, and sales cannot lose fuel in a
+        quiet hour. Returns the cause and the log of its odds against the other."""
+        m, noise2 = fit.moments, fit.noise_l * fit.noise_l
+        pieces: list[list[tuple[float, bool]]] = []
+        for run in self._held():
+            if run.start_ms + round(run.readings[-1].at_h * HOUR_MS) <= fit.onset_ms:
+                continue
+            onset_h = (fit.onset_ms - run.start_ms) / HOUR_MS
+            pieces.append([(r.variance_l, r.after_sales and r.at_h > onset_h) for r in run.readings])
+        penalty = math.log(max(sum(len(piece) for piece in pieces), 2))
+        leak = m.tc * m.tc / m.tt / noise2 if m.tt > 0.0 and m.tc > 0.0 else 0.0
+        proportional = m.sc * m.sc / m.ss / noise2 if fit.share_se is not None and m.sc > 0.0 else 0.0
+        steps = _steps_explained(pieces, 2.0 * penalty * noise2) / noise2
+        sales = max(proportional - penalty, steps)
+        log_odds = (leak - penalty - sales) / 2.0
+        return ("leak", log_odds) if log_odds >= 0.0 else ("unrecorded_sales", -log_odds)
+
     def _close_run(self) -> None:
         if self._run is not None and self._run.hours > 0:
-            self._closed.append((self._run.start_ms, tuple(self._run.candidates())))
+            run = self._run
+            self._closed.append(_Closed(run.start_ms, tuple(run.candidates()), tuple(run.readings)))
         self._run = None
 
     def _fits(self, end_ms: int) -> list[_Fit]:
@@ -429,13 +479,13 @@ class LeakDetector:
         runs before it are the sound part of the same change-point model, so their scatter counts in the
         noise: every candidate's noise is estimated from the whole window, and a few quiet days cannot look
         more precise than the month."""
-        held = [*self._closed, (self._run.start_ms, tuple(self._run.candidates()))] if self._run else self._closed
-        runs_full = [candidates[0][1] for _, candidates in held if candidates]
+        runs_full = [run.candidates[0][1] for run in self._held() if run.candidates]
         total_cc = sum(moments.cc for moments in runs_full)
         total_points = sum(moments.points for moments in runs_full)
         spans: list[tuple[int, _Moments, int, _Rest]] = []
         later, runs = _NO_MOMENTS, 0
-        for _, candidates in reversed(held):
+        for run in reversed(self._held()):
+            candidates = run.candidates
             if not candidates:
                 continue
             whole = candidates[0][1] + later
@@ -447,7 +497,7 @@ class LeakDetector:
         for onset_ms, moments, count, rest in reversed(spans):
             if moments.hours < self.settings.min_hours:
                 continue
-            fit = _fit(-(-(end_ms - onset_ms) // HOUR_MS), moments, count, rest, self.settings)
+            fit = _fit(moments, count, rest, self.settings, onset_ms=onset_ms, end_ms=end_ms)
             if fit is not None:
                 fits.append(fit)
         return fits
@@ -462,9 +512,12 @@ class _Rest:
     runs: int
 
 
-def _fit(span_h: int, m: _Moments, runs: int, rest: _Rest, s: LeakSettings) -> _Fit | None:
+def _fit(m: _Moments, runs: int, rest: _Rest, s: LeakSettings, *, onset_ms: int, end_ms: int) -> _Fit | None:
     """Least squares of the cumulative variance on time and sales since the onset, one intercept per run; time
-    alone when the span has (nearly) no sales, which leaves the share unknown. The noise is the scatter about
+    alone when the span has (nearly) no sales, which leaves the share unknown. A loss of one kind is never
+    explained by a gain of the other (time and sales grow together, so a large leak and a large negative
+    share can cancel): when the two come out of opposite signs, the one that gains is held at zero and the
+    other is fitted alone, a least squares with both causes non-negative. The noise is the scatter about
     this change-point model over the whole window, never below the settings' floor."""
     det = m.tt * m.ss - m.ts * m.ts
     with_sales = m.ss > 1.0 and det > 1e-9 * m.tt * m.ss
@@ -473,6 +526,10 @@ def _fit(span_h: int, m: _Moments, runs: int, rest: _Rest, s: LeakSettings) -> _
         share = (m.tt * m.sc - m.ts * m.tc) / det
         explained = leak * m.tc + share * m.sc
         leak_var, share_var = m.ss / det, m.tt / det
+        if leak > 0.0 > share:
+            leak, share, explained, leak_var = m.tc / m.tt, 0.0, m.tc * m.tc / m.tt, 1.0 / m.tt
+        elif share > 0.0 > leak:
+            leak, share, explained, share_var = 0.0, m.sc / m.ss, m.sc * m.sc / m.ss, 1.0 / m.ss
     elif m.tt > 0.0:
         leak, share = m.tc / m.tt, 0.0
         explained = leak * m.tc
@@ -486,7 +543,8 @@ def _fit(span_h: int, m: _Moments, runs: int, rest: _Rest, s: LeakSettings) -> _
     thermal_l = m.volume_l / m.points * s.expansion_ppm_per_k / 1e6 * s.temperature_noise_cC / 100.0
     noise = max(scatter, math.hypot(s.level_noise_ml / 1000.0, thermal_l))
     return _Fit(
-        span_h=span_h,
+        onset_ms=onset_ms,
+        span_h=-(-(end_ms - onset_ms) // HOUR_MS),
         moments=m,
         runs=runs,
         leak_l_per_h=leak,
@@ -496,6 +554,39 @@ def _fit(span_h: int, m: _Moments, runs: int, rest: _Rest, s: LeakSettings) -> _
         noise_l=noise,
         wald=explained / (noise * noise),
     )
+
+
+def _steps_explained(pieces: list[list[tuple[float, bool]]], price: float) -> float:
+    """Binary segmentation of each run's cumulative variance into rising steps at allowed readings: the sum
+    of squares explained by the steps that each explain more than `price`, less their price."""
+    found = 0.0
+    todo = [(values, 0, len(values)) for values in pieces]
+    while todo:
+        values, low, high = todo.pop()
+        best, at = _best_step(values, low, high)
+        if best > price:
+            found += best - price
+            todo += [(values, low, at), (values, at, high)]
+    return found
+
+
+def _best_step(values: list[tuple[float, bool]], low: int, high: int) -> tuple[float, int]:
+    """The rising step in values[low:high] that explains most (sum of squares about the two means), and where."""
+    total = sum(value for value, _ in values[low:high])
+    count = high - low
+    best, at, left = 0.0, low, 0.0
+    for index in range(low + 1, high):
+        left += values[index - 1][0]
+        if not values[index][1]:
+            continue
+        n_left, n_right = index - low, high - index
+        right = total - left
+        if right / n_right <= left / n_left:
+            continue
+        gain = left * left / n_left + right * right / n_right - total * total / count
+        if gain > best:
+            best, at = gain, index
+    return best, at
 
 
 def _leak_threshold(fit: _Fit, s: LeakSettings) -> float:
