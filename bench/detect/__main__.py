@@ -18,8 +18,18 @@ from dataclasses import asdict
 from typing import Any
 
 from agent.station.leak import LeakSettings
+from bench.detect.bound import gauges
 from bench.detect.month import Physics
-from bench.detect.score import EPA_DETECTION, EPA_FALSE_ALARMS, ScenarioSummary, sound_time, summarise, targets
+from bench.detect.score import (
+    EPA_DETECTION,
+    EPA_FALSE_ALARMS,
+    ScenarioSummary,
+    goals,
+    sound_time,
+    summarise,
+    targets,
+)
+from bench.detect.table import render
 from bench.detect.trial import LEAD_IN_H, MONTH_H, Outcome, Scenario, run
 from bench.report import readable
 
@@ -75,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     sound = sound_time(every)
     checks = [target.to_json() for target in targets(summaries, sound)]
+    goal_checks = goals(summaries, sound)
+    bounds = gauges(physics, settings.z_alarm, 0.99)
+    print(render(summaries, sound, goal_checks, bounds), file=sys.stderr, flush=True)
     document = {
         "machine": {
             "cpus_usable": len(os.sched_getaffinity(0)),
@@ -98,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "all_sound_time": readable(sound),
         "targets": checks,
         "all_targets_pass": all(check["pass"] for check in checks),
+        "goals": [target.to_json() for target in goal_checks],
+        "physical_limit": readable(bounds),
         "seconds": round(time.monotonic() - started, 1),
     }
     print(json.dumps(document, indent=2))
