@@ -11,14 +11,17 @@ dispensing: sales booked short or off the books, or meters that give more than t
 enters each reading once and does not pile up along a run, which is why the model is fitted to the cumulative
 variance and not to hourly differences. Quiet hours move t without S: they tell a leak from unrecorded sales.
 
-A fault starts at some moment, so the model is fitted by least squares from each run's start to now (every
-candidate onset in the window). The candidate that departs most from "no loss at all" (the largest Wald
+A fault starts at some moment, so the model is fitted by least squares for every candidate onset in the
+window (each run's start, and every `onset_step_h` inside a run, with t and S counted from the onset and the
+run's earlier readings pinning its level). The candidate that departs most from "no loss at all" (the largest Wald
 statistic, as a change-point test would pick) is the one judged, because a span that mixes hours before and
 after the onset explains one cause by the other: time and sales grow together, and a pooled fit of
 heterogeneous runs can put a sales-shaped loss on L. The judged span fails when L exceeds both the floor
 `leak_threshold_ml_per_h` and `z_alarm` standard errors, or u exceeds the meters' tolerance by `z_alarm`
 standard errors. Without a failure, the whole window passes if its minimum detectable leak and share both meet
-their targets, and is inconclusive if not, as SIR answers.
+their targets, and is inconclusive if not, as SIR answers. A failing span names its cause only once one
+shape (a constant loss; a loss in proportion to sales; whole sales as steps in hours of trade) is
+`cause_odds` times likelier than the other, by the Bayesian information criterion; until then: inconclusive.
 
 Temperature enters three ways: the volumes are at 20 degC already; hours after a delivery or a temperature
 jump are left out while the fuel settles (the 20 degC correction is least true then); and the residual error
