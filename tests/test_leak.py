@@ -27,21 +27,30 @@ def month(
     onset_h: int = 0,
     noise_ml: float = 2_000.0,
     seed: int = 1,
+    hidden_sale_ml: int = 0,
+    open_from_h: int = 6,
 ) -> list[TankBalance]:
     """Hourly balances of a synthetic month, the fault from `onset_h` on; each hour's closing is the next
-    hour's opening reading."""
+    hour's opening reading. `hidden_sale_ml`: from the onset, one whole sale of this size a day, at a random
+    hour of trade, goes off the books. Sales come from `open_from_h` to midnight."""
     rng = random.Random(seed)
+    hidden_at = -1
     volume_ml = 25_000_000.0
     reading = round(volume_ml + rng.gauss(0.0, noise_ml))
     balances = []
     for hour in range(days * 24):
         local = hour % 24
-        sold_ml = 0.0 if local < 6 else rng.uniform(40_000.0, 300_000.0)
+        if local == 0 and hidden_sale_ml:
+            hidden_at = rng.randrange(max(open_from_h, 11), 24)
+        sold_ml = 0.0 if local < open_from_h else rng.uniform(40_000.0, 300_000.0)
         delivered_ml = 15_000_000 if local == 10 and hour // 24 % 4 == 3 else 0
         faulty = hour >= onset_h
         volume_ml += delivered_ml - sold_ml - (leak_ml_per_h if faulty else 0)
         closing = round(volume_ml + rng.gauss(0.0, noise_ml))
         booked_ml = sold_ml * (1.0 - (short_share if faulty else 0.0)) * (1.0 + rng.uniform(-0.001, 0.001))
+        if faulty and hidden_sale_ml and local == hidden_at:
+            volume_ml -= hidden_sale_ml
+            closing -= hidden_sale_ml
         balances.append(
             TankBalance(
                 start_ms=START_MS + hour * HOUR_MS,
@@ -131,7 +140,7 @@ class TestVerdicts:
 
     def test_a_noisy_gauge_is_inconclusive_not_pass(self) -> None:
         """When the minimum detectable leak exceeds the target, the answer is inconclusive, as SIR's."""
-        verdict = fed(month(days=4, noise_ml=20_000.0)).verdict()
+        verdict = fed(month(days=2, noise_ml=20_000.0)).verdict()
         assert verdict.status == "inconclusive"
         assert verdict.min_detectable_leak_ml_per_h is not None
         assert verdict.min_detectable_leak_ml_per_h > 757
@@ -141,6 +150,48 @@ class TestVerdicts:
         quiet = month(noise_ml=100.0)
         assert fed(quiet, LeakSettings(temperature_noise_cC=0)).verdict().noise_ml == 3_000
         assert fed(quiet).verdict().noise_ml > 3_000, "the 20 degC correction's error of 25 m3 adds to the level's"
+
+
+def first_fail(balances: list[TankBalance], after_h: int) -> tuple[int, str | None] | None:
+    """Hours from `after_h` to the first fail when asked every hour, and its cause; None if none came."""
+    detector = LeakDetector()
+    for hour, balance in enumerate(balances, start=1):
+        detector.add(balance)
+        verdict = detector.verdict()
+        if verdict.status == "fail":
+            return hour - after_h, verdict.cause
+    return None
+
+
+class TestWithinAWeek:
+    def test_a_leak_of_0_2_gal_per_h_is_found_within_a_week_as_a_leak(self) -> None:
+        """757 mL/h starting mid-month on a 2 L gauge fails within 168 h, named a leak, and not before it began."""
+        onset = 12 * 24 + 7
+        found = first_fail(month(leak_ml_per_h=757, onset_h=onset, seed=3), onset)
+        assert found is not None
+        after_h, cause = found
+        assert 0 < after_h <= 168
+        assert cause == "leak"
+
+    @pytest.mark.parametrize("seed", [4, 5])
+    def test_whole_sales_off_the_books_are_named_unrecorded_sales(self, seed: int) -> None:
+        """One 60 L sale a day off the books is a step in an hour of trade, never in a quiet one: not a leak."""
+        onset = 10 * 24
+        found = first_fail(month(hidden_sale_ml=60_000, onset_h=onset, seed=seed), onset)
+        assert found is not None
+        after_h, cause = found
+        assert 0 < after_h <= 72
+        assert cause == "unrecorded_sales"
+
+    def test_a_quiet_sound_tank_passes_and_never_fails(self) -> None:
+        """A sound tank that sells only from 14:00 to midnight, read every hour all month, never fails and passes."""
+        detector = LeakDetector()
+        for balance in month(open_from_h=14, seed=6):
+            detector.add(balance)
+            assert detector.verdict().status != "fail"
+        verdict = detector.verdict()
+        assert verdict.status == "pass"
+        assert verdict.quiet_hours > 300
 
 
 class TestExclusions:

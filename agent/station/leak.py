@@ -11,14 +11,17 @@ dispensing: sales booked short or off the books, or meters that give more than t
 enters each reading once and does not pile up along a run, which is why the model is fitted to the cumulative
 variance and not to hourly differences. Quiet hours move t without S: they tell a leak from unrecorded sales.
 
-A fault starts at some moment, so the model is fitted by least squares from each run's start to now (every
-candidate onset in the window). The candidate that departs most from "no loss at all" (the largest Wald
+A fault starts at some moment, so the model is fitted by least squares for every candidate onset in the
+window (each run's start, and every `onset_step_h` inside a run, with t and S counted from the onset and the
+run's earlier readings pinning its level). The candidate that departs most from "no loss at all" (the largest Wald
 statistic, as a change-point test would pick) is the one judged, because a span that mixes hours before and
 after the onset explains one cause by the other: time and sales grow together, and a pooled fit of
 heterogeneous runs can put a sales-shaped loss on L. The judged span fails when L exceeds both the floor
 `leak_threshold_ml_per_h` and `z_alarm` standard errors, or u exceeds the meters' tolerance by `z_alarm`
 standard errors. Without a failure, the whole window passes if its minimum detectable leak and share both meet
-their targets, and is inconclusive if not, as SIR answers.
+their targets, and is inconclusive if not, as SIR answers. A failing span names its cause only once one
+shape (a constant loss; a loss in proportion to sales; whole sales as steps in hours of trade) is
+`cause_odds` times likelier than the other, by the Bayesian information criterion; until then: inconclusive.
 
 Temperature enters three ways: the volumes are at 20 degC already; hours after a delivery or a temperature
 jump are left out while the fuel settles (the 20 degC correction is least true then); and the residual error
@@ -94,13 +97,22 @@ class LeakSettings:
     """Chance that one hourly look fails on a sound tank under the model's assumptions; looks are correlated,
     and `make bench-detect` measures the resulting rate per tank-month."""
     detection_probability: float = 0.95
+    cause_odds: float = 9.0
+    """A loss fails only once one cause (leak, or unrecorded sales) is this many times likelier than the other,
+    by the shapes of the loss (the Bayesian information criterion of each); until then the answer is
+    inconclusive, never pass. 9 to 1 names the right cause nine times in ten when the two are equally likely
+    beforehand."""
     """The chance with which the minimum detectable leak and share would be found."""
     window_h: int = 720
     """How far back the detector looks and remembers (30 days, as SIR asks)."""
     min_hours: int = 24
     """Usable hours a span needs before it is judged at all."""
-    run_h: int = 24
-    """Longest run. Run starts are the candidate onsets of a fault, so this is also how finely an onset is placed."""
+    run_h: int = 168
+    """Longest run: a run is a stretch of hours joined reading to reading, ended by a delivery, a flagged or
+    missing reading, or this length, which bounds what a closed run keeps in memory."""
+    onset_step_h: int = 12
+    """Candidate onsets of a fault lie this far apart within a run (and at every run's start): how finely an
+    onset is placed, and how many spans each look judges (window_h / onset_step_h, plus the runs)."""
     settle_h: int = 12
     """Hours left out after a delivery or a temperature jump: the new fuel's layers and waves make the level and
     the mean temperature unreliable until it settles."""
@@ -123,6 +135,7 @@ class LeakSettings:
             "window_h",
             "min_hours",
             "run_h",
+            "onset_step_h",
             "level_noise_ml",
         ):
             if getattr(self, name) <= 0:
@@ -132,6 +145,8 @@ class LeakSettings:
                 f"leak settings: leak_threshold_ml_per_h = {self.leak_threshold_ml_per_h} must lie between 0 and "
                 f"target_leak_ml_per_h ({self.target_leak_ml_per_h})"
             )
+        if self.cause_odds < 1.0:
+            raise ValueError(f"leak settings: cause_odds = {self.cause_odds} must be at least 1 (even odds)")
         for name in ("false_alarm_probability", "detection_probability"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise ValueError(f"leak settings: {name} = {getattr(self, name)} must lie strictly between 0 and 1")
@@ -191,7 +206,8 @@ class LeakVerdict:
 
 @dataclass(frozen=True, slots=True)
 class _Moments:
-    """Sums over runs' readings about each run's own mean: what the fit needs, and additive across runs."""
+    """Sums over a span's readings about each run's own mean, the loss regressors counted from the candidate
+    onset (zero before it): what the fit needs, and additive across runs."""
 
     tt: float
     ts: float
@@ -201,8 +217,10 @@ class _Moments:
     cc: float
     points: int
     hours: int
+    """Usable hours from the onset on."""
     quiet_hours: int
     sold_l: float
+    """Sold from the onset on."""
     volume_l: float
     """Sum of the readings' volumes, for the mean contents that scale the thermal noise."""
 
@@ -225,45 +243,96 @@ class _Moments:
 _NO_MOMENTS = _Moments(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0, 0.0, 0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """One reading of a run as the cause test needs it: when (run hours), the cumulative variance, and whether
+    fuel was sold in the hour that ended with it (only then can a sale go off the books)."""
+
+    at_h: float
+    variance_l: float
+    after_sales: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Onset:
+    """A candidate onset inside a run: where it falls (run hours, sales so far) and the run's raw sums up to
+    and including the reading it falls on, so that the sums after it are the run's totals minus these."""
+
+    at_h: float
+    sold_l: float
+    raw: tuple[float, ...]
+    points: int
+    hours: int
+    quiet_hours: int
+
+
 class _Run:
-    """The open run: raw sums of its readings, measured from its first (hours and litres)."""
+    """The open run: raw sums of its readings, measured from its first (hours and litres), and a candidate
+    onset every `onset_step_h` hours. The hinge fit of a candidate uses the whole run: the readings before the
+    onset pin the run's level, which is what makes a loss that starts mid-run show early."""
 
     def __init__(self, start_ms: int, opening_l: float) -> None:
         self.start_ms = start_ms
         self.t = self.s = self.c = 0.0
         self.points = 1
-        self.sums = [0.0] * 9
+        self.raw = [0.0] * 9
         """Sums of t, s, c, tt, ts, ss, tc, sc, cc over the readings so far (the first is all zeros)."""
         self.hours = 0
         self.quiet_hours = 0
         self.volume_l = opening_l
+        self.onsets = [_Onset(0.0, 0.0, (0.0,) * 9, 1, 0, 0)]
+        self.readings: list[_Reading] = [_Reading(0.0, 0.0, False)]
 
-    def add(self, balance: TankBalance) -> None:
+    def add(self, balance: TankBalance, onset_step_h: int) -> None:
         self.t += balance.duration_ms / HOUR_MS
         self.s += balance.sold_20_ml / 1000.0
         self.c += balance.variance_ml / 1000.0
         t, s, c = self.t, self.s, self.c
         for index, value in enumerate((t, s, c, t * t, t * s, s * s, t * c, s * c, c * c)):
-            self.sums[index] += value
+            self.raw[index] += value
         self.points += 1
         self.hours += 1
         self.quiet_hours += balance.sold_20_ml == 0
         self.volume_l += balance.closing_20_ml / 1000.0
+        self.readings.append(_Reading(t, c, balance.sold_20_ml > 0))
+        if self.hours % onset_step_h == 0:
+            self.onsets.append(_Onset(t, s, tuple(self.raw), self.points, self.hours, self.quiet_hours))
 
-    def moments(self) -> _Moments:
-        n = self.points
-        t, s, c, tt, ts, ss, tc, sc, cc = self.sums
+    def onset_ms(self, onset: _Onset) -> int:
+        return self.start_ms + round(onset.at_h * HOUR_MS)
+
+    def candidates(self) -> list[tuple[int, _Moments]]:
+        """Each candidate onset with readings after it, and the run's moments for a loss from there on; the
+        first is the run's start, whose moments are the whole run's."""
+        return [(self.onset_ms(onset), self.moments(onset)) for onset in self.onsets if onset.points < self.points]
+
+    def moments(self, onset: _Onset) -> _Moments:
+        """Centred sums of the regressors x = max(t - t0, 0), y = max(S - S0, 0) and the cumulative variance
+        over the whole run, from the sums after the onset (reading by reading x = t - t0 there)."""
+        n, after = self.points, self.points - onset.points
+        t0, s0 = onset.at_h, onset.sold_l
+        c, cc = self.raw[2], self.raw[8]
+        at, as_, ac, att, ats, ass, atc, asc, _ = (
+            total - before for total, before in zip(self.raw, onset.raw, strict=True)
+        )
+        x = at - after * t0
+        y = as_ - after * s0
+        xx = att - 2.0 * t0 * at + after * t0 * t0
+        xy = ats - t0 * as_ - s0 * at + after * t0 * s0
+        yy = ass - 2.0 * s0 * as_ + after * s0 * s0
+        xc = atc - t0 * ac
+        yc = asc - s0 * ac
         return _Moments(
-            tt - t * t / n,
-            ts - t * s / n,
-            ss - s * s / n,
-            tc - t * c / n,
-            sc - s * c / n,
+            xx - x * x / n,
+            xy - x * y / n,
+            yy - y * y / n,
+            xc - x * c / n,
+            yc - y * c / n,
             cc - c * c / n,
             n,
-            self.hours,
-            self.quiet_hours,
-            self.s,
+            self.hours - onset.hours,
+            self.quiet_hours - onset.quiet_hours,
+            self.s - s0,
             self.volume_l,
         )
 
@@ -272,6 +341,7 @@ class _Run:
 class _Fit:
     """One span's least-squares fit (litres per hour, share as a fraction) and its departure from no loss."""
 
+    onset_ms: int
     span_h: int
     moments: _Moments
     runs: int
@@ -287,6 +357,16 @@ class _Fit:
         return self.leak_l_per_h * self.moments.hours + self.share * self.moments.sold_l > 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Closed:
+    """A closed run: its start, its candidate onsets (the start first) with the run's moments for each, and
+    its readings for the cause test."""
+
+    start_ms: int
+    candidates: tuple[tuple[int, _Moments], ...]
+    readings: tuple[_Reading, ...]
+
+
 class LeakDetector:
     """One tank's detector: feed it every hourly balance in order with `add`, ask `verdict` when you like.
 
@@ -295,7 +375,7 @@ class LeakDetector:
 
     def __init__(self, settings: LeakSettings | None = None) -> None:
         self.settings = settings or LeakSettings()
-        self._closed: deque[tuple[int, _Moments]] = deque()
+        self._closed: deque[_Closed] = deque()
         self._run: _Run | None = None
         self._last: TankBalance | None = None
         self._settled_from_ms = 0
@@ -325,10 +405,10 @@ class LeakDetector:
         if usable:
             if self._run is None:
                 self._run = _Run(balance.start_ms, balance.opening_20_ml / 1000.0)
-            self._run.add(balance)
+            self._run.add(balance, s.onset_step_h)
             if self._run.hours >= s.run_h:
                 self._close_run()
-        while self._closed and self._closed[0][0] < balance.end_ms - s.window_h * HOUR_MS:
+        while self._closed and self._closed[0].start_ms < balance.end_ms - s.window_h * HOUR_MS:
             self._closed.popleft()
 
     def runs_held(self) -> int:
@@ -344,15 +424,13 @@ class LeakDetector:
         lossy = [fit for fit in fits if fit.loses]
         if lossy:
             judged = max(lossy, key=lambda fit: fit.wald)
-            leak_excess = (judged.leak_l_per_h - _leak_threshold(judged, s)) / judged.leak_se
-            share_excess = (
-                (judged.share - _share_threshold(judged, s)) / judged.share_se
-                if judged.share_se is not None
-                else -math.inf
-            )
-            if leak_excess > 0.0 or share_excess > 0.0:
-                cause: Cause = "leak" if leak_excess >= share_excess else "unrecorded_sales"
-                return _verdict("fail", cause, end_ms, judged, s)
+            leak_fails = judged.leak_l_per_h > _leak_threshold(judged, s)
+            share_fails = judged.share_se is not None and judged.share > _share_threshold(judged, s)
+            if leak_fails or share_fails:
+                cause, log_odds = self._cause(judged)
+                if log_odds >= math.log(s.cause_odds):
+                    return _verdict("fail", cause, end_ms, judged, s)
+                return _verdict("inconclusive", None, end_ms, judged, s)
         window = _verdict("inconclusive", None, end_ms, fits[0], s)
         if (
             window.min_detectable_leak_ml_per_h is not None
@@ -363,37 +441,87 @@ class LeakDetector:
             return _verdict("pass", None, end_ms, fits[0], s)
         return window
 
+    def _held(self) -> list[_Closed]:
+        """Every run in the window, the open one last."""
+        run = self._run
+        if run is None or run.hours == 0:
+            return list(self._closed)
+        return [*self._closed, _Closed(run.start_ms, tuple(run.candidates()), tuple(run.readings))]
+
+    def _cause(self, fit: _Fit) -> tuple[Cause, float]:
+        """The cause whose shape explains the span's loss best, by the Bayesian information criterion (the
+        log-likelihood under the fit's noise, less half a log of the readings per free parameter): a leak (a
+        constant loss per hour, quiet hours included), unrecorded sales in proportion to what is sold, or
+        unrecorded sales as whole sales (steps of any size, each in an hour with sales, found one by one
+        while each pays for its place and size). A leak cannot make a step, and sales cannot lose fuel in a
+        quiet hour. Returns the cause and the log of its odds against the other."""
+        m, noise2 = fit.moments, fit.noise_l * fit.noise_l
+        pieces: list[list[tuple[float, bool]]] = []
+        for run in self._held():
+            if run.start_ms + round(run.readings[-1].at_h * HOUR_MS) <= fit.onset_ms:
+                continue
+            onset_h = (fit.onset_ms - run.start_ms) / HOUR_MS
+            pieces.append([(r.variance_l, r.after_sales and r.at_h > onset_h) for r in run.readings])
+        penalty = math.log(max(sum(len(piece) for piece in pieces), 2))
+        leak = m.tc * m.tc / m.tt / noise2 if m.tt > 0.0 and m.tc > 0.0 else 0.0
+        proportional = m.sc * m.sc / m.ss / noise2 if fit.share_se is not None and m.sc > 0.0 else 0.0
+        steps = _steps_explained(pieces, 2.0 * penalty * noise2) / noise2
+        sales = max(proportional - penalty, steps)
+        log_odds = (leak - penalty - sales) / 2.0
+        return ("leak", log_odds) if log_odds >= 0.0 else ("unrecorded_sales", -log_odds)
+
     def _close_run(self) -> None:
         if self._run is not None and self._run.hours > 0:
-            self._closed.append((self._run.start_ms, self._run.moments()))
+            run = self._run
+            self._closed.append(_Closed(run.start_ms, tuple(run.candidates()), tuple(run.readings)))
         self._run = None
 
     def _fits(self, end_ms: int) -> list[_Fit]:
-        """One fit per candidate onset with enough data, the whole window first. The window's scatter is a
-        floor for the shorter spans: a few quiet days must not look more precise than the month."""
-        spans: list[tuple[int, _Moments, int]] = []
-        total, runs = _NO_MOMENTS, 0
-        if self._run is not None and self._run.hours > 0:
-            total, runs = self._run.moments(), 1
-            spans.append((self._run.start_ms, total, runs))
-        for start_ms, moments in reversed(self._closed):
-            total, runs = total + moments, runs + 1
-            spans.append((start_ms, total, runs))
+        """One fit per candidate onset with enough data after it, the whole window first. A candidate's span
+        is its run from the onset on (the run's earlier readings pinning the level) and every later run; the
+        runs before it are the sound part of the same change-point model, so their scatter counts in the
+        noise: every candidate's noise is estimated from the whole window, and a few quiet days cannot look
+        more precise than the month."""
+        runs_full = [run.candidates[0][1] for run in self._held() if run.candidates]
+        total_cc = sum(moments.cc for moments in runs_full)
+        total_points = sum(moments.points for moments in runs_full)
+        spans: list[tuple[int, _Moments, int, _Rest]] = []
+        later, runs = _NO_MOMENTS, 0
+        for run in reversed(self._held()):
+            candidates = run.candidates
+            if not candidates:
+                continue
+            whole = candidates[0][1] + later
+            rest = _Rest(total_cc - whole.cc, total_points - whole.points, len(runs_full) - runs - 1)
+            for onset_ms, moments in reversed(candidates):
+                spans.append((onset_ms, moments + later, runs + 1, rest))
+            later, runs = whole, runs + 1
         fits: list[_Fit] = []
-        floor = 0.0
-        for start_ms, moments, count in reversed(spans):
+        for onset_ms, moments, count, rest in reversed(spans):
             if moments.hours < self.settings.min_hours:
                 continue
-            fit = _fit(-(-(end_ms - start_ms) // HOUR_MS), moments, count, floor, self.settings)
+            fit = _fit(moments, count, rest, self.settings, onset_ms=onset_ms, end_ms=end_ms)
             if fit is not None:
                 fits.append(fit)
-                floor = max(floor, fit.noise_l)
         return fits
 
 
-def _fit(span_h: int, m: _Moments, runs: int, floor_l: float, s: LeakSettings) -> _Fit | None:
-    """Least squares of the cumulative variance on time and sales, one intercept per run; time alone when the
-    span has (nearly) no sales, which leaves the share unknown."""
+@dataclass(frozen=True, slots=True)
+class _Rest:
+    """The window's runs before a candidate's span: sound under its model, so only their scatter counts."""
+
+    cc: float
+    points: int
+    runs: int
+
+
+def _fit(m: _Moments, runs: int, rest: _Rest, s: LeakSettings, *, onset_ms: int, end_ms: int) -> _Fit | None:
+    """Least squares of the cumulative variance on time and sales since the onset, one intercept per run; time
+    alone when the span has (nearly) no sales, which leaves the share unknown. A loss of one kind is never
+    explained by a gain of the other (time and sales grow together, so a large leak and a large negative
+    share can cancel): when the two come out of opposite signs, the one that gains is held at zero and the
+    other is fitted alone, a least squares with both causes non-negative. The noise is the scatter about
+    this change-point model over the whole window, never below the settings' floor."""
     det = m.tt * m.ss - m.ts * m.ts
     with_sales = m.ss > 1.0 and det > 1e-9 * m.tt * m.ss
     if with_sales:
@@ -401,20 +529,25 @@ def _fit(span_h: int, m: _Moments, runs: int, floor_l: float, s: LeakSettings) -
         share = (m.tt * m.sc - m.ts * m.tc) / det
         explained = leak * m.tc + share * m.sc
         leak_var, share_var = m.ss / det, m.tt / det
+        if leak > 0.0 > share:
+            leak, share, explained, leak_var = m.tc / m.tt, 0.0, m.tc * m.tc / m.tt, 1.0 / m.tt
+        elif share > 0.0 > leak:
+            leak, share, explained, share_var = 0.0, m.sc / m.ss, m.sc * m.sc / m.ss, 1.0 / m.ss
     elif m.tt > 0.0:
         leak, share = m.tc / m.tt, 0.0
         explained = leak * m.tc
         leak_var, share_var = 1.0 / m.tt, 0.0
     else:
         return None
-    dof = m.points - runs - (2 if with_sales else 1)
+    dof = m.points + rest.points - runs - rest.runs - (2 if with_sales else 1)
     if dof < 1:
         return None
-    scatter = math.sqrt(max(m.cc - explained, 0.0) / dof)
+    scatter = math.sqrt((max(m.cc - explained, 0.0) + rest.cc) / dof)
     thermal_l = m.volume_l / m.points * s.expansion_ppm_per_k / 1e6 * s.temperature_noise_cC / 100.0
-    noise = max(scatter, math.hypot(s.level_noise_ml / 1000.0, thermal_l), floor_l)
+    noise = max(scatter, math.hypot(s.level_noise_ml / 1000.0, thermal_l))
     return _Fit(
-        span_h=span_h,
+        onset_ms=onset_ms,
+        span_h=-(-(end_ms - onset_ms) // HOUR_MS),
         moments=m,
         runs=runs,
         leak_l_per_h=leak,
@@ -422,8 +555,41 @@ def _fit(span_h: int, m: _Moments, runs: int, floor_l: float, s: LeakSettings) -
         share=share,
         share_se=noise * math.sqrt(share_var) if with_sales else None,
         noise_l=noise,
-        wald=(leak * leak * m.tt + 2.0 * leak * share * m.ts + share * share * m.ss) / (noise * noise),
+        wald=explained / (noise * noise),
     )
+
+
+def _steps_explained(pieces: list[list[tuple[float, bool]]], price: float) -> float:
+    """Binary segmentation of each run's cumulative variance into rising steps at allowed readings: the sum
+    of squares explained by the steps that each explain more than `price`, less their price."""
+    found = 0.0
+    todo = [(values, 0, len(values)) for values in pieces]
+    while todo:
+        values, low, high = todo.pop()
+        best, at = _best_step(values, low, high)
+        if best > price:
+            found += best - price
+            todo += [(values, low, at), (values, at, high)]
+    return found
+
+
+def _best_step(values: list[tuple[float, bool]], low: int, high: int) -> tuple[float, int]:
+    """The rising step in values[low:high] that explains most (sum of squares about the two means), and where."""
+    total = sum(value for value, _ in values[low:high])
+    count = high - low
+    best, at, left = 0.0, low, 0.0
+    for index in range(low + 1, high):
+        left += values[index - 1][0]
+        if not values[index][1]:
+            continue
+        n_left, n_right = index - low, high - index
+        right = total - left
+        if right / n_right <= left / n_left:
+            continue
+        gain = left * left / n_left + right * right / n_right - total * total / count
+        if gain > best:
+            best, at = gain, index
+    return best, at
 
 
 def _leak_threshold(fit: _Fit, s: LeakSettings) -> float:

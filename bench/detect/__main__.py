@@ -21,8 +21,18 @@ from typing import Any
 from agent.station.leak import LeakSettings
 from agent.station.metering_bias import BiasSettings
 from bench.detect import metering
+from bench.detect.bound import gauges
 from bench.detect.month import Physics
-from bench.detect.score import EPA_DETECTION, EPA_FALSE_ALARMS, ScenarioSummary, sound_time, summarise, targets
+from bench.detect.score import (
+    EPA_DETECTION,
+    EPA_FALSE_ALARMS,
+    ScenarioSummary,
+    goals,
+    sound_time,
+    summarise,
+    targets,
+)
+from bench.detect.table import render
 from bench.detect.trial import LEAD_IN_H, MONTH_H, Outcome, Scenario, run
 from bench.report import readable
 from simulators.meter import MeterNoise
@@ -83,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench-detect: metering bias in {time.monotonic() - begun:.0f} s", file=sys.stderr, flush=True)
     sound = sound_time(every)
     checks = [target.to_json() for target in targets(summaries, sound)]
+    goal_checks = goals(summaries, sound)
+    bounds = gauges(physics, settings.z_alarm, 0.99)
+    print(render(summaries, sound, goal_checks, bounds), file=sys.stderr, flush=True)
     document = {
         "machine": {
             "cpus_usable": len(os.sched_getaffinity(0)),
@@ -107,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "targets": checks,
         "all_targets_pass": all(check["pass"] for check in checks),
         "metering": bias,
+        "goals": [target.to_json() for target in goal_checks],
+        "physical_limit": readable(bounds),
         "seconds": round(time.monotonic() - started, 1),
     }
     print(json.dumps(document, indent=2))
