@@ -103,3 +103,9 @@ def decrypt_cp(wire: bytes, key: Sm4Key) -> bytes:
     if len(tail) >= BLOCK_BYTES:
         raise Hj212CipherError(f"{len(tail)} plain bytes follow the ciphertext; the standard leaves fewer than 16")
     return decrypt_blocks(cipher, key) + tail
+
+
+def must_encrypt(cn: str) -> bool:
+    """Whether HJ 212-2025 §6.4.4 wants a command's data area encrypted: the data uploads (CN 2000-2999), the
+    key exchange (1014) and the site-device information (3020)."""
+    return (cn.isdigit() and 2000 <= int(cn) <= 2999) or cn in {"1014", "3020"}
