@@ -505,10 +505,11 @@ class Hj212Uplink:
                 return _Answer.NONE
             if not data:
                 raise LinkLost("the platform closed the connection")
-            for raw in splitter.feed(data):
-                answer = self._judge(raw, qn)
-                if answer is not _Answer.NONE:
-                    return answer
+            # Every frame of the chunk is judged: a request that came with the answer must not be lost.
+            answers = [self._judge(raw, qn) for raw in splitter.feed(data)]
+            answer = next((answer for answer in answers if answer is not _Answer.NONE), None)
+            if answer is not None:
+                return answer
 
     def _judge(self, raw: bytes, qn: str | None) -> _Answer:
         """What a frame from the platform says about the frame with `qn`; a request is queued to be answered,
