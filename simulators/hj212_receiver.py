@@ -7,9 +7,18 @@ fails is counted under its reason; if it can still be read and asks for an answe
 QnRtn that says why (9 for a CRC error). A frame seen before (same MN and QN) is answered again, as a
 platform must for a sender that missed the answer, but counted as a duplicate and written once.
 
+HJ 212-2025: given the station's SM4 key (`sm4_key`, `--sm4-key-file`) it reads encrypted data areas and
+checks the length and CRC under the configured rules, and refuses a data command (CN 2000-2999, 1014, 3020)
+that arrives unencrypted; without a key an encrypted frame is rejected as `bad_cipher`. Sub-packets (PNUM/PNO)
+are joined before the frame is judged; heartbeats (CN=9015) are counted, not stored. Once a data logger has
+sent its first frame, the receiver can ask it for its time (`ask_time`) and for a period's data again
+(`extract=(FROM, TO)`), and checks the answers: 9011 then the answer then 9012, every frame under the
+request's QN, the extracted frames' DataTimes within the period. The summary's `requests` say what came back.
+
 Python API: `Hj212Receiver(out_path, profile=...)`, `start()`, `port`, `summary()`, `accepted()`, `stop()`;
 `answering = False` makes it take frames and keep silent (a platform that does not answer). Command line:
-`station-sim hj212 --port P --out FILE [--profile TOML]`, which prints the JSON summary when stopped.
+`station-sim hj212 --port P --out FILE [--profile TOML] [--sm4-key-file F] [--ask-time] [--extract FROM TO]`,
+which prints the JSON summary when stopped.
 """
 
 from __future__ import annotations
@@ -22,27 +31,47 @@ import sys
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from drivers.hj212.errors import Hj212CrcError, Hj212Error
-from drivers.hj212.frame import CRC_DIGITS, HEAD, LENGTH_DIGITS, TAIL, FrameSplitter, decode_frame, encode_frame
+from drivers.hj212.frame import (
+    CRC_DIGITS,
+    HEAD,
+    LENGTH_DIGITS,
+    TAIL,
+    FrameSplitter,
+    SealRules,
+    encode_frame,
+    open_frame,
+)
 from drivers.hj212.packet import (
+    CN_EXECUTION_RESULT,
+    CN_GET_TIME,
+    CN_HEARTBEAT,
+    CN_REQUEST_RESPONSE,
+    Flag,
     Packet,
     QnRtn,
     data_response,
     decode_packet,
     encode_packet,
+    format_qn,
     request_response,
 )
 from drivers.hj212.profile import CityProfile
 from drivers.hj212.profile_validation import CityProfileError, load_city_profile
+from drivers.hj212.sm4 import Sm4Key, must_encrypt
+from drivers.hj212.subpackets import Reassembler
 from simulators.serving import ServerError, TcpListener, TcpServing
 
 KNOWN_EDITIONS = ("2017", "2025")
 REJECTIONS_KEPT = 50
 """Rejected frames whose reasons the summary lists word for word (the counts cover all of them)."""
+TIME_FORMAT = "%Y%m%d%H%M%S"
 
 
 class Hj212ReceiverError(ServerError):
@@ -67,7 +96,16 @@ class Hj212Receiver(TcpServing):
         profile: CityProfile | None = None,
         pw: str | None = None,
         mn: str | None = None,
+        sm4_key: Sm4Key | None = None,
+        rules: SealRules | None = None,
+        ask_time: bool = False,
+        extract: tuple[str, str] | None = None,
+        extract_cn: str | None = None,
+        zone: ZoneInfo | None = None,
     ) -> None:
+        """`extract`: a period (FROM, TO as YYYYMMDDhhmmss, station time) to ask for again under `extract_cn`
+        (default: the profile's first CN, else 3020); `zone` is the station's (default Asia/Shanghai), for the
+        offset of the logger's clock."""
         super().__init__()
         self._listener = TcpListener(host, port)
         self._out_path = out_path
@@ -77,12 +115,26 @@ class Hj212Receiver(TcpServing):
         self.answering = True
         self._lock = threading.Lock()
         self._seen: set[tuple[str, str]] = set()
+        self._sender: Packet | None = None
         self._accepted: list[dict[str, Any]] = []
         self._counts: Counter[str] = Counter()
         self._rejected: Counter[str] = Counter()
         self._rejections: list[str] = []
         self._by_cn: Counter[str] = Counter()
         self._by_code: Counter[str] = Counter()
+        self._key = sm4_key
+        self._rules = rules or SealRules()
+        self._reassembler = Reassembler()
+        self._zone = zone or ZoneInfo("Asia/Shanghai")
+        default_cn = sorted(profile.commands)[0] if profile is not None else "3020"
+        self._to_ask: list[tuple[str, str, tuple[tuple[str, str], ...]]] = []
+        if ask_time:
+            self._to_ask.append(("time", CN_GET_TIME, ()))
+        if extract is not None:
+            self._to_ask.append(
+                ("extract", extract_cn or default_cn, (("BeginTime", extract[0]), ("EndTime", extract[1])))
+            )
+        self._asked: dict[str, dict[str, Any]] = {}
 
     def accepted(self) -> list[dict[str, Any]]:
         """Every frame accepted once, in arrival order, as written to `out`."""
@@ -101,6 +153,10 @@ class Hj212Receiver(TcpServing):
                 "by_cn": dict(self._by_cn),
                 "by_code": dict(self._by_code),
                 "discarded_bytes": self._counts["discarded"],
+                "encrypted": self._counts["encrypted"],
+                "heartbeats": self._counts["heartbeats"],
+                "subpackets": {"joined": self._counts["joined"], "pieces": self._counts["pieces"]},
+                "requests": [dict(asked) for asked in self._asked.values()],
             }
 
     def _error(self, message: str) -> Exception:
@@ -120,6 +176,7 @@ class Hj212Receiver(TcpServing):
                     if answer is not None and self.answering:
                         connection.sendall(answer)
                         self._count("answered")
+                    self._ask(connection)
                 if not chunk:
                     return
         except OSError:
@@ -129,17 +186,58 @@ class Hj212Receiver(TcpServing):
                 self._counts["discarded"] += splitter.discarded
             self._listener.hang_up(connection)
 
+    def _ask(self, connection: socket.socket) -> None:
+        """Sends the requests not yet sent, once a data logger has shown its MN and PW with a frame."""
+        with self._lock:
+            sender = self._sender
+            if sender is None or not self._to_ask:
+                return
+            asking, self._to_ask = self._to_ask, []
+        for number, (kind, cn, cp) in enumerate(asking):
+            now = datetime.now(self._zone)
+            qn = format_qn(now.replace(microsecond=(now.microsecond // 1000 + number) % 1000 * 1000))
+            request = Packet(
+                qn, sender.st, cn, sender.pw, sender.mn, Flag(_version(sender), ack=True), (cp,) if cp else ()
+            )
+            entry: dict[str, Any] = {"kind": kind, "qn": qn, "cn": cn, "qn_rtn": None, "exe_rtn": None}
+            if kind == "extract":
+                entry.update(begin=cp[0][1], end=cp[1][1], frames=0, outside_period=0)
+            with self._lock:
+                self._asked[qn] = entry
+            connection.sendall(encode_frame(encode_packet(request)))
+
     def take(self, raw: bytes) -> bytes | None:
         """Judge one frame as received; the answer to send back, if its Flag asks for one."""
         self._count("frames")
         try:
-            packet = decode_packet(decode_frame(raw))
+            opened = open_frame(raw, self._key, self._rules)
+            self._count("encrypted", opened.encrypted)
+            joined = self._reassembler.take(decode_packet(opened.data))
         except Hj212CrcError as exc:
             self._reject(exc.reason, str(exc))
             return self._refusal_to_unchecked(raw, QnRtn.BAD_CRC)
         except Hj212Error as exc:
             self._reject(exc.reason, str(exc))
             return None
+        if joined is None:
+            self._count("pieces")
+            return None
+        packet = joined.packet
+        if joined.pieces > 1:
+            self._count("joined")
+            self._count("pieces", joined.pieces)
+        if packet.cn == CN_HEARTBEAT:
+            self._count("heartbeats")
+            return None
+        with self._lock:
+            self._sender = self._sender or packet
+            asked = self._asked.get(packet.qn or "")
+        if asked is not None:
+            self._answer_to_request(asked, packet)
+            return None
+        if self._key is not None and must_encrypt(packet.cn) and not opened.encrypted:
+            self._reject("refused", f"QN={packet.qn} CN={packet.cn}: HJ 212-2025 wants this command encrypted")
+            return self._answer(packet, request_response(packet, QnRtn.REFUSED, _version(packet)))
         try:
             self._check(packet)
         except _Refused as exc:
@@ -148,14 +246,30 @@ class Hj212Receiver(TcpServing):
         self._accept(packet)
         return self._answer(packet, data_response(packet, _version(packet)))
 
+    def _answer_to_request(self, asked: dict[str, Any], packet: Packet) -> None:
+        """Notes what the data logger said to one of our requests: 9011, 9012, its time, or extracted data."""
+        items = packet.cp_items()
+        with self._lock:
+            if packet.cn == CN_REQUEST_RESPONSE:
+                asked["qn_rtn"] = items.get("QnRtn")
+            elif packet.cn == CN_EXECUTION_RESULT:
+                asked["exe_rtn"] = items.get("ExeRtn")
+            elif asked["kind"] == "time" and packet.cn == CN_GET_TIME:
+                asked["system_time"] = items.get("SystemTime")
+                asked["offset_s"] = _offset_s(items.get("SystemTime", ""), self._zone)
+            elif asked["kind"] == "extract" and packet.cn == asked["cn"]:
+                asked["frames"] += 1
+                data_time = items.get("DataTime", "")
+                asked["outside_period"] += not asked["begin"] <= data_time <= asked["end"]
+            else:
+                asked.setdefault("unexpected", []).append(packet.cn)
+
     def _check(self, packet: Packet) -> None:
         if packet.qn is None:
             raise _Refused(QnRtn.BAD_QN, "no QN")
         if packet.flag is None or packet.flag.standard not in KNOWN_EDITIONS:
             found = None if packet.flag is None else packet.flag.value
             raise _Refused(QnRtn.BAD_FLAG, f"Flag {found} names no edition of {', '.join(KNOWN_EDITIONS)}")
-        if packet.flag.subpackaged:
-            raise _Refused(QnRtn.BAD_FLAG, "subpackaged frames are not taken by this receiver")
         if self._pw is not None and packet.pw != self._pw:
             raise _Refused(QnRtn.BAD_PW, f"PW {packet.pw!r} is not this site's")
         if self._mn is not None and packet.mn != self._mn:
@@ -213,9 +327,26 @@ class Hj212Receiver(TcpServing):
             if len(self._rejections) < REJECTIONS_KEPT:
                 self._rejections.append(f"{reason}: {message}")
 
-    def _count(self, what: str) -> None:
+    def _count(self, what: str, by: int = 1) -> None:
         with self._lock:
-            self._counts[what] += 1
+            self._counts[what] += by
+
+
+def _offset_s(system_time: str, zone: ZoneInfo) -> float | None:
+    """How far the data logger's clock is from ours, in seconds (positive: it is ahead)."""
+    try:
+        theirs = datetime.strptime(system_time, TIME_FORMAT).replace(tzinfo=zone)
+    except ValueError:
+        return None
+    return round((theirs - datetime.now(zone)).total_seconds(), 1)
+
+
+def load_key_file(path: Path) -> Sm4Key:
+    """The SM4 key from a file of 32 hex digits; ValueError names the file and the problem."""
+    try:
+        return Sm4Key.from_hex(path.read_text(encoding="ascii"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
 
 
 def _version(packet: Packet) -> int:
@@ -237,6 +368,23 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--pw", help="refuse frames with another PW")
     parser.add_argument("--mn", help="refuse frames with another MN")
     parser.add_argument("--silent", action="store_true", help="take frames but never answer")
+    parser.add_argument(
+        "--sm4-key-file", type=Path, help="the station's SM4 key (32 hex digits): read encrypted frames"
+    )
+    parser.add_argument(
+        "--sm4-rules",
+        choices=("plaintext", "transmitted"),
+        default="plaintext",
+        help="what an encrypted frame's length and CRC cover (default: plaintext, as the standard's examples)",
+    )
+    parser.add_argument("--ask-time", action="store_true", help="ask the data logger its time (CN=1011)")
+    parser.add_argument(
+        "--extract",
+        nargs=2,
+        metavar=("FROM", "TO"),
+        help="ask for a period's data again (YYYYMMDDhhmmss, station time)",
+    )
+    parser.add_argument("--extract-cn", help="the CN to extract (default: the profile's)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.set_defaults(handler=run_receiver)
 
@@ -247,7 +395,25 @@ def run_receiver(args: argparse.Namespace) -> int:
     except CityProfileError as exc:
         print(f"station-sim hj212: {exc}", file=sys.stderr)
         return 2
-    receiver = Hj212Receiver(args.out, host=args.host, port=args.port, profile=profile, pw=args.pw, mn=args.mn)
+    try:
+        key = None if args.sm4_key_file is None else load_key_file(args.sm4_key_file)
+    except ValueError as exc:
+        print(f"station-sim hj212: {exc}", file=sys.stderr)
+        return 2
+    rule: Literal["plaintext", "transmitted"] = args.sm4_rules
+    receiver = Hj212Receiver(
+        args.out,
+        host=args.host,
+        port=args.port,
+        profile=profile,
+        pw=args.pw,
+        mn=args.mn,
+        sm4_key=key,
+        rules=SealRules(rule, rule),
+        ask_time=args.ask_time,
+        extract=None if args.extract is None else (args.extract[0], args.extract[1]),
+        extract_cn=args.extract_cn,
+    )
     receiver.answering = not args.silent
     stop = threading.Event()
 

@@ -235,8 +235,9 @@ class TestSplitter:
 
     def test_garbage_without_an_end_is_handed_out_bounded(self) -> None:
         splitter = FrameSplitter()
-        frames = splitter.feed(b"##01" + b"z" * 2000)
-        assert len(frames) == 1 and len(frames[0]) == len("##0000") + 1024 + len("CRC4\r\n")
+        frames = splitter.feed(b"##01" + b"z" * 7000)
+        # The bound is the longest encrypted segment as sent (SM4 writes each byte as 0xNN,), six times 1,024.
+        assert len(frames) == 1 and len(frames[0]) == len("##0000") + 6 * 1024 + len("CRC4\r\n")
         with pytest.raises(Hj212Error):
             decode_frame(frames[0])
 

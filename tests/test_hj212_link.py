@@ -30,6 +30,7 @@ from agent.records import RecordIntent, RecordType
 from agent.uplink.hj212 import Hj212Uplink
 from agent.uplink.hj212_settings import Hj212Section
 from drivers.hj212.profile_validation import load_city_profile
+from drivers.hj212.sm4 import Sm4Key
 from simulators.hj212_receiver import Hj212Receiver
 
 CHONGQING = Path(__file__).resolve().parent.parent / "config" / "hj212" / "chongqing.toml"
@@ -350,3 +351,133 @@ class TestHostileReceiver:
             assert uplink.alive() and uplink.status().done_seq == 0
         finally:
             garbage.close()
+
+
+KEY_HEX = "0123456789abcdeffedcba9876543210"
+MN_2025 = "0123456789ABCDEF01234567"
+
+
+def key_file(tmp_path: Path) -> Path:
+    """A key file as an installer writes it: 32 hex digits, mode 0600 (the test's own key, not a real one)."""
+    path = tmp_path / "hj212-sm4.key"
+    path.write_text(KEY_HEX + "\n", encoding="ascii")
+    path.chmod(0o600)
+    return path
+
+
+def settings_2025(port: int, tmp_path: Path, **changes: object) -> Hj212Section:
+    return settings(port, version="2025", mn=MN_2025, sm4_key_file=key_file(tmp_path), **changes)
+
+
+def receiver_2025(tmp_path: Path, **options: object) -> Hj212Receiver:
+    return Hj212Receiver(
+        tmp_path / "2025.jsonl",
+        profile=PROFILE,
+        pw=PW,
+        mn=MN_2025,
+        sm4_key=Sm4Key.from_hex(KEY_HEX),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def answered(server: Hj212Receiver, kind: str) -> Callable[[], bool]:
+    return lambda: any(asked["kind"] == kind and asked["exe_rtn"] for asked in server.summary()["requests"])
+
+
+class TestHj2122025:
+    def test_encrypted_frames_are_read_and_accepted(self, station: Station, tmp_path: Path) -> None:
+        """With a key file every 3020 frame goes out SM4-encrypted; the receiver, holding the key, decrypts,
+        checks the CRC over the plain segment and accepts them all, values intact."""
+        with receiver_2025(tmp_path) as server:
+            expected = station.record_ecology(2)
+            uplink = station.uplink(settings_2025(server.port, tmp_path))
+            wait_until(delivered(uplink, station), "every record delivered")
+            summary = server.summary()
+            assert (summary["accepted"], summary["encrypted"], summary["rejected"]) == (expected, expected, {})
+            assert accepted_values(server, "i41028-Info") == ["1", "2"]
+            assert uplink.status().encrypted
+
+    def test_a_receiver_without_the_key_rejects_encrypted_frames_by_name(
+        self, station: Station, receiver: Hj212Receiver, tmp_path: Path
+    ) -> None:
+        """A platform that lacks the key counts the frames as bad_cipher and accepts none."""
+        station.record_ecology(1)
+        station.uplink(settings(receiver.port, sm4_key_file=key_file(tmp_path), ack=False))
+        wait_until(lambda: receiver.summary()["rejected"].get("bad_cipher", 0) >= 3, "three frames rejected")
+        assert receiver.summary()["accepted"] == 0
+
+    def test_a_key_file_readable_by_others_keeps_the_link_down(self, station: Station, tmp_path: Path) -> None:
+        """A key file with group or other permissions is refused with the fix in the status, and nothing is sent."""
+        with receiver_2025(tmp_path) as server:
+            path = key_file(tmp_path)
+            path.chmod(0o644)
+            station.record_ecology(1)
+            uplink = station.uplink(settings(server.port, version="2025", mn=MN_2025, sm4_key_file=path))
+            wait_until(lambda: "chmod 600" in (uplink.status().last_error or ""), "the refusal reported")
+            assert server.summary()["frames"] == 0
+
+    def test_heartbeats_go_out_while_the_link_is_idle(self, station: Station, tmp_path: Path) -> None:
+        """With nothing to send, the uplink sends a 9015 heartbeat every heartbeat_s; the receiver counts them."""
+        with receiver_2025(tmp_path) as server:
+            uplink = station.uplink(settings_2025(server.port, tmp_path, heartbeat_s=0.2))
+            wait_until(lambda: server.summary()["heartbeats"] >= 3, "three heartbeats")
+            assert uplink.status().heartbeats >= 3 and server.summary()["rejected"] == {}
+
+    def test_the_platform_asks_the_time_and_gets_it(self, station: Station, tmp_path: Path) -> None:
+        """CN=1011 from the platform is answered 9011 QnRtn=1, the SystemTime, then 9012 ExeRtn=1."""
+        with receiver_2025(tmp_path, ask_time=True) as server:
+            station.record_ecology(1)
+            station.uplink(settings_2025(server.port, tmp_path))
+            wait_until(answered(server, "time"), "the time answered")
+            (asked,) = server.summary()["requests"]
+            assert (asked["qn_rtn"], asked["exe_rtn"]) == ("1", "1")
+            assert abs(asked["offset_s"]) < 5 and "unexpected" not in asked
+
+    def test_the_platform_extracts_a_period_and_gets_exactly_its_records(
+        self, station: Station, tmp_path: Path
+    ) -> None:
+        """An extract of two seconds of fuellings gets those records' frames again, under the request's QN,
+        encrypted, between 9011 QnRtn=1 and 9012 ExeRtn=1; nothing from outside the period."""
+        # Round k's fuelling and tank interval end at 08:00:0k UTC, 16:00:0k in Chongqing.
+        with receiver_2025(tmp_path, extract=("20261127160002", "20261127160003")) as server:
+            station.record_ecology(3)
+            uplink = station.uplink(settings_2025(server.port, tmp_path))
+            wait_until(answered(server, "extract"), "the extract answered")
+            (asked,) = server.summary()["requests"]
+            assert (asked["qn_rtn"], asked["exe_rtn"], asked["frames"], asked["outside_period"]) == ("1", "1", 4, 0)
+            wait_until(delivered(uplink, station), "every record delivered as well")
+
+    def test_a_long_frame_goes_in_sub_packets_and_is_joined(self, station: Station, tmp_path: Path) -> None:
+        """A profile whose frame is longer than 1,024 bytes sends it as PNUM/PNO sub-packets, encrypted; the
+        receiver joins them and accepts one packet with every item."""
+        items = ",\n".join(
+            f'  {{ code = "i4{n:04d}", field = "al_permille", scale = 3, decimals = 2 }}' for n in range(90)
+        )
+        long_profile = tmp_path / "long.toml"
+        long_profile.write_text(
+            f'name = "long"\nst = "31"\n[[records]]\nrecord_type = "transaction"\ncn = "3020"\ntime_field = "end"\n'
+            f"items = [\n{items}\n]\n",
+            encoding="utf-8",
+        )
+        profile = load_city_profile(long_profile)
+        with Hj212Receiver(
+            tmp_path / "long.jsonl", profile=profile, pw=PW, mn=MN_2025, sm4_key=Sm4Key.from_hex(KEY_HEX)
+        ) as server:
+            station.record_ecology(2)
+            uplink = Hj212Uplink(
+                settings_2025(server.port, tmp_path, profile=long_profile),
+                profile,
+                station.outbox_path,
+                ZONE,
+                station.state_path,
+                SystemClock(),
+                boundary=Boundary("uplink-hj212", station.recorder.submit, SystemClock()),
+            )
+            station.uplinks.append(uplink)
+            uplink.start()
+            uplink.notify(station.recorder.status().head_seq)
+            wait_until(delivered(uplink, station), "every record delivered")
+            summary = server.summary()
+            assert summary["accepted"] == 2 and summary["rejected"] == {}
+            assert summary["subpackets"] == {"joined": 2, "pieces": 2 * 2 + 2}
+            assert all(len(entry["cp"]) == 91 for entry in server.accepted())

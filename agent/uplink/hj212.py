@@ -18,6 +18,14 @@ Hostile receiver: answers are cut into frames no longer than HJ 212 allows befor
 that answers garbage would otherwise write a warning per frame), and each connection's walk and each record's
 frame run inside the loop's containment boundary (agent.containment): a record the frame maker chokes on is left
 out as an `internal_error`, never a dead thread. Reconnects follow agent.uplink.backoff.
+
+HJ 212-2025: with `sm4_key_file` the key is read at every connection and the data area of the frames the
+standard wants encrypted goes out SM4-sealed (agent.uplink.hj212_packets.Wire); a key file that cannot be
+used keeps the link down with the reason in the status. While there is nothing to send the thread waits on
+the socket as well (a socket pair wakes it for `notify`), so the platform's requests are read and answered
+(agent.uplink.hj212_requests), and after `heartbeat_s` without a frame it sends a heartbeat (CN=9015).
+Requests are queued (at most `MAX_QUEUED_REQUESTS`; more are dropped and counted) and answered between
+records, never in the middle of one.
 """
 
 from __future__ import annotations
@@ -25,11 +33,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import socket
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Literal
@@ -40,12 +50,24 @@ from agent.containment import Boundary
 from agent.ledger.outbox import OutboxError, OutboxReader, StoredRecord
 from agent.logs import LogTally, get_logger
 from agent.pulse import Pulse
+from agent.uplink import hj212_requests as requests
 from agent.uplink.backoff import Backoff
-from agent.uplink.hj212_packets import FrameMaker, OutgoingFrame, UnsendableRecord
+from agent.uplink.hj212_key import Sm4KeyError, load_sm4_key
+from agent.uplink.hj212_packets import FrameMaker, OutgoingFrame, UnsendableRecord, Wire
 from agent.uplink.hj212_settings import Hj212Section
 from drivers.hj212.errors import Hj212Error
-from drivers.hj212.frame import FrameSplitter, decode_frame
-from drivers.hj212.packet import CN_DATA_RESPONSE, CN_REQUEST_RESPONSE, QnRtn, decode_packet
+from drivers.hj212.frame import FrameSplitter, SealRules, open_frame
+from drivers.hj212.packet import (
+    CN_DATA_RESPONSE,
+    CN_HEARTBEAT,
+    CN_REQUEST_RESPONSE,
+    Flag,
+    Packet,
+    QnRtn,
+    decode_packet,
+    format_data_time,
+    format_qn,
+)
 from drivers.hj212.profile import CityProfile
 
 log = get_logger("agent.uplink.hj212")
@@ -53,6 +75,10 @@ log = get_logger("agent.uplink.hj212")
 BATCH_RECORDS = 64
 """Records read from the outbox at a time: enough to keep the link busy, few enough to hold in memory."""
 STOP_JOIN_S = 5.0
+MAX_QUEUED_REQUESTS = 8
+"""Platform requests waiting for an answer; a platform that sends more between two records loses the rest."""
+ANSWERS = frozenset({CN_REQUEST_RESPONSE, "9012", "9013", CN_DATA_RESPONSE})
+"""Frames from the platform that answer something (never requests to be answered)."""
 STATION_REFUSALS = frozenset(str(int(verdict)) for verdict in (QnRtn.BAD_PW, QnRtn.BAD_MN, QnRtn.BAD_ST))
 """Refusals of the station rather than of one record: every record would get them, so they are retried (after a
 reconnect) until someone fixes the config, never skipped."""
@@ -90,6 +116,11 @@ class Hj212Status:
     """Frames from the platform that were not HJ 212, or answered another QN."""
     internal_errors: int = 0
     failing: bool = False
+    heartbeats: int = 0
+    requests_answered: int = 0
+    """Platform requests answered (time, extract, refusals)."""
+    encrypted: bool = False
+    """Whether the data area goes out SM4-encrypted on the current connection."""
 
 
 class Hj212Uplink:
@@ -119,6 +150,15 @@ class Hj212Uplink:
         self._other_answers = LogTally()
         self._maker = FrameMaker(settings, profile, station_zone, nozzles)
         self._platform = f"{settings.host}:{settings.port}"
+        self._profile = profile
+        self._zone = station_zone
+        self._rules = SealRules(settings.sm4_length_of, settings.sm4_crc_over)
+        self._version = Flag.for_standard(settings.version, ack=False).version
+        self._requests: deque[Packet] = deque()
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)
+        self._last_sent = clock.monotonic()
         self._lock = threading.Condition()
         self._stopping = False
         self._woken = False
@@ -151,6 +191,11 @@ class Hj212Uplink:
             self._head = max(self._head, head_seq)
             self._woken = True
             self._lock.notify()
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_write.send(b"!")
 
     def stop(self) -> bool:
         """Ends the thread (a wait for an answer is cut short) and saves the progress; returns whether the thread
@@ -158,6 +203,8 @@ class Hj212Uplink:
         with self._lock:
             self._stopping = True
             self._lock.notify()
+        self._wake()
+        with self._lock:
             if self._socket is not None:
                 with contextlib.suppress(OSError):
                     self._socket.shutdown(socket.SHUT_RDWR)
@@ -187,6 +234,9 @@ class Hj212Uplink:
                 bad_answers=self._bad_answers.total + self._other_answers.total,
                 internal_errors=boundary.errors,
                 failing=boundary.failing,
+                heartbeats=self._counts["heartbeats"],
+                requests_answered=self._counts["requests"],
+                encrypted=self._maker.wire.key is not None,
             )
 
     def _run(self) -> None:
@@ -200,10 +250,18 @@ class Hj212Uplink:
                 self._pause(max(self._backoff.delay_s(), self._boundary.pause_s()))
         if reader is not None:
             reader.close()
+        self._wake_read.close()
+        self._wake_write.close()
 
     def _connection(self, reader: OutboxReader) -> None:
         """Connect and walk until the link fails; a connection that got an answer (or had nothing waiting for
         one) resets the backoff."""
+        try:
+            self._read_key()
+        except Sm4KeyError as exc:
+            self._backoff.failed()
+            self._failed("hj212_key_unusable", str(exc))
+            return
         try:
             connection = self._connect()
         except OSError as exc:
@@ -222,6 +280,11 @@ class Hj212Uplink:
             self._backoff.steady()
         else:
             self._backoff.failed()
+
+    def _read_key(self) -> None:
+        """The SM4 key, read anew for every connection: a key rotated in the file is used from the next one."""
+        path = self._settings.sm4_key_file
+        self._maker.wire = Wire(None if path is None else load_sm4_key(path), self._rules)
 
     def _connect(self) -> socket.socket:
         self._set_state("connecting")
@@ -250,11 +313,13 @@ class Hj212Uplink:
         while not self._stopping:
             batch = list(reader.read(self._done + 1, self._done + BATCH_RECORDS))
             if not batch and not self._skip_pruned(reader):
-                self._wait_for_records(next_save)
+                self._idle(connection, splitter, next_save)
             for record in batch:
                 if self._stopping:
                     return
                 self._send_record(connection, splitter, record)
+                self._serve_requests(connection, reader)
+            self._serve_requests(connection, reader)
             if self._clock.monotonic() >= next_save:
                 self._save_progress()
                 next_save = self._clock.monotonic() + self._settings.save_interval_s
@@ -268,24 +333,109 @@ class Hj212Uplink:
         self._advance(first - 1)
         return True
 
-    def _wait_for_records(self, until: float) -> None:
-        """Sleeps until `notify` (or stop) or `until`; a notify that came while the batch was read counts."""
+    def _idle(self, connection: socket.socket, splitter: FrameSplitter, until: float) -> None:
+        """Waits until `notify` (or stop), `until`, a heartbeat falling due or a frame from the platform (read
+        and, if a request, queued); a notify that came while the batch was read counts."""
         with self._lock:
-            if not self._woken and not self._stopping:
-                wait_s = self._clock.real_s(max(until - self._clock.monotonic(), 0.0))
-                self.pulse.beat(wait_s)
-                self._lock.wait(wait_s)
+            if self._woken or self._stopping:
+                self._woken = False
+                return
+        now = self._clock.monotonic()
+        wait = until - now
+        if self._settings.heartbeat_s:
+            wait = min(wait, self._last_sent + self._settings.heartbeat_s - now)
+        wait_s = self._clock.real_s(max(wait, 0.0))
+        self.pulse.beat(wait_s)
+        readable, _, _ = select.select([connection, self._wake_read], [], [], wait_s)
+        if self._wake_read in readable:
+            with contextlib.suppress(OSError):
+                self._wake_read.recv(4096)
+        if connection in readable:
+            data = connection.recv(4096)
+            if not data:
+                raise LinkLost("the platform closed the connection")
+            for raw in splitter.feed(data):
+                self._judge(raw, None)
+        if self._settings.heartbeat_s and self._clock.monotonic() - self._last_sent >= self._settings.heartbeat_s:
+            self._heartbeat(connection)
+        with self._lock:
             self._woken = False
+
+    def _heartbeat(self, connection: socket.socket) -> None:
+        """CN=9015 with no answer wanted: it says the link is up while there is nothing to send."""
+        now = self._local_now()
+        st = self._settings.st or self._profile.st
+        flag = Flag(self._version, ack=False)
+        self._send(connection, Packet(format_qn(now), st, CN_HEARTBEAT, self._settings.pw, self._settings.mn, flag))
+        self._count("heartbeats")
+
+    def _send(self, connection: socket.socket, packet: Packet) -> None:
+        frame, _ = self._maker.wire.encode(packet)
+        self.pulse.beat(self._clock.real_s(self._settings.connect_timeout_s))  # the socket's timeout bounds it
+        connection.sendall(frame)
+        self._last_sent = self._clock.monotonic()
+
+    def _local_now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.wall_ms() / 1000, self._zone)
+
+    def _serve_requests(self, connection: socket.socket, reader: OutboxReader) -> None:
+        """Answers the platform's queued requests, each as HJ 212 wants: 9011, the answer, 9012."""
+        while self._requests and not self._stopping:
+            packet = self._requests.popleft()
+            request = requests.read_request(packet, self._profile.commands, self._zone, self._settings.max_extract_days)
+            self._count("requests")
+            if isinstance(request, requests.Refused):
+                log.warning("hj212_request_refused", qn=packet.qn, cn=packet.cn, reason=request.reason)
+                self._send(connection, requests.refusal(request, self._version))
+            elif isinstance(request, requests.TimeSet):
+                log.warning(
+                    "hj212_time_set_refused",
+                    qn=packet.qn,
+                    platform_time=request.platform_time,
+                    agent_time=format_data_time(self._local_now()),
+                    reason="the box's clock is kept by NTP; check it if the two differ",
+                )
+                self._send(connection, requests.refusal(requests.Refused(packet, QnRtn.REFUSED, ""), self._version))
+            elif isinstance(request, requests.TimeQuery):
+                self._send(connection, requests.taken(packet, self._version))
+                self._send(connection, requests.time_answer(packet, self._local_now(), self._version))
+                self._send(connection, requests.finished(packet, 1, self._version))
+            else:
+                self._send(connection, requests.taken(packet, self._version))
+                answered = self._answer_extract(connection, reader, request)
+                log.info("hj212_extract_answered", qn=packet.qn, begin=request.begin, end=request.end, frames=answered)
+                self._send(connection, requests.finished(packet, answered, self._version))
+
+    def _answer_extract(self, connection: socket.socket, reader: OutboxReader, extract: requests.Extract) -> int:
+        """Sends the period's records again under the request's QN (no answer wanted); returns how many."""
+        flag = Flag(self._version, ack=False)
+        seq, sent = reader.first_seq() or 1, 0
+        while sent < self._settings.max_extract_frames and not self._stopping:
+            batch = list(reader.read(seq, seq + BATCH_RECORDS - 1))
+            if not batch:
+                return sent
+            for record in batch:
+                try:
+                    packet = self._maker.packet_for(record, flag=flag, qn=extract.request.qn)
+                except UnsendableRecord:
+                    continue
+                if packet is None or packet.cn != extract.request.cn:
+                    continue
+                if requests.in_period(packet.cp_items().get("DataTime"), extract):
+                    self._send(connection, packet)
+                    sent += 1
+                    if sent >= self._settings.max_extract_frames:
+                        break
+            seq = batch[-1].seq + 1
+        return sent
 
     def _send_record(self, connection: socket.socket, splitter: FrameSplitter, record: StoredRecord) -> None:
         with self._lock:
             self._head = max(self._head, record.seq)
-        outgoing = self._pending if self._pending is not None and self._pending.seq == record.seq else None
+        outgoing = self._frame_for(record)  # made again on a new connection: the same QN, the current key
         if outgoing is None:
-            outgoing = self._frame_for(record)
-            if outgoing is None:
-                self._advance(record.seq)
-                return
+            self._advance(record.seq)
+            return
         self._pending = outgoing
         self._deliver(connection, splitter, outgoing)
         self._pending = None
@@ -316,6 +466,7 @@ class Hj212Uplink:
         for attempt in range(sends):
             self.pulse.beat(self._clock.real_s(self._settings.connect_timeout_s))  # the socket's timeout bounds it
             connection.sendall(outgoing.frame)
+            self._last_sent = self._clock.monotonic()
             with self._lock:
                 self._sent = max(self._sent, outgoing.seq)
                 self._counts["sent"] += 1
@@ -354,18 +505,23 @@ class Hj212Uplink:
                 return _Answer.NONE
             if not data:
                 raise LinkLost("the platform closed the connection")
-            for raw in splitter.feed(data):
-                answer = self._judge(raw, qn)
-                if answer is not _Answer.NONE:
-                    return answer
+            # Every frame of the chunk is judged: a request that came with the answer must not be lost.
+            answers = [self._judge(raw, qn) for raw in splitter.feed(data)]
+            answer = next((answer for answer in answers if answer is not _Answer.NONE), None)
+            if answer is not None:
+                return answer
 
-    def _judge(self, raw: bytes, qn: str) -> _Answer:
-        """What a frame from the platform says about the frame with `qn`; other frames are logged and ignored."""
+    def _judge(self, raw: bytes, qn: str | None) -> _Answer:
+        """What a frame from the platform says about the frame with `qn`; a request is queued to be answered,
+        other frames are logged and ignored."""
         try:
-            packet = decode_packet(decode_frame(raw))
+            packet = decode_packet(open_frame(raw, self._maker.wire.key, self._rules).data)
         except Hj212Error as exc:
             if (count := self._bad_answers.note(self._clock.monotonic())) is not None:
                 log.warning("hj212_bad_answer", error=str(exc), count=count, platform=self._platform)
+            return _Answer.NONE
+        if packet.cn not in ANSWERS:
+            self._queue_request(packet)
             return _Answer.NONE
         if packet.qn != qn:
             if (count := self._other_answers.note(self._clock.monotonic())) is not None:
@@ -380,6 +536,13 @@ class Hj212Uplink:
             log.warning("hj212_refused", qn=qn, qn_rtn=verdict, reason=self._refusal)
             return _Answer.REFUSED
         return _Answer.NONE
+
+    def _queue_request(self, packet: Packet) -> None:
+        if len(self._requests) >= MAX_QUEUED_REQUESTS:
+            if (count := self._other_answers.note(self._clock.monotonic())) is not None:
+                log.warning("hj212_requests_dropped", cn=packet.cn, qn=packet.qn, count=count)
+            return
+        self._requests.append(packet)
 
     def _advance(self, seq: int) -> None:
         with self._lock:

@@ -22,9 +22,11 @@ from zoneinfo import ZoneInfo
 
 from agent.ledger.outbox import StoredRecord
 from agent.uplink.hj212_settings import Hj212Section
-from drivers.hj212.frame import encode_frame
+from drivers.hj212.frame import STANDARD_EXAMPLE_RULES, SealRules, encode_frame, seal_frame
 from drivers.hj212.packet import CpGroup, Flag, Packet, encode_packet, format_data_time, format_qn
 from drivers.hj212.profile import CityProfile, ItemMapping, RecordMapping
+from drivers.hj212.sm4 import Sm4Key, must_encrypt
+from drivers.hj212.subpackets import split_packet
 
 
 class UnsendableRecord(ValueError):
@@ -37,6 +39,28 @@ class OutgoingFrame:
     qn: str
     cn: str
     frame: bytes
+    """The bytes on the wire: one frame, or one per sub-packet when the data segment was too long."""
+    pieces: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """How packets become bytes on this link: cut into sub-packets when too long, and with `key`, the data
+    area of every command the standard wants encrypted sealed with SM4 under `rules`."""
+
+    key: Sm4Key | None = None
+    rules: SealRules = STANDARD_EXAMPLE_RULES
+
+    def encode(self, packet: Packet) -> tuple[bytes, int]:
+        """The frames of a packet, joined, and how many there are; ValueError if it cannot be sent."""
+        pieces = split_packet(packet)
+        return b"".join(self._frame(piece) for piece in pieces), len(pieces)
+
+    def _frame(self, packet: Packet) -> bytes:
+        data = encode_packet(packet)
+        if self.key is not None and must_encrypt(packet.cn):
+            return seal_frame(data, self.key, self.rules)
+        return encode_frame(data)
 
 
 def nozzle_codes(profile: CityProfile, station_code: str, nozzles: Sequence[tuple[str, str | None]]) -> dict[str, str]:
@@ -54,7 +78,8 @@ class FrameMaker:
     """Makes the frame for each record the profile maps; the same record always gets the same frame.
 
     `nozzles` (see `nozzle_codes`) turn the records' nozzle ids into the city's nozzle codes; without them a
-    nozzle goes out under its id."""
+    nozzle goes out under its id. `wire` says how the frames are encoded; the uplink replaces it when it reads
+    the key anew."""
 
     def __init__(
         self,
@@ -70,10 +95,24 @@ class FrameMaker:
         self._pw = settings.pw
         self._mn = settings.mn
         self._flag = Flag.for_standard(settings.version, ack=settings.ack)
+        self.wire = Wire()
 
     def frame_for(self, record: StoredRecord) -> OutgoingFrame | None:
         """The frame for a record, or None if the profile does not send it; UnsendableRecord if it cannot be
         sent."""
+        packet = self.packet_for(record)
+        if packet is None:
+            return None
+        assert packet.qn is not None
+        try:
+            frame, pieces = self.wire.encode(packet)
+        except ValueError as exc:
+            raise UnsendableRecord(f"{packet.cn} seq {record.seq}: {exc}") from exc
+        return OutgoingFrame(record.seq, packet.qn, packet.cn, frame, pieces)
+
+    def packet_for(self, record: StoredRecord, *, flag: Flag | None = None, qn: str | None = None) -> Packet | None:
+        """The packet for a record (with another Flag or QN when it answers a request), or None if the profile
+        does not send it; UnsendableRecord if a value it needs is missing."""
         document = json.loads(record.canonical)
         mapping = self._profile.mapping_for(document["type"])
         body = document["body"]
@@ -85,13 +124,8 @@ class FrameMaker:
             value = _item_text(item, self._wire_value(item, body.get(item.field)), mapping)
             if value is not None:
                 cp.append(((item.key, value),))
-        qn = format_qn(self._qn_moment(document["ts"], record.seq))
-        packet = Packet(qn, self._st, mapping.cn, self._pw, self._mn, self._flag, tuple(cp))
-        try:
-            frame = encode_frame(encode_packet(packet))
-        except ValueError as exc:
-            raise UnsendableRecord(f"{mapping.record_type} seq {record.seq}: {exc}") from exc
-        return OutgoingFrame(record.seq, qn, mapping.cn, frame)
+        qn = qn or format_qn(self._qn_moment(document["ts"], record.seq))
+        return Packet(qn, self._st, mapping.cn, self._pw, self._mn, flag or self._flag, tuple(cp))
 
     def _wire_value(self, item: ItemMapping, value: object) -> object:
         """A nozzle's id becomes its code; every other value goes as it is."""

@@ -45,6 +45,34 @@ class Hj212Section:
     save_interval_s: Annotated[float, Gt(0), Le(3600)] = doc(
         "how often the progress through the outbox is saved; losing it costs only re-sends", default=30.0
     )
+    sm4_key_file: Path | None = doc(
+        "HJ 212-2025 encryption: the file with the 128-bit SM4 key the platform issued, as 32 hex digits, mode "
+        "0600 (e.g. /var/lib/station-agent/keys/hj212-sm4.key); read at every connection. The data area of "
+        "every frame the standard wants encrypted (CN 2000-2999, 1014, 3020) then goes out SM4-encrypted. "
+        "None: nothing is encrypted",
+        default=None,
+    )
+    sm4_length_of: Literal["plaintext", "transmitted"] = doc(
+        "what an encrypted frame's length field counts: 'plaintext' as the standard's Appendix A.2 examples do, "
+        "or 'transmitted' (the segment as sent) if the platform reads Table 2 that way",
+        default="plaintext",
+    )
+    sm4_crc_over: Literal["plaintext", "transmitted"] = doc(
+        "what an encrypted frame's CRC covers: 'plaintext' as the standard's Appendix A.2 examples do, or "
+        "'transmitted' (the segment as sent)",
+        default="plaintext",
+    )
+    heartbeat_s: Annotated[float, Ge(0), Le(3600)] = doc(
+        "send a heartbeat (CN=9015, HJ 212-2025) after this many seconds without sending anything; 0: none",
+        default=0.0,
+    )
+    max_extract_frames: Annotated[int, Ge(1), Le(100_000)] = doc(
+        "the most frames one extract request from the platform (a period's data, again) is answered with",
+        default=2000,
+    )
+    max_extract_days: Annotated[int, Ge(1), Le(366)] = doc(
+        "the longest period one extract request may ask for, in days; longer requests are refused", default=31
+    )
 
     def __post_init__(self) -> None:
         if self.reconnect_max_s < self.reconnect_min_s:

@@ -25,3 +25,9 @@ class Hj212LengthError(Hj212Error):
 
 class Hj212FrameError(Hj212Error):
     """The envelope or the data segment is malformed: a missing field, a bad Flag, an unreadable CP."""
+
+
+class Hj212CipherError(Hj212Error):
+    """An encrypted data area that cannot be read: malformed ciphertext, or no key to read it with."""
+
+    reason = "bad_cipher"

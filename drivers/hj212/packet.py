@@ -24,14 +24,22 @@ STANDARD_VERSIONS = {"2005": 0, "2017": 1, "2025": 2}
 SYSTEM_ST = "91"
 """ST of the system-interaction commands, the platform's replies among them."""
 CN_REQUEST_RESPONSE = "9011"
+CN_EXECUTION_RESULT = "9012"
 CN_DATA_RESPONSE = "9014"
+CN_HEARTBEAT = "9015"
+"""HJ 212-2025 Table 12: a heartbeat, sent to show the link is up."""
+CN_GET_TIME = "1011"
+"""The platform asks for the data logger's time (answered with SystemTime)."""
+CN_SET_TIME = "1012"
+"""The platform sets the data logger's time (SystemTime in its CP)."""
 CP_OPEN = "CP=&&"
 CP_CLOSE = "&&"
 _RESERVED = re.compile(r"[;,=&\r\n]")
 _QN = re.compile(r"[0-9]{17}")
 _ST = re.compile(r"[0-9]{2}")
 _CN = re.compile(r"[0-9]{4}")
-_HEADER_KEYS = ("QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO")
+_HEADER_KEYS = ("QN", "ST", "CN", "PW", "MN", "Flag", "RF", "PNUM", "PNO")
+"""RF (HJ 2025 Table 3: "1" marks data sent late, absent otherwise) is read and left alone."""
 _REQUIRED_KEYS = ("ST", "CN", "PW", "MN")
 
 
@@ -48,6 +56,15 @@ class QnRtn(IntEnum):
     BAD_CN = 8
     BAD_CRC = 9
     UNKNOWN = 100
+
+
+class ExeRtn(IntEnum):
+    """The data logger's result in a 9012 execution result, after it took a request with QnRtn=1."""
+
+    SUCCESS = 1
+    FAILED = 2
+    BAD_CONDITION = 3
+    NO_DATA = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +254,13 @@ def data_response(request: Packet, version: int) -> Packet:
 
 
 def request_response(request: Packet, verdict: QnRtn, version: int) -> Packet:
-    """The platform's CN=9011 answer with a QnRtn verdict, e.g. why it refused a packet."""
+    """The CN=9011 answer with a QnRtn verdict: the platform's on a refused upload, the data logger's on the
+    platform's request (1 = taken, to be followed by the result)."""
     cp = ((("QnRtn", str(int(verdict))),),)
     return Packet(request.qn, SYSTEM_ST, CN_REQUEST_RESPONSE, request.pw, request.mn, Flag(version), cp)
+
+
+def execution_result(request: Packet, result: ExeRtn, version: int) -> Packet:
+    """The data logger's CN=9012 answer that ends the exchange a request began."""
+    cp = ((("ExeRtn", str(int(result))),),)
+    return Packet(request.qn, SYSTEM_ST, CN_EXECUTION_RESULT, request.pw, request.mn, Flag(version), cp)

@@ -1,0 +1,113 @@
+"""The platform's requests a filling station's data logger answers, decided without I/O.
+
+Theory of operation: HJ 212 requests run request -> 9011 (QnRtn: 1 taken, else why not) -> the answer's
+frames -> 9012 (ExeRtn), every frame carrying the request's QN. Three kinds apply to a filling station:
+- 1011, the logger's time: answered with `SystemTime` (the agent's clock, in the station's zone);
+- 1012, set the logger's time: refused (QnRtn=2). The box's clock belongs to NTP and systemd; a platform
+  that steps it would break the records' time order, so the agent says no and logs the platform's time
+  and the difference, for the staff to check NTP;
+- a data command of the city profile with `BeginTime` and `EndTime`: the records of that period again,
+  taken from the outbox by DataTime, then ExeRtn=1 (or 100 when there were none).
+Anything else is not for this logger and gets QnRtn=8 (CN unknown). A request whose period is unreadable,
+reversed or longer than allowed gets QnRtn=2, with the reason in the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from drivers.hj212.packet import (
+    CN_GET_TIME,
+    CN_SET_TIME,
+    ExeRtn,
+    Flag,
+    Packet,
+    QnRtn,
+    execution_result,
+    format_data_time,
+    request_response,
+)
+
+TIME_FORMAT = "%Y%m%d%H%M%S"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeQuery:
+    request: Packet
+
+
+@dataclass(frozen=True, slots=True)
+class TimeSet:
+    request: Packet
+    platform_time: str
+
+
+@dataclass(frozen=True, slots=True)
+class Extract:
+    """The records of one CN whose DataTime lies in [begin, end] (station time, `YYYYMMDDhhmmss`)."""
+
+    request: Packet
+    begin: str
+    end: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    request: Packet
+    verdict: QnRtn
+    reason: str
+
+
+Request = TimeQuery | TimeSet | Extract | Refused
+
+
+def read_request(packet: Packet, data_cns: frozenset[str], zone: ZoneInfo, max_days: int) -> Request:
+    """What a frame from the platform asks of the data logger (it is not an answer to one of our frames)."""
+    items = packet.cp_items()
+    if packet.cn == CN_GET_TIME:
+        return TimeQuery(packet)
+    if packet.cn == CN_SET_TIME:
+        return TimeSet(packet, items.get("SystemTime", ""))
+    if packet.cn not in data_cns:
+        return Refused(packet, QnRtn.BAD_CN, f"CN={packet.cn} is not a command this data logger takes")
+    begin, end = items.get("BeginTime"), items.get("EndTime")
+    if begin is None or end is None:
+        return Refused(packet, QnRtn.REFUSED, f"CN={packet.cn} without BeginTime and EndTime asks for no period")
+    try:
+        start, stop = (datetime.strptime(text, TIME_FORMAT).replace(tzinfo=zone) for text in (begin, end))
+    except ValueError:
+        return Refused(packet, QnRtn.REFUSED, f"BeginTime={begin!r} or EndTime={end!r} is not YYYYMMDDhhmmss")
+    if stop < start:
+        return Refused(packet, QnRtn.REFUSED, f"EndTime {end} is before BeginTime {begin}")
+    if stop - start > timedelta(days=max_days):
+        return Refused(packet, QnRtn.REFUSED, f"{begin}..{end} is longer than the {max_days} days one request may ask")
+    return Extract(packet, begin, end)
+
+
+def taken(request: Packet, version: int) -> Packet:
+    """9011 QnRtn=1: the request is taken, its answer follows."""
+    return request_response(request, QnRtn.READY, version)
+
+
+def refusal(refused: Refused, version: int) -> Packet:
+    return request_response(refused.request, refused.verdict, version)
+
+
+def time_answer(request: Packet, now: datetime, version: int) -> Packet:
+    """The data logger's time, in a packet of the request's CN and QN (PolId echoed when it was given)."""
+    items = request.cp_items()
+    group = (("PolId", items["PolId"]),) if "PolId" in items else ()
+    cp = ((*group, ("SystemTime", format_data_time(now))),)
+    return Packet(request.qn, request.st, request.cn, request.pw, request.mn, Flag(version), cp)
+
+
+def finished(request: Packet, answered: int, version: int) -> Packet:
+    """9012 at the end of an extract: done, or 100 (no data) when the period had no records."""
+    return execution_result(request, ExeRtn.SUCCESS if answered else ExeRtn.NO_DATA, version)
+
+
+def in_period(data_time: str | None, extract: Extract) -> bool:
+    """Whether a DataTime (same format, so text order is time order) lies within the extract's period."""
+    return data_time is not None and extract.begin <= data_time <= extract.end
