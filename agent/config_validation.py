@@ -54,6 +54,7 @@ _PATH_KEYS = {
     "chart_file",
     "platform_key",
     "state_path",
+    "sm4_key_file",
 }
 _LINE_KINDS = {
     RtuLineSection.__name__: "rtu",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -58,7 +59,10 @@ PATTERN = (
 """A nozzle's rhythm in simulated seconds: a sale every half hour or so, fifty a day, enough to judge its vapour
 recovery every day while the agent, polling as fast as the line allows, still sees every sale on its own."""
 HJ212_PW = "123456"
-HJ212_MN = "DEMO0001HJ212"
+HJ212_MN = "0000000000000000DE5A0001"
+"""HJ 212-2025 asks for a 24-hex-digit MN."""
+HJ212_KEY = "keys/hj212-sm4.key"
+"""The SM4 key the station and the ecology platform share for the data area (HJ 212-2025)."""
 STOP_TIMEOUT_S = 20.0
 HJ212_RECEIVER = [
     "-m",
@@ -70,8 +74,10 @@ HJ212_RECEIVER = [
     HJ212_PW,
     "--mn",
     HJ212_MN,
+    "--sm4-key-file",
 ]
-"""The ecology bureau's side: the reference HJ 212 receiver, checking frames, CRCs and Chongqing's codes."""
+"""The ecology bureau's side: the reference HJ 212 receiver, checking frames, CRCs and Chongqing's codes, and
+reading the data areas the station encrypts with their shared SM4 key (followed by the key file's path)."""
 _STATE_FILES = (
     "outbox.sqlite",
     "outbox.sqlite-wal",
@@ -259,6 +265,9 @@ port = {port}
 pw = "{HJ212_PW}"
 mn = "{HJ212_MN}"
 profile = "{shipped_city_profile("chongqing")}"
+version = "2025"               # HJ 212-2025: data areas encrypted with SM4, heartbeats while idle
+sm4_key_file = "{HJ212_KEY}"
+heartbeat_s = 60
 """
 
 
@@ -386,6 +395,9 @@ def _prepare(workdir: Path) -> str:
             target.unlink()
     key = generate_key_file(workdir / "keys" / "device.key")
     (workdir / "station.pub").write_text(key.public_pem())
+    sm4_key = workdir / HJ212_KEY
+    sm4_key.write_text(secrets.token_hex(16) + "\n")
+    sm4_key.chmod(0o600)
     return key.kid
 
 
@@ -524,6 +536,7 @@ def _news(record: dict[str, Any], shown: Counter[str]) -> str | None:
 
 EXPECTED_ALARMS = {
     ("metering_deviation", INJECTED),
+    ("metering_bias", INJECTED),
     ("vapour_al_warning", VAPOUR_FAILING),
     ("vapour_al_alarm", VAPOUR_FAILING),
 }
@@ -588,7 +601,14 @@ def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
         chart = write_probe_chart(workdir)
         print(f"  station-sim tank-chart --config {sim_config} {PROBE_TANK} > {chart}", flush=True)
         print(f"  station-sim run --config {workdir / 'simulators.toml'}", flush=True)
-        hj212 = [*HJ212_RECEIVER, "--port", str(hj212_port), "--out", str(workdir / "hj212.jsonl")]
+        hj212 = [
+            *HJ212_RECEIVER,
+            str(workdir / HJ212_KEY),
+            "--port",
+            str(hj212_port),
+            "--out",
+            str(workdir / "hj212.jsonl"),
+        ]
         print(f"  station-sim {' '.join(hj212[2:])}", flush=True)
         print(f"  station-agent run --config {workdir / 'agent.toml'}", flush=True)
         simulators = stack.enter_context(

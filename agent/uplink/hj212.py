@@ -566,10 +566,13 @@ class Hj212Uplink:
         self._set_state("offline")
 
     def _pause(self, seconds: float) -> None:
+        """The backoff's whole wait: only a stop ends it early. New records notify the same condition, and
+        letting them end the pause would turn a backoff into a retry per commit."""
+        until = self._clock.monotonic() + seconds
         with self._lock:
-            if not self._stopping:
-                self.pulse.beat(self._clock.real_s(seconds))
-                self._lock.wait(self._clock.real_s(seconds))
+            while not self._stopping and (left := until - self._clock.monotonic()) > 0:
+                self.pulse.beat(self._clock.real_s(left))
+                self._lock.wait(self._clock.real_s(left))
 
     def _load_progress(self) -> int:
         try:
