@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from agent.field.poller import LinePoller
 from agent.history import replay, station_history
 from agent.led import StatusLed
 from agent.ledger.anchor import AnchorError, AnchorKeeper, anchor_path
+from agent.ledger.chain import SealedRecord
 from agent.ledger.integrity import damage_alarm
 from agent.ledger.key_rotation import finish_rotation, new_key_path
 from agent.ledger.keys import DeviceKey, KeyFileError, load_key_file
@@ -154,6 +155,12 @@ class Agent:
     def _build(self, opened: Opened, key: DeviceKey, drivers: dict[str, DeviceDriver]) -> _Parts:
         config = self.config
         outbox = opened.outbox
+
+        def to_station(records: Sequence[SealedRecord]) -> None:
+            """The recorder's commits, for the day's books: the station loop is built below, before the recorder
+            starts, which is when this is first called."""
+            station.committed(records)
+
         recorder = Recorder(
             outbox,
             config.station.id,
@@ -162,6 +169,7 @@ class Agent:
             self.clock,
             key_path=config.keys.device_key,
             anchor=AnchorKeeper(anchor_path(config.keys.device_key), opened.anchor),
+            committed=to_station,
         )
         uplink = Uplink(
             config.uplink,

@@ -15,22 +15,13 @@ from zoneinfo import ZoneInfo
 from agent.config import AgentConfig
 from agent.ledger.outbox import Outbox
 from agent.records import JsonValue, RecordIntent, RecordType, parse_ts
-from agent.station.daybooks import last_closed_of
+from agent.station.daybooks import READ_TYPES, last_closed_of
 from agent.station.leak_watch import hourly_books
 from agent.station.localday import LocalDays
 from agent.station.station import StationHistory
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
-
-REPLAYED = (
-    RecordType.TRANSACTION,
-    RecordType.RECONCILIATION,
-    RecordType.EVENT,
-    RecordType.HEARTBEAT,
-    RecordType.ALARM,
-)
-"""What the day's books and the vapour rules read; tank inventories, the bulk of a day, are not among them."""
 
 
 def station_history(outbox: Outbox, config: AgentConfig, now_ms: int) -> StationHistory:
@@ -54,10 +45,17 @@ def station_history(outbox: Outbox, config: AgentConfig, now_ms: int) -> Station
 
 
 def replay(outbox: Outbox, since_ms: int) -> Iterator[RecordIntent]:
-    """The records the day's books read, made since `since_ms`, as the intents they were made from."""
-    for canonical in outbox.iter_since(REPLAYED, since_ms):
-        record = json.loads(canonical)
-        yield RecordIntent(RecordType(record["type"]), parse_ts(record["ts"]), record["body"])
+    """The records the day's books read (and, of them, the vapour rules: transactions), made since `since_ms`,
+    as the intents they were made from."""
+    for canonical in outbox.iter_since(READ_TYPES, since_ms):
+        yield as_intent(canonical)
+
+
+def as_intent(canonical: bytes) -> RecordIntent:
+    """A stored record as the station reads it, replayed at start or handed over by the recorder as it is
+    committed: one reading for both, so the day's books cannot tell the two apart."""
+    record = json.loads(canonical)
+    return RecordIntent(RecordType(record["type"]), parse_ts(record["ts"]), record["body"])
 
 
 def _bodies(canonical_records: list[bytes]) -> list[dict[str, JsonValue]]:

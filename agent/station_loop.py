@@ -2,22 +2,27 @@
 
 Only this thread touches the station's state, so the station logic needs no locks. It wakes for an event, a
 heartbeat, or a clock check, never on a fixed fast tick, and it hands every intent to the recorder without
-waiting for the disk.
+waiting for the disk. The recorder hands back what it has committed (`committed`), through the same queue as the
+field events: whoever made a record, the day's books count it here, once it is in the outbox, as a restart
+would read it back.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from agent.clock import Clock
 from agent.field.events import FieldEvent
+from agent.history import as_intent
+from agent.ledger.chain import SealedRecord
 from agent.lifecycle import ClockWatch
 from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
 from agent.records import AgentStopBody, HeartbeatBody, RecordIntent
+from agent.station.daybooks import READ_TYPES
 from agent.station.station import Station
 
 log = get_logger("agent.station")
@@ -30,6 +35,13 @@ TICK_S = 1.0
 MIN_TICK_REAL_S = 0.02
 """On accelerated time the ticks stay at most 50 a real second: a second of station time at 1,200 times real
 time would otherwise wake the thread every 0.8 ms for rules whose resolution does not need it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Committed:
+    """Records just committed, of the types the day's books read: their canonical bytes, as the outbox holds them."""
+
+    canonical: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +70,7 @@ class StationLoop:
         self._facts = facts
         self._started = clock.monotonic()
         self._watch = ClockWatch(jump_threshold_ms, clock.wall_ms(), self._started)
-        self._events: queue.SimpleQueue[FieldEvent | None] = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[FieldEvent | _Committed | None] = queue.SimpleQueue()
         self._stop_reason = "stopped"
         self.pulse = Pulse()
         self._tick_s = max(TICK_S, MIN_TICK_REAL_S / clock.real_s(1.0))
@@ -79,6 +91,12 @@ class StationLoop:
     def post(self, event: FieldEvent) -> None:
         """Called by the pollers; never blocks."""
         self._events.put(event)
+
+    def committed(self, records: Sequence[SealedRecord]) -> None:
+        """Called by the recorder after each commit; never blocks. Only what the day's books read is passed on."""
+        read = tuple(record.canonical for record in records if record.type in READ_TYPES)
+        if read:
+            self._events.put(_Committed(read))
 
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -109,7 +127,10 @@ class StationLoop:
             else:
                 if event is None:
                     break
-                self._handle(event)
+                if isinstance(event, _Committed):
+                    self._note(event)
+                else:
+                    self._handle(event)
             now = self._clock.monotonic()
             if now >= next_tick:
                 self._tick()
@@ -124,12 +145,14 @@ class StationLoop:
         self._check_clock(self._clock.monotonic())
         self._tick()  # what time has completed by now (a sale's wait, a pressure interval) is recorded before the stop
         body = AgentStopBody(reason=self._stop_reason, uptime_s=self.uptime_s())
-        self._submit_noted(body.intent(self._clock.wall_ms()))
+        self._submit(body.intent(self._clock.wall_ms()))
 
-    def _submit_noted(self, intent: RecordIntent) -> None:
-        """A record made here rather than by the station, which the station's day books must see too."""
-        self._station.note(intent)
-        self._submit(intent)
+    def _note(self, committed: _Committed) -> None:
+        for canonical in committed.canonical:
+            try:
+                self._station.note(as_intent(canonical))
+            except Exception:
+                repeats.exception("station_note_failed", key="note")
 
     def _handle(self, event: FieldEvent) -> None:
         try:
@@ -158,7 +181,7 @@ class StationLoop:
         jump = self._watch.check(self._clock.wall_ms(), monotonic_s)
         if jump is not None:
             log.warning("clock_jump", jump_ms=jump.body["jump_ms"])
-            self._submit_noted(jump)
+            self._submit(jump)
 
     def _heartbeat(self) -> None:
         facts = self._facts()
@@ -170,4 +193,4 @@ class StationLoop:
             devices_online=facts.devices_online,
             devices_total=facts.devices_total,
         )
-        self._submit_noted(body.intent(self._clock.wall_ms()))
+        self._submit(body.intent(self._clock.wall_ms()))

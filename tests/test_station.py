@@ -88,9 +88,16 @@ class Forecourt:
                 DeviceReading("pcm1", "rs485-1", self.now, PulseCounterReading(counts, self.modulus))
             )
         made += self.station.tick(self.now)
-        made += self.station.close_days(self.now)
-        self.out += made
-        return made
+        self.committed(made)
+        closed = self.station.close_days(self.now)
+        self.committed(closed)
+        self.out += made + closed
+        return made + closed
+
+    def committed(self, intents: list[RecordIntent]) -> None:
+        """What the recorder does with every record once it is in the outbox: hand it to the day's books."""
+        for intent in intents:
+            self.station.note(intent)
 
     def fuel(
         self, real_ml: int, *, reported_ml: int | None = None, al: float = 1.1, skip: int = 0, counted: bool = True

@@ -65,12 +65,16 @@ def test_vapour_verdicts_at_the_boundary_and_a_summary_a_minute_later() -> None:
 
 
 def restarted(before: list[RecordIntent], now_ms: int) -> tuple[Station, list[RecordIntent]]:
-    """A new station from what the outbox would hold: the cursors, the history, the records since its open day."""
+    """A new station from what the outbox would hold: the cursors, the history, the records since its open day;
+    what the start makes is noted as the recorder hands it back."""
     history = StationHistory(vapour_days=bodies(before, RecordType.VAPOUR))
     again = station(cursors_of(before), history)
     since = again.replay_from_ms(now_ms)
     start = AgentStartBody(version="t", config_sha256="0" * 64, kid="k").intent(now_ms)
-    return again, again.resume([i for i in before if i.ts_ms >= since], [start], now_ms)
+    resumed = again.resume([i for i in before if i.ts_ms >= since], [start], now_ms)
+    for intent in resumed:
+        again.note(intent)
+    return again, resumed
 
 
 def test_a_restart_mid_day_neither_closes_a_day_twice_nor_forgets_the_open_one() -> None:

@@ -16,7 +16,7 @@ import queue
 import sqlite3
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,8 +122,12 @@ class Recorder:
         *,
         key_path: Path | None = None,
         anchor: AnchorKeeper | None = None,
+        committed: Callable[[Sequence[SealedRecord]], None] | None = None,
     ) -> None:
+        """`committed`: handed the records of each commit, in seq order, right after it (the station's day books
+        count what the outbox holds, however it was made); it must not block."""
         self._outbox = outbox
+        self._committed_sink = committed
         self._station = station
         self._key = key
         self._key_path = key_path
@@ -339,6 +343,7 @@ class Recorder:
             self._used_bytes = self._outbox_used_bytes()
             if self._trouble is not None and not self._pending:
                 self._leave_trouble()
+            self._tell_committed(records)
             if self.on_commit is not None:
                 self.on_commit(head.seq)
 
@@ -409,9 +414,14 @@ class Recorder:
         if self._retired is not None:
             self._retired.retired(head.seq)
         log.warning("key_rotated", old_kid=old.kid, new_kid=new.kid, seq=head.seq)
+        self._tell_committed(records)
         if self.on_commit is not None:
             self.on_commit(head.seq)
         request.done.set_result(KeyRotated(old.kid, new.kid, head.seq))
+
+    def _tell_committed(self, records: list[SealedRecord]) -> None:
+        if self._committed_sink is not None:
+            self._committed_sink(records)
 
     def _append_making_room(self, records: list[SealedRecord]) -> None:
         self._reserve(records[-1].seq)

@@ -61,6 +61,12 @@ CLOSED_CURSOR = "day/closed"
 AGENT = "agent"
 UPLINK = "uplink"
 
+READ_TYPES = frozenset(
+    {RecordType.TRANSACTION, RecordType.RECONCILIATION, RecordType.EVENT, RecordType.HEARTBEAT, RecordType.ALARM}
+)
+"""The record types the books read, live and on replay alike. Any other record (a tank inventory, the bulk of a
+day) must not reach them either way: every record noted moves the books' idea of when the agent last ran."""
+
 
 @settings
 class DaySettings:
@@ -225,6 +231,10 @@ class DayBooks:
         """While the agent is not up: since when."""
         self._last_ts_ms = self._first_start_ms
         """While it is up: its latest record."""
+        self._awaiting_run_start = False
+        """After a restart, until this run's agent_start is noted: the agent's down time is not known yet."""
+        self._newest_ms = self._first_start_ms
+        """The latest `ts` of any record noted."""
 
     @property
     def replay_from_ms(self) -> int:
@@ -234,12 +244,15 @@ class DayBooks:
     # -- records in ----------------------------------------------------------------------------------------------
 
     def note(self, intent: RecordIntent) -> None:
-        """One record the agent made, live or replayed; records of days already closed change nothing."""
-        if intent.type is RecordType.DAILY_SUMMARY:
-            return  # the books' own
+        """One record committed to the outbox, live or replayed, in seq order; records of days already closed,
+        and records of a type the books do not read, change nothing."""
+        if intent.type not in READ_TYPES:
+            return
         body, ts = intent.body, intent.ts_ms
+        self._newest_ms = max(self._newest_ms, ts)
         kind = body.get("kind") if intent.type is RecordType.EVENT else None
         if kind == EventKind.AGENT_START:
+            self._awaiting_run_start = False
             self._run_starts(ts)
         elif kind == EventKind.AGENT_STOP:
             self._run_ends(ts)
@@ -346,12 +359,18 @@ class DayBooks:
 
     # -- days ------------------------------------------------------------------------------------------------------
 
+    def await_run_start(self) -> None:
+        """A run has started whose agent_start is on its way to the outbox: hold the closes until it is noted, or
+        until a record dated past a day's close time says that day's down time is known without it."""
+        self._awaiting_run_start = True
+
     def due(self, now_ms: int) -> list[date]:
         """The days to close now, oldest first: every day not closed yet that ended `close_after_s` ago."""
         wait_ms = self._settings.close_after_s * 1000
+        known_ms = self._newest_ms if self._awaiting_run_start else now_ms
         days: list[date] = []
         day = self._first
-        while self._span(day)[1] + wait_ms <= now_ms:
+        while (close_ms := self._span(day)[1] + wait_ms) <= now_ms and close_ms <= known_ms:
             days.append(day)
             day += ONE_DAY
         return days

@@ -1,10 +1,12 @@
 """The station as the agent models it: field events in, record intents out, with a tick for what time decides.
 
-Every record the station makes, and those the agent makes beside it (`note`: heartbeats, starts and stops), go
-into the day's books. When station time crosses the day boundary, the vapour verdicts and the pressure rules
-close the day at once (before the first reading of the next day counts); the daily summary follows
-`close_after_s` later, when the tanks' day books are in. After a restart the station is brought up to date by
-replaying the records of the days not yet closed (`resume`), so a day is judged once, whatever happened.
+The day's books count what the outbox holds: every record is noted (`note`) as it comes back from the recorder,
+committed, whoever made it (this station, the recorder's own alarms, the command desk, a loop's containment), just
+as the records are replayed after a restart; the station does not note what it makes itself. When station time
+crosses the day boundary, the vapour verdicts and the pressure rules close the day at once (before the first
+reading of the next day counts); the daily summary follows `close_after_s` later, when the tanks' day books are
+in. After a restart the station is brought up to date by replaying the records of the days not yet closed
+(`resume`), so a day is judged once, whatever happened.
 """
 
 from __future__ import annotations
@@ -107,9 +109,10 @@ class Station:
         return self._day_books(now_ms).replay_from_ms
 
     def resume(self, records: Iterable[RecordIntent], starting: list[RecordIntent], now_ms: int) -> list[RecordIntent]:
-        """Bring the day's books up to date with the records made since `replay_from_ms` (in seq order) and the
-        records of this start (`starting`: agent_start and the like); returns those, then what follows now: the
-        vapour and pressure closes of the days that ended meanwhile, to be recorded in that order."""
+        """Bring the day's books up to date with the records made since `replay_from_ms` (in seq order); returns
+        the records of this start (`starting`: agent_start first, and the like), then what follows now: the vapour and
+        pressure closes of the days that ended meanwhile, to be recorded in that order. The books count those
+        when they come back committed (`note`); no day closes before this start's agent_start has."""
         books = self._day_books(now_ms)
         intents: list[RecordIntent] = []
         for record in records:
@@ -119,14 +122,12 @@ class Station:
                 if record.ts_ms >= self._days.start_ms(self._vapour_day):
                     self._vapour.replay_transaction(record.body)
             books.note(record)
-        intents += self._cross_days(now_ms, now_ms)
-        intents = starting + intents
-        self._note_all(intents)
-        return intents
+        books.await_run_start()
+        return starting + intents + self._cross_days(now_ms, now_ms)
 
-    def note(self, intent: RecordIntent) -> None:
-        """A record the agent made beside the station (a heartbeat, a start or stop), for the day's books."""
-        self._day_books(intent.ts_ms).note(intent)
+    def note(self, record: RecordIntent) -> None:
+        """A record committed to the outbox, in seq order, whoever made it: for the day's books."""
+        self._day_books(record.ts_ms).note(record)
 
     def _day_books(self, now_ms: int) -> DayBooks:
         if self._books is None:
@@ -158,17 +159,8 @@ class Station:
             self._vapour_day += ONE_DAY
         return intents
 
-    def _note_all(self, intents: list[RecordIntent]) -> None:
-        books = self._books
-        assert books is not None
-        for intent in intents:
-            books.note(intent)
-
     def on_event(self, event: FieldEvent) -> list[RecordIntent]:
-        intents = self._cross_days(event.ts_ms, event.ts_ms)
-        intents += self._on_event(event)
-        self._note_all(intents)
-        return intents
+        return self._cross_days(event.ts_ms, event.ts_ms) + self._on_event(event)
 
     def tick(self, now_ms: int) -> list[RecordIntent]:
         intents = self._cross_days(now_ms, now_ms)
@@ -178,7 +170,6 @@ class Station:
             sales += tracker.tick(self._board, now_ms)
         intents += sales + self._after_sales(sales)
         intents += self._pressure.tick(now_ms)
-        self._note_all(intents)
         return intents
 
     def close_days(self, now_ms: int) -> list[RecordIntent]:
