@@ -168,7 +168,8 @@ def test_every_command_works_end_to_end_across_a_key_rotation(rig: CommandRig) -
     assert report.ok, report
     new_key = load_key_file(rig.workdir / "keys" / "device.key")
     assert new_key.kid == rotated["result"]["new_kid"]
-    assert sorted(path.name for path in (rig.workdir / "keys").iterdir()) == ["device.key"]
+    key_files = sorted(path.name for path in (rig.workdir / "keys").iterdir() if path.name != "chain-anchor.json")
+    assert key_files == ["device.key"], "only the new private key is left: no .old, no .new"
     events = rig.events()
     accepted = [(e["command_id"], e["cmd"]) for e in events if e["kind"] == "command_accepted"]
     assert [cmd for _, cmd in accepted] == ["ping", "ping", "status", "resend", "rotate-key"]
