@@ -25,7 +25,7 @@ from bench.report import Target, per_s, ratio
 from bench.rig import Rig
 from bench.scale import Scale
 from bench.workload import STATION, messages, new_key, sealed, stored, transactions, uplink_settings
-from simulators.platform.keys import StationKey, keyring
+from simulators.platform.keys import StationKey, keyring, public_key_from_pem
 
 TARGET_RATIO = 0.5
 RAW_SAMPLE = 5_000
@@ -81,7 +81,8 @@ def run(scale: Scale, workdir: Path) -> FullPathFigure:
     backlog = messages(stored(sample), settings)
     publish = parts.publish_limit(workdir, backlog, settings, scale.timeout_s)
     sign = parts.sign_us(key, sample)
-    receiver = parts.receiver_us(workdir, backlog, STATION, keyring([StationKey(STATION, key.private.public_key())]))
+    platform_key = StationKey(STATION, public_key_from_pem(key.public_pem().encode()))
+    receiver = parts.receiver_us(workdir, backlog, STATION, keyring([platform_key]))
     runs = []
     for each in bursts:
         insert = parts.insert_cost(workdir, sample, round(each.mean_batch))

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from agent.clock import Clock
 from agent.commands.envelope import Command, Limits, Refusal, Refused, check_envelope
 from agent.commands.handlers import CommandArgs, ResendArgs, parse_args, plan_resend
@@ -34,6 +32,7 @@ from agent.commands.replay_file import ReplayFileError, save_replay
 from agent.commands.settings import CommandsSection
 from agent.ledger.outbox import OutboxReader
 from agent.ledger.recorder import KeyRotated, KeyRotationFailed
+from agent.ledger.suites import PublicKey
 from agent.logs import get_logger
 from agent.records import CommandAcceptedBody, CommandRefusedBody, RecordIntent, format_ts
 
@@ -75,7 +74,7 @@ class CommandDesk:
         settings: CommandsSection,
         station: str,
         *,
-        platform_keys: dict[str, Ed25519PublicKey],
+        platform_keys: dict[str, PublicKey],
         replay: ReplayMemory,
         outbox_path: Path,
         ports: CommandPorts,

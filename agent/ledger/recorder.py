@@ -27,7 +27,7 @@ from agent.config import OutboxSection
 from agent.ledger.anchor import AnchorError, AnchorKeeper
 from agent.ledger.chain import ChainHead, RecordRefused, SealedRecord, Signer, seal
 from agent.ledger.key_rotation import abandon_new_key, prepare_new_key, promote_new_key, rotation_cursor
-from agent.ledger.keys import DeviceKey, KeyFileError
+from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec
 from agent.ledger.outbox import Outbox, OutboxError, OutboxFull
 from agent.logs import get_logger
 from agent.pulse import Pulse
@@ -104,12 +104,16 @@ class Recorder:
         *,
         key_path: Path | None = None,
         anchor: AnchorKeeper | None = None,
+        key_spec: KeySpec | None = None,
     ) -> None:
         self._outbox = outbox
         self._station = station
         self._key = key
         self._key_path = key_path
         """The device key's file, which `rotate_key` replaces; None: the key cannot be rotated."""
+        self._key_spec = key_spec or KeySpec(key.suite, key.public.sm2_id)
+        """What a rotation makes: the configured suite, which may differ from the current key's (a station
+        moves from one suite to the other by a rotation, the old key signing the announcement)."""
         self._anchor = anchor
         """The chain anchor beside the key; None: not kept (tests of other parts, benchmarks)."""
         self._anchor_due = clock.monotonic() + ANCHOR_INTERVAL_S
@@ -284,7 +288,7 @@ class Recorder:
             return
         old = self._key
         try:
-            new = prepare_new_key(self._key_path)
+            new = prepare_new_key(self._key_path, self._key_spec)
         except (KeyFileError, OSError) as exc:
             request.done.set_exception(KeyRotationFailed(f"key not rotated: cannot write the new key: {exc}"))
             return
@@ -316,7 +320,7 @@ class Recorder:
             promote_new_key(self._key_path)
         except OSError as exc:
             log.error("key_rotation_rename_failed", key=str(self._key_path), problem=str(exc))
-        log.warning("key_rotated", old_kid=old.kid, new_kid=new.kid, seq=head.seq)
+        log.warning("key_rotated", old_kid=old.kid, new_kid=new.kid, suite=str(new.suite), seq=head.seq)
         if self.on_commit is not None:
             self.on_commit(head.seq)
         request.done.set_result(KeyRotated(old.kid, new.kid, head.seq))
