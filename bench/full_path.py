@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from agent.ledger.keys import DeviceKey
+from agent.ledger.suites import Suite
 from bench import parts
 from bench.processes import broker, platform_receiver
 from bench.report import Target, per_s, ratio
@@ -72,8 +73,13 @@ class FullPathFigure:
         )
 
 
-def run(scale: Scale, workdir: Path) -> FullPathFigure:
-    key = new_key()
+def run_sm2(scale: Scale, workdir: Path) -> FullPathFigure:
+    """The same figure with a station that signs in the SM2 suite (SM2 with SM3, contract v1.2)."""
+    return run(scale, workdir, Suite.SM2)
+
+
+def run(scale: Scale, workdir: Path, suite: Suite = Suite.ED25519) -> FullPathFigure:
+    key = new_key(suite)
     modes: tuple[AckMode, ...] = ("broker", "platform")
     bursts = [best_burst(workdir / mode, key, mode, scale) for mode in modes]
     sample = sealed(transactions(min(scale.full_path_records, RAW_SAMPLE), time.time_ns() // 1_000_000), key)
