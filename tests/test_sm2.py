@@ -14,14 +14,17 @@ from typing import Any
 
 import pytest
 import rfc8785
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from station_rig import STATION, wait_until
 
+from agent.cli import main
 from agent.clock import SystemClock
 from agent.commands.envelope import Command, Limits, Refused, check_envelope
 from agent.commands.platform_key import load_platform_key
-from agent.config import OutboxSection
+from agent.config import ConfigError, OutboxSection, load_config
 from agent.ledger.anchor import AnchorKeeper, anchor_path
 from agent.ledger.chain import ChainHead, seal
 from agent.ledger.keys import KeySpec, generate_key_file, load_key_file
@@ -280,3 +283,45 @@ def _public_pem(folder: Path, pem: str) -> Path:
 
 def _sha256(data: bytes) -> str:
     return _openssl("dgst", "-sha256", "-r", data=data).split()[0].decode()
+
+
+class TestInstaller:
+    def test_keygen_with_suite_sm2_makes_a_private_sm2_key_openssl_reads(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`keygen --suite sm2` writes a 0600 PKCS#8 key that `openssl` reads as SM2, and prints its kid."""
+        key_file = tmp_path / "device.key"
+        assert main(["keygen", str(key_file), "--suite", "sm2"]) == 0
+        out = capsys.readouterr().out
+        key = load_key_file(key_file)
+        assert key.suite is Suite.SM2 and f"kid: {key.kid}" in out and "suite: sm2" in out
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        assert b"ASN1 OID: SM2" in _openssl("pkey", "-in", str(key_file), "-noout", "-text")
+
+    def test_provision_with_suite_sm2_configures_sm2_and_keeps_the_tls_key_p256(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`provision --suite sm2`: the config says suite sm2, the device key is SM2, the sheet names its suite
+        and kid; the TLS request stays P-256 (brokers take it)."""
+        argv = [
+            *("provision", "--config", str(tmp_path / "etc" / "agent.toml"), "--state-dir", str(tmp_path / "var")),
+            *("--run-dir", str(tmp_path / "run"), "--station-id", "CQ-YB-0042", "--timezone", "Asia/Shanghai"),
+            *("--broker", "mqtt.example.city:8883", "--suite", "sm2", "--json"),
+        ]
+        assert main(argv) == 0
+        sheet = json.loads(capsys.readouterr().out)
+        config = load_config(tmp_path / "etc" / "agent.toml").config
+        key = load_key_file(config.keys.device_key)
+        assert (config.keys.suite, key.suite, sheet["suite"], sheet["kid"]) == ("sm2", Suite.SM2, "sm2", key.kid)
+        csr = x509.load_pem_x509_csr(sheet["tls"]["csr_pem"].encode())
+        public = csr.public_key()
+        assert isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp256r1"
+
+    def test_a_bad_suite_or_id_is_refused_naming_the_field(self, tmp_path: Path) -> None:
+        """`[keys] suite` must be ed25519 or sm2, and `sm2_id` printable ASCII; each error names its field."""
+        base = '[station]\nid = "ST-1"\n[uplink]\nbroker = "127.0.0.1:1883"\n[keys]\n'
+        for line, field in (('suite = "rsa"', "keys.suite"), ('sm2_id = "有 ID"', "keys.sm2_id")):
+            (tmp_path / "agent.toml").write_text(base + line + "\n")
+            with pytest.raises(ConfigError) as caught:
+                load_config(tmp_path / "agent.toml")
+            assert any(field in str(problem) for problem in caught.value.problems), caught.value.problems
