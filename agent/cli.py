@@ -17,8 +17,9 @@ from agent.config import ConfigError, LoadedConfig, StatusSection, load_config, 
 from agent.demo import run_demo
 from agent.ledger.anchor import AnchorError, ChainAnchor, anchor_path, load_anchor, save_anchor
 from agent.ledger.chain import GENESIS_PREV
-from agent.ledger.keys import KeyFileError, generate_key_file
+from agent.ledger.keys import KeyFileError, KeySpec, generate_key_file
 from agent.ledger.opening import SIDE_FILES, set_aside
+from agent.ledger.suites import Suite
 from agent.process import exec_agent
 from agent.records import ChainResetReason
 from agent.setup import Setup, SetupError, agent_version, prepare
@@ -72,19 +73,22 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     path: Path = args.path
+    spec = KeySpec(Suite(args.suite or "ed25519"))
     if args.config is not None:
         loaded = _load(args.config)
         if isinstance(loaded, int):
             return loaded
         path = loaded.config.keys.device_key
+        spec = KeySpec.of(args.suite or loaded.config.keys.suite, loaded.config.keys.sm2_id)
     try:
-        key = generate_key_file(path)
+        key = generate_key_file(path, spec)
     except (KeyFileError, OSError) as exc:
         return _fail(str(exc))
     if args.public_out is not None:
         args.public_out.write_text(key.public_pem())
     print(key.public_pem(), end="")
     print(f"kid: {key.kid}")
+    print(f"suite: {key.suite}")
     print(f"private key: {path} (mode 0600; keep it on this box)")
     return EXIT_OK
 
@@ -106,7 +110,7 @@ def cmd_profile_check(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    return run_demo(args.seconds, args.workdir, args.broker)
+    return run_demo(args.seconds, args.workdir, args.broker, Suite(args.suite))
 
 
 STATUS_EXIT = {"ok": 0, "degraded": 1, "fault": 2, "stopped": 3}
@@ -235,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("path", type=Path, nargs="?", default=DEFAULT_KEY, help=f"key file (default {DEFAULT_KEY})")
     keygen.add_argument("--config", type=Path, help="take the key path from this config instead")
     keygen.add_argument("--public-out", type=Path, help="also write the public key (PEM) to this file")
+    keygen.add_argument(
+        "--suite", choices=("ed25519", "sm2"), help="signing suite (default: the config's [keys] suite, or ed25519)"
+    )
     keygen.set_defaults(handler=cmd_keygen)
 
     profile = commands.add_parser("profile", help="device profiles")
@@ -247,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=float, default=60.0, help="how long to run (default 60)")
     demo.add_argument("--workdir", type=Path, default=Path("demo-run"), help="where to put its files")
     demo.add_argument("--broker", help="use this MQTT broker (HOST:PORT) instead of starting one")
+    demo.add_argument(
+        "--suite", choices=("ed25519", "sm2"), default="ed25519", help="the station's signing suite (ed25519)"
+    )
     demo.set_defaults(handler=cmd_demo)
 
     status = commands.add_parser("status", help="how the running agent is, in plain words (or JSON)")

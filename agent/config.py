@@ -73,8 +73,17 @@ class StationSection:
 @settings
 class KeysSection:
     device_key: Path = doc(
-        "the device's Ed25519 private key (PEM), made by 'station-agent keygen'",
+        "the device's private key (PEM), made by 'station-agent keygen'",
         default=Path("/var/lib/station-agent/keys/device.key"),
+    )
+    suite: Literal["ed25519", "sm2"] = doc(
+        "the signing suite of the keys 'keygen', 'provision' and 'rotate-key' make: 'ed25519' (Ed25519, SHA-256) "
+        "or 'sm2' (SM2 with SM3, GB/T 32918); an existing key signs on in its own suite until a rotation",
+        default="ed25519",
+    )
+    sm2_id: Annotated[str, Matches("1-64 printable ASCII characters", r"[!-~]{1,64}")] = doc(
+        "the SM2 distinguishing ID the key signs with; the platform must verify with the same one",
+        default="1234567812345678",
     )
 
 

@@ -38,7 +38,8 @@ DEFAULT_DIR: Final = Path("docs/contract/schemas")
 
 TS_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
 HEX64_PATTERN: Final = "^[0-9a-f]{64}$"
-KID_PATTERN: Final = "^[0-9a-f]{16}$"
+KID_PATTERN: Final = "^(sm2-)?[0-9a-f]{16}$"
+"""An Ed25519 key id (16 hex digits, v1.0) or, since v1.2, an SM2 one (`sm2-` and 16 hex digits)."""
 SIG_PATTERN: Final = "^[A-Za-z0-9+/]{85}[AQgw]==$"
 """64 bytes in padded base64: the last character before the padding carries 2 bits and four zero bits."""
 SAFE_INTEGER: Final = 2**53 - 1
@@ -416,8 +417,9 @@ _FIELDS: Final[dict[str, str]] = {
     "suppressed_by_reason": "Those refusals counted by reason.",
     "old_kid": "The key id of the key that signed this record and the records before it since the last rotation.",
     "new_kid": "The key id of the new key, which signs every record after this one.",
-    "new_public_key": "The new Ed25519 public key: its 32 raw bytes in standard base64 with padding. Its key id is "
-    "new_kid.",
+    "new_public_key": "The new public key in standard base64 with padding: an Ed25519 key's 32 raw bytes, or (v1.2, "
+    "new_kid starting sm2-) an SM2 key's 65-byte uncompressed point 04 || x || y. Its key id is new_kid, whose form "
+    "names the new key's suite, which may differ from the old key's.",
     "loop": "The agent's loop that contained the error: `recorder`, `station`, `uplink`, `uplink-hj212`, "
     "`commands` or `poller-<line>`.",
     "item": "What the loop was handling, in a few words (e.g. `ack message`, `poll D01`).",
@@ -435,7 +437,8 @@ _FIELDS: Final[dict[str, str]] = {
     "knew to be acknowledged.",
     "lost_last": "The last seq that may have been made before the reset: this record's seq - 1.",
     "known_seq": "The last record the agent knows it made (from its anchor beside the key), 0 if none.",
-    "known_digest": "SHA-256 of that record's canonical bytes, and so this record's prev; 64 zeros if known_seq is 0.",
+    "known_digest": "The hash (SHA-256, or SM3 for an SM2 key, v1.2) of that record's canonical bytes, and so this "
+    "record's prev; 64 zeros if known_seq is 0.",
     "known_ts": "ts of that record, or null if unknown.",
     "set_aside": "The file name the old store was moved to on the box, for an investigator, or null.",
     "tank_pressure.band_warning_days": "For a day, band warning days in a row up to this one (days with more than "
@@ -1152,7 +1155,7 @@ def _record_schema(typed: Sequence[RecordType]) -> Schema:
         "record.json",
         "record",
         "One signed, hash-chained record of a station (the envelope). Its RFC 8785 canonical bytes are what is "
-        "signed and what the next record's prev is the SHA-256 of.",
+        "signed and what the next record's prev is the hash of (SHA-256, or SM3 for a record an SM2 key signed).",
         {
             "type": "object",
             "properties": {
@@ -1186,8 +1189,9 @@ def _record_schema(typed: Sequence[RecordType]) -> Schema:
                 "prev": {
                     "type": "string",
                     "pattern": HEX64_PATTERN,
-                    "description": "Lowercase hex SHA-256 of the canonical bytes of record seq - 1; "
-                    "64 zeros for seq 1. A chain_reset (v1.1) names record body.known_seq instead.",
+                    "description": "Lowercase hex hash of the canonical bytes of record seq - 1, in the suite of "
+                    "the key that signed that record: SHA-256 (Ed25519) or SM3 (SM2, v1.2); 64 zeros for seq 1. A "
+                    "chain_reset (v1.1) names record body.known_seq instead.",
                 },
             },
             "required": ["v", "station", "seq", "ts", "type", "body", "prev"],
@@ -1210,8 +1214,10 @@ def _records_message_schema() -> Schema:
                 "kid": {
                     "type": "string",
                     "pattern": KID_PATTERN,
-                    "description": "Lowercase hex of the first 8 bytes of SHA-256 of the 32-byte raw Ed25519 "
-                    "public key that signed every record of this message.",
+                    "description": "The key that signed every record of this message, which also names its "
+                    "suite: for Ed25519, lowercase hex of the first 8 bytes of SHA-256 of the 32-byte raw public "
+                    "key; for SM2 (v1.2), sm2- and lowercase hex of the first 8 bytes of SM3 of the 65-byte "
+                    "uncompressed public point.",
                 },
                 "records": {
                     "type": "array",
@@ -1223,7 +1229,9 @@ def _records_message_schema() -> Schema:
                             "sig": {
                                 "type": "string",
                                 "pattern": SIG_PATTERN,
-                                "description": "Ed25519 signature of the record's canonical bytes: 64 bytes in "
+                                "description": "Signature of the record's canonical bytes in the kid's suite, 64 "
+                                "bytes either way: Ed25519, or (v1.2) SM2 with SM3 and the distinguishing ID "
+                                "1234567812345678 as r || s, 32 bytes each, big-endian; in "
                                 "standard base64 with padding (RFC 4648 section 4), unused bits zero.",
                             },
                         },

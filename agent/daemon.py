@@ -29,7 +29,7 @@ from agent.ledger.anchor import AnchorError, AnchorKeeper, anchor_path
 from agent.ledger.chain import SealedRecord
 from agent.ledger.integrity import damage_alarm
 from agent.ledger.key_rotation import finish_rotation, new_key_path
-from agent.ledger.keys import DeviceKey, KeyFileError, load_key_file
+from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, load_key_file
 from agent.ledger.opening import Opened, OutboxRefused, open_outbox, recover_hint
 from agent.ledger.outbox import Outbox, OutboxError, OutboxReader, OutboxUnusable
 from agent.ledger.recorder import Recorder
@@ -125,9 +125,12 @@ class Agent:
                     log.warning("key_rotation_recovered", outcome=finish_rotation(path, outbox.cursors()))
                 finally:
                     outbox.close()
-            return load_key_file(path)
+            key = load_key_file(path, self.config.keys.sm2_id.encode("ascii"))
         except (KeyFileError, OSError) as exc:
             raise StartupError(str(exc)) from exc
+        if key.suite != self.config.keys.suite:
+            log.warning("key_suite_differs", kid=key.kid, key_suite=str(key.suite), configured=self.config.keys.suite)
+        return key
 
     def _open_outbox(self, key: DeviceKey) -> Opened:
         """The outbox, checked against the chain anchor beside the key; started again with a chain_reset when it
@@ -170,6 +173,7 @@ class Agent:
             key_path=config.keys.device_key,
             anchor=AnchorKeeper(anchor_path(config.keys.device_key), opened.anchor),
             committed=to_station,
+            key_spec=KeySpec.of(config.keys.suite, config.keys.sm2_id),
         )
         uplink = Uplink(
             config.uplink,

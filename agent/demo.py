@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.ledger.keys import generate_key_file
+from agent.ledger.keys import KeySpec, generate_key_file
+from agent.ledger.suites import Suite
 from drivers.hj212.profile import shipped_city_profile
 from simulators.broker import MosquittoBroker, free_loopback_port
 from simulators.platform.store import Store
@@ -120,8 +121,10 @@ def agent_config(
     hj212_port: int | None = None,
     boundary: str = "00:00",
     time_scale: float = TIME_SCALE,
+    suite: Suite = Suite.ED25519,
 ) -> str:
-    """The agent's config; with `hj212_port`, the second uplink to an HJ 212 platform on that loopback port."""
+    """The agent's config; with `hj212_port`, the second uplink to an HJ 212 platform on that loopback port;
+    `suite` the signing suite of the device key."""
     return f"""# The demo station's agent config; the annotated reference is config/station.example.toml.
 [station]
 id = "{STATION_ID}"
@@ -133,6 +136,7 @@ time_scale = {time_scale}   # the simulated forecourt runs this much faster than
 
 [keys]
 device_key = "keys/device.key"
+suite = "{suite}"
 
 [outbox]
 path = "outbox.sqlite"
@@ -384,8 +388,8 @@ def write_probe_chart(workdir: Path) -> Path:
     return chart
 
 
-def _prepare(workdir: Path) -> str:
-    """Start from a clean slate and a new device key; return the key's kid."""
+def _prepare(workdir: Path, suite: Suite) -> str:
+    """Start from a clean slate and a new device key of `suite`; return the key's kid."""
     workdir.mkdir(parents=True, exist_ok=True)
     for name in _STATE_FILES:
         target = workdir / name
@@ -393,7 +397,7 @@ def _prepare(workdir: Path) -> str:
             shutil.rmtree(target)
         elif target.exists() or target.is_symlink():
             target.unlink()
-    key = generate_key_file(workdir / "keys" / "device.key")
+    key = generate_key_file(workdir / "keys" / "device.key", KeySpec(suite))
     (workdir / "station.pub").write_text(key.public_pem())
     sm4_key = workdir / HJ212_KEY
     sm4_key.write_text(secrets.token_hex(16) + "\n")
@@ -578,9 +582,9 @@ def cross_check(workdir: Path) -> dict[str, Any]:
     return {"matched": matched, "missing": missing, "wrong_volume": wrong_volume}
 
 
-def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
+def run_demo(seconds: float, workdir: Path, broker_address: str | None, suite: Suite = Suite.ED25519) -> int:
     workdir = workdir.resolve()
-    kid = _prepare(workdir)
+    kid = _prepare(workdir, suite)
     python = sys.executable
     interrupted = False
     started = time.monotonic()
@@ -591,7 +595,7 @@ def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
         tcp_port, hj212_port = free_loopback_port(), free_loopback_port()
         boundary = (datetime.now(ZoneInfo(ZONE)) + timedelta(hours=FIRST_DAY_H)).strftime("%H:00")
         (workdir / "agent.toml").write_text(
-            agent_config(workdir, broker_address, tcp_port, hj212_port=hj212_port, boundary=boundary)
+            agent_config(workdir, broker_address, tcp_port, hj212_port=hj212_port, boundary=boundary, suite=suite)
         )
         sim_config = workdir / "simulators.toml"
         sim_config.write_text(simulators_config(broker_address, tcp_port, f"demo-platform-{kid}"))

@@ -19,15 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from agent.logs import configure as configure_logs
-from bench import agent_process, bus, disk, drain, full_path, ledger, poll_cost, poll_cost_tcp, uplink
+from bench import agent_process, bus, disk, drain, full_path, ledger, poll_cost, poll_cost_tcp, suites, uplink
 from bench.machine import machine_facts
 from bench.report import Figure, readable
 from bench.scale import FULL, QUICK, Scale
 
 FIGURES: dict[str, Callable[[Scale, Path], Figure]] = {
     "ledger": ledger.run,
+    "suites": suites.run,
+    "ledger_sm2": ledger.run_sm2,
     "uplink": uplink.run,
     "full_path": full_path.run,
+    "full_path_sm2": full_path.run_sm2,
     "drain": drain.run,
     "rss": agent_process.run,
     "disk": disk.run,

@@ -29,7 +29,7 @@ from bench.report import Target, per_s, ratio
 from bench.rig import Rig
 from bench.scale import Scale
 from bench.workload import STATION, live_marker, messages, new_key, sealed, stored, transactions, uplink_settings
-from simulators.platform.keys import StationKey, keyring
+from simulators.platform.keys import StationKey, keyring, public_key_from_pem
 
 TARGET_S = 10.0
 RAW_SAMPLE = 5_000
@@ -173,7 +173,8 @@ def measure_raw(workdir: Path, key: DeviceKey, records: list[SealedRecord], scal
     settings = uplink_settings()
     backlog = messages(stored(records), settings)
     publish = parts.publish_limit(workdir, backlog, settings, scale.timeout_s)
-    receiver = parts.receiver_us(workdir, backlog, STATION, keyring([StationKey(STATION, key.private.public_key())]))
+    platform_key = StationKey(STATION, public_key_from_pem(key.public_pem().encode()))
+    receiver = parts.receiver_us(workdir, backlog, STATION, keyring([platform_key]))
     slowest = max(publish.us_per_record, receiver)
     return DrainRaw(
         publish_us=publish.us_per_record,

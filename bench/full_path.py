@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Literal
 
 from agent.ledger.keys import DeviceKey
+from agent.ledger.suites import Suite
 from bench import parts
 from bench.processes import broker, platform_receiver
 from bench.report import Target, per_s, ratio
 from bench.rig import Rig
 from bench.scale import Scale
 from bench.workload import STATION, messages, new_key, sealed, stored, transactions, uplink_settings
-from simulators.platform.keys import StationKey, keyring
+from simulators.platform.keys import StationKey, keyring, public_key_from_pem
 
 TARGET_RATIO = 0.5
 RAW_SAMPLE = 5_000
@@ -72,8 +73,13 @@ class FullPathFigure:
         )
 
 
-def run(scale: Scale, workdir: Path) -> FullPathFigure:
-    key = new_key()
+def run_sm2(scale: Scale, workdir: Path) -> FullPathFigure:
+    """The same figure with a station that signs in the SM2 suite (SM2 with SM3, contract v1.2)."""
+    return run(scale, workdir, Suite.SM2)
+
+
+def run(scale: Scale, workdir: Path, suite: Suite = Suite.ED25519) -> FullPathFigure:
+    key = new_key(suite)
     modes: tuple[AckMode, ...] = ("broker", "platform")
     bursts = [best_burst(workdir / mode, key, mode, scale) for mode in modes]
     sample = sealed(transactions(min(scale.full_path_records, RAW_SAMPLE), time.time_ns() // 1_000_000), key)
@@ -81,7 +87,8 @@ def run(scale: Scale, workdir: Path) -> FullPathFigure:
     backlog = messages(stored(sample), settings)
     publish = parts.publish_limit(workdir, backlog, settings, scale.timeout_s)
     sign = parts.sign_us(key, sample)
-    receiver = parts.receiver_us(workdir, backlog, STATION, keyring([StationKey(STATION, key.private.public_key())]))
+    platform_key = StationKey(STATION, public_key_from_pem(key.public_pem().encode()))
+    receiver = parts.receiver_us(workdir, backlog, STATION, keyring([platform_key]))
     runs = []
     for each in bursts:
         insert = parts.insert_cost(workdir, sample, round(each.mean_batch))

@@ -18,6 +18,7 @@ from pathlib import Path
 from agent.ledger.chain import SealedRecord
 from agent.ledger.keys import DeviceKey
 from agent.ledger.recorder import RecorderStatus
+from agent.ledger.suites import Suite
 from agent.records import RecordIntent
 from bench import parts
 from bench.report import Target, per_s, ratio
@@ -59,8 +60,13 @@ class LedgerFigure:
         return ()
 
 
-def run(scale: Scale, workdir: Path) -> LedgerFigure:
-    key = new_key()
+def run_sm2(scale: Scale, workdir: Path) -> LedgerFigure:
+    """The same figure with a station that signs in the SM2 suite (SM2 with SM3, contract v1.2)."""
+    return run(scale, workdir, Suite.SM2)
+
+
+def run(scale: Scale, workdir: Path, suite: Suite = Suite.ED25519) -> LedgerFigure:
+    key = new_key(suite)
     intents = transactions(scale.ledger_records, time.time_ns() // 1_000_000)
     bursts = [burst(workdir / f"run-{n}", key, intents, scale.timeout_s) for n in range(parts.REPEATS)]
     seconds, status = min(bursts, key=lambda each: each[0])

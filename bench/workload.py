@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from agent.config import UplinkSection
 from agent.ledger.chain import ChainHead, SealedRecord, seal
-from agent.ledger.keys import DeviceKey
+from agent.ledger.keys import DeviceKey, KeySpec
 from agent.ledger.outbox import Outbox, StoredRecord
 from agent.ledger.recorder import MAX_BATCH
+from agent.ledger.suites import Suite
 from agent.records import Cursor, HeartbeatBody, RecordIntent, TransactionBody, format_ts
 from agent.uplink.messages import build_records_message
 
@@ -39,8 +38,8 @@ def uplink_settings(
     return UplinkSection(broker=broker, ack_mode=ack_mode)
 
 
-def new_key() -> DeviceKey:
-    return DeviceKey.from_private(Ed25519PrivateKey.generate())
+def new_key(suite: Suite = Suite.ED25519) -> DeviceKey:
+    return KeySpec(suite).generate()
 
 
 def transactions(count: int, end_ms: int, seed: int = 7) -> list[RecordIntent]:

@@ -33,9 +33,10 @@ from agent.ledger.key_rotation import (
     prepare_new_key,
     rotation_cursor,
 )
-from agent.ledger.keys import DeviceKey, KeyFileError, generate_key_file, kid_of, load_key_file
+from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_file, load_key_file
 from agent.ledger.outbox import Outbox, OutboxReader
 from agent.ledger.recorder import KeyRotated, KeyRotationFailed, Recorder
+from agent.ledger.suites import PublicKey, Suite
 from agent.records import HeartbeatBody, RecordIntent, format_ts
 from simulators.platform.command import sign_command
 from simulators.platform.rotation import announced_key
@@ -48,8 +49,8 @@ STRANGER = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))
 
 
 def platform_keys() -> dict[str, Any]:
-    public = PLATFORM.public_key()
-    return {kid_of(public.public_bytes_raw()): public}
+    public = PublicKey(Suite.ED25519, PLATFORM.public_key().public_bytes_raw())
+    return {public.kid: public}
 
 
 def envelope(cmd: str = "ping", args: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
@@ -442,8 +443,8 @@ class TestKeyFiles:
     def test_a_new_key_is_private_and_a_leftover_is_replaced(self, tmp_path: Path) -> None:
         path = tmp_path / "device.key"
         generate_key_file(path)
-        first = prepare_new_key(path)
-        second = prepare_new_key(path)
+        first = prepare_new_key(path, KeySpec())
+        second = prepare_new_key(path, KeySpec())
         assert first.kid != second.kid and load_key_file(new_key_path(path)).kid == second.kid
         assert stat.S_IMODE(os.stat(new_key_path(path)).st_mode) == 0o600
 
@@ -451,7 +452,7 @@ class TestKeyFiles:
     def test_an_announced_rotation_is_completed_at_start(self, tmp_path: Path, renamed_old: bool) -> None:
         path = tmp_path / "device.key"
         old = generate_key_file(path)
-        new = prepare_new_key(path)
+        new = prepare_new_key(path, KeySpec())
         if renamed_old:
             os.replace(path, old_key_path(path))
         cursors = {rotation_cursor(new.kid, NOW_MS).key: NOW_MS}
@@ -464,7 +465,7 @@ class TestKeyFiles:
     def test_an_unannounced_rotation_is_undone_at_start(self, tmp_path: Path, torn: bool) -> None:
         path = tmp_path / "device.key"
         old = generate_key_file(path)
-        prepare_new_key(path)
+        prepare_new_key(path, KeySpec())
         if torn:
             new_key_path(path).write_bytes(new_key_path(path).read_bytes()[:20])
         earlier = {rotation_cursor(old.kid, NOW_MS - 1000).key: NOW_MS - 1000}  # the current key came by a rotation
@@ -476,7 +477,7 @@ class TestKeyFiles:
         """Records after the announcement were signed with the new key: the old one must not go on signing."""
         path = tmp_path / "device.key"
         old = generate_key_file(path)
-        new = prepare_new_key(path)
+        new = prepare_new_key(path, KeySpec())
         new_key_path(path).write_bytes(new_key_path(path).read_bytes()[:20])
         with pytest.raises(KeyFileError, match=f"{new.kid} that the outbox announced cannot be read"):
             finish_rotation(path, {rotation_cursor(new.kid, NOW_MS).key: NOW_MS})

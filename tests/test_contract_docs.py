@@ -36,9 +36,10 @@ from agent.config import MeteringSection, OutboxSection, VerificationSection
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, DeviceValueFaults, LineHealth
 from agent.ledger.chain import ChainHead, SealedRecord, seal
 from agent.ledger.integrity import Damage, damage_alarm
-from agent.ledger.keys import DeviceKey, kid_of
+from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxError, OutboxFull, OutboxReader, StoredRecord
 from agent.ledger.recorder import Recorder
+from agent.ledger.suites import Suite, kid_of
 from agent.records import (
     BODY_TYPES,
     AgentStartBody,
@@ -1099,7 +1100,7 @@ def test_example_signatures_verify_with_the_published_key(example: Json) -> None
         DeviceKey.from_private(Ed25519PrivateKey.from_private_bytes(RFC8032_TEST1_SECRET)).public_pem()
         == (key["public_pem"])
     )
-    assert kid_of(bytes.fromhex(key["public_raw_hex"])) == key["kid"]
+    assert kid_of(Suite.ED25519, bytes.fromhex(key["public_raw_hex"])) == key["kid"]
     for item in example["records"]:
         public.verify(base64.b64decode(item["sig"], validate=True), item["canonical"].encode())
 

@@ -16,9 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config import OutboxSection
 from agent.ledger.chain import GENESIS_PREV, ChainHead, Signer, seal
-from agent.ledger.keys import DeviceKey, KeyFileError, generate_key_file, kid_of, load_key_file
+from agent.ledger.keys import DeviceKey, KeyFileError, generate_key_file, load_key_file
 from agent.ledger.outbox import Outbox, OutboxFull, OutboxReader
 from agent.ledger.recorder import MAX_BATCH, Recorder
+from agent.ledger.suites import Suite, kid_of
 from agent.records import AlarmBody, AlarmState, Cursor, HeartbeatBody, RecordIntent, RecordType
 
 STATION = "TEST-0001"
@@ -96,7 +97,7 @@ class TestSealing:
         """kid = lowercase hex of SHA-256(raw public key)[:8]."""
         key = fixed_key()
         raw = key.private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        assert key.kid == kid_of(raw) == hashlib.sha256(raw).hexdigest()[:16]
+        assert key.kid == kid_of(Suite.ED25519, raw) == hashlib.sha256(raw).hexdigest()[:16]
 
     def test_a_burst_signed_on_several_threads_is_the_same_as_signed_on_one(self) -> None:
         """Spreading a burst's signatures over threads changes nothing in the records, order included."""

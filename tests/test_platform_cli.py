@@ -167,7 +167,7 @@ def test_key_of_another_algorithm_is_refused(capsys: pytest.CaptureFixture[str],
     )
     code, err = _run(capsys, "platform", "--db", "x", "--station", f"{STATION}={other}")
     assert code == 2
-    assert "ec.pem' holds a public key that is not Ed25519" in err
+    assert "ec.pem' holds a public key that is neither Ed25519 nor SM2" in err
 
 
 @pytest.mark.parametrize(

@@ -12,13 +12,12 @@ from hypothesis import strategies as st
 from test_platform_signer import RFC8032_SECRET, ZEROS, TinySigner, canonical, sha256_hex
 
 from simulators.platform.canonical import SAFE_INTEGER, canonical_bytes
-from simulators.platform.keys import key_id
+from simulators.platform.keys import chain_digest, key_id
 from simulators.platform.signatures import ThreadedVerifier
 from simulators.platform.verify import (
     Reason,
     Rejection,
     SignedRecord,
-    digest,
     links,
     verify_message,
     verify_status,
@@ -61,7 +60,9 @@ def test_hand_worked_record_has_the_canonical_bytes_and_prev_written_out() -> No
         b'"seq":1,"station":"ST-0001","ts":"2026-11-27T08:15:02.113Z","type":"heartbeat","v":1}'
     )
     assert canonical_bytes(record) == literal
-    assert digest(literal) == "b3777dcb2a8bf857e818d4331b5655e7aa0ed8316665e719d924d4e074918a65"
+    assert (
+        chain_digest("21fe31dfa154a261", literal) == "b3777dcb2a8bf857e818d4331b5655e7aa0ed8316665e719d924d4e074918a65"
+    )
 
 
 def test_key_id_of_the_rfc8032_key() -> None:

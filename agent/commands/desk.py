@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from agent.clock import Clock
 from agent.commands.bucket import TokenBucket
 from agent.commands.envelope import Command, Limits, Refusal, Refused, check_envelope
@@ -44,6 +42,7 @@ from agent.commands.state_file import write_atomically
 from agent.containment import Boundary, BoundaryStatus
 from agent.ledger.outbox import OutboxReader
 from agent.ledger.recorder import KeyRotated, KeyRotationFailed
+from agent.ledger.suites import PublicKey
 from agent.logs import LogTally, get_logger
 from agent.records import CommandAcceptedBody, CommandRefusedBody, RecordIntent, format_ts
 
@@ -89,7 +88,7 @@ class CommandDesk:
         settings: CommandsSection,
         station: str,
         *,
-        platform_keys: dict[str, Ed25519PublicKey],
+        platform_keys: dict[str, PublicKey],
         replay: ReplayMemory,
         outbox_path: Path,
         ports: CommandPorts,

@@ -1,9 +1,10 @@
 """The command envelope and its checks, without I/O: bytes, the platform's keys and a time in; a verdict out.
 
 Theory of operation: an envelope is `{"id", "cmd", "args", "issued", "expires", "station", "kid", "sig"}`,
-signed with Ed25519 by the platform over the RFC 8785 bytes of the envelope without `sig`. The checks run in
-an order that reads nothing unsigned beyond what finding the signature needs: shape, then key and signature,
-and only then what the signed fields say (station, times). A refusal names one reason, the first check that
+signed by the platform (Ed25519, or SM2 with SM3 since contract v1.2: the kid names the suite) over the RFC
+8785 bytes of the envelope without `sig`. The checks run in an order that reads nothing unsigned beyond what
+finding the signature needs: shape, then key and signature, and only then what the signed fields say (station,
+times). A refusal names one reason, the first check that
 failed. Whether the id was seen before is the replay memory's question (agent.commands.replay), and whether
 the command and its arguments are known is the handlers' (agent.commands.handlers).
 """
@@ -19,10 +20,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from agent.ledger.canonical import NotCanonicalisable, canonical_bytes
+from agent.ledger.suites import PublicKey
 from agent.records import JsonScalar, JsonValue, parse_ts
 from agent.uplink.inbound_json import InboundJsonError, JsonLimits, load_json
 
@@ -96,7 +95,7 @@ def quote(value: object) -> str:
 
 
 def check_envelope(
-    payload: bytes, station: str, keys: Mapping[str, Ed25519PublicKey], now_ms: int, limits: Limits
+    payload: bytes, station: str, keys: Mapping[str, PublicKey], now_ms: int, limits: Limits
 ) -> Command | Refused:
     """Every check of the envelope but replay and the command's own arguments; see the module docstring."""
     try:
@@ -125,9 +124,7 @@ def check_envelope(
         signed = canonical_bytes({k: v for k, v in envelope.items() if k != "sig"})
     except (NotCanonicalisable, UnicodeEncodeError) as exc:
         return Refused(Refusal.MALFORMED, f"no canonical form: {quote(str(exc))}", command_id, name)
-    try:
-        key.verify(signature, signed)
-    except InvalidSignature:
+    if not key.verify(signature, signed):
         return Refused(Refusal.BAD_SIGNATURE, f"signature does not verify with platform key {kid}", command_id, name)
     checked = _signed_fields(envelope, kid, station=station, now_ms=now_ms, limits=limits)
     return dataclasses.replace(checked, authentic=True) if isinstance(checked, Refused) else checked

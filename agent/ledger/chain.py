@@ -6,13 +6,13 @@ are durable. That is what keeps `seq` gap-free and fork-free when a commit fails
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from agent.ledger.canonical import NotCanonicalisable, canonical_bytes
 from agent.ledger.keys import DeviceKey
+from agent.ledger.suites import record_digest
 from agent.records import CONTRACT_VERSION, Cursor, JsonValue, RecordIntent, format_ts
 
 GENESIS_PREV = "0" * 64
@@ -54,7 +54,8 @@ class SealedRecord:
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(self.canonical).hexdigest()
+        """SHA-256 or SM3 of the canonical bytes, as the signing key's suite says."""
+        return record_digest(self.kid, self.canonical)
 
 
 def seal(
@@ -84,7 +85,7 @@ def seal(
         except NotCanonicalisable as exc:
             raise RecordRefused(index, intent, str(exc)) from exc
         linked.append((seq, intent, canonical))
-        prev = hashlib.sha256(canonical).hexdigest()
+        prev = key.digest(canonical)
         ts_ms = intent.ts_ms
     signatures = (signer or Signer(key)).sign_all([canonical for _, _, canonical in linked])
     sealed = [
@@ -95,7 +96,8 @@ def seal(
 
 
 class Signer:
-    """Signs a burst of records on up to `workers` threads: Ed25519 signing releases the GIL, so on a gateway
+    """Signs a burst of records on up to `workers` threads: signing releases the GIL in either suite (OpenSSL
+    does the work, through `cryptography` or ctypes), so on a gateway
     with two or four cores a burst (a drain of records made offline, a busy minute) seals that much faster.
     A handful of records is signed in the calling thread; the pool's threads start on first use and then wait
     idle (no wakeups) until the next burst."""

@@ -1,7 +1,7 @@
 """Bit-rot in stored records, found as they are read for sending: each record must name its own seq, and its
-`prev` must be the SHA-256 of the record before it as stored.
+`prev` must be the hash (SHA-256 or SM3, by the signer's suite) of the record before it as stored.
 
-Pure code, without a key: the link check costs a SHA-256 and two searches in the bytes per record, a fraction
+Pure code, without a key: the link check costs a hash and two searches in the bytes per record, a fraction
 of what sending costs, where a signature check would cost more than the send. It finds a record whose bytes
 changed as soon as the record after it is read (the newest record is checked by its signature at start,
 agent/ledger/continuity.py). A damaged signature is not found here; the platform finds it.
@@ -9,10 +9,10 @@ agent/ledger/continuity.py). A damaged signature is not found here; the platform
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
+from agent.ledger.suites import record_digest
 from agent.records import AlarmBody, AlarmKind, AlarmState, RecordIntent
 
 _PREV = b'"prev":"'
@@ -62,11 +62,12 @@ class LinkCheck:
         """Whether the digest of record `seq` is at hand (else the caller may `follow` it first)."""
         return self._last is not None and self._last[0] == seq
 
-    def follow(self, seq: int, canonical: bytes) -> Damage | None:
-        """Take record `seq` as stored; the damage it shows that was not reported before, if any."""
+    def follow(self, seq: int, kid: str, canonical: bytes) -> Damage | None:
+        """Take record `seq` as stored (signed by `kid`, whose suite names the hash); the damage it shows that
+        was not reported before, if any."""
         fields = chain_fields(canonical)
         before = self._last
-        self._last = (seq, hashlib.sha256(canonical).hexdigest())
+        self._last = (seq, record_digest(kid, canonical))
         if fields is None or fields[0] != seq:
             return self._new(Damage(seq, seq, "seq"))
         if before is not None and before[0] == seq - 1 and before[1] != fields[1]:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
-from agent.ledger.keys import DeviceKey, KeyFileError, generate_key_file, load_key_file
+from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_file, load_key_file
 from agent.records import Cursor, EventKind
 
 CURSOR_PREFIX = "key_rotation/"
@@ -39,12 +39,12 @@ def old_key_path(path: Path) -> Path:
     return path.with_name(path.name + ".old")
 
 
-def prepare_new_key(path: Path) -> DeviceKey:
-    """Write a fresh key beside the device key, durable before any record names it. A `.new` left from an
-    attempt that never committed is replaced: `finish_rotation` at start would have removed it anyway."""
+def prepare_new_key(path: Path, spec: KeySpec) -> DeviceKey:
+    """Write a fresh key of `spec`'s suite beside the device key, durable before any record names it. A `.new`
+    left from an attempt that never committed is replaced: `finish_rotation` at start would have removed it."""
     pending = new_key_path(path)
     pending.unlink(missing_ok=True)
-    key = generate_key_file(pending)
+    key = generate_key_file(pending, spec)
     _sync_directory(path.parent)
     return key
 

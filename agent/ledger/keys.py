@@ -1,12 +1,14 @@
-"""The device's Ed25519 key: made once on the gateway, never leaves it, identified by its `kid`.
+"""The device's signing key, of either suite (agent/ledger/suites.py): made once on the gateway, never leaves
+it, identified by its `kid`.
 
 The private key file is created with O_EXCL and mode 0600, so `keygen` can never overwrite the key that
-signed a station's history, and no other user of the box can read it.
+signed a station's history, and no other user of the box can read it. Both suites keep it as an unencrypted
+PKCS#8 PEM; which suite a file holds is read from the file, never from the config, so a station whose config
+names another suite goes on signing with the key it has until a rotation replaces it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from dataclasses import dataclass
@@ -14,47 +16,86 @@ from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.ledger.sm2 import DEFAULT_ID, Sm2Error, Sm2PrivateKey
+from agent.ledger.suites import PublicKey, Suite, digest_hex
 
 
 class KeyFileError(Exception):
     """A key file that is missing, unreadable, of the wrong kind, or that would be overwritten."""
 
 
-def kid_of(public_raw: bytes) -> str:
-    """The contract's key id: lowercase hex of the first 8 bytes of SHA-256 of the 32-byte raw public key."""
-    return hashlib.sha256(public_raw).digest()[:8].hex()
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    """What a new device key is to be: its suite and, for SM2, the distinguishing ID it signs with."""
+
+    suite: Suite = Suite.ED25519
+    sm2_id: bytes = DEFAULT_ID
+
+    @classmethod
+    def of(cls, suite: str, sm2_id: str) -> KeySpec:
+        """From the config's `[keys] suite` and `sm2_id` (already checked there)."""
+        return cls(Suite(suite), sm2_id.encode("ascii"))
+
+    def generate(self) -> DeviceKey:
+        if self.suite is Suite.SM2:
+            return DeviceKey.from_private(Sm2PrivateKey.generate(), self.sm2_id)
+        return DeviceKey.from_private(Ed25519PrivateKey.generate())
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceKey:
-    private: Ed25519PrivateKey
-    public_raw: bytes
+    private: Ed25519PrivateKey | Sm2PrivateKey
+    public: PublicKey
     kid: str
 
     @classmethod
-    def from_private(cls, private: Ed25519PrivateKey) -> DeviceKey:
-        public_raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return cls(private, public_raw, kid_of(public_raw))
+    def from_private(cls, private: Ed25519PrivateKey | Sm2PrivateKey, sm2_id: bytes = DEFAULT_ID) -> DeviceKey:
+        if isinstance(private, Sm2PrivateKey):
+            public = PublicKey(Suite.SM2, private.public_point, sm2_id)
+        else:
+            raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            public = PublicKey(Suite.ED25519, raw)
+        return cls(private, public, public.kid)
+
+    @property
+    def suite(self) -> Suite:
+        return self.public.suite
+
+    @property
+    def public_raw(self) -> bytes:
+        """What a key_rotation record carries: Ed25519's 32 bytes, or SM2's 65-byte uncompressed point."""
+        return self.public.raw
 
     def sign(self, data: bytes) -> bytes:
+        """64 bytes in either suite: Ed25519's signature, or SM2's `r || s` over SM3 with the ID."""
+        if isinstance(self.private, Sm2PrivateKey):
+            return self.private.sign(data, self.public.sm2_id)
         return self.private.sign(data)
 
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        return self.public.verify(signature, data)
+
+    def digest(self, canonical: bytes) -> str:
+        """The hash of a record this key signs, which the next record's `prev` holds."""
+        return digest_hex(self.public.suite, canonical)
+
     def public_pem(self) -> str:
-        return public_pem(self.private.public_key())
+        return self.public.pem()
+
+    def private_pem(self) -> bytes:
+        if isinstance(self.private, Sm2PrivateKey):
+            return self.private.private_pem()
+        return self.private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
 
 
-def public_pem(key: Ed25519PublicKey) -> str:
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-
-
-def generate_key_file(path: Path) -> DeviceKey:
+def generate_key_file(path: Path, spec: KeySpec | None = None) -> DeviceKey:
     """Make a new device key at `path` (mode 0600); refuse if anything is there already."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = DeviceKey.from_private(Ed25519PrivateKey.generate())
-    pem = key.private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    key = (spec or KeySpec()).generate()
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:
@@ -63,14 +104,14 @@ def generate_key_file(path: Path) -> DeviceKey:
             "records. Move it away yourself if you really mean to replace it."
         ) from exc
     with os.fdopen(descriptor, "wb") as handle:
-        handle.write(pem)
+        handle.write(key.private_pem())
         handle.flush()
         os.fsync(handle.fileno())
     return key
 
 
-def load_key_file(path: Path) -> DeviceKey:
-    """Read the device key, with an error that says what to do when it cannot be used."""
+def load_key_file(path: Path, sm2_id: bytes = DEFAULT_ID) -> DeviceKey:
+    """Read the device key (either suite), with an error that says what to do when it cannot be used."""
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
@@ -88,7 +129,10 @@ def load_key_file(path: Path) -> DeviceKey:
     try:
         private = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise KeyFileError(f"device key {path} is not an unencrypted PEM private key: {exc}") from exc
+        try:
+            return DeviceKey.from_private(Sm2PrivateKey.from_pem(data), sm2_id)
+        except Sm2Error:
+            raise KeyFileError(f"device key {path} is not an unencrypted PEM private key: {exc}") from exc
     if not isinstance(private, Ed25519PrivateKey):
-        raise KeyFileError(f"device key {path} holds a {type(private).__name__}, not an Ed25519 key")
+        raise KeyFileError(f"device key {path} holds a {type(private).__name__}, neither an Ed25519 nor an SM2 key")
     return DeviceKey.from_private(private)

@@ -15,9 +15,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from agent.ledger.anchor import RESERVE, ChainAnchor, load_anchor, save_anchor
 from agent.ledger.chain import ChainHead, seal
 from agent.ledger.continuity import Continue, OutboxState, Refuse, Reset, judge, reset_plan
@@ -160,8 +157,6 @@ def _head_check(stored: StoredRecord, key: DeviceKey, station: str) -> tuple[str
     if stored.kid != key.kid:
         handed_over = isinstance(body, dict) and body.get("kind") == "key_rotation" and body.get("new_kid") == key.kid
         return (None, None) if handed_over else (None, stored.kid)
-    try:
-        Ed25519PublicKey.from_public_bytes(key.public_raw).verify(stored.sig, stored.canonical)
-    except InvalidSignature:
+    if not key.verify(stored.sig, stored.canonical):
         return "its signature does not verify with this box's key (the stored bytes changed)", None
     return None, None

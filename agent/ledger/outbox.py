@@ -13,7 +13,6 @@ The size cap (`max_page_count`) makes "disk full" a designed state rather than a
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from agent.ledger.chain import ChainHead, SealedRecord
 from agent.ledger.integrity import Damage, LinkCheck
+from agent.ledger.suites import record_digest
 from agent.logs import get_logger
 
 log = get_logger("agent.outbox")
@@ -139,10 +139,10 @@ class Outbox:
 
     def head(self) -> ChainHead:
         """The last record in the outbox, or, if all were pruned, the chain position saved with the last prune."""
-        row = self._db.execute("SELECT seq, canonical, ts_ms FROM record ORDER BY seq DESC LIMIT 1").fetchone()
+        row = self._db.execute("SELECT seq, kid, canonical, ts_ms FROM record ORDER BY seq DESC LIMIT 1").fetchone()
         if row is not None:
-            seq, canonical, ts_ms = row
-            return ChainHead(seq, hashlib.sha256(canonical).hexdigest(), ts_ms)
+            seq, kid, canonical, ts_ms = row
+            return ChainHead(seq, record_digest(kid, canonical), ts_ms)
         saved = self.meta("pruned_head")
         if saved is None:
             return ChainHead.genesis()
@@ -155,11 +155,11 @@ class Outbox:
         return None if row is None else StoredRecord(int(row[0]), str(row[1]), bytes(row[2]), bytes(row[3]))
 
     def digest_at(self, seq: int) -> str | None:
-        """SHA-256 of the canonical bytes of record `seq` (from the saved position if it was pruned last), or
-        None if the outbox does not know it."""
-        row = self._db.execute("SELECT canonical FROM record WHERE seq = ?", (seq,)).fetchone()
+        """SHA-256 or SM3 (by its signer's suite) of the canonical bytes of record `seq` (from the saved position
+        if it was pruned last), or None if the outbox does not know it."""
+        row = self._db.execute("SELECT kid, canonical FROM record WHERE seq = ?", (seq,)).fetchone()
         if row is not None:
-            return hashlib.sha256(row[0]).hexdigest()
+            return record_digest(row[0], row[1])
         head = self.head()
         return head.digest if head.seq == seq and seq > 0 else None
 
@@ -310,20 +310,20 @@ class OutboxReader:
     def read(self, first: int, last: int) -> Iterable[StoredRecord]:
         """Records first..last in seq order, lazily, so a caller can stop at a size limit."""
         if self._on_damage is not None and not self._links.knows(first - 1):
-            row = self._db.execute("SELECT canonical FROM record WHERE seq = ?", (first - 1,)).fetchone()
+            row = self._db.execute("SELECT kid, canonical FROM record WHERE seq = ?", (first - 1,)).fetchone()
             if row is not None:
-                self._check(first - 1, bytes(row[0]))
+                self._check(first - 1, str(row[0]), bytes(row[1]))
         cursor = self._db.execute(
             "SELECT seq, kid, canonical, sig FROM record WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, last)
         )
         for seq, kid, canonical, sig in cursor:
             if self._on_damage is not None:
-                self._check(seq, canonical)
+                self._check(seq, kid, canonical)
             yield StoredRecord(seq, kid, canonical, sig)
 
-    def _check(self, seq: int, canonical: bytes) -> None:
+    def _check(self, seq: int, kid: str, canonical: bytes) -> None:
         assert self._on_damage is not None
-        damage = self._links.follow(seq, canonical)
+        damage = self._links.follow(seq, kid, canonical)
         if damage is not None:
             log.error("outbox_corrupt", first_seq=damage.first_seq, last_seq=damage.last_seq, check=damage.check)
             self._on_damage(damage)

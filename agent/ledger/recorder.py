@@ -33,7 +33,7 @@ from agent.ledger.key_rotation import (
     promote_new_key,
     rotation_cursor,
 )
-from agent.ledger.keys import DeviceKey, KeyFileError
+from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec
 from agent.ledger.outbox import Outbox, OutboxError, OutboxFull
 from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
@@ -123,6 +123,7 @@ class Recorder:
         key_path: Path | None = None,
         anchor: AnchorKeeper | None = None,
         committed: Callable[[Sequence[SealedRecord]], None] | None = None,
+        key_spec: KeySpec | None = None,
     ) -> None:
         """`committed`: handed the records of each commit, in seq order, right after it (the station's day books
         count what the outbox holds, however it was made); it must not block."""
@@ -132,6 +133,9 @@ class Recorder:
         self._key = key
         self._key_path = key_path
         """The device key's file, which `rotate_key` replaces; None: the key cannot be rotated."""
+        self._key_spec = key_spec or KeySpec(key.suite, key.public.sm2_id)
+        """What a rotation makes: the configured suite, which may differ from the current key's (a station
+        moves from one suite to the other by a rotation, the old key signing the announcement)."""
         self._anchor = anchor
         """The chain anchor beside the key; None: not kept (tests of other parts, benchmarks)."""
         self._anchor_due = clock.monotonic() + ANCHOR_INTERVAL_S
@@ -379,7 +383,7 @@ class Recorder:
             return
         old = self._key
         try:
-            new = prepare_new_key(self._key_path)
+            new = prepare_new_key(self._key_path, self._key_spec)
         except (KeyFileError, OSError) as exc:
             request.done.set_exception(KeyRotationFailed(f"key not rotated: cannot write the new key: {exc}"))
             return
@@ -413,7 +417,7 @@ class Recorder:
             log.error("key_rotation_rename_failed", key=str(self._key_path), problem=str(exc))
         if self._retired is not None:
             self._retired.retired(head.seq)
-        log.warning("key_rotated", old_kid=old.kid, new_kid=new.kid, seq=head.seq)
+        log.warning("key_rotated", old_kid=old.kid, new_kid=new.kid, suite=str(new.suite), seq=head.seq)
         self._tell_committed(records)
         if self.on_commit is not None:
             self.on_commit(head.seq)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import ConfigError, DeviceSection, LineSection, LoadedConfig, RtuLineSection, TlsLineSection, summary
-from agent.ledger.keys import DeviceKey, KeyFileError, generate_key_file, load_key_file
+from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_file, load_key_file
 from agent.setup import SetupError, agent_version, prepare
 from agent.tools.dialogue import Answers, DialogueError, complete, system_timezone
 from agent.tools.line_settings import BAUD_RATES, PARITIES, LineSetting
@@ -81,7 +81,8 @@ class CommissioningSheet:
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 of the raw 32-byte public key; the kid is its first 16 hex digits."""
+        """SHA-256 of the raw public key (Ed25519's 32 bytes, SM2's 65-byte point); for Ed25519 the kid is its
+        first 16 hex digits."""
         return hashlib.sha256(self.key.public_raw).hexdigest()
 
     def to_json(self) -> dict[str, Any]:
@@ -92,6 +93,7 @@ class CommissioningSheet:
             "name": config.station.name,
             "timezone": config.station.timezone,
             "kid": self.key.kid,
+            "suite": str(self.key.suite),
             "public_key_pem": self.key.public_pem(),
             "public_key_sha256": self.fingerprint,
             "key_file": str(config.keys.device_key),
@@ -123,7 +125,8 @@ class CommissioningSheet:
             f"COMMISSIONING SHEET  station {config.station.id}  {config.station.name}  {self.provisioned_at}",
             f"device key   {config.keys.device_key} ({made}; owner {self.owner})",
             f"kid          {self.key.kid}",
-            f"fingerprint  sha256:{self.fingerprint}  (of the raw Ed25519 public key)",
+            f"suite        {self.key.suite}",
+            f"fingerprint  sha256:{self.fingerprint}  (of the raw public key)",
             "public key",
             self.key.public_pem().rstrip("\n"),
             f"broker       {config.uplink.broker}  acks from the {config.uplink.ack_mode}",
@@ -171,7 +174,7 @@ def provision(plan: StationPlan, layout: Layout, *, force: bool = False, service
     provisional.write_text(render(plan), encoding="utf-8")
     try:
         loaded = _validated(provisional)
-        key, created = _device_key(plan.device_key)
+        key, created = _device_key(plan.device_key, KeySpec.of(loaded.config.keys.suite, loaded.config.keys.sm2_id))
         request = _tls_request(plan, layout.csr)
     except BaseException:
         provisional.unlink(missing_ok=True)
@@ -225,11 +228,13 @@ def _tls_request(plan: StationPlan, csr: Path) -> TlsRequest | None:
         raise ProvisionError(str(exc)) from exc
 
 
-def _device_key(path: Path) -> tuple[DeviceKey, bool]:
+def _device_key(path: Path, spec: KeySpec) -> tuple[DeviceKey, bool]:
+    """The key at `path` if there is one (whatever its suite: a key is never replaced here, `rotate-key` moves a
+    station to another suite), else a new one of `spec`."""
     try:
         if path.exists():
-            return load_key_file(path), False
-        return generate_key_file(path), True
+            return load_key_file(path, spec.sm2_id), False
+        return generate_key_file(path, spec), True
     except (KeyFileError, OSError) as exc:
         raise ProvisionError(str(exc)) from exc
 
@@ -264,6 +269,9 @@ def add_arguments(parser: argparse.ArgumentParser, default_config: Path) -> None
     parser.add_argument("--gauge-port", type=Path, help="the serial port of a Veeder-Root TLS tank gauge")
     parser.add_argument("--gauge-baud", type=int, choices=BAUD_RATES, default=9600, help="its baud rate")
     parser.add_argument("--gauge-parity", choices=PARITIES, default="N", help="its parity (default N)")
+    parser.add_argument(
+        "--suite", choices=("ed25519", "sm2"), default="ed25519", help="the device key's signing suite (ed25519)"
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing config (never the device key)")
     parser.add_argument(
         "--service-user", default="station-agent", help="run as root: give the keys and state to this user"
@@ -318,6 +326,7 @@ def from_arguments(args: argparse.Namespace, *, interactive: bool) -> Commission
         gauge=None
         if args.gauge_port is None
         else SerialPlan(args.gauge_port.absolute(), LineSetting(args.gauge_baud, args.gauge_parity)),
+        suite=args.suite,
     )
     return provision(plan, layout, force=args.force, service_user=args.service_user)
 

@@ -55,6 +55,8 @@ class StationPlan:
     modbus: SerialPlan | None = None
     devices: tuple[DevicePlan, ...] = ()
     gauge: SerialPlan | None = None
+    suite: str = "ed25519"
+    """The signing suite of the device key: 'ed25519' or 'sm2' (written to the config only when not the default)."""
 
 
 def _s(value: str | Path) -> str:
@@ -74,7 +76,12 @@ def render(plan: StationPlan) -> str:
         f"timezone = {_s(plan.timezone)}",
         "",
         "[keys]",
-        f"device_key = {_s(plan.device_key)}   # Ed25519, signs every record; never leaves this box",
+        f"device_key = {_s(plan.device_key)}   # signs every record; never leaves this box",
+        *(
+            [f"suite = {_s(plan.suite)}   # SM2 with SM3 (GB/T 32918); the platform verifies with the default ID"]
+            if plan.suite != "ed25519"
+            else []
+        ),
         "",
         "[outbox]",
         f"path = {_s(plan.outbox)}",

@@ -10,8 +10,9 @@ everything it receives: every signature, every chain link, every seq from 1 up. 
     assert receiver.report().ok
 
 Modules, one job each: `contract` (the page's fixed words), `keys` (station keys and kids), `canonical`
-(RFC 8785 bytes), `signatures` (Ed25519 checks, on threads if wanted), `verify` (pure checks), `store`
-(SQLite), `receiver` (MQTT), `report` (what is said and when it is ok), `audit` (re-check a database), `cli`.
+(RFC 8785 bytes), `signatures` (Ed25519 and SM2 checks, on threads if wanted), `sm2` (SM2 through libcrypto),
+`verify` (pure checks), `store` (SQLite), `receiver` (MQTT), `report` (what is said and when it is ok), `audit`
+(re-check a database), `cli`.
 """
 
 from simulators.platform.audit import audit

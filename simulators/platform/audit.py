@@ -14,9 +14,8 @@ from collections import Counter
 from pathlib import Path
 
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from simulators.platform.keys import Keyring
+from simulators.platform.keys import Keyring, StationPublicKey
 from simulators.platform.report import PlatformReport, StationReport
 from simulators.platform.rotation import announced_key
 from simulators.platform.store import Store
@@ -39,7 +38,7 @@ def audit(db_path: Path, keys: Keyring) -> PlatformReport:
     """The report of the database at `db_path`, every signature and link checked again with `keys`."""
     with Store(db_path, read_only=True) as received, Store(":memory:") as replayed:
         unknown = Counter(received.unknown_stations())
-        learned: dict[str, dict[str, Ed25519PublicKey]] = {}
+        learned: dict[str, dict[str, StationPublicKey]] = {}
         for row in received.rows():
             station_keys = keys.get(row.station)
             if station_keys is None:

@@ -79,7 +79,7 @@ def _add_common(parser: argparse.ArgumentParser, db_help: str) -> None:
         action="append",
         required=True,
         metavar="ID=PUBKEY.pem",
-        help="a station and its Ed25519 public key (PEM); repeat for more stations or keys",
+        help="a station and its public key (PEM, Ed25519 or SM2); repeat for more stations or keys",
     )
 
 

@@ -22,14 +22,13 @@ from typing import Any, Final, Literal
 
 import paho.mqtt.client as mqtt
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from simulators.platform.contract import DEFAULT_PREFIX, RECORDS, STATUS, Topics
-from simulators.platform.keys import Keyring
+from simulators.platform.keys import Keyring, StationPublicKey
 from simulators.platform.report import PlatformReport
 from simulators.platform.rotation import announced_key
 from simulators.platform.signatures import ThreadedVerifier
@@ -95,7 +94,7 @@ class PlatformReceiver:
         self._verifier: ThreadedVerifier | None = None
         self._client: mqtt.Client | None = None
         self._last_report: PlatformReport | None = None
-        self._learned: dict[str, dict[str, Ed25519PublicKey]] = {}
+        self._learned: dict[str, dict[str, StationPublicKey]] = {}
         """station -> kid -> key handed over by a key_rotation event (simulators.platform.rotation)."""
 
     def __enter__(self) -> PlatformReceiver:

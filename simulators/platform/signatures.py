@@ -1,6 +1,6 @@
-"""Ed25519 checks of a message's records: one by one, or side by side on threads.
+"""Signature checks of a message's records (Ed25519 or SM2): one by one, or side by side on threads.
 
-Verification is most of what the receiver spends on a record: one Ed25519 verification costs more than
+Verification is most of what the receiver spends on a record: one verification costs more than
 parsing, checking, canonicalising and storing the record together. `cryptography` releases the GIL while
 OpenSSL verifies, so threads verify side by side on as many cores as are free (on a 2-core box, two threads
 get through 1.6 to 1.9 times as many as one). The checks of one call are split into a slice per thread rather
@@ -17,17 +17,18 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from simulators.platform.keys import StationPublicKey
 
 SignatureCheck = tuple[bytes, bytes]
 """(signature, signed bytes): one record's check."""
 
-Verifier = Callable[[Ed25519PublicKey, Sequence[SignatureCheck]], list[bool]]
+Verifier = Callable[[StationPublicKey, Sequence[SignatureCheck]], list[bool]]
 """Whether each check verifies with the key, in the order given."""
 
 
-def verifies(key: Ed25519PublicKey, signature: bytes, data: bytes) -> bool:
-    """Whether `signature` is `key`'s Ed25519 signature of `data`."""
+def verifies(key: StationPublicKey, signature: bytes, data: bytes) -> bool:
+    """Whether `signature` is `key`'s signature of `data` (Ed25519, or SM2 with SM3 and the key's ID)."""
     try:
         key.verify(signature, data)
     except InvalidSignature:
@@ -35,7 +36,7 @@ def verifies(key: Ed25519PublicKey, signature: bytes, data: bytes) -> bool:
     return True
 
 
-def verify_each(key: Ed25519PublicKey, checks: Sequence[SignatureCheck]) -> list[bool]:
+def verify_each(key: StationPublicKey, checks: Sequence[SignatureCheck]) -> list[bool]:
     """The checks one after the other, in the calling thread: the Verifier for one-off and sequential work."""
     return [verifies(key, signature, data) for signature, data in checks]
 
@@ -56,7 +57,7 @@ class ThreadedVerifier:
             ThreadPoolExecutor(self.threads - 1, thread_name_prefix="platform-verify") if self.threads > 1 else None
         )
 
-    def __call__(self, key: Ed25519PublicKey, checks: Sequence[SignatureCheck]) -> list[bool]:
+    def __call__(self, key: StationPublicKey, checks: Sequence[SignatureCheck]) -> list[bool]:
         if self._pool is None or len(checks) < 2:
             return verify_each(key, checks)
         size = -(-len(checks) // self.threads)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -23,10 +22,9 @@ from datetime import date
 from enum import StrEnum
 from typing import Final, TypeGuard
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from simulators.platform.canonical import CanonicalizationError, canonical_bytes
 from simulators.platform.contract import CHAIN_RESET, CONTRACT_VERSION, GENESIS_PREV, RECORD_KEYS, STATUS_STATES
+from simulators.platform.keys import StationPublicKey, chain_digest
 from simulators.platform.signatures import Verifier, verifies, verify_each
 
 
@@ -88,11 +86,6 @@ _TS: Final = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})T(?:[01][0-9]|2[0-3]):[0-5
 apart, because whether a day exists depends on its month and year."""
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
 _SIG: Final = re.compile(r"[A-Za-z0-9+/]{86}==")
-
-
-def digest(canonical: bytes) -> str:
-    """Lowercase hex SHA-256: what the next record's `prev` must be."""
-    return hashlib.sha256(canonical).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,7 +333,7 @@ def _examine(record: Mapping[str, object], sig: object, station: str, kid: str) 
         seq=named_seq,
         type=str(record["type"]),
         prev=str(record["prev"]),
-        digest=digest(canonical),
+        digest=chain_digest(kid, canonical),
         canonical=canonical,
         sig=str(sig),
         kid=kid,
@@ -359,7 +352,7 @@ def _settle(candidate: _Candidate, verified: bool) -> SignedRecord | Rejection:
 
 
 def verify_record(
-    record: Mapping[str, object], sig: object, station: str, kid: str, key: Ed25519PublicKey
+    record: Mapping[str, object], sig: object, station: str, kid: str, key: StationPublicKey
 ) -> SignedRecord | Rejection:
     """Every check one record can pass on its own: fields, canonical form, signature by `key`."""
     examined = _examine(record, sig, station, kid)
@@ -392,7 +385,7 @@ def _whole(reason: Reason, detail: str) -> Verdict:
 
 
 def verify_message(
-    payload: bytes, station: str, keys: Mapping[str, Ed25519PublicKey], verifier: Verifier = verify_each
+    payload: bytes, station: str, keys: Mapping[str, StationPublicKey], verifier: Verifier = verify_each
 ) -> Verdict:
     """Check one `{prefix}/{station}/records` payload against `keys` (kid -> key of that station).
 
@@ -427,7 +420,7 @@ def verify_message(
 
 
 def verify_stored(
-    canonical: bytes, sig: str, kid: str, station: str, keys: Mapping[str, Ed25519PublicKey]
+    canonical: bytes, sig: str, kid: str, station: str, keys: Mapping[str, StationPublicKey]
 ) -> SignedRecord | Rejection:
     """Check a record as kept by the store, trusting nothing the store says about it but its bytes."""
     key = keys.get(kid)
