@@ -31,9 +31,10 @@ from agent.field.events import DeviceOffline, DeviceOnline
 from agent.history import as_intent, replay, station_history
 from agent.ledger.canonical import canonical_bytes
 from agent.ledger.chain import SealedRecord
-from agent.ledger.keys import generate_key_file, kid_of, load_key_file
+from agent.ledger.keys import generate_key_file, load_key_file
 from agent.ledger.outbox import OutboxError
 from agent.ledger.recorder import KeyRotated, KeyRotationFailed, Recorder
+from agent.ledger.suites import Suite, kid_of
 from agent.lifecycle import PreviousRun, startup_intents
 from agent.records import (
     AgentStartBody,
@@ -131,7 +132,7 @@ class Run(Forecourt):
         self.desk = CommandDesk(
             settings,
             STATION,
-            platform_keys={kid_of(platform.public_bytes_raw()): platform},
+            platform_keys={kid_of(Suite.ED25519, platform.public_bytes_raw()): platform},
             replay=ReplayMemory(settings.replay_memory, load_replay(settings.state_path)),
             outbox_path=self.outbox.path,
             ports=CommandPorts(
@@ -261,7 +262,11 @@ def test_a_day_restarted_at_noon_has_the_summary_of_a_day_run_through(tmp_path: 
     after.stop()
     assert restarted == summary
     body = json.loads(summary)
-    assert body["alarms_raised"] == {AlarmKind.METERING_DEVIATION: 1, AlarmKind.OUTBOX_FAILING: 1}
+    assert body["alarms_raised"] == {
+        AlarmKind.METERING_DEVIATION: 1,
+        AlarmKind.METERING_BIAS: 1,
+        AlarmKind.OUTBOX_FAILING: 1,
+    }
     assert [(n["nozzle"], n["sales"]) for n in body["nozzles"]] == [("D01-N1", 5)]
     assert body["uplink_down"]["seconds"] == 75 * 60 and body["devices_down"][0]["seconds"] == 20 * 60
     assert body["complete"] is True and body["agent_down"]["seconds"] == 0
