@@ -280,7 +280,7 @@ class Page:
         else:
             name = _(SUBJECTS.get(problem.kind, N_("{name}"))).format(name=problem.subject)
         if problem.members:
-            devices = ", ".join(problem.members)
+            devices = _(", ").join(problem.members)
             name = _("{name} ({count} devices: {devices})").format(
                 name=name, count=len(problem.members), devices=devices
             )
@@ -295,6 +295,7 @@ class Page:
         sizes: dict[str, Callable[[int], str]] = {
             "ppm": lambda value: _("{percent} %").format(percent=f"{value / 10_000:+.2f}"),
             "permille": lambda value: _("{percent} %").format(percent=f"{value / 10:.1f}"),
+            "permille_passed": lambda value: _("{percent} % passed").format(percent=f"{value / 10:.1f}"),
             "ml": lambda value: _("{litres} L").format(litres=f"{value / 1000:.2f}"),
             "fen": lambda value: _("{yuan} yuan").format(yuan=f"{value / 100:.2f}"),
             "ml_per_h": lambda value: _("{litres} L/h").format(litres=f"{value / 1000:.2f}"),
