@@ -232,7 +232,8 @@ def _platform(
     late = oldest_age_s is not None and oldest_age_s > confirm_within_s
     if uplink.state == "online" and (waiting == 0 or (confirmed_this_run and not late)):
         return []
-    if not confirmed_this_run and uptime_s <= confirm_within_s and uplink.state != "offline":
+    failed = uplink.state == "offline" and uplink.last_error is not None
+    if not confirmed_this_run and uptime_s <= confirm_within_s and not failed:
         return [Problem("platform_awaiting", "starting", uplink.broker, since, "platform_awaiting", waiting, "records")]
     if uplink.state != "online":
         return [

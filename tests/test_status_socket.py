@@ -223,6 +223,35 @@ class TestRunningAgent:
         finally:
             rig.close()
 
+    def test_all_well_waits_for_the_platform_to_confirm_this_run(
+        self, tmp_path: Path, private_broker: MosquittoBroker
+    ) -> None:
+        """With the broker up and no platform acking: `starting` at first, `degraded` once records wait longer than
+        twice ack_timeout_s (3 s here), never ALL WELL; `ok` only after the platform confirms."""
+        rig = StationRig(tmp_path, private_broker)
+        seen_health: list[str] = []
+
+        def health() -> str:
+            now = str(rig.status().get("health", ""))
+            if now and (not seen_health or seen_health[-1] != now):
+                seen_health.append(now)
+            return now
+
+        try:
+            rig.simulated.start()
+            rig.start_agent()
+            wait_until(lambda: health() == "starting", 15, "the agent to say it is starting")
+            assert [p["kind"] for p in rig.status()["problems"]] == ["platform_awaiting"]
+            wait_until(lambda: health() == "degraded", 20, "the missing confirmation to count")
+            problems = rig.status()["problems"]
+            assert [p["kind"] for p in problems] == ["platform_unconfirmed"] and problems[0]["size"] > 0
+            rig.platform.start()
+            wait_until(lambda: health() == "ok", 30, "the platform to confirm")
+            assert seen_health == ["starting", "degraded", "ok"]
+            assert rig.stop_agent() == 0
+        finally:
+            rig.close()
+
 
 def lit(directory: Path) -> tuple[str, str]:
     """An LED's trigger and brightness: what shows, whatever blink times are left in its files."""

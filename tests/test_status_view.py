@@ -33,6 +33,7 @@ from status_sample import (
     unplugged_status,
 )
 
+from agent.field.poller import LineStatus
 from agent.health import Assessment, assess
 from agent.locale import compile_po, language_for_zone, po_entries, po_path, translations
 from agent.records import (
@@ -47,6 +48,7 @@ from agent.records import (
 from agent.station_view import ActiveAlarm, ClockStep, StationView
 from agent.status import StatusFormatError, no_status_json, read_status, status_json
 from agent.status_text import display_width, render, wrap
+from agent.uplink.session import UplinkStatus
 
 PROJECT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((PROJECT / "docs" / "contract" / "status-command.json").read_text(encoding="utf-8"))
@@ -143,22 +145,30 @@ class TestStationView:
         assert len(view.facts().last_sales) == 4
 
 
-def assessed(**parts: object) -> Assessment:
-    """The verdict on the all-well sample's parts, with `parts` changed."""
-    given: dict[str, object] = {
-        "recorder": RECORDER,
-        "uplink": UPLINK,
-        "lines": LINES,
-        "alarms": (),
-        "backlog_records": 0,
-        "oldest_waiting_age_s": None,
-        "confirmed_this_run": True,
-        "uptime_s": 3600,
-        "confirm_within_s": 60.0,
-        **parts,
-    }
-    recorder, uplink, lines, alarms = (given.pop(key) for key in ("recorder", "uplink", "lines", "alarms"))
-    return assess(recorder, uplink, lines, alarms, **given)  # type: ignore[arg-type]
+def assessed(
+    *,
+    uplink: UplinkStatus = UPLINK,
+    lines: tuple[LineStatus, ...] = LINES,
+    alarms: tuple[ActiveAlarm, ...] = (),
+    backlog_records: int = 0,
+    oldest_waiting_age_s: int | None = None,
+    oldest_waiting_ts: str | None = None,
+    confirmed_this_run: bool = True,
+    uptime_s: int = 3600,
+) -> Assessment:
+    """The verdict on the all-well sample's parts, with the ones given changed; the window is 60 s."""
+    return assess(
+        RECORDER,
+        uplink,
+        lines,
+        alarms,
+        backlog_records=backlog_records,
+        oldest_waiting_age_s=oldest_waiting_age_s,
+        oldest_waiting_ts=oldest_waiting_ts,
+        confirmed_this_run=confirmed_this_run,
+        uptime_s=uptime_s,
+        confirm_within_s=60.0,
+    )
 
 
 class TestHealth:
@@ -174,10 +184,9 @@ class TestHealth:
 
     def test_started_with_the_broker_up_and_nothing_confirmed_is_starting_then_degraded(self) -> None:
         """The first minute after a start is `starting`, not ALL WELL; past the window it is `degraded`."""
-        waiting = {"backlog_records": 2, "confirmed_this_run": False}
-        early = assessed(uptime_s=20, oldest_waiting_age_s=20, **waiting)
+        early = assessed(uptime_s=20, oldest_waiting_age_s=20, backlog_records=2, confirmed_this_run=False)
         assert early.health == "starting" and [p.kind for p in early.problems] == ["platform_awaiting"]
-        late = assessed(uptime_s=94, oldest_waiting_age_s=94, **waiting)
+        late = assessed(uptime_s=94, oldest_waiting_age_s=94, backlog_records=2, confirmed_this_run=False)
         assert late.health == "degraded" and [p.kind for p in late.problems] == ["platform_unconfirmed"]
         assert assessed(uptime_s=94, backlog_records=0, oldest_waiting_age_s=None).health == "ok"
 
