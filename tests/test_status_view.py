@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import json
 import shutil
 import string
@@ -189,6 +190,17 @@ class TestHealth:
         late = assessed(uptime_s=94, oldest_waiting_age_s=94, backlog_records=2, confirmed_this_run=False)
         assert late.health == "degraded" and [p.kind for p in late.problems] == ["platform_unconfirmed"]
         assert assessed(uptime_s=94, backlog_records=0, oldest_waiting_age_s=None).health == "ok"
+
+    def test_a_refused_connection_at_start_is_offline_at_once(self) -> None:
+        """Not yet tried is `starting`; a connection that failed is `degraded` without waiting out the window."""
+        untried = dataclasses.replace(UPLINK, state="offline", last_error=None)
+        refused = dataclasses.replace(UPLINK, state="offline", last_error="connection refused")
+        at_start = functools.partial(
+            assessed, uptime_s=2, backlog_records=1, oldest_waiting_age_s=2, confirmed_this_run=False
+        )
+        assert at_start(uplink=untried).health == "starting"
+        offline = at_start(uplink=refused)
+        assert offline.health == "degraded" and offline.problems[0].detail == "connection refused"
 
     def test_records_the_platform_does_not_confirm_are_not_all_well(self) -> None:
         """The broker may take every record while the platform behind it stores none: online is not enough."""
