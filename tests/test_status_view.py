@@ -17,6 +17,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from station_rig import wait_until
 from status_sample import (
     COMMON_STATES,
     LINES,
@@ -34,7 +35,8 @@ from status_sample import (
     unplugged_status,
 )
 
-from agent.field.poller import LineStatus
+from agent.clock import SystemClock
+from agent.field.poller import LinePoller, LineStatus, PolledDevice
 from agent.health import Assessment, assess
 from agent.locale import compile_po, language_for_zone, po_entries, po_path, translations
 from agent.records import (
@@ -50,6 +52,7 @@ from agent.station_view import ActiveAlarm, ClockStep, StationView
 from agent.status import StatusFormatError, no_status_json, read_status, status_json
 from agent.status_text import display_width, render, wrap
 from agent.uplink.session import UplinkStatus
+from drivers.modbus.master import SerialRtuMaster
 
 PROJECT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((PROJECT / "docs" / "contract" / "status-command.json").read_text(encoding="utf-8"))
@@ -238,6 +241,29 @@ class TestHealth:
             4,
         )
         assert problem.members == ("pc1", "pcm1", "pc3", "pcm3")
+
+    def test_a_real_missing_serial_port_is_one_line_down(self, tmp_path: Path) -> None:
+        """A real RTU master on a port that is not there, four devices polled on it: the driver's own error makes
+        one `port_cannot_open` problem for the line."""
+        master = SerialRtuMaster(tmp_path / "ttyUSB9", timeout_s=0.05)
+        devices = [
+            PolledDevice(name, unit, 0.02, functools.partial(master.read_registers, unit, 0x03, 0, 1))
+            for name, unit in (("pc1", 1), ("pcm1", 11), ("pc3", 3), ("pcm3", 13))
+        ]
+        poller = LinePoller("rs485-1", devices, master, SystemClock(), lambda _event: None)
+        poller.start()
+        try:
+            wait_until(lambda: all(device.state == "offline" for device in poller.status().devices), 15, "all offline")
+            line = poller.status()
+        finally:
+            assert poller.stop()
+        (problem,) = assessed(lines=(line, LINES[1])).problems
+        assert (problem.kind, problem.advice, problem.members) == (
+            "line_down",
+            "port_cannot_open",
+            ("pc1", "pcm1", "pc3", "pcm3"),
+        )
+        assert problem.detail is not None and str(tmp_path / "ttyUSB9") in problem.detail
 
     def test_an_alarm_supersedes_its_warning_and_the_ecology_link_is_a_problem(self) -> None:
         """A vapour A/L alarm hides the warning of the same nozzle; a down HJ 212 link counts, with its backlog."""
