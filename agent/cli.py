@@ -20,12 +20,13 @@ from agent.ledger.chain import GENESIS_PREV
 from agent.ledger.keys import KeyFileError, KeySpec, generate_key_file
 from agent.ledger.opening import SIDE_FILES, set_aside
 from agent.ledger.suites import Suite
+from agent.locale import LANGUAGES, language_for_zone
 from agent.process import exec_agent
 from agent.records import ChainResetReason
 from agent.setup import Setup, SetupError, agent_version, prepare
-from agent.status import StatusFormatError, read_status
+from agent.status import StatusFormatError, no_status_json, read_status
 from agent.status_socket import ask
-from agent.status_text import render
+from agent.status_text import NOT_RUNNING, STARTING_UP, render, said
 from agent.tools import provision, scan, selftest
 from drivers.profiles import ProfileError, load_profile
 
@@ -113,50 +114,61 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.seconds, args.workdir, args.broker, Suite(args.suite))
 
 
-STATUS_EXIT = {"ok": 0, "degraded": 1, "fault": 2, "stopped": 3}
+STATUS_EXIT = {"ok": 0, "degraded": 1, "fault": 2, "stopped": 3, "starting": 5}
 STATUS_NOT_RUNNING, STATUS_UNREADABLE = 3, 4
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Exit codes of its own, for scripts: 0 ok, 1 degraded, 2 fault, 3 agent not running, 4 cannot tell
-    (a config that cannot be read, an answer that cannot be understood)."""
-    socket_path = _status_socket(args.socket, args.config)
-    if socket_path is None:
-        return STATUS_UNREADABLE
-    words = sys.stderr if args.json else sys.stdout  # a script reading JSON gets JSON or nothing on stdout
+    """Exit codes of its own, for scripts: 0 ok, 1 degraded, 2 fault, 3 agent not running (or stopped), 4 cannot
+    tell (a config that cannot be read, an answer that cannot be understood), 5 starting. With --json, stdout
+    always holds one JSON document, whatever the exit code."""
+    where = _status_socket(args.socket, args.config)
+    if where is None:
+        return _status_unknown(args.json, "config", "the config cannot be read")
+    socket_path, station_language = where
+    language = args.lang or station_language
     try:
         document = ask(socket_path)
     except OSError as exc:
-        print(
-            f"The station agent is not running: nothing answers at {socket_path} ({exc.strerror or exc}).\n"
-            "Start it with `sudo systemctl start station-agent`; if it does not stay up, "
-            "`journalctl -u station-agent -n 50` says why.",
-            file=words,
-        )
+        reason = str(exc.strerror or exc)
+        if args.json:
+            print(no_status_json("stopped", "agent_not_running", str(socket_path), reason).decode())
+        else:
+            print(said(NOT_RUNNING, language, socket=f"{socket_path} ({reason})"))
         return STATUS_NOT_RUNNING
     if not document:
-        print("The station agent is starting; ask again in a few seconds.", file=words)
-        return STATUS_NOT_RUNNING
+        print('{"health":"starting","problems":[]}' if args.json else said(STARTING_UP, language))
+        return STATUS_EXIT["starting"]
     try:
         status = read_status(document)
     except StatusFormatError as exc:
-        return _fail(f"the agent at {socket_path} gave {exc}", STATUS_UNREADABLE)
-    print(document.decode() if args.json else render(status))
+        return _status_unknown(args.json, str(socket_path), f"the agent at {socket_path} gave {exc}")
+    print(document.decode() if args.json else render(status, args.lang))
     return STATUS_EXIT[status.health]
 
 
-def _status_socket(socket_path: Path | None, config: Path | None) -> Path | None:
-    """The socket given, or the one the config names; a config given must be read, while the default one
-    may be unreadable to staff outside the agent's group, who then ask at the default socket."""
-    if socket_path is not None:
-        return socket_path
+def _status_unknown(as_json: bool, subject: str, reason: str) -> int:
+    if as_json:
+        print(no_status_json("unknown", "status_unreadable", subject, reason).decode())
+    return _fail(reason, STATUS_UNREADABLE)
+
+
+def _status_socket(socket_path: Path | None, config: Path | None) -> tuple[Path, str] | None:
+    """The socket given, or the one the config names, and the station's language; a config given must be read,
+    while the default one may be unreadable to staff outside the agent's group, who then ask at the default
+    socket (in English, until the agent's answer says the station's language)."""
     if config is None:
         try:
-            return load_config(DEFAULT_CONFIG).config.status.socket
+            station = load_config(DEFAULT_CONFIG).config
         except ConfigError:
-            return StatusSection().socket
-    loaded = _load(config)
-    return None if isinstance(loaded, int) else loaded.config.status.socket
+            return socket_path or StatusSection().socket, "en"
+    else:
+        loaded = _load(config)
+        if isinstance(loaded, int):
+            return None
+        station = loaded.config
+    language = station.station.locale or language_for_zone(station.station.timezone)
+    return socket_path or station.status.socket, language
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
@@ -264,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--config", type=Path, help=f"take the socket from this config (default {DEFAULT_CONFIG})")
     where.add_argument("--socket", type=Path, help="ask the agent at this socket")
     status.add_argument("--json", action="store_true", help="the whole snapshot as JSON, for scripts")
+    status.add_argument(
+        "--lang", choices=LANGUAGES, help="the language of the words (default: the station's [station] locale)"
+    )
     status.set_defaults(handler=cmd_status)
 
     provisioning = commands.add_parser("provision", help="key, CSR, checked config and commissioning sheet")

@@ -68,6 +68,11 @@ class StationSection:
     id: StationId = doc("the station id the platform registered")
     name: Annotated[str, MaxLen(200)] = doc("a human-readable station name", default="")
     timezone: TimeZone = doc("the station's local time zone", default="UTC")
+    locale: Literal["zh_CN", "en"] | None = doc(
+        "the language `station-agent status` speaks to staff: 'zh_CN' or 'en' (default: zh_CN for a station in "
+        "China's time zones, en elsewhere)",
+        default=None,
+    )
 
 
 @settings

@@ -1285,7 +1285,37 @@ def _status_schema() -> Schema:
                 "faults": {
                     "type": "array",
                     "items": {"type": "string"},
-                    "description": "What is wrong with the agent now, in words; empty when healthy. Not in the will.",
+                    "description": "Each of `problems` as `kind subject` (e.g. `metering_deviation D01-N2`); empty "
+                    "when healthy. Not in the will.",
+                },
+                "health": {
+                    "enum": ["ok", "starting", "degraded", "fault", "stopped"],
+                    "description": "The agent's health, as `station-agent status` says it (docs/contract.md, Status). "
+                    "Not in the will.",
+                },
+                "problems": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "kind": {"type": "string", "description": "What is wrong (an open set)."},
+                            "severity": {"enum": ["fault", "degraded", "starting"], "description": "Its health."},
+                            "subject": {"type": "string", "description": "The nozzle, tank, device, line, …"},
+                            "since": {"type": ["string", "null"], "description": "When it began; null if unknown."},
+                            "advice": {"type": "string", "description": "The key of the words said to staff."},
+                            "size": {"type": ["integer", "null"], "description": "How big, in `unit`."},
+                            "unit": {"type": ["string", "null"], "description": "The unit of `size`."},
+                            "members": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                                "description": "The devices a `line_down` stands for.",
+                            },
+                            "detail": {"type": ["string", "null"], "description": "Technical text, not advice."},
+                        },
+                        "required": ["kind", "severity", "subject", "since", "advice", "size", "unit"],
+                        "description": "One problem, as in docs/contract/status-command.json.",
+                    },
+                    "description": "Every cause that keeps the agent from `ok`, worst first. Not in the will.",
                 },
                 "kid": {"type": "string", "pattern": KID_PATTERN, "description": "The key id the agent signs with."},
                 "version": {"type": "string", "description": "The agent's software version."},

@@ -23,6 +23,7 @@ from agent.commands.replay_file import ReplayFileError, load_replay
 from agent.containment import Boundary
 from agent.field.lines import build_poller
 from agent.field.poller import LinePoller
+from agent.health import assess
 from agent.history import replay, station_history
 from agent.led import StatusLed
 from agent.ledger.anchor import AnchorError, AnchorKeeper, anchor_path
@@ -34,13 +35,14 @@ from agent.ledger.opening import Opened, OutboxRefused, open_outbox, recover_hin
 from agent.ledger.outbox import Outbox, OutboxError, OutboxReader, OutboxUnusable
 from agent.ledger.recorder import Recorder
 from agent.lifecycle import PreviousRun, startup_intents
+from agent.locale import language_for_zone
 from agent.logs import get_logger
 from agent.records import format_ts
 from agent.setup import Setup, bindings_for, drivers_for
 from agent.station.station import Station
 from agent.station_loop import HeartbeatFacts, StationLoop
 from agent.station_view import StationView
-from agent.status import AgentStatus, assess, backlog, clock_at, disk_of, status_json, write_status
+from agent.status import AgentStatus, backlog, clock_at, disk_of, status_json, write_status
 from agent.status_socket import StatusSocketBusy, StatusSocketServer
 from agent.systemd_notify import SystemdNotifier
 from agent.uplink.hj212 import Hj212Uplink
@@ -86,6 +88,8 @@ class Agent:
         self._led = StatusLed(self.config.led)
         self._status_socket = StatusSocketServer(self.config.status.socket)
         self._watchdog = ServiceWatchdog(SystemdNotifier.from_environment())
+        self._acked_at_start = 0
+        """What was acknowledged before this run: ALL WELL needs the platform to confirm a record of this one."""
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set; raises StartupError if the agent cannot start."""
@@ -94,6 +98,7 @@ class Agent:
         opened = self._open_outbox(key)
         self._led.show("starting")
         parts = self._build(opened, key, drivers)
+        self._acked_at_start = parts.recorder.status().acked_upto
         self._start(parts, key)
         self._serve_status()
         self._watchdog.ready(status_line(self._publish_status(parts)))
@@ -373,23 +378,27 @@ class Agent:
         ecology = None if parts.ecology is None else parts.ecology.status()
         now_ms = self.clock.wall_ms()
         waiting = backlog(recorder, parts.reader, now_ms)
-        confirm_within_s = 2 * self.config.uplink.ack_timeout_s if self.config.uplink.ack_mode == "platform" else None
-        health, problems = assess(
+        uptime_s = parts.station.uptime_s()
+        verdict = assess(
             recorder,
             uplink,
             lines,
             facts.alarms,
+            backlog_records=waiting.records,
+            oldest_waiting_age_s=waiting.oldest_age_s,
+            oldest_waiting_ts=waiting.oldest_ts,
+            confirmed_this_run=uplink.acked_upto > self._acked_at_start,
+            uptime_s=uptime_s,
+            confirm_within_s=2 * self.config.uplink.ack_timeout_s,
             ecology=ecology,
-            unconfirmed=waiting,
-            confirm_within_s=confirm_within_s,
         )
         return AgentStatus(
             ts=format_ts(now_ms),
             station=self.config.station.id,
             version=self.version,
-            uptime_s=parts.station.uptime_s(),
-            health=health,
-            problems=problems,
+            uptime_s=uptime_s,
+            health=verdict.health,
+            problems=verdict.problems,
             recorder=recorder,
             uplink=uplink,
             lines=lines,
@@ -399,11 +408,12 @@ class Agent:
             disk=disk_of(self.config.outbox.path.parent),
             clock=clock_at(now_ms, ZoneInfo(self.config.station.timezone), facts.last_clock_step),
             ecology=ecology,
+            locale=self.config.station.locale or language_for_zone(self.config.station.timezone),
         )
 
     def _publish_status(self, parts: _Parts) -> AgentStatus:
         status = self._write_status(parts)
-        parts.uplink.set_faults(tuple(problem for problem in status.problems if status.health == "fault"))
+        parts.uplink.set_faults(status.health, tuple(dataclasses.asdict(problem) for problem in status.problems))
         return status
 
     @staticmethod

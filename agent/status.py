@@ -20,14 +20,13 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from agent.field.poller import LineStatus
+from agent.health import Health, Problem
 from agent.ledger.outbox import OutboxError, OutboxReader
 from agent.ledger.recorder import RecorderStatus
 from agent.records import format_ts
 from agent.station_view import ActiveAlarm, ClockStep, LastSale
 from agent.uplink.hj212 import Hj212Status
 from agent.uplink.session import UplinkStatus
-
-Health = Literal["ok", "degraded", "fault", "stopped"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +63,8 @@ class AgentStatus:
     version: str
     uptime_s: int
     health: Health
-    problems: tuple[str, ...]
+    problems: tuple[Problem, ...]
+    """Every cause that keeps the box from `ok`, worst first (agent/health.py)."""
     recorder: RecorderStatus
     uplink: UplinkStatus
     lines: tuple[LineStatus, ...]
@@ -75,45 +75,8 @@ class AgentStatus:
     clock: ClockStatus
     ecology: Hj212Status | None
     """The HJ 212 uplink to an ecology platform, where one is configured."""
-
-
-def assess(
-    recorder: RecorderStatus,
-    uplink: UplinkStatus,
-    lines: tuple[LineStatus, ...],
-    alarms: tuple[ActiveAlarm, ...],
-    *,
-    ecology: Hj212Status | None = None,
-    unconfirmed: Backlog | None = None,
-    confirm_within_s: float | None = None,
-) -> tuple[Health, tuple[str, ...]]:
-    """`fault` needs someone on site; `degraded` is offline but buffering; `ok` is all well; `stopped` is the
-    last snapshot of a run that ended."""
-    if uplink.state == "stopped":
-        return "stopped", ()
-    faults: list[str] = []
-    if recorder.state != "ok":
-        faults.append(f"records cannot be stored ({recorder.state}): {recorder.problem}")
-    faults.extend(
-        f"device {device.name} on line {line.name} is not answering: {device.last_error}"
-        for line in lines
-        for device in line.devices
-        if device.state == "offline"
-    )
-    faults.extend(f"alarm {alarm.kind} on {alarm.subject}" for alarm in alarms)
-    if faults:
-        return "fault", tuple(faults)
-    if uplink.state != "online":
-        detail = f": {uplink.last_error}" if uplink.last_error else ""
-        return "degraded", (f"platform not reachable, records are kept on the box{detail}",)
-    late = unconfirmed.oldest_age_s if unconfirmed is not None else None
-    if late is not None and confirm_within_s is not None and late > confirm_within_s:
-        # The broker takes the records, but the platform behind it does not say it stored them.
-        return "degraded", (f"the platform has not confirmed records for {late} s; they are kept on the box",)
-    if ecology is not None and ecology.state != "online":
-        detail = f": {ecology.last_error}" if ecology.last_error else ""
-        return "degraded", (f"ecology platform (HJ 212) not reachable, its data wait on the box{detail}",)
-    return "ok", ()
+    locale: str = "en"
+    """The language staff read at this station (`[station] locale`): what `status` speaks unless told."""
 
 
 def backlog(recorder: RecorderStatus, outbox: OutboxReader, now_ms: int) -> Backlog:
@@ -154,13 +117,21 @@ def write_status(path: Path, document: bytes) -> None:
     os.replace(temporary, path)
 
 
+def no_status_json(health: Literal["stopped", "unknown"], kind: str, subject: str, reason: str) -> bytes:
+    """What `status --json` prints when no snapshot can be had (`agent_not_running`, `status_unreadable`): the
+    same `health` and `problems` keys, so a script reads one shape whatever happened."""
+    problem = Problem(kind, "fault", subject, None, kind, detail=reason)
+    return json.dumps({"health": health, "problems": [dataclasses.asdict(problem)]}, separators=(",", ":")).encode()
+
+
 class StatusFormatError(ValueError):
     """A status document that is not the shape this version writes."""
 
 
 def read_status(document: bytes) -> AgentStatus:
     """The inverse of `status_json`, for `station-agent status`: typed again, so that rendering it cannot
-    misspell a key. Keys this version does not know are ignored (a newer agent may say more)."""
+    misspell a key. Keys this version does not know are ignored (a newer agent may say more); keys with a
+    default may be missing (an older agent said less)."""
     try:
         built: AgentStatus = _build(AgentStatus, json.loads(document))
     except (ValueError, KeyError, TypeError) as exc:
@@ -171,7 +142,13 @@ def read_status(document: bytes) -> AgentStatus:
 def _build(kind: Any, value: Any) -> Any:
     if dataclasses.is_dataclass(kind) and isinstance(kind, type):
         hints = typing.get_type_hints(kind)
-        return kind(**{f.name: _build(hints[f.name], value[f.name]) for f in dataclasses.fields(kind)})
+        return kind(
+            **{
+                f.name: _build(hints[f.name], value[f.name])
+                for f in dataclasses.fields(kind)
+                if f.name in value or f.default is dataclasses.MISSING
+            }
+        )
     origin = typing.get_origin(kind)
     if origin in (types.UnionType, typing.Union):
         if value is None:

@@ -1,214 +1,482 @@
-"""The status in plain words, for station staff: how the box is first, then what to do, then the details.
+"""The status in plain words, for station staff, in their language: how the box is, what to do now, the facts.
 
-Staff read this on a phone or a shop PC, not a manual: every problem comes with the next step in words they
-can act on, times are in the station's own zone, volumes in litres and money in yuan. The facts behind it are
-the same snapshot scripts get as JSON; only the wording is here.
+Staff read this on a shop PC or a phone, not a manual: the first line says how things are, then one step per
+thing that is wrong, with its size and what to do now (keep selling from a nozzle or not, whom to call), then a
+few facts in the station's own time, litres and yuan. It fits 80 columns and 20 lines; a wide (CJK) character
+counts as two columns. The facts are the snapshot's (agent/status.py) and the problems the one assessment
+(agent/health.py); only the wording is here. Every sentence is a gettext msgid, marked `N_` in the tables and
+`_` where said, so that tests/test_status_text.py finds any left untranslated in the catalogues (agent/locale).
 """
 
 from __future__ import annotations
 
-import textwrap
+import re
+import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from agent.health import Health, Problem
+from agent.locale import translations
 from agent.records import AlarmKind, parse_ts
-from agent.status import AgentStatus, Health
+from agent.status import AgentStatus
 
-WIDTH = 100
-"""Steps are wrapped to this many columns, so that a phone's or a small terminal's screen does not cut them."""
+WIDTH = 80
+MAX_LINES = 20
+LATEST_SALES = 2
+
+
+def N_(message: str) -> str:
+    """Marks a msgid said later, through the catalogue, so that extraction finds it."""
+    return message
+
 
 HEADLINES: dict[Health, str] = {
-    "ok": "ALL WELL: sales are recorded and reach the platform.",
-    "degraded": "OFFLINE, BUFFERING: the platform cannot be reached; sales are recorded and kept on the box.",
-    "fault": "NEEDS SOMEONE: see what to do below.",
-    "stopped": "STOPPED: the agent has stopped; nothing is being recorded.",
+    "ok": N_("ALL WELL: sales are recorded and confirmed by the platform."),
+    "starting": N_("STARTING: sales are recorded, not yet confirmed by the platform."),
+    "degraded": N_("BUFFERING: sales are recorded and kept on the box."),
+    "fault": N_("NEEDS SOMEONE: see what to do below."),
+    "stopped": N_("STOPPED: the agent is not running; nothing is being recorded."),
 }
 
-ALARM_ADVICE: dict[str, str] = {
-    AlarmKind.METERING_DEVIATION: "the pump's meter and its pulse encoder disagree on {subject}: have the "
-    "dispenser checked by the metrology service",
-    AlarmKind.ENCODER_NO_PULSES: "{subject} sold fuel but its encoder gave no pulses: have the pulse cable "
-    "and the pulse counter checked",
-    AlarmKind.TRANSACTION_SKIPPED: "the controller's sale numbers on {subject} jumped, a sale may be missing: "
-    "call support",
-    AlarmKind.TRANSACTION_COUNTER_RESET: "the controller of {subject} restarted its sale numbers: write down "
-    "whether it was serviced or reset, and call support",
-    AlarmKind.TOTALIZER_DISCONTINUITY: "the totaliser of {subject} jumped: call the maintenance company",
-    AlarmKind.PULSES_AT_REST: "the encoder of {subject} counts while the nozzle hangs up: check for a leak at "
-    "the dispenser, then call the maintenance company",
-    AlarmKind.CALIBRATION_UNVERIFIED: "the calibration or firmware of {subject} changed without a verification "
-    "certificate: call the metrology service",
-    AlarmKind.DEVICE_SILENT: "{subject} has stopped answering: check that it is powered and its cable to the box",
-    AlarmKind.LINE_ERRORS: "line {subject} garbles many messages: have its cable, termination and earthing checked",
-    AlarmKind.TANK_LEAK: "the books of tank {subject} point to a leak: follow the station's leak procedure now and "
-    "call the maintenance company",
-    AlarmKind.UNRECORDED_SALES: "fuel leaves tank {subject} that no recorded sale accounts for: check the pumps "
-    "on that tank and call support",
-    AlarmKind.VAPOUR_AL_WARNING: "the vapour recovery of {subject} recovers too little or too much vapour: have "
-    "its vapour pump and nozzle checked before it becomes an alarm",
-    AlarmKind.VAPOUR_AL_ALARM: "the vapour recovery of {subject} has failed for days: have the maintenance company "
-    "repair it and tell the ecology bureau as the station's permit says",
-    AlarmKind.VAPOUR_PUMP_FAULT: "no vapour flows back at {subject}: have its vacuum pump checked",
-    AlarmKind.SLOW_DISPENSER: "{subject} dispenses slowly: have its filter and pump checked",
-    AlarmKind.TANK_PRESSURE_ZERO_WARNING: "the vapour space of {subject} stays at zero pressure: have the tank's "
-    "vapour tightness checked (a cap or valve left open)",
-    AlarmKind.TANK_PRESSURE_ZERO_ALARM: "the vapour space of {subject} has not held pressure for days: have the "
-    "tank's vapour tightness checked now",
-    AlarmKind.TANK_PRESSURE_OVER_WARNING: "the pressure in {subject} is above its valve's setting: check the P/V "
-    "valve and the vent line",
-    AlarmKind.TANK_PRESSURE_OVER_ALARM: "the pressure in {subject} stays above its valve's setting: call the "
-    "maintenance company now",
-    AlarmKind.TANK_PRESSURE_BAND_WARNING: "the pressure in {subject} is often out of its normal band: have the "
-    "vapour recovery system checked",
-    AlarmKind.TANK_PRESSURE_BAND_ALARM: "the pressure in {subject} has been out of band for days: have the "
-    "vapour recovery system repaired",
-    AlarmKind.OUTBOX_FULL: "the box's storage is full: call support",
-    AlarmKind.OUTBOX_FAILING: "the box cannot write its storage: call support",
-}
-"""The next step per alarm kind, said for staff; a kind not listed gets 'call support'."""
-
-OFFLINE_ADVICE = (
-    "nothing right away: records wait on the box and go out when the link is back. If it stays offline for "
-    "hours, check the router and the box's network cable, then call support"
-)
-
-
-def render(status: AgentStatus) -> str:
-    zone = ZoneInfo(status.clock.zone)
-    lines = [f"{HEADLINES[status.health]}  (station {status.station})", "", "What to do:"]
-    lines += [
-        textwrap.fill(step, WIDTH, initial_indent="  - ", subsequent_indent="    ") for step in _what_to_do(status)
-    ]
-    lines += ["", *_details(status, zone)]
-    return "\n".join(lines)
-
-
-def _what_to_do(status: AgentStatus) -> list[str]:
-    if status.health == "stopped":
-        return ["start it with `sudo systemctl start station-agent`; if it stops again, call support"]
-    steps = []
-    if status.recorder.state != "ok":
-        steps.append(f"call support now: the box cannot store records ({status.recorder.problem})")
-    steps += [
-        f"{device.name} on line {line.name} does not answer ({device.last_error}): check that it is powered and "
-        "its cable to the box; if it still does not answer, call the maintenance company"
-        for line in status.lines
-        for device in line.devices
-        if device.state == "offline"
-    ]
-    steps += [
-        ALARM_ADVICE.get(alarm.kind, "alarm {kind} on {subject}: call support").format(
-            kind=alarm.kind, subject=alarm.subject
-        )
-        for alarm in status.alarms
-    ]
-    if status.uplink.state != "online":
-        steps.append(OFFLINE_ADVICE)
-    elif status.health == "degraded":
-        steps += [f"{problem}: nothing right away; if it lasts for hours, call support" for problem in status.problems]
-    return steps or ["nothing"]
-
-
-def _details(status: AgentStatus, zone: ZoneInfo) -> list[str]:
-    now_ms = parse_ts(status.ts)
-    uplink = status.uplink
-    error = f" ({uplink.last_error})" if uplink.last_error and uplink.state != "online" else ""
-    rows = [
-        (
-            "Platform",
-            f"{uplink.state} since {_local(uplink.since_ms, zone)} ({_duration(now_ms - uplink.since_ms)}){error}",
+ADVICE: dict[str, tuple[str, str]] = {
+    "storage_failing": (N_("the box cannot store records"), N_("call support now")),
+    AlarmKind.OUTBOX_FULL: (N_("the box's storage is full"), N_("call support now")),
+    AlarmKind.OUTBOX_FAILING: (N_("the box cannot store records"), N_("call support now")),
+    AlarmKind.OUTBOX_CORRUPT: (N_("records stored on the box are damaged"), N_("call support")),
+    "port_cannot_open": (
+        N_("its adapter cannot be opened (unplugged?)"),
+        N_("check that the USB adapter is plugged in; if it still fails, call the installer"),
+    ),
+    "line_silent": (
+        N_("no device on it answers"),
+        N_("check the cable and the devices' power; if it still fails, call the installer"),
+    ),
+    "device_not_answering": (
+        N_("does not answer"),
+        N_("check its power and its cable to the box; then call the maintenance company"),
+    ),
+    AlarmKind.DEVICE_SILENT: (
+        N_("does not answer"),
+        N_("check its power and its cable to the box; then call the maintenance company"),
+    ),
+    "platform_offline": (
+        N_("the platform cannot be reached"),
+        N_(
+            "nothing now: records wait on the box and go out when the link is back; if it lasts for hours, "
+            "check the router, then call support"
         ),
-        ("Waiting", _backlog(status, zone)),
-    ]
-    for line in status.lines:
-        devices = ", ".join(_device(device.name, device.state, device.since_ms, zone) for device in line.devices)
-        rows.append(("Line", f"{line.name}: {devices}"))
-    rows += [("Alarm", _alarm(alarm.kind, alarm.subject, alarm.since, zone)) for alarm in status.alarms] or [
-        ("Alarms", "none")
-    ]
-    rows += [
-        (
-            "Last sale",
-            f"{sale.nozzle} ({sale.grade}) {sale.volume_ml / 1000:.2f} L, {sale.amount_fen / 100:.2f} yuan "
-            f"at {_local(parse_ts(sale.end), zone)}",
+    ),
+    "platform_unconfirmed": (
+        N_("the platform does not confirm records"),
+        N_("nothing now: records are kept on the box; if it lasts an hour, call support"),
+    ),
+    "platform_awaiting": (
+        N_("waiting for the platform's first confirmation"),
+        N_("nothing: ask again in a minute"),
+    ),
+    "hj212_offline": (
+        N_("the ecology platform (HJ 212) cannot be reached"),
+        N_("nothing now: its data wait on the box; if it lasts for hours, call support"),
+    ),
+    AlarmKind.METERING_DEVIATION: (
+        N_("the pump's meter and its pulse encoder disagree"),
+        N_("call the metrology institute to check the dispenser"),
+    ),
+    AlarmKind.ENCODER_NO_PULSES: (
+        N_("it sold fuel but its encoder gave no pulses"),
+        N_("have the pulse cable and pulse counter checked"),
+    ),
+    AlarmKind.TRANSACTION_SKIPPED: (
+        N_("sale numbers jumped, sales may be missing"),
+        N_("write down the time and call support"),
+    ),
+    AlarmKind.TRANSACTION_COUNTER_RESET: (
+        N_("the controller restarted its sale numbers"),
+        N_("write down whether it was serviced, then call support"),
+    ),
+    AlarmKind.TOTALIZER_DISCONTINUITY: (N_("the totaliser jumped"), N_("call the maintenance company")),
+    AlarmKind.PULSES_AT_REST: (
+        N_("the encoder counts while the nozzle hangs up"),
+        N_("check the dispenser for a leak and call the maintenance company"),
+    ),
+    AlarmKind.CALIBRATION_UNVERIFIED: (
+        N_("its calibration or firmware changed without verification"),
+        N_("call the metrology institute"),
+    ),
+    AlarmKind.LINE_ERRORS: (
+        N_("many messages on it are garbled"),
+        N_("have the installer check its cable, termination and earthing"),
+    ),
+    AlarmKind.TANK_LEAK: (
+        N_("the tank's books point to a leak"),
+        N_("follow the station's leak procedure now and call the maintenance company"),
+    ),
+    AlarmKind.UNRECORDED_SALES: (
+        N_("fuel leaves the tank without recorded sales"),
+        N_("check the pumps on this tank and call support"),
+    ),
+    AlarmKind.VAPOUR_PUMP_FAULT: (N_("no vapour flows back"), N_("have its vacuum pump checked")),
+    AlarmKind.VAPOUR_AL_WARNING: (
+        N_("vapour recovery is out of range (warning)"),
+        N_("have its vapour pump and nozzle checked soon"),
+    ),
+    AlarmKind.VAPOUR_AL_ALARM: (
+        N_("vapour recovery has failed for days (alarm)"),
+        N_("have it repaired and report to the ecology bureau as the permit says"),
+    ),
+    AlarmKind.SLOW_DISPENSER: (N_("it dispenses slowly"), N_("have its filter and pump checked")),
+    AlarmKind.TANK_PRESSURE_ZERO_WARNING: (
+        N_("the tank holds no vapour pressure"),
+        N_("check for a cap or valve left open"),
+    ),
+    AlarmKind.TANK_PRESSURE_ZERO_ALARM: (
+        N_("the tank has held no pressure for days"),
+        N_("have the tank's tightness checked now"),
+    ),
+    AlarmKind.TANK_PRESSURE_OVER_WARNING: (
+        N_("the tank pressure is above its valve's setting"),
+        N_("check the P/V valve and the vent line"),
+    ),
+    AlarmKind.TANK_PRESSURE_OVER_ALARM: (
+        N_("the tank pressure stays above its valve's setting"),
+        N_("call the maintenance company now"),
+    ),
+    AlarmKind.TANK_PRESSURE_BAND_WARNING: (
+        N_("the tank pressure is often out of range"),
+        N_("have the vapour recovery checked"),
+    ),
+    AlarmKind.TANK_PRESSURE_BAND_ALARM: (
+        N_("the tank pressure has been out of range for days"),
+        N_("have the vapour recovery repaired"),
+    ),
+}
+"""(what is wrong, what to do now) per advice key; a key not listed gets UNKNOWN_ADVICE."""
+
+UNKNOWN_ADVICE = (N_("alarm {kind}"), N_("call support"))
+
+STOP_SELLING = 2
+KEEP_SELLING = 1
+SELLING: dict[str, int] = {
+    AlarmKind.METERING_DEVIATION: STOP_SELLING,
+    AlarmKind.PULSES_AT_REST: STOP_SELLING,
+    AlarmKind.CALIBRATION_UNVERIFIED: STOP_SELLING,
+    AlarmKind.ENCODER_NO_PULSES: KEEP_SELLING,
+    AlarmKind.TRANSACTION_SKIPPED: KEEP_SELLING,
+    AlarmKind.TRANSACTION_COUNTER_RESET: KEEP_SELLING,
+    AlarmKind.TOTALIZER_DISCONTINUITY: KEEP_SELLING,
+    AlarmKind.VAPOUR_PUMP_FAULT: KEEP_SELLING,
+    AlarmKind.VAPOUR_AL_WARNING: KEEP_SELLING,
+    AlarmKind.VAPOUR_AL_ALARM: KEEP_SELLING,
+    AlarmKind.SLOW_DISPENSER: KEEP_SELLING,
+}
+"""Whether a nozzle may go on selling: a meter that cannot be trusted may not; vapour or bookkeeping trouble
+does not stop a sale. For one subject the strongest wins, so a warning never contradicts an alarm."""
+
+SELLING_WORDS = {
+    STOP_SELLING: N_("STOP selling from it"),
+    KEEP_SELLING: N_("you may keep selling from it"),
+}
+
+SUBJECTS: dict[str, str] = {
+    "line_down": N_("line {name}"),
+    "device_not_answering": N_("device {name}"),
+    AlarmKind.DEVICE_SILENT: N_("device {name}"),
+    AlarmKind.LINE_ERRORS: N_("line {name}"),
+    AlarmKind.CALIBRATION_UNVERIFIED: N_("controller {name}"),
+    AlarmKind.TANK_LEAK: N_("tank {name}"),
+    AlarmKind.UNRECORDED_SALES: N_("tank {name}"),
+    "storage_failing": N_("storage"),
+    AlarmKind.OUTBOX_FULL: N_("storage"),
+    AlarmKind.OUTBOX_FAILING: N_("storage"),
+    AlarmKind.OUTBOX_CORRUPT: N_("storage"),
+    "platform_offline": N_("platform"),
+    "platform_unconfirmed": N_("platform"),
+    "platform_awaiting": N_("platform"),
+    "hj212_offline": N_("ecology platform"),
+}
+"""How a subject is named; nozzle alarms say `nozzle`, pressure alarms `sensor` (see _subject)."""
+
+STATES = {
+    "online": N_("online"),
+    "connecting": N_("connecting"),
+    "offline": N_("offline"),
+    "stopped": N_("stopped"),
+}
+
+NOT_RUNNING = N_(
+    "The station agent is not running: nothing answers at {socket}.\n"
+    "Start it with `sudo systemctl start station-agent`; if it does not stay up,\n"
+    "`journalctl -u station-agent -n 50` says why."
+)
+STARTING_UP = N_("The station agent is starting; ask again in a few seconds.")
+
+
+class Page:
+    """One language's words for one snapshot; `render` is the whole page."""
+
+    def __init__(self, status: AgentStatus, language: str | None = None) -> None:
+        self.status = status
+        self.zone = ZoneInfo(status.clock.zone)
+        self._: Callable[[str], str] = translations(language or status.locale).gettext
+
+    def render(self) -> str:
+        status = self.status
+        head = self._("{headline}  (station {station})").format(
+            headline=self._(HEADLINES[status.health]), station=status.station
         )
-        for sale in status.last_sales
-    ] or [("Last sale", "none since the agent started")]
-    rows += [("Disk", _disk(status)), ("Clock", _clock(status, zone)), ("Agent", _agent(status, zone))]
-    return [f"{label:<10} {text}" for label, text in rows]
+        details = self._details()
+        room = MAX_LINES - len(details) - 4
+        lines = [*wrap(head, WIDTH), "", self._("What to do:"), *self._steps(room), "", *details]
+        return "\n".join(lines)
+
+    # -- what to do ------------------------------------------------------------------------------------------
+
+    def _steps(self, room: int) -> list[str]:
+        _ = self._
+        if self.status.health == "stopped":
+            return wrap(
+                _("start it with `sudo systemctl start station-agent`; if it stops again, call support"),
+                WIDTH,
+                "  - ",
+                "    ",
+            )
+        groups: dict[str, list[Problem]] = {}
+        for problem in self.status.problems:
+            groups.setdefault(self._subject(problem), []).append(problem)
+        if not groups:
+            return ["  - " + _("nothing")]
+        bullets = [wrap(self._group(subject, problems), WIDTH, "  - ", "    ") for subject, problems in groups.items()]
+        lines: list[str] = []
+        for shown, bullet in enumerate(bullets):
+            if len(lines) + len(bullet) > room - 1 and shown < len(bullets) - 1:
+                more = _("{count} more: see `station-agent status --json`").format(count=len(bullets) - shown)
+                return [*lines, "  - " + more]
+            lines += bullet
+        return lines
+
+    def _group(self, subject: str, problems: list[Problem]) -> str:
+        """One bullet per subject: the strongest selling verdict once, then each problem with its size."""
+        _ = self._
+        sentences = []
+        verdict = max((SELLING.get(problem.advice, 0) for problem in problems), default=0)
+        if verdict:
+            sentences.append(_(SELLING_WORDS[verdict]))
+        for problem in problems:
+            what, todo = ADVICE.get(problem.advice, UNKNOWN_ADVICE)
+            said = _(what).format(kind=problem.kind)
+            size = self._size(problem)
+            if size:
+                said = _("{what} ({size})").format(what=said, size=size)
+            sentences.append(_("{what}: {todo}").format(what=said, todo=_(todo)))
+        return _("{subject}: {advice}").format(subject=subject, advice=_("; ").join(sentences)) + _(".")
+
+    def _subject(self, problem: Problem) -> str:
+        _ = self._
+        if problem.kind.startswith("tank_pressure_"):
+            name = _("sensor {name}").format(name=problem.subject)
+        elif problem.kind in SELLING:
+            name = _("nozzle {name}").format(name=problem.subject)
+        else:
+            name = _(SUBJECTS.get(problem.kind, N_("{name}"))).format(name=problem.subject)
+        if problem.members:
+            devices = _(", ").join(problem.members)
+            name = _("{name} ({count} devices: {devices})").format(
+                name=name, count=len(problem.members), devices=devices
+            )
+        return name
+
+    def _size(self, problem: Problem) -> str:
+        """The size in the words of its unit; empty when unknown or said elsewhere."""
+        _ = self._
+        size, unit = problem.size, problem.unit
+        if size is None or unit in (None, "devices"):
+            return ""
+        sizes: dict[str, Callable[[int], str]] = {
+            "ppm": lambda value: _("{percent} %").format(percent=f"{value / 10_000:+.2f}"),
+            "permille": lambda value: _("{percent} %").format(percent=f"{value / 10:.1f}"),
+            "permille_passed": lambda value: _("{percent} % passed").format(percent=f"{value / 10:.1f}"),
+            "ml": lambda value: _("{litres} L").format(litres=f"{value / 1000:.2f}"),
+            "fen": lambda value: _("{yuan} yuan").format(yuan=f"{value / 100:.2f}"),
+            "ml_per_h": lambda value: _("{litres} L/h").format(litres=f"{value / 1000:.2f}"),
+            "ml_per_min": lambda value: _("{litres} L/min").format(litres=f"{value / 1000:.2f}"),
+            "pa": lambda value: _("{pa} Pa").format(pa=value),
+            "s": lambda value: self._duration(value * 1000),
+            "days": lambda value: _("{count} days").format(count=value),
+            "sales": lambda value: _("{count} sales").format(count=value),
+            "fuellings": lambda value: _("{count} fuellings").format(count=value),
+            "records": lambda value: _("{count} records waiting").format(count=value),
+            "bytes": self._bytes,
+        }
+        say = sizes.get(unit)
+        return "" if say is None or (unit == "records" and size == 0) else say(size)
+
+    # -- the facts -------------------------------------------------------------------------------------------
+
+    def _details(self) -> list[str]:
+        _ = self._
+        status = self.status
+        rows = [
+            (_("Platform"), self._link(status.uplink.state, status.uplink.since_ms)),
+            (_("Waiting"), self._waiting()),
+        ]
+        if status.ecology is not None:
+            ecology = status.ecology
+            waiting = _("{count} records waiting").format(count=ecology.backlog)
+            rows.append(
+                (
+                    _("HJ 212"),
+                    _("{link}; {waiting}").format(link=self._link(ecology.state, ecology.since_ms), waiting=waiting),
+                )
+            )
+        rows.append((_("Devices"), self._devices()))
+        sales = sorted(status.last_sales, key=lambda sale: sale.end, reverse=True)[:LATEST_SALES]
+        rows += [
+            (_("Last sale"), self._sale(sale.nozzle, sale.grade, sale.volume_ml, sale.amount_fen, sale.end))
+            for sale in sales
+        ] or [(_("Last sale"), _("none since the agent started"))]
+        rows += [(_("Storage"), self._disk()), (_("Clock"), self._clock()), (_("Agent"), self._agent())]
+        label_width = max(display_width(label) for label, _text in rows) + 2
+        lines = []
+        for label, text in rows:
+            pad = " " * (label_width - display_width(label))
+            lines += wrap(f"{label}{pad}{text}", WIDTH, "", " " * label_width)
+        return lines
+
+    def _link(self, state: str, since_ms: int) -> str:
+        now_ms = parse_ts(self.status.ts)
+        return self._("{state} since {since} ({duration})").format(
+            state=self._(STATES.get(state, state)),
+            since=self._local(since_ms),
+            duration=self._duration(now_ms - since_ms),
+        )
+
+    def _waiting(self) -> str:
+        _ = self._
+        backlog = self.status.backlog
+        if backlog.records == 0:
+            return _("nothing, the platform has every record")
+        said = _("{count} records waiting").format(count=backlog.records)
+        if backlog.oldest_ts is None or backlog.oldest_age_s is None:
+            return said
+        return _("{waiting}, the oldest from {when} ({age} ago)").format(
+            waiting=said, when=self._local(parse_ts(backlog.oldest_ts)), age=self._duration(backlog.oldest_age_s * 1000)
+        )
+
+    def _devices(self) -> str:
+        _ = self._
+        devices = [device for line in self.status.lines for device in line.devices]
+        answering = sum(1 for device in devices if device.state == "online")
+        said = _("{answering} of {total} answering").format(answering=answering, total=len(devices))
+        waiting = sum(1 for device in devices if device.state == "unknown")
+        if waiting:
+            said = _("{said}, {count} not polled yet").format(said=said, count=waiting)
+        return said
+
+    def _sale(self, nozzle: str, grade: str, volume_ml: int, amount_fen: int, end: str) -> str:
+        return self._("{nozzle} ({grade}) {litres} L, {yuan} yuan at {when}").format(
+            nozzle=nozzle,
+            grade=grade,
+            litres=f"{volume_ml / 1000:.2f}",
+            yuan=f"{amount_fen / 100:.2f}",
+            when=self._local(parse_ts(end)),
+        )
+
+    def _disk(self) -> str:
+        _ = self._
+        status = self.status
+        stored = _("records use {size}").format(size=self._bytes(status.recorder.used_bytes))
+        if status.disk is None:
+            return _("free space unknown; {stored}").format(stored=stored)
+        return _("{free} free of {total}; {stored}").format(
+            free=self._bytes(status.disk.free_bytes), total=self._bytes(status.disk.total_bytes), stored=stored
+        )
+
+    def _clock(self) -> str:
+        _ = self._
+        clock = self.status.clock
+        text = _("{local} ({zone}); compare with a clock you trust").format(local=clock.local, zone=clock.zone)
+        step = clock.last_step
+        if step is None:
+            return text
+        moved = _("set {duration} forward at {when}") if step.jump_ms > 0 else _("set {duration} back at {when}")
+        said = moved.format(duration=self._duration(abs(step.jump_ms)), when=self._local(parse_ts(step.to_ts)))
+        return _("{clock}; {step}").format(clock=text, step=said)
+
+    def _agent(self) -> str:
+        status = self.status
+        return self._("version {version}, running for {duration}").format(
+            version=status.version, duration=self._duration(status.uptime_s * 1000)
+        )
+
+    def _local(self, ts_ms: int) -> str:
+        """Today's times as the clock on the wall says them; other days with their date."""
+        moment = datetime.fromtimestamp(ts_ms / 1000, UTC).astimezone(self.zone)
+        today = datetime.fromtimestamp(parse_ts(self.status.ts) / 1000, UTC).astimezone(self.zone).date()
+        return moment.strftime("%H:%M:%S" if moment.date() == today else "%Y-%m-%d %H:%M")
+
+    def _duration(self, ms: int) -> str:
+        _ = self._
+        seconds = max(0, ms) // 1000
+        if seconds < 60:
+            return _("{seconds} s").format(seconds=seconds)
+        minutes = seconds // 60
+        if minutes < 60:
+            return _("{minutes} min").format(minutes=minutes)
+        hours, minutes = divmod(minutes, 60)
+        if hours < 48:
+            return _("{hours} h {minutes} min").format(hours=hours, minutes=minutes)
+        days, hours = divmod(hours, 24)
+        return _("{days} days {hours} h").format(days=days, hours=hours)
+
+    def _bytes(self, count: int) -> str:
+        value = float(count)
+        for unit in ("bytes", "KB", "MB", "GB"):
+            if value < 1000:
+                return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+            value /= 1000
+        return f"{value:.1f} TB"
 
 
-def _backlog(status: AgentStatus, zone: ZoneInfo) -> str:
-    backlog = status.backlog
-    if backlog.records == 0:
-        return "nothing, the platform has every record"
-    oldest = ""
-    if backlog.oldest_ts is not None and backlog.oldest_age_s is not None:
-        age = _duration(backlog.oldest_age_s * 1000)
-        oldest = f", the oldest from {_local(parse_ts(backlog.oldest_ts), zone)} ({age} ago)"
-    if status.uplink.state == "online":
-        return f"{backlog.records} record(s) on their way to the platform{oldest}"
-    return f"{backlog.records} record(s) not yet confirmed by the platform{oldest}"
+def render(status: AgentStatus, language: str | None = None) -> str:
+    """The page in `language` (`zh_CN` or `en`), or in the station's own (`status.locale`)."""
+    return Page(status, language).render()
 
 
-def _device(name: str, state: str, since_ms: int, zone: ZoneInfo) -> str:
-    """Only trouble gets a time: a row of identical 'online since' would hide the one that matters."""
-    if state == "online":
-        return f"{name} online"
-    if state == "unknown":
-        return f"{name} not polled yet"
-    return f"{name} NOT ANSWERING since {_local(since_ms, zone)}"
+def said(message: str, language: str, **values: object) -> str:
+    """One of this module's messages (NOT_RUNNING, STARTING_UP) in `language`."""
+    return translations(language).gettext(message).format(**values)
 
 
-def _alarm(kind: str, subject: str, since: str | None, zone: ZoneInfo) -> str:
-    when = "since before the agent started" if since is None else f"since {_local(parse_ts(since), zone)}"
-    return f"{kind} on {subject}, {when}"
+def display_width(text: str) -> int:
+    """Columns on a terminal: East Asian wide and fullwidth characters take two."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
 
 
-def _disk(status: AgentStatus) -> str:
-    stored = f"records use {_size(status.recorder.used_bytes)}"
-    if status.disk is None:
-        return f"free space unknown; {stored}"
-    return f"{_size(status.disk.free_bytes)} free of {_size(status.disk.total_bytes)}; {stored}"
+_TOKENS = re.compile(r"[\x21-\x7e]+|\s+|.", re.DOTALL)
+_NO_LINE_START = frozenset("\uff0c\u3002\u3001\uff1b\uff1a\uff01\uff1f\uff09\u300d\u300f\u300b")
+"""Fullwidth closing punctuation, which Chinese typesetting keeps off the start of a line."""
 
 
-def _clock(status: AgentStatus, zone: ZoneInfo) -> str:
-    clock = status.clock
-    text = f"{clock.local} ({clock.zone}); compare with a clock you trust"
-    step = clock.last_step
-    if step is not None:
-        direction = "forward" if step.jump_ms > 0 else "back"
-        text += f"; it was set {_duration(abs(step.jump_ms))} {direction} at {_local(parse_ts(step.to_ts), zone)}"
-    return text
-
-
-def _agent(status: AgentStatus, zone: ZoneInfo) -> str:
-    running = _duration(status.uptime_s * 1000)
-    return f"version {status.version}, running for {running}; this status is of {_local(parse_ts(status.ts), zone)}"
-
-
-def _local(ts_ms: int, zone: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _duration(ms: int) -> str:
-    seconds = max(0, ms) // 1000
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} days {hours} h"
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1000:
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
+def wrap(text: str, width: int, first: str = "", rest: str = "") -> list[str]:
+    """Fill `text` to `width` display columns: Latin words stay whole, CJK text breaks between characters, and
+    no line starts with closing punctuation (it stays with the character before it)."""
+    lines: list[str] = []
+    line, used = first, display_width(first)
+    for token in _TOKENS.findall(text):
+        size = display_width(token)
+        if used + size <= width or used == display_width(rest if lines else first):
+            line, used = line + token, used + size
+            continue
+        if token.isspace():
+            lines.append(line.rstrip())
+            line, used = rest, display_width(rest)
+            continue
+        carried = ""
+        if token in _NO_LINE_START and len(line.rstrip()) > len(rest):
+            carried, line = line[-1], line[:-1]
+        lines.append(line.rstrip())
+        line = rest + carried + token
+        used = display_width(line)
+    lines.append(line.rstrip())
+    return lines

@@ -76,7 +76,8 @@ def status_line(status: AgentStatus) -> str:
     """One line for `systemctl status`: the health, then the first problem or the figures that say all is well."""
     if status.problems:
         more = f" (+{len(status.problems) - 1} more)" if len(status.problems) > 1 else ""
-        return f"{status.health}: {status.problems[0]}{more}"
+        first = status.problems[0]
+        return f"{status.health}: {first.kind} {first.subject}{more}"
     devices = [device for line in status.lines for device in line.devices]
     online = sum(1 for device in devices if device.state == "online")
     unsent = status.recorder.head_seq - status.recorder.acked_upto

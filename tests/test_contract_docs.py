@@ -870,7 +870,25 @@ def test_records_messages_the_agent_builds_are_valid(sealed: list[SealedRecord])
 
 def test_status_payloads_the_agent_publishes_are_valid() -> None:
     """Birth, goodbye and will, shaped as the uplink sends them."""
-    birth = {"faults": [], "ts": "2026-11-27T08:14:20.517Z", "kid": "21fe31dfa154a261", "version": "0.1.0"}
+    problem = {
+        "kind": "metering_deviation",
+        "severity": "fault",
+        "subject": "D01-N2",
+        "since": "2026-11-27T08:10:00.000Z",
+        "advice": "metering_deviation",
+        "size": 10_000,
+        "unit": "ppm",
+        "members": [],
+        "detail": None,
+    }
+    birth = {
+        "faults": ["metering_deviation D01-N2"],
+        "health": "fault",
+        "problems": [problem],
+        "ts": "2026-11-27T08:14:20.517Z",
+        "kid": "21fe31dfa154a261",
+        "version": "0.1.0",
+    }
     payloads = [
         status_payload("online", **birth, head_seq=40),
         status_payload("offline", **birth, head_seq=40, reason="stopped"),
@@ -880,6 +898,7 @@ def test_status_payloads_the_agent_publishes_are_valid() -> None:
         for payload in payloads:
             validator.validate(json.loads(payload))
         assert not validator.is_valid({"state": "away"})
+        assert not validator.is_valid({"state": "online", "health": "fine"})
 
 
 def test_ack_schema() -> None:

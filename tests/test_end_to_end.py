@@ -275,9 +275,9 @@ class TestFullDisk:
             wait_until(lambda: rig.status().get("recorder", {}).get("state") == "full", 30, "the outbox to be full")
             status = rig.status()
             assert status["health"] == "fault"
-            assert any("cannot be stored" in problem for problem in status["problems"])
+            assert any(problem["kind"] == "outbox_full" for problem in status["problems"])
             retained = retained_status(rig.broker)
-            assert any("cannot be stored" in fault for fault in retained["faults"])
+            assert retained["health"] == "fault" and "outbox_full outbox" in retained["faults"]
             rig.platform.start()
             wait_until(lambda: rig.status().get("recorder", {}).get("state") == "ok", 60, "the outbox to recover")
             rig.wait_platform_caught_up(timeout_s=60)
@@ -334,7 +334,9 @@ def retained_status(broker: MosquittoBroker) -> dict[str, Any]:
     client.subscribe(f"fsm/v1/{STATION}/status", qos=1)
     client.loop_start()
     try:
-        wait_until(lambda: bool(received) and bool(received[-1].get("faults")), 15, "a retained status with faults")
+        wait_until(
+            lambda: bool(received) and received[-1].get("health") == "fault", 15, "a retained status with a fault"
+        )
     finally:
         client.loop_stop()
         client.disconnect()

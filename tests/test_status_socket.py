@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from station_rig import StationRig, wait_until
-from status_sample import fault_status, offline_status, sample_status
+from status_sample import fault_status, offline_status, sample_status, starting_status
 from test_led import fake_led, seen
 
 from agent.cli import main
@@ -87,8 +87,9 @@ class TestStatusCommand:
         ("status", "code", "headline"),
         [
             (sample_status(), 0, "ALL WELL"),
-            (offline_status(), 1, "OFFLINE, BUFFERING"),
+            (offline_status(), 1, "BUFFERING"),
             (fault_status(), 2, "NEEDS SOMEONE"),
+            (starting_status(), 5, "STARTING"),
         ],
     )
     def test_plain_words_and_exit_codes(
@@ -99,11 +100,19 @@ class TestStatusCommand:
         code: int,
         headline: str,
     ) -> None:
-        """0 all well, 1 offline but buffering, 2 needs someone; the words start with the verdict."""
+        """0 all well, 1 offline but buffering, 2 needs someone, 5 starting; the words start with the verdict."""
         server.offer(status_json(status))
-        assert main(["status", "--socket", str(server.path)]) == code
+        assert main(["status", "--socket", str(server.path), "--lang", "en"]) == code
         out = capsys.readouterr().out
         assert out.startswith(headline) and "What to do:" in out
+
+    def test_the_station_language_is_the_default(
+        self, server: StatusSocketServer, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A station in China is answered in Chinese unless --lang says otherwise."""
+        server.offer(status_json(fault_status()))
+        assert main(["status", "--socket", str(server.path)]) == 2
+        assert capsys.readouterr().out.startswith("需要处理")
 
     def test_json_is_the_snapshot_as_the_agent_gave_it(
         self, server: StatusSocketServer, capsys: pytest.CaptureFixture[str]
@@ -122,17 +131,23 @@ class TestStatusCommand:
         assert out.startswith("The station agent is not running")
         assert "sudo systemctl start station-agent" in out
         assert main(["status", "--socket", str(tmp_path / "none.sock"), "--json"]) == 3
-        printed = capsys.readouterr()
-        assert printed.out == "" and printed.err.startswith("The station agent is not running")
+        document = json.loads(capsys.readouterr().out)
+        assert document["health"] == "stopped"
+        assert [problem["kind"] for problem in document["problems"]] == ["agent_not_running"]
 
     def test_agent_still_starting(self, server: StatusSocketServer, capsys: pytest.CaptureFixture[str]) -> None:
-        assert main(["status", "--socket", str(server.path)]) == 3
+        """Before the first snapshot: exit 5 (starting), in words or as JSON."""
+        assert main(["status", "--socket", str(server.path)]) == 5
         assert "starting" in capsys.readouterr().out
+        assert main(["status", "--socket", str(server.path), "--json"]) == 5
+        assert json.loads(capsys.readouterr().out) == {"health": "starting", "problems": []}
 
     def test_an_answer_it_cannot_read(self, server: StatusSocketServer, capsys: pytest.CaptureFixture[str]) -> None:
         server.offer(b'{"health": "ok"}')
         assert main(["status", "--socket", str(server.path)]) == 4
         assert "not a status this version understands" in capsys.readouterr().err
+        assert main(["status", "--socket", str(server.path), "--json"]) == 4
+        assert json.loads(capsys.readouterr().out)["health"] == "unknown"
 
     def test_the_socket_comes_from_the_config(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--config finds the socket the agent was told to serve (relative to the config file)."""
@@ -188,7 +203,7 @@ class TestRunningAgent:
             capsys.readouterr()
             assert main(command) == 0
             text = capsys.readouterr().out
-            assert "ALL WELL" in text and "Line       rs485-1: pc1 online, pcm1 online" in text
+            assert "ALL WELL" in text and "Devices    4 of 4 answering" in text
             assert "Last sale  D0" in text
             assert (lit(green), lit(red)) == (("none", "255"), ("none", "0"))
 
@@ -205,6 +220,35 @@ class TestRunningAgent:
             assert (lit(green), lit(red)) == (("none", "0"), ("none", "0"))
             assert not (tmp_path / "status.sock").exists()
             assert main(command) == 3
+        finally:
+            rig.close()
+
+    def test_all_well_waits_for_the_platform_to_confirm_this_run(
+        self, tmp_path: Path, private_broker: MosquittoBroker
+    ) -> None:
+        """With the broker up and no platform acking: `starting` at first, `degraded` once records wait longer than
+        twice ack_timeout_s (3 s here), never ALL WELL; `ok` only after the platform confirms."""
+        rig = StationRig(tmp_path, private_broker)
+        seen_health: list[str] = []
+
+        def health() -> str:
+            now = str(rig.status().get("health", ""))
+            if now and (not seen_health or seen_health[-1] != now):
+                seen_health.append(now)
+            return now
+
+        try:
+            rig.simulated.start()
+            rig.start_agent()
+            wait_until(lambda: health() == "starting", 15, "the agent to say it is starting")
+            assert [p["kind"] for p in rig.status()["problems"]] == ["platform_awaiting"]
+            wait_until(lambda: health() == "degraded", 20, "the missing confirmation to count")
+            problems = rig.status()["problems"]
+            assert [p["kind"] for p in problems] == ["platform_unconfirmed"] and problems[0]["size"] > 0
+            rig.platform.start()
+            wait_until(lambda: health() == "ok", 30, "the platform to confirm")
+            assert seen_health == ["starting", "degraded", "ok"]
+            assert rig.stop_agent() == 0
         finally:
             rig.close()
 

@@ -3,12 +3,42 @@ JSON read back typed."""
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import functools
 import json
+import shutil
+import string
+import subprocess
+import sys
 import threading
+import zipfile
+from pathlib import Path
 
+import jsonschema
 import pytest
-from status_sample import NOW_MS, fault_status, offline_status, sample_status
+from station_rig import wait_until
+from status_sample import (
+    COMMON_STATES,
+    LINES,
+    NOW_MS,
+    RECORDER,
+    UPLINK,
+    fault_status,
+    hj212_down_status,
+    nozzle_alarm_and_warning_status,
+    offline_status,
+    outbox_full_status,
+    sample_status,
+    starting_status,
+    unconfirmed_status,
+    unplugged_status,
+)
 
+from agent.clock import SystemClock
+from agent.field.poller import LinePoller, LineStatus, PolledDevice
+from agent.health import Assessment, assess
+from agent.locale import compile_po, language_for_zone, po_entries, po_path, translations
 from agent.records import (
     AlarmBody,
     AlarmState,
@@ -19,8 +49,13 @@ from agent.records import (
     format_ts,
 )
 from agent.station_view import ActiveAlarm, ClockStep, StationView
-from agent.status import AgentStatus, Backlog, StatusFormatError, assess, read_status, status_json
-from agent.status_text import render
+from agent.status import StatusFormatError, no_status_json, read_status, status_json
+from agent.status_text import display_width, render, wrap
+from agent.uplink.session import UplinkStatus
+from drivers.modbus.master import SerialRtuMaster
+
+PROJECT = Path(__file__).resolve().parents[1]
+SCHEMA = json.loads((PROJECT / "docs" / "contract" / "status-command.json").read_text(encoding="utf-8"))
 
 
 def sale(nozzle: str, txn_no: int, volume_ml: int, end_ms: int) -> RecordIntent:
@@ -114,39 +149,154 @@ class TestStationView:
         assert len(view.facts().last_sales) == 4
 
 
+def assessed(
+    *,
+    uplink: UplinkStatus = UPLINK,
+    lines: tuple[LineStatus, ...] = LINES,
+    alarms: tuple[ActiveAlarm, ...] = (),
+    backlog_records: int = 0,
+    oldest_waiting_age_s: int | None = None,
+    oldest_waiting_ts: str | None = None,
+    confirmed_this_run: bool = True,
+    uptime_s: int = 3600,
+) -> Assessment:
+    """The verdict on the all-well sample's parts, with the ones given changed; the window is 60 s."""
+    return assess(
+        RECORDER,
+        uplink,
+        lines,
+        alarms,
+        backlog_records=backlog_records,
+        oldest_waiting_age_s=oldest_waiting_age_s,
+        oldest_waiting_ts=oldest_waiting_ts,
+        confirmed_this_run=confirmed_this_run,
+        uptime_s=uptime_s,
+        confirm_within_s=60.0,
+    )
+
+
 class TestHealth:
     def test_an_active_alarm_needs_someone(self) -> None:
-        """An alarm turns an otherwise healthy box to fault, and says which one."""
-        status = sample_status()
+        """An alarm turns an otherwise healthy box to fault, as a structured problem with its size."""
         facts = StationView({"alarm/tank_leak/T1": 1}).facts()
-        assert assess(status.recorder, status.uplink, status.lines, facts.alarms) == (
-            "fault",
-            ("alarm tank_leak on T1",),
+        verdict = assessed(alarms=facts.alarms)
+        assert verdict.health == "fault"
+        assert [(p.kind, p.subject, p.size, p.advice) for p in verdict.problems] == [
+            ("tank_leak", "T1", None, "tank_leak")
+        ]
+        assert assessed() == Assessment("ok", ())
+
+    def test_started_with_the_broker_up_and_nothing_confirmed_is_starting_then_degraded(self) -> None:
+        """The first minute after a start is `starting`, not ALL WELL; past the window it is `degraded`."""
+        early = assessed(uptime_s=20, oldest_waiting_age_s=20, backlog_records=2, confirmed_this_run=False)
+        assert early.health == "starting" and [p.kind for p in early.problems] == ["platform_awaiting"]
+        late = assessed(uptime_s=94, oldest_waiting_age_s=94, backlog_records=2, confirmed_this_run=False)
+        assert late.health == "degraded" and [p.kind for p in late.problems] == ["platform_unconfirmed"]
+        assert assessed(uptime_s=94, backlog_records=0, oldest_waiting_age_s=None).health == "ok"
+
+    def test_a_refused_connection_at_start_is_offline_at_once(self) -> None:
+        """Not yet tried is `starting`; a connection that failed is `degraded` without waiting out the window."""
+        untried = dataclasses.replace(UPLINK, state="offline", last_error=None)
+        refused = dataclasses.replace(UPLINK, state="offline", last_error="connection refused")
+        at_start = functools.partial(
+            assessed, uptime_s=2, backlog_records=1, oldest_waiting_age_s=2, confirmed_this_run=False
         )
-        assert assess(status.recorder, status.uplink, status.lines, ()) == ("ok", ())
+        assert at_start(uplink=untried).health == "starting"
+        offline = at_start(uplink=refused)
+        assert offline.health == "degraded" and offline.problems[0].detail == "connection refused"
 
     def test_records_the_platform_does_not_confirm_are_not_all_well(self) -> None:
         """The broker may take every record while the platform behind it stores none: online is not enough."""
-        status = sample_status()
-        late = Backlog(records=10, oldest_ts="2026-11-28T01:00:00.000Z", oldest_age_s=61)
-        health, problems = assess(
-            status.recorder, status.uplink, status.lines, (), unconfirmed=late, confirm_within_s=60.0
+        late = assessed(backlog_records=10, oldest_waiting_age_s=61, oldest_waiting_ts="2026-11-28T01:00:00.000Z")
+        assert late.health == "degraded"
+        (problem,) = late.problems
+        assert (problem.kind, problem.size, problem.unit, problem.since) == (
+            "platform_unconfirmed",
+            10,
+            "records",
+            "2026-11-28T01:00:00.000Z",
         )
-        assert health == "degraded" and problems == (
-            "the platform has not confirmed records for 61 s; they are kept on the box",
+        assert assessed(backlog_records=10, oldest_waiting_age_s=59).health == "ok"
+
+    def test_every_problem_is_listed_not_only_the_alarms(self) -> None:
+        """With an alarm active and the uplink offline, both are problems; the worst sets the health."""
+        offline = dataclasses.replace(UPLINK, state="offline", last_error="connection refused")
+        alarm = ActiveAlarm("tank_leak", "T1", None, {})
+        verdict = assessed(uplink=offline, alarms=(alarm,), backlog_records=7)
+        assert verdict.health == "fault"
+        assert [(p.kind, p.severity, p.size) for p in verdict.problems] == [
+            ("tank_leak", "fault", None),
+            ("platform_offline", "degraded", 7),
+        ]
+
+    def test_an_unplugged_adapter_is_one_problem_for_all_its_devices(self) -> None:
+        """Four devices behind a pulled USB adapter, each offline with its device_silent alarm: one line_down."""
+        status = unplugged_status()
+        assert status.health == "fault"
+        (problem,) = status.problems
+        assert (problem.kind, problem.subject, problem.advice, problem.size) == (
+            "line_down",
+            "rs485-1",
+            "port_cannot_open",
+            4,
         )
-        fresh = Backlog(records=10, oldest_ts="2026-11-28T01:00:00.000Z", oldest_age_s=59)
-        assert (
-            assess(status.recorder, status.uplink, status.lines, (), unconfirmed=fresh, confirm_within_s=60.0)[0]
-            == "ok"
+        assert problem.members == ("pc1", "pcm1", "pc3", "pcm3")
+
+    def test_a_real_missing_serial_port_is_one_line_down(self, tmp_path: Path) -> None:
+        """A real RTU master on a port that is not there, four devices polled on it: the driver's own error makes
+        one `port_cannot_open` problem for the line."""
+        master = SerialRtuMaster(tmp_path / "ttyUSB9", timeout_s=0.05)
+        devices = [
+            PolledDevice(name, unit, 0.02, functools.partial(master.read_registers, unit, 0x03, 0, 1))
+            for name, unit in (("pc1", 1), ("pcm1", 11), ("pc3", 3), ("pcm3", 13))
+        ]
+        poller = LinePoller("rs485-1", devices, master, SystemClock(), lambda _event: None)
+        poller.start()
+        try:
+            wait_until(lambda: all(device.state == "offline" for device in poller.status().devices), 15, "all offline")
+            line = poller.status()
+        finally:
+            assert poller.stop()
+        (problem,) = assessed(lines=(line, LINES[1])).problems
+        assert (problem.kind, problem.advice, problem.members) == (
+            "line_down",
+            "port_cannot_open",
+            ("pc1", "pcm1", "pc3", "pcm3"),
         )
+        assert problem.detail is not None and str(tmp_path / "ttyUSB9") in problem.detail
+
+    def test_an_alarm_supersedes_its_warning_and_the_ecology_link_is_a_problem(self) -> None:
+        """A vapour A/L alarm hides the warning of the same nozzle; a down HJ 212 link counts, with its backlog."""
+        warning = ActiveAlarm("vapour_al_warning", "D01-N1", None, {})
+        alarm = ActiveAlarm("vapour_al_alarm", "D01-N1", None, {"pass_share_permille": 400})
+        assert [p.kind for p in assessed(alarms=(warning, alarm)).problems] == ["vapour_al_alarm"]
+        (problem,) = hj212_down_status().problems
+        assert (problem.kind, problem.severity, problem.size) == ("hj212_offline", "degraded", 376)
+
+    def test_the_outbox_full_is_a_fault(self) -> None:
+        status = outbox_full_status()
+        assert status.health == "fault" and [p.kind for p in status.problems] == ["outbox_full"]
 
 
 class TestSnapshotJson:
-    @pytest.mark.parametrize("status", [sample_status(), offline_status(), fault_status()])
-    def test_read_back_typed_and_equal(self, status: AgentStatus) -> None:
+    @pytest.mark.parametrize("state", COMMON_STATES)
+    def test_read_back_typed_and_equal(self, state: str) -> None:
         """What the agent writes, `status` reads back into the same typed snapshot."""
+        status = COMMON_STATES[state]()
         assert read_status(status_json(status)) == status
+
+    @pytest.mark.parametrize("state", COMMON_STATES)
+    def test_every_snapshot_fits_the_published_schema(self, state: str) -> None:
+        """docs/contract/status-command.json describes what `status --json` prints, in every common state."""
+        jsonschema.validate(json.loads(status_json(COMMON_STATES[state]())), SCHEMA)
+
+    def test_the_answer_without_an_agent_fits_the_schema_too(self) -> None:
+        """With the agent stopped, `status --json` still prints the documented shape."""
+        document = json.loads(no_status_json("stopped", "agent_not_running", "/run/x.sock", "No such file"))
+        jsonschema.validate(document, SCHEMA)
+        assert document["health"] == "stopped" and document["problems"][0]["kind"] == "agent_not_running"
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**document, "health": "fine"}, SCHEMA)
 
     def test_unknown_keys_are_ignored_and_missing_ones_refused(self) -> None:
         """A newer agent may say more; an answer missing what this version needs is refused with a reason."""
@@ -160,38 +310,172 @@ class TestSnapshotJson:
             read_status(b"not json")
 
 
+def columns(text: str) -> int:
+    return max(display_width(line) for line in text.split("\n"))
+
+
 class TestPlainWords:
+    @pytest.mark.parametrize("language", ["zh_CN", "en"])
+    @pytest.mark.parametrize("state", COMMON_STATES)
+    def test_every_common_state_fits_a_small_screen(self, state: str, language: str) -> None:
+        """At most 80 columns (a CJK character is two) and 20 lines, in both languages."""
+        text = render(COMMON_STATES[state](), language)
+        assert columns(text) <= 80, text
+        assert len(text.split("\n")) <= 20, text
+
     def test_all_well(self) -> None:
         """Health first, then 'nothing' to do, then the facts in local time, litres and yuan."""
-        text = render(sample_status())
+        text = render(sample_status(), "en")
         first, _, rest = text.partition("\n")
         assert first.startswith("ALL WELL")
         assert "What to do:\n  - nothing\n" in rest
-        assert "Platform   online since 2026-11-28 08:15:03 (2 h 10 min)" in text
+        assert "Platform   online since 08:15:03 (2 h 10 min)" in text
         assert "Waiting    nothing, the platform has every record" in text
-        assert "Line       rs485-1: pc1 online, pcm1 online\n" in text
-        assert "Alarms     none" in text
-        assert "Last sale  D01-N1 (92) 12.34 L, 95.02 yuan at 2026-11-28 10:21:40" in text
-        assert "Disk       1.2 GB free of 3.5 GB; records use 12.4 MB" in text
+        assert "Devices    4 of 4 answering" in text
+        assert "Last sale  D01-N1 (92) 12.34 L, 95.02 yuan at 10:21:40" in text
+        assert "Storage    1.2 GB free of 3.5 GB; records use 12.4 MB" in text
         assert "Clock      2026-11-28 10:25:03 (Asia/Shanghai)" in text
 
-    def test_offline_says_records_are_kept_and_how_long_it_has_lasted(self) -> None:
-        text = render(offline_status())
-        assert text.startswith("OFFLINE, BUFFERING")
-        assert "  - nothing right away: records wait on the box" in text
-        assert "Platform   offline since 2026-11-28 09:45:03 (40 min) (connection refused)" in text
-        assert "Waiting    300 record(s) not yet confirmed by the platform, the oldest from 2026-11-28 09:45:03" in text
+    def test_all_well_in_chinese_is_the_default_for_a_station_in_china(self) -> None:
+        """The snapshot's locale picks the language; the facts are the same."""
+        text = render(sample_status())
+        assert text.startswith("一切正常：")
+        assert "现在要做：\n  - 无\n" in text
+        assert "平台      08:15:03 起在线（2 小时 10 分钟）" in text
+        assert "最近销售  D01-N1（92）12.34 升，95.02 元，10:21:40" in text
+        assert language_for_zone("Asia/Shanghai") == language_for_zone("Asia/Urumqi") == "zh_CN"
+        assert language_for_zone("Europe/Berlin") == "en"
+
+    def test_starting_is_not_all_well(self) -> None:
+        """Nothing confirmed yet: the headline says so, and nothing needs doing."""
+        english, chinese = render(starting_status(), "en"), render(starting_status(), "zh_CN")
+        assert english.startswith("STARTING") and "ask again in a minute" in english
+        assert chinese.startswith("正在启动") and "请一分钟后再查看" in chinese
+        assert render(unconfirmed_status(), "en").startswith("BUFFERING")
+
+    def test_offline_says_records_are_kept_and_how_many(self) -> None:
+        text = render(offline_status(), "en")
+        assert text.startswith("BUFFERING")
+        assert "the platform cannot be reached (300 records waiting): nothing now" in text
+        assert "Platform   offline since 09:45:03 (40 min)" in text
+        assert "Waiting    300 records waiting, the oldest from 09:45:03 (40 min ago)" in text
+        assert "连不上平台（300 条待上传）：暂时不用处理：数据在本机断网缓存" in render(offline_status(), "zh_CN")
+
+    def test_an_unplugged_adapter_is_one_step_naming_its_devices(self) -> None:
+        """One step for the line, not one (or two) per device, and no raw error text."""
+        english = render(unplugged_status(), "en")
+        assert english.count("  - ") == 1
+        assert "line rs485-1 (4 devices: pc1, pcm1, pc3, pcm3): its adapter cannot be opened" in english
+        assert "Errno" not in english and "Devices    2 of 6 answering" in english
+        chinese = render(unplugged_status(), "zh_CN")
+        assert "线路 rs485-1（4 台设备：pc1、pcm1、pc3、pcm3）：串口适配器打不开" in chinese
+
+    def test_an_alarm_and_a_warning_on_one_nozzle_give_one_verdict(self) -> None:
+        """The metering alarm says stop selling; the vapour warning's 'keep selling' is not said beside it."""
+        english = render(nozzle_alarm_and_warning_status(), "en")
+        assert english.count("  - ") == 1
+        assert (
+            "nozzle D01-N2: STOP selling from it; the pump's meter and its pulse encoder\n    disagree (+1.00 %)"
+            in english
+        )
+        assert "keep selling" not in english and "60.0 % passed" in english
+        chinese = render(nozzle_alarm_and_warning_status(), "zh_CN")
+        assert "油枪 D01-N2：暂停使用，不要再加油；加油机计量与脉冲编码器不一致（+1.00%）" in chinese
+        assert "可以继续加油" not in chinese and "合格率 60.0%" in chinese
+        vapour_only = render(sample_status(alarms=nozzle_alarm_and_warning_status().alarms[1:]), "en")
+        assert "nozzle D01-N2: you may keep selling from it; vapour recovery is out of range" in vapour_only
 
     def test_a_fault_names_each_problem_with_its_next_step(self) -> None:
-        text = render(fault_status())
+        text = render(fault_status(), "en")
         assert text.startswith("NEEDS SOMEONE")
         steps = text.split("What to do:\n")[1].split("\n\n")[0]
         assert steps == (
-            "  - pcm2 on line tcp-1 does not answer (timeout): check that it is powered and its cable to the box;\n"
-            "    if it still does not answer, call the maintenance company\n"
-            "  - the pump's meter and its pulse encoder disagree on D01-N2: have the dispenser checked by the\n"
-            "    metrology service"
+            "  - device pcm2: does not answer: check its power and its cable to the box; then\n"
+            "    call the maintenance company.\n"
+            "  - nozzle D01-N2: STOP selling from it; the pump's meter and its pulse encoder\n"
+            "    disagree (+1.00 %): call the metrology institute to check the dispenser."
         )
-        assert "tcp-1: pc2 online, pcm2 NOT ANSWERING since 2026-11-28 08:55:03" in text
-        assert "Alarm      metering_deviation on D01-N2, since 2026-11-28 10:03:00" in text
-        assert "it was set 5 min forward at 2026-11-28 09:05:00" in text
+        assert "Devices    3 of 4 answering" in text
+        assert "set 5 min forward at 09:05:00" in text
+
+    def test_a_down_ecology_link_shows_in_the_words_with_its_backlog(self) -> None:
+        english = render(hj212_down_status(), "en")
+        assert "the ecology platform (HJ 212) cannot be reached (376\n    records waiting)" in english
+        assert "HJ 212     offline since 09:25:03 (1 h 0 min); 376 records waiting" in english
+        assert "环保平台  09:25:03 起离线（1 小时 0 分钟）；376 条待上传" in render(hj212_down_status(), "zh_CN")
+
+    def test_the_outbox_full_says_call_support_now(self) -> None:
+        assert "storage: the box's storage is full (12.4 MB): call support now." in render(outbox_full_status(), "en")
+        assert "本机存储：本机存储已满（12.4 MB）：请立即联系技术支持。" in render(outbox_full_status(), "zh_CN")
+
+    def test_many_problems_are_cut_short_with_a_pointer_to_the_json(self) -> None:
+        """A bad day still fits 20 lines: the rest is counted and found in `status --json`."""
+        alarms = tuple(ActiveAlarm("tank_leak", f"T{number}", None, {}) for number in range(12))
+        text = render(sample_status(alarms=alarms), "en")
+        assert len(text.split("\n")) <= 20
+        assert "more: see `station-agent status --json`" in text
+
+
+class TestWrapping:
+    def test_chinese_breaks_between_characters_and_keeps_punctuation_off_a_line_start(self) -> None:
+        """Wide characters count two columns; a fullwidth comma stays with the character before it."""
+        lines = wrap("一二三四，五六", 10, "- ", "  ")
+        assert lines == ["- 一二三", "  四，五六"]
+        assert all(display_width(line) <= 10 for line in lines)
+
+    def test_latin_words_stay_whole(self) -> None:
+        assert wrap("alpha beta gamma", 11, "- ", "  ") == ["- alpha", "  beta", "  gamma"]
+
+
+def staff_msgids() -> set[str]:
+    """Every string said through the catalogue in agent/status_text.py: the literal argument of `_` or `N_`."""
+    tree = ast.parse((PROJECT / "agent" / "status_text.py").read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):
+            continue
+        name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+        if name in ("_", "N_") and isinstance(node.args[0].value, str):
+            found.add(node.args[0].value)
+    return found
+
+
+class TestCatalogues:
+    def test_every_staff_facing_string_has_a_chinese_translation(self) -> None:
+        """A sentence added to the status without its zh_CN msgstr fails here, named."""
+        entries = po_entries(po_path("zh_CN").read_text(encoding="utf-8"))
+        ids = staff_msgids()
+        assert len(ids) > 100
+        assert sorted(msgid for msgid in ids if not entries.get(msgid)) == []
+
+    def test_translations_keep_every_placeholder(self) -> None:
+        """A msgstr that drops or renames a {field} would raise at render time; it fails here instead."""
+        entries = po_entries(po_path("zh_CN").read_text(encoding="utf-8"))
+
+        def fields(text: str) -> set[str | None]:
+            return {field for _, field, _, _ in string.Formatter().parse(text)}
+
+        assert [key for key, value in entries.items() if key and fields(key) != fields(value)] == []
+
+    def test_compiled_catalogue_is_what_gnu_msgfmt_writes(self, tmp_path: Path) -> None:
+        """Our compiler against GNU gettext's own: the same bytes as `msgfmt --no-hash`."""
+        if shutil.which("msgfmt") is None:
+            pytest.skip("needs msgfmt (Debian package gettext)")
+        reference = tmp_path / "reference.mo"
+        subprocess.run(["msgfmt", "--no-hash", "-o", str(reference), str(po_path("zh_CN"))], check=True, timeout=30)
+        assert compile_po(po_path("zh_CN").read_text(encoding="utf-8")) == reference.read_bytes()
+        assert translations("zh_CN").gettext("What to do:") == "现在要做："
+
+    def test_the_wheel_carries_the_compiled_catalogue(self, tmp_path: Path) -> None:
+        """The build step compiles the .po: a wheel of this checkout holds the .mo the agent loads."""
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path),
+             str(PROJECT)],
+            check=True,
+            timeout=300,
+            capture_output=True,
+        )  # fmt: skip
+        (wheel,) = tmp_path.glob("station_agent-*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            shipped = archive.read("agent/locale/zh_CN/LC_MESSAGES/station-agent.mo")
+        assert shipped == compile_po(po_path("zh_CN").read_text(encoding="utf-8"))

@@ -251,7 +251,7 @@ class TestAgentProcess:
                 agent.wait(10)
         assert elapsed < 2.0, f"a ping at least every 0.5 s expected, three took {elapsed:.2f} s"
         ready = next(message for message in manager.messages if "READY" in message)
-        assert ready["STATUS"].startswith(("ok: uplink", "degraded: "))
+        assert ready["STATUS"].startswith(("ok: uplink", "starting: ", "degraded: "))
         assert manager.seen("STOPPING", "1") == 1
         stopping_at = next(i for i, message in enumerate(manager.messages) if "STOPPING" in message)
         assert all("WATCHDOG" not in message for message in manager.messages[stopping_at:])

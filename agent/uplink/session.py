@@ -27,7 +27,7 @@ from __future__ import annotations
 import collections
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -164,8 +164,9 @@ class Uplink:
         self._wake = threading.Condition()
         self._events: collections.deque[tuple[str, Any]] = collections.deque()
         self._head = head_seq
-        self._faults: tuple[str, ...] = ()
-        self._faults_published: tuple[str, ...] = ()
+        self._faults: tuple[object, ...] = ("starting",)
+        self._faults_published: tuple[object, ...] = ("starting",)
+        self._problems: tuple[Mapping[str, object], ...] = ()
         self._stopping = threading.Event()
         self._state: Literal["connecting", "online", "offline", "stopped"] = "offline"
         self._since_ms = clock.wall_ms()
@@ -209,9 +210,12 @@ class Uplink:
             self._head = max(self._head, head_seq)
             self._wake.notify()
 
-    def set_faults(self, faults: tuple[str, ...]) -> None:
-        """Faults to show on the status topic (e.g. the outbox is full), republished when they change."""
+    def set_faults(self, health: str, problems: tuple[Mapping[str, object], ...]) -> None:
+        """The agent's health and problems (agent/health.py) for the status topic; republished when the health or
+        a problem's kind and subject change, not when only a size moves."""
+        faults = (health, *((problem["kind"], problem["subject"]) for problem in problems))
         with self._wake:
+            self._problems = problems
             if faults != self._faults:
                 self._faults = faults
                 self._wake.notify()
@@ -631,10 +635,12 @@ class Uplink:
 
     def _publish_status(self, client: mqtt.Client, state: str) -> mqtt.MQTTMessageInfo:
         with self._wake:
-            faults = self._faults
+            faults, problems = self._faults, self._problems
         self._faults_published = faults
         fields: dict[str, object] = {
-            "faults": list(faults),
+            "health": faults[0],
+            "faults": [f"{problem['kind']} {problem['subject']}" for problem in problems],
+            "problems": list(problems),
             "ts": format_ts(self._clock.wall_ms()),
             **self._birth_fields(),
         }
