@@ -204,7 +204,7 @@ class TestSm2Commands:
             *("-pkeyopt", f"distid:{DEFAULT_ID}", "-in", str(tmp_path / "signed")),
         )
         envelope["sig"] = base64.b64encode(_raw(der)).decode()
-        limits = Limits(max_skew_ms=30_000, max_lifetime_ms=3_600_000)
+        limits = Limits(max_skew_ms=30_000, max_lifetime_ms=3_600_000, max_bytes=16_384)
         now_ms = parse_ts("2026-11-18T08:00:30.000Z")
         command = check_envelope(json.dumps(envelope).encode(), STATION, keys, now_ms, limits)
         assert isinstance(command, Command) and command.kid == kid
