@@ -94,7 +94,12 @@ SCRIPT = """
 })();
 """
 
+ICON = (
+    """<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><circle cx="8" cy="8" r="7" fill="#1f9d55"/></svg>"""
+)
+
 ASSETS: dict[str, tuple[str, bytes]] = {
+    "/icon.svg": ("image/svg+xml", ICON.encode()),
     "/style.css": ("text/css; charset=utf-8", STYLE.encode()),
     "/app.js": ("text/javascript; charset=utf-8", SCRIPT.encode()),
 }

@@ -63,8 +63,13 @@ class _CappedHead:
 class _Handler(http.server.BaseHTTPRequestHandler):
     console: Console
     server_version = "station-agent-web"
-    sys_version = ""
+    default_request_version = "HTTP/1.0"
+    """Not 0.9: the standard library writes no headers, so no CSP, for a request it takes as HTTP/0.9."""
     timeout = IO_TIMEOUT_S
+
+    def version_string(self) -> str:
+        """No Python version in the Server header: it tells an attacker more than it tells staff."""
+        return self.server_version
 
     def setup(self) -> None:
         super().setup()
