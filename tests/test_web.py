@@ -86,11 +86,11 @@ class Site:
         return b"".join(chunks)
 
 
-def start_web(config: Path) -> subprocess.Popen[bytes]:
+def start_web(config: Path, log: Path) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [sys.executable, "-m", "agent.cli", "web", "--config", str(config)],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log.open("wb"),
         stdin=subprocess.DEVNULL,
     )
     assert process.stdout is not None
@@ -113,13 +113,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         try:
             rig.start_agent()
             wait_until((workdir / "status.sock").is_socket, 30, "the agent's status socket")
-            process = start_web(rig.config_path)
+            process = start_web(rig.config_path, workdir / "web.log")
             yield Site(rig, "127.0.0.1", port, process)
         finally:
             if process is not None:
                 process.terminate()
                 process.wait(10)
             rig.close()
+    web_log = (workdir / "web.log").read_text()
+    assert "internal_error" not in web_log, "the page's log holds internal errors:\n" + web_log[-3000:]
 
 
 def _snapshot(site: Site) -> dict[str, Any]:

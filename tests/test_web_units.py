@@ -7,11 +7,16 @@ import dataclasses
 import hashlib
 import json
 import re
+import shutil
+import subprocess
+import sys
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from status_sample import fault_status, offline_status, sample_status
 
+from agent.config import ConfigError, load_config
 from agent.status import status_json
 from agent.web import guard, page
 from agent.web.guard import LoginThrottle, SessionBook
@@ -212,3 +217,62 @@ class TestPage:
         )
         html = page.live(_snapshot(status), None, FORECOURT, ENGLISH)
         assert "<script>" not in html and "&lt;script&gt;x()&lt;/script&gt;" in html
+
+
+class TestCommands:
+    def test_web_pin_prints_a_line_the_config_takes_and_the_pin_verifies(self, tmp_path: Path) -> None:
+        """`station-agent web-pin` reads the PIN twice and prints a pin_hash line that loads under [web]."""
+        done = subprocess.run(
+            [sys.executable, "-m", "agent.cli", "web-pin"],
+            input="482916\n482916\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        line = done.stdout.strip()
+        assert line.startswith('pin_hash = "scrypt$') and "482916" not in line
+        config = tmp_path / "agent.toml"
+        config.write_text(
+            '[station]\nid = "ST-1"\n[uplink]\nbroker = "127.0.0.1:1883"\n'
+            f'[web]\nenabled = true\nlisten = "127.0.0.1:8080"\n{line}\n'
+        )
+        stored = load_config(config).config.web.pin_hash
+        assert stored is not None and verify_pin("482916", stored)
+
+    def test_the_page_is_off_unless_the_config_turns_it_on(self, tmp_path: Path) -> None:
+        """`station-agent web` on a config without [web] exits 2 and says what to set."""
+        config = tmp_path / "agent.toml"
+        config.write_text('[station]\nid = "ST-1"\n[uplink]\nbroker = "127.0.0.1:1883"\n')
+        done = subprocess.run(
+            [sys.executable, "-m", "agent.cli", "web", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2 and "set enabled = true under [web]" in done.stderr
+
+    def test_enabled_without_a_pin_is_a_config_error(self, tmp_path: Path) -> None:
+        """[web] enabled = true without pin_hash is refused, naming web-pin."""
+        config = tmp_path / "agent.toml"
+        config.write_text('[station]\nid = "ST-1"\n[uplink]\nbroker = "127.0.0.1:1883"\n[web]\nenabled = true\n')
+        with pytest.raises(ConfigError, match="station-agent web-pin"):
+            load_config(config)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_the_web_unit_is_hardened() -> None:
+    """`systemd-analyze security --offline=true` rates the web page's unit at most 2.0."""
+    unit = Path(__file__).resolve().parent.parent / "systemd" / "station-agent-web.service"
+    done = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", done.stdout)
+    assert score is not None, done.stdout + done.stderr
+    assert float(score.group(1)) <= 2.0

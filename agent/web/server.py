@@ -59,6 +59,9 @@ class _CappedHead:
     def read(self, size: int) -> bytes:
         return self._raw.read(size)
 
+    def close(self) -> None:
+        self._raw.close()
+
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     console: Console
