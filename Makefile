@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEBS   := mosquitto mosquitto_sub:mosquitto-clients socat mbpoll systemd-analyze:systemd
+DEBS   := mosquitto mosquitto_sub:mosquitto-clients socat mbpoll systemd-analyze:systemd chromium:chromium
 DEMO_SECONDS ?= 150
 DEMO_DIR ?= demo-run
 

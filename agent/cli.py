@@ -230,6 +230,39 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    """The local web page, a process of its own beside the agent (agent/web/)."""
+    loaded = _load(args.config)
+    if isinstance(loaded, int):
+        return loaded
+    if not loaded.config.web.enabled:
+        return _fail(f"{args.config}: the web page is off; set enabled = true under [web] (and a pin_hash) to serve it")
+    from agent.web.server import serve  # noqa: PLC0415 - the agent's own commands never load the web page
+
+    try:
+        return serve(loaded)
+    except OSError as exc:
+        return _fail(f"cannot serve the web page on {loaded.config.web.listen}: {exc.strerror or exc}", EXIT_FAILED)
+
+
+def cmd_web_pin(_args: argparse.Namespace) -> int:
+    """Ask for a PIN twice (not echoed) and print the config line with its salted hash, never the PIN."""
+    import getpass  # noqa: PLC0415
+
+    from agent.web.pin import PinError, hash_pin  # noqa: PLC0415
+
+    ask_pin = getpass.getpass if sys.stdin.isatty() else lambda _prompt: sys.stdin.readline().rstrip("\n")
+    pin = ask_pin("PIN for the web page: ")
+    if ask_pin("the same PIN again: ") != pin:
+        return _fail("the two PINs differ; nothing printed")
+    try:
+        line = hash_pin(pin)
+    except PinError as exc:
+        return _fail(str(exc))
+    print(f'pin_hash = "{line}"')
+    return EXIT_OK
+
+
 def cmd_version(_args: argparse.Namespace) -> int:
     print(agent_version())
     return EXIT_OK
@@ -301,6 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--after-seq", type=int, help="start above this seq (needed only without a chain anchor: ask the platform)"
     )
     recover.set_defaults(handler=cmd_recover)
+
+    web = commands.add_parser("web", help="serve the read-only local web page for staff and installers")
+    web.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+    web.set_defaults(handler=cmd_web)
+
+    web_pin = commands.add_parser("web-pin", help="print the [web] pin_hash line for a PIN read from the terminal")
+    web_pin.set_defaults(handler=cmd_web_pin)
 
     ver = commands.add_parser("version", help="print the version")
     ver.set_defaults(handler=cmd_version)

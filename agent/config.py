@@ -475,6 +475,42 @@ class VerificationSection:
     certificate: Annotated[str, MinLen(1)] = doc("the verification certificate's number")
 
 
+ListenAddress = Annotated[
+    str,
+    Matches(
+        "IPv4:PORT or [IPv6]:PORT of this box, e.g. '192.168.1.10:8080'", r"([0-9.]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}"
+    ),
+    Satisfies("a TCP port 1..65535 after the colon", _tcp_port_in),
+]
+PinHash = Annotated[
+    str,
+    Matches(
+        "a line printed by 'station-agent web-pin' (scrypt$14$8$1$salt$hash)",
+        r"scrypt\$[0-9]{2}\$[0-9]{1,2}\$[0-9]\$[A-Za-z0-9+/=]{16,}\$[A-Za-z0-9+/=]{44}",
+    ),
+]
+
+
+@settings
+class WebSection:
+    """The local web page for staff and installers (`station-agent web`, its own process): read-only, off."""
+
+    enabled: bool = doc("serve the page", default=False)
+    listen: ListenAddress = doc(
+        "the box's LAN address and port to serve on (never 0.0.0.0 on a box with a public link)",
+        default="192.168.1.10:8080",
+    )
+    pin_hash: PinHash | None = doc("the PIN's salted hash, as 'station-agent web-pin' prints it", default=None)
+    session_minutes: Annotated[int, Ge(1), Le(24 * 60)] = doc("how long a login lasts, in minutes", default=480)
+
+    def __post_init__(self) -> None:
+        if self.enabled and self.pin_hash is None:
+            raise ValueError(
+                "web: the page is enabled without a PIN; run 'station-agent web-pin' and put the line it prints "
+                "under [web] as pin_hash"
+            )
+
+
 @settings
 class AgentConfig:
     station: StationSection = doc("the station")
@@ -502,6 +538,7 @@ class AgentConfig:
     daily: DaySettings = doc("when the day's books close", factory=DaySettings)
     commands: CommandsSection = doc("signed commands from the platform", factory=CommandsSection)
     hj212: Hj212Section | None = doc("a second uplink, to an ecology platform that takes HJ 212", default=None)
+    web: WebSection = doc("the local web page for staff and installers", factory=WebSection)
 
     def devices(self) -> list[tuple[LineSection, DeviceSection]]:
         """The Modbus devices, by line."""

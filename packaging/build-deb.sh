@@ -78,6 +78,8 @@ cp -n "$wheels"/*.whl "$wheelhouse"/
 rm -f "$wheelhouse/$(basename "$agent_wheel")"
 
 install -D -m 0644 "$project/systemd/station-agent.service" "$stage/lib/systemd/system/station-agent.service"
+# The web page's unit ships disabled: nothing in the maintainer scripts enables or starts it.
+install -D -m 0644 "$project/systemd/station-agent-web.service" "$stage/lib/systemd/system/station-agent-web.service"
 install -D -m 0644 "$here/station-agent.sysusers" "$stage/usr/lib/sysusers.d/station-agent.conf"
 install -D -m 0644 "$here/60-station-agent-leds.rules" "$stage/lib/udev/rules.d/60-station-agent-leds.rules"
 install -D -m 0644 "$project/config/station.example.toml" "$stage/etc/station-agent/agent.toml.example"

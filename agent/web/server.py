@@ -1,0 +1,204 @@
+"""The HTTP shell around `agent.web.app`: the standard library's server with a bounded pool and hard limits.
+
+Each connection is one request (HTTP/1.0, no keep-alive), handled by one of `WORKERS` threads; at most
+`QUEUED` more wait, and a connection beyond that is closed at once, so a flood costs a bounded number of
+threads and buffers, never one thread per connection. A request's head is cut at `MAX_HEAD_BYTES` and
+`MAX_HEADERS` (431), its body at `MAX_BODY_BYTES` (413), and a client has `IO_TIMEOUT_S` for each read.
+Errors the standard library answers itself (400, 414, 501) go through the same headers as every response.
+docs/design.md ("The web page") says why this server and not another, with the figures.
+"""
+
+from __future__ import annotations
+
+import http.server
+import io
+import signal
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from agent.clock import SystemClock
+from agent.config import LoadedConfig
+from agent.containment import Boundary
+from agent.logs import configure as configure_logs
+from agent.logs import get_logger
+from agent.records import RecordIntent
+from agent.web.app import Console, Request, Response, plain
+from agent.web.selftest_run import SelftestRunner
+
+log = get_logger("agent.web")
+
+WORKERS = 4
+QUEUED = 16
+MAX_HEAD_BYTES = 8 * 1024
+MAX_HEADERS = 32
+MAX_BODY_BYTES = 1024
+IO_TIMEOUT_S = 10.0
+DRAIN_BYTES = 64 * 1024
+
+
+class _CappedHead:
+    """The connection's reader, cut off after `MAX_HEAD_BYTES` of request line and headers."""
+
+    def __init__(self, raw: io.BufferedIOBase) -> None:
+        self._raw = raw
+        self.remaining = MAX_HEAD_BYTES
+        self.exceeded = False
+
+    def readline(self, size: int = -1) -> bytes:
+        if self.remaining <= 0:
+            self.exceeded = True
+            return b""
+        line = self._raw.readline(self.remaining if size < 0 else min(size, self.remaining))
+        self.remaining -= len(line)
+        if self.remaining <= 0 and not line.endswith(b"\n"):
+            self.exceeded = True
+        return line
+
+    def read(self, size: int) -> bytes:
+        return self._raw.read(size)
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    console: Console
+    server_version = "station-agent-web"
+    default_request_version = "HTTP/1.0"
+    """Not 0.9: the standard library writes no headers, so no CSP, for a request it takes as HTTP/0.9."""
+    timeout = IO_TIMEOUT_S
+
+    def version_string(self) -> str:
+        """No Python version in the Server header: it tells an attacker more than it tells staff."""
+        return self.server_version
+
+    def setup(self) -> None:
+        super().setup()
+        self.head = _CappedHead(self.rfile)
+        self.rfile = self.head  # type: ignore[assignment]
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if self.head.exceeded or len(self.headers) > MAX_HEADERS:
+            self._refuse(431, "request head too large")
+            return False
+        return True
+
+    def do_GET(self) -> None:
+        self._answer(b"")
+
+    def do_POST(self) -> None:
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self._refuse(411, "a POST needs a Content-Length")
+            return
+        if not 0 <= length <= MAX_BODY_BYTES:
+            self._refuse(413, "request body too large")
+            return
+        self._answer(self.rfile.read(length))
+
+    def _answer(self, body: bytes) -> None:
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        request = Request(self.command, self.path, headers, body, self.client_address[0])
+        self._write(self.console.respond(request))
+
+    def _write(self, response: Response) -> None:
+        self.send_response(response.status)
+        for name, value in response.all_headers():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def _refuse(self, status: int, text: str) -> None:
+        """Answer and close without reading what the client still sends, after a bounded drain so that the
+        answer is not lost to a reset."""
+        self.close_connection = True
+        self._write(plain(status, text))
+        self.wfile.flush()
+        self.connection.settimeout(0.2)
+        drained = 0
+        try:
+            while drained < DRAIN_BYTES and (chunk := self.connection.recv(8192)):
+                drained += len(chunk)
+        except OSError:
+            pass
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals (a bad request line, an unknown method), with our headers."""
+        self.close_connection = True
+        self._write(plain(code, message or self.responses.get(code, ("error",))[0]))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("web_request", client=self.client_address[0], line=format % args)
+
+
+class BoundedServer(http.server.HTTPServer):
+    """An HTTPServer whose requests run on a fixed pool, with a bounded number waiting."""
+
+    def __init__(self, address: tuple[str, int], console: Console) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        handler = type("ConsoleHandler", (_Handler,), {"console": console})
+        super().__init__(address, handler)
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="web")
+        self._slots = threading.BoundedSemaphore(WORKERS + QUEUED)
+        self._boundary = Boundary("web", _no_record, SystemClock())
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.warning("web_busy_connection_closed", client=str(client_address))
+            self.shutdown_request(request)
+            return
+        self._pool.submit(self._work, request, client_address)
+
+    def _work(self, request: Any, client_address: Any) -> None:
+        try:
+            with self._boundary.contain(f"request from {client_address[0]}"):
+                self.finish_request(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            self._slots.release()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _no_record(_intent: RecordIntent) -> None:
+    """The page makes no records (it has no outbox): a contained error is in its log only."""
+
+
+def listen_address(listen: str) -> tuple[str, int]:
+    """`192.168.1.10:8080` or `[fd00::1]:8080` as (host, port); the config's validation checked the shape."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def serve(loaded: LoadedConfig) -> int:
+    """Serve until SIGTERM or SIGINT; returns the exit code. The first line on stdout says where it serves."""
+    config = loaded.config
+    configure_logs(config.logging.level, config.logging.format)
+    console = Console(loaded, selftest=SelftestRunner(loaded.source))
+    server = BoundedServer(listen_address(config.web.listen), console)
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    stopping = threading.Event()
+
+    def stop(_signum: int, _frame: object) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, name="web-stop", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"station-agent web: serving http://{host}:{port}/ (read-only)", flush=True)
+    log.info("web_serving", listen=f"{host}:{port}", station=config.station.id)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    finally:
+        server.server_close()
+    log.info("web_stopped")
+    return 0

@@ -1,0 +1,111 @@
+"""Every word the web page shows, in one place, as gettext message ids (domain `station-agent`).
+
+The page speaks the station's language when a catalogue for it is installed under agent/locale
+(`<locale>/LC_MESSAGES/station-agent.mo`) and English otherwise: adding a language is adding a catalogue,
+not touching the page. `N_` marks a message for extraction (xgettext -kN_) without translating it here.
+"""
+
+from __future__ import annotations
+
+import gettext
+from pathlib import Path
+
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+DOMAIN = "station-agent"
+
+
+def N_(message: str) -> str:
+    return message
+
+
+HEALTH = {
+    "ok": N_("ALL WELL"),
+    "degraded": N_("OFFLINE, BUFFERING"),
+    "fault": N_("NEEDS SOMEONE"),
+    "stopped": N_("STOPPED"),
+}
+HEALTH_LINE = {
+    "ok": N_("Sales are recorded and reach the platform."),
+    "degraded": N_("Sales are recorded and kept on the box until the platform can be reached."),
+    "fault": N_("Something needs a person: see the alarms below."),
+    "stopped": N_("The agent has stopped; nothing is being recorded."),
+}
+LINK_STATES = {
+    "online": N_("online"),
+    "connecting": N_("connecting"),
+    "offline": N_("offline"),
+    "stopped": N_("stopped"),
+    "unknown": N_("no answer yet"),
+}
+NOZZLE_STATES = {
+    "idle": N_("idle"),
+    "authorised": N_("authorised"),
+    "fuelling": N_("fuelling"),
+    "finished": N_("finished"),
+    "answering": N_("ready"),
+    "not_answering": N_("controller not answering"),
+    "unknown": N_("no word yet"),
+}
+
+TITLE = N_("Station console")
+NOZZLES = N_("Nozzles")
+TANKS = N_("Tanks")
+ALARMS = N_("Alarms and what to do")
+NO_ALARMS = N_("No alarm.")
+UPLINKS = N_("Uplinks")
+LINES = N_("Field lines")
+LAST_SALE = N_("last sale")
+NO_SALE = N_("no sale since the agent started")
+GRADE = N_("grade")
+TANK = N_("tank")
+CAPACITY = N_("capacity")
+LEVEL_UNKNOWN = N_("level not in the agent's status")
+WATER = N_("water")
+PLATFORM_MQTT = N_("City platform (MQTT)")
+ECOLOGY_HJ212 = N_("Ecology platform (HJ 212)")
+NOT_CONFIGURED = N_("not configured")
+SINCE = N_("since")
+WAITING = N_("waiting on the box")
+RECORDS = N_("records")
+UPDATED = N_("updated")
+AGENT_NOT_RUNNING = N_("The station agent is not running: nothing answers at its status socket.")
+AGENT_STARTING = N_("The station agent is starting; this page fills in a few seconds.")
+AGENT_UNREADABLE = N_("The agent's answer could not be read; call support.")
+CONSOLE = N_("Console")
+SHEET = N_("Commissioning sheet")
+SELFTEST = N_("Self-test")
+LOG_OUT = N_("Log out")
+LOG_IN = N_("Log in")
+PIN = N_("PIN")
+WRONG_PIN = N_("Wrong PIN.")
+TRY_LATER = N_("Too many wrong tries: wait {seconds} s and try again.")
+RUN_SELFTEST = N_("Run the self-test")
+SELFTEST_HINT = N_("Checks the box as the installer's `station-agent selftest` does; it changes nothing.")
+SELFTEST_PASSED = N_("Self-test passed.")
+SELFTEST_FAILED = N_("Self-test found problems (exit code {code}).")
+SELFTEST_TIMEOUT = N_("Self-test did not finish within {seconds} s.")
+SELFTEST_BUSY = N_("A self-test is already running; try again in a minute.")
+SHEET_NO_KEY = N_(
+    "The device key is not readable by the web page (by design); the station's configuration follows. "
+    "Print the full sheet at the box with station-agent provision."
+)
+SHEET_TLS = N_("This station uses TLS; print the full sheet, with its TLS files, at the box.")
+NOT_FOUND = N_("Not found.")
+READ_ONLY = N_("Read-only: this page changes nothing on the station.")
+ADVICE_DEFAULT = N_("call support")
+DEVICE_NOT_ANSWERING = N_(
+    "{device} on line {line} does not answer: check that it is powered and its cable to the box; "
+    "if it still does not answer, call the maintenance company"
+)
+
+
+class Words:
+    """The messages above in one language: `words(message, **values)`."""
+
+    def __init__(self, locale: str) -> None:
+        self.locale = locale
+        self._translation = gettext.translation(DOMAIN, LOCALE_DIR, languages=[locale], fallback=True)
+
+    def __call__(self, message: str, **values: object) -> str:
+        text = self._translation.gettext(message)
+        return text.format(**values) if values else text

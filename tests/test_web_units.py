@@ -1,0 +1,278 @@
+"""The web page's pure parts: the PIN's hash, the login throttle and sessions, and the HTML from a snapshot."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from status_sample import fault_status, offline_status, sample_status
+
+from agent.config import ConfigError, load_config
+from agent.status import status_json
+from agent.web import guard, page
+from agent.web.guard import LoginThrottle, SessionBook
+from agent.web.pin import PIN_HASH, PinError, hash_pin, verify_pin
+from agent.web.words import Words
+
+FORECOURT = page.Forecourt(
+    station="ST-0001",
+    name="Riverside",
+    zone="Asia/Shanghai",
+    nozzles=(
+        page.NozzlePlace("D01-N1", "D01", "92", "T1", "pc1"),
+        page.NozzlePlace("D01-N2", "D01", "95", "T2", "pc1"),
+        page.NozzlePlace("D02-N1", "D02", "92", "T1", "pc2"),
+    ),
+    tanks=(page.TankPlace("T1", "gasoline", 30_000), page.TankPlace("T2", "gasoline", 20_000)),
+    hj212=False,
+)
+ENGLISH = Words("en")
+
+
+class TestPin:
+    def test_the_stored_line_is_scrypt_of_the_pin_with_its_salt(self) -> None:
+        """The hash in the line is what hashlib's scrypt gives for the PIN, the salt and the named parameters."""
+        salt = bytes(range(16))
+        line = hash_pin("482916", salt)
+        name, log2_n, r, p, salt_b64, hash_b64 = line.split("$")
+        assert (name, base64.b64decode(salt_b64)) == ("scrypt", salt)
+        expected = hashlib.scrypt(b"482916", salt=salt, n=2 ** int(log2_n), r=int(r), p=int(p), dklen=32)
+        assert base64.b64decode(hash_b64) == expected
+        assert PIN_HASH.fullmatch(line)
+
+    def test_the_right_pin_passes_and_any_other_fails(self) -> None:
+        """verify_pin accepts the PIN, refuses a near miss, an over-long PIN and a damaged stored line."""
+        line = hash_pin("482916")
+        assert verify_pin("482916", line)
+        assert not verify_pin("482917", line)
+        assert not verify_pin("4" * 10_000, line)
+        assert not verify_pin("482916", line[:-6] + "AAAAA=")
+        assert not verify_pin("482916", "plain:482916")
+
+    def test_two_hashes_of_one_pin_differ(self) -> None:
+        """A fresh salt each time: two stations with the same PIN do not share a hash."""
+        assert hash_pin("482916") != hash_pin("482916")
+
+    def test_a_short_pin_is_refused_with_the_rule(self) -> None:
+        """Fewer than six characters is refused, and the message says how many are needed."""
+        with pytest.raises(PinError, match="choose 6 to 128"):
+            hash_pin("1234")
+
+
+class TestThrottle:
+    def test_the_wait_starts_after_three_failures_and_doubles(self) -> None:
+        """Three wrong PINs are free; the fourth try waits 30 s, the next failure 60 s."""
+        throttle = LoginThrottle()
+        for now in (0.0, 1.0, 2.0):
+            assert throttle.wait_s("10.0.0.5", now) == 0
+            throttle.failed("10.0.0.5", now)
+        assert throttle.wait_s("10.0.0.5", 2.0) == pytest.approx(guard.FIRST_LOCK_S)
+        assert throttle.wait_s("10.0.0.6", 2.0) == 0
+        throttle.failed("10.0.0.5", 40.0)
+        assert throttle.wait_s("10.0.0.5", 40.0) == pytest.approx(2 * guard.FIRST_LOCK_S)
+
+    def test_many_addresses_share_one_limit(self) -> None:
+        """Ten failures within a minute from ten addresses make an eleventh address wait too."""
+        throttle = LoginThrottle()
+        for i in range(guard.GLOBAL_FAILURES_PER_MIN):
+            throttle.failed(f"10.0.1.{i}", float(i))
+        assert throttle.wait_s("10.0.2.1", 10.0) == pytest.approx(50.0)
+        assert throttle.wait_s("10.0.2.1", 61.0) == 0
+
+    def test_a_success_forgets_the_failures(self) -> None:
+        """After a right PIN, the address starts again with three free tries."""
+        throttle = LoginThrottle()
+        for now in (0.0, 1.0):
+            throttle.failed("10.0.0.5", now)
+        throttle.succeeded("10.0.0.5")
+        throttle.failed("10.0.0.5", 2.0)
+        throttle.failed("10.0.0.5", 3.0)
+        assert throttle.wait_s("10.0.0.5", 3.0) == 0
+
+
+class TestSessions:
+    def test_a_session_ends_when_idle_or_old(self) -> None:
+        """A token is valid while used; idle past IDLE_END_S or older than its lifetime it is gone for good."""
+        book = SessionBook(lifetime_s=3600.0)
+        token = book.open(0.0)
+        assert book.valid(token, 1000.0) and book.valid(token, 2000.0)
+        assert not book.valid(token, 2000.0 + guard.IDLE_END_S + 1)
+        assert not book.valid(token, 2001.0)
+        old = book.open(0.0)
+        for now in range(600, 3600, 600):
+            assert book.valid(old, float(now))
+        assert not book.valid(old, 3601.0)
+        assert not book.valid(None, 0.0) and not book.valid("made-up", 0.0)
+
+    def test_the_book_is_bounded(self) -> None:
+        """Logging in again and again keeps at most MAX_SESSIONS, the oldest going first."""
+        book = SessionBook(lifetime_s=3600.0)
+        tokens = [book.open(float(i)) for i in range(guard.MAX_SESSIONS + 4)]
+        assert not book.valid(tokens[0], 30.0)
+        assert all(book.valid(token, 30.0) for token in tokens[-guard.MAX_SESSIONS :])
+
+
+class _Text(HTMLParser):
+    """The page as a browser would show its text, tag by tag (a check independent of how page.py builds it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self.scripts = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "script" or any(name.startswith("on") for name, _ in attrs):
+            self.scripts += 1
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _shown(html: str) -> tuple[str, int]:
+    parser = _Text()
+    parser.feed(html)
+    return " ".join(" ".join(parser.text).split()), parser.scripts
+
+
+def _snapshot(status: object) -> dict[str, object]:
+    return json.loads(status_json(status))  # type: ignore[arg-type]
+
+
+class TestPage:
+    def test_all_well_shows_every_nozzle_its_last_sale_and_the_uplink(self) -> None:
+        """Every configured nozzle has a tile; the sold one shows 12.34 L and ¥95.02 at 10:21:40 Shanghai time."""
+        shown, scripts = _shown(page.console(_snapshot(sample_status()), None, FORECOURT, ENGLISH))
+        assert "ALL WELL" in shown and "D01-N1" in shown and "D01-N2" in shown and "D02-N1" in shown
+        assert re.search(r"D01-N1 grade 92 · tank T1 ready last sale 12\.34 L ¥95\.02 10:21:40", shown)
+        assert "City platform (MQTT) online since 2026-11-28 08:15" in shown
+        assert "Ecology platform (HJ 212) not configured" in shown
+        assert "T1 gasoline · capacity 30,000 L level not in the agent's status" in shown
+        assert scripts == 1  # the one external /app.js, no inline script or handler
+
+    def test_a_fault_shows_the_silent_device_and_the_alarm_with_advice(self) -> None:
+        """A controller that stopped answering turns its nozzles red; an alarm names its advice."""
+        html = page.live(_snapshot(fault_status()), None, FORECOURT, ENGLISH)
+        shown, _ = _shown(html)
+        assert "NEEDS SOMEONE" in shown
+        assert "metering deviation D01-N2" in shown and "metrology service" in shown
+        assert "device not answering pcm2" in shown
+        assert 'data-nozzle="D01-N2"' in html and "tone-alarm" in html
+
+    def test_offline_shows_the_backlog(self) -> None:
+        """Offline, the MQTT uplink shows its state and the 300 records waiting on the box."""
+        shown, _ = _shown(page.live(_snapshot(offline_status()), None, FORECOURT, ENGLISH))
+        assert "OFFLINE, BUFFERING" in shown and "offline since" in shown
+        assert "300 records waiting on the box" in shown and "connection refused" in shown
+
+    def test_fields_of_a_newer_agent_are_shown_and_unknown_ones_skipped(self) -> None:
+        """Structured problems (kind, subject, since, size), nozzle phases and tank levels are shown when the
+        snapshot has them; fields this page does not know change nothing."""
+        snapshot = _snapshot(sample_status())
+        snapshot |= {
+            "health": "degraded",
+            "problems": [
+                {
+                    "kind": "hj212_offline",
+                    "subject": "hj212",
+                    "since": "2026-11-28T01:25:03.000Z",
+                    "size": 376,
+                    "unit": "records",
+                    "severity": "degraded",
+                    "advice": "hj212_offline",
+                    "novel": {"x": 1},
+                },
+            ],
+            "nozzles": [{"id": "D01-N1", "state": "fuelling", "volume_ml": 4000}],
+            "tanks": [{"tank": "T1", "volume_ml": 18_000_000, "water_um": 12_000, "height_um": 1_500_000}],
+            "something_new": [1, 2, 3],
+        }
+        shown, _ = _shown(page.live(snapshot, None, FORECOURT, ENGLISH))
+        assert "hj212 offline hj212 · 376 records · since 2026-11-28 09:25:03" in shown
+        assert "D01-N1 grade 92 · tank T1 fuelling" in shown
+        assert "T1 gasoline · capacity 30,000 L 18,000.00 L 60 % water 12 mm" in shown
+
+    def test_no_snapshot_says_why_and_still_shows_the_forecourt(self) -> None:
+        """With the agent down, the page says so and keeps the configured tiles."""
+        shown, _ = _shown(
+            page.live(
+                None, "The station agent is not running: nothing answers at its status socket.", FORECOURT, ENGLISH
+            )
+        )
+        assert "STOPPED" in shown and "not running" in shown and "D02-N1 grade 92 · tank T1 no word yet" in shown
+
+    def test_what_the_snapshot_says_is_escaped(self) -> None:
+        """A device name or error text with markup is shown as text, never run."""
+        status = offline_status()
+        status = dataclasses.replace(
+            status, uplink=dataclasses.replace(status.uplink, last_error="<script>x()</script>")
+        )
+        html = page.live(_snapshot(status), None, FORECOURT, ENGLISH)
+        assert "<script>" not in html and "&lt;script&gt;x()&lt;/script&gt;" in html
+
+
+class TestCommands:
+    def test_web_pin_prints_a_line_the_config_takes_and_the_pin_verifies(self, tmp_path: Path) -> None:
+        """`station-agent web-pin` reads the PIN twice and prints a pin_hash line that loads under [web]."""
+        done = subprocess.run(
+            [sys.executable, "-m", "agent.cli", "web-pin"],
+            input="482916\n482916\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        line = done.stdout.strip()
+        assert line.startswith('pin_hash = "scrypt$') and "482916" not in line
+        config = tmp_path / "agent.toml"
+        config.write_text(
+            '[station]\nid = "ST-1"\n[uplink]\nbroker = "127.0.0.1:1883"\n'
+            f'[web]\nenabled = true\nlisten = "127.0.0.1:8080"\n{line}\n'
+        )
+        stored = load_config(config).config.web.pin_hash
+        assert stored is not None and verify_pin("482916", stored)
+
+    def test_the_page_is_off_unless_the_config_turns_it_on(self, tmp_path: Path) -> None:
+        """`station-agent web` on a config without [web] exits 2 and says what to set."""
+        config = tmp_path / "agent.toml"
+        config.write_text('[station]\nid = "ST-1"\n[uplink]\nbroker = "127.0.0.1:1883"\n')
+        done = subprocess.run(
+            [sys.executable, "-m", "agent.cli", "web", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2 and "set enabled = true under [web]" in done.stderr
+
+    def test_enabled_without_a_pin_is_a_config_error(self, tmp_path: Path) -> None:
+        """[web] enabled = true without pin_hash is refused, naming web-pin."""
+        config = tmp_path / "agent.toml"
+        config.write_text('[station]\nid = "ST-1"\n[uplink]\nbroker = "127.0.0.1:1883"\n[web]\nenabled = true\n')
+        with pytest.raises(ConfigError, match="station-agent web-pin"):
+            load_config(config)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_the_web_unit_is_hardened() -> None:
+    """`systemd-analyze security --offline=true` rates the web page's unit at most 2.0."""
+    unit = Path(__file__).resolve().parent.parent / "systemd" / "station-agent-web.service"
+    done = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", done.stdout)
+    assert score is not None, done.stdout + done.stderr
+    assert float(score.group(1)) <= 2.0
