@@ -36,6 +36,7 @@ from status_sample import (
 )
 
 from agent.clock import SystemClock
+from agent.containment import Boundary
 from agent.field.poller import LinePoller, LineStatus, PolledDevice
 from agent.health import Assessment, assess
 from agent.locale import compile_po, language_for_zone, po_entries, po_path, translations
@@ -250,7 +251,8 @@ class TestHealth:
             PolledDevice(name, unit, 0.02, functools.partial(master.read_registers, unit, 0x03, 0, 1))
             for name, unit in (("pc1", 1), ("pcm1", 11), ("pc3", 3), ("pcm3", 13))
         ]
-        poller = LinePoller("rs485-1", devices, master, SystemClock(), lambda _event: None)
+        boundary = Boundary("poller rs485-1", lambda _intent: None, SystemClock())
+        poller = LinePoller("rs485-1", devices, master, SystemClock(), lambda _event: None, boundary=boundary)
         poller.start()
         try:
             wait_until(lambda: all(device.state == "offline" for device in poller.status().devices), 15, "all offline")
@@ -427,9 +429,19 @@ class TestWrapping:
         assert wrap("alpha beta gamma", 11, "- ", "  ") == ["- alpha", "  beta", "  gamma"]
 
 
+STAFF_FACING = ("agent/status_text.py", "agent/web/words.py")
+"""The modules whose words staff read: the plain status and the web page."""
+
+
 def staff_msgids() -> set[str]:
-    """Every string said through the catalogue in agent/status_text.py: the literal argument of `_` or `N_`."""
-    tree = ast.parse((PROJECT / "agent" / "status_text.py").read_text(encoding="utf-8"))
+    """Every string said through the catalogue in the staff-facing modules: the literal argument of `_` or `N_`."""
+    found = set()
+    for module in STAFF_FACING:
+        found |= _msgids(ast.parse((PROJECT / module).read_text(encoding="utf-8")))
+    return found
+
+
+def _msgids(tree: ast.AST) -> set[str]:
     found = set()
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):

@@ -163,7 +163,7 @@ class TestPage:
         html = page.live(_snapshot(fault_status()), None, FORECOURT, ENGLISH)
         shown, _ = _shown(html)
         assert "NEEDS SOMEONE" in shown
-        assert "metering deviation D01-N2" in shown and "metrology service" in shown
+        assert "metering deviation D01-N2" in shown and "metrology institute" in shown
         assert "device not answering pcm2" in shown
         assert 'data-nozzle="D01-N2"' in html and "tone-alarm" in html
 

@@ -16,7 +16,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.config import AgentConfig
-from agent.status_text import ALARM_ADVICE, OFFLINE_ADVICE
+from agent.locale import translations
+from agent.status_text import ADVICE, UNKNOWN_ADVICE
 from agent.web import words as w
 from agent.web.words import Words
 
@@ -227,7 +228,7 @@ def _alarms(snapshot: Mapping[str, Any], words: Words, zone: ZoneInfo) -> str:
         _Problem(
             kind := _str(item.get("kind")),
             subject := _str(item.get("subject")),
-            _advice(kind, subject),
+            _advice(_str(item.get("advice")) or kind, subject, words.locale),
             _str(item.get("since")),
             item.get("size"),
             _str(item.get("unit")),
@@ -239,7 +240,7 @@ def _alarms(snapshot: Mapping[str, Any], words: Words, zone: ZoneInfo) -> str:
             _Problem(
                 kind := _str(alarm.get("kind")),
                 subject := _str(alarm.get("subject")),
-                _advice(kind, subject),
+                _advice(kind, subject, words.locale),
                 _str(alarm.get("since")),
             )
             for alarm in _dicts(snapshot.get("alarms"))
@@ -275,12 +276,12 @@ def _problem_item(problem: _Problem, words: Words, zone: ZoneInfo) -> str:
     )
 
 
-def _advice(kind: str, subject: str) -> str:
-    """The next step for staff, from the status text's own table, so the page and `status` say the same."""
-    if kind in ("platform_offline", "hj212_offline"):
-        return OFFLINE_ADVICE
-    template = ALARM_ADVICE.get(kind)
-    return template.format(subject=subject) if template else f"{subject}: call support"
+def _advice(key: str, subject: str, language: str) -> str:
+    """What is wrong and the next step for staff, from the status text's own table (by the problem's advice
+    key), in the page's language: the page and `status` say the same."""
+    what, do = ADVICE.get(key, UNKNOWN_ADVICE)
+    said = translations(language).gettext
+    return f"{subject}: {said(what).replace('{kind}', key)}; {said(do)}"
 
 
 @dataclass(frozen=True, slots=True)

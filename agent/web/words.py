@@ -1,17 +1,13 @@
 """Every word the web page shows, in one place, as gettext message ids (domain `station-agent`).
 
-The page speaks the station's language when a catalogue for it is installed under agent/locale
-(`<locale>/LC_MESSAGES/station-agent.mo`) and English otherwise: adding a language is adding a catalogue,
-not touching the page. `N_` marks a message for extraction (xgettext -kN_) without translating it here.
+The page speaks the station's language through the agent's own catalogues (agent/locale, the same ones
+`station-agent status` uses) and English where there is none: adding a language is adding a catalogue, not
+touching the page. `N_` marks a message for extraction (xgettext -kN_) without translating it here.
 """
 
 from __future__ import annotations
 
-import gettext
-from pathlib import Path
-
-LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
-DOMAIN = "station-agent"
+from agent.locale import translations
 
 
 def N_(message: str) -> str:
@@ -20,12 +16,14 @@ def N_(message: str) -> str:
 
 HEALTH = {
     "ok": N_("ALL WELL"),
+    "starting": N_("STARTING"),
     "degraded": N_("OFFLINE, BUFFERING"),
     "fault": N_("NEEDS SOMEONE"),
     "stopped": N_("STOPPED"),
 }
 HEALTH_LINE = {
     "ok": N_("Sales are recorded and reach the platform."),
+    "starting": N_("Sales are recorded; the platform has not confirmed them yet."),
     "degraded": N_("Sales are recorded and kept on the box until the platform can be reached."),
     "fault": N_("Something needs a person: see the alarms below."),
     "stopped": N_("The agent has stopped; nothing is being recorded."),
@@ -104,7 +102,7 @@ class Words:
 
     def __init__(self, locale: str) -> None:
         self.locale = locale
-        self._translation = gettext.translation(DOMAIN, LOCALE_DIR, languages=[locale], fallback=True)
+        self._translation = translations(locale)
 
     def __call__(self, message: str, **values: object) -> str:
         text = self._translation.gettext(message)
