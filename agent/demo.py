@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from agent.ledger.keys import generate_key_file
 from drivers.hj212.profile import shipped_city_profile
 from simulators.broker import MosquittoBroker, free_loopback_port
+from simulators.compare import CompareInputError, SalesComparison, compare_files
 from simulators.platform.store import Store
 
 STATION_ID = "DEMO-0001"
@@ -467,16 +468,6 @@ def _platform_records(db: Path, after_seq: int = 0) -> list[dict[str, Any]]:
     return [record for record in records if record["seq"] > after_seq]
 
 
-def _platform_transactions(db: Path) -> dict[str, dict[int, int]]:
-    """nozzle -> {controller txn_no: volume_ml} of the transaction records the platform accepted."""
-    found: dict[str, dict[int, int]] = {}
-    for record in _platform_records(db):
-        if record["type"] == "transaction":
-            body = record["body"]
-            found.setdefault(body["nozzle"], {})[body["txn_no"]] = body["volume_ml"]
-    return found
-
-
 SALES_SHOWN = 30
 HOURS_SHOWN = 9
 """The first sales and hourly books are shown one by one; after them only the status line counts them, so that
@@ -556,26 +547,14 @@ def _alarm_check(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def cross_check(workdir: Path) -> dict[str, Any]:
-    """Compare the sales the simulated controllers booked with the transactions the platform holds: every
-    sale between a nozzle's first and last recorded one is there, with the controller's volume."""
-    simulated = _read_json(workdir / "sim-report.json")
-    recorded = _platform_transactions(workdir / "platform.sqlite")
-    missing, wrong_volume, matched = [], [], 0
-    for nozzle, report in simulated.get("nozzles", {}).items():
-        seen = recorded.get(nozzle, {})
-        if not seen:
-            continue
-        first, last = min(seen), max(seen)
-        for txn_no, volume_ml, *_ in report.get("sales", []):
-            if not first <= txn_no <= last:
-                continue
-            if txn_no not in seen:
-                missing.append(f"{nozzle}#{txn_no}")
-            elif seen[txn_no] != volume_ml:
-                wrong_volume.append(f"{nozzle}#{txn_no}: {seen[txn_no]} != {volume_ml}")
-            else:
-                matched += 1
-    return {"matched": matched, "missing": missing, "wrong_volume": wrong_volume}
+    """The sales the simulated controllers booked against the transactions the platform holds, by the
+    simulators' own check (`station-sim compare`): every sale between a nozzle's first and last recorded one
+    is there, with the controller's volume."""
+    try:
+        comparison = compare_files(workdir / "sim-report.json", workdir / "platform.sqlite", STATION_ID)
+    except CompareInputError:
+        comparison = SalesComparison()
+    return comparison.to_json()
 
 
 def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
