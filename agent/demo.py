@@ -557,6 +557,16 @@ def cross_check(workdir: Path) -> dict[str, Any]:
     return comparison.to_json()
 
 
+def installed(command: str) -> str:
+    """How to type `command` by hand: the script beside this Python (the virtualenv's `.venv/bin/...`, which
+    is not on PATH), relative to the current folder when it lies inside it."""
+    script = Path(sys.executable).parent / command
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
 def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
     workdir = workdir.resolve()
     kid = _prepare(workdir)
@@ -578,8 +588,9 @@ def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
         print("demo: the same pieces by hand (a new run's history starts where this one's ended):", flush=True)
         print(f"  mosquitto -p {broker_address.rsplit(':', 1)[1]}    # or any broker at {broker_address}", flush=True)
         chart = write_probe_chart(workdir)
-        print(f"  station-sim tank-chart --config {sim_config} {PROBE_TANK} > {chart}", flush=True)
-        print(f"  station-sim run --config {workdir / 'simulators.toml'}", flush=True)
+        station_sim, station_agent = installed("station-sim"), installed("station-agent")
+        print(f"  {station_sim} tank-chart --config {sim_config} {PROBE_TANK} > {chart}", flush=True)
+        print(f"  {station_sim} run --config {workdir / 'simulators.toml'}    # and the platform receiver", flush=True)
         hj212 = [
             *HJ212_RECEIVER,
             str(workdir / HJ212_KEY),
@@ -588,8 +599,14 @@ def run_demo(seconds: float, workdir: Path, broker_address: str | None) -> int:
             "--out",
             str(workdir / "hj212.jsonl"),
         ]
-        print(f"  station-sim {' '.join(hj212[2:])}", flush=True)
-        print(f"  station-agent run --config {workdir / 'agent.toml'}", flush=True)
+        print(f"  {station_sim} {' '.join(hj212[2:])}", flush=True)
+        print(f"  {station_agent} run --config {workdir / 'agent.toml'}", flush=True)
+        print(f"  {station_sim} fault --control {workdir / 'sim.sock'} list    # faults, while it runs", flush=True)
+        print(
+            f"  {station_sim} compare --sim-report {workdir / 'sim-report.json'} --db {workdir / 'platform.sqlite'} "
+            f"--station {STATION_ID} --key {STATION_ID}={workdir / 'station.pub'}    # sales vs records, at the end",
+            flush=True,
+        )
         simulators = stack.enter_context(
             _process(
                 [python, "-m", "simulators.cli", "run", "--config", str(workdir / "simulators.toml")],

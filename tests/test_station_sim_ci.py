@@ -4,6 +4,7 @@ one JSON line from every command, and the documented exit codes."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from agent.demo import installed
 from simulators import cli
 
 READY_TIMEOUT_S = 30.0
@@ -214,3 +216,17 @@ def test_every_command_that_cannot_run_prints_a_json_error(
     out = capsys.readouterr().out
     assert len(out.splitlines()) == 1
     assert named in json.loads(out)["error"]
+
+
+def test_demo_by_hand_commands_are_runnable_scripts() -> None:
+    """The commands `make demo` prints for a run by hand name the virtualenv's scripts (`.venv/bin/...` from
+    the checkout), and they run."""
+    for command in ("station-sim", "station-agent"):
+        script = installed(command)
+        if Path(sys.executable).parent.is_relative_to(Path.cwd()):
+            assert not Path(script).is_absolute() and script.endswith(f"bin/{command}")
+        assert os.access(script, os.X_OK), script
+    done = subprocess.run(
+        [installed("station-sim"), "fault", "kinds"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0 and json.loads(done.stdout.splitlines()[0])["kind"] == "pulse_injection"
