@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -167,3 +168,23 @@ def test_unusable_inputs_exit_2_with_a_json_error(
     argv = ["--sim-report", str(good), "--db", str(db), "--station", STATION, "--key", f"ST-0002={key}"]
     code, result = run(capsys, *argv)
     assert code == 2 and f"--key {STATION}=PUB.pem" in result["error"]
+
+
+def test_platform_readme_documents_every_table_and_column(tmp_path: Path) -> None:
+    """simulators/platform/README.md's database table names each table the store creates and all its columns."""
+    readme = (Path(__file__).resolve().parent.parent / "simulators" / "platform" / "README.md").read_text()
+    section = readme.split("## The database", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = {
+        re.findall(r"`(\w+)`", cells[1])[0]: set(re.findall(r"`(\w+)`", cells[2] + cells[3]))
+        for cells in (row.split("|") for row in rows)
+    }
+    with Store(tmp_path / "p.sqlite"):
+        pass
+    with sqlite3.connect(tmp_path / "p.sqlite") as raw:
+        tables = [name for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        actual = {table: {row[1] for row in raw.execute(f"PRAGMA table_info({table})")} for table in tables}
+        version = raw.execute("PRAGMA user_version").fetchone()[0]
+    raw.close()
+    assert documented == actual
+    assert f"`PRAGMA user_version = {version}`" in section
