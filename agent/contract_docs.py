@@ -1142,6 +1142,15 @@ def _single_body_schema(record_type: RecordType, cls: type[Body]) -> Schema:
     return _document(f"{record_type}.json", title, description, {**body, "$defs": defs})
 
 
+def _record_type_description(typed: Sequence[RecordType], reserved: Sequence[str]) -> str:
+    """The envelope's `type` text: the reserved types are named only while there are some, so that the text
+    never ends in an empty list."""
+    described = f"The record type: {', '.join(map(str, typed))}"
+    if reserved:
+        described += f"; reserved in v1, body not yet specified: {', '.join(reserved)}"
+    return described + ". Receivers store records of types they do not know."
+
+
 def _record_schema(typed: Sequence[RecordType]) -> Schema:
     reserved = [str(kind) for kind in RecordType if kind not in typed]
     dispatch = [
@@ -1178,8 +1187,7 @@ def _record_schema(typed: Sequence[RecordType]) -> Schema:
                 "type": {
                     "type": "string",
                     "minLength": 1,
-                    "description": f"The record type: {', '.join(map(str, typed))}; reserved in v1, body not "
-                    f"yet specified: {', '.join(reserved)}. Receivers store records of types they do not know.",
+                    "description": _record_type_description(typed, reserved),
                 },
                 "body": {
                     "type": "object",

@@ -31,6 +31,7 @@ from agent.ledger.keys import KeySpec, generate_key_file
 from agent.ledger.suites import Suite
 from drivers.hj212.profile import shipped_city_profile
 from simulators.broker import MosquittoBroker, free_loopback_port
+from simulators.compare import CompareInputError, SalesComparison, compare_files
 from simulators.platform.store import Store
 
 STATION_ID = "DEMO-0001"
@@ -471,16 +472,6 @@ def _platform_records(db: Path, after_seq: int = 0) -> list[dict[str, Any]]:
     return [record for record in records if record["seq"] > after_seq]
 
 
-def _platform_transactions(db: Path) -> dict[str, dict[int, int]]:
-    """nozzle -> {controller txn_no: volume_ml} of the transaction records the platform accepted."""
-    found: dict[str, dict[int, int]] = {}
-    for record in _platform_records(db):
-        if record["type"] == "transaction":
-            body = record["body"]
-            found.setdefault(body["nozzle"], {})[body["txn_no"]] = body["volume_ml"]
-    return found
-
-
 SALES_SHOWN = 30
 HOURS_SHOWN = 9
 """The first sales and hourly books are shown one by one; after them only the status line counts them, so that
@@ -560,26 +551,24 @@ def _alarm_check(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def cross_check(workdir: Path) -> dict[str, Any]:
-    """Compare the sales the simulated controllers booked with the transactions the platform holds: every
-    sale between a nozzle's first and last recorded one is there, with the controller's volume."""
-    simulated = _read_json(workdir / "sim-report.json")
-    recorded = _platform_transactions(workdir / "platform.sqlite")
-    missing, wrong_volume, matched = [], [], 0
-    for nozzle, report in simulated.get("nozzles", {}).items():
-        seen = recorded.get(nozzle, {})
-        if not seen:
-            continue
-        first, last = min(seen), max(seen)
-        for txn_no, volume_ml, *_ in report.get("sales", []):
-            if not first <= txn_no <= last:
-                continue
-            if txn_no not in seen:
-                missing.append(f"{nozzle}#{txn_no}")
-            elif seen[txn_no] != volume_ml:
-                wrong_volume.append(f"{nozzle}#{txn_no}: {seen[txn_no]} != {volume_ml}")
-            else:
-                matched += 1
-    return {"matched": matched, "missing": missing, "wrong_volume": wrong_volume}
+    """The sales the simulated controllers booked against the transactions the platform holds, by the
+    simulators' own check (`station-sim compare`): every sale between a nozzle's first and last recorded one
+    is there, with the controller's volume."""
+    try:
+        comparison = compare_files(workdir / "sim-report.json", workdir / "platform.sqlite", STATION_ID)
+    except CompareInputError:
+        comparison = SalesComparison()
+    return comparison.to_json()
+
+
+def installed(command: str) -> str:
+    """How to type `command` by hand: the script beside this Python (the virtualenv's `.venv/bin/...`, which
+    is not on PATH), relative to the current folder when it lies inside it."""
+    script = Path(sys.executable).parent / command
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def run_demo(seconds: float, workdir: Path, broker_address: str | None, suite: Suite = Suite.ED25519) -> int:
@@ -603,8 +592,9 @@ def run_demo(seconds: float, workdir: Path, broker_address: str | None, suite: S
         print("demo: the same pieces by hand (a new run's history starts where this one's ended):", flush=True)
         print(f"  mosquitto -p {broker_address.rsplit(':', 1)[1]}    # or any broker at {broker_address}", flush=True)
         chart = write_probe_chart(workdir)
-        print(f"  station-sim tank-chart --config {sim_config} {PROBE_TANK} > {chart}", flush=True)
-        print(f"  station-sim run --config {workdir / 'simulators.toml'}", flush=True)
+        station_sim, station_agent = installed("station-sim"), installed("station-agent")
+        print(f"  {station_sim} tank-chart --config {sim_config} {PROBE_TANK} > {chart}", flush=True)
+        print(f"  {station_sim} run --config {workdir / 'simulators.toml'}    # and the platform receiver", flush=True)
         hj212 = [
             *HJ212_RECEIVER,
             str(workdir / HJ212_KEY),
@@ -613,8 +603,14 @@ def run_demo(seconds: float, workdir: Path, broker_address: str | None, suite: S
             "--out",
             str(workdir / "hj212.jsonl"),
         ]
-        print(f"  station-sim {' '.join(hj212[2:])}", flush=True)
-        print(f"  station-agent run --config {workdir / 'agent.toml'}", flush=True)
+        print(f"  {station_sim} {' '.join(hj212[2:])}", flush=True)
+        print(f"  {station_agent} run --config {workdir / 'agent.toml'}", flush=True)
+        print(f"  {station_sim} fault --control {workdir / 'sim.sock'} list    # faults, while it runs", flush=True)
+        print(
+            f"  {station_sim} compare --sim-report {workdir / 'sim-report.json'} --db {workdir / 'platform.sqlite'} "
+            f"--station {STATION_ID} --key {STATION_ID}={workdir / 'station.pub'}    # sales vs records, at the end",
+            flush=True,
+        )
         simulators = stack.enter_context(
             _process(
                 [python, "-m", "simulators.cli", "run", "--config", str(workdir / "simulators.toml")],

@@ -31,10 +31,11 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from agent.demo import STATION_ID, agent_config, cross_check, simulators_config, write_probe_chart
+from agent.demo import STATION_ID, agent_config, simulators_config, write_probe_chart
 from agent.ledger.keys import generate_key_file
 from bench.processes import Child, ChildError, python_module
 from simulators.broker import MosquittoBroker, free_loopback_port
+from simulators.compare import compare_files
 from simulators.hostile import poison
 from simulators.hostile.link import FlakyLink
 from simulators.platform.store import Store
@@ -272,7 +273,7 @@ def run_soak(kills: int, seed: int, workdir: Path) -> dict[str, Any]:
     events = Counter(r["body"].get("kind") for r in records if r["type"] == "event")
     report = json.loads((workdir / "sim-report.json").read_text()).get("platform", {})
     station = report.get("stations", {}).get(STATION_ID, {})
-    sales = cross_check(workdir)
+    sales = compare_files(workdir / "sim-report.json", workdir / "platform.sqlite", STATION_ID).to_json()
     audit = _audit(workdir)
     agent_starts = events["agent_start"]
     thread_deaths = _thread_deaths(workdir)

@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from simulators.config_problems import explain
 from simulators.faults import FaultError, ScheduledFault, TargetKind, device_target, make_fault, nozzle_target
 from simulators.fuel import TYPICAL_DENSITY_15, Fuel, Product
 from simulators.fuelling import FuellingPattern, Range
@@ -318,7 +319,7 @@ class SimulatorsConfig(_Section):
         for section, lines in placed.items():
             for index, line in enumerate(lines):
                 if line not in names:
-                    yield f"{section}[{index}].line: {line!r} is not a line; lines: {known}"
+                    yield f"{section}[{index}].line: found {line!r}; allowed: a [[lines]] name: {known}"
 
     def _unit_problems(self) -> Iterator[str]:
         taken: dict[tuple[str, int], str] = {}
@@ -336,8 +337,8 @@ class SimulatorsConfig(_Section):
             holder = taken.setdefault((line, unit), where)
             if holder != where:
                 yield (
-                    f"{where}: unit {unit} on line {line!r} is taken by {holder}; "
-                    "each device on a line needs its own unit (1..247)"
+                    f"{where}: found {unit}; allowed: a unit no other device on line {line!r} has "
+                    f"({holder} has {unit}; 1..247)"
                 )
 
     def _tank_problems(self) -> Iterator[str]:
@@ -355,7 +356,7 @@ class SimulatorsConfig(_Section):
         named += [(f"level_probes[{p}].tank", probe.tank) for p, probe in enumerate(self.level_probes)]
         for where, tank in named:
             if tank is not None and tank not in ids:
-                yield f"{where}: {tank!r} is not a tank; tanks: {known}"
+                yield f"{where}: found {tank!r}; allowed: a [[tanks]] id: {known}"
         for index, gauge in enumerate(self.tank_gauges):
             yield from _duplicates(f"tank_gauges[{index}]", "tanks", gauge.tanks)
 
@@ -373,7 +374,10 @@ def _duplicates(section: str, key: str, values: list[str]) -> Iterator[str]:
     for index, value in enumerate(values):
         if value in values[:index]:
             first = values.index(value)
-            yield f"{section}[{index}].{key}: {value!r} is used by {section}[{first}] too; each needs its own {key}"
+            yield (
+                f"{section}[{index}].{key}: found {value!r}; "
+                f"allowed: a value no other entry has ({section}[{first}] has it)"
+            )
 
 
 class SimulatorsConfigError(Exception):
@@ -406,18 +410,7 @@ def load_simulators_config(path: Path) -> SimulatorsConfig:
     try:
         return SimulatorsConfig.model_validate(_resolve(document, path.parent))
     except ValidationError as exc:
-        problems = describe_problems(exc)
-        raise SimulatorsConfigError(f"{path}: {len(problems)} problem(s):\n" + "\n".join(problems)) from exc
-
-
-def describe_problems(error: ValidationError) -> list[str]:
-    """One line per problem: where, what is wrong, and the value found."""
-    problems: list[str] = []
-    for item in error.errors(include_url=False):
-        where = ".".join(str(part) for part in item["loc"])
-        message = item["msg"].removeprefix("Value error, ")
-        if where:
-            problems.append(f"  {where}: {message} (found {item.get('input')!r:.60})")
-        else:
-            problems.extend(f"  {line}" for line in message.splitlines())
-    return problems
+        problems = explain(exc, SimulatorsConfig)
+        raise SimulatorsConfigError(
+            f"{path}: {len(problems)} problem(s):\n" + "\n".join(f"  {problem}" for problem in problems)
+        ) from exc

@@ -5,8 +5,9 @@
     station-sim fault --control sim.sock list
     station-sim fault kinds
 
-The station's answer is printed as one JSON line. Exit status: 0 done, 1 refused (the error names what is
-allowed), 2 the station cannot be reached or the command line is wrong.
+The station's answer is printed as one JSON line; `kinds` prints one JSON line per kind (`--text`: the
+catalogue for people). Exit status: 0 done, 1 refused (the error names what is allowed), 2 the station cannot
+be reached or the command line is wrong, with one JSON line `{"error": ...}` on stdout.
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ import sys
 from pathlib import Path
 
 from simulators.control import ControlError, Message, send_request
+from simulators.exits import NOT_OK, OK, cannot_run
 from simulators.faults import CATALOGUE
-
-REFUSED = 1
-UNREACHABLE = 2
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,28 +43,30 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     clear.add_argument("kind")
     clear.add_argument("target")
     actions.add_parser("list", help="the faults on now")
-    actions.add_parser("kinds", help="every fault kind, its targets and params (no station needed)")
+    kinds = actions.add_parser("kinds", help="every fault kind, its targets and params (no station needed)")
+    kinds.add_argument("--text", action="store_true", help="the catalogue as text for people, not JSON lines")
     parser.set_defaults(handler=fault)
 
 
 def fault(args: argparse.Namespace) -> int:
     if args.action == "kinds":
-        print("\n".join(kind.describe() for kind in CATALOGUE.values()))
-        return 0
+        if args.text:
+            print("\n".join(kind.describe() for kind in CATALOGUE.values()))
+        else:
+            print("\n".join(json.dumps(kind.to_json(), sort_keys=True) for kind in CATALOGUE.values()))
+        return OK
     if args.control is None:
-        print("station-sim fault: give --control PATH, the [simulation] control socket of the station", file=sys.stderr)
-        return UNREACHABLE
+        return cannot_run("fault", "give --control PATH, the [simulation] control socket of the station")
     try:
         request = _request(args)
         reply = send_request(args.control, request)
     except (ValueError, ControlError) as error:
-        print(f"station-sim fault: {error}", file=sys.stderr)
-        return UNREACHABLE
+        return cannot_run("fault", str(error))
     print(json.dumps(reply, sort_keys=True))
     if not reply.get("ok"):
         print(f"station-sim fault: {reply.get('error')}", file=sys.stderr)
-        return REFUSED
-    return 0
+        return NOT_OK
+    return OK
 
 
 def _request(args: argparse.Namespace) -> Message:

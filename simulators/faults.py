@@ -80,6 +80,26 @@ class FaultKind:
     doc: str
     params: tuple[Param, ...] = ()
 
+    def to_json(self) -> dict[str, object]:
+        """The kind as `station-sim fault kinds` prints it, one JSON line each."""
+        return {
+            "kind": self.name,
+            "lifetime": "one-shot" if self.one_shot else "sustained",
+            "targets": sorted(self.targets),
+            "doc": self.doc,
+            "params": [
+                {
+                    "name": param.name,
+                    "type": param.type.__name__,
+                    "low": param.low,
+                    "high": param.high,
+                    "default": param.default,
+                    "doc": param.doc,
+                }
+                for param in self.params
+            ],
+        }
+
     def describe(self) -> str:
         lifetime = "one-shot" if self.one_shot else "sustained"
         targets = ", ".join(sorted(self.targets))

@@ -18,7 +18,7 @@ request's QN, the extracted frames' DataTimes within the period. The summary's `
 Python API: `Hj212Receiver(out_path, profile=...)`, `start()`, `port`, `summary()`, `accepted()`, `stop()`;
 `answering = False` makes it take frames and keep silent (a platform that does not answer). Command line:
 `station-sim hj212 --port P --out FILE [--profile TOML] [--sm4-key-file F] [--ask-time] [--extract FROM TO]`,
-which prints the JSON summary when stopped.
+which prints the summary as one JSON line when stopped (exit 0; 2 when it cannot start, with a JSON error line).
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ from drivers.hj212.profile import CityProfile
 from drivers.hj212.profile_validation import CityProfileError, load_city_profile
 from drivers.hj212.sm4 import Sm4Key, must_encrypt
 from drivers.hj212.subpackets import Reassembler
+from simulators.exits import OK, cannot_run
 from simulators.serving import ServerError, TcpListener, TcpServing
 
 KNOWN_EDITIONS = ("2017", "2025")
@@ -393,13 +394,11 @@ def run_receiver(args: argparse.Namespace) -> int:
     try:
         profile = None if args.profile is None else load_city_profile(args.profile)
     except CityProfileError as exc:
-        print(f"station-sim hj212: {exc}", file=sys.stderr)
-        return 2
+        return cannot_run("hj212", str(exc))
     try:
         key = None if args.sm4_key_file is None else load_key_file(args.sm4_key_file)
     except ValueError as exc:
-        print(f"station-sim hj212: {exc}", file=sys.stderr)
-        return 2
+        return cannot_run("hj212", str(exc))
     rule: Literal["plaintext", "transmitted"] = args.sm4_rules
     receiver = Hj212Receiver(
         args.out,
@@ -425,13 +424,12 @@ def run_receiver(args: argparse.Namespace) -> int:
     try:
         receiver.start()
     except Hj212ReceiverError as exc:
-        print(f"station-sim hj212: {exc}", file=sys.stderr)
-        return 2
+        return cannot_run("hj212", str(exc))
     print(f"station-sim hj212: listening on {args.host}:{receiver.port}", file=sys.stderr, flush=True)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     while not stop.wait(0.2):
         if deadline is not None and time.monotonic() >= deadline:
             break
     receiver.stop()
-    print(json.dumps(receiver.summary(), indent=2, sort_keys=True))
-    return 0
+    print(json.dumps(receiver.summary(), sort_keys=True), flush=True)
+    return OK

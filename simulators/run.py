@@ -2,13 +2,16 @@
 
 It rewrites the report the config names (`[simulation] report`) about once a second and prints the report as
 one JSON line on stdout when it stops; while it runs, `station-sim fault` changes its faults through the
-control socket (`[simulation] control`). Exit status 2 and one line on stderr when it cannot start.
+control socket (`[simulation] control`). With `--ready-file F`, once every line and server is up it writes F
+(write, then rename) with the ports bound and the pty paths: a CI waits for F instead of guessing. Exit status
+0 after a stop, 2 when it cannot start (a JSON line `{"error": ...}` on stdout, the same on stderr).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -17,6 +20,7 @@ from pathlib import Path
 from drivers.profiles import ProfileError
 from simulators.config import SimulatorsConfigError, load_simulators_config
 from simulators.control import ControlError
+from simulators.exits import OK, cannot_run
 from simulators.modbus_slave import SlaveServerError
 from simulators.platform.keys import StationKeyError
 from simulators.platform.receiver import ReceiverError
@@ -35,6 +39,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("--config", type=Path, required=True, help="simulators.toml")
     parser.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    parser.add_argument(
+        "--ready-file",
+        type=Path,
+        metavar="FILE",
+        help="once everything is up, write the bound ports, pty paths, control socket and pid here as JSON",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -42,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_simulators_config(args.config)
     except SimulatorsConfigError as exc:
-        print(f"station-sim: {exc}", file=sys.stderr)
-        return 2
+        return cannot_run("run", str(exc))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -59,8 +68,13 @@ def run(args: argparse.Namespace) -> int:
         ReceiverError,
         OSError,
     ) as exc:
-        print(f"station-sim: cannot start: {exc}", file=sys.stderr)
-        return 2
+        return cannot_run("run", f"cannot start: {exc}")
+    if args.ready_file is not None:
+        try:
+            write_ready_file(args.ready_file, station)
+        except OSError as exc:
+            station.stop()
+            return cannot_run("run", f"cannot write --ready-file {str(args.ready_file)!r}: {exc.strerror}")
     print(f"station-sim: running {station.device_count} device(s); Ctrl-C stops", file=sys.stderr, flush=True)
     try:
         remaining = args.seconds
@@ -74,4 +88,12 @@ def run(args: argparse.Namespace) -> int:
         station.stop()
     station.write_reports()
     print(json.dumps(station.report(), sort_keys=True), flush=True)
-    return 0
+    return OK
+
+
+def write_ready_file(path: Path, station: SimulatedStation) -> None:
+    """The station's endpoints and this process's pid, as JSON in one step: a reader that sees the file sees
+    all of it, and only once everything listens."""
+    temporary = path.with_name(f".{path.name}.partial")
+    temporary.write_text(json.dumps({"pid": os.getpid(), **station.endpoints()}, sort_keys=True) + "\n")
+    os.replace(temporary, path)

@@ -56,6 +56,8 @@ class SimulatedStation:
         self._seeds = random.Random(config.simulation.seed)
         self._ptys: list[PtyPair] = []
         self._servers: list[RtuSlaveServer | TcpSlaveServer | TlsSerialServer | TlsTcpServer] = []
+        self._tcp_lines: dict[str, TcpSlaveServer] = {}
+        self._gauges_on_tcp: dict[str, TlsTcpServer] = {}
         self._control: ControlServer | None = None
         self._ticker: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -99,6 +101,8 @@ class SimulatedStation:
             pty.stop()
         self._servers.clear()
         self._ptys.clear()
+        self._tcp_lines.clear()
+        self._gauges_on_tcp.clear()
         self.clock.stop()
 
     def __enter__(self) -> SimulatedStation:
@@ -132,7 +136,9 @@ class SimulatedStation:
                     emulate_line_timing=line.emulate_line_timing,
                 )
             elif banks:
-                server = TcpSlaveServer(banks, line.host, line.port, faults=links, seed=seed)
+                server = self._tcp_lines[line.name] = TcpSlaveServer(
+                    banks, line.host, line.port, faults=links, seed=seed
+                )
             else:
                 continue
             server.start()
@@ -149,7 +155,7 @@ class SimulatedStation:
             serial_server.start()
             self._servers.append(serial_server)
         if section.port is not None:
-            tcp_server = TlsTcpServer(gauge, self.clock, section.host, section.port)
+            tcp_server = self._gauges_on_tcp[section.id] = TlsTcpServer(gauge, self.clock, section.host, section.port)
             tcp_server.start()
             self._servers.append(tcp_server)
 
@@ -170,6 +176,45 @@ class SimulatedStation:
             )
         )
         self.platform.start()
+
+    def endpoints(self) -> dict[str, object]:
+        """Where a gateway finds everything, once `start()` returned: each line and tank gauge (the agent's end
+        of a pty pair; the port a TCP server bound, a free one where the config says 0, None where a TCP line
+        has no device and so nothing listens), the control socket, and the platform receiver's broker and
+        session. What `station-sim run --ready-file` writes."""
+        lines: dict[str, object] = {}
+        for line in self.config.lines:
+            if isinstance(line, RtuLineSection):
+                lines[line.name] = {"kind": "rtu", "agent_port": str(line.agent_port), "baudrate": line.baudrate}
+            else:
+                server = self._tcp_lines.get(line.name)
+                lines[line.name] = {"kind": "tcp", "host": line.host, "port": None if server is None else server.port}
+        gauges: dict[str, object] = {}
+        for section in self.config.tank_gauges:
+            tcp = self._gauges_on_tcp.get(section.id)
+            gauges[section.id] = {
+                "agent_port": None if section.agent_port is None else str(section.agent_port),
+                "host": None if tcp is None else tcp.host,
+                "port": None if tcp is None else tcp.port,
+            }
+        platform = self.config.platform
+        control = self.config.simulation.control
+        report = self.config.simulation.report
+        return {
+            "lines": lines,
+            "tank_gauges": gauges,
+            "control": None if control is None else str(control),
+            "report": None if report is None else str(report),
+            "platform": None
+            if platform is None
+            else {
+                "broker": platform.broker,
+                "client_id": platform.client_id,
+                "prefix": platform.prefix,
+                "db": str(platform.db),
+                "report": str(platform.report),
+            },
+        }
 
     def _tick(self) -> None:
         while not self._stopping.wait(TICK_S):

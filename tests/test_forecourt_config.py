@@ -84,10 +84,10 @@ class TestConfig:
         content["dispensers"][1]["line"] = "rs485-9"
         content["pressure_sensors"][0]["unit"] = 11
         text = problems(tmp_path, content)
-        assert "dispensers[1].line: 'rs485-9' is not a line; lines: rs485-1, tcp-1" in text
+        assert "dispensers[1].line: found 'rs485-9'; allowed: a [[lines]] name: rs485-1, tcp-1" in text
         assert (
-            "pressure_sensors[0].unit: unit 11 on line 'rs485-1' is taken by dispensers[0].pulse_counter_unit; "
-            "each device on a line needs its own unit (1..247)"
+            "pressure_sensors[0].unit: found 11; allowed: a unit no other device on line 'rs485-1' has "
+            "(dispensers[0].pulse_counter_unit has 11; 1..247)"
         ) in text
 
     def test_duplicate_names(self, tmp_path: Path) -> None:
@@ -96,16 +96,38 @@ class TestConfig:
         content["dispensers"][1]["id"] = "D01"
         content["dispensers"][1]["controller_unit"] = 2
         text = problems(tmp_path, content)
-        assert "dispensers[1].id: 'D01' is used by dispensers[0] too; each needs its own id" in text
+        assert "dispensers[1].id: found 'D01'; allowed: a value no other entry has (dispensers[0] has it)" in text
 
     def test_field_errors_show_the_value_found(self, tmp_path: Path) -> None:
-        """Field-level problems give the dotted path and the value."""
+        """Field-level problems give the path as the file spells it, the value found and what is allowed."""
         content = document()
         content["dispensers"][0]["controller_unit"] = 300
         content["dispensers"][0]["nozzles"][0]["price_fen_per_l"] = 0
         text = problems(tmp_path, content)
-        assert "dispensers.0.controller_unit: Input should be less than or equal to 247 (found 300)" in text
-        assert "dispensers.0.nozzles.0.price_fen_per_l: Input should be greater than or equal to 1 (found 0)" in text
+        assert "  dispensers[0].controller_unit: found 300; allowed: at most 247\n" in text + "\n"
+        assert (
+            "  dispensers[0].nozzles[0].price_fen_per_l: found 0; allowed: 1 or more (unit price in fen per litre)"
+        ) in text
+
+    def test_wrong_types_unknown_fields_and_line_kinds_are_explained(self, tmp_path: Path) -> None:
+        """A string for a number, a misspelt field (with the closest known name) and an unknown line kind are
+        each one line: path, value found, what is allowed."""
+        content = document()
+        content["simulation"]["time_scale"] = "fast"
+        content["simulation"]["tme_scale"] = 3
+        content["lines"].append({"kind": "serial", "name": "x"})
+        content["lines"][1]["prot"] = 5020
+        text = problems(tmp_path, content)
+        assert "simulation.time_scale: found 'fast'; allowed: a number (simulated seconds per real second)" in text
+        assert (
+            "simulation.tme_scale: found 3; unknown field; did you mean 'time_scale'? "
+            "known fields here: seed, start, time_scale, report, control"
+        ) in text
+        assert (
+            "lines[1].prot: found 5020; unknown field; did you mean 'port'? known fields here: kind, name, host, port"
+        ) in text
+        assert "lines[2].kind: found 'serial'; allowed: 'rtu', 'tcp'" in text
+        assert "3 problem(s)" not in text and "4 problem(s)" in text
 
     def test_fault_problems_name_the_fault(self, tmp_path: Path) -> None:
         """Scheduled faults are checked against the catalogue and the station's targets."""

@@ -213,16 +213,16 @@ def test_station_sim_run_with_faults_from_the_cli(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "simulators.cli"]
     env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     with subprocess.Popen(
-        [*command, "run", "--config", str(path), "--seconds", "2"],
+        [*command, "run", "--config", str(path), "--seconds", "8", "--ready-file", str(tmp_path / "ready.json")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
     ) as run:
-        socket_path = tmp_path / "sim.sock"
         deadline = time.monotonic() + 10
-        while not socket_path.exists():
-            assert time.monotonic() < deadline and run.poll() is None, "the station did not open its control socket"
+        while not (tmp_path / "ready.json").exists():
+            assert time.monotonic() < deadline and run.poll() is None, "the station did not get ready"
             time.sleep(0.05)
+        socket_path = Path(json.loads((tmp_path / "ready.json").read_text())["control"])
         injected = subprocess.run(
             [
                 *command,

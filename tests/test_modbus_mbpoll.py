@@ -12,11 +12,14 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from simulators.config import load_simulators_config
 from simulators.modbus_slave import RegisterMap, RtuSlaveServer, TcpSlaveServer
 from simulators.serial_line import PtyPair
+from simulators.station import SimulatedStation
 
 MBPOLL = shutil.which("mbpoll")
 pytestmark = pytest.mark.skipif(MBPOLL is None, reason="mbpoll not installed: apt-get install mbpoll")
@@ -91,3 +94,58 @@ def test_missing_register_fails_in_mbpoll(connection: list[str]) -> None:
     result = run_mbpoll(connection, "-t", "4", "-r", "12", "-c", "2")
     assert result.returncode != 0
     assert "Illegal data address" in result.stdout + result.stderr
+
+
+STATION_TOML = """
+[simulation]
+seed = 3
+
+[[lines]]
+kind = "rtu"
+name = "rs485-1"
+device_port = "tty/rs485-1.device"
+agent_port = "tty/rs485-1"
+baudrate = 9600
+
+[[lines]]
+kind = "tcp"
+name = "tcp-1"
+port = 0
+
+[[dispensers]]
+id = "D01"
+line = "rs485-1"
+controller_unit = 1
+pattern = { idle_s = [86400, 86400] }
+nozzles = [{ grade = "92", price_fen_per_l = 770, first_txn_no = 41 }, { grade = "95", price_fen_per_l = 820 }]
+
+[[dispensers]]
+id = "D02"
+line = "tcp-1"
+controller_unit = 1
+pattern = { idle_s = [86400, 86400] }
+nozzles = [{ grade = "0#", price_fen_per_l = 735 }]
+"""
+
+
+@pytest.fixture
+def station(tmp_path: Path) -> Iterator[SimulatedStation]:
+    """The simulated station of simulators/README.md's mbpoll examples, its TCP line on a free port."""
+    path = tmp_path / "simulators.toml"
+    path.write_text(STATION_TOML)
+    with SimulatedStation(load_simulators_config(path)) as running:
+        yield running
+
+
+def test_readme_mbpoll_commands_read_the_profile_addresses(station: SimulatedStation) -> None:
+    """The README's commands: profile address 0x0101 (nozzle 1's price) is `mbpoll -r 258`, or `-0 -r 257`;
+    0x0106 (its txn_no, u32 big-endian) is `-r 263 -c 2`; nozzle 2's block is 0x20 further, over a pty or TCP."""
+    endpoints: Any = station.endpoints()
+    rtu = ["-m", "rtu", "-b", "9600", "-P", "none", "-a", "1", endpoints["lines"]["rs485-1"]["agent_port"]]
+    tcp = ["-m", "tcp", "-p", str(endpoints["lines"]["tcp-1"]["port"]), "-a", "1", "127.0.0.1"]
+    assert endpoints["lines"]["tcp-1"]["port"] > 0
+    assert mbpoll(rtu, "-t", "4", "-r", "258", "-c", "1") == {258: 770}
+    assert mbpoll(rtu, "-0", "-t", "4", "-r", "257", "-c", "1") == {257: 770}
+    assert mbpoll(rtu, "-t", "4", "-r", "263", "-c", "2") == {263: 0, 264: 41}
+    assert mbpoll(rtu, "-t", "4", "-r", str(0x0121 + 1), "-c", "1") == {0x0122: 820}
+    assert mbpoll(tcp, "-t", "4", "-r", "258", "-c", "1") == {258: 735}

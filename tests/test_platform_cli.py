@@ -130,9 +130,11 @@ def test_platform_audit_exits_1_on_a_tampered_database(tmp_path: Path, key_file:
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """Exit code and the one line on stderr, which says on stdout what the JSON error line says."""
     code = cli.main(list(args))
     captured = capsys.readouterr()
-    assert captured.out == ""
+    error = json.loads(captured.out)["error"]
+    assert captured.err.strip() == f"station-sim {args[0]}: {error}"
     return code, captured.err.strip()
 
 
@@ -142,7 +144,7 @@ def test_missing_key_file_is_one_clear_line(capsys: pytest.CaptureFixture[str], 
     code, err = _run(capsys, "platform-audit", "--db", "x", "--station", f"{STATION}={missing}")
     assert code == 2
     assert err == (
-        f"station-sim platform-audit: error: cannot read public key file {str(missing)!r}: "
+        f"station-sim platform-audit: cannot read public key file {str(missing)!r}: "
         "No such file or directory; give the path of the station's PEM public key"
     )
 
@@ -153,7 +155,7 @@ def test_bad_pem_is_one_clear_line(capsys: pytest.CaptureFixture[str], tmp_path:
     bad.write_text("hello\n")
     code, err = _run(capsys, "platform", "--db", "x", "--station", f"{STATION}={bad}")
     assert code == 2
-    assert err.startswith(f"station-sim platform: error: {str(bad)!r} is not a PEM public key;")
+    assert err.startswith(f"station-sim platform: {str(bad)!r} is not a PEM public key;")
     assert "-----BEGIN PUBLIC KEY-----" in err
 
 
@@ -191,7 +193,7 @@ def test_bad_broker_address_is_one_clear_line(capsys: pytest.CaptureFixture[str]
     """The broker is HOST:PORT."""
     code, err = _run(capsys, "platform", "--broker", broker, "--db", "x", "--station", f"{STATION}={key_file}")
     assert code == 2
-    assert err == f"station-sim platform: error: --broker {broker!r} is not HOST:PORT; give e.g. 127.0.0.1:1883"
+    assert err == f"station-sim platform: --broker {broker!r} is not HOST:PORT; give e.g. 127.0.0.1:1883"
 
 
 def test_ipv6_broker_address_is_accepted() -> None:

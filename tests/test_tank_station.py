@@ -93,8 +93,8 @@ class TestConfig:
         content["dispensers"][0]["nozzles"][0]["tank"] = "T9"
         content["tank_gauges"][0]["tanks"] = ["T1", "T8"]
         text = problems(tmp_path, content)
-        assert "dispensers[0].nozzles[0].tank: 'T9' is not a tank; tanks: T1, T2" in text
-        assert "tank_gauges[0].tanks: 'T8' is not a tank" in text
+        assert "dispensers[0].nozzles[0].tank: found 'T9'; allowed: a [[tanks]] id: T1, T2" in text
+        assert "tank_gauges[0].tanks: found 'T8'; allowed: a [[tanks]] id" in text
 
     def test_a_tank_needs_one_shape(self, tmp_path: Path) -> None:
         content = document()
@@ -114,9 +114,10 @@ class TestConfig:
 
     def test_probe_units_share_the_line(self, tmp_path: Path) -> None:
         content = document(level_probes=[{"tank": "T2", "line": "tcp-1", "unit": 21}])
-        assert "level_probes[0].unit: unit 21 on line 'tcp-1' is taken by pressure_sensors[0].unit" in problems(
-            tmp_path, content
-        )
+        assert (
+            "level_probes[0].unit: found 21; allowed: a unit no other device on line 'tcp-1' has "
+            "(pressure_sensors[0].unit has 21; 1..247)"
+        ) in problems(tmp_path, content)
 
     def test_tank_faults(self, tmp_path: Path) -> None:
         """leak needs its rate; unrecorded_dispensing defaults to 1 % of throughput; a gauge has no firmware id."""

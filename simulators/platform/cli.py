@@ -2,7 +2,7 @@
 
 Both print the report as one JSON line, the last line on stdout, and exit 0 when it is ok, 1 when it is not,
 and 2 when they cannot run at all (a missing key file, a bad PEM, a bad broker address, no broker), with one
-line on stderr naming the thing and the fix. Logs go to stderr.
+JSON line `{"error": ...}` on stdout and a line on stderr naming the thing and the fix. Logs go to stderr.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Final, get_args
 
 import structlog
 
+from simulators.exits import cannot_run
 from simulators.platform.audit import audit
 from simulators.platform.contract import DEFAULT_PREFIX, prefix_problem
 from simulators.platform.keys import Keyring, StationKey, StationKeyError, keyring
@@ -34,7 +35,6 @@ from simulators.platform.receiver import (
 from simulators.platform.report import PlatformReport
 from simulators.platform.store import StoreError
 
-USAGE_ERROR: Final = 2
 REPORT_INTERVAL_S: Final = 1.0
 _MAX_PORT: Final = 65535
 
@@ -107,11 +107,10 @@ def _keys(arguments: list[str]) -> Keyring:
 
 
 def _fail(command: str, error: Exception) -> int:
-    print(f"station-sim {command}: error: {error}", file=sys.stderr)
-    return USAGE_ERROR
+    return cannot_run(command, str(error))
 
 
-def _log_to_stderr() -> None:
+def log_to_stderr() -> None:
     """Keep stdout for the report: structlog prints to stdout unless told otherwise."""
     if not structlog.is_configured():
         structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
@@ -157,7 +156,7 @@ def run_platform(args: argparse.Namespace) -> int:
             raise UsageError(f"--report {str(args.report)!r}: directory does not exist; create it first")
     except (UsageError, StationKeyError) as error:
         return _fail("platform", error)
-    _log_to_stderr()
+    log_to_stderr()
     config = ReceiverConfig(
         host=host,
         port=port,
@@ -196,7 +195,7 @@ def run_audit(args: argparse.Namespace) -> int:
         keys = _keys(args.station)
     except StationKeyError as error:
         return _fail("platform-audit", error)
-    _log_to_stderr()
+    log_to_stderr()
     try:
         report = audit(args.db, keys)
     except StoreError as error:

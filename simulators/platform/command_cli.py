@@ -2,7 +2,9 @@
 `station-sim command-key` (make a platform key pair).
 
 `command` prints the reply as one JSON line on stdout and exits 0 if it says ok, 1 if the station refused
-or failed the command or did not answer, and 2 if it could not send at all (a bad key, argument or broker).
+or failed the command or did not answer (then `{"ok": false, "error": ...}`), and 2 if it could not send at
+all (a bad key, argument or broker; then `{"error": ...}`). `command-key` prints the two files it wrote
+(`key`, `public_key`) as one JSON line.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Final
 
+from simulators.exits import NOT_OK, OK, cannot_run
 from simulators.platform.cli import UsageError, parse_broker
 from simulators.platform.command import (
     DEFAULT_TTL_S,
@@ -23,8 +25,6 @@ from simulators.platform.command import (
     sign_command,
 )
 from simulators.platform.contract import DEFAULT_PREFIX
-
-USAGE_ERROR: Final = 2
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,13 +75,13 @@ def run_command(args: argparse.Namespace) -> int:
         key = load_platform_key(args.key)
         client = CommandClient(host, port, args.station, args.prefix)
     except (UsageError, CommandError) as error:
-        print(f"station-sim command: error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return cannot_run("command", str(error))
     try:
         reply = client.send(sign_command(key, args.station, args.cmd, command_args, ttl_s=args.ttl), args.wait)
     except CommandError as error:
+        print(json.dumps({"ok": False, "error": str(error)}), flush=True)
         print(f"station-sim command: {error}", file=sys.stderr)
-        return 1
+        return NOT_OK
     finally:
         client.close()
     print(json.dumps(reply, sort_keys=True), flush=True)
@@ -92,7 +92,7 @@ def run_command_key(args: argparse.Namespace) -> int:
     try:
         public = make_platform_key(args.file)
     except (CommandError, OSError) as error:
-        print(f"station-sim command-key: error: {error}", file=sys.stderr)
-        return USAGE_ERROR
-    print(f"platform key {args.file}, public key {public}: give the public key to each station")
-    return 0
+        return cannot_run("command-key", str(error))
+    print(json.dumps({"key": str(args.file), "public_key": str(public)}), flush=True)
+    print(f"platform key {args.file}, public key {public}: give the public key to each station", file=sys.stderr)
+    return OK
