@@ -13,13 +13,10 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from agent.clock import Clock, ScaledClock, SystemClock
-from agent.commands.desk import CommandDesk, CommandPorts
-from agent.commands.platform_key import PlatformKeyError, load_platform_key
-from agent.commands.replay import ReplayMemory
-from agent.commands.replay_file import ReplayFileError, load_replay
 from agent.containment import Boundary
 from agent.field.lines import build_poller
 from agent.field.poller import LinePoller
@@ -49,6 +46,9 @@ from agent.uplink.hj212 import Hj212Uplink
 from agent.uplink.session import Uplink
 from agent.watchdog import Loop, ServiceWatchdog, status_line
 from drivers.device import DeviceDriver
+
+if TYPE_CHECKING:
+    from agent.commands.desk import CommandDesk
 
 log = get_logger("agent")
 
@@ -261,6 +261,12 @@ class Agent:
         settings = self.config.commands
         if not settings.enabled or settings.platform_key is None:
             return None
+        # imported only when enabled: a station without commands does not carry their code in memory
+        from agent.commands.desk import CommandDesk, CommandPorts  # noqa: PLC0415
+        from agent.commands.platform_key import PlatformKeyError, load_platform_key  # noqa: PLC0415
+        from agent.commands.replay import ReplayMemory  # noqa: PLC0415
+        from agent.commands.replay_file import ReplayFileError, load_replay  # noqa: PLC0415
+
         try:
             keys = load_platform_key(settings.platform_key)
             replay = ReplayMemory(settings.replay_memory, load_replay(settings.state_path))

@@ -19,7 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from agent.logs import configure as configure_logs
-from bench import agent_process, bus, disk, drain, full_path, ledger, poll_cost, poll_cost_tcp, suites, uplink
+from bench import (
+    agent_process,
+    bus,
+    disk,
+    drain,
+    full_path,
+    ledger,
+    poll_cost,
+    poll_cost_tcp,
+    startup,
+    suites,
+    uplink,
+)
 from bench.machine import machine_facts
 from bench.report import Figure, readable
 from bench.scale import FULL, QUICK, Scale
@@ -38,6 +50,7 @@ FIGURES: dict[str, Callable[[Scale, Path], Figure]] = {
     "poll_cost": poll_cost.run,
     "poll_cost_tcp": poll_cost_tcp.run,
     "poll_growth": poll_cost_tcp.run_growth,
+    "startup": startup.run,
 }
 
 

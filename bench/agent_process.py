@@ -18,7 +18,7 @@ import math
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,9 +158,10 @@ def run_drain(workdir: Path, scale: Scale) -> DrainRun:
 
 @contextmanager
 def running_station(
-    workdir: Path, scale: Scale, key: DeviceKey
+    workdir: Path, scale: Scale, key: DeviceKey, env: Mapping[str, str] | None = None
 ) -> Iterator[tuple[Child, Callable[[], dict[str, Any]]]]:
-    """Broker, `station-sim run` and `station-agent run` from the demo's configs; the agent and its status."""
+    """Broker, `station-sim run` and `station-agent run` (with `env` added to its environment) from the demo's
+    configs; the agent and its status."""
     with agent_run(workdir, scale, key) as run:
         wiring = run.wiring
         config = agent_config(workdir, wiring.broker, wiring.tcp_port, time_scale=1.0)
@@ -168,7 +169,7 @@ def running_station(
             raise RuntimeError(f"the demo's agent config no longer has one '{STATUS_LINE}' line to move to tmpfs")
         run.start_simulators(simulators_config(wiring.broker, wiring.tcp_port, wiring.session, time_scale=1.0))
         write_probe_chart(workdir)
-        agent = run.start_agent(config.replace(STATUS_LINE, f'path = "{wiring.status_path}"'))
+        agent = run.start_agent(config.replace(STATUS_LINE, f'path = "{wiring.status_path}"'), env)
         yield agent, run.status
 
 

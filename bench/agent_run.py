@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,8 +74,9 @@ class AgentRun:
         simulators.wait_for_output(SIMULATORS_READY, self._scale.timeout_s)
         return simulators
 
-    def start_agent(self, config_text: str) -> Child:
-        """`station-agent run` on `config_text` (written as agent.toml), returned as soon as it is spawned."""
+    def start_agent(self, config_text: str, env: Mapping[str, str] | None = None) -> Child:
+        """`station-agent run` on `config_text` (written as agent.toml), returned as soon as it is spawned;
+        `env` adds to its environment."""
         if str(self.wiring.status_path) not in config_text:
             raise ValueError(f"the agent config must write its status to {self.wiring.status_path} (tmpfs)")
         path = self._workdir / "agent.toml"
@@ -85,6 +86,7 @@ class AgentRun:
                 "station-agent",
                 python_module("agent.cli", "run", "--config", str(path)),
                 self.volatile / "agent.log",
+                env=env,
             )
         )
 

@@ -6,11 +6,12 @@ if it has not ended within the grace period. Nothing here looks processes up by 
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,13 +29,23 @@ class ChildError(RuntimeError):
 class Child:
     """A running child process whose stdout and stderr go to one log file."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path, cwd: Path = PACKAGE_ROOT) -> None:
+    def __init__(
+        self, name: str, argv: list[str], log_path: Path, cwd: Path = PACKAGE_ROOT, env: Mapping[str, str] | None = None
+    ) -> None:
+        """`env`: variables set for the child on top of this process's environment."""
         self.name = name
         self.log_path = log_path
         self.started_at = time.monotonic()
+        environment = None if env is None else {**os.environ, **env}
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True
+                argv,
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                cwd=cwd,
+                env=environment,
+                start_new_session=True,
             )
 
     @property
@@ -73,8 +84,10 @@ class Child:
 
 
 @contextmanager
-def child(name: str, argv: list[str], log_path: Path, cwd: Path = PACKAGE_ROOT) -> Iterator[Child]:
-    running = Child(name, argv, log_path, cwd)
+def child(
+    name: str, argv: list[str], log_path: Path, cwd: Path = PACKAGE_ROOT, env: Mapping[str, str] | None = None
+) -> Iterator[Child]:
+    running = Child(name, argv, log_path, cwd, env)
     try:
         yield running
     finally:

@@ -44,11 +44,19 @@ class CalibrationWatch:
         self._values = {key: value for key, value in cursors.items() if key.startswith("device/")}
         self._verified = {v.device: v for v in verifications}
         self._alarms = alarms
+        self._judged: dict[str, tuple[int | None, int | None]] = {}
+        """The (K-factor, firmware id) each controller was last judged on: the same pair again changes nothing."""
 
     def on_reading(self, device: str, reading: PumpControllerReading, ts_ms: int) -> list[RecordIntent]:
+        pair = (reading.k_factor, reading.firmware_id)
+        if (reading.k_factor is None and reading.firmware_id is None) or self._judged.get(device) == pair:
+            return []  # the model's profile maps neither, or the verdict on this pair stands
+        intents = self._judge(device, reading, ts_ms)
+        self._judged[device] = pair
+        return intents
+
+    def _judge(self, device: str, reading: PumpControllerReading, ts_ms: int) -> list[RecordIntent]:
         seen = {"k_factor": reading.k_factor, "firmware_id": reading.firmware_id}
-        if reading.k_factor is None and reading.firmware_id is None:
-            return []  # the model's profile maps neither: nothing to watch
         intents: list[RecordIntent] = []
         if all(self._values.get(f"device/{device}/{p}") is None for p in _PARAMETERS):
             cursors = self._note(device, seen, baseline=True)

@@ -16,7 +16,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import serial
@@ -31,13 +31,13 @@ from drivers.modbus.errors import (
     ModbusTimeout,
 )
 from drivers.modbus.pdu import (
+    Exchange,
     ReadRegistersRequest,
     Request,
     WriteMultipleRequest,
     WriteSingleRequest,
     check_write_response,
     decode_read_response,
-    describe,
     encode_request,
 )
 
@@ -77,6 +77,20 @@ def _failure_counter(error: ModbusError) -> str:
     return next((name for kind, name in _FAILURE_COUNTERS if isinstance(error, kind)), "frame_errors")
 
 
+class _Counts:
+    """The live counters: plain integers bumped on every request, made into the frozen MasterStatistics only
+    when asked. A request costs a few additions, not a new dataclass per counter."""
+
+    __slots__ = tuple(counter.name for counter in fields(MasterStatistics))
+
+    def __init__(self) -> None:
+        self.requests = self.ok = self.bytes_sent = self.bytes_received = 0
+        self.timeouts = self.crc_errors = self.exceptions = self.frame_errors = self.link_errors = 0
+
+    def snapshot(self) -> MasterStatistics:
+        return MasterStatistics(**{name: getattr(self, name) for name in self.__slots__})
+
+
 class ModbusMaster(Protocol):
     """What a poller needs from a Modbus line, serial or TCP."""
 
@@ -101,7 +115,7 @@ class ModbusMaster(Protocol):
         ...
 
 
-def _cut_short(context: str, answer: bytes, expected: int, timeout_s: float) -> ModbusFrameError:
+def _cut_short(context: Exchange, answer: bytes, expected: int, timeout_s: float) -> ModbusFrameError:
     return ModbusFrameError(
         f"{context}: answer cut short, {len(answer)} of {expected} bytes ({answer.hex(' ')}) "
         f"within the {timeout_s} s timeout"
@@ -118,7 +132,7 @@ class _Master(ABC):
             raise ValueError(f"timeout_s {timeout_s} must be positive")
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
-        self._statistics = MasterStatistics()
+        self._counts = _Counts()
 
     def read_registers(self, unit: int, function: int, address: int, count: int) -> tuple[int, ...]:
         return self._transact(unit, ReadRegistersRequest(function, address, count), decode_read_response)
@@ -130,31 +144,32 @@ class _Master(ABC):
         self._transact(unit, WriteSingleRequest(address, value), check_write_response)
 
     def statistics(self) -> MasterStatistics:
-        return self._statistics
+        return self._counts.snapshot()
 
     def close(self) -> None:
         with self._lock:
             self._disconnect()
 
-    def _count(self, counter: str, amount: int = 1) -> None:
-        self._statistics = replace(self._statistics, **{counter: getattr(self._statistics, counter) + amount})
-
-    def _transact(self, unit: int, request: RequestT, decode: Callable[[RequestT, bytes, str], ResultT]) -> ResultT:
+    def _transact(
+        self, unit: int, request: RequestT, decode: Callable[[RequestT, bytes, Exchange], ResultT]
+    ) -> ResultT:
         if unit not in self.units:
             raise ValueError(f"unit {unit} is outside {self.units.start}..{self.units.stop - 1}")
-        context = describe(request, unit)
+        context = Exchange(request, unit)
+        counts = self._counts
         with self._lock:
-            self._count("requests")
+            counts.requests += 1
             try:
                 result = decode(request, self._exchange(unit, request, context), context)
             except ModbusError as error:
-                self._count(_failure_counter(error))
+                failure = _failure_counter(error)
+                setattr(counts, failure, getattr(counts, failure) + 1)
                 raise
-            self._count("ok")
+            counts.ok += 1
             return result
 
     @abstractmethod
-    def _exchange(self, unit: int, request: Request, context: str) -> bytes:
+    def _exchange(self, unit: int, request: Request, context: Exchange) -> bytes:
         """Send the request and return the answer's PDU, its envelope checked."""
 
     @abstractmethod
@@ -220,7 +235,7 @@ class SerialRtuMaster(_Master):
         if port is not None:
             port.close()
 
-    def _exchange(self, unit: int, request: Request, context: str) -> bytes:
+    def _exchange(self, unit: int, request: Request, context: Exchange) -> bytes:
         adu = rtu.encode_adu(unit, encode_request(request))
         expected = rtu.expected_response_length(request.function, request.count)
         port = self._open()
@@ -232,12 +247,12 @@ class SerialRtuMaster(_Master):
                 f"{context}: serial port {self.port} failed ({error}); it is reopened on the next request"
             ) from error
 
-    def _exchange_on(self, port: Any, unit: int, adu: bytes, expected: int, context: str) -> bytes:
+    def _exchange_on(self, port: Any, unit: int, adu: bytes, expected: int, context: Exchange) -> bytes:
         self._wait_for_silence()
         port.reset_input_buffer()
         port.write(adu)
         port.flush()
-        self._count("bytes_sent", len(adu))
+        self._counts.bytes_sent += len(adu)
         quiet_s = self._silence_s
         try:
             return rtu.decode_response_adu(self._receive(port, expected, context), unit, context)
@@ -257,7 +272,7 @@ class SerialRtuMaster(_Master):
         if delay_s > 0:
             time.sleep(delay_s)
 
-    def _receive(self, port: Any, expected: int, context: str) -> bytes:
+    def _receive(self, port: Any, expected: int, context: Exchange) -> bytes:
         deadline = time.monotonic() + self.timeout_s + rtu.frame_time_s(expected, self.baudrate)
         answer = self._read_until(port, 2, deadline)
         if not answer:
@@ -276,7 +291,7 @@ class SerialRtuMaster(_Master):
                 break
             port.timeout = remaining_s
             received += port.read(size - len(received))
-        self._count("bytes_received", len(received))
+        self._counts.bytes_received += len(received)
         return received
 
     def _flush_until_quiet(self, port: Any) -> None:
@@ -287,7 +302,7 @@ class SerialRtuMaster(_Master):
             dropped = port.read(max(1, port.in_waiting))
             if not dropped:
                 break
-            self._count("bytes_received", len(dropped))
+            self._counts.bytes_received += len(dropped)
         port.reset_input_buffer()
 
 
@@ -324,7 +339,7 @@ class TcpMaster(_Master):
         if sock is not None:
             sock.close()
 
-    def _exchange(self, unit: int, request: Request, context: str) -> bytes:
+    def _exchange(self, unit: int, request: Request, context: Exchange) -> bytes:
         self._transaction_id = (self._transaction_id + 1) & 0xFFFF
         sock = self._connect()
         try:
@@ -339,11 +354,11 @@ class TcpMaster(_Master):
             ) from error
 
     def _exchange_on(
-        self, sock: socket.socket, transaction_id: int, unit: int, request: Request, context: str
+        self, sock: socket.socket, transaction_id: int, unit: int, request: Request, context: Exchange
     ) -> bytes:
         adu = tcp.encode_adu(transaction_id, unit, encode_request(request))
         sock.sendall(adu)
-        self._count("bytes_sent", len(adu))
+        self._counts.bytes_sent += len(adu)
         deadline = time.monotonic() + self.timeout_s
         head = self._recv_until(sock, tcp.MBAP_BYTES, deadline)
         if not head:
@@ -376,5 +391,5 @@ class TcpMaster(_Master):
             if not chunk:
                 raise ConnectionResetError("closed by the server")
             received += chunk
-            self._count("bytes_received", len(chunk))
+            self._counts.bytes_received += len(chunk)
         return received

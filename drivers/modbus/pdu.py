@@ -114,6 +114,22 @@ def describe(request: Request, unit: int | None = None) -> str:
     return f"{prefix}function 0x{request.function:02X} @ 0x{request.address:04X} x{request.count}"
 
 
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """An exchange's name for messages, written out only when a message needs it: a master names every
+    request it sends, and nearly all of them never fail."""
+
+    request: Request
+    unit: int | None = None
+
+    def __str__(self) -> str:
+        return describe(self.request, self.unit)
+
+
+Context = str | Exchange
+"""What prefixes a codec's error messages: a text, or the exchange it belongs to."""
+
+
 def encode_request(request: Request) -> bytes:
     """The request PDU: function code and data, without unit or checksum."""
     match request:
@@ -213,18 +229,18 @@ def encode_exception_response(function: int, code: int) -> bytes:
     return bytes((function | EXCEPTION_FLAG, code))
 
 
-def _check_function(request: Request, pdu: bytes, context: str) -> None:
+def _check_function(request: Request, pdu: bytes, context: Context) -> None:
     if not pdu:
         raise ModbusFrameError(f"{context}: empty response PDU")
     if pdu[0] == request.function | EXCEPTION_FLAG:
         if len(pdu) != 2:
             raise ModbusFrameError(f"{context}: exception response of {len(pdu)} bytes, expected 2")
-        raise ModbusExceptionResponse(request.function, pdu[1], context)
+        raise ModbusExceptionResponse(request.function, pdu[1], str(context))
     if pdu[0] != request.function:
         raise ModbusFrameError(f"{context}: answer has function 0x{pdu[0]:02X}")
 
 
-def decode_read_response(request: ReadRegistersRequest, pdu: bytes, context: str = "") -> tuple[int, ...]:
+def decode_read_response(request: ReadRegistersRequest, pdu: bytes, context: Context = "") -> tuple[int, ...]:
     """The registers in the answer to `request`.
 
     Raises ModbusExceptionResponse for an exception answer and ModbusFrameError when the function, the byte
@@ -241,7 +257,7 @@ def decode_read_response(request: ReadRegistersRequest, pdu: bytes, context: str
     return struct.unpack(f">{request.count}H", pdu[2:])
 
 
-def check_write_response(request: WriteRequest, pdu: bytes, context: str = "") -> None:
+def check_write_response(request: WriteRequest, pdu: bytes, context: Context = "") -> None:
     """Return when `pdu` is the echo that confirms `request`.
 
     Raises ModbusExceptionResponse for an exception answer and ModbusFrameError when the echo differs.

@@ -10,7 +10,7 @@ frames.
 from __future__ import annotations
 
 from drivers.modbus.errors import ModbusCrcError, ModbusFrameError
-from drivers.modbus.pdu import EXCEPTION_FLAG, READ_FUNCTIONS, FunctionCode
+from drivers.modbus.pdu import EXCEPTION_FLAG, READ_FUNCTIONS, Context, FunctionCode
 
 CRC_BYTES = 2
 MIN_ADU_BYTES = 4
@@ -56,7 +56,7 @@ def encode_adu(unit: int, pdu: bytes) -> bytes:
     return frame + crc16(frame).to_bytes(CRC_BYTES, "little")
 
 
-def decode_adu(adu: bytes, context: str = "frame") -> tuple[int, bytes]:
+def decode_adu(adu: bytes, context: Context = "frame") -> tuple[int, bytes]:
     """The unit and the PDU of a whole RTU frame, once its CRC checks out.
 
     Raises ModbusFrameError for a frame shorter than unit, function and CRC or longer than 256 bytes (checked
@@ -74,7 +74,7 @@ def decode_adu(adu: bytes, context: str = "frame") -> tuple[int, bytes]:
     return adu[0], adu[1:-CRC_BYTES]
 
 
-def decode_response_adu(adu: bytes, unit: int, context: str) -> bytes:
+def decode_response_adu(adu: bytes, unit: int, context: Context) -> bytes:
     """The PDU of a master's received frame, once its CRC checks out and it comes from `unit`."""
     answered_unit, pdu = decode_adu(adu, context)
     if answered_unit != unit:

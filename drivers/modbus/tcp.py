@@ -11,6 +11,7 @@ import struct
 from dataclasses import dataclass
 
 from drivers.modbus.errors import ModbusFrameError
+from drivers.modbus.pdu import Context
 
 MBAP_BYTES = 7
 MODBUS_PROTOCOL_ID = 0
@@ -41,7 +42,7 @@ def encode_adu(transaction_id: int, unit: int, pdu: bytes) -> bytes:
     return struct.pack(_MBAP_LAYOUT, transaction_id, MODBUS_PROTOCOL_ID, len(pdu) + 1, unit) + pdu
 
 
-def decode_header(header: bytes, context: str = "MBAP header") -> MbapHeader:
+def decode_header(header: bytes, context: Context = "MBAP header") -> MbapHeader:
     """The MBAP header in the first 7 bytes of a frame.
 
     Raises ModbusFrameError for a header of the wrong size, a protocol id other than 0 or a length that cannot
