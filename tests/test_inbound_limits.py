@@ -43,7 +43,7 @@ class TestPoisonAcks:
         ],
     )
     def test_each_poison_is_an_ack_error_naming_the_limit(self, payload: bytes, words: str | None) -> None:
-        """The issue's poison acks raise AckError (never ValueError, RecursionError or a hang) and say why."""
+        """The known poison acks raise AckError (never ValueError, RecursionError or a hang) and say why."""
         if words is None:
             assert parse_ack(payload, 64 * 1024) == 5, "a repeated key in an ack is harmless: the last one counts"
             return
