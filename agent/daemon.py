@@ -200,10 +200,11 @@ class Agent:
             log.warning("accelerated_time", time_scale=config.clock.time_scale)
             station_clock = ScaledClock(config.clock.time_scale, self.clock)
         cursors = outbox.cursors()
-        view = StationView(cursors)
+        bindings = bindings_for(config)
+        view = StationView(cursors, tanks=self.setup.tanks, nozzles=bindings)
         station = StationLoop(
             Station(
-                bindings_for(config),
+                bindings,
                 cursors,
                 config.metering,
                 config.verifications,
@@ -221,6 +222,7 @@ class Agent:
             heartbeat_interval_s=config.heartbeat.interval_s,
             jump_threshold_ms=int(config.clock.jump_threshold_s * 1000),
             facts=lambda: self._heartbeat_facts(pollers, recorder, uplink),
+            nozzles=view.nozzles,
         )
         pollers = [
             build_poller(
@@ -415,6 +417,8 @@ class Agent:
             clock=clock_at(now_ms, ZoneInfo(self.config.station.timezone), facts.last_clock_step),
             ecology=ecology,
             locale=self.config.station.locale or language_for_zone(self.config.station.timezone),
+            tanks=facts.tanks,
+            nozzles=facts.nozzles,
         )
 
     def _publish_status(self, parts: _Parts) -> AgentStatus:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from agent.clock import Clock
-from agent.field.events import FieldEvent
+from agent.field.events import DeviceReading, FieldEvent
 from agent.history import as_intent
 from agent.ledger.chain import SealedRecord
 from agent.lifecycle import ClockWatch
@@ -24,6 +24,8 @@ from agent.pulse import Pulse
 from agent.records import AgentStopBody, HeartbeatBody, RecordIntent
 from agent.station.daybooks import READ_TYPES
 from agent.station.station import Station
+from agent.station_view import LiveNozzles
+from drivers.readings import PumpControllerReading
 
 log = get_logger("agent.station")
 repeats = repeat_limited("agent.station")
@@ -62,8 +64,11 @@ class StationLoop:
         heartbeat_interval_s: int,
         jump_threshold_ms: int,
         facts: Callable[[], HeartbeatFacts],
+        nozzles: LiveNozzles | None = None,
     ) -> None:
+        """`nozzles`: where the nozzles' phases are published for the status, after each controller reading."""
         self._station = station
+        self._nozzles = nozzles
         self._submit = submit
         self._clock = clock
         self._interval_s = heartbeat_interval_s
@@ -161,6 +166,10 @@ class StationLoop:
             repeats.exception("station_event_failed", key=type(event).__name__, field_event=type(event).__name__)
             return
         self._submit_all(intents)
+        if self._nozzles is not None and isinstance(event, DeviceReading):
+            reading = event.reading
+            if isinstance(reading, PumpControllerReading):
+                self._nozzles.on_controller(event.device, reading, self._station.phase_of)
 
     def _tick(self) -> None:
         """The station's time-driven rules, then the day's summaries, each on its own: one failing (a bug)

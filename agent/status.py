@@ -24,7 +24,7 @@ from agent.health import Health, Problem
 from agent.ledger.outbox import OutboxError, OutboxReader
 from agent.ledger.recorder import RecorderStatus
 from agent.records import format_ts
-from agent.station_view import ActiveAlarm, ClockStep, LastSale
+from agent.station_view import ActiveAlarm, ClockStep, LastSale, NozzleNow, TankLevel
 from agent.uplink.hj212 import Hj212Status
 from agent.uplink.session import UplinkStatus
 
@@ -77,6 +77,10 @@ class AgentStatus:
     """The HJ 212 uplink to an ecology platform, where one is configured."""
     locale: str = "en"
     """The language staff read at this station (`[station] locale`): what `status` speaks unless told."""
+    tanks: tuple[TankLevel, ...] = ()
+    """Every configured tank, with its latest level where this run has recorded one."""
+    nozzles: tuple[NozzleNow, ...] = ()
+    """Every configured nozzle's phase now."""
 
 
 def backlog(recorder: RecorderStatus, outbox: OutboxReader, now_ms: int) -> Backlog:

@@ -9,7 +9,7 @@ from agent.field.poller import DeviceStatus, LineStatus
 from agent.health import assess
 from agent.ledger.recorder import RecorderStatus
 from agent.records import parse_ts
-from agent.station_view import ActiveAlarm, ClockStep, LastSale
+from agent.station_view import ActiveAlarm, ClockStep, LastSale, NozzleNow, TankLevel
 from agent.status import AgentStatus, Backlog, ClockStatus, DiskStatus
 from agent.uplink.hj212 import Hj212Status
 from agent.uplink.session import UplinkStatus
@@ -99,6 +99,33 @@ def sample_status(**changes: Any) -> AgentStatus:
         status,
         health=changes.get("health", verdict.health),
         problems=changes.get("problems", verdict.problems),
+    )
+
+
+def fuelling_status() -> AgentStatus:
+    """All well, D01-N1 fuelling (4.00 L so far), T1 read by its gauge two minutes ago, T2 not yet."""
+    return sample_status(
+        tanks=(
+            TankLevel(
+                "T1",
+                "gasoline",
+                30_000_000,
+                volume_ml=18_000_000,
+                volume_20_ml=17_980_500,
+                ullage_ml=12_000_000,
+                height_um=1_500_000,
+                water_um=12_000,
+                temperature_cC=1850,
+                delivery_in_progress=False,
+                ts="2026-11-28T02:23:00.000Z",
+            ),
+            TankLevel("T2", "gasoline", 20_000_000),
+        ),
+        nozzles=(
+            NozzleNow("D01-N1", "D01", "fuelling", 4000),
+            NozzleNow("D01-N2", "D01", "idle", None),
+            NozzleNow("D02-N1", "D02", None, None),
+        ),
     )
 
 
@@ -207,6 +234,7 @@ def outbox_full_status() -> AgentStatus:
 
 COMMON_STATES = {
     "all well": sample_status,
+    "fuelling": fuelling_status,
     "starting": starting_status,
     "unconfirmed": unconfirmed_status,
     "offline": offline_status,

@@ -25,6 +25,7 @@ from status_sample import (
     RECORDER,
     UPLINK,
     fault_status,
+    fuelling_status,
     hj212_down_status,
     nozzle_alarm_and_warning_status,
     offline_status,
@@ -36,7 +37,9 @@ from status_sample import (
 )
 
 from agent.clock import SystemClock
+from agent.config import MeteringSection
 from agent.containment import Boundary
+from agent.field.events import DeviceReading
 from agent.field.poller import LinePoller, LineStatus, PolledDevice
 from agent.health import Assessment, assess
 from agent.locale import compile_po, language_for_zone, po_entries, po_path, translations
@@ -46,14 +49,22 @@ from agent.records import (
     ClockJumpBody,
     HeartbeatBody,
     RecordIntent,
+    RecordType,
+    TankInventoryBody,
     TransactionBody,
     format_ts,
 )
-from agent.station_view import ActiveAlarm, ClockStep, StationView
+from agent.station.nozzle import NozzleBinding
+from agent.station.station import Station
+from agent.station.tank import TankBinding
+from agent.station.vcf import Fuel, Product
+from agent.station_loop import HeartbeatFacts, StationLoop
+from agent.station_view import ActiveAlarm, ClockStep, LiveNozzles, NozzleNow, StationView, TankLevel
 from agent.status import StatusFormatError, no_status_json, read_status, status_json
 from agent.status_text import display_width, render, wrap
 from agent.uplink.session import UplinkStatus
 from drivers.modbus.master import SerialRtuMaster
+from drivers.readings import NozzleReading, PumpControllerReading, TankGaugeReading, TankReading
 
 PROJECT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((PROJECT / "docs" / "contract" / "status-command.json").read_text(encoding="utf-8"))
@@ -86,6 +97,50 @@ def sale(nozzle: str, txn_no: int, volume_ml: int, end_ms: int) -> RecordIntent:
 
 def alarm(state: AlarmState, subject: str, ts_ms: int) -> RecordIntent:
     body = AlarmBody(kind="metering_deviation", state=state, subject=subject, evidence={"deviation_ppm": 9000})
+    return body.intent(ts_ms)
+
+
+TANK_T1 = TankBinding("T1", Fuel(Product.GASOLINE, 745.0), 30_000_000, "tg1", gauge_tank=1)
+TANK_T2 = TankBinding("T2", Fuel(Product.DIESEL, 835.0), 20_000_000, "tg1", gauge_tank=2)
+N1 = NozzleBinding("D01-N1", "D01", "92", "T1", "pc1", 1)
+N2 = NozzleBinding("D01-N2", "D01", "0", "T2", "pc1", 2)
+
+
+def controller(*states: tuple[str, int | None]) -> PumpControllerReading:
+    """pc1's answer: nozzle n+1 in states[n], with its fuelling's volume so far."""
+    return PumpControllerReading(
+        tuple(
+            NozzleReading(
+                nozzle=number,
+                state=state,
+                txn_no=41,
+                txn_volume_ml=10_000,
+                txn_amount_fen=7_700,
+                txn_price_fen_per_l=770,
+                totalizer_volume_ml=5_000_000,
+                current_volume_ml=current_ml,
+            )
+            for number, (state, current_ml) in enumerate(states, start=1)
+        ),
+        10_000,
+        0x102,
+    )
+
+
+def inventory(tank: str, volume_ml: int, ts_ms: int) -> RecordIntent:
+    body = TankInventoryBody(
+        tank=tank,
+        product="gasoline",
+        volume_ml=volume_ml,
+        volume_20_ml=volume_ml - 20_000,
+        ullage_ml=30_000_000 - volume_ml,
+        height_um=volume_ml // 15,
+        water_um=8_000,
+        temperature_cC=1850,
+        delivery_in_progress=False,
+        vcf_band="gasoline",
+        density_basis="20C",
+    )
     return body.intent(ts_ms)
 
 
@@ -128,6 +183,101 @@ class TestStationView:
         body = ClockJumpBody(from_ts=format_ts(0), to_ts=format_ts(90_000), jump_ms=90_000, across_restart=False)
         view.note(body.intent(90_000))
         assert view.facts().last_clock_step == ClockStep(format_ts(0), format_ts(90_000), 90_000)
+
+    def test_every_configured_tank_with_its_latest_inventory_record(self) -> None:
+        """A tank shows what its newest tank_inventory record said, with the config's capacity; a tank without
+        a record yet is there with its reading unknown."""
+        view = StationView({}, tanks=(TANK_T1, TANK_T2))
+        assert view.facts().tanks == (
+            TankLevel("T1", "gasoline", 30_000_000),
+            TankLevel("T2", "diesel", 20_000_000),
+        )
+        view.note(inventory("T1", 18_000_000, NOW_MS))
+        view.note(inventory("T1", 17_900_000, NOW_MS + 60_000))
+        t1, t2 = view.facts().tanks
+        assert t1 == TankLevel(
+            "T1", "gasoline", 30_000_000, 17_900_000, 17_880_000, 12_100_000, 17_900_000 // 15, 8_000, 1850, False,
+            format_ts(NOW_MS + 60_000),
+        )  # fmt: skip
+        assert t2 == TankLevel("T2", "diesel", 20_000_000)
+
+    def test_a_reading_that_changes_no_phase_publishes_nothing(self) -> None:
+        """The station thread replaces the nozzles' tuple only when a phase or a fuelling's volume moved: a
+        repeated answer leaves the very same tuple, which is what keeps the hot path cheap."""
+        station = Station([N1, N2], {}, MeteringSection())
+        live = LiveNozzles([N1, N2])
+        assert live.now == (NozzleNow("D01-N1", "D01", None, None), NozzleNow("D01-N2", "D01", None, None))
+        for reading in (controller(("idle", None), ("idle", None)), controller(("fuelling", 1200), ("idle", None))):
+            station.on_event(DeviceReading("pc1", "rs485-1", NOW_MS, reading))
+            live.on_controller("pc1", reading, station.phase_of)
+        published = live.now
+        assert published == (NozzleNow("D01-N1", "D01", "fuelling", 1200), NozzleNow("D01-N2", "D01", "idle", None))
+        live.on_controller("pc1", controller(("fuelling", 1200), ("idle", None)), station.phase_of)
+        live.on_controller("pc2", controller(("lifted", None)), station.phase_of)  # no nozzle of the config there
+        assert live.now is published
+
+    def test_a_running_station_shows_its_tank_levels_and_a_fuelling_in_the_status(self) -> None:
+        """Fed through the station thread, a gauge reading becomes a tank_inventory record and the tank's level,
+        and a lifted then fuelling nozzle its phase with the controller's running volume; the status carrying
+        them fits the schema and reads back typed."""
+        submitted: list[RecordIntent] = []
+        view = StationView({}, tanks=(TANK_T1, TANK_T2), nozzles=(N1, N2))
+        loop = StationLoop(
+            Station([N1, N2], {}, MeteringSection(), tanks=(TANK_T1, TANK_T2)),
+            view.watching(submitted.append),
+            SystemClock(),
+            heartbeat_interval_s=3600,
+            jump_threshold_ms=60_000,
+            facts=lambda: HeartbeatFacts(True, 0, 2, 2),
+            nozzles=view.nozzles,
+        )
+        gauge = TankGaugeReading(
+            (TankReading(tank=1, volume_ml=18_000_000, height_um=1_200_000, water_um=8_000, temperature_cC=1850),)
+        )
+        loop.start()
+        try:
+            for event in (
+                DeviceReading("tg1", "rs485-2", NOW_MS, gauge),
+                DeviceReading("pc1", "rs485-1", NOW_MS + 1, controller(("idle", None), ("idle", None))),
+                DeviceReading("pc1", "rs485-1", NOW_MS + 2, controller(("lifted", None), ("idle", None))),
+                DeviceReading("pc1", "rs485-1", NOW_MS + 3, controller(("fuelling", 4_310), ("idle", None))),
+            ):
+                loop.post(event)
+            wait_until(lambda: view.facts().nozzles[0].phase == "fuelling", 10, "D01-N1 fuelling in the view")
+        finally:
+            assert loop.stop("test")
+        facts = view.facts()
+        (record,) = (i for i in submitted if i.type is RecordType.TANK_INVENTORY)
+        t1, t2 = facts.tanks
+        assert (t1.volume_ml, t1.height_um, t1.water_um, t1.temperature_cC) == (18_000_000, 1_200_000, 8_000, 1850)
+        assert dataclasses.asdict(t1) == {
+            **{key: record.body[key] for key in dataclasses.asdict(t1) if key in record.body},
+            "capacity_ml": 30_000_000,
+            "ts": format_ts(NOW_MS),
+        }
+        assert t2 == TankLevel("T2", "diesel", 20_000_000)
+        assert facts.nozzles == (
+            NozzleNow("D01-N1", "D01", "fuelling", 4_310),
+            NozzleNow("D01-N2", "D01", "idle", None),
+        )
+        status = fuelling_status()
+        status = dataclasses.replace(status, tanks=facts.tanks, nozzles=facts.nozzles)
+        document = json.loads(status_json(status))
+        jsonschema.validate(document, SCHEMA)
+        assert document["nozzles"][0] == {
+            "nozzle": "D01-N1",
+            "dispenser": "D01",
+            "phase": "fuelling",
+            "volume_ml": 4310,
+        }
+        assert read_status(status_json(status)) == status
+
+    def test_an_older_agents_status_without_tanks_and_nozzles_still_reads(self) -> None:
+        """A document from before these keys reads back with none of either."""
+        document = json.loads(status_json(fuelling_status()))
+        del document["tanks"], document["nozzles"]
+        status = read_status(json.dumps(document).encode())
+        assert (status.tanks, status.nozzles) == ((), ())
 
     def test_read_from_another_thread_while_the_station_writes(self) -> None:
         """The main loop copies the view while the station thread notes sales: every copy is whole."""

@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from status_sample import fault_status, offline_status, sample_status
+from status_sample import fault_status, fuelling_status, offline_status, sample_status
 
 from agent.config import ConfigError, load_config
 from agent.status import status_json
@@ -191,14 +191,28 @@ class TestPage:
                     "novel": {"x": 1},
                 },
             ],
-            "nozzles": [{"id": "D01-N1", "state": "fuelling", "volume_ml": 4000}],
+            "nozzles": [{"nozzle": "D01-N1", "phase": "fuelling", "volume_ml": 4000, "pressure": 1}],
             "tanks": [{"tank": "T1", "volume_ml": 18_000_000, "water_um": 12_000, "height_um": 1_500_000}],
             "something_new": [1, 2, 3],
         }
         shown, _ = _shown(page.live(snapshot, None, FORECOURT, ENGLISH))
         assert "hj212 offline hj212 · 376 records · since 2026-11-28 09:25:03" in shown
-        assert "D01-N1 grade 92 · tank T1 fuelling" in shown
+        assert "D01-N1 grade 92 · tank T1 fuelling 4.00 L" in shown
         assert "T1 gasoline · capacity 30,000 L 18,000.00 L 60 % water 12 mm" in shown
+
+    def test_the_agents_tank_levels_and_nozzle_phases_are_shown(self) -> None:
+        """From the status the agent writes: T1's level against its capacity and its water, T2 not yet read,
+        D01-N1 fuelling with its running volume, D01-N2 idle, D02-N1 (no word yet) as its controller answers."""
+        html = page.live(_snapshot(fuelling_status()), None, FORECOURT, ENGLISH)
+        shown, _ = _shown(html)
+        assert "D01-N1 grade 92 · tank T1 fuelling 4.00 L last sale 12.34 L" in shown
+        assert "D01-N2 grade 95 · tank T2 idle no sale since the agent started" in shown
+        assert "D02-N1 grade 92 · tank T1 ready" in shown
+        assert "T1 gasoline · capacity 30,000 L 18,000.00 L 60 % water 12 mm" in shown
+        assert "T2 gasoline · capacity 20,000 L no gauge reading yet" in shown
+        assert 'data-nozzle="D01-N1"' in html and "tone-fuelling" in html
+        chinese, _ = _shown(page.live(_snapshot(fuelling_status()), None, FORECOURT, Words("zh_CN")))
+        assert "加油中 4.00 L" in chinese and "尚无液位读数" in chinese
 
     def test_no_snapshot_says_why_and_still_shows_the_forecourt(self) -> None:
         """With the agent down, the page says so and keeps the configured tiles."""

@@ -45,7 +45,7 @@ from agent.records import (
     format_ts,
 )
 from agent.station.alarms import AlarmBook
-from agent.station.fsm import NozzleFsm, Step
+from agent.station.fsm import NozzleFsm, Phase, Step
 from agent.station.metering import (
     VolumeVerdict,
     advance,
@@ -158,6 +158,11 @@ class NozzleTracker:
     @property
     def taps(self) -> tuple[Tap, ...]:
         return tuple(tap for tap in (self.binding.pulse, self.binding.vapour) if tap is not None)
+
+    @property
+    def phase(self) -> Phase | None:
+        """As the controller last showed it; None before its first reading."""
+        return self._fsm.phase
 
     # -- the controller's view --------------------------------------------------------------------------------
 

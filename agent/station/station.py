@@ -22,6 +22,7 @@ from agent.records import DeviceOfflineBody, DeviceOnlineBody, JsonValue, Record
 from agent.station.alarms import AlarmBook
 from agent.station.daybooks import DayBooks, DaySettings, last_closed_of
 from agent.station.devices import CalibrationWatch, GaugeReportWatch, LineWatch, SilenceWatch, ValueFaultWatch
+from agent.station.fsm import Phase
 from agent.station.leak import LeakSettings
 from agent.station.leak_watch import LeakWatch
 from agent.station.localday import ONE_DAY, LocalDays
@@ -158,6 +159,12 @@ class Station:
             intents += self._vapour.close_day(self._vapour_day, made_ms)
             self._vapour_day += ONE_DAY
         return intents
+
+    def phase_of(self, controller: str, controller_nozzle: int) -> Phase | None:
+        """The phase a controller's nozzle was last seen in; None before its first reading, or if no nozzle of
+        the config sits there. Read-only: for the status, on the station's own thread."""
+        tracker = self._trackers.get((controller, controller_nozzle))
+        return None if tracker is None else tracker.phase
 
     def on_event(self, event: FieldEvent) -> list[RecordIntent]:
         return self._cross_days(event.ts_ms, event.ts_ms) + self._on_event(event)

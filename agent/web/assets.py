@@ -33,7 +33,7 @@ h2 { font-size: 20px; color: var(--dim); margin: 18px 0 8px; text-transform: upp
 .tile .grade { color: var(--dim); }
 .tile .state { font-size: 20px; font-weight: 700; margin: 6px 0; }
 .tone-answering, .tone-idle, .tone-finished { border-left-color: var(--ok); }
-.tone-fuelling, .tone-authorised { border-left-color: var(--run); }
+.tone-fuelling, .tone-lifted { border-left-color: var(--run); }
 .tone-fuelling .state { color: #7fb6ff; }
 .tone-not_answering { border-left-color: var(--bad); }
 .tone-not_answering .state { color: #ff8a8a; }

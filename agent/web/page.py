@@ -101,20 +101,25 @@ def live(snapshot: Mapping[str, Any] | None, problem: str | None, forecourt: For
     head = _headline(snapshot, problem, forecourt, words, zone)
     if snapshot is None:
         return (
-            head + _nozzles(forecourt, words, zone, sales={}, states={}, alarmed=set()) + _tanks({}, forecourt, words)
+            head
+            + _nozzles(forecourt, words, zone, sales={}, states={}, alarmed=set(), flowing={})
+            + _tanks({}, forecourt, words)
         )
     sales = {_str(sale.get("nozzle")): sale for sale in _dicts(snapshot.get("last_sales"))}
-    phases = {_str(item.get("id") or item.get("nozzle")): item for item in _dicts(snapshot.get("nozzles"))}
+    phases = {_str(item.get("nozzle")): item for item in _dicts(snapshot.get("nozzles"))}
     controllers = _device_states(snapshot)
     alarmed = {_str(alarm.get("subject")) for alarm in _dicts(snapshot.get("alarms"))}
     states = {
         nozzle.id: _nozzle_state(phases.get(nozzle.id), controllers.get(nozzle.controller))
         for nozzle in forecourt.nozzles
     }
-    tanks = {_str(item.get("tank") or item.get("id")): item for item in _dicts(snapshot.get("tanks"))}
+    flowing = {
+        nozzle: _int(phase.get("volume_ml")) for nozzle, phase in phases.items() if states.get(nozzle) == "fuelling"
+    }
+    tanks = {_str(item.get("tank")): item for item in _dicts(snapshot.get("tanks"))}
     return (
         head
-        + _nozzles(forecourt, words, zone, sales=sales, states=states, alarmed=alarmed)
+        + _nozzles(forecourt, words, zone, sales=sales, states=states, alarmed=alarmed, flowing=flowing)
         + _tanks(tanks, forecourt, words)
         + _alarms(snapshot, words, zone)
         + _uplinks(snapshot, forecourt, words, zone)
@@ -141,7 +146,7 @@ def _nozzle_state(phase: Mapping[str, Any] | None, controller: str | None) -> st
     """The nozzle's phase when the snapshot says it, else what its controller's answering tells."""
     if controller == "offline":
         return "not_answering"
-    said = _str((phase or {}).get("state") or (phase or {}).get("phase"))
+    said = _str((phase or {}).get("phase"))
     if said in w.NOZZLE_STATES:
         return said
     return "answering" if controller == "online" else "unknown"
@@ -155,11 +160,15 @@ def _nozzles(
     sales: Mapping[str, Mapping[str, Any]],
     states: Mapping[str, str],
     alarmed: set[str],
+    flowing: Mapping[str, int | None],
 ) -> str:
+    """`flowing`: the volume of each fuelling under way, by nozzle, where the controller says it."""
     tiles = []
     for nozzle in forecourt.nozzles:
         state = states.get(nozzle.id, "unknown")
         tone = "alarm" if nozzle.id in alarmed or nozzle.dispenser in alarmed else state
+        volume_ml = flowing.get(nozzle.id)
+        now = f' <span class="volume">{e(_litres(volume_ml))}</span>' if volume_ml is not None else ""
         sale = sales.get(nozzle.id)
         if sale is None:
             last = f'<div class="sale none">{e(words(w.NO_SALE))}</div>'
@@ -174,7 +183,7 @@ def _nozzles(
             f'<div class="tile nozzle tone-{e(tone)}" data-nozzle="{e(nozzle.id)}"><div class="id">{e(nozzle.id)}</div>'
             f'<div class="grade">{e(words(w.GRADE))} {e(nozzle.grade)}'
             + (f" · {e(words(w.TANK))} {e(nozzle.tank)}" if nozzle.tank else "")
-            + f'</div><div class="state">{e(words(w.NOZZLE_STATES[state]))}</div>{last}</div>'
+            + f'</div><div class="state">{e(words(w.NOZZLE_STATES[state]))}{now}</div>{last}</div>'
         )
     return f'<section><h2>{e(words(w.NOZZLES))}</h2><div class="tiles">{"".join(tiles)}</div></section>'
 
@@ -189,7 +198,8 @@ def _tanks(levels: Mapping[str, Mapping[str, Any]], forecourt: Forecourt, words:
         level = levels.get(tank.id)
         capacity_ml = tank.capacity_l * 1000
         if level is None or _int(level.get("volume_ml")) is None:
-            reading = f'<div class="level none">{e(words(w.LEVEL_UNKNOWN))}</div>'
+            why = w.LEVEL_UNKNOWN if level is None else w.LEVEL_NOT_YET
+            reading = f'<div class="level none">{e(words(why))}</div>'
         else:
             volume_ml = _int(level.get("volume_ml")) or 0
             percent = min(100, max(0, round(100 * volume_ml / capacity_ml))) if capacity_ml else None

@@ -37,7 +37,7 @@ LINK_STATES = {
 }
 NOZZLE_STATES = {
     "idle": N_("idle"),
-    "authorised": N_("authorised"),
+    "lifted": N_("nozzle lifted"),
     "fuelling": N_("fuelling"),
     "finished": N_("finished"),
     "answering": N_("ready"),
@@ -58,6 +58,7 @@ GRADE = N_("grade")
 TANK = N_("tank")
 CAPACITY = N_("capacity")
 LEVEL_UNKNOWN = N_("level not in the agent's status")
+LEVEL_NOT_YET = N_("no gauge reading yet")
 WATER = N_("water")
 PLATFORM_MQTT = N_("City platform (MQTT)")
 ECOLOGY_HJ212 = N_("Ecology platform (HJ 212)")
