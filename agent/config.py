@@ -68,6 +68,11 @@ class StationSection:
     id: StationId = doc("the station id the platform registered")
     name: Annotated[str, MaxLen(200)] = doc("a human-readable station name", default="")
     timezone: TimeZone = doc("the station's local time zone", default="UTC")
+    allow_empty: bool = doc(
+        "run with no [[dispensers]] and no [[tanks]] (a box that only relays, or one still being set up); "
+        "otherwise such a config is refused, since a station with nothing to watch records nothing",
+        default=False,
+    )
 
 
 @settings

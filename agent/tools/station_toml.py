@@ -72,6 +72,7 @@ def render(plan: StationPlan) -> str:
         f"id = {_s(plan.station_id)}",
         f"name = {_s(plan.name)}",
         f"timezone = {_s(plan.timezone)}",
+        "allow_empty = true                    # no forecourt yet: remove it when adding [[dispensers]]/[[tanks]]",
         "",
         "[keys]",
         f"device_key = {_s(plan.device_key)}   # Ed25519, signs every record; never leaves this box",
