@@ -1,10 +1,11 @@
 """Checking a config file: TOML in, settings out, or every problem an installer must fix, at once.
 
 This is the one place the agent uses pydantic for its config: it validates the TOML document against the
-settings dataclasses of `agent.config` (whose annotations carry the ranges and lengths), then checks the
-patterns and the cross-references pydantic does not know about, and turns every error into a line that names
-the field path, the value found and what is allowed. Paths in the file are relative to the file itself, so a
-config directory can be moved as a whole.
+settings dataclasses of `agent.config` (whose annotations carry the ranges and lengths) in strict mode, so that
+a quoted number, a whole number with a decimal point or a `true` is refused rather than coerced; it checks the
+cross-references pydantic does not know about on the document as written, in the same pass; and it turns every
+error into a line that names the field path, the value as written and what is allowed or how to write it.
+Paths in the file are relative to the file itself, so a config directory can be moved as a whole.
 """
 
 from __future__ import annotations
