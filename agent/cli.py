@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from agent.config import ConfigError, LoadedConfig, StatusSection, load_config, 
 from agent.demo import run_demo
 from agent.ledger.anchor import AnchorError, ChainAnchor, anchor_path, load_anchor, save_anchor
 from agent.ledger.chain import GENESIS_PREV
-from agent.ledger.keys import KeyFileError, KeySpec, generate_key_file
+from agent.ledger.keys import KeyFileError, KeySpec, generate_key_file, load_key_file
 from agent.ledger.opening import SIDE_FILES, set_aside
 from agent.ledger.suites import Suite
 from agent.locale import LANGUAGES, language_for_zone
@@ -28,7 +29,8 @@ from agent.status import StatusFormatError, no_status_json, read_status
 from agent.status_socket import ask
 from agent.status_text import NOT_RUNNING, STARTING_UP, render, said
 from agent.tools import provision, scan, selftest
-from drivers.profiles import ProfileError, load_profile
+from agent.tools.profile_list import list_profiles, profile_listing_text
+from drivers.profiles import ProfileError, load_profile, shipped_profile_dirs
 
 EXIT_OK, EXIT_FAILED, EXIT_FIX_INPUT = 0, 1, 2
 DEFAULT_CONFIG = Path("/etc/station-agent/agent.toml")
@@ -91,6 +93,56 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     print(f"kid: {key.kid}")
     print(f"suite: {key.suite}")
     print(f"private key: {path} (mode 0600; keep it on this box)")
+    return EXIT_OK
+
+
+def cmd_key_public(args: argparse.Namespace) -> int:
+    """The public half of an existing device key, as keygen printed it, for the platform's registry."""
+    path: Path = args.path
+    if args.config is not None:
+        loaded = _load(args.config)
+        if isinstance(loaded, int):
+            return loaded
+        path = loaded.config.keys.device_key
+    try:
+        key = load_key_file(path)
+    except KeyFileError as exc:
+        return _fail(str(exc))
+    if args.public_out is not None:
+        args.public_out.write_text(key.public_pem())
+    print(key.public_pem(), end="")
+    print(f"kid: {key.kid}")
+    return EXIT_OK
+
+
+def cmd_profile_list(args: argparse.Namespace) -> int:
+    """Every profile the agent would find, local ones first, with the words its author gave it."""
+    directories = [*args.profile_dir, *_local_profile_dirs(args.config), *shipped_profile_dirs()]
+    listing = list_profiles(directories)
+    if args.json:
+        print(json.dumps([entry.to_json() for entry in listing], indent=2))
+    else:
+        print(profile_listing_text(listing))
+    return EXIT_FIX_INPUT if any(entry.problem for entry in listing) else EXIT_OK
+
+
+def _local_profile_dirs(config: Path | None) -> list[Path]:
+    """The config's profile_dirs; without --config, the default config's when it can be read, else its default."""
+    if config is not None:
+        loaded = _load(config)
+        return [] if isinstance(loaded, int) else list(loaded.config.profile_dirs)
+    try:
+        return list(load_config(DEFAULT_CONFIG).config.profile_dirs)
+    except ConfigError:
+        return [Path("/etc/station-agent/profiles")]
+
+
+def cmd_sheet(args: argparse.Namespace) -> int:
+    try:
+        sheet = provision.reprint(args.config)
+    except provision.ProvisionError as exc:
+        return _fail(str(exc))
+    print(provision.sheet_output(sheet, args.json))
     return EXIT_OK
 
 
@@ -289,11 +341,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     keygen.set_defaults(handler=cmd_keygen)
 
+    key = commands.add_parser("key", help="the device key that exists")
+    key_commands = key.add_subparsers(dest="key_command", required=True, metavar="COMMAND")
+    key_public = key_commands.add_parser("public", help="print an existing key's public PEM and kid (changes nothing)")
+    key_public.add_argument("path", type=Path, nargs="?", default=DEFAULT_KEY, help=f"key file (default {DEFAULT_KEY})")
+    key_public.add_argument("--config", type=Path, help="take the key path from this config instead")
+    key_public.add_argument("--public-out", type=Path, help="also write the public key (PEM) to this file")
+    key_public.set_defaults(handler=cmd_key_public)
+
     profile = commands.add_parser("profile", help="device profiles")
     profile_commands = profile.add_subparsers(dest="profile_command", required=True, metavar="COMMAND")
     profile_check = profile_commands.add_parser("check", help="validate a profile file")
     profile_check.add_argument("file", type=Path)
     profile_check.set_defaults(handler=cmd_profile_check)
+    profile_list = profile_commands.add_parser("list", help="the profiles the agent finds, local then shipped")
+    profile_list.add_argument(
+        "--profile-dir", type=Path, action="append", default=[], help="also list this folder, first; repeat"
+    )
+    profile_list.add_argument("--config", type=Path, help=f"its profile_dirs (default: those of {DEFAULT_CONFIG})")
+    profile_list.add_argument("--json", action="store_true", help="the list as JSON")
+    profile_list.set_defaults(handler=cmd_profile_list)
 
     demo = commands.add_parser("demo", help="a whole simulated station, broker and platform, end to end")
     demo.add_argument("--seconds", type=float, default=60.0, help="how long to run (default 60)")
@@ -317,6 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     provisioning = commands.add_parser("provision", help="key, CSR, checked config and commissioning sheet")
     provision.add_arguments(provisioning, DEFAULT_CONFIG)
     provisioning.set_defaults(handler=cmd_provision)
+
+    sheet = commands.add_parser("sheet", help="print the commissioning sheet again, from the config (writes nothing)")
+    sheet.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+    sheet.add_argument("--json", action="store_true", help="the sheet as JSON")
+    sheet.set_defaults(handler=cmd_sheet)
 
     scanning = commands.add_parser("scan", help="find the Modbus slaves and a tank gauge on a port, and their profiles")
     scan.add_arguments(scanning)

@@ -73,6 +73,11 @@ class StationSection:
         "China's time zones, en elsewhere)",
         default=None,
     )
+    allow_empty: bool = doc(
+        "run with no [[dispensers]] and no [[tanks]] (a box that only relays, or one still being set up); "
+        "otherwise such a config is refused, since a station with nothing to watch records nothing",
+        default=False,
+    )
 
 
 @settings

@@ -22,8 +22,8 @@ from drivers.profiles import find_profile, shipped_profile_dirs
 
 CONTROLLER_PROFILE = "sim-pump-controller"
 COUNTER_PROFILE = "sim-pulse-counter"
-NOZZLES = (("92", 770, "T1"), ("95", 820, "T2"))
-"""Grade, price in fen per litre and tank of nozzle 1 and 2 of every dispenser."""
+NOZZLES = (("92", 770), ("95", 820))
+"""Grade and price in fen per litre of nozzle 1 and 2 of every dispenser (the forecourt has no tanks)."""
 PATTERN = "{ idle_s = [10, 60], lift_s = [2, 6], volume_l = [5, 60], flow_l_per_min = [20, 50], hang_up_s = [2, 5] }"
 STATUS_LINE = 'path = "status.json"'
 
@@ -96,9 +96,7 @@ emulate_line_timing = {str(self.emulate_line_timing).lower()}
             )
         for line in self.line_names():
             for dispenser, number in self.dispensers(line):
-                nozzles = ", ".join(
-                    f'{{ grade = "{grade}", price_fen_per_l = {price} }}' for grade, price, _ in NOZZLES
-                )
+                nozzles = ", ".join(f'{{ grade = "{grade}", price_fen_per_l = {price} }}' for grade, price in NOZZLES)
                 parts.append(
                     f"""[[dispensers]]
 id = "{dispenser}"
@@ -141,12 +139,11 @@ nozzles = [{nozzles}]
 
 
 def _nozzle(dispenser: str, number: int) -> str:
-    grade, _, tank = NOZZLES[number - 1]
+    grade, _ = NOZZLES[number - 1]
     controller, counter = f"pc{dispenser[1:]}", f"pcm{dispenser[1:]}"
     return f"""[[dispensers.nozzles]]
 id = "{dispenser}-N{number}"
 grade = "{grade}"
-tank = "{tank}"
 controller = "{controller}"
 controller_nozzle = {number}
 pulse = {{ device = "{counter}", channel = {2 * number - 1}, ml_per_pulse = 10 }}

@@ -33,12 +33,12 @@ FAST_PATTERN = {
 }
 
 
-def nozzle(nozzle_id: str, grade: str, tank: str, controller: str, *, number: int, counter: str) -> dict[str, Any]:
-    """A nozzle wired as the simulated forecourt wires it: encoder on channel 2n-1, vapour meter on 2n."""
+def nozzle(nozzle_id: str, grade: str, controller: str, *, number: int, counter: str) -> dict[str, Any]:
+    """A nozzle wired as the simulated forecourt wires it: encoder on channel 2n-1, vapour meter on 2n (the
+    simulated forecourt here has no tanks, so the nozzles name none)."""
     return {
         "id": nozzle_id,
         "grade": grade,
-        "tank": tank,
         "controller": controller,
         "controller_nozzle": number,
         "pulse": {"device": counter, "channel": 2 * number - 1, "ml_per_pulse": 10},
@@ -163,15 +163,15 @@ class StationRig:
                 {
                     "id": "D01",
                     "nozzles": [
-                        nozzle("D01-N1", "92", "T1", "pc1", number=1, counter="pcm1"),
-                        nozzle("D01-N2", "95", "T2", "pc1", number=2, counter="pcm1"),
+                        nozzle("D01-N1", "92", "pc1", number=1, counter="pcm1"),
+                        nozzle("D01-N2", "95", "pc1", number=2, counter="pcm1"),
                     ],
                 },
                 {
                     "id": "D02",
                     "nozzles": [
-                        nozzle("D02-N1", "92", "T1", "pc2", number=1, counter="pcm2"),
-                        nozzle("D02-N2", "0#", "T3", "pc2", number=2, counter="pcm2"),
+                        nozzle("D02-N1", "92", "pc2", number=1, counter="pcm2"),
+                        nozzle("D02-N2", "0#", "pc2", number=2, counter="pcm2"),
                     ],
                 },
             ],

@@ -32,7 +32,7 @@ def agent_config(workdir: Path, broker: MosquittoBroker, lines: list[dict[str, A
     if not (workdir / "keys" / "device.key").exists():
         generate_key_file(workdir / "keys" / "device.key")
     settings: dict[str, Any] = {
-        "station": {"id": "STOP-0001"},
+        "station": {"id": "STOP-0001", "allow_empty": True},
         "keys": {"device_key": "keys/device.key"},
         "outbox": {"path": "outbox.sqlite"},
         "uplink": {"broker": broker.address},

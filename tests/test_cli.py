@@ -14,6 +14,7 @@ from agent.cli import main
 CONFIG = """
 [station]
 id = "ST-1"
+allow_empty = true
 [keys]
 device_key = "{key}"
 [outbox]

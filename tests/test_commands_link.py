@@ -45,7 +45,7 @@ class CommandRig:
         make_platform_key(self.platform_key_path)
         self.platform_key = load_platform_key(self.platform_key_path)
         settings = {
-            "station": {"id": self.station},
+            "station": {"id": self.station, "allow_empty": True},
             "keys": {"device_key": "keys/device.key"},
             "outbox": {"path": "outbox.sqlite"},
             "uplink": {"broker": broker.address, "ack_timeout_s": 3.0, "reconnect_min_s": 0.2, "reconnect_max_s": 1.0},

@@ -14,6 +14,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "station.example.toml
 MINIMAL = """
 [station]
 id = "ST-1"
+allow_empty = true
 [uplink]
 broker = "127.0.0.1:1883"
 """
@@ -65,6 +66,7 @@ class TestProblems:
             """
 [station]
 id = "bad id!"
+allow_empty = true
 [uplink]
 broker = "nohost"
 ack_mode = "sometimes"
@@ -93,7 +95,7 @@ profile = "x"
 
     def test_missing_required_field_says_so(self, tmp_path: Path) -> None:
         """A missing required field is reported as found nothing."""
-        (problem,) = problems(tmp_path, "[station]\nid = 'A'\n")
+        (problem,) = problems(tmp_path, "[station]\nid = 'A'\nallow_empty = true\n")
         assert problem.startswith("uplink: found nothing;")
 
     def test_unknown_time_zone(self, tmp_path: Path) -> None:
@@ -152,7 +154,7 @@ class TestCheckConfigCommand:
 
     def test_bad_file_exits_2_with_every_problem(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """check-config on a broken file exits 2 and prints each problem on its own line."""
-        path = write(tmp_path, "[station]\nid = 'bad id!'\n[uplink]\nbroker = 'x'\n")
+        path = write(tmp_path, "[station]\nid = 'bad id!'\nallow_empty = true\n[uplink]\nbroker = 'x'\n")
         assert main(["check-config", str(path)]) == 2
         err = capsys.readouterr().err
         assert "2 problem(s)" in err and "station.id" in err and "uplink.broker" in err
@@ -246,15 +248,16 @@ chart = [[0, 0], [2000, 30000]]
 """,
         )
         assert any(p.startswith("tanks[2].probe: found 'pc9'") and "pc1" in p for p in found), found
-        assert any(p.startswith("tanks[0].gauge.device: found 'tgX'") and "gauges: tg" in p for p in found), found
+        assert any(p.startswith("tanks[0].gauge.device: found 'tgX'") and "known: tg" in p for p in found), found
         assert any(p.startswith("tanks[1].gauge.tank: found 'tgX#1'") and "unique" in p for p in found), found
         assert any(p.startswith("dispensers[0].nozzles[0].tank: found 'T9'") and "T1" in p for p in found), found
 
     def test_a_probe_tank_needs_its_chart(self, tmp_path: Path) -> None:
         """Only the chart turns a probe's heights into volumes, so a probe tank without one is refused."""
         tank = '[[tanks]]\nid = "T1"\nproduct = "diesel"\ndensity_15_kg_m3 = 840\ncapacity_l = 30000\nprobe = "p"\n'
-        (problem,) = problems(tmp_path, MINIMAL + tank)
-        assert problem.startswith("tanks[0]") and "chart or chart_file" in problem
+        chart, probe = problems(tmp_path, MINIMAL + tank)
+        assert chart.startswith("tanks[0]") and "chart or chart_file" in chart
+        assert probe == "tanks[0].probe: found 'p'; must name a Modbus device under [[lines]]; known: none"
 
 
 def test_a_day_boundary_off_the_pressure_intervals_is_refused_and_a_fitting_one_taken(tmp_path: Path) -> None:

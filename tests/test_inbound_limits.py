@@ -265,7 +265,7 @@ class TestDesk:
         assert gate.admit("unsigned", NOW_MS) is None
 
 
-MINIMAL = '[station]\nid = "ST-1"\n[uplink]\nbroker = "127.0.0.1:1883"\n'
+MINIMAL = '[station]\nid = "ST-1"\nallow_empty = true\n[uplink]\nbroker = "127.0.0.1:1883"\n'
 
 
 def problems(tmp_path: Path, text: str) -> list[str]:

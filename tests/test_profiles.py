@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from decimal import Decimal
 from pathlib import Path
@@ -236,3 +237,51 @@ class TestImplausibleValues:
             ("oil_height_um", 2, "FFFF0000"),
             ("water_height_um", 4, "FFFF0001"),
         ]
+
+
+COMMERCIAL = ("isma-sfar-1m-4di-m", "keller-series-30", "apg-mpx")
+
+
+class TestShippedCommercialProfiles:
+    @pytest.mark.parametrize("name", COMMERCIAL)
+    def test_each_loads_and_profile_check_accepts_it(self, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+        """A profile written from a vendor's public register map passes `profile check`, and cites its manual."""
+        path = Path(__file__).resolve().parents[1] / "config" / "profiles" / f"{name}.toml"
+        assert main(["profile", "check", str(path)]) == 0
+        assert capsys.readouterr().out.startswith(f"{name}: a ")
+        assert "# Source: " in path.read_text()
+
+    def test_the_reads_sit_where_the_manuals_put_them(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """iSMA: four u32 counters from holding register 52; KELLER: P1 and T as i32 from 0x0012; APG: input
+        registers 299..301 (30300..30302 in the manual's 1-based numbering)."""
+        shipped = Path(__file__).resolve().parents[1] / "config" / "profiles"
+        expected = {
+            "isma-sfar-1m-4di-m": "fc3 @0x0034 x8",
+            "keller-series-30": "fc3 @0x0012 x6",
+            "apg-mpx": "fc4 @0x012B x3",
+        }
+        for name, reads in expected.items():
+            assert main(["profile", "check", str(shipped / f"{name}.toml")]) == 0
+            assert capsys.readouterr().out.splitlines()[1].endswith(f": {reads}"), name
+
+
+class TestProfileList:
+    def test_lists_shipped_and_local_profiles_with_their_descriptions(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Local profiles come first and hide a shipped one of the same name; a broken file is listed with why."""
+        shipped = Path(__file__).resolve().parents[1] / "config" / "profiles"
+        local = tmp_path / "profiles"
+        local.mkdir()
+        (local / "keller-series-30.toml").write_text((shipped / "keller-series-30.toml").read_text())
+        (local / "broken.toml").write_text("[profile]\nname = 'broken'\n")
+        assert main(["profile", "list", "--profile-dir", str(local), "--json"]) == 2
+        listing = {entry["name"]: entry for entry in json.loads(capsys.readouterr().out)}
+        assert {"sim-pump-controller", "sim-pulse-counter", *COMMERCIAL} <= set(listing)
+        assert listing["keller-series-30"]["path"] == str(local / "keller-series-30.toml")
+        assert listing["keller-series-30"]["hides"] == [str(shipped / "keller-series-30.toml")]
+        assert listing["apg-mpx"]["kind"] == "level_probe" and "30300" in listing["apg-mpx"]["description"]
+        assert listing["broken"]["problem"]
+        assert main(["profile", "list"]) == 0
+        text = capsys.readouterr().out
+        assert "sim-pump-controller          pump_controller  station-agent simulated controller, map v1" in text

@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,8 +180,12 @@ class TestAnswers:
         assert "give --station-id and --broker (or run on a terminal" in capsys.readouterr().err
 
     def test_port_and_devices_go_together(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A line without devices, and a device before any line, are refused with the flag order to use."""
         assert main(flags(tmp_path, "--port", "/dev/ttyUSB0")) == 2
-        assert "--port and --device go together" in capsys.readouterr().err
+        assert "no --device after /dev/ttyUSB0" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            main(flags(tmp_path, "--device", "pc1:1:sim-pump-controller"))
+        assert "--device belongs to a line: give --port DEV or --tcp HOST:PORT before it" in capsys.readouterr().err
 
     def test_the_dialogue_asks_only_what_is_missing_and_re_asks_a_bad_answer(self) -> None:
         script = iter(["no spaces allowed", "CQ-1", "", "", "mqtt.example.city:8883"])
@@ -208,3 +213,87 @@ class TestAnswers:
         (tmp_path / "localtime").symlink_to(zone)
         assert system_timezone(tmp_path / "localtime") == "Asia/Shanghai"
         assert system_timezone(tmp_path / "missing") == "UTC"
+
+
+class TestSeveralLines:
+    def test_two_rtu_lines_and_a_tcp_line_make_a_config_check_config_accepts(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Each --port or --tcp starts a line and takes the --baud, --parity and --device after it."""
+        lines = ["--port", "/dev/ttyUSB0", "--baud", "19200", "--parity", "E", "--device", "pc1:1:sim-pump-controller"]
+        lines += ["--port", "/dev/ttyUSB1", "--device", "pcm11:11:sim-pulse-counter"]
+        lines += ["--tcp", "192.168.10.20:5020", "--device", "pc2:1:sim-pump-controller"]
+        assert main(flags(tmp_path, *lines, "--no-tls")) == 0
+        path = tmp_path / "etc" / "agent.toml"
+        capsys.readouterr()
+        assert main(["check-config", str(path)]) == 0
+        config = load_config(path).config
+        described = [
+            (line.name, line.kind, getattr(line, "baudrate", None), getattr(line, "parity", None), line.port)
+            for line in config.lines
+        ]
+        assert described == [
+            ("rs485-1", "rtu", 19200, "E", Path("/dev/ttyUSB0")),
+            ("rs485-2", "rtu", 9600, "N", Path("/dev/ttyUSB1")),
+            ("tcp-1", "tcp", None, None, 5020),
+        ]
+        assert [[device.name for device in line.devices] for line in config.lines] == [["pc1"], ["pcm11"], ["pc2"]]
+        assert config.station.allow_empty  # no forecourt yet: written so, with the comment saying when to drop it
+
+    def test_a_lines_file_gives_the_lines(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """--lines-file takes [[lines]] as the config writes them."""
+        lines = tmp_path / "lines.toml"
+        lines.write_text(
+            '[[lines]]\nkind = "rtu"\nname = "x"\nport = "/dev/ttyS4"\nbaudrate = 4800\n'
+            '[[lines.devices]]\nname = "pc1"\nunit = 3\nprofile = "sim-pump-controller"\n'
+            '[[lines]]\nkind = "tcp"\nname = "y"\nhost = "10.0.0.9"\n'
+            '[[lines.devices]]\nname = "ps1"\nunit = 21\nprofile = "sim-pressure-sensor"\n'
+        )
+        assert main(flags(tmp_path, "--lines-file", str(lines), "--no-tls")) == 0
+        config = load_config(tmp_path / "etc" / "agent.toml").config
+        assert [(line.kind, line.port) for line in config.lines] == [("rtu", Path("/dev/ttyS4")), ("tcp", 502)]
+
+
+class TestSheetAgain:
+    def test_sheet_prints_without_force_and_leaves_the_config_as_it_was(
+        self, tmp_path: Path, sheet: dict[str, Any], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`station-agent sheet` re-prints the commissioning sheet from the edited config, byte for byte untouched."""
+        config = tmp_path / "etc" / "agent.toml"
+        edited = config.read_bytes().replace(b'name = "Yubei No. 42"', b'name = "Yubei No. 42 (edited)"')
+        config.write_bytes(edited)
+        before = os.stat(config)
+        assert main(["sheet", "--config", str(config), "--json"]) == 0
+        again = json.loads(capsys.readouterr().out)
+        assert config.read_bytes() == edited and os.stat(config).st_mtime_ns == before.st_mtime_ns
+        assert again["name"] == "Yubei No. 42 (edited)"
+        for same in ("station", "kid", "public_key_pem", "public_key_sha256", "broker", "lines"):
+            assert again[same] == sheet[same], same
+        assert again["tls"]["csr_pem"] == sheet["tls"]["csr_pem"]
+        assert again["tls"]["key_spki_sha256"] == sheet["tls"]["key_spki_sha256"]
+        assert again["key_created"] is False
+        assert main(["sheet", "--config", str(config)]) == 0
+        assert capsys.readouterr().out.startswith("COMMISSIONING SHEET  station CQ-YB-0042  Yubei No. 42 (edited)")
+
+
+class TestKeyPublic:
+    def test_key_public_prints_what_keygen_printed(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """The public PEM and kid of an existing key match keygen's, checked against the key file with openssl."""
+        key = tmp_path / "device.key"
+        assert main(["keygen", str(key)]) == 0
+        made = capsys.readouterr().out
+        assert main(["key", "public", str(key), "--public-out", str(tmp_path / "device.pub")]) == 0
+        shown = capsys.readouterr().out
+        pem_and_kid = made.split("private key:")[0]
+        assert shown == pem_and_kid
+        openssl = subprocess.run(
+            ["openssl", "pkey", "-in", str(key), "-pubout"], capture_output=True, text=True, check=True
+        )
+        assert (tmp_path / "device.pub").read_text() == openssl.stdout
+        assert key.stat().st_mode & 0o777 == 0o600
+
+    def test_a_missing_key_is_an_error_that_says_so(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """key public never makes a key."""
+        assert main(["key", "public", str(tmp_path / "none.key")]) == 2
+        assert not (tmp_path / "none.key").exists()
+        assert str(tmp_path / "none.key") in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,17 @@ from installer_site import CONTROLLER, COUNTER, PRESSURE, PROBE, forecourt, tcp_
 from agent.cli import main
 from agent.tools.identify import Fit, Misfit, rank, try_profile
 from agent.tools.line_settings import LineSetting
-from agent.tools.scan import Found, ScanReport, _keep_whole, parse_units, profiles_in, scan_serial, scan_tcp
+from agent.tools.scan import (
+    Found,
+    ScanProgress,
+    ScanReport,
+    _keep_whole,
+    ordered_settings,
+    parse_units,
+    profiles_in,
+    scan_serial,
+    scan_tcp,
+)
 from drivers.modbus.errors import ModbusExceptionResponse
 from drivers.modbus.master import TcpMaster
 from drivers.profiles import Profile, shipped_profile_dirs
@@ -76,17 +87,20 @@ class TestSerialLine:
             master.close()
         assert [fit.profile for fit in fits] == ["sim-pulse-counter", "sim-pressure-sensor"]
         assert fits[0].registers > fits[1].registers
-        assert {misfit.profile for misfit in misfits} == {"sim-pump-controller", "sim-level-probe"}
+        assert {misfit.profile for misfit in misfits} == {profile.name for profile in profiles} - {
+            "sim-pulse-counter",
+            "sim-pressure-sensor",
+        }  # the pump controller, the level probe and the vendors' maps do not fit it
 
     def test_a_slave_found_once_is_not_searched_again_at_other_settings(
         self, station: tuple[SimulatedStation, Path], profiles: list[Profile]
     ) -> None:
         """A pty carries any baud rate, so every setting would find the controller; it is listed once, at the
-        first setting that found it."""
+        first setting that found it (the common settings are tried first)."""
         _, tty = station
         report = scan_serial(tty / "rs485", profiles, baud_rates=(9600, 19200), parities=("N", "O"), units=(1,), **FAST)
         assert [(item.unit, str(item.setting)) for item in report.found] == [(CONTROLLER, "9600 8N1")]
-        assert [str(setting) for setting in report.settings] == ["9600 8N1", "9600 8O1", "19200 8N1", "19200 8O1"]
+        assert [str(setting) for setting in report.settings] == ["9600 8N1", "19200 8N1", "9600 8O1", "19200 8O1"]
 
     def test_recognises_the_tank_gauge_at_each_baud_rate(
         self, station: tuple[SimulatedStation, Path], profiles: list[Profile]
@@ -229,3 +243,59 @@ def test_a_crowd_of_broken_answers_at_one_setting_is_one_row() -> None:
         (right, "modbus", 7),
     ]
     assert rows[0].note.startswith("246 unit ids (1-247) answered broken, e.g. CRC 0x4646")  # 7 was found whole
+
+
+class TestInstallerSeesProgress:
+    def test_progress_lines_with_an_estimate_go_to_stderr(
+        self, station: tuple[SimulatedStation, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A scan says where it is and how long the rest takes, on stderr, while stdout keeps the JSON."""
+        _, tty = station
+        args = ["scan", "--port", str(tty / "rs485"), "--baud", "9600,19200", "--parity", "N", "--units", "1-6"]
+        assert main([*args, "--timeout-ms", "50", "--gauge-timeout-ms", "200", "--progress-s", "0", "--json"]) == 0
+        captured = capsys.readouterr()
+        assert json.loads(captured.out)["target"] == str(tty / "rs485")
+        lines = captured.err.splitlines()
+        pattern = re.compile(r"scan: baud (9600|19200) parity N: units [0-9]+-[0-9]+ of 6, ~[0-9]+ (s|min) left")
+        assert lines and all(pattern.fullmatch(line) for line in lines), lines
+        assert lines[0].startswith("scan: baud 9600 parity N: units 1-1 of 6")
+        assert any(line.startswith("scan: baud 19200 parity N: units 2-") for line in lines)  # unit 1 was found
+
+    def test_the_estimate_is_the_pace_so_far_times_what_is_left(self) -> None:
+        """After 40 of 494 requests in 60 s, the rest takes 454 x 1.5 s = 681 s, said as ~11 min."""
+        said: list[str] = []
+        now = [0.0]
+        progress = ScanProgress(2 * 247, 247, said.append, every_s=5.0, clock=lambda: now[0])
+        progress.setting_starts()
+        for unit in range(1, 41):
+            now[0] = unit * 1.5
+            progress.asked(LineSetting(9600, "E"), unit)
+        assert said[-1] == "baud 9600 parity E: units 1-40 of 247, ~11 min left"
+        assert len(said) == 10  # at 6, 12 ... 60 s: the first request at least 5 s after the last line
+
+    def test_common_settings_come_first(self) -> None:
+        """9600 8N1 and 8E1, then 19200, then the rest in the order given."""
+        order = [str(s) for s in ordered_settings((1200, 9600, 19200, 115200), ("N", "E", "O"))]
+        assert order[:4] == ["9600 8N1", "9600 8E1", "19200 8N1", "19200 8E1"]
+        assert order[4:] == [
+            "1200 8N1",
+            "1200 8E1",
+            "1200 8O1",
+            "9600 8O1",
+            "19200 8O1",
+            "115200 8N1",
+            "115200 8E1",
+            "115200 8O1",
+        ]
+
+    def test_a_gauge_port_gives_the_gauge_and_no_broken_answers(
+        self, station: tuple[SimulatedStation, Path], profiles: list[Profile]
+    ) -> None:
+        """The gauge is asked for i201 at every setting before any Modbus request, so its port is a gauge and not
+        a line full of wiring faults."""
+        _, tty = station
+        report = scan_serial(
+            tty / "gauge", profiles, baud_rates=(9600, 19200), parities=("N",), units=range(1, 11), **FAST
+        )
+        assert {item.kind for item in report.found} == {"tls_gauge"}
+        assert report.found and report.provision_hint().startswith("--gauge-port")

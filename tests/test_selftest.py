@@ -64,6 +64,9 @@ def settings(tmp_path: Path, broker: str, tty: Path) -> dict[str, Any]:
                 "devices": [{"name": "tg1"}],
             },
         ],
+        "dispensers": [
+            {"id": "D1", "nozzles": [{"id": "D1-N1", "grade": "92", "controller": "pc1", "controller_nozzle": 1}]}
+        ],
     }
 
 
@@ -262,7 +265,8 @@ class TestMutualTls:
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """provision's CSR, signed by the platform's CA, is what the box then connects with; until the
-        certificate is installed, the self-test says which file is missing and what to do."""
+        certificate is installed, the self-test says which file is missing and what to do (and does not try the
+        broker, which would call it a network problem); a provisioned box has nothing to poll yet, a failure."""
         pki = make_pki(tmp_path / "pki", "ST-TLS")
         tls = BrokerTls(pki.ca.cert_file, pki.server.cert_file, pki.server.key_file, require_certificate=True)
         with MosquittoBroker(tmp_path / "broker", tls=tls) as broker:
@@ -274,7 +278,9 @@ class TestMutualTls:
             capsys.readouterr()
 
             before = {c.name: c for c in run_selftest(config, synchronised=lambda: True, broker_timeout_s=3.0)}
-            assert list(failures(before)) == ["tls files", "broker"]
+            assert list(failures(before)) == ["config", "tls files", "broker"]
+            assert before["config"].detail.endswith("0 lines, 0 devices: nothing to poll")
+            assert before["broker"].detail == f"{broker.address}: not tried, the TLS files are not right"
             assert before["tls files"].detail == (
                 f"uplink.tls.cert_file {tmp_path / 'etc' / 'tls' / 'device.crt'} does not exist"
             )
@@ -282,14 +288,54 @@ class TestMutualTls:
 
             sign_csr(tmp_path / "etc" / "tls" / "device.csr", pki.ca, tmp_path / "etc" / "tls" / "device.crt")
             after = {c.name: c for c in run_selftest(config, synchronised=lambda: True, broker_timeout_s=3.0)}
-            assert failures(after) == {}
+            assert list(failures(after)) == ["config"]
             assert after["broker"].detail == f"{broker.address}: connected (TLS)"
             assert after["platform acks"].status == Status.OK
 
             # the same box without its certificate: the broker hangs up, and the fix names the setting
-            document = settings(tmp_path, broker.address, tmp_path) | {"lines": []}
+            document = settings(tmp_path, broker.address, tmp_path) | {"lines": [], "dispensers": []}
+            document["station"]["allow_empty"] = True
             document["keys"]["device_key"] = str(tmp_path / "var" / "keys" / "device.key")
             document["uplink"]["tls"] = {"ca_file": str(pki.ca.cert_file)}
             anonymous = {c.name: c for c in run_selftest(write(tmp_path, document), broker_timeout_s=3.0)}
             assert anonymous["broker"].status == Status.FAIL
             assert "set uplink.tls.cert_file and key_file" in anonymous["broker"].fix
+
+
+class TestWhatTheInstallerReads:
+    def test_a_station_with_nothing_to_poll_fails(self, tmp_path: Path, box: dict[str, Any]) -> None:
+        """A config allowed to be empty still fails the self-test when no line has a device: it would watch nothing."""
+        box.update(lines=[], dispensers=[])
+        box["station"]["allow_empty"] = True
+        checks = run(tmp_path, box)
+        assert checks["config"].status == Status.FAIL
+        assert checks["config"].detail.endswith("station ST-SELF, 0 lines, 0 devices: nothing to poll")
+        assert "station-agent scan" in checks["config"].fix
+
+    def test_a_missing_ca_file_is_named_and_the_broker_not_blamed(self, tmp_path: Path, box: dict[str, Any]) -> None:
+        """A CA file that is not there is a tls files failure naming it, not a network problem."""
+        box["uplink"]["tls"] = {"ca_file": "tls/platform-ca.pem"}
+        checks = run(tmp_path, box)
+        missing = tmp_path / "tls" / "platform-ca.pem"
+        assert checks["tls files"].detail == f"uplink.tls.ca_file {missing} does not exist"
+        assert checks["tls files"].fix == "put the file there or correct uplink.tls.ca_file"
+        assert checks["broker"].detail.endswith("not tried, the TLS files are not right")
+
+    def test_a_ca_file_without_a_certificate_is_named(self, tmp_path: Path, box: dict[str, Any]) -> None:
+        """A CA file that holds no PEM certificate (a DER copy, a key) names the file and the format wanted."""
+        (tmp_path / "ca.pem").write_text("not a certificate\n")
+        box["uplink"]["tls"] = {"ca_file": "ca.pem"}
+        check = run(tmp_path, box)["tls files"]
+        assert check.status == Status.FAIL
+        assert check.detail.startswith(f"uplink.tls.ca_file {tmp_path / 'ca.pem'} holds no PEM certificate")
+        assert "-----BEGIN CERTIFICATE-----" in check.fix
+
+    def test_the_clock_is_shown_in_the_station_zone(self, tmp_path: Path, box: dict[str, Any]) -> None:
+        """The clock line reads as the station's wall clock, with its zone named: 04:00 UTC is 12:00 in Shanghai."""
+        box["station"]["timezone"] = "Asia/Shanghai"
+        instant = datetime(2026, 3, 1, 4, 0, 0, tzinfo=UTC)
+        checks = run_selftest(
+            write(tmp_path, box), now=lambda: instant, synchronised=lambda: True, broker_timeout_s=3.0
+        )
+        (clock,) = [check for check in checks if check.name == "clock"]
+        assert clock.detail == "2026-03-01 12:00:00 Asia/Shanghai (UTC+08:00), NTP synchronised"

@@ -153,7 +153,8 @@ class TestStatusCommand:
         """--config finds the socket the agent was told to serve (relative to the config file)."""
         config = tmp_path / "agent.toml"
         config.write_text(
-            '[station]\nid = "ST-1"\n[uplink]\nbroker = "127.0.0.1:1"\n[status]\nsocket = "run/status.sock"\n'
+            '[station]\nid = "ST-1"\nallow_empty = true\n'
+            '[uplink]\nbroker = "127.0.0.1:1"\n[status]\nsocket = "run/status.sock"\n'
         )
         running = StatusSocketServer(tmp_path / "run" / "status.sock")
         running.start()

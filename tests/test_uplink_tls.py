@@ -276,7 +276,8 @@ class TestConfig:
         """In a config file, the problem is reported at uplink.tls with the rule to follow."""
         source = tmp_path / "station.toml"
         source.write_text(
-            '[station]\nid = "S1"\n[uplink]\nbroker = "127.0.0.1:8883"\n[uplink.tls]\ncert_file = "device.crt"\n'
+            '[station]\nid = "S1"\nallow_empty = true\n'
+            '[uplink]\nbroker = "127.0.0.1:8883"\n[uplink.tls]\ncert_file = "device.crt"\n'
         )
         with pytest.raises(ConfigError) as caught:
             load_config(source)

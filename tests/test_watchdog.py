@@ -212,7 +212,7 @@ def agent_config(tmp_path: Path, broker: MosquittoBroker) -> Path:
     """A station with no field lines: the station loop, recorder and uplink run, on a real broker."""
     generate_key_file(tmp_path / "keys" / "device.key")
     settings = {
-        "station": {"id": "WD-0001"},
+        "station": {"id": "WD-0001", "allow_empty": True},
         "keys": {"device_key": "keys/device.key"},
         "outbox": {"path": "outbox.sqlite"},
         "uplink": {"broker": broker.address, "ack_mode": "broker"},

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import stat
 import subprocess
 import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from agent.config import AgentConfig, UplinkSection
+from agent.config import AgentConfig, TlsSection, UplinkSection
 from agent.ledger.keys import KeyFileError, load_key_file
 from agent.tools.checks import Check, Status, fail, ok
 
@@ -60,22 +61,57 @@ def check_device_key(config: AgentConfig) -> Check:
 
 
 def check_tls_files(uplink: UplinkSection) -> Check | None:
+    """Each TLS file exists, is readable and holds what it should, each problem naming its file: OpenSSL's own
+    words ('[X509] no certificate or crl found') name none, and a connection attempt would report a network
+    problem instead."""
     tls = uplink.tls
     if tls is None:
         return None
     for what, path in (("ca_file", tls.ca_file), ("cert_file", tls.cert_file), ("key_file", tls.key_file)):
-        if path is not None and not path.is_file():
+        if path is None:
+            continue
+        if not path.is_file():
             fix = (
                 "install the certificate the platform signed from the CSR that provision wrote"
                 if what == "cert_file"
                 else f"put the file there or correct uplink.tls.{what}"
             )
             return fail("tls files", f"uplink.tls.{what} {path} does not exist", fix)
+        if not os.access(path, os.R_OK):
+            return fail(
+                "tls files",
+                f"uplink.tls.{what} {path} is not readable by uid {os.geteuid()}",
+                f"chown it to the service user (chown station-agent {path}), and run the self-test as that user",
+            )
     if tls.key_file is not None:
         problem = check_private_file("tls files", tls.key_file)
         if problem is not None:
             return problem
-    return ok("tls files", "CA, certificate and key in place" if tls.cert_file else "CA in place")
+    return _tls_contents(tls) or ok("tls files", "CA, certificate and key in place" if tls.cert_file else "CA in place")
+
+
+def _tls_contents(tls: TlsSection) -> Check | None:
+    """The CA file holds certificates, and the certificate and key are PEM and belong together."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if tls.ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=tls.ca_file)
+        except ssl.SSLError as exc:
+            return fail(
+                "tls files",
+                f"uplink.tls.ca_file {tls.ca_file} holds no PEM certificate ({exc.reason})",
+                "put the platform's CA certificate there (PEM, '-----BEGIN CERTIFICATE-----')",
+            )
+    if tls.cert_file is not None and tls.key_file is not None:
+        try:
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+        except ssl.SSLError as exc:
+            return fail(
+                "tls files",
+                f"uplink.tls.cert_file {tls.cert_file} and key_file {tls.key_file} do not load together ({exc.reason})",
+                "install the certificate the platform signed for this box's CSR; it must match key_file",
+            )
+    return None
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -137,24 +173,35 @@ def ntp_synchronised() -> bool | None:
 
 
 def check_clock(now: datetime, synchronised: bool | None) -> Check:
+    """`now` is read in the station's zone where the config gives one, so the installer compares it with the
+    clock on the wall."""
+    shown = _local_time(now)
     if now.year < EARLIEST_YEAR:
         return fail(
             "clock",
-            f"the clock says {now:%Y-%m-%d %H:%M}: records would carry that date",
+            f"the clock says {shown}: records would carry that date",
             "set the time (timedatectl set-ntp true, or date -s) before starting the agent",
         )
     if synchronised is None:
         return Check(
             "clock",
             Status.WARN,
-            f"{now:%Y-%m-%d %H:%M:%S %Z}; cannot tell whether NTP keeps it (timedatectl unavailable)",
+            f"{shown}; cannot tell whether NTP keeps it (timedatectl unavailable)",
             "check that this box's NTP service runs",
         )
     if not synchronised:
         return Check(
             "clock",
             Status.WARN,
-            f"{now:%Y-%m-%d %H:%M:%S %Z}; not synchronised by NTP",
+            f"{shown}; not synchronised by NTP",
             "timedatectl set-ntp true, and let UDP 123 reach an NTP server",
         )
-    return ok("clock", f"{now:%Y-%m-%d %H:%M:%S %Z}, NTP synchronised")
+    return ok("clock", f"{shown}, NTP synchronised")
+
+
+def _local_time(now: datetime) -> str:
+    """`2026-03-01 14:05:09 Asia/Shanghai (UTC+08:00)`: the zone by its name, which an abbreviation such as CST
+    (China, or the US Central zone?) does not give."""
+    zone = getattr(now.tzinfo, "key", None) or now.tzname() or "local time"
+    offset = now.strftime("%z")
+    return f"{now:%Y-%m-%d %H:%M:%S} {zone} (UTC{offset[:3]}:{offset[3:]})"

@@ -18,6 +18,7 @@ import os
 import pwd
 import re
 import sys
+import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,8 +29,16 @@ from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_fil
 from agent.setup import SetupError, agent_version, prepare
 from agent.tools.dialogue import Answers, DialogueError, complete, system_timezone
 from agent.tools.line_settings import BAUD_RATES, PARITIES, LineSetting
-from agent.tools.station_toml import DevicePlan, SerialPlan, StationPlan, TlsPlan, render
-from agent.tools.tls_request import TlsRequest, TlsRequestError, make_tls_request
+from agent.tools.station_toml import (
+    DevicePlan,
+    ModbusLinePlan,
+    SerialPlan,
+    StationPlan,
+    TcpPlan,
+    TlsPlan,
+    render,
+)
+from agent.tools.tls_request import TlsRequest, TlsRequestError, make_tls_request, read_tls_request
 
 _DEVICE = re.compile(r"(?P<name>[^:]+):(?P<unit>[0-9]{1,3}):(?P<profile>[^:]+)")
 
@@ -210,11 +219,11 @@ def _give_to(user: str, layout: Layout, plan: StationPlan) -> str:
     return user
 
 
-def _validated(path: Path) -> LoadedConfig:
+def _validated(path: Path, what: str = "the config these answers make") -> LoadedConfig:
     try:
         return prepare(path).loaded
     except ConfigError as exc:
-        raise ProvisionError(f"the config these answers make is not valid, so nothing was written:\n{exc}") from exc
+        raise ProvisionError(f"{what} is not valid, so nothing was written:\n{exc}") from exc
     except SetupError as exc:
         raise ProvisionError(f"the devices cannot be set up, so nothing was written:\n{exc}") from exc
 
@@ -239,6 +248,41 @@ def _device_key(path: Path, spec: KeySpec) -> tuple[DeviceKey, bool]:
         raise ProvisionError(str(exc)) from exc
 
 
+def reprint(config_path: Path) -> CommissioningSheet:
+    """The commissioning sheet of a provisioned box, from its config, key and CSR as they are now: nothing is
+    written, so the installer's edits to the config stay (provision --force would overwrite them)."""
+    loaded = _validated(config_path, "the config")
+    config = loaded.config
+    try:
+        key = load_key_file(config.keys.device_key)
+    except KeyFileError as exc:
+        raise ProvisionError(str(exc)) from exc
+    layout = Layout(config_path.absolute(), config.keys.device_key.parent.parent, config.status.path.parent)
+    request = None
+    if config.uplink.tls is not None and config.uplink.tls.cert_file is not None:
+        try:
+            request = read_tls_request(layout.csr)
+        except TlsRequestError as exc:
+            raise ProvisionError(str(exc)) from exc
+    owner = config.keys.device_key.stat().st_uid
+    return CommissioningSheet(
+        loaded=loaded,
+        key=key,
+        key_created=False,
+        tls=request,
+        layout=layout,
+        provisioned_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        owner=_user_name(owner),
+    )
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
 # -- the command line ---------------------------------------------------------------------------------------
 
 
@@ -248,6 +292,91 @@ def parse_device(text: str) -> DevicePlan:
     if match is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not NAME:UNIT:PROFILE, e.g. pc1:1:sim-pump-controller")
     return DevicePlan(match["name"], int(match["unit"]), match["profile"])
+
+
+@dataclass(slots=True)
+class _LineDraft:
+    """A line while its flags are read: the flags after a --port or --tcp belong to it."""
+
+    where: Path | str
+    baud: int = 9600
+    parity: str = "N"
+    devices: list[DevicePlan] = dataclasses.field(default_factory=list)
+
+
+class _LineAction(argparse.Action):
+    """Collects --port/--tcp and the --baud, --parity and --device that follow each into one list of lines."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any, flag: Any = None
+    ) -> None:
+        lines: list[_LineDraft] = getattr(namespace, "lines", None) or []
+        namespace.lines = lines
+        if flag in ("--port", "--tcp"):
+            lines.append(_LineDraft(value))
+            return
+        if not lines:
+            parser.error(f"{flag} belongs to a line: give --port DEV or --tcp HOST:PORT before it")
+        line = lines[-1]
+        if flag == "--device":
+            line.devices.append(value)
+        elif isinstance(line.where, str):
+            parser.error(f"{flag} is for an RS-485 --port, not for --tcp {line.where}")
+        elif flag == "--baud":
+            line.baud = value
+        else:
+            line.parity = value
+
+
+def _modbus_lines(drafts: list[_LineDraft], lines_file: Path | None) -> tuple[ModbusLinePlan, ...]:
+    plans = []
+    for draft in drafts:
+        if not draft.devices:
+            raise ProvisionError(
+                f"no --device after {draft.where}: give each line's devices as NAME:UNIT:PROFILE after its --port "
+                "or --tcp (station-agent scan finds them)"
+            )
+        where: SerialPlan | TcpPlan
+        if isinstance(draft.where, Path):
+            where = SerialPlan(draft.where.absolute(), LineSetting(draft.baud, draft.parity))
+        else:
+            where = _tcp(draft.where)
+        plans.append(ModbusLinePlan(where, tuple(draft.devices)))
+    if lines_file is not None:
+        plans += _lines_from_file(lines_file)
+    return tuple(plans)
+
+
+def _tcp(text: str) -> TcpPlan:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ProvisionError(f"--tcp {text!r} is not HOST:PORT, e.g. 192.168.10.20:502")
+    return TcpPlan(host, int(port))
+
+
+def _lines_from_file(path: Path) -> list[ModbusLinePlan]:
+    """[[lines]] as the config writes them; each value is checked again with the whole config."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ProvisionError(f"--lines-file {path}: {exc}") from exc
+    plans = []
+    for index, line in enumerate(document.get("lines", [])):
+        where = f"--lines-file {path}: lines[{index}]"
+        try:
+            devices = tuple(DevicePlan(d["name"], int(d["unit"]), d["profile"]) for d in line.get("devices", []))
+            if line["kind"] == "rtu":
+                setting = LineSetting(int(line.get("baudrate", 9600)), str(line.get("parity", "N")))
+                plans.append(ModbusLinePlan(SerialPlan(path.parent / line["port"], setting), devices))
+            elif line["kind"] == "tcp":
+                plans.append(ModbusLinePlan(TcpPlan(str(line["host"]), int(line.get("port", 502))), devices))
+            else:
+                raise ProvisionError(f"{where}: kind {line['kind']!r}; give 'rtu' or 'tcp' (a gauge: --gauge-port)")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ProvisionError(f"{where}: {exc!r} is missing or wrong; see config/station.example.toml") from exc
+    if not plans:
+        raise ProvisionError(f"--lines-file {path} has no [[lines]]")
+    return plans
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_config: Path) -> None:
@@ -260,11 +389,20 @@ def add_arguments(parser: argparse.ArgumentParser, default_config: Path) -> None
     parser.add_argument("--broker", default="", help="the platform's MQTT broker, HOST:PORT")
     parser.add_argument("--ca-file", type=Path, help="the CA of the broker's certificate (default CONFIG_DIR/tls/)")
     parser.add_argument("--no-tls", action="store_true", help="plain MQTT, no TLS key or CSR (private networks)")
-    parser.add_argument("--port", type=Path, help="the RS-485 port of the Modbus devices")
-    parser.add_argument("--baud", type=int, choices=BAUD_RATES, default=9600, help="its baud rate (default 9600)")
-    parser.add_argument("--parity", choices=PARITIES, default="N", help="its parity (default N)")
-    parser.add_argument(
-        "--device", type=parse_device, action="append", default=[], help="NAME:UNIT:PROFILE on --port; repeat"
+    lines = parser.add_argument_group(
+        "Modbus lines", "each --port or --tcp starts a line; the --baud, --parity and --device after it are its own"
+    )
+    lines.add_argument("--port", type=Path, action=_LineAction, dest="lines", help="an RS-485 port; repeat")
+    lines.add_argument("--tcp", metavar="HOST:PORT", action=_LineAction, dest="lines", help="a Modbus TCP endpoint")
+    lines.add_argument(
+        "--baud", type=int, choices=BAUD_RATES, action=_LineAction, dest="lines", help="the port's baud (9600)"
+    )
+    lines.add_argument("--parity", choices=PARITIES, action=_LineAction, dest="lines", help="the port's parity (N)")
+    lines.add_argument(
+        "--device", type=parse_device, action=_LineAction, dest="lines", help="NAME:UNIT:PROFILE on the line; repeat"
+    )
+    lines.add_argument(
+        "--lines-file", type=Path, help="or: a TOML file of [[lines]] tables as in the config (rtu and tcp lines)"
     )
     parser.add_argument("--gauge-port", type=Path, help="the serial port of a Veeder-Root TLS tank gauge")
     parser.add_argument("--gauge-baud", type=int, choices=BAUD_RATES, default=9600, help="its baud rate")
@@ -303,11 +441,7 @@ def from_arguments(args: argparse.Namespace, *, interactive: bool) -> Commission
     missing = [flag for flag, value in (("--station-id", given.station_id), ("--broker", given.broker)) if not value]
     if missing:
         raise ProvisionError(f"give {' and '.join(missing)} (or run on a terminal for the guided dialogue)")
-    if bool(args.device) != (args.port is not None):
-        raise ProvisionError(
-            "--port and --device go together: the RS-485 port and each device on it as NAME:UNIT:PROFILE "
-            "(station-agent scan finds them)"
-        )
+    lines = _modbus_lines(args.lines or [], args.lines_file)
     layout = Layout(args.config.absolute(), args.state_dir.absolute(), args.run_dir.absolute())
     ca_file = layout.platform_ca if args.ca_file is None else args.ca_file.absolute()
     tls = None if args.no_tls else TlsPlan(ca_file, layout.certificate, layout.tls_key)
@@ -321,8 +455,7 @@ def from_arguments(args: argparse.Namespace, *, interactive: bool) -> Commission
         status=layout.run_dir / "status.json",
         status_socket=layout.run_dir / "status.sock",
         tls=tls,
-        modbus=None if args.port is None else SerialPlan(args.port.absolute(), LineSetting(args.baud, args.parity)),
-        devices=tuple(args.device),
+        lines=lines,
         gauge=None
         if args.gauge_port is None
         else SerialPlan(args.gauge_port.absolute(), LineSetting(args.gauge_baud, args.gauge_parity)),

@@ -1,8 +1,11 @@
 """`station-agent scan`: what answers on a serial port (or a Modbus TCP endpoint), at which settings, and which
 shipped profile each Modbus slave fits.
 
-At each baud rate and parity the scan first asks for a Veeder-Root inventory (`i201`): a gauge is alone on
-its port, so when one answers the Modbus search at that setting is skipped. Otherwise every unit id is asked
+Before any Modbus request, the scan asks for a Veeder-Root inventory (`i201`) at every setting: a gauge is
+alone on its port, so when one answers anywhere the Modbus search is skipped altogether (at a setting the
+gauge does not use, it would answer each Modbus request with noise, which reads as a wiring fault). The
+settings are tried commonest first (9600 8N1 and 8E1, then 19200), so a usual line is found early, and a
+progress line with an estimate goes to stderr every few seconds. Otherwise every unit id is asked
 for one holding register; any answer, an exception included, means a slave is there (a device that keeps
 silent on a register it lacks is missed: scan the units it has with `--units`). A slave found once is not
 looked for again at later settings, since a device answers at one baud rate and parity. Answers that arrive
@@ -19,9 +22,10 @@ import argparse
 import itertools
 import json
 import re
+import sys
 import termios
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +45,8 @@ from drivers.veeder_root.client import TlsClient, TlsSerialClient
 from drivers.veeder_root.errors import TlsError
 from drivers.veeder_root.reports import INVENTORY, decode_inventory
 
+COMMON_SETTINGS = (LineSetting(9600, "N"), LineSetting(9600, "E"), LineSetting(19200, "N"), LineSetting(19200, "E"))
+"""What most field devices ship with (and Chinese dispenser controllers are usually set to), tried first."""
 SCANNED_BAUD_RATES = (9600, 19200, 38400, 115200)
 """The rates field devices ship with; the others the config allows are tried only when asked for."""
 LOCAL_PROFILES = Path("/etc/station-agent/profiles")
@@ -189,12 +195,58 @@ def _gauge(client: TlsClient, setting: LineSetting) -> Found | None:
     return Found(setting, "tls_gauge", note=f"{len(report.tanks)} tank(s) in its inventory (i201)")
 
 
+class ScanProgress:
+    """Says every `every_s` how far the scan is and how long the rest should take, from the pace so far: a full
+    scan of a port takes minutes, and a silent one looks hung."""
+
+    def __init__(
+        self,
+        total_requests: int,
+        units: int,
+        say: Callable[[str], None],
+        *,
+        every_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._total, self._units, self._say, self._every_s, self._clock = total_requests, units, say, every_s, clock
+        self._started = self._last = clock()
+        self._done = 0
+        self._first: int | None = None
+
+    def setting_starts(self) -> None:
+        self._first = None
+
+    def asked(self, setting: LineSetting | None, unit: int) -> None:
+        """One unit id asked at `setting`."""
+        self._done += 1
+        self._first = unit if self._first is None else self._first
+        now = self._clock()
+        if now - self._last < self._every_s:
+            return
+        self._last = now
+        where = "tcp" if setting is None else f"baud {setting.baudrate} parity {setting.parity}"
+        left_s = (now - self._started) / self._done * max(0, self._total - self._done)
+        self._say(f"{where}: units {self._first}-{unit} of {self._units}, {_duration(left_s)} left")
+
+
+def _duration(seconds: float) -> str:
+    return f"~{max(1, round(seconds))} s" if seconds < 90 else f"~{round(seconds / 60)} min"
+
+
 def _slaves(
-    master: SerialRtuMaster | TcpMaster, setting: LineSetting | None, units: Iterable[int], profiles: list[Profile]
+    master: SerialRtuMaster | TcpMaster,
+    setting: LineSetting | None,
+    units: Iterable[int],
+    profiles: list[Profile],
+    progress: ScanProgress | None = None,
 ) -> list[Found]:
     found: list[Found] = []
+    if progress is not None:
+        progress.setting_starts()
     try:
         for unit in units:
+            if progress is not None:
+                progress.asked(setting, unit)
             try:
                 master.read_registers(unit, 3, 0, 1)
             except ModbusExceptionResponse:
@@ -245,6 +297,13 @@ def _keep_whole(found: list[Found]) -> tuple[Found, ...]:
     return tuple(rows)
 
 
+def ordered_settings(baud_rates: Sequence[int], parities: Sequence[str]) -> tuple[LineSetting, ...]:
+    """Every baud rate with every parity, the common settings first, then the rest in the order given."""
+    settings = [LineSetting(baudrate, parity) for baudrate in baud_rates for parity in parities]
+    common = [setting for setting in COMMON_SETTINGS if setting in settings]
+    return (*common, *(setting for setting in settings if setting not in common))
+
+
 def scan_serial(
     port: Path,
     profiles: list[Profile],
@@ -254,22 +313,31 @@ def scan_serial(
     units: Sequence[int] = tuple(range(1, 248)),
     timeout_s: float = 0.1,
     gauge_timeout_s: float = 1.0,
+    say: Callable[[str], None] | None = None,
+    say_every_s: float = 5.0,
 ) -> ScanReport:
+    """Gauges first at every setting, then, if none answered, the Modbus units at each setting in turn; `say`
+    hears a progress line every `say_every_s`."""
     started = time.monotonic()
-    settings = tuple(LineSetting(baudrate, parity) for baudrate in baud_rates for parity in parities)
+    settings = ordered_settings(baud_rates, parities)
     found: list[Found] = []
-    refused: list[str] = []
-    for setting in settings:
-        known = {item.unit for item in found if item.kind == "modbus"}
+    refused: dict[LineSetting, str] = {}
+    for setting in reversed(settings):  # ending at the setting the Modbus search starts with: no switch between
         try:
             gauge = _gauge(TlsSerialClient(port, setting.baudrate, setting.parity, gauge_timeout_s), setting)
-            if gauge is not None:
-                found.append(gauge)
-                continue
-            master = SerialRtuMaster(port, setting.baudrate, setting.parity, 1, timeout_s)
-            found += _slaves(master, setting, [unit for unit in units if unit not in known], profiles)
         except termios.error as exc:
-            refused.append(f"{setting} ({exc.args[-1]})")
+            refused[setting] = f"{setting} ({exc.args[-1]})"
+            continue
+        found[:0] = [gauge] if gauge is not None else []
+    modbus = [] if found else [setting for setting in settings if setting not in refused]
+    progress = None if say is None else ScanProgress(len(modbus) * len(units), len(units), say, every_s=say_every_s)
+    for setting in modbus:
+        known = {item.unit for item in found if item.kind == "modbus"}
+        master = SerialRtuMaster(port, setting.baudrate, setting.parity, 1, timeout_s)
+        try:
+            found += _slaves(master, setting, [unit for unit in units if unit not in known], profiles, progress)
+        except termios.error as exc:
+            refused[setting] = f"{setting} ({exc.args[-1]})"
     return ScanReport(
         str(port),
         True,
@@ -277,15 +345,23 @@ def scan_serial(
         tuple(units),
         time.monotonic() - started,
         _keep_whole(found),
-        tuple(refused),
+        tuple(refused[setting] for setting in settings if setting in refused),
     )
 
 
 def scan_tcp(
-    host: str, port: int, profiles: list[Profile], *, units: Sequence[int] = tuple(range(1, 248)), timeout_s: float
+    host: str,
+    port: int,
+    profiles: list[Profile],
+    *,
+    units: Sequence[int] = tuple(range(1, 248)),
+    timeout_s: float,
+    say: Callable[[str], None] | None = None,
+    say_every_s: float = 5.0,
 ) -> ScanReport:
     started = time.monotonic()
-    found = _slaves(TcpMaster(host, port, timeout_s), None, units, profiles)
+    progress = None if say is None else ScanProgress(len(units), len(units), say, every_s=say_every_s)
+    found = _slaves(TcpMaster(host, port, timeout_s), None, units, profiles, progress)
     return ScanReport(f"tcp {host}:{port}", False, (), tuple(units), time.monotonic() - started, _keep_whole(found))
 
 
@@ -326,18 +402,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile-dir", type=Path, action="append", default=[], help=f"profiles to match (before {LOCAL_PROFILES})"
     )
+    parser.add_argument(
+        "--progress-s", type=float, default=5.0, help="a progress line on stderr this often (default 5 s)"
+    )
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+
+
+def say(line: str) -> None:
+    """A progress line on stderr, so that `--json` leaves stdout to the findings."""
+    print(f"scan: {line}", file=sys.stderr, flush=True)
 
 
 def from_arguments(args: argparse.Namespace) -> ScanReport:
     local = [LOCAL_PROFILES] if LOCAL_PROFILES.is_dir() else []
     profiles = profiles_in([*args.profile_dir, *local, *shipped_profile_dirs()])
-    timeout_s = args.timeout_ms / 1000
+    timeout_s, every_s = args.timeout_ms / 1000, args.progress_s
     if args.tcp is not None:
         host, _, port = args.tcp.rpartition(":")
         if not host or not port.isdigit():
             raise ScanError(f"--tcp {args.tcp!r} is not HOST:PORT, e.g. 192.168.10.20:502")
-        return scan_tcp(host, int(port), profiles, units=args.units, timeout_s=timeout_s)
+        return scan_tcp(host, int(port), profiles, units=args.units, timeout_s=timeout_s, say=say, say_every_s=every_s)
     return scan_serial(
         args.port,
         profiles,
@@ -346,6 +430,8 @@ def from_arguments(args: argparse.Namespace) -> ScanReport:
         units=args.units,
         timeout_s=timeout_s,
         gauge_timeout_s=args.gauge_timeout_ms / 1000,
+        say=say,
+        say_every_s=every_s,
     )
 
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from agent.config import ConfigError
+from agent.config import AgentConfig, ConfigError
 from agent.setup import SetupError, prepare
 from agent.tools.box_checks import (
     check_clock,
@@ -37,12 +38,12 @@ from agent.tools.device_checks import check_devices
 def run_selftest(
     config_path: Path,
     *,
-    now: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
     synchronised: Callable[[], bool | None] = ntp_synchronised,
     broker_timeout_s: float = 5.0,
 ) -> list[Check]:
     """Every check, in the order an installer fixes things."""
-    clock = check_clock(now(), synchronised())
+    ntp = synchronised()
     try:
         setup = prepare(config_path)
     except (ConfigError, SetupError) as exc:
@@ -51,24 +52,48 @@ def run_selftest(
             if config_path.exists()
             else "write it with station-agent provision (or give --config)"
         )
-        return [fail("config", str(exc), fix), clock]
+        return [fail("config", str(exc), fix), check_clock(now().astimezone(), ntp)]
     config = setup.loaded.config
-    devices = len(config.devices()) + len(config.gauges())
-    checks = [
-        ok("config", f"{config_path}: station {config.station.id}, {len(config.lines)} lines, {devices} devices"),
-        check_device_key(config),
-    ]
     tls_files = check_tls_files(config.uplink)
-    checks += [tls_files] if tls_files else []
-    checks += [
+    checks = [
+        _check_config(config_path, config),
+        check_device_key(config),
+        *([tls_files] if tls_files else []),
         check_writable("outbox dir", config.outbox.path.parent),
         check_writable("status dir", config.status.path.parent),
         check_disk(config),
-        clock,
+        check_clock(now().astimezone(ZoneInfo(config.station.timezone)), ntp),
         *check_devices(setup),
-        *check_broker(config.uplink, config.station.id, broker_timeout_s),
     ]
+    if tls_files is not None and tls_files.status == Status.FAIL:
+        checks.append(
+            fail("broker", f"{config.uplink.broker}: not tried, the TLS files are not right", "fix tls files first")
+        )
+    else:
+        checks += check_broker(config.uplink, config.station.id, broker_timeout_s)
     return checks
+
+
+def _check_config(config_path: Path, config: AgentConfig) -> Check:
+    """A config may be valid and still watch nothing (`[station] allow_empty`, kept from provisioning): with no
+    device to poll the agent would run, look well and record nothing, which is a failure to hand over; devices
+    that no dispenser or tank uses are only a warning (a box still being wired)."""
+    devices = len(config.devices()) + len(config.gauges())
+    said = f"{config_path}: station {config.station.id}, {len(config.lines)} lines, {devices} devices"
+    if devices == 0:
+        return fail(
+            "config",
+            f"{said}: nothing to poll",
+            "add the [[lines]] and their devices (station-agent scan finds them), then [[dispensers]] and [[tanks]]",
+        )
+    if not config.dispensers and not config.tanks:
+        return Check(
+            "config",
+            Status.WARN,
+            f"{said}, but no dispensers or tanks use them: no sales or tank records",
+            "add the [[dispensers]] and [[tanks]] and remove allow_empty from [station]",
+        )
+    return ok("config", said)
 
 
 def failed(checks: list[Check]) -> bool:

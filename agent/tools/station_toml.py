@@ -33,6 +33,22 @@ class SerialPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class TcpPlan:
+    """A Modbus TCP endpoint (a gateway in front of RS-485 devices, or a device with Ethernet)."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModbusLinePlan:
+    """A Modbus line and the devices on it: an RS-485 port (`SerialPlan`) or a TCP endpoint (`TcpPlan`)."""
+
+    where: SerialPlan | TcpPlan
+    devices: tuple[DevicePlan, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TlsPlan:
     """The files of mutual TLS to the broker; cert_file may not exist yet (the platform signs the CSR)."""
 
@@ -52,8 +68,7 @@ class StationPlan:
     status: Path
     status_socket: Path
     tls: TlsPlan | None
-    modbus: SerialPlan | None = None
-    devices: tuple[DevicePlan, ...] = ()
+    lines: tuple[ModbusLinePlan, ...] = ()
     gauge: SerialPlan | None = None
     suite: str = "ed25519"
     """The signing suite of the device key: 'ed25519' or 'sm2' (written to the config only when not the default)."""
@@ -74,6 +89,7 @@ def render(plan: StationPlan) -> str:
         f"id = {_s(plan.station_id)}",
         f"name = {_s(plan.name)}",
         f"timezone = {_s(plan.timezone)}",
+        "allow_empty = true                    # no forecourt yet: remove it when adding [[dispensers]]/[[tanks]]",
         "",
         "[keys]",
         f"device_key = {_s(plan.device_key)}   # signs every record; never leaves this box",
@@ -104,9 +120,13 @@ def render(plan: StationPlan) -> str:
         f"path = {_s(plan.status)}",
         f"socket = {_s(plan.status_socket)}   # where station-agent status asks",
     ]
-    if plan.modbus is not None and plan.devices:
-        out += ["", *_serial_line("rtu", "rs485-1", plan.modbus)]
-        for device in plan.devices:
+    for name, line in _named(plan.lines):
+        if isinstance(line.where, SerialPlan):
+            out += ["", *_serial_line("rtu", name, line.where)]
+        else:
+            out += ["", "[[lines]]", 'kind = "tcp"', f"name = {_s(name)}", f"host = {_s(line.where.host)}"]
+            out.append(f"port = {line.where.port}")
+        for device in line.devices:
             out += [
                 "",
                 "[[lines.devices]]",
@@ -121,6 +141,17 @@ def render(plan: StationPlan) -> str:
         "# Next: the forecourt ([[dispensers]] and their nozzles) and the [[tanks]], as in the example config.",
     ]
     return "\n".join(out) + "\n"
+
+
+def _named(lines: tuple[ModbusLinePlan, ...]) -> list[tuple[str, ModbusLinePlan]]:
+    """rs485-1, rs485-2 ... and tcp-1, tcp-2 ..., numbered in the order given."""
+    counts = {"rs485": 0, "tcp": 0}
+    named = []
+    for line in lines:
+        kind = "rs485" if isinstance(line.where, SerialPlan) else "tcp"
+        counts[kind] += 1
+        named.append((f"{kind}-{counts[kind]}", line))
+    return named
 
 
 def _serial_line(kind: str, name: str, serial: SerialPlan) -> list[str]:

@@ -76,3 +76,15 @@ def make_tls_request(key_path: Path, csr_path: Path, station_id: str) -> TlsRequ
     csr_path.parent.mkdir(parents=True, exist_ok=True)
     csr_path.write_text(pem)
     return TlsRequest(pem, _spki_sha256(key.public_key()), created)
+
+
+def read_tls_request(csr_path: Path) -> TlsRequest:
+    """The CSR provision wrote, read back for a re-printed sheet (its key is not touched)."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise TlsRequestError(f"the CSR {csr_path} cannot be read ({exc}); run provision again to write it") from exc
+    key = csr.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise TlsRequestError(f"the CSR {csr_path} is not for an EC key; run provision again to write it")
+    return TlsRequest(csr.public_bytes(serialization.Encoding.PEM).decode(), _spki_sha256(key), key_created=False)
