@@ -169,7 +169,7 @@ CORPUS: list[tuple[str, str, list[str]]] = [
         "typo and bad tank in one pass",
         WITH_TWO_MISTAKES,
         [
-            "station.timezon: found 'Asia/Shanghai'; unknown field; did you mean 'timezone'? known fields here: id, name, timezone, allow_empty",
+            "station.timezon: found 'Asia/Shanghai'; unknown field; did you mean 'timezone'? known fields here: id, name, timezone, locale, allow_empty",
             "dispensers[0].nozzles[0].tank: found 'T2'; must name a tank under [[tanks]]: T1",
         ],
     ),

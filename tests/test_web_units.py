@@ -249,7 +249,7 @@ class TestCommands:
         assert line.startswith('pin_hash = "scrypt$') and "482916" not in line
         config = tmp_path / "agent.toml"
         config.write_text(
-            '[station]\nid = "ST-1"\n[uplink]\nbroker = "127.0.0.1:1883"\n'
+            '[station]\nid = "ST-1"\nallow_empty = true\n[uplink]\nbroker = "127.0.0.1:1883"\n'
             f'[web]\nenabled = true\nlisten = "127.0.0.1:8080"\n{line}\n'
         )
         stored = load_config(config).config.web.pin_hash
@@ -258,7 +258,7 @@ class TestCommands:
     def test_the_page_is_off_unless_the_config_turns_it_on(self, tmp_path: Path) -> None:
         """`station-agent web` on a config without [web] exits 2 and says what to set."""
         config = tmp_path / "agent.toml"
-        config.write_text('[station]\nid = "ST-1"\n[uplink]\nbroker = "127.0.0.1:1883"\n')
+        config.write_text('[station]\nid = "ST-1"\nallow_empty = true\n[uplink]\nbroker = "127.0.0.1:1883"\n')
         done = subprocess.run(
             [sys.executable, "-m", "agent.cli", "web", "--config", str(config)],
             capture_output=True,
@@ -271,7 +271,9 @@ class TestCommands:
     def test_enabled_without_a_pin_is_a_config_error(self, tmp_path: Path) -> None:
         """[web] enabled = true without pin_hash is refused, naming web-pin."""
         config = tmp_path / "agent.toml"
-        config.write_text('[station]\nid = "ST-1"\n[uplink]\nbroker = "127.0.0.1:1883"\n[web]\nenabled = true\n')
+        config.write_text(
+            '[station]\nid = "ST-1"\nallow_empty = true\n[uplink]\nbroker = "127.0.0.1:1883"\n[web]\nenabled = true\n'
+        )
         with pytest.raises(ConfigError, match="station-agent web-pin"):
             load_config(config)
 
