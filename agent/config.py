@@ -145,8 +145,10 @@ class UplinkSection:
         "'broker': when the broker's PUBACK arrives",
         default="platform",
     )
-    ack_timeout_s: Annotated[float, Gt(0), Le(3600)] = doc(
-        "re-send from the last acked record after this long", default=30.0
+    ack_timeout_s: Annotated[float, Ge(1), Le(3600)] = doc(
+        "re-send from the last acked record after this long (1..3600 s: shorter than a round trip to the "
+        "platform would re-send the backlog over and over)",
+        default=30.0,
     )
     max_message_bytes: Annotated[int, Ge(4096), Le(256 * 1024**2)] = doc(
         "the largest records message, in bytes", default=64 * 1024

@@ -45,6 +45,19 @@ def _read_setup(descriptor: int) -> Setup:
     return setup
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _stop_once(stop: threading.Event) -> None:
+    """The stop signals' handler. It ignores further stop signals before it sets `stop`: `Event.set` takes a
+    lock, and a second signal arriving inside it would run this handler again in the same thread, which would
+    wait forever for the lock it holds (a burst of SIGTERMs, or `timeout` signalling the child and its group,
+    hung the agent that way). One stop is all the agent needs; systemd's SIGKILL after TimeoutStopSec remains."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    stop.set()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agent.process", description="internal: use 'station-agent run'")
     parser.add_argument("--setup-fd", type=int, required=True)
@@ -53,8 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging = setup.loaded.config.logging
     configure_logs(logging.level, logging.format)
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda *_: _stop_once(stop))
     try:
         Agent(setup).run(stop)
     except StartupError as exc:
