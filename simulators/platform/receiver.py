@@ -7,21 +7,14 @@ re-delivery is a harmless duplicate and is acked again, which is also how a re-s
 platform stands. The session is persistent (fixed client id, no clean start, a session expiry), so what
 stations publish while the receiver is down is waiting for it when it comes back.
 
-Two stages, so that one message's commit (an fsync, milliseconds on a flash card) overlaps the next one's
-checks: the MQTT network thread parses and verifies (the signatures on a thread per core, `ThreadedVerifier`,
-the network thread among them), then hands the verdict to a single store thread, which stores, commits, acks
-and PUBACKs the messages one at a time in the order they arrived, so the chain is checked in that order and
-every ack still follows its commit. What waits between the stages is bounded by the broker: it sends no more
-QoS 1 messages than its in-flight window before the receiver PUBACKs them. All store access goes through one
-lock: the store thread writes, `report()` reads from any thread.
+All store access goes through one lock: the MQTT network thread writes, `report()` reads from any thread. The
+signatures of a message are verified on a thread per core (`ThreadedVerifier`), the network thread among them.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -51,14 +44,6 @@ _PROTOCOLS: Final[dict[str, MQTTProtocolVersion]] = {
 }
 DEFAULT_CLIENT_ID: Final = "station-sim-platform"
 _QOS: Final = 1
-
-
-_StoreStage = Callable[[mqtt.Client, Store], None]
-"""What is left of a message once it is verified: run on the store thread, in arrival order."""
-
-
-def _nothing(client: mqtt.Client, store: Store) -> None:
-    """The store stage of a message that brings nothing to store (a topic not ours)."""
 
 
 class ReceiverError(RuntimeError):
@@ -107,8 +92,6 @@ class PlatformReceiver:
         self._refusal: str | None = None
         self._store: Store | None = None
         self._verifier: ThreadedVerifier | None = None
-        self._storing: ThreadPoolExecutor | None = None
-        """One thread: stores, commits and acks the verified messages in arrival order."""
         self._client: mqtt.Client | None = None
         self._last_report: PlatformReport | None = None
         self._learned: dict[str, dict[str, StationPublicKey]] = {}
@@ -136,7 +119,6 @@ class PlatformReceiver:
             for canonical in self._store.accepted(station, "event"):
                 self._learn(station, canonical, None)
         self._verifier = ThreadedVerifier()
-        self._storing = ThreadPoolExecutor(1, thread_name_prefix="platform-store")
         self._settled.clear()
         self._refusal = None
         self._client = self._connect()
@@ -182,9 +164,6 @@ class PlatformReceiver:
         if client is not None:
             client.disconnect()
             client.loop_stop()
-        storing, self._storing = self._storing, None
-        if storing is not None:
-            storing.shutdown()  # what was verified is stored; its PUBACK may not reach the broker, which re-sends
         verifier, self._verifier = self._verifier, None
         if verifier is not None:
             verifier.close()
@@ -235,60 +214,41 @@ class PlatformReceiver:
         log.info("platform.disconnected", broker=self.address, reason=str(reason))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        """Verify here, then store, ack and PUBACK on the store thread; a message whose handling failed is not
-        PUBACKed, so the broker delivers it again."""
-        storing = self._storing
-        assert storing is not None, "messages arrive only between start() and stop()"
+        """Handle, then PUBACK; a message whose handling failed is not acked, so the broker delivers it again."""
         try:
-            store_stage = self._verify(message.topic, bytes(message.payload))
-        except Exception:
-            log.exception("platform.message_failed", topic=message.topic)
-            return
-        storing.submit(self._finish, client, message, store_stage)
-
-    def _finish(self, client: mqtt.Client, message: mqtt.MQTTMessage, store_stage: _StoreStage) -> None:
-        store = self._store
-        assert store is not None, "the store closes only after the store thread has finished"
-        try:
-            store_stage(client, store)
+            self._handle(client, message.topic, bytes(message.payload))
         except Exception:
             log.exception("platform.message_failed", topic=message.topic)
             return
         client.ack(message.mid, message.qos)
 
-    def _verify(self, topic: str, payload: bytes) -> _StoreStage:
-        """Everything about a message that does not depend on the store, and what is left for the store thread."""
-        verifier = self._verifier
-        assert verifier is not None, "messages arrive only between start() and stop()"
+    def _handle(self, client: mqtt.Client, topic: str, payload: bytes) -> None:
+        store, verifier = self._store, self._verifier
+        assert store is not None and verifier is not None, "messages arrive only between start() and stop()"
         parsed = self._topics.parse(topic)
         if parsed is None:
             log.warning("platform.foreign_topic", topic=topic, prefix=self.config.prefix)
-            return _nothing
+            return
         station, kind = parsed
         keys = self.config.keys.get(station)
         if keys is not None and station in self._learned:
             keys = {**keys, **self._learned[station]}
         if keys is None:
+            with self._lock:
+                store.count_unknown_station(station)
             log.warning("platform.unknown_station", station=station, topic=topic)
-            return lambda client, store: self._unknown(store, station)
-        if kind == RECORDS:
-            verdict = verify_message(payload, station, keys, verifier)
-            for record in verdict.accepted:
-                if record.type == "event":
-                    self._learn(station, record.canonical, record.kid)
-            return lambda client, store: self._records(client, store, station, verdict)
-        if kind == STATUS:
-            return lambda client, store: self._status(store, station, payload)
-        return _nothing
-
-    def _unknown(self, store: Store, station: str) -> None:
-        with self._lock:
-            store.count_unknown_station(station)
+        elif kind == RECORDS:
+            self._records(client, store, station, verify_message(payload, station, keys, verifier))
+        elif kind == STATUS:
+            self._status(store, station, payload)
 
     def _records(self, client: mqtt.Client, store: Store, station: str, verdict: Verdict) -> None:
         with self._lock:
             ingested = store.ingest(station, verdict)
         _log_verdict(station, verdict, ingested)
+        for record in verdict.accepted:
+            if record.type == "event":
+                self._learn(station, record.canonical, record.kid)
         client.publish(self._topics.ack(station), json.dumps({"upto": ingested.upto}), qos=_QOS, retain=False)
 
     def _learn(self, station: str, canonical: bytes, signed_by: str | None) -> None:
