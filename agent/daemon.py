@@ -42,13 +42,13 @@ from agent.station_view import StationView
 from agent.status import AgentStatus, backlog, clock_at, disk_of, status_json, write_status
 from agent.status_socket import StatusSocketBusy, StatusSocketServer
 from agent.systemd_notify import SystemdNotifier
-from agent.uplink.hj212 import Hj212Uplink
 from agent.uplink.session import Uplink
 from agent.watchdog import Loop, ServiceWatchdog, status_line
 from drivers.device import DeviceDriver
 
 if TYPE_CHECKING:
     from agent.commands.desk import CommandDesk
+    from agent.uplink.hj212 import Hj212Uplink
 
 log = get_logger("agent")
 
@@ -244,6 +244,9 @@ class Agent:
         settings, profile = self.config.hj212, self.setup.hj212_profile
         if settings is None or not settings.enabled or profile is None:
             return None
+        # imported only when configured: a station without an ecology platform does not carry HJ 212 in memory
+        from agent.uplink.hj212 import Hj212Uplink  # noqa: PLC0415
+
         state_path = outbox.path.with_name(f"{outbox.path.stem}-hj212.json")
         zone = ZoneInfo(self.config.station.timezone)
         boundary = Boundary("uplink-hj212", recorder.submit, self.clock)

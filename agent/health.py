@@ -22,7 +22,7 @@ from agent.field.poller import LineStatus
 from agent.ledger.recorder import RecorderStatus
 from agent.records import AlarmKind, format_ts
 from agent.station_view import ActiveAlarm
-from agent.uplink.hj212 import Hj212Status
+from agent.uplink.hj212_status import Hj212Status
 from agent.uplink.session import UplinkStatus
 
 Health = Literal["ok", "starting", "degraded", "fault", "stopped"]

@@ -11,7 +11,7 @@ from agent.ledger.recorder import RecorderStatus
 from agent.records import parse_ts
 from agent.station_view import ActiveAlarm, ClockStep, LastSale, NozzleNow, TankLevel
 from agent.status import AgentStatus, Backlog, ClockStatus, DiskStatus
-from agent.uplink.hj212 import Hj212Status
+from agent.uplink.hj212_status import Hj212Status
 from agent.uplink.session import UplinkStatus
 
 NOW = "2026-11-28T02:25:03.000Z"

@@ -13,13 +13,17 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.ledger.sm2 import DEFAULT_ID, Sm2Error, Sm2PrivateKey
+from agent.ledger.sm2_params import DEFAULT_ID
 from agent.ledger.suites import PublicKey, Suite, digest_hex
+
+if TYPE_CHECKING:
+    from agent.ledger.sm2 import Sm2PrivateKey
 
 
 class KeyFileError(Exception):
@@ -40,6 +44,8 @@ class KeySpec:
 
     def generate(self) -> DeviceKey:
         if self.suite is Suite.SM2:
+            from agent.ledger.sm2 import Sm2PrivateKey  # noqa: PLC0415 - the binding loads only for SM2 keys
+
             return DeviceKey.from_private(Sm2PrivateKey.generate(), self.sm2_id)
         return DeviceKey.from_private(Ed25519PrivateKey.generate())
 
@@ -52,11 +58,11 @@ class DeviceKey:
 
     @classmethod
     def from_private(cls, private: Ed25519PrivateKey | Sm2PrivateKey, sm2_id: bytes = DEFAULT_ID) -> DeviceKey:
-        if isinstance(private, Sm2PrivateKey):
-            public = PublicKey(Suite.SM2, private.public_point, sm2_id)
-        else:
+        if isinstance(private, Ed25519PrivateKey):
             raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
             public = PublicKey(Suite.ED25519, raw)
+        else:
+            public = PublicKey(Suite.SM2, private.public_point, sm2_id)
         return cls(private, public, public.kid)
 
     @property
@@ -70,9 +76,9 @@ class DeviceKey:
 
     def sign(self, data: bytes) -> bytes:
         """64 bytes in either suite: Ed25519's signature, or SM2's `r || s` over SM3 with the ID."""
-        if isinstance(self.private, Sm2PrivateKey):
-            return self.private.sign(data, self.public.sm2_id)
-        return self.private.sign(data)
+        if isinstance(self.private, Ed25519PrivateKey):
+            return self.private.sign(data)
+        return self.private.sign(data, self.public.sm2_id)
 
     def verify(self, signature: bytes, data: bytes) -> bool:
         return self.public.verify(signature, data)
@@ -85,11 +91,11 @@ class DeviceKey:
         return self.public.pem()
 
     def private_pem(self) -> bytes:
-        if isinstance(self.private, Sm2PrivateKey):
-            return self.private.private_pem()
-        return self.private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        if isinstance(self.private, Ed25519PrivateKey):
+            return self.private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        return self.private.private_pem()
 
 
 def generate_key_file(path: Path, spec: KeySpec | None = None) -> DeviceKey:
@@ -129,6 +135,8 @@ def load_key_file(path: Path, sm2_id: bytes = DEFAULT_ID) -> DeviceKey:
     try:
         private = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        from agent.ledger.sm2 import Sm2Error, Sm2PrivateKey  # noqa: PLC0415 - the binding loads only for SM2 keys
+
         try:
             return DeviceKey.from_private(Sm2PrivateKey.from_pem(data), sm2_id)
         except Sm2Error:

@@ -19,14 +19,9 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-DEFAULT_ID: Final = b"1234567812345678"
-"""The distinguishing ID that GB/T 35276 (GM/T 0009) sets when the parties have agreed no other."""
-POINT_BYTES: Final = 65
-"""An uncompressed public point: 0x04, then x and y, 32 bytes each."""
+from agent.ledger.sm2_params import DEFAULT_ID, POINT_BYTES, SPKI_PREFIX
+
 SIGNATURE_BYTES: Final = 64
-SPKI_PREFIX: Final = bytes.fromhex("3059301306072a8648ce3d020106082a811ccf5501822d034200")
-"""DER of a SubjectPublicKeyInfo up to its point: id-ecPublicKey, the curve sm2p256v1 (1.2.156.10197.1.301), a
-66-byte BIT STRING. Every SM2 public key has exactly this head, so a point and its SPKI convert by concatenation."""
 ORDER: Final = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
 """n, the order of the base point (GB/T 32918.5): r and s of a signature lie in [1, n - 1]."""
 _DER_SIGNATURE_MAX: Final = 72

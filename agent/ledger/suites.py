@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agent.ledger.sm2 import DEFAULT_ID, POINT_BYTES, SPKI_PREFIX, Sm2Error, Sm2PublicKey
+from agent.ledger.sm2_params import DEFAULT_ID, POINT_BYTES, SPKI_PREFIX
 
 
 class Suite(StrEnum):
@@ -81,6 +81,8 @@ class PublicKey:
 
     def verify(self, signature: bytes, data: bytes) -> bool:
         if self.suite is Suite.SM2:
+            from agent.ledger.sm2 import Sm2PublicKey  # noqa: PLC0415 - the binding loads only for SM2 keys
+
             return Sm2PublicKey(self.raw).verify(signature, data, self.sm2_id)
         try:
             Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, data)
@@ -101,6 +103,8 @@ class PublicKey:
     def from_raw(cls, suite: Suite, raw: bytes, sm2_id: bytes = DEFAULT_ID) -> PublicKey:
         """Checked raw bytes: 32 for Ed25519, a 65-byte point on SM2's curve for SM2."""
         if suite is Suite.SM2:
+            from agent.ledger.sm2 import Sm2Error, Sm2PublicKey  # noqa: PLC0415 - the binding loads only for SM2 keys
+
             try:
                 Sm2PublicKey(raw)
             except Sm2Error as exc:

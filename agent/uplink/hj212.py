@@ -38,7 +38,6 @@ import socket
 import threading
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -55,6 +54,7 @@ from agent.uplink.backoff import Backoff
 from agent.uplink.hj212_key import Sm4KeyError, load_sm4_key
 from agent.uplink.hj212_packets import FrameMaker, OutgoingFrame, UnsendableRecord, Wire
 from agent.uplink.hj212_settings import Hj212Section
+from agent.uplink.hj212_status import Hj212Status
 from drivers.hj212.errors import Hj212Error
 from drivers.hj212.frame import FrameSplitter, SealRules, open_frame
 from drivers.hj212.packet import (
@@ -92,35 +92,6 @@ class _Answer(Enum):
     ACKED = "acked"
     NONE = "none"
     REFUSED = "refused"
-
-
-@dataclass(frozen=True, slots=True)
-class Hj212Status:
-    """A snapshot for `station-agent status`: `done_seq` is the outbox position every earlier record has
-    passed (answered, or not mapped), `backlog` the records after it."""
-
-    state: Literal["connecting", "online", "offline", "stopped"]
-    since_ms: int
-    platform: str
-    sent_seq: int
-    done_seq: int
-    head_seq: int
-    backlog: int
-    frames_sent: int
-    frames_acked: int
-    resends: int
-    skipped: int
-    connects: int
-    last_error: str | None
-    bad_answers: int = 0
-    """Frames from the platform that were not HJ 212, or answered another QN."""
-    internal_errors: int = 0
-    failing: bool = False
-    heartbeats: int = 0
-    requests_answered: int = 0
-    """Platform requests answered (time, extract, refusals)."""
-    encrypted: bool = False
-    """Whether the data area goes out SM4-encrypted on the current connection."""
 
 
 class Hj212Uplink:

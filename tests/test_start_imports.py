@@ -1,0 +1,58 @@
+"""What the agent process loads before it knows its config: only what every station needs.
+
+The long-running process's memory is mostly its imports (docs/design.md, "Memory"), so the optional parts
+(the HJ 212 uplink, the command desk, the web page, the SM2 binding) load only when configured, the
+validation library stays in the process that checks the config, and the simulators never reach the gateway.
+Each check runs in a fresh interpreter, since this test process has imported everything already.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+NOT_AT_START = (
+    "agent.uplink.hj212",
+    "agent.commands.desk",
+    "agent.web",
+    "agent.ledger.sm2",
+    "pydantic",
+    "structlog",
+    "simulators",
+)
+
+
+def loaded_after(statement: str, names: tuple[str, ...]) -> dict[str, bool]:
+    """Which of `names` are in sys.modules of a fresh interpreter after running `statement`."""
+    probe = f"import json, sys\n{statement}\nprint(json.dumps({{n: n in sys.modules for n in {list(names)!r}}}))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    loaded: dict[str, bool] = json.loads(result.stdout)
+    return loaded
+
+
+def test_the_agent_process_starts_without_optional_parts_validation_or_simulators() -> None:
+    """`import agent.process` loads none of HJ 212, commands, web, SM2, pydantic, structlog or the simulators."""
+    loaded = loaded_after("import agent.process", NOT_AT_START)
+    assert [name for name, present in loaded.items() if present] == []
+
+
+@pytest.mark.parametrize("module", ["agent.uplink.hj212", "agent.ledger.sm2"])
+def test_the_probe_sees_a_module_once_it_is_imported(module: str) -> None:
+    """The probe is not blind: a module imported on purpose shows as loaded."""
+    assert loaded_after(f"import agent.process, {module}", (module,)) == {module: True}
+
+
+def test_an_sm2_key_loads_the_sm2_binding_when_it_is_used() -> None:
+    """Making an SM2 key still works from a fresh start: the binding loads on demand, for SM2 only."""
+    statement = (
+        "from agent.ledger.keys import KeySpec\n"
+        "from agent.ledger.suites import Suite\n"
+        "ed = KeySpec().generate()\n"
+        "assert 'agent.ledger.sm2' not in sys.modules\n"
+        "key = KeySpec(Suite.SM2).generate()\n"
+        "assert key.verify(key.sign(b'x'), b'x') and key.kid.startswith('sm2-')"
+    )
+    assert loaded_after(statement, ("agent.ledger.sm2",)) == {"agent.ledger.sm2": True}
