@@ -953,13 +953,19 @@ ALARM_KINDS: Final[dict[str, AlarmDoc]] = {
         raised="Contract v1.1. Raised when a stored record read for sending is not what was sealed: its bytes do "
         "not hash to the prev of the record after it, or do not name their own seq. The records are sent as "
         "stored (the agent cannot know their true bytes and never signs anything again), so the platform sees the "
-        "bad link or signature too. Raised once per damaged range in a run.",
+        "bad link or signature too, and takes the range as lost by this alarm's word. Raised once per damaged "
+        "range in a run.",
         cleared="Not cleared by a record: like the other outbox alarms it is over at the next agent_start.",
         raised_only=True,
         evidence={
             "first_seq": _key("integer", "The first seq of the damaged range.", 1),
             "last_seq": _key("integer", "The last seq of the damaged range.", 1),
             "check": _key("string", "Which check failed.", one_of=("link", "seq")),
+            "next_prev": _key(
+                "string",
+                "The prev of record last_seq + 1: the digest record last_seq had when it was sealed, which lets a "
+                "platform take the range as lost and go on.",
+            ),
         },
     ),
 }

@@ -193,7 +193,6 @@ class Agent:
         )
         ecology = self._ecology_uplink(outbox, recorder)
         recorder.on_commit = uplink.notify if ecology is None else _both(uplink.notify, ecology.notify)
-        uplink.on_damage = lambda damage: recorder.submit(damage_alarm(damage, self.clock.wall_ms()))
         zone = ZoneInfo(config.station.timezone)
         station_clock: Clock = self.clock
         if config.clock.time_scale != 1:
@@ -202,6 +201,8 @@ class Agent:
         cursors = outbox.cursors()
         bindings = bindings_for(config)
         view = StationView(cursors, tanks=self.setup.tanks, nozzles=bindings)
+        noted = view.watching(recorder.submit)
+        uplink.on_damage = lambda damage: noted(damage_alarm(damage, self.clock.wall_ms()))
         station = StationLoop(
             Station(
                 bindings,

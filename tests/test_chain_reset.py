@@ -212,7 +212,7 @@ class TestBitRot:
         assert [record.seq for record in reader.read(1, 4)] == [1, 2, 3, 4]
         assert [record.seq for record in reader.read(3, 4)] == [3, 4]
         assert [record.seq for record in reader.read(1, 4)] == [1, 2, 3, 4]
-        assert found == [Damage(2, 3, "link")]
+        assert found == [Damage(2, 2, "link", json.loads(_stored(box.outbox_path)[3][1])["prev"])]
 
     def test_a_changed_head_resets_at_the_next_start(self, tmp_path: Path) -> None:
         """The newest record's bytes changed: its signature fails at start, the outbox is set aside and a

@@ -209,3 +209,32 @@ def test_a_database_of_something_else_is_refused(tmp_path: Path) -> None:
         raw.execute("PRAGMA user_version = 7")
     with pytest.raises(StoreError, match="not a platform database of schema 1 \\(found 7\\)"):
         Store(other)
+
+
+def _corrupt_alarm(signer: TinySigner, chain: list[dict[str, Any]], damaged: int, next_prev: str) -> dict[str, Any]:
+    """The station's signed `outbox_corrupt` alarm after `chain`, declaring record `damaged` lost."""
+    evidence = {"first_seq": damaged, "last_seq": damaged, "check": "link", "next_prev": next_prev}
+    body = {"kind": "outbox_corrupt", "state": "raised", "subject": "outbox", "evidence": evidence}
+    return signer.record(len(chain) + 1, sha256_hex(canonical(chain[-1])), body, "alarm")
+
+
+def test_a_range_declared_damaged_is_lost_and_upto_passes_it(tmp_path: Path, signer: TinySigner) -> None:
+    """Record 5 never arrives whole; the alarm declaring it damaged, with the digest record 6 links to, lets
+    upto pass it and reports it lost, not as a gap; the audit finds the same from the bytes."""
+    db = tmp_path / "p.sqlite"
+    chain = signer.chain(10)
+    with Store(db) as store:
+        assert send(store, signer, chain[:4]) == 4
+        assert send(store, signer, chain[5:]) == 4
+        assert send(store, signer, [_corrupt_alarm(signer, chain, 5, chain[5]["prev"])]) == 11
+        received = store.station_report(STATION)
+    assert (received.upto, received.gaps, received.lost, received.chain_breaks) == (11, (), ((5, 5),), ())
+    assert audit(db, keyring([StationKey(STATION, signer.key.public_key())])).station(STATION) == received
+
+
+def test_a_declaration_naming_another_digest_does_not_move_upto(store: Store, signer: TinySigner) -> None:
+    """A declared range whose digest is not what the next record links to explains nothing: upto stays."""
+    chain = signer.chain(10)
+    send(store, signer, chain[:4])
+    send(store, signer, chain[5:])
+    assert send(store, signer, [_corrupt_alarm(signer, chain, 5, "ab" * 32)]) == 4

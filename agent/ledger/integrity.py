@@ -5,6 +5,10 @@ Pure code, without a key: the link check costs a hash and two searches in the by
 of what sending costs, where a signature check would cost more than the send. It finds a record whose bytes
 changed as soon as the record after it is read (the newest record is checked by its signature at start,
 agent/ledger/continuity.py). A damaged signature is not found here; the platform finds it.
+
+Damage is reported with the `prev` of the first intact record after it: the digest the damaged range had when
+it was sealed. The alarm carries it, so that a platform can take the range as lost and go on (contract v1.1)
+instead of waiting for records the agent can never send again as they were.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ REPORTED_LIMIT = 1024
 
 @dataclass(frozen=True, slots=True)
 class Damage:
-    """Records `first_seq`..`last_seq` are not what was sealed; `check` is the test that failed."""
+    """Records `first_seq`..`last_seq` are not what was sealed; `check` is the test that failed; `next_prev` is
+    the `prev` of record `last_seq + 1`, which names the digest record `last_seq` had when it was sealed."""
 
     first_seq: int
     last_seq: int
     check: Literal["link", "seq"]
+    next_prev: str
 
 
 def chain_fields(canonical: bytes) -> tuple[int, str] | None:
@@ -57,6 +63,9 @@ class LinkCheck:
     def __init__(self) -> None:
         self._last: tuple[int, str] | None = None
         self._reported: set[tuple[int, int]] = set()
+        self._unnamed: tuple[int, int] | None = None
+        """Records (first, last) that do not name their own seq, held until a record after them says what
+        they linked to."""
 
     def knows(self, seq: int) -> bool:
         """Whether the digest of record `seq` is at hand (else the caller may `follow` it first)."""
@@ -68,10 +77,15 @@ class LinkCheck:
         fields = chain_fields(canonical)
         before = self._last
         self._last = (seq, record_digest(kid, canonical))
+        unnamed = self._unnamed if self._unnamed is not None and self._unnamed[1] == seq - 1 else None
         if fields is None or fields[0] != seq:
-            return self._new(Damage(seq, seq, "seq"))
+            self._unnamed = (seq, seq) if unnamed is None else (unnamed[0], seq)
+            return None
+        self._unnamed = None
+        if unnamed is not None:
+            return self._new(Damage(unnamed[0], unnamed[1], "seq", fields[1]))
         if before is not None and before[0] == seq - 1 and before[1] != fields[1]:
-            return self._new(Damage(seq - 1, seq, "link"))
+            return self._new(Damage(seq - 1, seq - 1, "link", fields[1]))
         return None
 
     def _new(self, damage: Damage) -> Damage | None:
@@ -90,5 +104,6 @@ def damage_alarm(damage: Damage, now_ms: int) -> RecordIntent:
         "first_seq": damage.first_seq,
         "last_seq": damage.last_seq,
         "check": damage.check,
+        "next_prev": damage.next_prev,
     }
     return AlarmBody(AlarmKind.OUTBOX_CORRUPT, AlarmState.RAISED, "outbox", evidence).intent(now_ms)

@@ -25,7 +25,15 @@ from typing import Any, Final
 
 from simulators.platform.contract import CHAIN_RESET, GENESIS_PREV
 from simulators.platform.report import StationReport
-from simulators.platform.verify import SignedRecord, Verdict, declared_loss, links, predecessor
+from simulators.platform.verify import (
+    DeclaredDamage,
+    SignedRecord,
+    Verdict,
+    declared_damage,
+    declared_loss,
+    links,
+    predecessor,
+)
 
 SCHEMA_VERSION: Final = 1
 _SCHEMA: Final = """
@@ -104,6 +112,16 @@ def _outside(gap: tuple[int, int], declared: Sequence[tuple[int, int]]) -> list[
             if piece[0] <= piece[1]
         ]
     return parts
+
+
+def _bridged(upto: int, seq: int, prev: str, damaged: Sequence[DeclaredDamage]) -> bool:
+    """Whether declared damage explains every record from `upto + 1` to `seq - 1`, and a declaration ending at
+    `seq - 1` names `prev` (the link of record `seq`) as the digest the damaged record had (v1.1)."""
+    reached = upto
+    for damage in sorted(damaged, key=lambda damage: damage.first_seq):
+        if damage.first_seq <= reached + 1 and damage.last_seq < seq:
+            reached = max(reached, damage.last_seq)
+    return reached == seq - 1 and any(d.last_seq == seq - 1 and d.next_prev == prev for d in damaged)
 
 
 class StoreError(RuntimeError):
@@ -325,23 +343,38 @@ class Store:
 
     def _advance(self, station: str) -> int:
         """Move `upto` along stored, linked records; over the range a stored chain_reset declares lost, once
-        `upto` has reached the record below it (v1.1)."""
+        `upto` has reached the record below it; and over a range stored `outbox_corrupt` alarms declare
+        damaged, when the record after it links to the digest they name (both v1.1)."""
         upto = self.upto(station)
         rows = self._db.execute(
-            "SELECT r.seq, b.seq IS NOT NULL, r.type, r.canonical FROM records r LEFT JOIN chain_breaks b "
+            "SELECT r.seq, b.seq IS NOT NULL, r.type, r.canonical, r.prev FROM records r LEFT JOIN chain_breaks b "
             "ON b.station = r.station AND b.seq = r.seq WHERE r.station = ? AND r.seq > ? ORDER BY r.seq",
             (station, upto),
         )
         start = upto
-        for seq, broken, record_type, canonical in rows:
-            loss = declared_loss(record_type, canonical) if seq != upto + 1 else None
-            if broken or (seq != upto + 1 and (loss is None or loss.lost_first > upto + 1)):
+        damaged: list[DeclaredDamage] | None = None
+        for seq, broken, record_type, canonical, prev in rows:
+            if broken:
                 break
+            loss = declared_loss(record_type, canonical) if seq != upto + 1 else None
+            if seq != upto + 1 and (loss is None or loss.lost_first > upto + 1):
+                damaged = self._declared_damage(station) if damaged is None else damaged
+                if not _bridged(upto, seq, str(prev), damaged):
+                    break
             upto = seq
         rows.close()
         if upto != start:
             self._db.execute("UPDATE stations SET upto = ? WHERE station = ?", (upto, station))
         return upto
+
+    def _declared_damage(self, station: str) -> list[DeclaredDamage]:
+        """The damage the station's stored `outbox_corrupt` alarms declare (v1.1: rare, a handful at most)."""
+        rows = self._db.execute(
+            "SELECT canonical FROM records WHERE station = ? AND type = 'alarm' AND instr(canonical, ?) > 0",
+            (station, b'"outbox_corrupt"'),
+        )
+        found = (declared_damage("alarm", bytes(canonical)) for (canonical,) in rows)
+        return [damage for damage in found if damage is not None]
 
     def upto(self, station: str) -> int:
         row = self._db.execute("SELECT upto FROM stations WHERE station = ?", (station,)).fetchone()
@@ -425,6 +458,7 @@ class Store:
             )
         ]
         declared = [(loss.lost_first, loss.lost_last) for loss in resets if loss is not None]
+        declared += [(damage.first_seq, damage.last_seq) for damage in self._declared_damage(station)]
         gaps = [
             gap
             for first, last in self._db.execute(_GAPS, (upto, station, upto)).fetchall()

@@ -112,6 +112,35 @@ def declared_loss(record_type: str, canonical: bytes) -> DeclaredLoss | None:
     return DeclaredLoss(record["seq"], str(body["reason"]), body["lost_first"], body["known_seq"])
 
 
+@dataclass(frozen=True, slots=True)
+class DeclaredDamage:
+    """What an `outbox_corrupt` alarm (v1.1) says: records `first_seq` .. `last_seq` were damaged on the
+    station, and `next_prev` is the digest record `last_seq` had when it was sealed (the `prev` of the record
+    after it). The range is lost, explained; the chain goes on at `last_seq + 1` if that record links to it."""
+
+    first_seq: int
+    last_seq: int
+    next_prev: str
+
+
+def declared_damage(record_type: str, canonical: bytes) -> DeclaredDamage | None:
+    """The damage a verified record declares, or None if it is not an `outbox_corrupt` alarm that names a range
+    below itself and the digest after it (an alarm without `next_prev`, from before it was added, declares none)."""
+    if record_type != "alarm" or b'"outbox_corrupt"' not in canonical:
+        return None
+    record = json.loads(canonical)
+    body = record["body"]
+    evidence = body.get("evidence") if isinstance(body, dict) and body.get("kind") == "outbox_corrupt" else None
+    if not isinstance(evidence, dict):
+        return None
+    first, last, next_prev = evidence.get("first_seq"), evidence.get("last_seq"), evidence.get("next_prev")
+    if not (_is_seq(first) and _is_seq(last) and isinstance(next_prev, str) and _HEX64.fullmatch(next_prev)):
+        return None
+    if not 1 <= first <= last < record["seq"] - 1:
+        return None
+    return DeclaredDamage(first, last, next_prev)
+
+
 def predecessor(record: SignedRecord) -> int:
     """The seq whose digest this record's `prev` must be: `seq - 1`, or `known_seq` for a chain_reset."""
     loss = declared_loss(record.type, record.canonical)
