@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,12 +24,12 @@ from agent.field.poller import LinePoller
 from agent.health import assess
 from agent.history import replay, station_history
 from agent.led import StatusLed
-from agent.ledger.anchor import AnchorError, AnchorKeeper, anchor_path
+from agent.ledger.anchor import AnchorError, AnchorKeeper, AnchorUnwritable, anchor_path
 from agent.ledger.chain import SealedRecord
 from agent.ledger.integrity import damage_alarm
 from agent.ledger.key_rotation import finish_rotation, new_key_path
 from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, load_key_file
-from agent.ledger.opening import Opened, OutboxRefused, open_outbox, recover_hint
+from agent.ledger.opening import Opened, OutboxBusy, OutboxRefused, lock_outbox, open_outbox, recover_hint
 from agent.ledger.outbox import Outbox, OutboxError, OutboxReader, OutboxUnusable
 from agent.ledger.recorder import Recorder
 from agent.lifecycle import PreviousRun, startup_intents
@@ -55,6 +56,11 @@ log = get_logger("agent")
 
 class StartupError(Exception):
     """The agent cannot start; the message says what to fix."""
+
+
+class StartupFault(Exception):
+    """The agent cannot start now for a fault of the box (a full or failing disk, the outbox held by another
+    process); the message says which. Unlike a StartupError, trying again later can succeed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +96,8 @@ class Agent:
         self._watchdog = ServiceWatchdog(SystemdNotifier.from_environment())
         self._acked_at_start = 0
         """What was acknowledged before this run: ALL WELL needs the platform to confirm a record of this one."""
+        self._outbox_lock: int | None = None
+        """The outbox's lock (agent/ledger/opening.py), held from opening to the end of the stop."""
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set; raises StartupError if the agent cannot start."""
@@ -142,6 +150,12 @@ class Agent:
         cannot be continued (agent/ledger/continuity.py), refused with the way out when it cannot be used."""
         config = self.config
         try:
+            self._outbox_lock = lock_outbox(config.outbox.path)
+        except OutboxBusy as exc:
+            raise StartupFault(f"{exc}; is another agent, or 'station-agent recover', running?") from exc
+        except OSError as exc:
+            raise StartupFault(f"outbox lock beside {config.outbox.path}: {exc.strerror or exc}") from exc
+        try:
             return open_outbox(
                 config.outbox.path,
                 config.outbox.max_bytes,
@@ -151,6 +165,8 @@ class Agent:
                 now_ms=self.clock.wall_ms(),
                 config=self.loaded.source,
             )
+        except AnchorUnwritable as exc:
+            raise StartupFault(str(exc)) from exc
         except (OutboxRefused, AnchorError) as exc:
             raise StartupError(str(exc)) from exc
 
@@ -364,11 +380,16 @@ class Agent:
             log.error("loops_not_ended", loops=["recorder"], consequence="the stop counts as unclean")
         self._write_status(parts)
         parts.reader.close()
+        if self._outbox_lock is not None:
+            os.close(self._outbox_lock)
+            self._outbox_lock = None
+        stored = parts.recorder.status()
         log.info(
             "agent_stopped",
             head_seq=parts.recorder.head.seq,
-            acked_upto=parts.recorder.status().acked_upto,
-            clean=recorder_ended and not stuck,
+            acked_upto=stored.acked_upto,
+            records_lost=stored.pending,
+            clean=recorder_ended and not stuck and stored.pending == 0,
         )
 
     @staticmethod

@@ -17,7 +17,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from agent.daemon import Agent, StartupError
+from agent.daemon import Agent, StartupError, StartupFault
 from agent.ledger.outbox import OutboxError
 from agent.logs import configure as configure_logs
 from agent.setup import Setup
@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StartupError as exc:
         print(f"station-agent: {exc}", file=sys.stderr)
         return EXIT_FIX_INPUT
-    except OutboxError as exc:
+    except (OutboxError, StartupFault) as exc:
         print(f"station-agent: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK

@@ -299,3 +299,35 @@ def test_a_twin_with_the_same_client_id_is_said_and_knocked_on_less(
             twin.loop_stop()
             twin.disconnect()
     assert uplink.status().connects > connects and uplink.alive()
+
+
+def test_acks_beyond_the_head_are_said_once_as_chain_behind_platform(
+    station: Station, private_broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A platform that acks past the box's head (the box lost records it had sent) 200 times in a burst: one
+    `chain_behind_platform` error naming the platform's upto, the head and the recover command, and at most a
+    rate-limited line or two more, not one per ack."""
+    head = station.record(5)
+    settings = UplinkSection(broker=private_broker.address, protocol="3.1.1", reconnect_min_s=0.2)
+    with caplog.at_level(logging.INFO, logger="agent.uplink"):
+        uplink = station.uplink(settings)
+        wait_until(lambda: uplink.status().state == "online", "the uplink online")
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id="platform-ahead", protocol=MQTTProtocolVersion.MQTTv5
+        )
+        client.connect(private_broker.host, private_broker.port)
+        client.loop_start()
+        try:
+            for _ in range(200):
+                client.publish(f"{TOPICS}/ack", b'{"upto": 9000}', qos=1).wait_for_publish(10)
+            client.publish(f"{TOPICS}/ack", json.dumps({"upto": head}).encode(), qos=1).wait_for_publish(10)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        wait_until(lambda: uplink.status().acked_upto == head, "the good ack after the burst taken")
+    said = [getattr(r, "fields", {}) for r in caplog.records if r.getMessage() == "chain_behind_platform"]
+    repeated = [r for r in caplog.records if r.getMessage() == "uplink_ack_beyond_head"]
+    assert len(said) == 1, said
+    assert said[0]["platform_upto"] == 9000 and said[0]["head_seq"] == head
+    assert "recover --after-seq 9000" in said[0]["fix"]
+    assert len(repeated) <= 2, f"{len(repeated)} lines for one burst"

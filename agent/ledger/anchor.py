@@ -20,16 +20,27 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from agent.records import ChainResetReason
+
 ANCHOR_FILE = "chain-anchor.json"
 FORMAT = 1
 RESERVE = 4096
 """Seqs reserved ahead of the head at each anchor write: a lost outbox costs at most this many unused seqs, and
 the anchor is written at least every this many records."""
 MAX_BYTES = 4096
+MAX_SEQ = 2**53 - 1 - 2**32
+"""The highest seq an anchor may name or reserve: a record's seq must stay a JSON-safe integer (at most 2^53 - 1),
+and the chain needs room above the reservation to make its chain_reset and go on for years."""
+HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 class AnchorError(Exception):
-    """The anchor file cannot be read or written; the message names the file and the fix."""
+    """The anchor file cannot be read, or holds what no agent wrote; the message names the file and the fix."""
+
+
+class AnchorUnwritable(AnchorError):
+    """The anchor cannot be written: the disk is full or failing. A fault of the box, not of its files: trying
+    again later (systemd's restart) can succeed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,17 +94,47 @@ def load_anchor(path: Path) -> ChainAnchor | None:
         if len(data) > MAX_BYTES:
             raise ValueError(f"longer than {MAX_BYTES} bytes")
         fields = json.loads(data)
-        if fields.pop("format") != FORMAT:
+        if not isinstance(fields, dict):
+            raise ValueError("not a JSON object")
+        if fields.pop("format", None) != FORMAT:
             raise ValueError("unknown format")
         anchor = ChainAnchor(**fields)
-        if not (0 <= anchor.seq <= anchor.reserved_upto and 0 <= anchor.acked_upto <= anchor.seq):
-            raise ValueError("seq, acked_upto and reserved_upto out of order")
+        _check_fields(anchor)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise AnchorError(
-            f"chain anchor {path} is damaged ({exc}); if the outbox is intact, delete the anchor and start the agent "
-            "again, it is written anew from the outbox"
+            f"chain anchor {path} is damaged ({exc}); do not delete it (a new chain from seq 1 under the same key "
+            "would fork the chain the platform holds): ask the platform team for the highest seq it holds of this "
+            "station and run 'station-agent recover --after-seq N' with that N, which writes a sound anchor"
         ) from exc
     return anchor
+
+
+def check_seq(name: str, value: object) -> int:
+    """`value` as a seq the chain can use (0..MAX_SEQ); ValueError naming `name` otherwise. A JSON `true` is
+    not the number 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEQ:
+        raise ValueError(f"{name} {value!r} is not a whole number from 0 to {MAX_SEQ}")
+    return value
+
+
+def _check_fields(anchor: ChainAnchor) -> None:
+    """Every field of the right type and range: a hand-edited or rotted anchor must be refused, not turned into a
+    spurious reset or a crash (an `int` subclass `bool`, a float, a seq beyond what a record can carry)."""
+    for name in ("seq", "acked_upto", "reserved_upto"):
+        check_seq(name, getattr(anchor, name))
+    if anchor.ts_ms is not None and (isinstance(anchor.ts_ms, bool) or not isinstance(anchor.ts_ms, int)):
+        raise ValueError(f"ts_ms {anchor.ts_ms!r} is not a whole number of milliseconds")
+    if not isinstance(anchor.digest, str) or len(anchor.digest) != 64 or not HEX_DIGITS.issuperset(anchor.digest):
+        raise ValueError(f"digest {anchor.digest!r} is not 64 lowercase hex digits")
+    for name in ("station", "kid"):
+        if not isinstance(getattr(anchor, name), str):
+            raise ValueError(f"{name} {getattr(anchor, name)!r} is not a string")
+    if anchor.reset_reason is not None and anchor.reset_reason not in set(ChainResetReason):
+        raise ValueError(f"reset_reason {anchor.reset_reason!r} is not one of {', '.join(ChainResetReason)}")
+    if anchor.set_aside is not None and not isinstance(anchor.set_aside, str):
+        raise ValueError(f"set_aside {anchor.set_aside!r} is not a file name")
+    if not anchor.acked_upto <= anchor.seq <= anchor.reserved_upto:
+        raise ValueError("seq, acked_upto and reserved_upto out of order")
 
 
 def save_anchor(path: Path, anchor: ChainAnchor) -> None:
@@ -114,7 +155,10 @@ def save_anchor(path: Path, anchor: ChainAnchor) -> None:
         finally:
             os.close(directory)
     except OSError as exc:
-        raise AnchorError(f"chain anchor {path} cannot be written: {exc.strerror or exc}") from exc
+        raise AnchorUnwritable(
+            f"chain anchor {path} cannot be written: {exc.strerror or exc}; the disk that holds it is full or "
+            f"failing: free space on it (df {path.parent}) or replace it"
+        ) from exc
 
 
 def _fields(anchor: ChainAnchor) -> dict[str, object]:

@@ -9,6 +9,7 @@ next start decides again, the same way) or a fresh outbox whose first record is 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from agent.ledger.anchor import RESERVE, ChainAnchor, load_anchor, save_anchor
-from agent.ledger.chain import ChainHead, seal
+from agent.ledger.chain import ChainHead, RecordRefused, seal
 from agent.ledger.continuity import Continue, OutboxState, Refuse, Reset, judge, reset_plan
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxUnusable, StoredRecord
@@ -26,10 +27,34 @@ from agent.records import ChainResetReason
 log = get_logger("agent.outbox")
 
 SIDE_FILES = ("", "-wal", "-shm")
+LOCK_SUFFIX = ".lock"
 
 
 class OutboxRefused(Exception):
     """The agent will not use this outbox; the message says why and how to recover."""
+
+
+class OutboxBusy(Exception):
+    """Another process holds the outbox (a running agent, or `station-agent recover` at work)."""
+
+
+def lock_outbox(path: Path) -> int:
+    """Take the outbox's lock, `<outbox>.lock` beside it, and return its descriptor: held for as long as it stays
+    open, and released by the kernel when the process ends however it ends (kill -9 included), so a stale lock
+    cannot outlive its holder. The agent holds it while it runs and `station-agent recover` while it moves the
+    outbox aside: neither can pull the outbox from under the other. OutboxBusy if another process holds it,
+    OSError if the file cannot be opened."""
+    lock_file = path.with_name(path.name + LOCK_SUFFIX)
+    descriptor = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise OutboxBusy(f"outbox {path} is in use by another process (it holds {lock_file})") from None
+    except OSError:
+        os.close(descriptor)
+        raise
+    return descriptor
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +110,15 @@ def open_outbox(
         set_aside_as = set_aside(path, verdict.reason, now_ms).name
         outbox = Outbox(path, max_bytes)
     plan = reset_plan(anchor, state, verdict, set_aside_as)
-    records, head = seal([plan.body.intent(now_ms)], plan.head, station, key)
+    try:
+        records, head = seal([plan.body.intent(now_ms)], plan.head, station, key)
+    except RecordRefused as exc:
+        outbox.close()
+        raise OutboxRefused(
+            f"outbox {path}: the chain_reset after seq {plan.head.seq} cannot be made ({exc}); the anchor or the "
+            f"outbox names a seq beyond what a record can carry: ask the platform team for the highest seq it holds of "
+            "this station and run 'station-agent recover --after-seq N' with that N"
+        ) from exc
     base = anchor or ChainAnchor(station, 0, plan.head.digest, None, 0, 0, key.kid)
     save_anchor(anchor_file, replace(base, reserved_upto=head.seq + RESERVE, reset_reason=None, set_aside=None))
     outbox.append(records)

@@ -180,6 +180,7 @@ class Uplink:
         self._boundary = boundary
         self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
         self._refused_acks = LogTally()
+        self._acks_beyond_head = LogTally()
         self._authority_rewound_at: float | None = None
         self._replies: collections.deque[bytes] = collections.deque()
         self._replies_dropped = LogTally()
@@ -568,7 +569,7 @@ class Uplink:
                 self._ack_refused(str(exc))
                 return
             if upto > self._head:
-                log.warning("uplink_ack_beyond_head", upto=upto, head_seq=self._head)
+                self._ack_beyond_head(upto)
                 return
             if self._planner.acknowledge(upto):
                 self._progress(upto)
@@ -576,6 +577,22 @@ class Uplink:
                 self._platform_lacks(upto)
             elif self._planner.lacks_few() and self._clock.monotonic() - self._next_sent_at > STALLED_ACK_S:
                 self._rewind("uplink_platform_lacks_record")
+
+    def _ack_beyond_head(self, upto: int) -> None:
+        """The platform holds records past this box's head: the box lost records it had sent (rebuilt with only
+        its key, an outbox put back from an old copy with its anchor). New records would take seqs the platform
+        has already; a person must stop the agent and run `station-agent recover --after-seq <upto>`. Said once
+        as an error, then counted on a rate-limited line, whatever the platform repeats."""
+        count = self._acks_beyond_head.note(self._clock.monotonic())
+        if self._acks_beyond_head.total == 1:
+            log.error(
+                "chain_behind_platform",
+                platform_upto=upto,
+                head_seq=self._head,
+                fix=f"stop the agent, run 'station-agent recover --after-seq {upto}', start it",
+            )
+        elif count is not None:
+            log.warning("uplink_ack_beyond_head", upto=upto, head_seq=self._head, count=count)
 
     def _platform_lacks(self, upto: int) -> None:
         """The platform acks less than it did: it lost records (a restore from backup, a lost disk), and it is
