@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from agent.clock import Clock
-from agent.logs import get_logger
+from agent.logs import repeat_limited
 from agent.records import InternalErrorBody, RecordIntent
 
-log = get_logger("agent.containment")
+log = repeat_limited("agent.containment")
 
 DETAIL_CHARS = 200
 """How much of an exception's message goes into the record: enough to name the value, never a whole payload."""
@@ -120,7 +120,9 @@ class Boundary:
             if due:
                 self._unreported = 0
                 self._last_report_at = now
-        log.exception("internal_error", loop=self._loop, item=item, error=detail, reported=due)
+        log.exception(
+            "internal_error", key=f"{self._loop}/{type(exc).__name__}", loop=self._loop, item=item, error=detail
+        )
         if not due:
             return
         body = InternalErrorBody(
@@ -129,4 +131,4 @@ class Boundary:
         try:
             self._report(body.intent(wall_ms))
         except Exception:  # a report that fails must not turn a contained error into a dead loop
-            log.exception("internal_error_not_recorded", loop=self._loop)
+            log.exception("internal_error_not_recorded", key=self._loop, loop=self._loop)

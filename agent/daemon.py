@@ -239,6 +239,7 @@ class Agent:
             heartbeat_interval_s=config.heartbeat.interval_s,
             jump_threshold_ms=int(config.clock.jump_threshold_s * 1000),
             facts=lambda: self._heartbeat_facts(pollers, recorder, uplink),
+            boundary=Boundary("station", view.watching(recorder.submit), self.clock),
             nozzles=view.nozzles,
         )
         pollers = [

@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from agent.clock import Clock
+from agent.containment import Boundary
 from agent.field.events import DeviceReading, FieldEvent
 from agent.history import as_intent
 from agent.ledger.chain import SealedRecord
 from agent.lifecycle import ClockWatch
-from agent.logs import get_logger, repeat_limited
+from agent.logs import get_logger
 from agent.pulse import Pulse
 from agent.records import AgentStopBody, HeartbeatBody, RecordIntent
 from agent.station.daybooks import READ_TYPES
@@ -28,7 +29,6 @@ from agent.station_view import LiveNozzles
 from drivers.readings import PumpControllerReading
 
 log = get_logger("agent.station")
-repeats = repeat_limited("agent.station")
 """For what a loop may say over and over: once a minute per event and subject, with the count left out."""
 
 CLOCK_CHECK_S = 10.0
@@ -64,10 +64,13 @@ class StationLoop:
         heartbeat_interval_s: int,
         jump_threshold_ms: int,
         facts: Callable[[], HeartbeatFacts],
+        boundary: Boundary,
         nozzles: LiveNozzles | None = None,
     ) -> None:
-        """`nozzles`: where the nozzles' phases are published for the status, after each controller reading."""
+        """`nozzles`: where the nozzles' phases are published for the status, after each controller reading.
+        `boundary`: the wall around each event, note and step (agent/containment.py)."""
         self._station = station
+        self._boundary = boundary
         self._nozzles = nozzles
         self._submit = submit
         self._clock = clock
@@ -154,33 +157,23 @@ class StationLoop:
 
     def _note(self, committed: _Committed) -> None:
         for canonical in committed.canonical:
-            try:
+            with self._boundary.contain("note"):
                 self._station.note(as_intent(canonical))
-            except Exception:
-                repeats.exception("station_note_failed", key="note")
 
     def _handle(self, event: FieldEvent) -> None:
-        try:
-            intents = self._station.on_event(event)
-        except Exception:
-            repeats.exception("station_event_failed", key=type(event).__name__, field_event=type(event).__name__)
-            return
-        self._submit_all(intents)
-        if self._nozzles is not None and isinstance(event, DeviceReading):
-            reading = event.reading
-            if isinstance(reading, PumpControllerReading):
-                self._nozzles.on_controller(event.device, reading, self._station.phase_of)
+        with self._boundary.contain(f"event {type(event).__name__}"):
+            self._submit_all(self._station.on_event(event))
+            if self._nozzles is not None and isinstance(event, DeviceReading):
+                reading = event.reading
+                if isinstance(reading, PumpControllerReading):
+                    self._nozzles.on_controller(event.device, reading, self._station.phase_of)
 
     def _tick(self) -> None:
         """The station's time-driven rules, then the day's summaries, each on its own: one failing (a bug)
         must not take the other's records with it."""
         for name, step in (("tick", self._station.tick), ("close_days", self._station.close_days)):
-            try:
-                intents = step(self._clock.wall_ms())
-            except Exception:
-                repeats.exception("station_step_failed", key=name, step=name)
-                continue
-            self._submit_all(intents)
+            with self._boundary.contain(name):
+                self._submit_all(step(self._clock.wall_ms()))
 
     def _submit_all(self, intents: list[RecordIntent]) -> None:
         for intent in intents:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from station_rig import wait_until
 
+from agent.clock import SystemClock
 from agent.containment import FAILING_AFTER, MAX_PAUSE_S, Boundary, describe
+from agent.field.events import DeviceOnline
 from agent.records import EventKind, RecordIntent, RecordType
+from agent.station_loop import HeartbeatFacts, StationLoop
 
 
 class SteppedClock:
@@ -99,3 +103,49 @@ def test_describe_is_short_ascii() -> None:
     """Whatever the message holds, the description is one ASCII line of at most 200 characters."""
     text = describe(ValueError("\u00e9" * 1000 + "\n"))
     assert text.isascii() and len(text) <= 200 and text.startswith("ValueError: ")
+
+
+class _BrittleStation:
+    """A station whose first event raises, as a bug would; the rest go through."""
+
+    def __init__(self) -> None:
+        self.events = 0
+
+    def on_event(self, event: object) -> list[RecordIntent]:
+        self.events += 1
+        if self.events == 1:
+            raise ZeroDivisionError("a bug")
+        return []
+
+    def tick(self, now_ms: int) -> list[RecordIntent]:
+        return []
+
+    def close_days(self, now_ms: int) -> list[RecordIntent]:
+        return []
+
+
+def test_the_station_loop_contains_a_failing_event_and_handles_the_next() -> None:
+    """An event the station cannot handle is an internal_error record of the `station` loop; the thread lives."""
+    records: list[RecordIntent] = []
+    station = _BrittleStation()
+    loop = StationLoop(
+        station,  # type: ignore[arg-type]
+        records.append,
+        SystemClock(),
+        heartbeat_interval_s=3600,
+        jump_threshold_ms=60_000,
+        facts=lambda: HeartbeatFacts(True, 0, 0, 0),
+        boundary=Boundary("station", records.append, SystemClock()),
+    )
+    loop.start()
+    try:
+        loop.post(DeviceOnline("pc1", "rs485-1", 0))
+        loop.post(DeviceOnline("pc1", "rs485-1", 1))
+        wait_until(lambda: station.events == 2, 10, "both events handled")
+        assert loop.alive()
+    finally:
+        loop.stop("stopped")
+    errors = [r.body for r in records if r.body.get("kind") == EventKind.INTERNAL_ERROR]
+    assert [(e["loop"], e["item"], e["error"]) for e in errors] == [
+        ("station", "event DeviceOnline", "ZeroDivisionError")
+    ]

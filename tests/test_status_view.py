@@ -229,6 +229,7 @@ class TestStationView:
             heartbeat_interval_s=3600,
             jump_threshold_ms=60_000,
             facts=lambda: HeartbeatFacts(True, 0, 2, 2),
+            boundary=Boundary("station", submitted.append, SystemClock()),
             nozzles=view.nozzles,
         )
         gauge = TankGaugeReading(
