@@ -19,7 +19,7 @@ from agent.config import ConfigError, LoadedConfig, StatusSection, load_config, 
 from agent.demo import run_demo
 from agent.ledger.anchor import AnchorError, ChainAnchor, anchor_path, check_seq, load_anchor, save_anchor
 from agent.ledger.chain import GENESIS_PREV
-from agent.ledger.keys import KeyFileError, KeySpec, generate_key_file, load_key_file
+from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_file, load_key_file
 from agent.ledger.opening import SIDE_FILES, OutboxBusy, lock_outbox, set_aside
 from agent.ledger.suites import Suite
 from agent.locale import LANGUAGES, language_for_zone
@@ -90,9 +90,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if args.public_out is not None:
         args.public_out.write_text(key.public_pem())
-    print(key.public_pem(), end="")
-    print(f"kid: {key.kid}")
-    print(f"suite: {key.suite}")
+    _print_public(key)
     print(f"private key: {path} (mode 0600; keep it on this box)")
     return EXIT_OK
 
@@ -111,9 +109,15 @@ def cmd_key_public(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if args.public_out is not None:
         args.public_out.write_text(key.public_pem())
+    _print_public(key)
+    return EXIT_OK
+
+
+def _print_public(key: DeviceKey) -> None:
+    """What the platform's registry takes for a key: its public PEM, kid and suite."""
     print(key.public_pem(), end="")
     print(f"kid: {key.kid}")
-    return EXIT_OK
+    print(f"suite: {key.suite}")
 
 
 def cmd_profile_list(args: argparse.Namespace) -> int:

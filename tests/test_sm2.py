@@ -8,6 +8,7 @@ import base64
 import json
 import sqlite3
 import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -325,3 +326,28 @@ class TestInstaller:
             with pytest.raises(ConfigError) as caught:
                 load_config(tmp_path / "agent.toml")
             assert any(field in str(problem) for problem in caught.value.problems), caught.value.problems
+
+
+@pytest.mark.parametrize("algorithm", ["ed25519", "SM2"])
+def test_an_encrypted_key_is_refused_at_once_even_at_a_terminal(tmp_path: Path, algorithm: str) -> None:
+    """OpenSSL would ask for a passphrase on the terminal: under a pseudo-terminal the load fails at once with the
+    agent's own message instead of waiting at a prompt."""
+    plain, encrypted = tmp_path / "plain.key", tmp_path / "device.key"
+    subprocess.run(["openssl", "genpkey", "-algorithm", algorithm, "-out", str(plain)], check=True, timeout=30)
+    subprocess.run(
+        ["openssl", "pkey", "-in", str(plain), "-aes256", "-passout", "pass:secret", "-out", str(encrypted)],
+        check=True,
+        timeout=30,
+    )
+    encrypted.chmod(0o600)
+    load = f"from pathlib import Path; from agent.ledger.keys import load_key_file; load_key_file(Path('{encrypted}'))"
+    done = subprocess.run(
+        ["script", "-qec", f'{sys.executable} -c "{load}"', "/dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert "is not an unencrypted PEM private key" in done.stdout
+    assert "pass phrase" not in done.stdout.lower()

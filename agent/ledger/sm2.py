@@ -174,12 +174,16 @@ class Sm2PrivateKey:
 
     @classmethod
     def from_pem(cls, pem: bytes) -> Sm2PrivateKey:
-        """From an unencrypted PEM private key (PKCS#8 or SEC 1); Sm2Error if it is anything else."""
+        """From an unencrypted PEM private key (PKCS#8 or SEC 1); Sm2Error if it is anything else.
+
+        OpenSSL asks for a passphrase on the terminal when it meets an encrypted key and no callback is given:
+        an empty passphrase is passed instead, so an encrypted key fails at once and never waits at a prompt."""
         lib = _lib()
         source = ctypes.create_string_buffer(pem, len(pem))
+        no_passphrase = ctypes.create_string_buffer(b"")
         bio = lib.lib.BIO_new_mem_buf(source, len(pem))
         try:
-            handle = lib.lib.PEM_read_bio_PrivateKey(bio, None, None, None)
+            handle = lib.lib.PEM_read_bio_PrivateKey(bio, None, None, no_passphrase)
         finally:
             lib.lib.BIO_free(bio)
         return cls(_Pkey(handle, "not an unencrypted PEM SM2 private key"))

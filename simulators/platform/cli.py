@@ -8,6 +8,7 @@ JSON line `{"error": ...}` on stdout and a line on stderr naming the thing and t
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final, get_args
+from typing import Final, TextIO, cast, get_args
 
 import structlog
 
@@ -110,10 +111,21 @@ def _fail(command: str, error: Exception) -> int:
     return cannot_run(command, str(error))
 
 
+class _CurrentStderr(io.TextIOBase):
+    """`sys.stderr` as it is when a line is written, not as it was when logging was set up: a command run inside
+    another program (a test harness, a supplier's CI runner) may find stderr swapped and the old one closed."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def log_to_stderr() -> None:
     """Keep stdout for the report: structlog prints to stdout unless told otherwise."""
     if not structlog.is_configured():
-        structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _CurrentStderr())))
 
 
 def _finish(report: PlatformReport) -> int:
