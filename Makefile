@@ -63,3 +63,12 @@ bench-detect: install
 .PHONY: deb
 deb: install
 	packaging/build-deb.sh $(if $(DEB_ARCH),--arch $(DEB_ARCH))
+
+# The system test (tests/system/, README "Tests on a real Debian box"): the package installed and driven under
+# systemd in a Debian 12 container — install, start, crash, hang, bad input, journal, upgrade, reboot, remove.
+# Needs root; installs debootstrap and systemd-nspawn when missing; caches its Debian root under build/system/.
+SYSTEM_DEBS := debootstrap systemd-nspawn:systemd-container nsenter:util-linux
+.PHONY: system-test
+system-test: install
+	@$(MAKE) --no-print-directory debs DEBS="$(SYSTEM_DEBS)"
+	STATION_AGENT_SYSTEM_TEST=1 $(BIN)/pytest -v -s -p no:cacheprovider tests/system
