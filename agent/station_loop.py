@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from agent.clock import Clock
+from agent.fault_hook import hold_if_asked
 from agent.field.events import FieldEvent
 from agent.lifecycle import ClockWatch
 from agent.logs import get_logger
@@ -95,6 +96,7 @@ class StationLoop:
         next_clock_check = self._started + CLOCK_CHECK_S
         next_tick = self._started + self._tick_s
         while True:
+            hold_if_asked("station")
             now = self._clock.monotonic()
             try:
                 wait_s = self._clock.real_s(max(0.0, min(next_heartbeat, next_clock_check, next_tick) - now))
