@@ -165,8 +165,12 @@ class DebianBox:
     def sh(self, script: str, *, check: bool = True, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
         return self.run(["sh", "-ec", script], check=check, timeout_s=timeout_s)
 
+    def write(self, inside: str, text: str, mode: str = "0644") -> None:
+        """Write a file in the box, through the box: its /run and /tmp are its own, not the root's folders."""
+        self.run(["install", "-D", "-m", mode, "/dev/stdin", inside], input_text=text)
+
     def path(self, inside: str) -> Path:
-        """The host's path of a file in the box's root (for reading reports the box writes)."""
+        """The host's path of a file in the box's root (for reading reports the box writes; never under /run)."""
         return self.root / inside.lstrip("/")
 
     def show(self, unit: str, *properties: str) -> dict[str, str]:

@@ -169,11 +169,8 @@ class StationBox:
 
     # -- the lab ----------------------------------------------------------------------------------------------
 
-    def write(self, inside: str, text: str, mode: int = 0o644) -> None:
-        path = self.box.path(inside)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        path.chmod(mode)
+    def write(self, inside: str, text: str) -> None:
+        self.box.write(inside, text)
 
     def start_forecourt(self) -> str:
         """The simulated dispenser on a pty line; the agent's end gets a serial adapter's owner and mode

@@ -47,11 +47,10 @@ def prepared() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def station(prepared: dict[str, str]) -> Iterator[StationBox]:
-    """A fresh copy of the root, booted; powered off at the end whatever happened, its journal kept."""
+    """A fresh copy of the root, booted; powered off and deleted at the end whatever happened, its journal kept."""
     root = WORK / "box"
-    if root.exists():
-        shutil.rmtree(root)
-    subprocess.run(["cp", "-a", "--reflink=auto", prepared["ROOTFS"], str(root)], check=True)
+    root.mkdir()
+    subprocess.run(["tar", "--extract", "--numeric-owner", f"--file={prepared['ROOTFS_TAR']}", "-C", root], check=True)
     for deb in (prepared["DEB_OLD"], prepared["DEB_NEW"]):
         shutil.copy(deb, root / "root")
     furnish(root)
@@ -64,6 +63,7 @@ def station(prepared: dict[str, str]) -> Iterator[StationBox]:
             journal = box.run(["journalctl", "--no-pager", "-o", "short-monotonic"], check=False).stdout
             (WORK / "journal.txt").write_text(journal)
         box.poweroff()
+        shutil.rmtree(root)
 
 
 def furnish(root: Path) -> None:
@@ -168,9 +168,7 @@ def test_provision_then_start_reaches_running_only_after_ready_and_the_platform_
     sheet = json.loads(box.run(PROVISION).stdout)
     station.write(f"{LAB}/station.pub", sheet["public_key_pem"])
     config = station.host_path("/etc/station-agent/agent.toml")
-    text = config.read_text().replace(
-        'ack_mode = "platform"', 'ack_mode = "platform"\nreconnect_max_s = 5.0\nack_timeout_s = 5.0', 1
-    )
+    text = config.read_text().replace('ack_mode = "platform"', 'ack_mode = "platform"\nreconnect_max_s = 5.0', 1)
     config.write_text(text + FORECOURT_TOML)
     box.run(["station-agent", "check-config", "/etc/station-agent/agent.toml"])
     selftest = box.run(["runuser", "-u", "station-agent", "--", "station-agent", "selftest"], check=False)
@@ -260,6 +258,10 @@ def assert_failed_once(station: StationBox, since: float, exit_status: int, word
     return messages
 
 
+STAFF_VIEW: dict[str, subprocess.CompletedProcess[str]] = {}
+"""What staff were told about the failed start of the bad-config case: status, and journalctl as it advises."""
+
+
 def staff_status(station: StationBox) -> subprocess.CompletedProcess[str]:
     """`station-agent status` as station staff: a user of the station-agent group, not root."""
     box = station.box
@@ -280,6 +282,11 @@ def test_bad_config_fails_once_and_says_why(station: StationBox) -> None:
         box.run(["systemctl", "start", UNIT], check=False)
         assert_failed_once(station, since, 2, "interval_s")
         status = staff_status(station)
+        STAFF_VIEW["status"] = status
+        STAFF_VIEW["journalctl"] = box.run(
+            ["runuser", "-u", "attendant", "--", "journalctl", "-u", "station-agent", "-n", "50", "--no-pager"],
+            check=False,
+        )
         print(f"status as staff, exit {status.returncode}:\n{status.stdout}{status.stderr}")
         assert status.returncode == 3, status
         assert "not running" in status.stdout.lower(), status.stdout
@@ -297,29 +304,13 @@ def test_bad_config_fails_once_and_says_why(station: StationBox) -> None:
     "may not read (the journal is for root, adm and systemd-journal)",
 )
 def test_staff_learn_why_the_agent_is_down(station: StationBox) -> None:
-    """After a failed start, staff (station-agent group, not root) learn the reason from what status tells them."""
-    box = station.box
-    config = station.host_path("/etc/station-agent/agent.toml")
-    good = config.read_text()
-    box.run(["systemctl", "stop", UNIT])
-    try:
-        config.write_text(good.replace("interval_s = 2", "interval_s = -2", 1))
-        box.run(["systemctl", "start", UNIT], check=False)
-        wait_until(lambda: station.active() == "failed", START_MARGIN_S + 30, "the unit to fail")
-        status = staff_status(station)
-        advice = box.run(
-            ["runuser", "-u", "attendant", "--", "journalctl", "-u", "station-agent", "-n", "50", "--no-pager"],
-            check=False,
-        )
-        told = status.stdout + advice.stdout
-        print(f"status as staff:\n{status.stdout}journalctl as staff:\n{advice.stdout}{advice.stderr}")
-        assert "interval_s" in told, told
-    finally:
-        box.run(["systemctl", "stop", UNIT], check=False)
-        config.write_text(good)
-        box.run(["systemctl", "reset-failed", UNIT], check=False)
-        box.run(["systemctl", "start", UNIT])
-        station.wait_running(START_MARGIN_S)
+    """After the failed start above, staff (station-agent group, not root) learn the reason from status and
+    from the command it points them to."""
+    if not STAFF_VIEW:
+        pytest.skip("the bad-config case did not get as far as asking status")
+    told = "".join(result.stdout + result.stderr for result in STAFF_VIEW.values())
+    print(f"what staff are told: {told}")
+    assert "interval_s" in told, told
 
 
 @pytest.mark.xfail(
@@ -355,3 +346,194 @@ def test_corrupt_outbox_fails_once_and_says_why(station: StationBox) -> None:
         box.run(["systemctl", "start", UNIT])
         station.wait_running(START_MARGIN_S)
         station.wait_chain_past(before.highest_seq + 1, 60)
+
+
+# -- 4. hangs -----------------------------------------------------------------------------------------------
+
+
+def watchdog_kills(station: StationBox, since: float) -> list[str]:
+    return [m for m in station.messages(since) if "Watchdog timeout" in m]
+
+
+def test_stopped_agent_is_killed_by_the_watchdog_and_comes_back(station: StationBox) -> None:
+    """SIGSTOP: no pings for WatchdogSec, systemd kills the agent and starts it again; the chain goes on."""
+    before = station.wait_chain_past(0, 30)
+    pid = station.main_pid()
+    since = time.time()
+    stopped = time.monotonic()
+    station.box.run(["kill", "-STOP", str(pid)])
+    station.wait_running(WATCHDOG_S + RESTART_S + START_MARGIN_S + 15, other_than=pid)
+    exec_after_s = int(station.unit("ExecMainStartTimestampMonotonic")["ExecMainStartTimestampMonotonic"]) / 1e6
+    exec_after_s -= stopped
+    print(f"SIGSTOP: new process {exec_after_s:.1f} s after the stop")
+    assert watchdog_kills(station, since), station.messages(since)
+    # The last ping came at most half a period before the stop (the agent pings every WatchdogSec/2).
+    assert WATCHDOG_S / 2 + RESTART_S - 1 <= exec_after_s <= WATCHDOG_S + RESTART_S + 5, exec_after_s
+    station.wait_chain_past(before.highest_seq + 2, 60)
+
+
+def test_hung_loop_stops_the_pings_and_the_watchdog_restarts_the_agent(station: StationBox) -> None:
+    """A loop that stops turning (the test-only fault hook holds the station loop): killed and restarted."""
+    box = station.box
+    trigger = "/run/station-agent-fault"
+    station.write(f"{DROP_INS}/fault-hook.conf", f"[Service]\nEnvironment=STATION_AGENT_FAULT_HOOK={trigger}\n")
+    box.run(["systemctl", "daemon-reload"])
+    box.run(["systemctl", "restart", UNIT])
+    pid = station.wait_running(START_MARGIN_S)
+    before = station.wait_chain_past(station.chain().highest_seq, 60)
+    since = time.time()
+    held = time.monotonic()
+    station.write(trigger, "station\n")
+    try:
+        wait_until(lambda: watchdog_kills(station, since), 2 * WATCHDOG_S + 20, "systemd's watchdog timeout")
+        killed_after_s = time.monotonic() - held
+    finally:
+        box.run(["rm", "-f", trigger, f"{DROP_INS}/fault-hook.conf"])
+        box.run(["systemctl", "daemon-reload"])
+    print(f"hung station loop: watchdog kill seen {killed_after_s:.1f} s after the hold")
+    # Withheld once the loop is WatchdogSec past its promise, then WatchdogSec without a ping.
+    assert killed_after_s <= 2 * WATCHDOG_S + 10, killed_after_s
+    withheld = [m for m in station.messages(since) if '"watchdog_withheld"' in m]
+    assert withheld and "station" in withheld[0], station.messages(since)
+    station.wait_running(RESTART_S + START_MARGIN_S + 10, other_than=pid)
+    station.wait_chain_past(before.highest_seq + 2, 60)
+
+
+# -- 6. the journal -------------------------------------------------------------------------------------------
+
+SYSLOG_PRIORITY = {"debug": "7", "info": "6", "warning": "4", "error": "3", "critical": "2"}
+
+
+def test_journal_has_priorities_and_structured_fields(station: StationBox) -> None:
+    """journalctl -o json: the agent's lines are JSON events whose level is the journal's PRIORITY."""
+    entries = [e for e in station.journal(0) if e.get("SYSLOG_IDENTIFIER") == "station-agent"]
+    events: list[tuple[dict[str, object], str]] = []
+    plain: list[tuple[str, str]] = []
+    for entry in entries:
+        assert entry.get("_SYSTEMD_UNIT") == UNIT and "PRIORITY" in entry, entry
+        message = str(entry.get("MESSAGE", ""))
+        try:
+            events.append((json.loads(message), str(entry["PRIORITY"])))
+        except json.JSONDecodeError:
+            plain.append((str(entry["PRIORITY"]), message))
+    assert len(events) >= 10, entries[-5:]
+    for event, priority in events:
+        assert {"ts", "level", "event"} <= event.keys(), event
+        assert priority == SYSLOG_PRIORITY[str(event["level"])], (priority, event)
+    levels = {str(event["level"]) for event, _ in events}
+    assert {"info", "error"} <= levels, levels  # the hung loop's watchdog_withheld is an error
+    print(f"journal: {len(events)} JSON events, levels {sorted(levels)}; plain lines (priority, text): {plain[:6]}")
+
+
+# -- 7. upgrade -----------------------------------------------------------------------------------------------
+
+
+def backlog(station: StationBox) -> tuple[int, int]:
+    recorder = station.status_json()["recorder"]
+    return int(recorder["head_seq"]), int(recorder["acked_upto"])
+
+
+def unsent(station: StationBox) -> int:
+    head, acked = backlog(station)
+    return head - acked
+
+
+def test_upgrade_with_unsent_records_keeps_config_keys_outbox_and_chain(
+    station: StationBox, prepared: dict[str, str]
+) -> None:
+    """apt install of a newer .deb while records wait unsent: config, keys and outbox survive; all are sent after."""
+    box = station.box
+    box.run(["systemctl", "stop", "mosquitto"])
+    wait_until(lambda: unsent(station) >= 5, 60, "five records waiting unsent")
+    kept = ["/etc/station-agent/agent.toml", "/var/lib/station-agent/keys/device.key"]
+    digests = {path: station.file_digest(path) for path in kept}
+    head_before, acked_before = backlog(station)
+    pid = station.main_pid()
+
+    box.sh(f"cd /root && apt install -y {deb_name(prepared, 'DEB_NEW')}", timeout_s=300)
+    version = box.run(["dpkg-query", "-W", "-f", "${Version}", "station-agent"]).stdout
+    assert version == Path(prepared["DEB_NEW"]).name.split("_")[1], version
+    assert {path: station.file_digest(path) for path in kept} == digests
+    station.wait_running(START_MARGIN_S + 10, other_than=pid)
+    head_after, acked_after = backlog(station)
+    assert head_after >= head_before and acked_after == acked_before, (head_before, head_after, acked_after)
+
+    box.run(["systemctl", "start", "mosquitto"])
+    chain = station.wait_chain_past(head_before, 90)
+    print(f"upgrade: {head_before - acked_before} records waited across it; platform now {chain}")
+
+
+# -- 8. reboot ------------------------------------------------------------------------------------------------
+
+
+def test_reboot_brings_the_agent_back_by_itself_and_the_chain_continues(station: StationBox) -> None:
+    """poweroff and boot: the enabled unit starts at boot with nobody asking, and the chain goes on."""
+    before = station.wait_chain_past(0, 30)
+    station.box.poweroff()
+    booted = time.monotonic()
+    station.box.boot()
+    station.wait_running(START_MARGIN_S + 30)
+    print(f"reboot: agent running {time.monotonic() - booted:.1f} s after the boot began")
+    station.start_forecourt()
+    station.start_platform()
+    station.wait_chain_past(before.highest_seq + 2, 90)
+
+
+# -- 9. a large drain -----------------------------------------------------------------------------------------
+
+DRAIN_RECORDS = 50_000
+
+
+def test_large_drain_within_the_units_limits(station: StationBox) -> None:
+    """50,000 unsent records drain to the platform, with the agent never killed (no OOM, no task limit, no
+    watchdog) on the way."""
+    box = station.box
+    limits = station.unit("MemoryMax", "TasksMax", "MemoryHigh")
+    box.run(["systemctl", "stop", UNIT])
+    made = time.monotonic()
+    head = int(
+        box.run(
+            [
+                "runuser",
+                "-u",
+                "station-agent",
+                "--",
+                "/opt/station-agent/bin/python",
+                "/src/tests/system/fill_outbox.py",
+                "/etc/station-agent/agent.toml",
+                str(DRAIN_RECORDS),
+            ],
+            timeout_s=300,
+        ).stdout.split()[-1]
+    )
+    print(f"drain: {DRAIN_RECORDS} records sealed in {time.monotonic() - made:.1f} s; unit limits {limits}")
+    since = time.time()
+    started = time.monotonic()
+    box.run(["systemctl", "start", UNIT])
+    pid = station.wait_running(START_MARGIN_S + 30)
+    chain = station.wait_chain_past(head, 300)
+    print(f"drain: the platform had all {DRAIN_RECORDS} in {time.monotonic() - started:.1f} s; {chain.upto} acked")
+    usage = station.box.run(["grep", "-E", "^(VmHWM|VmRSS|Threads)", f"/proc/{pid}/status"]).stdout.split()
+    print(f"drain: agent after it {' '.join(usage)}; cgroup {station.unit('MemoryCurrent', 'TasksCurrent')}")
+    assert station.main_pid() == pid, "the agent was restarted during the drain"
+    assert not [m for m in station.messages(since) if "oom" in m.lower() or "Watchdog timeout" in m]
+
+
+# -- 7 (end). remove and purge ---------------------------------------------------------------------------------
+
+
+def test_remove_keeps_the_state_and_purge_deletes_it(station: StationBox) -> None:
+    """apt remove: the agent stops, its venv goes, config, keys and outbox stay; apt purge deletes them."""
+    box = station.box
+    state = [
+        "/etc/station-agent/agent.toml",
+        "/var/lib/station-agent/keys/device.key",
+        "/var/lib/station-agent/outbox.sqlite",
+    ]
+    box.run(["apt-get", "remove", "-y", "station-agent"], timeout_s=120)
+    assert station.active() in ("inactive", "unknown")
+    assert not station.host_path("/opt/station-agent").exists()
+    assert all(station.host_path(path).exists() for path in state)
+    box.run(["apt-get", "purge", "-y", "station-agent"], timeout_s=120)
+    left = [path for path in ("/etc/station-agent", "/var/lib/station-agent") if station.host_path(path).exists()]
+    assert left == [], left
