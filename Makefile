@@ -79,3 +79,12 @@ lock: install
 	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 		--no-emit-index-url --no-emit-find-links --no-emit-trusted-host --upgrade \
 		--output-file packaging/requirements.lock pyproject.toml packaging/requirements.in
+
+# The system test (tests/system/, README "Tests on a real Debian box"): the package installed and driven under
+# systemd in a Debian 12 container — install, start, crash, hang, bad input, journal, upgrade, reboot, remove.
+# Needs root; installs debootstrap and systemd-nspawn when missing; caches its Debian root under build/system/.
+SYSTEM_DEBS := debootstrap systemd-nspawn:systemd-container nsenter:util-linux
+.PHONY: system-test
+system-test: install
+	@$(MAKE) --no-print-directory debs DEBS="$(SYSTEM_DEBS)"
+	STATION_AGENT_SYSTEM_TEST=1 $(BIN)/pytest -v -s -p no:cacheprovider tests/system

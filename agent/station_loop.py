@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from agent.clock import Clock
 from agent.containment import Boundary
+from agent.fault_hook import hold_if_asked
 from agent.field.events import DeviceReading, FieldEvent
 from agent.history import as_intent
 from agent.ledger.chain import SealedRecord
@@ -125,6 +126,7 @@ class StationLoop:
         next_clock_check = self._started + CLOCK_CHECK_S
         next_tick = self._started + self._tick_s
         while True:
+            hold_if_asked("station")
             now = self._clock.monotonic()
             try:
                 wait_s = self._clock.real_s(max(0.0, min(next_heartbeat, next_clock_check, next_tick) - now))

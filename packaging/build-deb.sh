@@ -2,13 +2,15 @@
 # Builds station-agent_<version>_<arch>.deb: the agent as wheels, installed offline into its own virtualenv
 # at /opt/station-agent by the package's postinst. Run from anywhere; needs PyPI (or a filled wheelhouse).
 #
-#   packaging/build-deb.sh [--arch amd64|arm64] [--out DIR] [--wheelhouse DIR] [--offline]
+#   packaging/build-deb.sh [--arch amd64|arm64] [--out DIR] [--wheelhouse DIR] [--offline] [--version V]
 #
 # --arch       the gateway's Debian architecture (default: this machine's); the binary wheels are fetched
 #              for it, so an arm64 package builds on an amd64 laptop
 # --out        where the .deb goes (default: build/deb)
 # --wheelhouse where downloaded wheels are kept between builds (default: build/deb/wheelhouse-<arch>)
 # --offline    take the dependencies from the wheelhouse only, without asking PyPI
+# --version    the package's Debian version instead of pyproject.toml's (the agent inside keeps its own);
+#              the system test builds a second, newer package this way to upgrade to
 #
 # The dependencies are those pinned, with their hashes, in packaging/requirements.lock (`make lock`).
 set -euo pipefail
@@ -20,6 +22,7 @@ arch=$(dpkg --print-architecture)
 out="$project/build/deb"
 wheelhouse=""
 offline=0
+deb_version_override=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -27,6 +30,7 @@ while [ $# -gt 0 ]; do
         --out) out=$2; shift 2 ;;
         --wheelhouse) wheelhouse=$2; shift 2 ;;
         --offline) offline=1; shift ;;
+        --version) deb_version_override=$2; shift 2 ;;
         *) echo "build-deb: unknown option $1 (see the top of $0)" >&2; exit 2 ;;
     esac
 done
@@ -47,6 +51,7 @@ for minor in $(seq 17 36); do platforms+=(--platform "manylinux_2_${minor}_${mac
 version=$("$python" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
     "$project/pyproject.toml")
 deb_version=$(printf '%s' "$version" | sed -E 's/([0-9])(a|b|rc|\.dev)/\1~\2/')
+deb_version=${deb_version_override:-$deb_version}
 wheelhouse=${wheelhouse:-"$out/wheelhouse-$arch"}
 stage="$out/stage-$arch"
 package="$out/station-agent_${deb_version}_${arch}.deb"
