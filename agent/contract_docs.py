@@ -92,6 +92,17 @@ _BODIES: Final[dict[str, str]] = {
     "recorded and, without `i202`, deliveries are inferred from the inventory's rise (source "
     "`detected_report_unavailable`). Made once per gauge and report when the refusal is first seen (not again "
     "after a restart), and once more, with `available` true, when the gauge answers the report again.",
+    "ack_refused": "Messages on the ack topic were refused unread or unused: too large (uplink.max_ack_bytes), "
+    'nested too deep, holding a number too long, not JSON, or not `{"upto": N}`. Anyone who may publish there '
+    "can send anything, and a retained message comes again at every connect; the agent drops it and goes on. "
+    "At most one record a minute; `count` says how many refusals it stands for, the rest of the body describes "
+    "the last one.",
+    "uplink_unstable": "Something keeps the uplink from steady delivery: the broker ends every session within "
+    "seconds (`sessions_short`: another box with the same client id, an ACL that refuses the client, a failing "
+    "broker), another client took the client id over (`taken_over`, MQTT 5 reason 142), or the platform acked "
+    "less than it had (`platform_acked_less`: restored from a backup; the agent sends again from its `upto`). At "
+    "most one record a minute per reason; `count` says how many occurrences it stands for. A record made while "
+    "the link is down is delivered once it is steady again.",
     "key_rotation": "The device key changed. This record is signed by the old key and carries the new public key; "
     "every record after it is signed by the new key. A receiver trusts the new key because the old one "
     "announced it.",
@@ -427,6 +438,22 @@ _FIELDS: Final[dict[str, str]] = {
     "internal_error.detail": "The exception as one ASCII line of at most 200 characters.",
     "count": "How many errors of this loop this record stands for: this one and those not recorded since the "
     "loop's previous internal_error because of the rate limit.",
+    "ack_refused.reason": "Why the last one was refused: `too_large` (more than uplink.max_ack_bytes), `too_deep` "
+    "(nested deeper than an ack may be), `bad_number` (a number too long, or NaN/Infinity), `not_json` (not strict "
+    'UTF-8 JSON) or `not_an_ack` (JSON, but not `{"upto": N}` with N a non-negative integer).',
+    "ack_refused.detail": "The last refusal in words, one ASCII line of at most 200 characters; never the payload "
+    "beyond its first bytes.",
+    "ack_refused.count": "How many ack messages this record stands for: the last one and those refused since the "
+    "previous ack_refused.",
+    "payload_bytes": "The size in bytes of the last refused message.",
+    "uplink_unstable.reason": "`sessions_short` (a run of sessions that ended within seconds of starting), "
+    "`taken_over` (the broker ended the session because another client connected with its client id) or "
+    "`platform_acked_less` (an ack with an upto below what the platform had acked before).",
+    "uplink_unstable.count": "How many occurrences this record stands for: the last one and those since the "
+    "previous uplink_unstable of the same reason (for sessions_short, short sessions beyond the first few).",
+    "believed_upto": "For platform_acked_less, the upto the agent believed the platform held; null otherwise.",
+    "uplink_unstable.upto": "For platform_acked_less, the upto the platform acked, from where the agent sends "
+    "again; null otherwise.",
     "key_rotation.command_id": "The id of the rotate-key command that asked for the rotation, or null.",
     "chain_reset.reason": "Why: `outbox_missing` (no store, or an empty one, where the anchor says records were "
     "made), `outbox_rolled_back` (the store ends before the anchor's record, or holds another record there), "

@@ -205,6 +205,7 @@ class Agent:
             acked_upto=recorder.status().acked_upto,
             head_seq=recorder.head.seq,
             boundary=Boundary("uplink", recorder.submit, self.clock),
+            record=recorder.submit,
             birth_fields=lambda: {"kid": recorder.kid, "version": self.version, "head_seq": recorder.head.seq},
         )
         ecology = self._ecology_uplink(outbox, recorder)

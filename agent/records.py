@@ -138,6 +138,8 @@ class EventKind(StrEnum):
     KEY_ROTATION = "key_rotation"
     INTERNAL_ERROR = "internal_error"
     GAUGE_REPORT_UNAVAILABLE = "gauge_report_unavailable"
+    ACK_REFUSED = "ack_refused"
+    UPLINK_UNSTABLE = "uplink_unstable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +370,52 @@ class GaugeReportUnavailableBody(Body):
     available: bool
     reason: str
     kind: Literal[EventKind.GAUGE_REPORT_UNAVAILABLE] = EventKind.GAUGE_REPORT_UNAVAILABLE
+
+
+class AckRefusal(StrEnum):
+    """Why a message on the ack topic was refused (agent/uplink/session.py)."""
+
+    TOO_LARGE = "too_large"
+    TOO_DEEP = "too_deep"
+    BAD_NUMBER = "bad_number"
+    NOT_JSON = "not_json"
+    NOT_AN_ACK = "not_an_ack"
+
+
+@dataclass(frozen=True, slots=True)
+class AckRefusedBody(Body):
+    """Messages on the ack topic were refused: anyone who may publish there (or a retained message, handed again
+    at every connect) can send the agent anything. At most one a minute; `count` is how many refusals it stands
+    for, the reason and detail are the last one's."""
+
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    reason: AckRefusal
+    detail: str
+    count: int
+    payload_bytes: int
+    kind: Literal[EventKind.ACK_REFUSED] = EventKind.ACK_REFUSED
+
+
+class UplinkInstability(StrEnum):
+    """What keeps the uplink from a steady session with a platform that keeps what it acked."""
+
+    SESSIONS_SHORT = "sessions_short"
+    TAKEN_OVER = "taken_over"
+    PLATFORM_ACKED_LESS = "platform_acked_less"
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkUnstableBody(Body):
+    """The broker keeps ending the uplink's sessions, another client took its client id, or the platform acked
+    less than it had. At most one a minute per reason; `count` is how many occurrences it stands for.
+    `believed_upto` and `upto` are set for platform_acked_less only."""
+
+    record_type: ClassVar[RecordType] = RecordType.EVENT
+    reason: UplinkInstability
+    count: int
+    believed_upto: int | None
+    upto: int | None
+    kind: Literal[EventKind.UPLINK_UNSTABLE] = EventKind.UPLINK_UNSTABLE
 
 
 class AlarmState(StrEnum):
@@ -683,6 +731,8 @@ BODY_TYPES: tuple[type[Body], ...] = (
     KeyRotationBody,
     InternalErrorBody,
     GaugeReportUnavailableBody,
+    AckRefusedBody,
+    UplinkUnstableBody,
     AlarmBody,
     TransactionBody,
     TankInventoryBody,

@@ -85,6 +85,7 @@ class Rig:
             acked_upto=0,
             head_seq=head_seq,
             boundary=Boundary("uplink", lambda _intent: None, SystemClock()),
+            record=lambda _intent: None,
         )
         return self.uplink
 

@@ -42,6 +42,8 @@ from agent.ledger.recorder import Recorder
 from agent.ledger.suites import Suite, kid_of
 from agent.records import (
     BODY_TYPES,
+    AckRefusal,
+    AckRefusedBody,
     AgentStartBody,
     AgentStopBody,
     AlarmBody,
@@ -79,6 +81,8 @@ from agent.records import (
     TankTestBody,
     TransactionBody,
     UncleanStopBody,
+    UplinkInstability,
+    UplinkUnstableBody,
     VapourBody,
     parse_ts,
 )
@@ -382,6 +386,14 @@ SAMPLES: list[Body] = [
         detail="ValueError: Exceeds the limit (4300 digits) for integer string conversion",
         count=3,
     ),
+    AckRefusedBody(
+        reason=AckRefusal.BAD_NUMBER,
+        detail="ack refused: an integer of 5001 characters, more than the 20 allowed",
+        count=3,
+        payload_bytes=5012,
+    ),
+    UplinkUnstableBody(reason=UplinkInstability.PLATFORM_ACKED_LESS, count=1, believed_upto=4137, upto=3900),
+    UplinkUnstableBody(reason=UplinkInstability.SESSIONS_SHORT, count=12, believed_upto=None, upto=None),
     GaugeReportUnavailableBody(
         device="tg1", report="i202", available=False, reason=f"the gauge refuses i202; {OPTIONAL_GAUGE_REPORTS['i202']}"
     ),

@@ -24,6 +24,7 @@ from agent.records import RecordIntent
 from agent.uplink.backoff import Backoff
 from agent.uplink.inbound_json import InboundJsonError, JsonLimits, load_json, nesting_depth
 from agent.uplink.messages import AckError, parse_ack
+from agent.uplink.session import ack_refusal
 
 NOW_MS = 1_800_000_000_000
 LIMITS = Limits(max_skew_ms=30_000, max_lifetime_ms=3_600_000, max_bytes=16 * 1024)
@@ -295,3 +296,26 @@ class TestTopicsAndClientId:
         path.write_text(MINIMAL + 'prefix = "city-a/fsm/v1"\nclient_id = "station-agent-ST-1:a.b_c"\n')
         config = load_config(path).config
         assert (config.uplink.prefix, config.uplink.client_id) == ("city-a/fsm/v1", "station-agent-ST-1:a.b_c")
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b'{"upto": 1}' + b" " * 2000, "too_large"),
+        (b"[" * 50, "too_deep"),
+        (b'{"upto": 1' + b"0" * 500 + b"}", "bad_number"),
+        (b'{"upto": NaN}', "bad_number"),
+        (b'{"upto": -Infinity}', "bad_number"),
+        (b'{"upto": 1e999}', "bad_number"),
+        (b'{"upto": \xff}', "not_json"),
+        (b'{"upto": ', "not_json"),
+        (b'{"upto": -1}', "not_an_ack"),
+        (b'{"upto": "7"}', "not_an_ack"),
+        (b"[1]", "not_an_ack"),
+    ],
+)
+def test_a_refused_ack_gets_the_reason_code_of_the_limit_it_broke(payload: bytes, reason: str) -> None:
+    """The ack_refused record's reason names the limit parse_ack enforced: size, depth, number, JSON or shape."""
+    with pytest.raises(AckError) as refused:
+        parse_ack(payload, 1024)
+    assert ack_refusal(refused.value) == reason

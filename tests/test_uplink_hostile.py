@@ -26,11 +26,12 @@ from agent.clock import SystemClock
 from agent.config import OutboxSection, UplinkSection
 from agent.containment import Boundary
 from agent.ledger.keys import DeviceKey
-from agent.ledger.outbox import Outbox
+from agent.ledger.outbox import Outbox, OutboxReader
 from agent.ledger.recorder import Recorder
-from agent.records import HeartbeatBody, RecordIntent
+from agent.records import EventKind, HeartbeatBody, RecordIntent
 from agent.uplink.session import Uplink
 from simulators.broker import MosquittoBroker
+from simulators.hostile.rude_broker import RudeBroker
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +50,7 @@ def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = DEAD
 
 @dataclass
 class Station:
-    """The producing half of the agent, and the records the uplink's boundary reported."""
+    """The producing half of the agent, and the records the uplink made (its boundary's and its own events)."""
 
     outbox_path: Path
     recorder: Recorder
@@ -83,6 +84,7 @@ class Station:
             acked_upto=status.acked_upto,
             head_seq=status.head_seq,
             boundary=Boundary("uplink", report, SystemClock()),
+            record=report,
         )
         self.uplinks.append(uplink)
         uplink.start()
@@ -91,6 +93,20 @@ class Station:
     def notify(self, head_seq: int) -> None:
         for uplink in self.uplinks:
             uplink.notify(head_seq)
+
+    def events(self, kind: EventKind) -> list[dict[str, Any]]:
+        """The bodies of the events of `kind` the uplink made so far."""
+        return [dict(intent.body) for intent in list(self.reported) if intent.body.get("kind") == kind]
+
+    def stored_events(self, kind: EventKind) -> list[dict[str, Any]]:
+        """The bodies of the events of `kind` in the outbox, read back from the file as the uplink reads it."""
+        head = self.recorder.status().head_seq
+        reader = OutboxReader(self.outbox_path)
+        try:
+            records = [json.loads(stored.canonical) for stored in reader.read(1, head)]
+        finally:
+            reader.close()
+        return [r["body"] for r in records if r["type"] == "event" and r["body"]["kind"] == kind]
 
 
 @pytest.fixture
@@ -198,9 +214,47 @@ def test_poison_acks_are_refused_and_counted_and_records_still_get_acked(
         publish_retained(private_broker, f"{TOPICS}/ack", b"")
 
 
+def test_poison_acks_make_one_ack_refused_record_a_minute(station: Station, private_broker: MosquittoBroker) -> None:
+    """A retained ack with a 5,000-digit upto makes one `ack_refused` record (reason bad_number, count 1, its
+    size), committed to the outbox; 200 more poison acks within the minute are counted, not recorded."""
+    huge = b'{"upto": 1' + b"0" * 5000 + b"}"
+    try:
+        publish_retained(private_broker, f"{TOPICS}/ack", huge)
+        settings = UplinkSection(
+            broker=private_broker.address, protocol="3.1.1", max_ack_bytes=64 * 1024, reconnect_min_s=0.2
+        )
+        uplink = station.uplink(settings)
+        wait_until(lambda: bool(station.events(EventKind.ACK_REFUSED)), "the ack_refused record")
+        started = time.monotonic()
+        (first,) = station.events(EventKind.ACK_REFUSED)
+        assert first["reason"] == "bad_number" and first["count"] == 1
+        assert first["payload_bytes"] == len(huge)
+        assert "integer of 5001 characters" in first["detail"] and first["detail"].isascii()
+        assert len(first["detail"]) <= 200
+        wait_until(lambda: bool(station.stored_events(EventKind.ACK_REFUSED)), "the record in the outbox")
+        refused = uplink.status().acks_refused
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="poisoner", protocol=MQTTProtocolVersion.MQTTv5)
+        client.connect(private_broker.host, private_broker.port)
+        client.loop_start()
+        try:
+            for n in range(200):
+                poison = b'{"upto": "' + str(n).encode() + b'"}' if n % 2 else b"[" * 100
+                client.publish(f"{TOPICS}/ack", poison, qos=1).wait_for_publish(10)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        wait_until(lambda: uplink.status().acks_refused >= refused + 200, "the 200 poison acks refused")
+        assert time.monotonic() - started < 60.0, "the burst fell within the record's minute"
+        assert len(station.events(EventKind.ACK_REFUSED)) == 1, "one record a minute, not one per ack"
+        assert uplink.alive() and uplink.status().internal_errors == 0
+    finally:
+        publish_retained(private_broker, f"{TOPICS}/ack", b"")
+
+
 def test_a_platform_that_acks_less_gets_the_records_again(station: Station, private_broker: MosquittoBroker) -> None:
     """The platform is the authority: an upto lower than the agent believed makes the agent send again from
-    there, and the platform ends up holding every record once more."""
+    there, records it (`uplink_unstable` platform_acked_less with both uptos), and the platform ends up holding
+    every record once more, that one included."""
     platform = Platform(private_broker)
     try:
         settings = UplinkSection(broker=private_broker.address, ack_timeout_s=2.0, reconnect_min_s=0.2)
@@ -211,9 +265,21 @@ def test_a_platform_that_acks_less_gets_the_records_again(station: Station, priv
         platform.forget_after(4)
         wait_until(lambda: platform.times_received(head) >= 2, "the forgotten records sent again")
         assert all(platform.times_received(seq) >= 2 for seq in range(5, head + 1))
-        wait_until(lambda: uplink.status().acked_upto == head, "the platform's new acks followed")
-        assert platform.upto() == head
+        recorded = head + 1
+        wait_until(lambda: station.recorder.status().head_seq == recorded, "the uplink_unstable record committed")
+        wait_until(lambda: uplink.status().acked_upto == recorded, "the platform's new acks followed")
+        assert platform.upto() == recorded
         assert uplink.status().rewinds == rewinds + 1
+        unstable = station.events(EventKind.UPLINK_UNSTABLE)
+        assert unstable == [
+            {
+                "kind": "uplink_unstable",
+                "reason": "platform_acked_less",
+                "count": 1,
+                "believed_upto": head,
+                "upto": 4,
+            }
+        ]
     finally:
         platform.close()
 
@@ -273,6 +339,21 @@ def test_a_broker_that_accepts_and_closes_is_knocked_on_less_and_less(station: S
         broker.close()
 
 
+def test_a_broker_that_accepts_and_closes_is_recorded_as_sessions_short(station: Station) -> None:
+    """The rude broker's CONNACK-and-close: after a run of short sessions the uplink makes one `uplink_unstable`
+    record (sessions_short, no uptos), kept in the outbox, since that broker never takes it."""
+    with RudeBroker("connack-close") as broker:
+        station.record(1)
+        settings = UplinkSection(broker=f"{broker.host}:{broker.port}", reconnect_min_s=0.2, reconnect_max_s=1.0)
+        uplink = station.uplink(settings)
+        wait_until(lambda: bool(station.stored_events(EventKind.UPLINK_UNSTABLE)), "the record in the outbox", 30.0)
+        (stored,) = station.stored_events(EventKind.UPLINK_UNSTABLE)
+        assert stored["reason"] == "sessions_short" and stored["count"] == 1
+        assert stored["believed_upto"] is None and stored["upto"] is None
+        assert len(broker.connects()) >= 3, "made after a run of short sessions, not the first"
+        assert uplink.alive()
+
+
 def test_a_twin_with_the_same_client_id_is_said_and_knocked_on_less(
     station: Station, private_broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -292,6 +373,8 @@ def test_a_twin_with_the_same_client_id_is_said_and_knocked_on_less(
         try:
             said = {"uplink_session_taken_over", "uplink_sessions_short"}
             wait_until(lambda: any(r.getMessage() in said for r in caplog.records), "the twin named", 30.0)
+            recorded = {event["reason"] for event in station.events(EventKind.UPLINK_UNSTABLE)}
+            assert recorded & {"taken_over", "sessions_short"}, "the twin recorded as well as said"
             started = uplink.status().connects
             time.sleep(5.0)
             assert uplink.status().connects - started <= 5, "a slow tug of war, not a storm"

@@ -81,6 +81,7 @@ class Station:
             acked_upto=status.acked_upto,
             head_seq=status.head_seq,
             boundary=Boundary("uplink", self.recorder.submit, SystemClock()),
+            record=self.recorder.submit,
         )
         self.uplinks.append(uplink)
         uplink.start()

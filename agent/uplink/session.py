@@ -20,6 +20,11 @@ message and each turn of the loop runs inside the loop's containment boundary (a
 message can end a thread. On MQTT 5 the CONNECT asks the broker not to send larger packets at all (Maximum
 Packet Size). Reconnects follow agent.uplink.backoff: a session that ends within STEADY_SESSION_S counts as a
 failure, so a broker that accepts and closes at once is knocked on less and less often.
+
+What a hostile world did is recorded, not only logged: refused acks make an `ack_refused` event, a run of short
+sessions, a client id taken over and a platform that acked less make an `uplink_unstable` event, each at most
+once a minute (per reason) with the count it stands for, by the same LogTally that paces its log line. Records
+made while the link is down wait in the outbox like any other.
 """
 
 from __future__ import annotations
@@ -39,13 +44,21 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.clock import Clock
 from agent.config import TlsSection, UplinkSection
-from agent.containment import Boundary
+from agent.containment import DETAIL_CHARS, Boundary
 from agent.ledger.integrity import Damage
 from agent.ledger.outbox import OutboxReader
 from agent.logs import LogTally, get_logger
 from agent.pulse import Pulse
-from agent.records import format_ts
+from agent.records import (
+    AckRefusal,
+    AckRefusedBody,
+    RecordIntent,
+    UplinkInstability,
+    UplinkUnstableBody,
+    format_ts,
+)
 from agent.uplink.backoff import Backoff
+from agent.uplink.inbound_json import InboundJsonError
 from agent.uplink.messages import AckError, Topics, build_records_message, parse_ack, status_payload
 from agent.uplink.planner import Lane, SendPlanner
 
@@ -79,6 +92,33 @@ INBOUND_OVERHEAD_BYTES = 1024
 
 class ConnectFailed(Exception):
     """The broker could not be reached or refused the connection."""
+
+
+_JSON_LIMITS: tuple[tuple[str, AckRefusal], ...] = (
+    ("longer than", AckRefusal.TOO_LARGE),
+    ("nested", AckRefusal.TOO_DEEP),
+    ("an integer", AckRefusal.BAD_NUMBER),
+    ("a number", AckRefusal.BAD_NUMBER),
+    ("NaN ", AckRefusal.BAD_NUMBER),
+    ("Infinity ", AckRefusal.BAD_NUMBER),
+    ("-Infinity ", AckRefusal.BAD_NUMBER),
+)
+"""How agent.uplink.inbound_json begins the words for each limit it enforces, to the record's reason code."""
+
+
+def ack_refusal(error: AckError) -> AckRefusal:
+    """The reason code of a refused ack: the JSON limit it broke, or not_an_ack for JSON of another shape."""
+    cause = error.__cause__
+    if not isinstance(cause, InboundJsonError):
+        return AckRefusal.NOT_AN_ACK
+    words = str(cause)
+    return next((reason for prefix, reason in _JSON_LIMITS if words.startswith(prefix)), AckRefusal.NOT_JSON)
+
+
+def ascii_line(text: str) -> str:
+    """Text from a peer or a parser as one ASCII line of at most DETAIL_CHARS, fit for a record."""
+    line = " ".join(text.encode("ascii", "backslashreplace").decode("ascii").split())
+    return line if len(line) <= DETAIL_CHARS else line[: DETAIL_CHARS - 3] + "..."
 
 
 def _tls_advice(tls: TlsSection | None, error: BaseException | None) -> str:
@@ -144,9 +184,12 @@ class Uplink:
         acked_upto: int,
         head_seq: int,
         boundary: Boundary,
+        record: Callable[[RecordIntent], None],
         birth_fields: Callable[[], dict[str, object]] | None = None,
     ) -> None:
+        """`record` takes the events the uplink makes (ack_refused, uplink_unstable), from paho's thread too."""
         self._settings = settings
+        self._record = record
         self._station = station
         self._outbox_path = outbox_path
         self._clock = clock
@@ -180,6 +223,7 @@ class Uplink:
         self._boundary = boundary
         self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
         self._refused_acks = LogTally()
+        self._unstable = {reason: LogTally() for reason in UplinkInstability}
         self._acks_beyond_head = LogTally()
         self._authority_rewound_at: float | None = None
         self._replies: collections.deque[bytes] = collections.deque()
@@ -304,13 +348,16 @@ class Uplink:
         if self._clock.monotonic() - started >= STEADY_SESSION_S:
             self._backoff.steady()
         elif self._backoff.failures >= SHORT_SESSIONS_WARNING and not self._stopping.is_set():
-            log.warning(
-                "uplink_sessions_short",
-                in_a_row=self._backoff.failures,
-                client_id=self._client_id,
-                advice="the broker ends every session at once: another box with the same client id, "
-                "an ACL that refuses this client, or a broker that is failing",
-            )
+            count = self._unstable_noted(UplinkInstability.SESSIONS_SHORT)
+            if count is not None:
+                log.warning(
+                    "uplink_sessions_short",
+                    in_a_row=self._backoff.failures,
+                    count=count,
+                    client_id=self._client_id,
+                    advice="the broker ends every session at once: another box with the same client id, "
+                    "an ACL that refuses this client, or a broker that is failing",
+                )
 
     def _set_state(
         self, state: Literal["connecting", "online", "offline", "stopped"], error: str | None = None
@@ -425,16 +472,33 @@ class Uplink:
         with self._boundary.contain(f"message on {message.topic[:80]}"):
             if message.topic == self._topics.ack:
                 if len(message.payload) > self._settings.max_ack_bytes:
-                    self._ack_refused(f"{len(message.payload)} bytes, more than max_ack_bytes")
+                    why = f"{len(message.payload)} bytes, more than max_ack_bytes"
+                    self._ack_refused(AckRefusal.TOO_LARGE, why, len(message.payload))
                 else:
                     self._push("ack", message.payload)
             elif message.topic == self._topics.cmd and self._on_command is not None:
                 self._on_command(bytes(message.payload))
 
-    def _ack_refused(self, why: str) -> None:
+    def _ack_refused(self, reason: AckRefusal, why: str, payload_bytes: int) -> None:
+        """Count a refused ack; the first, then one a minute, is logged and recorded with the count since."""
         count = self._refused_acks.note(self._clock.monotonic())
+        if count is None:
+            return
+        log.warning(
+            "uplink_ack_refused", reason=reason, error=why, count=count, max_ack_bytes=self._settings.max_ack_bytes
+        )
+        body = AckRefusedBody(reason=reason, detail=ascii_line(why), count=count, payload_bytes=payload_bytes)
+        self._record(body.intent(self._clock.wall_ms()))
+
+    def _unstable_noted(
+        self, reason: UplinkInstability, believed_upto: int | None = None, upto: int | None = None
+    ) -> int | None:
+        """Count one occurrence of `reason`; when its tally says so, record it and return the count to log."""
+        count = self._unstable[reason].note(self._clock.monotonic())
         if count is not None:
-            log.warning("uplink_ack_refused", error=why, count=count, max_ack_bytes=self._settings.max_ack_bytes)
+            body = UplinkUnstableBody(reason=reason, count=count, believed_upto=believed_upto, upto=upto)
+            self._record(body.intent(self._clock.wall_ms()))
+        return count
 
     def _next_event(self, kinds: tuple[str, ...], timeout_s: float) -> tuple[str | None, Any]:
         deadline = self._clock.monotonic() + timeout_s
@@ -496,11 +560,14 @@ class Uplink:
     def _disconnected(self, reason: str, taken_over: bool) -> None:
         self._set_state("offline", f"disconnected: {reason}")
         if taken_over:
-            log.warning(
-                "uplink_session_taken_over",
-                client_id=self._client_id,
-                advice="another client connected with this client id: give every box its own uplink.client_id",
-            )
+            count = self._unstable_noted(UplinkInstability.TAKEN_OVER)
+            if count is not None:
+                log.warning(
+                    "uplink_session_taken_over",
+                    client_id=self._client_id,
+                    count=count,
+                    advice="another client connected with this client id: give every box its own uplink.client_id",
+                )
         else:
             log.warning("uplink_disconnected", reason=reason)
 
@@ -566,7 +633,7 @@ class Uplink:
             try:
                 upto = parse_ack(detail, self._settings.max_ack_bytes)
             except AckError as exc:
-                self._ack_refused(str(exc))
+                self._ack_refused(ack_refusal(exc), str(exc), len(detail))
                 return
             if upto > self._head:
                 self._ack_beyond_head(upto)
@@ -609,6 +676,7 @@ class Uplink:
             restart = first_stored - 1
             log.error("uplink_platform_lacks_pruned", first=upto + 1, last=restart, acked_upto=upto)
         self._rewind("uplink_platform_acked_less", restart, upto=upto, believed_acked_upto=believed)
+        self._unstable_noted(UplinkInstability.PLATFORM_ACKED_LESS, believed_upto=believed, upto=upto)
 
     def _progress(self, acked: int) -> None:
         self._last_progress = self._next_sent_at = self._clock.monotonic()
