@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 
 from agent.config import ConfigError, LoadedConfig, load_config, summary
 from agent.ledger.keys import KeyFileError, load_key_file
-from agent.locale import LANGUAGES
 from agent.status_socket import ask
 from agent.tools.provision import CommissioningSheet, Layout
 from agent.web import page
@@ -192,10 +191,7 @@ class Console:
     def _words_for(self, snapshot: Mapping[str, Any] | None) -> Words:
         """The station's language as the agent says it (`locale` in a newer snapshot), else English; a language
         without a catalogue (a newer agent's, or a damaged snapshot's) is English too, never a broken page."""
-        said = snapshot.get("locale") if snapshot is not None else None
-        if isinstance(said, str) and said in LANGUAGES and said != self.words.locale:
-            return Words(said)
-        return self.words
+        return w.spoken(snapshot.get("locale") if snapshot is not None else None, self.words)
 
     def _snapshot(self) -> tuple[dict[str, Any] | None, str | None]:
         """The agent's latest snapshot, or None and the message that says why there is none."""
