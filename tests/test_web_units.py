@@ -17,11 +17,11 @@ import pytest
 from status_sample import fault_status, fuelling_status, offline_status, sample_status
 
 from agent.config import ConfigError, load_config
+from agent.locale import translations
 from agent.status import status_json
 from agent.web import guard, page
 from agent.web.guard import LoginThrottle, SessionBook
 from agent.web.pin import PIN_HASH, PinError, hash_pin, verify_pin
-from agent.locale import translations
 from agent.web.words import Words, spoken
 
 FORECOURT = page.Forecourt(
