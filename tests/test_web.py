@@ -4,6 +4,7 @@ as a real headless Chromium (Debian's) shows it, driven over the DevTools protoc
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -11,6 +12,7 @@ import re
 import select
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -239,6 +241,64 @@ class TestHardening:
             for sock in idle:
                 sock.close()
         wait_until(lambda: _answers(site), 30, "the page to answer again")
+
+    def test_trickling_clients_do_not_lock_the_page(self, site: Site) -> None:
+        """Six connections sending a header byte every 2 s are cut at the request deadline: a normal GET /login
+        sent among them is answered within the deadline and a few seconds, not after hours."""
+        trickling = [socket.create_connection((site.host, site.port), timeout=5) for _ in range(6)]
+        try:
+            for sock in trickling:
+                sock.sendall(b"G")
+            time.sleep(0.5)
+            started = time.monotonic()
+            with socket.create_connection((site.host, site.port), timeout=60) as probe:
+                probe.sendall(b"GET /login HTTP/1.0\r\n\r\n")
+                for payload in b"ET / HTTP/1.0\r\nX-A: aaa":  # bounded: 24 bytes, 48 s at most
+                    for sock in trickling:
+                        with contextlib.suppress(OSError):
+                            sock.sendall(bytes([payload]))
+                    if select.select([probe], [], [], 2.0)[0]:
+                        break
+                answer = probe.recv(16)
+            waited_s = time.monotonic() - started
+        finally:
+            for sock in trickling:
+                sock.close()
+        assert answer.startswith(b"HTTP/1.0 200"), answer
+        assert waited_s < server.REQUEST_DEADLINE_S + 4, waited_s
+
+    def test_a_body_shorter_than_its_length_is_cut_at_the_deadline(self, site: Site) -> None:
+        """A POST that promises 100 bytes and sends 10 gets 408 once the request's deadline has passed."""
+        started = time.monotonic()
+        answer = site.raw(b"POST /login HTTP/1.0\r\nContent-Length: 100\r\n\r\npin=123456")
+        assert answer.startswith(b"HTTP/1.0 408"), answer[:40]
+        assert time.monotonic() - started < server.REQUEST_DEADLINE_S + 4
+
+    def test_a_host_other_than_the_listen_address_is_refused(self, site: Site) -> None:
+        """A request naming another host (DNS rebinding: evil.example resolved to the box) gets 421, the login
+        form's POST too; the listen address with its port is served."""
+        form = {"Host": "evil.example", "Content-Type": "application/x-www-form-urlencoded"}
+        assert site.request("POST", "/login", body=f"pin={PIN}".encode(), headers=form)[0] == 421
+        assert site.request("GET", "/login", headers={"Host": f"evil.example:{site.port}"})[0] == 421
+        assert site.request("GET", "/login", headers={"Host": f"localhost:{site.port}"})[0] == 421
+        assert site.request("GET", "/login", headers={"Host": f"{site.host}:{site.port + 1}"})[0] == 421
+        assert site.request("GET", "/login", headers={"Host": f"{site.host}:{site.port}"})[0] == 200
+
+    def test_a_flood_of_bad_forms_and_vanishing_clients_leaves_the_log_quiet(self, site: Site) -> None:
+        """200 logins with five form fields get 400 unchecked, and 50 clients that leave before the answer are
+        normal: together they add fewer than five lines to the page's log."""
+        log = site.rig.workdir / "web.log"
+        before = log.read_text().count("\n")
+        crowded = b"a=1&b=2&c=3&d=4&pin=000000"
+        for _ in range(200):
+            assert site.request("POST", "/login", body=crowded)[0] == 400
+        for _ in range(50):
+            with socket.create_connection((site.host, site.port), timeout=5) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.sendall(b"GET /login HTTP/1.0\r\n\r\n")
+        wait_until(lambda: _answers(site), 30, "the page to answer")
+        added = log.read_text().count("\n") - before
+        assert added < 5, log.read_text()[-3000:]
 
 
 def _answers(site: Site) -> bool:

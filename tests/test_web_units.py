@@ -17,11 +17,12 @@ import pytest
 from status_sample import fault_status, fuelling_status, offline_status, sample_status
 
 from agent.config import ConfigError, load_config
+from agent.locale import translations
 from agent.status import status_json
 from agent.web import guard, page
 from agent.web.guard import LoginThrottle, SessionBook
 from agent.web.pin import PIN_HASH, PinError, hash_pin, verify_pin
-from agent.web.words import Words
+from agent.web.words import Words, spoken
 
 FORECOURT = page.Forecourt(
     station="ST-0001",
@@ -80,13 +81,33 @@ class TestThrottle:
         throttle.failed("10.0.0.5", 40.0)
         assert throttle.wait_s("10.0.0.5", 40.0) == pytest.approx(2 * guard.FIRST_LOCK_S)
 
-    def test_many_addresses_share_one_limit(self) -> None:
-        """Ten failures within a minute from ten addresses make an eleventh address wait too."""
+    def test_many_addresses_share_one_limit_for_those_that_failed(self) -> None:
+        """Ten failures within a minute from ten addresses make any of them, after its first failure, wait
+        until the oldest is a minute old; an address that never failed is not held back."""
         throttle = LoginThrottle()
         for i in range(guard.GLOBAL_FAILURES_PER_MIN):
             throttle.failed(f"10.0.1.{i}", float(i))
-        assert throttle.wait_s("10.0.2.1", 10.0) == pytest.approx(50.0)
-        assert throttle.wait_s("10.0.2.1", 61.0) == 0
+        assert throttle.wait_s("10.0.1.0", 10.0) == pytest.approx(50.0)
+        assert throttle.wait_s("10.0.1.0", 61.0) == 0
+        assert throttle.wait_s("10.0.2.1", 10.0) == 0
+
+    def test_strangers_failures_do_not_lock_out_the_staff(self) -> None:
+        """An hour of wrong PINs from twenty addresses, ten a minute, never makes the staff's address wait."""
+        throttle = LoginThrottle()
+        for minute in range(60):
+            for i in range(guard.GLOBAL_FAILURES_PER_MIN):
+                now = minute * 60.0 + i
+                if throttle.wait_s(f"10.0.9.{i % 20}", now) == 0:
+                    throttle.failed(f"10.0.9.{i % 20}", now)
+            assert throttle.wait_s("10.0.0.5", minute * 60.0 + 30.0) == 0
+
+    def test_an_ipv6_host_counts_by_its_64(self) -> None:
+        """Three failures from three addresses of one /64 lock the whole /64, not another /64."""
+        throttle = LoginThrottle()
+        for i, now in enumerate((0.0, 1.0, 2.0)):
+            throttle.failed(f"fd00:1:2:3::{i + 1:x}", now)
+        assert throttle.wait_s("fd00:1:2:3:ffff::9", 2.0) == pytest.approx(guard.FIRST_LOCK_S)
+        assert throttle.wait_s("fd00:1:2:4::1", 2.0) == 0
 
     def test_a_success_forgets_the_failures(self) -> None:
         """After a right PIN, the address starts again with three free tries."""
@@ -148,6 +169,31 @@ def _snapshot(status: object) -> dict[str, object]:
 
 
 class TestPage:
+    @pytest.mark.parametrize("said", ["fr", "zh_TW", "../../etc", "", 7, None])
+    def test_a_language_without_a_catalogue_is_english(self, said: object) -> None:
+        """A snapshot naming an unknown language (or a path) gets an English page, not an error."""
+        words = spoken(said, ENGLISH)
+        snapshot = {**_snapshot(sample_status()), "locale": said}
+        shown, _ = _shown(page.console(snapshot, None, FORECOURT, words))
+        assert words.locale == "en" and "ALL WELL" in shown
+
+    def test_a_known_language_is_spoken(self) -> None:
+        """zh_CN, which has a catalogue, is used (the check above refuses names, not languages)."""
+        assert spoken("zh_CN", ENGLISH).locale == "zh_CN"
+
+    @pytest.mark.parametrize("name", ["fr", "zh_TW", "../../etc", "en/../zh_CN"])
+    def test_the_catalogue_loader_refuses_unknown_names(self, name: str) -> None:
+        """translations() refuses a name not in LANGUAGES before making a path of it, and names the choices."""
+        with pytest.raises(ValueError, match="choose one of zh_CN, en"):
+            translations(name)
+
+    def test_a_date_beyond_the_calendar_is_shown_as_given(self) -> None:
+        """A snapshot time of 9999-12-31T23:59:59Z (no year 10000 east of UTC) shows as text, not an error."""
+        snapshot = {**_snapshot(sample_status()), "ts": "9999-12-31T23:59:59Z"}
+        snapshot.pop("clock", None)
+        shown, _ = _shown(page.console(snapshot, None, FORECOURT, ENGLISH))
+        assert "9999-12-31T23:59:59Z" in shown
+
     def test_all_well_shows_every_nozzle_its_last_sale_and_the_uplink(self) -> None:
         """Every configured nozzle has a tile; the sold one shows 12.34 L and ¥95.02 at 10:21:40 Shanghai time."""
         shown, scripts = _shown(page.console(_snapshot(sample_status()), None, FORECOURT, ENGLISH))

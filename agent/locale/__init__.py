@@ -103,7 +103,10 @@ def po_path(language: str) -> Path:
 
 
 def translations(language: str) -> gettext.NullTranslations:
-    """The catalogue for `language`: the shipped .mo, else the .po compiled now; English needs none."""
+    """The catalogue for `language`: the shipped .mo, else the .po compiled now; English needs none. A name
+    not in LANGUAGES is refused before it comes near a path (it may come from a file or a snapshot)."""
+    if language not in LANGUAGES:
+        raise ValueError(f"no catalogue for language {language[:40]!r}; choose one of {', '.join(LANGUAGES)}")
     if language == "en":
         return gettext.NullTranslations()
     try:

@@ -7,12 +7,14 @@ and the config file the sheet is read from. Every response, an error too, carrie
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import pwd
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -99,12 +101,19 @@ class Console:
         self._sessions = SessionBook(config.web.session_minutes * 60.0)
         self._throttle = LoginThrottle()
         self._selftest = selftest
+        self._hosts = _HostCheck(config.web.listen)
         self._lock = threading.Lock()
         """Held for the books (sessions, throttle) and the PIN check: one scrypt at a time bounds memory."""
+        self._pin_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="web-pin")
+        """scrypt's 16 MiB buffer is malloc'd in the calling thread's arena and kept there; checking every PIN on
+        this one thread keeps one such buffer, not one per worker."""
         self.words = Words("en")
         """Until the agent's snapshot names the station's language (`locale`), the page speaks English."""
 
     def respond(self, request: Request) -> Response:
+        host = request.headers.get("host")
+        if host is not None and not self._hosts(host):
+            return plain(421, f"this page answers for {self._hosts.listen} only")
         path = urllib.parse.urlsplit(request.path).path
         if request.method == "GET" and path in ASSETS:
             content_type, body = ASSETS[path]
@@ -141,7 +150,11 @@ class Console:
             return plain(405, "GET or POST")
         if not _same_origin(request):
             return plain(403, "cross-origin form refused")
-        pin = urllib.parse.parse_qs(request.body.decode("utf-8", "replace"), max_num_fields=4).get("pin", [""])[0]
+        try:
+            form = urllib.parse.parse_qs(request.body.decode("utf-8", "replace"), max_num_fields=4)
+        except ValueError:
+            return plain(400, "the login form has one field, pin")
+        pin = form.get("pin", [""])[0]
         with self._lock:
             now = self._clock()
             wait_s = self._throttle.wait_s(request.client, now)
@@ -149,7 +162,7 @@ class Console:
                 seconds = str(int(wait_s) + 1)
                 refused = page.login(words, words(w.TRY_LATER, seconds=seconds)).encode()
                 return Response(429, refused, headers=(("Retry-After", seconds),))
-            if not verify_pin(pin, self._pin_hash):
+            if not self._pin_thread.submit(verify_pin, pin, self._pin_hash).result():
                 self._throttle.failed(request.client, now)
                 return Response(401, page.login(words, words(w.WRONG_PIN)).encode())
             self._throttle.succeeded(request.client)
@@ -176,9 +189,9 @@ class Console:
         return Response(200, page.live(snapshot, problem, self._forecourt, self._words_for(snapshot)).encode())
 
     def _words_for(self, snapshot: Mapping[str, Any] | None) -> Words:
-        """The station's language as the agent says it (`locale` in a newer snapshot), else the config's."""
-        said = snapshot.get("locale") if snapshot is not None else None
-        return Words(said) if isinstance(said, str) and said != self.words.locale else self.words
+        """The station's language as the agent says it (`locale` in a newer snapshot), else English; a language
+        without a catalogue (a newer agent's, or a damaged snapshot's) is English too, never a broken page."""
+        return w.spoken(snapshot.get("locale") if snapshot is not None else None, self.words)
 
     def _snapshot(self) -> tuple[dict[str, Any] | None, str | None]:
         """The agent's latest snapshot, or None and the message that says why there is none."""
@@ -245,6 +258,32 @@ class Console:
             self.words(w.SELFTEST), [note], output, self.words, action=page.selftest_form(self.words)
         )
         return Response(200 if outcome is not None else 429, html.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class _HostCheck:
+    """The Host headers the page answers: its listen address with its port (a browser's `host:port`). Another
+    name is refused (421), so that a site whose name is rebound to the box's address (DNS rebinding) cannot
+    reach the page from a staff browser. On an unspecified address (0.0.0.0, ::) any address literal with the
+    port passes, since the page cannot know which of the box's addresses was dialled; a name still does not."""
+
+    listen: str
+
+    def __call__(self, host: str) -> bool:
+        wanted_host, _, wanted_port = self.listen.rpartition(":")
+        host = host.strip().lower()
+        if host.endswith("]") or ":" not in host:
+            host += ":80"  # a browser leaves out the default port
+        given_host, _, given_port = host.rpartition(":")
+        if given_port != wanted_port or given_host.endswith("]") != wanted_host.endswith("]"):
+            return False
+        if wanted_host.strip("[]") not in ("0.0.0.0", "::"):
+            return given_host == wanted_host.lower()
+        try:
+            ipaddress.ip_address(given_host.strip("[]"))
+        except ValueError:
+            return False
+        return True
 
 
 def _to_login(request: Request) -> Response:

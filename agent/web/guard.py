@@ -1,14 +1,19 @@
 """Who may see the page: login throttling and sessions, as pure logic fed the time (no I/O, no clock reads).
 
 Theory of operation: a client address that got the PIN wrong `FREE_FAILURES` times must wait, and the wait
-doubles with each further failure up to `MAX_LOCK_S`; a success forgets its failures. All addresses together
-are held to `GLOBAL_FAILURES_PER_MIN`, so that many addresses cannot share out the guessing. A session is a
+doubles with each further failure up to `MAX_LOCK_S`; a success forgets its failures. Failures from all
+addresses together are counted against `GLOBAL_FAILURES_PER_MIN`, so that many addresses cannot share out the
+guessing; but that budget slows only addresses that have failed themselves. An address with no failure on
+record is never refused, so a stranger's wrong PINs cannot lock the staff out: at worst each new address gains
+one free try. An IPv6 client counts by its /64, the block one host can pick addresses from at will, and the
+book remembers `MAX_CLIENTS` of them (the oldest going first), more than a LAN's IPv4 /24 or /22. A session is a
 random token with an idle and an absolute end; the book holds at most `MAX_SESSIONS`, the oldest going first.
 Both books are bounded, so no request can make them grow without end.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -17,7 +22,7 @@ FREE_FAILURES = 3
 FIRST_LOCK_S = 30.0
 MAX_LOCK_S = 15 * 60.0
 GLOBAL_FAILURES_PER_MIN = 10
-MAX_CLIENTS = 256
+MAX_CLIENTS = 4096
 MAX_SESSIONS = 16
 IDLE_END_S = 30 * 60.0
 
@@ -36,17 +41,21 @@ class LoginThrottle:
         self._recent: deque[float] = deque()
 
     def wait_s(self, client: str, now_s: float) -> float:
+        failures = self._clients.get(_key(client))
+        if failures is None:
+            return 0.0
         while self._recent and self._recent[0] <= now_s - 60.0:
             self._recent.popleft()
         global_wait = 0.0
         if len(self._recent) >= GLOBAL_FAILURES_PER_MIN:
             global_wait = self._recent[0] + 60.0 - now_s
-        failures = self._clients.get(client)
-        own_wait = 0.0 if failures is None else failures.locked_until_s - now_s
-        return max(0.0, global_wait, own_wait)
+        return max(0.0, global_wait, failures.locked_until_s - now_s)
 
     def failed(self, client: str, now_s: float) -> None:
         self._recent.append(now_s)
+        while len(self._recent) > GLOBAL_FAILURES_PER_MIN:
+            self._recent.popleft()
+        client = _key(client)
         failures = self._clients.pop(client, None) or _Failures(0, 0.0)
         failures.count += 1
         if failures.count >= FREE_FAILURES:
@@ -57,7 +66,20 @@ class LoginThrottle:
             self._clients.popitem(last=False)
 
     def succeeded(self, client: str) -> None:
-        self._clients.pop(client, None)
+        self._clients.pop(_key(client), None)
+
+
+def _key(client: str) -> str:
+    """The address a client is counted by: an IPv4 address (an IPv4-mapped IPv6 one too) as itself, IPv6 by /64."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 @dataclass(slots=True)

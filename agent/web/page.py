@@ -414,16 +414,19 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def _local(ts: str, zone: ZoneInfo, pattern: str = "%Y-%m-%d %H:%M:%S") -> str:
-    """An RFC 3339 UTC time as the station's clock shows it; the text as given if it is not one."""
+    """An RFC 3339 UTC time as the station's clock shows it; the text as given if it is not one, or if it is
+    beyond what the calendar can shift into the zone (year 9999 and later)."""
     try:
-        moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(zone).strftime(pattern)
+    except (ValueError, OverflowError):
         return ts
-    return moment.astimezone(zone).strftime(pattern)
 
 
 def _local_ms(ms: int, zone: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    except (ValueError, OverflowError, OSError):
+        return str(ms)
 
 
 def _litres(volume_ml: object) -> str:

@@ -3,7 +3,11 @@
 Each connection is one request (HTTP/1.0, no keep-alive), handled by one of `WORKERS` threads; at most
 `QUEUED` more wait, and a connection beyond that is closed at once, so a flood costs a bounded number of
 threads and buffers, never one thread per connection. A request's head is cut at `MAX_HEAD_BYTES` and
-`MAX_HEADERS` (431), its body at `MAX_BODY_BYTES` (413), and a client has `IO_TIMEOUT_S` for each read.
+`MAX_HEADERS` (431), its body at `MAX_BODY_BYTES` (413). A client has `REQUEST_DEADLINE_S` from the accept
+for its whole head and body, not per read: each read waits only for the time left, so a client trickling a
+byte every few seconds holds a worker for at most that long (a body shorter than its Content-Length is cut
+there, 408), and the answer is written within `IO_TIMEOUT_S`. A client that goes away before it reads its
+answer is normal traffic, not an error: no traceback, at most one debug line a minute.
 Errors the standard library answers itself (400, 414, 501) go through the same headers as every response.
 docs/design.md ("The web page") says why this server and not another, with the figures.
 """
@@ -15,6 +19,7 @@ import io
 import signal
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -35,7 +40,27 @@ MAX_HEAD_BYTES = 8 * 1024
 MAX_HEADERS = 32
 MAX_BODY_BYTES = 1024
 IO_TIMEOUT_S = 10.0
+REQUEST_DEADLINE_S = 10.0
+GONE_NOTE_EVERY_S = 60.0
 DRAIN_BYTES = 64 * 1024
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket's reads, each allowed only the time left before the request's deadline."""
+
+    def __init__(self, sock: socket.socket, deadline_s: float) -> None:
+        self._sock = sock
+        self._deadline_s = deadline_s
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left_s = self._deadline_s - time.monotonic()
+        if left_s <= 0:
+            raise TimeoutError("the request's deadline passed")
+        self._sock.settimeout(left_s)
+        return self._sock.recv_into(buffer)
 
 
 class _CappedHead:
@@ -76,7 +101,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.head = _CappedHead(self.rfile)
+        self.rfile.close()
+        deadline_s = time.monotonic() + REQUEST_DEADLINE_S
+        self.head = _CappedHead(io.BufferedReader(_DeadlineReader(self.connection, deadline_s)))
         self.rfile = self.head  # type: ignore[assignment]
 
     def parse_request(self) -> bool:
@@ -99,14 +126,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not 0 <= length <= MAX_BODY_BYTES:
             self._refuse(413, "request body too large")
             return
-        self._answer(self.rfile.read(length))
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            body = b""
+        if len(body) < length:
+            self._refuse(408, "the request body did not arrive in time")
+            return
+        self._answer(body)
 
     def _answer(self, body: bytes) -> None:
         headers = {name.lower(): value for name, value in self.headers.items()}
         request = Request(self.command, self.path, headers, body, self.client_address[0])
         self._write(self.console.respond(request))
 
+    def handle(self) -> None:
+        """One request; a client that vanished or stalled mid-way is its own business, not a fault of ours."""
+        try:
+            super().handle()
+        except (ConnectionError, TimeoutError) as exc:
+            _note_gone(self.client_address[0], exc)
+
     def _write(self, response: Response) -> None:
+        self.connection.settimeout(IO_TIMEOUT_S)
         self.send_response(response.status)
         for name, value in response.all_headers():
             self.send_header(name, value)
@@ -135,6 +177,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("web_request", client=self.client_address[0], line=format % args)
+
+
+class _GoneNotes:
+    """At most one debug line per `GONE_NOTE_EVERY_S` for clients that left early: a flood of them is no log flood."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_s = -GONE_NOTE_EVERY_S
+
+    def __call__(self, client: str, exc: BaseException) -> None:
+        now_s = time.monotonic()
+        with self._lock:
+            if now_s - self._last_s < GONE_NOTE_EVERY_S:
+                return
+            self._last_s = now_s
+        log.debug("web_client_gone", client=client, why=type(exc).__name__)
+
+
+_note_gone = _GoneNotes()
 
 
 class BoundedServer(http.server.HTTPServer):

@@ -7,7 +7,7 @@ touching the page. `N_` marks a message for extraction (xgettext -kN_) without t
 
 from __future__ import annotations
 
-from agent.locale import translations
+from agent.locale import LANGUAGES, translations
 
 
 def N_(message: str) -> str:
@@ -108,3 +108,11 @@ class Words:
     def __call__(self, message: str, **values: object) -> str:
         text = self._translation.gettext(message)
         return text.format(**values) if values else text
+
+
+def spoken(said: object, fallback: Words) -> Words:
+    """The words in the language a snapshot names (`locale`), or `fallback`'s when it names none this box has
+    a catalogue for (a newer agent's language, a damaged snapshot's text): an unknown name never breaks a page."""
+    if isinstance(said, str) and said in LANGUAGES and said != fallback.locale:
+        return Words(said)
+    return fallback
