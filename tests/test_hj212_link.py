@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,11 +25,15 @@ from agent.clock import SystemClock
 from agent.config import OutboxSection
 from agent.containment import Boundary
 from agent.ledger.keys import DeviceKey
-from agent.ledger.outbox import Outbox
+from agent.ledger.outbox import Outbox, StoredRecord
 from agent.ledger.recorder import Recorder
+from agent.pulse import Pulse
 from agent.records import RecordIntent, RecordType
+from agent.uplink import hj212_requests
 from agent.uplink.hj212 import Hj212Uplink
 from agent.uplink.hj212_settings import Hj212Section
+from drivers.hj212.frame import FrameSplitter, encode_frame, open_frame
+from drivers.hj212.packet import Packet, data_response, decode_packet, encode_packet
 from drivers.hj212.profile_validation import load_city_profile
 from drivers.hj212.sm4 import Sm4Key
 from simulators.hj212_receiver import Hj212Receiver
@@ -39,7 +44,8 @@ ZONE = ZoneInfo("Asia/Shanghai")
 PW = "123456"
 MN = "CQ500113000001"
 DEADLINE_S = 8.0
-T0_MS = 1_795_000_000_000
+T0_MS = 1_795_766_400_000
+"""2026-11-27T08:00:00Z: record k is made when its fuelling ends (08:00:0k), as an extract by time expects."""
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S) -> None:
@@ -481,3 +487,185 @@ class TestHj2122025:
             assert summary["accepted"] == 2 and summary["rejected"] == {}
             assert summary["subpackets"] == {"joined": 2, "pieces": 2 * 2 + 2}
             assert all(len(entry["cp"]) == 91 for entry in server.accepted())
+
+
+class HostilePlatform:
+    """A platform on 127.0.0.1 that sends its requests as soon as the uplink connects, acknowledges what wants
+    an answer, and keeps every packet the uplink sends and how many times it connected."""
+
+    def __init__(self, requests: Sequence[bytes]) -> None:
+        self._requests = requests
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.2)
+        self.port = self._server.getsockname()[1]
+        self.connections = 0
+        self.packets: list[Packet] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            with self._lock:
+                self.connections += 1
+            with connection:
+                connection.settimeout(0.2)
+                connection.sendall(b"".join(encode_frame(segment) for segment in self._requests))
+                self._read(connection)
+
+    def _read(self, connection: socket.socket) -> None:
+        splitter = FrameSplitter()
+        while not self._stop.is_set():
+            try:
+                data = connection.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            for raw in splitter.feed(data):
+                packet = decode_packet(open_frame(raw, None).data)
+                with self._lock:
+                    self.packets.append(packet)
+                if packet.wants_answer:
+                    connection.sendall(encode_frame(encode_packet(data_response(packet, 1))))
+
+    def answers_to(self, qn: str) -> list[Packet]:
+        with self._lock:
+            return [packet for packet in self.packets if packet.qn == qn]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._server.close()
+
+
+def request(qn: str, cn: str, cp: str, pw: str = PW, mn: str = MN) -> bytes:
+    return f"QN={qn};ST=91;CN={cn};PW={pw};MN={mn};Flag=5;CP=&&{cp}&&".encode()
+
+
+class TestHostileRequests:
+    def test_requests_that_cannot_be_echoed_are_refused_and_the_link_stays_up(self, station: Station) -> None:
+        """`PW=1=2`, `PolId=a&b` and `PolId=a=b` each get 9011 QnRtn=2 under their QN with the station's PW and
+        MN; no internal_error, one connection, and a good time request after them is still answered."""
+        platform = HostilePlatform(
+            [
+                request("20261207120000008", "1011", "", pw="1=2"),
+                request("20261207120000009", "1011", "PolId=a&b"),
+                request("20261207120000010", "1011", "PolId=a=b"),
+                request("20261207120000011", "1011", "PolId=w01018"),
+            ]
+        )
+        try:
+            uplink = station.uplink(settings(platform.port, ack=False))
+            wait_until(lambda: len(platform.answers_to("20261207120000011")) == 3, "the good request answered")
+            for qn in ("20261207120000008", "20261207120000009", "20261207120000010"):
+                (refusal,) = platform.answers_to(qn)
+                assert (refusal.cn, refusal.pw, refusal.mn, refusal.cp_items()) == ("9011", PW, MN, {"QnRtn": "2"})
+            status = uplink.status()
+            assert (platform.connections, status.connects, status.internal_errors) == (1, 1, 0)
+            assert (status.requests_refused, status.requests_answered) == (3, 1) and uplink.alive()
+        finally:
+            platform.close()
+
+    @pytest.mark.parametrize(("pw", "mn", "verdict"), [("999999", MN, "3"), (PW, "FFFFFFFFFFFFFFFFFFFFFFFF", "4")])
+    def test_an_extract_with_another_pw_or_mn_gets_a_refusal_and_no_data(
+        self, station: Station, pw: str, mn: str, verdict: str
+    ) -> None:
+        """An extract of a period that has records, sent with a PW or MN not the station's, gets only 9011 with
+        QnRtn=3 (PW) or 4 (MN): not one record goes out under its QN."""
+        station.record_ecology(3)
+        qn = "20261207120000030"
+        platform = HostilePlatform([request(qn, "3020", "BeginTime=20261127000000,EndTime=20261127235959", pw, mn)])
+        try:
+            uplink = station.uplink(settings(platform.port, ack=False))
+            wait_until(lambda: bool(platform.answers_to(qn)), "the refusal")
+            wait_until(delivered(uplink, station), "the records delivered as usual")
+            (refusal,) = platform.answers_to(qn)
+            assert (refusal.cn, refusal.cp_items()) == ("9011", {"QnRtn": verdict})
+        finally:
+            platform.close()
+
+
+class CountingPulse(Pulse):
+    def __init__(self) -> None:
+        super().__init__()
+        self.beats = 0
+
+    def beat(self, next_within_s: float) -> None:
+        self.beats += 1
+        super().beat(next_within_s)
+
+
+@dataclass
+class FakeOutbox:
+    """An outbox of `size` records the profile does not send (heartbeats), record n made at `ts_ms(n)`."""
+
+    size: int
+    ts_ms: Callable[[int], int]
+    read_records: int = 0
+    since_asked: list[int] = field(default_factory=list)
+
+    def first_seq(self) -> int:
+        return 1
+
+    def first_seq_since(self, ts_ms: int, first: int, last: int) -> int:
+        self.since_asked.append(ts_ms)
+        return next((seq for seq in range(first, last + 1) if self.ts_ms(seq) >= ts_ms), last + 1)
+
+    def ts_of(self, seq: int) -> int | None:
+        return self.ts_ms(seq) if 1 <= seq <= self.size else None
+
+    def read(self, first: int, last: int) -> Iterator[StoredRecord]:
+        for seq in range(max(first, 1), min(last, self.size) + 1):
+            self.read_records += 1
+            canonical = json.dumps({"type": "heartbeat", "ts": "2026-12-07T00:00:00.000Z", "body": {}}).encode()
+            yield StoredRecord(seq, "k", canonical, b"")
+
+
+class TestExtractScan:
+    def scan(self, tmp_path: Path, outbox: FakeOutbox, begin: str, end: str) -> tuple[int, CountingPulse]:
+        uplink = Hj212Uplink(
+            settings(1),
+            PROFILE,
+            tmp_path / "outbox.sqlite",
+            ZONE,
+            tmp_path / "hj212.state",
+            SystemClock(),
+            boundary=Boundary("uplink-hj212", lambda _intent: None, SystemClock()),
+        )
+        uplink.pulse = pulse = CountingPulse()
+        uplink.notify(outbox.size)
+        ask = Packet("20261207120000040", "91", "3020", PW, MN, None, ((("BeginTime", begin), ("EndTime", end)),))
+        extract = hj212_requests.read_request(ask, PROFILE.commands, ZONE, 31, hj212_requests.Station(PW, MN))
+        assert isinstance(extract, hj212_requests.Extract)
+        mine, theirs = socket.socketpair()
+        with mine, theirs:
+            sent = uplink._answer_extract(mine, outbox, extract)  # type: ignore[arg-type]
+        assert sent == 0
+        return outbox.read_records, pulse
+
+    def test_a_long_scan_with_nothing_to_send_keeps_beating_the_pulse(self, tmp_path: Path) -> None:
+        """20,000 records of the period, none sent: the pulse is beaten at least once per 64 records read."""
+        day_ms = 86_400_000
+        start_ms = int(datetime(2026, 12, 7, tzinfo=ZONE).timestamp() * 1000)
+        outbox = FakeOutbox(20_000, lambda seq: start_ms + seq * day_ms // 20_000)
+        read, pulse = self.scan(tmp_path, outbox, "20261207000000", "20261207235959")
+        assert read == 20_000 and pulse.beats >= 20_000 // 64
+
+    def test_the_scan_starts_and_stops_near_the_period_by_record_time(self, tmp_path: Path) -> None:
+        """Records a minute apart for 30 days; an extract of one hour reads only those made within two days of
+        it (seeked by time, stopped past its end), not the whole outbox."""
+        minute_ms = 60_000
+        start_ms = int(datetime(2026, 11, 1, tzinfo=ZONE).timestamp() * 1000)
+        outbox = FakeOutbox(30 * 1440, lambda seq: start_ms + seq * minute_ms)
+        read, _ = self.scan(tmp_path, outbox, "20261115120000", "20261115130000")
+        hour_ms = 3_600_000
+        assert outbox.since_asked == [int(datetime(2026, 11, 13, 12, tzinfo=ZONE).timestamp() * 1000)]
+        assert 4 * 1440 < read <= 4 * 1440 + 60 + 2 * 64 + hour_ms // minute_ms

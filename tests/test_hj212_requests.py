@@ -18,6 +18,7 @@ from drivers.hj212.subpackets import Reassembler, split_packet
 
 ZONE = ZoneInfo("Asia/Shanghai")
 MN = "010000A8900016F000169DC0"
+STATION = requests.Station("123456", MN)
 
 
 def packet(cn: str, *cp: tuple[str, str], qn: str = "20240601085857223") -> Packet:
@@ -69,7 +70,7 @@ class TestRequests:
     def test_a_time_query_is_answered_with_the_logger_time(self) -> None:
         """1011 gets SystemTime in the station's zone under the request's QN and CN, PolId echoed."""
         request = packet("1011", ("PolId", "w01018"))
-        assert isinstance(requests.read_request(request, frozenset({"3020"}), ZONE, 31), requests.TimeQuery)
+        assert isinstance(requests.read_request(request, frozenset({"3020"}), ZONE, 31, STATION), requests.TimeQuery)
         answer = requests.time_answer(request, datetime(2026, 1, 2, 3, 4, 5, tzinfo=ZONE), 2)
         assert (answer.qn, answer.cn, answer.cp_items()) == (
             request.qn,
@@ -90,13 +91,76 @@ class TestRequests:
         self, cp: tuple[tuple[str, str], ...], verdict: QnRtn, reason: str
     ) -> None:
         """A period that is missing, unreadable, reversed or too long gets QnRtn=2 and says why."""
-        read = requests.read_request(packet("3020", *cp), frozenset({"3020"}), ZONE, 31)
+        read = requests.read_request(packet("3020", *cp), frozenset({"3020"}), ZONE, 31, STATION)
         assert isinstance(read, requests.Refused) and read.verdict == verdict and reason in read.reason
 
     def test_a_command_the_logger_does_not_take_is_cn_unknown(self) -> None:
         """A CN that is neither time nor one of the profile's data commands gets QnRtn=8."""
-        read = requests.read_request(packet("3021", ("x", "1")), frozenset({"3020"}), ZONE, 31)
+        read = requests.read_request(packet("3021", ("x", "1")), frozenset({"3020"}), ZONE, 31, STATION)
         assert isinstance(read, requests.Refused) and read.verdict == QnRtn.BAD_CN
+
+    @pytest.mark.parametrize(
+        "segment",
+        [
+            f"QN=20261207120000008;ST=91;CN=1011;PW=1=2;MN={MN};Flag=9;CP=&&&&",
+            f"QN=20261207120000009;ST=91;CN=1011;PW=123456;MN={MN};Flag=9;CP=&&PolId=a&b&&",
+            f"QN=20261207120000010;ST=91;CN=1011;PW=123456;MN={MN};Flag=9;CP=&&PolId=a=b&&",
+        ],
+    )
+    def test_a_request_whose_fields_cannot_be_echoed_is_refused_as_malformed(self, segment: str) -> None:
+        """A request the codec reads but whose PW or CP holds a separator gets QnRtn=2 under its QN, and the
+        refusal (with the station's PW and MN) can be written."""
+        read = requests.read_request(decode_packet(segment.encode()), frozenset({"3020"}), ZONE, 31, STATION)
+        assert isinstance(read, requests.Refused) and read.verdict == QnRtn.REFUSED and "malformed" in read.reason
+        answer = decode_packet(encode_packet(requests.refusal(read, 2)))
+        assert (answer.qn, answer.cn, answer.pw, answer.mn) == (segment[3:20], "9011", "123456", MN)
+        assert answer.cp_items() == {"QnRtn": "2"}
+
+    def test_a_malformed_request_without_a_qn_is_ignored(self) -> None:
+        """Without a QN there is nothing to answer: the request is ignored with the reason."""
+        segment = f"ST=91;CN=1011;PW=1=2;MN={MN};Flag=9;CP=&&&&".encode()
+        read = requests.read_request(decode_packet(segment), frozenset({"3020"}), ZONE, 31, STATION)
+        assert isinstance(read, requests.Ignored) and "malformed" in read.reason
+
+    @pytest.mark.parametrize(
+        ("pw", "mn", "verdict"),
+        [("999999", MN, QnRtn.BAD_PW), ("123456", "FFFFFFFFFFFFFFFFFFFFFFFF", QnRtn.BAD_MN)],
+    )
+    def test_a_request_with_another_pw_or_mn_is_refused(self, pw: str, mn: str, verdict: QnRtn) -> None:
+        """An extract with a PW or MN not the station's gets QnRtn=3 or 4, not the data."""
+        request = Packet(
+            "20261207120000030",
+            "91",
+            "3020",
+            pw,
+            mn,
+            Flag(2),
+            ((("BeginTime", "20261207000000"),), (("EndTime", "20261207235959"),)),
+        )
+        read = requests.read_request(request, frozenset({"3020"}), ZONE, 31, STATION)
+        assert isinstance(read, requests.Refused) and read.verdict == verdict
+        assert (requests.refusal(read, 2).pw, requests.refusal(read, 2).mn) == ("123456", MN)
+
+    @pytest.mark.parametrize(
+        "text", ["2026127000000", "2026120700000 ", "202612070000001", "20261307000000", "\uff120261207000000", ""]
+    )
+    def test_a_time_not_exactly_fourteen_digits_of_a_real_moment_is_refused(self, text: str) -> None:
+        """BeginTime must be YYYYMMDDhhmmss zero-padded: 13 digits, a 15th, a 13th month or a non-ASCII digit
+        is refused, where strptime would take `2026127000000` as 2026-12-07."""
+        request = packet("3020", ("BeginTime", text), ("EndTime", "20261207235959"))
+        read = requests.read_request(request, frozenset({"3020"}), ZONE, 31, STATION)
+        assert isinstance(read, requests.Refused) and "not YYYYMMDDhhmmss" in read.reason
+
+    def test_the_period_is_compared_as_times(self) -> None:
+        """A DataTime is in the period by its moment, both ends included; an unreadable one is not."""
+        request = packet("3020", ("BeginTime", "20261207000000"), ("EndTime", "20261207235959"))
+        extract = requests.read_request(request, frozenset({"3020"}), ZONE, 31, STATION)
+        assert isinstance(extract, requests.Extract)
+        assert extract.begin == datetime(2026, 12, 7) and extract.end == datetime(2026, 12, 7, 23, 59, 59)
+        inside = ["20261207000000", "20261207120000", "20261207235959"]
+        outside = ["20261206235959", "20261208000000", "2026120712000", "202612071200000", None, "x"]
+        assert [requests.in_period(text, extract) for text in inside] == [True] * 3
+        assert [requests.in_period(text, extract) for text in outside] == [False] * 6
 
     @given(st.binary(max_size=1100))
     def test_arbitrary_bytes_raise_only_codec_errors(self, data: bytes) -> None:
@@ -110,7 +174,7 @@ class TestRequests:
                 read = decode_packet(segment)
                 joined = Reassembler().take(read)
                 if joined is not None:
-                    requests.read_request(joined.packet, frozenset({"3020"}), ZONE, 31)
+                    requests.read_request(joined.packet, frozenset({"3020"}), ZONE, 31, STATION)
                 encode_frame(segment[:MAX_DATA_BYTES])
             except Hj212Error:
                 pass

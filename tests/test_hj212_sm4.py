@@ -9,13 +9,17 @@ Daidai52640/cems-data-pipeline project, tests/protocol/hj212/test_vectors.json).
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
+import threading
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.uplink.hj212_key import Sm4KeyError, load_sm4_key
 from drivers.hj212.errors import Hj212CipherError, Hj212CrcError, Hj212Error, Hj212LengthError
 from drivers.hj212.frame import (
     FrameSplitter,
@@ -194,3 +198,44 @@ class TestHostileCiphertext:
         splitter = FrameSplitter()
         cut = [piece for i in range(0, len(frame) * 2, 97) for piece in splitter.feed((frame * 2)[i : i + 97])]
         assert cut == [frame, frame]
+
+
+class TestKeyFile:
+    def test_a_fifo_as_key_file_is_refused_without_blocking(self, tmp_path: Path) -> None:
+        """A key path that names a FIFO (no writer ever comes) is refused as not a regular file, at once,
+        instead of holding the uplink's thread in open() forever."""
+        path = tmp_path / "hj212-sm4.key"
+        os.mkfifo(path, 0o600)
+        outcome: list[BaseException | None] = []
+
+        def load() -> None:
+            try:
+                load_sm4_key(path)
+            except Sm4KeyError as exc:
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+
+        thread = threading.Thread(target=load, daemon=True)
+        thread.start()
+        thread.join(5.0)
+        if thread.is_alive():  # free the blocked open so that the test process does not hang
+            with open(path, "wb"):
+                pass
+            thread.join(5.0)
+            pytest.fail("load_sm4_key blocked on a FIFO")
+        assert len(outcome) == 1 and "not a regular file" in str(outcome[0])
+
+    def test_a_directory_as_key_file_is_refused_by_name(self, tmp_path: Path) -> None:
+        """A directory where the key file should be is refused with the fix, not read."""
+        path = tmp_path / "keys"
+        path.mkdir(mode=0o700)
+        with pytest.raises(Sm4KeyError, match="not a regular file"):
+            load_sm4_key(path)
+
+    def test_a_regular_key_file_loads(self, tmp_path: Path) -> None:
+        """32 hex digits in a 0600 file give the key (the same as parsed from the text)."""
+        path = tmp_path / "hj212-sm4.key"
+        path.write_text("0123456789abcdeffedcba9876543210\n", encoding="ascii")
+        path.chmod(0o600)
+        assert load_sm4_key(path) == Sm4Key.from_hex("0123456789abcdeffedcba9876543210")

@@ -25,7 +25,10 @@ used keeps the link down with the reason in the status. While there is nothing t
 the socket as well (a socket pair wakes it for `notify`), so the platform's requests are read and answered
 (agent.uplink.hj212_requests), and after `heartbeat_s` without a frame it sends a heartbeat (CN=9015).
 Requests are queued (at most `MAX_QUEUED_REQUESTS`; more are dropped and counted) and answered between
-records, never in the middle of one.
+records, never in the middle of one. A malformed request, or one with another PW or MN, is refused (counted,
+logged once a minute) and the link stays up. An extract reads the outbox from the first record made
+`EXTRACT_MARGIN_S` before its period and stops at the first made that long after it (records' times follow
+seq), beating the watchdog pulse at every batch it reads, sent or not.
 """
 
 from __future__ import annotations
@@ -76,6 +79,10 @@ BATCH_RECORDS = 64
 """Records read from the outbox at a time: enough to keep the link busy, few enough to hold in memory."""
 STOP_JOIN_S = 5.0
 MAX_QUEUED_REQUESTS = 8
+EXTRACT_MARGIN_S = 2 * 86_400
+"""How far a record's making may lie from its DataTime and still be found by an extract: a day's records are
+made after the day closes, a backlog is recorded late. Two days covers both; a record made later than that
+after its DataTime (or before it, across a clock step) is not sent again by an extract."""
 """Platform requests waiting for an answer; a platform that sends more between two records loses the rest."""
 ANSWERS = frozenset({CN_REQUEST_RESPONSE, "9012", "9013", CN_DATA_RESPONSE})
 """Frames from the platform that answer something (never requests to be answered)."""
@@ -119,6 +126,9 @@ class Hj212Uplink:
         self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
         self._bad_answers = LogTally()
         self._other_answers = LogTally()
+        self._dropped_requests = LogTally()
+        self._refused_requests = LogTally()
+        self._station = requests.Station(settings.pw, settings.mn)
         self._maker = FrameMaker(settings, profile, station_zone, nozzles)
         self._platform = f"{settings.host}:{settings.port}"
         self._profile = profile
@@ -203,6 +213,8 @@ class Hj212Uplink:
                 connects=self._counts["connects"],
                 last_error=self._last_error,
                 bad_answers=self._bad_answers.total + self._other_answers.total,
+                requests_dropped=self._dropped_requests.total,
+                requests_refused=self._refused_requests.total,
                 internal_errors=boundary.errors,
                 failing=boundary.failing,
                 heartbeats=self._counts["heartbeats"],
@@ -353,12 +365,17 @@ class Hj212Uplink:
         """Answers the platform's queued requests, each as HJ 212 wants: 9011, the answer, 9012."""
         while self._requests and not self._stopping:
             packet = self._requests.popleft()
-            request = requests.read_request(packet, self._profile.commands, self._zone, self._settings.max_extract_days)
+            request = requests.read_request(
+                packet, self._profile.commands, self._zone, self._settings.max_extract_days, self._station
+            )
+            if isinstance(request, requests.Ignored | requests.Refused):
+                if (count := self._refused_requests.note(self._clock.monotonic())) is not None:
+                    log.warning("hj212_request_refused", qn=packet.qn, cn=packet.cn, reason=request.reason, count=count)
+                if isinstance(request, requests.Refused):
+                    self._send(connection, requests.refusal(request, self._version))
+                continue
             self._count("requests")
-            if isinstance(request, requests.Refused):
-                log.warning("hj212_request_refused", qn=packet.qn, cn=packet.cn, reason=request.reason)
-                self._send(connection, requests.refusal(request, self._version))
-            elif isinstance(request, requests.TimeSet):
+            if isinstance(request, requests.TimeSet):
                 log.warning(
                     "hj212_time_set_refused",
                     qn=packet.qn,
@@ -374,17 +391,32 @@ class Hj212Uplink:
             else:
                 self._send(connection, requests.taken(packet, self._version))
                 answered = self._answer_extract(connection, reader, request)
-                log.info("hj212_extract_answered", qn=packet.qn, begin=request.begin, end=request.end, frames=answered)
+                log.info(
+                    "hj212_extract_answered",
+                    qn=packet.qn,
+                    begin=format_data_time(request.begin),
+                    end=format_data_time(request.end),
+                    frames=answered,
+                )
                 self._send(connection, requests.finished(packet, answered, self._version))
 
     def _answer_extract(self, connection: socket.socket, reader: OutboxReader, extract: requests.Extract) -> int:
-        """Sends the period's records again under the request's QN (no answer wanted); returns how many."""
+        """Sends the period's records again under the request's QN (no answer wanted); returns how many. Reads
+        only the records made within EXTRACT_MARGIN_S of the period, and beats the pulse at every batch."""
         flag = Flag(self._version, ack=False)
-        seq, sent = reader.first_seq() or 1, 0
+        margin_ms = EXTRACT_MARGIN_S * 1000
+        first = reader.first_seq() or 1
+        with self._lock:
+            head = max(self._head, first)
+        seq = reader.first_seq_since(self._epoch_ms(extract.begin) - margin_ms, first, head)
+        after_ms = self._epoch_ms(extract.end) + margin_ms
+        sent = 0
         while sent < self._settings.max_extract_frames and not self._stopping:
+            self.pulse.beat(self._clock.real_s(self._settings.connect_timeout_s))  # a batch read, then sends
             batch = list(reader.read(seq, seq + BATCH_RECORDS - 1))
             if not batch:
                 return sent
+            last_ts_ms = reader.ts_of(batch[-1].seq)
             for record in batch:
                 try:
                     packet = self._maker.packet_for(record, flag=flag, qn=extract.request.qn)
@@ -397,8 +429,13 @@ class Hj212Uplink:
                     sent += 1
                     if sent >= self._settings.max_extract_frames:
                         break
+            if last_ts_ms is not None and last_ts_ms > after_ms:
+                return sent
             seq = batch[-1].seq + 1
         return sent
+
+    def _epoch_ms(self, station_time: datetime) -> int:
+        return int(station_time.replace(tzinfo=self._zone).timestamp() * 1000)
 
     def _send_record(self, connection: socket.socket, splitter: FrameSplitter, record: StoredRecord) -> None:
         with self._lock:
@@ -510,7 +547,7 @@ class Hj212Uplink:
 
     def _queue_request(self, packet: Packet) -> None:
         if len(self._requests) >= MAX_QUEUED_REQUESTS:
-            if (count := self._other_answers.note(self._clock.monotonic())) is not None:
+            if (count := self._dropped_requests.note(self._clock.monotonic())) is not None:
                 log.warning("hj212_requests_dropped", cn=packet.cn, qn=packet.qn, count=count)
             return
         self._requests.append(packet)

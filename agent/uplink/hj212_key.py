@@ -10,6 +10,7 @@ exactly one key is refused and the connection waits.
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -23,13 +24,14 @@ class Sm4KeyError(ValueError):
 
 
 def load_sm4_key(path: Path) -> Sm4Key:
+    """The key in `path`; Sm4KeyError unless it is a regular file of the service user's holding one key. Opened
+    without blocking and checked again once open: a FIFO or device named there would hold the thread forever."""
     try:
         mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise Sm4KeyError(
-                f"{path}: the SM4 key is readable by others (mode {stat.S_IMODE(mode):04o}); run chmod 600 {path}"
-            )
-        with path.open("rb") as file:
+        _check_mode(path, mode)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        with os.fdopen(descriptor, "rb") as file:
+            _check_mode(path, os.fstat(file.fileno()).st_mode)  # the file opened, not the one stat saw
             raw = file.read(MAX_KEY_FILE_BYTES + 1)
     except OSError as exc:
         raise Sm4KeyError(f"{path}: the SM4 key cannot be read: {exc.strerror}") from exc
@@ -39,3 +41,12 @@ def load_sm4_key(path: Path) -> Sm4Key:
         return Sm4Key.from_hex(raw.decode("ascii"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise Sm4KeyError(f"{path}: {exc}; write the platform's key as 32 hex digits") from exc
+
+
+def _check_mode(path: Path, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise Sm4KeyError(f"{path}: not a regular file; write the platform's key as 32 hex digits in a plain file")
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise Sm4KeyError(
+            f"{path}: the SM4 key is readable by others (mode {stat.S_IMODE(mode):04o}); run chmod 600 {path}"
+        )

@@ -31,6 +31,10 @@ class Hj212Status:
     failing: bool = False
     heartbeats: int = 0
     requests_answered: int = 0
-    """Platform requests answered (time, extract, refusals)."""
+    """Platform requests answered (time, extract, the refused time set)."""
+    requests_dropped: int = 0
+    """Platform requests dropped unanswered because `MAX_QUEUED_REQUESTS` were already waiting."""
+    requests_refused: int = 0
+    """Platform requests refused (malformed, another PW or MN, a bad period, a CN this logger does not take)."""
     encrypted: bool = False
     """Whether the data area goes out SM4-encrypted on the current connection."""
