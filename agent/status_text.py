@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from agent.health import Health, Problem
-from agent.locale import translations
+from agent.locale import LANGUAGES, translations
 from agent.records import AlarmKind, parse_ts
 from agent.status import AgentStatus
 
@@ -218,7 +218,9 @@ class Page:
     def __init__(self, status: AgentStatus, language: str | None = None) -> None:
         self.status = status
         self.zone = ZoneInfo(status.clock.zone)
-        self._: Callable[[str], str] = translations(language or status.locale).gettext
+        chosen = language or status.locale
+        # a newer agent's snapshot may name a language this command has no catalogue for: English then
+        self._: Callable[[str], str] = translations(chosen if chosen in LANGUAGES else "en").gettext
 
     def render(self) -> str:
         status = self.status
