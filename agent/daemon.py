@@ -99,6 +99,15 @@ class Agent:
         self._outbox_lock: int | None = None
         """The outbox's lock (agent/ledger/opening.py), held from opening to the end of the stop."""
 
+    @staticmethod
+    def _settled_at_start(parts: _Parts) -> int:
+        """The seq up to which nothing is left for this run to deliver: what was acknowledged, or everything below
+        the first record the outbox holds (after a chain_reset the outbox starts above the lost range, and the
+        uplink counts what lies below it as done). Only an acknowledgement above it is this run's confirmation."""
+        first = parts.reader.first_seq()
+        acked = parts.recorder.status().acked_upto
+        return acked if first is None else max(acked, first - 1)
+
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set; raises StartupError if the agent cannot start."""
         key = self._load_key()
@@ -106,7 +115,7 @@ class Agent:
         opened = self._open_outbox(key)
         self._led.show("starting")
         parts = self._build(opened, key, drivers)
-        self._acked_at_start = parts.recorder.status().acked_upto
+        self._acked_at_start = self._settled_at_start(parts)
         self._start(parts, key)
         self._serve_status()
         self._watchdog.ready(status_line(self._publish_status(parts)))

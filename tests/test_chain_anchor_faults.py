@@ -10,11 +10,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from station_rig import StationRig
+from station_rig import StationRig, wait_until
 
 from agent.cli import main as cli_main
 from agent.ledger.anchor import MAX_SEQ, AnchorError, anchor_path, load_anchor
@@ -159,6 +160,24 @@ class TestAgentProcess:
         report = rig.platform_report()
         assert report.forks == () and report.chain_breaks == ()
         assert [reason for _, reason, _, _ in report.resets] == ["outbox_refused"]
+
+    def test_after_a_reset_status_waits_for_the_platform_to_confirm(self, rig: StationRig) -> None:
+        """The lost range a chain_reset declares is not a confirmation: with no platform listening after a recover,
+        the status never says all well, however long the agent runs."""
+        rig.start_agent()
+        rig.wait_platform_caught_up()
+        assert rig.stop_agent() == 0
+        assert _recover(rig).returncode == 0
+        rig.platform.stop()
+        rig.start_agent()
+        wait_until(lambda: rig.status().get("health") is not None, 30, "the first status")
+        seen = set()
+        deadline = time.monotonic() + 6.0
+        while time.monotonic() < deadline:
+            seen.add(rig.status().get("health"))
+            time.sleep(0.2)
+        assert rig.stop_agent() == 0
+        assert "ok" not in seen, seen
 
     def test_recover_refuses_while_the_agent_runs_and_bounds_after_seq(self, rig: StationRig) -> None:
         """While the agent runs, recover moves nothing and says to stop it first; stopped, recover refuses a
