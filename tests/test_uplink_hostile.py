@@ -414,3 +414,27 @@ def test_acks_beyond_the_head_are_said_once_as_chain_behind_platform(
     assert said[0]["platform_upto"] == 9000 and said[0]["head_seq"] == head
     assert "recover --after-seq 9000" in said[0]["fix"]
     assert len(repeated) <= 2, f"{len(repeated)} lines for one burst"
+
+
+def test_offline_since_is_when_the_link_went_down_not_the_last_try(
+    station: Station, private_broker: MosquittoBroker
+) -> None:
+    """While the broker is gone the uplink tries again and again (connecting, offline, connecting ...): its
+    `since` stays at the moment it went down, so staff are told how long the outage really is."""
+    station.record(2)
+    uplink = station.uplink(
+        UplinkSection(broker=private_broker.address, ack_mode="broker", reconnect_min_s=0.2, reconnect_max_s=0.4)
+    )
+    wait_until(lambda: uplink.status().state == "online", "online")
+    private_broker.stop()
+    wait_until(lambda: uplink.status().state != "online", "the link seen down")
+    went_down_ms = uplink.status().since_ms
+    connects = uplink.status().connects
+    time.sleep(3.0)
+    status = uplink.status()
+    assert status.state in ("connecting", "offline")
+    assert status.since_ms == went_down_ms, "a reconnect try must not restart the outage's clock"
+    private_broker.start()
+    wait_until(lambda: uplink.status().state == "online", "online again")
+    assert uplink.status().since_ms > went_down_ms
+    assert uplink.status().connects > connects

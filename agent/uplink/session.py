@@ -362,9 +362,12 @@ class Uplink:
     def _set_state(
         self, state: Literal["connecting", "online", "offline", "stopped"], error: str | None = None
     ) -> None:
+        """`since` is when the uplink last came online or went down: the tries to reconnect in between (connecting,
+        offline, connecting ...) are one outage, which is what staff are told the length of."""
         with self._wake:
-            if state != self._state:
-                self._state, self._since_ms = state, self._clock.wall_ms()
+            if (state == "online") != (self._state == "online"):
+                self._since_ms = self._clock.wall_ms()
+            self._state = state
             if error is not None:
                 self._last_error = error
 
