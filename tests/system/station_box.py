@@ -54,7 +54,6 @@ id = "D01"
 [[dispensers.nozzles]]
 id = "D01-N1"
 grade = "92"
-tank = "T1"
 controller = "pc1"
 controller_nozzle = 1
 pulse = { device = "pcm11", channel = 1, ml_per_pulse = 10 }
@@ -63,7 +62,6 @@ vapour = { device = "pcm11", channel = 2, ml_per_pulse = 10 }
 [[dispensers.nozzles]]
 id = "D01-N2"
 grade = "95"
-tank = "T1"
 controller = "pc1"
 controller_nozzle = 2
 pulse = { device = "pcm11", channel = 3, ml_per_pulse = 10 }
