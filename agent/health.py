@@ -37,6 +37,7 @@ drivers/veeder_root/client.py): an unplugged USB adapter, a gateway that refuses
 
 SIZE_OF_ALARM: dict[str, tuple[str, str]] = {
     AlarmKind.METERING_DEVIATION: ("deviation_ppm", "ppm"),
+    AlarmKind.METERING_BIAS: ("bias_ppm", "ppm"),
     AlarmKind.ENCODER_NO_PULSES: ("volume_ml", "ml"),
     AlarmKind.TRANSACTION_SKIPPED: ("missing", "sales"),
     AlarmKind.TOTALIZER_DISCONTINUITY: ("difference", "counter"),

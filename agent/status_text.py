@@ -83,6 +83,18 @@ ADVICE: dict[str, tuple[str, str]] = {
         N_("the pump's meter and its pulse encoder disagree"),
         N_("call the metrology institute to check the dispenser"),
     ),
+    AlarmKind.METERING_BIAS: (
+        N_("its pump meter reads high or low sale after sale"),
+        N_("call the metrology institute to check the dispenser"),
+    ),
+    AlarmKind.DEVICE_VALUE_FAULT: (
+        N_("it reports values no device can have (a sensor fault)"),
+        N_("call the maintenance company to check the device"),
+    ),
+    AlarmKind.RECORD_UNSEALABLE: (
+        N_("the box could not record some readings"),
+        N_("call support"),
+    ),
     AlarmKind.ENCODER_NO_PULSES: (
         N_("it sold fuel but its encoder gave no pulses"),
         N_("have the pulse cable and pulse counter checked"),
@@ -159,6 +171,7 @@ STOP_SELLING = 2
 KEEP_SELLING = 1
 SELLING: dict[str, int] = {
     AlarmKind.METERING_DEVIATION: STOP_SELLING,
+    AlarmKind.METERING_BIAS: STOP_SELLING,
     AlarmKind.PULSES_AT_REST: STOP_SELLING,
     AlarmKind.CALIBRATION_UNVERIFIED: STOP_SELLING,
     AlarmKind.ENCODER_NO_PULSES: KEEP_SELLING,
@@ -184,6 +197,8 @@ SUBJECTS: dict[str, str] = {
     AlarmKind.DEVICE_SILENT: N_("device {name}"),
     AlarmKind.LINE_ERRORS: N_("line {name}"),
     AlarmKind.CALIBRATION_UNVERIFIED: N_("controller {name}"),
+    AlarmKind.DEVICE_VALUE_FAULT: N_("device {name}"),
+    AlarmKind.RECORD_UNSEALABLE: N_("storage"),
     AlarmKind.TANK_LEAK: N_("tank {name}"),
     AlarmKind.UNRECORDED_SALES: N_("tank {name}"),
     "storage_failing": N_("storage"),

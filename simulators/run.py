@@ -50,12 +50,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = load_simulators_config(args.config)
+        config = load_simulators_config(args.config.absolute())  # its paths absolute, in the ready file too
     except SimulatorsConfigError as exc:
         return cannot_run("run", str(exc))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda *_: _stop_once(stop))
     try:
         station = SimulatedStation(config)
         station.start()
@@ -89,6 +89,14 @@ def run(args: argparse.Namespace) -> int:
     station.write_reports()
     print(json.dumps(station.report(), sort_keys=True), flush=True)
     return OK
+
+
+def _stop_once(stop: threading.Event) -> None:
+    """Ignore further stop signals before setting `stop`: a second signal inside `Event.set` would run this
+    handler again in the same thread and wait forever for the lock the first one holds."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
+    stop.set()
 
 
 def write_ready_file(path: Path, station: SimulatedStation) -> None:

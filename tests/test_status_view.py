@@ -538,6 +538,18 @@ class TestPlainWords:
         vapour_only = render(sample_status(alarms=nozzle_alarm_and_warning_status().alarms[1:]), "en")
         assert "nozzle D01-N2: you may keep selling from it; vapour recovery is out of range" in vapour_only
 
+    def test_a_biased_meter_and_a_deviating_sale_on_one_nozzle_are_one_stop_selling_step(self) -> None:
+        """metering_bias is said in words with its size, beside metering_deviation as one verdict: stop selling."""
+        alarms = (
+            ActiveAlarm("metering_deviation", "D01-N2", "2026-11-28T02:03:00.000Z", {"deviation_ppm": 15_200}),
+            ActiveAlarm("metering_bias", "D01-N2", "2026-11-28T02:03:00.000Z", {"bias_ppm": 14_800}),
+        )
+        english = render(sample_status(alarms=alarms), "en")
+        assert english.count("  - ") == 1 and "metering_bias" not in english
+        assert "STOP selling from it" in english and "sale after sale" in english and "+1.48 %" in english
+        chinese = render(sample_status(alarms=alarms), "zh_CN")
+        assert "metering_bias" not in chinese and "笔笔偏多或偏少" in chinese and "暂停使用" in chinese
+
     def test_a_fault_names_each_problem_with_its_next_step(self) -> None:
         text = render(fault_status(), "en")
         assert text.startswith("NEEDS SOMEONE")

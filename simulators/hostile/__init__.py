@@ -8,6 +8,7 @@
 - `rude_hj212`: an HJ 212 "platform" that answers every frame with garbage, trickles, or never answers.
 
 Each is a `station-sim hostile ...` command (simulators/hostile/cli.py) and a Python class for tests. The Modbus
-slave's and the tank gauge's rude answers (NaN, oversized, wrong id, silent) are faults of the forecourt
+slave's and the tank gauge's rude answers (stuck_register NaN/Inf/huge, crc_noise, slow, dead, a refused report) are
+faults of the forecourt
 simulator (`station-sim fault kinds`).
 """
