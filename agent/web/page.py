@@ -81,7 +81,7 @@ def document(title: str, body: str, words: Words, *, nav: bool = True) -> str:
         else ""
     )
     return (
-        f'<!DOCTYPE html><html lang="{e(words.locale)}"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html><html lang="{e(words.locale.replace("_", "-"))}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<title>{e(title)}</title><link rel="icon" href="/icon.svg"><link rel="stylesheet" href="/style.css">'
         '<script src="/app.js" defer></script></head>'
