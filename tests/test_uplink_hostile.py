@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -284,59 +283,20 @@ def test_a_platform_that_acks_less_gets_the_records_again(station: Station, priv
         platform.close()
 
 
-class ClosingBroker:
-    """A TCP server on 127.0.0.1 that reads a CONNECT, answers CONNACK (success, MQTT 5) and closes: the shape
-    of a broker that accepts a session and ends it at once. Counts the connections it took."""
-
-    CONNACK_V5 = bytes([0x20, 0x03, 0x00, 0x00, 0x00])
-
-    def __init__(self) -> None:
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self._server.settimeout(0.2)
-        self.port = self._server.getsockname()[1]
-        self.connects: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            with connection:
-                connection.settimeout(2.0)
-                try:
-                    connection.recv(4096)
-                    self.connects.append(time.monotonic())
-                    connection.sendall(self.CONNACK_V5)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._server.close()
-
-
 def test_a_broker_that_accepts_and_closes_is_knocked_on_less_and_less(station: Station) -> None:
     """Every session ends at once, so every one counts as a failure and the wait grows across them: a handful
     of connects in 5 s, where an immediate retry would make hundreds."""
-    broker = ClosingBroker()
-    try:
+    with RudeBroker("connack-close") as broker:
         station.record(2)
         uplink = station.uplink(UplinkSection(broker=f"127.0.0.1:{broker.port}", reconnect_min_s=1.0))
-        wait_until(lambda: len(broker.connects) >= 1, "the first connect")
-        first = broker.connects[0]
+        wait_until(lambda: len(broker.connects()) >= 1, "the first connect")
+        first = broker.connects()[0]
         time.sleep(5.0)
-        within = [at for at in broker.connects if at - first <= 5.0]
+        within = [at for at in broker.connects() if at - first <= 5.0]
         assert 2 <= len(within) <= 6, f"{len(within)} connects in 5 s"
         gaps = [later - earlier for earlier, later in itertools.pairwise(within)]
         assert all(gap >= 0.5 for gap in gaps), f"no reconnect without a wait: {gaps}"
         assert uplink.alive()
-    finally:
-        broker.close()
 
 
 def test_a_broker_that_accepts_and_closes_is_recorded_as_sessions_short(station: Station) -> None:
