@@ -19,7 +19,6 @@ import serial
 from pymodbus.framer import FramerRTU
 
 from drivers.modbus import (
-    MasterStatistics,
     ModbusCrcError,
     ModbusError,
     ModbusExceptionResponse,
@@ -29,6 +28,7 @@ from drivers.modbus import (
     SerialRtuMaster,
     TcpMaster,
 )
+from drivers.transport import LinkStatistics
 from simulators.broker import free_loopback_port
 from simulators.modbus_slave import RegisterMap, RtuSlaveServer, TcpSlaveServer
 from simulators.serial_line import PtyPair
@@ -193,8 +193,8 @@ class TestExchanges:
             link.master.read_registers(2, 0x03, 0, 1)
         request_bytes = 3 * (5 + link.adu_overhead)
         answer_bytes = (2 + 2 * 2 + link.adu_overhead) + (2 + link.adu_overhead)
-        assert link.master.statistics() == MasterStatistics(
-            requests=3, ok=1, timeouts=1, exceptions=1, bytes_sent=request_bytes, bytes_received=answer_bytes
+        assert link.master.statistics() == LinkStatistics(
+            requests=3, ok=1, timeouts=1, refusals=1, bytes_sent=request_bytes, bytes_received=answer_bytes
         )
         link.unplug()
         with pytest.raises(ModbusLinkError):
@@ -270,7 +270,7 @@ class TestSerialRtu:
         ):
             assert master.read_registers(1, 0x03, 0, 1) == (1000,)
         master.close()
-        assert master.statistics() == MasterStatistics(requests=2, ok=1, link_errors=1, bytes_sent=8, bytes_received=7)
+        assert master.statistics() == LinkStatistics(requests=2, ok=1, link_errors=1, bytes_sent=8, bytes_received=7)
 
     def test_replugged_line_recovers(self, rtu_link: Link, line: PtyPair) -> None:
         """After the line is unplugged and plugged back, master and slave both reopen their ends."""
@@ -323,7 +323,7 @@ class TestSerialRtu:
         master = SerialRtuMaster(tmp_path / "absent")
         with pytest.raises(ValueError, match=message):
             master.read_registers(unit, function, 0, 1)
-        assert master.statistics() == MasterStatistics()
+        assert master.statistics() == LinkStatistics()
 
 
 class TestRtuSlave:

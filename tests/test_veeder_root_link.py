@@ -29,8 +29,8 @@ from agent.station.tank import TankBinding, TankTracker
 from agent.station.vcf import Fuel as AgentFuel
 from agent.station.vcf import Product as AgentProduct
 from drivers.readings import TankReading
+from drivers.transport import LinkStatistics
 from drivers.veeder_root import (
-    ClientStatistics,
     TlsChecksumError,
     TlsCommandRefused,
     TlsFrameError,
@@ -163,7 +163,7 @@ class TestFailures:
                 link.client.request("i201")
         link.gauge.link.corrupt_crc_rate = 0.0
         assert len(link.client.read_gauge().tanks) == 2
-        assert link.client.statistics().checksum_errors == 3
+        assert link.client.statistics().crc_errors == 3
 
     def test_dead_gauge_times_out(self, link: Link) -> None:
         link.gauge.link.dead = True
@@ -195,7 +195,7 @@ class TestFailures:
             link.client.request("i999")
         statistics = link.client.statistics()
         answer_bytes = len(b"\x01i20501" + b"2603011415" + b"0100" + b"&&CCCC\x03") + len(b"\x019999FF1B\x03")
-        assert statistics == ClientStatistics(requests=2, ok=1, refusals=1, bytes_sent=14, bytes_received=answer_bytes)
+        assert statistics == LinkStatistics(requests=2, ok=1, refusals=1, bytes_sent=14, bytes_received=answer_bytes)
 
 
 class TestSecurityCode:
@@ -218,7 +218,7 @@ class TestLinkErrors:
         client = TlsSerialClient(tmp_path / "nothing", timeout_s=TIMEOUT_S)
         with pytest.raises(TlsLinkError, match=r"cannot open .* check that the gauge's cable is plugged in"):
             client.request("i201")
-        assert client.statistics() == ClientStatistics(requests=1, link_errors=1)
+        assert client.statistics() == LinkStatistics(requests=1, link_errors=1)
 
     def test_refused_connection(self) -> None:
         client = TlsTcpClient("127.0.0.1", free_loopback_port(), timeout_s=TIMEOUT_S)

@@ -14,13 +14,12 @@ from drivers.modbus.errors import (
     ModbusLinkError,
     ModbusTimeout,
 )
-from drivers.modbus.master import MasterStatistics, ModbusMaster, SerialRtuMaster, TcpMaster
+from drivers.modbus.master import ModbusMaster, SerialRtuMaster, TcpMaster
 from drivers.modbus.pdu import FunctionCode
 
 __all__ = [
     "ExceptionCode",
     "FunctionCode",
-    "MasterStatistics",
     "ModbusCrcError",
     "ModbusError",
     "ModbusExceptionResponse",

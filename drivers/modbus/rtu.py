@@ -114,6 +114,8 @@ def request_adu_length(head: bytes) -> int | None:
 
 def character_time_s(baudrate: int) -> float:
     """Time one character takes on the line: 11 bits (start, 8 data, parity or second stop, stop)."""
+    if baudrate <= 0:
+        raise ValueError(f"baudrate {baudrate} must be positive")
     return BITS_PER_CHARACTER / baudrate
 
 

@@ -17,7 +17,7 @@ simulated gauge (`simulators.tank_gauge`) answers with these same encoders, so t
 against frames built by hand from those pages, never only against its own frames.
 """
 
-from drivers.veeder_root.client import ClientStatistics, TlsClient, TlsSerialClient, TlsTcpClient
+from drivers.veeder_root.client import TlsClient, TlsSerialClient, TlsTcpClient
 from drivers.veeder_root.errors import (
     TlsChecksumError,
     TlsCommandRefused,
@@ -30,7 +30,6 @@ from drivers.veeder_root.frame import ERROR_ANSWER, Command
 
 __all__ = [
     "ERROR_ANSWER",
-    "ClientStatistics",
     "Command",
     "TlsChecksumError",
     "TlsClient",

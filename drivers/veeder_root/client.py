@@ -9,33 +9,24 @@ pause inside the answer, not the whole answer.
 
 After a failure the serial client keeps the line quiet for a while (a late answer is dropped with the rest
 of the input before the next command) and the TCP client drops the connection, so a late answer can never
-be read as the answer to a later command. Each client keeps counters for `statistics()`.
+be read as the answer to a later command. The port or connection, those rules and the counters
+(`statistics()`) are the shared ones of `drivers.transport`, as under the Modbus masters.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import termios
 import threading
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, replace
 from datetime import UTC, tzinfo
-from typing import Any, TypeVar
-
-import serial
+from typing import TypeVar
 
 from drivers.readings import TankGaugeReading
-from drivers.veeder_root.errors import (
-    TlsChecksumError,
-    TlsCommandRefused,
-    TlsError,
-    TlsFrameError,
-    TlsLinkError,
-    TlsTimeout,
-)
+from drivers.transport.serial_port import PORT_FAILURES, SerialPort
+from drivers.transport.statistics import LinkCounters, LinkStatistics
+from drivers.transport.tcp_connection import TcpConnection
+from drivers.veeder_root.errors import TlsCommandRefused, TlsError, TlsFrameError, TlsLinkError, TlsTimeout
 from drivers.veeder_root.frame import ETX, Command, check_security_code, decode_response, encode_command
 from drivers.veeder_root.reports import (
     ALARMS,
@@ -54,36 +45,8 @@ its answer costs at most this much memory: a delivery report of 99 tanks with 10
 
 ReportT = TypeVar("ReportT")
 
-QUIET_S = 0.02
-"""Silence taken as "the rest of a broken answer has arrived" (USB serial adapters pause up to 16 ms)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ClientStatistics:
-    """Counters since the client was made; every command ends as exactly one of ok or a failure kind."""
-
-    requests: int = 0
-    ok: int = 0
-    timeouts: int = 0
-    checksum_errors: int = 0
-    frame_errors: int = 0
-    refusals: int = 0
-    link_errors: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-
-
-_FAILURE_COUNTERS: tuple[tuple[type[TlsError], str], ...] = (
-    (TlsTimeout, "timeouts"),
-    (TlsChecksumError, "checksum_errors"),
-    (TlsCommandRefused, "refusals"),
-    (TlsFrameError, "frame_errors"),
-    (TlsLinkError, "link_errors"),
-)
-
-
-def _failure_counter(error: TlsError) -> str:
-    return next((name for kind, name in _FAILURE_COUNTERS if isinstance(error, kind)), "frame_errors")
+READ_CHUNK_BYTES = 4096
+"""Most bytes taken from the port or socket at once; `max_answer_bytes` is checked after each chunk."""
 
 
 class TlsClient(ABC):
@@ -108,20 +71,19 @@ class TlsClient(ABC):
         self.security_code = security_code
         self.zone = zone
         self._lock = threading.Lock()
-        self._statistics = ClientStatistics()
+        self._counts = LinkCounters()
 
     def request(self, function: str, tank: int = 0) -> bytes:
         """The data of the gauge's answer to `function` for `tank` (0: every tank), checksum checked and the
         echoed command removed: what the report decoders take."""
         command = Command(function, tank)
         with self._lock:
-            self._count("requests")
             try:
                 data = decode_response(self._exchange(encode_command(command, self.security_code), command), command)
             except TlsError as error:
-                self._count(_failure_counter(error))
+                self._counts.failed(error)
                 raise
-            self._count("ok")
+            self._counts.answered()
             return data
 
     def read_gauge(
@@ -145,16 +107,13 @@ class TlsClient(ABC):
             refused.append(function)
             return None
 
-    def statistics(self) -> ClientStatistics:
-        return self._statistics
+    def statistics(self) -> LinkStatistics:
+        return self._counts.snapshot()
 
     def close(self) -> None:
         """Release the port or connection; the next command opens it again."""
         with self._lock:
             self._disconnect()
-
-    def _count(self, counter: str, amount: int = 1) -> None:
-        self._statistics = replace(self._statistics, **{counter: getattr(self._statistics, counter) + amount})
 
     def _read_answer(self, read: Callable[[float], bytes], command: Command) -> bytes:
         """Bytes up to ETX, each chunk within `timeout_s` of the last one; `read(timeout)` returns b"" on a
@@ -170,7 +129,6 @@ class TlsClient(ABC):
                     f"{context}: answer cut short after {len(answer)} bytes ({answer[-20:]!r}), "
                     f"nothing more within {self.timeout_s} s"
                 )
-            self._count("bytes_received", len(chunk))
             answer += chunk
             if len(answer) > self.max_answer_bytes:
                 raise TlsFrameError(f"{context}: answer longer than {self.max_answer_bytes} bytes without ETX")
@@ -206,92 +164,41 @@ class TlsSerialClient(TlsClient):
         zone: tzinfo = UTC,
     ) -> None:
         super().__init__(timeout_s, security_code, zone)
-        if parity not in ("N", "E", "O"):
-            raise ValueError(f"parity {parity!r} is not one of 'N', 'E', 'O'")
-        if bytesize not in (7, 8):
-            raise ValueError(f"bytesize {bytesize} is not 7 or 8")
-        if stopbits not in (1, 2):
-            raise ValueError(f"stopbits {stopbits} is not 1 or 2")
-        if baudrate <= 0:
-            raise ValueError(f"baudrate {baudrate} must be positive")
-        self.port = os.fspath(port)
+        self._port = SerialPort(
+            port,
+            self._counts,
+            baudrate=baudrate,
+            bytesize=bytesize,
+            parity=parity,
+            stopbits=stopbits,
+            timeout_s=timeout_s,
+            link_error=TlsLinkError,
+            open_advice="check that the gauge's cable is plugged in and the port path in the config",
+            exchange="command",
+        )
+        self.port = self._port.path
         self.baudrate = baudrate
         self.parity = parity
         self.bytesize = bytesize
         self.stopbits = stopbits
-        self._serial: Any = None
-        self._line_free_at = 0.0
-
-    def _open(self) -> Any:
-        if self._serial is None:
-            try:
-                self._serial = serial.Serial(
-                    port=self.port,
-                    baudrate=self.baudrate,
-                    bytesize=self.bytesize,
-                    parity=self.parity,
-                    stopbits=self.stopbits,
-                    timeout=0,
-                    exclusive=True,
-                )
-            except (OSError, ValueError) as error:
-                raise TlsLinkError(
-                    f"serial port {self.port}: cannot open ({error}); "
-                    "check that the gauge's cable is plugged in and the port path in the config"
-                ) from error
-        return self._serial
 
     def _disconnect(self) -> None:
-        port, self._serial = self._serial, None
-        if port is not None:
-            port.close()
+        self._port.close()
 
     def _exchange(self, frame: bytes, command: Command) -> bytes:
-        port = self._open()
+        port = self._port
         try:
-            return self._exchange_on(port, frame, command)
-        except (OSError, termios.error) as error:
-            self._disconnect()
-            raise TlsLinkError(
-                f"{command.text}: serial port {self.port} failed ({error}); it is reopened on the next command"
-            ) from error
-
-    def _exchange_on(self, port: Any, frame: bytes, command: Command) -> bytes:
-        delay_s = self._line_free_at - time.monotonic()
-        if delay_s > 0:
-            time.sleep(delay_s)
-        port.reset_input_buffer()
-        port.write(frame)
-        port.flush()
-        self._count("bytes_sent", len(frame))
-
-        def read(timeout_s: float) -> bytes:
-            port.timeout = timeout_s
-            chunk: bytes = port.read(max(1, port.in_waiting))
-            return chunk
-
-        try:
-            answer = self._read_answer(read, command)
-        except TlsTimeout:
-            # A slow gauge may still answer: keep the line for it a while, so that its late answer lands in
-            # the input dropped before the next command instead of passing for that command's answer.
-            self._line_free_at = time.monotonic() + self.timeout_s
-            raise
-        except TlsFrameError:
-            self._flush_until_quiet(port)
-            raise
-        return answer
-
-    def _flush_until_quiet(self, port: Any) -> None:
-        """Let the rest of a broken answer arrive and drop it, so it cannot pass for the next answer."""
-        deadline = time.monotonic() + self.timeout_s
-        port.timeout = QUIET_S
-        while time.monotonic() < deadline:
-            dropped = port.read(max(1, port.in_waiting))
-            if not dropped:
-                break
-            self._count("bytes_received", len(dropped))
-        port.reset_input_buffer()
+            port.send(frame)
+            try:
+                return self._read_answer(lambda timeout_s: port.read_some(timeout_s, READ_CHUNK_BYTES), command)
+            except TlsTimeout:
+                port.hold_after_timeout()
+                raise
+            except TlsFrameError:
+                port.flush_until_quiet()
+                raise
+        except PORT_FAILURES as error:
+            raise port.broken(command.text, error) from error
 
 
 class TlsTcpClient(TlsClient):
@@ -304,48 +211,27 @@ class TlsTcpClient(TlsClient):
         super().__init__(timeout_s, security_code, zone)
         self.host = host
         self.port = port
-        self._socket: socket.socket | None = None
-
-    def _connect(self) -> socket.socket:
-        if self._socket is None:
-            try:
-                self._socket = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
-            except OSError as error:
-                raise TlsLinkError(
-                    f"TLS gauge {self.host}:{self.port}: cannot connect ({error}); "
-                    "check the address in the config and that the gauge's network card is on"
-                ) from error
-            self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return self._socket
+        self._connection = TcpConnection(
+            host,
+            port,
+            self._counts,
+            timeout_s=timeout_s,
+            peer="TLS gauge",
+            link_error=TlsLinkError,
+            connect_advice="check the address in the config and that the gauge's network card is on",
+            exchange="command",
+        )
 
     def _disconnect(self) -> None:
-        sock, self._socket = self._socket, None
-        if sock is not None:
-            sock.close()
+        self._connection.close()
 
     def _exchange(self, frame: bytes, command: Command) -> bytes:
-        sock = self._connect()
-
-        def read(timeout_s: float) -> bytes:
-            sock.settimeout(timeout_s)
-            try:
-                chunk = sock.recv(4096)
-            except TimeoutError:
-                return b""
-            if not chunk:
-                raise ConnectionResetError("closed by the gauge")
-            return chunk
-
+        connection = self._connection
         try:
-            sock.sendall(frame)
-            self._count("bytes_sent", len(frame))
-            return self._read_answer(read, command)
+            connection.send(frame)
+            return self._read_answer(lambda timeout_s: connection.read_some(timeout_s, READ_CHUNK_BYTES), command)
         except TlsError:
-            self._disconnect()
+            connection.close()
             raise
         except OSError as error:
-            self._disconnect()
-            raise TlsLinkError(
-                f"{command.text}: connection to {self.host}:{self.port} lost ({error}); reconnecting on the next "
-                "command"
-            ) from error
+            raise connection.lost(command.text, error) from error

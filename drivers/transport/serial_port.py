@@ -1,0 +1,164 @@
+"""A serial port as the field protocols use it: opened on first use, one frame out, an answer read against a
+deadline, and the two rules that keep a late or broken answer from passing for the next one.
+
+The rules, for every protocol on a serial line:
+- **Hold after a timeout.** A device that did not answer in time may still answer: the line stays its own for one
+  more timeout, and the input is dropped before the next frame goes out, so the late answer lands there instead
+  of being read as the answer to the next request (which may be to another device).
+- **Flush until quiet.** After a broken answer (cut short, bad check, garbled) the rest of it may still be on its
+  way: it is read and dropped until the line has been quiet for `quiet_s`.
+
+Reads are bounded by the caller's size as well as its deadline, so a device that talks without end costs at most
+what the caller asked for. The port raises `OSError` / `termios.error` as pyserial does; `broken` turns one into
+the protocol's link error, closing the port so the next request opens it again.
+"""
+
+from __future__ import annotations
+
+import os
+import termios
+import time
+from typing import Any
+
+import serial
+
+from drivers.errors import FieldLinkError
+from drivers.transport.statistics import LinkCounters
+
+USB_SERIAL_LATENCY_S = 0.02
+"""Shortest silence taken as "the line is quiet": USB serial adapters hand bytes over in bursts up to 16 ms apart
+(the FTDI latency timer), so a shorter pause may be the middle of a frame."""
+
+PORT_FAILURES = (OSError, termios.error)
+"""What pyserial raises when a port that was open stops working (an adapter pulled out, a pty closed)."""
+
+
+class SerialPort:
+    """One serial port, opened on first use (exclusively) and reopened after a failure.
+
+    `timeout_s` is the protocol's answer timeout: the hold after a timeout and the longest flush. `silence_s` is
+    the protocol's own gap between frames (Modbus RTU's 3.5 characters), the floor of what counts as quiet.
+    `link_error` is the protocol's link error type, `open_advice` what to check when the port will not open and
+    `exchange` what the protocol calls one exchange ("request", "command"), for the messages.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        counters: LinkCounters,
+        *,
+        baudrate: int,
+        bytesize: int,
+        parity: str,
+        stopbits: int,
+        timeout_s: float,
+        silence_s: float = 0.0,
+        link_error: type[FieldLinkError],
+        open_advice: str,
+        exchange: str,
+    ) -> None:
+        if parity not in ("N", "E", "O"):
+            raise ValueError(f"parity {parity!r} is not one of 'N', 'E', 'O'")
+        if bytesize not in (7, 8):
+            raise ValueError(f"bytesize {bytesize} is not 7 or 8")
+        if stopbits not in (1, 2):
+            raise ValueError(f"stopbits {stopbits} is not 1 or 2")
+        if baudrate <= 0:
+            raise ValueError(f"baudrate {baudrate} must be positive")
+        self.path = os.fspath(path)
+        self.baudrate = baudrate
+        self.bytesize = bytesize
+        self.parity = parity
+        self.stopbits = stopbits
+        self.timeout_s = timeout_s
+        self.quiet_s = max(silence_s, USB_SERIAL_LATENCY_S)
+        self._counters = counters
+        self._link_error = link_error
+        self._open_advice = open_advice
+        self._exchange = exchange
+        self._serial: Any = None
+        self._free_at = 0.0
+
+    def send(self, frame: bytes) -> None:
+        """Wait until the line is free, drop whatever input is left, write `frame` and wait until it is out."""
+        port = self._open()
+        delay_s = self._free_at - time.monotonic()
+        if delay_s > 0:
+            time.sleep(delay_s)
+        port.reset_input_buffer()
+        port.write(frame)
+        port.flush()
+        self._counters.bytes_sent += len(frame)
+
+    def read_exactly(self, size: int, deadline: float) -> bytes:
+        """Up to `size` bytes, fewer if the `time.monotonic()` deadline passes first."""
+        port = self._serial
+        received = b""
+        while len(received) < size:
+            remaining_s = deadline - time.monotonic()
+            if remaining_s <= 0:
+                break
+            port.timeout = remaining_s
+            received += port.read(size - len(received))
+        self._counters.bytes_received += len(received)
+        return received
+
+    def read_some(self, timeout_s: float, max_bytes: int) -> bytes:
+        """What has arrived, at least one byte and at most `max_bytes`, or b"" after `timeout_s` of silence."""
+        port = self._serial
+        port.timeout = timeout_s
+        chunk: bytes = port.read(min(max(1, port.in_waiting), max_bytes))
+        self._counters.bytes_received += len(chunk)
+        return chunk
+
+    def rest(self, seconds: float) -> None:
+        """The line belongs to the answering device `seconds` more: the next `send` waits (never shortens a
+        longer rest already set)."""
+        self._free_at = max(self._free_at, time.monotonic() + seconds)
+
+    def hold_after_timeout(self) -> None:
+        """The device that did not answer in time may still answer: keep the line for it one more timeout."""
+        self.rest(self.timeout_s)
+
+    def flush_until_quiet(self) -> None:
+        """Let the rest of a broken answer arrive and drop it, so it cannot pass for the next answer."""
+        port = self._serial
+        deadline = time.monotonic() + self.timeout_s
+        port.timeout = self.quiet_s
+        while time.monotonic() < deadline:
+            dropped = port.read(max(1, port.in_waiting))
+            if not dropped:
+                break
+            self._counters.bytes_received += len(dropped)
+        port.reset_input_buffer()
+
+    def broken(self, context: str, error: OSError | termios.error) -> FieldLinkError:
+        """The protocol's link error for a port that failed during `context`; the port is closed and opened again
+        on the next exchange."""
+        self.close()
+        return self._link_error(
+            f"{context}: serial port {self.path} failed ({error}); it is reopened on the next {self._exchange}"
+        )
+
+    def close(self) -> None:
+        port, self._serial = self._serial, None
+        if port is not None:
+            port.close()
+
+    def _open(self) -> Any:
+        if self._serial is None:
+            try:
+                self._serial = serial.Serial(
+                    port=self.path,
+                    baudrate=self.baudrate,
+                    bytesize=self.bytesize,
+                    parity=self.parity,
+                    stopbits=self.stopbits,
+                    timeout=0,
+                    exclusive=True,
+                )
+            except (OSError, ValueError) as error:
+                raise self._link_error(
+                    f"serial port {self.path}: cannot open ({error}); {self._open_advice}"
+                ) from error
+        return self._serial

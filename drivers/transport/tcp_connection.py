@@ -1,0 +1,109 @@
+"""A TCP connection as the field protocols use it: connected on first use, dropped after any failure.
+
+A connection that timed out or carried a broken answer is closed rather than reused (`lost`), so a late answer
+can never be read as the answer to a later request; the next request connects again. Reads are bounded by the
+caller's size as well as its deadline, so a peer that talks without end costs at most what the caller asked for.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from drivers.errors import FieldLinkError
+from drivers.transport.statistics import LinkCounters
+
+
+class TcpConnection:
+    """One TCP connection to `host`:`port`, with TCP_NODELAY (a request is one small segment, sent at once).
+
+    `timeout_s` bounds the connect. `peer` names the far end in messages ("Modbus TCP", "TLS gauge"),
+    `link_error` is the protocol's link error type, `connect_advice` what to check when the connect fails and
+    `exchange` what the protocol calls one exchange ("request", "command").
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        counters: LinkCounters,
+        *,
+        timeout_s: float,
+        peer: str,
+        link_error: type[FieldLinkError],
+        connect_advice: str,
+        exchange: str,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.timeout_s = timeout_s
+        self._counters = counters
+        self._peer = peer
+        self._link_error = link_error
+        self._connect_advice = connect_advice
+        self._exchange = exchange
+        self._socket: socket.socket | None = None
+
+    def send(self, frame: bytes) -> None:
+        """Connect if need be and send `frame` whole."""
+        self._connect().sendall(frame)
+        self._counters.bytes_sent += len(frame)
+
+    def read_exactly(self, size: int, deadline: float) -> bytes:
+        """Up to `size` bytes, fewer if the `time.monotonic()` deadline passes first; ConnectionResetError if the
+        peer closes the connection."""
+        sock = self._connect()
+        received = b""
+        while len(received) < size:
+            remaining_s = deadline - time.monotonic()
+            if remaining_s <= 0:
+                break
+            sock.settimeout(remaining_s)
+            try:
+                chunk = sock.recv(size - len(received))
+            except TimeoutError:
+                break
+            if not chunk:
+                raise ConnectionResetError("closed by the peer")
+            received += chunk
+            self._counters.bytes_received += len(chunk)
+        return received
+
+    def read_some(self, timeout_s: float, max_bytes: int) -> bytes:
+        """What has arrived, at least one byte and at most `max_bytes`, or b"" after `timeout_s` of silence;
+        ConnectionResetError if the peer closes the connection."""
+        sock = self._connect()
+        sock.settimeout(timeout_s)
+        try:
+            chunk = sock.recv(max_bytes)
+        except TimeoutError:
+            return b""
+        if not chunk:
+            raise ConnectionResetError("closed by the peer")
+        self._counters.bytes_received += len(chunk)
+        return chunk
+
+    def lost(self, context: str, error: OSError) -> FieldLinkError:
+        """The protocol's link error for a connection that failed during `context`; it is closed and made again
+        on the next exchange."""
+        self.close()
+        return self._link_error(
+            f"{context}: connection to {self.host}:{self.port} lost ({error}); reconnecting on the next "
+            f"{self._exchange}"
+        )
+
+    def close(self) -> None:
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            sock.close()
+
+    def _connect(self) -> socket.socket:
+        if self._socket is None:
+            try:
+                self._socket = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
+            except OSError as error:
+                raise self._link_error(
+                    f"{self._peer} {self.host}:{self.port}: cannot connect ({error}); {self._connect_advice}"
+                ) from error
+            self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return self._socket
