@@ -13,6 +13,7 @@ from agent.station_view import ActiveAlarm, ClockStep, LastSale, NozzleNow, Tank
 from agent.status import AgentStatus, Backlog, ClockStatus, DiskStatus
 from agent.uplink.hj212_status import Hj212Status
 from agent.uplink.session import UplinkStatus
+from drivers.transport import LinkStatistics
 
 NOW = "2026-11-28T02:25:03.000Z"
 NOW_MS = parse_ts(NOW)
@@ -50,8 +51,8 @@ def device(name: str, state: Literal["online", "offline"] = "online", error: str
 
 
 LINES = (
-    LineStatus("rs485-1", (device("pc1"), device("pcm1")), {"requests": 10_000, "crc_errors": 2}),
-    LineStatus("tcp-1", (device("pc2"), device("pcm2")), {"requests": 9_000, "crc_errors": 0}),
+    LineStatus("rs485-1", (device("pc1"), device("pcm1")), LinkStatistics(requests=10_000, crc_errors=2)),
+    LineStatus("tcp-1", (device("pc2"), device("pcm2")), LinkStatistics(requests=9_000, crc_errors=0)),
 )
 SALE = LastSale("D01-N1", "D01", "92", "2026-11-28T02:21:40.500Z", volume_ml=12_340, amount_fen=9_502)
 
@@ -167,7 +168,7 @@ def offline_status() -> AgentStatus:
 
 def fault_status() -> AgentStatus:
     """A pulse counter that stopped answering and a metering alarm on a nozzle; the clock was stepped."""
-    lines = (LINES[0], LineStatus("tcp-1", (device("pc2"), device("pcm2", "offline", "timeout")), {}))
+    lines = (LINES[0], LineStatus("tcp-1", (device("pc2"), device("pcm2", "offline", "timeout")), LinkStatistics()))
     alarm = ActiveAlarm("metering_deviation", "D01-N2", "2026-11-28T02:03:00.000Z", {"deviation_ppm": 10_000})
     return sample_status(
         lines=lines,
@@ -187,7 +188,9 @@ UNPLUGGED = "serial port /dev/ttyUSB0: cannot open ([Errno 2] could not open por
 def unplugged_status() -> AgentStatus:
     """The RS-485 adapter of a line with four devices pulled out: each device offline, each with its alarm."""
     names = ("pc1", "pcm1", "pc3", "pcm3")
-    line = LineStatus("rs485-1", tuple(device(name, "offline", UNPLUGGED) for name in names), {"link_errors": 40})
+    line = LineStatus(
+        "rs485-1", tuple(device(name, "offline", UNPLUGGED) for name in names), LinkStatistics(link_errors=40)
+    )
     silent = tuple(
         ActiveAlarm("device_silent", name, "2026-11-28T01:00:00.000Z", {"line": "rs485-1", "silent_s": 60})
         for name in names

@@ -22,7 +22,7 @@ import heapq
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from agent.clock import Clock
 from agent.containment import Boundary
@@ -36,8 +36,9 @@ from agent.field.events import (
 )
 from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
-from drivers.errors import DeviceValueFault, FieldCorrupt, FieldError, FieldTimeout
+from drivers.errors import DeviceValueFault, FieldError
 from drivers.readings import Reading, ValueFault
+from drivers.transport.statistics import LinkCounters, LinkStatistics
 
 log = get_logger("agent.poller")
 repeats = repeat_limited("agent.poller")
@@ -53,8 +54,8 @@ class Link(Protocol):
 
     def close(self) -> None: ...
 
-    def statistics(self) -> Any:
-        """A frozen dataclass of counters, shown as is in the status."""
+    def statistics(self) -> LinkStatistics:
+        """The link's counters, shown as they are in the status."""
         ...
 
 
@@ -84,27 +85,8 @@ class DeviceStatus:
 class LineStatus:
     name: str
     devices: tuple[DeviceStatus, ...]
-    bus: Any
-
-
-@dataclass(slots=True)
-class _LiveCounts:
-    """Poll attempts and failures that speak of the line itself, not of one device.
-
-    A device's failures are held until it answers again: if it does, they were the line's trouble (noise, a
-    bad termination, a device that disturbs the bus); if it goes offline instead, they were the device's, and
-    that is a device_silent matter, not a line_errors one."""
-
-    attempts: int = 0
-    failures: int = 0
-    crc_errors: int = 0
-    timeouts: int = 0
-
-    def add(self, other: _LiveCounts) -> None:
-        self.attempts += other.attempts
-        self.failures += other.failures
-        self.crc_errors += other.crc_errors
-        self.timeouts += other.timeouts
+    bus: LinkStatistics
+    """The requests on the line and how each ended, counted by its master or gauge client."""
 
 
 @dataclass(slots=True)
@@ -112,7 +94,9 @@ class _Health:
     state: Literal["unknown", "online", "offline"] = "unknown"
     since_ms: int = 0
     failures_in_row: int = 0
-    held: _LiveCounts = field(default_factory=_LiveCounts)
+    held: LinkCounters = field(default_factory=LinkCounters)
+    """Failed poll attempts not yet known to be the line's or the device's (see `LinePoller._live`); only an
+    answering device's are held, so it is empty while the device is offline."""
     polls: int = 0
     failed_polls: int = 0
     last_error: str | None = None
@@ -141,7 +125,11 @@ class LinePoller:
         self._clock = clock
         self._sink = sink
         self._health = {device.name: _Health(since_ms=clock.wall_ms()) for device in devices}
-        self._live = _LiveCounts()
+        # Poll attempts that speak of the line itself, one exchange per attempt. A device's failures are held
+        # until it answers again: if it does, they were the line's trouble (noise, a bad termination, a device
+        # that disturbs the bus); if it goes offline instead, they were the device's, and that is a
+        # device_silent matter, not a line_errors one.
+        self._live = LinkCounters()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.pulse = Pulse()
@@ -204,10 +192,9 @@ class LinePoller:
             if now >= next_health:
                 next_health = now + self._health_every_s
                 live = self._live
+                attempts, failures = live.requests, live.requests - live.ok
                 self._sink(
-                    LineHealth(
-                        self.line, self._clock.wall_ms(), live.attempts, live.failures, live.crc_errors, live.timeouts
-                    )
+                    LineHealth(self.line, self._clock.wall_ms(), attempts, failures, live.crc_errors, live.timeouts)
                 )
 
     def _backoff(self, device: PolledDevice) -> float:
@@ -229,14 +216,15 @@ class LinePoller:
             except FieldError as exc:
                 error = exc
                 if answering:
-                    _count_failure(health.held, exc)
+                    health.held.failed(exc)
                 continue
             except DeviceValueFault as fault:
                 reading, faults = fault.partial, fault.faults
-            if answering:
+            if health.held.requests:
                 self._live.add(health.held)
-                self._live.attempts += 1
-            health.held = _LiveCounts()
+                health.held = LinkCounters()
+            if answering:
+                self._live.answered()
             self._succeeded(device, reading, faults)
             return True
         assert error is not None
@@ -275,14 +263,7 @@ class LinePoller:
             went_away = health.state != "offline" and health.failures_in_row >= OFFLINE_AFTER
             if went_away:
                 health.state, health.since_ms = "offline", now_ms
-                health.held = _LiveCounts()
+                health.held = LinkCounters()
         if went_away:
             repeats.warning("device_offline", key=device.name, line=self.line, device=device.name, error=str(error))
             self._sink(DeviceOffline(device.name, self.line, now_ms, f"{type(error).__name__}: {error}"))
-
-
-def _count_failure(counts: _LiveCounts, error: FieldError) -> None:
-    counts.attempts += 1
-    counts.failures += 1
-    counts.crc_errors += isinstance(error, FieldCorrupt)
-    counts.timeouts += isinstance(error, FieldTimeout)
