@@ -24,6 +24,8 @@ class Scale:
     """How long the bare master and then the agent's poller each keep the baud-emulated line busy."""
     poll_cost_seconds: float
     """The measured window of the 16-nozzle station polled at 2 Hz (after start-up)."""
+    link_requests: int
+    """Exchanges per run of each protocol's master or client in `link_cost`."""
     timeout_s: float
     """The longest any single wait may take before the run is declared failed."""
 
@@ -42,6 +44,7 @@ FULL = Scale(
     nominal_interval_s=2.0,
     bus_seconds=30.0,
     poll_cost_seconds=45.0,
+    link_requests=5_000,
     timeout_s=120.0,
 )
 
@@ -59,5 +62,6 @@ QUICK = Scale(
     nominal_interval_s=0.5,
     bus_seconds=6.0,
     poll_cost_seconds=10.0,
+    link_requests=1_000,
     timeout_s=60.0,
 )
