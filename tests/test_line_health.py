@@ -4,14 +4,14 @@ scripted calls (the poller's logic, not a wire), each failure a protocol's own e
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 
 from station_rig import wait_until
+from test_field import Sink
 
 from agent.clock import SystemClock
 from agent.containment import Boundary
-from agent.field.events import DeviceOffline, FieldEvent, LineHealth
+from agent.field.events import DeviceOffline, LineHealth
 from agent.field.poller import LinePoller, PolledDevice
 from drivers.errors import FieldError
 from drivers.modbus import ModbusCrcError, ModbusTimeout
@@ -40,39 +40,23 @@ def always(error: Callable[[], FieldError]) -> Iterator[FieldError | None]:
         yield error()
 
 
-class Events:
-    def __init__(self) -> None:
-        self.events: list[FieldEvent] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: FieldEvent) -> None:
-        with self._lock:
-            self.events.append(event)
-
-    def last_health(self) -> LineHealth:
-        with self._lock:
-            return [event for event in self.events if isinstance(event, LineHealth)][-1]
-
-    def offline(self) -> list[str]:
-        with self._lock:
-            return [event.device for event in self.events if isinstance(event, DeviceOffline)]
-
-
 def test_failures_count_for_the_line_once_the_device_answers_and_never_for_a_dead_device() -> None:
     """A noisy device's held failures (by kind, Modbus and TLS alike) join the line's counts when it answers;
     a dead device's never do, before or after it is declared offline."""
     noisy = Scripted(iter([ModbusCrcError("crc"), ModbusTimeout("late"), TlsChecksumError("sum"), None]))
     dead = Scripted(always(lambda: TlsTimeout("silent")))
     devices = [PolledDevice("noisy", 1, 0.01, noisy), PolledDevice("dead", 2, 0.01, dead)]
-    events = Events()
+    events = Sink()
     boundary = Boundary("poller rs485-1", lambda _intent: None, SystemClock())
     poller = LinePoller("rs485-1", devices, _NoLink(), SystemClock(), events, boundary=boundary, health_every_s=0)
     poller.start()
     try:
-        wait_until(lambda: "dead" in events.offline() and noisy.answers >= 5, 10, "dead offline, noisy answering")
+        wait_until(lambda: bool(events.of(DeviceOffline)) and noisy.answers >= 5, 10, "dead offline, noisy answering")
     finally:
         assert poller.stop()
-    health = events.last_health()
+    health = events.of(LineHealth)[-1]
+    assert isinstance(health, LineHealth)
+    assert [event.device for event in events.of(DeviceOffline) if isinstance(event, DeviceOffline)] == ["dead"]
     assert (health.failures, health.crc_errors, health.timeouts) == (3, 2, 1)
     assert health.attempts == health.failures + noisy.answers
     assert dead.answers == 0

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import serial
@@ -98,18 +99,17 @@ def device(line: PtyPair) -> Iterator[serial.Serial]:
         yield port
 
 
-def serial_port(line: PtyPair, counters: LinkCounters) -> SerialPort:
+def serial_port(path: Path, counters: LinkCounters, **setting: Any) -> SerialPort:
+    """A port as the Modbus master makes one, 9600 8N1, with `setting` changed."""
+    settings: dict[str, Any] = {"baudrate": 9600, "bytesize": 8, "parity": "N", "stopbits": 1, **setting}
     return SerialPort(
-        line.link_a,
+        path,
         counters,
-        baudrate=9600,
-        bytesize=8,
-        parity="N",
-        stopbits=1,
         timeout_s=TIMEOUT_S,
-        link_error=ModbusLinkError,
-        open_advice="check the adapter",
+        link_error=settings.pop("link_error", ModbusLinkError),
+        open_advice=settings.pop("open_advice", "check the adapter"),
         exchange="request",
+        **settings,
     )
 
 
@@ -129,7 +129,7 @@ class TestSerialPort:
     ) -> None:
         """After a timeout the next frame waits out the hold; an answer that came late in it is dropped."""
         counters = LinkCounters()
-        port = serial_port(line, counters)
+        port = serial_port(line.link_a, counters)
         port.send(b"first")
         assert device.read(5) == b"first"
         assert port.read_exactly(2, time.monotonic() + 0.05) == b""
@@ -144,7 +144,7 @@ class TestSerialPort:
 
     def test_without_the_hold_the_late_answer_would_be_read(self, line: PtyPair, device: serial.Serial) -> None:
         """The reference case for the test above: with no hold, the late bytes are there to be misread."""
-        port = serial_port(line, LinkCounters())
+        port = serial_port(line.link_a, LinkCounters())
         port.send(b"first")
         device.write(b"LATE")
         assert port.read_exactly(4, time.monotonic() + TIMEOUT_S) == b"LATE"
@@ -153,7 +153,7 @@ class TestSerialPort:
     def test_flush_until_quiet_drops_the_rest_of_a_broken_answer(self, line: PtyPair, device: serial.Serial) -> None:
         """The rest of a broken answer is read and dropped (and counted as received), not read as the next one."""
         counters = LinkCounters()
-        port = serial_port(line, counters)
+        port = serial_port(line.link_a, counters)
         port.send(b"ask")
         device.write(b"AB" + b"rest of it")
         assert port.read_exactly(2, time.monotonic() + TIMEOUT_S) == b"AB"
@@ -165,7 +165,7 @@ class TestSerialPort:
 
     def test_read_some_takes_no_more_than_asked(self, line: PtyPair, device: serial.Serial) -> None:
         """What is waiting is taken up to the caller's limit, the rest left for the next read."""
-        port = serial_port(line, LinkCounters())
+        port = serial_port(line.link_a, LinkCounters())
         port.send(b"ask")
         device.write(b"x" * 300)
         device.flush()
@@ -175,17 +175,8 @@ class TestSerialPort:
 
     def test_a_missing_port_is_the_protocols_link_error_naming_it(self, tmp_path: Path) -> None:
         """The port that cannot open raises the protocol's link error with the path and the advice given."""
-        port = SerialPort(
-            tmp_path / "absent",
-            LinkCounters(),
-            baudrate=9600,
-            bytesize=7,
-            parity="O",
-            stopbits=1,
-            timeout_s=TIMEOUT_S,
-            link_error=TlsLinkError,
-            open_advice="check the gauge's cable",
-            exchange="command",
+        port = serial_port(
+            tmp_path / "absent", LinkCounters(), link_error=TlsLinkError, open_advice="check the gauge's cable"
         )
         with pytest.raises(TlsLinkError, match=rf"serial port {tmp_path / 'absent'}: cannot open .*; check the gauge"):
             port.send(b"x")
@@ -201,17 +192,8 @@ class TestSerialPort:
     )
     def test_settings_are_checked_when_made(self, tmp_path: Path, setting: dict[str, object], message: str) -> None:
         """A setting no serial line has is refused with its value, before any port is opened."""
-        settings: dict[str, object] = {"baudrate": 9600, "bytesize": 8, "parity": "N", "stopbits": 1, **setting}
         with pytest.raises(ValueError, match=message):
-            SerialPort(
-                tmp_path / "absent",
-                LinkCounters(),
-                timeout_s=TIMEOUT_S,
-                link_error=ModbusLinkError,
-                open_advice="",
-                exchange="request",
-                **settings,  # type: ignore[arg-type]
-            )
+            serial_port(tmp_path / "absent", LinkCounters(), **setting)
 
 
 class Peer:
