@@ -23,7 +23,7 @@ from drivers.modbus import (
     ModbusLinkError,
     ModbusTimeout,
 )
-from drivers.transport import LinkCounters, LinkStatistics, SerialPort, TcpConnection
+from drivers.transport import LinkCounters, LinkStatistics, LinkWording, SerialPort, TcpConnection
 from drivers.veeder_root import (
     TlsChecksumError,
     TlsCommandRefused,
@@ -106,9 +106,7 @@ def serial_port(path: Path, counters: LinkCounters, **setting: Any) -> SerialPor
         path,
         counters,
         timeout_s=TIMEOUT_S,
-        link_error=settings.pop("link_error", ModbusLinkError),
-        open_advice=settings.pop("open_advice", "check the adapter"),
-        exchange="request",
+        wording=settings.pop("wording", LinkWording(ModbusLinkError, "request", "check the adapter")),
         **settings,
     )
 
@@ -173,10 +171,26 @@ class TestSerialPort:
         assert 1 <= len(first) <= 100
         port.close()
 
+    def test_a_broken_port_is_closed_and_the_next_send_opens_it_again(
+        self, line: PtyPair, device: serial.Serial
+    ) -> None:
+        """`broken` gives the protocol's link error naming the port and closes it; the next frame reopens it."""
+        port = serial_port(line.link_a, LinkCounters())
+        port.send(b"one")
+        error = port.broken("unit 1", OSError(5, "Input/output error"))
+        assert isinstance(error, ModbusLinkError)
+        assert str(error) == (
+            f"unit 1: serial port {line.link_a} failed ([Errno 5] Input/output error); "
+            "it is reopened on the next request"
+        )
+        port.send(b"two")
+        assert device.read(6) == b"onetwo"
+        port.close()
+
     def test_a_missing_port_is_the_protocols_link_error_naming_it(self, tmp_path: Path) -> None:
         """The port that cannot open raises the protocol's link error with the path and the advice given."""
         port = serial_port(
-            tmp_path / "absent", LinkCounters(), link_error=TlsLinkError, open_advice="check the gauge's cable"
+            tmp_path / "absent", LinkCounters(), wording=LinkWording(TlsLinkError, "command", "check the gauge's cable")
         )
         with pytest.raises(TlsLinkError, match=rf"serial port {tmp_path / 'absent'}: cannot open .*; check the gauge"):
             port.send(b"x")
@@ -224,10 +238,7 @@ def tcp_connection(port: int, counters: LinkCounters) -> TcpConnection:
         port,
         counters,
         timeout_s=TIMEOUT_S,
-        peer="Modbus TCP",
-        link_error=ModbusLinkError,
-        connect_advice="check the address",
-        exchange="request",
+        wording=LinkWording(ModbusLinkError, "request", "check the address", peer="Modbus TCP"),
     )
 
 

@@ -38,6 +38,14 @@ from drivers.modbus.pdu import (
 from drivers.transport.serial_port import PORT_FAILURES, SerialPort
 from drivers.transport.statistics import LinkCounters, LinkStatistics
 from drivers.transport.tcp_connection import TcpConnection
+from drivers.transport.wording import LinkWording
+
+SERIAL_WORDING = LinkWording(
+    ModbusLinkError, "request", "check that the adapter is plugged in and the port path in the config"
+)
+TCP_WORDING = LinkWording(
+    ModbusLinkError, "request", "check the address in the config and that the device is on", peer="Modbus TCP"
+)
 
 RequestT = TypeVar("RequestT", bound=Request)
 ResultT = TypeVar("ResultT")
@@ -158,9 +166,7 @@ class SerialRtuMaster(_Master):
             stopbits=stopbits,
             timeout_s=timeout_s,
             silence_s=self._silence_s,
-            link_error=ModbusLinkError,
-            open_advice="check that the adapter is plugged in and the port path in the config",
-            exchange="request",
+            wording=SERIAL_WORDING,
         )
         self.port = self._port.path
         self.baudrate = baudrate
@@ -214,16 +220,7 @@ class TcpMaster(_Master):
         super().__init__(timeout_s)
         self.host = host
         self.port = port
-        self._connection = TcpConnection(
-            host,
-            port,
-            self._counts,
-            timeout_s=timeout_s,
-            peer="Modbus TCP",
-            link_error=ModbusLinkError,
-            connect_advice="check the address in the config and that the device is on",
-            exchange="request",
-        )
+        self._connection = TcpConnection(host, port, self._counts, timeout_s=timeout_s, wording=TCP_WORDING)
         self._transaction_id = 0
 
     def _disconnect(self) -> None:

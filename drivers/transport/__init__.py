@@ -7,11 +7,13 @@ once; the protocols (`drivers.modbus.master`, `drivers.veeder_root.client`) keep
 
 - `statistics`: `LinkStatistics`, the frozen counters the status shows per line, and `LinkCounters`, the live ones;
 - `serial_port`: `SerialPort`, with the hold after a timeout and the flush until quiet;
-- `tcp_connection`: `TcpConnection`, dropped after any failure.
+- `tcp_connection`: `TcpConnection`, dropped after any failure;
+- `wording`: `LinkWording`, how each protocol words its link's failures.
 """
 
 from drivers.transport.serial_port import SerialPort
 from drivers.transport.statistics import LinkCounters, LinkStatistics
 from drivers.transport.tcp_connection import TcpConnection
+from drivers.transport.wording import LinkWording
 
-__all__ = ["LinkCounters", "LinkStatistics", "SerialPort", "TcpConnection"]
+__all__ = ["LinkCounters", "LinkStatistics", "LinkWording", "SerialPort", "TcpConnection"]

@@ -24,6 +24,7 @@ import serial
 
 from drivers.errors import FieldLinkError
 from drivers.transport.statistics import LinkCounters
+from drivers.transport.wording import LinkWording
 
 USB_SERIAL_LATENCY_S = 0.02
 """Shortest silence taken as "the line is quiet": USB serial adapters hand bytes over in bursts up to 16 ms apart
@@ -38,8 +39,7 @@ class SerialPort:
 
     `timeout_s` is the protocol's answer timeout: the hold after a timeout and the longest flush. `silence_s` is
     the protocol's own gap between frames (Modbus RTU's 3.5 characters), the floor of what counts as quiet.
-    `link_error` is the protocol's link error type, `open_advice` what to check when the port will not open and
-    `exchange` what the protocol calls one exchange ("request", "command"), for the messages.
+    `wording` is how the protocol's link errors are worded.
     """
 
     def __init__(
@@ -53,9 +53,7 @@ class SerialPort:
         stopbits: int,
         timeout_s: float,
         silence_s: float = 0.0,
-        link_error: type[FieldLinkError],
-        open_advice: str,
-        exchange: str,
+        wording: LinkWording,
     ) -> None:
         if parity not in ("N", "E", "O"):
             raise ValueError(f"parity {parity!r} is not one of 'N', 'E', 'O'")
@@ -73,9 +71,7 @@ class SerialPort:
         self.timeout_s = timeout_s
         self.quiet_s = max(silence_s, USB_SERIAL_LATENCY_S)
         self._counters = counters
-        self._link_error = link_error
-        self._open_advice = open_advice
-        self._exchange = exchange
+        self._wording = wording
         self._serial: Any = None
         self._free_at = 0.0
 
@@ -136,8 +132,8 @@ class SerialPort:
         """The protocol's link error for a port that failed during `context`; the port is closed and opened again
         on the next exchange."""
         self.close()
-        return self._link_error(
-            f"{context}: serial port {self.path} failed ({error}); it is reopened on the next {self._exchange}"
+        return self._wording.error(
+            f"{context}: serial port {self.path} failed ({error}); it is reopened on the next {self._wording.exchange}"
         )
 
     def close(self) -> None:
@@ -158,7 +154,7 @@ class SerialPort:
                     exclusive=True,
                 )
             except (OSError, ValueError) as error:
-                raise self._link_error(
-                    f"serial port {self.path}: cannot open ({error}); {self._open_advice}"
+                raise self._wording.error(
+                    f"serial port {self.path}: cannot open ({error}); {self._wording.advice}"
                 ) from error
         return self._serial

@@ -12,14 +12,13 @@ import time
 
 from drivers.errors import FieldLinkError
 from drivers.transport.statistics import LinkCounters
+from drivers.transport.wording import LinkWording
 
 
 class TcpConnection:
     """One TCP connection to `host`:`port`, with TCP_NODELAY (a request is one small segment, sent at once).
 
-    `timeout_s` bounds the connect. `peer` names the far end in messages ("Modbus TCP", "TLS gauge"),
-    `link_error` is the protocol's link error type, `connect_advice` what to check when the connect fails and
-    `exchange` what the protocol calls one exchange ("request", "command").
+    `timeout_s` bounds the connect; `wording` is how the protocol's link errors are worded.
     """
 
     def __init__(
@@ -29,19 +28,13 @@ class TcpConnection:
         counters: LinkCounters,
         *,
         timeout_s: float,
-        peer: str,
-        link_error: type[FieldLinkError],
-        connect_advice: str,
-        exchange: str,
+        wording: LinkWording,
     ) -> None:
         self.host = host
         self.port = port
         self.timeout_s = timeout_s
         self._counters = counters
-        self._peer = peer
-        self._link_error = link_error
-        self._connect_advice = connect_advice
-        self._exchange = exchange
+        self._wording = wording
         self._socket: socket.socket | None = None
 
     def send(self, frame: bytes) -> None:
@@ -87,9 +80,9 @@ class TcpConnection:
         """The protocol's link error for a connection that failed during `context`; it is closed and made again
         on the next exchange."""
         self.close()
-        return self._link_error(
+        return self._wording.error(
             f"{context}: connection to {self.host}:{self.port} lost ({error}); reconnecting on the next "
-            f"{self._exchange}"
+            f"{self._wording.exchange}"
         )
 
     def close(self) -> None:
@@ -102,8 +95,9 @@ class TcpConnection:
             try:
                 self._socket = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
             except OSError as error:
-                raise self._link_error(
-                    f"{self._peer} {self.host}:{self.port}: cannot connect ({error}); {self._connect_advice}"
+                wording = self._wording
+                raise wording.error(
+                    f"{wording.peer} {self.host}:{self.port}: cannot connect ({error}); {wording.advice}"
                 ) from error
             self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self._socket

@@ -26,6 +26,7 @@ from drivers.readings import TankGaugeReading
 from drivers.transport.serial_port import PORT_FAILURES, SerialPort
 from drivers.transport.statistics import LinkCounters, LinkStatistics
 from drivers.transport.tcp_connection import TcpConnection
+from drivers.transport.wording import LinkWording
 from drivers.veeder_root.errors import TlsCommandRefused, TlsError, TlsFrameError, TlsLinkError, TlsTimeout
 from drivers.veeder_root.frame import ETX, Command, check_security_code, decode_response, encode_command
 from drivers.veeder_root.reports import (
@@ -44,6 +45,13 @@ its answer costs at most this much memory: a delivery report of 99 tanks with 10
 100 kB of which no station has more than a tenth; anything longer is a line gone wrong."""
 
 ReportT = TypeVar("ReportT")
+
+SERIAL_WORDING = LinkWording(
+    TlsLinkError, "command", "check that the gauge's cable is plugged in and the port path in the config"
+)
+TCP_WORDING = LinkWording(
+    TlsLinkError, "command", "check the address in the config and that the gauge's network card is on", peer="TLS gauge"
+)
 
 READ_CHUNK_BYTES = 4096
 """Most bytes taken from the port or socket at once; `max_answer_bytes` is checked after each chunk."""
@@ -172,9 +180,7 @@ class TlsSerialClient(TlsClient):
             parity=parity,
             stopbits=stopbits,
             timeout_s=timeout_s,
-            link_error=TlsLinkError,
-            open_advice="check that the gauge's cable is plugged in and the port path in the config",
-            exchange="command",
+            wording=SERIAL_WORDING,
         )
         self.port = self._port.path
         self.baudrate = baudrate
@@ -211,16 +217,7 @@ class TlsTcpClient(TlsClient):
         super().__init__(timeout_s, security_code, zone)
         self.host = host
         self.port = port
-        self._connection = TcpConnection(
-            host,
-            port,
-            self._counts,
-            timeout_s=timeout_s,
-            peer="TLS gauge",
-            link_error=TlsLinkError,
-            connect_advice="check the address in the config and that the gauge's network card is on",
-            exchange="command",
-        )
+        self._connection = TcpConnection(host, port, self._counts, timeout_s=timeout_s, wording=TCP_WORDING)
 
     def _disconnect(self) -> None:
         self._connection.close()
