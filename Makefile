@@ -51,7 +51,7 @@ clean:
 # Regenerates the contract's JSON Schemas in docs/contract/schemas/ from the record bodies in agent/records.py.
 .PHONY: schemas
 schemas: install
-	$(BIN)/python -m agent.contract_docs
+	$(BIN)/python -m station_lab.contract_docs
 
 # The agent SIGKILLed 100 times on a bad day (broker restarts, a flapping link, poisoned acks and commands) while a
 # simulated forecourt sells; then the platform's books checked (bench/soak.py). JSON on stdout; not in `make test`.

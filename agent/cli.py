@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent.config import ConfigError, LoadedConfig, StatusSection, load_config, summary
-from agent.demo import run_demo
 from agent.ledger.anchor import AnchorError, ChainAnchor, anchor_path, check_seq, load_anchor, save_anchor
 from agent.ledger.chain import GENESIS_PREV
 from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_file, load_key_file
@@ -32,6 +31,7 @@ from agent.status_text import NOT_RUNNING, STARTING_UP, render, said
 from agent.tools import provision, scan, selftest
 from agent.tools.profile_list import list_profiles, profile_listing_text
 from drivers.profiles import ProfileError, load_profile, shipped_profile_dirs
+from station_lab.demo import run_demo
 
 EXIT_OK, EXIT_FAILED, EXIT_FIX_INPUT = 0, 1, 2
 DEFAULT_CONFIG = Path("/etc/station-agent/agent.toml")
