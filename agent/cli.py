@@ -1,7 +1,7 @@
 """`station-agent`: run the agent, and the tools an installer uses around it.
 
 Exit codes: 0 all well; 1 the agent failed while running; 2 something to fix in the config, key, profiles or
-outbox (the message says what; an outbox the agent refuses names `station-agent recover`).
+outbox, or a part not installed (the message says what; an outbox the agent refuses names `station-agent recover`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from agent.status_text import NOT_RUNNING, STARTING_UP, render, said
 from agent.tools import provision, scan, selftest
 from agent.tools.profile_list import list_profiles, profile_listing_text
 from drivers.profiles import ProfileError, load_profile, shipped_profile_dirs
-from station_lab.demo import run_demo
 
 EXIT_OK, EXIT_FAILED, EXIT_FIX_INPUT = 0, 1, 2
 DEFAULT_CONFIG = Path("/etc/station-agent/agent.toml")
@@ -167,7 +166,22 @@ def cmd_profile_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+LAB_PACKAGES = frozenset({"station_lab", "simulators"})
+LAB_INSTALL = "in a checkout of the source, run `make install` (or `.venv/bin/pip install -e ./lab`)"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The demo is the lab's (lab/station_lab/demo.py): imported here, when asked for, so that the gateway's
+    commands never load the simulators, and a gateway's package, which has no lab, says what is missing."""
+    try:
+        from station_lab.demo import run_demo  # noqa: PLC0415 - the lab, only for this command
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in LAB_PACKAGES:
+            raise
+        return _fail(
+            "the demo needs the lab (the simulators, a broker and the reference platform), "
+            f"which is not installed here: {LAB_INSTALL}"
+        )
     return run_demo(args.seconds, args.workdir, args.broker, Suite(args.suite))
 
 
