@@ -1,26 +1,56 @@
-"""pyproject.toml's licence in the form current setuptools wants (an SPDX expression and the licence file), so
-that `make install` builds without setuptools' deprecation warning about a `license` table."""
+"""The two distributions' metadata: the gateway's (pyproject.toml) and the lab's (lab/pyproject.toml).
+
+Each licence in the form current setuptools wants (an SPDX expression and the licence file), so that
+`make install` builds without setuptools' deprecation warning about a `license` table."""
 
 from __future__ import annotations
 
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
-PROJECT = Path(__file__).resolve().parents[1]
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+GATEWAY, LAB = REPOSITORY, REPOSITORY / "lab"
 
 
-def test_license_is_an_spdx_expression_with_its_file() -> None:
+def _pyproject(folder: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8"))
+    return loaded
+
+
+@pytest.mark.parametrize("folder", [GATEWAY, LAB], ids=["gateway", "lab"])
+def test_license_is_an_spdx_expression_with_its_file(folder: Path) -> None:
     """`license` is the string "Apache-2.0", every `license-files` entry exists and is that licence's text, and
     the build asks for a setuptools that reads both (77 or later)."""
-    pyproject = tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))
+    pyproject = _pyproject(folder)
     project = pyproject["project"]
     assert project["license"] == "Apache-2.0"
     assert project["license-files"]
     for name in project["license-files"]:
-        text = (PROJECT / name).read_text(encoding="utf-8")
+        text = (folder / name).read_text(encoding="utf-8")
         assert "Apache License" in text and "Version 2.0, January 2004" in text
     assert not any(c.startswith("License ::") for c in project.get("classifiers", [])), "SPDX replaces classifiers"
     (setuptools,) = [r for r in pyproject["build-system"]["requires"] if r.startswith("setuptools")]
     found = re.fullmatch(r"setuptools>=(\d+)(\.\d+)*", setuptools)
     assert found is not None and int(found.group(1)) >= 77
+
+
+def test_the_lab_is_its_own_distribution_and_follows_the_gateway() -> None:
+    """The gateway's distribution finds only agent and drivers and has only `station-agent`; the lab's finds the
+    simulators, the benchmarks and station_lab, has `station-sim`, requires the gateway and keeps its version."""
+    gateway, lab = _pyproject(GATEWAY), _pyproject(LAB)
+    assert gateway["tool"]["setuptools"]["packages"]["find"]["include"] == ["agent*", "drivers*"]
+    assert set(gateway["project"]["scripts"]) == {"station-agent"}
+    assert lab["tool"]["setuptools"]["packages"]["find"]["include"] == ["simulators*", "bench*", "station_lab*"]
+    assert set(lab["project"]["scripts"]) == {"station-sim"}
+    assert "station-agent" in lab["project"]["dependencies"]
+    assert lab["project"]["version"] == gateway["project"]["version"]
+    for package in ("simulators", "bench", "station_lab"):
+        assert (LAB / package / "__init__.py").is_file()
+        assert not (REPOSITORY / package).exists(), (
+            f"{package}/ at the top shadows the lab's package for `python -m` run from here: remove it "
+            "(after the move to lab/, only an untracked __pycache__ is left there)"
+        )
