@@ -5,7 +5,9 @@ Each licence in the form current setuptools wants (an SPDX expression and the li
 
 from __future__ import annotations
 
+import ast
 import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,11 @@ import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 GATEWAY, LAB = REPOSITORY, REPOSITORY / "lab"
+
+
+def canonical(name: str) -> str:
+    """A distribution's name as PEP 503 compares it."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _pyproject(folder: Path) -> dict[str, Any]:
@@ -54,3 +61,26 @@ def test_the_lab_is_its_own_distribution_and_follows_the_gateway() -> None:
             f"{package}/ at the top shadows the lab's package for `python -m` run from here: remove it "
             "(after the move to lab/, only an untracked __pycache__ is left there)"
         )
+
+
+def test_the_lab_imports_no_library_the_gateway_does_not_require() -> None:
+    """Every library a lab module imports (outside the standard library and the two distributions' own
+    packages) belongs to a distribution the gateway's pyproject requires, as lab/pyproject.toml promises."""
+    from importlib.metadata import packages_distributions  # noqa: PLC0415 - this test's only use
+
+    from packaging.requirements import Requirement  # noqa: PLC0415 - pip's own parser, a dev dependency's
+
+    own = {"agent", "drivers", "simulators", "bench", "station_lab"}
+    imported: set[str] = set()
+    for source in LAB.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.partition(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.partition(".")[0])
+    libraries = imported - own - set(sys.stdlib_module_names) - {"__future__"}
+    assert libraries, "the scan found no library at all: it is not reading the lab"
+    required = {canonical(Requirement(d).name) for d in _pyproject(GATEWAY)["project"]["dependencies"]}
+    providers = packages_distributions()
+    unrequired = {name for name in libraries if not {canonical(d) for d in providers.get(name, [])} & required}
+    assert unrequired == set(), f"the lab imports {sorted(unrequired)}: add them to lab/pyproject.toml"
