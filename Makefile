@@ -25,18 +25,20 @@ debs:
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
-$(STAMP): pyproject.toml
+# Two distributions, both editable: the gateway's (pyproject.toml: agent, drivers) and the lab's
+# (lab/pyproject.toml: the simulators, the demo, the benchmarks, the schema generator).
+$(STAMP): pyproject.toml lab/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e ./lab
 	touch $(STAMP)
 
 demo: install
 	$(BIN)/station-agent demo --seconds $(DEMO_SECONDS) --workdir $(DEMO_DIR)
 
 lint: install
-	$(BIN)/ruff check agent drivers simulators tests bench
-	$(BIN)/ruff format --check agent drivers simulators tests bench
+	$(BIN)/ruff check agent drivers lab tests
+	$(BIN)/ruff format --check agent drivers lab tests
 	$(BIN)/mypy
 
 test: lint
@@ -46,12 +48,13 @@ bench: install
 	@$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache build *.egg-info lab/*.egg-info
 
-# Regenerates the contract's JSON Schemas in docs/contract/schemas/ from the record bodies in agent/records.py.
+# Regenerates the contract's JSON Schemas in docs/contract/schemas/ from the record bodies in agent/records.py
+# (the generator is the lab's: lab/station_lab/contract_docs.py).
 .PHONY: schemas
 schemas: install
-	$(BIN)/python -m agent.contract_docs
+	$(BIN)/python -m station_lab.contract_docs
 
 # The agent SIGKILLed 100 times on a bad day (broker restarts, a flapping link, poisoned acks and commands) while a
 # simulated forecourt sells; then the platform's books checked (bench/soak.py). JSON on stdout; not in `make test`.

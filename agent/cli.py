@@ -1,7 +1,7 @@
 """`station-agent`: run the agent, and the tools an installer uses around it.
 
 Exit codes: 0 all well; 1 the agent failed while running; 2 something to fix in the config, key, profiles or
-outbox (the message says what; an outbox the agent refuses names `station-agent recover`).
+outbox, or a part not installed (the message says what; an outbox the agent refuses names `station-agent recover`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent.config import ConfigError, LoadedConfig, StatusSection, load_config, summary
-from agent.demo import run_demo
 from agent.ledger.anchor import AnchorError, ChainAnchor, anchor_path, check_seq, load_anchor, save_anchor
 from agent.ledger.chain import GENESIS_PREV
 from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_file, load_key_file
@@ -167,7 +166,22 @@ def cmd_profile_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+LAB_PACKAGES = frozenset({"station_lab", "simulators"})
+LAB_INSTALL = "in a checkout of the source, run `make install` (or `.venv/bin/pip install -e ./lab`)"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The demo is the lab's (lab/station_lab/demo.py): imported here, when asked for, so that the gateway's
+    commands never load the simulators, and a gateway's package, which has no lab, says what is missing."""
+    try:
+        from station_lab.demo import run_demo  # noqa: PLC0415 - the lab, only for this command
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in LAB_PACKAGES:
+            raise
+        return _fail(
+            "the demo needs the lab (the simulators, a broker and the reference platform), "
+            f"which is not installed here: {LAB_INSTALL}"
+        )
     return run_demo(args.seconds, args.workdir, args.broker, Suite(args.suite))
 
 

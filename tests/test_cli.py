@@ -95,3 +95,24 @@ class TestRefusalsToRun:
         config.write_text(CONFIG.format(key=key))
         result = run_agent(config)
         assert result.returncode == 2 and "chmod 600" in result.stderr
+
+
+@pytest.mark.parametrize("absent", ["station_lab", "simulators"])
+def test_demo_without_the_lab_says_what_to_install(tmp_path: Path, absent: str) -> None:
+    """Where the lab is not installed (a gateway's package), `station-agent demo` exits 2 with one plain line
+    naming the command that installs it, writes nothing and shows no traceback."""
+    hide_the_lab = (
+        f"import sys; sys.modules[{absent!r}] = None; from agent.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    workdir = tmp_path / "demo-run"
+    result = subprocess.run(
+        [sys.executable, "-c", hide_the_lab, "demo", "--workdir", str(workdir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("station-agent: the demo needs the lab") and "Traceback" not in result.stderr
+    assert "make install" in result.stderr and "pip install -e ./lab" in result.stderr
+    assert result.stdout == "" and not workdir.exists()

@@ -30,7 +30,6 @@ from referencing.jsonschema import DRAFT7
 from tank_story import tank_story
 from vapour_story import vapour_story
 
-from agent import contract_docs
 from agent.clock import SystemClock
 from agent.config import MeteringSection, OutboxSection, VerificationSection
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, DeviceValueFaults, LineHealth
@@ -99,6 +98,7 @@ from drivers.readings import (
     TankGaugeReading,
     ValueFault,
 )
+from station_lab import contract_docs
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
@@ -149,9 +149,13 @@ def _walk(node: object) -> Iterator[dict[str, Any]]:
 
 
 def test_committed_schemas_are_what_the_generator_writes() -> None:
-    """`python -m agent.contract_docs --check` passes on the committed files."""
+    """`python -m station_lab.contract_docs --check` passes on the committed files."""
     result = subprocess.run(
-        [sys.executable, "-m", "agent.contract_docs", "--check"], cwd=REPO, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "station_lab.contract_docs", "--check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
 

@@ -8,9 +8,9 @@ import json
 import re
 from pathlib import Path
 
-from agent import contract_docs
 from agent.config import UplinkSection
 from agent.records import RecordType
+from station_lab import contract_docs
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -211,7 +211,7 @@ def test_station_sim_run_with_faults_from_the_cli(tmp_path: Path) -> None:
     document = station_document(free_loopback_port(), time_scale=100)
     path = write_config(tmp_path, document)
     command = [sys.executable, "-m", "simulators.cli"]
-    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "lab")}
     with subprocess.Popen(
         [*command, "run", "--config", str(path), "--seconds", "8", "--ready-file", str(tmp_path / "ready.json")],
         stdout=subprocess.PIPE,

@@ -16,6 +16,7 @@ import shutil
 import stat
 import subprocess
 import tomllib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 BUILD = PROJECT / "packaging" / "build-deb.sh"
 UNIT = PROJECT / "systemd" / "station-agent.service"
 VERSION = re.search(r'^version = "([^"]+)"', (PROJECT / "pyproject.toml").read_text(), re.MULTILINE)
+LAB_PACKAGES = ("simulators", "station_lab", "bench")
+"""The lab's distribution (lab/pyproject.toml): never on a gateway."""
 MAX_EXPOSURE = 2.0
 """`systemd-analyze security` rates the unit 1.5 today; a change that loosens the hardening fails here."""
 
@@ -174,6 +177,32 @@ class TestInstall:
         assert _run_installed(root, "version").strip() == VERSION.group(1)
         summary = _run_installed(root, "check-config", str(root / "etc/station-agent/agent.toml.example"))
         assert "profile sim-pump-controller" in summary
+
+    def test_the_package_carries_the_gateway_and_nothing_of_the_lab(self, installed: Root) -> None:
+        """The agent's wheel in the package holds agent/ and drivers/ and its metadata only, no wheel of the lab
+        rides along, the installed venv has no lab package, and `station-agent demo` there says to install it."""
+        assert VERSION is not None
+        dist = f"station_agent-{VERSION.group(1)}"
+        wheels = installed / "usr/lib/station-agent/wheels"
+        (agent_wheel,) = wheels.glob(f"{dist}-*.whl")
+        with zipfile.ZipFile(agent_wheel) as wheel:
+            top_level = {name.split("/")[0] for name in wheel.namelist()}
+        assert top_level == {"agent", "drivers", f"{dist}.dist-info", f"{dist}.data"}
+        assert not list(wheels.glob("station_agent_lab-*")), "the lab's wheel is in the package"
+
+        site_packages = installed / "opt/station-agent/lib/python3.11/site-packages"
+        assert (site_packages / "agent").is_dir() and (site_packages / "drivers").is_dir()
+        assert [name for name in LAB_PACKAGES if (site_packages / name).exists()] == []
+        demo = subprocess.run(
+            [str(installed / "opt/station-agent/bin/station-agent"), "demo", "--workdir", str(installed / "tmp")],
+            cwd=installed.path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert demo.returncode == 2 and "make install" in demo.stderr, demo.stderr
+        assert "Traceback" not in demo.stderr
 
     def test_upgrade_keeps_config_keys_and_outbox_and_purge_removes_them(
         self, package: Path, root: Root, tmp_path: Path

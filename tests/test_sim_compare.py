@@ -172,7 +172,7 @@ def test_unusable_inputs_exit_2_with_a_json_error(
 
 def test_platform_readme_documents_every_table_and_column(tmp_path: Path) -> None:
     """simulators/platform/README.md's database table names each table the store creates and all its columns."""
-    readme = (Path(__file__).resolve().parent.parent / "simulators" / "platform" / "README.md").read_text()
+    readme = (Path(__file__).resolve().parent.parent / "lab" / "simulators" / "platform" / "README.md").read_text()
     section = readme.split("## The database", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| `")]
     documented = {

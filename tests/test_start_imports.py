@@ -2,7 +2,9 @@
 
 The long-running process's memory is mostly its imports (docs/design.md, "Memory"), so the optional parts
 (the HJ 212 uplink, the command desk, the web page, the SM2 binding) load only when configured, the
-validation library stays in the process that checks the config, and the simulators never reach the gateway.
+validation library stays in the process that checks the config, and the lab (the simulators, the demo, the
+benchmarks: lab/, a distribution of its own) never reaches the gateway: not the agent process, and not the
+`station-agent` command either, which imports the demo only when asked to run it.
 Each check runs in a fresh interpreter, since this test process has imported everything already.
 """
 
@@ -14,14 +16,15 @@ import sys
 
 import pytest
 
+THE_LAB = ("simulators", "station_lab", "bench")
+"""The lab distribution's packages (lab/pyproject.toml)."""
+NOT_IN_THE_COMMAND = ("pydantic", "structlog", *THE_LAB)
 NOT_AT_START = (
     "agent.uplink.hj212",
     "agent.commands.desk",
     "agent.web",
     "agent.ledger.sm2",
-    "pydantic",
-    "structlog",
-    "simulators",
+    *NOT_IN_THE_COMMAND,
 )
 
 
@@ -34,12 +37,19 @@ def loaded_after(statement: str, names: tuple[str, ...]) -> dict[str, bool]:
 
 
 def test_the_agent_process_starts_without_optional_parts_validation_or_simulators() -> None:
-    """`import agent.process` loads none of HJ 212, commands, web, SM2, pydantic, structlog or the simulators."""
+    """`import agent.process` loads none of HJ 212, commands, web, SM2, pydantic, structlog or the lab."""
     loaded = loaded_after("import agent.process", NOT_AT_START)
     assert [name for name, present in loaded.items() if present] == []
 
 
-@pytest.mark.parametrize("module", ["agent.uplink.hj212", "agent.ledger.sm2"])
+def test_the_command_line_loads_neither_validation_logging_nor_the_lab() -> None:
+    """`import agent.cli` (every `station-agent` command, `run` included) loads no pydantic, structlog,
+    simulator, demo or benchmark module: the demo is imported by its own command only."""
+    loaded = loaded_after("import agent.cli", NOT_IN_THE_COMMAND)
+    assert [name for name, present in loaded.items() if present] == []
+
+
+@pytest.mark.parametrize("module", ["agent.uplink.hj212", "agent.ledger.sm2", "simulators", "station_lab.demo"])
 def test_the_probe_sees_a_module_once_it_is_imported(module: str) -> None:
     """The probe is not blind: a module imported on purpose shows as loaded."""
     assert loaded_after(f"import agent.process, {module}", (module,)) == {module: True}

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from agent.demo import installed
 from simulators import cli
+from station_lab.demo import installed
 
 READY_TIMEOUT_S = 30.0
 STATION_TOML = """

@@ -2,8 +2,9 @@
 
 The lab runs inside the box, on its loopback (the box has no other network): Mosquitto from the image, and,
 started by the box's systemd as transient units, a simulated forecourt on a pty line and the reference platform
-receiver, both from the checkout (bound read-only at /src) run by the package's own Python in
-/opt/station-agent, so nothing but the .deb's Depends is installed for the agent.
+receiver, both from the checkout's lab (bound read-only at /src, the lab's packages under /src/lab) run by the
+package's own Python in /opt/station-agent against the packaged agent, so nothing but the .deb's Depends is
+installed for the agent.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ UNIT = "station-agent.service"
 LAB = "/srv/lab"
 LINE = f"{LAB}/tty/rs485"
 REPORT = f"{LAB}/platform-report.json"
-LAB_PYTHON = ["/usr/bin/env", "PYTHONPATH=/src", "/opt/station-agent/bin/python"]
+LAB_PYTHON = ["/usr/bin/env", "PYTHONPATH=/src/lab", "/opt/station-agent/bin/python"]
 
 SIMULATORS_TOML = f"""
 [simulation]

@@ -31,7 +31,6 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from agent.demo import STATION_ID, agent_config, simulators_config, write_probe_chart
 from agent.ledger.keys import generate_key_file
 from bench.processes import Child, ChildError, python_module
 from simulators.broker import MosquittoBroker, free_loopback_port
@@ -39,6 +38,7 @@ from simulators.compare import compare_files
 from simulators.hostile import poison
 from simulators.hostile.link import FlakyLink
 from simulators.platform.store import Store
+from station_lab.demo import STATION_ID, agent_config, simulators_config, write_probe_chart
 
 TIME_SCALE = 60.0
 """Simulated seconds per real second: a sale every few real seconds per nozzle, hours of books in a soak."""

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.demo import STATION_ID, agent_config, simulators_config, write_probe_chart
 from agent.ledger.keys import DeviceKey, generate_key_file
 from bench.agent_run import agent_run, alive_before
 from bench.processes import PACKAGE_ROOT, Child
@@ -32,6 +31,7 @@ from bench.procfs import IoCounters, io_counters, memory_kb
 from bench.report import Target, ratio
 from bench.scale import Scale
 from bench.workload import prefill, transactions
+from station_lab.demo import STATION_ID, agent_config, simulators_config, write_probe_chart
 
 TARGET_BYTES = 40_000_000
 DISK_TARGET_BYTES_PER_RECORD = 2048

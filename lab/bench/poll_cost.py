@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.demo import STATION_ID
 from agent.ledger.keys import generate_key_file
 from bench.agent_process import TARGET_BYTES, import_floor_kb
 from bench.agent_run import AgentRun, Wiring, agent_run, alive_before
@@ -35,6 +34,7 @@ from bench.processes import Child
 from bench.procfs import cpu_seconds, memory_kb
 from bench.report import Target, per_s, ratio
 from bench.scale import Scale
+from station_lab.demo import STATION_ID
 
 LINES = 4
 DISPENSERS_PER_LINE = 2

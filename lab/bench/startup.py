@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.demo import STATION_ID
 from agent.ledger.keys import generate_key_file
 from bench.agent_process import running_station
 from bench.agent_run import alive_before
@@ -25,6 +24,7 @@ from bench.procfs import cpu_seconds
 from bench.report import Target
 from bench.scale import Scale
 from bench.workload import prefill, transactions
+from station_lab.demo import STATION_ID
 
 FIRST_POLL = '"device_online"'
 """What the agent logs (JSON) when a device answers for the first time."""

@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.demo import agent_config
 from drivers.device import DeviceDriver
 from drivers.profiles import find_profile, shipped_profile_dirs
+from station_lab.demo import agent_config
 
 CONTROLLER_PROFILE = "sim-pump-controller"
 COUNTER_PROFILE = "sim-pulse-counter"

@@ -11,8 +11,8 @@ name every member), and become an `if kind is ... then` branch each: an alarm of
 valid, as v1 allows new kinds.
 The envelope, the records message, the ack and the status payload are written here by hand, from the contract.
 
-    python -m agent.contract_docs            # write docs/contract/schemas/
-    python -m agent.contract_docs --check    # exit 1, naming each file that is not what it would write
+    python -m station_lab.contract_docs            # write docs/contract/schemas/
+    python -m station_lab.contract_docs --check    # exit 1, naming each file that is not what it would write
 """
 
 from __future__ import annotations
@@ -1429,7 +1429,7 @@ def write(directory: Path) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m agent.contract_docs", description="Write the JSON Schemas of platform contract v1."
+        prog="python -m station_lab.contract_docs", description="Write the JSON Schemas of platform contract v1."
     )
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if any file would change or is stale"
@@ -1447,7 +1447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems and args.check:
-        print("regenerate with: python -m agent.contract_docs", file=sys.stderr)
+        print("regenerate with: python -m station_lab.contract_docs", file=sys.stderr)
     return 1 if problems else 0
 
 
