@@ -18,7 +18,8 @@ from pathlib import Path
 
 from agent.demo import agent_config
 from drivers.device import DeviceDriver
-from drivers.profiles import find_profile, shipped_profile_dirs
+from drivers.profile_validation import find_profile
+from drivers.profiles import shipped_profile_dirs
 
 CONTROLLER_PROFILE = "sim-pump-controller"
 COUNTER_PROFILE = "sim-pulse-counter"

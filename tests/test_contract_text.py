@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 from agent import contract_docs
-from agent.config import UplinkSection
 from agent.records import RecordType
+from agent.uplink.settings import UplinkSection
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
