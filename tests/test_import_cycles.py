@@ -9,15 +9,17 @@ modules (pydantic) at the edges: the commands that read a config or a profile fi
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("agent", "drivers")
 VALIDATION = ("agent.config_validation", "drivers.profile_validation", "drivers.hj212.profile_validation")
-EDGES = ("agent.cli", "agent.setup", "agent.tools.", "agent.web.app")
-"""The modules that may import a validation module: the command line, the first stage of `run`, the installer's
-tools, and the web page's sheet (its own process, which reads the config file as `sheet` does)."""
+EDGES = ("agent.cli", "agent.setup", "agent.web.app")
+"""The modules that may import a validation module: the command line, the first stage of `run`, the web page's
+sheet (its own process, which reads the config file as `sheet` does) and the installer's tools (`TOOLS`)."""
+TOOLS = "agent.tools."
 
 Graph = dict[str, set[str]]
 
@@ -116,6 +118,15 @@ def cycle_in(component: list[str], graph: Graph) -> list[str]:
     raise AssertionError(f"{component} is not a cycle")
 
 
+def is_edge(module: str) -> bool:
+    return module in EDGES or module.startswith(TOOLS)
+
+
+@functools.cache
+def repository_graph() -> Graph:
+    return import_graph()
+
+
 def cycles(graph: Graph) -> list[list[str]]:
     components = strongly_connected(graph)
     return [
@@ -127,7 +138,7 @@ def cycles(graph: Graph) -> list[list[str]]:
 
 def test_agent_and_drivers_have_no_import_cycle() -> None:
     """No module of agent/ or drivers/ imports itself through others, lazily or not; the message names the cycle."""
-    found = cycles(import_graph())
+    found = cycles(repository_graph())
     assert found == [], "import cycles: " + "; ".join(" -> ".join(cycle) for cycle in found)
 
 
@@ -155,10 +166,22 @@ def test_a_module_importing_itself_is_a_cycle(tmp_path: Path) -> None:
 
 def test_only_the_edges_import_the_validation_modules() -> None:
     """pydantic's modules are imported by the command line, setup and tools, never by what the agent runs."""
-    graph = import_graph()
     importers = sorted(
         module
-        for module, imports in graph.items()
-        if imports & set(VALIDATION) and module not in VALIDATION and not module.startswith(EDGES)
+        for module, imports in repository_graph().items()
+        if imports & set(VALIDATION) and module not in VALIDATION and not is_edge(module)
     )
     assert importers == []
+
+
+def test_the_agent_process_reaches_no_edge() -> None:
+    """Nothing `agent.process` imports, lazily or not, leads to setup, the validation modules or the tools."""
+    graph = repository_graph()
+    reached: set[str] = set()
+    frontier = ["agent.process"]
+    while frontier:
+        module = frontier.pop()
+        if module not in reached:
+            reached.add(module)
+            frontier.extend(graph[module] - reached)
+    assert sorted(module for module in reached if module in VALIDATION or is_edge(module)) == []
