@@ -59,8 +59,8 @@ def load_config(source: Path) -> LoadedConfig:
     The schema and the cross-references are checked in the same pass, so that an installer fixing a typo does
     not meet a bad tank reference only on the next run: the cross-references are read from the document as
     written, not from settings that a typo elsewhere kept from being built."""
-    read = read_config_file(source)
-    document = _resolve_paths(read.document, source.absolute().parent)
+    config_file = read_config_file(source)
+    document = _resolve_paths(config_file.document, source.absolute().parent)
     problems: list[ConfigProblem] = []
     config: AgentConfig | None = None
     try:
@@ -75,7 +75,7 @@ def load_config(source: Path) -> LoadedConfig:
     if problems:
         raise ConfigError(source, problems)
     assert config is not None, "no problems means the settings were built"
-    return LoadedConfig(config=config, source=source, sha256=read.sha256)
+    return LoadedConfig(config=config, source=source, sha256=config_file.sha256)
 
 
 def _dates_and_times(node: Any, loc: tuple[int | str, ...] = ()) -> list[ConfigProblem]:
