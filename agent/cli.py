@@ -15,7 +15,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.config import ConfigError, LoadedConfig, StatusSection, load_config, summary
+from agent.config import ConfigError, LoadedConfig
+from agent.config_summary import summary
+from agent.config_validation import load_config
 from agent.ledger.anchor import AnchorError, ChainAnchor, anchor_path, check_seq, load_anchor, save_anchor
 from agent.ledger.chain import GENESIS_PREV
 from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_file, load_key_file
@@ -24,13 +26,16 @@ from agent.ledger.suites import Suite
 from agent.locale import LANGUAGES, language_for_zone
 from agent.process import exec_agent
 from agent.records import ChainResetReason
-from agent.setup import Setup, SetupError, agent_version, prepare
+from agent.setup import agent_version, prepare
 from agent.status import StatusFormatError, no_status_json, read_status
+from agent.status_settings import StatusSection
 from agent.status_socket import ask
 from agent.status_text import NOT_RUNNING, STARTING_UP, render, said
 from agent.tools import provision, scan, selftest
 from agent.tools.profile_list import list_profiles, profile_listing_text
-from drivers.profiles import ProfileError, load_profile, shipped_profile_dirs
+from agent.wiring import Setup, SetupError
+from drivers.profile_validation import load_profile
+from drivers.profiles import ProfileError, shipped_profile_dirs
 
 EXIT_OK, EXIT_FAILED, EXIT_FIX_INPUT = 0, 1, 2
 DEFAULT_CONFIG = Path("/etc/station-agent/agent.toml")

@@ -1,8 +1,9 @@
 """Checking a config file: TOML in, settings out, or every problem an installer must fix, at once.
 
-This is the one place the agent uses pydantic for its config: it validates the TOML document against the
-settings dataclasses of `agent.config` (whose annotations carry the ranges and lengths) in strict mode, so that
-a quoted number, a whole number with a decimal point or a `true` is refused rather than coerced; it checks the
+This is the one place the agent uses pydantic for its config: it validates the TOML document, as
+`agent.config` reads it, against the settings dataclasses that module assembles (whose annotations carry the
+ranges and lengths) in strict mode, so that a quoted number, a whole number with a decimal point or a `true` is
+refused rather than coerced; it checks the
 cross-references pydantic does not know about on the document as written, in the same pass; and it turns every
 error into a line that names the field path, the value as written and what is allowed or how to write it.
 Paths in the file are relative to the file itself, so a config directory can be moved as a whole.
@@ -12,9 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import json
-import tomllib
 import typing
 from collections.abc import Sequence
 from datetime import date, datetime, time
@@ -24,16 +23,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter, ValidationError
 
-from agent.config import (
-    AgentConfig,
-    ConfigError,
-    ConfigProblem,
-    LoadedConfig,
-    RtuLineSection,
-    TcpLineSection,
-    TlsLineSection,
-    TlsTcpLineSection,
-)
+from agent.config import AgentConfig, ConfigError, ConfigProblem, LoadedConfig, read_config_file
+from drivers.line_settings import RtuLineSection, TcpLineSection, TlsLineSection, TlsTcpLineSection
 
 _ADAPTER: TypeAdapter[AgentConfig] | None = None
 _LINE_CLASSES: dict[str, type] = {
@@ -62,25 +53,14 @@ _LINE_KINDS = {
 }
 
 
-def validate_config(source: Path) -> LoadedConfig:
+def load_config(source: Path) -> LoadedConfig:
     """Read, parse and validate a config file; raise ConfigError listing every problem.
 
     The schema and the cross-references are checked in the same pass, so that an installer fixing a typo does
     not meet a bad tank reference only on the next run: the cross-references are read from the document as
     written, not from settings that a typo elsewhere kept from being built."""
-    try:
-        raw = source.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            source, [ConfigProblem("(file)", repr(str(source)), f"cannot be read: {exc.strerror}")]
-        ) from exc
-    try:
-        document = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(source, [ConfigProblem("(file)", "bytes that are not UTF-8", "save it as UTF-8")]) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, [ConfigProblem("(syntax)", "invalid TOML", str(exc))]) from exc
-    document = _resolve_paths(document, source.absolute().parent)
+    config_file = read_config_file(source)
+    document = _resolve_paths(config_file.document, source.absolute().parent)
     problems: list[ConfigProblem] = []
     config: AgentConfig | None = None
     try:
@@ -95,7 +75,7 @@ def validate_config(source: Path) -> LoadedConfig:
     if problems:
         raise ConfigError(source, problems)
     assert config is not None, "no problems means the settings were built"
-    return LoadedConfig(config=config, source=source, sha256=hashlib.sha256(raw).hexdigest())
+    return LoadedConfig(config=config, source=source, sha256=config_file.sha256)
 
 
 def _dates_and_times(node: Any, loc: tuple[int | str, ...] = ()) -> list[ConfigProblem]:

@@ -36,7 +36,6 @@ from agent.lifecycle import PreviousRun, startup_intents
 from agent.locale import language_for_zone
 from agent.logs import get_logger
 from agent.records import format_ts
-from agent.setup import Setup, bindings_for, drivers_for
 from agent.station.station import Station
 from agent.station_loop import HeartbeatFacts, StationLoop
 from agent.station_view import StationView
@@ -45,6 +44,7 @@ from agent.status_socket import StatusSocketBusy, StatusSocketServer
 from agent.systemd_notify import SystemdNotifier
 from agent.uplink.session import Uplink
 from agent.watchdog import Loop, ServiceWatchdog, status_line
+from agent.wiring import Setup, bindings_for, drivers_for
 from drivers.device import DeviceDriver
 
 if TYPE_CHECKING:

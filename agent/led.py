@@ -13,12 +13,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from agent.config import LedSection
 from agent.logs import get_logger
+from drivers.schema import Ge, Le, Matches, doc, settings
 
 log = get_logger("agent.led")
+
+LedName = Annotated[str, Matches("a sysfs LED name such as 'status:green'", r"[A-Za-z0-9][A-Za-z0-9_:.+-]{0,63}")]
+
+
+@settings
+class LedSection:
+    """The box's status LED, driven through Linux sysfs: a green and a red LED, or one bicolour LED."""
+
+    enabled: bool = doc("drive the status LED", default=False)
+    green: LedName | None = doc("the green LED's name under leds_dir", default=None)
+    red: LedName | None = doc("the red LED's name under leds_dir", default=None)
+    bicolour: LedName | None = doc(
+        "a multicolour LED whose multi_index names red and green, instead of green and red", default=None
+    )
+    leds_dir: Path = doc("where the kernel lists its LEDs", default=Path("/sys/class/leds"))
+    blink_on_ms: Annotated[int, Ge(50), Le(5000)] | None = doc(
+        "how long a blink is lit, in ms; unset: the kernel's 500 ms, and delay_on need not be writable", default=None
+    )
+    blink_off_ms: Annotated[int, Ge(50), Le(5000)] | None = doc(
+        "how long a blink is dark, in ms; unset: the kernel's 500 ms, and delay_off need not be writable",
+        default=None,
+    )
+
+    def __post_init__(self) -> None:
+        if self.enabled and self.bicolour is None and self.green is None:
+            raise ValueError("an enabled LED needs green (and red) or bicolour")
+        if self.bicolour is not None and (self.green is not None or self.red is not None):
+            raise ValueError("give either bicolour or green/red, not both")
+
 
 LedState = Literal["starting", "ok", "degraded", "fault", "stopped"]
 Mode = Literal["off", "on", "blink"]

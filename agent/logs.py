@@ -17,7 +17,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
+
+from drivers.schema import doc, settings
 
 _FIELDS = "fields"
 
@@ -230,3 +232,9 @@ class RepeatLimitedLogger:
 
 def repeat_limited(name: str, every_s: float = REPEAT_EVERY_S) -> RepeatLimitedLogger:
     return RepeatLimitedLogger(get_logger(name), every_s)
+
+
+@settings
+class LoggingSection:
+    level: Literal["debug", "info", "warning", "error"] = doc("the least important log events written", default="info")
+    format: Literal["json", "console"] = doc("'json' for journald, 'console' for people", default="json")

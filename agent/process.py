@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from agent.daemon import Agent, StartupError, StartupFault
 from agent.ledger.outbox import OutboxError
 from agent.logs import configure as configure_logs
-from agent.setup import Setup
+from agent.wiring import Setup
 
 EXIT_OK, EXIT_FAILED, EXIT_FIX_INPUT = 0, 1, 2
 

@@ -1,36 +1,26 @@
 """Everything the agent process needs, checked before it starts: the config, the device profiles, the wiring.
 
-`prepare` runs in the short-lived first stage of `station-agent run` (and in `check-config`), where the
-validation library is loaded; the result is a `Setup` of plain frozen values that the agent process proper
-receives and uses without validating anything again (see docs/design.md, "Memory").
+`prepare` runs in the short-lived first stage of `station-agent run` (and in `check-config`, `provision`,
+`selftest`), where the validation library is loaded; the result is a `Setup` (`agent.wiring`) of plain frozen
+values that the agent process proper receives and uses without validating anything again, and without
+importing this module (see docs/design.md, "Memory").
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 from pathlib import Path
 
-from agent.config import AgentConfig, LoadedConfig, NozzleSection, TankSection, load_config
+from agent.config import AgentConfig
+from agent.config_validation import load_config
 from agent.station.chart import TankChart
-from agent.station.nozzle import NozzleBinding, Tap
+from agent.station.settings import TankSection
 from agent.station.tank import TankBinding
-from drivers.device import DeviceDriver
+from agent.wiring import Setup, SetupError, drivers_for
 from drivers.hj212.profile import CityProfile
-from drivers.profiles import DeviceKind, Profile, ProfileError, find_profile, shipped_profile_dirs
-
-
-class SetupError(Exception):
-    """The devices cannot be wired as the config says; the message lists every problem."""
-
-
-@dataclass(frozen=True, slots=True)
-class Setup:
-    loaded: LoadedConfig
-    profiles: dict[str, Profile]
-    version: str
-    tanks: tuple[TankBinding, ...] = ()
-    hj212_profile: CityProfile | None = None
+from drivers.hj212.profile_validation import CityProfileError, load_city_profile
+from drivers.profile_validation import find_profile
+from drivers.profiles import Profile, ProfileError, shipped_profile_dirs
 
 
 def agent_version() -> str:
@@ -68,8 +58,6 @@ def _city_profile(config: AgentConfig, problems: list[str]) -> CityProfile | Non
     """The HJ 212 city profile (its codes), if the second uplink is on."""
     if config.hj212 is None or not config.hj212.enabled:
         return None
-    from drivers.hj212.profile_validation import CityProfileError, load_city_profile  # noqa: PLC0415 - pydantic
-
     try:
         return load_city_profile(config.hj212.profile)
     except CityProfileError as exc:
@@ -117,63 +105,3 @@ def _chart_file(tank: TankSection, path: Path, problems: list[str]) -> tuple[tup
     if len(rows) < 2:
         problems.append(f"{where}: needs at least two rows height_mm,volume_l")
     return tuple(rows)
-
-
-def drivers_for(setup: Setup) -> dict[str, DeviceDriver]:
-    """A driver per device, reading the nozzles or channels wired to it; SetupError lists every misfit."""
-    config = setup.loaded.config
-    kinds = {device.name: setup.profiles[device.profile].kind for _, device in config.devices()}
-    problems = _wiring_problems(config, kinds)
-    drivers: dict[str, DeviceDriver] = {}
-    for line, device in config.devices():
-        profile = setup.profiles[device.profile]
-        try:
-            drivers[device.name] = DeviceDriver(profile, _indices(config, device.name, profile))
-        except ProfileError as exc:
-            problems.append(f"line {line.name}, device {device.name}: {exc}")
-    if problems:
-        raise SetupError("\n".join(problems))
-    return drivers
-
-
-def _indices(config: AgentConfig, device: str, profile: Profile) -> list[int]:
-    if profile.kind == DeviceKind.PUMP_CONTROLLER:
-        return [n.controller_nozzle for _, n in config.nozzles() if n.controller == device]
-    if profile.kind == DeviceKind.PULSE_COUNTER:
-        return [tap.channel for _, n in config.nozzles() for tap in (n.pulse, n.vapour) if tap and tap.device == device]
-    return []
-
-
-def _wiring_problems(config: AgentConfig, kinds: dict[str, DeviceKind]) -> list[str]:
-    problems = []
-
-    def expect(where: str, device: str, kind: DeviceKind) -> None:
-        if device in kinds and kinds[device] != kind:
-            problems.append(f"{where}: device {device!r} is a {kinds[device]} by its profile, not a {kind}")
-
-    for index, tank in enumerate(config.tanks):
-        if tank.probe is not None:
-            expect(f"tank {tank.id} (#{index}) probe", tank.probe, DeviceKind.LEVEL_PROBE)
-    for index, (dispenser, nozzle) in enumerate(config.nozzles()):
-        where = f"dispenser {dispenser.id} nozzle {nozzle.id} (#{index})"
-        expect(f"{where} controller", nozzle.controller, DeviceKind.PUMP_CONTROLLER)
-        for name, tap in (("pulse", nozzle.pulse), ("vapour", nozzle.vapour)):
-            if tap is not None:
-                expect(f"{where} {name}", tap.device, DeviceKind.PULSE_COUNTER)
-    return problems
-
-
-def bindings_for(config: AgentConfig) -> list[NozzleBinding]:
-    return [_binding(dispenser.id, nozzle) for dispenser, nozzle in config.nozzles()]
-
-
-def _binding(dispenser: str, nozzle: NozzleSection) -> NozzleBinding:
-    pulse = None if nozzle.pulse is None else Tap(nozzle.pulse.device, nozzle.pulse.channel, nozzle.pulse.ml_per_pulse)
-    vapour = (
-        None
-        if nozzle.vapour is None
-        else Tap(nozzle.vapour.device, nozzle.vapour.channel, nozzle.vapour.ml_per_pulse, nozzle.vapour.meter_factor)
-    )
-    return NozzleBinding(
-        nozzle.id, dispenser, nozzle.grade, nozzle.tank, nozzle.controller, nozzle.controller_nozzle, pulse, vapour
-    )

@@ -412,28 +412,6 @@ def _number_to_words(point: PointSpec, raw: int | float, word_order: str) -> lis
     return words if word_order == "big" else list(reversed(words))
 
 
-def load_profile(path: Path) -> Profile:
-    """Read and validate one profile file; ProfileError lists every problem with its place.
-
-    The validator (pydantic) is imported here, not at module level: the agent process proper never loads it."""
-    from drivers.profile_validation import validate_profile  # noqa: PLC0415 - keeps pydantic out of the agent
-
-    return Profile(validate_profile(path), path)
-
-
-def find_profile(name: str, directories: Sequence[Path]) -> Profile:
-    """The profile called `name`, from the first directory that has `<name>.toml`."""
-    for directory in directories:
-        candidate = directory / f"{name}.toml"
-        if candidate.is_file():
-            profile = load_profile(candidate)
-            if profile.name != name:
-                raise ProfileError(f"{candidate}: file is named {name!r} but its [profile] name is {profile.name!r}")
-            return profile
-    searched = ", ".join(str(d) for d in directories) or "(none)"
-    raise ProfileError(f"no profile {name!r}: looked for {name}.toml in {searched}")
-
-
 def shipped_profile_dirs() -> list[Path]:
     """Where the device profiles that ship with station-agent are."""
     return shipped_dirs("profiles")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field
-from typing import Any, TypeVar, dataclass_transform
+from typing import Annotated, Any, TypeVar, dataclass_transform
 
 T = TypeVar("T")
 
@@ -149,3 +149,15 @@ def settings(cls: type[T]) -> type[T]:
     """A settings class: frozen, keyword-only, slotted, and strict about unknown keys."""
     cls.__pydantic_config__ = STRICT  # type: ignore[attr-defined]
     return dataclass(frozen=True, slots=True, kw_only=True)(cls)
+
+
+Name = Annotated[str, Matches("1-32 letters, digits, '_', '-', '.'", r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")]
+"""The short name of a line, device, tank, dispenser or nozzle, as records and other sections refer to it."""
+
+
+def _tcp_port_in(address: str) -> bool:
+    return 0 < int(address.rpartition(":")[2]) < 65536
+
+
+TCP_PORT_AFTER_COLON = Satisfies("a TCP port 1..65535 after the colon", _tcp_port_in)
+"""For an address written HOST:PORT, once its pattern has matched."""

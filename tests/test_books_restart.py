@@ -25,7 +25,7 @@ from agent.commands.desk import CommandDesk, CommandPorts
 from agent.commands.replay import ReplayMemory
 from agent.commands.replay_file import load_replay
 from agent.commands.settings import CommandsSection
-from agent.config import AgentConfig, OutboxSection, StationSection, UplinkSection
+from agent.config import AgentConfig
 from agent.containment import Boundary
 from agent.field.events import DeviceOffline, DeviceOnline
 from agent.history import as_intent, replay, station_history
@@ -34,6 +34,7 @@ from agent.ledger.chain import SealedRecord
 from agent.ledger.keys import generate_key_file, load_key_file
 from agent.ledger.outbox import OutboxError
 from agent.ledger.recorder import KeyRotated, KeyRotationFailed, Recorder
+from agent.ledger.settings import OutboxSection
 from agent.ledger.suites import Suite, kid_of
 from agent.lifecycle import PreviousRun, startup_intents
 from agent.records import (
@@ -48,7 +49,9 @@ from agent.records import (
     format_ts,
 )
 from agent.station.daybooks import READ_TYPES, DayBooks, DaySettings
+from agent.station.settings import StationSection
 from agent.station.station import Station
+from agent.uplink.settings import UplinkSection
 
 STATION = "BOOKS-0001"
 ZONE = ZoneInfo("Asia/Shanghai")

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from agent.config import MeteringSection
 from agent.field.events import DeviceReading
 from agent.records import RecordType
 from agent.station.nozzle import NozzleBinding, Tap
+from agent.station.settings import MeteringSection
 from agent.station.station import Station
 from drivers.device import DeviceDriver
 from simulators.config import SimulatorsConfig

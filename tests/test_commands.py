@@ -22,7 +22,6 @@ from agent.commands.refusals import RefusalGate
 from agent.commands.replay import ReplayMemory
 from agent.commands.replay_file import ReplayFileError, load_replay, save_replay
 from agent.commands.settings import CommandsSection
-from agent.config import OutboxSection
 from agent.containment import Boundary
 from agent.ledger.chain import seal
 from agent.ledger.key_rotation import (
@@ -36,6 +35,7 @@ from agent.ledger.key_rotation import (
 from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_file, load_key_file
 from agent.ledger.outbox import Outbox, OutboxReader
 from agent.ledger.recorder import KeyRotated, KeyRotationFailed, Recorder
+from agent.ledger.settings import OutboxSection
 from agent.ledger.suites import PublicKey, Suite
 from agent.records import HeartbeatBody, RecordIntent, format_ts
 from simulators.platform.command import sign_command

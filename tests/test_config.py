@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.config import ConfigError, load_config
+from agent.config import ConfigError
+from agent.config_validation import load_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "station.example.toml"
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import ConfigError, load_config
+from agent.config import ConfigError
+from agent.config_validation import load_config
 
 GOOD = """
 [station]

@@ -31,13 +31,13 @@ from tank_story import tank_story
 from vapour_story import vapour_story
 
 from agent.clock import SystemClock
-from agent.config import MeteringSection, OutboxSection, VerificationSection
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, DeviceValueFaults, LineHealth
 from agent.ledger.chain import ChainHead, SealedRecord, seal
 from agent.ledger.integrity import Damage, damage_alarm
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxError, OutboxFull, OutboxReader, StoredRecord
 from agent.ledger.recorder import Recorder
+from agent.ledger.settings import OutboxSection
 from agent.ledger.suites import Suite, kid_of
 from agent.records import (
     BODY_TYPES,
@@ -87,6 +87,7 @@ from agent.records import (
 )
 from agent.station.devices import OPTIONAL_GAUGE_REPORTS
 from agent.station.nozzle import NozzleBinding, Tap
+from agent.station.settings import MeteringSection, VerificationSection
 from agent.station.station import Station
 from agent.uplink.messages import Topics, build_records_message, status_payload
 from drivers.readings import (

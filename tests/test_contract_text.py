@@ -8,8 +8,8 @@ import json
 import re
 from pathlib import Path
 
-from agent.config import UplinkSection
 from agent.records import RecordType
+from agent.uplink.settings import UplinkSection
 from station_lab import contract_docs
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -18,7 +18,8 @@ from agent.field.poller import LinePoller, PolledDevice
 from agent.records import RecordIntent
 from drivers.device import DeviceDriver
 from drivers.modbus.master import SerialRtuMaster, TcpMaster
-from drivers.profiles import encode_point, load_profile
+from drivers.profile_validation import load_profile
+from drivers.profiles import encode_point
 from drivers.readings import ValueFault
 from simulators.clock import SimClock
 from simulators.forecourt import Dispenser, NozzleSpec

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from drivers.profiles import Profile, ProfileError, find_profile, shipped_profile_dirs
+from drivers.profile_validation import find_profile
+from drivers.profiles import Profile, ProfileError, shipped_profile_dirs
 from simulators.clock import SimClock
 from simulators.faults import FaultError, ScheduledFault, make_fault
 from simulators.forecourt import Dispenser, NozzleSpec, Sale

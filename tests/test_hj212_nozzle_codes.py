@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.config import load_config
+from agent.config_validation import load_config
 from agent.ledger.outbox import StoredRecord
 from agent.uplink.hj212_packets import FrameMaker, nozzle_codes
 from agent.uplink.hj212_settings import Hj212Section

@@ -18,7 +18,8 @@ from agent.commands.envelope import Limits, Refusal, Refused, check_envelope
 from agent.commands.refusals import GateState, RefusalGate
 from agent.commands.replay import ReplayMemory
 from agent.commands.settings import CommandsSection
-from agent.config import ConfigError, load_config
+from agent.config import ConfigError
+from agent.config_validation import load_config
 from agent.containment import Boundary
 from agent.records import RecordIntent
 from agent.uplink.backoff import Backoff

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import LedSection
-from agent.led import LIGHTS, LedState, StatusLed
+from agent.led import LIGHTS, LedSection, LedState, StatusLed
 
 UNTOUCHED = "untouched"
 FILES = ("brightness", "trigger", "delay_on", "delay_off")

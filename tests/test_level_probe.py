@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from drivers.device import DeviceDriver
-from drivers.profiles import DeviceKind, ProfileError, ReadRequest, find_profile, load_profile, shipped_profile_dirs
+from drivers.profile_validation import find_profile, load_profile
+from drivers.profiles import DeviceKind, ProfileError, ReadRequest, shipped_profile_dirs
 from drivers.readings import LevelProbeReading
 from simulators.fuel import Fuel, Product
 from simulators.level_probe import LevelProbe

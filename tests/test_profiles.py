@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 from agent.cli import main
 from drivers.device import DeviceDriver
 from drivers.errors import DeviceValueFault
+from drivers.profile_validation import load_profile
 from drivers.profiles import (
     ImplausibleValue,
     PointSpec,
     ProfileError,
     decode_point,
     encode_point,
-    load_profile,
     plausible_range,
     shipped_profile_dirs,
 )

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from agent.cli import main
-from agent.config import load_config
+from agent.config_validation import load_config
 from agent.ledger.keys import load_key_file
 from agent.tools.dialogue import Answers, DialogueError, complete, system_timezone
 

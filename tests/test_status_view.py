@@ -37,7 +37,6 @@ from status_sample import (
 )
 
 from agent.clock import SystemClock
-from agent.config import MeteringSection
 from agent.containment import Boundary
 from agent.field.events import DeviceReading
 from agent.field.poller import LinePoller, LineStatus, PolledDevice
@@ -55,6 +54,7 @@ from agent.records import (
     format_ts,
 )
 from agent.station.nozzle import NozzleBinding
+from agent.station.settings import MeteringSection
 from agent.station.station import Station
 from agent.station.tank import TankBinding
 from agent.station.vcf import Fuel, Product

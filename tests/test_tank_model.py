@@ -15,7 +15,8 @@ from datetime import datetime
 
 import pytest
 
-from drivers.profiles import find_profile, shipped_profile_dirs
+from drivers.profile_validation import find_profile
+from drivers.profiles import shipped_profile_dirs
 from simulators.faults import make_fault
 from simulators.forecourt import Dispenser, NozzleSpec
 from simulators.fuel import Fuel, Product

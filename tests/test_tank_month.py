@@ -15,16 +15,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.config import TankRulesSection
 from agent.records import RecordIntent, RecordType
 from agent.station.alarms import AlarmBook
 from agent.station.chart import TankChart
 from agent.station.leak import LeakSettings
 from agent.station.leak_watch import LeakWatch
+from agent.station.settings import TankRulesSection
 from agent.station.tank import TankBinding, TankTracker
 from agent.station.vcf import Fuel, Product
 from drivers.device import DeviceDriver
-from drivers.profiles import find_profile, shipped_profile_dirs
+from drivers.profile_validation import find_profile
+from drivers.profiles import shipped_profile_dirs
 from drivers.readings import LevelProbeReading
 from drivers.veeder_root.frame import Command, decode_response, encode_command
 from drivers.veeder_root.reports import decode_deliveries, decode_inventory

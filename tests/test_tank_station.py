@@ -16,7 +16,8 @@ import tomli_w
 
 from drivers.device import DeviceDriver
 from drivers.modbus import TcpMaster
-from drivers.profiles import find_profile, shipped_profile_dirs
+from drivers.profile_validation import find_profile
+from drivers.profiles import shipped_profile_dirs
 from drivers.readings import LevelProbeReading
 from drivers.veeder_root import TlsSerialClient, TlsTcpClient
 from simulators.broker import free_loopback_port

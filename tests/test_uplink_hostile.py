@@ -22,13 +22,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from agent.clock import SystemClock
-from agent.config import OutboxSection, UplinkSection
 from agent.containment import Boundary
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxReader
 from agent.ledger.recorder import Recorder
+from agent.ledger.settings import OutboxSection
 from agent.records import EventKind, HeartbeatBody, RecordIntent
 from agent.uplink.session import Uplink
+from agent.uplink.settings import UplinkSection
 from simulators.broker import MosquittoBroker
 from simulators.hostile.rude_broker import RudeBroker
 

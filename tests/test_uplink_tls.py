@@ -27,13 +27,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from agent.clock import SystemClock
-from agent.config import ConfigError, OutboxSection, TlsSection, UplinkSection, load_config
+from agent.config import ConfigError
+from agent.config_validation import load_config
 from agent.containment import Boundary
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxReader
 from agent.ledger.recorder import Recorder
+from agent.ledger.settings import OutboxSection
 from agent.records import HeartbeatBody
 from agent.uplink.session import Uplink, UplinkStatus
+from agent.uplink.settings import TlsSection, UplinkSection
 from simulators.broker import BrokerTls, MosquittoBroker
 from simulators.certificates import CertificateFiles, Pki, issue_certificate, make_ca, make_pki
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import ConfigError, load_config
+from agent.config import ConfigError
+from agent.config_validation import load_config
 from agent.station.vcf import DensityBand, DensityBasis, Fuel, Product
 
 #: (density at 20 degC kg/m3, temperature degC, printed VCF to 20 degC): Table 60B as cited above.

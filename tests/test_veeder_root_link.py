@@ -19,11 +19,11 @@ import pytest
 import serial
 
 from agent.clock import SystemClock
-from agent.config import MeteringSection, TankRulesSection
 from agent.field.events import DeviceReading
 from agent.field.lines import GaugePoll
 from agent.records import RecordIntent, RecordType
 from agent.station.devices import OPTIONAL_GAUGE_REPORTS
+from agent.station.settings import MeteringSection, TankRulesSection
 from agent.station.station import Station
 from agent.station.tank import TankBinding, TankTracker
 from agent.station.vcf import Fuel as AgentFuel

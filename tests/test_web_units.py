@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from status_sample import fault_status, fuelling_status, offline_status, sample_status
 
-from agent.config import ConfigError, load_config
+from agent.config import ConfigError
+from agent.config_validation import load_config
 from agent.locale import translations
 from agent.status import status_json
 from agent.web import guard, page

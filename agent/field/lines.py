@@ -9,13 +9,13 @@ from functools import partial
 from zoneinfo import ZoneInfo
 
 from agent.clock import Clock
-from agent.config import LineSection, RtuLineSection, TcpLineSection, TlsLineSection
 from agent.containment import Boundary
 from agent.field.events import FieldEvent
 from agent.field.poller import LinePoller, Link, PolledDevice
 from agent.records import RecordIntent
 from drivers.device import DeviceDriver
 from drivers.errors import DeviceValueFault
+from drivers.line_settings import LineSection, RtuLineSection, TcpLineSection, TlsLineSection
 from drivers.modbus.master import SerialRtuMaster, TcpMaster
 from drivers.readings import TankGaugeReading
 from drivers.veeder_root.client import TlsSerialClient, TlsTcpClient

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Literal
 
 from agent.clock import Clock
-from agent.config import OutboxSection
 from agent.ledger.anchor import AnchorError, AnchorKeeper
 from agent.ledger.chain import ChainHead, RecordRefused, SealedRecord, Signer, seal
 from agent.ledger.key_rotation import (
@@ -35,6 +34,7 @@ from agent.ledger.key_rotation import (
 )
 from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec
 from agent.ledger.outbox import Outbox, OutboxError, OutboxFull
+from agent.ledger.settings import OutboxSection
 from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
 from agent.records import AlarmBody, AlarmKind, AlarmState, JsonScalar, KeyRotationBody, RecordIntent, RecordType

@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from agent.config import MeteringSection, VerificationSection
 from agent.field.events import DeviceValueFaults, LineHealth
 from agent.records import (
     AlarmKind,
@@ -32,6 +31,7 @@ from agent.records import (
     RecordIntent,
 )
 from agent.station.alarms import AlarmBook
+from agent.station.settings import MeteringSection, VerificationSection
 from drivers.readings import PumpControllerReading
 
 _PARAMETERS = ("k_factor", "firmware_id")

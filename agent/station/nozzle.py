@@ -34,7 +34,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from agent.config import MeteringSection
 from agent.records import (
     AlarmKind,
     ControllerBaselineBody,
@@ -64,6 +63,7 @@ from agent.station.metering_bias import (
     state_of,
     state_values,
 )
+from agent.station.settings import MeteringSection
 from drivers.readings import ControllerCounters, NozzleReading
 
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from agent.config import MeteringSection, TankRulesSection, VerificationSection
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, DeviceValueFaults, FieldEvent, LineHealth
 from agent.records import DeviceOfflineBody, DeviceOnlineBody, JsonValue, RecordIntent, RecordType
 from agent.station.alarms import AlarmBook
@@ -28,6 +27,7 @@ from agent.station.leak_watch import LeakWatch
 from agent.station.localday import ONE_DAY, LocalDays
 from agent.station.nozzle import Count, NozzleBinding, NozzleTracker, PulseBoard
 from agent.station.pressure import PressureSettings, PressureWatch
+from agent.station.settings import MeteringSection, TankRulesSection, VerificationSection
 from agent.station.tank import TankBinding, TankTracker
 from agent.station.vapour import VapourSettings, VapourWatch
 from drivers.readings import (

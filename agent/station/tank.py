@@ -26,7 +26,6 @@ from collections import deque
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from agent.config import TankRulesSection
 from agent.records import (
     Cursor,
     DeliveryBody,
@@ -38,6 +37,7 @@ from agent.records import (
 )
 from agent.station.chart import TankChart
 from agent.station.localday import LocalDays
+from agent.station.settings import TankRulesSection
 from agent.station.vcf import Fuel
 from drivers.readings import DeliveryReport, LevelProbeReading, TankReading
 

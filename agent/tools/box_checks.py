@@ -12,9 +12,10 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from agent.config import AgentConfig, TlsSection, UplinkSection
+from agent.config import AgentConfig
 from agent.ledger.keys import KeyFileError, load_key_file
 from agent.tools.checks import Check, Status, fail, ok
+from agent.uplink.settings import TlsSection, UplinkSection
 
 EARLIEST_YEAR = 2024
 """A clock before this year has never been set (a box without a battery-backed clock boots in 1970)."""

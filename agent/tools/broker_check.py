@@ -17,10 +17,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from agent.config import UplinkSection
 from agent.tools.checks import Check, fail, ok
 from agent.uplink.messages import Topics
 from agent.uplink.session import _tls_advice
+from agent.uplink.settings import UplinkSection
 
 
 def check_broker(uplink: UplinkSection, station: str, timeout_s: float) -> Iterator[Check]:

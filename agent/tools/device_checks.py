@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable, Iterator
 from functools import partial
 
-from agent.config import LineSection, RtuLineSection, TcpLineSection, TlsLineSection
-from agent.setup import Setup, drivers_for
 from agent.tools.checks import Check, Status, fail, ok
+from agent.wiring import Setup, drivers_for
 from drivers.device import DeviceDriver
 from drivers.errors import FieldError, FieldLinkError, FieldRefused, FieldTimeout
+from drivers.line_settings import LineSection, RtuLineSection, TcpLineSection, TlsLineSection
 from drivers.modbus.master import SerialRtuMaster, TcpMaster
 from drivers.veeder_root.client import TlsSerialClient, TlsTcpClient
 from drivers.veeder_root.reports import INVENTORY, decode_inventory

@@ -1,8 +1,8 @@
 """The short guided dialogue of `provision`: the few answers a config cannot do without, asked on a terminal.
 
 Each answer is checked at once by the same rules the config validation applies to its field (they live in
-the field's annotation in `agent.config`), so an installer retypes one answer instead of meeting every
-problem at the end. Questions go through `ask`: the terminal for `provision`, a script in the tests.
+the field's annotation, in its section's settings module), so an installer retypes one answer instead of
+meeting every problem at the end. Questions go through `ask`: the terminal for `provision`, a script in the tests.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.config import Broker, StationId, TimeZone
+from agent.station.settings import StationId, TimeZone
+from agent.uplink.settings import Broker
 from drivers.schema import Rule
 
 ATTEMPTS = 3

@@ -6,7 +6,7 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass
 
-from agent.config import RtuLineSection
+from drivers.line_settings import RtuLineSection
 
 BAUD_RATES: tuple[int, ...] = typing.get_args(typing.get_type_hints(RtuLineSection)["baudrate"])
 PARITIES: tuple[str, ...] = typing.get_args(typing.get_type_hints(RtuLineSection)["parity"])

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drivers.profiles import ProfileError, load_profile
+from drivers.profile_validation import load_profile
+from drivers.profiles import ProfileError
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.config import ConfigError, DeviceSection, LineSection, LoadedConfig, RtuLineSection, TlsLineSection, summary
+from agent.config import ConfigError, LoadedConfig
+from agent.config_summary import summary
 from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_file, load_key_file
-from agent.setup import SetupError, agent_version, prepare
+from agent.setup import agent_version, prepare
 from agent.tools.dialogue import Answers, DialogueError, complete, system_timezone
 from agent.tools.line_settings import BAUD_RATES, PARITIES, LineSetting
 from agent.tools.station_toml import (
@@ -39,6 +40,8 @@ from agent.tools.station_toml import (
     render,
 )
 from agent.tools.tls_request import TlsRequest, TlsRequestError, make_tls_request, read_tls_request
+from agent.wiring import SetupError
+from drivers.line_settings import DeviceSection, LineSection, RtuLineSection, TlsLineSection
 
 _DEVICE = re.compile(r"(?P<name>[^:]+):(?P<unit>[0-9]{1,3}):(?P<profile>[^:]+)")
 

@@ -40,7 +40,8 @@ from drivers.modbus.errors import (
     ModbusLinkError,
 )
 from drivers.modbus.master import SerialRtuMaster, TcpMaster
-from drivers.profiles import DeviceKind, Profile, ProfileError, load_profile, shipped_profile_dirs
+from drivers.profile_validation import load_profile
+from drivers.profiles import DeviceKind, Profile, ProfileError, shipped_profile_dirs
 from drivers.veeder_root.client import TlsClient, TlsSerialClient
 from drivers.veeder_root.errors import TlsError
 from drivers.veeder_root.reports import INVENTORY, decode_inventory

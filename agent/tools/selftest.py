@@ -21,7 +21,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from agent.config import AgentConfig, ConfigError
-from agent.setup import SetupError, prepare
+from agent.setup import prepare
 from agent.tools.box_checks import (
     check_clock,
     check_device_key,
@@ -33,6 +33,7 @@ from agent.tools.box_checks import (
 from agent.tools.broker_check import check_broker
 from agent.tools.checks import Check, Status, fail, ok
 from agent.tools.device_checks import check_devices
+from agent.wiring import SetupError
 
 
 def run_selftest(

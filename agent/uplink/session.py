@@ -43,7 +43,6 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.clock import Clock
-from agent.config import TlsSection, UplinkSection
 from agent.containment import DETAIL_CHARS, Boundary
 from agent.ledger.integrity import Damage
 from agent.ledger.outbox import OutboxReader
@@ -61,6 +60,7 @@ from agent.uplink.backoff import Backoff
 from agent.uplink.inbound_json import InboundJsonError
 from agent.uplink.messages import AckError, Topics, build_records_message, parse_ack, status_payload
 from agent.uplink.planner import Lane, SendPlanner
+from agent.uplink.settings import TlsSection, UplinkSection
 
 log = get_logger("agent.uplink")
 

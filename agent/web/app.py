@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.config import ConfigError, LoadedConfig, load_config, summary
+from agent.config import ConfigError, LoadedConfig
+from agent.config_summary import summary
+from agent.config_validation import load_config
 from agent.ledger.keys import KeyFileError, load_key_file
 from agent.status_socket import ask
 from agent.tools.provision import CommissioningSheet, Layout

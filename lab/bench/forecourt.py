@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drivers.device import DeviceDriver
-from drivers.profiles import find_profile, shipped_profile_dirs
+from drivers.profile_validation import find_profile
+from drivers.profiles import shipped_profile_dirs
 from station_lab.demo import agent_config
 
 CONTROLLER_PROFILE = "sim-pump-controller"

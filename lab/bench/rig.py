@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Literal
 
 from agent.clock import SystemClock
-from agent.config import OutboxSection
 from agent.containment import Boundary
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox
 from agent.ledger.recorder import Recorder
+from agent.ledger.settings import OutboxSection
 from agent.uplink.session import Uplink
 from bench.workload import OUTBOX_MAX_BYTES, STATION, uplink_settings
 

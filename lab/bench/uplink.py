@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.config import UplinkSection
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import OutboxReader
 from agent.uplink.session import UplinkStatus
+from agent.uplink.settings import UplinkSection
 from bench import parts
 from bench.processes import broker
 from bench.report import Target, per_s, ratio

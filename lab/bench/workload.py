@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from agent.config import UplinkSection
 from agent.ledger.chain import ChainHead, SealedRecord, seal
 from agent.ledger.keys import DeviceKey, KeySpec
 from agent.ledger.outbox import Outbox, StoredRecord
@@ -20,6 +19,7 @@ from agent.ledger.recorder import MAX_BATCH
 from agent.ledger.suites import Suite
 from agent.records import Cursor, HeartbeatBody, RecordIntent, TransactionBody, format_ts
 from agent.uplink.messages import build_records_message
+from agent.uplink.settings import UplinkSection
 
 STATION = "S1"
 OUTBOX_MAX_BYTES = 1024**3

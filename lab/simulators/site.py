@@ -13,7 +13,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from drivers.profiles import Profile, find_profile, shipped_profile_dirs
+from drivers.profile_validation import find_profile
+from drivers.profiles import Profile, shipped_profile_dirs
 from simulators.banks import DeviceBank
 from simulators.config import (
     DispenserSection,

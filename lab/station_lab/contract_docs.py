@@ -27,8 +27,8 @@ from typing import Any, Final
 
 from pydantic import TypeAdapter
 
-from agent.config import STATION_ID
 from agent.records import BODY_TYPES, CONTRACT_VERSION, Body, EventKind, RecordType
+from agent.station.settings import STATION_ID
 
 Schema = dict[str, Any]
 

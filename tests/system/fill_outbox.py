@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from agent.config import load_config
+from agent.config_validation import load_config
 from agent.ledger.chain import Signer, seal
 from agent.ledger.keys import load_key_file
 from agent.ledger.outbox import Outbox
