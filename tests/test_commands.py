@@ -35,7 +35,8 @@ from agent.ledger.key_rotation import (
 )
 from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_file, load_key_file
 from agent.ledger.outbox import Outbox, OutboxReader
-from agent.ledger.recorder import KeyRotated, KeyRotationFailed, Recorder
+from agent.ledger.recorder import KeyRotationFailed, Recorder
+from agent.ledger.recorder_inbox import KeyRotated
 from agent.ledger.suites import PublicKey, Suite
 from agent.records import HeartbeatBody, RecordIntent, format_ts
 from simulators.platform.command import sign_command
