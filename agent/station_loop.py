@@ -168,14 +168,19 @@ class StationLoop:
             wait_s = self._clock.real_s(max(0.0, next_due - self._clock.monotonic()))
             self.pulse.beat(wait_s)
             self.inbox.wait(wait_s)
-            if not self.step(now_of(self._clock)):
+            item = self.inbox.take()
+            if not self._turn(item, now_of(self._clock)):
                 return
 
     def step(self, now: Instant) -> bool:
         """One turn at `now`: the oldest item of the inbox, if any, then whichever timers are due (the station's
         tick and day closes, the clock check, the heartbeat). False once the stop was taken: what time has
         completed by then (a sale's wait, a pressure interval) is recorded, then the agent_stop record."""
-        item = self.inbox.take()
+        return self._turn(self.inbox.take(), now)
+
+    def _turn(self, item: FieldEvent | _Committed | _Stop | None, now: Instant) -> bool:
+        """`step` with its item; the thread reads `now` after taking the item, so the timers never run at an
+        instant before an event they follow."""
         if isinstance(item, _Stop):
             self._check_clock(now)
             self._tick(now.wall_ms)

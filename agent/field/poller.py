@@ -147,14 +147,23 @@ class LinePoller:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.pulse = Pulse()
-        now = clock.monotonic()
-        self._schedule = [(now, index) for index in range(len(devices))]
+        self._schedule: list[tuple[float, int]] = []
         """(due, device index) as a heap: the device due first is served next."""
-        heapq.heapify(self._schedule)
-        self._next_health = now + health_every_s
+        self._next_health = 0.0
+        self.begin(clock.monotonic())
         self._thread: threading.Thread | None = None
 
+    def begin(self, now_s: float) -> None:
+        """Every device due at monotonic `now_s`, the line's health `health_every_s` later. While the polls keep
+        up, each device stays on this grid at its own interval, so devices of one interval (a controller and its
+        pulse counter) are polled in the config's order, one right after the other."""
+        self._schedule = [(now_s, index) for index in range(len(self._devices))]
+        heapq.heapify(self._schedule)
+        self._next_health = now_s + self._health_every_s
+
     def start(self) -> None:
+        """Begin the schedule now (the time since the poller was built is no backlog) and start the thread."""
+        self.begin(self._clock.monotonic())
         self._thread = threading.Thread(target=self.run, name=f"poller-{self.line}", daemon=True)
         self._thread.start()
 
