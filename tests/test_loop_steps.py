@@ -1,5 +1,6 @@
-"""The station loop and the recorder driven by hand: each `step(now)` is one turn at an instant the test picks, on
-the test's own thread, with no sleep; the records go through a real recorder into a real SQLite outbox file."""
+"""The station loop, the recorder and a poller driven by hand: each `step(now)` is one turn at an instant the test
+picks, on the test's own thread, with no sleep; the records go through a real recorder into a real SQLite outbox
+file."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from test_station import BINDING, RULES
 from agent.clock import now_of
 from agent.config import OutboxSection
 from agent.containment import Boundary
+from agent.field.events import DeviceReading, FieldEvent
+from agent.field.poller import LinePoller, PolledDevice
 from agent.ledger.chain import SealedRecord
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxReader
@@ -23,6 +26,7 @@ from agent.ledger.recorder_inbox import Stop
 from agent.records import AgentStartBody, HeartbeatBody, RecordIntent, RecordType
 from agent.station.station import Station
 from agent.station_loop import HeartbeatFacts, StationInbox, StationLoop
+from drivers.readings import TankGaugeReading
 
 STATION = "STEP-0001"
 NEXT_DAY = DAY + timedelta(days=1)
@@ -160,3 +164,47 @@ def test_an_ack_is_saved_once_its_interval_has_passed_and_at_the_stop(tmp_path: 
     recorder.inbox.put(Stop({"running": "0"}))
     assert recorder.step(now_of(clock)) is False
     assert (outbox.meta("acked_upto"), outbox.meta("running")) == ("5", "0")
+
+
+class _QuietLink:
+    """The line's port, for a poller whose devices are read by the test's own functions."""
+
+    def close(self) -> None:
+        pass
+
+    def statistics(self) -> None:
+        return None
+
+
+def test_a_poller_step_serves_the_device_due_first_and_none_before_its_time() -> None:
+    """Devices every 1 s and every 5 s, both due at the start: each step polls at most one device, the first
+    due (the config's order breaks a tie), and a step before any is due polls none; each answer reaches the
+    sink as a reading, the device's first answer also saying it is online (with no value faults)."""
+    clock = StepClock(local(10))
+    polled: list[str] = []
+    events: list[FieldEvent] = []
+
+    def device(name: str, interval_s: float) -> PolledDevice:
+        def read() -> TankGaugeReading:
+            polled.append(name)
+            return TankGaugeReading(())
+
+        return PolledDevice(name, 1, interval_s, read)
+
+    boundary = Boundary("poller rs485-1", lambda _intent: None, clock)
+    poller = LinePoller(
+        "rs485-1", [device("fast", 1.0), device("slow", 5.0)], _QuietLink(), clock, events.append, boundary=boundary
+    )
+    start = clock.now_ms
+    for offset_ms in (0, 0, 0, 999, 1000, 1000, 2000, 5000, 5000, 5000):
+        clock.now_ms = start + offset_ms
+        poller.step(now_of(clock))
+        polled.append("|")
+    assert "".join(p if p == "|" else p[0] for p in polled) == "f|s|||f||f|f|f|s|"
+    assert [(type(e).__name__, e.device) for e in events if not isinstance(e, DeviceReading)] == [
+        ("DeviceOnline", "fast"),
+        ("DeviceValueFaults", "fast"),
+        ("DeviceOnline", "slow"),
+        ("DeviceValueFaults", "slow"),
+    ]
+    assert [e.device for e in events if isinstance(e, DeviceReading)] == [p for p in polled if p != "|"]
