@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -18,6 +19,19 @@ class Clock(Protocol):
     def real_s(self, seconds: float) -> float:
         """How long `seconds` of this clock take in real time: what to hand to a blocking wait."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Instant:
+    """One reading of a clock, both its times at once: what a loop's `step(now)` is handed, so that everything one
+    step decides (which timer is due, which `ts` a record carries) follows from one instant a test can choose."""
+
+    monotonic_s: float
+    wall_ms: int
+
+
+def now_of(clock: Clock) -> Instant:
+    return Instant(clock.monotonic(), clock.wall_ms())
 
 
 class SystemClock:

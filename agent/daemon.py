@@ -1,19 +1,21 @@
 """The agent as a whole: builds every part from the config, runs them, and stops them in the right order.
 
-Start-up order follows the data backwards (outbox, recorder, uplink, station, pollers) so that nothing produces
-before its consumer is ready; stop-up order follows it forwards, so that the last readings become records,
-the records reach the outbox, and the uplink gets a last chance to deliver them before the box says offline.
+Every part is built with what it calls, in an order without cycles (see `Agent._build`); its thread starts only
+in `start()`. Start-up order follows the data backwards (outbox, recorder, uplink, station, pollers) so that
+nothing produces before its consumer is ready; stop-up order follows it forwards, so that the last readings
+become records, the records reach the outbox, and the uplink gets a last chance to deliver them before the box
+says offline.
 The `running` mark in the outbox is what lets the next start tell a clean stop from a power cut.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -25,19 +27,19 @@ from agent.health import assess
 from agent.history import replay, station_history
 from agent.led import StatusLed
 from agent.ledger.anchor import AnchorError, AnchorKeeper, AnchorUnwritable, anchor_path
-from agent.ledger.chain import SealedRecord
 from agent.ledger.integrity import damage_alarm
 from agent.ledger.key_rotation import finish_rotation, new_key_path
 from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, load_key_file
 from agent.ledger.opening import Opened, OutboxBusy, OutboxRefused, lock_outbox, open_outbox, recover_hint
 from agent.ledger.outbox import Outbox, OutboxError, OutboxReader, OutboxUnusable
 from agent.ledger.recorder import Recorder
+from agent.ledger.recorder_inbox import ChainPosition, RecorderInbox
 from agent.lifecycle import PreviousRun, startup_intents
 from agent.locale import language_for_zone
 from agent.logs import get_logger
 from agent.records import format_ts
 from agent.station.station import Station
-from agent.station_loop import HeartbeatFacts, StationLoop
+from agent.station_loop import HeartbeatFacts, StationInbox, StationLoop
 from agent.station_view import StationView
 from agent.status import AgentStatus, backlog, clock_at, disk_of, status_json, write_status
 from agent.status_socket import StatusSocketBusy, StatusSocketServer
@@ -98,6 +100,8 @@ class Agent:
         """What was acknowledged before this run: ALL WELL needs the platform to confirm a record of this one."""
         self._outbox_lock: int | None = None
         """The outbox's lock (agent/ledger/opening.py), held from opening to the end of the stop."""
+        self._last_status: AgentStatus | None = None
+        """The status the main thread built last, for the platform's `status` command."""
 
     @staticmethod
     def _settled_at_start(parts: _Parts) -> int:
@@ -186,14 +190,28 @@ class Agent:
             raise StartupError(f"{exc}; {recover_hint(self.loaded.source)}") from exc
 
     def _build(self, opened: Opened, key: DeviceKey, drivers: dict[str, DeviceDriver]) -> _Parts:
+        """Every part, built after the parts it calls. Two inboxes stand between parts that call each other: the
+        recorder's (the uplinks tell it of acks and hand it their events; it tells them of each commit) and the
+        station's (the pollers post to it and the recorder hands it what it committed; the station loop's
+        heartbeat reads how the pollers and the uplink are doing)."""
         config = self.config
         outbox = opened.outbox
-
-        def to_station(records: Sequence[SealedRecord]) -> None:
-            """The recorder's commits, for the day's books: the station loop is built below, before the recorder
-            starts, which is when this is first called."""
-            station.committed(records)
-
+        start = ChainPosition.stored(outbox, key.kid)
+        ledger = RecorderInbox(start)
+        station_inbox = StationInbox()
+        uplink = Uplink(
+            config.uplink,
+            config.station.id,
+            outbox.path,
+            self.clock,
+            on_acked=ledger.note_acked,
+            acked_upto=start.acked_upto,
+            head_seq=start.head_seq,
+            boundary=Boundary("uplink", ledger.submit, self.clock),
+            record=ledger.submit,
+            birth_fields=partial(self._birth_fields, ledger),
+        )
+        ecology = self._ecology_uplink(outbox, ledger)
         recorder = Recorder(
             outbox,
             config.station.id,
@@ -202,23 +220,11 @@ class Agent:
             self.clock,
             key_path=config.keys.device_key,
             anchor=AnchorKeeper(anchor_path(config.keys.device_key), opened.anchor),
-            committed=to_station,
+            inbox=ledger,
+            committed=station_inbox.committed,
+            on_commit=uplink.notify if ecology is None else _both(uplink.notify, ecology.notify),
             key_spec=KeySpec.of(config.keys.suite, config.keys.sm2_id),
         )
-        uplink = Uplink(
-            config.uplink,
-            config.station.id,
-            outbox.path,
-            self.clock,
-            on_acked=recorder.note_acked,
-            acked_upto=recorder.status().acked_upto,
-            head_seq=recorder.head.seq,
-            boundary=Boundary("uplink", recorder.submit, self.clock),
-            record=recorder.submit,
-            birth_fields=lambda: {"kid": recorder.kid, "version": self.version, "head_seq": recorder.head.seq},
-        )
-        ecology = self._ecology_uplink(outbox, recorder)
-        recorder.on_commit = uplink.notify if ecology is None else _both(uplink.notify, ecology.notify)
         zone = ZoneInfo(config.station.timezone)
         station_clock: Clock = self.clock
         if config.clock.time_scale != 1:
@@ -227,8 +233,20 @@ class Agent:
         cursors = outbox.cursors()
         bindings = bindings_for(config)
         view = StationView(cursors, tanks=self.setup.tanks, nozzles=bindings)
-        noted = view.watching(recorder.submit)
+        noted = view.watching(ledger.submit)
         uplink.on_damage = lambda damage: noted(damage_alarm(damage, self.clock.wall_ms()))
+        pollers = tuple(
+            build_poller(
+                line,
+                drivers,
+                station_clock,
+                station_inbox.post,
+                health_every_s=config.metering.line_error_window_s / 4,
+                zone=zone,
+                report=ledger.submit,
+            )
+            for line in config.lines
+        )
         station = StationLoop(
             Station(
                 bindings,
@@ -244,30 +262,24 @@ class Agent:
                 daily=config.daily,
                 history=station_history(outbox, config, station_clock.wall_ms()),
             ),
-            view.watching(recorder.submit),
+            view.watching(ledger.submit),
             station_clock,
             heartbeat_interval_s=config.heartbeat.interval_s,
             jump_threshold_ms=int(config.clock.jump_threshold_s * 1000),
-            facts=lambda: self._heartbeat_facts(pollers, recorder, uplink),
-            boundary=Boundary("station", view.watching(recorder.submit), self.clock),
+            facts=partial(self._heartbeat_facts, pollers, recorder, uplink),
+            boundary=Boundary("station", view.watching(ledger.submit), self.clock),
+            inbox=station_inbox,
             nozzles=view.nozzles,
         )
-        pollers = [
-            build_poller(
-                line,
-                drivers,
-                station_clock,
-                station.post,
-                health_every_s=config.metering.line_error_window_s / 4,
-                zone=zone,
-                report=recorder.submit,
-            )
-            for line in config.lines
-        ]
-        parts = _Parts(outbox, recorder, uplink, station, tuple(pollers), view, OutboxReader(outbox.path), ecology)
-        return dataclasses.replace(parts, commands=self._command_desk(parts))
+        commands = self._command_desk(recorder, uplink, outbox)
+        return _Parts(outbox, recorder, uplink, station, pollers, view, OutboxReader(outbox.path), ecology, commands)
 
-    def _ecology_uplink(self, outbox: Outbox, recorder: Recorder) -> Hj212Uplink | None:
+    def _birth_fields(self, ledger: RecorderInbox) -> dict[str, object]:
+        """What the uplink's `online` status message carries besides the state."""
+        position = ledger.position()
+        return {"kid": position.kid, "version": self.version, "head_seq": position.head_seq}
+
+    def _ecology_uplink(self, outbox: Outbox, ledger: RecorderInbox) -> Hj212Uplink | None:
         """The HJ 212 uplink to an ecology platform, if configured; its progress is kept beside the outbox."""
         settings, profile = self.config.hj212, self.setup.hj212_profile
         if settings is None or not settings.enabled or profile is None:
@@ -277,7 +289,7 @@ class Agent:
 
         state_path = outbox.path.with_name(f"{outbox.path.stem}-hj212.json")
         zone = ZoneInfo(self.config.station.timezone)
-        boundary = Boundary("uplink-hj212", recorder.submit, self.clock)
+        boundary = Boundary("uplink-hj212", ledger.submit, self.clock)
         return Hj212Uplink(
             settings,
             profile,
@@ -289,7 +301,7 @@ class Agent:
             nozzles=self.config.hj212_nozzles(),
         )
 
-    def _command_desk(self, parts: _Parts) -> CommandDesk | None:
+    def _command_desk(self, recorder: Recorder, uplink: Uplink, outbox: Outbox) -> CommandDesk | None:
         """The platform's commands, if enabled: wired to the recorder, the uplink and the status snapshot."""
         settings = self.config.commands
         if not settings.enabled or settings.platform_key is None:
@@ -306,25 +318,31 @@ class Agent:
         except (PlatformKeyError, ReplayFileError) as exc:
             raise StartupError(str(exc)) from exc
         ports = CommandPorts(
-            submit=parts.recorder.submit,
-            head_seq=lambda: parts.recorder.head.seq,
-            status=lambda: json.loads(self.config.status.path.read_bytes()),
-            resend=parts.uplink.resend,
-            rotate_key=parts.recorder.rotate_key,
-            reply=parts.uplink.reply,
+            submit=recorder.submit,
+            head_seq=lambda: recorder.head.seq,
+            status=self._status_snapshot,
+            resend=uplink.resend,
+            rotate_key=recorder.rotate_key,
+            reply=uplink.reply,
         )
         desk = CommandDesk(
             settings,
             self.config.station.id,
             platform_keys=keys,
             replay=replay,
-            outbox_path=parts.outbox.path,
+            outbox_path=outbox.path,
             ports=ports,
             clock=self.clock,
-            boundary=Boundary("commands", parts.recorder.submit, self.clock),
+            boundary=Boundary("commands", recorder.submit, self.clock),
         )
-        parts.uplink.take_commands(desk.post, settings.max_command_bytes)
+        uplink.take_commands(desk.post, settings.max_command_bytes)
         return desk
+
+    def _status_snapshot(self) -> Mapping[str, object] | None:
+        """The status the main thread built last, as the status file and socket carry it; None before the first.
+        Called on the command desk's thread: the snapshot is frozen, and taking the reference is atomic."""
+        status = self._last_status
+        return None if status is None else dataclasses.asdict(status)
 
     def _start(self, parts: _Parts, key: DeviceKey) -> None:
         outbox = parts.outbox
@@ -404,7 +422,7 @@ class Agent:
         )
 
     @staticmethod
-    def _heartbeat_facts(pollers: list[LinePoller], recorder: Recorder, uplink: Uplink) -> HeartbeatFacts:
+    def _heartbeat_facts(pollers: Sequence[LinePoller], recorder: Recorder, uplink: Uplink) -> HeartbeatFacts:
         stored = recorder.status()
         devices = [device for poller in pollers for device in poller.status().devices]
         return HeartbeatFacts(
@@ -473,6 +491,7 @@ class Agent:
 
     def _write_status(self, parts: _Parts) -> AgentStatus:
         status = self.status(parts)
+        self._last_status = status
         document = status_json(status)
         try:
             write_status(self.config.status.path, document)

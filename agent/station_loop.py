@@ -2,19 +2,22 @@
 
 Only this thread touches the station's state, so the station logic needs no locks. It wakes for an event, a
 heartbeat, or a clock check, never on a fixed fast tick, and it hands every intent to the recorder without
-waiting for the disk. The recorder hands back what it has committed (`committed`), through the same queue as the
-field events: whoever made a record, the day's books count it here, once it is in the outbox, as a restart
-would read it back.
+waiting for the disk. The recorder hands back what it has committed (`StationInbox.committed`), through the same
+inbox as the field events: whoever made a record, the day's books count it here, once it is in the outbox, as a
+restart would read it back.
+
+The inbox is built before the loop, so that the pollers and the recorder, which feed it, can be built before
+the station loop, whose heartbeat reads their status. `run()` only waits; `step(now)` does one turn, so a test
+drives the loop by hand with a clock of its own.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from agent.clock import Clock
+from agent.clock import Clock, Instant, now_of
 from agent.containment import Boundary
 from agent.fault_hook import hold_if_asked
 from agent.field.events import DeviceReading, FieldEvent
@@ -22,6 +25,7 @@ from agent.history import as_intent
 from agent.ledger.chain import SealedRecord
 from agent.lifecycle import ClockWatch
 from agent.logs import get_logger
+from agent.mailbox import Mailbox
 from agent.pulse import Pulse
 from agent.records import AgentStopBody, HeartbeatBody, RecordIntent
 from agent.station.daybooks import READ_TYPES
@@ -48,6 +52,42 @@ class _Committed:
 
 
 @dataclass(frozen=True, slots=True)
+class _Stop:
+    reason: str
+    """The agent_stop record's reason."""
+
+
+class StationInbox:
+    """What reaches the station loop from other threads: field events (the pollers), committed records (the
+    recorder) and the stop. `post` and `committed` never block."""
+
+    def __init__(self) -> None:
+        self._mail: Mailbox[FieldEvent | _Committed | _Stop] = Mailbox()
+
+    def post(self, event: FieldEvent) -> None:
+        """Called by the pollers."""
+        self._mail.put(event)
+
+    def committed(self, records: Sequence[SealedRecord]) -> None:
+        """Called by the recorder after each commit. Only what the day's books read is passed on."""
+        read = tuple(record.canonical for record in records if record.type in READ_TYPES)
+        if read:
+            self._mail.put(_Committed(read))
+
+    def ask_stop(self, reason: str) -> None:
+        """Behind everything posted so far: the loop ends when it takes this."""
+        self._mail.put(_Stop(reason))
+
+    def take(self) -> FieldEvent | _Committed | _Stop | None:
+        """For the loop's own thread: the oldest item, or None at once."""
+        return self._mail.take()
+
+    def wait(self, timeout_s: float) -> None:
+        """For the loop's own thread: until an item is there, at most `timeout_s` real seconds."""
+        self._mail.wait(timeout_s)
+
+
+@dataclass(frozen=True, slots=True)
 class HeartbeatFacts:
     uplink_online: bool
     unacked: int
@@ -66,10 +106,12 @@ class StationLoop:
         jump_threshold_ms: int,
         facts: Callable[[], HeartbeatFacts],
         boundary: Boundary,
+        inbox: StationInbox | None = None,
         nozzles: LiveNozzles | None = None,
     ) -> None:
-        """`nozzles`: where the nozzles' phases are published for the status, after each controller reading.
-        `boundary`: the wall around each event, note and step (agent/containment.py)."""
+        """`inbox`: where its events come from (a fresh one if None, fed through `post`). `nozzles`: where the
+        nozzles' phases are published for the status, after each controller reading. `boundary`: the wall around
+        each event, note and step (agent/containment.py)."""
         self._station = station
         self._boundary = boundary
         self._nozzles = nozzles
@@ -77,13 +119,15 @@ class StationLoop:
         self._clock = clock
         self._interval_s = heartbeat_interval_s
         self._facts = facts
+        self.inbox = inbox or StationInbox()
         self._started = clock.monotonic()
         self._watch = ClockWatch(jump_threshold_ms, clock.wall_ms(), self._started)
-        self._events: queue.SimpleQueue[FieldEvent | _Committed | None] = queue.SimpleQueue()
-        self._stop_reason = "stopped"
         self.pulse = Pulse()
         self._tick_s = max(TICK_S, MIN_TICK_REAL_S / clock.real_s(1.0))
-        self._thread = threading.Thread(target=self._run, name="station", daemon=True)
+        self._next_heartbeat = self._started + self._interval_s
+        self._next_clock_check = self._started + CLOCK_CHECK_S
+        self._next_tick = self._started + self._tick_s
+        self._thread: threading.Thread | None = None
 
     def resume(self, records: Iterable[RecordIntent], starting: list[RecordIntent]) -> None:
         """Before `start`: the station brought up to date with its records since its first open day (`replay_from_ms`)
@@ -95,67 +139,70 @@ class StationLoop:
         return self._station.replay_from_ms(self._clock.wall_ms())
 
     def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="station", daemon=True)
         self._thread.start()
 
     def post(self, event: FieldEvent) -> None:
-        """Called by the pollers; never blocks."""
-        self._events.put(event)
-
-    def committed(self, records: Sequence[SealedRecord]) -> None:
-        """Called by the recorder after each commit; never blocks. Only what the day's books read is passed on."""
-        read = tuple(record.canonical for record in records if record.type in READ_TYPES)
-        if read:
-            self._events.put(_Committed(read))
+        """The inbox's `post`: never blocks."""
+        self.inbox.post(event)
 
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread is not None and self._thread.is_alive()
 
     def uptime_s(self) -> int:
         return int(self._clock.monotonic() - self._started)
 
     def stop(self, reason: str, timeout_s: float = 5.0) -> bool:
-        """Handle the events already posted, then record the stop; returns whether the thread ended."""
-        self._stop_reason = reason
-        self._events.put(None)
-        if self._thread.is_alive():
+        """Handle the events already posted, then record the stop; returns whether the thread ended (a loop
+        never started makes its stop record at its next `step`)."""
+        self.inbox.ask_stop(reason)
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout_s)
-        return not self._thread.is_alive()
+        return not self.alive()
 
-    def _run(self) -> None:
-        next_heartbeat = self._started + self._interval_s
-        next_clock_check = self._started + CLOCK_CHECK_S
-        next_tick = self._started + self._tick_s
+    def run(self) -> None:
+        """The thread: wait for the next item or timer, then `step`, until the stop."""
         while True:
             hold_if_asked("station")
-            now = self._clock.monotonic()
-            try:
-                wait_s = self._clock.real_s(max(0.0, min(next_heartbeat, next_clock_check, next_tick) - now))
-                self.pulse.beat(wait_s)
-                event = self._events.get(timeout=wait_s)
-            except queue.Empty:
-                pass
-            else:
-                if event is None:
-                    break
-                if isinstance(event, _Committed):
-                    self._note(event)
-                else:
-                    self._handle(event)
-            now = self._clock.monotonic()
-            if now >= next_tick:
-                self._tick()
-                next_tick = now + self._tick_s
-            if now >= next_clock_check:
-                self._check_clock(now)
-                next_clock_check = now + CLOCK_CHECK_S
-            if now >= next_heartbeat:
-                self._check_clock(now)
-                self._heartbeat()
-                next_heartbeat += self._interval_s * max(1, int((now - next_heartbeat) // self._interval_s) + 1)
-        self._check_clock(self._clock.monotonic())
-        self._tick()  # what time has completed by now (a sale's wait, a pressure interval) is recorded before the stop
-        body = AgentStopBody(reason=self._stop_reason, uptime_s=self.uptime_s())
-        self._submit(body.intent(self._clock.wall_ms()))
+            next_due = min(self._next_heartbeat, self._next_clock_check, self._next_tick)
+            wait_s = self._clock.real_s(max(0.0, next_due - self._clock.monotonic()))
+            self.pulse.beat(wait_s)
+            self.inbox.wait(wait_s)
+            item = self.inbox.take()
+            if not self._turn(item, now_of(self._clock)):
+                return
+
+    def step(self, now: Instant) -> bool:
+        """One turn at `now`: the oldest item of the inbox, if any, then whichever timers are due (the station's
+        tick and day closes, the clock check, the heartbeat). False once the stop was taken: what time has
+        completed by then (a sale's wait, a pressure interval) is recorded, then the agent_stop record."""
+        return self._turn(self.inbox.take(), now)
+
+    def _turn(self, item: FieldEvent | _Committed | _Stop | None, now: Instant) -> bool:
+        """`step` with its item; the thread reads `now` after taking the item, so the timers never run at an
+        instant before an event they follow."""
+        if isinstance(item, _Stop):
+            self._check_clock(now)
+            self._tick(now.wall_ms)
+            body = AgentStopBody(reason=item.reason, uptime_s=int(now.monotonic_s - self._started))
+            self._submit(body.intent(now.wall_ms))
+            return False
+        if isinstance(item, _Committed):
+            self._note(item)
+        elif item is not None:
+            self._handle(item)
+        if now.monotonic_s >= self._next_tick:
+            self._tick(now.wall_ms)
+            self._next_tick = now.monotonic_s + self._tick_s
+        if now.monotonic_s >= self._next_clock_check:
+            self._check_clock(now)
+            self._next_clock_check = now.monotonic_s + CLOCK_CHECK_S
+        if now.monotonic_s >= self._next_heartbeat:
+            self._check_clock(now)
+            self._heartbeat(now)
+            behind = int((now.monotonic_s - self._next_heartbeat) // self._interval_s) + 1
+            self._next_heartbeat += self._interval_s * max(1, behind)
+        return True
 
     def _note(self, committed: _Committed) -> None:
         for canonical in committed.canonical:
@@ -170,31 +217,31 @@ class StationLoop:
                 if isinstance(reading, PumpControllerReading):
                     self._nozzles.on_controller(event.device, reading, self._station.phase_of)
 
-    def _tick(self) -> None:
+    def _tick(self, now_ms: int) -> None:
         """The station's time-driven rules, then the day's summaries, each on its own: one failing (a bug)
         must not take the other's records with it."""
-        for name, step in (("tick", self._station.tick), ("close_days", self._station.close_days)):
+        for name, rules in (("tick", self._station.tick), ("close_days", self._station.close_days)):
             with self._boundary.contain(name):
-                self._submit_all(step(self._clock.wall_ms()))
+                self._submit_all(rules(now_ms))
 
     def _submit_all(self, intents: list[RecordIntent]) -> None:
         for intent in intents:
             self._submit(intent)
 
-    def _check_clock(self, monotonic_s: float) -> None:
-        jump = self._watch.check(self._clock.wall_ms(), monotonic_s)
+    def _check_clock(self, now: Instant) -> None:
+        jump = self._watch.check(now.wall_ms, now.monotonic_s)
         if jump is not None:
             log.warning("clock_jump", jump_ms=jump.body["jump_ms"])
             self._submit(jump)
 
-    def _heartbeat(self) -> None:
+    def _heartbeat(self, now: Instant) -> None:
         facts = self._facts()
         body = HeartbeatBody(
             interval_s=self._interval_s,
-            uptime_s=self.uptime_s(),
+            uptime_s=int(now.monotonic_s - self._started),
             uplink="online" if facts.uplink_online else "offline",
             unacked=facts.unacked,
             devices_online=facts.devices_online,
             devices_total=facts.devices_total,
         )
-        self._submit(body.intent(self._clock.wall_ms()))
+        self._submit(body.intent(now.wall_ms))

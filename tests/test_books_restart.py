@@ -33,7 +33,8 @@ from agent.ledger.canonical import canonical_bytes
 from agent.ledger.chain import SealedRecord
 from agent.ledger.keys import generate_key_file, load_key_file
 from agent.ledger.outbox import OutboxError
-from agent.ledger.recorder import KeyRotated, KeyRotationFailed, Recorder
+from agent.ledger.recorder import KeyRotationFailed, Recorder
+from agent.ledger.recorder_inbox import KeyRotated
 from agent.ledger.settings import OutboxSection
 from agent.ledger.suites import Suite, kid_of
 from agent.lifecycle import PreviousRun, startup_intents

@@ -34,7 +34,8 @@ from agent.ledger.key_rotation import (
 )
 from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_file, load_key_file
 from agent.ledger.outbox import Outbox, OutboxReader
-from agent.ledger.recorder import KeyRotated, KeyRotationFailed, Recorder
+from agent.ledger.recorder import KeyRotationFailed, Recorder
+from agent.ledger.recorder_inbox import KeyRotated
 from agent.ledger.settings import OutboxSection
 from agent.ledger.suites import PublicKey, Suite
 from agent.records import HeartbeatBody, RecordIntent, format_ts
@@ -269,12 +270,14 @@ class FakePorts:
         self.resent: list[tuple[int, int]] = []
         self.rotations: list[str | None] = []
         self.replies: list[bytes] = []
+        self.snapshot: dict[str, object] | None = {"health": "ok"}
+        """The status the agent built last; None: none yet."""
 
     def ports(self) -> CommandPorts:
         return CommandPorts(
             submit=self.intents.append,
             head_seq=lambda: 7,
-            status=lambda: {"health": "ok"},
+            status=lambda: self.snapshot,
             resend=lambda first, last: self.resent.append((first, last)),
             rotate_key=self._rotate,
             reply=self.replies.append,
@@ -361,6 +364,27 @@ class TestDesk:
             ("command_accepted", "k", "rotate-key"),
         ]
         assert events[2]["args"] == {"first": 1, "last": 9} and events[2]["issued"] == format_ts(NOW_MS)
+
+    def test_status_before_the_first_snapshot_fails_saying_to_ask_again(
+        self, tmp_path: Path, outbox_path: Path
+    ) -> None:
+        """Before the agent has built a status, `status` is accepted and answers `failed` with the way out; once a
+        snapshot is there, it answers that snapshot."""
+        fake = FakePorts()
+        fake.snapshot = None
+        desk = make_desk(tmp_path, outbox_path, fake, StepClock())
+        try:
+            early = ask(desk, envelope("status", id="s1"))
+            fake.snapshot = {"health": "warning"}
+            later = ask(desk, envelope("status", id="s2"))
+        finally:
+            desk.stop()
+        assert (early["ok"], early["error"]["reason"]) == (False, "failed")
+        assert (
+            early["error"]["detail"].startswith("no status snapshot to give yet")
+            and "ask again" in early["error"]["detail"]
+        )
+        assert later == {"id": "s2", "ok": True, "result": {"health": "warning"}}
 
     def test_refusals_answer_with_the_reason_and_are_recorded(self, tmp_path: Path, outbox_path: Path) -> None:
         fake = FakePorts()

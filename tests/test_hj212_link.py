@@ -110,10 +110,6 @@ class Station:
         uplink.notify(self.recorder.status().head_seq)
         return uplink
 
-    def notify(self, head_seq: int) -> None:
-        for uplink in self.uplinks:
-            uplink.notify(head_seq)
-
 
 def intent(record_type: RecordType, ts_ms: int, **body: object) -> RecordIntent:
     return RecordIntent(record_type, ts_ms, dict(body))  # type: ignore[arg-type]
@@ -123,9 +119,16 @@ def intent(record_type: RecordType, ts_ms: int, **body: object) -> RecordIntent:
 def station(tmp_path: Path) -> Iterator[Station]:
     path = tmp_path / "outbox.sqlite"
     key = DeviceKey.from_private(Ed25519PrivateKey.generate())
-    recorder = Recorder(Outbox(path, 64 * 1024**2), "S1", key, OutboxSection(path=path), SystemClock())
-    running = Station(path, tmp_path / "hj212.state", recorder)
-    recorder.on_commit = running.notify
+    uplinks: list[Hj212Uplink] = []
+
+    def notify(head_seq: int) -> None:
+        for uplink in uplinks:
+            uplink.notify(head_seq)
+
+    recorder = Recorder(
+        Outbox(path, 64 * 1024**2), "S1", key, OutboxSection(path=path), SystemClock(), on_commit=notify
+    )
+    running = Station(path, tmp_path / "hj212.state", recorder, uplinks=uplinks)
     recorder.start()
     yield running
     for uplink in running.uplinks:

@@ -90,10 +90,6 @@ class Station:
         uplink.start()
         return uplink
 
-    def notify(self, head_seq: int) -> None:
-        for uplink in self.uplinks:
-            uplink.notify(head_seq)
-
     def events(self, kind: EventKind) -> list[dict[str, Any]]:
         """The bodies of the events of `kind` the uplink made so far."""
         return [dict(intent.body) for intent in list(self.reported) if intent.body.get("kind") == kind]
@@ -113,9 +109,16 @@ class Station:
 def station(tmp_path: Path) -> Iterator[Station]:
     path = tmp_path / "outbox.sqlite"
     key = DeviceKey.from_private(Ed25519PrivateKey.generate())
-    recorder = Recorder(Outbox(path, 64 * 1024**2), STATION, key, OutboxSection(path=path), SystemClock())
-    running = Station(path, recorder)
-    recorder.on_commit = running.notify
+    uplinks: list[Uplink] = []
+
+    def notify(head_seq: int) -> None:
+        for uplink in uplinks:
+            uplink.notify(head_seq)
+
+    recorder = Recorder(
+        Outbox(path, 64 * 1024**2), STATION, key, OutboxSection(path=path), SystemClock(), on_commit=notify
+    )
+    running = Station(path, recorder, uplinks=uplinks)
     recorder.start()
     yield running
     for uplink in running.uplinks:

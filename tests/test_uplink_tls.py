@@ -90,10 +90,6 @@ class Station:
         uplink.start()
         return uplink
 
-    def notify(self, head_seq: int) -> None:
-        for uplink in self.uplinks:
-            uplink.notify(head_seq)
-
     def stored_seqs(self) -> list[int]:
         reader = OutboxReader(self.outbox_path)
         try:
@@ -155,9 +151,16 @@ def pki(tmp_path: Path) -> Pki:
 def station(tmp_path: Path) -> Iterator[Station]:
     path = tmp_path / "outbox.sqlite"
     key = DeviceKey.from_private(Ed25519PrivateKey.generate())
-    recorder = Recorder(Outbox(path, 256 * 1024**2), STATION, key, OutboxSection(path=path), SystemClock())
-    running = Station(path, recorder)
-    recorder.on_commit = running.notify
+    uplinks: list[Uplink] = []
+
+    def notify(head_seq: int) -> None:
+        for uplink in uplinks:
+            uplink.notify(head_seq)
+
+    recorder = Recorder(
+        Outbox(path, 256 * 1024**2), STATION, key, OutboxSection(path=path), SystemClock(), on_commit=notify
+    )
+    running = Station(path, recorder, uplinks=uplinks)
     recorder.start()
     yield running
     for uplink in running.uplinks:

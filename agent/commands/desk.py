@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -41,7 +41,8 @@ from agent.commands.settings import CommandsSection
 from agent.commands.state_file import write_atomically
 from agent.containment import Boundary, BoundaryStatus
 from agent.ledger.outbox import OutboxReader
-from agent.ledger.recorder import KeyRotated, KeyRotationFailed
+from agent.ledger.recorder import KeyRotationFailed
+from agent.ledger.recorder_inbox import KeyRotated
 from agent.ledger.suites import PublicKey
 from agent.logs import LogTally, get_logger
 from agent.records import CommandAcceptedBody, CommandRefusedBody, RecordIntent, format_ts
@@ -60,7 +61,8 @@ class CommandPorts:
 
     submit: Callable[[RecordIntent], None]
     head_seq: Callable[[], int]
-    status: Callable[[], object]
+    status: Callable[[], Mapping[str, object] | None]
+    """The status snapshot the agent built last, as `station-agent status --json` shows it; None before the first."""
     resend: Callable[[int, int], None]
     rotate_key: Callable[[str | None], Future[KeyRotated]]
     reply: Callable[[bytes], None]
@@ -222,10 +224,10 @@ class CommandDesk:
         if command.name == "ping":
             return {"pong": True, "ts": format_ts(now_ms), "head_seq": self._ports.head_seq()}
         if command.name == "status":
-            try:
-                return self._ports.status()
-            except (OSError, ValueError) as exc:
-                raise _Failed(f"no status snapshot to give yet ({exc}); ask again in a moment") from exc
+            snapshot = self._ports.status()
+            if snapshot is None:
+                raise _Failed("no status snapshot to give yet (the agent is starting); ask again in a moment")
+            return snapshot
         if isinstance(args, ResendArgs):
             return self._resend(args)
         return self._rotate_key(command.id)

@@ -14,6 +14,8 @@ range) is answering: it stays online and its line healthy, but the values never 
 reading; the poller says which values are at fault (`DeviceValueFaults`) whenever that changes, and an empty
 list once the device reads sane again. Each poll runs inside the line's containment boundary, so whatever
 else a device's answer may cause is counted as an `internal_error` and the line goes on with the next device.
+
+The thread starts in `start()`; its `run()` only waits for the next device due, and `step(now)` serves it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from agent.clock import Clock
+from agent.clock import Clock, Instant, now_of
 from agent.containment import Boundary
 from agent.field.events import (
     DeviceOffline,
@@ -133,9 +135,24 @@ class LinePoller:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.pulse = Pulse()
-        self._thread = threading.Thread(target=self._run, name=f"poller-{line}", daemon=True)
+        self._schedule: list[tuple[float, int]] = []
+        """(due, device index) as a heap: the device due first is served next."""
+        self._next_health = 0.0
+        self.begin(clock.monotonic())
+        self._thread: threading.Thread | None = None
+
+    def begin(self, now_s: float) -> None:
+        """Every device due at monotonic `now_s`, the line's health `health_every_s` later. While the polls keep
+        up, each device stays on this grid at its own interval, so devices of one interval (a controller and its
+        pulse counter) are polled in the config's order, one right after the other."""
+        self._schedule = [(now_s, index) for index in range(len(self._devices))]
+        heapq.heapify(self._schedule)
+        self._next_health = now_s + self._health_every_s
 
     def start(self) -> None:
+        """Begin the schedule now (the time since the poller was built is no backlog) and start the thread."""
+        self.begin(self._clock.monotonic())
+        self._thread = threading.Thread(target=self.run, name=f"poller-{self.line}", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> bool:
@@ -143,15 +160,15 @@ class LinePoller:
         longer than `timeout_s` keeps the thread, and the line, which its read holds, is left to the process's
         exit rather than waited for."""
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout_s)
-        ended = not self._thread.is_alive()
+        ended = not self.alive()
         if ended:
             self._master.close()
         return ended
 
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread is not None and self._thread.is_alive()
 
     def status(self) -> LineStatus:
         with self._lock:
@@ -170,32 +187,34 @@ class LinePoller:
             )
         return LineStatus(self.line, devices, self._master.statistics())
 
-    def _run(self) -> None:
-        now = self._clock.monotonic()
-        schedule = [(now, index) for index in range(len(self._devices))]
-        heapq.heapify(schedule)
-        next_health = now + self._health_every_s
-        while schedule and not self._stop.is_set():
-            due, index = schedule[0]
-            delay = self._clock.real_s(max(0.0, due - self._clock.monotonic()))
+    def run(self) -> None:
+        """The thread: wait until the next device is due, then `step`, until the stop."""
+        while self._schedule and not self._stop.is_set():
+            delay = self._clock.real_s(max(0.0, self._schedule[0][0] - self._clock.monotonic()))
             self.pulse.beat(delay)
             if delay > 0 and self._stop.wait(delay):
-                break
-            heapq.heappop(schedule)
-            device = self._devices[index]
-            ok = False
-            with self._boundary.contain(f"poll {device.name}"):
-                ok = self._poll(device)
-            interval = device.interval_s if ok else max(self._backoff(device), self._boundary.pause_s())
-            now = self._clock.monotonic()
-            heapq.heappush(schedule, (max(due + interval, now), index))
-            if now >= next_health:
-                next_health = now + self._health_every_s
-                live = self._live
-                attempts, failures = live.requests, live.requests - live.ok
-                self._sink(
-                    LineHealth(self.line, self._clock.wall_ms(), attempts, failures, live.crc_errors, live.timeouts)
-                )
+                return
+            self.step(now_of(self._clock))
+
+    def step(self, now: Instant) -> None:
+        """Poll the device due first, if it is due by `now`, and schedule its next poll (at its interval, or
+        later while it fails); then report the line's health if that is due."""
+        if not self._schedule or self._schedule[0][0] > now.monotonic_s:
+            return
+        due, index = heapq.heappop(self._schedule)
+        device = self._devices[index]
+        ok = False
+        with self._boundary.contain(f"poll {device.name}"):
+            ok = self._poll(device)
+        interval = device.interval_s if ok else max(self._backoff(device), self._boundary.pause_s())
+        after = self._clock.monotonic()
+        heapq.heappush(self._schedule, (max(due + interval, after), index))
+        if after >= self._next_health:
+            self._next_health = after + self._health_every_s
+            live = self._live
+            now_ms = self._clock.wall_ms()
+            attempts, failures = live.requests, live.requests - live.ok
+            self._sink(LineHealth(self.line, now_ms, attempts, failures, live.crc_errors, live.timeouts))
 
     def _backoff(self, device: PolledDevice) -> float:
         health = self._health[device.name]

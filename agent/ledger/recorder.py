@@ -6,13 +6,16 @@ one fsync however many records it holds (group commit). The head advances only a
 or interrupted commit leaves no gap and no fork. When the outbox cannot be written (full, or failing), intents
 wait in memory up to `pending_limit`, an `alarm` record is raised ahead of them and cleared behind them once
 writing works again, and anything beyond the limit is counted in that alarm rather than silently lost.
+
+Everything reaches the thread through its inbox (agent/ledger/recorder_inbox.py); `run()` only waits on it and
+`step(now)` does one turn (take a batch, commit it, do what is due), so a test drives the recorder by hand with a
+clock of its own.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-import queue
 import sqlite3
 import threading
 from collections import Counter, deque
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from agent.clock import Clock
+from agent.clock import Clock, Instant, now_of
 from agent.ledger.anchor import AnchorError, AnchorKeeper
 from agent.ledger.chain import ChainHead, RecordRefused, SealedRecord, Signer, seal
 from agent.ledger.key_rotation import (
@@ -34,6 +37,16 @@ from agent.ledger.key_rotation import (
 )
 from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec
 from agent.ledger.outbox import Outbox, OutboxError, OutboxFull
+from agent.ledger.recorder_inbox import (
+    Acked,
+    ChainPosition,
+    Flush,
+    KeyRotated,
+    Message,
+    RecorderInbox,
+    Rotation,
+    Stop,
+)
 from agent.ledger.settings import OutboxSection
 from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
@@ -51,7 +64,6 @@ PRUNE_INTERVAL_S = 600.0
 ANCHOR_INTERVAL_S = 300.0
 """How often the chain anchor follows the head while records are made (and at every stop): what a lost outbox
 can leave unknown is at most this long (agent/ledger/anchor.py)."""
-_WAKE = "wake"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,34 +91,8 @@ class _Trouble:
     dropped: Counter[str] = field(default_factory=Counter)
 
 
-@dataclass(frozen=True, slots=True)
-class KeyRotated:
-    """A finished rotation: the key_rotation record (signed by `old_kid`) is `seq`; later ones are `new_kid`'s."""
-
-    old_kid: str
-    new_kid: str
-    seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Stop:
-    mark: Mapping[str, str] | None
-    """Saved in the outbox's meta as the thread's last act, if every record was written: the clean-stop mark."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Flush:
-    done: threading.Event
-
-
 class KeyRotationFailed(Exception):
     """The key was not rotated; the old key still signs, and the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Rotation:
-    command_id: str | None
-    done: Future[KeyRotated]
 
 
 class Recorder:
@@ -122,13 +108,18 @@ class Recorder:
         *,
         key_path: Path | None = None,
         anchor: AnchorKeeper | None = None,
+        inbox: RecorderInbox | None = None,
         committed: Callable[[Sequence[SealedRecord]], None] | None = None,
+        on_commit: Callable[[int], None] | None = None,
         key_spec: KeySpec | None = None,
     ) -> None:
-        """`committed`: handed the records of each commit, in seq order, right after it (the station's day books
-        count what the outbox holds, however it was made); it must not block."""
+        """`inbox`: where its work comes from (a fresh one if None, fed through `submit`, `note_acked` and
+        `rotate_key`). Right after each commit, `committed` is handed its records in seq order (the station's day
+        books count what the outbox holds, however it was made) and `on_commit` the new head's seq (the uplinks'
+        notify); neither may block."""
         self._outbox = outbox
         self._committed_sink = committed
+        self._on_commit = on_commit
         self._station = station
         self._key = key
         self._key_path = key_path
@@ -138,18 +129,20 @@ class Recorder:
         moves from one suite to the other by a rotation, the old key signing the announcement)."""
         self._anchor = anchor
         """The chain anchor beside the key; None: not kept (tests of other parts, benchmarks)."""
-        self._anchor_due = clock.monotonic() + ANCHOR_INTERVAL_S
+        started = clock.monotonic()
+        self._anchor_due = started + ANCHOR_INTERVAL_S
+        self._next_ack_save = started + ACK_SAVE_INTERVAL_S
+        self._next_prune = started
         self._settings = settings
         self._clock = clock
-        self.on_commit: Callable[[int], None] | None = None
-        """Told the new head after each commit (the uplink's notify); set before start()."""
-        self._queue: queue.SimpleQueue[RecordIntent | _Rotation | _Stop | _Flush | str] = queue.SimpleQueue()
         self._flushes: list[threading.Event] = []
         self._stop_mark: Mapping[str, str] | None = None
-        self._rotations: deque[_Rotation] = deque()
+        self._rotations: deque[Rotation] = deque()
         self._lock = threading.Lock()
         self._head: ChainHead = outbox.head()
-        self._acked = self._acked_saved = min(outbox.acked_upto(), self._head.seq)
+        position = ChainPosition.stored(outbox, key.kid)
+        self._acked = self._acked_saved = position.acked_upto
+        self.inbox = inbox or RecorderInbox(position)
         self._pending: deque[RecordIntent] = deque()
         self._trouble: _Trouble | None = None
         self._unsealable: dict[str, int] = {}
@@ -165,21 +158,22 @@ class Recorder:
             else RetiredKey.from_events(key_path, lambda: outbox.canonical_since(RecordType.EVENT, 0))
         )
         """The rotated-out key, destroyed by this thread once its key_rotation record is acknowledged."""
-        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._thread: threading.Thread | None = None
 
     @property
     def head(self) -> ChainHead:
         return self._head
 
     def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="recorder", daemon=True)
         self._thread.start()
 
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread is not None and self._thread.is_alive()
 
     def submit(self, intent: RecordIntent) -> None:
-        """Queue an intent; never blocks, whatever the disk is doing."""
-        self._queue.put(intent)
+        """The inbox's `submit`: never blocks, whatever the disk is doing."""
+        self.inbox.submit(intent)
 
     @property
     def kid(self) -> str:
@@ -187,32 +181,20 @@ class Recorder:
         return self._key.kid
 
     def rotate_key(self, command_id: str | None) -> Future[KeyRotated]:
-        """Queue a key rotation behind the intents submitted so far (they are signed by the old key); the
-        future says how it went (KeyRotationFailed). See agent.ledger.key_rotation for the crash safety."""
-        done: Future[KeyRotated] = Future()
-        self._queue.put(_Rotation(command_id, done))
-        return done
+        """The inbox's `rotate_key`. See agent.ledger.key_rotation for the crash safety."""
+        return self.inbox.rotate_key(command_id)
 
     def note_acked(self, upto: int) -> None:
-        """The uplink learnt that records up to `upto` are acknowledged; saved lazily, used for pruning."""
-        with self._lock:
-            if upto <= self._acked:
-                return
-            self._acked = min(upto, self._head.seq)
-        trouble = self._trouble
-        if trouble is not None:
-            trouble.next_try = 0.0
-            self._queue.put(_WAKE)
-        elif self._retired is not None and (waiting := self._retired.waiting_for()) is not None and upto >= waiting:
-            self._queue.put(_WAKE)
+        """The inbox's `note_acked`: the acknowledged position is saved lazily and used for pruning."""
+        self.inbox.note_acked(upto)
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until everything submitted so far is written (or found unwritable); False: the thread did not
         get there in time, or has ended."""
-        if not self._thread.is_alive():
+        if not self.alive():
             return False
         done = threading.Event()
-        self._queue.put(_Flush(done))
+        self.inbox.put(Flush(done))
         return done.wait(timeout_s)
 
     def stop(self, timeout_s: float = 10.0, *, mark: Mapping[str, str] | None = None) -> bool:
@@ -221,10 +203,10 @@ class Recorder:
         `mark` (the clean-stop mark) is saved in the outbox's meta, then the WAL checkpointed, as the thread's
         last act, and only if no record is left unwritten: the outbox is written by this thread alone, so a mark
         can never land while a commit is still going on."""
-        if self._thread.is_alive():
-            self._queue.put(_Stop(mark))
+        if self._thread is not None and self._thread.is_alive():
+            self.inbox.put(Stop(mark))
             self._thread.join(timeout_s)
-        return not self._thread.is_alive()
+        return not self.alive()
 
     def status(self) -> RecorderStatus:
         with self._lock:
@@ -242,60 +224,82 @@ class Recorder:
                 used_bytes=self._used_bytes,
             )
 
-    def _run(self) -> None:
-        now = self._clock.monotonic()
-        next_ack_save, next_prune = now + ACK_SAVE_INTERVAL_S, now
+    def run(self) -> None:
+        """The thread: wait for work or the next thing due, then `step`, until the stop."""
+        while True:
+            wait_s = self._wait_s(self._clock.monotonic())
+            self.pulse.beat(wait_s)
+            self.inbox.wait(wait_s)
+            if not self.step(now_of(self._clock)):
+                return
+
+    def _wait_s(self, now_s: float) -> float:
+        wait_s = max(0.0, min(self._next_ack_save, self._next_prune) - now_s)
+        if self._trouble is not None:
+            wait_s = min(wait_s, max(0.0, self._trouble.next_try - now_s))
+        return wait_s
+
+    def step(self, now: Instant) -> bool:
+        """One turn at `now`: take what waits in the inbox (a batch, ended early by a key rotation), commit it,
+        carry out the rotations, then what is due (pruning, saving the ack position, the anchor, destroying a
+        retired key) and release the flushes. False once a stop was taken: everything before it is then
+        written, or found unwritable, and the clean-stop mark saved if nothing is left unwritten."""
         stopping = False
-        while not stopping:
-            timeout = max(0.0, min(next_ack_save, next_prune) - self._clock.monotonic())
-            if self._trouble is not None:
-                timeout = min(timeout, max(0.0, self._trouble.next_try - self._clock.monotonic()))
-            self.pulse.beat(timeout)
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                item = _WAKE
-            stopping = self._take(item)
-            while not stopping and not self._rotations and len(self._pending) < MAX_BATCH:
-                try:
-                    stopping = self._take(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._write_pending(force=stopping or bool(self._flushes))
-            while self._rotations:
-                self._rotate(self._rotations.popleft())
-            now = self._clock.monotonic()
-            if now >= next_prune and self._trouble is None:
-                self._prune_by_retention()
-                next_prune = now + PRUNE_INTERVAL_S
-            if now >= next_ack_save or stopping:
-                self._save_acked()
-                next_ack_save = now + ACK_SAVE_INTERVAL_S
-            self._follow_with_anchor(now, stopping)
-            self._destroy_retired_key()
-            self._release_flushes()
-        self._signer.close()
+        while (message := self.inbox.take()) is not None:
+            stopping = self._take(message)
+            if stopping or self._rotations or len(self._pending) >= MAX_BATCH:
+                break
+        self._write_pending(force=stopping or bool(self._flushes))
+        while self._rotations:
+            self._rotate(self._rotations.popleft())
+        if now.monotonic_s >= self._next_prune and self._trouble is None:
+            self._prune_by_retention()
+            self._next_prune = now.monotonic_s + PRUNE_INTERVAL_S
+        if now.monotonic_s >= self._next_ack_save or stopping:
+            self._save_acked()
+            self._next_ack_save = now.monotonic_s + ACK_SAVE_INTERVAL_S
+        self._follow_with_anchor(now.monotonic_s, stopping)
+        self._destroy_retired_key()
         self._release_flushes()
+        if not stopping:
+            return True
+        self._signer.close()
         if self._pending:
             log.error("records_lost_at_stop", count=len(self._pending), reason=self.status().problem)
         elif self._stop_mark is not None:
             self._save_stop_mark(self._stop_mark)
+        return False
 
-    def _take(self, item: RecordIntent | _Rotation | _Stop | _Flush | str) -> bool:
-        if isinstance(item, _Stop):
-            self._stop_mark = item.mark
+    def _take(self, message: Message) -> bool:
+        if isinstance(message, Stop):
+            self._stop_mark = message.mark
             return True
-        if isinstance(item, _Flush):
-            self._flushes.append(item.done)
-        elif isinstance(item, _Rotation):
-            self._rotations.append(item)
-        elif isinstance(item, RecordIntent):
+        if isinstance(message, Flush):
+            self._flushes.append(message.done)
+        elif isinstance(message, Rotation):
+            self._rotations.append(message)
+        elif isinstance(message, Acked):
+            self._acked_to(message.upto)
+        else:
             trouble = self._trouble
             if trouble is not None and len(self._pending) >= self._settings.pending_limit:
-                trouble.dropped[str(item.type)] += 1
+                trouble.dropped[str(message.type)] += 1
             else:
-                self._pending.append(item)
+                self._pending.append(message)
         return False
+
+    def _acked_to(self, upto: int) -> None:
+        """Records up to `upto` are acknowledged: a full outbox may now make room, so its retry is due at once."""
+        if upto <= self._acked:
+            return
+        with self._lock:
+            self._acked = min(upto, self._head.seq)
+        if self._trouble is not None:
+            self._trouble.next_try = 0.0
+        self.inbox.publish(self._position())
+
+    def _position(self) -> ChainPosition:
+        return ChainPosition(self._head.seq, self._acked, self._key.kid)
 
     def _release_flushes(self) -> None:
         for done in self._flushes:
@@ -348,8 +352,6 @@ class Recorder:
             if self._trouble is not None and not self._pending:
                 self._leave_trouble()
             self._tell_committed(records)
-            if self.on_commit is not None:
-                self.on_commit(head.seq)
 
     def _unsealable_alarm(self, refused: RecordRefused) -> RecordIntent | None:
         """What takes the place of a record the contract cannot carry (a value beyond 2^53): `record_unsealable`,
@@ -374,7 +376,7 @@ class Recorder:
             body = AlarmBody(AlarmKind.RECORD_UNSEALABLE, AlarmState.CLEARED, record_type, evidence)
             self._pending.append(body.intent(self._clock.wall_ms()))
 
-    def _rotate(self, request: _Rotation) -> None:
+    def _rotate(self, request: Rotation) -> None:
         """Announce a new key in a record signed by the old one, then sign with the new one from the next
         record on. Everything queued before the request is already written, under the old key."""
         if self._key_path is None or self._pending or self._trouble is not None:
@@ -419,13 +421,14 @@ class Recorder:
             self._retired.retired(head.seq)
         log.warning("key_rotated", old_kid=old.kid, new_kid=new.kid, suite=str(new.suite), seq=head.seq)
         self._tell_committed(records)
-        if self.on_commit is not None:
-            self.on_commit(head.seq)
         request.done.set_result(KeyRotated(old.kid, new.kid, head.seq))
 
     def _tell_committed(self, records: list[SealedRecord]) -> None:
+        self.inbox.publish(self._position())
         if self._committed_sink is not None:
             self._committed_sink(records)
+        if self._on_commit is not None:
+            self._on_commit(records[-1].seq)
 
     def _append_making_room(self, records: list[SealedRecord]) -> None:
         self._reserve(records[-1].seq)

@@ -66,8 +66,9 @@ class Rig:
         self._uplink_started = False
         if with_recorder:
             self.outbox = Outbox(self.path, OUTBOX_MAX_BYTES)
-            self.recorder = Recorder(self.outbox, STATION, key, OutboxSection(path=self.path), SystemClock())
-            self.recorder.on_commit = self._on_commit
+            self.recorder = Recorder(
+                self.outbox, STATION, key, OutboxSection(path=self.path), SystemClock(), on_commit=self._on_commit
+            )
 
     def start_recorder(self) -> Recorder:
         assert self.recorder is not None, "this rig was made without a recorder"
