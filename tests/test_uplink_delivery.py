@@ -63,6 +63,11 @@ class Wire:
     sent: list[SendRecords | SendReply | SendStatus] = field(default_factory=list)
     mids: list[int] = field(default_factory=list)
     next_mid: int = 1
+    faults: tuple[object, ...] = ("starting",)
+
+    def set_faults(self, faults: tuple[object, ...], now: float) -> None:
+        self.faults = faults
+        self.core.handle(delivery.FaultsChanged(faults), now)
 
     def turn(self, now: float) -> None:
         while (send := self.core.step(now)) is not None:
@@ -71,6 +76,8 @@ class Wire:
                 self.core.handle(delivery.RecordsSent(self.next_mid, send.first, send.last, send.lane), now)
             elif isinstance(send, SendReply):
                 self.core.handle(delivery.ReplySent(self.next_mid), now)
+            else:
+                self.core.handle(delivery.StatusSent(self.faults), now)
             self.mids.append(self.next_mid)
             self.next_mid += 1
 
@@ -90,10 +97,19 @@ class TestWhatToSend:
         """New faults are published once, ahead of the records due at the same moment."""
         wire = Wire(core())
         wire.core.handle(delivery.Committed(3), 0.0)
-        wire.core.handle(delivery.FaultsChanged(("degraded", ("bus", "line1"))), 0.0)
+        wire.set_faults(("degraded", ("bus", "line1")), 0.0)
         wire.turn(0.0)
         assert wire.sent == [SendStatus(), SendRecords(1, 3, "drain")]
-        assert wire.core.status_published() == ("degraded", ("bus", "line1"))
+        wire.turn(1.0)
+        assert wire.sent[2:] == [], "said once"
+
+    def test_a_status_that_already_says_the_faults_is_not_sent_again(self) -> None:
+        """Faults posted before a session's first status, which already says them, make no second status."""
+        wire = Wire(core())
+        wire.core.handle(delivery.StatusSent(("ok",)), 0.0)
+        wire.set_faults(("ok",), 0.0)
+        wire.turn(0.0)
+        assert wire.sent == []
 
     def test_replies_wait_while_a_record_can_go(self) -> None:
         """A reply goes out only when no record can (here: the records' window is full), one at a time."""

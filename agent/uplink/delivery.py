@@ -120,6 +120,13 @@ class FaultsChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusSent:
+    """The status topic now says these faults (published at a session's start or for a SendStatus)."""
+
+    faults: tuple[object, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Puback:
     """The broker took the message with this mid."""
 
@@ -191,6 +198,7 @@ Event = (
     Online
     | Committed
     | FaultsChanged
+    | StatusSent
     | Puback
     | AckArrived
     | AckTooLarge
@@ -224,7 +232,7 @@ class SendReply:
 
 @dataclass(frozen=True, slots=True)
 class SendStatus:
-    """Publish the retained status again: the faults changed."""
+    """Publish the retained status again (the faults changed), then report StatusSent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +333,8 @@ class DeliveryCore:
                 self._head = max(self._head, head_seq)
             case FaultsChanged(faults):
                 self._faults = faults
+            case StatusSent(faults):
+                self._faults = self._faults_published = faults
             case ReplyQueued(payload):
                 self._queue_reply(payload, now)
             case Puback(mid):
@@ -360,7 +370,6 @@ class DeliveryCore:
         An unanswered send waits for ack_timeout_s, then everything unacknowledged goes again."""
         self._check_ack_timeout(now)
         if self._faults != self._faults_published:
-            self._faults_published = self._faults
             return SendStatus()
         if (records := self.next_records()) is not None:
             return records
@@ -381,10 +390,6 @@ class DeliveryCore:
 
     def unacked_sent(self) -> bool:
         return self._planner.unacked_sent()
-
-    def status_published(self) -> tuple[object, ...]:
-        """The faults the status topic says now (the first is the health)."""
-        return self._faults_published
 
     # -- the rules -------------------------------------------------------------------------------------------
 

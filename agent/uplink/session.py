@@ -263,7 +263,7 @@ class Uplink:
             first = True
             while not self._stopping.is_set():
                 if not first:
-                    self._pause(max(self._link.backoff.delay_s(), self._boundary.pause_s()))
+                    self._wait_offline(max(self._link.backoff.delay_s(), self._boundary.pause_s()))
                     if self._stopping.is_set():
                         break
                 first = False
@@ -306,14 +306,37 @@ class Uplink:
             self._delivery_seen, self._link_seen = delivery_seen, link_seen
 
     def _pause(self, seconds: float) -> None:
-        """Backoff sleep that a stop interrupts."""
+        """A session's pause after failing turns, which a stop interrupts; what is posted meanwhile waits."""
         self.pulse.beat(seconds)
         self._stopping.wait(seconds)
 
+    def _wait_offline(self, seconds: float) -> None:
+        """The backoff's wait between sessions, which a stop interrupts. What the agent posts meanwhile (heads,
+        faults, replies) goes to the core as it comes, so the queue never holds more than a moment's worth and
+        the replies' bound is the core's; what paho heard about the last connection is dropped."""
+        deadline = self._clock.monotonic() + seconds
+        while not self._stopping.is_set() and (left := deadline - self._clock.monotonic()) > 0:
+            wait_s = self._clock.real_s(left)
+            self.pulse.beat(wait_s)
+            with self._wake:
+                if not self._posted and not self._stopping.is_set():
+                    self._wake.wait(wait_s)
+            self._absorb()
+
+    def _absorb(self) -> None:
+        """Feed the core what the agent posted for the uplink as a whole; drop what paho heard about an earlier
+        connection, and a resend asked for while offline."""
+        with self._wake:
+            events = list(self._posted)
+            self._posted.clear()
+        for event in events:
+            if isinstance(event, delivery.Committed | delivery.FaultsChanged | delivery.ReplyQueued):
+                self._feed(event)
+        self._publish_snapshot()
+
     def _connect_once(self) -> mqtt.Client:
         self._enter("connecting")
-        with self._wake:
-            self._posted = collections.deque(event for event in self._posted if _outlives_sessions(event))
+        self._absorb()
         client = self._new_client()
         try:
             if self._settings.protocol == "5":
@@ -544,8 +567,8 @@ class Uplink:
 
     def _publish_status(self, client: mqtt.Client, state: str) -> mqtt.MQTTMessageInfo:
         with self._wake:
-            problems = self._problems
-        faults = self._core.status_published()
+            faults, problems = self._faults, self._problems
+        self._feed(delivery.StatusSent(faults))
         fields: dict[str, object] = {
             "health": faults[0],
             "faults": [f"{problem['kind']} {problem['subject']}" for problem in problems],
@@ -574,9 +597,3 @@ class Uplink:
         info.wait_for_publish(timeout=2.0)
         client.disconnect()
         log.info("uplink_stopped", acked_upto=self._core.acked_upto, head_seq=self._core.head_seq)
-
-
-def _outlives_sessions(event: _Posted) -> bool:
-    """What the agent posted for the uplink as a whole, kept across a reconnect; what paho heard about an earlier
-    connection, and a resend asked for while offline, are not."""
-    return isinstance(event, delivery.Committed | delivery.FaultsChanged | delivery.ReplyQueued)
