@@ -149,22 +149,22 @@ class TestWhatAnAckMeans:
         first, second, third = wire.mids
         wire.core.handle(delivery.Puback(second), 1.0)
         assert wire.core.acked_upto == 0
-        assert wire.core.handle(delivery.Puback(first), 1.0) == [Acknowledged(10)]
-        assert wire.core.handle(delivery.Puback(third), 1.0) == [Acknowledged(15)]
+        assert wire.core.handle(delivery.Puback(first), 1.0) == (Acknowledged(10),)
+        assert wire.core.handle(delivery.Puback(third), 1.0) == (Acknowledged(15),)
 
     def test_platform_ack_is_progress_once(self) -> None:
         """`{"upto": N}` above what was acked tells the recorder; the same ack again tells it nothing."""
         wire = Wire(core())
         wire.core.handle(delivery.Committed(8), 0.0)
         wire.turn(0.0)
-        assert wire.core.handle(ack(8), 1.0) == [Acknowledged(8)]
-        assert wire.core.handle(ack(8), 1.0) == []
+        assert wire.core.handle(ack(8), 1.0) == (Acknowledged(8),)
+        assert wire.core.handle(ack(8), 1.0) == ()
 
     def test_an_ack_beyond_the_head_moves_nothing(self) -> None:
         """An upto past this box's head is never taken as an acknowledgement (recover is a person's job)."""
         wire = Wire(core(head=5))
         wire.turn(0.0)
-        assert wire.core.handle(ack(9), 1.0) == []
+        assert wire.core.handle(ack(9), 1.0) == ()
         assert wire.core.acked_upto == 0
 
     def test_refused_acks_are_recorded_once_a_minute_with_their_count(self) -> None:
@@ -173,8 +173,8 @@ class TestWhatAnAckMeans:
         (first,) = made.handle(delivery.AckArrived(b"[1]"), 0.0)
         assert isinstance(first, Record) and isinstance(first.body, AckRefusedBody)
         assert (first.body.reason, first.body.count, first.body.payload_bytes) == (AckRefusal.NOT_AN_ACK, 1, 3)
-        assert made.handle(delivery.AckTooLarge(10_000), 10.0) == []
-        assert made.handle(delivery.AckArrived(b"{"), 20.0) == []
+        assert made.handle(delivery.AckTooLarge(10_000), 10.0) == ()
+        assert made.handle(delivery.AckArrived(b"{"), 20.0) == ()
         (later,) = made.handle(delivery.AckTooLarge(9_000), 61.0)
         assert isinstance(later, Record) and isinstance(later.body, AckRefusedBody)
         assert (later.body.reason, later.body.count, later.body.payload_bytes) == (AckRefusal.TOO_LARGE, 3, 9_000)
@@ -214,7 +214,7 @@ class TestWhenToSendAgain:
         wire.core.handle(ack(30), 1.0)
         actions = wire.core.handle(ack(12), 2.0)
         body = UplinkUnstableBody(reason=UplinkInstability.PLATFORM_ACKED_LESS, count=1, believed_upto=30, upto=12)
-        assert actions == [Record(body)]
+        assert actions == (Record(body),)
         wire.turn(2.0)
         assert wire.records()[3:] == [(13, 22), (23, 30)]
 
@@ -294,17 +294,16 @@ class TestInstability:
         made = core()
         taken = delivery.Disconnected("Session taken over", taken_over=True)
         body = UplinkUnstableBody(reason=UplinkInstability.TAKEN_OVER, count=1, believed_upto=None, upto=None)
-        assert made.handle(taken, 0.0) == [Record(body)]
-        assert made.handle(taken, 30.0) == []
-        assert made.handle(taken, 61.0) == [
-            Record(UplinkUnstableBody(reason=UplinkInstability.TAKEN_OVER, count=2, believed_upto=None, upto=None))
-        ]
-        assert made.handle(delivery.Disconnected("keepalive", taken_over=False), 62.0) == []
+        assert made.handle(taken, 0.0) == (Record(body),)
+        assert made.handle(taken, 30.0) == ()
+        later = UplinkUnstableBody(reason=UplinkInstability.TAKEN_OVER, count=2, believed_upto=None, upto=None)
+        assert made.handle(taken, 61.0) == (Record(later),)
+        assert made.handle(delivery.Disconnected("keepalive", taken_over=False), 62.0) == ()
 
     def test_short_sessions_are_recorded(self) -> None:
         """A run of short sessions makes a sessions_short record."""
         body = UplinkUnstableBody(reason=UplinkInstability.SESSIONS_SHORT, count=1, believed_upto=None, upto=None)
-        assert core().handle(delivery.SessionsShort(3), 0.0) == [Record(body)]
+        assert core().handle(delivery.SessionsShort(3), 0.0) == (Record(body),)
 
 
 class TestLinkLifecycle:

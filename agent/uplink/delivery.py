@@ -27,7 +27,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from agent.containment import DETAIL_CHARS
 from agent.logs import LogTally, get_logger
@@ -268,7 +268,6 @@ class DeliveryStatus:
 class _Sent:
     first: int
     last: int
-    lane: Lane
 
 
 class DeliveryCore:
@@ -326,42 +325,68 @@ class DeliveryCore:
 
     # -- events ----------------------------------------------------------------------------------------------
 
-    def handle(self, event: Event, now: float) -> list[Action]:
+    def handle(self, event: Event, now: float) -> tuple[Action, ...]:
         """Take in what happened at monotonic time `now`; returns what the recorder and the ledger are to hear."""
-        match event:
-            case Committed(head_seq):
-                self._head = max(self._head, head_seq)
-            case FaultsChanged(faults):
-                self._faults = faults
-            case StatusSent(faults):
-                self._faults = self._faults_published = faults
-            case ReplyQueued(payload):
-                self._queue_reply(payload, now)
-            case Puback(mid):
-                return self._puback(mid, now)
-            case AckArrived(payload):
-                return self._ack(payload, now)
-            case AckTooLarge(size):
-                return self._ack_refused(AckRefusal.TOO_LARGE, f"{size} bytes, more than max_ack_bytes", size, now)
-            case RecordsSent(mid, first, last, lane):
-                self._sent(mid, first, last, lane, now)
-            case RecordsMissing(first, last):
-                log.error("uplink_records_missing", first=first, last=last)
-                self._planner.reset(self._planner.acked_upto)
-            case ReplySent(mid):
-                self._reply_mids.add(mid)
-            case Online(acked_upto, recent_from):
-                self._planner.reset(acked_upto, recent_from)
-                self._inflight.clear()
-                self._reply_mids.clear()
-                self._last_progress_s = now
-            case Disconnected(reason, taken_over):
-                if taken_over:
-                    return self._unstable_noted(UplinkInstability.TAKEN_OVER, now)
-                log.warning("uplink_disconnected", reason=reason)
-            case SessionsShort(in_a_row):
-                return self._unstable_noted(UplinkInstability.SESSIONS_SHORT, now, in_a_row=in_a_row)
-        return []
+        return _RULES[type(event)](self, event, now)
+
+    def _committed(self, event: Committed, _now: float) -> tuple[Action, ...]:
+        self._head = max(self._head, event.head_seq)
+        return ()
+
+    def _faults_changed(self, event: FaultsChanged, _now: float) -> tuple[Action, ...]:
+        self._faults = event.faults
+        return ()
+
+    def _status_sent(self, event: StatusSent, _now: float) -> tuple[Action, ...]:
+        self._faults = self._faults_published = event.faults
+        return ()
+
+    def _reply_queued(self, event: ReplyQueued, now: float) -> tuple[Action, ...]:
+        dropped = len(self._replies) >= REPLY_QUEUE
+        if dropped:
+            self._replies.popleft()
+        self._replies.append(event.payload)
+        if dropped and (count := self._replies_dropped.note(now)) is not None:
+            log.warning("uplink_replies_dropped", queue=REPLY_QUEUE, count=count)
+        return ()
+
+    def _reply_sent(self, event: ReplySent, _now: float) -> tuple[Action, ...]:
+        self._reply_mids.add(event.mid)
+        return ()
+
+    def _online(self, event: Online, now: float) -> tuple[Action, ...]:
+        self._planner.reset(event.acked_upto, event.recent_from)
+        self._inflight.clear()
+        self._reply_mids.clear()
+        self._last_progress_s = now
+        return ()
+
+    def _records_sent(self, event: RecordsSent, now: float) -> tuple[Action, ...]:
+        self._inflight[event.mid] = _Sent(event.first, event.last)
+        if event.first == self._planner.acked_upto + 1:
+            self._next_sent_at_s = now
+        self._planner.published(event.first, event.last, event.lane)
+        self._messages += 1
+        self._records += event.last - event.first + 1
+        return ()
+
+    def _records_missing(self, event: RecordsMissing, _now: float) -> tuple[Action, ...]:
+        log.error("uplink_records_missing", first=event.first, last=event.last)
+        self._planner.reset(self._planner.acked_upto)
+        return ()
+
+    def _disconnected(self, event: Disconnected, now: float) -> tuple[Action, ...]:
+        if event.taken_over:
+            return self._unstable_noted(UplinkInstability.TAKEN_OVER, now)
+        log.warning("uplink_disconnected", reason=event.reason)
+        return ()
+
+    def _sessions_short(self, event: SessionsShort, now: float) -> tuple[Action, ...]:
+        return self._unstable_noted(UplinkInstability.SESSIONS_SHORT, now, in_a_row=event.in_a_row)
+
+    def _ack_too_large(self, event: AckTooLarge, now: float) -> tuple[Action, ...]:
+        size = event.payload_bytes
+        return self._ack_refused(AckRefusal.TOO_LARGE, f"{size} bytes, more than max_ack_bytes", size, now)
 
     # -- what to do next -------------------------------------------------------------------------------------
 
@@ -397,57 +422,44 @@ class DeliveryCore:
         """A reply waits, its slot is free, and no record can go now (records always go first)."""
         return bool(self._replies) and len(self._reply_mids) < REPLY_SLOTS and self._planner.propose(self._head) is None
 
-    def _queue_reply(self, payload: bytes, now: float) -> None:
-        dropped = len(self._replies) >= REPLY_QUEUE
-        if dropped:
-            self._replies.popleft()
-        self._replies.append(payload)
-        if dropped and (count := self._replies_dropped.note(now)) is not None:
-            log.warning("uplink_replies_dropped", queue=REPLY_QUEUE, count=count)
-
-    def _sent(self, mid: int, first: int, last: int, lane: Lane, now: float) -> None:
-        self._inflight[mid] = _Sent(first, last, lane)
-        if first == self._planner.acked_upto + 1:
-            self._next_sent_at_s = now
-        self._planner.published(first, last, lane)
-        self._messages += 1
-        self._records += last - first + 1
-
-    def _puback(self, mid: int, now: float) -> list[Action]:
-        sent = self._inflight.pop(mid, None)
+    def _puback(self, event: Puback, now: float) -> tuple[Action, ...]:
+        sent = self._inflight.pop(event.mid, None)
         if sent is None:
-            self._reply_mids.discard(mid)
-            return []
+            self._reply_mids.discard(event.mid)
+            return ()
         self._planner.delivered()
         if self._policy.ack_mode == "broker":
             return self._progress(self._planner.confirm(sent.first, sent.last), now)
-        return []
+        return ()
 
-    def _ack(self, payload: bytes, now: float) -> list[Action]:
+    def _ack(self, event: AckArrived, now: float) -> tuple[Action, ...]:
+        payload = event.payload
         try:
             upto = parse_ack(payload, self._policy.max_ack_bytes)
         except AckError as exc:
             return self._ack_refused(ack_refusal(exc), str(exc), len(payload), now)
         if upto > self._head:
             self._ack_beyond_head(upto, now)
-            return []
+            return ()
         if self._planner.acknowledge(upto):
             return self._progress(upto, now)
         if upto < self._planner.acked_upto:
             return self._platform_lacks(upto, now)
         if self._planner.lacks_few() and now - self._next_sent_at_s > STALLED_ACK_S:
             self._rewind("uplink_platform_lacks_record", now)
-        return []
+        return ()
 
-    def _ack_refused(self, reason: AckRefusal, why: str, payload_bytes: int, now: float) -> list[Action]:
+    def _ack_refused(self, reason: AckRefusal, why: str, payload_bytes: int, now: float) -> tuple[Action, ...]:
         """Count a refused ack; the first, then one a minute, is logged and recorded with the count since."""
         count = self._refused_acks.note(now)
         if count is None:
-            return []
+            return ()
         log.warning(
             "uplink_ack_refused", reason=reason, error=why, count=count, max_ack_bytes=self._policy.max_ack_bytes
         )
-        return [Record(AckRefusedBody(reason=reason, detail=ascii_line(why), count=count, payload_bytes=payload_bytes))]
+        return (
+            Record(AckRefusedBody(reason=reason, detail=ascii_line(why), count=count, payload_bytes=payload_bytes)),
+        )
 
     def _ack_beyond_head(self, upto: int, now: float) -> None:
         """The platform holds records past this box's head: the box lost records it had sent (rebuilt with only
@@ -465,13 +477,13 @@ class DeliveryCore:
         elif count is not None:
             log.warning("uplink_ack_beyond_head", upto=upto, head_seq=self._head, count=count)
 
-    def _platform_lacks(self, upto: int, now: float) -> list[Action]:
+    def _platform_lacks(self, upto: int, now: float) -> tuple[Action, ...]:
         """The platform acks less than it did: it lost records (a restore from backup, a lost disk), and it is
         the authority on what it holds. Send again from its `upto`, at most once per ack_timeout_s, so that a
         stale or out-of-order ack costs a bounded number of duplicates."""
         rewound_at = self._authority_rewound_at_s
         if rewound_at is not None and now - rewound_at < self._policy.ack_timeout_s:
-            return []
+            return ()
         self._authority_rewound_at_s = now
         believed = self._planner.acked_upto
         first_stored = self._first_stored()
@@ -490,11 +502,11 @@ class DeliveryCore:
         believed_upto: int | None = None,
         upto: int | None = None,
         in_a_row: int = 0,
-    ) -> list[Action]:
+    ) -> tuple[Action, ...]:
         """Count one occurrence of `reason`; when its tally says so, record it and log it with the count."""
         count = self._unstable[reason].note(now)
         if count is None:
-            return []
+            return ()
         client_id = self._policy.client_id
         if reason is UplinkInstability.TAKEN_OVER:
             log.warning("uplink_session_taken_over", client_id=client_id, count=count, advice=TAKEN_OVER_ADVICE)
@@ -502,11 +514,11 @@ class DeliveryCore:
             log.warning(
                 "uplink_sessions_short", in_a_row=in_a_row, count=count, client_id=client_id, advice=SHORT_ADVICE
             )
-        return [Record(UplinkUnstableBody(reason=reason, count=count, believed_upto=believed_upto, upto=upto))]
+        return (Record(UplinkUnstableBody(reason=reason, count=count, believed_upto=believed_upto, upto=upto)),)
 
-    def _progress(self, acked: int, now: float) -> list[Action]:
+    def _progress(self, acked: int, now: float) -> tuple[Action, ...]:
         self._last_progress_s = self._next_sent_at_s = now
-        return [Acknowledged(acked)]
+        return (Acknowledged(acked),)
 
     def _check_ack_timeout(self, now: float) -> None:
         if not self._planner.unacked_sent():
@@ -522,3 +534,21 @@ class DeliveryCore:
         self._planner.reset(acked)
         self._inflight.clear()
         self._last_progress_s = now
+
+
+_RULES: dict[type[Any], Callable[[DeliveryCore, Any, float], tuple[Action, ...]]] = {
+    Online: DeliveryCore._online,
+    Committed: DeliveryCore._committed,
+    FaultsChanged: DeliveryCore._faults_changed,
+    StatusSent: DeliveryCore._status_sent,
+    Puback: DeliveryCore._puback,
+    AckArrived: DeliveryCore._ack,
+    AckTooLarge: DeliveryCore._ack_too_large,
+    ReplyQueued: DeliveryCore._reply_queued,
+    Disconnected: DeliveryCore._disconnected,
+    SessionsShort: DeliveryCore._sessions_short,
+    RecordsSent: DeliveryCore._records_sent,
+    RecordsMissing: DeliveryCore._records_missing,
+    ReplySent: DeliveryCore._reply_sent,
+}
+"""What each event means, by its type: one rule each (a table, as agent/station/fsm.py keeps its phases)."""
