@@ -6,17 +6,16 @@ status topic (its last will says offline), then publishes what the delivery core
 proposes, reading the records from the outbox through its own read-only connection. Every other thread only
 posts: paho's network thread queues what it hears (CONNACKs, PUBACKs, acks, disconnects), the recorder the head
 it committed, the command desk its replies; the uplink thread alone feeds those events to the core, performs
-its actions and publishes a frozen snapshot for `status()`. A fresh paho client per connection keeps paho from
-re-sending on its own behind the core's back. The connection's life as staff see it (state, since when, the
-last error) is agent.uplink.link_state, shared with the HJ 212 uplink.
+its actions and publishes a frozen snapshot for `status()`. A fresh paho client per connection
+(agent.uplink.mqtt_client) keeps paho from re-sending on its own behind the core's back. The connection's life
+as staff see it (state, since when, the last error) is agent.uplink.link_state, shared with the HJ 212 uplink.
 
 Hostile broker: every inbound message is size-checked on paho's thread before it is kept (`max_ack_bytes`; the
 command desk cuts commands at `max_command_bytes`), parsed within limits (agent.uplink.inbound_json), and each
 message and each turn of the loop runs inside the loop's containment boundary (agent.containment), so that no
-message can end a thread. On MQTT 5 the CONNECT asks the broker not to send larger packets at all (Maximum
-Packet Size). A session that ends within STEADY_SESSION_S counts as a failure for the backoff, so a broker that
-accepts and closes at once is knocked on less and less often. Records made while the link is down wait in the
-outbox like any other.
+message can end a thread; on MQTT 5 the CONNECT asks the broker not to send larger packets at all. A session
+that ends within STEADY_SESSION_S counts as a failure for the backoff, so a broker that accepts and closes at
+once is knocked on less and less often. Records made while the link is down wait in the outbox like any other.
 """
 
 from __future__ import annotations
@@ -29,28 +28,25 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.clock import Clock
-from agent.config import TlsSection, UplinkSection
+from agent.config import UplinkSection
 from agent.containment import Boundary
 from agent.ledger.integrity import Damage
 from agent.ledger.outbox import OutboxReader
 from agent.logs import get_logger
 from agent.pulse import Pulse
 from agent.records import RecordIntent, format_ts
-from agent.uplink import delivery
+from agent.uplink import delivery, mqtt_client
 from agent.uplink.backoff import Backoff
-from agent.uplink.delivery import REPLY_SLOTS, DeliveryCore, DeliveryPolicy, DeliveryStatus
+from agent.uplink.delivery import DeliveryCore, DeliveryPolicy, DeliveryStatus
 from agent.uplink.link_state import LinkLifecycle, LinkSnapshot, LinkState
 from agent.uplink.messages import Topics, build_records_message, status_payload
 
 log = get_logger("agent.uplink")
 
-SESSION_EXPIRY_S = 7 * 86_400
 RECENT_S = 300.0
 """Records made this recently when the link comes back are news: they go out ahead of an older backlog."""
 CONNACK_TIMEOUT_S = 15.0
@@ -61,35 +57,10 @@ SHORT_SESSIONS_WARNING = 3
 """Short sessions in a row after which the agent says that something keeps ending them."""
 SESSION_TAKEN_OVER = 142
 """MQTT 5 reason code of a DISCONNECT sent because another client connected with the same client id."""
-MAX_QUEUED_MESSAGES = 256
-"""paho's own queue, behind its in-flight window: only a resend command's burst ever waits there."""
-INBOUND_OVERHEAD_BYTES = 1024
-"""Room for the topic and properties around the largest payload, for MQTT 5's Maximum Packet Size."""
 
 
 class ConnectFailed(Exception):
     """The broker could not be reached or refused the connection."""
-
-
-def _tls_advice(tls: TlsSection | None, error: BaseException | None) -> str:
-    """The setting to check after a failed TLS connect, since OpenSSL's words do not name one; "" if none fits.
-
-    `error` is what connect raised, or None when the broker closed the session before CONNACK. Under TLS 1.3 a
-    broker that demands a client certificate completes the handshake and only then hangs up, so without
-    cert_file that close (an EOF, or the alert if it arrives first) is the sign of a missing device certificate.
-    """
-    if tls is None:
-        return ""
-    if isinstance(error, ssl.SSLCertVerificationError):
-        ca = tls.ca_file or "the system CA store"
-        return (
-            f"; check that uplink.tls.ca_file ({ca}) holds the CA that signed the broker's certificate"
-            " and that the certificate names the host in uplink.broker"
-        )
-    hung_up = error is None or isinstance(error, ssl.SSLEOFError) or "CERTIFICATE_REQUIRED" in str(error)
-    if tls.cert_file is None and hung_up:
-        return "; a broker that requires a client certificate does this: set uplink.tls.cert_file and key_file"
-    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,23 +308,18 @@ class Uplink:
     def _connect_once(self) -> mqtt.Client:
         self._enter("connecting")
         self._absorb()
-        client = self._new_client()
+        client = mqtt_client.new_client(self._settings, self._client_id, self._topics.status)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        largest = self._settings.max_ack_bytes
+        if self._on_command is not None:
+            largest = max(largest, self._max_command_bytes)
         try:
-            if self._settings.protocol == "5":
-                properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-                properties.SessionExpiryInterval = SESSION_EXPIRY_S
-                properties.MaximumPacketSize = self._max_inbound_bytes()
-                client.connect(
-                    self._settings.host,
-                    self._settings.port,
-                    self._settings.keepalive_s,
-                    clean_start=False,
-                    properties=properties,
-                )
-            else:
-                client.connect(self._settings.host, self._settings.port, self._settings.keepalive_s)
+            mqtt_client.send_connect(client, self._settings, largest)
         except (OSError, ssl.SSLError, ValueError) as exc:
-            error = f"{exc}{_tls_advice(self._settings.tls, exc)}"
+            error = f"{exc}{mqtt_client.tls_advice(self._settings.tls, exc)}"
             self._enter("offline", f"connect to {self._settings.broker}: {error}")
             log.warning("uplink_connect_failed", broker=self._settings.broker, error=error)
             raise ConnectFailed(error) from exc
@@ -366,7 +332,7 @@ class Uplink:
             elif isinstance(answer, _Connack):
                 reason = f"broker {self._settings.broker} refused: {answer.reason}"
             else:
-                advice = _tls_advice(self._settings.tls, None)
+                advice = mqtt_client.tls_advice(self._settings.tls, None)
                 reason = f"broker {self._settings.broker} disconnected: {answer.reason}{advice}"
             self._enter("offline", reason)
             log.warning("uplink_connect_failed", broker=self._settings.broker, error=reason)
@@ -388,47 +354,6 @@ class Uplink:
                     return None
                 self.pulse.beat(remaining)
                 self._wake.wait(remaining)
-
-    def _new_client(self) -> mqtt.Client:
-        settings = self._settings
-        protocol = MQTTProtocolVersion.MQTTv5 if settings.protocol == "5" else MQTTProtocolVersion.MQTTv311
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self._client_id,
-            clean_session=None if protocol == MQTTProtocolVersion.MQTTv5 else False,
-            protocol=protocol,
-            reconnect_on_failure=False,
-        )
-        client.max_inflight_messages_set(settings.max_inflight_messages + 2 + REPLY_SLOTS)
-        client.max_queued_messages_set(MAX_QUEUED_MESSAGES)
-        client.will_set(
-            self._topics.status,
-            status_payload("offline", reason="connection_lost", client_id=self._client_id),
-            qos=1,
-            retain=True,
-        )
-        if settings.username is not None:
-            client.username_pw_set(settings.username, settings.password)
-        if settings.tls is not None:
-            client.tls_set(
-                ca_certs=str(settings.tls.ca_file) if settings.tls.ca_file else None,
-                certfile=str(settings.tls.cert_file) if settings.tls.cert_file else None,
-                keyfile=str(settings.tls.key_file) if settings.tls.key_file else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        client.on_message = self._on_message
-        return client
-
-    def _max_inbound_bytes(self) -> int:
-        """The largest packet the broker may send this client: an ack or a command, with room for the topic.
-        A broker that honours it (Mosquitto does) drops a larger message instead of sending it."""
-        largest = self._settings.max_ack_bytes
-        if self._on_command is not None:
-            largest = max(largest, self._max_command_bytes)
-        return largest + INBOUND_OVERHEAD_BYTES
 
     # paho's network thread: post what happened and wake the uplink thread, nothing more.
 
