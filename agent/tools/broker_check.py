@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from agent.tools.checks import Check, fail, ok
 from agent.uplink.messages import Topics
-from agent.uplink.session import _tls_advice
+from agent.uplink.mqtt_client import tls_advice
 from agent.uplink.settings import UplinkSection
 
 
@@ -57,7 +57,7 @@ def check_broker(uplink: UplinkSection, station: str, timeout_s: float) -> Itera
 
 
 def _broker_fix(uplink: UplinkSection, error: BaseException | None) -> str:
-    advice = _tls_advice(uplink.tls, error).removeprefix("; ")
+    advice = tls_advice(uplink.tls, error).removeprefix("; ")
     return advice or f"check uplink.broker ({uplink.broker}), the network and the firewall"
 
 

@@ -17,7 +17,9 @@ Hostile receiver: answers are cut into frames no longer than HJ 212 allows befor
 (`FrameSplitter`), an answer that is not a frame is counted and logged once a minute with the count (a receiver
 that answers garbage would otherwise write a warning per frame), and each connection's walk and each record's
 frame run inside the loop's containment boundary (agent.containment): a record the frame maker chokes on is left
-out as an `internal_error`, never a dead thread. Reconnects follow agent.uplink.backoff.
+out as an `internal_error`, never a dead thread. Reconnects follow agent.uplink.backoff, and the link's state as
+staff see it (since when it is down, the last error) is agent.uplink.link_state, as for the MQTT uplink; the
+MQTT uplink's delivery rules (acks by `upto`, rewinds, lanes) are not HJ 212's and are not used here.
 
 HJ 212-2025: with `sm4_key_file` the key is read at every connection and the data area of the frames the
 standard wants encrypted goes out SM4-sealed (agent.uplink.hj212_packets.Wire); a key file that cannot be
@@ -44,7 +46,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 from agent.clock import Clock
@@ -58,6 +59,7 @@ from agent.uplink.hj212_key import Sm4KeyError, load_sm4_key
 from agent.uplink.hj212_packets import FrameMaker, OutgoingFrame, UnsendableRecord, Wire
 from agent.uplink.hj212_settings import Hj212Section
 from agent.uplink.hj212_status import Hj212Status
+from agent.uplink.link_state import LinkLifecycle, LinkState
 from drivers.hj212.errors import Hj212Error
 from drivers.hj212.frame import FrameSplitter, SealRules, open_frame
 from drivers.hj212.packet import (
@@ -123,7 +125,7 @@ class Hj212Uplink:
         self._state_path = state_path
         self._clock = clock
         self._boundary = boundary
-        self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
+        self._link = LinkLifecycle(Backoff(settings.reconnect_min_s, settings.reconnect_max_s), clock.wall_ms())
         self._bad_answers = LogTally()
         self._other_answers = LogTally()
         self._dropped_requests = LogTally()
@@ -152,10 +154,7 @@ class Hj212Uplink:
         self._refusal: str | None = None
         self._refused_verdict: str | None = None
         """The platform's last refusal of the frame being delivered, for the error that ends its retries."""
-        self._state: Literal["connecting", "online", "offline", "stopped"] = "offline"
-        self._since_ms = clock.wall_ms()
         self._counts: Counter[str] = Counter()
-        self._last_error: str | None = None
         self.pulse = Pulse()
         """Beaten before every blocking wait with its bound, for the service watchdog (agent/watchdog.py)."""
         self._thread = threading.Thread(target=self._run, name="uplink-hj212", daemon=True)
@@ -198,9 +197,10 @@ class Hj212Uplink:
     def status(self) -> Hj212Status:
         boundary = self._boundary.status()
         with self._lock:
+            link = self._link.snapshot()
             return Hj212Status(
-                state=self._state,
-                since_ms=self._since_ms,
+                state=link.state,
+                since_ms=link.since_ms,
                 platform=self._platform,
                 sent_seq=self._sent,
                 done_seq=self._done,
@@ -210,8 +210,8 @@ class Hj212Uplink:
                 frames_acked=self._counts["acked"],
                 resends=self._counts["resends"],
                 skipped=self._counts["skipped"],
-                connects=self._counts["connects"],
-                last_error=self._last_error,
+                connects=link.connects,
+                last_error=link.last_error,
                 bad_answers=self._bad_answers.total + self._other_answers.total,
                 requests_dropped=self._dropped_requests.total,
                 requests_refused=self._refused_requests.total,
@@ -230,7 +230,7 @@ class Hj212Uplink:
                 self._connection(reader)
             if not self._stopping:
                 self._set_state("offline")
-                self._pause(max(self._backoff.delay_s(), self._boundary.pause_s()))
+                self._pause(max(self._link.backoff.delay_s(), self._boundary.pause_s()))
         if reader is not None:
             reader.close()
         self._wake_read.close()
@@ -242,13 +242,13 @@ class Hj212Uplink:
         try:
             self._read_key()
         except Sm4KeyError as exc:
-            self._backoff.failed()
+            self._link.backoff.failed()
             self._failed("hj212_key_unusable", str(exc))
             return
         try:
             connection = self._connect()
         except OSError as exc:
-            self._backoff.failed()
+            self._link.backoff.failed()
             self._failed("hj212_connect_failed", str(exc))
             return
         acked_before = self._counts["acked"]
@@ -260,9 +260,9 @@ class Hj212Uplink:
         finally:
             self._close(connection)
         if self._counts["acked"] > acked_before or self._pending is None:
-            self._backoff.steady()
+            self._link.backoff.steady()
         else:
-            self._backoff.failed()
+            self._link.backoff.failed()
 
     def _read_key(self) -> None:
         """The SM4 key, read anew for every connection: a key rotated in the file is used from the next one."""
@@ -276,7 +276,6 @@ class Hj212Uplink:
         connection = socket.create_connection((self._settings.host, self._settings.port), timeout=timeout)
         with self._lock:
             self._socket = connection
-            self._counts["connects"] += 1
             stopping = self._stopping
         if stopping:
             connection.shutdown(socket.SHUT_RDWR)
@@ -491,7 +490,7 @@ class Hj212Uplink:
             log.error("hj212_record_refused", seq=outgoing.seq, qn=outgoing.qn, reason=self._refusal)
             with self._lock:
                 self._counts["skipped"] += 1
-                self._last_error = f"seq {outgoing.seq} refused {sends} times and left out: {self._refusal}"
+                self._link.error(f"seq {outgoing.seq} refused {sends} times and left out: {self._refusal}")
             return
         refused = "" if self._refusal is None else f"; the last answer was a refusal: {self._refusal}"
         raise LinkLost(
@@ -561,17 +560,13 @@ class Hj212Uplink:
         with self._lock:
             self._counts[what] += 1
 
-    def _set_state(self, state: Literal["connecting", "online", "offline", "stopped"]) -> None:
+    def _set_state(self, state: LinkState, error: str | None = None) -> None:
         with self._lock:
-            if state != self._state:
-                self._state = state
-                self._since_ms = self._clock.wall_ms()
+            self._link.enter(state, self._clock.wall_ms(), error)
 
     def _failed(self, event: str, error: str) -> None:
         log.warning(event, platform=self._platform, error=error)
-        with self._lock:
-            self._last_error = error
-        self._set_state("offline")
+        self._set_state("offline", error)
 
     def _pause(self, seconds: float) -> None:
         """The backoff's whole wait: only a stop ends it early. New records notify the same condition, and

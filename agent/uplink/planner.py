@@ -11,7 +11,8 @@ what arrives and acknowledges the contiguous prefix, so acks still advance in or
 While the lanes are split, the drain never takes the last slot of the in-flight window (unless the window is a
 single slot), so a live message always has a way out.
 Outstanding records (sent, not acknowledged) are capped by `window_records` so that a broker is never handed
-more than the platform is keeping up with. No I/O here: the session feeds in heads, acks and publishes.
+more than the platform is keeping up with. No I/O here: the delivery core (agent.uplink.delivery) feeds in heads,
+acks and publishes.
 """
 
 from __future__ import annotations
