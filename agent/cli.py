@@ -243,7 +243,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     except scan.ScanError as exc:
         return _fail(str(exc))
     print(scan.report_output(report, args.json))
-    return EXIT_OK
+    return scan.exit_code(report)
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
