@@ -13,8 +13,10 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from gettext import ngettext
 from pathlib import Path
 
+from agent import start_failure
 from agent.config import ConfigError, LoadedConfig, StatusSection, load_config, summary
 from agent.demo import run_demo
 from agent.ledger.anchor import AnchorError, ChainAnchor, anchor_path, check_seq, load_anchor, save_anchor
@@ -28,7 +30,7 @@ from agent.records import ChainResetReason
 from agent.setup import Setup, SetupError, agent_version, prepare
 from agent.status import StatusFormatError, no_status_json, read_status
 from agent.status_socket import ask
-from agent.status_text import NOT_RUNNING, STARTING_UP, render, said
+from agent.status_text import STARTING_UP, not_running, render, said
 from agent.tools import provision, scan, selftest
 from agent.tools.profile_list import list_profiles, profile_listing_text
 from drivers.profiles import ProfileError, load_profile, shipped_profile_dirs
@@ -60,9 +62,14 @@ def _prepare(path: Path) -> Setup | int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    setup = _prepare(args.config)
-    if isinstance(setup, int):
-        return setup
+    try:
+        setup = prepare(args.config)
+    except ConfigError as exc:
+        start_failure.record(start_failure.note_directory(None), "config", start_failure.config_detail(exc))
+        return _fail(str(exc))
+    except SetupError as exc:
+        start_failure.record(start_failure.note_directory(None), "setup", start_failure.first_line(str(exc)))
+        return _fail(f"{args.config}: devices and profiles:\n{exc}")
     exec_agent(setup)
     return EXIT_FAILED
 
@@ -159,9 +166,13 @@ def cmd_profile_check(args: argparse.Namespace) -> int:
     requests = profile.plan_reads(range(1, profile.capacity + 1))
     points = len(profile.document.points)
     repeated = f" with up to {profile.capacity} {profile.repeated}s" if profile.repeated else ""
-    print(f"{profile.name}: a {profile.kind}{repeated}, {points} points")
     print(
-        f"a poll of all nozzles takes {len(requests)} request(s): "
+        f"{profile.name}: a {profile.kind}{repeated}, " + ngettext("{n} point", "{n} points", points).format(n=points)
+    )
+    print(
+        ngettext(
+            "a poll of all nozzles takes {n} request: ", "a poll of all nozzles takes {n} requests: ", len(requests)
+        ).format(n=len(requests))
         + ", ".join(f"fc{r.function} @0x{r.address:04X} x{r.count}" for r in requests)
     )
     return EXIT_OK
@@ -187,11 +198,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         document = ask(socket_path)
     except OSError as exc:
+        failure = start_failure.read(socket_path.parent)
         reason = str(exc.strerror or exc)
+        if failure is not None:
+            reason += f"; it last stopped at {failure.when}: {failure.kind}: {failure.detail}"
         if args.json:
             print(no_status_json("stopped", "agent_not_running", str(socket_path), reason).decode())
         else:
-            print(said(NOT_RUNNING, language, socket=f"{socket_path} ({reason})"))
+            print(not_running(language, socket_path, exc, failure))
         return STATUS_NOT_RUNNING
     if not document:
         print('{"health":"starting","problems":[]}' if args.json else said(STARTING_UP, language))
