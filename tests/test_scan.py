@@ -119,7 +119,7 @@ class TestSerialLine:
             ("tls_gauge", "9600 8N1"),
             ("tls_gauge", "19200 8N1"),
         ]
-        assert "2 tank(s)" in report.found[0].note
+        assert "2 tanks in its inventory" in report.found[0].note
         assert report.provision_hint() == f"--gauge-port {tty / 'gauge'} --gauge-baud 9600 --gauge-parity N"
 
     def test_a_port_that_cannot_open_is_an_error_that_names_it(self, tmp_path: Path) -> None:

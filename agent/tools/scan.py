@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from gettext import ngettext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -209,7 +210,9 @@ def _gauge(client: TlsClient, setting: LineSetting) -> Found | None:
         return None
     finally:
         client.close()
-    return Found(setting, "tls_gauge", note=f"{len(report.tanks)} tank(s) in its inventory (i201)")
+    tanks = len(report.tanks)
+    note = ngettext("{n} tank in its inventory (i201)", "{n} tanks in its inventory (i201)", tanks).format(n=tanks)
+    return Found(setting, "tls_gauge", note=note)
 
 
 class ScanProgress:
