@@ -19,6 +19,7 @@ from station_rig import StationRig, wait_until
 from status_sample import fault_status, offline_status, sample_status, starting_status
 from test_led import fake_led, seen
 
+from agent import start_failure
 from agent.cli import main
 from agent.status import AgentStatus, status_json
 from agent.status_socket import StatusSocketBusy, StatusSocketServer, ask
@@ -320,3 +321,21 @@ def lit(directory: Path) -> tuple[str, str]:
     """An LED's trigger and brightness: what shows, whatever blink times are left in its files."""
     files = seen(directory)
     return files["trigger"], files["brightness"]
+
+
+class TestStartFailureNote:
+    def test_a_note_is_one_printable_line_and_a_clean_start_removes_it(self, tmp_path: Path) -> None:
+        """record writes one bounded, printable line that read gives back; clear removes it; a note another hand
+        wrote (a kind it does not know) or a symlink in its place is not read."""
+        start_failure.record(tmp_path, "startup", "outbox refused\x1b[31m;\nrun recover " + "x" * 500)
+        failure = start_failure.read(tmp_path)
+        assert failure is not None and failure.kind == "startup"
+        assert failure.detail.startswith("outbox refused [31m; run recover x") and len(failure.detail) == 160
+        start_failure.clear(tmp_path)
+        assert start_failure.read(tmp_path) is None
+        (tmp_path / "last-start-failure").write_text("2026-12-07 14:03:22 +0800\tpassword\thunter2\n")
+        assert start_failure.read(tmp_path) is None
+        (tmp_path / "last-start-failure").unlink()
+        (tmp_path / "elsewhere").write_text("2026-12-07 14:03:22 +0800\tconfig\tx\n")
+        (tmp_path / "last-start-failure").symlink_to(tmp_path / "elsewhere")
+        assert start_failure.read(tmp_path) is None
