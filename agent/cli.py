@@ -65,10 +65,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         setup = prepare(args.config)
     except ConfigError as exc:
-        start_failure.record(start_failure.note_directory(None), "config", start_failure.config_detail(exc))
+        zone = start_failure.station_words(args.config).zone
+        start_failure.record(start_failure.note_directory(None), "config", start_failure.config_detail(exc), zone)
         return _fail(str(exc))
     except SetupError as exc:
-        start_failure.record(start_failure.note_directory(None), "setup", start_failure.first_line(str(exc)))
+        zone = start_failure.station_words(args.config).zone
+        start_failure.record(start_failure.note_directory(None), "setup", start_failure.first_line(str(exc)), zone)
         return _fail(f"{args.config}: devices and profiles:\n{exc}")
     exec_agent(setup)
     return EXIT_FAILED
@@ -226,13 +228,14 @@ def _status_unknown(as_json: bool, subject: str, reason: str) -> int:
 
 def _status_socket(socket_path: Path | None, config: Path | None) -> tuple[Path, str] | None:
     """The socket given, or the one the config names, and the station's language; a config given must be read,
-    while the default one may be unreadable to staff outside the agent's group, who then ask at the default
-    socket (in English, until the agent's answer says the station's language)."""
+    while the default one may be broken (the station's language is then read from it leniently) or unreadable to
+    staff outside the agent's group, who then ask at the default socket (in English, until the agent's answer
+    says the station's language)."""
     if config is None:
         try:
             station = load_config(DEFAULT_CONFIG).config
         except ConfigError:
-            return socket_path or StatusSection().socket, "en"
+            return socket_path or StatusSection().socket, start_failure.station_words(DEFAULT_CONFIG).language or "en"
     else:
         loaded = _load(config)
         if isinstance(loaded, int):

@@ -14,18 +14,23 @@ may be secrets, such as an MQTT password, and are never written here).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from datetime import datetime
+import tomllib
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from agent.config import ConfigError
+from agent.config import ConfigError, StationSection
+from agent.locale import LANGUAGES, language_for_zone
 
 NOTE_NAME = "last-start-failure"
 MAX_BYTES = 512
 DETAIL_CHARS = 160
 Kind = Literal["config", "setup", "outbox", "fault", "startup"]
 KINDS: tuple[Kind, ...] = ("config", "setup", "outbox", "fault", "startup")
+MAX_CONFIG_BYTES = 1024**2
+DEFAULT_ZONE = next(field.default for field in fields(StationSection) if field.name == "timezone")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +58,49 @@ def first_line(message: str) -> str:
     return message.strip().splitlines()[0] if message.strip() else ""
 
 
-def record(directory: Path | None, kind: Kind, detail: str, now: datetime | None = None) -> None:
-    """Leave the note; a directory that cannot take it (not there, read-only) is let be: the journal has it."""
+@dataclass(frozen=True, slots=True)
+class StationWords:
+    """A station's language and time zone, as far as its config file says them (None where it does not)."""
+
+    language: str | None
+    zone: ZoneInfo | None
+
+
+def station_words(config: Path) -> StationWords:
+    """`[station] locale` and `timezone` read leniently from a config that may fail its validation: the staff of
+    a station whose config is broken are still told in their language and their time. A value that is not one
+    of LANGUAGES or a known zone counts as unsaid."""
+    try:
+        with config.open("rb") as handle:
+            document = tomllib.loads(handle.read(MAX_CONFIG_BYTES).decode("utf-8"))
+    except (OSError, ValueError):
+        return StationWords(None, None)
+    station = document.get("station")
+    station = station if isinstance(station, dict) else {}
+    zone = _zone(station.get("timezone", DEFAULT_ZONE))
+    locale = station.get("locale")
+    if locale in LANGUAGES:
+        return StationWords(locale, zone)
+    return StationWords(None if zone is None else language_for_zone(zone.key), zone)
+
+
+def _zone(name: object) -> ZoneInfo | None:
+    if not isinstance(name, str):
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        return None
+
+
+def record(
+    directory: Path | None, kind: Kind, detail: str, zone: ZoneInfo | None = None, now: datetime | None = None
+) -> None:
+    """Leave the note, its time in the station's `zone` (the box's own when unknown); a directory that cannot take
+    it (not there, read-only) is let be: the journal has it."""
     if directory is None:
         return
-    moment = (now or datetime.now()).astimezone()
+    moment = (now or datetime.now(UTC)).astimezone(zone)
     printable = "".join(char if char.isprintable() else " " for char in detail)[:DETAIL_CHARS]
     line = f"{moment:%Y-%m-%d %H:%M:%S %z}\t{kind}\t{printable}\n"
     temporary = directory / f".{NOTE_NAME}.tmp"

@@ -19,7 +19,7 @@ from station_rig import StationRig, wait_until
 from status_sample import fault_status, offline_status, sample_status, starting_status
 from test_led import fake_led, seen
 
-from agent import start_failure
+from agent import cli, start_failure
 from agent.cli import main
 from agent.status import AgentStatus, status_json
 from agent.status_socket import StatusSocketBusy, StatusSocketServer, ask
@@ -169,7 +169,8 @@ class TestStatusCommand:
         its value, which may be a password), and `status` shows it, in Chinese and English, while nothing runs."""
         config = tmp_path / "agent.toml"
         config.write_text(
-            '[station]\nid = "ST-1"\nallow_empty = true\n[uplink]\nbroker = "127.0.0.1:1883"\npassword = 987654\n'
+            '[station]\nid = "ST-1"\ntimezone = "Asia/Shanghai"\nallow_empty = true\n'
+            '[uplink]\nbroker = "127.0.0.1:1883"\npassword = 987654\n'
         )
         runtime = tmp_path / "run"
         runtime.mkdir()
@@ -186,7 +187,7 @@ class TestStatusCommand:
         assert stat.S_IMODE(note.stat().st_mode) & 0o047 == 0o040  # the group reads it, others do not
         when, kind, detail = note.read_text().rstrip("\n").split("\t")
         assert (kind, detail) == ("config", "uplink.password") and "987654" not in note.read_text()
-        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}", when), when
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0800", when), when  # the station's time
         sock = str(runtime / "status.sock")
         assert main(["status", "--socket", sock, "--lang", "zh_CN"]) == 3
         chinese = "".join(capsys.readouterr().out.split())
@@ -197,6 +198,22 @@ class TestStatusCommand:
         assert main(["status", "--socket", sock, "--json"]) == 3
         detail = json.loads(capsys.readouterr().out)["problems"][0]["detail"]
         assert detail.endswith(f"it last stopped at {when}: config: uplink.password")
+
+    def test_a_broken_default_config_still_gives_the_stations_language(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The config that made the start fail cannot be validated, but it still says the station is in China:
+        staff asking `status` are answered in Chinese (the zone read leniently), not in English."""
+        config = tmp_path / "agent.toml"
+        config.write_text('[station]\nid = "ST-1"\ntimezone = "Asia/Shanghai"\n[heartbeat]\ninterval_s = -2\n')
+        monkeypatch.setattr(cli, "DEFAULT_CONFIG", config)
+        assert main(["status", "--socket", str(tmp_path / "none.sock")]) == 3
+        assert capsys.readouterr().out.startswith("监管程序没有运行")
+        assert start_failure.station_words(config).language == "zh_CN"
+        config.write_text('[station]\nlocale = "en"\ntimezone = "Asia/Shanghai"\n')
+        assert start_failure.station_words(config).language == "en"
+        config.write_text('[station]\ntimezone = "Mars/Olympus"\n[[[')
+        assert start_failure.station_words(config) == start_failure.StationWords(None, None)
 
     def test_agent_still_starting(self, server: StatusSocketServer, capsys: pytest.CaptureFixture[str]) -> None:
         """Before the first snapshot: exit 5 (starting), in words or as JSON."""
