@@ -13,8 +13,10 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from gettext import ngettext
 from pathlib import Path
 
+from agent import start_failure
 from agent.config import ConfigError, LoadedConfig
 from agent.config_summary import summary
 from agent.config_validation import load_config
@@ -30,7 +32,7 @@ from agent.setup import agent_version, prepare
 from agent.status import StatusFormatError, no_status_json, read_status
 from agent.status_settings import StatusSection
 from agent.status_socket import ask
-from agent.status_text import NOT_RUNNING, STARTING_UP, render, said
+from agent.status_text import STARTING_UP, not_running, render, said
 from agent.tools import provision, scan, selftest
 from agent.tools.profile_list import list_profiles, profile_listing_text
 from agent.wiring import Setup, SetupError
@@ -64,9 +66,16 @@ def _prepare(path: Path) -> Setup | int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    setup = _prepare(args.config)
-    if isinstance(setup, int):
-        return setup
+    try:
+        setup = prepare(args.config)
+    except ConfigError as exc:
+        zone = start_failure.station_words(args.config).zone
+        start_failure.record(start_failure.note_directory(None), "config", start_failure.config_detail(exc), zone)
+        return _fail(str(exc))
+    except SetupError as exc:
+        zone = start_failure.station_words(args.config).zone
+        start_failure.record(start_failure.note_directory(None), "setup", start_failure.first_line(str(exc)), zone)
+        return _fail(f"{args.config}: devices and profiles:\n{exc}")
     exec_agent(setup)
     return EXIT_FAILED
 
@@ -163,9 +172,13 @@ def cmd_profile_check(args: argparse.Namespace) -> int:
     requests = profile.plan_reads(range(1, profile.capacity + 1))
     points = len(profile.document.points)
     repeated = f" with up to {profile.capacity} {profile.repeated}s" if profile.repeated else ""
-    print(f"{profile.name}: a {profile.kind}{repeated}, {points} points")
     print(
-        f"a poll of all nozzles takes {len(requests)} request(s): "
+        f"{profile.name}: a {profile.kind}{repeated}, " + ngettext("{n} point", "{n} points", points).format(n=points)
+    )
+    print(
+        ngettext(
+            "a poll of all nozzles takes {n} request: ", "a poll of all nozzles takes {n} requests: ", len(requests)
+        ).format(n=len(requests))
         + ", ".join(f"fc{r.function} @0x{r.address:04X} x{r.count}" for r in requests)
     )
     return EXIT_OK
@@ -206,11 +219,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         document = ask(socket_path)
     except OSError as exc:
+        failure = start_failure.read(socket_path.parent)
         reason = str(exc.strerror or exc)
+        if failure is not None:
+            reason += f"; it last stopped at {failure.when}: {failure.kind}: {failure.detail}"
         if args.json:
             print(no_status_json("stopped", "agent_not_running", str(socket_path), reason).decode())
         else:
-            print(said(NOT_RUNNING, language, socket=f"{socket_path} ({reason})"))
+            print(not_running(language, socket_path, exc, failure))
         return STATUS_NOT_RUNNING
     if not document:
         print('{"health":"starting","problems":[]}' if args.json else said(STARTING_UP, language))
@@ -231,13 +247,14 @@ def _status_unknown(as_json: bool, subject: str, reason: str) -> int:
 
 def _status_socket(socket_path: Path | None, config: Path | None) -> tuple[Path, str] | None:
     """The socket given, or the one the config names, and the station's language; a config given must be read,
-    while the default one may be unreadable to staff outside the agent's group, who then ask at the default
-    socket (in English, until the agent's answer says the station's language)."""
+    while the default one may be broken (the station's language is then read from it leniently) or unreadable to
+    staff outside the agent's group, who then ask at the default socket (in English, until the agent's answer
+    says the station's language)."""
     if config is None:
         try:
             station = load_config(DEFAULT_CONFIG).config
         except ConfigError:
-            return socket_path or StatusSection().socket, "en"
+            return socket_path or StatusSection().socket, start_failure.station_words(DEFAULT_CONFIG).language or "en"
     else:
         loaded = _load(config)
         if isinstance(loaded, int):
@@ -262,7 +279,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     except scan.ScanError as exc:
         return _fail(str(exc))
     print(scan.report_output(report, args.json))
-    return EXIT_OK
+    return scan.exit_code(report)
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:

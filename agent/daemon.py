@@ -23,7 +23,7 @@ from agent.clock import Clock, ScaledClock, SystemClock
 from agent.containment import Boundary
 from agent.field.lines import build_poller
 from agent.field.poller import LinePoller
-from agent.health import assess
+from agent.health import assess, nozzles_by_controller
 from agent.history import replay, station_history
 from agent.led import StatusLed
 from agent.ledger.anchor import AnchorError, AnchorKeeper, AnchorUnwritable, anchor_path
@@ -453,6 +453,7 @@ class Agent:
             uptime_s=uptime_s,
             confirm_within_s=2 * self.config.uplink.ack_timeout_s,
             ecology=ecology,
+            sales_of=nozzles_by_controller((nozzle.controller, nozzle.id) for _, nozzle in self.config.nozzles()),
         )
         return AgentStatus(
             ts=format_ts(now_ms),

@@ -15,6 +15,7 @@ supersedes the warning of the same family on the same subject.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -88,6 +89,9 @@ class Problem:
     members: tuple[str, ...] = ()
     """The devices a `line_down` stands for."""
     detail: str | None = None
+    nozzles: tuple[str, ...] = ()
+    """`line_down`, `device_not_answering`: the nozzles whose sales the box cannot record while it lasts (those
+    of the pump controllers among its devices)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +113,15 @@ def assess(
     confirm_within_s: float,
     ecology: Hj212Status | None = None,
     oldest_waiting_ts: str | None = None,
+    sales_of: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Assessment:
     """`confirmed_this_run`: the platform (or broker, in broker mode) has acknowledged a record since the agent
-    started; `confirm_within_s`: how long a record may wait for that before it counts as a problem."""
+    started; `confirm_within_s`: how long a record may wait for that before it counts as a problem; `sales_of`:
+    the nozzles whose sales each device reports (`nozzles_by_controller`), so that a device or line that is down
+    names the nozzles it leaves unrecorded."""
     if uplink.state == "stopped":
         return Assessment("stopped", ())
-    down, silent = _lines(lines)
+    down, silent = _lines(lines, sales_of or {})
     covered = {device for problem in down for device in problem.members} | {p.subject for p in silent}
     problems = [*_storage(recorder), *down, *silent, *_alarms(alarms, covered, {p.subject for p in down})]
     problems += _platform(
@@ -154,7 +161,17 @@ def _storage(recorder: RecorderStatus) -> list[Problem]:
     return [Problem(kind, "fault", "outbox", since, kind, recorder.used_bytes, "bytes", detail=recorder.problem)]
 
 
-def _lines(lines: tuple[LineStatus, ...]) -> tuple[list[Problem], list[Problem]]:
+def nozzles_by_controller(nozzles: Iterable[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
+    """(controller, nozzle) pairs, as the config binds them, to the nozzles each controller reports."""
+    served: dict[str, list[str]] = {}
+    for controller, nozzle in nozzles:
+        served.setdefault(controller, []).append(nozzle)
+    return {controller: tuple(names) for controller, names in served.items()}
+
+
+def _lines(
+    lines: tuple[LineStatus, ...], sales_of: Mapping[str, tuple[str, ...]]
+) -> tuple[list[Problem], list[Problem]]:
     """A line whose every device is offline is one problem (the adapter, the cable, the gateway); otherwise each
     device that does not answer is its own."""
     down: list[Problem] = []
@@ -177,6 +194,7 @@ def _lines(lines: tuple[LineStatus, ...]) -> tuple[list[Problem], list[Problem]]
                     "devices",
                     tuple(device.name for device in offline),
                     offline[0].last_error,
+                    tuple(nozzle for device in offline for nozzle in sales_of.get(device.name, ())),
                 )
             )
             continue
@@ -188,6 +206,7 @@ def _lines(lines: tuple[LineStatus, ...]) -> tuple[list[Problem], list[Problem]]
                 format_ts(device.since_ms),
                 "device_not_answering",
                 detail=device.last_error,
+                nozzles=sales_of.get(device.name, ()),
             )
             for device in offline
         ]

@@ -16,7 +16,9 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from zoneinfo import ZoneInfo
 
+from agent import start_failure
 from agent.daemon import Agent, StartupError, StartupFault
 from agent.ledger.outbox import OutboxError
 from agent.logs import configure as configure_logs
@@ -68,13 +70,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for signum in STOP_SIGNALS:
         signal.signal(signum, lambda *_: _stop_once(stop))
+    notes = start_failure.note_directory(setup.loaded.config.status.socket)
+    zone = ZoneInfo(setup.loaded.config.station.timezone)
+    start_failure.clear(notes)
     try:
         Agent(setup).run(stop)
     except StartupError as exc:
         print(f"station-agent: {exc}", file=sys.stderr)
+        start_failure.record(notes, "startup", start_failure.first_line(str(exc)), zone)
         return EXIT_FIX_INPUT
     except (OutboxError, StartupFault) as exc:
         print(f"station-agent: {exc}", file=sys.stderr)
+        kind: start_failure.Kind = "outbox" if isinstance(exc, OutboxError) else "fault"
+        start_failure.record(notes, kind, start_failure.first_line(str(exc)), zone)
         return EXIT_FAILED
     return EXIT_OK
 

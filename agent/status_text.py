@@ -10,15 +10,18 @@ counts as two columns. The facts are the snapshot's (agent/status.py) and the pr
 
 from __future__ import annotations
 
+import errno
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from agent.health import Health, Problem
 from agent.locale import LANGUAGES, translations
 from agent.records import AlarmKind, parse_ts
+from agent.start_failure import StartFailure
 from agent.status import AgentStatus
 
 WIDTH = 80
@@ -167,8 +170,9 @@ ADVICE: dict[str, tuple[str, str]] = {
 
 UNKNOWN_ADVICE = (N_("alarm {kind}"), N_("call support"))
 
-STOP_SELLING = 2
-KEEP_SELLING = 1
+STOP_SELLING = 3
+KEEP_SELLING = 2
+UNRECORDED = 1
 SELLING: dict[str, int] = {
     AlarmKind.METERING_DEVIATION: STOP_SELLING,
     AlarmKind.METERING_BIAS: STOP_SELLING,
@@ -184,11 +188,14 @@ SELLING: dict[str, int] = {
     AlarmKind.SLOW_DISPENSER: KEEP_SELLING,
 }
 """Whether a nozzle may go on selling: a meter that cannot be trusted may not; vapour or bookkeeping trouble
-does not stop a sale. For one subject the strongest wins, so a warning never contradicts an alarm."""
+does not stop a sale. For one subject the strongest wins, so a warning never contradicts an alarm. A device or
+line that is down says UNRECORDED for the nozzles it serves: the dispensers still sell and count (their own meters
+and the cash desk are not the box), so selling goes on, but the box records none of those sales meanwhile."""
 
 SELLING_WORDS = {
     STOP_SELLING: N_("STOP selling from it"),
     KEEP_SELLING: N_("you may keep selling from it"),
+    UNRECORDED: N_("you may keep selling from them, but the box records none of their sales until this is fixed"),
 }
 
 SUBJECTS: dict[str, str] = {
@@ -219,23 +226,143 @@ STATES = {
     "stopped": N_("stopped"),
 }
 
-NOT_RUNNING = N_(
-    "The station agent is not running: nothing answers at {socket}.\n"
-    "Start it with `sudo systemctl start station-agent`; if it does not stay up,\n"
-    "`journalctl -u station-agent -n 50` says why."
-)
+NOT_RUNNING = N_("The station agent is not running: no sales are being recorded.")
+START_IT = N_("Start it: `sudo systemctl start station-agent`; if it stops again, call the installer or support.")
+STOPPED_BECAUSE = N_("It last stopped at {when}, because {reason}.")
+NOT_ASKED = N_("You may not ask the station agent: ask as a member of the station-agent group, or with `sudo`.")
+TECHNICAL = N_("Technical: no answer at {socket} ({error}).")
 STARTING_UP = N_("The station agent is starting; ask again in a few seconds.")
 
+FAILURE_REASONS: dict[str, str] = {
+    "config": N_("its configuration has a mistake ({detail}); the installer fixes it (station-agent check-config)"),
+    "setup": N_(
+        "a device or profile in its configuration is wrong; the installer fixes it (station-agent check-config)"
+    ),
+    "outbox": N_("its record store cannot be used; call support"),
+    "fault": N_("the box has a fault (disk full or failing?); call support"),
+    "startup": N_("it cannot start with what it found; call the installer"),
+}
+"""The kinds of agent/start_failure.py, in words; the technical detail stays in the journal."""
 
-class Page:
+
+class Phrases:
+    """One language's words for the problems of the one assessment: the plain status and the web page say the
+    same, from here."""
+
+    def __init__(self, language: str) -> None:
+        # a newer agent's snapshot may name a language this command has no catalogue for: English then
+        translation = translations(language if language in LANGUAGES else "en")
+        self._: Callable[[str], str] = translation.gettext
+        self._n: Callable[[str, str, int], str] = translation.ngettext
+
+    def steps(self, problems: Iterable[Problem], dispensers: Mapping[str, str]) -> list[tuple[str, str]]:
+        """(who or what, what to do) per subject, in the problems' order; `dispensers`: each nozzle's dispenser,
+        as far as known."""
+        groups: dict[str, list[Problem]] = {}
+        for problem in problems:
+            groups.setdefault(self.subject(problem, dispensers), []).append(problem)
+        return [(subject, self.advice(grouped)) for subject, grouped in groups.items()]
+
+    def advice(self, problems: list[Problem]) -> str:
+        """One subject's advice: the strongest selling verdict once, then each problem with its size."""
+        _ = self._
+        sentences = []
+        verdict = max(SELLING.get(problem.advice, UNRECORDED if problem.nozzles else 0) for problem in problems)
+        if verdict:
+            sentences.append(_(SELLING_WORDS[verdict]))
+        for problem in problems:
+            what, todo = ADVICE.get(problem.advice, UNKNOWN_ADVICE)
+            said = _(what).format(kind=problem.kind.replace("_", " "))
+            size = self.size(problem)
+            if size:
+                said = _("{what} ({size})").format(what=said, size=size)
+            sentences.append(_("{what}: {todo}").format(what=said, todo=_(todo)))
+        return _("; ").join(sentences) + _(".")
+
+    def subject(self, problem: Problem, dispensers: Mapping[str, str]) -> str:
+        _ = self._
+        if problem.kind.startswith("tank_pressure_"):
+            name = _("sensor {name}").format(name=problem.subject)
+        elif problem.kind in SELLING:
+            name = _("nozzle {name}").format(name=problem.subject)
+        else:
+            name = _(SUBJECTS.get(problem.kind, N_("{name}"))).format(name=problem.subject)
+        if problem.members:
+            count = len(problem.members)
+            name = self._n("{name} ({count} device: {devices})", "{name} ({count} devices: {devices})", count).format(
+                name=name, count=count, devices=_(", ").join(problem.members)
+            )
+        if problem.nozzles:
+            name = _("{name}, serving {what}").format(name=name, what=self._served(problem.nozzles, dispensers))
+        return name
+
+    def _served(self, nozzles: tuple[str, ...], dispensers: Mapping[str, str]) -> str:
+        listed = self._(", ").join(nozzles)
+        known = list(dict.fromkeys(dispensers[nozzle] for nozzle in nozzles if nozzle in dispensers))
+        if not known:
+            return self._n("nozzle {nozzles}", "nozzles {nozzles}", len(nozzles)).format(nozzles=listed)
+        return self._n(
+            "dispenser {dispensers} (nozzles {nozzles})", "dispensers {dispensers} (nozzles {nozzles})", len(known)
+        ).format(dispensers=self._(", ").join(known), nozzles=listed)
+
+    def size(self, problem: Problem) -> str:
+        """The size in the words of its unit; empty when unknown or said elsewhere."""
+        _, n_ = self._, self._n
+        size, unit = problem.size, problem.unit
+        if size is None or unit in (None, "devices"):
+            return ""
+        sizes: dict[str, Callable[[int], str]] = {
+            "ppm": lambda value: _("{percent} %").format(percent=f"{value / 10_000:+.2f}"),
+            "permille": lambda value: _("{percent} %").format(percent=f"{value / 10:.1f}"),
+            "permille_passed": lambda value: _("{percent} % passed").format(percent=f"{value / 10:.1f}"),
+            "ml": lambda value: _("{litres} L").format(litres=f"{value / 1000:.2f}"),
+            "fen": lambda value: _("{yuan} yuan").format(yuan=f"{value / 100:.2f}"),
+            "ml_per_h": lambda value: _("{litres} L/h").format(litres=f"{value / 1000:.2f}"),
+            "ml_per_min": lambda value: _("{litres} L/min").format(litres=f"{value / 1000:.2f}"),
+            "pa": lambda value: _("{pa} Pa").format(pa=value),
+            "s": lambda value: self.duration(value * 1000),
+            "days": lambda value: n_("{count} day", "{count} days", value).format(count=value),
+            "sales": lambda value: n_("{count} sale", "{count} sales", value).format(count=value),
+            "fuellings": lambda value: n_("{count} fuelling", "{count} fuellings", value).format(count=value),
+            "records": self.records_waiting,
+            "bytes": self.bytes,
+        }
+        say = sizes.get(unit)
+        return "" if say is None or (unit == "records" and size == 0) else say(size)
+
+    def records_waiting(self, count: int) -> str:
+        return self._n("{count} record waiting", "{count} records waiting", count).format(count=count)
+
+    def duration(self, ms: int) -> str:
+        _ = self._
+        seconds = max(0, ms) // 1000
+        if seconds < 60:
+            return _("{seconds} s").format(seconds=seconds)
+        minutes = seconds // 60
+        if minutes < 60:
+            return _("{minutes} min").format(minutes=minutes)
+        hours, minutes = divmod(minutes, 60)
+        if hours < 48:
+            return _("{hours} h {minutes} min").format(hours=hours, minutes=minutes)
+        days, hours = divmod(hours, 24)
+        return _("{days} days {hours} h").format(days=days, hours=hours)
+
+    def bytes(self, count: int) -> str:
+        value = float(count)
+        for unit in ("bytes", "KB", "MB", "GB"):
+            if value < 1000:
+                return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+            value /= 1000
+        return f"{value:.1f} TB"
+
+
+class Page(Phrases):
     """One language's words for one snapshot; `render` is the whole page."""
 
     def __init__(self, status: AgentStatus, language: str | None = None) -> None:
+        super().__init__(language or status.locale)
         self.status = status
         self.zone = ZoneInfo(status.clock.zone)
-        chosen = language or status.locale
-        # a newer agent's snapshot may name a language this command has no catalogue for: English then
-        self._: Callable[[str], str] = translations(chosen if chosen in LANGUAGES else "en").gettext
 
     def render(self) -> str:
         status = self.status
@@ -258,12 +385,14 @@ class Page:
                 "  - ",
                 "    ",
             )
-        groups: dict[str, list[Problem]] = {}
-        for problem in self.status.problems:
-            groups.setdefault(self._subject(problem), []).append(problem)
-        if not groups:
+        dispensers = {nozzle.nozzle: nozzle.dispenser for nozzle in self.status.nozzles}
+        steps = self.steps(self.status.problems, dispensers)
+        if not steps:
             return ["  - " + _("nothing")]
-        bullets = [wrap(self._group(subject, problems), WIDTH, "  - ", "    ") for subject, problems in groups.items()]
+        bullets = [
+            wrap(_("{subject}: {advice}").format(subject=subject, advice=advice), WIDTH, "  - ", "    ")
+            for subject, advice in steps
+        ]
         lines: list[str] = []
         for shown, bullet in enumerate(bullets):
             if len(lines) + len(bullet) > room - 1 and shown < len(bullets) - 1:
@@ -271,62 +400,6 @@ class Page:
                 return [*lines, "  - " + more]
             lines += bullet
         return lines
-
-    def _group(self, subject: str, problems: list[Problem]) -> str:
-        """One bullet per subject: the strongest selling verdict once, then each problem with its size."""
-        _ = self._
-        sentences = []
-        verdict = max((SELLING.get(problem.advice, 0) for problem in problems), default=0)
-        if verdict:
-            sentences.append(_(SELLING_WORDS[verdict]))
-        for problem in problems:
-            what, todo = ADVICE.get(problem.advice, UNKNOWN_ADVICE)
-            said = _(what).format(kind=problem.kind)
-            size = self._size(problem)
-            if size:
-                said = _("{what} ({size})").format(what=said, size=size)
-            sentences.append(_("{what}: {todo}").format(what=said, todo=_(todo)))
-        return _("{subject}: {advice}").format(subject=subject, advice=_("; ").join(sentences)) + _(".")
-
-    def _subject(self, problem: Problem) -> str:
-        _ = self._
-        if problem.kind.startswith("tank_pressure_"):
-            name = _("sensor {name}").format(name=problem.subject)
-        elif problem.kind in SELLING:
-            name = _("nozzle {name}").format(name=problem.subject)
-        else:
-            name = _(SUBJECTS.get(problem.kind, N_("{name}"))).format(name=problem.subject)
-        if problem.members:
-            devices = _(", ").join(problem.members)
-            name = _("{name} ({count} devices: {devices})").format(
-                name=name, count=len(problem.members), devices=devices
-            )
-        return name
-
-    def _size(self, problem: Problem) -> str:
-        """The size in the words of its unit; empty when unknown or said elsewhere."""
-        _ = self._
-        size, unit = problem.size, problem.unit
-        if size is None or unit in (None, "devices"):
-            return ""
-        sizes: dict[str, Callable[[int], str]] = {
-            "ppm": lambda value: _("{percent} %").format(percent=f"{value / 10_000:+.2f}"),
-            "permille": lambda value: _("{percent} %").format(percent=f"{value / 10:.1f}"),
-            "permille_passed": lambda value: _("{percent} % passed").format(percent=f"{value / 10:.1f}"),
-            "ml": lambda value: _("{litres} L").format(litres=f"{value / 1000:.2f}"),
-            "fen": lambda value: _("{yuan} yuan").format(yuan=f"{value / 100:.2f}"),
-            "ml_per_h": lambda value: _("{litres} L/h").format(litres=f"{value / 1000:.2f}"),
-            "ml_per_min": lambda value: _("{litres} L/min").format(litres=f"{value / 1000:.2f}"),
-            "pa": lambda value: _("{pa} Pa").format(pa=value),
-            "s": lambda value: self._duration(value * 1000),
-            "days": lambda value: _("{count} days").format(count=value),
-            "sales": lambda value: _("{count} sales").format(count=value),
-            "fuellings": lambda value: _("{count} fuellings").format(count=value),
-            "records": lambda value: _("{count} records waiting").format(count=value),
-            "bytes": self._bytes,
-        }
-        say = sizes.get(unit)
-        return "" if say is None or (unit == "records" and size == 0) else say(size)
 
     # -- the facts -------------------------------------------------------------------------------------------
 
@@ -339,7 +412,7 @@ class Page:
         ]
         if status.ecology is not None:
             ecology = status.ecology
-            waiting = _("{count} records waiting").format(count=ecology.backlog)
+            waiting = self.records_waiting(ecology.backlog)
             rows.append(
                 (
                     _("HJ 212"),
@@ -365,7 +438,7 @@ class Page:
         return self._("{state} since {since} ({duration})").format(
             state=self._(STATES.get(state, state)),
             since=self._local(since_ms),
-            duration=self._duration(now_ms - since_ms),
+            duration=self.duration(now_ms - since_ms),
         )
 
     def _waiting(self) -> str:
@@ -373,11 +446,11 @@ class Page:
         backlog = self.status.backlog
         if backlog.records == 0:
             return _("nothing, the platform has every record")
-        said = _("{count} records waiting").format(count=backlog.records)
+        said = self.records_waiting(backlog.records)
         if backlog.oldest_ts is None or backlog.oldest_age_s is None:
             return said
         return _("{waiting}, the oldest from {when} ({age} ago)").format(
-            waiting=said, when=self._local(parse_ts(backlog.oldest_ts)), age=self._duration(backlog.oldest_age_s * 1000)
+            waiting=said, when=self._local(parse_ts(backlog.oldest_ts)), age=self.duration(backlog.oldest_age_s * 1000)
         )
 
     def _devices(self) -> str:
@@ -402,11 +475,11 @@ class Page:
     def _disk(self) -> str:
         _ = self._
         status = self.status
-        stored = _("records use {size}").format(size=self._bytes(status.recorder.used_bytes))
+        stored = _("records use {size}").format(size=self.bytes(status.recorder.used_bytes))
         if status.disk is None:
             return _("free space unknown; {stored}").format(stored=stored)
         return _("{free} free of {total}; {stored}").format(
-            free=self._bytes(status.disk.free_bytes), total=self._bytes(status.disk.total_bytes), stored=stored
+            free=self.bytes(status.disk.free_bytes), total=self.bytes(status.disk.total_bytes), stored=stored
         )
 
     def _clock(self) -> str:
@@ -417,13 +490,13 @@ class Page:
         if step is None:
             return text
         moved = _("set {duration} forward at {when}") if step.jump_ms > 0 else _("set {duration} back at {when}")
-        said = moved.format(duration=self._duration(abs(step.jump_ms)), when=self._local(parse_ts(step.to_ts)))
+        said = moved.format(duration=self.duration(abs(step.jump_ms)), when=self._local(parse_ts(step.to_ts)))
         return _("{clock}; {step}").format(clock=text, step=said)
 
     def _agent(self) -> str:
         status = self.status
         return self._("version {version}, running for {duration}").format(
-            version=status.version, duration=self._duration(status.uptime_s * 1000)
+            version=status.version, duration=self.duration(status.uptime_s * 1000)
         )
 
     def _local(self, ts_ms: int) -> str:
@@ -432,28 +505,6 @@ class Page:
         today = datetime.fromtimestamp(parse_ts(self.status.ts) / 1000, UTC).astimezone(self.zone).date()
         return moment.strftime("%H:%M:%S" if moment.date() == today else "%Y-%m-%d %H:%M")
 
-    def _duration(self, ms: int) -> str:
-        _ = self._
-        seconds = max(0, ms) // 1000
-        if seconds < 60:
-            return _("{seconds} s").format(seconds=seconds)
-        minutes = seconds // 60
-        if minutes < 60:
-            return _("{minutes} min").format(minutes=minutes)
-        hours, minutes = divmod(minutes, 60)
-        if hours < 48:
-            return _("{hours} h {minutes} min").format(hours=hours, minutes=minutes)
-        days, hours = divmod(hours, 24)
-        return _("{days} days {hours} h").format(days=days, hours=hours)
-
-    def _bytes(self, count: int) -> str:
-        value = float(count)
-        for unit in ("bytes", "KB", "MB", "GB"):
-            if value < 1000:
-                return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-            value /= 1000
-        return f"{value:.1f} TB"
-
 
 def render(status: AgentStatus, language: str | None = None) -> str:
     """The page in `language` (`zh_CN` or `en`), or in the station's own (`status.locale`)."""
@@ -461,8 +512,27 @@ def render(status: AgentStatus, language: str | None = None) -> str:
 
 
 def said(message: str, language: str, **values: object) -> str:
-    """One of this module's messages (NOT_RUNNING, STARTING_UP) in `language`."""
+    """One of this module's messages (STARTING_UP) in `language`."""
     return translations(language).gettext(message).format(**values)
+
+
+def not_running(language: str, socket: Path, error: OSError, failure: StartFailure | None) -> str:
+    """What `status` says when the agent does not answer: that no sales are recorded, why it stopped (the note a
+    failed start left, agent/start_failure.py), what to do and whom to call; the socket and the error's code
+    only on a last, technical line. A socket staff may not open is not a stopped agent: they are told how to ask."""
+    _ = translations(language if language in LANGUAGES else "en").gettext
+    if isinstance(error, PermissionError):
+        sentences = [_(NOT_ASKED)]
+    else:
+        sentences = [_(NOT_RUNNING)]
+        if failure is not None:
+            reason = _(FAILURE_REASONS[failure.kind]).format(detail=failure.detail)
+            when = failure.when[:16] + failure.when[19:]
+            sentences.append(_(STOPPED_BECAUSE).format(when=when, reason=reason))
+        sentences.append(_(START_IT))
+    code = errno.errorcode.get(error.errno or 0, type(error).__name__)
+    lines = [line for sentence in sentences for line in wrap(sentence, WIDTH, "", "  ")]
+    return "\n".join([*lines, _(TECHNICAL).format(socket=socket, error=code)])  # a path is not broken
 
 
 def display_width(text: str) -> int:

@@ -61,6 +61,10 @@ ASSESSED = ("health", "problems", "confirmed_this_run")
 """Not parts of the snapshot but of its assessment: `confirmed_this_run` (default True) goes to assess."""
 
 
+SALES_OF = {"pc1": ("D01-N1", "D01-N2"), "pc2": ("D02-N1",), "pc3": ("D03-N1", "D03-N2")}
+"""The nozzles whose sales each pump controller reports, as the config binds them."""
+
+
 def sample_status(**changes: Any) -> AgentStatus:
     """All well at 10:25 Shanghai time, unless `changes` say otherwise; health and problems are what
     agent.health.assess makes of the parts (pass `health`/`problems` to override)."""
@@ -95,6 +99,7 @@ def sample_status(**changes: Any) -> AgentStatus:
         uptime_s=status.uptime_s,
         confirm_within_s=60.0,
         ecology=status.ecology,
+        sales_of=SALES_OF,
     )
     return dataclasses.replace(
         status,
@@ -195,7 +200,10 @@ def unplugged_status() -> AgentStatus:
         ActiveAlarm("device_silent", name, "2026-11-28T01:00:00.000Z", {"line": "rs485-1", "silent_s": 60})
         for name in names
     )
-    return sample_status(lines=(line, LINES[1]), alarms=silent)
+    nozzles = tuple(
+        NozzleNow(nozzle, nozzle.split("-")[0], None, None) for nozzle in (*SALES_OF["pc1"], *SALES_OF["pc3"])
+    )
+    return sample_status(lines=(line, LINES[1]), alarms=silent, nozzles=nozzles)
 
 
 def nozzle_alarm_and_warning_status() -> AgentStatus:

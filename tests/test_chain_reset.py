@@ -94,7 +94,8 @@ class _Box:
         self.outbox_path = folder / "outbox.sqlite"
         self.sent: dict[int, tuple[str, bytes, bytes]] = {}
 
-    def run(self, records: int, now_ms: int = 1_795_000_000_000) -> None:
+    def run(self, records: int, now_ms: int = 1_795_000_000_000, *, killed: bool = False) -> None:
+        """`killed`: the run ends as a kill -9 ends it, with the anchor as the last write before the stop left it."""
         opened = open_outbox(
             self.outbox_path,
             64 * 1024**2,
@@ -113,7 +114,10 @@ class _Box:
         for index in range(records):
             recorder.submit(beat.intent(now_ms + index))
         wait_until(lambda: recorder.head.seq == start + records, 10, "the records to be committed")
+        anchor_before_stop = anchor_path(self.key_path).read_bytes()
         recorder.stop()
+        if killed:
+            anchor_path(self.key_path).write_bytes(anchor_before_stop)
         opened.outbox.close()
         for seq, stored in _stored(self.outbox_path).items():
             self.sent.setdefault(seq, stored)
@@ -144,28 +148,50 @@ def _digest(record: dict[str, Any]) -> str:
 
 
 class TestLostOutbox:
-    def test_a_deleted_outbox_goes_on_after_the_reservation_with_a_chain_reset(self, tmp_path: Path) -> None:
-        """Delete the outbox between two runs: the next records follow a chain_reset above the old head, whose
-        prev is the old head's digest; the platform reports the reset and the lost range, no fork, no break."""
+    def test_a_deleted_outbox_after_a_kill_goes_on_after_the_reservation_with_a_chain_reset(
+        self, tmp_path: Path
+    ) -> None:
+        """Delete the outbox after a killed run: the next records follow a chain_reset above the reservation, whose
+        prev is the anchor's record; the platform reports the reset and the lost range, no fork, no break."""
         box = _Box(tmp_path)
         box.run(5)
+        box.run(5, killed=True)
         box.outbox_path.unlink()
         box.run(3)
         report, records = box.platform()
-        reset_seq = 5 + RESERVE + 1
+        reset_seq = 5 + RESERVE + 1  # the killed run's start anchored record 5 and reserved up to 5 + RESERVE
         assert report.ok, report
         assert report.forks == () and report.chain_breaks == () and report.gaps == ()
         assert report.resets == ((reset_seq, "outbox_missing", 1, reset_seq - 1),)
-        assert report.lost == ((6, reset_seq - 1),)
+        assert report.lost == ((11, reset_seq - 1),)
         assert report.upto == report.highest_seq == reset_seq + 3
         reset = next(record for record in records if record["type"] == "chain_reset")
         assert reset["seq"] == reset_seq and reset["prev"] == _digest(records[4]) == reset["body"]["known_digest"]
         assert reset["body"]["known_seq"] == 5
-        assert [record["seq"] for record in records] == [1, 2, 3, 4, 5, *range(reset_seq, reset_seq + 4)]
+        assert [record["seq"] for record in records] == [*range(1, 11), *range(reset_seq, reset_seq + 4)]
+
+    def test_after_a_clean_stop_the_reset_follows_the_last_record_and_declares_no_unused_seq(
+        self, tmp_path: Path
+    ) -> None:
+        """A clean stop hands the unused reservation back: after the outbox is deleted the chain_reset is the next
+        seq after the old head, its lost range ends at that head, and the platform sees no gap and no loss."""
+        box = _Box(tmp_path)
+        box.run(5)
+        anchor = load_anchor(anchor_path(box.key_path))
+        assert anchor is not None and (anchor.seq, anchor.reserved_upto) == (5, 5)
+        box.outbox_path.unlink()
+        box.run(3)
+        report, records = box.platform()
+        assert report.ok and report.forks == () and report.chain_breaks == () and report.gaps == (), report
+        assert report.resets == ((6, "outbox_missing", 1, 5),)
+        assert report.lost == ()
+        reset = next(record for record in records if record["type"] == "chain_reset")
+        assert reset["prev"] == _digest(records[4]) and reset["body"]["known_seq"] == 5
+        assert [record["seq"] for record in records] == list(range(1, 10))
 
     def test_an_older_copy_put_back_is_set_aside_and_the_chain_resets(self, tmp_path: Path) -> None:
         """Roll the outbox back to an older copy: it is set aside, and a chain_reset above everything the anchor
-        reserved follows; the platform still sees no fork."""
+        reserved follows (after a clean stop, right after the anchor's record); the platform sees no fork."""
         box = _Box(tmp_path)
         box.run(5)
         old = tmp_path / "old.sqlite"
@@ -176,11 +202,11 @@ class TestLostOutbox:
         shutil.copy(old, box.outbox_path)
         box.run(2)
         report, records = box.platform()
-        reset_seq = 10 + RESERVE + 1
+        reset_seq = 11  # the clean stop anchored record 10 and reserved nothing above it
         assert report.ok, report
         assert report.forks == () and report.chain_breaks == ()
         assert report.resets == ((reset_seq, "outbox_rolled_back", 1, reset_seq - 1),)
-        assert report.lost == ((11, reset_seq - 1),)
+        assert report.lost == ()
         reset = next(record for record in records if record["type"] == "chain_reset")
         assert reset["prev"] == _digest(records[9]) and reset["body"]["set_aside"].startswith("outbox.sqlite.")
         assert (tmp_path / reset["body"]["set_aside"]).exists()

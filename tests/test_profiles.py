@@ -264,6 +264,15 @@ class TestShippedCommercialProfiles:
             assert main(["profile", "check", str(shipped / f"{name}.toml")]) == 0
             assert capsys.readouterr().out.splitlines()[1].endswith(f": {reads}"), name
 
+    def test_one_point_and_one_request_read_in_the_singular(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """The iSMA profile has one point read in one request: "1 point", "1 request", never "1 points"."""
+        shipped = Path(__file__).resolve().parents[1] / "config" / "profiles"
+        assert main(["profile", "check", str(shipped / "isma-sfar-1m-4di-m.toml")]) == 0
+        first, second = capsys.readouterr().out.splitlines()[:2]
+        assert first.endswith(", 1 point") and second.startswith("a poll of all nozzles takes 1 request: ")
+        assert main(["profile", "check", str(shipped / "apg-mpx.toml")]) == 0
+        assert capsys.readouterr().out.splitlines()[0].endswith(", 3 points")
+
 
 class TestProfileList:
     def test_lists_shipped_and_local_profiles_with_their_descriptions(

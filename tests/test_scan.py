@@ -4,8 +4,13 @@ names the profile each slave fits, and recognises the tank gauge on its own port
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
+import select
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +19,9 @@ from installer_site import CONTROLLER, COUNTER, PRESSURE, PROBE, forecourt, tcp_
 
 from agent.cli import main
 from agent.tools.identify import Fit, Misfit, rank, try_profile
-from agent.tools.line_settings import LineSetting
+from agent.tools.line_settings import PARITIES, LineSetting
 from agent.tools.scan import (
+    SCANNED_BAUD_RATES,
     Found,
     ScanProgress,
     ScanReport,
@@ -34,6 +40,7 @@ from simulators.serial_line import PtyPair
 from simulators.station import SimulatedStation
 
 FAST = {"timeout_s": 0.05, "gauge_timeout_s": 0.2}
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +119,7 @@ class TestSerialLine:
             ("tls_gauge", "9600 8N1"),
             ("tls_gauge", "19200 8N1"),
         ]
-        assert "2 tank(s)" in report.found[0].note
+        assert "2 tanks in its inventory" in report.found[0].note
         assert report.provision_hint() == f"--gauge-port {tty / 'gauge'} --gauge-baud 9600 --gauge-parity N"
 
     def test_a_port_that_cannot_open_is_an_error_that_names_it(self, tmp_path: Path) -> None:
@@ -256,22 +263,78 @@ class TestInstallerSeesProgress:
         captured = capsys.readouterr()
         assert json.loads(captured.out)["target"] == str(tty / "rs485")
         lines = captured.err.splitlines()
-        pattern = re.compile(r"scan: baud (9600|19200) parity N: units [0-9]+-[0-9]+ of 6, ~[0-9]+ (s|min) left")
+        pattern = re.compile(
+            r"scan: baud (9600|19200) parity N \(setting [12] of 2\): units [0-9]+-[0-9]+ of 6, ~[0-9]+ (s|min) left"
+        )
         assert lines and all(pattern.fullmatch(line) for line in lines), lines
-        assert lines[0].startswith("scan: baud 9600 parity N: units 1-1 of 6")
-        assert any(line.startswith("scan: baud 19200 parity N: units 2-") for line in lines)  # unit 1 was found
+        assert lines[0].startswith("scan: baud 9600 parity N (setting 1 of 2): units 1-1 of 6")
+        assert any(line.startswith("scan: baud 19200 parity N (setting 2 of 2): units 2-") for line in lines)
 
     def test_the_estimate_is_the_pace_so_far_times_what_is_left(self) -> None:
         """After 40 of 494 requests in 60 s, the rest takes 454 x 1.5 s = 681 s, said as ~11 min."""
         said: list[str] = []
         now = [0.0]
-        progress = ScanProgress(2 * 247, 247, said.append, every_s=5.0, clock=lambda: now[0])
-        progress.setting_starts()
+        progress = ScanProgress(2 * 247, 247, said.append, settings=2, every_s=5.0, clock=lambda: now[0])
+        progress.setting_starts(1)
         for unit in range(1, 41):
             now[0] = unit * 1.5
             progress.asked(LineSetting(9600, "E"), unit)
-        assert said[-1] == "baud 9600 parity E: units 1-40 of 247, ~11 min left"
+        assert said[-1] == "baud 9600 parity E (setting 1 of 2): units 1-40 of 247, ~11 min left"
         assert len(said) == 10  # at 6, 12 ... 60 s: the first request at least 5 s after the last line
+
+    def test_the_time_left_never_grows_and_shrinks_with_units_found_before(self) -> None:
+        """A pace that slows (slaves found, then misses) holds the time said instead of raising it; units not asked
+        again at the next setting leave the estimate; at a steady pace it falls line after line."""
+        said: list[str] = []
+        now = [0.0]
+        progress = ScanProgress(2 * 100, 100, said.append, settings=2, every_s=5.0, clock=lambda: now[0])
+        progress.setting_starts(1)
+        for unit in range(1, 101):
+            now[0] += 0.05 if unit <= 40 else 1.0  # quick answers first, then two timeouts a unit
+            progress.asked(LineSetting(9600, "N"), unit)
+        progress.setting_starts(2)
+        progress.skipped(40)
+        for unit in range(41, 101):
+            now[0] += 1.0
+            progress.asked(LineSetting(19200, "N"), unit)
+        left = [int(line.rsplit("~", 1)[1].split()[0]) * (60 if "min left" in line else 1) for line in said]
+        assert len(left) > 10
+        assert all(later <= earlier for earlier, later in itertools.pairwise(left)), left
+        assert left[-1] <= 5 and left[-3] > left[-2] > left[-1], left
+
+    def test_a_stopped_scan_prints_what_it_found_and_says_it_was_interrupted(
+        self, station: tuple[SimulatedStation, Path]
+    ) -> None:
+        """SIGTERM halfway through: the scan ends within a request, prints the slave it had found, a line saying
+        it was interrupted, and exits 143 (128 + SIGTERM), as documented."""
+        _, tty = station
+        command = [sys.executable, "-m", "agent.cli", "scan", "--port", str(tty / "rs485"), "--baud", "9600",
+                   "--parity", "N", "--units", "1-247", "--timeout-ms", "50", "--gauge-timeout-ms", "200",
+                   "--progress-s", "0"]  # fmt: skip
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT
+        ) as scanning:
+            assert scanning.stderr is not None
+            progress = ""
+            for _ in range(200):
+                ready, _, _ = select.select([scanning.stderr], [], [], 30)
+                progress = scanning.stderr.readline() if ready else ""
+                if not progress or re.search(r"units 1-(1[2-9]|[2-9][0-9]) ", progress):
+                    break
+            assert re.search(r"units 1-(1[2-9]|[2-9][0-9]) ", progress), progress  # past unit 11, not near 247
+            scanning.send_signal(signal.SIGTERM)
+            out, _ = scanning.communicate(timeout=30)
+        assert scanning.returncode == 128 + signal.SIGTERM, (scanning.returncode, out)
+        assert "INTERRUPTED by SIGTERM" in out, out
+        assert re.search(rf"9600 8N1 +{CONTROLLER}  Modbus slave", out), out
+
+    def test_the_readme_says_the_order_the_scan_tries(self) -> None:
+        """The installer's guide lists the settings in the order the code tries them by default."""
+        readme = " ".join((PROJECT / "README.md").read_text(encoding="utf-8").split())
+        said = re.search(r"in this order: ([^.]+)\.", readme)
+        assert said is not None
+        listed = [part.strip() for part in said.group(1).replace(" and ", ", ").split(",")]
+        assert listed == [str(setting) for setting in ordered_settings(SCANNED_BAUD_RATES, PARITIES)]
 
     def test_common_settings_come_first(self) -> None:
         """9600 8N1 and 8E1, then 19200, then the rest in the order given."""

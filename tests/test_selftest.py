@@ -110,7 +110,7 @@ class TestGoodBox:
             "platform acks": Status.OK,
         }
         assert "subscribed to fsm/v1/ST-SELF/ack" in checks["platform acks"].detail
-        assert "tank gauge (2 tank(s))" in checks["device tg1"].detail
+        assert "tank gauge (2 tanks)" in checks["device tg1"].detail
 
     def test_the_command_exits_0_and_prints_a_line_per_check(
         self, tmp_path: Path, box: dict[str, Any], capsys: pytest.CaptureFixture[str]

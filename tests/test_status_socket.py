@@ -4,8 +4,12 @@ a real agent answering it (and driving its LED) from start to stop."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import socket
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +19,11 @@ from station_rig import StationRig, wait_until
 from status_sample import fault_status, offline_status, sample_status, starting_status
 from test_led import fake_led, seen
 
+from agent import cli, start_failure
 from agent.cli import main
 from agent.status import AgentStatus, status_json
 from agent.status_socket import StatusSocketBusy, StatusSocketServer, ask
+from agent.status_text import not_running
 from simulators.broker import MosquittoBroker
 
 
@@ -134,6 +140,80 @@ class TestStatusCommand:
         document = json.loads(capsys.readouterr().out)
         assert document["health"] == "stopped"
         assert [problem["kind"] for problem in document["problems"]] == ["agent_not_running"]
+
+    def test_agent_not_running_in_chinese_says_what_to_do_without_english_error_text(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A Chinese station is told in Chinese that no sales are recorded, how to start the agent and whom to call;
+        the socket and the error's code only on a last technical line, no English errno text."""
+        sock = tmp_path / "none.sock"
+        assert main(["status", "--socket", str(sock), "--lang", "zh_CN"]) == 3
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0] == "监管程序没有运行，现在不记录销售。"
+        said = "".join(line.strip() for line in lines[1:-1])
+        assert "sudo systemctl start station-agent" in said and "安装商或技术支持" in said
+        assert lines[-1] == f"技术信息：{sock} 无应答（ENOENT）。"
+        assert str(sock) not in "".join(lines[:-1])
+        assert "No such file" not in "\n".join(lines) and "Errno" not in "\n".join(lines)
+
+    def test_a_socket_staff_may_not_open_is_not_a_stopped_agent(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Permission denied says how to ask (the station-agent group, sudo), not that the agent is down."""
+        said = not_running("en", tmp_path / "status.sock", PermissionError(13, "Permission denied"), None)
+        assert said.startswith("You may not ask the station agent") and "station-agent group" in said
+        assert "not running" not in said and said.endswith("(EACCES).")
+
+    def test_staff_learn_why_the_last_start_failed(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """`run` with a wrong config leaves a group-readable note in the runtime directory (the field's name, never
+        its value, which may be a password), and `status` shows it, in Chinese and English, while nothing runs."""
+        config = tmp_path / "agent.toml"
+        config.write_text(
+            '[station]\nid = "ST-1"\ntimezone = "Asia/Shanghai"\nallow_empty = true\n'
+            '[uplink]\nbroker = "127.0.0.1:1883"\npassword = 987654\n'
+        )
+        runtime = tmp_path / "run"
+        runtime.mkdir()
+        done = subprocess.run(
+            [sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
+            env={**os.environ, "RUNTIME_DIRECTORY": str(runtime)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        note = runtime / "last-start-failure"
+        assert stat.S_IMODE(note.stat().st_mode) & 0o047 == 0o040  # the group reads it, others do not
+        when, kind, detail = note.read_text().rstrip("\n").split("\t")
+        assert (kind, detail) == ("config", "uplink.password") and "987654" not in note.read_text()
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0800", when), when  # the station's time
+        sock = str(runtime / "status.sock")
+        assert main(["status", "--socket", sock, "--lang", "zh_CN"]) == 3
+        chinese = "".join(capsys.readouterr().out.split())
+        assert f"上次在{when[:16].replace(' ', '')}" in chinese and "原因：配置文件有误（uplink.password）" in chinese
+        assert main(["status", "--socket", sock, "--lang", "en"]) == 3
+        english = " ".join(capsys.readouterr().out.split())
+        assert "because its configuration has a mistake (uplink.password)" in english
+        assert main(["status", "--socket", sock, "--json"]) == 3
+        detail = json.loads(capsys.readouterr().out)["problems"][0]["detail"]
+        assert detail.endswith(f"it last stopped at {when}: config: uplink.password")
+
+    def test_a_broken_default_config_still_gives_the_stations_language(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The config that made the start fail cannot be validated, but it still says the station is in China:
+        staff asking `status` are answered in Chinese (the zone read leniently), not in English."""
+        config = tmp_path / "agent.toml"
+        config.write_text('[station]\nid = "ST-1"\ntimezone = "Asia/Shanghai"\n[heartbeat]\ninterval_s = -2\n')
+        monkeypatch.setattr(cli, "DEFAULT_CONFIG", config)
+        assert main(["status", "--socket", str(tmp_path / "none.sock")]) == 3
+        assert capsys.readouterr().out.startswith("监管程序没有运行")
+        assert start_failure.station_words(config).language == "zh_CN"
+        config.write_text('[station]\nlocale = "en"\ntimezone = "Asia/Shanghai"\n')
+        assert start_failure.station_words(config).language == "en"
+        config.write_text('[station]\ntimezone = "Mars/Olympus"\n[[[')
+        assert start_failure.station_words(config) == start_failure.StationWords(None, None)
 
     def test_agent_still_starting(self, server: StatusSocketServer, capsys: pytest.CaptureFixture[str]) -> None:
         """Before the first snapshot: exit 5 (starting), in words or as JSON."""
@@ -258,3 +338,21 @@ def lit(directory: Path) -> tuple[str, str]:
     """An LED's trigger and brightness: what shows, whatever blink times are left in its files."""
     files = seen(directory)
     return files["trigger"], files["brightness"]
+
+
+class TestStartFailureNote:
+    def test_a_note_is_one_printable_line_and_a_clean_start_removes_it(self, tmp_path: Path) -> None:
+        """record writes one bounded, printable line that read gives back; clear removes it; a note another hand
+        wrote (a kind it does not know) or a symlink in its place is not read."""
+        start_failure.record(tmp_path, "startup", "outbox refused\x1b[31m;\nrun recover " + "x" * 500)
+        failure = start_failure.read(tmp_path)
+        assert failure is not None and failure.kind == "startup"
+        assert failure.detail.startswith("outbox refused [31m; run recover x") and len(failure.detail) == 160
+        start_failure.clear(tmp_path)
+        assert start_failure.read(tmp_path) is None
+        (tmp_path / "last-start-failure").write_text("2026-12-07 14:03:22 +0800\tpassword\thunter2\n")
+        assert start_failure.read(tmp_path) is None
+        (tmp_path / "last-start-failure").unlink()
+        (tmp_path / "elsewhere").write_text("2026-12-07 14:03:22 +0800\tconfig\tx\n")
+        (tmp_path / "last-start-failure").symlink_to(tmp_path / "elsewhere")
+        assert start_failure.read(tmp_path) is None

@@ -41,7 +41,7 @@ from agent.containment import Boundary
 from agent.field.events import DeviceReading
 from agent.field.poller import LinePoller, LineStatus, PolledDevice
 from agent.health import Assessment, assess
-from agent.locale import compile_po, language_for_zone, po_entries, po_path, translations
+from agent.locale import compile_po, language_for_zone, plural_key, po_entries, po_path, translations
 from agent.records import (
     AlarmBody,
     AlarmState,
@@ -60,7 +60,7 @@ from agent.station.tank import TankBinding
 from agent.station.vcf import Fuel, Product
 from agent.station_loop import HeartbeatFacts, StationLoop
 from agent.station_view import ActiveAlarm, ClockStep, LiveNozzles, NozzleNow, StationView, TankLevel
-from agent.status import StatusFormatError, no_status_json, read_status, status_json
+from agent.status import Backlog, StatusFormatError, no_status_json, read_status, status_json
 from agent.status_text import display_width, render, wrap
 from agent.uplink.session import UplinkStatus
 from drivers.modbus.master import SerialRtuMaster
@@ -518,10 +518,45 @@ class TestPlainWords:
         """One step for the line, not one (or two) per device, and no raw error text."""
         english = render(unplugged_status(), "en")
         assert english.count("  - ") == 1
-        assert "line rs485-1 (4 devices: pc1, pcm1, pc3, pcm3): its adapter cannot be opened" in english
+        assert "line rs485-1 (4 devices: pc1, pcm1, pc3, pcm3), serving dispensers" in english
+        assert "its adapter cannot be opened" in " ".join(english.split())
         assert "Errno" not in english and "Devices    2 of 6 answering" in english
         chinese = render(unplugged_status(), "zh_CN")
-        assert "线路 rs485-1（4 台设备：pc1、pcm1、pc3、pcm3）：串口适配器打不开" in chinese
+        assert "线路 rs485-1（4 台设备：pc1、pcm1、pc3、pcm3），负责加油机 D01、D03" in chinese
+        assert "串口适配器打不开" in chinese.replace("\n    ", "")
+
+    def test_an_unplugged_adapter_names_the_dispensers_it_serves_and_whether_to_keep_selling(self) -> None:
+        """Staff sell by dispenser, not by device: the step names the dispensers and nozzles whose controllers
+        are behind the adapter, says selling may go on, and that the box records none of those sales meanwhile."""
+        english = " ".join(render(unplugged_status(), "en").split())
+        assert (
+            "serving dispensers D01, D03 (nozzles D01-N1, D01-N2, D03-N1, D03-N2): you may keep selling from them, "
+            "but the box records none of their sales until this is fixed; its adapter cannot be opened" in english
+        )
+        chinese = "".join(render(unplugged_status(), "zh_CN").split())
+        assert (
+            "负责加油机D01、D03（油枪D01-N1、D01-N2、D03-N1、D03-N2）：可以继续加油，但修好之前这些油枪的销售都不会被记录"
+            in (chinese)
+        )
+        one = sample_status(
+            lines=(LineStatus("tcp-1", (dataclasses.replace(LINES[1].devices[0], state="offline"),), {}), LINES[0])
+        )
+        said = " ".join(render(one, "en").split())
+        assert "device pc2, serving nozzle D02-N1: you may keep selling from them" in said, said
+
+    def test_one_of_a_thing_is_said_in_the_singular(self) -> None:
+        """1 record, 1 day, 1 sale, 1 device: ngettext picks the form, in English and in Chinese."""
+        one_waiting = dataclasses.replace(offline_status(), backlog=Backlog(1, None, None))
+        english = render(one_waiting, "en")
+        assert "Waiting    1 record waiting" in english and "1 records" not in english
+        assert "Waiting    300 records waiting" in render(offline_status(), "en")
+        assert "1 条待上传" in render(one_waiting, "zh_CN")
+        single = LineStatus("rs485-1", (dataclasses.replace(LINES[0].devices[0], state="offline", last_error=(
+            "cannot open (/dev/ttyUSB0: [Errno 2] No such file)")),), {})  # fmt: skip
+        said = " ".join(render(sample_status(lines=(single,)), "en").split())
+        assert "line rs485-1 (1 device: pc1)" in said, said
+        skipped = ActiveAlarm("transaction_skipped", "D01-N1", None, {"missing": 1})
+        assert "(1 sale)" in render(sample_status(alarms=(skipped,)), "en")
 
     def test_an_alarm_and_a_warning_on_one_nozzle_give_one_verdict(self) -> None:
         """The metering alarm says stop selling; the vapour warning's 'keep selling' is not said beside it."""
@@ -605,6 +640,8 @@ def staff_msgids() -> set[str]:
 
 
 def _msgids(tree: ast.AST) -> set[str]:
+    """`_("…")`, `N_("…")`, and the plural pairs of `ngettext`-like calls (`_n`, `n_`, `N_n`) keyed as a .mo holds
+    them."""
     found = set()
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):
@@ -612,6 +649,9 @@ def _msgids(tree: ast.AST) -> set[str]:
         name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
         if name in ("_", "N_") and isinstance(node.args[0].value, str):
             found.add(node.args[0].value)
+        texts = [arg.value for arg in node.args[:2] if isinstance(arg, ast.Constant) and isinstance(arg.value, str)]
+        if name in ("_n", "n_", "N_n", "ngettext") and len(texts) == 2:
+            found.add(plural_key(*texts))
     return found
 
 

@@ -23,10 +23,13 @@ from typing import Any
 
 import pytest
 from station_rig import STATION, StationRig, wait_until
+from test_web_units import english_words, names_in
 
 from agent.status_socket import ask
 from agent.web import server
+from agent.web import words as w
 from agent.web.pin import hash_pin
+from agent.web.words import Words
 from simulators.broker import MosquittoBroker, free_loopback_port
 
 pytestmark = pytest.mark.slow
@@ -37,6 +40,7 @@ CSP = (
     "frame-ancestors 'none'; form-action 'self'"
 )
 PROJECT = Path(__file__).resolve().parent.parent
+CHINESE = Words("zh_CN")
 
 
 @dataclass
@@ -107,8 +111,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     workdir = tmp_path_factory.mktemp("web")
     port = free_loopback_port()
     web = {"enabled": True, "listen": f"127.0.0.1:{port}", "pin_hash": hash_pin(PIN)}
+    station = {"locale": "zh_CN", "timezone": "Asia/Shanghai"}  # the page speaks as the station's staff read
     with MosquittoBroker(workdir / "broker") as broker:
-        rig = StationRig(workdir, broker, agent={"status": {"socket": "status.sock"}, "web": web})
+        rig = StationRig(workdir, broker, agent={"station": station, "status": {"socket": "status.sock"}, "web": web})
         rig.simulated.start()
         rig.platform.start()
         process = None
@@ -157,7 +162,8 @@ class TestAccess:
         for wrong in ("000000", "111111", "222222"):
             assert site.login(wrong, source)[0] == 401
         status, headers, body = site.login(PIN, source)
-        assert status == 429 and int(headers["retry-after"]) > 0 and b"Too many wrong tries" in body
+        waited = CHINESE(w.TRY_LATER, seconds=headers["retry-after"])
+        assert status == 429 and int(headers["retry-after"]) > 0 and waited in body.decode()
         assert "set-cookie" not in headers
         assert site.login(PIN, "127.0.0.3")[0] == 303
 
@@ -323,7 +329,7 @@ class TestInstallerPages:
         status, _, body = site.request("POST", "/selftest", body=b"", headers={"Cookie": cookie})
         text = body.decode()
         assert status == 200
-        assert "Self-test passed." in text or "Self-test found problems (exit code 1)." in text
+        assert CHINESE(w.SELFTEST_PASSED) in text or CHINESE(w.SELFTEST_FAILED, code=1) in text
         assert "config" in text and "device key" in text
 
 
@@ -424,10 +430,10 @@ class DevTools:
 
 @pytest.mark.skipif(_chromium() is None, reason="chromium not found: `make install` installs Debian's chromium")
 def test_the_console_in_a_real_browser(site: Site, tmp_path: Path) -> None:
-    """Headless Chromium logs in through the form, and the console shows every nozzle, the phase the agent saw it
-    in, last sales whose volumes the platform received for those nozzles, the MQTT uplink online and no tank data
-    invented; the session cookie is invisible to scripts, nothing breaks the CSP, and the live part refreshes
-    itself."""
+    """Headless Chromium logs in through the form, and the console of a Chinese station shows, in Chinese, every
+    nozzle, the phase the agent saw it in, last sales whose volumes the platform received for those nozzles, the
+    MQTT uplink online and no tank data invented, with no English word but the station's own names; the session
+    cookie is invisible to scripts, nothing breaks the CSP, and the live part refreshes itself."""
     rig = site.rig
     wait_until(lambda: rig.platform_report().by_type.get("transaction", 0) >= 4, 90, "four sales at the platform")
     wait_until(lambda: _snapshot(site).get("uplink", {}).get("state") == "online", 30, "the uplink online")
@@ -479,12 +485,14 @@ def test_the_console_in_a_real_browser(site: Site, tmp_path: Path) -> None:
     assert len(shown) >= 2
     for nozzle, volume in shown:
         assert volume in sold.get(nozzle, set()), f"{nozzle} shows {volume}, the platform has {sold.get(nozzle)}"
-    phases = {"idle", "nozzle lifted", "fuelling", "finished"}
+    phases = {CHINESE(w.NOZZLE_STATES[phase]) for phase in ("idle", "lifted", "fuelling", "finished")}
     states = {nozzle: re.sub(r" [\d,.]+ L$", "", state) for nozzle, _, state in tiles}
-    assert all(state in phases | {"ready"} for state in states.values()), states
+    assert all(state in phases | {CHINESE(w.NOZZLE_STATES["answering"])} for state in states.values()), states
     assert all(states[nozzle] in phases for nozzle, _ in shown), states  # a nozzle that sold was seen in a phase
-    assert mqtt.startswith("online since")
-    assert "Ecology platform (HJ 212)" in dom
+    assert mqtt.startswith(f"{CHINESE(w.LINK_STATES['online'])} {CHINESE(w.SINCE)}")
+    assert CHINESE(w.ECOLOGY_HJ212) in dom and 'lang="zh-CN"' in dom
     verdict = re.search(r'class="verdict">([^<]+)<', dom)
-    assert verdict is not None and verdict.group(1) in {"ALL WELL", "NEEDS SOMEONE", "OFFLINE, BUFFERING"}
+    assert verdict is not None and verdict.group(1) in {CHINESE(w.HEALTH[key]) for key in ("ok", "fault", "degraded")}
+    config_names = set(re.findall(r"[A-Za-z]{2,}", rig.config_path.read_text()))
+    assert english_words(dom, names_in(_snapshot(site)) | config_names) == []
     assert errors == [], errors

@@ -10,19 +10,30 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from status_sample import fault_status, fuelling_status, offline_status, sample_status
+from status_sample import (
+    COMMON_STATES,
+    fault_status,
+    fuelling_status,
+    offline_status,
+    sample_status,
+    unplugged_status,
+)
 
 from agent.config import ConfigError
 from agent.config_validation import load_config
 from agent.locale import translations
 from agent.status import status_json
 from agent.web import guard, page
+from agent.web import words as w
+from agent.web.app import Console, Request
 from agent.web.guard import LoginThrottle, SessionBook
 from agent.web.pin import PIN_HASH, PinError, hash_pin, verify_pin
+from agent.web.selftest_run import SelftestRunner
 from agent.web.words import Words, spoken
 
 FORECOURT = page.Forecourt(
@@ -210,8 +221,9 @@ class TestPage:
         html = page.live(_snapshot(fault_status()), None, FORECOURT, ENGLISH)
         shown, _ = _shown(html)
         assert "NEEDS SOMEONE" in shown
-        assert "metering deviation D01-N2" in shown and "metrology institute" in shown
-        assert "device not answering pcm2" in shown
+        assert "nozzle D01-N2 · since 2026-11-28 10:03:00 STOP selling from it; the pump's meter" in shown
+        assert "(+1.00 %): call the metrology institute" in shown and "metering" not in shown
+        assert "device pcm2 · since 2026-11-28 08:55:03 does not answer: check its power" in shown
         assert 'data-nozzle="D01-N2"' in html and "tone-alarm" in html
 
     def test_offline_shows_the_backlog(self) -> None:
@@ -243,7 +255,10 @@ class TestPage:
             "something_new": [1, 2, 3],
         }
         shown, _ = _shown(page.live(snapshot, None, FORECOURT, ENGLISH))
-        assert "hj212 offline hj212 · 376 records · since 2026-11-28 09:25:03" in shown
+        assert (
+            "ecology platform · since 2026-11-28 09:25:03 the ecology platform (HJ 212) cannot be reached "
+            "(376 records waiting): nothing now" in shown
+        )
         assert "D01-N1 grade 92 · tank T1 fuelling 4.00 L" in shown
         assert "T1 gasoline · capacity 30,000 L 18,000.00 L 60 % water 12 mm" in shown
 
@@ -263,11 +278,7 @@ class TestPage:
 
     def test_no_snapshot_says_why_and_still_shows_the_forecourt(self) -> None:
         """With the agent down, the page says so and keeps the configured tiles."""
-        shown, _ = _shown(
-            page.live(
-                None, "The station agent is not running: nothing answers at its status socket.", FORECOURT, ENGLISH
-            )
-        )
+        shown, _ = _shown(page.live(None, w.AGENT_NOT_RUNNING, FORECOURT, ENGLISH))
         assert "STOPPED" in shown and "not running" in shown and "D02-N1 grade 92 · tank T1 no word yet" in shown
 
     def test_what_the_snapshot_says_is_escaped(self) -> None:
@@ -278,6 +289,140 @@ class TestPage:
         )
         html = page.live(_snapshot(status), None, FORECOURT, ENGLISH)
         assert "<script>" not in html and "&lt;script&gt;x()&lt;/script&gt;" in html
+
+    def test_one_record_waiting_is_singular(self) -> None:
+        """The uplink's backlog reads "1 record waiting", in English and in Chinese."""
+        snapshot = _snapshot(offline_status())
+        snapshot["backlog"] = {"records": 1, "oldest_ts": None, "oldest_age_s": None}
+        shown, _ = _shown(page.live(snapshot, None, FORECOURT, ENGLISH))
+        assert "1 record waiting on the box" in shown and "1 records" not in shown
+        chinese, _ = _shown(page.live(snapshot, None, FORECOURT, Words("zh_CN")))
+        assert "1 条记录在盒子上待发" in chinese
+
+    def test_an_unplugged_adapter_names_the_dispensers_as_status_does(self) -> None:
+        """The page says what `status` says: the dispensers and nozzles behind the line, and to keep selling."""
+        shown, _ = _shown(page.live(_snapshot(unplugged_status()), None, FORECOURT, ENGLISH))
+        assert "serving dispensers D01, D03 (nozzles D01-N1, D01-N2, D03-N1, D03-N2)" in shown
+        assert "you may keep selling from them, but the box records none of their sales" in shown
+
+
+ENGLISH_WORD = re.compile(r"[A-Za-z]{2,}")
+TECHNICAL_WORDS = frozenset(
+    {"MQTT", "HJ", "PIN", "USB", "GET", "POST", "mm", "Pa", "GB", "MB", "KB", "sudo", "systemctl", "station",
+     "agent", "check", "config", "status", "json", "provision", "selftest", "TLS"}
+)  # fmt: skip
+"""Words a Chinese page may show in Latin letters: protocols, units, and the commands staff type."""
+
+
+class _Visible(HTMLParser):
+    """The text a reader sees, leaving out what is marked as another language (lang="en": an error as the
+    driver said it, inside a closed "technical detail") and preformatted tool output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self._skipping: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._skipping or tag == "pre" or ("lang", "en") in attrs:
+            self._skipping.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._skipping and self._skipping[-1] == tag:
+            self._skipping.pop()
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.text.append(data)
+
+
+def english_words(html: str, allowed: set[str]) -> list[str]:
+    parser = _Visible()
+    parser.feed(html)
+    words = ENGLISH_WORD.findall(" ".join(parser.text))
+    return sorted({word for word in words if word not in TECHNICAL_WORDS and word not in allowed})
+
+
+def names_in(snapshot: object) -> set[str]:
+    """Every Latin word inside the snapshot's and the forecourt's own values (ids, names, addresses, zones), not
+    in its keys nor in its coded values (a state, a kind, a unit), which the page must put in words."""
+    return set(ENGLISH_WORD.findall(" ".join([*_names(snapshot), *_names(dataclasses.asdict(FORECOURT))])))
+
+
+CODED = frozenset({"health", "state", "kind", "advice", "unit", "severity", "phase", "locale", "counter"})
+
+
+def _names(value: object, key: str = "") -> Iterator[str]:
+    if isinstance(value, dict):
+        for name, item in value.items():
+            yield from _names(item, name)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _names(item, key)
+    elif isinstance(value, str) and key not in CODED:
+        yield value
+
+
+class TestChineseStation:
+    @pytest.mark.parametrize("state", [*COMMON_STATES, "agent stopped"])
+    def test_every_staff_facing_word_of_the_console_is_chinese(self, state: str) -> None:
+        """Rendered for a Chinese station in every common state, and with the agent stopped, the console shows
+        no English word but the station's own names, units and commands: a problem kind, a unit code or an
+        untranslated sentence fails here."""
+        chinese = Words("zh_CN")
+        if state == "agent stopped":
+            snapshot, problem = None, w.AGENT_NOT_RUNNING
+        else:
+            snapshot, problem = _snapshot(COMMON_STATES[state]()), None
+        html = page.console(snapshot, problem, FORECOURT, chinese)
+        assert english_words(html, names_in(snapshot)) == []
+
+    def test_the_other_pages_are_chinese_too(self) -> None:
+        """The login, the commissioning sheet's and the self-test's pages and their notes are in Chinese."""
+        chinese = Words("zh_CN")
+        pages = [
+            page.login(chinese, chinese(w.WRONG_PIN)),
+            page.login(chinese, chinese(w.TRY_LATER, seconds=30)),
+            page.preformatted(chinese(w.SHEET), [chinese(w.SHEET_NO_KEY), chinese(w.SHEET_TLS)], "", chinese),
+            page.preformatted(
+                chinese(w.SELFTEST),
+                [chinese(w.SELFTEST_FAILED, code=1), chinese(w.SELFTEST_TIMEOUT, seconds=90)],
+                "",
+                chinese,
+                action=page.selftest_form(chinese),
+            ),
+        ]
+        assert [english_words(html, set()) for html in pages] == [[], [], [], []]
+
+    def test_with_the_agent_stopped_every_page_speaks_the_configs_language(self, tmp_path: Path) -> None:
+        """No agent to ask: the console, the sheet, the self-test page and the plain answers are in Chinese for a
+        station in Asia/Shanghai, from its config (they were English until the agent's snapshot said otherwise)."""
+        config = tmp_path / "agent.toml"
+        config.write_text(
+            '[station]\nid = "ST-1"\ntimezone = "Asia/Shanghai"\nallow_empty = true\n'
+            '[uplink]\nbroker = "127.0.0.1:1883"\n'
+            f'[status]\nsocket = "{tmp_path / "none.sock"}"\n'
+            f'[web]\nenabled = true\nlisten = "127.0.0.1:8080"\npin_hash = "{hash_pin("482916")}"\n'
+        )
+        console = Console(load_config(config), selftest=SelftestRunner(config))
+        chinese = Words("zh_CN")
+        host = {"host": "127.0.0.1:8080"}
+        form = {**host, "content-type": "application/x-www-form-urlencoded"}
+        signed_in = console.respond(Request("POST", "/login", form, b"pin=482916", "127.0.0.1"))
+        assert signed_in.status == 303
+        cookie = {**host, "cookie": dict(signed_in.headers)["Set-Cookie"].split(";")[0]}
+
+        def get(path: str, headers: dict[str, str]) -> str:
+            return console.respond(Request("GET", path, headers, b"", "127.0.0.1")).body.decode()
+
+        assert chinese(w.AGENT_NOT_RUNNING) in get("/", cookie) and chinese(w.HEALTH["stopped"]) in get("/", cookie)
+        assert chinese(w.SHEET_NO_KEY) in get("/sheet", cookie)
+        assert chinese(w.RUN_SELFTEST) in get("/selftest", cookie)
+        assert get("/nowhere", cookie) == chinese(w.NOT_FOUND)
+        assert get("/live", host) == chinese(w.LOG_IN_FIRST)
+        assert get("/", {"host": "example.com"}) == chinese(w.WRONG_HOST, listen="127.0.0.1:8080")
+        for path in ("/", "/sheet", "/selftest"):
+            assert english_words(get(path, cookie), {"ST", "Asia", "Shanghai"}) == [], path
 
 
 class TestCommands:

@@ -10,7 +10,8 @@ Written whole to `<name>.tmp`, fsynced, renamed over the old one and the directo
 the old anchor or the new one, never a torn one. It is written after the commit it names (it never claims a
 record that is not durable), and seldom: at start, at a clean stop, every few minutes while the chain moves,
 and when the chain reaches the reservation (every `RESERVE` records) — a flash page now and then next to the
-outbox's fsync per commit.
+outbox's fsync per commit. The clean stop's anchor reserves nothing above its record: every commit of the run is
+behind it, so after a later loss the fresh chain starts right above it, not `RESERVE` seqs further on.
 """
 
 from __future__ import annotations
@@ -73,6 +74,12 @@ class ChainAnchor:
             reset_reason=None,
             set_aside=None,
         )
+
+    def closed(self, seq: int, digest: str, ts_ms: int | None, acked_upto: int, kid: str) -> ChainAnchor:
+        """The anchor a clean stop leaves: `seq` is the last record this run committed and no commit can follow
+        before the next start reserves again (it writes its anchor before its first commit), so the unused part of
+        the reservation is handed back and a lost outbox later costs no seq that was never used."""
+        return replace(self.moved(seq, digest, ts_ms, acked_upto, kid), reserved_upto=seq)
 
 
 def anchor_path(device_key: Path) -> Path:
@@ -187,3 +194,10 @@ class AnchorKeeper:
         if moved != self._anchor:
             save_anchor(self.path, moved)
             self._anchor = moved
+
+    def close(self, seq: int, digest: str, ts_ms: int | None, acked_upto: int, kid: str) -> None:
+        """At a clean stop, after the last commit: name record `seq` and reserve nothing above it."""
+        closed = self._anchor.closed(seq, digest, ts_ms, min(acked_upto, seq), kid)
+        if closed != self._anchor:
+            save_anchor(self.path, closed)
+            self._anchor = closed

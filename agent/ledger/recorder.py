@@ -453,12 +453,18 @@ class Recorder:
             raise OutboxError(f"chain anchor reserves up to {self._anchor.anchor.reserved_upto}, not {last_seq}")
 
     def _follow_with_anchor(self, now: float, stopping: bool) -> None:
-        """Now and then, and at stop, the anchor names the newest committed record (never one not committed)."""
+        """Now and then, and at stop, the anchor names the newest committed record (never one not committed). At a
+        stop with every commit known to have succeeded (no trouble) it is the run's last commit: the reservation
+        above it is handed back; after a commit that failed, the record may be on disk, so the reservation stays."""
         if self._anchor is None or not (stopping or now >= self._anchor_due):
             return
         self._anchor_due = now + ANCHOR_INTERVAL_S
         try:
-            self._save_anchor()
+            if stopping and self._trouble is None:
+                head = self._head
+                self._anchor.close(head.seq, head.digest, head.ts_ms, self._acked, self._key.kid)
+            else:
+                self._save_anchor()
         except AnchorError as exc:
             log.warning("chain_anchor_not_saved", problem=str(exc))
 

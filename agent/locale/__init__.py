@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import gettext
 import io
+import re
 import struct
 import sys
 from pathlib import Path
@@ -36,9 +37,19 @@ def language_for_zone(zone: str) -> str:
     return "zh_CN" if zone in CHINESE_ZONES else "en"
 
 
+PLURAL_SEPARATOR = "\0"
+"""How a plural entry is keyed and valued, as in a .mo file: `msgid NUL msgid_plural` → `msgstr[0] NUL msgstr[1]…`."""
+
+
+def plural_key(singular: str, plural: str) -> str:
+    """The key of an `ngettext(singular, plural, n)` message among `po_entries`."""
+    return singular + PLURAL_SEPARATOR + plural
+
+
 def po_entries(text: str) -> dict[str, str]:
-    """msgid → msgstr of a .po file (plural forms and contexts are not used by this project), the header
-    (msgid "") included; fuzzy entries are left out, as msgfmt does."""
+    """msgid → msgstr of a .po file, the header (msgid "") included; a plural entry (msgid_plural, msgstr[N]) is
+    keyed `plural_key(msgid, msgid_plural)` with its forms joined by NUL, as a .mo file holds it; contexts are not
+    used by this project. Fuzzy entries are left out, as msgfmt does."""
     entries: dict[str, str] = {}
     current: dict[str, list[str]] = {}
     field = ""
@@ -47,7 +58,14 @@ def po_entries(text: str) -> dict[str, str]:
     def close() -> None:
         nonlocal fuzzy
         if "msgid" in current and not fuzzy:
-            entries["".join(current["msgid"])] = "".join(current.get("msgstr", []))
+            key = "".join(current["msgid"])
+            forms = sorted((name for name in current if name.startswith("msgstr[")), key=lambda name: int(name[7:-1]))
+            if "msgid_plural" in current:
+                key = plural_key(key, "".join(current["msgid_plural"]))
+                value = PLURAL_SEPARATOR.join("".join(current[name]) for name in forms)
+                entries[key] = value if any("".join(current[name]) for name in forms) else ""
+            else:
+                entries[key] = "".join(current.get("msgstr", []))
         current.clear()
         fuzzy = False
 
@@ -61,7 +79,7 @@ def po_entries(text: str) -> dict[str, str]:
                 fuzzy = True
             continue
         keyword, _, rest = line.partition(" ")
-        if keyword in ("msgid", "msgstr"):
+        if keyword in ("msgid", "msgid_plural", "msgstr") or _PLURAL_FORM.fullmatch(keyword):
             if keyword == "msgid":
                 keep_fuzzy = fuzzy
                 close()
@@ -78,8 +96,13 @@ def po_entries(text: str) -> dict[str, str]:
     return entries
 
 
+_PLURAL_FORM = re.compile(r"msgstr\[[0-9]\]")
+
+
 def compile_po(text: str) -> bytes:
-    """The .mo bytes of a .po file's text; untranslated entries (empty msgstr) are left out, as msgfmt does."""
+    """The .mo bytes of a .po file's text; untranslated entries (empty msgstr) are left out, as msgfmt does.
+    Plural entries are already in the .mo's form (`po_entries`); sorting by the whole key sorts by the msgid, as
+    msgfmt does, since no two msgids are one another's prefix followed by NUL."""
     entries = {key: value for key, value in po_entries(text).items() if value or key == ""}
     keys = sorted(entries)
     originals = [key.encode() for key in keys]

@@ -10,6 +10,7 @@ import errno
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
+from gettext import ngettext
 
 from agent.tools.checks import Check, Status, fail, ok
 from agent.wiring import Setup, drivers_for
@@ -58,7 +59,8 @@ def _read_modbus(driver: DeviceDriver, master: SerialRtuMaster | TcpMaster, unit
 
 
 def _read_gauge(client: TlsSerialClient | TlsTcpClient) -> str:
-    return f"tank gauge ({len(decode_inventory(client.request(INVENTORY)).tanks)} tank(s))"
+    tanks = len(decode_inventory(client.request(INVENTORY)).tanks)
+    return "tank gauge (" + ngettext("{n} tank", "{n} tanks", tanks).format(n=tanks) + ")"
 
 
 def _line_reads(

@@ -4,13 +4,16 @@ shipped profile each Modbus slave fits.
 Before any Modbus request, the scan asks for a Veeder-Root inventory (`i201`) at every setting: a gauge is
 alone on its port, so when one answers anywhere the Modbus search is skipped altogether (at a setting the
 gauge does not use, it would answer each Modbus request with noise, which reads as a wiring fault). The
-settings are tried commonest first (9600 8N1 and 8E1, then 19200), so a usual line is found early, and a
-progress line with an estimate goes to stderr every few seconds. Otherwise every unit id is asked
-for one holding register; any answer, an exception included, means a slave is there (a device that keeps
-silent on a register it lacks is missed: scan the units it has with `--units`). A slave found once is not
-looked for again at later settings, since a device answers at one baud rate and parity. Answers that arrive
-broken (CRC or framing) are reported only for units never found whole: they hint at a wrong parity or a
-line without termination.
+settings are tried commonest first (9600 8N1 and 8E1, then 19200 8N1 and 8E1, then the rest: parity O at those
+rates, then 38400 and 115200), so a usual line is found early; a setting the port refuses (a pty refuses parity
+E) is said at once and skipped, and a progress line with an estimate goes to stderr every few seconds. A stop
+signal (SIGTERM, Ctrl-C) ends the scan after the request under way, with what it found printed.
+
+Unless a gauge answered, every unit id is asked for one holding register; any answer, an exception included, means
+a slave is there (a device that keeps silent on a register it lacks is missed: scan the units it has with
+`--units`). A slave found once is not looked for again at later settings, since a device answers at one baud rate
+and parity. Answers that arrive broken (CRC or framing) are reported only for units never found whole: they hint at
+a wrong parity or a line without termination.
 
 Every miss costs two timeouts (the master keeps the line quiet one timeout after a silence, so that a late
 answer cannot pass for the next unit's): at the default 100 ms, all 247 units take about 50 s per setting.
@@ -19,14 +22,18 @@ answer cannot pass for the next unit's): at the default 100 ms, all 247 units ta
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import re
+import signal
 import sys
 import termios
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from gettext import ngettext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,6 +96,8 @@ class ScanReport:
     found: tuple[Found, ...] = field(default=())
     refused: tuple[str, ...] = field(default=())
     """Settings the port would not take, and why (a pty refuses some parities; so do some USB adapters)."""
+    interrupted: str | None = None
+    """The signal that ended the scan early (SIGTERM, SIGINT): what it found until then is all there is."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +107,7 @@ class ScanReport:
             "elapsed_s": round(self.elapsed_s, 2),
             "found": [asdict(found) for found in self.found],
             "refused_settings": list(self.refused),
+            "interrupted": self.interrupted,
         }
 
     def text(self) -> str:
@@ -107,8 +117,16 @@ class ScanReport:
         ]
         if self.refused:
             out.append(f"the port refused {', '.join(self.refused)}: those settings were not tried")
+        if self.interrupted is not None:
+            out.append(
+                f"INTERRUPTED by {self.interrupted} after {self.elapsed_s:.1f} s: below is what was found until then;"
+                " the rest of the settings and units were not asked"
+            )
         if not self.found:
-            out.append("nothing answered: check the wiring (A/B swapped?), the settings and the unit range")
+            if self.interrupted is None:
+                out.append("nothing answered: check the wiring (A/B swapped?), the settings and the unit range")
+            else:
+                out.append("nothing had answered yet")
             return "\n".join(out)
         out.append(f"{'SETTING':<10}  {'UNIT':>4}  {'WHAT':<22}  PROFILES (best first) / NOTES")
         for found in self.found:
@@ -193,12 +211,19 @@ def _gauge(client: TlsClient, setting: LineSetting) -> Found | None:
         return None
     finally:
         client.close()
-    return Found(setting, "tls_gauge", note=f"{len(report.tanks)} tank(s) in its inventory (i201)")
+    tanks = len(report.tanks)
+    note = ngettext("{n} tank in its inventory (i201)", "{n} tanks in its inventory (i201)", tanks).format(n=tanks)
+    return Found(setting, "tls_gauge", note=note)
 
 
 class ScanProgress:
     """Says every `every_s` how far the scan is and how long the rest should take, from the pace so far: a full
-    scan of a port takes minutes, and a silent one looks hung."""
+    scan of a port takes minutes, and a silent one looks hung.
+
+    The pace counts finished requests only, and units not asked again (found at an earlier setting) leave the
+    total. The time left it says never grows: the pace wobbles (a slave found costs a few reads, a miss two
+    timeouts), and an estimate that goes up reads as a scan going backwards; when the pace slows for good, the
+    figure holds until the scan catches up with it."""
 
     def __init__(
         self,
@@ -206,27 +231,42 @@ class ScanProgress:
         units: int,
         say: Callable[[str], None],
         *,
+        settings: int = 1,
         every_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._total, self._units, self._say, self._every_s, self._clock = total_requests, units, say, every_s, clock
+        self._settings = settings
         self._started = self._last = clock()
         self._done = 0
         self._first: int | None = None
+        self._position = 1
+        self._said_left_s: float | None = None
 
-    def setting_starts(self) -> None:
+    def setting_starts(self, position: int = 1) -> None:
+        """The scan moves to its `position`-th setting (1-based)."""
         self._first = None
+        self._position = position
+
+    def skipped(self, count: int) -> None:
+        """`count` requests of the plan will not be made (their units were found at an earlier setting)."""
+        self._total = max(self._done, self._total - count)
 
     def asked(self, setting: LineSetting | None, unit: int) -> None:
-        """One unit id asked at `setting`."""
+        """One unit id asked at `setting`, its answer (or silence) in."""
         self._done += 1
         self._first = unit if self._first is None else self._first
         now = self._clock()
         if now - self._last < self._every_s:
             return
         self._last = now
-        where = "tcp" if setting is None else f"baud {setting.baudrate} parity {setting.parity}"
         left_s = (now - self._started) / self._done * max(0, self._total - self._done)
+        if self._said_left_s is not None:
+            left_s = min(left_s, self._said_left_s)
+        self._said_left_s = left_s
+        where = "tcp" if setting is None else f"baud {setting.baudrate} parity {setting.parity}"
+        if self._settings > 1:
+            where += f" (setting {self._position} of {self._settings})"
         self._say(f"{where}: units {self._first}-{unit} of {self._units}, {_duration(left_s)} left")
 
 
@@ -239,15 +279,17 @@ def _slaves(
     setting: LineSetting | None,
     units: Iterable[int],
     profiles: list[Profile],
-    progress: ScanProgress | None = None,
-) -> list[Found]:
-    found: list[Found] = []
-    if progress is not None:
-        progress.setting_starts()
+    found: list[Found],
+    *,
+    progress: ScanProgress | None,
+    stop: threading.Event | None,
+) -> None:
+    """Ask each unit at `setting`, adding what answers to `found` as it comes, so that a scan stopped halfway
+    keeps what it had; returns early once `stop` is set."""
     try:
         for unit in units:
-            if progress is not None:
-                progress.asked(setting, unit)
+            if stop is not None and stop.is_set():
+                return
             try:
                 master.read_registers(unit, 3, 0, 1)
             except ModbusExceptionResponse:
@@ -259,12 +301,14 @@ def _slaves(
                 raise ScanError(f"{exc} (is the agent running? stop it while you scan)") from exc
             except ModbusError:
                 continue
+            finally:
+                if progress is not None:
+                    progress.asked(setting, unit)
             fits, misfits = rank(profiles, master, unit)
             note = "" if fits else "fits no profile: " + "; ".join(f"{m.profile}: {m.reason}" for m in misfits)
             found.append(Found(setting, "modbus", unit, tuple(fits), note))
     finally:
         master.close()
-    return found
 
 
 GARBLED_LISTED = 3
@@ -316,27 +360,44 @@ def scan_serial(
     gauge_timeout_s: float = 1.0,
     say: Callable[[str], None] | None = None,
     say_every_s: float = 5.0,
+    stop: threading.Event | None = None,
 ) -> ScanReport:
     """Gauges first at every setting, then, if none answered, the Modbus units at each setting in turn; `say`
-    hears a progress line every `say_every_s`."""
+    hears a progress line every `say_every_s`, and each setting the port refuses as it is refused. Once `stop`
+    is set, the scan ends after the request under way and reports what it found until then."""
     started = time.monotonic()
     settings = ordered_settings(baud_rates, parities)
     found: list[Found] = []
     refused: dict[LineSetting, str] = {}
     for setting in reversed(settings):  # ending at the setting the Modbus search starts with: no switch between
+        if stop is not None and stop.is_set():
+            break
         try:
             gauge = _gauge(TlsSerialClient(port, setting.baudrate, setting.parity, gauge_timeout_s), setting)
         except termios.error as exc:
             refused[setting] = f"{setting} ({exc.args[-1]})"
             continue
         found[:0] = [gauge] if gauge is not None else []
+    for setting in settings:
+        if setting in refused and say is not None:
+            say(f"the port refuses {refused[setting]}: that setting is skipped")
     modbus = [] if found else [setting for setting in settings if setting not in refused]
-    progress = None if say is None else ScanProgress(len(modbus) * len(units), len(units), say, every_s=say_every_s)
-    for setting in modbus:
+    progress = (
+        None
+        if say is None
+        else ScanProgress(len(modbus) * len(units), len(units), say, settings=len(modbus), every_s=say_every_s)
+    )
+    for position, setting in enumerate(modbus, 1):
+        if stop is not None and stop.is_set():
+            break
         known = {item.unit for item in found if item.kind == "modbus"}
+        asked = [unit for unit in units if unit not in known]
+        if progress is not None:
+            progress.setting_starts(position)
+            progress.skipped(len(units) - len(asked))
         master = SerialRtuMaster(port, setting.baudrate, setting.parity, 1, timeout_s)
         try:
-            found += _slaves(master, setting, [unit for unit in units if unit not in known], profiles, progress)
+            _slaves(master, setting, asked, profiles, found, progress=progress, stop=stop)
         except termios.error as exc:
             refused[setting] = f"{setting} ({exc.args[-1]})"
     return ScanReport(
@@ -359,10 +420,12 @@ def scan_tcp(
     timeout_s: float,
     say: Callable[[str], None] | None = None,
     say_every_s: float = 5.0,
+    stop: threading.Event | None = None,
 ) -> ScanReport:
     started = time.monotonic()
     progress = None if say is None else ScanProgress(len(units), len(units), say, every_s=say_every_s)
-    found = _slaves(TcpMaster(host, port, timeout_s), None, units, profiles, progress)
+    found: list[Found] = []
+    _slaves(TcpMaster(host, port, timeout_s), None, units, profiles, found, progress=progress, stop=stop)
     return ScanReport(f"tcp {host}:{port}", False, (), tuple(units), time.monotonic() - started, _keep_whole(found))
 
 
@@ -414,26 +477,66 @@ def say(line: str) -> None:
     print(f"scan: {line}", file=sys.stderr, flush=True)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class _StopOnSignal:
+    """While in use, SIGTERM and SIGINT (Ctrl-C) set `event` instead of ending the process, so the scan can
+    report what it found; `signum` names the one that came."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum: int | None = None
+        self._before: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopOnSignal:
+        self._before = {signum: signal.signal(signum, self._heard) for signum in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for signum, handler in self._before.items():
+            signal.signal(signum, handler)
+
+    def _heard(self, signum: int, _frame: object) -> None:
+        self.signum = signum
+        self.event.set()
+
+
+def exit_code(report: ScanReport) -> int:
+    """0, or 128 + the signal's number for a scan a signal ended (143 for SIGTERM, 130 for Ctrl-C), as a shell
+    reports a command the signal killed: a script sees the scan did not finish, though it printed its findings."""
+    return 0 if report.interrupted is None else 128 + signal.Signals[report.interrupted].value
+
+
 def from_arguments(args: argparse.Namespace) -> ScanReport:
     local = [LOCAL_PROFILES] if LOCAL_PROFILES.is_dir() else []
     profiles = profiles_in([*args.profile_dir, *local, *shipped_profile_dirs()])
     timeout_s, every_s = args.timeout_ms / 1000, args.progress_s
-    if args.tcp is not None:
-        host, _, port = args.tcp.rpartition(":")
-        if not host or not port.isdigit():
-            raise ScanError(f"--tcp {args.tcp!r} is not HOST:PORT, e.g. 192.168.10.20:502")
-        return scan_tcp(host, int(port), profiles, units=args.units, timeout_s=timeout_s, say=say, say_every_s=every_s)
-    return scan_serial(
-        args.port,
-        profiles,
-        baud_rates=args.baud,
-        parities=args.parity,
-        units=args.units,
-        timeout_s=timeout_s,
-        gauge_timeout_s=args.gauge_timeout_ms / 1000,
-        say=say,
-        say_every_s=every_s,
-    )
+    with _StopOnSignal() as stop:
+        if args.tcp is not None:
+            host, _, port = args.tcp.rpartition(":")
+            if not host or not port.isdigit():
+                raise ScanError(f"--tcp {args.tcp!r} is not HOST:PORT, e.g. 192.168.10.20:502")
+            report = scan_tcp(
+                host, int(port), profiles, units=args.units, timeout_s=timeout_s, say=say, say_every_s=every_s,
+                stop=stop.event,
+            )  # fmt: skip
+        else:
+            report = scan_serial(
+                args.port,
+                profiles,
+                baud_rates=args.baud,
+                parities=args.parity,
+                units=args.units,
+                timeout_s=timeout_s,
+                gauge_timeout_s=args.gauge_timeout_ms / 1000,
+                say=say,
+                say_every_s=every_s,
+                stop=stop.event,
+            )
+    if stop.signum is None:
+        return report
+    return dataclasses.replace(report, interrupted=signal.Signals(stop.signum).name)
 
 
 def report_output(report: ScanReport, as_json: bool) -> str:

@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
+from gettext import ngettext
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -112,5 +113,7 @@ def output(checks: list[Check], as_json: bool) -> str:
             out.append(f"{'':<4}  {'':<14}  fix: {check.fix}")
     failures = sum(check.status == Status.FAIL for check in checks)
     warnings = sum(check.status == Status.WARN for check in checks)
-    out.append(f"selftest: {failures} failure(s), {warnings} warning(s)")
+    said = ngettext("{n} failure", "{n} failures", failures).format(n=failures)
+    said += ", " + ngettext("{n} warning", "{n} warnings", warnings).format(n=warnings)
+    out.append(f"selftest: {said}")
     return "\n".join(out)

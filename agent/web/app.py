@@ -25,6 +25,7 @@ from agent.config import ConfigError, LoadedConfig
 from agent.config_summary import summary
 from agent.config_validation import load_config
 from agent.ledger.keys import KeyFileError, load_key_file
+from agent.locale import language_for_zone
 from agent.status_socket import ask
 from agent.tools.provision import CommissioningSheet, Layout
 from agent.web import page
@@ -109,13 +110,14 @@ class Console:
         self._pin_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="web-pin")
         """scrypt's 16 MiB buffer is malloc'd in the calling thread's arena and kept there; checking every PIN on
         this one thread keeps one such buffer, not one per worker."""
-        self.words = Words("en")
-        """Until the agent's snapshot names the station's language (`locale`), the page speaks English."""
+        self.words = Words(config.station.locale or language_for_zone(config.station.timezone))
+        """The station's language as its config says it (`[station] locale`, else by its time zone), as the agent
+        chooses it: the page speaks it with the agent stopped too, and on the installer's pages."""
 
     def respond(self, request: Request) -> Response:
         host = request.headers.get("host")
         if host is not None and not self._hosts(host):
-            return plain(421, f"this page answers for {self._hosts.listen} only")
+            return plain(421, self.words(w.WRONG_HOST, listen=self._hosts.listen))
         path = urllib.parse.urlsplit(request.path).path
         if request.method == "GET" and path in ASSETS:
             content_type, body = ASSETS[path]
@@ -135,11 +137,11 @@ class Console:
         }
         handler = routes.get((request.method, path))
         if handler is None:
-            return plain(404, self.words(w.NOT_FOUND)) if signed_in else _to_login(request)
+            return plain(404, self.words(w.NOT_FOUND)) if signed_in else self._to_login(request)
         if not signed_in:
-            return _to_login(request)
+            return self._to_login(request)
         if request.method == "POST" and not _same_origin(request):
-            return plain(403, "cross-origin form refused")
+            return plain(403, self.words(w.CROSS_ORIGIN))
         return handler(request)
 
     # -- login -----------------------------------------------------------------------------------------------
@@ -149,13 +151,13 @@ class Console:
         if request.method == "GET":
             return Response(200, page.login(words).encode())
         if request.method != "POST":
-            return plain(405, "GET or POST")
+            return plain(405, words(w.GET_OR_POST))
         if not _same_origin(request):
-            return plain(403, "cross-origin form refused")
+            return plain(403, words(w.CROSS_ORIGIN))
         try:
             form = urllib.parse.parse_qs(request.body.decode("utf-8", "replace"), max_num_fields=4)
         except ValueError:
-            return plain(400, "the login form has one field, pin")
+            return plain(400, words(w.LOGIN_FORM))
         pin = form.get("pin", [""])[0]
         with self._lock:
             now = self._clock()
@@ -190,9 +192,15 @@ class Console:
         snapshot, problem = self._snapshot()
         return Response(200, page.live(snapshot, problem, self._forecourt, self._words_for(snapshot)).encode())
 
+    def _to_login(self, request: Request) -> Response:
+        """A browser asking for a page is sent to the login form; the page's script asking for `/live` gets 401."""
+        if request.method == "GET" and urllib.parse.urlsplit(request.path).path != "/live":
+            return Response(303, b"", headers=(("Location", "/login"),))
+        return plain(401, self.words(w.LOG_IN_FIRST))
+
     def _words_for(self, snapshot: Mapping[str, Any] | None) -> Words:
-        """The station's language as the agent says it (`locale` in a newer snapshot), else English; a language
-        without a catalogue (a newer agent's, or a damaged snapshot's) is English too, never a broken page."""
+        """The station's language as the agent says it (`locale` in the snapshot), else the config's; a language
+        without a catalogue (a newer agent's, or a damaged snapshot's) is the config's too, never a broken page."""
         return w.spoken(snapshot.get("locale") if snapshot is not None else None, self.words)
 
     def _snapshot(self) -> tuple[dict[str, Any] | None, str | None]:
@@ -286,13 +294,6 @@ class _HostCheck:
         except ValueError:
             return False
         return True
-
-
-def _to_login(request: Request) -> Response:
-    """A browser asking for a page is sent to the login form; the page's script asking for `/live` gets 401."""
-    if request.method == "GET" and urllib.parse.urlsplit(request.path).path != "/live":
-        return Response(303, b"", headers=(("Location", "/login"),))
-    return plain(401, "log in first")
 
 
 def _cookie(header: str, name: str) -> str | None:

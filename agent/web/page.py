@@ -16,8 +16,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.config import AgentConfig
-from agent.locale import translations
-from agent.status_text import ADVICE, UNKNOWN_ADVICE
+from agent.health import Problem
+from agent.status_text import Phrases
 from agent.web import words as w
 from agent.web.words import Words
 
@@ -220,52 +220,35 @@ def _tanks(levels: Mapping[str, Mapping[str, Any]], forecourt: Forecourt, words:
     return f'<section><h2>{e(words(w.TANKS))}</h2><div class="tiles">{"".join(tiles)}</div></section>'
 
 
-@dataclass(frozen=True, slots=True)
-class _Problem:
-    kind: str
-    subject: str
-    advice: str
-    since: str = ""
-    size: object = None
-    unit: str = ""
-
-
 def _alarms(snapshot: Mapping[str, Any], words: Words, zone: ZoneInfo) -> str:
-    """Structured problems when the snapshot has them (kind, subject, since, size), else its alarms, its
-    silent devices and its plain-text problems."""
+    """What is wrong and what to do, in the words `station-agent status` says (agent/status_text.py), one item
+    per subject: the structured problems when the snapshot has them, else (an older agent) its alarms and its
+    silent devices."""
     structured = _dicts(snapshot.get("problems"))
-    problems = [
-        _Problem(
-            kind := _str(item.get("kind")),
-            subject := _str(item.get("subject")),
-            _advice(_str(item.get("advice")) or kind, subject, words.locale),
-            _str(item.get("since")),
-            item.get("size"),
-            _str(item.get("unit")),
-        )
-        for item in structured
-    ]
+    problems = [_problem(item) for item in structured]
     if not structured:
         problems += [
-            _Problem(
-                kind := _str(alarm.get("kind")),
-                subject := _str(alarm.get("subject")),
-                _advice(kind, subject, words.locale),
-                _str(alarm.get("since")),
-            )
+            Problem(_str(alarm.get("kind")), "fault", _str(alarm.get("subject")), _str(alarm.get("since")) or None,
+                    _str(alarm.get("kind")))
             for alarm in _dicts(snapshot.get("alarms"))
-        ]
+        ]  # fmt: skip
         problems += [
-            _Problem(
-                "device_not_answering",
-                _str(device.get("name")),
-                words(w.DEVICE_NOT_ANSWERING, device=_str(device.get("name")), line=_str(line.get("name"))),
-            )
+            Problem("device_not_answering", "fault", _str(device.get("name")), None, "device_not_answering")
             for line in _dicts(snapshot.get("lines"))
             for device in _dicts(line.get("devices"))
             if device.get("state") == "offline"
         ]
-    items = [_problem_item(problem, words, zone) for problem in problems]
+    dispensers = {_str(item.get("nozzle")): _str(item.get("dispenser")) for item in _dicts(snapshot.get("nozzles"))}
+    phrases = Phrases(words.locale)
+    since: dict[str, str] = {}
+    for problem in problems:
+        since.setdefault(phrases.subject(problem, dispensers), problem.since or "")
+    items = [
+        f'<li class="alarm"><div class="what"><b>{e(subject)}</b>'
+        + (f" · {e(words(w.SINCE))} {e(_local(since[subject], zone))}" if since.get(subject) else "")
+        + f'</div><div class="advice">{e(advice)}</div></li>'
+        for subject, advice in phrases.steps(problems, dispensers)
+    ]
     if not structured and not items:
         items = [
             f'<li class="problem"><div class="what">{e(text)}</div></li>'
@@ -276,22 +259,20 @@ def _alarms(snapshot: Mapping[str, Any], words: Words, zone: ZoneInfo) -> str:
     return f'<section><h2>{e(words(w.ALARMS))}</h2><ul class="alarms">{listed}</ul></section>'
 
 
-def _problem_item(problem: _Problem, words: Words, zone: ZoneInfo) -> str:
-    size = problem.size
-    measured = f" · {e(size)} {e(problem.unit)}" if isinstance(size, int | float) and not isinstance(size, bool) else ""
-    when = f" · {e(words(w.SINCE))} {e(_local(problem.since, zone))}" if problem.since else ""
-    return (
-        f'<li class="alarm" data-kind="{e(problem.kind)}"><div class="what"><b>{e(problem.kind.replace("_", " "))}'
-        f'</b> {e(problem.subject)}{measured}{when}</div><div class="advice">{e(problem.advice)}</div></li>'
+def _problem(item: Mapping[str, Any]) -> Problem:
+    """A problem of the snapshot's JSON, typed as the assessment made it; a field of the wrong type is left out."""
+    severity = item.get("severity")
+    return Problem(
+        kind=_str(item.get("kind")),
+        severity=severity if severity in ("fault", "degraded", "starting") else "fault",
+        subject=_str(item.get("subject")),
+        since=_str(item.get("since")) or None,
+        advice=_str(item.get("advice")) or _str(item.get("kind")),
+        size=_int(item.get("size")),
+        unit=_str(item.get("unit")) or None,
+        members=tuple(_str(member) for member in item.get("members") or () if isinstance(member, str)),
+        nozzles=tuple(_str(nozzle) for nozzle in item.get("nozzles") or () if isinstance(nozzle, str)),
     )
-
-
-def _advice(key: str, subject: str, language: str) -> str:
-    """What is wrong and the next step for staff, from the status text's own table (by the problem's advice
-    key), in the page's language: the page and `status` say the same."""
-    what, do = ADVICE.get(key, UNKNOWN_ADVICE)
-    said = translations(language).gettext
-    return f"{subject}: {said(what).replace('{kind}', key)}; {said(do)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,10 +330,13 @@ def _link_row(link: _Link, words: Words, zone: ZoneInfo) -> str:
     state = link.state if link.state in w.LINK_STATES else "unknown"
     since_ms = link.since_ms
     since = f" {e(words(w.SINCE))} {e(_local_ms(since_ms, zone))}" if isinstance(since_ms, int) and since_ms > 0 else ""
-    waiting = (
-        f'<div class="backlog">{link.backlog} {e(words(w.RECORDS))} {e(words(w.WAITING))}</div>' if link.backlog else ""
+    waiting = f'<div class="backlog">{e(words.plural(w.RECORDS_WAITING, link.backlog))}</div>' if link.backlog else ""
+    detail = (
+        f'<details class="detail"><summary>{e(words(w.TECHNICAL))}</summary><div lang="en">{e(link.error)}</div>'
+        "</details>"
+        if link.error and state != "online"
+        else ""
     )
-    detail = f'<div class="detail">{e(link.error)}</div>' if link.error and state != "online" else ""
     return (
         f'<div class="link link-{e(state)}" data-link="{e(link.key)}"><div class="id">{e(link.title)}</div>'
         f'<div class="state">{e(words(w.LINK_STATES[state]))}{since}</div>'

@@ -14,6 +14,11 @@ def N_(message: str) -> str:
     return message
 
 
+def N_n(singular: str, plural: str) -> tuple[str, str]:
+    """Marks a message with a plural (xgettext -kN_n:1,2): said with `Words.plural`."""
+    return singular, plural
+
+
 HEALTH = {
     "ok": N_("ALL WELL"),
     "starting": N_("STARTING"),
@@ -64,10 +69,10 @@ PLATFORM_MQTT = N_("City platform (MQTT)")
 ECOLOGY_HJ212 = N_("Ecology platform (HJ 212)")
 NOT_CONFIGURED = N_("not configured")
 SINCE = N_("since")
-WAITING = N_("waiting on the box")
-RECORDS = N_("records")
+RECORDS_WAITING = N_n("{count} record waiting on the box", "{count} records waiting on the box")
+TECHNICAL = N_("technical detail")
 UPDATED = N_("updated")
-AGENT_NOT_RUNNING = N_("The station agent is not running: nothing answers at its status socket.")
+AGENT_NOT_RUNNING = N_("The station agent is not running: no sales are being recorded. Call the installer or support.")
 AGENT_STARTING = N_("The station agent is starting; this page fills in a few seconds.")
 AGENT_UNREADABLE = N_("The agent's answer could not be read; call support.")
 CONSOLE = N_("Console")
@@ -91,11 +96,11 @@ SHEET_NO_KEY = N_(
 SHEET_TLS = N_("This station uses TLS; print the full sheet, with its TLS files, at the box.")
 NOT_FOUND = N_("Not found.")
 READ_ONLY = N_("Read-only: this page changes nothing on the station.")
-ADVICE_DEFAULT = N_("call support")
-DEVICE_NOT_ANSWERING = N_(
-    "{device} on line {line} does not answer: check that it is powered and its cable to the box; "
-    "if it still does not answer, call the maintenance company"
-)
+WRONG_HOST = N_("This page answers for {listen} only.")
+LOG_IN_FIRST = N_("Log in first.")
+CROSS_ORIGIN = N_("A form from another site is refused.")
+GET_OR_POST = N_("Only GET or POST.")
+LOGIN_FORM = N_("The login form has one field: the PIN.")
 
 
 class Words:
@@ -108,6 +113,10 @@ class Words:
     def __call__(self, message: str, **values: object) -> str:
         text = self._translation.gettext(message)
         return text.format(**values) if values else text
+
+    def plural(self, message: tuple[str, str], count: int, **values: object) -> str:
+        """A message with a plural (N_n), the form for `count` in this language; `count` is a value too."""
+        return self._translation.ngettext(*message, count).format(count=count, **values)
 
 
 def spoken(said: object, fallback: Words) -> Words:
