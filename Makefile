@@ -6,6 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEBS   := mosquitto mosquitto_sub:mosquitto-clients socat mbpoll systemd-analyze:systemd chromium:chromium
+# A Chinese font, so the web page's screenshot in the browser test shows characters, not empty boxes: FILE:PACKAGE.
+FONTS  := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc:fonts-wqy-microhei
 DEMO_SECONDS ?= 150
 DEMO_DIR ?= demo-run
 
@@ -19,6 +21,7 @@ debs:
 	@missing=""; \
 	for entry in $(DEBS); do command -v $${entry%%:*} >/dev/null 2>&1 || missing="$$missing $${entry#*:}"; done; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	for font in $(FONTS); do [ -e "$${font%%:*}" ] || missing="$$missing $${font#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo"; \
