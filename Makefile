@@ -48,7 +48,7 @@ bench: install
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
 
-# Regenerates the contract's JSON Schemas in docs/contract/schemas/ from the record bodies in agent/records.py.
+# Regenerates the contract's JSON Schemas in docs/contract/schemas/ from the record bodies in agent/contract/records.py.
 .PHONY: schemas
 schemas: install
 	$(BIN)/python -m agent.contract_docs

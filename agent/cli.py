@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent.config import ConfigError, LoadedConfig, StatusSection, load_config, summary
+from agent.contract.records import ChainResetReason
 from agent.demo import run_demo
 from agent.ledger.anchor import AnchorError, ChainAnchor, anchor_path, check_seq, load_anchor, save_anchor
 from agent.ledger.chain import GENESIS_PREV
@@ -24,7 +25,6 @@ from agent.ledger.opening import SIDE_FILES, OutboxBusy, lock_outbox, set_aside
 from agent.ledger.suites import Suite
 from agent.locale import LANGUAGES, language_for_zone
 from agent.process import exec_agent
-from agent.records import ChainResetReason
 from agent.setup import Setup, SetupError, agent_version, prepare
 from agent.status import StatusFormatError, no_status_json, read_status
 from agent.status_socket import ask

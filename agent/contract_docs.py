@@ -1,12 +1,12 @@
 """The JSON Schemas of platform contract v1, generated from the record bodies so they cannot drift from the code.
 
-Theory of operation: each body dataclass in `agent.records` is turned into a schema by pydantic, then made
+Theory of operation: each body dataclass in `agent.contract.records` is turned into a schema by pydantic, then made
 into a wire schema: every field required (the agent always writes every field), integers bounded to the range
 RFC 8785 can serialize exactly, time, hash and key-id fields given their patterns, and every field given a
 description written for people outside the project (a body or field without one stops the generator, so new
 fields cannot slip out undocumented). Extra body fields are allowed, but only as JSON without floats: that is
 how a documented addition stays valid against an older schema. The alarm kinds are an enum in the code
-(`agent.records.AlarmKind`) but their subjects and evidence are words, written here (`ALARM_KINDS`, which must
+(`agent.contract.records.AlarmKind`) but their subjects and evidence are words, written here (`ALARM_KINDS`, which must
 name every member), and become an `if kind is ... then` branch each: an alarm of a kind not listed stays
 valid, as v1 allows new kinds.
 The envelope, the records message, the ack and the status payload are written here by hand, from the contract.
@@ -28,7 +28,7 @@ from typing import Any, Final
 from pydantic import TypeAdapter
 
 from agent.config import STATION_ID
-from agent.records import BODY_TYPES, CONTRACT_VERSION, Body, EventKind, RecordType
+from agent.contract.records import BODY_TYPES, CONTRACT_VERSION, Body, EventKind, RecordType
 
 Schema = dict[str, Any]
 
@@ -1121,7 +1121,7 @@ def _event_schema(classes: list[type[Body]]) -> Schema:
     kinds = {body_name(cls): cls for cls in classes}
     missing = sorted(set(EventKind) - kinds.keys())
     if missing:
-        raise ContractDocsError(f"event kinds {missing} have no body class in agent.records.BODY_TYPES")
+        raise ContractDocsError(f"event kinds {missing} have no body class in agent.contract.records.BODY_TYPES")
     defs: Schema = {kind: body_schema(cls) for kind, cls in kinds.items()}
     return _document(
         "event.json",

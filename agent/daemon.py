@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from agent.clock import Clock, ScaledClock, SystemClock
 from agent.containment import Boundary
+from agent.contract.records import format_ts
 from agent.field.lines import build_poller
 from agent.field.poller import LinePoller
 from agent.health import assess
@@ -35,7 +36,6 @@ from agent.ledger.recorder import Recorder
 from agent.lifecycle import PreviousRun, startup_intents
 from agent.locale import language_for_zone
 from agent.logs import get_logger
-from agent.records import format_ts
 from agent.setup import Setup, bindings_for, drivers_for
 from agent.station.station import Station
 from agent.station_loop import HeartbeatFacts, StationLoop

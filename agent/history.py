@@ -13,8 +13,8 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from agent.config import AgentConfig
+from agent.contract.records import JsonValue, RecordIntent, RecordType, parse_ts
 from agent.ledger.outbox import Outbox
-from agent.records import JsonValue, RecordIntent, RecordType, parse_ts
 from agent.station.daybooks import READ_TYPES, last_closed_of
 from agent.station.leak_watch import hourly_books
 from agent.station.localday import LocalDays

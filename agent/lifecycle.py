@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.records import (
+from agent.contract.records import (
     AgentStartBody,
     ClockJumpBody,
     ConfigChangeBody,

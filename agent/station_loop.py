@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from agent.clock import Clock
 from agent.containment import Boundary
+from agent.contract.records import AgentStopBody, HeartbeatBody, RecordIntent
 from agent.fault_hook import hold_if_asked
 from agent.field.events import DeviceReading, FieldEvent
 from agent.history import as_intent
@@ -23,7 +24,6 @@ from agent.ledger.chain import SealedRecord
 from agent.lifecycle import ClockWatch
 from agent.logs import get_logger
 from agent.pulse import Pulse
-from agent.records import AgentStopBody, HeartbeatBody, RecordIntent
 from agent.station.daybooks import READ_TYPES
 from agent.station.station import Station
 from agent.station_view import LiveNozzles

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from agent.records import AlarmState, EventKind, JsonScalar, RecordIntent, RecordType, format_ts
+from agent.contract.records import AlarmState, EventKind, JsonScalar, RecordIntent, RecordType, format_ts
 from agent.station.fsm import Phase
 
 if TYPE_CHECKING:

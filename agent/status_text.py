@@ -16,9 +16,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from agent.contract.records import AlarmKind, parse_ts
 from agent.health import Health, Problem
 from agent.locale import LANGUAGES, translations
-from agent.records import AlarmKind, parse_ts
 from agent.status import AgentStatus
 
 WIDTH = 80

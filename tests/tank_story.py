@@ -7,7 +7,7 @@ detector is set to judge quickly (a two-day window) so that the story stays shor
 
 from __future__ import annotations
 
-from agent.records import ReconciliationBody, RecordIntent, format_ts, parse_ts
+from agent.contract.records import ReconciliationBody, RecordIntent, format_ts, parse_ts
 from agent.station.alarms import AlarmBook
 from agent.station.leak import LeakSettings
 from agent.station.leak_watch import LeakWatch

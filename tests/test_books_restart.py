@@ -27,16 +27,8 @@ from agent.commands.replay_file import load_replay
 from agent.commands.settings import CommandsSection
 from agent.config import AgentConfig, OutboxSection, StationSection, UplinkSection
 from agent.containment import Boundary
-from agent.field.events import DeviceOffline, DeviceOnline
-from agent.history import as_intent, replay, station_history
-from agent.ledger.canonical import canonical_bytes
-from agent.ledger.chain import SealedRecord
-from agent.ledger.keys import generate_key_file, load_key_file
-from agent.ledger.outbox import OutboxError
-from agent.ledger.recorder import KeyRotated, KeyRotationFailed, Recorder
-from agent.ledger.suites import Suite, kid_of
-from agent.lifecycle import PreviousRun, startup_intents
-from agent.records import (
+from agent.contract.canonical import canonical_bytes
+from agent.contract.records import (
     AgentStartBody,
     AgentStopBody,
     AlarmKind,
@@ -47,6 +39,14 @@ from agent.records import (
     UncleanStopBody,
     format_ts,
 )
+from agent.field.events import DeviceOffline, DeviceOnline
+from agent.history import as_intent, replay, station_history
+from agent.ledger.chain import SealedRecord
+from agent.ledger.keys import generate_key_file, load_key_file
+from agent.ledger.outbox import OutboxError
+from agent.ledger.recorder import KeyRotated, KeyRotationFailed, Recorder
+from agent.ledger.suites import Suite, kid_of
+from agent.lifecycle import PreviousRun, startup_intents
 from agent.station.daybooks import READ_TYPES, DayBooks, DaySettings
 from agent.station.station import Station
 

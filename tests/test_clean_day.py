@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from agent.config import MeteringSection
+from agent.contract.records import RecordType
 from agent.field.events import DeviceReading
-from agent.records import RecordType
 from agent.station.nozzle import NozzleBinding, Tap
 from agent.station.station import Station
 from drivers.device import DeviceDriver

@@ -24,6 +24,7 @@ from agent.commands.replay_file import ReplayFileError, load_replay, save_replay
 from agent.commands.settings import CommandsSection
 from agent.config import OutboxSection
 from agent.containment import Boundary
+from agent.contract.records import HeartbeatBody, RecordIntent, format_ts
 from agent.ledger.chain import seal
 from agent.ledger.key_rotation import (
     destroy_key_file,
@@ -37,7 +38,6 @@ from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_fil
 from agent.ledger.outbox import Outbox, OutboxReader
 from agent.ledger.recorder import KeyRotated, KeyRotationFailed, Recorder
 from agent.ledger.suites import PublicKey, Suite
-from agent.records import HeartbeatBody, RecordIntent, format_ts
 from simulators.platform.command import sign_command
 from simulators.platform.rotation import announced_key
 

@@ -7,8 +7,8 @@ from station_rig import wait_until
 
 from agent.clock import SystemClock
 from agent.containment import FAILING_AFTER, MAX_PAUSE_S, Boundary, describe
+from agent.contract.records import EventKind, RecordIntent, RecordType
 from agent.field.events import DeviceOnline
-from agent.records import EventKind, RecordIntent, RecordType
 from agent.station_loop import HeartbeatFacts, StationLoop
 
 

@@ -33,14 +33,7 @@ from vapour_story import vapour_story
 from agent import contract_docs
 from agent.clock import SystemClock
 from agent.config import MeteringSection, OutboxSection, VerificationSection
-from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, DeviceValueFaults, LineHealth
-from agent.ledger.chain import ChainHead, SealedRecord, seal
-from agent.ledger.integrity import Damage, damage_alarm
-from agent.ledger.keys import DeviceKey
-from agent.ledger.outbox import Outbox, OutboxError, OutboxFull, OutboxReader, StoredRecord
-from agent.ledger.recorder import Recorder
-from agent.ledger.suites import Suite, kid_of
-from agent.records import (
+from agent.contract.records import (
     BODY_TYPES,
     AckRefusal,
     AckRefusedBody,
@@ -86,6 +79,13 @@ from agent.records import (
     VapourBody,
     parse_ts,
 )
+from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, DeviceValueFaults, LineHealth
+from agent.ledger.chain import ChainHead, SealedRecord, seal
+from agent.ledger.integrity import Damage, damage_alarm
+from agent.ledger.keys import DeviceKey
+from agent.ledger.outbox import Outbox, OutboxError, OutboxFull, OutboxReader, StoredRecord
+from agent.ledger.recorder import Recorder
+from agent.ledger.suites import Suite, kid_of
 from agent.station.devices import OPTIONAL_GAUGE_REPORTS
 from agent.station.nozzle import NozzleBinding, Tap
 from agent.station.station import Station
@@ -837,12 +837,12 @@ def test_alarm_evidence_is_exactly_what_the_contract_documents(made_alarms: list
 
 
 def test_every_alarm_kind_of_the_agent_is_documented() -> None:
-    """An alarm kind added to agent.records.AlarmKind without its evidence documented here fails."""
+    """An alarm kind added to agent.contract.records.AlarmKind without its evidence documented here fails."""
     assert set(contract_docs.ALARM_KINDS) == {str(kind) for kind in AlarmKind}
 
 
 def test_samples_cover_every_body_type() -> None:
-    """Adding a body class to agent.records without a sample here fails."""
+    """Adding a body class to agent.contract.records without a sample here fails."""
     assert {type(body) for body in SAMPLES} == set(BODY_TYPES)
 
 

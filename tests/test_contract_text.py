@@ -10,7 +10,7 @@ from pathlib import Path
 
 from agent import contract_docs
 from agent.config import UplinkSection
-from agent.records import RecordType
+from agent.contract.records import RecordType
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

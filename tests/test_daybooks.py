@@ -12,7 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import TypeAdapter, ValidationError
 
-from agent.records import (
+from agent.contract.records import (
     AgentStartBody,
     AgentStopBody,
     AlarmBody,

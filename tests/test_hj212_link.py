@@ -24,11 +24,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.clock import SystemClock
 from agent.config import OutboxSection
 from agent.containment import Boundary
+from agent.contract.records import RecordIntent, RecordType
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, StoredRecord
 from agent.ledger.recorder import Recorder
 from agent.pulse import Pulse
-from agent.records import RecordIntent, RecordType
 from agent.uplink import hj212_requests
 from agent.uplink.hj212 import Hj212Uplink
 from agent.uplink.hj212_settings import Hj212Section

@@ -20,7 +20,7 @@ from agent.commands.replay import ReplayMemory
 from agent.commands.settings import CommandsSection
 from agent.config import ConfigError, load_config
 from agent.containment import Boundary
-from agent.records import RecordIntent
+from agent.contract.records import RecordIntent
 from agent.uplink.backoff import Backoff
 from agent.uplink.inbound_json import InboundJsonError, JsonLimits, load_json, nesting_depth
 from agent.uplink.messages import AckError, parse_ack

@@ -6,7 +6,7 @@ import json
 
 from tank_story import QUICK, hourly_books, tank_story
 
-from agent.records import RecordType
+from agent.contract.records import RecordType
 from agent.station.alarms import AlarmBook
 from agent.station.leak_watch import LeakWatch
 from agent.station.leak_watch import hourly_books as books_from_records

@@ -15,12 +15,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config import OutboxSection
+from agent.contract.records import AlarmBody, AlarmState, Cursor, HeartbeatBody, RecordIntent, RecordType
 from agent.ledger.chain import GENESIS_PREV, ChainHead, Signer, seal
 from agent.ledger.keys import DeviceKey, KeyFileError, generate_key_file, load_key_file
 from agent.ledger.outbox import Outbox, OutboxFull, OutboxReader
 from agent.ledger.recorder import MAX_BATCH, Recorder
 from agent.ledger.suites import Suite, kid_of
-from agent.records import AlarmBody, AlarmState, Cursor, HeartbeatBody, RecordIntent, RecordType
 
 STATION = "TEST-0001"
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 import pytest
 from pressure_story import DAY_MS, FIRST_DAY, QUICK, START_MS, STEP_MS, pressure_story
 
-from agent.records import JsonValue, RecordIntent, RecordType, format_ts
+from agent.contract.records import JsonValue, RecordIntent, RecordType, format_ts
 from agent.station.alarms import AlarmBook
 from agent.station.pressure import PressureSettings, PressureWatch
 from drivers.readings import PressureReading

@@ -26,6 +26,7 @@ from agent.clock import SystemClock
 from agent.commands.envelope import Command, Limits, Refused, check_envelope
 from agent.commands.platform_key import load_platform_key
 from agent.config import ConfigError, OutboxSection, load_config
+from agent.contract.records import HeartbeatBody, parse_ts
 from agent.ledger.anchor import AnchorKeeper, anchor_path
 from agent.ledger.chain import ChainHead, seal
 from agent.ledger.keys import KeySpec, generate_key_file, load_key_file
@@ -33,7 +34,6 @@ from agent.ledger.opening import open_outbox
 from agent.ledger.recorder import Recorder
 from agent.ledger.sm2 import Sm2PrivateKey, Sm2PublicKey
 from agent.ledger.suites import Suite, sm3_hex
-from agent.records import HeartbeatBody, parse_ts
 from simulators.platform.audit import audit
 from simulators.platform.keys import StationKey, keyring, load_public_key
 from simulators.platform.rotation import announced_key

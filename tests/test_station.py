@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.config import MeteringSection, VerificationSection
+from agent.contract.records import RecordIntent, RecordType, format_ts
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, LineHealth
 from agent.lifecycle import ClockWatch, PreviousRun, startup_intents
-from agent.records import RecordIntent, RecordType, format_ts
 from agent.station.fsm import TRANSITIONS, NozzleFsm, Phase, Step
 from agent.station.metering import advance, check_totalizer, judge_volume, sale_number_step, signed
 from agent.station.nozzle import NozzleBinding, Tap

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from test_station import BINDING, RULES, Forecourt, started
 
-from agent.records import AgentStartBody, JsonValue, RecordIntent, RecordType
+from agent.contract.records import AgentStartBody, JsonValue, RecordIntent, RecordType
 from agent.station.daybooks import DaySettings
 from agent.station.localday import LocalDays
 from agent.station.station import Station, StationHistory

@@ -39,11 +39,7 @@ from status_sample import (
 from agent.clock import SystemClock
 from agent.config import MeteringSection
 from agent.containment import Boundary
-from agent.field.events import DeviceReading
-from agent.field.poller import LinePoller, LineStatus, PolledDevice
-from agent.health import Assessment, assess
-from agent.locale import compile_po, language_for_zone, po_entries, po_path, translations
-from agent.records import (
+from agent.contract.records import (
     AlarmBody,
     AlarmState,
     ClockJumpBody,
@@ -54,6 +50,10 @@ from agent.records import (
     TransactionBody,
     format_ts,
 )
+from agent.field.events import DeviceReading
+from agent.field.poller import LinePoller, LineStatus, PolledDevice
+from agent.health import Assessment, assess
+from agent.locale import compile_po, language_for_zone, po_entries, po_path, translations
 from agent.station.nozzle import NozzleBinding
 from agent.station.station import Station
 from agent.station.tank import TankBinding

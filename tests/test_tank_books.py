@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agent.config import TankRulesSection
-from agent.records import RecordIntent, RecordType, format_ts, parse_ts
+from agent.contract.records import RecordIntent, RecordType, format_ts, parse_ts
 from agent.station.chart import TankChart
 from agent.station.tank import TankBinding, TankTracker
 from agent.station.vcf import Fuel, Product

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agent.config import TankRulesSection
-from agent.records import RecordIntent, RecordType
+from agent.contract.records import RecordIntent, RecordType
 from agent.station.alarms import AlarmBook
 from agent.station.chart import TankChart
 from agent.station.leak import LeakSettings

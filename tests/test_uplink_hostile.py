@@ -24,10 +24,10 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from agent.clock import SystemClock
 from agent.config import OutboxSection, UplinkSection
 from agent.containment import Boundary
+from agent.contract.records import EventKind, HeartbeatBody, RecordIntent
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxReader
 from agent.ledger.recorder import Recorder
-from agent.records import EventKind, HeartbeatBody, RecordIntent
 from agent.uplink.session import Uplink
 from simulators.broker import MosquittoBroker
 from simulators.hostile.rude_broker import RudeBroker

@@ -29,10 +29,10 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from agent.clock import SystemClock
 from agent.config import ConfigError, OutboxSection, TlsSection, UplinkSection, load_config
 from agent.containment import Boundary
+from agent.contract.records import HeartbeatBody
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxReader
 from agent.ledger.recorder import Recorder
-from agent.records import HeartbeatBody
 from agent.uplink.session import Uplink, UplinkStatus
 from simulators.broker import BrokerTls, MosquittoBroker
 from simulators.certificates import CertificateFiles, Pki, issue_certificate, make_ca, make_pki

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vapour_story import DAY_MS, FIRST_DAY, GOOD, LOW_FAST, START_MS, STARVED, transaction, vapour_story
 
-from agent.records import JsonValue, RecordIntent, RecordType
+from agent.contract.records import JsonValue, RecordIntent, RecordType
 from agent.station.alarms import AlarmBook
 from agent.station.vapour import VapourSettings, VapourWatch, al_mean_permille, al_stdev_permille
 

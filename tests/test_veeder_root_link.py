@@ -20,9 +20,9 @@ import serial
 
 from agent.clock import SystemClock
 from agent.config import MeteringSection, TankRulesSection
+from agent.contract.records import RecordIntent, RecordType
 from agent.field.events import DeviceReading
 from agent.field.lines import GaugePoll
-from agent.records import RecordIntent, RecordType
 from agent.station.devices import OPTIONAL_GAUGE_REPORTS
 from agent.station.station import Station
 from agent.station.tank import TankBinding, TankTracker

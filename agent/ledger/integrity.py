@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from agent.contract.records import AlarmBody, AlarmKind, AlarmState, RecordIntent
 from agent.ledger.suites import record_digest
-from agent.records import AlarmBody, AlarmKind, AlarmState, RecordIntent
 
 _PREV = b'"prev":"'
 _SEQ = b'","seq":'

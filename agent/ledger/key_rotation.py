@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
+from agent.contract.records import Cursor, EventKind
 from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_file, load_key_file
-from agent.records import Cursor, EventKind
 
 CURSOR_PREFIX = "key_rotation/"
 _ROTATION_KIND = f'"{EventKind.KEY_ROTATION}"'.encode()

@@ -16,13 +16,13 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from agent.contract.records import ChainResetReason
 from agent.ledger.anchor import RESERVE, ChainAnchor, load_anchor, save_anchor
 from agent.ledger.chain import ChainHead, RecordRefused, seal
 from agent.ledger.continuity import Continue, OutboxState, Refuse, Reset, judge, reset_plan
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxUnusable, StoredRecord
 from agent.logs import get_logger
-from agent.records import ChainResetReason
 
 log = get_logger("agent.outbox")
 

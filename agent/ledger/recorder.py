@@ -24,6 +24,15 @@ from typing import Literal
 
 from agent.clock import Clock
 from agent.config import OutboxSection
+from agent.contract.records import (
+    AlarmBody,
+    AlarmKind,
+    AlarmState,
+    JsonScalar,
+    KeyRotationBody,
+    RecordIntent,
+    RecordType,
+)
 from agent.ledger.anchor import AnchorError, AnchorKeeper
 from agent.ledger.chain import ChainHead, RecordRefused, SealedRecord, Signer, seal
 from agent.ledger.key_rotation import (
@@ -37,7 +46,6 @@ from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec
 from agent.ledger.outbox import Outbox, OutboxError, OutboxFull
 from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
-from agent.records import AlarmBody, AlarmKind, AlarmState, JsonScalar, KeyRotationBody, RecordIntent, RecordType
 
 log = get_logger("agent.recorder")
 repeats = repeat_limited("agent.recorder")

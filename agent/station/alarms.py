@@ -8,7 +8,7 @@ restart the agent neither raises an active alarm again nor forgets to clear it.
 
 from __future__ import annotations
 
-from agent.records import AlarmBody, AlarmKind, AlarmState, Cursor, JsonScalar, RecordIntent
+from agent.contract.records import AlarmBody, AlarmKind, AlarmState, Cursor, JsonScalar, RecordIntent
 
 _PREFIX = "alarm/"
 

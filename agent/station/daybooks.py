@@ -32,7 +32,7 @@ from datetime import date, time
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from agent.records import (
+from agent.contract.records import (
     AlarmState,
     Cursor,
     DailySummaryBody,

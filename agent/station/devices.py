@@ -21,8 +21,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from agent.config import MeteringSection, VerificationSection
-from agent.field.events import DeviceValueFaults, LineHealth
-from agent.records import (
+from agent.contract.records import (
     AlarmKind,
     CalibrationChangeBody,
     Cursor,
@@ -31,6 +30,7 @@ from agent.records import (
     JsonScalar,
     RecordIntent,
 )
+from agent.field.events import DeviceValueFaults, LineHealth
 from agent.station.alarms import AlarmBook
 from drivers.readings import PumpControllerReading
 

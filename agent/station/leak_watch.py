@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from agent.records import (
+from agent.contract.records import (
     AlarmKind,
     JsonScalar,
     JsonValue,

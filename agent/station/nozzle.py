@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from agent.config import MeteringSection
-from agent.records import (
+from agent.contract.records import (
     AlarmKind,
     ControllerBaselineBody,
     Cursor,

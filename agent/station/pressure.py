@@ -26,7 +26,7 @@ import datetime
 from dataclasses import dataclass
 from fractions import Fraction
 
-from agent.records import (
+from agent.contract.records import (
     AlarmKind,
     JsonScalar,
     JsonValue,

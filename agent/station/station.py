@@ -17,8 +17,8 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from agent.config import MeteringSection, TankRulesSection, VerificationSection
+from agent.contract.records import DeviceOfflineBody, DeviceOnlineBody, JsonValue, RecordIntent, RecordType
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, DeviceValueFaults, FieldEvent, LineHealth
-from agent.records import DeviceOfflineBody, DeviceOnlineBody, JsonValue, RecordIntent, RecordType
 from agent.station.alarms import AlarmBook
 from agent.station.daybooks import DayBooks, DaySettings, last_closed_of
 from agent.station.devices import CalibrationWatch, GaugeReportWatch, LineWatch, SilenceWatch, ValueFaultWatch

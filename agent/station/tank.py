@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from agent.config import TankRulesSection
-from agent.records import (
+from agent.contract.records import (
     Cursor,
     DeliveryBody,
     ReconciliationBody,

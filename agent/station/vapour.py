@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Literal
 
-from agent.records import (
+from agent.contract.records import (
     AlarmKind,
     JsonScalar,
     JsonValue,

@@ -45,11 +45,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.clock import Clock
 from agent.config import TlsSection, UplinkSection
 from agent.containment import DETAIL_CHARS, Boundary
-from agent.ledger.integrity import Damage
-from agent.ledger.outbox import OutboxReader
-from agent.logs import LogTally, get_logger
-from agent.pulse import Pulse
-from agent.records import (
+from agent.contract.records import (
     AckRefusal,
     AckRefusedBody,
     RecordIntent,
@@ -57,6 +53,10 @@ from agent.records import (
     UplinkUnstableBody,
     format_ts,
 )
+from agent.ledger.integrity import Damage
+from agent.ledger.outbox import OutboxReader
+from agent.logs import LogTally, get_logger
+from agent.pulse import Pulse
 from agent.uplink.backoff import Backoff
 from agent.uplink.inbound_json import InboundJsonError
 from agent.uplink.messages import AckError, Topics, build_records_message, parse_ack, status_payload
