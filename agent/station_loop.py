@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from agent.clock import Clock
 from agent.containment import Boundary
-from agent.contract.records import AgentStopBody, HeartbeatBody, RecordIntent
+from agent.contract.records import AgentStopBody, ClockJumpBody, HeartbeatBody, RecordIntent
 from agent.fault_hook import hold_if_asked
 from agent.field.events import DeviceReading, FieldEvent
 from agent.history import as_intent
@@ -184,7 +184,8 @@ class StationLoop:
     def _check_clock(self, monotonic_s: float) -> None:
         jump = self._watch.check(self._clock.wall_ms(), monotonic_s)
         if jump is not None:
-            log.warning("clock_jump", jump_ms=jump.body["jump_ms"])
+            if isinstance(jump.body, ClockJumpBody):
+                log.warning("clock_jump", jump_ms=jump.body.jump_ms)
             self._submit(jump)
 
     def _heartbeat(self) -> None:

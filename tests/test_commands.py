@@ -287,7 +287,7 @@ class FakePorts:
         return done
 
     def events(self) -> list[dict[str, Any]]:
-        return [intent.body for intent in self.intents]
+        return [intent.body.as_json() for intent in self.intents]
 
 
 @pytest.fixture

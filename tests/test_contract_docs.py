@@ -33,6 +33,7 @@ from vapour_story import vapour_story
 from agent import contract_docs
 from agent.clock import SystemClock
 from agent.config import MeteringSection, OutboxSection, VerificationSection
+from agent.contract.decode import decode_body
 from agent.contract.records import (
     BODY_TYPES,
     AckRefusal,
@@ -1143,7 +1144,7 @@ def test_example_is_what_the_agent_makes(example: Json) -> None:
     assert transaction["body"] == dataclasses.asdict(TransactionBody(**transaction["body"]))
     key = DeviceKey.from_private(Ed25519PrivateKey.from_private_bytes(RFC8032_TEST1_SECRET))
     records = [item["record"] for item in example["records"]]
-    intents = [RecordIntent(RecordType(r["type"]), parse_ts(r["ts"]), r["body"]) for r in records]
+    intents = [decode_body(RecordType(r["type"]), r["body"]).intent(parse_ts(r["ts"])) for r in records]
     head = ChainHead(records[0]["seq"] - 1, records[0]["prev"], None)
     resealed, _ = seal(intents, head, records[0]["station"], key)
     for record, item in zip(resealed, example["records"], strict=True):

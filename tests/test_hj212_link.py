@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from raw_body import RawBody
 
 from agent.clock import SystemClock
 from agent.config import OutboxSection
@@ -116,7 +117,7 @@ class Station:
 
 
 def intent(record_type: RecordType, ts_ms: int, **body: object) -> RecordIntent:
-    return RecordIntent(record_type, ts_ms, dict(body))  # type: ignore[arg-type]
+    return RecordIntent(record_type, ts_ms, RawBody(dict(body)))  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -143,7 +143,9 @@ class FakePorts:
         )
 
     def refused(self) -> list[dict[str, Any]]:
-        return [intent.body for intent in self.intents if intent.body.get("kind") == "command_refused"]
+        return [
+            intent.body.as_json() for intent in self.intents if getattr(intent.body, "kind", None) == "command_refused"
+        ]
 
 
 class Clock:
@@ -211,7 +213,9 @@ class TestDesk:
         commands.post(UNSIGNED)
         commands.start()
         commands.stop()
-        errors = [intent.body for intent in fake.intents if intent.body.get("kind") == "internal_error"]
+        errors = [
+            intent.body.as_json() for intent in fake.intents if getattr(intent.body, "kind", None) == "internal_error"
+        ]
         assert [(e["loop"], e["error"]) for e in errors] == [("commands", "RuntimeError")]
         assert len(fake.replies) == 1, "the message after the failing one was answered"
 

@@ -252,7 +252,7 @@ class TestStationView:
         t1, t2 = facts.tanks
         assert (t1.volume_ml, t1.height_um, t1.water_um, t1.temperature_cC) == (18_000_000, 1_200_000, 8_000, 1850)
         assert dataclasses.asdict(t1) == {
-            **{key: record.body[key] for key in dataclasses.asdict(t1) if key in record.body},
+            **{key: record.body.as_json()[key] for key in dataclasses.asdict(t1) if key in record.body.as_json()},
             "capacity_ml": 30_000_000,
             "ts": format_ts(NOW_MS),
         }

@@ -95,7 +95,7 @@ class Station:
 
     def events(self, kind: EventKind) -> list[dict[str, Any]]:
         """The bodies of the events of `kind` the uplink made so far."""
-        return [dict(intent.body) for intent in list(self.reported) if intent.body.get("kind") == kind]
+        return [intent.body.as_json() for intent in list(self.reported) if getattr(intent.body, "kind", None) == kind]
 
     def stored_events(self, kind: EventKind) -> list[dict[str, Any]]:
         """The bodies of the events of `kind` in the outbox, read back from the file as the uplink reads it."""

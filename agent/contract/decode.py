@@ -24,6 +24,7 @@ from agent.contract.records import (
     AlarmKind,
     AlarmState,
     Body,
+    JsonScalar,
     RecordType,
     parse_ts,
 )
@@ -138,7 +139,11 @@ def _shape(cls: type) -> tuple[tuple[dataclasses.Field[Any], Any], ...]:
 
 def _dataclass(cls: type[T], value: dict[str, Any], where: str) -> T:
     arguments: dict[str, Any] = {}
+    added_later: dict[str, JsonScalar] = getattr(cls, "added_later", {})
     for field, hint in _shape(cls):
+        if field.name not in value and field.name in added_later:
+            arguments[field.name] = added_later[field.name]
+            continue
         if field.name not in value:
             if field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING:
                 continue

@@ -77,7 +77,7 @@ def seal(
             "seq": seq,
             "ts": format_ts(intent.ts_ms),
             "type": str(intent.type),
-            "body": intent.body,
+            "body": intent.body.as_json(),
             "prev": prev,
         }
         try:

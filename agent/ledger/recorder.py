@@ -375,7 +375,11 @@ class Recorder:
 
     def _clear_unsealable(self, batch: list[RecordIntent]) -> None:
         """Clear `record_unsealable` for each type that sealed again in `batch` (its own alarms aside)."""
-        sealed = {str(i.type) for i in batch if i.body.get("kind") != AlarmKind.RECORD_UNSEALABLE}
+        sealed = {
+            str(i.type)
+            for i in batch
+            if not (isinstance(i.body, AlarmBody) and i.body.kind == AlarmKind.RECORD_UNSEALABLE)
+        }
         for record_type in sealed & self._unsealable.keys():
             count = self._unsealable.pop(record_type)
             evidence: dict[str, JsonScalar] = {"record_type": record_type, "count": count}

@@ -29,11 +29,8 @@ from fractions import Fraction
 from agent.contract.records import (
     AlarmKind,
     JsonScalar,
-    JsonValue,
     RecordIntent,
     TankPressureBody,
-    body_int,
-    body_int_or_none,
     format_ts,
     parse_ts,
 )
@@ -136,18 +133,16 @@ class _Summary:
         return round(Fraction(self.sum_pa, self.readings)) if self.readings else None
 
 
-def _summary_of(body: dict[str, JsonValue]) -> _Summary:
-    readings = body_int(body["readings"])
-    mean = body["mean_pa"]
+def _summary_of(body: TankPressureBody) -> _Summary:
     return _Summary(
-        start_ms=parse_ts(str(body["start"])),
-        readings=readings,
-        sum_pa=body_int(mean) * readings if mean is not None else 0,
-        min_pa=body_int_or_none(body["min_pa"]),
-        max_pa=body_int_or_none(body["max_pa"]),
-        outside_band=body_int(body["outside_band"]),
-        over_pressure=body_int(body["over_pressure"]),
-        zero_run_s=body_int(body["zero_run_s"]),
+        start_ms=parse_ts(body.start),
+        readings=body.readings,
+        sum_pa=body.mean_pa * body.readings if body.mean_pa is not None else 0,
+        min_pa=body.min_pa,
+        max_pa=body.max_pa,
+        outside_band=body.outside_band,
+        over_pressure=body.over_pressure,
+        zero_run_s=body.zero_run_s,
     )
 
 
@@ -174,7 +169,7 @@ class PressureWatch:
     The open day is everything since the last `close_day`, which the caller calls in order at the station's
     local day boundary; a day at or before the last day record in the history is not closed again."""
 
-    def __init__(self, settings: PressureSettings, alarms: AlarmBook, history: list[dict[str, JsonValue]]) -> None:
+    def __init__(self, settings: PressureSettings, alarms: AlarmBook, history: list[TankPressureBody]) -> None:
         """`history`: the `tank_pressure` bodies, oldest first, of each sensor's last day record and the interval
         records after it (more is harmless)."""
         self._rules = settings
@@ -184,13 +179,13 @@ class PressureWatch:
         for body in history:
             self._resume(body)
 
-    def _resume(self, body: dict[str, JsonValue]) -> None:
-        sensor = self._sensors.setdefault(str(body["device"]), _Sensor())
-        if body["period"] == "day":
+    def _resume(self, body: TankPressureBody) -> None:
+        sensor = self._sensors.setdefault(body.device, _Sensor())
+        if body.period == "day":
             sensor.day = None
-            sensor.zero_warning_days = body_int(body["zero_warning_days"])
-            sensor.band_warning_days = body_int(body["band_warning_days"])
-            day = datetime.date.fromisoformat(str(body["day"]))
+            sensor.zero_warning_days = body.zero_warning_days or 0
+            sensor.band_warning_days = body.band_warning_days or 0
+            day = datetime.date.fromisoformat(body.day or "")
             self._last_closed = max(day, self._last_closed or day)
             return
         summary = _summary_of(body)
