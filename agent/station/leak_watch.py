@@ -15,11 +15,12 @@ The detector's memory is the agent's own records: at start it is fed the hourly 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 from agent.contract.decode import decode_record
+from agent.contract.evidence import TankTestEvidence
 from agent.contract.records import (
     AlarmKind,
-    JsonScalar,
     ReconciliationBody,
     RecordIntent,
     TankTestBody,
@@ -98,10 +99,10 @@ class LeakWatch:
             self._fed_to_ms[tank] = balance.end_ms
 
     def _judge(self, tank: str, verdict: LeakVerdict, ts_ms: int) -> list[RecordIntent]:
-        evidence = _evidence(verdict)
         if verdict.status == "fail" and verdict.cause is not None:
-            return self._alarms.raise_(_ALARM_OF_CAUSE[verdict.cause], tank, ts_ms, evidence)
+            return self._alarms.raise_(_ALARM_OF_CAUSE[verdict.cause], tank, ts_ms, _evidence(verdict, "fail"))
         if verdict.status == "pass":
+            evidence = _evidence(verdict, "pass")
             return [
                 *self._alarms.clear(AlarmKind.TANK_LEAK, tank, ts_ms, evidence),
                 *self._alarms.clear(AlarmKind.UNRECORDED_SALES, tank, ts_ms, evidence),
@@ -109,18 +110,18 @@ class LeakWatch:
         return []
 
 
-def _evidence(verdict: LeakVerdict) -> dict[str, JsonScalar]:
-    return {
-        "status": verdict.status,
-        "span_h": verdict.span_h,
-        "hours": verdict.hours,
-        "quiet_hours": verdict.quiet_hours,
-        "sold_20_ml": verdict.sold_20_ml,
-        "leak_ml_per_h": verdict.leak_ml_per_h,
-        "leak_threshold_ml_per_h": verdict.leak_threshold_ml_per_h,
-        "unrecorded_ppm": verdict.unrecorded_ppm,
-        "unrecorded_threshold_ppm": verdict.unrecorded_threshold_ppm,
-    }
+def _evidence(verdict: LeakVerdict, status: Literal["fail", "pass"]) -> TankTestEvidence:
+    return TankTestEvidence(
+        status=status,
+        span_h=verdict.span_h,
+        hours=verdict.hours,
+        quiet_hours=verdict.quiet_hours,
+        sold_20_ml=verdict.sold_20_ml,
+        leak_ml_per_h=verdict.leak_ml_per_h,
+        leak_threshold_ml_per_h=verdict.leak_threshold_ml_per_h,
+        unrecorded_ppm=verdict.unrecorded_ppm,
+        unrecorded_threshold_ppm=verdict.unrecorded_threshold_ppm,
+    )
 
 
 def _test_body(tank: str, verdict: LeakVerdict) -> TankTestBody:

@@ -26,9 +26,14 @@ import datetime
 from dataclasses import dataclass
 from fractions import Fraction
 
+from agent.contract.evidence import (
+    BandDaysEvidence,
+    OverPressureEvidence,
+    TankPressureZeroAlarmEvidence,
+    TankPressureZeroWarningEvidence,
+)
 from agent.contract.records import (
     AlarmKind,
-    JsonScalar,
     RecordIntent,
     TankPressureBody,
     format_ts,
@@ -224,12 +229,12 @@ class PressureWatch:
             if sensor.zero_since_ms is None or gap:
                 sensor.zero_since_ms = ts_ms
             sensor.zero_run_s = (ts_ms - sensor.zero_since_ms) // 1000
-        evidence: dict[str, JsonScalar] = {
-            "pressure_pa": pressure,
-            "run_s": sensor.zero_run_s,
-            "band_pa": band,
-            "since": None if sensor.zero_since_ms is None else format_ts(sensor.zero_since_ms),
-        }
+        evidence = TankPressureZeroWarningEvidence(
+            pressure_pa=pressure,
+            run_s=sensor.zero_run_s,
+            band_pa=band,
+            since=None if sensor.zero_since_ms is None else format_ts(sensor.zero_since_ms),
+        )
         if not -band <= pressure <= band:
             sensor.zero_since_ms = None
             return self._alarms.clear(AlarmKind.TANK_PRESSURE_ZERO_WARNING, device, ts_ms, evidence)
@@ -257,15 +262,15 @@ class PressureWatch:
             *self._alarms.clear(AlarmKind.TANK_PRESSURE_OVER_WARNING, device, ts_ms, evidence),
         ]
 
-    def _over_evidence(self, sensor: _Sensor) -> dict[str, JsonScalar]:
+    def _over_evidence(self, sensor: _Sensor) -> OverPressureEvidence:
         """The over-pressure spell so far (or just ended); nulls if the agent saw none since it started."""
         since, last = sensor.over_since_ms, sensor.over_last_ms
-        return {
-            "max_pa": sensor.over_max_pa,
-            "limit_pa": self._rules.over_limit_pa,
-            "duration_s": None if since is None or last is None else (last - since) // 1000,
-            "since": None if since is None else format_ts(since),
-        }
+        return OverPressureEvidence(
+            max_pa=sensor.over_max_pa,
+            limit_pa=self._rules.over_limit_pa,
+            duration_s=None if since is None or last is None else (last - since) // 1000,
+            since=None if since is None else format_ts(since),
+        )
 
     def tick(self, ts_ms: int) -> list[RecordIntent]:
         """The interval records whose end `ts_ms` has passed: call it now and then, and before a clean stop, so
@@ -315,30 +320,30 @@ class PressureWatch:
                 band_warning_days=sensor.band_warning_days,
             )
             out.append(body.intent(ts_ms))
-            if summary.readings:
-                out += self._judge_days(device, body, ts_ms)
+            if share is not None:
+                out += self._judge_days(device, day.isoformat(), body, share, ts_ms)
         return out
 
-    def _judge_days(self, device: str, body: TankPressureBody, ts_ms: int) -> list[RecordIntent]:
+    def _judge_days(
+        self, device: str, day: str, body: TankPressureBody, share_permille: int, ts_ms: int
+    ) -> list[RecordIntent]:
+        """The daily rules on a day with readings (`share_permille` of them outside the band)."""
         rules, alarms = self._rules, self._alarms
         zero_days = body.zero_warning_days or 0
         band_days = body.band_warning_days or 0
-        zero_evidence: dict[str, JsonScalar] = {
-            "day": body.day,
-            "zero_run_s": body.zero_run_s,
-            "warning_days": zero_days,
-            "alarm_days": rules.zero_alarm_days,
-        }
-        band_evidence: dict[str, JsonScalar] = {
-            "day": body.day,
-            "readings": body.readings,
-            "outside_band": body.outside_band,
-            "outside_band_permille": body.outside_band_permille,
-            "limit_permille": rules.band_share_permille,
-            "band_low_pa": rules.band_low_pa,
-            "band_high_pa": rules.band_high_pa,
-            "warning_days": band_days,
-        }
+        zero_evidence = TankPressureZeroAlarmEvidence(
+            day=day, zero_run_s=body.zero_run_s, warning_days=zero_days, alarm_days=rules.zero_alarm_days
+        )
+        band_evidence = BandDaysEvidence(
+            day=day,
+            readings=body.readings,
+            outside_band=body.outside_band,
+            outside_band_permille=share_permille,
+            limit_permille=rules.band_share_permille,
+            band_low_pa=rules.band_low_pa,
+            band_high_pa=rules.band_high_pa,
+            warning_days=band_days,
+        )
         return [
             *alarms.judge(
                 AlarmKind.TANK_PRESSURE_ZERO_ALARM, device, ts_ms, zero_days >= rules.zero_alarm_days, zero_evidence

@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Literal
 
+from agent.contract.evidence import SlowDispenserEvidence, VapourDayEvidence, VapourPumpFaultEvidence
 from agent.contract.records import (
     AlarmKind,
-    JsonScalar,
     RecordIntent,
     TransactionBody,
     VapourBody,
@@ -337,16 +337,18 @@ class VapourWatch:
             nozzle.pump_fault_run = nozzle.pump_fault_run + 1 if starved else 0
         return nozzle
 
-    def _pump_evidence(self, fuelling: Fuelling, run: int) -> dict[str, JsonScalar]:
-        return {
-            "txn_no": fuelling.txn_no,
-            "volume_ml": fuelling.volume_ml,
-            "vapour_ml": fuelling.vapour_ml,
-            "duration_ms": fuelling.duration_ms,
-            "vapour_ml_per_min": round(Fraction((fuelling.vapour_ml or 0) * _MS_PER_MIN, fuelling.duration_ms)),
-            "threshold_ml_per_min": self._rules.pump_fault_vapour_ml_per_min,
-            "consecutive": run,
-        }
+    def _pump_evidence(self, fuelling: Fuelling, run: int) -> VapourPumpFaultEvidence:
+        """Of a counted fuelling, which always has its vapour measured."""
+        vapour_ml = fuelling.vapour_ml or 0
+        return VapourPumpFaultEvidence(
+            txn_no=fuelling.txn_no,
+            volume_ml=fuelling.volume_ml,
+            vapour_ml=vapour_ml,
+            duration_ms=fuelling.duration_ms,
+            vapour_ml_per_min=round(Fraction(vapour_ml * _MS_PER_MIN, fuelling.duration_ms)),
+            threshold_ml_per_min=self._rules.pump_fault_vapour_ml_per_min,
+            consecutive=run,
+        )
 
     @property
     def last_closed(self) -> datetime.date | None:
@@ -459,30 +461,30 @@ class VapourWatch:
     def _day_alarms(self, name: str, body: VapourBody, judgement: _Judgement, ts_ms: int) -> list[RecordIntent]:
         if body.verdict == "inconclusive":
             return []
-        evidence: dict[str, JsonScalar] = {
-            "day": body.day,
-            "rule_set": body.rule_set,
-            "verdict": body.verdict,
-            "judged_fuellings": body.judged_fuellings,
-            "judged_passed": body.judged_passed,
-            "pass_share_permille": body.pass_share_permille,
-            "warning_days": body.warning_days,
-            "daily_fail_days": body.daily_fail_days,
-            "weekly_fail_days": body.weekly_fail_days,
-            "al_mean_permille": body.al_mean_permille,
-            "week_counted": body.week_counted,
-            "week_al_mean_permille": body.week_al_mean_permille,
-        }
+        evidence = VapourDayEvidence(
+            day=body.day,
+            rule_set=body.rule_set,
+            verdict=body.verdict,
+            judged_fuellings=body.judged_fuellings,
+            judged_passed=body.judged_passed,
+            pass_share_permille=body.pass_share_permille,
+            warning_days=body.warning_days,
+            daily_fail_days=body.daily_fail_days,
+            weekly_fail_days=body.weekly_fail_days,
+            al_mean_permille=body.al_mean_permille,
+            week_counted=body.week_counted,
+            week_al_mean_permille=body.week_al_mean_permille,
+        )
         alarms = self._alarms
         failing = body.verdict != "pass"
         out_of_band = judgement.judged.fuellings - judgement.judged.passed
         mostly_slow = failing and 2 * judgement.judged.slow > out_of_band
-        slow_evidence: dict[str, JsonScalar] = {
-            "day": body.day,
-            "out_of_band": out_of_band,
-            "slow": judgement.judged.slow,
-            "slow_flow_ml_per_min": self._rules.slow_flow_ml_per_min,
-        }
+        slow_evidence = SlowDispenserEvidence(
+            day=body.day,
+            out_of_band=out_of_band,
+            slow=judgement.judged.slow,
+            slow_flow_ml_per_min=self._rules.slow_flow_ml_per_min,
+        )
         return [
             *alarms.judge(AlarmKind.VAPOUR_AL_WARNING, name, ts_ms, failing, evidence),
             *(
