@@ -112,7 +112,7 @@ def alarm_evidence(alarm: AlarmBody) -> Evidence | None:
         return None
     cls = evidence_class(AlarmKind(alarm.kind), alarm.state is AlarmState.RAISED)
     where = f"alarm {alarm.kind} evidence"
-    named = {field.name: alarm.evidence[field.name] for field, _ in _shape(cls) if field.name in alarm.evidence}
+    named = {field.name: alarm.evidence[field.name] for field in _shape(cls) if field.name in alarm.evidence}
     return _dataclass(cls, {**named, **cls.pattern_fields(alarm.evidence)}, where)
 
 
@@ -125,30 +125,64 @@ for _cls in BODY_TYPES:
         _CLASS_OF_TYPE[_cls.record_type] = _cls
 
 
-_SHAPES: dict[type, tuple[tuple[dataclasses.Field[Any], Any], ...]] = {}
+_SCALARS = frozenset({int, str, bool, type(None)})
 
 
-def _shape(cls: type) -> tuple[tuple[dataclasses.Field[Any], Any], ...]:
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """A dataclass field as the decoder reads it. `scalars` are the exact JSON types it takes when its type is a
+    plain scalar or a union of them (most fields): those are checked inline, the rest by `_value`."""
+
+    name: str
+    hint: Any
+    scalars: frozenset[type] | None
+    optional: bool
+
+
+_SHAPES: dict[type, tuple[_Field, ...]] = {}
+
+
+def _shape(cls: type) -> tuple[_Field, ...]:
     """A dataclass's fields with their resolved types, worked out once per class."""
     shape = _SHAPES.get(cls)
     if shape is None:
         hints = typing.get_type_hints(cls)
-        shape = _SHAPES[cls] = tuple((field, hints[field.name]) for field in dataclasses.fields(cls))
+        shape = _SHAPES[cls] = tuple(
+            _Field(
+                field.name,
+                hints[field.name],
+                _scalars(hints[field.name]),
+                field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING,
+            )
+            for field in dataclasses.fields(cls)
+        )
     return shape
+
+
+def _scalars(hint: Any) -> frozenset[type] | None:
+    options = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+    return frozenset(options) if all(option in _SCALARS for option in options) else None
 
 
 def _dataclass(cls: type[T], value: dict[str, Any], where: str) -> T:
     arguments: dict[str, Any] = {}
     added_later: dict[str, JsonScalar] = getattr(cls, "added_later", {})
-    for field, hint in _shape(cls):
-        if field.name not in value and field.name in added_later:
-            arguments[field.name] = added_later[field.name]
+    for field in _shape(cls):
+        name = field.name
+        if name not in value:
+            if name in added_later:
+                arguments[name] = added_later[name]
+            elif not field.optional:
+                raise ContractDecodeError(f"{where}: field {name!r} is missing")
             continue
-        if field.name not in value:
-            if field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING:
-                continue
-            raise ContractDecodeError(f"{where}: field {field.name!r} is missing")
-        arguments[field.name] = _value(hint, value[field.name], f"{where}.{field.name}")
+        item = value[name]
+        if field.scalars is None:
+            arguments[name] = _value(field.hint, item, f"{where}.{name}")
+        elif type(item) in field.scalars:
+            arguments[name] = item
+        else:
+            expected = " or ".join(sorted("null" if t is type(None) else t.__name__ for t in field.scalars))
+            raise ContractDecodeError(f"{where}.{name}: expected {expected}, found {item!r}")
     return cls(**arguments)
 
 
