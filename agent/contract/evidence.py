@@ -39,7 +39,7 @@ class Evidence:
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}  # type: ignore[arg-type]
 
     @classmethod
-    def pattern_fields(cls, evidence: dict[str, JsonScalar]) -> dict[str, JsonScalar]:
+    def pattern_fields(cls, evidence: dict[str, JsonScalar]) -> dict[str, object]:
         """The fields a decoder cannot read by name, made from the pattern keys of `evidence` (none here)."""
         return {}
 
@@ -115,9 +115,9 @@ class OutboxRecovered(Evidence):
         return {"duration_s": self.duration_s, "dropped": self.dropped, **by_type}
 
     @classmethod
-    def pattern_fields(cls, evidence: dict[str, JsonScalar]) -> dict[str, JsonScalar]:
+    def pattern_fields(cls, evidence: dict[str, JsonScalar]) -> dict[str, object]:
         by_type = {key.removeprefix("dropped_"): value for key, value in evidence.items() if key.startswith("dropped_")}
-        return {"dropped_by_type": by_type}  # type: ignore[dict-item]
+        return {"dropped_by_type": by_type}
 
 
 @dataclass(frozen=True, slots=True)
