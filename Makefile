@@ -53,7 +53,7 @@ bench: install
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache build *.egg-info lab/*.egg-info
 
-# Regenerates the contract's JSON Schemas in docs/contract/schemas/ from the record bodies in agent/records.py
+# Regenerates the contract's JSON Schemas in docs/contract/schemas/ from the record bodies in agent/contract/records.py
 # (the generator is the lab's: lab/station_lab/contract_docs.py).
 .PHONY: schemas
 schemas: install

@@ -20,6 +20,7 @@ from agent import start_failure
 from agent.config import ConfigError, LoadedConfig
 from agent.config_summary import summary
 from agent.config_validation import load_config
+from agent.contract.records import ChainResetReason
 from agent.ledger.anchor import AnchorError, ChainAnchor, anchor_path, check_seq, load_anchor, save_anchor
 from agent.ledger.chain import GENESIS_PREV
 from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_file, load_key_file
@@ -27,7 +28,6 @@ from agent.ledger.opening import SIDE_FILES, OutboxBusy, lock_outbox, set_aside
 from agent.ledger.suites import Suite
 from agent.locale import LANGUAGES, language_for_zone
 from agent.process import exec_agent
-from agent.records import ChainResetReason
 from agent.setup import agent_version, prepare
 from agent.status import StatusFormatError, no_status_json, read_status
 from agent.status_settings import StatusSection

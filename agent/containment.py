@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from agent.clock import Clock
+from agent.contract.records import InternalErrorBody, RecordIntent
 from agent.logs import repeat_limited
-from agent.records import InternalErrorBody, RecordIntent
 
 log = repeat_limited("agent.containment")
 

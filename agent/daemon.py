@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from agent.clock import Clock, ScaledClock, SystemClock
 from agent.containment import Boundary
+from agent.contract.records import format_ts
 from agent.field.lines import build_poller
 from agent.field.poller import LinePoller
 from agent.health import assess, nozzles_by_controller
@@ -37,7 +38,6 @@ from agent.ledger.recorder_inbox import ChainPosition, RecorderInbox
 from agent.lifecycle import PreviousRun, startup_intents
 from agent.locale import language_for_zone
 from agent.logs import get_logger
-from agent.records import format_ts
 from agent.station.station import Station
 from agent.station_loop import HeartbeatFacts, StationInbox, StationLoop
 from agent.station_view import StationView

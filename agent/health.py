@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from agent.contract.records import AlarmKind, format_ts
 from agent.field.poller import LineStatus
 from agent.ledger.recorder import RecorderStatus
-from agent.records import AlarmKind, format_ts
 from agent.station_view import ActiveAlarm
 from agent.uplink.hj212_status import Hj212Status
 from agent.uplink.session import UplinkStatus

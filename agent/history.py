@@ -7,14 +7,14 @@ is kept a second time: the outbox holds what the platform holds, and a restart r
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import date
 from zoneinfo import ZoneInfo
 
 from agent.config import AgentConfig
+from agent.contract.decode import bodies_of, decode_record
+from agent.contract.records import DailySummaryBody, RecordIntent, RecordType, TankPressureBody, VapourBody
 from agent.ledger.outbox import Outbox
-from agent.records import JsonValue, RecordIntent, RecordType, parse_ts
 from agent.station.daybooks import READ_TYPES, last_closed_of
 from agent.station.leak_watch import hourly_books
 from agent.station.localday import LocalDays
@@ -38,9 +38,9 @@ def station_history(outbox: Outbox, config: AgentConfig, now_ms: int) -> Station
     vapour_since_ms = anchor_ms - (config.vapour.carb_week_days + 1) * DAY_MS
     return StationHistory(
         tank_hours=tank_hours,
-        vapour_days=_bodies(outbox.canonical_since(RecordType.VAPOUR, vapour_since_ms)),
-        pressure=_bodies(outbox.canonical_since(RecordType.TANK_PRESSURE, anchor_ms - DAY_MS)),
-        last_summary=_bodies(summaries[-1:])[0] if summaries else None,
+        vapour_days=bodies_of(VapourBody, outbox.canonical_since(RecordType.VAPOUR, vapour_since_ms)),
+        pressure=bodies_of(TankPressureBody, outbox.canonical_since(RecordType.TANK_PRESSURE, anchor_ms - DAY_MS)),
+        last_summary=bodies_of(DailySummaryBody, summaries[-1:])[0] if summaries else None,
     )
 
 
@@ -54,9 +54,5 @@ def replay(outbox: Outbox, since_ms: int) -> Iterator[RecordIntent]:
 def as_intent(canonical: bytes) -> RecordIntent:
     """A stored record as the station reads it, replayed at start or handed over by the recorder as it is
     committed: one reading for both, so the day's books cannot tell the two apart."""
-    record = json.loads(canonical)
-    return RecordIntent(RecordType(record["type"]), parse_ts(record["ts"]), record["body"])
-
-
-def _bodies(canonical_records: list[bytes]) -> list[dict[str, JsonValue]]:
-    return [json.loads(canonical)["body"] for canonical in canonical_records]
+    record = decode_record(canonical)
+    return RecordIntent(record.type, record.ts_ms, record.body)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from agent.records import (
+from agent.contract.records import (
     AgentStartBody,
     ClockJumpBody,
     ConfigChangeBody,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from agent.clock import Clock, Instant, now_of
 from agent.containment import Boundary
+from agent.contract.records import AgentStopBody, ClockJumpBody, HeartbeatBody, RecordIntent
 from agent.fault_hook import hold_if_asked
 from agent.field.events import DeviceReading, FieldEvent
 from agent.history import as_intent
@@ -27,7 +28,6 @@ from agent.lifecycle import ClockWatch
 from agent.logs import get_logger
 from agent.mailbox import Mailbox
 from agent.pulse import Pulse
-from agent.records import AgentStopBody, HeartbeatBody, RecordIntent
 from agent.station.daybooks import READ_TYPES
 from agent.station.station import Station
 from agent.station_view import LiveNozzles
@@ -231,7 +231,8 @@ class StationLoop:
     def _check_clock(self, now: Instant) -> None:
         jump = self._watch.check(now.wall_ms, now.monotonic_s)
         if jump is not None:
-            log.warning("clock_jump", jump_ms=jump.body["jump_ms"])
+            if isinstance(jump.body, ClockJumpBody):
+                log.warning("clock_jump", jump_ms=jump.body.jump_ms)
             self._submit(jump)
 
     def _heartbeat(self, now: Instant) -> None:

@@ -13,9 +13,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-from agent.records import AlarmState, EventKind, JsonScalar, RecordIntent, RecordType, format_ts
+from agent.contract.records import (
+    AlarmBody,
+    AlarmState,
+    ClockJumpBody,
+    JsonScalar,
+    RecordIntent,
+    TankInventoryBody,
+    TransactionBody,
+    format_ts,
+)
 from agent.station.fsm import Phase
 
 if TYPE_CHECKING:
@@ -160,45 +169,43 @@ class StationView:
 
     def note(self, intent: RecordIntent) -> None:
         body = intent.body
-        if intent.type is RecordType.ALARM:
-            key = (str(body["kind"]), str(body["subject"]))
+        if isinstance(body, AlarmBody):
+            key = (body.kind, body.subject)
             with self._lock:
-                if body["state"] == AlarmState.RAISED:
-                    evidence = cast(dict[str, JsonScalar], body["evidence"])
-                    self._alarms[key] = ActiveAlarm(key[0], key[1], format_ts(intent.ts_ms), evidence)
+                if body.state is AlarmState.RAISED:
+                    self._alarms[key] = ActiveAlarm(key[0], key[1], format_ts(intent.ts_ms), body.evidence)
                 else:
                     self._alarms.pop(key, None)
-        elif intent.type is RecordType.TRANSACTION:
+        elif isinstance(body, TransactionBody):
             sale = LastSale(
-                nozzle=str(body["nozzle"]),
-                dispenser=str(body["dispenser"]),
-                grade=str(body["grade"]),
-                end=str(body["end"]),
-                volume_ml=cast(int, body["volume_ml"]),
-                amount_fen=cast(int, body["amount_fen"]),
+                nozzle=body.nozzle,
+                dispenser=body.dispenser,
+                grade=body.grade,
+                end=body.end,
+                volume_ml=body.volume_ml,
+                amount_fen=body.amount_fen,
             )
             with self._lock:
                 self._sales[sale.nozzle] = sale
-        elif intent.type is RecordType.TANK_INVENTORY:
-            tank = str(body["tank"])
-            known = self._tanks.get(tank)
+        elif isinstance(body, TankInventoryBody):
+            known = self._tanks.get(body.tank)
             level = TankLevel(
-                tank=tank,
-                product=str(body["product"]),
+                tank=body.tank,
+                product=body.product,
                 capacity_ml=None if known is None else known.capacity_ml,
-                volume_ml=cast(int, body["volume_ml"]),
-                volume_20_ml=cast(int, body["volume_20_ml"]),
-                ullage_ml=cast(int, body["ullage_ml"]),
-                height_um=cast(int, body["height_um"]),
-                water_um=cast(int, body["water_um"]),
-                temperature_cC=cast(int, body["temperature_cC"]),
-                delivery_in_progress=cast(bool, body["delivery_in_progress"]),
+                volume_ml=body.volume_ml,
+                volume_20_ml=body.volume_20_ml,
+                ullage_ml=body.ullage_ml,
+                height_um=body.height_um,
+                water_um=body.water_um,
+                temperature_cC=body.temperature_cC,
+                delivery_in_progress=body.delivery_in_progress,
                 ts=format_ts(intent.ts_ms),
             )
             with self._lock:
-                self._tanks[tank] = level
-        elif intent.type is RecordType.EVENT and body.get("kind") == EventKind.CLOCK_JUMP:
-            step = ClockStep(str(body["from_ts"]), str(body["to_ts"]), cast(int, body["jump_ms"]))
+                self._tanks[body.tank] = level
+        elif isinstance(body, ClockJumpBody):
+            step = ClockStep(body.from_ts, body.to_ts, body.jump_ms)
             with self._lock:
                 self._clock_step = step
 

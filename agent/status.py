@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from agent.contract.records import format_ts
 from agent.field.poller import LineStatus
 from agent.health import Health, Problem
 from agent.ledger.outbox import OutboxError, OutboxReader
 from agent.ledger.recorder import RecorderStatus
-from agent.records import format_ts
 from agent.station_view import ActiveAlarm, ClockStep, LastSale, NozzleNow, TankLevel
 from agent.uplink.hj212_status import Hj212Status
 from agent.uplink.session import UplinkStatus

@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from agent.contract.records import AlarmKind, parse_ts
 from agent.health import Health, Problem
 from agent.locale import LANGUAGES, translations
-from agent.records import AlarmKind, parse_ts
 from agent.start_failure import StartFailure
 from agent.status import AgentStatus
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 
-from agent.records import RecordIntent, parse_ts
+from agent.contract.records import RecordIntent, parse_ts
 from agent.station.alarms import AlarmBook
 from agent.station.pressure import PressureSettings, PressureWatch
 from drivers.readings import PressureReading

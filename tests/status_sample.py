@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
+from agent.contract.records import parse_ts
 from agent.field.poller import DeviceStatus, LineStatus
 from agent.health import assess
 from agent.ledger.recorder import RecorderStatus
-from agent.records import parse_ts
 from agent.station_view import ActiveAlarm, ClockStep, LastSale, NozzleNow, TankLevel
 from agent.status import AgentStatus, Backlog, ClockStatus, DiskStatus
 from agent.uplink.hj212_status import Hj212Status

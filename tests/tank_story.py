@@ -7,7 +7,9 @@ detector is set to judge quickly (a two-day window) so that the story stays shor
 
 from __future__ import annotations
 
-from agent.records import ReconciliationBody, RecordIntent, format_ts, parse_ts
+import dataclasses
+
+from agent.contract.records import ReconciliationBody, RecordIntent, format_ts, parse_ts
 from agent.station.alarms import AlarmBook
 from agent.station.leak import LeakSettings
 from agent.station.leak_watch import LeakWatch
@@ -53,7 +55,7 @@ def hourly_books(hours: int = 220) -> list[RecordIntent]:
         )
         books.append(body.intent(start + HOUR_MS))
         if (hour + 1) % 24 == 0:
-            day = ReconciliationBody(**{**body.intent(0).body, "period": "day"})  # type: ignore[arg-type]
+            day = dataclasses.replace(body, period="day")
             books.append(day.intent(start + HOUR_MS))
         volume = closing
     return books

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from raw_body import RawBody
 from test_contract_docs import FlakyOutbox
 from test_station import BINDING, RULES, Forecourt
 
@@ -27,18 +28,8 @@ from agent.commands.replay_file import load_replay
 from agent.commands.settings import CommandsSection
 from agent.config import AgentConfig
 from agent.containment import Boundary
-from agent.field.events import DeviceOffline, DeviceOnline
-from agent.history import as_intent, replay, station_history
-from agent.ledger.canonical import canonical_bytes
-from agent.ledger.chain import SealedRecord
-from agent.ledger.keys import generate_key_file, load_key_file
-from agent.ledger.outbox import OutboxError
-from agent.ledger.recorder import KeyRotationFailed, Recorder
-from agent.ledger.recorder_inbox import KeyRotated
-from agent.ledger.settings import OutboxSection
-from agent.ledger.suites import Suite, kid_of
-from agent.lifecycle import PreviousRun, startup_intents
-from agent.records import (
+from agent.contract.canonical import canonical_bytes
+from agent.contract.records import (
     AgentStartBody,
     AgentStopBody,
     AlarmKind,
@@ -49,6 +40,16 @@ from agent.records import (
     UncleanStopBody,
     format_ts,
 )
+from agent.field.events import DeviceOffline, DeviceOnline
+from agent.history import as_intent, replay, station_history
+from agent.ledger.chain import SealedRecord
+from agent.ledger.keys import generate_key_file, load_key_file
+from agent.ledger.outbox import OutboxError
+from agent.ledger.recorder import KeyRotationFailed, Recorder
+from agent.ledger.recorder_inbox import KeyRotated
+from agent.ledger.settings import OutboxSection
+from agent.ledger.suites import Suite, kid_of
+from agent.lifecycle import PreviousRun, startup_intents
 from agent.station.daybooks import READ_TYPES, DayBooks, DaySettings
 from agent.station.settings import StationSection
 from agent.station.station import Station
@@ -308,8 +309,8 @@ def test_after_a_restart_no_day_closes_before_the_start_record_is_back() -> None
     for intent in resumed:
         again.note(intent)
     (summary,) = again.close_days(now_ms)
-    down = summary.body["agent_down"]
-    assert isinstance(down, dict) and down["seconds"] == 2 * 3600 and summary.body["complete"] is False
+    down = summary.body.as_json()["agent_down"]
+    assert isinstance(down, dict) and down["seconds"] == 2 * 3600 and summary.body.complete is False
 
 
 def test_a_record_dated_past_the_close_time_lets_the_day_close_without_the_start() -> None:
@@ -318,7 +319,7 @@ def test_a_record_dated_past_the_close_time_lets_the_day_close_without_the_start
     now_ms = local(0, 30, day=NEXT)
     again, _ = restart(crashed_run(local(0, 5, day=NEXT)), now_ms)
     (summary,) = again.close_days(now_ms)
-    assert summary.body["day"] == "2027-01-15" and summary.body["complete"] is True
+    assert summary.body.day == "2027-01-15" and summary.body.complete is True
 
 
 @pytest.mark.parametrize("unread", [RecordType.TANK_INVENTORY, RecordType.VAPOUR, RecordType.DAILY_SUMMARY])
@@ -326,7 +327,7 @@ def test_records_the_replay_does_not_read_do_not_move_the_books(unread: RecordTy
     """A record of a type the replay leaves out, made after the crashed run's last counted record, is ignored live
     as it is on replay: the agent's down time runs from the last record the replay reads, both ways."""
     before = crashed_run(local(22))
-    later = RecordIntent(unread, local(23), {"tank": "T1"})
+    later = RecordIntent(unread, local(23), RawBody({"tank": "T1"}))
     summaries = []
     for fed in ([*before, later], before):
         books = DayBooks(DAILY, ZONE, "2027-01-14", local(0))
@@ -334,6 +335,6 @@ def test_records_the_replay_does_not_read_do_not_move_the_books(unread: RecordTy
             books.note(record)
         books.note(AgentStartBody(version="t", config_sha256=CONFIG_SHA256, kid="k").intent(local(1, day=NEXT)))
         (summary,) = books.close(date(2027, 1, 15), local(1, day=NEXT))
-        summaries.append(canonical_bytes(summary.body))
+        summaries.append(canonical_bytes(summary.body.as_json()))
     assert summaries[0] == summaries[1]
     assert json.loads(summaries[0])["agent_down"]["seconds"] == 2 * 3600

@@ -7,8 +7,8 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.ledger.canonical import INT_LIMIT, NotCanonicalisable, canonical_bytes
-from agent.records import EventKind
+from agent.contract.canonical import INT_LIMIT, NotCanonicalisable, canonical_bytes
+from agent.contract.records import EventKind
 
 KEYS = st.text(min_size=0, max_size=8)
 SCALARS = (

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from station_rig import STATION, StationRig, wait_until
 
 from agent.clock import SystemClock
+from agent.contract.records import ChainResetReason, HeartbeatBody
 from agent.ledger.anchor import RESERVE, AnchorKeeper, ChainAnchor, anchor_path, load_anchor
 from agent.ledger.chain import ChainHead
 from agent.ledger.continuity import Continue, OutboxState, Refuse, Reset, judge
@@ -30,7 +31,6 @@ from agent.ledger.opening import OutboxRefused, open_outbox
 from agent.ledger.outbox import OutboxReader
 from agent.ledger.recorder import Recorder
 from agent.ledger.settings import OutboxSection
-from agent.records import ChainResetReason, HeartbeatBody
 from simulators.broker import MosquittoBroker
 from simulators.platform.report import StationReport
 from simulators.platform.store import Store

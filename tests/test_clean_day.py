@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from agent.contract.records import RecordType
 from agent.field.events import DeviceReading
-from agent.records import RecordType
 from agent.station.nozzle import NozzleBinding, Tap
 from agent.station.settings import MeteringSection
 from agent.station.station import Station
@@ -102,10 +102,10 @@ def test_a_clean_day_gives_every_sale_once_and_no_alarm() -> None:
             made += station.on_event(DeviceReading(name, "bus", ts_ms + offset, reading))
         made += station.tick(ts_ms + len(polled))
 
-    alarms = [intent.body for intent in made if intent.type == RecordType.ALARM]
+    alarms = [intent.body.as_json() for intent in made if intent.type == RecordType.ALARM]
     assert alarms == []
     recorded = {
-        (intent.body["nozzle"], intent.body["txn_no"]): intent.body
+        (intent.body.nozzle, intent.body.txn_no): intent.body.as_json()
         for intent in made
         if intent.type == RecordType.TRANSACTION
     }

@@ -23,6 +23,7 @@ from agent.commands.replay import ReplayMemory
 from agent.commands.replay_file import ReplayFileError, load_replay, save_replay
 from agent.commands.settings import CommandsSection
 from agent.containment import Boundary
+from agent.contract.records import HeartbeatBody, RecordIntent, format_ts
 from agent.ledger.chain import seal
 from agent.ledger.key_rotation import (
     destroy_key_file,
@@ -38,7 +39,6 @@ from agent.ledger.recorder import KeyRotationFailed, Recorder
 from agent.ledger.recorder_inbox import KeyRotated
 from agent.ledger.settings import OutboxSection
 from agent.ledger.suites import PublicKey, Suite
-from agent.records import HeartbeatBody, RecordIntent, format_ts
 from simulators.platform.command import sign_command
 from simulators.platform.rotation import announced_key
 
@@ -290,7 +290,7 @@ class FakePorts:
         return done
 
     def events(self) -> list[dict[str, Any]]:
-        return [intent.body for intent in self.intents]
+        return [intent.body.as_json() for intent in self.intents]
 
 
 @pytest.fixture

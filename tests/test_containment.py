@@ -7,8 +7,8 @@ from station_rig import wait_until
 
 from agent.clock import SystemClock
 from agent.containment import FAILING_AFTER, MAX_PAUSE_S, Boundary, describe
+from agent.contract.records import EventKind, RecordIntent, RecordType
 from agent.field.events import DeviceOnline
-from agent.records import EventKind, RecordIntent, RecordType
 from agent.station_loop import HeartbeatFacts, StationLoop
 
 
@@ -37,7 +37,7 @@ def test_an_error_is_contained_and_recorded_with_its_loop_item_and_class() -> No
     with boundary.contain("ack message"):
         int("9" * 5000)
     assert len(records) == 1
-    body = records[0].body
+    body = records[0].body.as_json()
     assert records[0].type is RecordType.EVENT
     assert body["kind"] == EventKind.INTERNAL_ERROR
     assert (body["loop"], body["item"], body["error"], body["count"]) == ("uplink", "ack message", "ValueError", 1)
@@ -54,11 +54,11 @@ def test_errors_within_the_interval_are_counted_into_the_next_record() -> None:
         with boundary.contain("cmd message"):
             raise RecursionError("deep")
         clock.now += 1.0
-    assert [r.body["count"] for r in records] == [1]
+    assert [r.body.count for r in records] == [1]
     clock.now += 60.0
     with boundary.contain("cmd message"):
         raise KeyError("x")
-    assert [r.body["count"] for r in records] == [1, 50]
+    assert [r.body.count for r in records] == [1, 50]
     assert boundary.status().errors == 51
 
 
@@ -145,7 +145,7 @@ def test_the_station_loop_contains_a_failing_event_and_handles_the_next() -> Non
         assert loop.alive()
     finally:
         loop.stop("stopped")
-    errors = [r.body for r in records if r.body.get("kind") == EventKind.INTERNAL_ERROR]
+    errors = [r.body.as_json() for r in records if getattr(r.body, "kind", None) == EventKind.INTERNAL_ERROR]
     assert [(e["loop"], e["item"], e["error"]) for e in errors] == [
         ("station", "event DeviceOnline", "ZeroDivisionError")
     ]

@@ -31,15 +31,8 @@ from tank_story import tank_story
 from vapour_story import vapour_story
 
 from agent.clock import SystemClock
-from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, DeviceValueFaults, LineHealth
-from agent.ledger.chain import ChainHead, SealedRecord, seal
-from agent.ledger.integrity import Damage, damage_alarm
-from agent.ledger.keys import DeviceKey
-from agent.ledger.outbox import Outbox, OutboxError, OutboxFull, OutboxReader, StoredRecord
-from agent.ledger.recorder import Recorder
-from agent.ledger.settings import OutboxSection
-from agent.ledger.suites import Suite, kid_of
-from agent.records import (
+from agent.contract.decode import decode_body
+from agent.contract.records import (
     BODY_TYPES,
     AckRefusal,
     AckRefusedBody,
@@ -85,6 +78,14 @@ from agent.records import (
     VapourBody,
     parse_ts,
 )
+from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, DeviceValueFaults, LineHealth
+from agent.ledger.chain import ChainHead, SealedRecord, seal
+from agent.ledger.integrity import Damage, damage_alarm
+from agent.ledger.keys import DeviceKey
+from agent.ledger.outbox import Outbox, OutboxError, OutboxFull, OutboxReader, StoredRecord
+from agent.ledger.recorder import Recorder
+from agent.ledger.settings import OutboxSection
+from agent.ledger.suites import Suite, kid_of
 from agent.station.devices import OPTIONAL_GAUGE_REPORTS
 from agent.station.nozzle import NozzleBinding, Tap
 from agent.station.settings import MeteringSection, VerificationSection
@@ -842,12 +843,12 @@ def test_alarm_evidence_is_exactly_what_the_contract_documents(made_alarms: list
 
 
 def test_every_alarm_kind_of_the_agent_is_documented() -> None:
-    """An alarm kind added to agent.records.AlarmKind without its evidence documented here fails."""
+    """An alarm kind added to agent.contract.records.AlarmKind without its evidence documented here fails."""
     assert set(contract_docs.ALARM_KINDS) == {str(kind) for kind in AlarmKind}
 
 
 def test_samples_cover_every_body_type() -> None:
-    """Adding a body class to agent.records without a sample here fails."""
+    """Adding a body class to agent.contract.records without a sample here fails."""
     assert {type(body) for body in SAMPLES} == set(BODY_TYPES)
 
 
@@ -1148,7 +1149,7 @@ def test_example_is_what_the_agent_makes(example: Json) -> None:
     assert transaction["body"] == dataclasses.asdict(TransactionBody(**transaction["body"]))
     key = DeviceKey.from_private(Ed25519PrivateKey.from_private_bytes(RFC8032_TEST1_SECRET))
     records = [item["record"] for item in example["records"]]
-    intents = [RecordIntent(RecordType(r["type"]), parse_ts(r["ts"]), r["body"]) for r in records]
+    intents = [decode_body(RecordType(r["type"]), r["body"]).intent(parse_ts(r["ts"])) for r in records]
     head = ChainHead(records[0]["seq"] - 1, records[0]["prev"], None)
     resealed, _ = seal(intents, head, records[0]["station"], key)
     for record, item in zip(resealed, example["records"], strict=True):

@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from agent.records import RecordType
+from agent.contract.records import RecordType
 from agent.uplink.settings import UplinkSection
 from station_lab import contract_docs
 

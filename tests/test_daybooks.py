@@ -12,11 +12,13 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import TypeAdapter, ValidationError
 
-from agent.records import (
+from agent.contract.decode import decode_as
+from agent.contract.records import (
     AgentStartBody,
     AgentStopBody,
     AlarmBody,
     AlarmState,
+    DailySummaryBody,
     DeviceOfflineBody,
     DeviceOnlineBody,
     HeartbeatBody,
@@ -142,7 +144,7 @@ def close_due(books: DayBooks, now_ms: int) -> list[RecordIntent]:
 
 def summary_of(made: list[RecordIntent]) -> dict[str, Any]:
     (record,) = made
-    body: dict[str, Any] = json.loads(json.dumps(record.body))
+    body: dict[str, Any] = json.loads(json.dumps(record.body.as_json()))
     return body
 
 
@@ -327,7 +329,7 @@ def test_a_late_restart_closes_every_missed_day() -> None:
     assert books.due(now + 1) == [date(2026, 11, 27), date(2026, 11, 28), date(2026, 11, 29)]
     made = close_due(books, now + 1)
     assert [record.cursors[0].value for record in made] == [20261127, 20261128, 20261129]
-    crash, *dark = [json.loads(json.dumps(record.body)) for record in made]
+    crash, *dark = [json.loads(json.dumps(record.body.as_json())) for record in made]
     assert crash["agent_down"]["seconds"] == 12 * 3600
     assert periods(crash["agent_down"]) == [("11-27 12:00", "11-28 00:00")]
     assert crash["nozzles"][0]["volume_ml"] == 30_000
@@ -347,8 +349,10 @@ def test_a_device_down_across_midnight_and_a_restart_stays_down_from_the_summary
     made = close_due(first, at("2026-11-28 00:15"))
     after = [*made, beat(at("2026-11-28 05:00"))]
     feed(first, after)
-    last_summary = json.loads(json.dumps(made[0].body))
-    second = DayBooks(SETTINGS, SHANGHAI, "2026-11-27", at("2026-11-28 07:00"), last_summary=last_summary)
+    last_summary = json.loads(json.dumps(made[0].body.as_json()))
+    second = DayBooks(
+        SETTINGS, SHANGHAI, "2026-11-27", at("2026-11-28 07:00"), last_summary=decode_as(DailySummaryBody, last_summary)
+    )
     feed(second, after)
     feed(second, [*crashed(at("2026-11-28 07:00"), at("2026-11-28 05:00")), offline("pc2", at("2026-11-28 07:01"))])
     feed(second, [online("pc2", at("2026-11-28 08:00"))])
@@ -420,10 +424,10 @@ def test_a_change_of_zone_between_runs_leaves_no_gap_and_no_overlap() -> None:
     first = books_for("2026-11-26", at("2026-11-27 00:00"))
     feed(first, [beat(at("2026-11-27 00:00:30"))])
     made = close_due(first, at("2026-11-28 00:15"))
-    last = json.loads(json.dumps(made[0].body))
+    last = json.loads(json.dumps(made[0].body.as_json()))
     assert last["end"] == "2026-11-27T16:00:00.000Z"
     now = at("2026-11-27 18:00", berlin)
-    second = DayBooks(SETTINGS, berlin, "2026-11-27", now, last_summary=last)
+    second = DayBooks(SETTINGS, berlin, "2026-11-27", now, last_summary=decode_as(DailySummaryBody, last))
     assert second.replay_from_ms == at("2026-11-28 00:00")
     feed(second, [*made, started(now), sale(at("2026-11-27 20:00", berlin), "D01-N1", "92", 10_000, 1_000)])
     assert second.due(at("2026-11-29 00:14", berlin)) == []

@@ -18,10 +18,10 @@ from outside_verifier import Wiretap, independent_verify
 from paho.mqtt.enums import CallbackAPIVersion
 from station_rig import STATION, StationRig, wait_until
 
+from agent.contract.records import HeartbeatBody
 from agent.ledger.anchor import anchor_path, load_anchor
 from agent.ledger.chain import seal
 from agent.ledger.outbox import Outbox, OutboxFull, OutboxReader
-from agent.records import HeartbeatBody
 from simulators.broker import MosquittoBroker
 
 pytestmark = pytest.mark.slow

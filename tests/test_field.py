@@ -13,9 +13,9 @@ from station_rig import wait_until
 
 from agent.clock import SystemClock
 from agent.containment import Boundary
+from agent.contract.records import RecordIntent
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, DeviceValueFaults, FieldEvent
 from agent.field.poller import LinePoller, PolledDevice
-from agent.records import RecordIntent
 from drivers.device import DeviceDriver
 from drivers.modbus.master import SerialRtuMaster, TcpMaster
 from drivers.profile_validation import load_profile

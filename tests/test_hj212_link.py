@@ -20,15 +20,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from raw_body import RawBody
 
 from agent.clock import SystemClock
 from agent.containment import Boundary
+from agent.contract.records import RecordIntent, RecordType
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, StoredRecord
 from agent.ledger.recorder import Recorder
 from agent.ledger.settings import OutboxSection
 from agent.pulse import Pulse
-from agent.records import RecordIntent, RecordType
 from agent.uplink import hj212_requests
 from agent.uplink.hj212 import Hj212Uplink
 from agent.uplink.hj212_settings import Hj212Section
@@ -112,7 +113,7 @@ class Station:
 
 
 def intent(record_type: RecordType, ts_ms: int, **body: object) -> RecordIntent:
-    return RecordIntent(record_type, ts_ms, dict(body))  # type: ignore[arg-type]
+    return RecordIntent(record_type, ts_ms, RawBody(dict(body)))  # type: ignore[arg-type]
 
 
 @pytest.fixture

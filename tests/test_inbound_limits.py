@@ -21,7 +21,7 @@ from agent.commands.settings import CommandsSection
 from agent.config import ConfigError
 from agent.config_validation import load_config
 from agent.containment import Boundary
-from agent.records import RecordIntent
+from agent.contract.records import RecordIntent
 from agent.uplink.backoff import Backoff
 from agent.uplink.delivery import ack_refusal
 from agent.uplink.inbound_json import InboundJsonError, JsonLimits, load_json, nesting_depth
@@ -144,7 +144,9 @@ class FakePorts:
         )
 
     def refused(self) -> list[dict[str, Any]]:
-        return [intent.body for intent in self.intents if intent.body.get("kind") == "command_refused"]
+        return [
+            intent.body.as_json() for intent in self.intents if getattr(intent.body, "kind", None) == "command_refused"
+        ]
 
 
 class Clock:
@@ -212,7 +214,9 @@ class TestDesk:
         commands.post(UNSIGNED)
         commands.start()
         commands.stop()
-        errors = [intent.body for intent in fake.intents if intent.body.get("kind") == "internal_error"]
+        errors = [
+            intent.body.as_json() for intent in fake.intents if getattr(intent.body, "kind", None) == "internal_error"
+        ]
         assert [(e["loop"], e["error"]) for e in errors] == [("commands", "RuntimeError")]
         assert len(fake.replies) == 1, "the message after the failing one was answered"
 

@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from raw_body import RawBody
 
+from agent.contract.records import AlarmBody, AlarmState, Cursor, HeartbeatBody, RecordIntent, RecordType
 from agent.ledger.chain import GENESIS_PREV, ChainHead, Signer, seal
 from agent.ledger.keys import DeviceKey, KeyFileError, generate_key_file, load_key_file
 from agent.ledger.outbox import Outbox, OutboxFull, OutboxReader
 from agent.ledger.recorder import MAX_BATCH, Recorder
 from agent.ledger.settings import OutboxSection
 from agent.ledger.suites import Suite, kid_of
-from agent.records import AlarmBody, AlarmState, Cursor, HeartbeatBody, RecordIntent, RecordType
 
 STATION = "TEST-0001"
 
@@ -83,7 +84,7 @@ class TestSealing:
 
     def test_canonical_bytes_are_sorted_and_compact(self) -> None:
         """Canonical bytes follow RFC 8785: sorted keys, no spaces, UTF-8 as is."""
-        intent = RecordIntent(RecordType.EVENT, 0, {"z": 1, "a": "油", "m": [True, None]})
+        intent = RecordIntent(RecordType.EVENT, 0, RawBody({"z": 1, "a": "油", "m": [True, None]}))
         (record,), _ = seal([intent], ChainHead.genesis(), "S", fixed_key())
         assert (
             record.canonical
@@ -175,7 +176,7 @@ class TestOutbox:
     def test_cursors_commit_with_their_record(self, tmp_path: Path) -> None:
         """A cursor carried by an intent is stored in the same commit as the record."""
         outbox = Outbox(tmp_path / "o.sqlite", 64 * 1024**2)
-        intent = RecordIntent(RecordType.TRANSACTION, 1, {"n": 1}, (Cursor("nozzle:N1:txn", 41),))
+        intent = RecordIntent(RecordType.TRANSACTION, 1, RawBody({"n": 1}), (Cursor("nozzle:N1:txn", 41),))
         records, _ = seal([intent], outbox.head(), STATION, fixed_key())
         outbox.append(records)
         assert outbox.cursors() == {"nozzle:N1:txn": 41}
@@ -189,7 +190,7 @@ class TestOutbox:
         with pytest.raises(OutboxFull):
             for _ in range(1000):
                 records, next_head = seal(
-                    [RecordIntent(RecordType.EVENT, 0, {"pad": "x" * 2000})] * 20, head, STATION, fixed_key()
+                    [RecordIntent(RecordType.EVENT, 0, RawBody({"pad": "x" * 2000}))] * 20, head, STATION, fixed_key()
                 )
                 outbox.append(records)
                 head, stored = next_head, stored + len(records)
@@ -244,7 +245,7 @@ class TestRecorder:
         its type, and the intents around it are sealed without a gap."""
         recorder, outbox = self._recorder(tmp_path)
         recorder.submit(heartbeat(1, n=1))
-        recorder.submit(RecordIntent(RecordType.EVENT, 2, {"volume_l": 41.23}))
+        recorder.submit(RecordIntent(RecordType.EVENT, 2, RawBody({"volume_l": 41.23})))  # type: ignore[dict-item]
         recorder.submit(heartbeat(3, n=3))
         recorder.start()
         recorder.stop()
@@ -262,7 +263,7 @@ class TestRecorder:
         the alarm is cleared with the count of 3."""
         recorder, outbox = self._recorder(tmp_path)
         for n in range(3):
-            recorder.submit(RecordIntent(RecordType.HEARTBEAT, n, {"uptime_s": 2**53 + n}))
+            recorder.submit(RecordIntent(RecordType.HEARTBEAT, n, RawBody({"uptime_s": 2**53 + n})))
         recorder.submit(heartbeat(5, n=5))
         recorder.start()
         recorder.stop()
@@ -290,7 +291,7 @@ class TestRecorder:
         recorder, outbox = self._recorder(tmp_path, max_bytes=1024**2, pending_limit=100)
         outbox.set_max_bytes(256 * 1024)
         recorder.start()
-        big = RecordIntent(RecordType.EVENT, 0, {"pad": "x" * 3000})
+        big = RecordIntent(RecordType.EVENT, 0, RawBody({"pad": "x" * 3000}))
         for _ in range(200):
             recorder.submit(big)
         wait_until(lambda: recorder.status().state == "full")

@@ -15,6 +15,7 @@ from test_station import BINDING, RULES
 
 from agent.clock import now_of
 from agent.containment import Boundary
+from agent.contract.records import AgentStartBody, HeartbeatBody, RecordIntent, RecordType
 from agent.field.events import DeviceReading, FieldEvent
 from agent.field.poller import LinePoller, PolledDevice
 from agent.ledger.chain import SealedRecord
@@ -23,7 +24,6 @@ from agent.ledger.outbox import Outbox, OutboxReader
 from agent.ledger.recorder import ACK_SAVE_INTERVAL_S, MAX_BATCH, Recorder
 from agent.ledger.recorder_inbox import Stop
 from agent.ledger.settings import OutboxSection
-from agent.records import AgentStartBody, HeartbeatBody, RecordIntent, RecordType
 from agent.station.station import Station
 from agent.station_loop import HeartbeatFacts, StationInbox, StationLoop
 from drivers.readings import TankGaugeReading

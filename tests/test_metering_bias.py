@@ -165,7 +165,7 @@ class TestStation:
             if alarms(court.out):
                 break
         assert alarms(court.out) == [("metering_bias", "raised")]
-        (raised,) = [i.body for i in court.out if i.body.get("kind") == "metering_bias"]
+        (raised,) = [i.body.as_json() for i in court.out if getattr(i.body, "kind", None) == "metering_bias"]
         evidence = raised["evidence"]
         assert evidence["direction"] == "over" and evidence["sales"] <= limit
         assert evidence["bias_low_ppm"] <= 4000 <= evidence["bias_high_ppm"]
@@ -185,7 +185,7 @@ class TestStation:
         steady = started()
         for size in sizes:
             fuel_biased(steady, size, 0.0038)
-        raised_at = [i.body["evidence"]["txn_no"] for i in steady.out if i.body.get("kind") == "metering_bias"]
+        raised_at = [i.body.evidence["txn_no"] for i in steady.out if getattr(i.body, "kind", None) == "metering_bias"]
         first = started()
         for size in sizes[:2]:
             fuel_biased(first, size, 0.0038)
@@ -197,7 +197,7 @@ class TestStation:
         second.poll()
         for size in sizes[2:]:
             fuel_biased(second, size, 0.0038)
-        again = [i.body["evidence"]["txn_no"] for i in second.out if i.body.get("kind") == "metering_bias"]
+        again = [i.body.evidence["txn_no"] for i in second.out if getattr(i.body, "kind", None) == "metering_bias"]
         assert raised_at and again == raised_at
 
 

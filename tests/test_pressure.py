@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 import pytest
 from pressure_story import DAY_MS, FIRST_DAY, QUICK, START_MS, STEP_MS, pressure_story
 
-from agent.records import JsonValue, RecordIntent, RecordType, format_ts
+from agent.contract.decode import decode_as
+from agent.contract.records import JsonValue, RecordIntent, RecordType, TankPressureBody, format_ts
 from agent.station.alarms import AlarmBook
 from agent.station.pressure import PressureSettings, PressureWatch
 from drivers.readings import PressureReading
@@ -19,15 +20,11 @@ HOUR_MS = 3_600_000
 
 def alarms(made: Sequence[RecordIntent]) -> list[tuple[str, str, str]]:
     """(kind, state, when) of each alarm made."""
-    return [
-        (str(i.body["kind"]), str(i.body["state"]), format_ts(i.ts_ms)[5:16])
-        for i in made
-        if i.type is RecordType.ALARM
-    ]
+    return [(str(i.body.kind), str(i.body.state), format_ts(i.ts_ms)[5:16]) for i in made if i.type is RecordType.ALARM]
 
 
 def records(made: Sequence[RecordIntent], period: str) -> list[dict[str, JsonValue]]:
-    return [i.body for i in made if i.type is RecordType.TANK_PRESSURE and i.body["period"] == period]
+    return [i.body.as_json() for i in made if i.type is RecordType.TANK_PRESSURE and i.body.period == period]
 
 
 def feed(watch: PressureWatch, readings: Sequence[tuple[int, int]], device: str = "ps1") -> list[RecordIntent]:
@@ -77,7 +74,7 @@ def test_zero_pressure_must_last_longer_than_twelve_hours_by_the_clock() -> None
     assert alarms(feed(watch, steady(0, 0, 12 * HOUR_MS + 1, 60_000))) == []
     made = feed(watch, [(12 * HOUR_MS + 60_000, 20)])
     assert alarms(made) == [("tank_pressure_zero_warning", "raised", "03-01T12:01")]
-    assert made[-1].body["evidence"] == {
+    assert made[-1].body.evidence == {
         "pressure_pa": 20,
         "run_s": 43_260,
         "band_pa": 50,
@@ -123,7 +120,7 @@ def test_over_pressure_warns_at_once_and_alarms_only_if_it_lasts_five_minutes() 
     assert [kind for kind, _, _ in alarms(long)] == ["tank_pressure_over_warning", "tank_pressure_over_alarm"]
     raised = [i for i in long if i.type is RecordType.ALARM][1]
     assert raised.ts_ms == START_MS + 700_000
-    assert raised.body["evidence"] == {
+    assert raised.body.evidence == {
         "max_pa": 1_400,
         "limit_pa": 1_000,
         "duration_s": 300,
@@ -196,10 +193,11 @@ def test_a_restart_at_an_interval_boundary_resumes_from_the_records(restart_hour
             at = day * DAY_MS + offset
             if at % HOUR_MS == 0 and at // HOUR_MS in restart_hours:
                 made += watch.tick(START_MS + at)  # the clean stop
-                bodies = [i.body for i in made if i.type is RecordType.TANK_PRESSURE]
+                bodies = [i.body.as_json() for i in made if i.type is RecordType.TANK_PRESSURE]
                 last_day = max((n for n, b in enumerate(bodies) if b["period"] == "day"), default=0)
                 cursors = {c.key: c.value for i in made for c in i.cursors}
-                watch = PressureWatch(QUICK, AlarmBook(cursors), bodies[last_day:])
+                history = [decode_as(TankPressureBody, body) for body in bodies[last_day:]]
+                watch = PressureWatch(QUICK, AlarmBook(cursors), history)
             made += watch.on_reading("ps1", PressureReading(shape(day, offset)), START_MS + at)
         made += watch.close_day(FIRST_DAY + datetime.timedelta(days=day), START_MS + (day + 1) * DAY_MS)
     assert records(made, "day") == records(expected, "day")

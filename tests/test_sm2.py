@@ -27,6 +27,7 @@ from agent.commands.envelope import Command, Limits, Refused, check_envelope
 from agent.commands.platform_key import load_platform_key
 from agent.config import ConfigError
 from agent.config_validation import load_config
+from agent.contract.records import HeartbeatBody, parse_ts
 from agent.ledger.anchor import AnchorKeeper, anchor_path
 from agent.ledger.chain import ChainHead, seal
 from agent.ledger.keys import KeySpec, generate_key_file, load_key_file
@@ -35,7 +36,6 @@ from agent.ledger.recorder import Recorder
 from agent.ledger.settings import OutboxSection
 from agent.ledger.sm2 import Sm2PrivateKey, Sm2PublicKey
 from agent.ledger.suites import Suite, sm3_hex
-from agent.records import HeartbeatBody, parse_ts
 from simulators.platform.audit import audit
 from simulators.platform.keys import StationKey, keyring, load_public_key
 from simulators.platform.rotation import announced_key

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.contract.records import ReconciliationBody, RecordIntent, RecordType, format_ts
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, LineHealth
 from agent.lifecycle import ClockWatch, PreviousRun, startup_intents
-from agent.records import RecordIntent, RecordType, format_ts
 from agent.station.fsm import TRANSITIONS, NozzleFsm, Phase, Step
 from agent.station.metering import advance, check_totalizer, judge_volume, sale_number_step, signed
 from agent.station.nozzle import NozzleBinding, Tap
@@ -54,11 +54,11 @@ IDLE = NozzleReading(
 
 
 def kinds(intents: list[RecordIntent]) -> list[tuple[str, str | None]]:
-    return [(str(i.type), i.body.get("kind") if i.type != RecordType.TRANSACTION else None) for i in intents]
+    return [(str(i.type), getattr(i.body, "kind", None) if i.type != RecordType.TRANSACTION else None) for i in intents]
 
 
 def alarms(intents: list[RecordIntent]) -> list[tuple[object, object]]:
-    return [(i.body["kind"], i.body["state"]) for i in intents if i.type == RecordType.ALARM]
+    return [(i.body.kind, i.body.state) for i in intents if i.type == RecordType.ALARM]
 
 
 class Forecourt:
@@ -200,7 +200,7 @@ class TestSales:
         court = started()
         made = court.fuel(30_120)
         (sale,) = [i for i in made if i.type == RecordType.TRANSACTION]
-        body = sale.body
+        body = sale.body.as_json()
         assert (body["volume_ml"], body["pulse_volume_ml"], body["deviation_ppm"]) == (30_120, 30_120, 0)
         assert (body["vapour_ml"], body["al_permille"]) == (33_130, 1100)
         assert body["totalizer_volume_ml_before"] == 1_000_000 and body["totalizer_volume_ml_after"] == 1_030_120
@@ -216,9 +216,9 @@ class TestSales:
         court.fuel(25_000, reported_ml=25_250)
         raised = [i for i in court.out if i.type == RecordType.ALARM]
         assert alarms(court.out) == [("metering_deviation", "raised"), ("metering_bias", "raised")]
-        assert raised[0].body["evidence"]["volume_ml"] == 20_200
-        assert raised[0].body["evidence"]["pulse_volume_ml"] == 20_000
-        assert raised[0].body["evidence"]["deviation_ppm"] == 10_000
+        assert raised[0].body.evidence["volume_ml"] == 20_200
+        assert raised[0].body.evidence["pulse_volume_ml"] == 20_000
+        assert raised[0].body.evidence["deviation_ppm"] == 10_000
         court.fuel(18_000)
         assert alarms(court.out) == [
             ("metering_deviation", "raised"),
@@ -267,7 +267,7 @@ class TestSales:
             totalizer_amount_fen=789_250,
         )
         made += court.poll()
-        sales = [i.body for i in made if i.type == RecordType.TRANSACTION]
+        sales = [i.body.as_json() for i in made if i.type == RecordType.TRANSACTION]
         assert [(b["txn_no"], b["pulse_volume_ml"]) for b in sales] == [(58, None), (59, None)]
         assert alarms(court.out) == []
         court.poll("idle")
@@ -275,7 +275,7 @@ class TestSales:
         court.poll()
         made = court.fuel(12_000)
         (sale,) = [i for i in made if i.type == RecordType.TRANSACTION]
-        assert sale.body["pulse_volume_ml"] == 12_000
+        assert sale.body.pulse_volume_ml == 12_000
 
     def test_a_dead_encoder_is_its_own_alarm(self) -> None:
         """No pulse at all for a judged sale is encoder_no_pulses, not a deviation; pulses again clear it."""
@@ -300,7 +300,7 @@ class TestSales:
         court = started()
         made = court.fuel(40_000)
         (sale,) = [i for i in made if i.type == RecordType.TRANSACTION]
-        assert court.liquid > 65_536 and sale.body["pulse_volume_ml"] == 40_000
+        assert court.liquid > 65_536 and sale.body.pulse_volume_ml == 40_000
 
     def test_skipped_sale_numbers_are_an_alarm_and_the_sale_is_not_judged(self) -> None:
         """A sale number that jumps raises transaction_skipped with how many are missing; the pulses then
@@ -308,8 +308,8 @@ class TestSales:
         court = started()
         made = court.fuel(10_000, skip=2)
         (sale,) = [i for i in made if i.type == RecordType.TRANSACTION]
-        assert sale.body["pulse_volume_ml"] is None
-        evidence = next(i.body["evidence"] for i in made if i.type == RecordType.ALARM)
+        assert sale.body.pulse_volume_ml is None
+        evidence = next(i.body.evidence for i in made if i.type == RecordType.ALARM)
         assert evidence == {"expected_txn_no": 58, "txn_no": 60, "missing": 2}
         court.fuel(10_000)
         assert alarms(court.out) == [("transaction_skipped", "raised"), ("transaction_skipped", "cleared")]
@@ -323,7 +323,7 @@ class TestSales:
         assert kinds(made) == [("alarm", "transaction_counter_reset")]
         court.fuel(10_000)
         assert alarms(court.out) == [("transaction_counter_reset", "raised"), ("transaction_counter_reset", "cleared")]
-        assert not [i for i in court.out if i.type == RecordType.ALARM and i.body["kind"] == "totalizer_discontinuity"]
+        assert not [i for i in court.out if i.type == RecordType.ALARM and i.body.kind == "totalizer_discontinuity"]
 
     def test_a_totalizer_moved_at_rest_is_tamper(self) -> None:
         """The volume totalizer moving with no sale raises totalizer_discontinuity at once; a sale that adds
@@ -332,7 +332,7 @@ class TestSales:
         court.nozzle = replace(court.nozzle, totalizer_volume_ml=court.nozzle.totalizer_volume_ml + 50_000)
         made = court.poll()
         (alarm,) = [i for i in made if i.type == RecordType.ALARM]
-        assert alarm.body["evidence"]["at_rest"] is True and alarm.body["evidence"]["difference"] == 50_000
+        assert alarm.body.evidence["at_rest"] is True and alarm.body.evidence["difference"] == 50_000
         court.fuel(10_000)
         assert alarms(court.out) == [("totalizer_discontinuity", "raised"), ("totalizer_discontinuity", "cleared")]
 
@@ -343,7 +343,7 @@ class TestSales:
         for _ in range(4):
             court.poll()
         assert alarms(court.out) == [("pulses_at_rest", "raised")]
-        evidence = next(i.body["evidence"] for i in court.out if i.type == RecordType.ALARM)
+        evidence = next(i.body.evidence for i in court.out if i.type == RecordType.ALARM)
         assert evidence["pulses"] == 150 and evidence["volume_ml"] == 1500
         court.now += int(RULES.rest_clear_s * 1000)
         court.poll()
@@ -368,7 +368,7 @@ class TestSales:
         made = court.poll()
         court.poll()
         (sale,) = [i for i in made if i.type == RecordType.TRANSACTION]
-        assert sale.body["pulse_volume_ml"] == 10_000
+        assert sale.body.pulse_volume_ml == 10_000
         assert alarms(court.out) == []
 
     def test_a_sale_waits_for_pulses_counted_after_it_and_not_longer_than_pulse_wait(self) -> None:
@@ -388,7 +388,7 @@ class TestSales:
         court.now += int(RULES.pulse_wait_s * 1000)
         made = court.poll(counter=False)
         (sale,) = [i for i in made if i.type == RecordType.TRANSACTION]
-        assert sale.body["pulse_volume_ml"] is None and sale.body["deviation_ppm"] is None
+        assert sale.body.pulse_volume_ml is None and sale.body.deviation_ppm is None
 
     def test_a_restart_resumes_from_the_cursors(self) -> None:
         """A station built from the cursors of the last records measures the next sale as if nothing happened."""
@@ -401,7 +401,7 @@ class TestSales:
         again.nozzle, again.liquid, again.vapour, again.now = court.nozzle, court.liquid, court.vapour, court.now
         made = again.fuel(15_000)
         (sale,) = [i for i in made if i.type == RecordType.TRANSACTION]
-        assert sale.body["txn_no"] == 59 and sale.body["pulse_volume_ml"] == 15_000
+        assert sale.body.txn_no == 59 and sale.body.pulse_volume_ml == 15_000
         assert kinds(again.out)[0] == ("event", "device_identity") or ("event", "device_identity") not in kinds(
             again.out
         )
@@ -421,10 +421,10 @@ class TestDevices:
         read(10_000)
         changed = read(10_100)
         assert kinds(changed) == [("event", "calibration_change"), ("alarm", "calibration_unverified")]
-        assert changed[0].body["verified"] is False
+        assert changed[0].body.verified is False
         restored = read(10_000)
         assert kinds(restored) == [("event", "calibration_change"), ("alarm", "calibration_unverified")]
-        assert restored[1].body["state"] == "cleared"
+        assert restored[1].body.state == "cleared"
 
     def test_calibration_is_judged_against_its_verification_certificate(self) -> None:
         """With a verification in the config, a controller found at another K-factor is unverified at once;
@@ -436,7 +436,7 @@ class TestDevices:
         assert alarms(first) == [("calibration_unverified", "raised")]
         made = station.on_event(DeviceReading("pc1", "l", 2, PumpControllerReading((IDLE,), 10_100, 0x102, COUNTERS)))
         assert kinds(made)[0] == ("event", "calibration_change")
-        assert made[0].body["verified"] is True and made[0].body["certificate"] == "JJG443-2026-0042"
+        assert made[0].body.verified is True and made[0].body.certificate == "JJG443-2026-0042"
         assert alarms(made) == [("calibration_unverified", "cleared")]
 
     def test_a_device_silent_for_a_minute_is_an_alarm(self) -> None:
@@ -458,7 +458,7 @@ class TestDevices:
         station.on_event(LineHealth("rs485-1", 0, 0, 0, 0, 0))
         raised = station.on_event(LineHealth("rs485-1", 10_000, 100, 40, 38, 2))
         assert alarms(raised) == [("line_errors", "raised")]
-        assert raised[0].body["evidence"]["crc_errors"] == 38
+        assert raised[0].body.evidence["crc_errors"] == 38
         cleared = station.on_event(LineHealth("rs485-1", 80_000, 800, 45, 40, 5))
         assert alarms(cleared) == [("line_errors", "cleared")]
 
@@ -469,21 +469,21 @@ class TestLifecycle:
         intents = startup_intents(
             PreviousRun(False, 0, None, None), 1000, version="1", config_sha256="a", kid="k", jump_threshold_ms=5000
         )
-        assert [i.body["kind"] for i in intents] == ["agent_start"]
+        assert [i.body.kind for i in intents] == ["agent_start"]
 
     def test_unclean_stop_clock_back_and_config_change(self) -> None:
         """Still marked running, a clock behind the last record, and another config: three findings."""
         previous = PreviousRun(True, 41, 1_000_000, "old")
         intents = startup_intents(previous, 500_000, version="1", config_sha256="new", kid="k", jump_threshold_ms=5000)
-        assert [i.body["kind"] for i in intents] == ["agent_start", "unclean_stop", "clock_jump", "config_change"]
-        assert intents[2].body["jump_ms"] == -500_000 and intents[2].body["across_restart"] is True
+        assert [i.body.kind for i in intents] == ["agent_start", "unclean_stop", "clock_jump", "config_change"]
+        assert intents[2].body.jump_ms == -500_000 and intents[2].body.across_restart is True
 
     def test_clock_watch_ignores_slew_and_reports_a_step(self) -> None:
         """Drift within the threshold is silent; a step beyond it is one clock_jump with its size."""
         watch = ClockWatch(threshold_ms=2000, wall_ms=1_000_000, monotonic_s=100.0)
         assert watch.check(1_010_500, 110.0) is None
         jump = watch.check(1_020_500 + 3_600_000, 120.0)
-        assert jump is not None and jump.body["jump_ms"] == 3_600_000
+        assert jump is not None and jump.body.jump_ms == 3_600_000
 
 
 @pytest.mark.parametrize("real_ml", [2_000, 5_000, 20_000, 60_000])
@@ -510,5 +510,6 @@ def test_a_sale_completed_by_the_clock_still_lowers_its_tank_in_the_books() -> N
     by_clock = court.station.tick(court.now)
     assert [i.type for i in by_clock] == [RecordType.TRANSACTION]
     court.now += 3_600_000
-    books = [i.body for i in gauge(19_970_000) if i.type is RecordType.RECONCILIATION and i.body["period"] == "hour"]
+    books = [i.body.as_json() for i in gauge(19_970_000) if isinstance(i.body, ReconciliationBody)]
+    books = [b for b in books if b["period"] == "hour"]
     assert [(b["sales"], b["variance_ml"]) for b in books] == [(1, 0)]

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 from test_station import BINDING, RULES, Forecourt, started
 
-from agent.records import AgentStartBody, JsonValue, RecordIntent, RecordType
+from agent.contract.decode import decode_as
+from agent.contract.records import AgentStartBody, JsonValue, RecordIntent, RecordType, VapourBody
 from agent.station.daybooks import DaySettings
 from agent.station.localday import LocalDays
 from agent.station.station import Station, StationHistory
@@ -31,7 +32,7 @@ def cursors_of(intents: list[RecordIntent]) -> dict[str, int]:
 
 
 def bodies(intents: list[RecordIntent], kind: RecordType) -> list[dict[str, JsonValue]]:
-    return [intent.body for intent in intents if intent.type is kind]
+    return [intent.body.as_json() for intent in intents if intent.type is kind]
 
 
 def a_day_of_poor_recovery(court: Forecourt, day: date) -> None:
@@ -67,7 +68,7 @@ def test_vapour_verdicts_at_the_boundary_and_a_summary_a_minute_later() -> None:
 def restarted(before: list[RecordIntent], now_ms: int) -> tuple[Station, list[RecordIntent]]:
     """A new station from what the outbox would hold: the cursors, the history, the records since its open day;
     what the start makes is noted as the recorder hands it back."""
-    history = StationHistory(vapour_days=bodies(before, RecordType.VAPOUR))
+    history = StationHistory(vapour_days=[decode_as(VapourBody, b) for b in bodies(before, RecordType.VAPOUR)])
     again = station(cursors_of(before), history)
     since = again.replay_from_ms(now_ms)
     start = AgentStartBody(version="t", config_sha256="0" * 64, kid="k").intent(now_ms)

@@ -38,11 +38,7 @@ from status_sample import (
 
 from agent.clock import SystemClock
 from agent.containment import Boundary
-from agent.field.events import DeviceReading
-from agent.field.poller import LinePoller, LineStatus, PolledDevice
-from agent.health import Assessment, assess
-from agent.locale import compile_po, language_for_zone, plural_key, po_entries, po_path, translations
-from agent.records import (
+from agent.contract.records import (
     AlarmBody,
     AlarmState,
     ClockJumpBody,
@@ -53,6 +49,10 @@ from agent.records import (
     TransactionBody,
     format_ts,
 )
+from agent.field.events import DeviceReading
+from agent.field.poller import LinePoller, LineStatus, PolledDevice
+from agent.health import Assessment, assess
+from agent.locale import compile_po, language_for_zone, plural_key, po_entries, po_path, translations
 from agent.station.nozzle import NozzleBinding
 from agent.station.settings import MeteringSection
 from agent.station.station import Station
@@ -252,7 +252,7 @@ class TestStationView:
         t1, t2 = facts.tanks
         assert (t1.volume_ml, t1.height_um, t1.water_um, t1.temperature_cC) == (18_000_000, 1_200_000, 8_000, 1850)
         assert dataclasses.asdict(t1) == {
-            **{key: record.body[key] for key in dataclasses.asdict(t1) if key in record.body},
+            **{key: record.body.as_json()[key] for key in dataclasses.asdict(t1) if key in record.body.as_json()},
             "capacity_ml": 30_000_000,
             "ts": format_ts(NOW_MS),
         }

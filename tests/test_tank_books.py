@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.records import RecordIntent, RecordType, format_ts, parse_ts
+from agent.contract.records import RecordIntent, RecordType, format_ts, parse_ts
 from agent.station.chart import TankChart
 from agent.station.settings import TankRulesSection
 from agent.station.tank import TankBinding, TankTracker
@@ -52,7 +52,7 @@ def test_sales_balance_the_hour_and_a_missing_sale_shows_as_variance() -> None:
         if step == 500:  # 25 L leave the tank without a sale, in the second hour
             volume -= 25_000
         intents += tracker.observe(tracker.from_gauge(reading(volume), ts))
-    hours = [i.body for i in of_type(intents, RecordType.RECONCILIATION) if i.body["period"] == "hour"]
+    hours = [i.body.as_json() for i in of_type(intents, RecordType.RECONCILIATION) if i.body.period == "hour"]
     assert [h["start"] for h in hours] == [format_ts(T0), format_ts(T0 + 3_600_000), format_ts(T0 + 7_200_000)]
     assert [h["variance_ml"] for h in hours] == [0, 25_000, 0]
     assert [h["cumulative_variance_ml"] for h in hours] == [0, 25_000, 25_000]
@@ -91,10 +91,10 @@ def test_a_gauge_delivery_is_booked_once_in_the_hour_whose_level_shows_it(gauge_
         intents += tracker.observe(tracker.from_gauge(reading(volume, delivering=rising), ts))
     deliveries = of_type(intents, RecordType.DELIVERY)
     assert len(deliveries) == 1
-    assert deliveries[0].body["source"] == "gauge"
-    assert deliveries[0].body["delivered_20_ml"] == 10_000_000
+    assert deliveries[0].body.source == "gauge"
+    assert deliveries[0].body.delivered_20_ml == 10_000_000
     assert deliveries[0].cursors[0].key == "tank/T1/gauge_deliveries_to_ms"
-    hours = [i.body for i in of_type(intents, RecordType.RECONCILIATION) if i.body["period"] == "hour"]
+    hours = [i.body.as_json() for i in of_type(intents, RecordType.RECONCILIATION) if i.body.period == "hour"]
     assert [h["variance_ml"] for h in hours] == [0, 0, 0]
     assert hours[0]["delivered_20_ml"] == 10_000_000  # the first hour stayed open until the gauge reported
     assert hours[0]["closing_ts"] == format_ts(T0 + 4_600_000)
@@ -116,9 +116,9 @@ def test_a_delivery_the_gauge_never_reports_is_recorded_as_detected() -> None:
         intents += tracker.on_gauge_deliveries(())
         intents += tracker.observe(tracker.from_gauge(reading(volume), ts))
     (delivery,) = of_type(intents, RecordType.DELIVERY)
-    assert delivery.body["source"] == "detected"
-    assert delivery.body["delivered_20_ml"] == 6_000_000
-    assert delivery.body["start"] == format_ts(T0 + 59 * POLL_MS)
+    assert delivery.body.source == "detected"
+    assert delivery.body.delivered_20_ml == 6_000_000
+    assert delivery.body.start == format_ts(T0 + 59 * POLL_MS)
 
 
 def probe_tracker() -> TankTracker:
@@ -143,9 +143,9 @@ def test_a_probe_tank_sees_a_delivery_once_and_noise_never() -> None:
         level = tracker.from_probe(LevelProbeReading(height_um + noise, 0, 2000), ts)
         intents += tracker.observe(level)
     (delivery,) = of_type(intents, RecordType.DELIVERY)
-    assert delivery.body["source"] == "detected"
-    assert abs(int(delivery.body["delivered_20_ml"]) - 15_000_000) < 20_000
-    hours = [i.body for i in of_type(intents, RecordType.RECONCILIATION) if i.body["period"] == "hour"]
+    assert delivery.body.source == "detected"
+    assert abs(int(delivery.body.delivered_20_ml) - 15_000_000) < 20_000
+    hours = [i.body.as_json() for i in of_type(intents, RecordType.RECONCILIATION) if i.body.period == "hour"]
     assert len(hours) == 5
     assert all(abs(int(h["variance_ml"])) < 2_000 for h in hours)
 
@@ -158,7 +158,7 @@ def test_the_day_closes_at_local_midnight_and_inventories_follow_the_rules() -> 
         ts = start + step * POLL_MS
         level = tracker.from_probe(LevelProbeReading(1_000_000 - step * 100, 0, 1500 + step * 2), ts)
         intents += tracker.observe(level)
-    (day,) = [i.body for i in of_type(intents, RecordType.RECONCILIATION) if i.body["period"] == "day"]
+    (day,) = [i.body.as_json() for i in of_type(intents, RecordType.RECONCILIATION) if i.body.period == "day"]
     assert day["start"] == "2026-03-01T16:00:00.000Z"
     assert day["end"] == "2026-03-02T16:00:00.000Z"
     inventories = of_type(intents, RecordType.TANK_INVENTORY)
@@ -166,8 +166,8 @@ def test_the_day_closes_at_local_midnight_and_inventories_follow_the_rules() -> 
     assert inventories[0].ts_ms == start
     assert all(gap <= 600_000 for gap in gaps)  # at least every ten minutes
     assert min(gaps) < 600_000  # and sooner when the temperature moved a degree
-    assert inventories[0].body["volume_ml"] == 10_000_000
-    assert inventories[0].body["volume_20_ml"] > 10_000_000  # diesel at 15 degC is more at 20 degC
+    assert inventories[0].body.volume_ml == 10_000_000
+    assert inventories[0].body.volume_20_ml > 10_000_000  # diesel at 15 degC is more at 20 degC
 
 
 def test_a_silent_gauge_makes_its_hours_incomplete_and_only_those() -> None:
@@ -177,5 +177,5 @@ def test_a_silent_gauge_makes_its_hours_incomplete_and_only_those() -> None:
         if 400 <= step < 520:  # twenty minutes without a reading, in the second hour
             continue
         intents += tracker.observe(tracker.from_gauge(reading(20_000_000), T0 + step * POLL_MS))
-    hours = [i.body for i in of_type(intents, RecordType.RECONCILIATION) if i.body["period"] == "hour"]
+    hours = [i.body.as_json() for i in of_type(intents, RecordType.RECONCILIATION) if i.body.period == "hour"]
     assert [h["complete"] for h in hours] == [False, False, True]

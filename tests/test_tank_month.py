@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.records import RecordIntent, RecordType
+from agent.contract.records import RecordIntent, RecordType
 from agent.station.alarms import AlarmBook
 from agent.station.chart import TankChart
 from agent.station.leak import LeakSettings
@@ -129,16 +129,16 @@ def test_a_clean_month_records_each_delivery_once_and_raises_nothing() -> None:
         intents += t2.observe(t2.from_probe(probe, ts_ms + 500))
         made += intents + watch.on_books(intents)
 
-    assert [i.body for i in made if i.type is RecordType.ALARM] == []
+    assert [i.body.as_json() for i in made if i.type is RecordType.ALARM] == []
     report = simulated.report()["tanks"]
     for tank, drops, source in (("T1", DROPS_T1, "gauge"), ("T2", DROPS_T2, "detected")):
-        deliveries = [i.body for i in made if i.type is RecordType.DELIVERY and i.body["tank"] == tank]
+        deliveries = [i.body.as_json() for i in made if i.type is RecordType.DELIVERY and i.body.tank == tank]
         assert len(deliveries) == len(drops), f"{tank}: each delivery once"
         assert {d["source"] for d in deliveries} == {source}
         delivered = sum(int(d["delivered_20_ml"]) for d in deliveries)  # type: ignore[call-overload]
         truth = report[tank]["delivered_20_ml"]  # type: ignore[index]
         assert abs(delivered - truth) < 0.003 * truth, f"{tank}: {delivered} mL recorded, {truth} mL delivered"
-        hours = [i.body for i in made if i.type is RecordType.RECONCILIATION and i.body["tank"] == tank]
+        hours = [i.body.as_json() for i in made if i.type is RecordType.RECONCILIATION and i.body.tank == tank]
         complete = [h for h in hours if h["period"] == "hour" and h["complete"]]
         assert len(complete) >= 29 * 24 - 2 * len(drops)
         worst = max(abs(int(h["variance_ml"])) for h in complete)  # type: ignore[call-overload]
@@ -146,6 +146,6 @@ def test_a_clean_month_records_each_delivery_once_and_raises_nothing() -> None:
         sold = sum(int(h["sold_20_ml"]) for h in complete)  # type: ignore[call-overload]
         unexplained = int(complete[-1]["cumulative_variance_ml"])  # type: ignore[call-overload]
         assert abs(unexplained) < 0.002 * sold, f"{tank}: {unexplained} mL unexplained of {sold} mL sold"
-    tests = [i.body for i in made if i.type is RecordType.EVENT]
+    tests = [i.body.as_json() for i in made if i.type is RecordType.EVENT]
     assert len(tests) == 2 * 29
     assert {t["status"] for t in tests[-2:]} <= {"pass", "inconclusive"}

@@ -10,7 +10,7 @@ from typing import Literal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.records import AckRefusal, AckRefusedBody, UplinkInstability, UplinkUnstableBody
+from agent.contract.records import AckRefusal, AckRefusedBody, UplinkInstability, UplinkUnstableBody
 from agent.uplink import delivery
 from agent.uplink.backoff import Backoff
 from agent.uplink.delivery import (

@@ -23,11 +23,11 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from agent.clock import SystemClock
 from agent.containment import Boundary
+from agent.contract.records import EventKind, HeartbeatBody, RecordIntent
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxReader
 from agent.ledger.recorder import Recorder
 from agent.ledger.settings import OutboxSection
-from agent.records import EventKind, HeartbeatBody, RecordIntent
 from agent.uplink.session import Uplink
 from agent.uplink.settings import UplinkSection
 from simulators.broker import MosquittoBroker
@@ -92,7 +92,7 @@ class Station:
 
     def events(self, kind: EventKind) -> list[dict[str, Any]]:
         """The bodies of the events of `kind` the uplink made so far."""
-        return [dict(intent.body) for intent in list(self.reported) if intent.body.get("kind") == kind]
+        return [intent.body.as_json() for intent in list(self.reported) if getattr(intent.body, "kind", None) == kind]
 
     def stored_events(self, kind: EventKind) -> list[dict[str, Any]]:
         """The bodies of the events of `kind` in the outbox, read back from the file as the uplink reads it."""

@@ -30,11 +30,11 @@ from agent.clock import SystemClock
 from agent.config import ConfigError
 from agent.config_validation import load_config
 from agent.containment import Boundary
+from agent.contract.records import HeartbeatBody
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxReader
 from agent.ledger.recorder import Recorder
 from agent.ledger.settings import OutboxSection
-from agent.records import HeartbeatBody
 from agent.uplink.session import Uplink, UplinkStatus
 from agent.uplink.settings import TlsSection, UplinkSection
 from simulators.broker import BrokerTls, MosquittoBroker

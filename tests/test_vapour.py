@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vapour_story import DAY_MS, FIRST_DAY, GOOD, LOW_FAST, START_MS, STARVED, transaction, vapour_story
 
-from agent.records import JsonValue, RecordIntent, RecordType
+from agent.contract.decode import decode_as
+from agent.contract.records import JsonValue, RecordIntent, RecordType, VapourBody
 from agent.station.alarms import AlarmBook
 from agent.station.vapour import VapourSettings, VapourWatch, al_mean_permille, al_stdev_permille
 
@@ -21,11 +22,17 @@ Shape = dict[str, int]
 
 
 def alarms(made: Sequence[RecordIntent]) -> list[tuple[str, str]]:
-    return [(str(i.body["kind"]), str(i.body["state"])) for i in made if i.type is RecordType.ALARM]
+    return [(str(i.body.kind), str(i.body.state)) for i in made if i.type is RecordType.ALARM]
 
 
 def days_of(made: Sequence[RecordIntent]) -> list[dict[str, JsonValue]]:
-    return [i.body for i in made if i.type is RecordType.VAPOUR]
+    """The vapour records' bodies as sealed."""
+    return [i.body.as_json() for i in made if i.type is RecordType.VAPOUR]
+
+
+def read_back(bodies: Sequence[dict[str, JsonValue]]) -> list[VapourBody]:
+    """Vapour bodies as a restart reads them from the outbox."""
+    return [decode_as(VapourBody, body) for body in bodies]
 
 
 def cursors(made: Sequence[RecordIntent]) -> dict[str, int]:
@@ -140,8 +147,8 @@ def test_slow_dispenser_is_raised_when_most_failures_were_slow_and_cleared_when_
         ("slow_dispenser", "raised"),
         ("slow_dispenser", "cleared"),
     ]
-    raised = next(i for i in made if i.type is RecordType.ALARM and i.body["kind"] == "slow_dispenser")
-    assert raised.body["evidence"] == {"day": "2026-03-01", "out_of_band": 3, "slow": 2, "slow_flow_ml_per_min": 10_000}
+    raised = next(i for i in made if i.type is RecordType.ALARM and i.body.kind == "slow_dispenser")
+    assert raised.body.evidence == {"day": "2026-03-01", "out_of_band": 3, "slow": 2, "slow_flow_ml_per_min": 10_000}
     assert [b["slow"] for b in days_of(made)] == [2, 1]
 
 
@@ -159,7 +166,7 @@ def test_pump_fault_needs_the_configured_run_of_starved_fuellings() -> None:
     assert fuel(watch, 0, [STARVED, STARVED, GOOD, STARVED, STARVED]) == []
     made = fuel(watch, 1, [STARVED])
     assert alarms(made) == [("vapour_pump_fault", "raised")]
-    assert made[0].body["evidence"]["consecutive"] == 3  # type: ignore[index, call-overload]
+    assert made[0].body.evidence["consecutive"] == 3  # type: ignore[index, call-overload]
 
 
 def test_fuellings_that_do_not_count_neither_extend_nor_break_the_run() -> None:
@@ -323,7 +330,7 @@ def test_a_day_is_closed_once() -> None:
     fuel(watch, 0, [GOOD] * 5)
     assert len(watch.close_day(FIRST_DAY, START_MS + DAY_MS)) == 1
     assert watch.close_day(FIRST_DAY, START_MS + DAY_MS) == []
-    history = days_of(run_days(VapourSettings(), [[GOOD] * 5]))
+    history = read_back(days_of(run_days(VapourSettings(), [[GOOD] * 5])))
     assert VapourWatch(VapourSettings(), AlarmBook({}), history).close_day(FIRST_DAY, START_MS + DAY_MS) == []
 
 
@@ -372,7 +379,9 @@ def test_a_restart_resumes_from_the_records_alone(
     for index, shapes in enumerate(days):
         for slot, shape in enumerate(shapes):
             if (index, slot) in stops:
-                history = [b for b in days_of(made) if str(b["day"]) >= str(FIRST_DAY + datetime.timedelta(index - 7))]
+                history = read_back(
+                    [b for b in days_of(made) if str(b["day"]) >= str(FIRST_DAY + datetime.timedelta(index - 7))]
+                )
                 watch = VapourWatch(rules, AlarmBook(cursors(made)), history)
                 for earlier, before in enumerate(shapes[:slot]):
                     start = START_MS + index * DAY_MS + (8 * 60 + earlier * 10) * 60_000

@@ -19,9 +19,9 @@ import pytest
 import serial
 
 from agent.clock import SystemClock
+from agent.contract.records import RecordIntent, RecordType
 from agent.field.events import DeviceReading
 from agent.field.lines import GaugePoll
-from agent.records import RecordIntent, RecordType
 from agent.station.devices import OPTIONAL_GAUGE_REPORTS
 from agent.station.settings import MeteringSection, TankRulesSection
 from agent.station.station import Station
@@ -278,7 +278,7 @@ class TestRefusedReports:
             assert reading.refused == (report,)
             made += station.on_event(DeviceReading("tg1", "tls", 1_000 * second, reading))
         assert link.client.statistics().refusals == 1, "asked once, not at every poll"
-        assert [intent.body for intent in made] == [
+        assert [intent.body.as_json() for intent in made] == [
             {
                 "device": "tg1",
                 "report": report,
@@ -291,7 +291,7 @@ class TestRefusedReports:
         reprobing = GaugePoll(link.client, SystemClock(), deliveries_every_s=0, reprobe_every_s=0)
         assert reprobing().refused == ()
         back = station.on_event(DeviceReading("tg1", "tls", 10_000, reprobing()))
-        assert [(intent.body["report"], intent.body["available"]) for intent in back] == [(report, True)]
+        assert [(intent.body.report, intent.body.available) for intent in back] == [(report, True)]
 
     def test_without_i202_a_rise_of_the_tank_is_booked_as_detected_because_the_report_is_unavailable(self) -> None:
         """A tank whose gauge refuses i202 books a delivery from the inventory's rise at once, and its source
@@ -302,7 +302,7 @@ class TestRefusedReports:
         for minute, volume_l in enumerate([10_000] * 3 + [18_000] * 30):
             reading = TankReading(1, volume_l * 1000, 1_200_000, 0, 1500)
             made += tracker.observe(tracker.from_gauge(reading, 60_000 * minute))
-        deliveries = [intent.body for intent in made if intent.type == RecordType.DELIVERY]
+        deliveries = [intent.body.as_json() for intent in made if intent.type == RecordType.DELIVERY]
         assert [(d["source"], round(d["delivered_20_ml"] / 1_000_000)) for d in deliveries] == [
             ("detected_report_unavailable", 8)
         ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 
-from agent.records import JsonValue, RecordIntent, TransactionBody, format_ts, parse_ts
+from agent.contract.records import JsonValue, RecordIntent, TransactionBody, format_ts, parse_ts
 from agent.station.alarms import AlarmBook
 from agent.station.vapour import VapourSettings, VapourWatch
 

@@ -40,12 +40,12 @@ from agent.commands.replay_file import ReplayFileError, save_replay
 from agent.commands.settings import CommandsSection
 from agent.commands.state_file import write_atomically
 from agent.containment import Boundary, BoundaryStatus
+from agent.contract.records import CommandAcceptedBody, CommandRefusedBody, RecordIntent, format_ts
 from agent.ledger.outbox import OutboxReader
 from agent.ledger.recorder import KeyRotationFailed
 from agent.ledger.recorder_inbox import KeyRotated
 from agent.ledger.suites import PublicKey
 from agent.logs import LogTally, get_logger
-from agent.records import CommandAcceptedBody, CommandRefusedBody, RecordIntent, format_ts
 
 log = get_logger("agent.commands")
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from agent.ledger.canonical import NotCanonicalisable, canonical_bytes
+from agent.contract.canonical import NotCanonicalisable, canonical_bytes
+from agent.contract.records import JsonScalar, JsonValue, parse_ts
 from agent.ledger.suites import PublicKey
-from agent.records import JsonScalar, JsonValue, parse_ts
 from agent.uplink.inbound_json import InboundJsonError, JsonLimits, load_json
 
 ENVELOPE_KEYS: Final = frozenset({"id", "cmd", "args", "issued", "expires", "station", "kid", "sig"})

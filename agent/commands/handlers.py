@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from agent.commands.envelope import Command, Refusal, Refused, quote
-from agent.records import JsonScalar
+from agent.contract.records import JsonScalar
 
 
 @dataclass(frozen=True, slots=True)

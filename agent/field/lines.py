@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 from agent.clock import Clock
 from agent.containment import Boundary
+from agent.contract.records import RecordIntent
 from agent.field.events import FieldEvent
 from agent.field.poller import LinePoller, Link, PolledDevice
-from agent.records import RecordIntent
 from drivers.device import DeviceDriver
 from drivers.errors import DeviceValueFault
 from drivers.line_settings import LineSection, RtuLineSection, TcpLineSection, TlsLineSection

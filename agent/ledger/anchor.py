@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from agent.records import ChainResetReason
+from agent.contract.records import ChainResetReason
 
 ANCHOR_FILE = "chain-anchor.json"
 FORMAT = 1

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from agent.ledger.canonical import NotCanonicalisable, canonical_bytes
+from agent.contract.canonical import NotCanonicalisable, canonical_bytes
+from agent.contract.records import CONTRACT_VERSION, Cursor, JsonValue, RecordIntent, format_ts
 from agent.ledger.keys import DeviceKey
 from agent.ledger.suites import record_digest
-from agent.records import CONTRACT_VERSION, Cursor, JsonValue, RecordIntent, format_ts
 
 GENESIS_PREV = "0" * 64
 
@@ -77,7 +77,7 @@ def seal(
             "seq": seq,
             "ts": format_ts(intent.ts_ms),
             "type": str(intent.type),
-            "body": intent.body,
+            "body": intent.body.as_json(),
             "prev": prev,
         }
         try:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.contract.records import ChainResetBody, ChainResetReason, format_ts
 from agent.ledger.anchor import ChainAnchor
 from agent.ledger.chain import GENESIS_PREV, ChainHead
-from agent.records import ChainResetBody, ChainResetReason, format_ts
 
 
 @dataclass(frozen=True, slots=True)

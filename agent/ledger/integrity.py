@@ -16,8 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from agent.contract.evidence import OutboxCorruptEvidence
+from agent.contract.records import AlarmBody, AlarmKind, AlarmState, RecordIntent
 from agent.ledger.suites import record_digest
-from agent.records import AlarmBody, AlarmKind, AlarmState, RecordIntent
 
 _PREV = b'"prev":"'
 _SEQ = b'","seq":'
@@ -100,10 +101,7 @@ class LinkCheck:
 
 def damage_alarm(damage: Damage, now_ms: int) -> RecordIntent:
     """The `outbox_corrupt` alarm for damage found: raised only, it is over at the next start."""
-    evidence: dict[str, str | int | bool | None] = {
-        "first_seq": damage.first_seq,
-        "last_seq": damage.last_seq,
-        "check": damage.check,
-        "next_prev": damage.next_prev,
-    }
-    return AlarmBody(AlarmKind.OUTBOX_CORRUPT, AlarmState.RAISED, "outbox", evidence).intent(now_ms)
+    evidence = OutboxCorruptEvidence(
+        first_seq=damage.first_seq, last_seq=damage.last_seq, check=damage.check, next_prev=damage.next_prev
+    )
+    return AlarmBody(AlarmKind.OUTBOX_CORRUPT, AlarmState.RAISED, "outbox", evidence.as_json()).intent(now_ms)

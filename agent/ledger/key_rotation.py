@@ -12,14 +12,14 @@ it; after, it can only leak, so it is overwritten, unlinked and the directory sy
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
+from agent.contract.decode import decode_record
+from agent.contract.records import Cursor, EventKind, KeyRotationBody
 from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_file, load_key_file
-from agent.records import Cursor, EventKind
 
 CURSOR_PREFIX = "key_rotation/"
 _ROTATION_KIND = f'"{EventKind.KEY_ROTATION}"'.encode()
@@ -88,9 +88,9 @@ class RetiredKey:
         seq = 0
         for canonical in events():
             if _ROTATION_KIND in canonical:
-                record = json.loads(canonical)
-                if record["body"].get("kind") == EventKind.KEY_ROTATION:
-                    seq = int(record["seq"])
+                record = decode_record(canonical)
+                if isinstance(record.body, KeyRotationBody):
+                    seq = record.seq
         return cls(path, seq)
 
     def retired(self, seq: int) -> None:

@@ -10,19 +10,19 @@ next start decides again, the same way) or a fresh outbox whose first record is 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from agent.contract.decode import ContractDecodeError, decode_record
+from agent.contract.records import ChainResetReason, KeyRotationBody
 from agent.ledger.anchor import RESERVE, ChainAnchor, load_anchor, save_anchor
 from agent.ledger.chain import ChainHead, RecordRefused, seal
 from agent.ledger.continuity import Continue, OutboxState, Refuse, Reset, judge, reset_plan
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxUnusable, StoredRecord
 from agent.logs import get_logger
-from agent.records import ChainResetReason
 
 log = get_logger("agent.outbox")
 
@@ -180,15 +180,13 @@ def _head_check(stored: StoredRecord, key: DeviceKey, station: str) -> tuple[str
     signed by this box's key, or be the key_rotation that handed signing over to it (signed by the old key,
     which the box no longer needs)."""
     try:
-        record = json.loads(stored.canonical)
-        body = record["body"]
-        named = (record["seq"], record["station"])
-    except (ValueError, TypeError, KeyError):
+        record = decode_record(stored.canonical)
+    except ContractDecodeError:
         return "its stored bytes are not a record", None
-    if named != (stored.seq, station):
-        return f"its bytes name seq {named[0]} of station {named[1]!r}", None
+    if (record.seq, record.station) != (stored.seq, station):
+        return f"its bytes name seq {record.seq} of station {record.station!r}", None
     if stored.kid != key.kid:
-        handed_over = isinstance(body, dict) and body.get("kind") == "key_rotation" and body.get("new_kid") == key.kid
+        handed_over = isinstance(record.body, KeyRotationBody) and record.body.new_kid == key.kid
         return (None, None) if handed_over else (None, stored.kid)
     if not key.verify(stored.sig, stored.canonical):
         return "its signature does not verify with this box's key (the stored bytes changed)", None

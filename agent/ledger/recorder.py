@@ -26,6 +26,15 @@ from pathlib import Path
 from typing import Literal
 
 from agent.clock import Clock, Instant, now_of
+from agent.contract.evidence import OutboxRecovered, OutboxTrouble, RecordsSealedAgain, RecordUnsealableEvidence
+from agent.contract.records import (
+    AlarmBody,
+    AlarmKind,
+    AlarmState,
+    KeyRotationBody,
+    RecordIntent,
+    RecordType,
+)
 from agent.ledger.anchor import AnchorError, AnchorKeeper
 from agent.ledger.chain import ChainHead, RecordRefused, SealedRecord, Signer, seal
 from agent.ledger.key_rotation import (
@@ -50,7 +59,6 @@ from agent.ledger.recorder_inbox import (
 from agent.ledger.settings import OutboxSection
 from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
-from agent.records import AlarmBody, AlarmKind, AlarmState, JsonScalar, KeyRotationBody, RecordIntent, RecordType
 
 log = get_logger("agent.recorder")
 repeats = repeat_limited("agent.recorder")
@@ -363,17 +371,21 @@ class Recorder:
         repeats.error("record_unsealable", key=record_type, type=record_type, reason=str(refused), count=count)
         if count > 1:
             return None
-        evidence: dict[str, JsonScalar] = {"record_type": record_type, "count": 1, "reason": str(refused)[:200]}
-        body = AlarmBody(AlarmKind.RECORD_UNSEALABLE, AlarmState.RAISED, record_type, evidence)
+        evidence = RecordUnsealableEvidence(record_type=record_type, count=1, reason=str(refused)[:200])
+        body = AlarmBody(AlarmKind.RECORD_UNSEALABLE, AlarmState.RAISED, record_type, evidence.as_json())
         return body.intent(refused.intent.ts_ms)
 
     def _clear_unsealable(self, batch: list[RecordIntent]) -> None:
         """Clear `record_unsealable` for each type that sealed again in `batch` (its own alarms aside)."""
-        sealed = {str(i.type) for i in batch if i.body.get("kind") != AlarmKind.RECORD_UNSEALABLE}
+        sealed = {
+            str(i.type)
+            for i in batch
+            if not (isinstance(i.body, AlarmBody) and i.body.kind == AlarmKind.RECORD_UNSEALABLE)
+        }
         for record_type in sealed & self._unsealable.keys():
             count = self._unsealable.pop(record_type)
-            evidence: dict[str, JsonScalar] = {"record_type": record_type, "count": count}
-            body = AlarmBody(AlarmKind.RECORD_UNSEALABLE, AlarmState.CLEARED, record_type, evidence)
+            sealed_again = RecordsSealedAgain(record_type=record_type, count=count)
+            body = AlarmBody(AlarmKind.RECORD_UNSEALABLE, AlarmState.CLEARED, record_type, sealed_again.as_json())
             self._pending.append(body.intent(self._clock.wall_ms()))
 
     def _rotate(self, request: Rotation) -> None:
@@ -485,13 +497,13 @@ class Recorder:
             kind=AlarmKind.OUTBOX_FULL if kind == "full" else AlarmKind.OUTBOX_FAILING,
             state=AlarmState.RAISED,
             subject="outbox",
-            evidence={
-                "problem": str(exc),
-                "max_bytes": self._settings.max_bytes,
-                "used_bytes": self._outbox_used_bytes(),
-                "acked_upto": self._acked,
-                "head_seq": self._head.seq,
-            },
+            evidence=OutboxTrouble(
+                problem=str(exc),
+                max_bytes=self._settings.max_bytes,
+                used_bytes=self._outbox_used_bytes(),
+                acked_upto=self._acked,
+                head_seq=self._head.seq,
+            ).as_json(),
         )
         with self._lock:
             self._trouble = _Trouble(kind, now_ms, str(exc), retry_at)
@@ -505,13 +517,11 @@ class Recorder:
         log.warning(
             "outbox_writable_again", kind=trouble.kind, dropped=dropped, seconds=(now_ms - trouble.since_ms) // 1000
         )
-        evidence: dict[str, str | int | bool | None] = {
-            "duration_s": (now_ms - trouble.since_ms) // 1000,
-            "dropped": dropped,
-        }
-        evidence.update({f"dropped_{kind}": count for kind, count in sorted(trouble.dropped.items())})
+        recovered = OutboxRecovered(
+            duration_s=(now_ms - trouble.since_ms) // 1000, dropped=dropped, dropped_by_type=dict(trouble.dropped)
+        )
         kind = AlarmKind.OUTBOX_FULL if trouble.kind == "full" else AlarmKind.OUTBOX_FAILING
-        alarm = AlarmBody(kind=kind, state=AlarmState.CLEARED, subject="outbox", evidence=evidence)
+        alarm = AlarmBody(kind=kind, state=AlarmState.CLEARED, subject="outbox", evidence=recovered.as_json())
         with self._lock:
             self._trouble = None
             self._pending.append(alarm.intent(now_ms))

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from agent.contract.records import RecordIntent
 from agent.ledger.outbox import Outbox
 from agent.mailbox import Mailbox
-from agent.records import RecordIntent
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@ restart the agent neither raises an active alarm again nor forgets to clear it.
 
 from __future__ import annotations
 
-from agent.records import AlarmBody, AlarmKind, AlarmState, Cursor, JsonScalar, RecordIntent
+from agent.contract.evidence import Evidence
+from agent.contract.records import AlarmBody, AlarmKind, AlarmState, Cursor, RecordIntent
 
 _PREFIX = "alarm/"
 
@@ -24,22 +25,20 @@ class AlarmBook:
     def active(self, kind: AlarmKind, subject: str) -> bool:
         return (kind, subject) in self._active
 
-    def raise_(self, kind: AlarmKind, subject: str, ts_ms: int, evidence: dict[str, JsonScalar]) -> list[RecordIntent]:
+    def raise_(self, kind: AlarmKind, subject: str, ts_ms: int, evidence: Evidence) -> list[RecordIntent]:
         if (kind, subject) in self._active:
             return []
         self._active.add((kind, subject))
-        body = AlarmBody(kind=kind, state=AlarmState.RAISED, subject=subject, evidence=evidence)
+        body = AlarmBody(kind=kind, state=AlarmState.RAISED, subject=subject, evidence=evidence.as_json())
         return [body.intent(ts_ms, Cursor(f"{_PREFIX}{kind}/{subject}", 1))]
 
-    def clear(self, kind: AlarmKind, subject: str, ts_ms: int, evidence: dict[str, JsonScalar]) -> list[RecordIntent]:
+    def clear(self, kind: AlarmKind, subject: str, ts_ms: int, evidence: Evidence) -> list[RecordIntent]:
         if (kind, subject) not in self._active:
             return []
         self._active.discard((kind, subject))
-        body = AlarmBody(kind=kind, state=AlarmState.CLEARED, subject=subject, evidence=evidence)
+        body = AlarmBody(kind=kind, state=AlarmState.CLEARED, subject=subject, evidence=evidence.as_json())
         return [body.intent(ts_ms, Cursor(f"{_PREFIX}{kind}/{subject}", 0))]
 
-    def judge(
-        self, kind: AlarmKind, subject: str, ts_ms: int, bad: bool, evidence: dict[str, JsonScalar]
-    ) -> list[RecordIntent]:
+    def judge(self, kind: AlarmKind, subject: str, ts_ms: int, bad: bool, evidence: Evidence) -> list[RecordIntent]:
         """Raise if `bad`, else clear: for checks that give a verdict every time they run."""
         return (self.raise_ if bad else self.clear)(kind, subject, ts_ms, evidence)

@@ -32,21 +32,25 @@ from datetime import date, time
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from agent.records import (
+from agent.contract.records import (
+    AgentStartBody,
+    AgentStopBody,
+    AlarmBody,
     AlarmState,
     Cursor,
     DailySummaryBody,
+    DeviceOfflineBody,
+    DeviceOnlineBody,
     DownPeriod,
     Downtime,
-    EventKind,
     GradeDay,
-    JsonValue,
+    HeartbeatBody,
     NozzleDay,
+    ReconciliationBody,
     RecordIntent,
     RecordType,
     TankDay,
-    body_int,
-    body_int_or_none,
+    TransactionBody,
     format_ts,
     parse_ts,
 )
@@ -209,7 +213,7 @@ class DayBooks:
         last_closed: str | None,
         now_ms: int,
         *,
-        last_summary: dict[str, JsonValue] | None = None,
+        last_summary: DailySummaryBody | None = None,
     ) -> None:
         """`last_closed`: the day of the `day/closed` cursor (`last_closed_of`); `last_summary`: the body of the
         newest daily_summary record still in the outbox, if any. With neither, the first day closed is today."""
@@ -217,8 +221,8 @@ class DayBooks:
         self._zone = zone
         self._days_of = LocalDays(zone, settings.boundary_time)
         self._first = self._natural_day(now_ms) if last_closed is None else date.fromisoformat(last_closed) + ONE_DAY
-        summary = last_summary if last_summary is not None and last_summary.get("day") == last_closed else None
-        self._first_start_ms = self._boundary_ms(self._first) if summary is None else parse_ts(str(summary["end"]))
+        summary = last_summary if last_summary is not None and last_summary.day == last_closed else None
+        self._first_start_ms = self._boundary_ms(self._first) if summary is None else parse_ts(summary.end)
         """The last summary's day ended where the next begins, even if the zone or the boundary changed since."""
         self._first_end_ms = self._span(self._first)[1]
         """Kept, because most records fall in the first open day and the zone's rules are slow to ask."""
@@ -250,69 +254,66 @@ class DayBooks:
             return
         body, ts = intent.body, intent.ts_ms
         self._newest_ms = max(self._newest_ms, ts)
-        kind = body.get("kind") if intent.type is RecordType.EVENT else None
-        if kind == EventKind.AGENT_START:
+        if isinstance(body, AgentStartBody):
             self._awaiting_run_start = False
             self._run_starts(ts)
-        elif kind == EventKind.AGENT_STOP:
+        elif isinstance(body, AgentStopBody):
             self._run_ends(ts)
         elif self._agent_up is not False:
             self._agent_up, self._last_ts_ms = True, max(self._last_ts_ms, ts)
-        match intent.type:
-            case RecordType.TRANSACTION:
+        match body:
+            case TransactionBody():
                 self._on_sale(body, ts)
-            case RecordType.RECONCILIATION if body.get("period") == "day":
+            case ReconciliationBody(period="day"):
                 self._on_tank_day(body)
-            case RecordType.ALARM if body.get("state") == AlarmState.RAISED:
+            case AlarmBody(state=AlarmState.RAISED):
                 day = self._open_day_of(ts)
                 if day is not None:
-                    day.alarms[str(body["kind"])] += 1
-            case RecordType.HEARTBEAT:
-                self._turn(UPLINK, body.get("uplink") == "offline", ts)
-            case RecordType.EVENT if kind in (EventKind.DEVICE_OFFLINE, EventKind.DEVICE_ONLINE):
-                self._turn(f"device/{body['device']}", kind == EventKind.DEVICE_OFFLINE, ts)
+                    day.alarms[body.kind] += 1
+            case HeartbeatBody():
+                self._turn(UPLINK, body.uplink == "offline", ts)
+            case DeviceOfflineBody() | DeviceOnlineBody():
+                self._turn(f"device/{body.device}", isinstance(body, DeviceOfflineBody), ts)
 
-    def _on_sale(self, body: dict[str, JsonValue], ts_ms: int) -> None:
+    def _on_sale(self, body: TransactionBody, ts_ms: int) -> None:
         day = self._open_day_of(ts_ms)
         if day is None:
             return
-        name, grade = str(body["nozzle"]), str(body["grade"])
-        volume, amount = body_int(body["volume_ml"]), body_int(body["amount_fen"])
-        nozzle = day.nozzles.get(name)
+        grade, volume, amount = body.grade, body.volume_ml, body.amount_fen
+        nozzle = day.nozzles.get(body.nozzle)
         if nozzle is None:
-            nozzle = day.nozzles[name] = _Nozzle(
+            nozzle = day.nozzles[body.nozzle] = _Nozzle(
                 grade,
-                volume_opening=body_int_or_none(body["totalizer_volume_ml_before"]),
-                amount_opening=body_int_or_none(body["totalizer_amount_fen_before"]),
+                volume_opening=body.totalizer_volume_ml_before,
+                amount_opening=body.totalizer_amount_fen_before,
             )
         nozzle.grade = grade
-        nozzle.volume_closing = body_int(body["totalizer_volume_ml_after"])
-        nozzle.amount_closing = body_int_or_none(body["totalizer_amount_fen_after"])
+        nozzle.volume_closing = body.totalizer_volume_ml_after
+        nozzle.amount_closing = body.totalizer_amount_fen_after
         nozzle.sales.add(volume, amount)
         day.grades.setdefault(grade, _Sales()).add(volume, amount)
 
-    def _on_tank_day(self, body: dict[str, JsonValue]) -> None:
+    def _on_tank_day(self, body: ReconciliationBody) -> None:
         """A tank's day books belong to the day that holds most of them. The tanks close on the same boundary
         (agent.station.localday), but their first day after a start, or after a change of zone or boundary,
         need not match ours exactly."""
-        start_ms, end_ms = parse_ts(str(body["start"])), parse_ts(str(body["end"]))
+        start_ms, end_ms = parse_ts(body.start), parse_ts(body.end)
         day = self._open_day_of((start_ms + end_ms) // 2)
         if day is None:
             return
-        tank = str(body["tank"])
-        day.tanks[tank] = TankDay(
-            tank=tank,
-            product=str(body["product"]),
-            start=str(body["start"]),
-            end=str(body["end"]),
-            opening_volume_20_ml=body_int(body["opening_volume_20_ml"]),
-            closing_volume_20_ml=body_int(body["closing_volume_20_ml"]),
-            delivered_20_ml=body_int(body["delivered_20_ml"]),
-            sold_20_ml=body_int(body["sold_20_ml"]),
-            sales=body_int(body["sales"]),
-            variance_ml=body_int(body["variance_ml"]),
-            cumulative_variance_ml=body_int(body["cumulative_variance_ml"]),
-            complete=body["complete"] is True,
+        day.tanks[body.tank] = TankDay(
+            tank=body.tank,
+            product=body.product,
+            start=body.start,
+            end=body.end,
+            opening_volume_20_ml=body.opening_volume_20_ml,
+            closing_volume_20_ml=body.closing_volume_20_ml,
+            delivered_20_ml=body.delivered_20_ml,
+            sold_20_ml=body.sold_20_ml,
+            sales=body.sales,
+            variance_ml=body.variance_ml,
+            cumulative_variance_ml=body.cumulative_variance_ml,
+            complete=body.complete,
         )
 
     def _run_starts(self, ts_ms: int) -> None:
@@ -446,16 +447,11 @@ class DayBooks:
         return self._days_of.day_of(ts_ms)
 
 
-def _down_at_end(summary: dict[str, JsonValue], end_ms: int) -> dict[str, int]:
+def _down_at_end(summary: DailySummaryBody, end_ms: int) -> dict[str, int]:
     """What the last summary found down when its day ended (a device, the uplink), as down since then: the
     records that took it down lie before the replay, which starts there."""
     down: dict[str, int] = {}
-    for item in [summary["uplink_down"], *_list(summary["devices_down"])]:
-        if isinstance(item, dict) and item.get("down_at_end") is True:
-            subject = str(item["subject"])
-            down[subject if subject == UPLINK else f"device/{subject}"] = end_ms
+    for item in (summary.uplink_down, *summary.devices_down):
+        if item.down_at_end:
+            down[item.subject if item.subject == UPLINK else f"device/{item.subject}"] = end_ms
     return down
-
-
-def _list(value: JsonValue) -> list[JsonValue]:
-    return list(value) if isinstance(value, list | tuple) else []

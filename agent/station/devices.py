@@ -20,16 +20,23 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from agent.field.events import DeviceValueFaults, LineHealth
-from agent.records import (
+from agent.contract.evidence import (
+    CalibrationUnverifiedEvidence,
+    DeviceAnswers,
+    DeviceSilentEvidence,
+    DeviceValueFaultEvidence,
+    DeviceValuesPlausible,
+    LineErrorsEvidence,
+)
+from agent.contract.records import (
     AlarmKind,
     CalibrationChangeBody,
     Cursor,
     DeviceIdentityBody,
     GaugeReportUnavailableBody,
-    JsonScalar,
     RecordIntent,
 )
+from agent.field.events import DeviceValueFaults, LineHealth
 from agent.station.alarms import AlarmBook
 from agent.station.settings import MeteringSection, VerificationSection
 from drivers.readings import PumpControllerReading
@@ -80,13 +87,13 @@ class CalibrationWatch:
             )
             intents.append(change.intent(ts_ms, *self._note(device, {parameter: new}, baseline=False)))
         untrusted = any(seen[p] is not None and seen[p] != trusted[p] for p in _PARAMETERS)
-        evidence: dict[str, JsonScalar] = {
-            "k_factor": seen["k_factor"],
-            "firmware_id": seen["firmware_id"],
-            "trusted_k_factor": trusted["k_factor"],
-            "trusted_firmware_id": trusted["firmware_id"],
-            "certificate": verification.certificate if verification is not None else None,
-        }
+        evidence = CalibrationUnverifiedEvidence(
+            k_factor=seen["k_factor"],
+            firmware_id=seen["firmware_id"],
+            trusted_k_factor=trusted["k_factor"],
+            trusted_firmware_id=trusted["firmware_id"],
+            certificate=verification.certificate if verification is not None else None,
+        )
         intents += self._alarms.judge(AlarmKind.CALIBRATION_UNVERIFIED, device, ts_ms, untrusted, evidence)
         return intents
 
@@ -124,15 +131,15 @@ class SilenceWatch:
 
     def online(self, device: str, ts_ms: int) -> list[RecordIntent]:
         since = self._offline.pop(device, None)
-        evidence: dict[str, JsonScalar] = {"silent_s": None if since is None else (ts_ms - since[0]) // 1000}
-        return self._alarms.clear(AlarmKind.DEVICE_SILENT, device, ts_ms, evidence)
+        answers = DeviceAnswers(silent_s=None if since is None else (ts_ms - since[0]) // 1000)
+        return self._alarms.clear(AlarmKind.DEVICE_SILENT, device, ts_ms, answers)
 
     def tick(self, now_ms: int) -> list[RecordIntent]:
         intents: list[RecordIntent] = []
         for device, (since, line, reason) in self._offline.items():
             if now_ms - since >= self._after_ms:
-                evidence: dict[str, JsonScalar] = {"line": line, "silent_s": (now_ms - since) // 1000, "reason": reason}
-                intents += self._alarms.raise_(AlarmKind.DEVICE_SILENT, device, now_ms, evidence)
+                silent = DeviceSilentEvidence(line=line, silent_s=(now_ms - since) // 1000, reason=reason)
+                intents += self._alarms.raise_(AlarmKind.DEVICE_SILENT, device, now_ms, silent)
         return intents
 
 
@@ -163,14 +170,14 @@ class LineWatch:
             return []
         failures = last.failures - first.failures
         ratio = failures / attempts
-        evidence: dict[str, JsonScalar] = {
-            "attempts": attempts,
-            "failures": failures,
-            "crc_errors": last.crc_errors - first.crc_errors,
-            "timeouts": last.timeouts - first.timeouts,
-            "window_s": (last.ts_ms - first.ts_ms) // 1000,
-            "failed_permille": round(ratio * 1000),
-        }
+        evidence = LineErrorsEvidence(
+            attempts=attempts,
+            failures=failures,
+            crc_errors=last.crc_errors - first.crc_errors,
+            timeouts=last.timeouts - first.timeouts,
+            window_s=(last.ts_ms - first.ts_ms) // 1000,
+            failed_permille=round(ratio * 1000),
+        )
         if ratio > self._rules.line_error_ratio:
             return self._alarms.raise_(AlarmKind.LINE_ERRORS, health.line, health.ts_ms, evidence)
         if ratio < self._rules.line_error_ratio / 2:
@@ -184,16 +191,17 @@ class ValueFaultWatch:
 
     def on_faults(self, event: DeviceValueFaults) -> list[RecordIntent]:
         if not event.faults:
-            return self._alarms.clear(AlarmKind.DEVICE_VALUE_FAULT, event.device, event.ts_ms, {"line": event.line})
+            plausible = DeviceValuesPlausible(line=event.line)
+            return self._alarms.clear(AlarmKind.DEVICE_VALUE_FAULT, event.device, event.ts_ms, plausible)
         first = event.faults[0]
-        evidence: dict[str, JsonScalar] = {
-            "line": event.line,
-            "point": first.point,
-            "register": first.register,
-            "raw_hex": first.raw_hex,
-            "reason": first.reason,
-            "faults": len(event.faults),
-        }
+        evidence = DeviceValueFaultEvidence(
+            line=event.line,
+            point=first.point,
+            register=first.register,
+            raw_hex=first.raw_hex,
+            reason=first.reason,
+            faults=len(event.faults),
+        )
         return self._alarms.raise_(AlarmKind.DEVICE_VALUE_FAULT, event.device, event.ts_ms, evidence)
 
 

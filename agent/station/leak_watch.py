@@ -14,17 +14,16 @@ The detector's memory is the agent's own records: at start it is fed the hourly 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
+from typing import Literal
 
-from agent.records import (
+from agent.contract.decode import decode_record
+from agent.contract.evidence import TankTestEvidence
+from agent.contract.records import (
     AlarmKind,
-    JsonScalar,
-    JsonValue,
+    ReconciliationBody,
     RecordIntent,
-    RecordType,
     TankTestBody,
-    body_int,
     parse_ts,
 )
 from agent.station.alarms import AlarmBook
@@ -33,30 +32,29 @@ from agent.station.leak import LeakDetector, LeakSettings, LeakVerdict, TankBala
 _ALARM_OF_CAUSE = {"leak": AlarmKind.TANK_LEAK, "unrecorded_sales": AlarmKind.UNRECORDED_SALES}
 
 
-def balance_of(body: dict[str, JsonValue]) -> TankBalance:
+def balance_of(body: ReconciliationBody) -> TankBalance:
     """An hourly reconciliation body as the detector takes it: from the opening reading to the closing one,
     so that consecutive hours join exactly; a period the agent did not see whole is not used."""
-    opening_ms, closing_ms = parse_ts(str(body["opening_ts"])), parse_ts(str(body["closing_ts"]))
+    opening_ms, closing_ms = parse_ts(body.opening_ts), parse_ts(body.closing_ts)
     return TankBalance(
         start_ms=opening_ms,
         duration_ms=max(1, closing_ms - opening_ms),
-        opening_20_ml=body_int(body["opening_volume_20_ml"]),
-        closing_20_ml=body_int(body["closing_volume_20_ml"]),
-        delivered_20_ml=body_int(body["delivered_20_ml"]),
-        sold_20_ml=body_int(body["sold_20_ml"]),
-        temperature_cC=body_int(body["temperature_cC"]),
-        gauge_invalid=body["complete"] is not True,
+        opening_20_ml=body.opening_volume_20_ml,
+        closing_20_ml=body.closing_volume_20_ml,
+        delivered_20_ml=body.delivered_20_ml,
+        sold_20_ml=body.sold_20_ml,
+        temperature_cC=body.temperature_cC,
+        gauge_invalid=not body.complete,
     )
 
 
-def hourly_books(canonical_records: Iterable[bytes]) -> dict[str, list[dict[str, JsonValue]]]:
-    """The hourly reconciliation bodies among the records (canonical JSON), by tank, oldest first."""
-    books: dict[str, list[dict[str, JsonValue]]] = {}
+def hourly_books(canonical_records: Iterable[bytes]) -> dict[str, list[ReconciliationBody]]:
+    """The hourly reconciliation bodies among the stored records (canonical JSON), by tank, oldest first."""
+    books: dict[str, list[ReconciliationBody]] = {}
     for canonical in canonical_records:
-        record = json.loads(canonical)
-        body = record["body"]
-        if record["type"] == RecordType.RECONCILIATION and body.get("period") == "hour":
-            books.setdefault(str(body["tank"]), []).append(body)
+        body = decode_record(canonical).body
+        if isinstance(body, ReconciliationBody) and body.period == "hour":
+            books.setdefault(body.tank, []).append(body)
     return books
 
 
@@ -66,7 +64,7 @@ class LeakWatch:
         tanks: Iterable[str],
         settings: LeakSettings,
         alarms: AlarmBook,
-        history: dict[str, list[dict[str, JsonValue]]] | None = None,
+        history: dict[str, list[ReconciliationBody]] | None = None,
     ) -> None:
         self._alarms = alarms
         self._detectors = {tank: LeakDetector(settings) for tank in tanks}
@@ -79,20 +77,20 @@ class LeakWatch:
         """The records that follow from books just closed: alarms after an hour, the test after a day."""
         out: list[RecordIntent] = []
         for intent in intents:
-            if intent.type is not RecordType.RECONCILIATION:
+            books = intent.body
+            if not isinstance(books, ReconciliationBody):
                 continue
-            tank = str(intent.body["tank"])
-            detector = self._detectors.get(tank)
+            detector = self._detectors.get(books.tank)
             if detector is None:
                 continue
-            if intent.body["period"] == "hour":
-                self._feed(tank, intent.body)
-                out += self._judge(tank, detector.verdict(), intent.ts_ms)
+            if books.period == "hour":
+                self._feed(books.tank, books)
+                out += self._judge(books.tank, detector.verdict(), intent.ts_ms)
             else:
-                out.append(_test_body(tank, detector.verdict()).intent(intent.ts_ms))
+                out.append(_test_body(books.tank, detector.verdict()).intent(intent.ts_ms))
         return out
 
-    def _feed(self, tank: str, body: dict[str, JsonValue]) -> None:
+    def _feed(self, tank: str, body: ReconciliationBody) -> None:
         """The detector takes hours in time order only; an hour that overlaps the last one (the wall clock
         stepped back) is left out rather than break the test."""
         balance = balance_of(body)
@@ -101,10 +99,10 @@ class LeakWatch:
             self._fed_to_ms[tank] = balance.end_ms
 
     def _judge(self, tank: str, verdict: LeakVerdict, ts_ms: int) -> list[RecordIntent]:
-        evidence = _evidence(verdict)
         if verdict.status == "fail" and verdict.cause is not None:
-            return self._alarms.raise_(_ALARM_OF_CAUSE[verdict.cause], tank, ts_ms, evidence)
+            return self._alarms.raise_(_ALARM_OF_CAUSE[verdict.cause], tank, ts_ms, _evidence(verdict, "fail"))
         if verdict.status == "pass":
+            evidence = _evidence(verdict, "pass")
             return [
                 *self._alarms.clear(AlarmKind.TANK_LEAK, tank, ts_ms, evidence),
                 *self._alarms.clear(AlarmKind.UNRECORDED_SALES, tank, ts_ms, evidence),
@@ -112,18 +110,18 @@ class LeakWatch:
         return []
 
 
-def _evidence(verdict: LeakVerdict) -> dict[str, JsonScalar]:
-    return {
-        "status": verdict.status,
-        "span_h": verdict.span_h,
-        "hours": verdict.hours,
-        "quiet_hours": verdict.quiet_hours,
-        "sold_20_ml": verdict.sold_20_ml,
-        "leak_ml_per_h": verdict.leak_ml_per_h,
-        "leak_threshold_ml_per_h": verdict.leak_threshold_ml_per_h,
-        "unrecorded_ppm": verdict.unrecorded_ppm,
-        "unrecorded_threshold_ppm": verdict.unrecorded_threshold_ppm,
-    }
+def _evidence(verdict: LeakVerdict, status: Literal["fail", "pass"]) -> TankTestEvidence:
+    return TankTestEvidence(
+        status=status,
+        span_h=verdict.span_h,
+        hours=verdict.hours,
+        quiet_hours=verdict.quiet_hours,
+        sold_20_ml=verdict.sold_20_ml,
+        leak_ml_per_h=verdict.leak_ml_per_h,
+        leak_threshold_ml_per_h=verdict.leak_threshold_ml_per_h,
+        unrecorded_ppm=verdict.unrecorded_ppm,
+        unrecorded_threshold_ppm=verdict.unrecorded_threshold_ppm,
+    )
 
 
 def _test_body(tank: str, verdict: LeakVerdict) -> TankTestBody:

@@ -63,9 +63,13 @@ def sale_number_step(previous: int, new: int, modulus: int | None) -> tuple[Sale
     return "backwards", -step
 
 
+Totalizer = Literal["volume_ml", "amount_fen"]
+"""A controller's totalizer, by the unit it counts in."""
+
+
 @dataclass(frozen=True, slots=True)
 class Discontinuity:
-    counter: str
+    counter: Totalizer
     form: Literal["jump", "step_back"]
     before: int
     after: int
@@ -74,7 +78,7 @@ class Discontinuity:
 
 
 def check_totalizer(
-    counter: str, before: int, after: int, *, sold: int, modulus: int | None, tolerance: int
+    counter: Totalizer, before: int, after: int, *, sold: int, modulus: int | None, tolerance: int
 ) -> Discontinuity | None:
     """A totalizer must move by exactly the sale (within its resolution), across a wrap if it has one."""
     expected = (before + sold) % modulus if modulus else before + sold

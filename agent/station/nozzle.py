@@ -34,11 +34,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from agent.records import (
+from agent.contract.evidence import (
+    JudgedSale,
+    MeteringBiasEvidence,
+    PulsesAtRestEvidence,
+    PulsesStopped,
+    SaleInSequence,
+    TotalizerDiscontinuityEvidence,
+    TransactionCounterResetEvidence,
+    TransactionSkippedEvidence,
+)
+from agent.contract.records import (
     AlarmKind,
     ControllerBaselineBody,
     Cursor,
-    JsonScalar,
     RecordIntent,
     TransactionBody,
     format_ts,
@@ -46,6 +55,7 @@ from agent.records import (
 from agent.station.alarms import AlarmBook
 from agent.station.fsm import NozzleFsm, Phase, Step
 from agent.station.metering import (
+    Discontinuity,
     VolumeVerdict,
     advance,
     check_totalizer,
@@ -56,6 +66,7 @@ from agent.station.metering import (
 from agent.station.metering_bias import (
     BiasChange,
     BiasSettings,
+    Direction,
     SaleDeviation,
     estimate,
     noise_variance_ml2,
@@ -209,13 +220,14 @@ class NozzleTracker:
             # another sale came before this one's pulses: record it unmeasured rather than mix the two
             earlier, self._sale = self._record(self._sale, None, None, ts_ms), None
         if step == "backwards":
-            evidence: dict[str, JsonScalar] = {
-                "previous_txn_no": self._txn_no,
-                "txn_no": reading.txn_no,
-                "totalizer_volume_ml_before": self._totalizer_ml,
-                "totalizer_volume_ml_now": reading.totalizer_volume_ml,
-            }
-            intents = self._alarms.raise_(AlarmKind.TRANSACTION_COUNTER_RESET, self.binding.nozzle, ts_ms, evidence)
+            assert self._totalizer_ml is not None  # the controller cursors carry the sale number and totalizer together
+            reset = TransactionCounterResetEvidence(
+                previous_txn_no=self._txn_no,
+                txn_no=reading.txn_no,
+                totalizer_volume_ml_before=self._totalizer_ml,
+                totalizer_volume_ml_now=reading.totalizer_volume_ml,
+            )
+            intents = self._alarms.raise_(AlarmKind.TRANSACTION_COUNTER_RESET, self.binding.nozzle, ts_ms, reset)
             if not intents:  # raised already: the new counters still go on record, as a baseline
                 self._txn_no = None
                 return earlier + self._baseline(reading, ts_ms, board)
@@ -333,17 +345,15 @@ class NozzleTracker:
     def _sequence_alarms(self, sale: _Sale, ts_ms: int) -> list[RecordIntent]:
         subject = self.binding.nozzle
         if sale.in_sequence:
-            evidence: dict[str, JsonScalar] = {"txn_no": sale.reading.txn_no}
+            in_order = SaleInSequence(txn_no=sale.reading.txn_no)
             return [
-                *self._alarms.clear(AlarmKind.TRANSACTION_SKIPPED, subject, ts_ms, evidence),
-                *self._alarms.clear(AlarmKind.TRANSACTION_COUNTER_RESET, subject, ts_ms, evidence),
+                *self._alarms.clear(AlarmKind.TRANSACTION_SKIPPED, subject, ts_ms, in_order),
+                *self._alarms.clear(AlarmKind.TRANSACTION_COUNTER_RESET, subject, ts_ms, in_order),
             ]
-        evidence = {
-            "expected_txn_no": sale.reading.txn_no - sale.missing,
-            "txn_no": sale.reading.txn_no,
-            "missing": sale.missing,
-        }
-        return self._alarms.raise_(AlarmKind.TRANSACTION_SKIPPED, subject, ts_ms, evidence)
+        skipped = TransactionSkippedEvidence(
+            expected_txn_no=sale.reading.txn_no - sale.missing, txn_no=sale.reading.txn_no, missing=sale.missing
+        )
+        return self._alarms.raise_(AlarmKind.TRANSACTION_SKIPPED, subject, ts_ms, skipped)
 
     def _totalizer_alarms(self, sale: _Sale, ts_ms: int) -> list[RecordIntent]:
         reading, counters = sale.reading, sale.counters
@@ -373,17 +383,9 @@ class NozzleTracker:
         found = next((b for b in breaks if b is not None), None)
         subject = self.binding.nozzle
         if found is None:
-            return self._alarms.clear(AlarmKind.TOTALIZER_DISCONTINUITY, subject, ts_ms, {"txn_no": reading.txn_no})
-        evidence: dict[str, JsonScalar] = {
-            "txn_no": reading.txn_no,
-            "counter": found.counter,
-            "form": found.form,
-            "before": found.before,
-            "after": found.after,
-            "expected": found.expected,
-            "difference": found.difference,
-            "at_rest": False,
-        }
+            in_order = SaleInSequence(txn_no=reading.txn_no)
+            return self._alarms.clear(AlarmKind.TOTALIZER_DISCONTINUITY, subject, ts_ms, in_order)
+        evidence = _discontinuity(reading.txn_no, found, at_rest=False)
         return self._alarms.raise_(AlarmKind.TOTALIZER_DISCONTINUITY, subject, ts_ms, evidence)
 
     def _metering_alarms(
@@ -392,14 +394,14 @@ class NozzleTracker:
         if pulse_ml is None or verdict is None or not verdict.judged:
             return []
         subject = self.binding.nozzle
-        evidence: dict[str, JsonScalar] = {
-            "txn_no": sale.reading.txn_no,
-            "volume_ml": sale.reading.txn_volume_ml,
-            "pulse_volume_ml": pulse_ml,
-            "deviation_ppm": verdict.deviation_ppm,
-            "mpe_ppm": self._rules.mpe_ppm,
-            "allowed_ml": verdict.allowed_ml,
-        }
+        evidence = JudgedSale(
+            txn_no=sale.reading.txn_no,
+            volume_ml=sale.reading.txn_volume_ml,
+            pulse_volume_ml=pulse_ml,
+            deviation_ppm=verdict.deviation_ppm,
+            mpe_ppm=self._rules.mpe_ppm,
+            allowed_ml=verdict.allowed_ml,
+        )
         if pulse_ml == 0:
             return self._alarms.raise_(AlarmKind.ENCODER_NO_PULSES, subject, ts_ms, evidence)
         intents = self._alarms.clear(AlarmKind.ENCODER_NO_PULSES, subject, ts_ms, evidence)
@@ -433,20 +435,20 @@ class NozzleTracker:
             return self._alarms.raise_(AlarmKind.METERING_BIAS, subject, ts_ms, evidence), cursors
         return self._alarms.clear(AlarmKind.METERING_BIAS, subject, ts_ms, evidence), cursors
 
-    def _bias_evidence(self, change: BiasChange, txn_no: int) -> dict[str, JsonScalar]:
+    def _bias_evidence(self, change: BiasChange, txn_no: int) -> MeteringBiasEvidence:
         run, found = change.run, estimate(change.run)
-        return {
-            "direction": str(change.direction),
-            "txn_no": txn_no,
-            "sales": run.sales,
-            "since": format_ts(run.since_ms),
-            "bias_ppm": None if found is None else found.bias_ppm,
-            "bias_low_ppm": None if found is None else found.low_ppm,
-            "bias_high_ppm": None if found is None else found.high_ppm,
-            "legal_ppm": self._bias_settings.legal_ppm,
-            "alarm_ppm": self._bias_settings.alarm_ppm,
-            "llr_millinats": round(change.llr * 1000),
-        }
+        return MeteringBiasEvidence(
+            direction="over" if change.direction is Direction.OVER else "under",
+            txn_no=txn_no,
+            sales=run.sales,
+            since=format_ts(run.since_ms),
+            bias_ppm=None if found is None else found.bias_ppm,
+            bias_low_ppm=None if found is None else found.low_ppm,
+            bias_high_ppm=None if found is None else found.high_ppm,
+            legal_ppm=self._bias_settings.legal_ppm,
+            alarm_ppm=self._bias_settings.alarm_ppm,
+            llr_millinats=round(change.llr * 1000),
+        )
 
     # -- at rest -----------------------------------------------------------------------------------------------
 
@@ -454,7 +456,7 @@ class NozzleTracker:
         self, reading: NozzleReading, counters: ControllerCounters, ts_ms: int, board: PulseBoard
     ) -> list[RecordIntent]:
         intents = self._totalizers_at_rest(reading, counters, ts_ms)
-        intents += self._pulses_at_rest(board, ts_ms)
+        intents += self._pulses_at_rest(board, reading.txn_no, ts_ms)
         return intents
 
     def _totalizers_at_rest(
@@ -472,22 +474,14 @@ class NozzleTracker:
         )
         if moved is None or self._alarms.active(AlarmKind.TOTALIZER_DISCONTINUITY, self.binding.nozzle):
             return []  # already raised: the baseline stays the last recorded value, and the next sale judges
-        evidence: dict[str, JsonScalar] = {
-            "txn_no": reading.txn_no,
-            "counter": moved.counter,
-            "form": moved.form,
-            "before": moved.before,
-            "after": moved.after,
-            "expected": moved.expected,
-            "difference": moved.difference,
-            "at_rest": True,
-        }
+        evidence = _discontinuity(reading.txn_no, moved, at_rest=True)
         self._totalizer_ml, self._totalizer_fen = reading.totalizer_volume_ml, reading.totalizer_amount_fen
         intents = self._alarms.raise_(AlarmKind.TOTALIZER_DISCONTINUITY, self.binding.nozzle, ts_ms, evidence)
         return [_with_cursors(intent, self._controller_cursors(reading)) for intent in intents]
 
-    def _pulses_at_rest(self, board: PulseBoard, ts_ms: int) -> list[RecordIntent]:
-        """Judge the pulses read before the previous rest poll: this poll still shows rest and no sale."""
+    def _pulses_at_rest(self, board: PulseBoard, txn_no: int, ts_ms: int) -> list[RecordIntent]:
+        """Judge the pulses read before the previous rest poll: this poll still shows rest and no sale (`txn_no`,
+        the nozzle's last)."""
         intents: list[RecordIntent] = []
         liquid, self._liquid_candidate = self._liquid_candidate, _older(board.get(self.binding.pulse), ts_ms)
         vapour, self._vapour_candidate = self._vapour_candidate, _older(board.get(self.binding.vapour), ts_ms)
@@ -508,20 +502,19 @@ class NozzleTracker:
             self._last_rest_pulses_ms = ts_ms  # raised before a restart: the quiet spell counts from now
         if rest > self._rules.rest_pulse_tolerance:
             self._last_rest_pulses_ms = ts_ms
-            evidence: dict[str, JsonScalar] = {
-                "pulses": rest,
-                "volume_ml": millilitres(rest, tap.ml_per_pulse),
-                "counted_by": f"{tap.device}#{tap.channel}",
-                "since_txn_no": self._txn_no,
-            }
+            evidence = PulsesAtRestEvidence(
+                pulses=rest,
+                volume_ml=millilitres(rest, tap.ml_per_pulse),
+                counted_by=f"{tap.device}#{tap.channel}",
+                since_txn_no=txn_no,
+            )
             intents += self._alarms.raise_(AlarmKind.PULSES_AT_REST, subject, ts_ms, evidence)
         elif self._last_rest_pulses_ms is not None and (
             ts_ms - self._last_rest_pulses_ms >= self._rules.rest_clear_s * 1000
         ):
             self._last_rest_pulses_ms = None
-            intents += self._alarms.clear(
-                AlarmKind.PULSES_AT_REST, subject, ts_ms, {"quiet_s": int(self._rules.rest_clear_s)}
-            )
+            quiet = PulsesStopped(quiet_s=int(self._rules.rest_clear_s))
+            intents += self._alarms.clear(AlarmKind.PULSES_AT_REST, subject, ts_ms, quiet)
         return intents
 
     # -- cursors -------------------------------------------------------------------------------------------------
@@ -554,6 +547,19 @@ def _pulses(count: Count | None, mark: int | None) -> int | None:
 def _older(count: Count | None, ts_ms: int) -> Count | None:
     """A count read before this moment, or None."""
     return count if count is not None and count.ts_ms < ts_ms else None
+
+
+def _discontinuity(txn_no: int, found: Discontinuity, *, at_rest: bool) -> TotalizerDiscontinuityEvidence:
+    return TotalizerDiscontinuityEvidence(
+        txn_no=txn_no,
+        counter=found.counter,
+        form=found.form,
+        before=found.before,
+        after=found.after,
+        expected=found.expected,
+        difference=found.difference,
+        at_rest=at_rest,
+    )
 
 
 def _with_cursors(intent: RecordIntent, cursors: list[Cursor]) -> RecordIntent:

@@ -26,14 +26,16 @@ import datetime
 from dataclasses import dataclass
 from fractions import Fraction
 
-from agent.records import (
+from agent.contract.evidence import (
+    BandDaysEvidence,
+    OverPressureEvidence,
+    TankPressureZeroAlarmEvidence,
+    TankPressureZeroWarningEvidence,
+)
+from agent.contract.records import (
     AlarmKind,
-    JsonScalar,
-    JsonValue,
     RecordIntent,
     TankPressureBody,
-    body_int,
-    body_int_or_none,
     format_ts,
     parse_ts,
 )
@@ -136,18 +138,16 @@ class _Summary:
         return round(Fraction(self.sum_pa, self.readings)) if self.readings else None
 
 
-def _summary_of(body: dict[str, JsonValue]) -> _Summary:
-    readings = body_int(body["readings"])
-    mean = body["mean_pa"]
+def _summary_of(body: TankPressureBody) -> _Summary:
     return _Summary(
-        start_ms=parse_ts(str(body["start"])),
-        readings=readings,
-        sum_pa=body_int(mean) * readings if mean is not None else 0,
-        min_pa=body_int_or_none(body["min_pa"]),
-        max_pa=body_int_or_none(body["max_pa"]),
-        outside_band=body_int(body["outside_band"]),
-        over_pressure=body_int(body["over_pressure"]),
-        zero_run_s=body_int(body["zero_run_s"]),
+        start_ms=parse_ts(body.start),
+        readings=body.readings,
+        sum_pa=body.mean_pa * body.readings if body.mean_pa is not None else 0,
+        min_pa=body.min_pa,
+        max_pa=body.max_pa,
+        outside_band=body.outside_band,
+        over_pressure=body.over_pressure,
+        zero_run_s=body.zero_run_s,
     )
 
 
@@ -174,7 +174,7 @@ class PressureWatch:
     The open day is everything since the last `close_day`, which the caller calls in order at the station's
     local day boundary; a day at or before the last day record in the history is not closed again."""
 
-    def __init__(self, settings: PressureSettings, alarms: AlarmBook, history: list[dict[str, JsonValue]]) -> None:
+    def __init__(self, settings: PressureSettings, alarms: AlarmBook, history: list[TankPressureBody]) -> None:
         """`history`: the `tank_pressure` bodies, oldest first, of each sensor's last day record and the interval
         records after it (more is harmless)."""
         self._rules = settings
@@ -184,13 +184,13 @@ class PressureWatch:
         for body in history:
             self._resume(body)
 
-    def _resume(self, body: dict[str, JsonValue]) -> None:
-        sensor = self._sensors.setdefault(str(body["device"]), _Sensor())
-        if body["period"] == "day":
+    def _resume(self, body: TankPressureBody) -> None:
+        sensor = self._sensors.setdefault(body.device, _Sensor())
+        if body.period == "day":
             sensor.day = None
-            sensor.zero_warning_days = body_int(body["zero_warning_days"])
-            sensor.band_warning_days = body_int(body["band_warning_days"])
-            day = datetime.date.fromisoformat(str(body["day"]))
+            sensor.zero_warning_days = body.zero_warning_days or 0
+            sensor.band_warning_days = body.band_warning_days or 0
+            day = datetime.date.fromisoformat(body.day or "")
             self._last_closed = max(day, self._last_closed or day)
             return
         summary = _summary_of(body)
@@ -229,12 +229,12 @@ class PressureWatch:
             if sensor.zero_since_ms is None or gap:
                 sensor.zero_since_ms = ts_ms
             sensor.zero_run_s = (ts_ms - sensor.zero_since_ms) // 1000
-        evidence: dict[str, JsonScalar] = {
-            "pressure_pa": pressure,
-            "run_s": sensor.zero_run_s,
-            "band_pa": band,
-            "since": None if sensor.zero_since_ms is None else format_ts(sensor.zero_since_ms),
-        }
+        evidence = TankPressureZeroWarningEvidence(
+            pressure_pa=pressure,
+            run_s=sensor.zero_run_s,
+            band_pa=band,
+            since=None if sensor.zero_since_ms is None else format_ts(sensor.zero_since_ms),
+        )
         if not -band <= pressure <= band:
             sensor.zero_since_ms = None
             return self._alarms.clear(AlarmKind.TANK_PRESSURE_ZERO_WARNING, device, ts_ms, evidence)
@@ -262,15 +262,15 @@ class PressureWatch:
             *self._alarms.clear(AlarmKind.TANK_PRESSURE_OVER_WARNING, device, ts_ms, evidence),
         ]
 
-    def _over_evidence(self, sensor: _Sensor) -> dict[str, JsonScalar]:
+    def _over_evidence(self, sensor: _Sensor) -> OverPressureEvidence:
         """The over-pressure spell so far (or just ended); nulls if the agent saw none since it started."""
         since, last = sensor.over_since_ms, sensor.over_last_ms
-        return {
-            "max_pa": sensor.over_max_pa,
-            "limit_pa": self._rules.over_limit_pa,
-            "duration_s": None if since is None or last is None else (last - since) // 1000,
-            "since": None if since is None else format_ts(since),
-        }
+        return OverPressureEvidence(
+            max_pa=sensor.over_max_pa,
+            limit_pa=self._rules.over_limit_pa,
+            duration_s=None if since is None or last is None else (last - since) // 1000,
+            since=None if since is None else format_ts(since),
+        )
 
     def tick(self, ts_ms: int) -> list[RecordIntent]:
         """The interval records whose end `ts_ms` has passed: call it now and then, and before a clean stop, so
@@ -320,30 +320,30 @@ class PressureWatch:
                 band_warning_days=sensor.band_warning_days,
             )
             out.append(body.intent(ts_ms))
-            if summary.readings:
-                out += self._judge_days(device, body, ts_ms)
+            if share is not None:
+                out += self._judge_days(device, day.isoformat(), body, share, ts_ms)
         return out
 
-    def _judge_days(self, device: str, body: TankPressureBody, ts_ms: int) -> list[RecordIntent]:
+    def _judge_days(
+        self, device: str, day: str, body: TankPressureBody, share_permille: int, ts_ms: int
+    ) -> list[RecordIntent]:
+        """The daily rules on a day with readings (`share_permille` of them outside the band)."""
         rules, alarms = self._rules, self._alarms
         zero_days = body.zero_warning_days or 0
         band_days = body.band_warning_days or 0
-        zero_evidence: dict[str, JsonScalar] = {
-            "day": body.day,
-            "zero_run_s": body.zero_run_s,
-            "warning_days": zero_days,
-            "alarm_days": rules.zero_alarm_days,
-        }
-        band_evidence: dict[str, JsonScalar] = {
-            "day": body.day,
-            "readings": body.readings,
-            "outside_band": body.outside_band,
-            "outside_band_permille": body.outside_band_permille,
-            "limit_permille": rules.band_share_permille,
-            "band_low_pa": rules.band_low_pa,
-            "band_high_pa": rules.band_high_pa,
-            "warning_days": band_days,
-        }
+        zero_evidence = TankPressureZeroAlarmEvidence(
+            day=day, zero_run_s=body.zero_run_s, warning_days=zero_days, alarm_days=rules.zero_alarm_days
+        )
+        band_evidence = BandDaysEvidence(
+            day=day,
+            readings=body.readings,
+            outside_band=body.outside_band,
+            outside_band_permille=share_permille,
+            limit_permille=rules.band_share_permille,
+            band_low_pa=rules.band_low_pa,
+            band_high_pa=rules.band_high_pa,
+            warning_days=band_days,
+        )
         return [
             *alarms.judge(
                 AlarmKind.TANK_PRESSURE_ZERO_ALARM, device, ts_ms, zero_days >= rules.zero_alarm_days, zero_evidence

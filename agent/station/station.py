@@ -16,8 +16,17 @@ from dataclasses import dataclass, field
 from datetime import date
 from zoneinfo import ZoneInfo
 
+from agent.contract.records import (
+    DailySummaryBody,
+    DeviceOfflineBody,
+    DeviceOnlineBody,
+    ReconciliationBody,
+    RecordIntent,
+    TankPressureBody,
+    TransactionBody,
+    VapourBody,
+)
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, DeviceValueFaults, FieldEvent, LineHealth
-from agent.records import DeviceOfflineBody, DeviceOnlineBody, JsonValue, RecordIntent, RecordType
 from agent.station.alarms import AlarmBook
 from agent.station.daybooks import DayBooks, DaySettings, last_closed_of
 from agent.station.devices import CalibrationWatch, GaugeReportWatch, LineWatch, SilenceWatch, ValueFaultWatch
@@ -44,13 +53,13 @@ from drivers.veeder_root.reports import DELIVERIES
 class StationHistory:
     """What the station reads back from its own records at start, instead of keeping a second copy of its state."""
 
-    tank_hours: dict[str, list[dict[str, JsonValue]]] = field(default_factory=dict)
+    tank_hours: dict[str, list[ReconciliationBody]] = field(default_factory=dict)
     """The tanks' hourly books of the leak test's window, by tank."""
-    vapour_days: list[dict[str, JsonValue]] = field(default_factory=list)
+    vapour_days: list[VapourBody] = field(default_factory=list)
     """The `vapour` records of the last week, oldest first."""
-    pressure: list[dict[str, JsonValue]] = field(default_factory=list)
+    pressure: list[TankPressureBody] = field(default_factory=list)
     """The `tank_pressure` records from each sensor's last day record on, oldest first."""
-    last_summary: dict[str, JsonValue] | None = None
+    last_summary: DailySummaryBody | None = None
     """The newest `daily_summary`."""
 
 
@@ -118,7 +127,7 @@ class Station:
         intents: list[RecordIntent] = []
         for record in records:
             intents += self._cross_days(record.ts_ms, now_ms)
-            if record.type is RecordType.TRANSACTION:
+            if isinstance(record.body, TransactionBody):
                 intents += self._close_vapour_until(record.ts_ms, now_ms)
                 if record.ts_ms >= self._days.start_ms(self._vapour_day):
                     self._vapour.replay_transaction(record.body)
@@ -245,11 +254,10 @@ class Station:
         recovery; returns the vapour alarms that follow."""
         more: list[RecordIntent] = []
         for intent in intents:
-            if intent.type is RecordType.TRANSACTION:
-                tracker = self._tanks.get(str(intent.body["tank"]))
-                volume = intent.body["volume_ml"]
-                if tracker is not None and isinstance(volume, int):
-                    tracker.on_sale(volume, intent.ts_ms)
+            if isinstance(intent.body, TransactionBody):
+                tracker = self._tanks.get(intent.body.tank)
+                if tracker is not None:
+                    tracker.on_sale(intent.body.volume_ml, intent.ts_ms)
                 more += self._close_vapour_until(intent.ts_ms, intent.ts_ms)
                 more += self._vapour.on_transaction(intent.body, intent.ts_ms)
         return more

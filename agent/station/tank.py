@@ -26,7 +26,7 @@ from collections import deque
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from agent.records import (
+from agent.contract.records import (
     Cursor,
     DeliveryBody,
     ReconciliationBody,

@@ -38,14 +38,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Literal
 
-from agent.records import (
+from agent.contract.evidence import SlowDispenserEvidence, VapourDayEvidence, VapourPumpFaultEvidence
+from agent.contract.records import (
     AlarmKind,
-    JsonScalar,
-    JsonValue,
     RecordIntent,
+    TransactionBody,
     VapourBody,
-    body_int,
-    body_int_or_none,
     parse_ts,
 )
 from agent.station.alarms import AlarmBook
@@ -159,16 +157,16 @@ class Fuelling:
     duration_ms: int
 
     @classmethod
-    def of(cls, body: dict[str, JsonValue]) -> Fuelling:
+    def of(cls, body: TransactionBody) -> Fuelling:
         return cls(
-            nozzle=str(body["nozzle"]),
-            dispenser=str(body["dispenser"]),
-            grade=str(body["grade"]),
-            txn_no=body_int(body["txn_no"]),
-            volume_ml=body_int(body["volume_ml"]),
-            vapour_ml=body_int_or_none(body["vapour_ml"]),
-            al_permille=body_int_or_none(body["al_permille"]),
-            duration_ms=max(0, parse_ts(str(body["end"])) - parse_ts(str(body["start"]))),
+            nozzle=body.nozzle,
+            dispenser=body.dispenser,
+            grade=body.grade,
+            txn_no=body.txn_no,
+            volume_ml=body.volume_ml,
+            vapour_ml=body.vapour_ml,
+            al_permille=body.al_permille,
+            duration_ms=max(0, parse_ts(body.end) - parse_ts(body.start)),
         )
 
     def counts(self, rules: VapourSettings) -> bool:
@@ -273,7 +271,7 @@ class VapourWatch:
     station's day boundary, so this module needs no time zone. A day at or before the last one in the history
     is not closed again."""
 
-    def __init__(self, settings: VapourSettings, alarms: AlarmBook, history: list[dict[str, JsonValue]]) -> None:
+    def __init__(self, settings: VapourSettings, alarms: AlarmBook, history: list[VapourBody]) -> None:
         self._rules = settings
         self._alarms = alarms
         self._nozzles: dict[str, _Nozzle] = {}
@@ -281,22 +279,17 @@ class VapourWatch:
         for body in history:
             self._resume(body)
 
-    def _resume(self, body: dict[str, JsonValue]) -> None:
-        day = datetime.date.fromisoformat(str(body["day"]))
-        nozzle = self._nozzle(str(body["nozzle"]), str(body["dispenser"]), str(body["grade"]))
-        nozzle.week[day] = (body_int(body["counted"]), body_int(body["al_sum_permille"]))
-        nozzle.warning_days = body_int(body["warning_days"])
-        nozzle.daily_fail_days = body_int(body.get("daily_fail_days", 0))
-        nozzle.weekly_fail_days = body_int(body.get("weekly_fail_days", 0))
-        nozzle.pump_fault_run = body_int(body["pump_fault_run"])
+    def _resume(self, body: VapourBody) -> None:
+        day = datetime.date.fromisoformat(body.day)
+        nozzle = self._nozzle(body.nozzle, body.dispenser, body.grade)
+        nozzle.week[day] = (body.counted, body.al_sum_permille)
+        nozzle.warning_days = body.warning_days
+        nozzle.daily_fail_days = body.daily_fail_days
+        nozzle.weekly_fail_days = body.weekly_fail_days
+        nozzle.pump_fault_run = body.pump_fault_run
         nozzle.carry = (
-            _Carry(
-                body_int(body["judged_fuellings"]),
-                body_int(body["judged_passed"]),
-                body_int(body["judged_slow"]),
-                body_int(body["carried_days"]),
-            ).a_day_older()
-            if body["rolled_over"] is True
+            _Carry(body.judged_fuellings, body.judged_passed, body.judged_slow, body.carried_days).a_day_older()
+            if body.rolled_over
             else _Carry()
         )
         self._last_closed = max(day, self._last_closed or day)
@@ -308,7 +301,7 @@ class VapourWatch:
         nozzle.dispenser, nozzle.grade = dispenser, grade
         return nozzle
 
-    def on_transaction(self, body: dict[str, JsonValue], ts_ms: int) -> list[RecordIntent]:
+    def on_transaction(self, body: TransactionBody, ts_ms: int) -> list[RecordIntent]:
         """Count a fuelling; raise or clear the nozzle's `vapour_pump_fault` when it decides that."""
         fuelling = Fuelling.of(body)
         nozzle = self._count(fuelling)
@@ -321,7 +314,7 @@ class VapourWatch:
             return self._alarms.clear(AlarmKind.VAPOUR_PUMP_FAULT, fuelling.nozzle, ts_ms, evidence)
         return []
 
-    def replay_transaction(self, body: dict[str, JsonValue]) -> None:
+    def replay_transaction(self, body: TransactionBody) -> None:
         """Count a fuelling of the open day again after a restart. No alarm: the alarm book, restored from the
         alarm records, already holds what the first pass decided."""
         self._count(Fuelling.of(body))
@@ -344,16 +337,18 @@ class VapourWatch:
             nozzle.pump_fault_run = nozzle.pump_fault_run + 1 if starved else 0
         return nozzle
 
-    def _pump_evidence(self, fuelling: Fuelling, run: int) -> dict[str, JsonScalar]:
-        return {
-            "txn_no": fuelling.txn_no,
-            "volume_ml": fuelling.volume_ml,
-            "vapour_ml": fuelling.vapour_ml,
-            "duration_ms": fuelling.duration_ms,
-            "vapour_ml_per_min": round(Fraction((fuelling.vapour_ml or 0) * _MS_PER_MIN, fuelling.duration_ms)),
-            "threshold_ml_per_min": self._rules.pump_fault_vapour_ml_per_min,
-            "consecutive": run,
-        }
+    def _pump_evidence(self, fuelling: Fuelling, run: int) -> VapourPumpFaultEvidence:
+        """Of a counted fuelling, which always has its vapour measured."""
+        vapour_ml = fuelling.vapour_ml or 0
+        return VapourPumpFaultEvidence(
+            txn_no=fuelling.txn_no,
+            volume_ml=fuelling.volume_ml,
+            vapour_ml=vapour_ml,
+            duration_ms=fuelling.duration_ms,
+            vapour_ml_per_min=round(Fraction(vapour_ml * _MS_PER_MIN, fuelling.duration_ms)),
+            threshold_ml_per_min=self._rules.pump_fault_vapour_ml_per_min,
+            consecutive=run,
+        )
 
     @property
     def last_closed(self) -> datetime.date | None:
@@ -466,30 +461,30 @@ class VapourWatch:
     def _day_alarms(self, name: str, body: VapourBody, judgement: _Judgement, ts_ms: int) -> list[RecordIntent]:
         if body.verdict == "inconclusive":
             return []
-        evidence: dict[str, JsonScalar] = {
-            "day": body.day,
-            "rule_set": body.rule_set,
-            "verdict": body.verdict,
-            "judged_fuellings": body.judged_fuellings,
-            "judged_passed": body.judged_passed,
-            "pass_share_permille": body.pass_share_permille,
-            "warning_days": body.warning_days,
-            "daily_fail_days": body.daily_fail_days,
-            "weekly_fail_days": body.weekly_fail_days,
-            "al_mean_permille": body.al_mean_permille,
-            "week_counted": body.week_counted,
-            "week_al_mean_permille": body.week_al_mean_permille,
-        }
+        evidence = VapourDayEvidence(
+            day=body.day,
+            rule_set=body.rule_set,
+            verdict=body.verdict,
+            judged_fuellings=body.judged_fuellings,
+            judged_passed=body.judged_passed,
+            pass_share_permille=body.pass_share_permille,
+            warning_days=body.warning_days,
+            daily_fail_days=body.daily_fail_days,
+            weekly_fail_days=body.weekly_fail_days,
+            al_mean_permille=body.al_mean_permille,
+            week_counted=body.week_counted,
+            week_al_mean_permille=body.week_al_mean_permille,
+        )
         alarms = self._alarms
         failing = body.verdict != "pass"
         out_of_band = judgement.judged.fuellings - judgement.judged.passed
         mostly_slow = failing and 2 * judgement.judged.slow > out_of_band
-        slow_evidence: dict[str, JsonScalar] = {
-            "day": body.day,
-            "out_of_band": out_of_band,
-            "slow": judgement.judged.slow,
-            "slow_flow_ml_per_min": self._rules.slow_flow_ml_per_min,
-        }
+        slow_evidence = SlowDispenserEvidence(
+            day=body.day,
+            out_of_band=out_of_band,
+            slow=judgement.judged.slow,
+            slow_flow_ml_per_min=self._rules.slow_flow_ml_per_min,
+        )
         return [
             *alarms.judge(AlarmKind.VAPOUR_AL_WARNING, name, ts_ms, failing, evidence),
             *(

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent.containment import DETAIL_CHARS
+from agent.contract.records import AckRefusal, AckRefusedBody, UplinkInstability, UplinkUnstableBody
 from agent.logs import LogTally, get_logger
-from agent.records import AckRefusal, AckRefusedBody, UplinkInstability, UplinkUnstableBody
 from agent.uplink.inbound_json import InboundJsonError
 from agent.uplink.messages import AckError, parse_ack
 from agent.uplink.planner import Lane, SendPlanner

@@ -33,11 +33,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.clock import Clock
 from agent.containment import Boundary
+from agent.contract.records import RecordIntent, format_ts
 from agent.ledger.integrity import Damage
 from agent.ledger.outbox import OutboxReader
 from agent.logs import get_logger
 from agent.pulse import Pulse
-from agent.records import RecordIntent, format_ts
 from agent.uplink import delivery, mqtt_client
 from agent.uplink.backoff import Backoff
 from agent.uplink.delivery import DeliveryCore, DeliveryPolicy, DeliveryStatus

@@ -26,9 +26,9 @@ from typing import Any
 from agent.clock import SystemClock
 from agent.config import LoadedConfig
 from agent.containment import Boundary
+from agent.contract.records import RecordIntent
 from agent.logs import configure as configure_logs
 from agent.logs import get_logger
-from agent.records import RecordIntent
 from agent.web.app import Console, Request, Response, plain
 from agent.web.selftest_run import SelftestRunner
 

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.contract.records import RecordIntent
 from agent.ledger.keys import DeviceKey
-from agent.records import RecordIntent
 from bench import parts
 from bench.procfs import io_counters
 from bench.report import Target, ratio

@@ -15,11 +15,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.contract.records import RecordIntent
 from agent.ledger.chain import SealedRecord
 from agent.ledger.keys import DeviceKey
 from agent.ledger.recorder import RecorderStatus
 from agent.ledger.suites import Suite
-from agent.records import RecordIntent
 from bench import parts
 from bench.report import Target, per_s, ratio
 from bench.rig import Rig

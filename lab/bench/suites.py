@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.contract.records import RecordIntent
 from agent.ledger.suites import Suite, digest_hex
-from agent.records import RecordIntent
 from bench import parts
 from bench.report import Target
 from bench.scale import Scale

@@ -1,14 +1,14 @@
 """The JSON Schemas of platform contract v1, generated from the record bodies so they cannot drift from the code.
 
-Theory of operation: each body dataclass in `agent.records` is turned into a schema by pydantic, then made
+Theory of operation: each body dataclass in `agent.contract.records` is turned into a schema by pydantic, then made
 into a wire schema: every field required (the agent always writes every field), integers bounded to the range
 RFC 8785 can serialize exactly, time, hash and key-id fields given their patterns, and every field given a
 description written for people outside the project (a body or field without one stops the generator, so new
 fields cannot slip out undocumented). Extra body fields are allowed, but only as JSON without floats: that is
-how a documented addition stays valid against an older schema. The alarm kinds are an enum in the code
-(`agent.records.AlarmKind`) but their subjects and evidence are words, written here (`ALARM_KINDS`, which must
-name every member), and become an `if kind is ... then` branch each: an alarm of a kind not listed stays
-valid, as v1 allows new kinds.
+how a documented addition stays valid against an older schema. Each alarm kind has an evidence class in
+`agent.contract.evidence` whose docstring says when it is raised and cleared and whose fields carry their
+meaning (`Doc`); `ALARM_KINDS` is read from them, and each kind becomes an `if kind is ... then` branch: an
+alarm of a kind not listed stays valid, as v1 allows new kinds.
 The envelope, the records message, the ack and the status payload are written here by hand, from the contract.
 
     python -m station_lab.contract_docs            # write docs/contract/schemas/
@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from types import UnionType
+from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin, get_type_hints
 
 from pydantic import TypeAdapter
 
-from agent.records import BODY_TYPES, CONTRACT_VERSION, Body, EventKind, RecordType
+from agent.contract.evidence import EVIDENCE, AlarmEvidence, Evidence
+from agent.contract.records import BODY_TYPES, CONTRACT_VERSION, Body, EventKind, RecordType
 from agent.station.settings import STATION_ID
 
 Schema = dict[str, Any]
@@ -523,480 +526,55 @@ class AlarmDoc:
     """No record clears it (it is over at the next agent_start)."""
 
 
-_JUDGED_SALE: Final[dict[str, Schema]] = {
-    "txn_no": _key("integer", "The sale number of the sale judged."),
-    "volume_ml": _key("integer", "The controller's volume of that sale, mL (its transaction's volume_ml)."),
-    "pulse_volume_ml": _key("integer", "The encoder's volume of that sale, mL (its transaction's pulse_volume_ml)."),
-    "deviation_ppm": _key(
-        "integer|null",
-        "(volume_ml - pulse_volume_ml) * 1000000 / pulse_volume_ml, rounded; null if pulse_volume_ml is not "
-        "positive (always so for encoder_no_pulses when raised).",
-    ),
-    "mpe_ppm": _key("integer", "The maximum permissible error configured, ppm of volume (3000 = 0.3 %).", 0),
-    "allowed_ml": _key(
-        "integer",
-        "The largest difference between volume_ml and pulse_volume_ml accepted for this sale, mL: volume_ml * "
-        "mpe_ppm / 1000000 rounded down, plus the controller's volume step, plus the encoder's mL per pulse "
-        "rounded down, plus 1.",
-        0,
-    ),
-}
+def _evidence_keys(cls: type[Evidence]) -> dict[str, Schema]:
+    """The documented keys of an evidence class, in field order, from its fields' types and `Doc`s; a field
+    without a `Doc` is carried by pattern keys (`Evidence.patterns`), which are documented apart."""
+    hints = get_type_hints(cls, include_extras=True)
+    keys: dict[str, Schema] = {}
+    for name in (field.name for field in dataclasses.fields(cls)):  # type: ignore[arg-type]
+        hint = hints[name]
+        if get_origin(hint) is not Annotated:
+            continue
+        base, doc = get_args(hint)[:2]
+        options = get_args(base) if get_origin(base) in (Union, UnionType) else (base,)
+        json_types, one_of = [], ()
+        for option in options:
+            if get_origin(option) is Literal:
+                json_types.append("string")
+                one_of = get_args(option)
+            else:
+                json_types.append(_JSON_TYPES[option])
+        minimum = -SAFE_INTEGER if doc.minimum is None else doc.minimum
+        keys[name] = _key("|".join(json_types), doc.text, minimum, one_of)
+    return keys
 
-_SALE_IN_SEQUENCE: Final[dict[str, Schema]] = {
-    "txn_no": _key("integer", "The sale number of the sale that cleared it."),
-}
 
-_OUTBOX_RAISED: Final[dict[str, Schema]] = {
-    "problem": _key("string", "The error, as text."),
-    "max_bytes": _key("integer", "The store's configured size limit, bytes.", 0),
-    "used_bytes": _key("integer", "The store's size on disk at that moment, bytes; -1 if it could not be read.", -1),
-    "acked_upto": _key("integer", "The highest seq the agent knew to be acknowledged at that moment.", 0),
-    "head_seq": _key("integer", "The seq of the last record stored before the condition began.", 0),
-}
+_JSON_TYPES: Final[dict[object, str]] = {int: "integer", str: "string", bool: "boolean", type(None): "null"}
 
-_OUTBOX_CLEARED: Final[dict[str, Schema]] = {
-    "duration_s": _key("integer", "Whole seconds from the condition's start (the raised alarm's ts) to its end.", 0),
-    "dropped": _key(
-        "integer", "Records not made at all because too many were already waiting in memory; 0 if none.", 0
-    ),
-}
 
-_OUTBOX_DROPPED_BY_TYPE: Final[dict[str, Schema]] = {
-    "^dropped_[a-z_]+$": _key(
-        "integer",
-        "dropped_<type>: of the records not made, those of record type <type> (e.g. dropped_transaction); "
-        "present only for types with at least one.",
-        1,
-    ),
-}
+def _alarm_doc(cls: type[AlarmEvidence]) -> AlarmDoc:
+    """An alarm kind's documentation from its evidence class: the docstring's first paragraph says when it is
+    raised, the second when it is cleared."""
+    raised, cleared = (" ".join(part.split()) for part in inspect.cleandoc(cls.__doc__ or "").split("\n\n"))
+    cleared_by = cls.cleared_by
+    return AlarmDoc(
+        subject=cls.subject,
+        raised=raised,
+        cleared=cleared,
+        evidence=_evidence_keys(cls),
+        cleared_evidence=None if cleared_by is None else _evidence_keys(cleared_by),
+        cleared_patterns={}
+        if cleared_by is None
+        else {
+            pattern: _key("integer", doc.text, -SAFE_INTEGER if doc.minimum is None else doc.minimum)
+            for pattern, doc in cleared_by.patterns.items()
+        },
+        raised_only=cls.raised_only,
+    )
 
-_TANK_TEST_EVIDENCE: Final[dict[str, Schema]] = {
-    "status": _key(
-        "string", "The test's answer now: `fail` when raised, `pass` when cleared.", one_of=("fail", "pass")
-    ),
-    "span_h": _key("integer", "The hours the figures describe (see the tank_test event).", 0),
-    "hours": _key("integer", "Hours of data used in that span.", 0),
-    "quiet_hours": _key("integer", "Of those, hours without a sale.", 0),
-    "sold_20_ml": _key("integer", "Metered sales from the tank over those hours, at 20 degC, mL.", 0),
-    "leak_ml_per_h": _key("integer", "The estimated loss per hour independent of sales, mL/h."),
-    "leak_threshold_ml_per_h": _key("integer", "The loss per hour beyond which the test fails, mL/h."),
-    "unrecorded_ppm": _key("integer", "The estimated unrecorded share of throughput, ppm."),
-    "unrecorded_threshold_ppm": _key("integer", "The share beyond which the test fails, ppm."),
-}
 
-_VAPOUR_DAY_EVIDENCE: Final[dict[str, Schema]] = {
-    "day": _key("string", "The local date judged, YYYY-MM-DD (its vapour record's day)."),
-    "rule_set": _key("string", "The rule set that judged it.", one_of=("gb20952", "carb")),
-    "verdict": _key(
-        "string", "The day's verdict (see the vapour record).", one_of=("pass", "warning", "alarm", "inconclusive")
-    ),
-    "judged_fuellings": _key("integer", "Counted fuellings the verdict rests on, rolled-over ones included.", 0),
-    "judged_passed": _key("integer", "Of those, the ones within the A/L band.", 0),
-    "pass_share_permille": _key("integer|null", "judged_passed * 1000 / judged_fuellings (gb20952); else null.", 0),
-    "warning_days": _key("integer", "Warning days in a row up to this day (gb20952; 0 under carb).", 0),
-    "daily_fail_days": _key("integer", "Failing daily-mean assessments in a row (carb; 0 under gb20952).", 0),
-    "weekly_fail_days": _key("integer", "Failing weekly-mean assessments in a row (carb; 0 under gb20952).", 0),
-    "al_mean_permille": _key("integer|null", "The day's mean A/L, per mille; null without counted fuellings.", 0),
-    "week_counted": _key("integer", "Counted fuellings of the last carb_week_days days.", 0),
-    "week_al_mean_permille": _key("integer|null", "Their mean A/L, per mille; null if none.", 0),
-}
-
-_OVER_PRESSURE_EVIDENCE: Final[dict[str, Schema]] = {
-    "max_pa": _key(
-        "integer|null", "The highest reading of the spell, Pa; null if the agent saw none since it started."
-    ),
-    "limit_pa": _key("integer", "valve_opening_pa + over_margin_pa: the pressure above which a reading is over, Pa."),
-    "duration_s": _key(
-        "integer|null", "Whole seconds from the spell's first reading to its last over one; null as max_pa.", 0
-    ),
-    "since": _key("string|null", "When the spell began (ts format); null as max_pa."),
-}
-
-_ZERO_DAYS_EVIDENCE: Final[dict[str, Schema]] = {
-    "day": _key("string", "The local date of the day record that decided, YYYY-MM-DD."),
-    "zero_run_s": _key("integer", "That day's zero_run_s.", 0),
-    "warning_days": _key("integer", "Zero days in a row up to that day.", 0),
-    "alarm_days": _key("integer", "zero_alarm_days as configured: the zero days in a row that raise it.", 1),
-}
-
-_BAND_DAYS_EVIDENCE: Final[dict[str, Schema]] = {
-    "day": _key("string", "The local date of the day record that decided, YYYY-MM-DD."),
-    "readings": _key("integer", "The day's readings.", 0),
-    "outside_band": _key("integer", "Of those, the ones outside the band.", 0),
-    "outside_band_permille": _key("integer", "outside_band * 1000 / readings, rounded.", 0),
-    "limit_permille": _key("integer", "band_share_permille as configured.", 0),
-    "band_low_pa": _key("integer", "The band's lower end as configured, Pa."),
-    "band_high_pa": _key("integer", "The band's upper end as configured, Pa."),
-    "warning_days": _key("integer", "Band warning days in a row up to that day.", 0),
-}
-
-_BIAS_RUN: Final[dict[str, Schema]] = {
-    "direction": _key(
-        "string",
-        "Which way the controller errs: over (it shows more than the encoder counted) or under.",
-        one_of=("over", "under"),
-    ),
-    "txn_no": _key("integer", "The sale number of the sale that decided."),
-    "sales": _key("integer", "The sales of the run that decided: since the test last restarted.", 1),
-    "since": _key("string", "When the run's first sale was seen (RFC 3339)."),
-    "bias_ppm": _key(
-        "integer|null",
-        "The run's bias estimate, ppm of volume: the weighted least-squares slope of the "
-        "deviation (volume_ml - pulse_volume_ml) on pulse_volume_ml.",
-    ),
-    "bias_low_ppm": _key("integer|null", "The lower end of its 95 % interval, ppm."),
-    "bias_high_ppm": _key("integer|null", "The upper end of its 95 % interval, ppm."),
-    "legal_ppm": _key("integer", "mpe_ppm as configured: the bias a legal meter may have, ppm.", 0),
-    "alarm_ppm": _key("integer", "bias_alarm_ppm as configured: the bias the test is built to find, ppm.", 0),
-    "llr_millinats": _key(
-        "integer",
-        "The run's log-likelihood ratio, thousandths of a nat: for the alarm level over the legal "
-        "band when raised, the other way round when cleared; the boundary is ln((1 - a) / a), a = bias_error_rate.",
-    ),
-}
-
-ALARM_KINDS: Final[dict[str, AlarmDoc]] = {
-    "metering_deviation": AlarmDoc(
-        subject="the nozzle id",
-        raised="Raised when a sale of at least the configured minimum measured quantity (min_measured_ml, "
-        "default 2000 mL) has a volume_ml that differs from its pulse_volume_ml by more than allowed_ml.",
-        cleared="Cleared by the nozzle's next such sale that is within allowed_ml.",
-        evidence=_JUDGED_SALE,
-    ),
-    "metering_bias": AlarmDoc(
-        subject="the nozzle id",
-        raised="Raised when the nozzle's sequential bias test (two one-sided CUSUMs on every measured sale, small "
-        "ones too, each weighted by its resolution noise) finds the controller over- or under-reading by "
-        "bias_alarm_ppm (default 3600) rather than at most mpe_ppm, with error rates bias_error_rate.",
-        cleared="Cleared when the same test, turned round, finds the nozzle within mpe_ppm again.",
-        evidence=_BIAS_RUN,
-    ),
-    "encoder_no_pulses": AlarmDoc(
-        subject="the nozzle id",
-        raised="Raised when a sale of at least the minimum measured quantity has no encoder pulse at all "
-        "(pulse_volume_ml 0): the encoder or its wiring is dead.",
-        cleared="Cleared by the nozzle's next such sale with pulses.",
-        evidence=_JUDGED_SALE,
-    ),
-    "transaction_skipped": AlarmDoc(
-        subject="the nozzle id",
-        raised="Raised when a sale number is more than one past the last one the agent saw: sales happened that "
-        "no transaction records. The sale seen is recorded, with null independent measurements.",
-        cleared="Cleared by the nozzle's next sale whose number follows the last one.",
-        evidence={
-            "expected_txn_no": _key("integer", "The sale number that should have come next."),
-            "txn_no": _key("integer", "The sale number that came (its transaction is recorded)."),
-            "missing": _key("integer", "How many sale numbers were skipped.", 1),
-        },
-        cleared_evidence=_SALE_IN_SEQUENCE,
-    ),
-    "transaction_counter_reset": AlarmDoc(
-        subject="the nozzle id",
-        raised="Raised when a nozzle's sale number goes back: the controller was reset or replaced. No "
-        "transaction is recorded for that sale number; the nozzle's next transaction follows from the sale "
-        "number and totalizers reported now.",
-        cleared="Cleared by the nozzle's next sale in sequence.",
-        evidence={
-            "previous_txn_no": _key("integer", "The last sale number before it went back."),
-            "txn_no": _key("integer", "The sale number reported now."),
-            "totalizer_volume_ml_before": _key("integer", "The volume totalizer as last read before, mL."),
-            "totalizer_volume_ml_now": _key("integer", "The volume totalizer reported now, mL."),
-        },
-        cleared_evidence=_SALE_IN_SEQUENCE,
-    ),
-    "totalizer_discontinuity": AlarmDoc(
-        subject="the nozzle id",
-        raised="Raised when a totalizer of the nozzle moves by other than its sales: at a sale in sequence, the "
-        "volume totalizer did not advance by volume_ml, or the money totalizer (if any) by amount_fen, within "
-        "the controller's resolution; or, with the nozzle at rest and no new sale, the volume totalizer moved.",
-        cleared="Cleared by the nozzle's next sale in sequence whose totalizers add up.",
-        evidence={
-            "txn_no": _key("integer", "The sale number of the sale checked; at rest, the nozzle's last one."),
-            "counter": _key(
-                "string",
-                "Which totalizer: `volume_ml` or `amount_fen`. It gives the unit (mL or fen) of before, after, "
-                "expected and difference.",
-                one_of=("volume_ml", "amount_fen"),
-            ),
-            "form": _key(
-                "string", "`jump` if it moved more than expected, `step_back` if less.", one_of=("jump", "step_back")
-            ),
-            "before": _key("integer", "The totalizer as last read, in the counter's unit."),
-            "after": _key("integer", "The totalizer now, in the counter's unit."),
-            "expected": _key(
-                "integer", "Where it should be: before plus the sale (at rest, before), across its wrap point."
-            ),
-            "difference": _key("integer", "after - expected, across the wrap point, in the counter's unit."),
-            "at_rest": _key("boolean", "true if found with the nozzle at rest and no new sale."),
-        },
-        cleared_evidence=_SALE_IN_SEQUENCE,
-    ),
-    "pulses_at_rest": AlarmDoc(
-        subject="the nozzle id",
-        raised="Raised when the nozzle's encoder gives more pulses than the configured tolerance "
-        "(rest_pulse_tolerance, default 2) between two polls that both find the nozzle at rest with no new "
-        "sale: fuel left without a sale.",
-        cleared="Cleared once no such pulses have been seen for rest_clear_s (default 60 s).",
-        evidence={
-            "pulses": _key("integer", "The encoder pulses counted at rest.", 1),
-            "volume_ml": _key("integer", "Those pulses times the encoder's mL per pulse, rounded, mL."),
-            "counted_by": _key("string", "The pulse counter and channel that counted them, as `device#channel`."),
-            "since_txn_no": _key("integer", "The nozzle's last sale number."),
-        },
-        cleared_evidence={
-            "quiet_s": _key("integer", "rest_clear_s as configured: the seconds without pulses at rest.", 0),
-        },
-    ),
-    "calibration_unverified": AlarmDoc(
-        subject="the pump controller's device name",
-        raised="Raised when a pump controller reports a K-factor or firmware id other than the trusted one: the "
-        "value its verification in the station config names or, where that names none, the value first seen "
-        "(device_identity): after the calibration_change event that shows the change or, with a verification "
-        "configured, at the controller's first reading.",
-        cleared="Cleared when every value it reports is trusted again.",
-        evidence={
-            "k_factor": _key("integer|null", "The K-factor reported now; null if the controller reports none."),
-            "firmware_id": _key("integer|null", "The firmware id reported now; null if the controller reports none."),
-            "trusted_k_factor": _key("integer|null", "The trusted K-factor; null if none is known."),
-            "trusted_firmware_id": _key("integer|null", "The trusted firmware id; null if none is known."),
-            "certificate": _key(
-                "string|null", "The certificate number of the controller's verification in the config; null if none."
-            ),
-        },
-    ),
-    "device_silent": AlarmDoc(
-        subject="the device name",
-        raised="Raised when a field device has not answered polls for silent_after_s (default 60 s) since its "
-        "device_offline event.",
-        cleared="Cleared when it answers again (with its device_online event).",
-        evidence={
-            "line": _key("string", "The bus line the device is on."),
-            "silent_s": _key("integer", "Whole seconds since it stopped answering.", 0),
-            "reason": _key("string", "The error that ended polling, as in the device_offline event."),
-        },
-        cleared_evidence={
-            "silent_s": _key(
-                "integer|null", "Whole seconds it was silent; null if the agent restarted in the meantime.", 0
-            ),
-        },
-    ),
-    "line_errors": AlarmDoc(
-        subject="the bus line name",
-        raised="Raised when, over line_error_window_s (default 60 s) and at least line_error_min_requests "
-        "(default 20) polls of devices that do answer, more than line_error_ratio (default 0.2) of those polls "
-        "failed: CRC errors, timeouts, a bad termination, a slow device. A device that does not answer at all "
-        "is a device_silent alarm instead.",
-        cleared="Cleared when the failed share over the window falls below half that ratio.",
-        evidence={
-            "attempts": _key("integer", "Polls of answering devices in the window.", 0),
-            "failures": _key("integer", "Of those, the polls that failed.", 0),
-            "crc_errors": _key("integer", "Of the failures, answers with a bad checksum.", 0),
-            "timeouts": _key("integer", "Of the failures, polls with no answer in time.", 0),
-            "window_s": _key("integer", "Whole seconds the window spans.", 0),
-            "failed_permille": _key("integer", "failures * 1000 / attempts, rounded.", 0),
-        },
-    ),
-    "device_value_fault": AlarmDoc(
-        subject="the device name",
-        raised="Raised when a field device answers with a value that cannot be true: NaN or infinity (how many "
-        "transmitters say sensor fault), or a value outside its point's plausible range (the profile's min/max, "
-        "else a default by unit). The poll's values are not used: no sale, inventory or reading comes from them. "
-        "A gauge's tank or delivery with such a value is left out; its other tanks go on.",
-        cleared="Cleared at the device's first poll whose values are all plausible.",
-        evidence={
-            "line": _key("string", "The bus line the device is on."),
-            "point": _key(
-                "string",
-                "The first implausible value: the profile's meaning, with `nozzle N` or `channel N` before it "
-                "for a repeated point (`nozzle 2 txn_volume_ml`), or the gauge's field (`tank 1 volume`).",
-            ),
-            "register": _key("integer|null", "The address of the point's first register; null for a gauge.", 0),
-            "raw_hex": _key(
-                "string",
-                "What the device sent, as uppercase hex: the point's registers in address order, or the gauge "
-                "field's eight digits (an IEEE-754 single).",
-            ),
-            "reason": _key("string", "Why it cannot be true, in words, with the plausible range where one applies."),
-            "faults": _key("integer", "How many values of the poll were implausible.", 1),
-        },
-        cleared_evidence={"line": _key("string", "The bus line the device is on.")},
-    ),
-    "record_unsealable": AlarmDoc(
-        subject="the record type that could not be sealed",
-        raised="Raised in place of a record the contract cannot carry (a value beyond 2^53, which RFC 8785 "
-        "refuses): the record is not made, and this alarm says so. Field values are judged before they become "
-        "records (device_value_fault), so this points to a bug; the log has the record.",
-        cleared="Cleared when a record of that type is sealed again, with the count of those refused meanwhile.",
-        evidence={
-            "record_type": _key("string", "The type of the record that was refused."),
-            "count": _key("integer", "Records of that type refused: 1 when raised; all of them when cleared.", 1),
-            "reason": _key("string", "Why the first was refused, at most 200 characters."),
-        },
-        cleared_evidence={
-            "record_type": _key("string", "The type of the records that were refused."),
-            "count": _key("integer", "Records of that type refused while the alarm was raised.", 1),
-        },
-    ),
-    "tank_leak": AlarmDoc(
-        subject="the tank id",
-        raised="Raised when the tank's leak test fails with cause leak: over the span judged, the tank loses more "
-        "per hour than the threshold, whether or not anything is sold (see the tank_test event).",
-        cleared="Cleared when the test passes again; an inconclusive answer leaves it raised.",
-        evidence=_TANK_TEST_EVIDENCE,
-    ),
-    "unrecorded_sales": AlarmDoc(
-        subject="the tank id",
-        raised="Raised when the tank's test fails with cause unrecorded_sales: the tank loses a share of what is "
-        "sold beyond the meters' tolerance, as if sales went off the books or the meters gave more than they "
-        "count.",
-        cleared="Cleared when the test passes again; an inconclusive answer leaves it raised.",
-        evidence=_TANK_TEST_EVIDENCE,
-    ),
-    "outbox_full": AlarmDoc(
-        subject="`outbox`",
-        raised="Raised when the agent's store of records reached its size limit (max_bytes) and held no "
-        "acknowledged record it could delete. Its ts is when that began, though it is stored only once writing "
-        "works again, ahead of the records that waited.",
-        cleared="Cleared when records can be stored again; stored behind the records that waited.",
-        evidence=_OUTBOX_RAISED,
-        cleared_evidence=_OUTBOX_CLEARED,
-        cleared_patterns=_OUTBOX_DROPPED_BY_TYPE,
-    ),
-    "outbox_failing": AlarmDoc(
-        subject="`outbox`",
-        raised="Raised when the agent's store of records could not be written: a disk or file-system error. "
-        "Its ts is when that began, though it is stored only once writing works again, ahead of the records "
-        "that waited.",
-        cleared="Cleared when records can be stored again; stored behind the records that waited.",
-        evidence=_OUTBOX_RAISED,
-        cleared_evidence=_OUTBOX_CLEARED,
-        cleared_patterns=_OUTBOX_DROPPED_BY_TYPE,
-    ),
-    "vapour_pump_fault": AlarmDoc(
-        subject="the nozzle id",
-        raised="Raised when pump_fault_fuellings (default 3) counted fuellings of the nozzle in a row drew less "
-        "vapour than pump_fault_vapour_ml_per_min (default 1000 mL/min): the vacuum pump does not draw. Fuellings "
-        "that do not count, or whose start or end the agent did not see, neither add to the run nor break it.",
-        cleared="Cleared by the nozzle's next counted fuelling with enough vapour flow.",
-        evidence={
-            "txn_no": _key("integer", "The sale number of the fuelling that decided."),
-            "volume_ml": _key("integer", "Its volume_ml, mL.", 0),
-            "vapour_ml": _key("integer", "Its vapour_ml, mL.", 0),
-            "duration_ms": _key("integer", "Its end minus its start, ms.", 1),
-            "vapour_ml_per_min": _key("integer", "vapour_ml * 60000 / duration_ms, rounded, mL/min.", 0),
-            "threshold_ml_per_min": _key("integer", "pump_fault_vapour_ml_per_min as configured.", 0),
-            "consecutive": _key(
-                "integer",
-                "Counted fuellings in a row with too little vapour flow, this one included (0 when cleared).",
-                0,
-            ),
-        },
-    ),
-    "vapour_al_warning": AlarmDoc(
-        subject="the nozzle id",
-        raised="Raised at the close of a day with verdict warning or alarm: under gb20952 a judged day whose "
-        "pass share is below warning_pass_share_permille (default 750); under carb a day whose daily or weekly "
-        "mean A/L, judged with enough fuellings, lies out of its band.",
-        cleared="Cleared by the nozzle's next pass day; an inconclusive day leaves it raised.",
-        evidence=_VAPOUR_DAY_EVIDENCE,
-    ),
-    "vapour_al_alarm": AlarmDoc(
-        subject="the nozzle id",
-        raised="Raised at the close of a day with verdict alarm: under gb20952, the alarm_warning_days-th "
-        "(default 5th) warning day in a row; under carb, the carb_daily_failure_days-th (default 2nd) failing daily "
-        "assessment in a row or the carb_weekly_failure_days-th (default 8th) failing weekly one.",
-        cleared="Cleared by the nozzle's next pass day; warning and inconclusive days leave it raised.",
-        evidence=_VAPOUR_DAY_EVIDENCE,
-    ),
-    "slow_dispenser": AlarmDoc(
-        subject="the nozzle id",
-        raised="Raised at the close of a failing day (verdict warning or alarm) when more than half of the "
-        "judged fuellings out of the A/L band were slow: the A/L fails at low liquid flow, which points at the "
-        "dispenser (filter, pump, trigger) rather than the vapour recovery.",
-        cleared="Cleared at the close of the nozzle's next judged day that is a pass day or whose failures were "
-        "mostly not slow.",
-        evidence={
-            "day": _key("string", "The local date judged, YYYY-MM-DD."),
-            "out_of_band": _key(
-                "integer", "Judged fuellings out of the A/L band (judged_fuellings - judged_passed).", 0
-            ),
-            "slow": _key("integer", "Of those, the slow ones (judged_slow).", 0),
-            "slow_flow_ml_per_min": _key("integer", "slow_flow_ml_per_min as configured.", 0),
-        },
-    ),
-    "tank_pressure_zero_warning": AlarmDoc(
-        subject="the pressure sensor's device name",
-        raised="Raised when the sensor's readings have stayed within +-zero_band_pa (default 50 Pa) for longer "
-        "than zero_run_s (default 12 h) by the clock, without a gap of more than max_gap_s (default 60 s): a vent "
-        "left open, a P/V valve stuck open, a sensor line off. Missing readings never count as zero.",
-        cleared="Cleared by the first reading outside the zero band.",
-        evidence={
-            "pressure_pa": _key("integer", "The reading that decided, Pa."),
-            "run_s": _key("integer", "How long the zero run had lasted, whole seconds (the last run when cleared).", 0),
-            "band_pa": _key("integer", "zero_band_pa as configured.", 0),
-            "since": _key(
-                "string|null", "When the run began (ts format); null if the agent saw none since it started."
-            ),
-        },
-    ),
-    "tank_pressure_zero_alarm": AlarmDoc(
-        subject="the pressure sensor's device name",
-        raised="Raised at the close of the zero_alarm_days-th (default 5th) zero day in a row (see "
-        "zero_warning_days of the tank_pressure day record).",
-        cleared="Cleared at the close of a day with readings that was not a zero day; a day without readings "
-        "leaves it.",
-        evidence=_ZERO_DAYS_EVIDENCE,
-    ),
-    "tank_pressure_over_warning": AlarmDoc(
-        subject="the pressure sensor's device name",
-        raised="Raised at the first reading above the P/V valve's opening pressure plus over_margin_pa (default "
-        "747 + 200 Pa): the valve does not open or the vent line is blocked.",
-        cleared="Cleared by the first reading at or below that limit.",
-        evidence=_OVER_PRESSURE_EVIDENCE,
-    ),
-    "tank_pressure_over_alarm": AlarmDoc(
-        subject="the pressure sensor's device name",
-        raised="Raised when over-pressure has lasted over_alarm_s (default 300 s) without a reading at or below "
-        "the limit and without a gap of more than max_gap_s.",
-        cleared="Cleared, before the warning, by the first reading at or below the limit.",
-        evidence=_OVER_PRESSURE_EVIDENCE,
-    ),
-    "tank_pressure_band_warning": AlarmDoc(
-        subject="the pressure sensor's device name",
-        raised="Raised at the close of a day on which more than band_share_permille (default 250) of the "
-        "readings lay outside band_low_pa..band_high_pa (default -1000..600 Pa).",
-        cleared="Cleared at the close of a day with readings that was not such a day; a day without readings "
-        "leaves it.",
-        evidence=_BAND_DAYS_EVIDENCE,
-    ),
-    "tank_pressure_band_alarm": AlarmDoc(
-        subject="the pressure sensor's device name",
-        raised="Raised at the close of the band_alarm_days-th (default 7th) band warning day in a row.",
-        cleared="Cleared with the band warning.",
-        evidence=_BAND_DAYS_EVIDENCE,
-    ),
-    "outbox_corrupt": AlarmDoc(
-        subject="`outbox`",
-        raised="Contract v1.1. Raised when a stored record read for sending is not what was sealed: its bytes do "
-        "not hash to the prev of the record after it, or do not name their own seq. The records are sent as "
-        "stored (the agent cannot know their true bytes and never signs anything again), so the platform sees the "
-        "bad link or signature too, and takes the range as lost by this alarm's word. Raised once per damaged "
-        "range in a run.",
-        cleared="Not cleared by a record: like the other outbox alarms it is over at the next agent_start.",
-        raised_only=True,
-        evidence={
-            "first_seq": _key("integer", "The first seq of the damaged range.", 1),
-            "last_seq": _key("integer", "The last seq of the damaged range.", 1),
-            "check": _key("string", "Which check failed.", one_of=("link", "seq")),
-            "next_prev": _key(
-                "string",
-                "The prev of record last_seq + 1: the digest record last_seq had when it was sealed, which lets a "
-                "platform take the range as lost and go on.",
-            ),
-        },
-    ),
-}
-"""Every alarm kind the agent raises. The kind names are the ones the station and the recorder use."""
+ALARM_KINDS: Final[dict[str, AlarmDoc]] = {str(kind): _alarm_doc(cls) for kind, cls in EVIDENCE.items()}
+"""Every alarm kind the agent raises, documented from its evidence class in agent/contract/evidence.py."""
 
 
 class ContractDocsError(LookupError):
@@ -1067,7 +645,7 @@ def _described(what: str, table: dict[str, str], *keys: str) -> str:
     for key in keys:
         if key in table:
             return table[key]
-    raise ContractDocsError(f"{what} has no description; add one under {keys[0]!r} in agent/contract_docs.py")
+    raise ContractDocsError(f"{what} has no description; add one under {keys[0]!r} in lab/station_lab/contract_docs.py")
 
 
 def _nested(schema: Schema, name: str, parent: str, where: str) -> Schema:
@@ -1121,7 +699,7 @@ def _event_schema(classes: list[type[Body]]) -> Schema:
     kinds = {body_name(cls): cls for cls in classes}
     missing = sorted(set(EventKind) - kinds.keys())
     if missing:
-        raise ContractDocsError(f"event kinds {missing} have no body class in agent.records.BODY_TYPES")
+        raise ContractDocsError(f"event kinds {missing} have no body class in agent.contract.records.BODY_TYPES")
     defs: Schema = {kind: body_schema(cls) for kind, cls in kinds.items()}
     return _document(
         "event.json",

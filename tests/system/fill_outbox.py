@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 from agent.config_validation import load_config
+from agent.contract.records import HeartbeatBody
 from agent.ledger.chain import Signer, seal
 from agent.ledger.keys import load_key_file
 from agent.ledger.outbox import Outbox
-from agent.records import HeartbeatBody
 
 BATCH = 2000
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from agent.records import JsonValue
+from agent.contract.records import JsonValue
 
 INT_LIMIT = 2**53 - 1
 _encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode

@@ -2,8 +2,10 @@
 
 The station logic never builds JSON by hand: it makes a body (a frozen dataclass per record type, with units in
 the field names and integers for every metrological quantity) and turns it into a `RecordIntent`, which is a
-record without its place in the chain. The ledger gives it `seq`, `prev` and a signature. The JSON Schemas in
-`docs/contract/` are generated from these classes, so the documentation cannot drift from what is sent.
+record without its place in the chain. The ledger gives it `seq`, `prev` and a signature; sealing is the one
+place a body becomes a JSON object (`Body.as_json`), and `agent.contract.decode` the one way back, so everything
+in between reads typed fields. The JSON Schemas in `docs/contract/` are generated from these classes, so the
+documentation cannot drift from what is sent.
 """
 
 from __future__ import annotations
@@ -56,17 +58,6 @@ def parse_ts(text: str) -> int:
     return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
 
 
-def body_int(value: JsonValue) -> int:
-    """An integer field of a record body read back from the outbox; anything else there is a bug, said loudly."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"expected an integer in a record body, found {value!r}")
-    return value
-
-
-def body_int_or_none(value: JsonValue) -> int | None:
-    return None if value is None else body_int(value)
-
-
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """A piece of station state committed in the same transaction as the record that advances it.
@@ -79,33 +70,39 @@ class Cursor:
     value: int
 
 
+class Body:
+    """A record body. Subclasses are frozen dataclasses and name their record type."""
+
+    __slots__ = ()
+    record_type: ClassVar[RecordType]
+    added_later: ClassVar[dict[str, JsonScalar]] = {}
+    """Fields added to the body after records were first made, with the value an older record means by leaving
+    them out: the decoder fills them in, so a restart reads back what an earlier version stored."""
+
+    def intent(self, ts_ms: int, *cursors: Cursor) -> RecordIntent:
+        """The intent of a record with this body."""
+        return RecordIntent(self.record_type, ts_ms, self, cursors)
+
+    def as_json(self) -> dict[str, JsonValue]:
+        """The body as the JSON object sealing writes; nothing else turns a body into a dict. Fields are taken
+        as they are (no deep copy, unlike `dataclasses.asdict`): bodies are frozen and hold JSON values only."""
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in dataclasses.fields(self))  # type: ignore[arg-type]
+        return {name: getattr(self, name) for name in names}
+
+
+_FIELD_NAMES: dict[type[Body], tuple[str, ...]] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class RecordIntent:
     """A record the station wants made: its type, when it happened and its body, but no seq yet."""
 
     type: RecordType
     ts_ms: int
-    body: dict[str, JsonValue]
+    body: Body
     cursors: tuple[Cursor, ...] = ()
-
-
-class Body:
-    """A record body. Subclasses are frozen dataclasses and name their record type."""
-
-    __slots__ = ()
-    record_type: ClassVar[RecordType]
-
-    def intent(self, ts_ms: int, *cursors: Cursor) -> RecordIntent:
-        """The intent of a record with this body. Fields are taken as they are (no deep copy, unlike
-        `dataclasses.asdict`): bodies are frozen and hold JSON values only."""
-        names = _FIELD_NAMES.get(type(self))
-        if names is None:
-            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in dataclasses.fields(self))  # type: ignore[arg-type]
-        body: dict[str, JsonValue] = {name: getattr(self, name) for name in names}
-        return RecordIntent(self.record_type, ts_ms, body, cursors)
-
-
-_FIELD_NAMES: dict[type[Body], tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -542,6 +539,7 @@ class VapourBody(Body):
     agent's own records are all it needs to resume after a restart."""
 
     record_type: ClassVar[RecordType] = RecordType.VAPOUR
+    added_later: ClassVar[dict[str, JsonScalar]] = {"daily_fail_days": 0, "weekly_fail_days": 0}
     day: str
     nozzle: str
     dispenser: str
@@ -678,10 +676,10 @@ class DailySummaryBody(Body):
     devices_down: tuple[Downtime, ...]
     alarms_raised: dict[str, int]
 
-    def intent(self, ts_ms: int, *cursors: Cursor) -> RecordIntent:
-        """The nested shapes become JSON objects here, not in `Body.intent`, which runs for every record; this
+    def as_json(self) -> dict[str, JsonValue]:
+        """The nested shapes become JSON objects here, not in `Body.as_json`, which runs for every record; this
         body is made once a day, so the deep copy costs nothing."""
-        return RecordIntent(self.record_type, ts_ms, dataclasses.asdict(self), cursors)
+        return dataclasses.asdict(self)
 
 
 class ChainResetReason(StrEnum):

@@ -1,0 +1,1 @@
+"""Platform contract v1 as types: the record bodies, the alarm evidence, canonical bytes and their decoding."""
