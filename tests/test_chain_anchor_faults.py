@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from station_rig import StationRig, wait_until
+from station_rig import StationRig
+from support.waiting import wait_until
 
 from agent.cli import main as cli_main
 from agent.ledger.anchor import MAX_SEQ, AnchorError, anchor_path, load_anchor

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from station_rig import STATION, StationRig, wait_until
+from station_rig import STATION, StationRig
+from support.waiting import wait_until
 
 from agent.clock import SystemClock
 from agent.config import OutboxSection

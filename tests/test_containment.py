@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from station_rig import wait_until
+from support.waiting import wait_until
 
 from agent.clock import SystemClock
 from agent.containment import FAILING_AFTER, MAX_PAUSE_S, Boundary, describe

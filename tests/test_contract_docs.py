@@ -12,7 +12,6 @@ import re
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -27,6 +26,7 @@ from jsonschema.protocols import Validator
 from pressure_story import pressure_story
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
+from support.waiting import wait_until
 from tank_story import tank_story
 from vapour_story import vapour_story
 
@@ -710,13 +710,6 @@ class FlakyOutbox(Outbox):
         super().append(records)
 
 
-def _wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def _outbox_story(folder: Path, failure: OutboxError) -> list[Json]:
     """The store fails while records keep coming, more than can wait; then it works again."""
     outbox = FlakyOutbox(folder / "outbox.sqlite", 64 * 1024**2)
@@ -726,12 +719,12 @@ def _outbox_story(folder: Path, failure: OutboxError) -> list[Json]:
     outbox.failure = failure
     recorder.start()
     recorder.submit(beat.intent(SystemClock().wall_ms()))
-    _wait_until(lambda: recorder.status().state != "ok", "the outbox alarm")
+    wait_until(lambda: recorder.status().state != "ok", 10, "the outbox alarm")
     for _ in range(105):
         recorder.submit(beat.intent(SystemClock().wall_ms()))
-    _wait_until(lambda: recorder.status().dropped == 7, "records beyond pending_limit to be dropped")
+    wait_until(lambda: recorder.status().dropped == 7, 10, "records beyond pending_limit to be dropped")
     outbox.failure = None
-    _wait_until(lambda: recorder.status().state == "ok" and recorder.status().pending == 0, "recovery")
+    wait_until(lambda: recorder.status().state == "ok" and recorder.status().pending == 0, 10, "recovery")
     recorder.stop()
     stored = [json.loads(record.canonical) for record in OutboxReader(outbox.path).read(1, 10**6)]
     return [record for record in stored if record["type"] == "alarm"]
@@ -746,7 +739,7 @@ def _corrupt_story(folder: Path) -> list[Json]:
     recorder.start()
     for _ in range(3):
         recorder.submit(beat.intent(SystemClock().wall_ms()))
-    _wait_until(lambda: recorder.status().head_seq == 3, "three records")
+    wait_until(lambda: recorder.status().head_seq == 3, 10, "three records")
     recorder.stop()
     with sqlite3.connect(path) as db:
         damaged = "CAST(replace(canonical, X'2275707469', X'2276707469') AS BLOB)"  # "upti… becomes "vpti…
@@ -757,7 +750,7 @@ def _corrupt_story(folder: Path) -> list[Json]:
     recorder.start()
     for damage in found:
         recorder.submit(damage_alarm(damage, SystemClock().wall_ms()))
-    _wait_until(lambda: recorder.status().head_seq == 3 + len(found), "the alarm")
+    wait_until(lambda: recorder.status().head_seq == 3 + len(found), 10, "the alarm")
     recorder.stop()
     stored = [json.loads(record.canonical) for record in OutboxReader(path).read(4, 10**6)]
     return [record for record in stored if record["type"] == "alarm"]
@@ -785,7 +778,7 @@ def _unsealable_story(folder: Path) -> list[Json]:
             interval_s=60, uptime_s=60, uplink="offline", unacked=unacked, devices_online=0, devices_total=0
         )
         recorder.submit(beat.intent(SystemClock().wall_ms()))
-    _wait_until(lambda: recorder.status().head_seq >= 3, "the alarm, the heartbeat and the clearing")
+    wait_until(lambda: recorder.status().head_seq >= 3, 10, "the alarm, the heartbeat and the clearing")
     recorder.stop()
     stored = [json.loads(record.canonical) for record in OutboxReader(outbox.path).read(1, 10**6)]
     return [record for record in stored if record["type"] == "alarm"]

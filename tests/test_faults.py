@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from station_rig import StationRig, wait_until
+from station_rig import StationRig
+from support.waiting import wait_until
 
 from simulators.broker import MosquittoBroker
 

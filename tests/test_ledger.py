@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.waiting import wait_until
 
 from agent.config import OutboxSection
 from agent.ledger.chain import GENESIS_PREV, ChainHead, Signer, seal
@@ -49,14 +50,6 @@ def heartbeat(ts_ms: int, n: int = 0) -> RecordIntent:
     return HeartbeatBody(
         interval_s=60, uptime_s=n, uplink="offline", unacked=n, devices_online=0, devices_total=0
     ).intent(ts_ms)
-
-
-def wait_until(condition, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 class TestSealing:
@@ -293,14 +286,14 @@ class TestRecorder:
         big = RecordIntent(RecordType.EVENT, 0, {"pad": "x" * 3000})
         for _ in range(200):
             recorder.submit(big)
-        wait_until(lambda: recorder.status().state == "full")
+        wait_until(lambda: recorder.status().state == "full", 10.0, "the outbox to be full")
         stored_before = recorder.status().head_seq
         waiting_before = recorder.status().pending
         assert 0 < stored_before < 200
         assert waiting_before == 200 - stored_before + 1
         for _ in range(300):
             recorder.submit(big)
-        wait_until(lambda: recorder.status().dropped == 300)
+        wait_until(lambda: recorder.status().dropped == 300, 10.0, "300 records dropped")
         assert recorder.status().pending == waiting_before
         reader, delivered = OutboxReader(outbox.path), []
         for _ in range(20):
@@ -310,7 +303,11 @@ class TestRecorder:
             time.sleep(0.1)
             if recorder.status().state == "ok":
                 break
-        wait_until(lambda: recorder.status().state == "ok" and recorder.status().pending == 0)
+        wait_until(
+            lambda: recorder.status().state == "ok" and recorder.status().pending == 0,
+            10.0,
+            "the outbox to drain and the alarm to clear",
+        )
         recorder.stop()
         stored = delivered + [json.loads(r.canonical) for r in reader.read(len(delivered) + 1, 10**6)]
         seqs = [r["seq"] for r in stored]

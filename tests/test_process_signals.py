@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-from station_rig import wait_until
+from support.waiting import wait_until
 
 from agent.ledger.keys import generate_key_file
 from simulators.broker import free_loopback_port

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from notify_socket import NotifySocket
-from station_rig import STATION, StationRig, wait_until
+from station_rig import STATION, StationRig
+from support.waiting import wait_until
 
 from simulators.broker import MosquittoBroker
 from simulators.hostile import poison

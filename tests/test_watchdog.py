@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 from notify_socket import NotifySocket
-from station_rig import wait_until
+from support.waiting import wait_until
 
 from agent.clock import SystemClock
 from agent.containment import Boundary

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from station_rig import STATION, StationRig, wait_until
+from station_rig import STATION, StationRig
+from support.waiting import wait_until
 
 from agent.status_socket import ask
 from agent.web import server
