@@ -176,7 +176,7 @@ class TestAgentProcess:
         deadline = time.monotonic() + 6.0
         while time.monotonic() < deadline:
             seen.add(rig.status().get("health"))
-            time.sleep(0.2)
+            time.sleep(0.2)  # the behaviour under test: what the status says, sampled over six seconds
         assert rig.stop_agent() == 0
         assert "ok" not in seen, seen
 

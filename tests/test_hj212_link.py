@@ -11,7 +11,6 @@ import json
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -240,8 +239,9 @@ class TestOutages:
         wait_until(delivered(uplink, station), DEADLINE_S, "delivered once the platform is up")
         server.stop()
         expected += station.record_ecology(2)
-        time.sleep(0.3)
-        assert uplink.status().backlog > 0
+        wait_until(
+            lambda: uplink.status().backlog > 0, DEADLINE_S, "the new records waiting while the platform is down"
+        )
         server_again = Hj212Receiver(tmp_path / "again.jsonl", port=port, profile=PROFILE, pw=PW, mn=MN)
         with server_again:
             wait_until(delivered(uplink, station), DEADLINE_S, "delivered after the second outage")

@@ -72,7 +72,7 @@ def test_poison_on_every_channel_does_not_restart_a_supervised_agent(rig: Statio
             if (next_poison := next(poisons, None)) is not None:
                 _publish(rig.broker, *next_poison)
             assert agent.poll() is None, f"the agent ended: {rig.agent_log()[-2000:]}"
-            time.sleep(0.1)
+            time.sleep(0.1)  # the pace of watching: the behaviour under test is the pings over WATCHED_S
         rig.wait_platform_caught_up(30)
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(30) == 0

@@ -286,7 +286,7 @@ def test_a_broker_that_accepts_and_closes_is_knocked_on_less_and_less(station: S
         uplink = station.uplink(UplinkSection(broker=f"127.0.0.1:{broker.port}", reconnect_min_s=1.0))
         wait_until(lambda: len(broker.connects()) >= 1, DEADLINE_S, "the first connect")
         first = broker.connects()[0]
-        time.sleep(5.0)
+        time.sleep(5.0)  # the behaviour under test: how many connects five seconds hold
         within = [at for at in broker.connects() if at - first <= 5.0]
         assert 2 <= len(within) <= 6, f"{len(within)} connects in 5 s"
         gaps = [later - earlier for earlier, later in itertools.pairwise(within)]
@@ -331,7 +331,7 @@ def test_a_twin_with_the_same_client_id_is_said_and_knocked_on_less(
             recorded = {event["reason"] for event in station.events(EventKind.UPLINK_UNSTABLE)}
             assert recorded & {"taken_over", "sessions_short"}, "the twin recorded as well as said"
             started = uplink.status().connects
-            time.sleep(5.0)
+            time.sleep(5.0)  # the behaviour under test: how many sessions the tug of war makes in five seconds
             assert uplink.status().connects - started <= 5, "a slow tug of war, not a storm"
         finally:
             twin.loop_stop()
@@ -385,7 +385,7 @@ def test_offline_since_is_when_the_link_went_down_not_the_last_try(
     wait_until(lambda: uplink.status().state != "online", DEADLINE_S, "the link seen down")
     went_down_ms = uplink.status().since_ms
     connects = uplink.status().connects
-    time.sleep(3.0)
+    time.sleep(3.0)  # the behaviour under test: several reconnect tries (0.2 to 0.4 s apart) while the broker is gone
     status = uplink.status()
     assert status.state in ("connecting", "offline")
     assert status.since_ms == went_down_ms, "a reconnect try must not restart the outage's clock"
