@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -170,14 +171,37 @@ def test_check_names_each_file_that_is_not_as_generated(tmp_path: Path, capsys: 
     assert f"{tmp_path / 'old.json'}: not generated" in err
 
 
-def test_output_is_deterministic() -> None:
-    """Two runs render the same bytes: sorted keys, 2-space indent, one trailing newline."""
-    first = {name: contract_docs.render(schema) for name, schema in contract_docs.schemas().items()}
-    second = {name: contract_docs.render(schema) for name, schema in contract_docs.schemas().items()}
-    assert first == second
-    for text in first.values():
+def test_output_is_deterministic(tmp_path: Path) -> None:
+    """Two runs under different hash seeds write the same bytes: keys sorted in every object, 2-space indent,
+    non-ASCII text as itself, one trailing newline."""
+    written = {}
+    for seed in ("1", "2"):
+        folder = tmp_path / f"seed-{seed}"
+        result = subprocess.run(
+            [sys.executable, "-m", contract_docs.__name__, "--dir", str(folder)],
+            cwd=REPO,
+            env=os.environ | {"PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        written[seed] = {path.name: path.read_bytes() for path in sorted(folder.glob("*.json"))}
+    assert written["1"] == written["2"] and len(written["1"]) == len(_schemas())
+
+    def sorted_keys(pairs: list[tuple[str, Any]]) -> Json:
+        keys = [key for key, _ in pairs]
+        assert keys == sorted(keys), keys
+        return dict(pairs)
+
+    for name, data in written["1"].items():
+        text = data.decode("utf-8")
+        json.loads(text, object_pairs_hook=sorted_keys)
         assert text.endswith("}\n") and not text.endswith("\n\n")
         assert text.startswith('{\n  "')
+        indents = {len(line) - len(line.lstrip(" ")) for line in text.splitlines()}
+        assert all(indent % 2 == 0 for indent in indents), name
+        assert "\\u" not in text, f"{name}: non-ASCII written as an escape"
 
 
 def test_every_schema_names_and_describes_itself() -> None:
@@ -244,11 +268,13 @@ def test_alarm_schema_describes_each_documented_kind() -> None:
         assert alarm["$defs"][name]["description"].startswith("Subject: ")
 
 
-def test_body_schema_wants_every_field_of_its_dataclass() -> None:
-    """The agent writes every field of a body, so every field is required."""
-    for cls in BODY_TYPES:
-        schema = contract_docs.body_schema(cls)
-        assert schema["required"] == _field_names(cls)
+def test_body_schema_wants_every_field_of_its_dataclass(sealed: list[SealedRecord]) -> None:
+    """The agent writes every field of a body, so every field is required: each body's schema requires exactly
+    the keys the body has once the agent has sealed it, in the order of its dataclass's fields."""
+    for body, record in zip(SAMPLES, sealed, strict=True):
+        required = contract_docs.body_schema(type(body))["required"]
+        assert sorted(required) == sorted(_record(record)["body"]), type(body).__name__
+        assert required == _field_names(type(body))
 
 
 # -- records the agent makes -----------------------------------------------------------------------------------
