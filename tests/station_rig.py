@@ -236,6 +236,15 @@ class StationRig:
             "the platform to hold every record the agent made",
         )
 
+    def __enter__(self) -> StationRig:
+        """The simulated devices and the reference platform running; starting the agent is the test's."""
+        self.simulated.start()
+        self.platform.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()

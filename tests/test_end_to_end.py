@@ -7,7 +7,6 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +26,6 @@ from agent.records import HeartbeatBody
 from simulators.broker import MosquittoBroker
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def rig(tmp_path: Path, private_broker: MosquittoBroker) -> Iterator[StationRig]:
-    station = StationRig(tmp_path, private_broker)
-    station.simulated.start()
-    station.platform.start()
-    try:
-        yield station
-    finally:
-        station.close()
 
 
 class TestRecordPath:

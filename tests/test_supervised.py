@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,17 +26,6 @@ WATCHDOG_S = 2.0
 WATCHED_S = 10.0
 RETAINED = {"ack": "huge-int", "cmd": "deep"}
 PASSING = [("ack", "not-json"), ("ack", "float"), ("ack", "deep-object"), ("cmd", "unsigned-cmd"), ("cmd", "array")]
-
-
-@pytest.fixture
-def rig(tmp_path: Path, private_broker: MosquittoBroker) -> Iterator[StationRig]:
-    station = StationRig(tmp_path, private_broker)
-    station.simulated.start()
-    station.platform.start()
-    try:
-        yield station
-    finally:
-        station.close()
 
 
 def _publish(broker: MosquittoBroker, channel: str, name: str, *, retain: bool = False) -> None:
