@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Mosquitto on a free loopback port, started by the test session."""
+"""Shared fixtures: a real Mosquitto on a free loopback port, started by the test session, and a station rig."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from station_rig import StationRig
 
 from simulators.broker import MosquittoBroker
 
@@ -22,3 +23,11 @@ def private_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
     """A broker of the test's own, for tests that stop, kill or restart it."""
     with MosquittoBroker(tmp_path / "broker") as running:
         yield running
+
+
+@pytest.fixture
+def rig(tmp_path: Path, private_broker: MosquittoBroker) -> Iterator[StationRig]:
+    """Devices on a pty line and Modbus TCP and the reference platform, on a broker of the test's own; the test
+    starts the agent."""
+    with StationRig(tmp_path, private_broker) as station:
+        yield station

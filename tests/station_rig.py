@@ -7,12 +7,11 @@ import json
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import tomli_w
+from support.waiting import wait_until
 
 from agent.ledger.keys import DeviceKey, generate_key_file
 from simulators.broker import MosquittoBroker, free_loopback_port
@@ -44,15 +43,6 @@ def nozzle(nozzle_id: str, grade: str, controller: str, *, number: int, counter:
         "pulse": {"device": counter, "channel": 2 * number - 1, "ml_per_pulse": 10},
         "vapour": {"device": counter, "channel": 2 * number, "ml_per_pulse": 10},
     }
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll `condition` every 50 ms; fail the test with `what` after timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class StationRig:
@@ -245,6 +235,15 @@ class StationRig:
             timeout_s,
             "the platform to hold every record the agent made",
         )
+
+    def __enter__(self) -> StationRig:
+        """The simulated devices and the reference platform running; starting the agent is the test's."""
+        self.simulated.start()
+        self.platform.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -11,7 +11,8 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from station_rig import StationRig, wait_until
+from station_rig import StationRig
+from support.waiting import wait_until
 from test_end_to_end import prefill
 
 from agent.ledger.outbox import OutboxReader

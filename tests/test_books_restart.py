@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from raw_body import RawBody
+from support.clock import FakeClock
 from test_contract_docs import FlakyOutbox
 from test_station import BINDING, RULES, Forecourt
 
@@ -76,29 +77,13 @@ def beat(uplink: Literal["online", "offline"], ts_ms: int) -> RecordIntent:
     return body.intent(ts_ms)
 
 
-class StepClock:
-    """Wall and monotonic time as the test sets them; a recorder's waits run in real time, but only for items."""
-
-    def __init__(self, wall_ms: int) -> None:
-        self.now_ms = wall_ms
-
-    def wall_ms(self) -> int:
-        return self.now_ms
-
-    def monotonic(self) -> float:
-        return self.now_ms / 1000
-
-    def real_s(self, seconds: float) -> float:
-        return seconds
-
-
 class Run(Forecourt):
     """One run of the agent over the outbox file in `workdir`, started as the daemon starts it: the station built
     from the outbox's cursors and history, brought up to date by the replay, and this start's records made.
     Whatever the station, the recorder, the command desk or a boundary makes is written by the real recorder;
     what it commits comes back to the day's books as the station loop passes it on."""
 
-    def __init__(self, workdir: Path, clock: StepClock, *, devices: Forecourt | None = None) -> None:
+    def __init__(self, workdir: Path, clock: FakeClock, *, devices: Forecourt | None = None) -> None:
         """`devices`: the forecourt as an earlier run left it; the pumps do not restart with the agent."""
         self.clock = clock
         key_path = workdir / "keys" / "device.key"
@@ -169,7 +154,8 @@ class Run(Forecourt):
                 self.station.note(as_intent(record.canonical))
 
     def at(self, ts_ms: int) -> None:
-        self.now = self.clock.now_ms = ts_ms
+        self.clock.advance_to(ts_ms)
+        self.now = ts_ms
 
     def heartbeat(self, uplink: Literal["online", "offline"]) -> None:
         self.committed([beat(uplink, self.now)])
@@ -248,12 +234,12 @@ def summary_of(run: Run) -> bytes:
 def test_a_day_restarted_at_noon_has_the_summary_of_a_day_run_through(tmp_path: Path) -> None:
     """Stopped and started again mid-day, the station's books come back from the outbox as they were kept live:
     the summary is byte for byte that of the same day without a restart, the recorder's alarm counted in both."""
-    straight = Run(tmp_path / "straight", StepClock(local(0)))
+    straight = Run(tmp_path / "straight", FakeClock(local(0)))
     morning(straight)
     straight.at(local(12))
     afternoon(straight)
 
-    clock = StepClock(local(0))
+    clock = FakeClock(local(0))
     before = Run(tmp_path / "restarted", clock)
     morning(before)
     before.at(local(12))

@@ -11,15 +11,14 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from station_rig import StationRig, wait_until
+from station_rig import StationRig
+from support.waiting import wait_until
 
 from agent.cli import main as cli_main
 from agent.ledger.anchor import MAX_SEQ, AnchorError, anchor_path, load_anchor
-from simulators.broker import MosquittoBroker
 
 SOUND = {
     "format": 1,
@@ -72,17 +71,6 @@ class TestLoadAnchor:
     def test_the_ceiling_leaves_room_below_the_json_safe_limit(self) -> None:
         """MAX_SEQ keeps 2^32 seqs of headroom below 2^53 - 1, the highest integer a record may carry."""
         assert MAX_SEQ == 9_007_199_254_740_991 - 4_294_967_296
-
-
-@pytest.fixture
-def rig(tmp_path: Path, private_broker: MosquittoBroker) -> Iterator[StationRig]:
-    station = StationRig(tmp_path, private_broker)
-    station.simulated.start()
-    station.platform.start()
-    try:
-        yield station
-    finally:
-        station.close()
 
 
 def _recover(rig: StationRig, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -175,7 +163,7 @@ class TestAgentProcess:
         deadline = time.monotonic() + 6.0
         while time.monotonic() < deadline:
             seen.add(rig.status().get("health"))
-            time.sleep(0.2)
+            time.sleep(0.2)  # the behaviour under test: what the status says, sampled over six seconds
         assert rig.stop_agent() == 0
         assert "ok" not in seen, seen
 

@@ -11,14 +11,14 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from station_rig import STATION, StationRig, wait_until
+from station_rig import STATION, StationRig
+from support.waiting import wait_until
 
 from agent.clock import SystemClock
 from agent.contract.records import ChainResetReason, HeartbeatBody
@@ -31,7 +31,6 @@ from agent.ledger.opening import OutboxRefused, open_outbox
 from agent.ledger.outbox import OutboxReader
 from agent.ledger.recorder import Recorder
 from agent.ledger.settings import OutboxSection
-from simulators.broker import MosquittoBroker
 from simulators.platform.report import StationReport
 from simulators.platform.store import Store
 from simulators.platform.verify import verify_message
@@ -267,17 +266,6 @@ class TestRefusedOutbox:
         with pytest.raises(OutboxRefused, match="station-agent recover"):
             box.run(1)
         assert box.outbox_path.read_bytes() == damaged
-
-
-@pytest.fixture
-def rig(tmp_path: Path, private_broker: MosquittoBroker) -> Iterator[StationRig]:
-    station = StationRig(tmp_path, private_broker)
-    station.simulated.start()
-    station.platform.start()
-    try:
-        yield station
-    finally:
-        station.close()
 
 
 @pytest.mark.slow

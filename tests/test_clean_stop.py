@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import tomli_w
-from station_rig import wait_until
+from support.waiting import wait_until
 
 from agent.daemon import Agent
 from agent.ledger.keys import generate_key_file

@@ -7,13 +7,14 @@ import base64
 import json
 import os
 import stat
-import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.clock import FakeClock
+from support.waiting import wait_until
 
 from agent.commands.desk import CommandDesk, CommandPorts
 from agent.commands.envelope import Command, Limits, Refusal, Refused, check_envelope
@@ -77,20 +78,6 @@ def heartbeat(ts_ms: int) -> RecordIntent:
     return HeartbeatBody(
         interval_s=60, uptime_s=0, uplink="offline", unacked=0, devices_online=0, devices_total=0
     ).intent(ts_ms)
-
-
-class StepClock:
-    def __init__(self, wall_ms: int = NOW_MS) -> None:
-        self.now_ms = wall_ms
-
-    def wall_ms(self) -> int:
-        return self.now_ms
-
-    def monotonic(self) -> float:
-        return self.now_ms / 1000
-
-    def real_s(self, seconds: float) -> float:
-        return seconds
 
 
 class TestEnvelope:
@@ -305,7 +292,7 @@ def outbox_path(tmp_path: Path) -> Path:
     return tmp_path / "outbox.sqlite"
 
 
-def make_desk(tmp_path: Path, outbox_path: Path, fake: FakePorts, clock: StepClock, **settings: Any) -> CommandDesk:
+def make_desk(tmp_path: Path, outbox_path: Path, fake: FakePorts, clock: FakeClock, **settings: Any) -> CommandDesk:
     section = CommandsSection(
         enabled=True, platform_key=tmp_path / "unused.pem", state_path=tmp_path / "commands.json", **settings
     )
@@ -330,7 +317,7 @@ def ask(desk: CommandDesk, message: dict[str, Any] | bytes) -> dict[str, Any]:
 
 class TestDesk:
     def test_each_command_answers_and_is_recorded_before_it_acts(self, tmp_path: Path, outbox_path: Path) -> None:
-        fake, clock = FakePorts(), StepClock()
+        fake, clock = FakePorts(), FakeClock(NOW_MS)
         desk = make_desk(tmp_path, outbox_path, fake, clock)
         try:
             assert ask(desk, envelope("ping", id="p")) == {
@@ -388,7 +375,7 @@ class TestDesk:
 
     def test_refusals_answer_with_the_reason_and_are_recorded(self, tmp_path: Path, outbox_path: Path) -> None:
         fake = FakePorts()
-        desk = make_desk(tmp_path, outbox_path, fake, StepClock())
+        desk = make_desk(tmp_path, outbox_path, fake, FakeClock(NOW_MS))
         try:
             first = envelope(id="once")
             assert ask(desk, first)["ok"] is True
@@ -419,7 +406,7 @@ class TestDesk:
 
     def test_a_restart_does_not_reopen_the_replay_window(self, tmp_path: Path, outbox_path: Path) -> None:
         """The id is on disk before the command runs; a new desk (a restarted agent) refuses it again."""
-        clock = StepClock()
+        clock = FakeClock(NOW_MS)
         first = make_desk(tmp_path, outbox_path, FakePorts(), clock)
         assert ask(first, envelope(id="once"))["ok"] is True
         first.stop()
@@ -430,12 +417,12 @@ class TestDesk:
             again.stop()
 
     def test_a_flood_of_refusals_is_counted_not_recorded(self, tmp_path: Path, outbox_path: Path) -> None:
-        fake, clock = FakePorts(), StepClock()
+        fake, clock = FakePorts(), FakeClock(NOW_MS)
         desk = make_desk(tmp_path, outbox_path, fake, clock, refusals_per_hour=5)
         unsigned = json.dumps({k: v for k, v in envelope().items() if k != "sig"}).encode()
         try:
             replies = [ask(desk, unsigned) for _ in range(200)]
-            clock.now_ms += 3_600_000
+            clock.advance(3600)
             ask(desk, unsigned)
         finally:
             desk.stop()
@@ -451,7 +438,7 @@ class TestDesk:
         """post() never blocks: beyond queue_limit a message is dropped and counted; the rest are answered in
         order by the desk's thread, an empty message included."""
         fake = FakePorts()
-        desk = make_desk(tmp_path, outbox_path, fake, StepClock(), queue_limit=2)
+        desk = make_desk(tmp_path, outbox_path, fake, FakeClock(NOW_MS), queue_limit=2)
         desk.post(b"")
         desk.post(json.dumps(envelope(id="p")).encode())
         desk.post(json.dumps(envelope(id="dropped")).encode())
@@ -513,16 +500,14 @@ class TestRecorderRotation:
         key_path = tmp_path / "keys" / "device.key"
         old = generate_key_file(key_path)
         outbox = Outbox(tmp_path / "outbox.sqlite", 8 * 1024**2)
-        recorder = Recorder(outbox, STATION, old, OutboxSection(), StepClock(), key_path=key_path)
+        recorder = Recorder(outbox, STATION, old, OutboxSection(), FakeClock(NOW_MS), key_path=key_path)
         recorder.start()
         try:
             for n in range(3):
                 recorder.submit(heartbeat(NOW_MS + n))
             rotated = recorder.rotate_key("k-1").result(timeout=10)
             recorder.submit(heartbeat(NOW_MS + 10))
-            deadline = time.monotonic() + 10
-            while recorder.head.seq < 5 and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_until(lambda: recorder.head.seq >= 5, 10, "the record after the rotation to be stored")
         finally:
             recorder.stop()
         new = load_key_file(key_path)
@@ -548,7 +533,7 @@ class TestRecorderRotation:
         key_path = tmp_path / "keys" / "device.key"
         old = generate_key_file(key_path)
         outbox = Outbox(tmp_path / "outbox.sqlite", 8 * 1024**2)
-        recorder = Recorder(outbox, STATION, old, OutboxSection(), StepClock(), key_path=key_path)
+        recorder = Recorder(outbox, STATION, old, OutboxSection(), FakeClock(NOW_MS), key_path=key_path)
         recorder.start()
         try:
             recorder.submit(heartbeat(NOW_MS))
@@ -572,7 +557,7 @@ class TestRecorderRotation:
         key_path = tmp_path / "keys" / "device.key"
         old = generate_key_file(key_path)
         outbox = Outbox(tmp_path / "outbox.sqlite", 8 * 1024**2)
-        first = Recorder(outbox, STATION, old, OutboxSection(), StepClock(), key_path=key_path)
+        first = Recorder(outbox, STATION, old, OutboxSection(), FakeClock(NOW_MS), key_path=key_path)
         first.start()
         try:
             first.submit(heartbeat(NOW_MS))
@@ -580,7 +565,9 @@ class TestRecorderRotation:
             first.submit(heartbeat(NOW_MS + 1))
         finally:
             first.stop()
-        again = Recorder(outbox, STATION, load_key_file(key_path), OutboxSection(), StepClock(), key_path=key_path)
+        again = Recorder(
+            outbox, STATION, load_key_file(key_path), OutboxSection(), FakeClock(NOW_MS), key_path=key_path
+        )
         again.start()
         try:
             again.note_acked(rotated.seq - 1)
@@ -596,7 +583,7 @@ class TestRecorderRotation:
     def test_without_a_key_file_the_rotation_fails_and_the_old_key_signs_on(self, tmp_path: Path) -> None:
         outbox = Outbox(tmp_path / "outbox.sqlite", 8 * 1024**2)
         key = DeviceKey.from_private(STRANGER)
-        recorder = Recorder(outbox, STATION, key, OutboxSection(), StepClock())
+        recorder = Recorder(outbox, STATION, key, OutboxSection(), FakeClock(NOW_MS))
         recorder.start()
         try:
             with pytest.raises(KeyRotationFailed, match="no key file"):

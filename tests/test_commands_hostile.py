@@ -9,7 +9,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from station_rig import wait_until
+from support.waiting import wait_until
 from test_commands_link import CommandRig
 
 from simulators.broker import MosquittoBroker

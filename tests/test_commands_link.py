@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import tomli_w
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from station_rig import wait_until
+from support.waiting import wait_until
 
 from agent.ledger.keys import generate_key_file, load_key_file
 from simulators.broker import MosquittoBroker

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from station_rig import wait_until
+from support.clock import FakeClock
+from support.waiting import wait_until
 
 from agent.clock import SystemClock
 from agent.containment import FAILING_AFTER, MAX_PAUSE_S, Boundary, describe
@@ -12,28 +13,14 @@ from agent.field.events import DeviceOnline
 from agent.station_loop import HeartbeatFacts, StationLoop
 
 
-class SteppedClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def wall_ms(self) -> int:
-        return int(self.now * 1000)
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def real_s(self, seconds: float) -> float:
-        return seconds
-
-
-def _boundary(records: list[RecordIntent], clock: SteppedClock) -> Boundary:
+def _boundary(records: list[RecordIntent], clock: FakeClock) -> Boundary:
     return Boundary("uplink", records.append, clock, report_every_s=60.0)
 
 
 def test_an_error_is_contained_and_recorded_with_its_loop_item_and_class() -> None:
     """The block's exception stops at the wall; one internal_error record names loop, item and class."""
     records: list[RecordIntent] = []
-    boundary = _boundary(records, SteppedClock())
+    boundary = _boundary(records, FakeClock())
     with boundary.contain("ack message"):
         int("9" * 5000)
     assert len(records) == 1
@@ -48,14 +35,14 @@ def test_an_error_is_contained_and_recorded_with_its_loop_item_and_class() -> No
 def test_errors_within_the_interval_are_counted_into_the_next_record() -> None:
     """A flood of bad items makes one record a minute, whose count covers the ones not recorded."""
     records: list[RecordIntent] = []
-    clock = SteppedClock()
+    clock = FakeClock()
     boundary = _boundary(records, clock)
     for _ in range(50):
         with boundary.contain("cmd message"):
             raise RecursionError("deep")
-        clock.now += 1.0
+        clock.advance(1.0)
     assert [r.body.count for r in records] == [1]
-    clock.now += 60.0
+    clock.advance(60.0)
     with boundary.contain("cmd message"):
         raise KeyError("x")
     assert [r.body.count for r in records] == [1, 50]
@@ -64,7 +51,7 @@ def test_errors_within_the_interval_are_counted_into_the_next_record() -> None:
 
 def test_failures_in_a_row_pace_the_loop_and_one_success_resets_it() -> None:
     """pause_s doubles with each failure in a row, is capped, and returns to 0 after an item goes through."""
-    boundary = _boundary([], SteppedClock())
+    boundary = _boundary([], FakeClock())
     assert boundary.pause_s() == 0.0
     pauses = []
     for _ in range(30):
@@ -86,7 +73,7 @@ def test_a_failing_report_does_not_escape_the_wall() -> None:
     def broken(_: RecordIntent) -> None:
         raise RuntimeError("queue gone")
 
-    boundary = Boundary("station", broken, SteppedClock())
+    boundary = Boundary("station", broken, FakeClock())
     with boundary.contain("tick"):
         raise ValueError("bad")
     assert boundary.status().errors == 1
@@ -94,7 +81,7 @@ def test_a_failing_report_does_not_escape_the_wall() -> None:
 
 def test_base_exceptions_are_not_contained() -> None:
     """A stop (KeyboardInterrupt, SystemExit) still ends the loop."""
-    boundary = _boundary([], SteppedClock())
+    boundary = _boundary([], FakeClock())
     with pytest.raises(KeyboardInterrupt), boundary.contain("tick"):
         raise KeyboardInterrupt
 

@@ -8,11 +8,11 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import os
 import re
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -27,6 +27,7 @@ from jsonschema.protocols import Validator
 from pressure_story import pressure_story
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
+from support.waiting import wait_until
 from tank_story import tank_story
 from vapour_story import vapour_story
 
@@ -176,14 +177,37 @@ def test_check_names_each_file_that_is_not_as_generated(tmp_path: Path, capsys: 
     assert f"{tmp_path / 'old.json'}: not generated" in err
 
 
-def test_output_is_deterministic() -> None:
-    """Two runs render the same bytes: sorted keys, 2-space indent, one trailing newline."""
-    first = {name: contract_docs.render(schema) for name, schema in contract_docs.schemas().items()}
-    second = {name: contract_docs.render(schema) for name, schema in contract_docs.schemas().items()}
-    assert first == second
-    for text in first.values():
+def test_output_is_deterministic(tmp_path: Path) -> None:
+    """Two runs under different hash seeds write the same bytes: keys sorted in every object, 2-space indent,
+    non-ASCII text as itself, one trailing newline."""
+    written = {}
+    for seed in ("1", "2"):
+        folder = tmp_path / f"seed-{seed}"
+        result = subprocess.run(
+            [sys.executable, "-m", contract_docs.__name__, "--dir", str(folder)],
+            cwd=REPO,
+            env=os.environ | {"PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        written[seed] = {path.name: path.read_bytes() for path in sorted(folder.glob("*.json"))}
+    assert written["1"] == written["2"] and len(written["1"]) == len(_schemas())
+
+    def sorted_keys(pairs: list[tuple[str, Any]]) -> Json:
+        keys = [key for key, _ in pairs]
+        assert keys == sorted(keys), keys
+        return dict(pairs)
+
+    for name, data in written["1"].items():
+        text = data.decode("utf-8")
+        json.loads(text, object_pairs_hook=sorted_keys)
         assert text.endswith("}\n") and not text.endswith("\n\n")
         assert text.startswith('{\n  "')
+        indents = {len(line) - len(line.lstrip(" ")) for line in text.splitlines()}
+        assert all(indent % 2 == 0 for indent in indents), name
+        assert "\\u" not in text, f"{name}: non-ASCII written as an escape"
 
 
 def test_every_schema_names_and_describes_itself() -> None:
@@ -250,11 +274,13 @@ def test_alarm_schema_describes_each_documented_kind() -> None:
         assert alarm["$defs"][name]["description"].startswith("Subject: ")
 
 
-def test_body_schema_wants_every_field_of_its_dataclass() -> None:
-    """The agent writes every field of a body, so every field is required."""
-    for cls in BODY_TYPES:
-        schema = contract_docs.body_schema(cls)
-        assert schema["required"] == _field_names(cls)
+def test_body_schema_wants_every_field_of_its_dataclass(sealed: list[SealedRecord]) -> None:
+    """The agent writes every field of a body, so every field is required: each body's schema requires exactly
+    the keys the body has once the agent has sealed it, in the order of its dataclass's fields."""
+    for body, record in zip(SAMPLES, sealed, strict=True):
+        required = contract_docs.body_schema(type(body))["required"]
+        assert sorted(required) == sorted(_record(record)["body"]), type(body).__name__
+        assert required == _field_names(type(body))
 
 
 # -- records the agent makes -----------------------------------------------------------------------------------
@@ -716,13 +742,6 @@ class FlakyOutbox(Outbox):
         super().append(records)
 
 
-def _wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def _outbox_story(folder: Path, failure: OutboxError) -> list[Json]:
     """The store fails while records keep coming, more than can wait; then it works again."""
     outbox = FlakyOutbox(folder / "outbox.sqlite", 64 * 1024**2)
@@ -732,12 +751,12 @@ def _outbox_story(folder: Path, failure: OutboxError) -> list[Json]:
     outbox.failure = failure
     recorder.start()
     recorder.submit(beat.intent(SystemClock().wall_ms()))
-    _wait_until(lambda: recorder.status().state != "ok", "the outbox alarm")
+    wait_until(lambda: recorder.status().state != "ok", 10, "the outbox alarm")
     for _ in range(105):
         recorder.submit(beat.intent(SystemClock().wall_ms()))
-    _wait_until(lambda: recorder.status().dropped == 7, "records beyond pending_limit to be dropped")
+    wait_until(lambda: recorder.status().dropped == 7, 10, "records beyond pending_limit to be dropped")
     outbox.failure = None
-    _wait_until(lambda: recorder.status().state == "ok" and recorder.status().pending == 0, "recovery")
+    wait_until(lambda: recorder.status().state == "ok" and recorder.status().pending == 0, 10, "recovery")
     recorder.stop()
     stored = [json.loads(record.canonical) for record in OutboxReader(outbox.path).read(1, 10**6)]
     return [record for record in stored if record["type"] == "alarm"]
@@ -752,7 +771,7 @@ def _corrupt_story(folder: Path) -> list[Json]:
     recorder.start()
     for _ in range(3):
         recorder.submit(beat.intent(SystemClock().wall_ms()))
-    _wait_until(lambda: recorder.status().head_seq == 3, "three records")
+    wait_until(lambda: recorder.status().head_seq == 3, 10, "three records")
     recorder.stop()
     with sqlite3.connect(path) as db:
         damaged = "CAST(replace(canonical, X'2275707469', X'2276707469') AS BLOB)"  # "upti… becomes "vpti…
@@ -763,7 +782,7 @@ def _corrupt_story(folder: Path) -> list[Json]:
     recorder.start()
     for damage in found:
         recorder.submit(damage_alarm(damage, SystemClock().wall_ms()))
-    _wait_until(lambda: recorder.status().head_seq == 3 + len(found), "the alarm")
+    wait_until(lambda: recorder.status().head_seq == 3 + len(found), 10, "the alarm")
     recorder.stop()
     stored = [json.loads(record.canonical) for record in OutboxReader(path).read(4, 10**6)]
     return [record for record in stored if record["type"] == "alarm"]
@@ -791,7 +810,7 @@ def _unsealable_story(folder: Path) -> list[Json]:
             interval_s=60, uptime_s=60, uplink="offline", unacked=unacked, devices_online=0, devices_total=0
         )
         recorder.submit(beat.intent(SystemClock().wall_ms()))
-    _wait_until(lambda: recorder.status().head_seq >= 3, "the alarm, the heartbeat and the clearing")
+    wait_until(lambda: recorder.status().head_seq >= 3, 10, "the alarm, the heartbeat and the clearing")
     recorder.stop()
     stored = [json.loads(record.canonical) for record in OutboxReader(outbox.path).read(1, 10**6)]
     return [record for record in stored if record["type"] == "alarm"]

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from outside_verifier import Wiretap, independent_verify
+from outside_verifier import independent_verify
+from support.mqtt import Wiretap
+from support.waiting import wait_until
 
 from simulators.broker import MosquittoBroker
 
@@ -22,7 +23,6 @@ def test_demo_against_an_outside_broker(tmp_path: Path, private_broker: Mosquitt
     broker is seq 1..N with transactions and heartbeats, every signature and link valid."""
     workdir = tmp_path / "demo"
     tap = Wiretap(private_broker, "DEMO-0001")
-    time.sleep(0.3)
     result = subprocess.run(
         [
             sys.executable,
@@ -41,11 +41,13 @@ def test_demo_against_an_outside_broker(tmp_path: Path, private_broker: Mosquitt
         timeout=120,
         check=False,
     )
-    time.sleep(0.5)
-    tap.close()
     lines = result.stdout.strip().splitlines()
     summary = json.loads(lines[-1])
     assert result.returncode == 0 and summary["ok"], result.stdout + result.stderr
+    try:
+        wait_until(lambda: tap.has_seqs(summary["agent"]["head_seq"]), 10, "every record the demo made on the wiretap")
+    finally:
+        tap.close()
     assert any(line.startswith("[") and "uplink online" in line for line in lines), "a status line a second"
     assert f"station-agent run --config {workdir / 'agent.toml'}" in result.stdout
     assert f"station-sim run --config {workdir / 'simulators.toml'}" in result.stdout

@@ -7,16 +7,17 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 import rfc8785
-from outside_verifier import Wiretap, independent_verify
+from outside_verifier import independent_verify
 from paho.mqtt.enums import CallbackAPIVersion
-from station_rig import STATION, StationRig, wait_until
+from station_rig import STATION, StationRig
+from support.mqtt import Wiretap
+from support.waiting import wait_until
 
 from agent.contract.records import HeartbeatBody
 from agent.ledger.anchor import anchor_path, load_anchor
@@ -27,23 +28,11 @@ from simulators.broker import MosquittoBroker
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def rig(tmp_path: Path, private_broker: MosquittoBroker) -> Iterator[StationRig]:
-    station = StationRig(tmp_path, private_broker)
-    station.simulated.start()
-    station.platform.start()
-    try:
-        yield station
-    finally:
-        station.close()
-
-
 class TestRecordPath:
     def test_platform_gets_every_record_and_outside_code_verifies_it(self, rig: StationRig) -> None:
         """Transactions, heartbeats and events arrive as seq 1..N, and a verifier written from the contract
         alone (not the agent's signing code, not the platform's) accepts every signature and link."""
         tap = Wiretap(rig.broker, STATION)
-        time.sleep(0.3)
         rig.start_agent()
         wait_until(
             lambda: (
@@ -55,7 +44,7 @@ class TestRecordPath:
         )
         assert rig.stop_agent() == 0
         rig.wait_platform_caught_up()
-        time.sleep(0.3)
+        wait_until(lambda: tap.has_seqs(rig.head_seq()), 10, "the wiretap to see every record the platform has")
         tap.close()
         records = rig.platform_records()
         report = rig.platform_report()
@@ -192,7 +181,7 @@ class TestBrokerTrouble:
             wait_until(lambda: rig.platform_report().upto >= 800, 60, "the drain to be under way")
             assert rig.platform_report().upto < 3000, "drain too fast to interrupt; raise the backlog"
             rig.broker.stop(kill=True)
-            time.sleep(1.0)
+            wait_until(lambda: rig.status().get("uplink", {}).get("state") != "online", 10, "the uplink to notice")
             rig.broker.start()
             rig.wait_platform_caught_up(timeout_s=60)
             rig.stop_agent()
@@ -238,7 +227,7 @@ class TestPowerCuts:
         for _ in range(kills):
             rig.start_agent()
             wait_until(rig.status_path.exists, 20, "the agent to start")
-            time.sleep(chance.uniform(0.3, 2.5))
+            time.sleep(chance.uniform(0.3, 2.5))  # the behaviour under test: a kill at a random moment
             rig.kill_agent()
         rig.start_agent()
         rig.wait_platform_caught_up(timeout_s=40)

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from station_rig import StationRig, wait_until
+from station_rig import StationRig
+from support.waiting import wait_until
 
 from simulators.broker import MosquittoBroker
 
@@ -59,13 +60,10 @@ CASES = [
 
 @pytest.fixture
 def rig(tmp_path: Path, private_broker: MosquittoBroker) -> Iterator[StationRig]:
-    station = StationRig(tmp_path, private_broker, time_scale=25.0, pattern=CALM, agent={"metering": QUICK_RULES})
-    station.simulated.start()
-    station.platform.start()
-    try:
+    with StationRig(
+        tmp_path, private_broker, time_scale=25.0, pattern=CALM, agent={"metering": QUICK_RULES}
+    ) as station:
         yield station
-    finally:
-        station.close()
 
 
 def alarms(rig: StationRig) -> list[tuple[str, str, str]]:

@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from station_rig import wait_until
+from support.waiting import wait_until
 
 from agent.clock import SystemClock
 from agent.containment import Boundary

@@ -13,13 +13,13 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tomli_w
+from support.waiting import wait_until
 
 from drivers.device import DeviceDriver
 from drivers.modbus import TcpMaster
@@ -218,10 +218,8 @@ def test_station_sim_run_with_faults_from_the_cli(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         env=env,
     ) as run:
-        deadline = time.monotonic() + 10
-        while not (tmp_path / "ready.json").exists():
-            assert time.monotonic() < deadline and run.poll() is None, "the station did not get ready"
-            time.sleep(0.05)
+        wait_until(lambda: (tmp_path / "ready.json").exists() or run.poll() is not None, 10, "the ready file")
+        assert (tmp_path / "ready.json").exists(), "the station ended before it was ready"
         socket_path = Path(json.loads((tmp_path / "ready.json").read_text())["control"])
         injected = subprocess.run(
             [

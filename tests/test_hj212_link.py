@@ -11,7 +11,6 @@ import json
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -21,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from raw_body import RawBody
+from support.waiting import wait_until
 
 from agent.clock import SystemClock
 from agent.containment import Boundary
@@ -47,14 +47,6 @@ MN = "CQ500113000001"
 DEADLINE_S = 8.0
 T0_MS = 1_795_766_400_000
 """2026-11-27T08:00:00Z: record k is made when its fuelling ends (08:00:0k), as an extract by time expects."""
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout_s}s")
-        time.sleep(0.02)
 
 
 @dataclass
@@ -92,7 +84,7 @@ class Station:
         target = self.recorder.status().head_seq + len(intents)
         for item in intents:
             self.recorder.submit(item)
-        wait_until(lambda: self.recorder.status().head_seq == target, f"{len(intents)} records committed")
+        wait_until(lambda: self.recorder.status().head_seq == target, DEADLINE_S, f"{len(intents)} records committed")
         return 3 * rounds
 
     def uplink(self, settings: Hj212Section, nozzles: Sequence[tuple[str, str | None]] = ()) -> Hj212Uplink:
@@ -176,9 +168,9 @@ class TestDelivery:
         """Records made before and after the link is up each arrive once, pass every check and are answered."""
         expected = station.record_ecology(3)
         uplink = station.uplink(settings(receiver.port))
-        wait_until(delivered(uplink, station), "the first records delivered")
+        wait_until(delivered(uplink, station), DEADLINE_S, "the first records delivered")
         expected += station.record_ecology(2)
-        wait_until(delivered(uplink, station), "every record delivered")
+        wait_until(delivered(uplink, station), DEADLINE_S, "every record delivered")
 
         summary = receiver.summary()
         assert (summary["accepted"], summary["duplicates"], summary["rejected"]) == (expected, 0, {})
@@ -195,7 +187,7 @@ class TestDelivery:
         nozzle's own hj212_code, never the agent's nozzle id."""
         station.record_ecology(2)
         uplink = station.uplink(settings(receiver.port), nozzles=[("N1", None), ("N2", "5001120000000207")])
-        wait_until(delivered(uplink, station), "every record delivered")
+        wait_until(delivered(uplink, station), DEADLINE_S, "every record delivered")
         assert set(accepted_values(receiver, "i41019-Info")) == {f"{MN}001", "5001120000000207"}
 
     def test_the_2025_edition_goes_out_with_its_flag(self, station: Station, tmp_path: Path) -> None:
@@ -204,15 +196,15 @@ class TestDelivery:
         with Hj212Receiver(tmp_path / "2025.jsonl", profile=PROFILE, pw=PW, mn=mn) as server:
             expected = station.record_ecology(1)
             uplink = station.uplink(settings(server.port, version="2025", mn=mn))
-            wait_until(delivered(uplink, station), "every record delivered")
+            wait_until(delivered(uplink, station), DEADLINE_S, "every record delivered")
             assert [(entry["flag"], entry["edition"]) for entry in server.accepted()] == [(9, "2025")] * expected
 
     def test_without_ack_frames_go_out_unanswered(self, station: Station, receiver: Hj212Receiver) -> None:
         """With ack off, Flag is 4 (2017, no answer wanted): the receiver keeps quiet and the uplink moves on."""
         expected = station.record_ecology(2)
         uplink = station.uplink(settings(receiver.port, ack=False))
-        wait_until(delivered(uplink, station), "every record sent")
-        wait_until(lambda: receiver.summary()["accepted"] == expected, "every frame accepted")
+        wait_until(delivered(uplink, station), DEADLINE_S, "every record sent")
+        wait_until(lambda: receiver.summary()["accepted"] == expected, DEADLINE_S, "every frame accepted")
         assert {entry["flag"] for entry in receiver.accepted()} == {4}
         assert (receiver.summary()["answered"], uplink.status().frames_acked) == (0, 0)
 
@@ -220,12 +212,12 @@ class TestDelivery:
         """A new uplink on the same state file starts where the last one stopped: nothing is sent twice."""
         first = station.record_ecology(2)
         uplink = station.uplink(settings(receiver.port))
-        wait_until(delivered(uplink, station), "every record delivered")
+        wait_until(delivered(uplink, station), DEADLINE_S, "every record delivered")
         uplink.stop()
         assert json.loads(station.state_path.read_text()) == {"done_seq": station.recorder.status().head_seq}
         again = station.uplink(settings(receiver.port))
         more = station.record_ecology(1)
-        wait_until(delivered(again, station), "the new records delivered")
+        wait_until(delivered(again, station), DEADLINE_S, "the new records delivered")
         assert (receiver.summary()["accepted"], receiver.summary()["duplicates"]) == (first + more, 0)
         assert again.status().frames_sent == more
 
@@ -241,19 +233,22 @@ class TestOutages:
         server.stop()
         expected = station.record_ecology(2)
         uplink = station.uplink(settings(port))
-        wait_until(lambda: uplink.status().state == "offline" and uplink.status().last_error is not None, "refused")
+        wait_until(
+            lambda: uplink.status().state == "offline" and uplink.status().last_error is not None, DEADLINE_S, "refused"
+        )
         assert uplink.status().done_seq == 0
 
         server = Hj212Receiver(tmp_path / "accepted.jsonl", port=port, profile=PROFILE, pw=PW, mn=MN)
         server.start()
-        wait_until(delivered(uplink, station), "delivered once the platform is up")
+        wait_until(delivered(uplink, station), DEADLINE_S, "delivered once the platform is up")
         server.stop()
         expected += station.record_ecology(2)
-        time.sleep(0.3)
-        assert uplink.status().backlog > 0
+        wait_until(
+            lambda: uplink.status().backlog > 0, DEADLINE_S, "the new records waiting while the platform is down"
+        )
         server_again = Hj212Receiver(tmp_path / "again.jsonl", port=port, profile=PROFILE, pw=PW, mn=MN)
         with server_again:
-            wait_until(delivered(uplink, station), "delivered after the second outage")
+            wait_until(delivered(uplink, station), DEADLINE_S, "delivered after the second outage")
         qns = {entry["qn"] for entry in server.accepted()} | {entry["qn"] for entry in server_again.accepted()}
         assert len(qns) == expected
         assert server.summary()["rejected"] == server_again.summary()["rejected"] == {}
@@ -267,14 +262,14 @@ class TestOutages:
         receiver.answering = False
         station.record_ecology(1)
         uplink = station.uplink(settings(receiver.port, ack_timeout_s=0.2, retries=2))
-        wait_until(lambda: uplink.status().connects >= 2, "a second connection")
+        wait_until(lambda: uplink.status().connects >= 2, DEADLINE_S, "a second connection")
         status = uplink.status()
         assert status.done_seq == 0 and status.frames_acked == 0
         assert status.last_error is not None and "after 3 sends, 0.2s each" in status.last_error
         assert receiver.summary()["accepted"] == 1 and receiver.summary()["duplicates"] >= 2
 
         receiver.answering = True
-        wait_until(delivered(uplink, station), "delivered once the platform answers")
+        wait_until(delivered(uplink, station), DEADLINE_S, "delivered once the platform answers")
         assert receiver.summary()["accepted"] == 3
 
     def test_a_record_refused_every_time_is_left_out_and_the_rest_go_on(self, station: Station, tmp_path: Path) -> None:
@@ -290,7 +285,7 @@ class TestOutages:
             expected = station.record_ecology(2)
             uplink = station.uplink(settings(server.port, ack_timeout_s=0.2, retries=1))
             head = station.recorder.status().head_seq
-            wait_until(lambda: uplink.status().done_seq == head, "every record passed")
+            wait_until(lambda: uplink.status().done_seq == head, DEADLINE_S, "every record passed")
             status = uplink.status()
             # Skipped: per round, the fuelling without A/L (never sendable) and the refused verdict.
             assert status.skipped == 2 * 2 and "refused 2 times and left out" in (status.last_error or "")
@@ -301,7 +296,9 @@ class TestOutages:
         with Hj212Receiver(tmp_path / "x.jsonl", profile=PROFILE, pw="654321", mn=MN) as server:
             station.record_ecology(1)
             uplink = station.uplink(settings(server.port, ack_timeout_s=0.2, retries=1))
-            wait_until(lambda: "QnRtn=3 (wrong PW)" in (uplink.status().last_error or ""), "the refusal reported")
+            wait_until(
+                lambda: "QnRtn=3 (wrong PW)" in (uplink.status().last_error or ""), DEADLINE_S, "the refusal reported"
+            )
             assert uplink.status().done_seq == 0
             assert server.summary()["rejected"]["refused"] >= 1
 
@@ -355,7 +352,7 @@ class TestHostileReceiver:
             with caplog.at_level(logging.INFO, logger="agent.uplink.hj212"):
                 station.record_ecology(2)
                 uplink = station.uplink(settings(garbage.port))
-                wait_until(lambda: uplink.status().bad_answers >= 1000, "a thousand bad answers", 15.0)
+                wait_until(lambda: uplink.status().bad_answers >= 1000, 15.0, "a thousand bad answers")
             said = [record for record in caplog.records if record.getMessage() == "hj212_bad_answer"]
             assert len(said) == 1, f"{len(said)} lines for {uplink.status().bad_answers} bad answers"
             assert uplink.alive() and uplink.status().done_seq == 0
@@ -401,7 +398,7 @@ class TestHj2122025:
         with receiver_2025(tmp_path) as server:
             expected = station.record_ecology(2)
             uplink = station.uplink(settings_2025(server.port, tmp_path))
-            wait_until(delivered(uplink, station), "every record delivered")
+            wait_until(delivered(uplink, station), DEADLINE_S, "every record delivered")
             summary = server.summary()
             assert (summary["accepted"], summary["encrypted"], summary["rejected"]) == (expected, expected, {})
             assert accepted_values(server, "i41028-Info") == ["1", "2"]
@@ -413,7 +410,9 @@ class TestHj2122025:
         """A platform that lacks the key counts the frames as bad_cipher and accepts none."""
         station.record_ecology(1)
         station.uplink(settings(receiver.port, sm4_key_file=key_file(tmp_path), ack=False))
-        wait_until(lambda: receiver.summary()["rejected"].get("bad_cipher", 0) >= 3, "three frames rejected")
+        wait_until(
+            lambda: receiver.summary()["rejected"].get("bad_cipher", 0) >= 3, DEADLINE_S, "three frames rejected"
+        )
         assert receiver.summary()["accepted"] == 0
 
     def test_a_key_file_readable_by_others_keeps_the_link_down(self, station: Station, tmp_path: Path) -> None:
@@ -423,14 +422,14 @@ class TestHj2122025:
             path.chmod(0o644)
             station.record_ecology(1)
             uplink = station.uplink(settings(server.port, version="2025", mn=MN_2025, sm4_key_file=path))
-            wait_until(lambda: "chmod 600" in (uplink.status().last_error or ""), "the refusal reported")
+            wait_until(lambda: "chmod 600" in (uplink.status().last_error or ""), DEADLINE_S, "the refusal reported")
             assert server.summary()["frames"] == 0
 
     def test_heartbeats_go_out_while_the_link_is_idle(self, station: Station, tmp_path: Path) -> None:
         """With nothing to send, the uplink sends a 9015 heartbeat every heartbeat_s; the receiver counts them."""
         with receiver_2025(tmp_path) as server:
             uplink = station.uplink(settings_2025(server.port, tmp_path, heartbeat_s=0.2))
-            wait_until(lambda: server.summary()["heartbeats"] >= 3, "three heartbeats")
+            wait_until(lambda: server.summary()["heartbeats"] >= 3, DEADLINE_S, "three heartbeats")
             assert uplink.status().heartbeats >= 3 and server.summary()["rejected"] == {}
 
     def test_the_platform_asks_the_time_and_gets_it(self, station: Station, tmp_path: Path) -> None:
@@ -438,7 +437,7 @@ class TestHj2122025:
         with receiver_2025(tmp_path, ask_time=True) as server:
             station.record_ecology(1)
             station.uplink(settings_2025(server.port, tmp_path))
-            wait_until(answered(server, "time"), "the time answered")
+            wait_until(answered(server, "time"), DEADLINE_S, "the time answered")
             (asked,) = server.summary()["requests"]
             assert (asked["qn_rtn"], asked["exe_rtn"]) == ("1", "1")
             assert abs(asked["offset_s"]) < 5 and "unexpected" not in asked
@@ -452,10 +451,10 @@ class TestHj2122025:
         with receiver_2025(tmp_path, extract=("20261127160002", "20261127160003")) as server:
             station.record_ecology(3)
             uplink = station.uplink(settings_2025(server.port, tmp_path))
-            wait_until(answered(server, "extract"), "the extract answered")
+            wait_until(answered(server, "extract"), DEADLINE_S, "the extract answered")
             (asked,) = server.summary()["requests"]
             assert (asked["qn_rtn"], asked["exe_rtn"], asked["frames"], asked["outside_period"]) == ("1", "1", 4, 0)
-            wait_until(delivered(uplink, station), "every record delivered as well")
+            wait_until(delivered(uplink, station), DEADLINE_S, "every record delivered as well")
 
     def test_a_long_frame_goes_in_sub_packets_and_is_joined(self, station: Station, tmp_path: Path) -> None:
         """A profile whose frame is longer than 1,024 bytes sends it as PNUM/PNO sub-packets, encrypted; the
@@ -486,7 +485,7 @@ class TestHj2122025:
             station.uplinks.append(uplink)
             uplink.start()
             uplink.notify(station.recorder.status().head_seq)
-            wait_until(delivered(uplink, station), "every record delivered")
+            wait_until(delivered(uplink, station), DEADLINE_S, "every record delivered")
             summary = server.summary()
             assert summary["accepted"] == 2 and summary["rejected"] == {}
             assert summary["subpackets"] == {"joined": 2, "pieces": 2 * 2 + 2}
@@ -568,7 +567,9 @@ class TestHostileRequests:
         )
         try:
             uplink = station.uplink(settings(platform.port, ack=False))
-            wait_until(lambda: len(platform.answers_to("20261207120000011")) == 3, "the good request answered")
+            wait_until(
+                lambda: len(platform.answers_to("20261207120000011")) == 3, DEADLINE_S, "the good request answered"
+            )
             for qn in ("20261207120000008", "20261207120000009", "20261207120000010"):
                 (refusal,) = platform.answers_to(qn)
                 assert (refusal.cn, refusal.pw, refusal.mn, refusal.cp_items()) == ("9011", PW, MN, {"QnRtn": "2"})
@@ -589,8 +590,8 @@ class TestHostileRequests:
         platform = HostilePlatform([request(qn, "3020", "BeginTime=20261127000000,EndTime=20261127235959", pw, mn)])
         try:
             uplink = station.uplink(settings(platform.port, ack=False))
-            wait_until(lambda: bool(platform.answers_to(qn)), "the refusal")
-            wait_until(delivered(uplink, station), "the records delivered as usual")
+            wait_until(lambda: bool(platform.answers_to(qn)), DEADLINE_S, "the refusal")
+            wait_until(delivered(uplink, station), DEADLINE_S, "the records delivered as usual")
             (refusal,) = platform.answers_to(qn)
             assert (refusal.cn, refusal.cp_items()) == ("9011", {"QnRtn": verdict})
         finally:

@@ -12,6 +12,7 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from support.waiting import wait_until
 
 from simulators.broker import MosquittoBroker
 from simulators.hostile import poison
@@ -20,14 +21,6 @@ from simulators.hostile.rude_broker import RudeBroker, connack
 from simulators.hostile.rude_hj212 import RudeHj212
 
 DEADLINE_S = 10.0
-
-
-def _wait(condition, what: str, timeout_s: float = DEADLINE_S) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def _paho(host: str, port: int, protocol: int = mqtt.MQTTv311) -> tuple[mqtt.Client, threading.Event, list[int]]:
@@ -48,7 +41,7 @@ def test_rude_broker_accepts_then_hangs_up(protocol: int) -> None:
         client.loop_start()
         try:
             assert connected.wait(DEADLINE_S)
-            _wait(lambda: bool(disconnects), "the disconnect")
+            wait_until(lambda: bool(disconnects), DEADLINE_S, "the disconnect")
         finally:
             client.loop_stop()
         assert len(broker.connects()) >= 1
@@ -80,7 +73,7 @@ def test_flaky_link_carries_mqtt_and_drops_on_cut(private_broker: MosquittoBroke
         try:
             assert connected.wait(DEADLINE_S)
             assert link.cut() >= 1
-            _wait(lambda: bool(disconnects), "the drop to reach the client")
+            wait_until(lambda: bool(disconnects), DEADLINE_S, "the drop to reach the client")
             with socket.create_connection((link.host, link.port), timeout=5) as sock:
                 assert sock.recv(16) == b""  # turned away while down
             link.restore()

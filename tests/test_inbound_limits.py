@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.clock import FakeClock
 
 from agent.commands.desk import CommandDesk, CommandPorts, refusals_path
 from agent.commands.envelope import Limits, Refusal, Refused, check_envelope
@@ -149,21 +150,7 @@ class FakePorts:
         ]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now_ms = NOW_MS
-
-    def wall_ms(self) -> int:
-        return self.now_ms
-
-    def monotonic(self) -> float:
-        return self.now_ms / 1000
-
-    def real_s(self, seconds: float) -> float:
-        return seconds
-
-
-def desk(tmp_path: Path, fake: FakePorts, clock: Clock, **changes: Any) -> CommandDesk:
+def desk(tmp_path: Path, fake: FakePorts, clock: FakeClock, **changes: Any) -> CommandDesk:
     (tmp_path / "outbox.sqlite").touch()
     section = CommandsSection(
         enabled=True, platform_key=tmp_path / "unused.pem", state_path=tmp_path / "commands.json", **changes
@@ -188,7 +175,7 @@ class TestDesk:
         """A 36 MB command posted from the network thread is refused as malformed for its size, with no id
         in the reply, counted, and recorded as a refusal."""
         fake = FakePorts()
-        commands = desk(tmp_path, fake, Clock())
+        commands = desk(tmp_path, fake, FakeClock(NOW_MS))
         commands.post(b'{"id": "big", "pad": "' + b"x" * 36 * 1024**2 + b'"}')
         commands.start()
         commands.stop()
@@ -201,7 +188,7 @@ class TestDesk:
     def test_an_unsigned_command_cannot_choose_its_replys_id(self, tmp_path: Path) -> None:
         """The reply to an unsigned message carries id null, whatever id the message claimed."""
         fake = FakePorts()
-        commands = desk(tmp_path, fake, Clock())
+        commands = desk(tmp_path, fake, FakeClock(NOW_MS))
         reply = json.loads(commands.handle(UNSIGNED))
         commands.stop()
         assert (reply["id"], reply["error"]["reason"]) == (None, "unsigned")
@@ -209,7 +196,7 @@ class TestDesk:
     def test_an_unexpected_error_is_contained_and_the_desk_answers_the_next(self, tmp_path: Path) -> None:
         """A message whose handling raises becomes an internal_error record; the thread answers what follows."""
         fake = FakePorts(failing_replies=1)
-        commands = desk(tmp_path, fake, Clock())
+        commands = desk(tmp_path, fake, FakeClock(NOW_MS))
         commands.post(UNSIGNED)
         commands.post(UNSIGNED)
         commands.start()
@@ -223,7 +210,7 @@ class TestDesk:
     def test_replies_are_rate_limited(self, tmp_path: Path) -> None:
         """A flood of junk gets a burst of replies and then replies_per_s; the rest are counted, not sent."""
         fake = FakePorts()
-        commands = desk(tmp_path, fake, Clock(), replies_per_s=2.0, queue_limit=1000)
+        commands = desk(tmp_path, fake, FakeClock(NOW_MS), replies_per_s=2.0, queue_limit=1000)
         for _ in range(100):
             commands.post(UNSIGNED)
         commands.start()
@@ -234,7 +221,7 @@ class TestDesk:
     def test_the_refusal_bucket_survives_a_restart(self, tmp_path: Path) -> None:
         """A restarted desk does not buy a fresh burst of refusal records: the bucket is kept beside the replay
         memory and read back, suppressed counts included."""
-        clock = Clock()
+        clock = FakeClock(NOW_MS)
         first_ports = FakePorts()
         first = desk(tmp_path, first_ports, clock, refusals_per_hour=3)
         for _ in range(5):
@@ -244,12 +231,12 @@ class TestDesk:
         saved = json.loads(refusals_path(tmp_path / "commands.json").read_text())
         assert saved["suppressed"] == {"unsigned": 2} and saved["tokens"] < 1
 
-        clock.now_ms += 1000
+        clock.advance(1.0)
         again_ports = FakePorts()
         again = desk(tmp_path, again_ports, clock, refusals_per_hour=3)
         again.handle(UNSIGNED)
         assert again_ports.refused() == [], "no token after a restart one second later"
-        clock.now_ms += 20 * 60_000
+        clock.advance(20 * 60)
         again.handle(UNSIGNED)
         again.stop()
         (recorded,) = again_ports.refused()
@@ -259,7 +246,7 @@ class TestDesk:
         """An unreadable bucket file is not a reason to refuse to start: it is said and replaced."""
         refusals_path(tmp_path / "commands.json").write_text("{")
         fake = FakePorts()
-        commands = desk(tmp_path, fake, Clock(), refusals_per_hour=3)
+        commands = desk(tmp_path, fake, FakeClock(NOW_MS), refusals_per_hour=3)
         commands.handle(UNSIGNED)
         commands.stop()
         assert len(fake.refused()) == 1

@@ -7,39 +7,24 @@ import hashlib
 import json
 import os
 import stat
-import time
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from raw_body import RawBody
+from support.waiting import wait_until
 
+from agent.clock import SystemClock
 from agent.contract.records import AlarmBody, AlarmState, Cursor, HeartbeatBody, RecordIntent, RecordType
 from agent.ledger.chain import GENESIS_PREV, ChainHead, Signer, seal
 from agent.ledger.keys import DeviceKey, KeyFileError, generate_key_file, load_key_file
 from agent.ledger.outbox import Outbox, OutboxFull, OutboxReader
-from agent.ledger.recorder import MAX_BATCH, Recorder
+from agent.ledger.recorder import MAX_BATCH, Recorder, RecorderStatus
 from agent.ledger.settings import OutboxSection
 from agent.ledger.suites import Suite, kid_of
 
 STATION = "TEST-0001"
-
-
-class StepClock:
-    """A wall clock that a test moves by hand; monotonic time runs for real so queues still time out."""
-
-    def __init__(self, wall_ms: int = 1_800_000_000_000) -> None:
-        self.now_ms = wall_ms
-
-    def wall_ms(self) -> int:
-        return self.now_ms
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def real_s(self, seconds: float) -> float:
-        return seconds
 
 
 def fixed_key() -> DeviceKey:
@@ -50,14 +35,6 @@ def heartbeat(ts_ms: int, n: int = 0) -> RecordIntent:
     return HeartbeatBody(
         interval_s=60, uptime_s=n, uplink="offline", unacked=n, devices_online=0, devices_total=0
     ).intent(ts_ms)
-
-
-def wait_until(condition, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 class TestSealing:
@@ -223,7 +200,7 @@ class TestRecorder:
     def _recorder(self, tmp_path: Path, max_bytes: int = 64 * 1024**2, **settings: object) -> tuple[Recorder, Outbox]:
         outbox = Outbox(tmp_path / "outbox.sqlite", max_bytes)
         recorder = Recorder(
-            outbox, STATION, fixed_key(), OutboxSection(path=outbox.path, retry_s=0.05, **settings), StepClock()
+            outbox, STATION, fixed_key(), OutboxSection(path=outbox.path, retry_s=0.05, **settings), SystemClock()
         )
         return recorder, outbox
 
@@ -294,24 +271,40 @@ class TestRecorder:
         big = RecordIntent(RecordType.EVENT, 0, RawBody({"pad": "x" * 3000}))
         for _ in range(200):
             recorder.submit(big)
-        wait_until(lambda: recorder.status().state == "full")
-        stored_before = recorder.status().head_seq
-        waiting_before = recorder.status().pending
+
+        def when_full() -> RecorderStatus | None:
+            status = recorder.status()
+            return status if status.state == "full" else None
+
+        full = wait_until(when_full, 10.0, "the outbox to be full")
+        stored_before, waiting_before = full.head_seq, full.pending
         assert 0 < stored_before < 200
         assert waiting_before == 200 - stored_before + 1
         for _ in range(300):
             recorder.submit(big)
-        wait_until(lambda: recorder.status().dropped == 300)
-        assert recorder.status().pending == waiting_before
+        wait_until(lambda: recorder.status().dropped == 300, 10.0, "300 records dropped")
+        # A retry (every retry_s) may find room for one more record meanwhile, so a record that waited may
+        # now be stored: none of the 300 got in, and every record that waited is stored or still waits.
+        after = recorder.status()
+        assert after.pending <= waiting_before
+        assert after.head_seq + after.pending == stored_before + waiting_before
         reader, delivered = OutboxReader(outbox.path), []
         for _ in range(20):
             head = recorder.status().head_seq
             delivered += [json.loads(r.canonical) for r in reader.read(len(delivered) + 1, head)]
             recorder.note_acked(head)
-            time.sleep(0.1)
+            wait_until(
+                lambda acked=head: (status := recorder.status()).state == "ok" or status.head_seq > acked,
+                10.0,
+                "the acked records to make room for the waiting ones",
+            )
             if recorder.status().state == "ok":
                 break
-        wait_until(lambda: recorder.status().state == "ok" and recorder.status().pending == 0)
+        wait_until(
+            lambda: recorder.status().state == "ok" and recorder.status().pending == 0,
+            10.0,
+            "the outbox to drain and the alarm to clear",
+        )
         recorder.stop()
         stored = delivered + [json.loads(r.canonical) for r in reader.read(len(delivered) + 1, 10**6)]
         seqs = [r["seq"] for r in stored]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from station_rig import wait_until
+from support.waiting import wait_until
 from test_field import Sink
 
 from agent.clock import SystemClock

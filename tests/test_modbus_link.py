@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import serial
 from pymodbus.framer import FramerRTU
+from support.waiting import wait_until
 
 from drivers.modbus import (
     ModbusCrcError,
@@ -352,8 +353,9 @@ class TestRtuSlave:
         """stop() returns promptly even while the slave is holding a 10 s delayed answer."""
         rtu_link.master.close()
         rtu_link.server.faults[1].delay_s = 10.0
+        answered = rtu_link.server.statistics().answers
         raw_port.write(with_crc("01 03 00 00 00 01"))
-        time.sleep(0.05)
+        wait_until(lambda: rtu_link.server.statistics().answers > answered, 5, "the slave to hold its answer back")
         started = time.monotonic()
         rtu_link.server.stop()
         assert time.monotonic() - started < 1.0

@@ -7,7 +7,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from support.waiting import wait_until
 from test_platform_signer import StationClient, TinySigner
 
 from simulators import cli
@@ -53,11 +53,8 @@ def finish(process: subprocess.Popen[str], timeout_s: float = 15.0) -> tuple[int
 
 
 def wait_for_file(path: Path, process: subprocess.Popen[str], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not path.exists():
-        assert process.poll() is None, f"exited early: {process.communicate()}"
-        assert time.monotonic() < deadline, f"{path.name} not written within {timeout_s} s"
-        time.sleep(0.05)
+    wait_until(lambda: path.exists() or process.poll() is not None, timeout_s, f"{path.name} to be written")
+    assert path.exists(), f"exited early: {process.communicate()}"
 
 
 def test_platform_runs_until_sigterm_writes_the_report_and_audit_agrees(

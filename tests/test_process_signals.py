@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-from station_rig import wait_until
+from support.waiting import wait_until
 
 from agent.ledger.keys import generate_key_file
 from simulators.broker import free_loopback_port
@@ -50,7 +50,7 @@ def test_a_burst_of_stop_signals_stops_the_agent_cleanly(tmp_path: Path, burst: 
         wait_until((tmp_path / "status.json").exists, 30, "the agent's first status")
         for number in range(burst):
             os.kill(agent.pid, signal.SIGTERM if number % 2 == 0 else signal.SIGINT)
-            time.sleep(0.0005)
+            time.sleep(0.0005)  # the behaviour under test: signals half a millisecond apart, re-entering the handler
         assert agent.wait(30) == 0
     finally:
         if agent.poll() is None:

@@ -19,7 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
-from station_rig import STATION, wait_until
+from station_rig import STATION
+from support.waiting import wait_until
 
 from agent.cli import main
 from agent.clock import SystemClock

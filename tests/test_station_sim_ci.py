@@ -9,11 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.waiting import wait_until
 
 from simulators import cli
 from station_lab.demo import installed
@@ -74,11 +74,8 @@ def station_sim(*args: str) -> subprocess.Popen[str]:
 
 
 def wait_for(path: Path, process: subprocess.Popen[str]) -> dict[str, Any]:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while not path.exists():
-        assert process.poll() is None, f"station-sim run ended early: {process.communicate()}"
-        assert time.monotonic() < deadline, f"no ready file within {READY_TIMEOUT_S} s"
-        time.sleep(0.05)
+    wait_until(lambda: path.exists() or process.poll() is not None, READY_TIMEOUT_S, "the ready file")
+    assert path.exists(), f"station-sim run ended early: {process.communicate()}"
     ready: dict[str, Any] = json.loads(path.read_text())
     return ready
 

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from station_rig import StationRig, wait_until
+from station_rig import StationRig
 from status_sample import fault_status, offline_status, sample_status, starting_status
+from support.waiting import wait_until
 from test_led import fake_led, seen
 
 from agent import cli, start_failure

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from station_rig import wait_until
 from status_sample import (
     COMMON_STATES,
     LINES,
@@ -35,6 +34,7 @@ from status_sample import (
     unconfirmed_status,
     unplugged_status,
 )
+from support.waiting import wait_until
 
 from agent.clock import SystemClock
 from agent.containment import Boundary

@@ -9,12 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from notify_socket import NotifySocket
-from station_rig import STATION, StationRig, wait_until
+from station_rig import STATION, StationRig
+from support.waiting import wait_until
 
 from simulators.broker import MosquittoBroker
 from simulators.hostile import poison
@@ -26,17 +26,6 @@ WATCHDOG_S = 2.0
 WATCHED_S = 10.0
 RETAINED = {"ack": "huge-int", "cmd": "deep"}
 PASSING = [("ack", "not-json"), ("ack", "float"), ("ack", "deep-object"), ("cmd", "unsigned-cmd"), ("cmd", "array")]
-
-
-@pytest.fixture
-def rig(tmp_path: Path, private_broker: MosquittoBroker) -> Iterator[StationRig]:
-    station = StationRig(tmp_path, private_broker)
-    station.simulated.start()
-    station.platform.start()
-    try:
-        yield station
-    finally:
-        station.close()
 
 
 def _publish(broker: MosquittoBroker, channel: str, name: str, *, retain: bool = False) -> None:
@@ -71,7 +60,7 @@ def test_poison_on_every_channel_does_not_restart_a_supervised_agent(rig: Statio
             if (next_poison := next(poisons, None)) is not None:
                 _publish(rig.broker, *next_poison)
             assert agent.poll() is None, f"the agent ended: {rig.agent_log()[-2000:]}"
-            time.sleep(0.1)
+            time.sleep(0.1)  # the pace of watching: the behaviour under test is the pings over WATCHED_S
         rig.wait_platform_caught_up(30)
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(30) == 0

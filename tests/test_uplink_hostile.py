@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from support.waiting import wait_until
 
 from agent.clock import SystemClock
 from agent.containment import Boundary
@@ -40,14 +41,6 @@ TOPICS = f"fsm/v1/{STATION}"
 DEADLINE_S = 15.0
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout_s}s")
-        time.sleep(0.05)
-
-
 @dataclass
 class Station:
     """The producing half of the agent, and the records the uplink made (its boundary's and its own events)."""
@@ -65,7 +58,7 @@ class Station:
                 interval_s=60, uptime_s=n, uplink="online", unacked=0, devices_online=0, devices_total=0
             )
             self.recorder.submit(body.intent(SystemClock().wall_ms()))
-        wait_until(lambda: self.recorder.status().head_seq == target, f"{count} records committed")
+        wait_until(lambda: self.recorder.status().head_seq == target, DEADLINE_S, f"{count} records committed")
         return target
 
     def uplink(self, settings: UplinkSection) -> Uplink:
@@ -203,13 +196,13 @@ def test_poison_acks_are_refused_and_counted_and_records_still_get_acked(
         )
         head = station.record(5)
         uplink = station.uplink(settings)
-        wait_until(lambda: uplink.status().acks_refused >= 1, "the retained huge integer refused")
+        wait_until(lambda: uplink.status().acks_refused >= 1, DEADLINE_S, "the retained huge integer refused")
         publish_retained(private_broker, f"{TOPICS}/ack", b"[" * 50_000)
-        wait_until(lambda: uplink.status().acks_refused >= 2, "the deep ack refused")
+        wait_until(lambda: uplink.status().acks_refused >= 2, DEADLINE_S, "the deep ack refused")
         publish_retained(private_broker, f"{TOPICS}/ack", b"[" * 100_000)
-        wait_until(lambda: uplink.status().acks_refused >= 3, "the oversized ack dropped")
+        wait_until(lambda: uplink.status().acks_refused >= 3, DEADLINE_S, "the oversized ack dropped")
         head = station.record(3)
-        wait_until(lambda: uplink.status().acked_upto == head, "every record acknowledged by the platform")
+        wait_until(lambda: uplink.status().acked_upto == head, DEADLINE_S, "every record acknowledged by the platform")
         assert uplink.alive(), "the uplink thread outlived every poison ack"
         assert uplink.status().internal_errors == 0, "refused by the parser, not contained as a crash"
     finally:
@@ -227,14 +220,14 @@ def test_poison_acks_make_one_ack_refused_record_a_minute(station: Station, priv
             broker=private_broker.address, protocol="3.1.1", max_ack_bytes=64 * 1024, reconnect_min_s=0.2
         )
         uplink = station.uplink(settings)
-        wait_until(lambda: bool(station.events(EventKind.ACK_REFUSED)), "the ack_refused record")
+        wait_until(lambda: bool(station.events(EventKind.ACK_REFUSED)), DEADLINE_S, "the ack_refused record")
         started = time.monotonic()
         (first,) = station.events(EventKind.ACK_REFUSED)
         assert first["reason"] == "bad_number" and first["count"] == 1
         assert first["payload_bytes"] == len(huge)
         assert "integer of 5001 characters" in first["detail"] and first["detail"].isascii()
         assert len(first["detail"]) <= 200
-        wait_until(lambda: bool(station.stored_events(EventKind.ACK_REFUSED)), "the record in the outbox")
+        wait_until(lambda: bool(station.stored_events(EventKind.ACK_REFUSED)), DEADLINE_S, "the record in the outbox")
         refused = uplink.status().acks_refused
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="poisoner", protocol=MQTTProtocolVersion.MQTTv5)
         client.connect(private_broker.host, private_broker.port)
@@ -246,7 +239,7 @@ def test_poison_acks_make_one_ack_refused_record_a_minute(station: Station, priv
         finally:
             client.disconnect()
             client.loop_stop()
-        wait_until(lambda: uplink.status().acks_refused >= refused + 200, "the 200 poison acks refused")
+        wait_until(lambda: uplink.status().acks_refused >= refused + 200, DEADLINE_S, "the 200 poison acks refused")
         assert time.monotonic() - started < 60.0, "the burst fell within the record's minute"
         assert len(station.events(EventKind.ACK_REFUSED)) == 1, "one record a minute, not one per ack"
         assert uplink.alive() and uplink.status().internal_errors == 0
@@ -263,14 +256,16 @@ def test_a_platform_that_acks_less_gets_the_records_again(station: Station, priv
         settings = UplinkSection(broker=private_broker.address, ack_timeout_s=2.0, reconnect_min_s=0.2)
         head = station.record(10)
         uplink = station.uplink(settings)
-        wait_until(lambda: uplink.status().acked_upto == head, "every record acknowledged")
+        wait_until(lambda: uplink.status().acked_upto == head, DEADLINE_S, "every record acknowledged")
         rewinds = uplink.status().rewinds
         platform.forget_after(4)
-        wait_until(lambda: platform.times_received(head) >= 2, "the forgotten records sent again")
+        wait_until(lambda: platform.times_received(head) >= 2, DEADLINE_S, "the forgotten records sent again")
         assert all(platform.times_received(seq) >= 2 for seq in range(5, head + 1))
         recorded = head + 1
-        wait_until(lambda: station.recorder.status().head_seq == recorded, "the uplink_unstable record committed")
-        wait_until(lambda: uplink.status().acked_upto == recorded, "the platform's new acks followed")
+        wait_until(
+            lambda: station.recorder.status().head_seq == recorded, DEADLINE_S, "the uplink_unstable record committed"
+        )
+        wait_until(lambda: uplink.status().acked_upto == recorded, DEADLINE_S, "the platform's new acks followed")
         assert platform.upto() == recorded
         assert uplink.status().rewinds == rewinds + 1
         unstable = station.events(EventKind.UPLINK_UNSTABLE)
@@ -293,9 +288,9 @@ def test_a_broker_that_accepts_and_closes_is_knocked_on_less_and_less(station: S
     with RudeBroker("connack-close") as broker:
         station.record(2)
         uplink = station.uplink(UplinkSection(broker=f"127.0.0.1:{broker.port}", reconnect_min_s=1.0))
-        wait_until(lambda: len(broker.connects()) >= 1, "the first connect")
+        wait_until(lambda: len(broker.connects()) >= 1, DEADLINE_S, "the first connect")
         first = broker.connects()[0]
-        time.sleep(5.0)
+        time.sleep(5.0)  # the behaviour under test: how many connects five seconds hold
         within = [at for at in broker.connects() if at - first <= 5.0]
         assert 2 <= len(within) <= 6, f"{len(within)} connects in 5 s"
         gaps = [later - earlier for earlier, later in itertools.pairwise(within)]
@@ -310,7 +305,7 @@ def test_a_broker_that_accepts_and_closes_is_recorded_as_sessions_short(station:
         station.record(1)
         settings = UplinkSection(broker=f"{broker.host}:{broker.port}", reconnect_min_s=0.2, reconnect_max_s=1.0)
         uplink = station.uplink(settings)
-        wait_until(lambda: bool(station.stored_events(EventKind.UPLINK_UNSTABLE)), "the record in the outbox", 30.0)
+        wait_until(lambda: bool(station.stored_events(EventKind.UPLINK_UNSTABLE)), 30.0, "the record in the outbox")
         (stored,) = station.stored_events(EventKind.UPLINK_UNSTABLE)
         assert stored["reason"] == "sessions_short" and stored["count"] == 1
         assert stored["believed_upto"] is None and stored["upto"] is None
@@ -326,7 +321,7 @@ def test_a_twin_with_the_same_client_id_is_said_and_knocked_on_less(
     short sessions where it only closes (Mosquitto 2.0), and its backoff keeps the tug of war slow."""
     settings = UplinkSection(broker=private_broker.address, reconnect_min_s=0.5, reconnect_max_s=8.0)
     uplink = station.uplink(settings)
-    wait_until(lambda: uplink.status().state == "online", "online")
+    wait_until(lambda: uplink.status().state == "online", DEADLINE_S, "online")
     connects = uplink.status().connects
     twin = mqtt.Client(
         CallbackAPIVersion.VERSION2, client_id=f"station-agent-{STATION}", protocol=MQTTProtocolVersion.MQTTv5
@@ -336,11 +331,11 @@ def test_a_twin_with_the_same_client_id_is_said_and_knocked_on_less(
         twin.loop_start()
         try:
             said = {"uplink_session_taken_over", "uplink_sessions_short"}
-            wait_until(lambda: any(r.getMessage() in said for r in caplog.records), "the twin named", 30.0)
+            wait_until(lambda: any(r.getMessage() in said for r in caplog.records), 30.0, "the twin named")
             recorded = {event["reason"] for event in station.events(EventKind.UPLINK_UNSTABLE)}
             assert recorded & {"taken_over", "sessions_short"}, "the twin recorded as well as said"
             started = uplink.status().connects
-            time.sleep(5.0)
+            time.sleep(5.0)  # the behaviour under test: how many sessions the tug of war makes in five seconds
             assert uplink.status().connects - started <= 5, "a slow tug of war, not a storm"
         finally:
             twin.loop_stop()
@@ -358,7 +353,7 @@ def test_acks_beyond_the_head_are_said_once_as_chain_behind_platform(
     settings = UplinkSection(broker=private_broker.address, protocol="3.1.1", reconnect_min_s=0.2)
     with caplog.at_level(logging.INFO, logger="agent.uplink"):
         uplink = station.uplink(settings)
-        wait_until(lambda: uplink.status().state == "online", "the uplink online")
+        wait_until(lambda: uplink.status().state == "online", DEADLINE_S, "the uplink online")
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id="platform-ahead", protocol=MQTTProtocolVersion.MQTTv5
         )
@@ -371,7 +366,7 @@ def test_acks_beyond_the_head_are_said_once_as_chain_behind_platform(
         finally:
             client.disconnect()
             client.loop_stop()
-        wait_until(lambda: uplink.status().acked_upto == head, "the good ack after the burst taken")
+        wait_until(lambda: uplink.status().acked_upto == head, DEADLINE_S, "the good ack after the burst taken")
     said = [getattr(r, "fields", {}) for r in caplog.records if r.getMessage() == "chain_behind_platform"]
     repeated = [r for r in caplog.records if r.getMessage() == "uplink_ack_beyond_head"]
     assert len(said) == 1, said
@@ -389,16 +384,16 @@ def test_offline_since_is_when_the_link_went_down_not_the_last_try(
     uplink = station.uplink(
         UplinkSection(broker=private_broker.address, ack_mode="broker", reconnect_min_s=0.2, reconnect_max_s=0.4)
     )
-    wait_until(lambda: uplink.status().state == "online", "online")
+    wait_until(lambda: uplink.status().state == "online", DEADLINE_S, "online")
     private_broker.stop()
-    wait_until(lambda: uplink.status().state != "online", "the link seen down")
+    wait_until(lambda: uplink.status().state != "online", DEADLINE_S, "the link seen down")
     went_down_ms = uplink.status().since_ms
     connects = uplink.status().connects
-    time.sleep(3.0)
+    time.sleep(3.0)  # the behaviour under test: several reconnect tries (0.2 to 0.4 s apart) while the broker is gone
     status = uplink.status()
     assert status.state in ("connecting", "offline")
     assert status.since_ms == went_down_ms, "a reconnect try must not restart the outage's clock"
     private_broker.start()
-    wait_until(lambda: uplink.status().state == "online", "online again")
+    wait_until(lambda: uplink.status().state == "online", DEADLINE_S, "online again")
     assert uplink.status().since_ms > went_down_ms
     assert uplink.status().connects > connects

@@ -12,8 +12,7 @@ import ipaddress
 import json
 import stat
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from support.waiting import wait_until
 
 from agent.clock import SystemClock
 from agent.config import ConfigError
@@ -46,14 +46,6 @@ COUNT = 5
 DEADLINE_S = 8.0
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout_s}s")
-        time.sleep(0.02)
-
-
 @dataclass
 class Station:
     """The producing half of the agent (outbox and recorder); each test brings its own uplinks."""
@@ -70,7 +62,7 @@ class Station:
                 interval_s=60, uptime_s=n, uplink="offline", unacked=n, devices_online=0, devices_total=0
             )
             self.recorder.submit(body.intent(SystemClock().wall_ms()))
-        wait_until(lambda: self.recorder.status().head_seq == target, f"{count} records committed")
+        wait_until(lambda: self.recorder.status().head_seq == target, DEADLINE_S, f"{count} records committed")
 
     def uplink(self, settings: UplinkSection) -> Uplink:
         """An uplink on this station's outbox, told of later commits, started; stopped by the fixture."""
@@ -181,7 +173,7 @@ def settings(broker: MosquittoBroker, tls: TlsSection) -> UplinkSection:
 
 def refused(uplink: Uplink, words: str) -> UplinkStatus:
     """Wait until the uplink's last error contains `words`, then return its status at that moment."""
-    wait_until(lambda: words in (uplink.status().last_error or ""), f"an uplink error naming {words!r}")
+    wait_until(lambda: words in (uplink.status().last_error or ""), DEADLINE_S, f"an uplink error naming {words!r}")
     return uplink.status()
 
 
@@ -194,10 +186,10 @@ class TestServerAuthenticated:
             RecordsListener(broker, pki.ca, client=None) as listener,
         ):
             uplink = station.uplink(settings(broker, TlsSection(ca_file=pki.ca.cert_file)))
-            wait_until(lambda: uplink.status().state == "online", "uplink online")
+            wait_until(lambda: uplink.status().state == "online", DEADLINE_S, "uplink online")
             station.record(COUNT)
-            wait_until(lambda: uplink.status().acked_upto == 2 * COUNT, f"acked_upto {2 * COUNT}")
-            wait_until(lambda: len(listener.seqs) == 2 * COUNT, "the listener has every record")
+            wait_until(lambda: uplink.status().acked_upto == 2 * COUNT, DEADLINE_S, f"acked_upto {2 * COUNT}")
+            wait_until(lambda: len(listener.seqs) == 2 * COUNT, DEADLINE_S, "the listener has every record")
             uplink.stop()
         assert listener.seqs == list(range(1, 2 * COUNT + 1))
         assert station.recorder.status().acked_upto == 2 * COUNT
@@ -245,8 +237,8 @@ class TestMutual:
 
             mutual = TlsSection(ca_file=pki.ca.cert_file, cert_file=pki.client.cert_file, key_file=pki.client.key_file)
             uplink = station.uplink(settings(broker, mutual))
-            wait_until(lambda: uplink.status().acked_upto == COUNT, f"acked_upto {COUNT}")
-            wait_until(lambda: len(listener.seqs) == COUNT, "the listener has every record")
+            wait_until(lambda: uplink.status().acked_upto == COUNT, DEADLINE_S, f"acked_upto {COUNT}")
+            wait_until(lambda: len(listener.seqs) == COUNT, DEADLINE_S, "the listener has every record")
             assert uplink.status().last_error is None
             uplink.stop()
         assert listener.seqs == list(range(1, COUNT + 1))

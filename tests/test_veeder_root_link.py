@@ -94,7 +94,7 @@ def serial_link(line: PtyPair, simulated: TankGauge, security_code: str = "") ->
 
         def replug() -> None:
             line.start()
-            time.sleep(REOPEN_S)
+            time.sleep(REOPEN_S)  # the simulated gauge says nothing when it has its port again; it looks every 50 ms
 
         yield Link(client, simulated, simulated.tanks[1], line.stop, replug)
         client.close()

@@ -4,6 +4,7 @@ agent as a process under the unit's MemoryDenyWriteExecute; and log priorities f
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 from notify_socket import NotifySocket
-from station_rig import wait_until
+from support.waiting import wait_until
 
 from agent.clock import SystemClock
 from agent.containment import Boundary
@@ -123,8 +124,25 @@ class TestNotifier:
         assert not outside.enabled and outside.watchdog_period_s is None
         outside.notify(READY="1")
 
-    def test_a_manager_that_went_away_costs_a_log_line_not_the_agent(self, tmp_path: Path) -> None:
-        SystemdNotifier(str(tmp_path / "nobody-listens"), 30.0).notify(WATCHDOG="1")
+    def test_a_manager_that_went_away_costs_a_log_line_not_the_agent(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Pings to a socket nobody listens on raise nothing and make one warning naming the socket, not one
+        a ping; once a manager listens there again, the next ping reaches it."""
+        address = tmp_path / "nobody-listens"
+        notifier = SystemdNotifier(str(address), 30.0)
+        with caplog.at_level(logging.WARNING, logger="agent.systemd"):
+            for _ in range(3):
+                notifier.notify(WATCHDOG="1")
+        warnings = [record for record in caplog.records if record.getMessage() == "systemd_notify_failed"]
+        assert [getattr(record, "fields", {}).get("socket") for record in warnings] == [str(address)]
+        manager = NotifySocket(address)
+        try:
+            notifier.notify(WATCHDOG="1")
+            assert manager.drain() == [{"WATCHDOG": "1"}]
+        finally:
+            manager.close()
+            notifier.close()
 
 
 class _BrokenLink:
@@ -189,7 +207,11 @@ class TestWatchdogOnRealLoops:
         poller.start()
         try:
             assert entered.wait(5)
-            time.sleep(0.4)
+            wait_until(
+                lambda: not judge(loops, time.monotonic(), tolerance_s=0.2).alive,
+                5,
+                "the hung poller to be late by more than the watchdog period",
+            )
             assert not watchdog.turn(loops, "ok: all well").alive
             assert manager.seen("WATCHDOG") == 0
             release.set()

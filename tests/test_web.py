@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from station_rig import STATION, StationRig, wait_until
+from station_rig import STATION, StationRig
+from support.waiting import wait_until
 from test_web_units import english_words, names_in
 
 from agent.status_socket import ask
@@ -241,7 +242,7 @@ class TestHardening:
         before = threads()
         idle = [socket.create_connection((site.host, site.port), timeout=5) for _ in range(40)]
         try:
-            time.sleep(1.0)
+            time.sleep(1.0)  # the behaviour under test: no thread appears for them within a second
             assert threads() <= max(before, 1) + server.WORKERS
         finally:
             for sock in idle:
@@ -255,7 +256,7 @@ class TestHardening:
         try:
             for sock in trickling:
                 sock.sendall(b"G")
-            time.sleep(0.5)
+            time.sleep(0.5)  # the attack under test: the server holds them half a second before the probe comes
             started = time.monotonic()
             with socket.create_connection((site.host, site.port), timeout=60) as probe:
                 probe.sendall(b"GET /login HTTP/1.0\r\n\r\n")
@@ -410,12 +411,11 @@ class DevTools:
         return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
 
     def wait_for(self, expression: str, timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.evaluate(expression):
-            if time.monotonic() > deadline:
-                seen = self.evaluate("location.href + ' ' + document.body.innerText.slice(0, 300)")
-                raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; the page: {seen}")
-            time.sleep(0.2)
+        try:
+            wait_until(lambda: self.evaluate(expression), timeout_s, what, every_s=0.2)
+        except AssertionError as timed_out:
+            seen = self.evaluate("location.href + ' ' + document.body.innerText.slice(0, 300)")
+            raise AssertionError(f"{timed_out}; the page: {seen}") from None
 
     def close(self) -> None:
         os.close(self._to_browser)

@@ -10,13 +10,12 @@ installed for the agent.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from debian_box import DebianBox
+from support.waiting import wait_until
 
 STATION = "SYS-0001"
 UNIT = "station-agent.service"
@@ -97,16 +96,8 @@ PROVISION = [
 ]
 
 
-def wait_until(condition: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.25) -> Any:
-    """Poll `condition` until it returns something true; fail with `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(every_s)
+POLL_S = 0.25
+"""How often to ask the box: each question is a process run inside it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +145,7 @@ class StationBox:
             ok = state["ActiveState"] == "active" and state["SubState"] == "running" and pid not in (0, other_than)
             return pid if ok else 0
 
-        return int(wait_until(running, timeout_s, f"{UNIT} active (running) with a new main PID"))
+        return int(wait_until(running, timeout_s, f"{UNIT} active (running) with a new main PID", every_s=POLL_S))
 
     def journal(self, since_epoch_s: float, unit: str = UNIT) -> list[dict[str, Any]]:
         """The unit's journal entries since a wall-clock time, as journald's JSON objects."""
@@ -189,7 +180,7 @@ class StationBox:
                 f"{LAB}/simulators.toml",
             ]
         )
-        pty = wait_until(self._line_pty, 30, "the forecourt's pty")
+        pty = wait_until(self._line_pty, 30, "the forecourt's pty", every_s=POLL_S)
         self.box.run(["chgrp", "dialout", pty])
         self.box.run(["chmod", "0660", pty])
         return str(pty)
@@ -218,7 +209,7 @@ class StationBox:
                 REPORT,
             ]
         )
-        wait_until(lambda: self.box.path(REPORT).exists(), 30, "the receiver's first report")
+        wait_until(lambda: self.box.path(REPORT).exists(), 30, "the receiver's first report", every_s=POLL_S)
 
     def chain(self) -> Chain:
         report = json.loads(self.box.path(REPORT).read_text())
@@ -241,7 +232,7 @@ class StationBox:
             chain = self.chain()
             return chain if chain.upto > seq else None
 
-        chain: Chain = wait_until(past, timeout_s, f"the platform to ack past seq {seq}")
+        chain: Chain = wait_until(past, timeout_s, f"the platform to ack past seq {seq}", every_s=POLL_S)
         assert chain.whole, f"the platform's chain has a gap, fork, break or rejection: {chain}"
         return chain
 

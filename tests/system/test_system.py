@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 from debian_box import DebianBox
-from station_box import FORECOURT_TOML, LAB, LINE, PROVISION, UNIT, StationBox, wait_until
+from station_box import FORECOURT_TOML, LAB, LINE, POLL_S, PROVISION, UNIT, StationBox
+from support.waiting import wait_until
 
 PROJECT = Path(__file__).resolve().parents[2]
 WORK = PROJECT / "build" / "system"
@@ -215,7 +216,7 @@ def test_provision_then_start_reaches_running_only_after_ready_and_the_platform_
         by_type = station.chain().by_type
         return by_type.get("transaction", 0) >= 2 and by_type.get("heartbeat", 0) >= 2
 
-    wait_until(sales_and_heartbeats, 90, "two sales and two heartbeats at the platform")
+    wait_until(sales_and_heartbeats, 90, "two sales and two heartbeats at the platform", every_s=POLL_S)
     chain = station.chain()
     assert chain.whole and chain.status == {"state": "online"} | (chain.status or {}), chain
     assert chain.status is not None and chain.status["state"] == "online"
@@ -247,8 +248,8 @@ def test_kill_9_is_restarted_within_restart_sec_and_the_chain_continues(station:
 
 def assert_failed_once(station: StationBox, since: float, exit_status: int, words: str) -> list[str]:
     """The unit failed with `exit_status`, stays failed past RestartSec (no loop), and the journal names why."""
-    wait_until(lambda: station.active() == "failed", START_MARGIN_S + 30, "the unit to fail")
-    time.sleep(RESTART_S * 2 + 1)
+    wait_until(lambda: station.active() == "failed", START_MARGIN_S + 30, "the unit to fail", every_s=POLL_S)
+    time.sleep(RESTART_S * 2 + 1)  # the behaviour under test: no restart comes within twice RestartSec
     unit = station.unit("ActiveState", "Result", "ExecMainStatus", "NRestarts")
     assert unit["ActiveState"] == "failed" and unit["ExecMainStatus"] == str(exit_status), unit
     assert unit["NRestarts"] == "0", f"restarted although the problem needs a person: {unit}"
@@ -377,7 +378,9 @@ def test_hung_loop_stops_the_pings_and_the_watchdog_restarts_the_agent(station: 
     held = time.monotonic()
     station.write(trigger, "station\n")
     try:
-        wait_until(lambda: watchdog_kills(station, since), 2 * WATCHDOG_S + 20, "systemd's watchdog timeout")
+        wait_until(
+            lambda: watchdog_kills(station, since), 2 * WATCHDOG_S + 20, "systemd's watchdog timeout", every_s=POLL_S
+        )
         killed_after_s = time.monotonic() - held
     finally:
         box.run(["rm", "-f", trigger, f"{DROP_INS}/fault-hook.conf"])
@@ -436,7 +439,7 @@ def test_upgrade_with_unsent_records_keeps_config_keys_outbox_and_chain(
     """apt install of a newer .deb while records wait unsent: config, keys and outbox survive; all are sent after."""
     box = station.box
     box.run(["systemctl", "stop", "mosquitto"])
-    wait_until(lambda: unsent(station) >= 5, 60, "five records waiting unsent")
+    wait_until(lambda: unsent(station) >= 5, 60, "five records waiting unsent", every_s=POLL_S)
     kept = ["/etc/station-agent/agent.toml", "/var/lib/station-agent/keys/device.key"]
     digests = {path: station.file_digest(path) for path in kept}
     head_before, acked_before = backlog(station)

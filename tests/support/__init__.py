@@ -1,0 +1,1 @@
+"""What the tests share: waiting for an event, a clock a test moves by hand, and an outside MQTT subscriber."""
