@@ -359,7 +359,7 @@ class TestDesk:
         snapshot is there, it answers that snapshot."""
         fake = FakePorts()
         fake.snapshot = None
-        desk = make_desk(tmp_path, outbox_path, fake, StepClock())
+        desk = make_desk(tmp_path, outbox_path, fake, FakeClock(NOW_MS))
         try:
             early = ask(desk, envelope("status", id="s1"))
             fake.snapshot = {"health": "warning"}
