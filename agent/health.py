@@ -250,8 +250,8 @@ def _platform(
     """Online is not delivered: the broker may take every record while the platform behind it stores none."""
     since = format_ts(uplink.since_ms)
     late = oldest_age_s is not None and oldest_age_s > confirm_within_s
-    if uplink.state == "online" and (waiting == 0 or (confirmed_this_run and not late)):
-        return []
+    if uplink.state == "online" and confirmed_this_run and (waiting == 0 or not late):
+        return []  # nothing waiting is not enough: right after a start the run's first record may not be committed yet
     failed = uplink.state == "offline" and uplink.last_error is not None
     if not confirmed_this_run and uptime_s <= confirm_within_s and not failed:
         return [Problem("platform_awaiting", "starting", uplink.broker, since, "platform_awaiting", waiting, "records")]
