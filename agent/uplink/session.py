@@ -25,7 +25,7 @@ import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
@@ -44,6 +44,7 @@ from agent.uplink.delivery import DeliveryCore, DeliveryPolicy, DeliveryStatus
 from agent.uplink.link_state import LinkLifecycle, LinkSnapshot, LinkState
 from agent.uplink.messages import Topics, build_records_message, status_payload
 from agent.uplink.settings import UplinkSection
+from agent.uplink.uplink_status import UplinkStatus
 
 log = get_logger("agent.uplink")
 
@@ -61,27 +62,6 @@ SESSION_TAKEN_OVER = 142
 
 class ConnectFailed(Exception):
     """The broker could not be reached or refused the connection."""
-
-
-@dataclass(frozen=True, slots=True)
-class UplinkStatus:
-    state: Literal["connecting", "online", "offline", "stopped"]
-    since_ms: int
-    broker: str
-    ack_mode: str
-    acked_upto: int
-    head_seq: int
-    messages_published: int
-    records_published: int
-    rewinds: int
-    connects: int
-    last_error: str | None
-    acks_refused: int = 0
-    """Ack messages too large or not `{"upto": N}`, dropped."""
-    internal_errors: int = 0
-    """Unexpected exceptions contained by the loop's boundary (each an internal_error event, rate-limited)."""
-    failing: bool = False
-    """The loop's last turns all failed; it keeps trying, paced."""
 
 
 @dataclass(frozen=True, slots=True)
