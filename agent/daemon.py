@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from agent.clock import Clock, ScaledClock, SystemClock
+from agent.commands.inbox import CommandInbox
 from agent.containment import Boundary
 from agent.field.lines import build_poller
 from agent.field.poller import LinePoller
@@ -190,15 +191,22 @@ class Agent:
             raise StartupError(f"{exc}; {recover_hint(self.loaded.source)}") from exc
 
     def _build(self, opened: Opened, key: DeviceKey, drivers: dict[str, DeviceDriver]) -> _Parts:
-        """Every part, built after the parts it calls. Two inboxes stand between parts that call each other: the
-        recorder's (the uplinks tell it of acks and hand it their events; it tells them of each commit) and the
+        """Every part, built after the parts it calls. Three inboxes stand between parts that call each other: the
+        recorder's (the uplinks tell it of acks and hand it their events; it tells them of each commit), the
         station's (the pollers post to it and the recorder hands it what it committed; the station loop's
-        heartbeat reads how the pollers and the uplink are doing)."""
+        heartbeat reads how the pollers and the uplink are doing) and the command desk's (the uplink posts the
+        platform's commands to it; the desk hands the uplink its replies and resends)."""
         config = self.config
         outbox = opened.outbox
         start = ChainPosition.stored(outbox, key.kid)
         ledger = RecorderInbox(start)
         station_inbox = StationInbox()
+        commands_enabled = config.commands.enabled and config.commands.platform_key is not None
+        command_inbox = CommandInbox(config.commands, self.clock) if commands_enabled else None
+        cursors = outbox.cursors()
+        bindings = bindings_for(config)
+        view = StationView(cursors, tanks=self.setup.tanks, nozzles=bindings)
+        noted = view.watching(ledger.submit)
         uplink = Uplink(
             config.uplink,
             config.station.id,
@@ -210,6 +218,8 @@ class Agent:
             boundary=Boundary("uplink", ledger.submit, self.clock),
             record=ledger.submit,
             birth_fields=partial(self._birth_fields, ledger),
+            on_damage=lambda damage: noted(damage_alarm(damage, self.clock.wall_ms())),
+            commands=command_inbox,
         )
         ecology = self._ecology_uplink(outbox, ledger)
         recorder = Recorder(
@@ -230,11 +240,6 @@ class Agent:
         if config.clock.time_scale != 1:
             log.warning("accelerated_time", time_scale=config.clock.time_scale)
             station_clock = ScaledClock(config.clock.time_scale, self.clock)
-        cursors = outbox.cursors()
-        bindings = bindings_for(config)
-        view = StationView(cursors, tanks=self.setup.tanks, nozzles=bindings)
-        noted = view.watching(ledger.submit)
-        uplink.on_damage = lambda damage: noted(damage_alarm(damage, self.clock.wall_ms()))
         pollers = tuple(
             build_poller(
                 line,
@@ -271,7 +276,7 @@ class Agent:
             inbox=station_inbox,
             nozzles=view.nozzles,
         )
-        commands = self._command_desk(recorder, uplink, outbox)
+        commands = None if command_inbox is None else self._command_desk(recorder, uplink, outbox, command_inbox)
         return _Parts(outbox, recorder, uplink, station, pollers, view, OutboxReader(outbox.path), ecology, commands)
 
     def _birth_fields(self, ledger: RecorderInbox) -> dict[str, object]:
@@ -301,11 +306,11 @@ class Agent:
             nozzles=self.config.hj212_nozzles(),
         )
 
-    def _command_desk(self, recorder: Recorder, uplink: Uplink, outbox: Outbox) -> CommandDesk | None:
-        """The platform's commands, if enabled: wired to the recorder, the uplink and the status snapshot."""
+    def _command_desk(self, recorder: Recorder, uplink: Uplink, outbox: Outbox, inbox: CommandInbox) -> CommandDesk:
+        """The platform's commands: taken from the inbox the uplink posts to, wired to the recorder, the uplink and
+        the status snapshot."""
         settings = self.config.commands
-        if not settings.enabled or settings.platform_key is None:
-            return None
+        assert settings.platform_key is not None
         # imported only when enabled: a station without commands does not carry their code in memory
         from agent.commands.desk import CommandDesk, CommandPorts  # noqa: PLC0415
         from agent.commands.platform_key import PlatformKeyError, load_platform_key  # noqa: PLC0415
@@ -325,7 +330,7 @@ class Agent:
             rotate_key=recorder.rotate_key,
             reply=uplink.reply,
         )
-        desk = CommandDesk(
+        return CommandDesk(
             settings,
             self.config.station.id,
             platform_keys=keys,
@@ -334,9 +339,8 @@ class Agent:
             ports=ports,
             clock=self.clock,
             boundary=Boundary("commands", recorder.submit, self.clock),
+            inbox=inbox,
         )
-        uplink.take_commands(desk.post, settings.max_command_bytes)
-        return desk
 
     def _status_snapshot(self) -> Mapping[str, object] | None:
         """The status the main thread built last, as the status file and socket carry it; None before the first.
