@@ -4,7 +4,9 @@ The long-running process's memory is mostly its imports (docs/design.md, "Memory
 (the HJ 212 uplink, the command desk, the web page, the SM2 binding) load only when configured, the
 validation library stays in the process that checks the config, and the lab (the simulators, the demo, the
 benchmarks: lab/, a distribution of its own) never reaches the gateway: not the agent process, and not the
-`station-agent` command either, which imports the demo only when asked to run it.
+`station-agent` command either, which imports the demo only when asked to run it. The readers of the status
+snapshot (`station-agent status`, the web page) load neither uplink nor paho: the snapshot types are modules
+of their own.
 Each check runs in a fresh interpreter, since this test process has imported everything already.
 """
 
@@ -56,9 +58,10 @@ def test_the_command_line_loads_neither_structlog_nor_the_lab() -> None:
 
 
 def test_the_status_readers_load_no_uplink() -> None:
-    """`import agent.status, agent.health, agent.status_text` (what `station-agent status` and the web page read
-    the snapshot with) loads neither paho nor the uplinks: the snapshot types are modules of their own."""
-    loaded = loaded_after("import agent.status, agent.health, agent.status_text", READERS_NEVER_LOAD)
+    """`import agent.status, agent.health, agent.status_text, agent.web.app` (what `station-agent status` and the
+    web page read the snapshot with) loads neither paho nor the uplinks: the snapshot types are modules of their
+    own."""
+    loaded = loaded_after("import agent.status, agent.health, agent.status_text, agent.web.app", READERS_NEVER_LOAD)
     assert [name for name, present in loaded.items() if present] == []
 
 
