@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -201,8 +202,8 @@ class Agent:
         start = ChainPosition.stored(outbox, key.kid)
         ledger = RecorderInbox(start)
         station_inbox = StationInbox()
-        commands_enabled = config.commands.enabled and config.commands.platform_key is not None
-        command_inbox = CommandInbox(config.commands, self.clock) if commands_enabled else None
+        platform_key = config.commands.platform_key if config.commands.enabled else None
+        command_inbox = None if platform_key is None else CommandInbox(config.commands, self.clock)
         cursors = outbox.cursors()
         bindings = bindings_for(config)
         view = StationView(cursors, tanks=self.setup.tanks, nozzles=bindings)
@@ -276,7 +277,9 @@ class Agent:
             inbox=station_inbox,
             nozzles=view.nozzles,
         )
-        commands = None if command_inbox is None else self._command_desk(recorder, uplink, outbox, command_inbox)
+        commands = None
+        if platform_key is not None and command_inbox is not None:
+            commands = self._command_desk(recorder, uplink, outbox, command_inbox, platform_key)
         return _Parts(outbox, recorder, uplink, station, pollers, view, OutboxReader(outbox.path), ecology, commands)
 
     def _birth_fields(self, ledger: RecorderInbox) -> dict[str, object]:
@@ -306,11 +309,12 @@ class Agent:
             nozzles=self.config.hj212_nozzles(),
         )
 
-    def _command_desk(self, recorder: Recorder, uplink: Uplink, outbox: Outbox, inbox: CommandInbox) -> CommandDesk:
-        """The platform's commands: taken from the inbox the uplink posts to, wired to the recorder, the uplink and
-        the status snapshot."""
+    def _command_desk(
+        self, recorder: Recorder, uplink: Uplink, outbox: Outbox, inbox: CommandInbox, platform_key: Path
+    ) -> CommandDesk:
+        """The platform's commands: taken from the inbox the uplink posts to, checked against `platform_key`,
+        wired to the recorder, the uplink and the status snapshot."""
         settings = self.config.commands
-        assert settings.platform_key is not None
         # imported only when enabled: a station without commands does not carry their code in memory
         from agent.commands.desk import CommandDesk, CommandPorts  # noqa: PLC0415
         from agent.commands.platform_key import PlatformKeyError, load_platform_key  # noqa: PLC0415
@@ -318,7 +322,7 @@ class Agent:
         from agent.commands.replay_file import ReplayFileError, load_replay  # noqa: PLC0415
 
         try:
-            keys = load_platform_key(settings.platform_key)
+            keys = load_platform_key(platform_key)
             replay = ReplayMemory(settings.replay_memory, load_replay(settings.state_path))
         except (PlatformKeyError, ReplayFileError) as exc:
             raise StartupError(str(exc)) from exc
