@@ -16,10 +16,12 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from agent.clock import Clock, ScaledClock, SystemClock
+from agent.commands.inbox import CommandInbox
 from agent.containment import Boundary
 from agent.contract.records import format_ts
 from agent.field.lines import build_poller
@@ -190,15 +192,22 @@ class Agent:
             raise StartupError(f"{exc}; {recover_hint(self.loaded.source)}") from exc
 
     def _build(self, opened: Opened, key: DeviceKey, drivers: dict[str, DeviceDriver]) -> _Parts:
-        """Every part, built after the parts it calls. Two inboxes stand between parts that call each other: the
-        recorder's (the uplinks tell it of acks and hand it their events; it tells them of each commit) and the
+        """Every part, built after the parts it calls. Three inboxes stand between parts that call each other: the
+        recorder's (the uplinks tell it of acks and hand it their events; it tells them of each commit), the
         station's (the pollers post to it and the recorder hands it what it committed; the station loop's
-        heartbeat reads how the pollers and the uplink are doing)."""
+        heartbeat reads how the pollers and the uplink are doing) and the command desk's (the uplink posts the
+        platform's commands to it; the desk hands the uplink its replies and resends)."""
         config = self.config
         outbox = opened.outbox
         start = ChainPosition.stored(outbox, key.kid)
         ledger = RecorderInbox(start)
         station_inbox = StationInbox()
+        platform_key = config.commands.platform_key if config.commands.enabled else None
+        command_inbox = None if platform_key is None else CommandInbox(config.commands, self.clock)
+        cursors = outbox.cursors()
+        bindings = bindings_for(config)
+        view = StationView(cursors, tanks=self.setup.tanks, nozzles=bindings)
+        noted = view.watching(ledger.submit)
         uplink = Uplink(
             config.uplink,
             config.station.id,
@@ -210,6 +219,8 @@ class Agent:
             boundary=Boundary("uplink", ledger.submit, self.clock),
             record=ledger.submit,
             birth_fields=partial(self._birth_fields, ledger),
+            on_damage=lambda damage: noted(damage_alarm(damage, self.clock.wall_ms())),
+            commands=command_inbox,
         )
         ecology = self._ecology_uplink(outbox, ledger)
         recorder = Recorder(
@@ -230,11 +241,6 @@ class Agent:
         if config.clock.time_scale != 1:
             log.warning("accelerated_time", time_scale=config.clock.time_scale)
             station_clock = ScaledClock(config.clock.time_scale, self.clock)
-        cursors = outbox.cursors()
-        bindings = bindings_for(config)
-        view = StationView(cursors, tanks=self.setup.tanks, nozzles=bindings)
-        noted = view.watching(ledger.submit)
-        uplink.on_damage = lambda damage: noted(damage_alarm(damage, self.clock.wall_ms()))
         pollers = tuple(
             build_poller(
                 line,
@@ -271,7 +277,9 @@ class Agent:
             inbox=station_inbox,
             nozzles=view.nozzles,
         )
-        commands = self._command_desk(recorder, uplink, outbox)
+        commands = None
+        if platform_key is not None and command_inbox is not None:
+            commands = self._command_desk(recorder, uplink, outbox, command_inbox, platform_key)
         return _Parts(outbox, recorder, uplink, station, pollers, view, OutboxReader(outbox.path), ecology, commands)
 
     def _birth_fields(self, ledger: RecorderInbox) -> dict[str, object]:
@@ -301,11 +309,12 @@ class Agent:
             nozzles=self.config.hj212_nozzles(),
         )
 
-    def _command_desk(self, recorder: Recorder, uplink: Uplink, outbox: Outbox) -> CommandDesk | None:
-        """The platform's commands, if enabled: wired to the recorder, the uplink and the status snapshot."""
+    def _command_desk(
+        self, recorder: Recorder, uplink: Uplink, outbox: Outbox, inbox: CommandInbox, platform_key: Path
+    ) -> CommandDesk:
+        """The platform's commands: taken from the inbox the uplink posts to, checked against `platform_key`,
+        wired to the recorder, the uplink and the status snapshot."""
         settings = self.config.commands
-        if not settings.enabled or settings.platform_key is None:
-            return None
         # imported only when enabled: a station without commands does not carry their code in memory
         from agent.commands.desk import CommandDesk, CommandPorts  # noqa: PLC0415
         from agent.commands.platform_key import PlatformKeyError, load_platform_key  # noqa: PLC0415
@@ -313,7 +322,7 @@ class Agent:
         from agent.commands.replay_file import ReplayFileError, load_replay  # noqa: PLC0415
 
         try:
-            keys = load_platform_key(settings.platform_key)
+            keys = load_platform_key(platform_key)
             replay = ReplayMemory(settings.replay_memory, load_replay(settings.state_path))
         except (PlatformKeyError, ReplayFileError) as exc:
             raise StartupError(str(exc)) from exc
@@ -325,7 +334,7 @@ class Agent:
             rotate_key=recorder.rotate_key,
             reply=uplink.reply,
         )
-        desk = CommandDesk(
+        return CommandDesk(
             settings,
             self.config.station.id,
             platform_keys=keys,
@@ -334,9 +343,8 @@ class Agent:
             ports=ports,
             clock=self.clock,
             boundary=Boundary("commands", recorder.submit, self.clock),
+            inbox=inbox,
         )
-        uplink.take_commands(desk.post, settings.max_command_bytes)
-        return desk
 
     def _status_snapshot(self) -> Mapping[str, object] | None:
         """The status the main thread built last, as the status file and socket carry it; None before the first.

@@ -24,7 +24,7 @@ from agent.field.poller import LineStatus
 from agent.ledger.recorder import RecorderStatus
 from agent.station_view import ActiveAlarm
 from agent.uplink.hj212_status import Hj212Status
-from agent.uplink.session import UplinkStatus
+from agent.uplink.uplink_status import UplinkStatus
 
 Health = Literal["ok", "starting", "degraded", "fault", "stopped"]
 Severity = Literal["fault", "degraded", "starting"]

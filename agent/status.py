@@ -26,7 +26,7 @@ from agent.ledger.outbox import OutboxError, OutboxReader
 from agent.ledger.recorder import RecorderStatus
 from agent.station_view import ActiveAlarm, ClockStep, LastSale, NozzleNow, TankLevel
 from agent.uplink.hj212_status import Hj212Status
-from agent.uplink.session import UplinkStatus
+from agent.uplink.uplink_status import UplinkStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from agent.ledger.recorder import RecorderStatus
 from agent.station_view import ActiveAlarm, ClockStep, LastSale, NozzleNow, TankLevel
 from agent.status import AgentStatus, Backlog, ClockStatus, DiskStatus
 from agent.uplink.hj212_status import Hj212Status
-from agent.uplink.session import UplinkStatus
+from agent.uplink.uplink_status import UplinkStatus
 from drivers.transport import LinkStatistics
 
 NOW = "2026-11-28T02:25:03.000Z"

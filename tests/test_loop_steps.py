@@ -10,7 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from test_books_restart import DAILY, DAY, ZONE, StepClock, local
+from support.clock import FakeClock
+from test_books_restart import DAILY, DAY, ZONE, local
 from test_station import BINDING, RULES
 
 from agent.clock import now_of
@@ -44,7 +45,7 @@ def stored(outbox: Outbox, record_type: RecordType) -> list[dict[str, object]]:
 class Forecourt:
     """A station loop and a recorder on one outbox file, wired as the daemon wires them, turned by `turn`."""
 
-    def __init__(self, workdir: Path, clock: StepClock, *, heartbeat_interval_s: int = 3600) -> None:
+    def __init__(self, workdir: Path, clock: FakeClock, *, heartbeat_interval_s: int = 3600) -> None:
         self.clock = clock
         self.outbox = Outbox(workdir / "outbox.sqlite", 64 * 1024**2)
         key = DeviceKey.from_private(Ed25519PrivateKey.generate())
@@ -65,7 +66,7 @@ class Forecourt:
 
     def turn(self, wall_ms: int) -> None:
         """At `wall_ms`: the station's timers, the recorder's commit, the station's note of what was committed."""
-        self.clock.now_ms = wall_ms
+        self.clock.advance_to(wall_ms)
         now = now_of(self.clock)
         self.loop.step(now)
         self.recorder.step(now)
@@ -75,7 +76,7 @@ class Forecourt:
 def test_the_day_closes_at_the_first_step_after_local_midnight_and_its_wait(tmp_path: Path) -> None:
     """With close_after_s = 60, a step at 00:00:59 local makes no daily_summary; the step at 00:01 makes the
     ended day's, once, and it is in the outbox file; later steps make no second one."""
-    clock = StepClock(local(23, 58))
+    clock = FakeClock(local(23, 58))
     court = Forecourt(tmp_path, clock)
     court.turn(local(23, 59))
     court.turn(local(0, 0, day=NEXT_DAY) + 59_000)
@@ -89,7 +90,7 @@ def test_the_day_closes_at_the_first_step_after_local_midnight_and_its_wait(tmp_
 def test_a_heartbeat_per_interval_and_one_only_after_a_stall(tmp_path: Path) -> None:
     """Heartbeats come on the interval's grid; a loop that turns again only after 3.5 intervals makes one
     heartbeat, not four, and the next one falls on the grid again."""
-    clock = StepClock(local(10))
+    clock = FakeClock(local(10))
     court = Forecourt(tmp_path, clock, heartbeat_interval_s=60)
     start = local(10)
     for second in (30, 59, 60, 61, 119, 120, 330, 359, 360):
@@ -106,10 +107,10 @@ def test_a_heartbeat_per_interval_and_one_only_after_a_stall(tmp_path: Path) -> 
 def test_the_stop_ticks_then_records_agent_stop_with_its_reason(tmp_path: Path) -> None:
     """A stop asked of a loop that was never started is taken at its next step: that step says the loop is done,
     and the agent_stop record carries the reason and the uptime at that step."""
-    clock = StepClock(local(10))
+    clock = FakeClock(local(10))
     court = Forecourt(tmp_path, clock)
     assert court.loop.stop("maintenance")
-    clock.now_ms = local(10) + 42_000
+    clock.advance_to(local(10) + 42_000)
     assert court.loop.step(now_of(clock)) is False
     court.recorder.step(now_of(clock))
     (stop,) = [e["body"] for e in stored(court.outbox, RecordType.EVENT) if e["body"]["kind"] == "agent_stop"]  # type: ignore[index]
@@ -120,7 +121,7 @@ def test_a_step_commits_one_batch_and_tells_both_sinks_in_seq_order(tmp_path: Pa
     """600 intents waiting make three steps of at most MAX_BATCH records each, one commit a step; after each,
     `committed` gets the records and `on_commit` the new head; the file holds a chain whose every `prev` is the
     SHA-256 of the record before (hashlib, not the chain code)."""
-    clock = StepClock(local(10))
+    clock = FakeClock(local(10))
     handed: list[SealedRecord] = []
     heads: list[int] = []
     outbox = Outbox(tmp_path / "outbox.sqlite", 64 * 1024**2)
@@ -147,17 +148,17 @@ def test_a_step_commits_one_batch_and_tells_both_sinks_in_seq_order(tmp_path: Pa
 def test_an_ack_is_saved_once_its_interval_has_passed_and_at_the_stop(tmp_path: Path) -> None:
     """An acknowledgement counts at the next step (status) but reaches the outbox's meta only when
     ACK_SAVE_INTERVAL_S has passed since the last save; the stop saves it too, with the clean-stop mark."""
-    clock = StepClock(local(10))
+    clock = FakeClock(local(10))
     outbox = Outbox(tmp_path / "outbox.sqlite", 64 * 1024**2)
     recorder = Recorder(outbox, STATION, DeviceKey.from_private(Ed25519PrivateKey.generate()), OutboxSection(), clock)
     for n in range(5):
         recorder.submit(beat(clock.wall_ms(), n))
     recorder.step(now_of(clock))
     recorder.note_acked(3)
-    clock.now_ms += int(ACK_SAVE_INTERVAL_S * 1000) - 1000
+    clock.advance(ACK_SAVE_INTERVAL_S - 1.0)
     recorder.step(now_of(clock))
     assert recorder.status().acked_upto == 3 and outbox.meta("acked_upto") in (None, "0")
-    clock.now_ms += 1000
+    clock.advance(1.0)
     recorder.step(now_of(clock))
     assert outbox.meta("acked_upto") == "3"
     recorder.note_acked(5)
@@ -180,7 +181,7 @@ def test_a_poller_step_serves_the_device_due_first_and_none_before_its_time() ->
     """Devices every 1 s and every 5 s, both due at the start: each step polls at most one device, the first
     due (the config's order breaks a tie), and a step before any is due polls none; each answer reaches the
     sink as a reading, the device's first answer also saying it is online (with no value faults)."""
-    clock = StepClock(local(10))
+    clock = FakeClock(local(10))
     polled: list[str] = []
     events: list[FieldEvent] = []
 
@@ -195,9 +196,9 @@ def test_a_poller_step_serves_the_device_due_first_and_none_before_its_time() ->
     poller = LinePoller(
         "rs485-1", [device("fast", 1.0), device("slow", 5.0)], _QuietLink(), clock, events.append, boundary=boundary
     )
-    start = clock.now_ms
+    start = clock.wall_ms()
     for offset_ms in (0, 0, 0, 999, 1000, 1000, 2000, 5000, 5000, 5000):
-        clock.now_ms = start + offset_ms
+        clock.advance_to(start + offset_ms)
         poller.step(now_of(clock))
         polled.append("|")
     assert "".join(p if p == "|" else p[0] for p in polled) == "f|s|||f||f|f|f|s|"

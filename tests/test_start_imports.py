@@ -4,7 +4,9 @@ The long-running process's memory is mostly its imports (docs/design.md, "Memory
 (the HJ 212 uplink, the command desk, the web page, the SM2 binding) load only when configured, the
 validation library stays in the process that checks the config, and the lab (the simulators, the demo, the
 benchmarks: lab/, a distribution of its own) never reaches the gateway: not the agent process, and not the
-`station-agent` command either, which imports the demo only when asked to run it.
+`station-agent` command either, which imports the demo only when asked to run it. The readers of the status
+snapshot (`station-agent status`, the web page) load neither uplink nor paho: the snapshot types are modules
+of their own.
 Each check runs in a fresh interpreter, since this test process has imported everything already.
 """
 
@@ -30,6 +32,9 @@ NOT_AT_START = (
     *NOT_IN_THE_COMMAND,
 )
 
+READERS_NEVER_LOAD = ("paho", "agent.uplink.session", "agent.uplink.hj212")
+"""What a reader of the status snapshot does without: the MQTT client and both uplinks."""
+
 
 def loaded_after(statement: str, names: tuple[str, ...]) -> dict[str, bool]:
     """Which of `names` are in sys.modules of a fresh interpreter after running `statement`."""
@@ -52,7 +57,17 @@ def test_the_command_line_loads_neither_structlog_nor_the_lab() -> None:
     assert [name for name, present in loaded.items() if present] == []
 
 
-@pytest.mark.parametrize("module", ["agent.uplink.hj212", "agent.ledger.sm2", "simulators", "station_lab.demo"])
+def test_the_status_readers_load_no_uplink() -> None:
+    """`import agent.status, agent.health, agent.status_text, agent.web.app` (what `station-agent status` and the
+    web page read the snapshot with) loads neither paho nor the uplinks: the snapshot types are modules of their
+    own."""
+    loaded = loaded_after("import agent.status, agent.health, agent.status_text, agent.web.app", READERS_NEVER_LOAD)
+    assert [name for name, present in loaded.items() if present] == []
+
+
+@pytest.mark.parametrize(
+    "module", ["agent.uplink.hj212", "agent.ledger.sm2", "simulators", "station_lab.demo", "paho.mqtt.client"]
+)
 def test_the_probe_sees_a_module_once_it_is_imported(module: str) -> None:
     """The probe is not blind: a module imported on purpose shows as loaded."""
     assert loaded_after(f"import agent.process, {module}", (module,)) == {module: True}

@@ -62,7 +62,7 @@ from agent.station_loop import HeartbeatFacts, StationLoop
 from agent.station_view import ActiveAlarm, ClockStep, LiveNozzles, NozzleNow, StationView, TankLevel
 from agent.status import Backlog, StatusFormatError, no_status_json, read_status, status_json
 from agent.status_text import display_width, render, wrap
-from agent.uplink.session import UplinkStatus
+from agent.uplink.uplink_status import UplinkStatus
 from drivers.modbus.master import SerialRtuMaster
 from drivers.readings import NozzleReading, PumpControllerReading, TankGaugeReading, TankReading
 

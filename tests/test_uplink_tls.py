@@ -35,8 +35,9 @@ from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxReader
 from agent.ledger.recorder import Recorder
 from agent.ledger.settings import OutboxSection
-from agent.uplink.session import Uplink, UplinkStatus
+from agent.uplink.session import Uplink
 from agent.uplink.settings import TlsSection, UplinkSection
+from agent.uplink.uplink_status import UplinkStatus
 from simulators.broker import BrokerTls, MosquittoBroker
 from simulators.certificates import CertificateFiles, Pki, issue_certificate, make_ca, make_pki
 

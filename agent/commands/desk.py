@@ -1,27 +1,28 @@
 """The command desk: one thread that takes command messages from the uplink, checks them, records them and
 carries them out, and hands the reply back to the uplink.
 
-Theory of operation: paho's network thread only drops the payload into a bounded queue (`post`), so a flood
-of commands can neither hold up the uplink nor grow memory; what does not fit is dropped and counted. The desk
-thread checks the envelope (agent.commands.envelope), the command and its arguments (agent.commands.handlers)
-and the replay memory, in that order. An accepted command is written to the replay memory on disk *before* it
-is carried out, so no crash can let it run twice; then its `command_accepted` event is submitted, so that any
-record the command itself makes (a key_rotation) comes after it. Refusals are recorded through a token bucket
-(agent.commands.refusals), whose state is kept beside the replay memory so that a restart buys no fresh burst.
+Theory of operation: paho's network thread only drops the payload into the desk's bounded inbox
+(agent.commands.inbox), so a flood of commands can neither hold up the uplink nor grow memory; what does not
+fit is dropped and counted. `run()` only waits for the inbox; `step(now)` takes one message and answers it, so a
+test turns the desk by hand with a clock of its own. The desk checks the envelope (agent.commands.envelope),
+the command and its arguments (agent.commands.handlers) and the replay memory, in that order. An accepted
+command is written to the replay memory on disk *before* it is carried out, so no crash can let it run twice;
+then its `command_accepted` event is submitted, so that any record the command itself makes (a key_rotation)
+comes after it. Refusals are recorded through a token bucket (agent.commands.refusals), whose state is kept
+beside the replay memory so that a restart buys no fresh burst.
 Every message gets a reply on `cmd/reply`, at most `replies_per_s` a second (a flood of junk is answered in part
 and the rest counted); a reply echoes the message's id only when the platform's signature on it checks out, so
 that no one but the platform can choose which id a reply answers. Replies are not stored, so a platform that
 misses one asks again with a new id.
 
-Hostile input: `post` cuts a message longer than `max_command_bytes` before queueing it (the envelope check then
-refuses it for its size unread), so the queue's memory is bounded whatever arrives, and each message is handled
+Hostile input: the inbox cuts a message longer than `max_command_bytes` before keeping it (the envelope check
+then refuses it for its size unread), so its memory is bounded whatever arrives, and each message is handled
 inside the loop's containment boundary (agent.containment): no message can end the thread.
 """
 
 from __future__ import annotations
 
 import json
-import queue
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -30,10 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from agent.clock import Clock
+from agent.clock import Clock, Instant, now_of
 from agent.commands.bucket import TokenBucket
 from agent.commands.envelope import Command, Limits, Refusal, Refused, check_envelope
 from agent.commands.handlers import CommandArgs, ResendArgs, parse_args, plan_resend
+from agent.commands.inbox import CommandInbox, StopDesk
 from agent.commands.refusals import GateState, RefusalGate
 from agent.commands.replay import ReplayMemory
 from agent.commands.replay_file import ReplayFileError, save_replay
@@ -53,6 +55,8 @@ FAILED: Final = "failed"
 """The reply's error reason when an accepted command could not be carried out (the rest are Refusal values)."""
 ROTATION_WAIT_S: Final = 30.0
 """How long a rotate-key reply waits for the recorder; beyond it the reply says so and the records tell."""
+IDLE_WAIT_S: Final = 60.0
+"""The longest the thread waits for a message before it looks again; a stop is a message and ends it at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +100,9 @@ class CommandDesk:
         ports: CommandPorts,
         clock: Clock,
         boundary: Boundary,
+        inbox: CommandInbox | None = None,
     ) -> None:
+        """`inbox`: the one the uplink posts to (built before both); a desk of its own if None."""
         self._settings = settings
         self._station = station
         self._keys = platform_keys
@@ -109,92 +115,97 @@ class CommandDesk:
         self._gate = RefusalGate(settings.refusals_per_hour, clock.wall_ms(), _load_gate(self._gate_path))
         self._gate_saved = self._gate.state()
         self._replies = TokenBucket(2 * settings.replies_per_s, settings.replies_per_s, clock.wall_ms())
-        self._oversized = LogTally()
         self._replies_dropped = LogTally()
-        self._inbox: queue.Queue[bytes | None] = queue.Queue(settings.queue_limit)
-        """Payloads to handle; None tells the thread to stop."""
+        self.inbox = inbox or CommandInbox(settings, clock)
         self._lock = threading.Lock()
-        self._accepted = self._refused = self._dropped = 0
+        self._accepted = self._refused = 0
         self._reader = OutboxReader(outbox_path)
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="commands", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="commands", daemon=True)
         self._thread.start()
 
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def post(self, payload: bytes) -> None:
-        """A message from the cmd topic; called on paho's network thread, never blocks. A message longer than
-        max_command_bytes is queued cut to one byte more, which is all the envelope check needs to refuse it."""
-        limit = self._settings.max_command_bytes
-        if len(payload) > limit:
-            count = self._oversized.note(self._clock.monotonic())
-            if count is not None:
-                log.warning("command_too_large", payload_bytes=len(payload), max_command_bytes=limit, count=count)
-            payload = payload[: limit + 1]
-        try:
-            self._inbox.put_nowait(bytes(payload))
-        except queue.Full:
-            with self._lock:
-                self._dropped += 1
-                dropped = self._dropped
-            if dropped == 1 or dropped % 100 == 0:
-                log.warning("commands_dropped", dropped=dropped, queue_limit=self._settings.queue_limit)
+        """The inbox's `post`: never blocks."""
+        self.inbox.post(payload)
 
     def stop(self, timeout_s: float = 5.0) -> bool:
-        """Answer the commands already taken, then end the thread, keep the refusal bucket and close the outbox
+        """Answer the commands already posted, then end the thread, keep the refusal bucket and close the outbox
         reader; returns whether the thread ended."""
         self._stopping.set()
-        if self._thread.is_alive():
-            self._inbox.put(None)
+        if self.alive():
+            self.inbox.ask_stop()
+            assert self._thread is not None
             self._thread.join(timeout_s)
         self._save_gate()
-        ended = not self._thread.is_alive()
+        ended = not self.alive()
         if ended:
             self._reader.close()
         return ended
 
     def status(self) -> DeskStatus:
+        inbox = self.inbox.counts()
         with self._lock:
             return DeskStatus(
                 self._accepted,
                 self._refused,
                 self._gate.suppressed,
-                self._dropped,
-                self._oversized.total,
+                inbox.dropped,
+                inbox.oversized,
                 self._replies_dropped.total,
             )
 
     def boundary_status(self) -> BoundaryStatus:
         return self._boundary.status()
 
-    def _run(self) -> None:
-        while (payload := self._inbox.get()) is not None:
-            with self._boundary.contain(f"command message of {len(payload)} bytes"):
-                self._answer(self.handle(payload))
+    def run(self) -> None:
+        """The thread: wait for a message, then `step`, until the stop; after failing turns, the boundary's pause."""
+        while True:
+            self.inbox.wait(IDLE_WAIT_S)
+            if not self.step(now_of(self._clock)):
+                return
             if pause_s := self._boundary.pause_s():
                 self._stopping.wait(self._clock.real_s(pause_s))
 
-    def _answer(self, reply: bytes) -> None:
+    def step(self, now: Instant) -> bool:
+        """One turn at `now`: the oldest message, if any, checked, recorded, carried out and answered. False once
+        the stop was taken (every message posted before it has been answered)."""
+        message = self.inbox.take()
+        if isinstance(message, StopDesk):
+            return False
+        if message is not None:
+            with self._boundary.contain(f"command message of {len(message.payload)} bytes"):
+                self._answer(self._handle(message.payload, now.wall_ms), now)
+        return True
+
+    def _answer(self, reply: bytes, now: Instant) -> None:
         """Hand the reply to the uplink, unless replies are coming faster than replies_per_s."""
-        if self._replies.take(self._clock.wall_ms()):
+        if self._replies.take(now.wall_ms):
             self._ports.reply(reply)
             return
-        count = self._replies_dropped.note(self._clock.monotonic())
+        count = self._replies_dropped.note(now.monotonic_s)
         if count is not None:
             log.warning("command_replies_dropped", replies_per_s=self._settings.replies_per_s, count=count)
 
     def handle(self, payload: bytes) -> bytes:
-        """Check, record and carry out one command message; return the reply. Runs on the desk thread."""
-        now_ms = self._clock.wall_ms()
+        """Check, record and carry out one command message now; return the reply, which is not sent."""
+        return self._handle(payload, self._clock.wall_ms())
+
+    def _handle(self, payload: bytes, now_ms: int) -> bytes:
         checked = check_envelope(payload, self._station, self._keys, now_ms, self._limits)
         if isinstance(checked, Refused):
-            return self._refuse(checked)
+            return self._refuse(checked, now_ms)
         args = parse_args(checked)
         if isinstance(args, Refused):
-            return self._refuse(args)
+            return self._refuse(args, now_ms)
         problem = self._replay.replay_problem(checked.id, checked.expires_ms)
         if problem is not None:
-            return self._refuse(Refused(Refusal.REPLAYED, problem, checked.id, checked.name, authentic=True))
+            return self._refuse(Refused(Refusal.REPLAYED, problem, checked.id, checked.name, authentic=True), now_ms)
         try:
             save_replay(self._settings.state_path, self._replay.remember(checked.id, checked.expires_ms, now_ms))
         except ReplayFileError as exc:
@@ -260,10 +271,10 @@ class CommandDesk:
             ) from exc
         return {"old_kid": rotated.old_kid, "new_kid": rotated.new_kid, "seq": rotated.seq}
 
-    def _refuse(self, refused: Refused) -> bytes:
+    def _refuse(self, refused: Refused, now_ms: int) -> bytes:
         with self._lock:
             self._refused += 1
-            suppressed = self._gate.admit(refused.reason, self._clock.wall_ms())
+            suppressed = self._gate.admit(refused.reason, now_ms)
         if suppressed is not None:
             self._save_gate()
             log.warning("command_refused", id=refused.id, reason=str(refused.reason), detail=refused.detail)
@@ -275,7 +286,7 @@ class CommandDesk:
                     detail=refused.detail,
                     suppressed=sum(suppressed.values()),
                     suppressed_by_reason=suppressed,
-                ).intent(self._clock.wall_ms())
+                ).intent(now_ms)
             )
         reply_id = refused.id if refused.authentic else None
         return _reply(reply_id, error={"reason": str(refused.reason), "detail": refused.detail})

@@ -1,11 +1,15 @@
 """The HJ 212 uplink: one thread and one TCP connection that walk the outbox and send the ecology data.
 
-Theory of operation: the thread connects to the platform (full-jitter exponential backoff between tries),
+Theory of operation: the thread connects to the platform (jittered exponential backoff between tries),
 then walks the outbox in seq order from its own progress, turning every record the city profile maps into
 one frame (`hj212_packets`). With Flag's A bit set it sends a frame and waits for the platform's CN=9014
 answer with the same QN; without one within `ack_timeout_s` it sends the same bytes again, and after
 `retries` resends it drops the connection and connects anew, resuming at the unanswered record. It never
 holds up the agent: it reads the outbox through its own read-only connection and `notify` only wakes it.
+The thread starts in `start()`; `run()` only waits (the backoff while the link is down; new records, the
+platform or a timer while there is nothing to send) around `step(now)`, one turn: a connect when one is due,
+else the next batch of records, each frame sent and its answer awaited, or, with none, what the platform sent
+and a heartbeat if one is due. A test turns it by hand with a clock of its own.
 
 Progress is one number, "every record up to here is done" (answered, or not for this platform), saved in a
 small state file now and then and on stop, not per frame: losing it costs re-sends from an older point, which
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import select
 import socket
@@ -48,7 +53,7 @@ from enum import Enum
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from agent.clock import Clock
+from agent.clock import Clock, Instant, now_of
 from agent.containment import Boundary
 from agent.ledger.outbox import OutboxError, OutboxReader, StoredRecord
 from agent.logs import LogTally, get_logger
@@ -145,7 +150,14 @@ class Hj212Uplink:
         self._lock = threading.Condition()
         self._stopping = False
         self._woken = False
-        self._socket: socket.socket | None = None
+        self._connection: socket.socket | None = None
+        """The live connection to the platform; set and cleared by the stepping thread, under the lock, so that a
+        stop can shut it from another."""
+        self._splitter = FrameSplitter()
+        self._reader: OutboxReader | None = None
+        self._next_connect_s = -math.inf
+        self._next_save_s = math.inf
+        self._acked_at_connect = 0
         self._done = self._load_progress()
         self._saved = self._done
         self._sent = self._done
@@ -157,13 +169,14 @@ class Hj212Uplink:
         self._counts: Counter[str] = Counter()
         self.pulse = Pulse()
         """Beaten before every blocking wait with its bound, for the service watchdog (agent/watchdog.py)."""
-        self._thread = threading.Thread(target=self._run, name="uplink-hj212", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="uplink-hj212", daemon=True)
         self._thread.start()
 
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread is not None and self._thread.is_alive()
 
     def notify(self, head_seq: int) -> None:
         """The recorder committed records up to `head_seq`; wakes the thread, never waits."""
@@ -185,14 +198,16 @@ class Hj212Uplink:
             self._lock.notify()
         self._wake()
         with self._lock:
-            if self._socket is not None:
+            if self._connection is not None:
                 with contextlib.suppress(OSError):
-                    self._socket.shutdown(socket.SHUT_RDWR)
-        if self._thread.is_alive():
+                    self._connection.shutdown(socket.SHUT_RDWR)
+        if self._thread is None:
+            self._release()
+        elif self._thread.is_alive():
             self._thread.join(STOP_JOIN_S)
         self._save_progress()
         self._set_state("stopped")
-        return not self._thread.is_alive()
+        return not self.alive()
 
     def status(self) -> Hj212Status:
         boundary = self._boundary.status()
@@ -222,47 +237,76 @@ class Hj212Uplink:
                 encrypted=self._maker.wire.key is not None,
             )
 
-    def _run(self) -> None:
-        reader: OutboxReader | None = None
-        while not self._stopping:
-            with self._boundary.contain("hj212 connection"):
-                reader = reader or OutboxReader(self._outbox_path)
-                self._connection(reader)
-            if not self._stopping:
-                self._set_state("offline")
-                self._pause(max(self._link.backoff.delay_s(), self._boundary.pause_s()))
-        if reader is not None:
-            reader.close()
-        self._wake_read.close()
-        self._wake_write.close()
+    def run(self) -> None:
+        """The thread: `step` until the stop, waiting between steps while there is nothing to do at once."""
+        try:
+            while not self._stopping:
+                if self.step(now_of(self._clock)) or self._stopping:
+                    continue
+                if self._connection is None:
+                    self._pause_until(self._next_connect_s)
+                else:
+                    self._idle(self._connection)
+        finally:
+            self._release()
 
-    def _connection(self, reader: OutboxReader) -> None:
-        """Connect and walk until the link fails; a connection that got an answer (or had nothing waiting for
-        one) resets the backoff."""
+    def step(self, now: Instant) -> bool:
+        """One turn at `now`: while the link is down, a connect if the backoff's wait is over; while it is up, the
+        next batch of records (each frame sent and its answer awaited) or, with none, what the platform sent and
+        a heartbeat if one is due; then the platform's requests, and the progress saved if due. Whether there is
+        more to do at once (False: wait for the backoff, new records, the platform or a timer)."""
+        busy = False
+        turned = False
+        with self._boundary.contain("hj212 connection"):
+            busy = self._walk(now) if self._connection is not None else self._connect_if_due(now)
+            turned = True
+        if not turned:
+            self._link_down(backoff=None)
+        return busy
+
+    def _connect_if_due(self, now: Instant) -> bool:
+        """A connect, if the backoff's wait is over: the key read anew, the walk's state begun; True once online."""
+        if now.monotonic_s < self._next_connect_s:
+            return False
+        self._reader = self._reader or OutboxReader(self._outbox_path)
         try:
             self._read_key()
         except Sm4KeyError as exc:
-            self._link.backoff.failed()
             self._failed("hj212_key_unusable", str(exc))
-            return
+            self._link_down(backoff=False)
+            return False
         try:
             connection = self._connect()
         except OSError as exc:
-            self._link.backoff.failed()
             self._failed("hj212_connect_failed", str(exc))
-            return
-        acked_before = self._counts["acked"]
-        try:
-            self._walk(connection, reader)
-        except (OSError, LinkLost, OutboxError) as exc:
-            if not self._stopping:
-                self._failed("hj212_link_lost", str(exc))
-        finally:
-            self._close(connection)
-        if self._counts["acked"] > acked_before or self._pending is None:
+            self._link_down(backoff=False)
+            return False
+        with self._lock:
+            self._connection = connection
+            stopping = self._stopping
+        if stopping:
+            connection.shutdown(socket.SHUT_RDWR)
+        self._splitter = FrameSplitter()
+        self._next_save_s = self._clock.monotonic() + self._settings.save_interval_s
+        self._acked_at_connect = self._counts["acked"]
+        return True
+
+    def _link_down(self, *, backoff: bool | None) -> None:
+        """The connection (if any) closed and the next connect scheduled after the backoff's wait; `backoff`:
+        whether the try counts as steady (True) or failed (False) for the backoff, or neither (an unexpected
+        error, which the boundary paces)."""
+        with self._lock:
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+        if backoff is True:
             self._link.backoff.steady()
-        else:
+        elif backoff is False:
             self._link.backoff.failed()
+        if not self._stopping:
+            self._set_state("offline")
+        wait_s = max(self._link.backoff.delay_s(), self._boundary.pause_s())
+        self._next_connect_s = self._clock.monotonic() + wait_s
 
     def _read_key(self) -> None:
         """The SM4 key, read anew for every connection: a key rotated in the file is used from the next one."""
@@ -274,37 +318,51 @@ class Hj212Uplink:
         timeout = self._clock.real_s(self._settings.connect_timeout_s)
         self.pulse.beat(timeout)
         connection = socket.create_connection((self._settings.host, self._settings.port), timeout=timeout)
-        with self._lock:
-            self._socket = connection
-            stopping = self._stopping
-        if stopping:
-            connection.shutdown(socket.SHUT_RDWR)
         self._set_state("online")
         log.info("hj212_online", platform=self._platform, done_seq=self._done)
         return connection
 
-    def _close(self, connection: socket.socket) -> None:
+    def _release(self) -> None:
+        """At the end of the thread (or the stop of an uplink never started): the connection, the outbox reader
+        and the wake-up pair closed."""
         with self._lock:
-            self._socket = None
-        connection.close()
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+        if self._reader is not None:
+            self._reader.close()
+        self._wake_read.close()
+        self._wake_write.close()
 
-    def _walk(self, connection: socket.socket, reader: OutboxReader) -> None:
-        """Sends records in seq order until stopped; returns only when stopping, raises when the link fails."""
-        splitter = FrameSplitter()
-        next_save = self._clock.monotonic() + self._settings.save_interval_s
-        while not self._stopping:
-            batch = list(reader.read(self._done + 1, self._done + BATCH_RECORDS))
-            if not batch and not self._skip_pruned(reader):
-                self._idle(connection, splitter, next_save)
-            for record in batch:
-                if self._stopping:
-                    return
-                self._send_record(connection, splitter, record)
-                self._serve_requests(connection, reader)
+    def _walk(self, now: Instant) -> bool:
+        """One batch on the live connection (see `step`); a failing link is closed here, and the backoff counts
+        the connection as steady if it got an answer or had nothing waiting for one."""
+        connection, reader = self._connection, self._reader
+        assert connection is not None and reader is not None
+        try:
+            busy = self._send_batch(connection, reader, now)
+        except (OSError, LinkLost, OutboxError) as exc:
+            if not self._stopping:
+                self._failed("hj212_link_lost", str(exc))
+            self._link_down(backoff=self._counts["acked"] > self._acked_at_connect or self._pending is None)
+            return False
+        if now.monotonic_s >= self._next_save_s:
+            self._save_progress()
+            self._next_save_s = self._clock.monotonic() + self._settings.save_interval_s
+        return busy
+
+    def _send_batch(self, connection: socket.socket, reader: OutboxReader, now: Instant) -> bool:
+        batch = list(reader.read(self._done + 1, self._done + BATCH_RECORDS))
+        busy = bool(batch) or self._skip_pruned(reader)
+        if not busy:
+            self._hear(connection, now)
+        for record in batch:
+            if self._stopping:
+                return False
+            self._send_record(connection, self._splitter, record)
             self._serve_requests(connection, reader)
-            if self._clock.monotonic() >= next_save:
-                self._save_progress()
-                next_save = self._clock.monotonic() + self._settings.save_interval_s
+        self._serve_requests(connection, reader)
+        return busy
 
     def _skip_pruned(self, reader: OutboxReader) -> bool:
         """Moves past records pruned from the outbox before they were sent; True if there were any."""
@@ -315,15 +373,28 @@ class Hj212Uplink:
         self._advance(first - 1)
         return True
 
-    def _idle(self, connection: socket.socket, splitter: FrameSplitter, until: float) -> None:
-        """Waits until `notify` (or stop), `until`, a heartbeat falling due or a frame from the platform (read
-        and, if a request, queued); a notify that came while the batch was read counts."""
+    def _hear(self, connection: socket.socket, now: Instant) -> None:
+        """With nothing to send: what the platform sent meanwhile, read without waiting (a request is queued),
+        and a heartbeat if one is due by `now`."""
+        readable, _, _ = select.select([connection], [], [], 0)
+        if readable:
+            data = connection.recv(4096)
+            if not data:
+                raise LinkLost("the platform closed the connection")
+            for raw in self._splitter.feed(data):
+                self._judge(raw, None)
+        if self._settings.heartbeat_s and now.monotonic_s - self._last_sent >= self._settings.heartbeat_s:
+            self._heartbeat(connection)
+
+    def _idle(self, connection: socket.socket) -> None:
+        """Waits until `notify` (or stop), the progress's save or a heartbeat falling due, or a frame from the
+        platform (which the next step reads); a notify that came during the step counts."""
         with self._lock:
             if self._woken or self._stopping:
                 self._woken = False
                 return
         now = self._clock.monotonic()
-        wait = until - now
+        wait = self._next_save_s - now
         if self._settings.heartbeat_s:
             wait = min(wait, self._last_sent + self._settings.heartbeat_s - now)
         wait_s = self._clock.real_s(max(wait, 0.0))
@@ -332,14 +403,6 @@ class Hj212Uplink:
         if self._wake_read in readable:
             with contextlib.suppress(OSError):
                 self._wake_read.recv(4096)
-        if connection in readable:
-            data = connection.recv(4096)
-            if not data:
-                raise LinkLost("the platform closed the connection")
-            for raw in splitter.feed(data):
-                self._judge(raw, None)
-        if self._settings.heartbeat_s and self._clock.monotonic() - self._last_sent >= self._settings.heartbeat_s:
-            self._heartbeat(connection)
         with self._lock:
             self._woken = False
 
@@ -568,10 +631,9 @@ class Hj212Uplink:
         log.warning(event, platform=self._platform, error=error)
         self._set_state("offline", error)
 
-    def _pause(self, seconds: float) -> None:
-        """The backoff's whole wait: only a stop ends it early. New records notify the same condition, and
-        letting them end the pause would turn a backoff into a retry per commit."""
-        until = self._clock.monotonic() + seconds
+    def _pause_until(self, until: float) -> None:
+        """The backoff's whole wait, to monotonic `until`: only a stop ends it early. New records notify the same
+        condition, and letting them end the pause would turn a backoff into a retry per commit."""
         with self._lock:
             while not self._stopping and (left := until - self._clock.monotonic()) > 0:
                 self.pulse.beat(self._clock.real_s(left))

@@ -11,7 +11,7 @@ its actions and publishes a frozen snapshot for `status()`. A fresh paho client 
 as staff see it (state, since when, the last error) is agent.uplink.link_state, shared with the HJ 212 uplink.
 
 Hostile broker: every inbound message is size-checked on paho's thread before it is kept (`max_ack_bytes`; the
-command desk cuts commands at `max_command_bytes`), parsed within limits (agent.uplink.inbound_json), and each
+command inbox cuts commands at `max_command_bytes`), parsed within limits (agent.uplink.inbound_json), and each
 message and each turn of the loop runs inside the loop's containment boundary (agent.containment), so that no
 message can end a thread; on MQTT 5 the CONNECT asks the broker not to send larger packets at all. A session
 that ends within STEADY_SESSION_S counts as a failure for the backoff, so a broker that accepts and closes at
@@ -25,13 +25,14 @@ import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.clock import Clock
+from agent.commands.inbox import CommandInbox
 from agent.containment import Boundary
 from agent.contract.records import RecordIntent, format_ts
 from agent.ledger.integrity import Damage
@@ -44,6 +45,7 @@ from agent.uplink.delivery import DeliveryCore, DeliveryPolicy, DeliveryStatus
 from agent.uplink.link_state import LinkLifecycle, LinkSnapshot, LinkState
 from agent.uplink.messages import Topics, build_records_message, status_payload
 from agent.uplink.settings import UplinkSection
+from agent.uplink.uplink_status import UplinkStatus
 
 log = get_logger("agent.uplink")
 
@@ -61,27 +63,6 @@ SESSION_TAKEN_OVER = 142
 
 class ConnectFailed(Exception):
     """The broker could not be reached or refused the connection."""
-
-
-@dataclass(frozen=True, slots=True)
-class UplinkStatus:
-    state: Literal["connecting", "online", "offline", "stopped"]
-    since_ms: int
-    broker: str
-    ack_mode: str
-    acked_upto: int
-    head_seq: int
-    messages_published: int
-    records_published: int
-    rewinds: int
-    connects: int
-    last_error: str | None
-    acks_refused: int = 0
-    """Ack messages too large or not `{"upto": N}`, dropped."""
-    internal_errors: int = 0
-    """Unexpected exceptions contained by the loop's boundary (each an internal_error event, rate-limited)."""
-    failing: bool = False
-    """The loop's last turns all failed; it keeps trying, paced."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +97,13 @@ class Uplink:
         boundary: Boundary,
         record: Callable[[RecordIntent], None],
         birth_fields: Callable[[], dict[str, object]] | None = None,
+        on_damage: Callable[[Damage], None] | None = None,
+        commands: CommandInbox | None = None,
     ) -> None:
-        """`record` takes the events the uplink makes (ack_refused, uplink_unstable)."""
+        """`record` takes the events the uplink makes (ack_refused, uplink_unstable); `on_damage` is told of
+        bit-rot found in records read for sending (agent/ledger/integrity.py); `commands`, if given, is where the
+        messages on the cmd topic go, on paho's thread (agent/commands/inbox.py: it never blocks and bounds what
+        it keeps)."""
         self._settings = settings
         self._record = record
         self._outbox_path = outbox_path
@@ -138,10 +124,8 @@ class Uplink:
         self._core = DeliveryCore(policy, acked_upto, head_seq, self._first_stored)
         self._link = LinkLifecycle(Backoff(settings.reconnect_min_s, settings.reconnect_max_s), clock.wall_ms())
         self._boundary = boundary
-        self.on_damage: Callable[[Damage], None] | None = None
-        """Told of bit-rot found in records read for sending (agent/ledger/integrity.py); set before start()."""
-        self._on_command: Callable[[bytes], None] | None = None
-        self._max_command_bytes = 0
+        self._on_damage = on_damage
+        self._commands = commands
         self.pulse = Pulse()
         self._stopping = threading.Event()
         # Shared with the other threads, under _wake: what they posted, and the snapshots this thread publishes.
@@ -155,12 +139,6 @@ class Uplink:
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
 
     # -- called from other threads ---------------------------------------------------------------------------
-
-    def take_commands(self, post: Callable[[bytes], None], max_command_bytes: int) -> None:
-        """Subscribe to the cmd topic and give `post` each message, on paho's thread (it must not block and must
-        bound what it keeps: agent.commands.desk); call before start()."""
-        self._on_command = post
-        self._max_command_bytes = max_command_bytes
 
     def start(self) -> None:
         self._thread.start()
@@ -229,7 +207,7 @@ class Uplink:
     # -- the uplink thread -----------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        self._reader = OutboxReader(self._outbox_path, self.on_damage)
+        self._reader = OutboxReader(self._outbox_path, self._on_damage)
         try:
             first = True
             while not self._stopping.is_set():
@@ -314,8 +292,8 @@ class Uplink:
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         largest = self._settings.max_ack_bytes
-        if self._on_command is not None:
-            largest = max(largest, self._max_command_bytes)
+        if self._commands is not None:
+            largest = max(largest, self._commands.max_command_bytes)
         try:
             mqtt_client.send_connect(client, self._settings, largest)
         except (OSError, ssl.SSLError, ValueError) as exc:
@@ -378,8 +356,8 @@ class Uplink:
                 size = len(message.payload)
                 too_large = size > self._settings.max_ack_bytes
                 self._post(delivery.AckTooLarge(size) if too_large else delivery.AckArrived(bytes(message.payload)))
-            elif message.topic == self._topics.cmd and self._on_command is not None:
-                self._on_command(bytes(message.payload))
+            elif message.topic == self._topics.cmd and self._commands is not None:
+                self._commands.post(bytes(message.payload))
 
     # a live session
 
@@ -391,7 +369,7 @@ class Uplink:
         self._feed(delivery.Online(acked, reader.first_seq_since(recent_cutoff, acked + 1, head)))
         if self._settings.ack_mode == "platform":
             client.subscribe(self._topics.ack, qos=1)
-        if self._on_command is not None:
+        if self._commands is not None:
             client.subscribe(self._topics.cmd, qos=1)
         self._publish_status(client, "online")
         self._enter("online")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import OutboxReader
-from agent.uplink.session import UplinkStatus
 from agent.uplink.settings import UplinkSection
+from agent.uplink.uplink_status import UplinkStatus
 from bench import parts
 from bench.processes import broker
 from bench.report import Target, per_s, ratio
