@@ -526,13 +526,19 @@ def not_running(language: str, socket: Path, error: OSError, failure: StartFailu
     else:
         sentences = [_(NOT_RUNNING)]
         if failure is not None:
-            reason = _(FAILURE_REASONS[failure.kind]).format(detail=failure.detail)
-            when = failure.when[:16] + failure.when[19:]
-            sentences.append(_(STOPPED_BECAUSE).format(when=when, reason=reason))
+            sentences.append(stopped_because(language, failure))
         sentences.append(_(START_IT))
     code = errno.errorcode.get(error.errno or 0, type(error).__name__)
     lines = [line for sentence in sentences for line in wrap(sentence, WIDTH, "", "  ")]
     return "\n".join([*lines, _(TECHNICAL).format(socket=socket, error=code)])  # a path is not broken
+
+
+def stopped_because(language: str, failure: StartFailure) -> str:
+    """When and why the agent last failed to start, in `language`: what `status` and the web page say of it."""
+    _ = translations(language if language in LANGUAGES else "en").gettext
+    reason = _(FAILURE_REASONS[failure.kind]).format(detail=failure.detail)
+    when = failure.when[:16] + failure.when[19:]
+    return _(STOPPED_BECAUSE).format(when=when, reason=reason)
 
 
 def display_width(text: str) -> int:

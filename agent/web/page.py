@@ -90,15 +90,20 @@ def document(title: str, body: str, words: Words, *, nav: bool = True) -> str:
     )
 
 
-def console(snapshot: Mapping[str, Any] | None, problem: str | None, forecourt: Forecourt, words: Words) -> str:
-    body = f'<div id="live" data-refresh-s="{REFRESH_S}">{live(snapshot, problem, forecourt, words)}</div>'
+def console(
+    snapshot: Mapping[str, Any] | None, problem: str | None, forecourt: Forecourt, words: Words, why: str = ""
+) -> str:
+    body = f'<div id="live" data-refresh-s="{REFRESH_S}">{live(snapshot, problem, forecourt, words, why)}</div>'
     return document(f"{words(w.TITLE)} {forecourt.station}", body, words)
 
 
-def live(snapshot: Mapping[str, Any] | None, problem: str | None, forecourt: Forecourt, words: Words) -> str:
-    """The part of the console that the script refreshes; `problem` is why there is no snapshot."""
+def live(
+    snapshot: Mapping[str, Any] | None, problem: str | None, forecourt: Forecourt, words: Words, why: str = ""
+) -> str:
+    """The part of the console that the script refreshes; `problem` is why there is no snapshot, `why` (in
+    words) why the agent last stopped, when a failed start said so."""
     zone = _zone(_get(snapshot, "clock", "zone") or forecourt.zone)
-    head = _headline(snapshot, problem, forecourt, words, zone)
+    head = _headline(snapshot, problem, forecourt, words, zone, why=why)
     if snapshot is None:
         return (
             head
@@ -128,17 +133,25 @@ def live(snapshot: Mapping[str, Any] | None, problem: str | None, forecourt: For
 
 
 def _headline(
-    snapshot: Mapping[str, Any] | None, problem: str | None, forecourt: Forecourt, words: Words, zone: ZoneInfo
+    snapshot: Mapping[str, Any] | None,
+    problem: str | None,
+    forecourt: Forecourt,
+    words: Words,
+    zone: ZoneInfo,
+    *,
+    why: str,
 ) -> str:
     health = _str(snapshot.get("health")) if snapshot is not None else "stopped"
     health = health if health in w.HEALTH else "fault"
     line = words(problem) if problem is not None else words(w.HEALTH_LINE[health])
     clock = _str(_get(snapshot, "clock", "local")) or _local(_str(_get(snapshot, "ts")), zone)
+    updated = f'<div class="clock">{e(words(w.UPDATED))} {e(clock)} {e(zone.key)}</div>' if clock else ""
     return (
         f'<header class="health health-{e(health)}"><div><span class="station">{e(forecourt.station)}</span>'
         f' <span class="name">{e(forecourt.name)}</span></div>'
         f'<div class="verdict">{e(words(w.HEALTH[health]))}</div><div class="why">{e(line)}</div>'
-        f'<div class="clock">{e(words(w.UPDATED))} {e(clock)} {e(zone.key)}</div></header>'
+        + (f'<div class="why stopped">{e(why)}</div>' if why else "")
+        + f"{updated}</header>"
     )
 
 
@@ -215,9 +228,14 @@ def _tanks(levels: Mapping[str, Mapping[str, Any]], forecourt: Forecourt, words:
         capacity = f" · {e(words(w.CAPACITY))} {tank.capacity_l:,} L" if tank.capacity_l else ""
         tiles.append(
             f'<div class="tile tank" data-tank="{e(tank.id)}"><div class="id">{e(tank.id)}</div>'
-            f'<div class="grade">{e(tank.product)}{capacity}</div>{reading}</div>'
+            f'<div class="grade">{e(_product(tank.product, words))}{capacity}</div>{reading}</div>'
         )
     return f'<section><h2>{e(words(w.TANKS))}</h2><div class="tiles">{"".join(tiles)}</div></section>'
+
+
+def _product(product: str, words: Words) -> str:
+    """The config's product family in words; a name this page does not know (a newer config's) as it is."""
+    return words(w.PRODUCTS[product]) if product in w.PRODUCTS else product
 
 
 def _alarms(snapshot: Mapping[str, Any], words: Words, zone: ZoneInfo) -> str:
@@ -245,7 +263,7 @@ def _alarms(snapshot: Mapping[str, Any], words: Words, zone: ZoneInfo) -> str:
         since.setdefault(phrases.subject(problem, dispensers), problem.since or "")
     items = [
         f'<li class="alarm"><div class="what"><b>{e(subject)}</b>'
-        + (f" · {e(words(w.SINCE))} {e(_local(since[subject], zone))}" if since.get(subject) else "")
+        + (f" · {e(words(w.SINCE_TIME, time=_local(since[subject], zone)))}" if since.get(subject) else "")
         + f'</div><div class="advice">{e(advice)}</div></li>'
         for subject, advice in phrases.steps(problems, dispensers)
     ]
@@ -329,7 +347,9 @@ def _uplinks(snapshot: Mapping[str, Any], forecourt: Forecourt, words: Words, zo
 def _link_row(link: _Link, words: Words, zone: ZoneInfo) -> str:
     state = link.state if link.state in w.LINK_STATES else "unknown"
     since_ms = link.since_ms
-    since = f" {e(words(w.SINCE))} {e(_local_ms(since_ms, zone))}" if isinstance(since_ms, int) and since_ms > 0 else ""
+    named = words(w.LINK_STATES[state])
+    if isinstance(since_ms, int) and since_ms > 0:
+        named = words(w.STATE_SINCE, state=named, time=_local_ms(since_ms, zone))
     waiting = f'<div class="backlog">{e(words.plural(w.RECORDS_WAITING, link.backlog))}</div>' if link.backlog else ""
     detail = (
         f'<details class="detail"><summary>{e(words(w.TECHNICAL))}</summary><div lang="en">{e(link.error)}</div>'
@@ -339,7 +359,7 @@ def _link_row(link: _Link, words: Words, zone: ZoneInfo) -> str:
     )
     return (
         f'<div class="link link-{e(state)}" data-link="{e(link.key)}"><div class="id">{e(link.title)}</div>'
-        f'<div class="state">{e(words(w.LINK_STATES[state]))}{since}</div>'
+        f'<div class="state">{e(named)}</div>'
         f'<div class="where">{e(link.where)}</div>{waiting}{detail}</div>'
     )
 
