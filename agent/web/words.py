@@ -103,6 +103,11 @@ LOG_IN_FIRST = N_("Log in first.")
 CROSS_ORIGIN = N_("A form from another site is refused.")
 GET_OR_POST = N_("Only GET or POST.")
 LOGIN_FORM = N_("The login form has one field: the PIN.")
+HEAD_TOO_LARGE = N_("The request's head is too large.")
+BODY_TOO_LARGE = N_("The request's body is too large.")
+LENGTH_REQUIRED = N_("A form sent here needs a Content-Length.")
+BODY_LATE = N_("The request's body did not arrive in time.")
+NOT_UNDERSTOOD = N_("This page did not understand the browser's request.")
 
 
 class Words:
