@@ -16,10 +16,9 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from agent import start_failure
 from agent.config import ConfigError, LoadedConfig
@@ -254,7 +253,7 @@ class Console:
             key_created=False,
             tls=None,
             layout=Layout(loaded.source, config.keys.device_key.parent.parent, config.status.socket.parent),
-            provisioned_at=datetime.now(ZoneInfo(config.station.timezone)).strftime("%Y-%m-%d %H:%M %Z"),
+            provisioned_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             owner=_owner(config.keys.device_key),
         )
         return Response(200, page.preformatted(title, (), sheet.text(), self.words).encode())
