@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import functools
 import json
+import re
 import shutil
 import string
 import subprocess
@@ -450,6 +451,13 @@ class TestSnapshotJson:
         assert document["health"] == "stopped" and document["problems"][0]["kind"] == "agent_not_running"
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({**document, "health": "fine"}, SCHEMA)
+
+    def test_the_readme_names_every_key_of_a_problem(self) -> None:
+        """The README's list of a problem's keys is the schema's, in its order: a script writer reads it there."""
+        readme = " ".join((PROJECT / "README.md").read_text(encoding="utf-8").split())
+        listed = re.search(r"Each problem is `\{([^}]*)\}`", readme)
+        assert listed is not None
+        assert re.findall(r'"(\w+)"', listed.group(1)) == list(SCHEMA["$defs"]["problem"]["properties"])
 
     def test_unknown_keys_are_ignored_and_missing_ones_refused(self) -> None:
         """A newer agent may say more; an answer missing what this version needs is refused with a reason."""
