@@ -30,7 +30,7 @@ from agent import start_failure
 from agent.config import ConfigError
 from agent.config_validation import load_config
 from agent.locale import translations
-from agent.status import status_json
+from agent.status import ActiveAlarm, status_json
 from agent.web import guard, page
 from agent.web import words as w
 from agent.web.app import Console, Request
@@ -387,6 +387,25 @@ class TestChineseStation:
         assert "T1 汽油 · 容量 30,000 L" in shown and "gasoline" not in shown
         assert re.search(r"\d\d:\d\d 起在线", shown), shown
         assert " 自 " not in shown
+
+    def test_a_nozzle_not_to_sell_from_says_so_on_its_tile(self) -> None:
+        """A metering alarm on D01-N2 puts "stop selling" on that nozzle's tile, where the cashier looks, in the
+        words `status` says it; the other nozzles' tiles do not say it."""
+        html = page.live(_snapshot(fault_status()), None, FORECOURT, Words("zh_CN"))
+        tiles = dict(re.findall(r'data-nozzle="([^"]+)">(.*?)</div></div>(?=<div class="tile|</div></section>)', html))
+        assert set(tiles) == {"D01-N1", "D01-N2", "D02-N1"}
+        assert "暂停使用" in _shown(tiles["D01-N2"])[0]
+        assert "暂停使用" not in _shown(tiles["D01-N1"])[0] + _shown(tiles["D02-N1"])[0]
+
+    def test_an_alarm_item_shows_the_earliest_known_start_of_its_subject(self) -> None:
+        """Two alarms on one nozzle, the first carried over from an earlier run without its time: the item still
+        says when the other began (it was left blank when the first had none)."""
+        alarms = (
+            ActiveAlarm("metering_bias", "D01-N2", None, {}),
+            ActiveAlarm("metering_deviation", "D01-N2", "2026-11-28T02:03:00.000Z", {"deviation_ppm": 10_000}),
+        )
+        shown, _ = _shown(page.live(_snapshot(sample_status(alarms=alarms)), None, FORECOURT, Words("zh_CN")))
+        assert "油枪 D01-N2 · 开始于 2026-11-28 10:03:00" in shown, shown
 
     def test_the_other_pages_are_chinese_too(self) -> None:
         """The login, the commissioning sheet's and the self-test's pages and their notes are in Chinese."""

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.config import AgentConfig
 from agent.health import Problem
-from agent.status_text import Phrases
+from agent.status_text import SELLING, SELLING_WORDS, STOP_SELLING, Phrases
 from agent.web import words as w
 from agent.web.words import Words
 
@@ -107,13 +107,18 @@ def live(
     if snapshot is None:
         return (
             head
-            + _nozzles(forecourt, words, zone, sales={}, states={}, alarmed=set(), flowing={})
+            + _nozzles(forecourt, words, zone, sales={}, states={}, alarmed=set(), stop=set(), flowing={})
             + _tanks({}, forecourt, words)
         )
     sales = {_str(sale.get("nozzle")): sale for sale in _dicts(snapshot.get("last_sales"))}
     phases = {_str(item.get("nozzle")): item for item in _dicts(snapshot.get("nozzles"))}
     controllers = _device_states(snapshot)
     alarmed = {_str(alarm.get("subject")) for alarm in _dicts(snapshot.get("alarms"))}
+    stop = {
+        _str(alarm.get("subject"))
+        for alarm in _dicts(snapshot.get("alarms"))
+        if SELLING.get(_str(alarm.get("kind"))) == STOP_SELLING
+    }
     states = {
         nozzle.id: _nozzle_state(phases.get(nozzle.id), controllers.get(nozzle.controller))
         for nozzle in forecourt.nozzles
@@ -124,7 +129,7 @@ def live(
     tanks = {_str(item.get("tank")): item for item in _dicts(snapshot.get("tanks"))}
     return (
         head
-        + _nozzles(forecourt, words, zone, sales=sales, states=states, alarmed=alarmed, flowing=flowing)
+        + _nozzles(forecourt, words, zone, sales=sales, states=states, alarmed=alarmed, stop=stop, flowing=flowing)
         + _tanks(tanks, forecourt, words)
         + _alarms(snapshot, words, zone)
         + _uplinks(snapshot, forecourt, words, zone)
@@ -173,9 +178,11 @@ def _nozzles(
     sales: Mapping[str, Mapping[str, Any]],
     states: Mapping[str, str],
     alarmed: set[str],
+    stop: set[str],
     flowing: Mapping[str, int | None],
 ) -> str:
-    """`flowing`: the volume of each fuelling under way, by nozzle, where the controller says it."""
+    """`flowing`: the volume of each fuelling under way, by nozzle, where the controller says it; `stop`: the
+    nozzles whose meter cannot be trusted, whose tile says not to sell from them (the cashier looks there)."""
     tiles = []
     for nozzle in forecourt.nozzles:
         state = states.get(nozzle.id, "unknown")
@@ -196,7 +203,9 @@ def _nozzles(
             f'<div class="tile nozzle tone-{e(tone)}" data-nozzle="{e(nozzle.id)}"><div class="id">{e(nozzle.id)}</div>'
             f'<div class="grade">{e(words(w.GRADE))} {e(nozzle.grade)}'
             + (f" · {e(words(w.TANK))} {e(nozzle.tank)}" if nozzle.tank else "")
-            + f'</div><div class="state">{e(words(w.NOZZLE_STATES[state]))}{now}</div>{last}</div>'
+            + f'</div><div class="state">{e(words(w.NOZZLE_STATES[state]))}{now}</div>'
+            + (f'<div class="stop">{e(words(SELLING_WORDS[STOP_SELLING]))}</div>' if nozzle.id in stop else "")
+            + f"{last}</div>"
         )
     return f'<section><h2>{e(words(w.NOZZLES))}</h2><div class="tiles">{"".join(tiles)}</div></section>'
 
@@ -260,7 +269,9 @@ def _alarms(snapshot: Mapping[str, Any], words: Words, zone: ZoneInfo) -> str:
     phrases = Phrases(words.locale)
     since: dict[str, str] = {}
     for problem in problems:
-        since.setdefault(phrases.subject(problem, dispensers), problem.since or "")
+        subject = phrases.subject(problem, dispensers)
+        if problem.since and (not since.get(subject) or problem.since < since[subject]):
+            since[subject] = problem.since  # the earliest known: one carried over from an earlier run has none
     items = [
         f'<li class="alarm"><div class="what"><b>{e(subject)}</b>'
         + (f" · {e(words(w.SINCE_TIME, time=_local(since[subject], zone)))}" if since.get(subject) else "")
