@@ -366,6 +366,18 @@ def _names(value: object, key: str = "") -> Iterator[str]:
         yield value
 
 
+def _stopped_station_config(folder: Path) -> Path:
+    """A Chinese station's config with the page on and no agent behind its status socket."""
+    config = folder / "agent.toml"
+    config.write_text(
+        '[station]\nid = "ST-1"\ntimezone = "Asia/Shanghai"\nallow_empty = true\n'
+        '[uplink]\nbroker = "127.0.0.1:1883"\n'
+        f'[status]\nsocket = "{folder / "none.sock"}"\n'
+        f'[web]\nenabled = true\nlisten = "127.0.0.1:8080"\npin_hash = "{hash_pin("482916")}"\n'
+    )
+    return config
+
+
 class TestChineseStation:
     @pytest.mark.parametrize("state", [*COMMON_STATES, "agent stopped"])
     def test_every_staff_facing_word_of_the_console_is_chinese(self, state: str) -> None:
@@ -427,13 +439,7 @@ class TestChineseStation:
     def test_with_the_agent_stopped_every_page_speaks_the_configs_language(self, tmp_path: Path) -> None:
         """No agent to ask: the console, the sheet, the self-test page and the plain answers are in Chinese for a
         station in Asia/Shanghai, from its config (they were English until the agent's snapshot said otherwise)."""
-        config = tmp_path / "agent.toml"
-        config.write_text(
-            '[station]\nid = "ST-1"\ntimezone = "Asia/Shanghai"\nallow_empty = true\n'
-            '[uplink]\nbroker = "127.0.0.1:1883"\n'
-            f'[status]\nsocket = "{tmp_path / "none.sock"}"\n'
-            f'[web]\nenabled = true\nlisten = "127.0.0.1:8080"\npin_hash = "{hash_pin("482916")}"\n'
-        )
+        config = _stopped_station_config(tmp_path)
         console = Console(load_config(config), selftest=SelftestRunner(config))
         chinese = Words("zh_CN")
         host = {"host": "127.0.0.1:8080"}
@@ -457,13 +463,7 @@ class TestChineseStation:
     def test_with_the_agent_stopped_the_console_says_why_its_start_failed(self, tmp_path: Path) -> None:
         """The note a failed start left (agent/start_failure.py) is on the page in Chinese, with the wrong field,
         as `station-agent status` says it; and the page shows no empty time where the agent's clock would be."""
-        config = tmp_path / "agent.toml"
-        config.write_text(
-            '[station]\nid = "ST-1"\ntimezone = "Asia/Shanghai"\nallow_empty = true\n'
-            '[uplink]\nbroker = "127.0.0.1:1883"\n'
-            f'[status]\nsocket = "{tmp_path / "none.sock"}"\n'
-            f'[web]\nenabled = true\nlisten = "127.0.0.1:8080"\npin_hash = "{hash_pin("482916")}"\n'
-        )
+        config = _stopped_station_config(tmp_path)
         moment = datetime(2026, 12, 7, 6, 3, 9, tzinfo=UTC)
         start_failure.record(tmp_path, "config", "heartbeat.interval_s", ZoneInfo("Asia/Shanghai"), moment)
         console = Console(load_config(config), selftest=SelftestRunner(config))
