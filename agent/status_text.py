@@ -264,19 +264,23 @@ class Phrases:
         return [(subject, self.advice(grouped)) for subject, grouped in groups.items()]
 
     def advice(self, problems: list[Problem]) -> str:
-        """One subject's advice: the strongest selling verdict once, then each problem with its size."""
+        """One subject's advice: the strongest selling verdict once, then each problem with its size, and each
+        next step once, after the problems it is the step for."""
         _ = self._
         sentences = []
         verdict = max(SELLING.get(problem.advice, UNRECORDED if problem.nozzles else 0) for problem in problems)
         if verdict:
             sentences.append(_(SELLING_WORDS[verdict]))
+        steps: dict[str, list[str]] = {}
         for problem in problems:
             what, todo = ADVICE.get(problem.advice, UNKNOWN_ADVICE)
             said = _(what).format(kind=problem.kind.replace("_", " "))
             size = self.size(problem)
             if size:
                 said = _("{what} ({size})").format(what=said, size=size)
-            sentences.append(_("{what}: {todo}").format(what=said, todo=_(todo)))
+            steps.setdefault(todo, []).append(said)
+        for todo, problems_said in steps.items():
+            sentences.append(_("{what}: {todo}").format(what=_(", ").join(problems_said), todo=_(todo)))
         return _("; ").join(sentences) + _(".")
 
     def subject(self, problem: Problem, dispensers: Mapping[str, str]) -> str:
@@ -526,13 +530,19 @@ def not_running(language: str, socket: Path, error: OSError, failure: StartFailu
     else:
         sentences = [_(NOT_RUNNING)]
         if failure is not None:
-            reason = _(FAILURE_REASONS[failure.kind]).format(detail=failure.detail)
-            when = failure.when[:16] + failure.when[19:]
-            sentences.append(_(STOPPED_BECAUSE).format(when=when, reason=reason))
+            sentences.append(stopped_because(language, failure))
         sentences.append(_(START_IT))
     code = errno.errorcode.get(error.errno or 0, type(error).__name__)
     lines = [line for sentence in sentences for line in wrap(sentence, WIDTH, "", "  ")]
     return "\n".join([*lines, _(TECHNICAL).format(socket=socket, error=code)])  # a path is not broken
+
+
+def stopped_because(language: str, failure: StartFailure) -> str:
+    """When and why the agent last failed to start, in `language`: what `status` and the web page say of it."""
+    _ = translations(language if language in LANGUAGES else "en").gettext
+    reason = _(FAILURE_REASONS[failure.kind]).format(detail=failure.detail)
+    when = failure.when[:16] + failure.when[19:]
+    return _(STOPPED_BECAUSE).format(when=when, reason=reason)
 
 
 def display_width(text: str) -> int:
@@ -540,7 +550,8 @@ def display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
 
 
-_TOKENS = re.compile(r"[\x21-\x7e]+|\s+|.", re.DOTALL)
+_TOKENS = re.compile(r"[\x21-\x7e]*\d (?:%|L/h|L/min|L|Pa|yuan)(?![A-Za-z])[\x21-\x7e]*|[\x21-\x7e]+|\s+|.", re.DOTALL)
+"""Latin words, and a number with its unit (`(+1.48 %):`, `12.34 L,`) as one word: a size is never cut in two."""
 _NO_LINE_START = frozenset("\uff0c\u3002\u3001\uff1b\uff1a\uff01\uff1f\uff09\u300d\u300f\u300b")
 """Fullwidth closing punctuation, which Chinese typesetting keeps off the start of a line."""
 

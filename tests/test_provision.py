@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import stat
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography import x509
@@ -109,6 +112,18 @@ class TestFirstProvisioning:
         )
         assert stat.S_IMODE(tls_key_file.stat().st_mode) == 0o600
         assert sheet["tls"]["csr_pem"] == (tmp_path / "etc" / "tls" / "device.csr").read_text()
+
+    def test_the_text_sheets_time_is_the_stations(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """The sheet's header gives the time as the station's clock shows it, with the zone named (not UTC), so
+        that it reads like the papers it is filed with; `sheet` later says the same."""
+        assert main(flags(tmp_path, "--no-tls")) == 0
+        header = capsys.readouterr().out.splitlines()[0]
+        found = re.fullmatch(r"COMMISSIONING SHEET  station CQ-YB-0042  Yubei No\. 42  (.+) Asia/Shanghai", header)
+        assert found is not None, header
+        shown = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+        assert abs(shown - datetime.now(UTC)) < timedelta(minutes=2)
+        assert main(["sheet", "--config", str(tmp_path / "etc" / "agent.toml")]) == 0
+        assert capsys.readouterr().out.splitlines()[0].endswith(" Asia/Shanghai")
 
     def test_the_text_sheet(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert main(flags(tmp_path, "--no-tls")) == 0

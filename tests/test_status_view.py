@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import functools
 import json
+import re
 import shutil
 import string
 import subprocess
@@ -451,6 +452,13 @@ class TestSnapshotJson:
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({**document, "health": "fine"}, SCHEMA)
 
+    def test_the_readme_names_every_key_of_a_problem(self) -> None:
+        """The README's list of a problem's keys is the schema's, in its order: a script writer reads it there."""
+        readme = " ".join((PROJECT / "README.md").read_text(encoding="utf-8").split())
+        listed = re.search(r"Each problem is `\{([^}]*)\}`", readme)
+        assert listed is not None
+        assert re.findall(r'"(\w+)"', listed.group(1)) == list(SCHEMA["$defs"]["problem"]["properties"])
+
     def test_unknown_keys_are_ignored_and_missing_ones_refused(self) -> None:
         """A newer agent may say more; an answer missing what this version needs is refused with a reason."""
         document = json.loads(status_json(sample_status()))
@@ -585,6 +593,20 @@ class TestPlainWords:
         chinese = render(sample_status(alarms=alarms), "zh_CN")
         assert "metering_bias" not in chinese and "笔笔偏多或偏少" in chinese and "暂停使用" in chinese
 
+    def test_two_problems_with_one_next_step_say_it_once(self) -> None:
+        """A biased meter and a deviating sale on one nozzle both mean "call the metrology institute": said once,
+        after both problems with their sizes, in either language."""
+        alarms = (
+            ActiveAlarm("metering_deviation", "D01-N2", "2026-11-28T02:03:00.000Z", {"deviation_ppm": 15_200}),
+            ActiveAlarm("metering_bias", "D01-N2", "2026-11-28T02:03:00.000Z", {"bias_ppm": 14_800}),
+        )
+        english = " ".join(render(sample_status(alarms=alarms), "en").split())
+        assert english.count("call the metrology institute") == 1, english
+        assert "+1.52 %" in english and "+1.48 %" in english
+        chinese = "".join(render(sample_status(alarms=alarms), "zh_CN").split())
+        assert chinese.count("请联系计量检定所") == 1, chinese
+        assert "+1.52%" in chinese and "+1.48%" in chinese
+
     def test_a_fault_names_each_problem_with_its_next_step(self) -> None:
         text = render(fault_status(), "en")
         assert text.startswith("NEEDS SOMEONE")
@@ -625,6 +647,13 @@ class TestWrapping:
 
     def test_latin_words_stay_whole(self) -> None:
         assert wrap("alpha beta gamma", 11, "- ", "  ") == ["- alpha", "  beta", "  gamma"]
+
+    def test_a_number_keeps_its_unit_on_its_line(self) -> None:
+        """A size is never cut between its number and its unit: `(+1.48 %)`, `12.34 L,` and `5.00 L/h` move whole."""
+        assert wrap("meter reads high (+1.48 %): call", 25, "- ", "  ") == ["- meter reads high", "  (+1.48 %): call"]
+        assert wrap("sold 12.34 L, paid", 10, "", "") == ["sold", "12.34 L,", "paid"]
+        assert wrap("a leak of 5.00 L/h now", 14, "", "") == ["a leak of", "5.00 L/h now"]
+        assert wrap("at 12 Landing", 9, "", "") == ["at 12", "Landing"]
 
 
 STAFF_FACING = ("agent/status_text.py", "agent/web/words.py")

@@ -216,6 +216,22 @@ class TestHardening:
         status, _, _ = site.request("POST", "/login", body=b"pin=" + b"1" * 100_000)
         assert status == 413
 
+    def test_refusals_speak_the_stations_language(self, site: Site) -> None:
+        """The server's own refusals (431, 413, 411, 408, and the standard library's 400 and 501) are in the
+        station's Chinese, not the standard library's English."""
+        status, _, body = site.request("GET", "/", headers={"X-Big": "y" * 9000})
+        assert (status, body.decode()) == (431, CHINESE(w.HEAD_TOO_LARGE))
+        status, _, body = site.request("POST", "/login", body=b"x" * 5000)
+        assert (status, body.decode()) == (413, CHINESE(w.BODY_TOO_LARGE))
+        no_length = site.raw(b"POST /login HTTP/1.0\r\nHost: " + site.origin[7:].encode() + b"\r\n\r\n")
+        assert no_length.startswith(b"HTTP/1.0 411") and no_length.endswith(CHINESE(w.LENGTH_REQUIRED).encode())
+        short = site.raw(b"POST /login HTTP/1.0\r\nContent-Length: 10\r\n\r\npin=")
+        assert short.startswith(b"HTTP/1.0 408") and short.endswith(CHINESE(w.BODY_LATE).encode())
+        for request, code in ((b"NONSENSE\r\n\r\n", b"400"), (b"BREW / HTTP/1.0\r\n\r\n", b"501")):
+            answer = site.raw(request)
+            assert answer.startswith(b"HTTP/1.0 " + code) and answer.endswith(CHINESE(w.NOT_UNDERSTOOD).encode())
+        assert english_words(CHINESE(w.NOT_UNDERSTOOD), set()) == []
+
     def test_unknown_paths_are_404_and_no_file_is_served_by_traversal(self, site: Site) -> None:
         """Paths that climb out (plain, encoded, through an asset) are 404, and no file's content comes back."""
         cookie = {"Cookie": site.session()}
@@ -489,7 +505,7 @@ def test_the_console_in_a_real_browser(site: Site, tmp_path: Path) -> None:
     states = {nozzle: re.sub(r" [\d,.]+ L$", "", state) for nozzle, _, state in tiles}
     assert all(state in phases | {CHINESE(w.NOZZLE_STATES["answering"])} for state in states.values()), states
     assert all(states[nozzle] in phases for nozzle, _ in shown), states  # a nozzle that sold was seen in a phase
-    assert mqtt.startswith(f"{CHINESE(w.LINK_STATES['online'])} {CHINESE(w.SINCE)}")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d 起在线", mqtt), mqtt
     assert CHINESE(w.ECOLOGY_HJ212) in dom and 'lang="zh-CN"' in dom
     verdict = re.search(r'class="verdict">([^<]+)<', dom)
     assert verdict is not None and verdict.group(1) in {CHINESE(w.HEALTH[key]) for key in ("ok", "fault", "degraded")}

@@ -11,8 +11,10 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from status_sample import (
@@ -24,10 +26,11 @@ from status_sample import (
     unplugged_status,
 )
 
+from agent import start_failure
 from agent.config import ConfigError
 from agent.config_validation import load_config
 from agent.locale import translations
-from agent.status import status_json
+from agent.status import ActiveAlarm, status_json
 from agent.web import guard, page
 from agent.web import words as w
 from agent.web.app import Console, Request
@@ -349,7 +352,7 @@ def names_in(snapshot: object) -> set[str]:
     return set(ENGLISH_WORD.findall(" ".join([*_names(snapshot), *_names(dataclasses.asdict(FORECOURT))])))
 
 
-CODED = frozenset({"health", "state", "kind", "advice", "unit", "severity", "phase", "locale", "counter"})
+CODED = frozenset({"health", "state", "kind", "advice", "unit", "severity", "phase", "locale", "counter", "product"})
 
 
 def _names(value: object, key: str = "") -> Iterator[str]:
@@ -361,6 +364,18 @@ def _names(value: object, key: str = "") -> Iterator[str]:
             yield from _names(item, key)
     elif isinstance(value, str) and key not in CODED:
         yield value
+
+
+def _stopped_station_config(folder: Path) -> Path:
+    """A Chinese station's config with the page on and no agent behind its status socket."""
+    config = folder / "agent.toml"
+    config.write_text(
+        '[station]\nid = "ST-1"\ntimezone = "Asia/Shanghai"\nallow_empty = true\n'
+        '[uplink]\nbroker = "127.0.0.1:1883"\n'
+        f'[status]\nsocket = "{folder / "none.sock"}"\n'
+        f'[web]\nenabled = true\nlisten = "127.0.0.1:8080"\npin_hash = "{hash_pin("482916")}"\n'
+    )
+    return config
 
 
 class TestChineseStation:
@@ -376,6 +391,33 @@ class TestChineseStation:
             snapshot, problem = _snapshot(COMMON_STATES[state]()), None
         html = page.console(snapshot, problem, FORECOURT, chinese)
         assert english_words(html, names_in(snapshot)) == []
+
+    def test_a_tanks_product_and_a_links_time_read_in_chinese_order(self) -> None:
+        """A tank's product is 汽油, not the config's `gasoline`; a link says `<time> 起在线`, as `status` does,
+        not the English order `在线 自 <time>`."""
+        shown, _ = _shown(page.live(_snapshot(fuelling_status()), None, FORECOURT, Words("zh_CN")))
+        assert "T1 汽油 · 容量 30,000 L" in shown and "gasoline" not in shown
+        assert re.search(r"\d\d:\d\d 起在线", shown), shown
+        assert " 自 " not in shown
+
+    def test_a_nozzle_not_to_sell_from_says_so_on_its_tile(self) -> None:
+        """A metering alarm on D01-N2 puts "stop selling" on that nozzle's tile, where the cashier looks, in the
+        words `status` says it; the other nozzles' tiles do not say it."""
+        html = page.live(_snapshot(fault_status()), None, FORECOURT, Words("zh_CN"))
+        tiles = dict(re.findall(r'data-nozzle="([^"]+)">(.*?)</div></div>(?=<div class="tile|</div></section>)', html))
+        assert set(tiles) == {"D01-N1", "D01-N2", "D02-N1"}
+        assert "暂停使用" in _shown(tiles["D01-N2"])[0]
+        assert "暂停使用" not in _shown(tiles["D01-N1"])[0] + _shown(tiles["D02-N1"])[0]
+
+    def test_an_alarm_item_shows_the_earliest_known_start_of_its_subject(self) -> None:
+        """Two alarms on one nozzle, the first carried over from an earlier run without its time: the item still
+        says when the other began (it was left blank when the first had none)."""
+        alarms = (
+            ActiveAlarm("metering_bias", "D01-N2", None, {}),
+            ActiveAlarm("metering_deviation", "D01-N2", "2026-11-28T02:03:00.000Z", {"deviation_ppm": 10_000}),
+        )
+        shown, _ = _shown(page.live(_snapshot(sample_status(alarms=alarms)), None, FORECOURT, Words("zh_CN")))
+        assert "油枪 D01-N2 · 开始于 2026-11-28 10:03:00" in shown, shown
 
     def test_the_other_pages_are_chinese_too(self) -> None:
         """The login, the commissioning sheet's and the self-test's pages and their notes are in Chinese."""
@@ -397,13 +439,7 @@ class TestChineseStation:
     def test_with_the_agent_stopped_every_page_speaks_the_configs_language(self, tmp_path: Path) -> None:
         """No agent to ask: the console, the sheet, the self-test page and the plain answers are in Chinese for a
         station in Asia/Shanghai, from its config (they were English until the agent's snapshot said otherwise)."""
-        config = tmp_path / "agent.toml"
-        config.write_text(
-            '[station]\nid = "ST-1"\ntimezone = "Asia/Shanghai"\nallow_empty = true\n'
-            '[uplink]\nbroker = "127.0.0.1:1883"\n'
-            f'[status]\nsocket = "{tmp_path / "none.sock"}"\n'
-            f'[web]\nenabled = true\nlisten = "127.0.0.1:8080"\npin_hash = "{hash_pin("482916")}"\n'
-        )
+        config = _stopped_station_config(tmp_path)
         console = Console(load_config(config), selftest=SelftestRunner(config))
         chinese = Words("zh_CN")
         host = {"host": "127.0.0.1:8080"}
@@ -423,6 +459,21 @@ class TestChineseStation:
         assert get("/", {"host": "example.com"}) == chinese(w.WRONG_HOST, listen="127.0.0.1:8080")
         for path in ("/", "/sheet", "/selftest"):
             assert english_words(get(path, cookie), {"ST", "Asia", "Shanghai"}) == [], path
+
+    def test_with_the_agent_stopped_the_console_says_why_its_start_failed(self, tmp_path: Path) -> None:
+        """The note a failed start left (agent/start_failure.py) is on the page in Chinese, with the wrong field,
+        as `station-agent status` says it; and the page shows no empty time where the agent's clock would be."""
+        config = _stopped_station_config(tmp_path)
+        moment = datetime(2026, 12, 7, 6, 3, 9, tzinfo=UTC)
+        start_failure.record(tmp_path, "config", "heartbeat.interval_s", ZoneInfo("Asia/Shanghai"), moment)
+        console = Console(load_config(config), selftest=SelftestRunner(config))
+        host = {"host": "127.0.0.1:8080"}
+        form = {**host, "content-type": "application/x-www-form-urlencoded"}
+        signed_in = console.respond(Request("POST", "/login", form, b"pin=482916", "127.0.0.1"))
+        cookie = {**host, "cookie": dict(signed_in.headers)["Set-Cookie"].split(";")[0]}
+        shown, _ = _shown(console.respond(Request("GET", "/live", cookie, b"", "127.0.0.1")).body.decode())
+        assert "上次在 2026-12-07 14:03 +0800 停止，原因：配置文件有误（heartbeat.interval_s）" in shown, shown
+        assert "更新于 Asia/Shanghai" not in shown and "更新于  " not in shown
 
 
 class TestCommands:

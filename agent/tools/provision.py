@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.config import ConfigError, LoadedConfig
 from agent.config_summary import summary
@@ -134,7 +135,8 @@ class CommissioningSheet:
         config = self.loaded.config
         made = "made now" if self.key_created else "kept: it was already there"
         out = [
-            f"COMMISSIONING SHEET  station {config.station.id}  {config.station.name}  {self.provisioned_at}",
+            f"COMMISSIONING SHEET  station {config.station.id}  {config.station.name}  "
+            f"{station_time(self.provisioned_at, config.station.timezone)}",
             f"device key   {config.keys.device_key} ({made}; owner {self.owner})",
             f"kid          {self.key.kid}",
             f"suite        {self.key.suite}",
@@ -156,6 +158,16 @@ class CommissioningSheet:
         out += ["configured", *(f"  {row}" for row in summary(self.loaded).splitlines())]
         out.append("next         station-agent scan --port ...; edit the forecourt; station-agent selftest")
         return "\n".join(out)
+
+
+def station_time(moment: str, zone: str) -> str:
+    """A sheet's UTC time (`provisioned_at`) as the station's clock shows it, its zone named: the printed sheet is
+    filed with papers in local time. A value that is no such time is given as it is."""
+    try:
+        local = datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone(ZoneInfo(zone))
+    except (ValueError, ZoneInfoNotFoundError):
+        return moment
+    return f"{local:%Y-%m-%d %H:%M} {zone}"
 
 
 def _line_json(line: LineSection) -> dict[str, Any]:

@@ -16,17 +16,18 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from agent import start_failure
 from agent.config import ConfigError, LoadedConfig
 from agent.config_summary import summary
 from agent.config_validation import load_config
 from agent.ledger.keys import KeyFileError, load_key_file
 from agent.locale import language_for_zone
 from agent.status_socket import ask
+from agent.status_text import stopped_because
 from agent.tools.provision import CommissioningSheet, Layout
 from agent.web import page
 from agent.web import words as w
@@ -186,11 +187,21 @@ class Console:
 
     def _console(self, _request: Request) -> Response:
         snapshot, problem = self._snapshot()
-        return Response(200, page.console(snapshot, problem, self._forecourt, self._words_for(snapshot)).encode())
+        words = self._words_for(snapshot)
+        why = self._why_stopped(problem, words)
+        return Response(200, page.console(snapshot, problem, self._forecourt, words, why).encode())
 
     def _live(self, _request: Request) -> Response:
         snapshot, problem = self._snapshot()
-        return Response(200, page.live(snapshot, problem, self._forecourt, self._words_for(snapshot)).encode())
+        words = self._words_for(snapshot)
+        why = self._why_stopped(problem, words)
+        return Response(200, page.live(snapshot, problem, self._forecourt, words, why).encode())
+
+    def _why_stopped(self, problem: str | None, words: Words) -> str:
+        """With the agent not running, when and why its last start failed (the note beside its status socket, as
+        `station-agent status` reads it), in the page's language; else nothing."""
+        failure = start_failure.read(self._socket.parent) if problem == w.AGENT_NOT_RUNNING else None
+        return "" if failure is None else stopped_because(words.locale, failure)
 
     def _to_login(self, request: Request) -> Response:
         """A browser asking for a page is sent to the login form; the page's script asking for `/live` gets 401."""
@@ -242,7 +253,7 @@ class Console:
             key_created=False,
             tls=None,
             layout=Layout(loaded.source, config.keys.device_key.parent.parent, config.status.socket.parent),
-            provisioned_at=datetime.now(ZoneInfo(config.station.timezone)).strftime("%Y-%m-%d %H:%M %Z"),
+            provisioned_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             owner=_owner(config.keys.device_key),
         )
         return Response(200, page.preformatted(title, (), sheet.text(), self.words).encode())

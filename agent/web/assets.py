@@ -39,6 +39,7 @@ h2 { font-size: 20px; color: var(--dim); margin: 18px 0 8px; text-transform: upp
 .tone-not_answering .state { color: #ff8a8a; }
 .tone-alarm { border-left-color: var(--warn); }
 .tone-alarm .state { color: #ffc94d; }
+.tile .stop { background: var(--bad); color: #fff; font-weight: 700; padding: 4px 8px; border-radius: 4px; }
 .sale { display: flex; flex-wrap: wrap; gap: 4px 14px; align-items: baseline; }
 .sale .label { color: var(--dim); width: 100%; font-size: 14px; text-transform: uppercase; }
 .sale .volume, .level .volume { font-size: 28px; font-weight: 700; font-variant-numeric: tabular-nums; }

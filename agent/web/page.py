@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.config import AgentConfig
 from agent.health import Problem
-from agent.status_text import Phrases
+from agent.status_text import SELLING, SELLING_WORDS, STOP_SELLING, Phrases
 from agent.web import words as w
 from agent.web.words import Words
 
@@ -90,25 +90,35 @@ def document(title: str, body: str, words: Words, *, nav: bool = True) -> str:
     )
 
 
-def console(snapshot: Mapping[str, Any] | None, problem: str | None, forecourt: Forecourt, words: Words) -> str:
-    body = f'<div id="live" data-refresh-s="{REFRESH_S}">{live(snapshot, problem, forecourt, words)}</div>'
+def console(
+    snapshot: Mapping[str, Any] | None, problem: str | None, forecourt: Forecourt, words: Words, why: str = ""
+) -> str:
+    body = f'<div id="live" data-refresh-s="{REFRESH_S}">{live(snapshot, problem, forecourt, words, why)}</div>'
     return document(f"{words(w.TITLE)} {forecourt.station}", body, words)
 
 
-def live(snapshot: Mapping[str, Any] | None, problem: str | None, forecourt: Forecourt, words: Words) -> str:
-    """The part of the console that the script refreshes; `problem` is why there is no snapshot."""
+def live(
+    snapshot: Mapping[str, Any] | None, problem: str | None, forecourt: Forecourt, words: Words, why: str = ""
+) -> str:
+    """The part of the console that the script refreshes; `problem` is why there is no snapshot, `why` (in
+    words) why the agent last stopped, when a failed start said so."""
     zone = _zone(_get(snapshot, "clock", "zone") or forecourt.zone)
-    head = _headline(snapshot, problem, forecourt, words, zone)
+    head = _headline(snapshot, problem, forecourt, words, zone, why=why)
     if snapshot is None:
         return (
             head
-            + _nozzles(forecourt, words, zone, sales={}, states={}, alarmed=set(), flowing={})
+            + _nozzles(forecourt, words, zone, sales={}, states={}, alarmed=set(), stop=set(), flowing={})
             + _tanks({}, forecourt, words)
         )
     sales = {_str(sale.get("nozzle")): sale for sale in _dicts(snapshot.get("last_sales"))}
     phases = {_str(item.get("nozzle")): item for item in _dicts(snapshot.get("nozzles"))}
     controllers = _device_states(snapshot)
     alarmed = {_str(alarm.get("subject")) for alarm in _dicts(snapshot.get("alarms"))}
+    stop = {
+        _str(alarm.get("subject"))
+        for alarm in _dicts(snapshot.get("alarms"))
+        if SELLING.get(_str(alarm.get("kind"))) == STOP_SELLING
+    }
     states = {
         nozzle.id: _nozzle_state(phases.get(nozzle.id), controllers.get(nozzle.controller))
         for nozzle in forecourt.nozzles
@@ -119,7 +129,7 @@ def live(snapshot: Mapping[str, Any] | None, problem: str | None, forecourt: For
     tanks = {_str(item.get("tank")): item for item in _dicts(snapshot.get("tanks"))}
     return (
         head
-        + _nozzles(forecourt, words, zone, sales=sales, states=states, alarmed=alarmed, flowing=flowing)
+        + _nozzles(forecourt, words, zone, sales=sales, states=states, alarmed=alarmed, stop=stop, flowing=flowing)
         + _tanks(tanks, forecourt, words)
         + _alarms(snapshot, words, zone)
         + _uplinks(snapshot, forecourt, words, zone)
@@ -128,17 +138,25 @@ def live(snapshot: Mapping[str, Any] | None, problem: str | None, forecourt: For
 
 
 def _headline(
-    snapshot: Mapping[str, Any] | None, problem: str | None, forecourt: Forecourt, words: Words, zone: ZoneInfo
+    snapshot: Mapping[str, Any] | None,
+    problem: str | None,
+    forecourt: Forecourt,
+    words: Words,
+    zone: ZoneInfo,
+    *,
+    why: str,
 ) -> str:
     health = _str(snapshot.get("health")) if snapshot is not None else "stopped"
     health = health if health in w.HEALTH else "fault"
     line = words(problem) if problem is not None else words(w.HEALTH_LINE[health])
     clock = _str(_get(snapshot, "clock", "local")) or _local(_str(_get(snapshot, "ts")), zone)
+    updated = f'<div class="clock">{e(words(w.UPDATED))} {e(clock)} {e(zone.key)}</div>' if clock else ""
     return (
         f'<header class="health health-{e(health)}"><div><span class="station">{e(forecourt.station)}</span>'
         f' <span class="name">{e(forecourt.name)}</span></div>'
         f'<div class="verdict">{e(words(w.HEALTH[health]))}</div><div class="why">{e(line)}</div>'
-        f'<div class="clock">{e(words(w.UPDATED))} {e(clock)} {e(zone.key)}</div></header>'
+        + (f'<div class="why stopped">{e(why)}</div>' if why else "")
+        + f"{updated}</header>"
     )
 
 
@@ -160,9 +178,11 @@ def _nozzles(
     sales: Mapping[str, Mapping[str, Any]],
     states: Mapping[str, str],
     alarmed: set[str],
+    stop: set[str],
     flowing: Mapping[str, int | None],
 ) -> str:
-    """`flowing`: the volume of each fuelling under way, by nozzle, where the controller says it."""
+    """`flowing`: the volume of each fuelling under way, by nozzle, where the controller says it; `stop`: the
+    nozzles whose meter cannot be trusted, whose tile says not to sell from them (the cashier looks there)."""
     tiles = []
     for nozzle in forecourt.nozzles:
         state = states.get(nozzle.id, "unknown")
@@ -183,7 +203,9 @@ def _nozzles(
             f'<div class="tile nozzle tone-{e(tone)}" data-nozzle="{e(nozzle.id)}"><div class="id">{e(nozzle.id)}</div>'
             f'<div class="grade">{e(words(w.GRADE))} {e(nozzle.grade)}'
             + (f" · {e(words(w.TANK))} {e(nozzle.tank)}" if nozzle.tank else "")
-            + f'</div><div class="state">{e(words(w.NOZZLE_STATES[state]))}{now}</div>{last}</div>'
+            + f'</div><div class="state">{e(words(w.NOZZLE_STATES[state]))}{now}</div>'
+            + (f'<div class="stop">{e(words(SELLING_WORDS[STOP_SELLING]))}</div>' if nozzle.id in stop else "")
+            + f"{last}</div>"
         )
     return f'<section><h2>{e(words(w.NOZZLES))}</h2><div class="tiles">{"".join(tiles)}</div></section>'
 
@@ -215,9 +237,14 @@ def _tanks(levels: Mapping[str, Mapping[str, Any]], forecourt: Forecourt, words:
         capacity = f" · {e(words(w.CAPACITY))} {tank.capacity_l:,} L" if tank.capacity_l else ""
         tiles.append(
             f'<div class="tile tank" data-tank="{e(tank.id)}"><div class="id">{e(tank.id)}</div>'
-            f'<div class="grade">{e(tank.product)}{capacity}</div>{reading}</div>'
+            f'<div class="grade">{e(_product(tank.product, words))}{capacity}</div>{reading}</div>'
         )
     return f'<section><h2>{e(words(w.TANKS))}</h2><div class="tiles">{"".join(tiles)}</div></section>'
+
+
+def _product(product: str, words: Words) -> str:
+    """The config's product family in words; a name this page does not know (a newer config's) as it is."""
+    return words(w.PRODUCTS[product]) if product in w.PRODUCTS else product
 
 
 def _alarms(snapshot: Mapping[str, Any], words: Words, zone: ZoneInfo) -> str:
@@ -242,10 +269,12 @@ def _alarms(snapshot: Mapping[str, Any], words: Words, zone: ZoneInfo) -> str:
     phrases = Phrases(words.locale)
     since: dict[str, str] = {}
     for problem in problems:
-        since.setdefault(phrases.subject(problem, dispensers), problem.since or "")
+        subject = phrases.subject(problem, dispensers)
+        if problem.since and (not since.get(subject) or problem.since < since[subject]):
+            since[subject] = problem.since  # the earliest known: one carried over from an earlier run has none
     items = [
         f'<li class="alarm"><div class="what"><b>{e(subject)}</b>'
-        + (f" · {e(words(w.SINCE))} {e(_local(since[subject], zone))}" if since.get(subject) else "")
+        + (f" · {e(words(w.SINCE_TIME, time=_local(since[subject], zone)))}" if since.get(subject) else "")
         + f'</div><div class="advice">{e(advice)}</div></li>'
         for subject, advice in phrases.steps(problems, dispensers)
     ]
@@ -329,7 +358,9 @@ def _uplinks(snapshot: Mapping[str, Any], forecourt: Forecourt, words: Words, zo
 def _link_row(link: _Link, words: Words, zone: ZoneInfo) -> str:
     state = link.state if link.state in w.LINK_STATES else "unknown"
     since_ms = link.since_ms
-    since = f" {e(words(w.SINCE))} {e(_local_ms(since_ms, zone))}" if isinstance(since_ms, int) and since_ms > 0 else ""
+    named = words(w.LINK_STATES[state])
+    if isinstance(since_ms, int) and since_ms > 0:
+        named = words(w.STATE_SINCE, state=named, time=_local_ms(since_ms, zone))
     waiting = f'<div class="backlog">{e(words.plural(w.RECORDS_WAITING, link.backlog))}</div>' if link.backlog else ""
     detail = (
         f'<details class="detail"><summary>{e(words(w.TECHNICAL))}</summary><div lang="en">{e(link.error)}</div>'
@@ -339,7 +370,7 @@ def _link_row(link: _Link, words: Words, zone: ZoneInfo) -> str:
     )
     return (
         f'<div class="link link-{e(state)}" data-link="{e(link.key)}"><div class="id">{e(link.title)}</div>'
-        f'<div class="state">{e(words(w.LINK_STATES[state]))}{since}</div>'
+        f'<div class="state">{e(named)}</div>'
         f'<div class="where">{e(link.where)}</div>{waiting}{detail}</div>'
     )
 

@@ -29,6 +29,7 @@ from agent.containment import Boundary
 from agent.contract.records import RecordIntent
 from agent.logs import configure as configure_logs
 from agent.logs import get_logger
+from agent.web import words as w
 from agent.web.app import Console, Request, Response, plain
 from agent.web.selftest_run import SelftestRunner
 
@@ -110,7 +111,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not super().parse_request():
             return False
         if self.head.exceeded or len(self.headers) > MAX_HEADERS:
-            self._refuse(431, "request head too large")
+            self._refuse(431, w.HEAD_TOO_LARGE)
             return False
         return True
 
@@ -121,17 +122,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
-            self._refuse(411, "a POST needs a Content-Length")
+            self._refuse(411, w.LENGTH_REQUIRED)
             return
         if not 0 <= length <= MAX_BODY_BYTES:
-            self._refuse(413, "request body too large")
+            self._refuse(413, w.BODY_TOO_LARGE)
             return
         try:
             body = self.rfile.read(length)
         except TimeoutError:
             body = b""
         if len(body) < length:
-            self._refuse(408, "the request body did not arrive in time")
+            self._refuse(408, w.BODY_LATE)
             return
         self._answer(body)
 
@@ -156,11 +157,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
 
-    def _refuse(self, status: int, text: str) -> None:
-        """Answer and close without reading what the client still sends, after a bounded drain so that the
-        answer is not lost to a reset."""
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer (`message` in the station's language) and close without reading what the client still sends,
+        after a bounded drain so that the answer is not lost to a reset."""
         self.close_connection = True
-        self._write(plain(status, text))
+        self._write(plain(status, self.console.words(message)))
         self.wfile.flush()
         self.connection.settimeout(0.2)
         drained = 0
@@ -171,9 +172,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             pass
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """The standard library's own refusals (a bad request line, an unknown method), with our headers."""
+        """The standard library's own refusals (a bad request line, an unknown method), with our headers and in
+        the station's language (the library's `message` is English)."""
         self.close_connection = True
-        self._write(plain(code, message or self.responses.get(code, ("error",))[0]))
+        self._write(plain(code, self.console.words(w.NOT_UNDERSTOOD)))
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("web_request", client=self.client_address[0], line=format % args)

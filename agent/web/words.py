@@ -68,7 +68,9 @@ WATER = N_("water")
 PLATFORM_MQTT = N_("City platform (MQTT)")
 ECOLOGY_HJ212 = N_("Ecology platform (HJ 212)")
 NOT_CONFIGURED = N_("not configured")
-SINCE = N_("since")
+STATE_SINCE = N_("{state} since {time}")
+SINCE_TIME = N_("since {time}")
+PRODUCTS = {"gasoline": N_("gasoline"), "diesel": N_("diesel")}
 RECORDS_WAITING = N_n("{count} record waiting on the box", "{count} records waiting on the box")
 TECHNICAL = N_("technical detail")
 UPDATED = N_("updated")
@@ -101,6 +103,11 @@ LOG_IN_FIRST = N_("Log in first.")
 CROSS_ORIGIN = N_("A form from another site is refused.")
 GET_OR_POST = N_("Only GET or POST.")
 LOGIN_FORM = N_("The login form has one field: the PIN.")
+HEAD_TOO_LARGE = N_("The request's head is too large.")
+BODY_TOO_LARGE = N_("The request's body is too large.")
+LENGTH_REQUIRED = N_("A form sent here needs a Content-Length.")
+BODY_LATE = N_("The request's body did not arrive in time.")
+NOT_UNDERSTOOD = N_("This page did not understand the browser's request.")
 
 
 class Words:
