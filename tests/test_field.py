@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -34,9 +34,9 @@ class Sink:
         self.events: list[FieldEvent] = []
         self._lock = threading.Lock()
 
-    def __call__(self, event: FieldEvent) -> None:
+    def __call__(self, events: Sequence[FieldEvent]) -> None:
         with self._lock:
-            self.events.append(event)
+            self.events.extend(events)
 
     def of(self, kind: type) -> list[FieldEvent]:
         with self._lock:
