@@ -15,9 +15,9 @@ its status shows it as failing. Only a loop that cannot turn at all stops keepin
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
 
 from agent.clock import Clock
 from agent.contract.records import InternalErrorBody, RecordIntent
@@ -57,6 +57,29 @@ def describe(exc: BaseException) -> str:
     return text if len(text) <= DETAIL_CHARS else text[: DETAIL_CHARS - 3] + "..."
 
 
+class _Contained:
+    """`Boundary.contain`'s block: a plain context manager rather than a generator one, as a poller and the
+    station loop enter one for every poll and every event."""
+
+    __slots__ = ("_boundary", "_item")
+
+    def __init__(self, boundary: Boundary, item: str) -> None:
+        self._boundary = boundary
+        self._item = item
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: TracebackType | None) -> bool:
+        if kind is None:
+            self._boundary._succeeded()
+            return False
+        if isinstance(exc, Exception):  # containing the unexpected is this class's whole job
+            self._boundary._failed(self._item, exc)
+            return True
+        return False
+
+
 class Boundary:
     """One loop's wall. Used by the loop's own thread; `status()` may be read from any thread."""
 
@@ -80,19 +103,11 @@ class Boundary:
         self._last_error: str | None = None
         self._last_error_ms: int | None = None
 
-    @contextmanager
-    def contain(self, item: str) -> Iterator[None]:
+    def contain(self, item: str) -> _Contained:
         """Run one item; an `Exception` from it is contained here and the block's caller carries on.
 
         `item` names what was being handled (`ack message`, `poll D01`), for the log and the record."""
-        try:
-            yield
-        except Exception as exc:  # containing the unexpected is this class's whole job
-            self._failed(item, exc)
-        else:
-            if self._in_a_row:
-                with self._lock:
-                    self._in_a_row = 0
+        return _Contained(self, item)
 
     def pause_s(self) -> float:
         """How long the loop should wait before its next try: 0 while healthy, then doubling up to MAX_PAUSE_S."""
@@ -105,6 +120,11 @@ class Boundary:
     def status(self) -> BoundaryStatus:
         with self._lock:
             return BoundaryStatus(self._loop, self._errors, self._in_a_row, self._last_error, self._last_error_ms)
+
+    def _succeeded(self) -> None:
+        if self._in_a_row:
+            with self._lock:
+                self._in_a_row = 0
 
     def _failed(self, item: str, exc: Exception) -> None:
         detail = describe(exc)

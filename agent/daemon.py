@@ -246,7 +246,7 @@ class Agent:
                 line,
                 drivers,
                 station_clock,
-                station_inbox.post,
+                station_inbox.post_all,
                 health_every_s=config.metering.line_error_window_s / 4,
                 zone=zone,
                 report=ledger.submit,

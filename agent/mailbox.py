@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -27,6 +28,12 @@ class Mailbox(Generic[T]):
     def put(self, item: T) -> None:
         with self._ready:
             self._items.append(item)
+            self._ready.notify()
+
+    def put_all(self, items: Iterable[T]) -> None:
+        """Several items at once, with one wake-up of the waiting loop rather than one per item."""
+        with self._ready:
+            self._items.extend(items)
             self._ready.notify()
 
     def take(self) -> T | None:

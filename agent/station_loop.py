@@ -65,8 +65,12 @@ class StationInbox:
         self._mail: Mailbox[FieldEvent | _Committed | _Stop] = Mailbox()
 
     def post(self, event: FieldEvent) -> None:
-        """Called by the pollers."""
+        """One event on its own."""
         self._mail.put(event)
+
+    def post_all(self, events: Sequence[FieldEvent]) -> None:
+        """Called by the pollers, once a turn with all its events: the station thread wakes once for them."""
+        self._mail.put_all(events)
 
     def committed(self, records: Sequence[SealedRecord]) -> None:
         """Called by the recorder after each commit. Only what the day's books read is passed on."""

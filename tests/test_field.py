@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -32,11 +32,13 @@ PROFILE = Path(__file__).resolve().parents[1] / "config" / "profiles" / "sim-pum
 class Sink:
     def __init__(self) -> None:
         self.events: list[FieldEvent] = []
+        self.hand_overs: list[tuple[FieldEvent, ...]] = []
         self._lock = threading.Lock()
 
-    def __call__(self, event: FieldEvent) -> None:
+    def __call__(self, events: Sequence[FieldEvent]) -> None:
         with self._lock:
-            self.events.append(event)
+            self.events.extend(events)
+            self.hand_overs.append(tuple(events))
 
     def of(self, kind: type) -> list[FieldEvent]:
         with self._lock:
@@ -65,6 +67,22 @@ def line(tmp_path: Path) -> Iterator[tuple[RtuSlaveServer, LinePoller, Sink]]:
             yield server, poller, sink
         finally:
             poller.stop()
+
+
+def test_devices_due_together_reach_the_station_in_one_hand_over(line: tuple[RtuSlaveServer, LinePoller, Sink]) -> None:
+    """Two devices due at the same instant (as at start) are served in one turn of the poller's thread and handed
+    over together, in the config's order: the station thread wakes once for both."""
+    _, _, sink = line
+    wait_until(lambda: len(sink.hand_overs) >= 2, 10, "two hand-overs")
+    first = [(type(event).__name__, event.device) for event in sink.hand_overs[0]]
+    assert first == [
+        ("DeviceOnline", "pc1"),
+        ("DeviceValueFaults", "pc1"),
+        ("DeviceReading", "pc1"),
+        ("DeviceOnline", "pc2"),
+        ("DeviceValueFaults", "pc2"),
+        ("DeviceReading", "pc2"),
+    ]
 
 
 def readings_of(sink: Sink, device: str) -> int:

@@ -194,7 +194,7 @@ def test_a_poller_step_serves_the_device_due_first_and_none_before_its_time() ->
 
     boundary = Boundary("poller rs485-1", lambda _intent: None, clock)
     poller = LinePoller(
-        "rs485-1", [device("fast", 1.0), device("slow", 5.0)], _QuietLink(), clock, events.append, boundary=boundary
+        "rs485-1", [device("fast", 1.0), device("slow", 5.0)], _QuietLink(), clock, events.extend, boundary=boundary
     )
     start = clock.wall_ms()
     for offset_ms in (0, 0, 0, 999, 1000, 1000, 2000, 5000, 5000, 5000):

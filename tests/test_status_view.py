@@ -440,6 +440,12 @@ class TestSnapshotJson:
         assert read_status(status_json(status)) == status
 
     @pytest.mark.parametrize("state", COMMON_STATES)
+    def test_the_document_is_the_standard_librarys_asdict_byte_for_byte(self, state: str) -> None:
+        """The snapshot's own conversion writes exactly what `json.dumps(dataclasses.asdict(...))` writes."""
+        status = COMMON_STATES[state]()
+        assert status_json(status) == json.dumps(dataclasses.asdict(status), separators=(",", ":")).encode()
+
+    @pytest.mark.parametrize("state", COMMON_STATES)
     def test_every_snapshot_fits_the_published_schema(self, state: str) -> None:
         """docs/contract/status-command.json describes what `status --json` prints, in every common state."""
         jsonschema.validate(json.loads(status_json(COMMON_STATES[state]())), SCHEMA)

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,7 +154,7 @@ class _BrokenLink:
 
 
 def _poller(read: PolledDevice) -> LinePoller:
-    def sink(_event: FieldEvent) -> None:
+    def sink(_events: Sequence[FieldEvent]) -> None:
         pass
 
     boundary = Boundary("poller rs485-1", lambda _intent: None, SystemClock())

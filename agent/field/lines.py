@@ -3,7 +3,7 @@ device on it the call that polls it once."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -26,7 +26,7 @@ def build_poller(
     line: LineSection,
     drivers: dict[str, DeviceDriver],
     clock: Clock,
-    sink: Callable[[FieldEvent], None],
+    sink: Callable[[Sequence[FieldEvent]], None],
     *,
     health_every_s: float,
     zone: ZoneInfo,

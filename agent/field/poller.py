@@ -7,7 +7,8 @@ declared offline (an event for the station) and then polled less and less often,
 so that it cannot starve the healthy devices on the same line. The first good poll brings it back online.
 Every `health_every_s` it also reports the line's own health (attempts and failures on devices that answer)
 so the station can tell a noisy line from a dead device. The poller never waits on the station, the disk or
-the network: it hands each event to a non-blocking sink.
+the network: it hands its events to a non-blocking sink, all those of a turn at once (a dispenser's controller and
+pulse counter, due together, are one hand-over and one wake-up of the station thread).
 
 A device that answers with values that cannot be true (drivers.errors.DeviceValueFault: NaN, infinity, out of
 range) is answering: it stays online and its line healthy, but the values never reach the station as a
@@ -15,14 +16,15 @@ reading; the poller says which values are at fault (`DeviceValueFaults`) wheneve
 list once the device reads sane again. Each poll runs inside the line's containment boundary, so whatever
 else a device's answer may cause is counted as an `internal_error` and the line goes on with the next device.
 
-The thread starts in `start()`; its `run()` only waits for the next device due, and `step(now)` serves it.
+The thread starts in `start()`; its `run()` only waits for the next device due and serves it with those due at
+the same instant, and `step(now)` serves the one due first.
 """
 
 from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -113,12 +115,13 @@ class LinePoller:
         devices: list[PolledDevice],
         master: Link,
         clock: Clock,
-        sink: Callable[[FieldEvent], None],
+        sink: Callable[[Sequence[FieldEvent]], None],
         *,
         boundary: Boundary,
         health_every_s: float = 10.0,
     ) -> None:
-        """`boundary` contains each poll (named `poll <device>`): an unexpected error costs that poll only."""
+        """`sink` takes a turn's events, in order, once a turn that has any. `boundary` contains each poll (named
+        `poll <device>`): an unexpected error costs that poll only."""
         self.line = line
         self._boundary = boundary
         self._health_every_s = health_every_s
@@ -126,6 +129,8 @@ class LinePoller:
         self._master = master
         self._clock = clock
         self._sink = sink
+        self._events: list[FieldEvent] = []
+        """The events of this turn, handed to the sink at its end."""
         self._health = {device.name: _Health(since_ms=clock.wall_ms()) for device in devices}
         # Poll attempts that speak of the line itself, one exchange per attempt. A device's failures are held
         # until it answers again: if it does, they were the line's trouble (noise, a bad termination, a device
@@ -188,19 +193,35 @@ class LinePoller:
         return LineStatus(self.line, devices, self._master.statistics())
 
     def run(self) -> None:
-        """The thread: wait until the next device is due, then `step`, until the stop."""
+        """The thread: wait until the next device is due, then serve it and every other device due at the same
+        instant (on a line that keeps up, a controller and its pulse counter), until the stop."""
         while self._schedule and not self._stop.is_set():
-            delay = self._clock.real_s(max(0.0, self._schedule[0][0] - self._clock.monotonic()))
+            due = self._schedule[0][0]
+            delay = self._clock.real_s(max(0.0, due - self._clock.monotonic()))
             self.pulse.beat(delay)
             if delay > 0 and self._stop.wait(delay):
                 return
-            self.step(now_of(self._clock))
+            now = now_of(self._clock)
+            for _ in self._devices:
+                if self._stop.is_set() or self._schedule[0][0] > due or not self._serve(now):
+                    break
+            self._hand_over()
 
     def step(self, now: Instant) -> None:
         """Poll the device due first, if it is due by `now`, and schedule its next poll (at its interval, or
         later while it fails); then report the line's health if that is due."""
+        self._serve(now)
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._events:
+            events, self._events = self._events, []
+            self._sink(events)
+
+    def _serve(self, now: Instant) -> bool:
+        """`step` without the hand-over; whether a device was due."""
         if not self._schedule or self._schedule[0][0] > now.monotonic_s:
-            return
+            return False
         due, index = heapq.heappop(self._schedule)
         device = self._devices[index]
         ok = False
@@ -214,7 +235,8 @@ class LinePoller:
             live = self._live
             now_ms = self._clock.wall_ms()
             attempts, failures = live.requests, live.requests - live.ok
-            self._sink(LineHealth(self.line, now_ms, attempts, failures, live.crc_errors, live.timeouts))
+            self._events.append(LineHealth(self.line, now_ms, attempts, failures, live.crc_errors, live.timeouts))
+        return True
 
     def _backoff(self, device: PolledDevice) -> float:
         health = self._health[device.name]
@@ -262,14 +284,14 @@ class LinePoller:
                 health.state, health.since_ms = "online", now_ms
         if came_back:
             log.info("device_online", line=self.line, device=device.name)
-            self._sink(DeviceOnline(device.name, self.line, now_ms))
+            self._events.append(DeviceOnline(device.name, self.line, now_ms))
         if faults != health.faults:
             health.faults = faults
             if faults:
                 log.warning("device_value_fault", line=self.line, device=device.name, fault=str(faults[0]))
-            self._sink(DeviceValueFaults(device.name, self.line, now_ms, faults))
+            self._events.append(DeviceValueFaults(device.name, self.line, now_ms, faults))
         if reading is not None:
-            self._sink(DeviceReading(device.name, self.line, now_ms, reading))
+            self._events.append(DeviceReading(device.name, self.line, now_ms, reading))
 
     def _failed(self, device: PolledDevice, error: FieldError) -> None:
         now_ms = self._clock.wall_ms()
@@ -285,4 +307,4 @@ class LinePoller:
                 health.held = LinkCounters()
         if went_away:
             repeats.warning("device_offline", key=device.name, line=self.line, device=device.name, error=str(error))
-            self._sink(DeviceOffline(device.name, self.line, now_ms, f"{type(error).__name__}: {error}"))
+            self._events.append(DeviceOffline(device.name, self.line, now_ms, f"{type(error).__name__}: {error}"))

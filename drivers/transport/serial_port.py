@@ -16,6 +16,7 @@ the protocol's link error, closing the port so the next request opens it again.
 from __future__ import annotations
 
 import os
+import select
 import termios
 import time
 from typing import Any
@@ -87,15 +88,26 @@ class SerialPort:
         self._counters.bytes_sent += len(frame)
 
     def read_exactly(self, size: int, deadline: float) -> bytes:
-        """Up to `size` bytes, fewer if the `time.monotonic()` deadline passes first."""
+        """Up to `size` bytes, fewer if the `time.monotonic()` deadline passes first.
+
+        Waits on the port's descriptor itself rather than through pyserial's `timeout`, whose setter reconfigures
+        the port (a lock and a read of its settings) every time: twice a request, more than the read cost."""
         port = self._serial
+        fd = port.fileno()
+        ready = select.poll()
+        ready.register(fd, select.POLLIN)
         received = b""
         while len(received) < size:
             remaining_s = deadline - time.monotonic()
-            if remaining_s <= 0:
+            if remaining_s <= 0 or not ready.poll(remaining_s * 1000):
                 break
-            port.timeout = remaining_s
-            received += port.read(size - len(received))
+            try:
+                chunk = os.read(fd, size - len(received))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                raise serial.SerialException(f"{self.path}: ready to read but nothing came (device disconnected?)")
+            received += chunk
         self._counters.bytes_received += len(received)
         return received
 

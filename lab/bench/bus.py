@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import pairwise
@@ -153,9 +154,10 @@ def poll_with_agent(port: Path, units: list[PolledUnit], seconds: float) -> tupl
     frames = {unit.name: tuple(read_frame(unit.unit, request) for request in unit.driver.requests) for unit in units}
     done: list[Exchange] = []
 
-    def sink(event: FieldEvent) -> None:
-        if isinstance(event, DeviceReading):
-            done.append(Exchange(time.perf_counter(), time.thread_time(), frames[event.device], ok=True))
+    def sink(events: Sequence[FieldEvent]) -> None:
+        for event in events:
+            if isinstance(event, DeviceReading):
+                done.append(Exchange(time.perf_counter(), time.thread_time(), frames[event.device], ok=True))
 
     master = SerialRtuMaster(port, BAUDRATE, timeout_s=TIMEOUT_S)
     devices = [
