@@ -27,7 +27,7 @@ from agent.contract.records import format_ts
 from agent.field.lines import build_poller
 from agent.field.poller import LinePoller
 from agent.health import assess, nozzles_by_controller
-from agent.history import replay, station_history
+from agent.history import alarm_history, replay, station_history
 from agent.led import StatusLed
 from agent.ledger.anchor import AnchorError, AnchorKeeper, AnchorUnwritable, anchor_path
 from agent.ledger.integrity import damage_alarm
@@ -206,7 +206,9 @@ class Agent:
         command_inbox = None if platform_key is None else CommandInbox(config.commands, self.clock)
         cursors = outbox.cursors()
         bindings = bindings_for(config)
-        view = StationView(cursors, tanks=self.setup.tanks, nozzles=bindings)
+        view = StationView(
+            cursors, tanks=self.setup.tanks, nozzles=bindings, raised_before=alarm_history(outbox, cursors)
+        )
         noted = view.watching(ledger.submit)
         uplink = Uplink(
             config.uplink,

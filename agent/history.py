@@ -7,7 +7,7 @@ is kept a second time: the outbox holds what the platform holds, and a restart r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -15,6 +15,7 @@ from agent.config import AgentConfig
 from agent.contract.decode import bodies_of, decode_record
 from agent.contract.records import DailySummaryBody, RecordIntent, RecordType, TankPressureBody, VapourBody
 from agent.ledger.outbox import Outbox
+from agent.station.alarms import active_in
 from agent.station.daybooks import READ_TYPES, last_closed_of
 from agent.station.leak_watch import hourly_books
 from agent.station.localday import LocalDays
@@ -42,6 +43,14 @@ def station_history(outbox: Outbox, config: AgentConfig, now_ms: int) -> Station
         pressure=bodies_of(TankPressureBody, outbox.canonical_since(RecordType.TANK_PRESSURE, anchor_ms - DAY_MS)),
         last_summary=bodies_of(DailySummaryBody, summaries[-1:])[0] if summaries else None,
     )
+
+
+def alarm_history(outbox: Outbox, cursors: Mapping[str, int]) -> list[RecordIntent]:
+    """The alarm records still in the outbox, for the status of the alarms an earlier run left active: read
+    only when the cursors say one is (most starts have none, and the read scans the outbox)."""
+    if not active_in(cursors):
+        return []
+    return [as_intent(canonical) for canonical in outbox.canonical_since(RecordType.ALARM, 0)]
 
 
 def replay(outbox: Outbox, since_ms: int) -> Iterator[RecordIntent]:

@@ -25,6 +25,7 @@ from agent.contract.records import (
     TransactionBody,
     format_ts,
 )
+from agent.station.alarms import active_in
 from agent.station.fsm import Phase
 
 if TYPE_CHECKING:
@@ -32,12 +33,11 @@ if TYPE_CHECKING:
     from agent.station.tank import TankBinding
     from drivers.readings import PumpControllerReading
 
-_ALARM_CURSOR = "alarm/"
-
 
 @dataclass(frozen=True, slots=True)
 class ActiveAlarm:
-    """`since` is None for an alarm raised before this run of the agent (its book came back from the outbox)."""
+    """`since` is None for an alarm raised before this run of the agent whose record the outbox no longer holds
+    (its book came back from the cursors alone)."""
 
     kind: str
     subject: str
@@ -142,17 +142,31 @@ class LiveNozzles:
 
 class StationView:
     def __init__(
-        self, cursors: dict[str, int], *, tanks: Iterable[TankBinding] = (), nozzles: Iterable[NozzleBinding] = ()
+        self,
+        cursors: dict[str, int],
+        *,
+        tanks: Iterable[TankBinding] = (),
+        nozzles: Iterable[NozzleBinding] = (),
+        raised_before: Iterable[RecordIntent] = (),
     ) -> None:
         """`cursors`: the outbox's cursors at start, whose `alarm/<kind>/<subject>` entries say which alarms
-        are still active from an earlier run. `tanks`, `nozzles`: the config's, each shown even before a word
-        of it comes."""
+        are still active from an earlier run. `raised_before`: alarm records still in the outbox, in seq order,
+        so that an alarm carried over keeps its start and its size (`alarm_history` reads them only when one is
+        active). `tanks`, `nozzles`: the config's, each shown even before a word of it comes."""
         self._lock = threading.Lock()
         self._alarms: dict[tuple[str, str], ActiveAlarm] = {}
-        for key, value in cursors.items():
-            if key.startswith(_ALARM_CURSOR) and value == 1:
-                kind, _, subject = key.removeprefix(_ALARM_CURSOR).partition("/")
-                self._alarms[(kind, subject)] = ActiveAlarm(kind, subject, None, {})
+        for kind, subject in active_in(cursors):
+            self._alarms[(kind, subject)] = ActiveAlarm(kind, subject, None, {})
+        for intent in raised_before:
+            body = intent.body
+            if (
+                isinstance(body, AlarmBody)
+                and body.state is AlarmState.RAISED
+                and (body.kind, body.subject) in self._alarms
+            ):
+                self._alarms[(body.kind, body.subject)] = ActiveAlarm(
+                    body.kind, body.subject, format_ts(intent.ts_ms), body.evidence
+                )
         self._sales: dict[str, LastSale] = {}
         self._clock_step: ClockStep | None = None
         self._tanks = {t.tank: TankLevel(t.tank, str(t.fuel.product), t.capacity_ml) for t in tanks}

@@ -43,7 +43,9 @@ from agent.contract.records import (
     AlarmBody,
     AlarmState,
     ClockJumpBody,
+    Cursor,
     HeartbeatBody,
+    JsonScalar,
     RecordIntent,
     RecordType,
     TankInventoryBody,
@@ -53,6 +55,10 @@ from agent.contract.records import (
 from agent.field.events import DeviceReading
 from agent.field.poller import LinePoller, LineStatus, PolledDevice
 from agent.health import Assessment, assess
+from agent.history import alarm_history
+from agent.ledger.chain import ChainHead, seal
+from agent.ledger.keys import KeySpec
+from agent.ledger.outbox import Outbox
 from agent.locale import compile_po, language_for_zone, plural_key, po_entries, po_path, translations
 from agent.station.nozzle import NozzleBinding
 from agent.station.settings import MeteringSection
@@ -178,6 +184,37 @@ class TestStationView:
         assert view.facts().alarms == (ActiveAlarm("device_silent", "pcm2", None, {}),)
         view.note(AlarmBody(kind="device_silent", state=AlarmState.CLEARED, subject="pcm2", evidence={}).intent(1))
         assert view.facts().alarms == ()
+
+    def test_an_alarm_carried_over_keeps_its_start_and_size_from_its_record(self, tmp_path: Path) -> None:
+        """After a restart, an alarm still active shows when it was raised and its evidence (its size), read back
+        from its record in a real outbox; one whose record is gone keeps an unknown start, and an outbox with
+        no active alarm is not read at all."""
+        outbox = Outbox(tmp_path / "outbox.db", 64 * 1024**2)
+        evidence: dict[str, JsonScalar] = {"deviation_permille": 19, "sales": 12}
+        cursor = "alarm/metering_deviation/D01-N1"
+        stories = (
+            (NOW_MS, AlarmState.RAISED, {}, 1),
+            (NOW_MS + 5, AlarmState.CLEARED, {}, 0),
+            (NOW_MS + 9, AlarmState.RAISED, evidence, 1),
+        )
+        intents = [
+            AlarmBody(kind="metering_deviation", state=state, subject="D01-N1", evidence=said).intent(
+                ts_ms, Cursor(cursor, active)
+            )
+            for ts_ms, state, said, active in stories
+        ]
+        records, _ = seal(intents, ChainHead.genesis(), "RIG-0001", KeySpec().generate())
+        try:
+            outbox.append(records)
+            cursors = {**outbox.cursors(), "alarm/device_silent/pcm2": 1}
+            view = StationView(cursors, raised_before=alarm_history(outbox, cursors))
+            assert alarm_history(outbox, {cursor: 0}) == []
+        finally:
+            outbox.close()
+        assert sorted(view.facts().alarms, key=lambda a: a.kind) == [
+            ActiveAlarm("device_silent", "pcm2", None, {}),
+            ActiveAlarm("metering_deviation", "D01-N1", format_ts(NOW_MS + 9), evidence),
+        ]
 
     def test_the_last_clock_step(self) -> None:
         view = StationView({})

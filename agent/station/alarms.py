@@ -8,19 +8,27 @@ restart the agent neither raises an active alarm again nor forgets to clear it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from agent.contract.evidence import Evidence
 from agent.contract.records import AlarmBody, AlarmKind, AlarmState, Cursor, RecordIntent
 
 _PREFIX = "alarm/"
 
 
+def active_in(cursors: Mapping[str, int]) -> set[tuple[str, str]]:
+    """The (kind, subject) of every alarm the cursors say is active."""
+    active: set[tuple[str, str]] = set()
+    for key, value in cursors.items():
+        if key.startswith(_PREFIX) and value == 1:
+            kind, _, subject = key.removeprefix(_PREFIX).partition("/")
+            active.add((kind, subject))
+    return active
+
+
 class AlarmBook:
     def __init__(self, cursors: dict[str, int]) -> None:
-        self._active = {
-            tuple(key.removeprefix(_PREFIX).split("/", 1))
-            for key, value in cursors.items()
-            if key.startswith(_PREFIX) and value == 1
-        }
+        self._active = active_in(cursors)
 
     def active(self, kind: AlarmKind, subject: str) -> bool:
         return (kind, subject) in self._active
