@@ -109,6 +109,15 @@ class TestConfig:
             "  dispensers[0].nozzles[0].price_fen_per_l: found 0; allowed: 1 or more (unit price in fen per litre)"
         ) in text
 
+    @pytest.mark.parametrize("unit", ["1", 1.0, True])
+    def test_a_unit_address_must_be_a_whole_number_as_written(self, tmp_path: Path, unit: object) -> None:
+        """As in the agent's config: a quoted number, a whole number with a decimal point or a `true` where a
+        unit address belongs is named, not quietly turned into unit 1."""
+        content = document()
+        content["dispensers"][0]["controller_unit"] = unit
+        text = problems(tmp_path, content)
+        assert "dispensers[0].controller_unit: found " in text and "allowed: a whole number" in text
+
     def test_wrong_types_unknown_fields_and_line_kinds_are_explained(self, tmp_path: Path) -> None:
         """A string for a number, a misspelt field (with the closest known name) and an unknown line kind are
         each one line: path, value found, what is allowed."""

@@ -11,6 +11,7 @@ found and what is allowed.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Iterator
 from datetime import datetime
@@ -408,7 +409,10 @@ def load_simulators_config(path: Path) -> SimulatorsConfig:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SimulatorsConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:
-        return SimulatorsConfig.model_validate(_resolve(document, path.parent))
+        # Strict, as the agent reads its config: a quoted number, 1.0 or `true` where a whole number belongs is a
+        # mistake to name, not to coerce. Through JSON, so that TOML's arrays may stand for tuples.
+        resolved = json.dumps(_resolve(document, path.parent), default=str)
+        return SimulatorsConfig.model_validate_json(resolved, strict=True)
     except ValidationError as exc:
         problems = explain(exc, SimulatorsConfig)
         raise SimulatorsConfigError(
