@@ -33,6 +33,7 @@ from vapour_story import vapour_story
 
 from agent.clock import SystemClock
 from agent.contract.decode import decode_body
+from agent.contract.framing import Topics, build_records_message, status_payload
 from agent.contract.records import (
     BODY_TYPES,
     AckRefusal,
@@ -91,7 +92,6 @@ from agent.station.devices import OPTIONAL_GAUGE_REPORTS
 from agent.station.nozzle import NozzleBinding, Tap
 from agent.station.settings import MeteringSection, VerificationSection
 from agent.station.station import Station
-from agent.uplink.messages import Topics, build_records_message, status_payload
 from drivers.readings import (
     ChannelCount,
     ControllerCounters,

@@ -22,11 +22,11 @@ from agent.commands.settings import CommandsSection
 from agent.config import ConfigError
 from agent.config_validation import load_config
 from agent.containment import Boundary
+from agent.contract.framing import AckError, parse_ack
+from agent.contract.inbound_json import InboundJsonError, JsonLimits, load_json, nesting_depth
 from agent.contract.records import RecordIntent
 from agent.uplink.backoff import Backoff
 from agent.uplink.delivery import ack_refusal
-from agent.uplink.inbound_json import InboundJsonError, JsonLimits, load_json, nesting_depth
-from agent.uplink.messages import AckError, parse_ack
 
 NOW_MS = 1_800_000_000_000
 LIMITS = Limits(max_skew_ms=30_000, max_lifetime_ms=3_600_000, max_bytes=16 * 1024)

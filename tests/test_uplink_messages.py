@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from agent.contract.framing import AckError, Topics, build_records_message, parse_ack, status_payload
 from agent.ledger.outbox import StoredRecord
-from agent.uplink.messages import AckError, Topics, build_records_message, parse_ack, status_payload
 
 
 def stored(seq: int, kid: str = "00112233aabbccdd", pad: int = 0) -> StoredRecord:

@@ -21,9 +21,9 @@ from enum import StrEnum
 from typing import Final
 
 from agent.contract.canonical import NotCanonicalisable, canonical_bytes
+from agent.contract.inbound_json import InboundJsonError, JsonLimits, load_json
 from agent.contract.records import JsonScalar, JsonValue, parse_ts
 from agent.ledger.suites import PublicKey
-from agent.uplink.inbound_json import InboundJsonError, JsonLimits, load_json
 
 ENVELOPE_KEYS: Final = frozenset({"id", "cmd", "args", "issued", "expires", "station", "kid", "sig"})
 COMMAND_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")

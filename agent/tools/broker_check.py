@@ -17,8 +17,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from agent.contract.framing import Topics
 from agent.tools.checks import Check, fail, ok
-from agent.uplink.messages import Topics
 from agent.uplink.mqtt_client import tls_advice
 from agent.uplink.settings import UplinkSection
 

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent.containment import DETAIL_CHARS
+from agent.contract.framing import AckError, parse_ack
+from agent.contract.inbound_json import InboundJsonError
 from agent.contract.records import AckRefusal, AckRefusedBody, UplinkInstability, UplinkUnstableBody
 from agent.logs import LogTally, get_logger
-from agent.uplink.inbound_json import InboundJsonError
-from agent.uplink.messages import AckError, parse_ack
 from agent.uplink.planner import Lane, SendPlanner
 
 log = get_logger("agent.uplink")
@@ -63,7 +63,7 @@ _JSON_LIMITS: tuple[tuple[str, AckRefusal], ...] = (
     ("Infinity ", AckRefusal.BAD_NUMBER),
     ("-Infinity ", AckRefusal.BAD_NUMBER),
 )
-"""How agent.uplink.inbound_json begins the words for each limit it enforces, to the record's reason code."""
+"""How agent.contract.inbound_json begins the words for each limit it enforces, to the record's reason code."""
 
 
 def ack_refusal(error: AckError) -> AckRefusal:

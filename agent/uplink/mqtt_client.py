@@ -19,8 +19,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent.contract.framing import status_payload
 from agent.uplink.delivery import REPLY_SLOTS
-from agent.uplink.messages import status_payload
 from agent.uplink.settings import TlsSection, UplinkSection
 
 SESSION_EXPIRY_S = 7 * 86_400

@@ -11,7 +11,7 @@ its actions and publishes a frozen snapshot for `status()`. A fresh paho client 
 as staff see it (state, since when, the last error) is agent.uplink.link_state, shared with the HJ 212 uplink.
 
 Hostile broker: every inbound message is size-checked on paho's thread before it is kept (`max_ack_bytes`; the
-command inbox cuts commands at `max_command_bytes`), parsed within limits (agent.uplink.inbound_json), and each
+command inbox cuts commands at `max_command_bytes`), parsed within limits (agent.contract.inbound_json), and each
 message and each turn of the loop runs inside the loop's containment boundary (agent.containment), so that no
 message can end a thread; on MQTT 5 the CONNECT asks the broker not to send larger packets at all. A session
 that ends within STEADY_SESSION_S counts as a failure for the backoff, so a broker that accepts and closes at
@@ -34,6 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.clock import Clock
 from agent.commands.inbox import CommandInbox
 from agent.containment import Boundary
+from agent.contract.framing import Topics, build_records_message, status_payload
 from agent.contract.records import RecordIntent, format_ts
 from agent.ledger.integrity import Damage
 from agent.ledger.outbox import OutboxReader
@@ -43,7 +44,6 @@ from agent.uplink import delivery, mqtt_client
 from agent.uplink.backoff import Backoff
 from agent.uplink.delivery import DeliveryCore, DeliveryPolicy, DeliveryStatus
 from agent.uplink.link_state import LinkLifecycle, LinkSnapshot, LinkState
-from agent.uplink.messages import Topics, build_records_message, status_payload
 from agent.uplink.settings import UplinkSection
 from agent.uplink.uplink_status import UplinkStatus
 

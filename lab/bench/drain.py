@@ -20,9 +20,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.contract.framing import Topics
 from agent.ledger.chain import SealedRecord
 from agent.ledger.keys import DeviceKey
-from agent.uplink.messages import Topics
 from bench import parts
 from bench.processes import Child, broker, platform_receiver, watcher
 from bench.report import Target, per_s, ratio

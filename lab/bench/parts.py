@@ -21,9 +21,9 @@ from typing import Any
 
 import rfc8785
 
+from agent.contract.framing import Topics
 from agent.ledger.chain import SealedRecord
 from agent.ledger.keys import DeviceKey
-from agent.uplink.messages import Topics
 from agent.uplink.settings import UplinkSection
 from bench.processes import PACKAGE_ROOT, broker, python_module
 from bench.procfs import io_counters

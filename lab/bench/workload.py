@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from agent.contract.framing import build_records_message
 from agent.contract.records import Cursor, HeartbeatBody, RecordIntent, TransactionBody, format_ts
 from agent.ledger.chain import ChainHead, SealedRecord, seal
 from agent.ledger.keys import DeviceKey, KeySpec
 from agent.ledger.outbox import Outbox, StoredRecord
 from agent.ledger.recorder import MAX_BATCH
 from agent.ledger.suites import Suite
-from agent.uplink.messages import build_records_message
 from agent.uplink.settings import UplinkSection
 
 STATION = "S1"

@@ -7,8 +7,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from agent.contract.inbound_json import InboundJsonError, JsonLimits, load_json
 from agent.ledger.outbox import StoredRecord
-from agent.uplink.inbound_json import InboundJsonError, JsonLimits, load_json
 
 _OPEN = b'{"kid":"'
 _RECORDS = b'","records":['
@@ -85,7 +85,7 @@ ACK_DEPTH = 2
 
 def parse_ack(payload: bytes, max_bytes: int) -> int:
     """The `upto` of an ack; its size, depth and number length are checked before and while parsing
-    (agent.uplink.inbound_json), so no payload raises anything but AckError."""
+    (agent.contract.inbound_json), so no payload raises anything but AckError."""
     try:
         message = load_json(payload, JsonLimits(max_bytes, ACK_DEPTH))
     except InboundJsonError as exc:
