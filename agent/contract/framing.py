@@ -6,9 +6,9 @@ import base64
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from agent.contract.inbound_json import InboundJsonError, JsonLimits, load_json
-from agent.ledger.outbox import StoredRecord
 
 _OPEN = b'{"kid":"'
 _RECORDS = b'","records":['
@@ -34,6 +34,19 @@ class Topics:
         return cls(f"{base}/records", f"{base}/status", f"{base}/ack", f"{base}/cmd", f"{base}/cmd/reply")
 
 
+class SignedRecord(Protocol):
+    """A record as the outbox keeps it: the exact bytes that were signed and the signature over them."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def kid(self) -> str: ...
+    @property
+    def canonical(self) -> bytes: ...
+    @property
+    def sig(self) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RecordsMessage:
     first: int
@@ -41,7 +54,7 @@ class RecordsMessage:
     payload: bytes
 
 
-def build_records_message(records: Iterable[StoredRecord], max_bytes: int) -> RecordsMessage | None:
+def build_records_message(records: Iterable[SignedRecord], max_bytes: int) -> RecordsMessage | None:
     """Pack records (ascending, contiguous, one key) into one message of at most max_bytes.
 
     The record bytes are the stored canonical bytes, spliced in unchanged, so a re-sent record is the very
