@@ -185,3 +185,16 @@ def test_the_agent_process_reaches_no_edge() -> None:
             reached.add(module)
             frontier.extend(graph[module] - reached)
     assert sorted(module for module in reached if module in VALIDATION or is_edge(module)) == []
+
+
+def test_the_contract_package_stands_alone() -> None:
+    """agent/contract/ (the record types, their bytes and their framing) imports no other part of the agent or of
+    the drivers: the ledger, the uplink, the station and the lab's receiver all build on it, never the reverse."""
+    outside = sorted(
+        f"{module} -> {imported}"
+        for module, imports in repository_graph().items()
+        if module.startswith("agent.contract")
+        for imported in imports
+        if not imported.startswith("agent.contract")
+    )
+    assert outside == []
