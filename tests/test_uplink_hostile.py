@@ -20,6 +20,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.clock import SystemClock
 from agent.containment import Boundary
@@ -402,3 +404,41 @@ def test_offline_since_is_when_the_link_went_down_not_the_last_try(
     wait_until(lambda: uplink.status().state == "online", "online again")
     assert uplink.status().since_ms > went_down_ms
     assert uplink.status().connects > connects
+
+
+def test_what_is_posted_with_a_hang_up_waits_for_the_next_session(
+    station: Station, private_broker: MosquittoBroker
+) -> None:
+    """The broker hangs up in the same moment as the recorder commits and the command desk replies (all three
+    taken in one turn of the uplink thread): nothing posted behind the hang-up is lost. The next session sends
+    the records up to the new head, with no further commit to remind it, and publishes the reply."""
+    platform = Platform(private_broker)
+    replies: list[bytes] = []
+    listener = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="reply-reader", protocol=MQTTProtocolVersion.MQTTv5)
+    subscribed = threading.Event()
+    listener.on_connect = lambda c, *_: c.subscribe(f"{TOPICS}/cmd/reply", qos=1)
+    listener.on_subscribe = lambda *_: subscribed.set()
+    listener.on_message = lambda _c, _u, message: replies.append(bytes(message.payload))
+    listener.connect(private_broker.host, private_broker.port)
+    listener.loop_start()
+    try:
+        assert subscribed.wait(10), "the reply reader subscribed"
+        before = station.record(3)
+        settings = UplinkSection(broker=private_broker.address, protocol="3.1.1", reconnect_min_s=0.2)
+        uplink = station.uplink(settings)
+        wait_until(lambda: uplink.status().acked_upto == before, "the first records acknowledged")
+        station.uplinks.remove(uplink)  # the recorder's next commits reach it only as the notify below
+        head = station.record(4)
+        with uplink._wake:  # one turn of the uplink thread takes all three, in this order
+            hung_up = ReasonCode(PacketTypes.DISCONNECT, "Unspecified error")
+            uplink._on_disconnect(listener, None, None, hung_up, None)  # as paho's thread calls it
+            uplink.notify(head)
+            uplink.reply(b'{"id": "c-1", "ok": true}')
+        station.uplinks.append(uplink)
+        wait_until(lambda: uplink.status().connects >= 2, "a new session")
+        wait_until(lambda: platform.upto() == head, "the records committed with the hang-up delivered")
+        wait_until(lambda: replies == [b'{"id": "c-1", "ok": true}'], "the reply posted with the hang-up published")
+    finally:
+        listener.disconnect()
+        listener.loop_stop()
+        platform.close()

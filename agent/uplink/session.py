@@ -397,9 +397,11 @@ class Uplink:
         self._enter("online")
         log.info("uplink_online", broker=self._settings.broker, acked_upto=acked, head_seq=head)
         while True:
-            for event in self._wait_for_work():
+            events = self._wait_for_work()
+            for index, event in enumerate(events):
                 if isinstance(event, delivery.Disconnected):
                     self._disconnected(event)
+                    self._hand_back(events[index + 1 :])
                     return
                 with self._boundary.contain(f"{type(event).__name__} event"):
                     self._take(client, reader, event)
@@ -441,6 +443,12 @@ class Uplink:
     def _disconnected(self, event: delivery.Disconnected) -> None:
         self._enter("offline", f"disconnected: {event.reason}")
         self._feed(event)
+
+    def _hand_back(self, events: list[_Posted]) -> None:
+        """What was taken in the same turn as a hang-up, put back ahead of what came since: the wait before the
+        next session absorbs it (a head the recorder committed, a reply) instead of losing it with the session."""
+        with self._wake:
+            self._posted.extendleft(reversed(events))
 
     def _wait_for_work(self, timeout_s: float | None = None) -> list[_Posted]:
         wait_s = self._settings.ack_timeout_s / 4 if timeout_s is None else timeout_s
