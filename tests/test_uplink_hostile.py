@@ -442,3 +442,38 @@ def test_what_is_posted_with_a_hang_up_waits_for_the_next_session(
         listener.disconnect()
         listener.loop_stop()
         platform.close()
+
+
+def test_a_publish_that_cannot_go_now_does_not_say_the_link_is_down(
+    station: Station, private_broker: MosquittoBroker
+) -> None:
+    """The broker hangs (no PUBACK, no ack, its connection open): every ack timeout sends the window again
+    until paho's own queue is full and a publish is refused for the moment. Once the broker wakes, the records
+    go and are acknowledged in the same session, and the status says online again (a link that carries records
+    is not offline to the staff, the LED or the heartbeat)."""
+    platform = Platform(private_broker)
+    try:
+        head = station.record(150)
+        settings = UplinkSection(
+            broker=private_broker.address,
+            protocol="3.1.1",
+            reconnect_min_s=0.2,
+            keepalive_s=60,
+            ack_timeout_s=1.0,
+            max_records_per_message=1,
+            max_inflight_messages=100,
+        )
+        uplink = station.uplink(settings)
+        wait_until(lambda: uplink.status().state == "online", "online")
+        connects = uplink.status().connects
+        private_broker.hang()
+        try:
+            wait_until(lambda: "queue" in (uplink.status().last_error or ""), "a publish refused by the full queue")
+        finally:
+            private_broker.wake()
+        head = station.record(1)
+        wait_until(lambda: uplink.status().acked_upto == head, "every record acknowledged after the wake")
+        status = uplink.status()
+        assert (status.state, status.connects) == ("online", connects), status
+    finally:
+        platform.close()

@@ -493,7 +493,10 @@ class Uplink:
             return False
         info = client.publish(self._topics.records, message.payload, qos=1)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._enter("offline", f"publish failed: {mqtt.error_string(info.rc)}")
+            # Refused for now (paho's queue full behind a slow broker) or the connection just went (its
+            # Disconnected is on its way): the session, not this publish, says whether the link is down.
+            self._link.error(f"publish failed: {mqtt.error_string(info.rc)}")
+            self._publish_snapshot()
             return False
         self._feed(delivery.RecordsSent(info.mid, message.first, message.last, send.lane))
         return True
