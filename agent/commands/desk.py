@@ -20,9 +20,11 @@ inside the loop's containment boundary (agent.containment): no message can end t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -124,7 +126,13 @@ class CommandDesk:
 
     def post(self, payload: bytes) -> None:
         """A message from the cmd topic; called on paho's network thread, never blocks. A message longer than
-        max_command_bytes is queued cut to one byte more, which is all the envelope check needs to refuse it."""
+        max_command_bytes is queued cut to one byte more, which is all the envelope check needs to refuse it.
+        Once the desk is stopping, a message is dropped: it would wait unanswered behind the stop, in a slot the
+        stop needs."""
+        if self._stopping.is_set():
+            with self._lock:
+                self._dropped += 1
+            return
         limit = self._settings.max_command_bytes
         if len(payload) > limit:
             count = self._oversized.note(self._clock.monotonic())
@@ -144,9 +152,13 @@ class CommandDesk:
         """Answer the commands already taken, then end the thread, keep the refusal bucket and close the outbox
         reader; returns whether the thread ended."""
         self._stopping.set()
+        deadline = time.monotonic() + timeout_s
         if self._thread.is_alive():
-            self._inbox.put(None)
-            self._thread.join(timeout_s)
+            # A full queue behind a command that takes its time (a key rotation waiting for the recorder) has
+            # no slot for the stop at once: wait for one no longer than the stop may take.
+            with contextlib.suppress(queue.Full):
+                self._inbox.put(None, timeout=timeout_s)
+            self._thread.join(max(0.0, deadline - time.monotonic()))
         self._save_gate()
         ended = not self._thread.is_alive()
         if ended:
