@@ -477,3 +477,34 @@ def test_a_publish_that_cannot_go_now_does_not_say_the_link_is_down(
         assert (status.state, status.connects) == ("online", connects), status
     finally:
         platform.close()
+
+
+def test_a_retained_ack_is_refused_and_sends_nothing_again(station: Station, private_broker: MosquittoBroker) -> None:
+    """Acks are never retained (contract), so a retained `{"upto": 1}` (left by a peer, or by a platform that got
+    the flag wrong) answers nothing a session sent. The broker hands it over at every connect: it is refused as
+    not_an_ack, not taken as a platform that lost everything after seq 1, which sent the whole backlog again at
+    every reconnect. (The copy the broker queued for the box's persistent session while it was away arrives as
+    an ordinary ack, once, and is taken as one.)"""
+    platform = Platform(private_broker)
+    try:
+        head = station.record(20)
+        settings = UplinkSection(broker=private_broker.address, protocol="3.1.1", reconnect_min_s=0.2)
+        first = station.uplink(settings)
+        wait_until(lambda: first.status().acked_upto == head, "every record acknowledged")
+        first.stop()
+        publish_retained(private_broker, f"{TOPICS}/ack", b'{"upto": 1}')
+        second = station.uplink(settings)
+        wait_until(lambda: second.status().acks_refused >= 1, "the retained copy refused")
+        wait_until(lambda: second.status().acked_upto >= head, "the queued copy's rewind made good")
+        second.stop()
+        sent_before = platform.times_received(2)
+        third = station.uplink(settings)
+        wait_until(lambda: third.status().acks_refused >= 1, "the retained ack refused at the next connect")
+        head = station.record(1)
+        wait_until(lambda: third.status().acked_upto == head, "the next record acknowledged")
+        assert third.status().rewinds == 0 and platform.times_received(2) == sent_before, "nothing sent again"
+        refused = station.events(EventKind.ACK_REFUSED)[-1]
+        assert refused["reason"] == "not_an_ack" and "retained" in refused["detail"]
+    finally:
+        platform.close()
+        publish_retained(private_broker, f"{TOPICS}/ack", b"")

@@ -14,7 +14,8 @@ The rules, each where it is decided:
 - what an ack means: in broker mode a PUBACK confirms its message's records; in platform mode `{"upto": N}` is
   the platform's word on what it holds: progress, a stall to mend at once (`STALLED_ACK_S`), a platform that
   lost records (send again from its `upto`, at most once per ack_timeout_s), or an `upto` beyond the head (the
-  box lost records it had sent: a person must run recover);
+  box lost records it had sent: a person must run recover); a retained one is refused (the platform's acks
+  never are: the broker hands it over at every connect, stale or not the platform's);
 - when to send again: nothing acknowledged for ack_timeout_s while something waits (everything unacknowledged
   goes again: duplicates are possible, but only as byte-identical re-sends);
 - when the link counts as unstable: a client id taken over, a run of short sessions, a platform that acked
@@ -135,9 +136,10 @@ class Puback:
 
 @dataclass(frozen=True, slots=True)
 class AckArrived:
-    """A message on the ack topic, already within max_ack_bytes."""
+    """A message on the ack topic, already within max_ack_bytes; `retained` as the broker flagged it."""
 
     payload: bytes
+    retained: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,6 +440,9 @@ class DeliveryCore:
             upto = parse_ack(payload, self._policy.max_ack_bytes)
         except AckError as exc:
             return self._ack_refused(ack_refusal(exc), str(exc), len(payload), now)
+        if event.retained:
+            why = f"upto {upto} in a retained message: the platform's acks are never retained, so it answers nothing"
+            return self._ack_refused(AckRefusal.NOT_AN_ACK, why, len(payload), now)
         if upto > self._head:
             self._ack_beyond_head(upto, now)
             return ()

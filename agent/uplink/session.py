@@ -377,7 +377,11 @@ class Uplink:
             if message.topic == self._topics.ack:
                 size = len(message.payload)
                 too_large = size > self._settings.max_ack_bytes
-                self._post(delivery.AckTooLarge(size) if too_large else delivery.AckArrived(bytes(message.payload)))
+                self._post(
+                    delivery.AckTooLarge(size)
+                    if too_large
+                    else delivery.AckArrived(bytes(message.payload), retained=bool(message.retain))
+                )
             elif message.topic == self._topics.cmd and self._on_command is not None:
                 self._on_command(bytes(message.payload))
 
