@@ -508,3 +508,39 @@ def test_a_retained_ack_is_refused_and_sends_nothing_again(station: Station, pri
     finally:
         platform.close()
         publish_retained(private_broker, f"{TOPICS}/ack", b"")
+
+
+def test_a_stop_while_the_broker_hangs_is_no_internal_error(station: Station, private_broker: MosquittoBroker) -> None:
+    """The broker hangs until paho's own queue is full, and the agent stops then: the offline status cannot be
+    queued, which the stop says and goes on; the thread ends, no internal_error is recorded for it, and once the
+    broker wakes, the retained status says offline."""
+    head = station.record(150)
+    settings = UplinkSection(
+        broker=private_broker.address,
+        protocol="3.1.1",
+        keepalive_s=60,
+        ack_timeout_s=1.0,
+        max_records_per_message=1,
+        max_inflight_messages=100,
+    )
+    uplink = station.uplink(settings)
+    wait_until(lambda: uplink.status().state == "online" and uplink.status().head_seq == head, "online")
+    private_broker.hang()
+    try:
+        wait_until(lambda: "queue" in (uplink.status().last_error or ""), "a publish refused by the full queue")
+        assert uplink.stop(), "the uplink thread ended"
+    finally:
+        private_broker.wake()
+    assert uplink.status().internal_errors == 0
+    assert station.events(EventKind.INTERNAL_ERROR) == []
+    said: list[dict[str, Any]] = []
+    reader = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="status-reader", protocol=MQTTProtocolVersion.MQTTv5)
+    reader.on_connect = lambda c, *_: c.subscribe(f"{TOPICS}/status", qos=1)
+    reader.on_message = lambda _c, _u, message: said.append(json.loads(message.payload))
+    reader.connect(private_broker.host, private_broker.port)
+    reader.loop_start()
+    try:
+        wait_until(lambda: bool(said) and said[-1]["state"] == "offline", "the retained status says offline")
+    finally:
+        reader.disconnect()
+        reader.loop_stop()

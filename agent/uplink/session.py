@@ -534,6 +534,9 @@ class Uplink:
                     self._feed(event)
             self._publish_snapshot()
         info = self._publish_status(client, "offline")
-        info.wait_for_publish(timeout=2.0)
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            info.wait_for_publish(timeout=2.0)
+        else:  # paho's queue full behind a hung broker, or the connection just went: nothing to wait for
+            log.warning("uplink_offline_status_not_sent", error=mqtt.error_string(info.rc))
         client.disconnect()
         log.info("uplink_stopped", acked_upto=self._core.acked_upto, head_seq=self._core.head_seq)
