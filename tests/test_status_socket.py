@@ -37,6 +37,18 @@ def server(tmp_path: Path) -> Iterator[StatusSocketServer]:
         running.stop()
 
 
+def run_failing(config: Path, runtime: Path) -> subprocess.CompletedProcess[str]:
+    """`station-agent run` with this config, under systemd's runtime directory `runtime`; it is to fail."""
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
+        env={**os.environ, "RUNTIME_DIRECTORY": str(runtime)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 class TestServer:
     def test_each_connection_gets_the_latest_snapshot_then_eof(self, server: StatusSocketServer) -> None:
         """The server gives whatever the main loop offered last, whole, and closes."""
@@ -174,14 +186,7 @@ class TestStatusCommand:
         )
         runtime = tmp_path / "run"
         runtime.mkdir()
-        done = subprocess.run(
-            [sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
-            env={**os.environ, "RUNTIME_DIRECTORY": str(runtime)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_failing(config, runtime)
         assert done.returncode == 2, done.stderr
         note = runtime / "last-start-failure"
         assert stat.S_IMODE(note.stat().st_mode) & 0o047 == 0o040  # the group reads it, others do not
@@ -209,14 +214,7 @@ class TestStatusCommand:
         config.write_text('[station]\nid = "ST-1"\ntimezone = "Asia/Shanghai"\nx = ' + "[" * 100_000)
         runtime = tmp_path / "run"
         runtime.mkdir()
-        done = subprocess.run(
-            [sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
-            env={**os.environ, "RUNTIME_DIRECTORY": str(runtime)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_failing(config, runtime)
         assert done.returncode == 2 and "nested too deep" in done.stderr, done.stderr[-500:]
         _, kind, detail = (runtime / "last-start-failure").read_text().rstrip("\n").split("\t")
         assert (kind, detail) == ("config", "(syntax)")

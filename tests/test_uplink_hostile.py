@@ -444,6 +444,11 @@ def test_what_is_posted_with_a_hang_up_waits_for_the_next_session(
         platform.close()
 
 
+QUEUE_FILLING = {"keepalive_s": 60, "ack_timeout_s": 1.0, "max_records_per_message": 1, "max_inflight_messages": 100}
+"""One record a message, a hundred in flight, sent again every second: behind a hung broker paho's own queue
+(256 messages) fills within seconds."""
+
+
 def test_a_publish_that_cannot_go_now_does_not_say_the_link_is_down(
     station: Station, private_broker: MosquittoBroker
 ) -> None:
@@ -454,15 +459,7 @@ def test_a_publish_that_cannot_go_now_does_not_say_the_link_is_down(
     platform = Platform(private_broker)
     try:
         head = station.record(150)
-        settings = UplinkSection(
-            broker=private_broker.address,
-            protocol="3.1.1",
-            reconnect_min_s=0.2,
-            keepalive_s=60,
-            ack_timeout_s=1.0,
-            max_records_per_message=1,
-            max_inflight_messages=100,
-        )
+        settings = UplinkSection(broker=private_broker.address, protocol="3.1.1", reconnect_min_s=0.2, **QUEUE_FILLING)
         uplink = station.uplink(settings)
         wait_until(lambda: uplink.status().state == "online", "online")
         connects = uplink.status().connects
@@ -515,14 +512,7 @@ def test_a_stop_while_the_broker_hangs_is_no_internal_error(station: Station, pr
     queued, which the stop says and goes on; the thread ends, no internal_error is recorded for it, and once the
     broker wakes, the retained status says offline."""
     head = station.record(150)
-    settings = UplinkSection(
-        broker=private_broker.address,
-        protocol="3.1.1",
-        keepalive_s=60,
-        ack_timeout_s=1.0,
-        max_records_per_message=1,
-        max_inflight_messages=100,
-    )
+    settings = UplinkSection(broker=private_broker.address, protocol="3.1.1", **QUEUE_FILLING)
     uplink = station.uplink(settings)
     wait_until(lambda: uplink.status().state == "online" and uplink.status().head_seq == head, "online")
     private_broker.hang()
