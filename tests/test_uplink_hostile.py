@@ -7,6 +7,7 @@ can make it forget what it held; the reference receiver is exercised by the comm
 from __future__ import annotations
 
 import itertools
+import sqlite3
 import json
 import logging
 import threading
@@ -534,3 +535,24 @@ def test_a_stop_while_the_broker_hangs_is_no_internal_error(station: Station, pr
     finally:
         reader.disconnect()
         reader.loop_stop()
+
+
+def test_a_hole_in_the_outbox_is_tried_again_at_the_ack_timeout_not_at_once(
+    station: Station, private_broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Records 5 and 6 deleted from the outbox by hand (a careless repair of a damaged file): the uplink cannot
+    read what it must send next; it says so and tries again when the ack timeout comes round, instead of trying
+    again at once, for ever, at full speed, with an error line each time."""
+    head = station.record(10)
+    connection = sqlite3.connect(station.outbox_path)
+    with connection:
+        connection.execute("DELETE FROM record WHERE seq IN (5, 6)")
+    connection.close()
+    settings = UplinkSection(broker=private_broker.address, protocol="3.1.1", ack_mode="broker", ack_timeout_s=1.0)
+    with caplog.at_level(logging.INFO, logger="agent.uplink"):
+        uplink = station.uplink(settings)
+        wait_until(lambda: uplink.status().acked_upto == 4, "the records before the hole acknowledged")
+        time.sleep(2.5)  # the span measured: about two ack timeouts
+        said = sum(1 for r in caplog.records if r.getMessage() == "uplink_records_missing")
+    assert 1 <= said <= 4, f"{said} tries in 2.5 s"
+    assert uplink.status().acked_upto == 4 and uplink.status().head_seq == head and uplink.alive()

@@ -458,7 +458,7 @@ class Uplink:
         wait_s = self._settings.ack_timeout_s / 4 if timeout_s is None else timeout_s
         self.pulse.beat(wait_s)
         with self._wake:
-            if not self._posted and not self._stopping.is_set() and not self._core.has_work():
+            if not self._posted and not self._stopping.is_set() and not self._core.has_work(self._clock.monotonic()):
                 self._wake.wait(wait_s)
             events = list(self._posted)
             self._posted.clear()
@@ -524,8 +524,8 @@ class Uplink:
     def _finish(self, client: mqtt.Client, reader: OutboxReader) -> None:
         """On stop: give the last records a moment to go out and be acked, then say offline and leave."""
         deadline = self._clock.monotonic() + STOP_FLUSH_S
-        while self._clock.monotonic() < deadline and (self._core.unacked_sent() or self._core.has_work()):
-            while (send := self._core.next_records()) is not None and self._publish_records(client, reader, send):
+        while (now := self._clock.monotonic()) < deadline and (self._core.unacked_sent() or self._core.has_work(now)):
+            while (send := self._core.next_records(now)) is not None and self._publish_records(client, reader, send):
                 pass
             for event in self._wait_for_work(timeout_s=0.05):
                 if isinstance(event, delivery.Disconnected):
