@@ -7,9 +7,9 @@ can make it forget what it held; the reference receiver is exercised by the comm
 from __future__ import annotations
 
 import itertools
-import sqlite3
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
