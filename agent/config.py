@@ -145,4 +145,7 @@ def read_config_file(source: Path) -> ConfigFile:
         raise ConfigError(source, [ConfigProblem("(file)", "bytes that are not UTF-8", "save it as UTF-8")]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [ConfigProblem("(syntax)", "invalid TOML", str(exc))]) from exc
+    except RecursionError as exc:  # tomllib descends once per nested array or inline table
+        problem = ConfigProblem("(syntax)", "arrays or tables nested too deep", "no setting nests; check the file")
+        raise ConfigError(source, [problem]) from exc
     return ConfigFile(source, document, hashlib.sha256(raw).hexdigest())

@@ -74,7 +74,7 @@ def station_words(config: Path) -> StationWords:
     try:
         with config.open("rb") as handle:
             document = tomllib.loads(handle.read(MAX_CONFIG_BYTES).decode("utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return StationWords(None, None)
     station = document.get("station")
     station = station if isinstance(station, dict) else {}

@@ -42,7 +42,7 @@ def validate_profile(path: Path) -> ProfileDocument:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ProfileError(f"{path}: cannot be read: {exc.strerror}") from exc
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ProfileError(f"{path}: not valid TOML: {exc}") from exc
     if _ADAPTER is None:
         _ADAPTER = TypeAdapter(ProfileDocument)

@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import stat
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -372,6 +373,36 @@ class TestDesk:
             and "ask again" in early["error"]["detail"]
         )
         assert later == {"id": "s2", "ok": True, "result": {"health": "warning"}}
+
+    def test_a_stop_with_a_full_queue_behind_a_waiting_rotation_keeps_to_its_timeout(
+        self, tmp_path: Path, outbox_path: Path
+    ) -> None:
+        """The desk waits for a key rotation the recorder has not carried out (a slow disk) and its queue is full:
+        its stop still returns within its timeout, saying the thread has not ended (so the agent's stop counts as
+        unclean) instead of waiting for a slot in the queue for as long as the rotation takes."""
+        waiting: Future[KeyRotated] = Future()
+
+        class StuckRecorder(FakePorts):
+            def _rotate(self, command_id: str | None) -> Future[KeyRotated]:
+                self.rotations.append(command_id)
+                return waiting
+
+        fake = StuckRecorder()
+        desk = make_desk(tmp_path, outbox_path, fake, FakeClock(NOW_MS), queue_limit=1)
+        desk.start()
+        try:
+            desk.post(json.dumps(envelope("rotate-key", id="k")).encode())
+            wait_until(lambda: fake.rotations == ["k"], 10, "the desk to wait for the rotation")
+            desk.post(b"{}")
+            started = time.monotonic()
+            ended = desk.stop(timeout_s=1.0)
+            took_s = time.monotonic() - started
+            desk.post(b"{}")
+            assert desk.inbox.counts().dropped == 1, "a command arriving once the desk stops is dropped and counted"
+        finally:
+            waiting.set_exception(KeyRotationFailed("key not rotated: records cannot be stored now"))
+        assert ended is False and took_s < 5.0, f"stop took {took_s:.1f} s"
+        assert desk.stop(timeout_s=10.0), "the desk ends once the rotation is answered"
 
     def test_refusals_answer_with_the_reason_and_are_recorded(self, tmp_path: Path, outbox_path: Path) -> None:
         fake = FakePorts()

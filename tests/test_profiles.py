@@ -74,6 +74,13 @@ type = "u32"
         assert "points[1] (state): offset 3 runs past the block stride" in text
         assert "missing required meanings: totalizer_volume_ml, txn_amount_fen" in text
 
+    def test_a_profile_nested_past_the_parser_is_refused_as_not_toml(self, tmp_path: Path) -> None:
+        """A profile of 100,000 nested arrays is refused naming the file, not a RecursionError out of the parser."""
+        path = tmp_path / "deep.toml"
+        path.write_text("x = " + "[" * 100_000)
+        with pytest.raises(ProfileError, match=r"deep\.toml: not valid TOML"):
+            load_profile(path)
+
     def test_profile_check_command(self, capsys: pytest.CaptureFixture[str]) -> None:
         """`profile check` prints the reads a full poll takes."""
         assert main(["profile", "check", str(PROFILE)]) == 0

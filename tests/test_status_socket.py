@@ -38,6 +38,18 @@ def server(tmp_path: Path) -> Iterator[StatusSocketServer]:
         running.stop()
 
 
+def run_failing(config: Path, runtime: Path) -> subprocess.CompletedProcess[str]:
+    """`station-agent run` with this config, under systemd's runtime directory `runtime`; it is to fail."""
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
+        env={**os.environ, "RUNTIME_DIRECTORY": str(runtime)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 class TestServer:
     def test_each_connection_gets_the_latest_snapshot_then_eof(self, server: StatusSocketServer) -> None:
         """The server gives whatever the main loop offered last, whole, and closes."""
@@ -175,14 +187,7 @@ class TestStatusCommand:
         )
         runtime = tmp_path / "run"
         runtime.mkdir()
-        done = subprocess.run(
-            [sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
-            env={**os.environ, "RUNTIME_DIRECTORY": str(runtime)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_failing(config, runtime)
         assert done.returncode == 2, done.stderr
         note = runtime / "last-start-failure"
         assert stat.S_IMODE(note.stat().st_mode) & 0o047 == 0o040  # the group reads it, others do not
@@ -199,6 +204,24 @@ class TestStatusCommand:
         assert main(["status", "--socket", sock, "--json"]) == 3
         detail = json.loads(capsys.readouterr().out)["problems"][0]["detail"]
         assert detail.endswith(f"it last stopped at {when}: config: uplink.password")
+
+    def test_a_config_nested_past_the_parser_is_a_config_error_not_a_crash(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A config of 100,000 nested arrays (a file gone wrong, or written to hurt): `run` exits 2 with the
+        TOML problem and leaves the note (config, syntax), and `status` reading the same config for the station's
+        language still answers, where both died of the parser's RecursionError."""
+        config = tmp_path / "agent.toml"
+        config.write_text('[station]\nid = "ST-1"\ntimezone = "Asia/Shanghai"\nx = ' + "[" * 100_000)
+        runtime = tmp_path / "run"
+        runtime.mkdir()
+        done = run_failing(config, runtime)
+        assert done.returncode == 2 and "nested too deep" in done.stderr, done.stderr[-500:]
+        _, kind, detail = (runtime / "last-start-failure").read_text().rstrip("\n").split("\t")
+        assert (kind, detail) == ("config", "(syntax)")
+        monkeypatch.setattr(cli, "DEFAULT_CONFIG", config)
+        assert main(["status", "--socket", str(tmp_path / "none.sock")]) == 3
+        assert "not running" in capsys.readouterr().out
 
     def test_a_broken_default_config_still_gives_the_stations_language(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 from support.waiting import wait_until
 
 from agent.clock import SystemClock
@@ -397,3 +400,154 @@ def test_offline_since_is_when_the_link_went_down_not_the_last_try(
     wait_until(lambda: uplink.status().state == "online", DEADLINE_S, "online again")
     assert uplink.status().since_ms > went_down_ms
     assert uplink.status().connects > connects
+
+
+def test_what_is_posted_with_a_hang_up_waits_for_the_next_session(
+    station: Station, private_broker: MosquittoBroker
+) -> None:
+    """The broker hangs up in the same moment as the recorder commits and the command desk replies (all three
+    taken in one turn of the uplink thread): nothing posted behind the hang-up is lost. The next session sends
+    the records up to the new head, with no further commit to remind it, and publishes the reply."""
+    platform = Platform(private_broker)
+    replies: list[bytes] = []
+    listener = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="reply-reader", protocol=MQTTProtocolVersion.MQTTv5)
+    subscribed = threading.Event()
+    listener.on_connect = lambda c, *_: c.subscribe(f"{TOPICS}/cmd/reply", qos=1)
+    listener.on_subscribe = lambda *_: subscribed.set()
+    listener.on_message = lambda _c, _u, message: replies.append(bytes(message.payload))
+    listener.connect(private_broker.host, private_broker.port)
+    listener.loop_start()
+    try:
+        assert subscribed.wait(10), "the reply reader subscribed"
+        before = station.record(3)
+        settings = UplinkSection(broker=private_broker.address, protocol="3.1.1", reconnect_min_s=0.2)
+        uplink = station.uplink(settings)
+        wait_until(lambda: uplink.status().acked_upto == before, "the first records acknowledged")
+        station.uplinks.remove(uplink)  # the recorder's next commits reach it only as the notify below
+        head = station.record(4)
+        with uplink._wake:  # one turn of the uplink thread takes all three, in this order
+            hung_up = ReasonCode(PacketTypes.DISCONNECT, "Unspecified error")
+            uplink._on_disconnect(listener, None, None, hung_up, None)  # as paho's thread calls it
+            uplink.notify(head)
+            uplink.reply(b'{"id": "c-1", "ok": true}')
+        station.uplinks.append(uplink)
+        wait_until(lambda: uplink.status().connects >= 2, "a new session")
+        wait_until(lambda: platform.upto() == head, "the records committed with the hang-up delivered")
+        wait_until(lambda: replies == [b'{"id": "c-1", "ok": true}'], "the reply posted with the hang-up published")
+    finally:
+        listener.disconnect()
+        listener.loop_stop()
+        platform.close()
+
+
+QUEUE_FILLING = {"keepalive_s": 60, "ack_timeout_s": 1.0, "max_records_per_message": 1, "max_inflight_messages": 100}
+"""One record a message, a hundred in flight, sent again every second: behind a hung broker paho's own queue
+(256 messages) fills within seconds."""
+
+
+def test_a_publish_that_cannot_go_now_does_not_say_the_link_is_down(
+    station: Station, private_broker: MosquittoBroker
+) -> None:
+    """The broker hangs (no PUBACK, no ack, its connection open): every ack timeout sends the window again
+    until paho's own queue is full and a publish is refused for the moment. Once the broker wakes, the records
+    go and are acknowledged in the same session, and the status says online again (a link that carries records
+    is not offline to the staff, the LED or the heartbeat)."""
+    platform = Platform(private_broker)
+    try:
+        head = station.record(150)
+        settings = UplinkSection(broker=private_broker.address, protocol="3.1.1", reconnect_min_s=0.2, **QUEUE_FILLING)
+        uplink = station.uplink(settings)
+        wait_until(lambda: uplink.status().state == "online", "online")
+        connects = uplink.status().connects
+        private_broker.hang()
+        try:
+            wait_until(lambda: "queue" in (uplink.status().last_error or ""), "a publish refused by the full queue")
+        finally:
+            private_broker.wake()
+        head = station.record(1)
+        wait_until(lambda: uplink.status().acked_upto == head, "every record acknowledged after the wake")
+        status = uplink.status()
+        assert (status.state, status.connects) == ("online", connects), status
+    finally:
+        platform.close()
+
+
+def test_a_retained_ack_is_refused_and_sends_nothing_again(station: Station, private_broker: MosquittoBroker) -> None:
+    """Acks are never retained (contract), so a retained `{"upto": 1}` (left by a peer, or by a platform that got
+    the flag wrong) answers nothing a session sent. The broker hands it over at every connect: it is refused as
+    not_an_ack, not taken as a platform that lost everything after seq 1, which sent the whole backlog again at
+    every reconnect. (The copy the broker queued for the box's persistent session while it was away arrives as
+    an ordinary ack, once, and is taken as one.)"""
+    platform = Platform(private_broker)
+    try:
+        head = station.record(20)
+        settings = UplinkSection(broker=private_broker.address, protocol="3.1.1", reconnect_min_s=0.2)
+        first = station.uplink(settings)
+        wait_until(lambda: first.status().acked_upto == head, "every record acknowledged")
+        first.stop()
+        publish_retained(private_broker, f"{TOPICS}/ack", b'{"upto": 1}')
+        second = station.uplink(settings)
+        wait_until(lambda: second.status().acks_refused >= 1, "the retained copy refused")
+        wait_until(lambda: second.status().acked_upto >= head, "the queued copy's rewind made good")
+        second.stop()
+        sent_before = platform.times_received(2)
+        third = station.uplink(settings)
+        wait_until(lambda: third.status().acks_refused >= 1, "the retained ack refused at the next connect")
+        head = station.record(1)
+        wait_until(lambda: third.status().acked_upto == head, "the next record acknowledged")
+        assert third.status().rewinds == 0 and platform.times_received(2) == sent_before, "nothing sent again"
+        refused = station.events(EventKind.ACK_REFUSED)[-1]
+        assert refused["reason"] == "not_an_ack" and "retained" in refused["detail"]
+    finally:
+        platform.close()
+        publish_retained(private_broker, f"{TOPICS}/ack", b"")
+
+
+def test_a_stop_while_the_broker_hangs_is_no_internal_error(station: Station, private_broker: MosquittoBroker) -> None:
+    """The broker hangs until paho's own queue is full, and the agent stops then: the offline status cannot be
+    queued, which the stop says and goes on; the thread ends, no internal_error is recorded for it, and once the
+    broker wakes, the retained status says offline."""
+    head = station.record(150)
+    settings = UplinkSection(broker=private_broker.address, protocol="3.1.1", **QUEUE_FILLING)
+    uplink = station.uplink(settings)
+    wait_until(lambda: uplink.status().state == "online" and uplink.status().head_seq == head, "online")
+    private_broker.hang()
+    try:
+        wait_until(lambda: "queue" in (uplink.status().last_error or ""), "a publish refused by the full queue")
+        assert uplink.stop(), "the uplink thread ended"
+    finally:
+        private_broker.wake()
+    assert uplink.status().internal_errors == 0
+    assert station.events(EventKind.INTERNAL_ERROR) == []
+    said: list[dict[str, Any]] = []
+    reader = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="status-reader", protocol=MQTTProtocolVersion.MQTTv5)
+    reader.on_connect = lambda c, *_: c.subscribe(f"{TOPICS}/status", qos=1)
+    reader.on_message = lambda _c, _u, message: said.append(json.loads(message.payload))
+    reader.connect(private_broker.host, private_broker.port)
+    reader.loop_start()
+    try:
+        wait_until(lambda: bool(said) and said[-1]["state"] == "offline", "the retained status says offline")
+    finally:
+        reader.disconnect()
+        reader.loop_stop()
+
+
+def test_a_hole_in_the_outbox_is_tried_again_at_the_ack_timeout_not_at_once(
+    station: Station, private_broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Records 5 and 6 deleted from the outbox by hand (a careless repair of a damaged file): the uplink cannot
+    read what it must send next; it says so and tries again when the ack timeout comes round, instead of trying
+    again at once, for ever, at full speed, with an error line each time."""
+    head = station.record(10)
+    connection = sqlite3.connect(station.outbox_path)
+    with connection:
+        connection.execute("DELETE FROM record WHERE seq IN (5, 6)")
+    connection.close()
+    settings = UplinkSection(broker=private_broker.address, protocol="3.1.1", ack_mode="broker", ack_timeout_s=1.0)
+    with caplog.at_level(logging.INFO, logger="agent.uplink"):
+        uplink = station.uplink(settings)
+        wait_until(lambda: uplink.status().acked_upto == 4, "the records before the hole acknowledged")
+        time.sleep(2.5)  # the span measured: about two ack timeouts
+        said = sum(1 for r in caplog.records if r.getMessage() == "uplink_records_missing")
+    assert 1 <= said <= 4, f"{said} tries in 2.5 s"
+    assert uplink.status().acked_upto == 4 and uplink.status().head_seq == head and uplink.alive()

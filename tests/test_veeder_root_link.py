@@ -261,6 +261,36 @@ class TestHandMadeAnswersOnTheWire:
         done()
         client.close()
 
+    def test_an_answer_that_trickles_in_without_end_is_given_up_at_once(self, line: PtyPair) -> None:
+        """A line that answers a byte every 0.2 s and never ends the frame (noise on a floating line, a device
+        talking out of turn): each byte comes within the timeout, yet the request fails within a few timeouts,
+        not after 65,536 bytes (3.6 hours), which would hold the line's poller that long."""
+        port = serial.Serial(str(line.link_b), timeout=TIMEOUT_S)
+        done = threading.Event()
+
+        def trickle() -> None:
+            port.read(7)
+            port.write(b"\x01i20100")
+            for _ in range(150):  # at most 30 s
+                if done.wait(0.2):
+                    return
+                port.write(b"7")
+
+        thread = threading.Thread(target=trickle, daemon=True)
+        thread.start()
+        client = TlsSerialClient(line.link_a, timeout_s=TIMEOUT_S)
+        started = time.monotonic()
+        try:
+            with pytest.raises(TlsFrameError, match="trickles"):
+                client.request("i201")
+            took_s = time.monotonic() - started
+        finally:
+            done.set()
+            thread.join()
+            port.close()
+            client.close()
+        assert took_s < 3.0, f"the request took {took_s:.1f} s"
+
 
 class TestRefusedReports:
     @pytest.mark.parametrize("report", ["i202", "i205"])

@@ -153,12 +153,14 @@ class _BrokenLink:
         return None
 
 
-def _poller(read: PolledDevice) -> LinePoller:
+def _poller(read: PolledDevice, answer_timeout_s: float = 0.0) -> LinePoller:
     def sink(_events: Sequence[FieldEvent]) -> None:
         pass
 
     boundary = Boundary("poller rs485-1", lambda _intent: None, SystemClock())
-    return LinePoller("rs485-1", [read], _BrokenLink(), SystemClock(), sink, boundary=boundary)
+    return LinePoller(
+        "rs485-1", [read], _BrokenLink(), SystemClock(), sink, boundary=boundary, answer_timeout_s=answer_timeout_s
+    )
 
 
 class _ThreadEnds(BaseException):
@@ -190,6 +192,32 @@ class TestWatchdogOnRealLoops:
         assert [str(stall) for stall in verdict.stalled] == ["poller-rs485-1: thread ended"]
         assert manager.seen("WATCHDOG", "1") == 1
         assert manager.messages[-1] == {"STATUS": "stalled: poller-rs485-1: thread ended"}
+
+    def test_a_silent_device_waited_out_within_the_lines_timeout_is_no_stall(self, manager: NotifySocket) -> None:
+        """A device that never answers costs each poll its tries, each the line's answer timeout (0.6 s here;
+        up to 30 s on a tank gauge line): longer than the watchdog's period (0.2 s), yet within what the line's
+        timeout allows, so the pings go on throughout (a slow line must not restart the agent)."""
+        polls = threading.Event()
+
+        def read() -> Reading:
+            polls.set()
+            time.sleep(0.6)  # the line's answer timeout, waited out
+            raise FieldTimeout("no answer")
+
+        poller = _poller(PolledDevice("pc1", 1, 0.02, read), answer_timeout_s=0.6)
+        loops: dict[str, Loop] = {"poller-rs485-1": poller}
+        watchdog = ServiceWatchdog(SystemdNotifier(str(manager.path), 0.2))
+        poller.start()
+        try:
+            assert polls.wait(5)
+            verdicts = []
+            for _ in range(12):  # 2.4 s: more than two polls of two tries each
+                time.sleep(0.2)
+                verdicts.append(watchdog.turn(loops, "ok: all well").alive)
+                manager.drain()  # as systemd reads each ping: a datagram socket's queue is short
+        finally:
+            poller.stop()
+        assert all(verdicts), verdicts
 
     def test_a_hung_loop_stops_the_pings_and_a_recovered_one_resumes_them(self, manager: NotifySocket) -> None:
         """A device read that never returns holds the poller past its promise: after the tolerance (the

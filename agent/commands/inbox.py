@@ -40,7 +40,7 @@ DeskMessage = CommandMessage | StopDesk
 @dataclass(frozen=True, slots=True)
 class InboxCounts:
     dropped: int
-    """Messages that arrived while queue_limit were waiting."""
+    """Messages that arrived while queue_limit were waiting, or once the desk was stopping."""
     oversized: int
     """Messages longer than max_command_bytes, kept cut and refused unread."""
 
@@ -57,6 +57,7 @@ class CommandInbox:
         self._lock = threading.Lock()
         self._waiting = 0
         self._dropped = 0
+        self._stopping = False
         self._oversized = LogTally()
 
     def post(self, payload: bytes) -> None:
@@ -68,7 +69,7 @@ class CommandInbox:
                 log.warning("command_too_large", payload_bytes=len(payload), max_command_bytes=limit, count=count)
             payload = payload[: limit + 1]
         with self._lock:
-            full = self._waiting >= self._queue_limit
+            full = self._stopping or self._waiting >= self._queue_limit
             if full:
                 self._dropped += 1
                 dropped = self._dropped
@@ -79,7 +80,10 @@ class CommandInbox:
             log.warning("commands_dropped", dropped=dropped, queue_limit=self._queue_limit)
 
     def ask_stop(self) -> None:
-        """Never dropped, whatever waits: the desk ends when it takes this."""
+        """Never dropped, whatever waits: the desk ends when it takes this. A message posted after it would
+        wait unanswered behind it, so from now on each is dropped and counted instead."""
+        with self._lock:
+            self._stopping = True
         self._mail.put(StopDesk())
 
     def counts(self) -> InboxCounts:

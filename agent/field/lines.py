@@ -72,7 +72,16 @@ def build_poller(
         poll = GaugePoll(client, clock, gauge.deliveries_every_s)
         devices = [PolledDevice(gauge.name, None, gauge.poll_interval_ms / 1000, poll)]
     boundary = Boundary(f"poller {line.name}", report, clock)
-    return LinePoller(line.name, devices, link, clock, sink, boundary=boundary, health_every_s=health_every_s)
+    return LinePoller(
+        line.name,
+        devices,
+        link,
+        clock,
+        sink,
+        boundary=boundary,
+        health_every_s=health_every_s,
+        answer_timeout_s=timeout_s,
+    )
 
 
 REPROBE_EVERY_S = 86_400

@@ -119,10 +119,14 @@ class LinePoller:
         *,
         boundary: Boundary,
         health_every_s: float = 10.0,
+        answer_timeout_s: float = 0.0,
     ) -> None:
         """`sink` takes a turn's events, in order, once a turn that has any. `boundary` contains each poll (named
-        `poll <device>`): an unexpected error costs that poll only."""
+        `poll <device>`): an unexpected error costs that poll only. `answer_timeout_s` is the line's: a poll of a
+        silent device waits it out in each try, and the hold after a timeout once more, so before each poll the
+        loop promises the watchdog that long (a poll that takes longer than that is stuck, not slow)."""
         self.line = line
+        self._poll_budget_s = (1 + RETRIES_PER_POLL) * 2 * answer_timeout_s
         self._boundary = boundary
         self._health_every_s = health_every_s
         self._devices = devices
@@ -225,6 +229,7 @@ class LinePoller:
         due, index = heapq.heappop(self._schedule)
         device = self._devices[index]
         ok = False
+        self.pulse.beat(self._poll_budget_s)
         with self._boundary.contain(f"poll {device.name}"):
             ok = self._poll(device)
         interval = device.interval_s if ok else max(self._backoff(device), self._boundary.pause_s())

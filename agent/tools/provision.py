@@ -373,7 +373,7 @@ def _lines_from_file(path: Path) -> list[ModbusLinePlan]:
     """[[lines]] as the config writes them; each value is checked again with the whole config."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ProvisionError(f"--lines-file {path}: {exc}") from exc
     plans = []
     for index, line in enumerate(document.get("lines", [])):

@@ -14,7 +14,8 @@ The rules, each where it is decided:
 - what an ack means: in broker mode a PUBACK confirms its message's records; in platform mode `{"upto": N}` is
   the platform's word on what it holds: progress, a stall to mend at once (`STALLED_ACK_S`), a platform that
   lost records (send again from its `upto`, at most once per ack_timeout_s), or an `upto` beyond the head (the
-  box lost records it had sent: a person must run recover);
+  box lost records it had sent: a person must run recover); a retained one is refused (the platform's acks
+  never are: the broker hands it over at every connect, stale or not the platform's);
 - when to send again: nothing acknowledged for ack_timeout_s while something waits (everything unacknowledged
   goes again: duplicates are possible, but only as byte-identical re-sends);
 - when the link counts as unstable: a client id taken over, a run of short sessions, a platform that acked
@@ -34,7 +35,7 @@ from agent.contract.framing import AckError, parse_ack
 from agent.contract.inbound_json import InboundJsonError
 from agent.contract.records import AckRefusal, AckRefusedBody, UplinkInstability, UplinkUnstableBody
 from agent.logs import LogTally, get_logger
-from agent.uplink.planner import Lane, SendPlanner
+from agent.uplink.planner import Lane, Proposal, SendPlanner
 
 log = get_logger("agent.uplink")
 
@@ -135,9 +136,10 @@ class Puback:
 
 @dataclass(frozen=True, slots=True)
 class AckArrived:
-    """A message on the ack topic, already within max_ack_bytes."""
+    """A message on the ack topic, already within max_ack_bytes; `retained` as the broker flagged it."""
 
     payload: bytes
+    retained: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +298,7 @@ class DeliveryCore:
         self._last_progress_s = 0.0
         self._next_sent_at_s = 0.0
         self._authority_rewound_at_s: float | None = None
+        self._records_held_until_s: float | None = None
         self._refused_acks = LogTally()
         self._unstable = {reason: LogTally() for reason in UplinkInstability}
         self._acks_beyond_head = LogTally()
@@ -370,9 +373,12 @@ class DeliveryCore:
         self._records += event.last - event.first + 1
         return ()
 
-    def _records_missing(self, event: RecordsMissing, _now: float) -> tuple[Action, ...]:
-        log.error("uplink_records_missing", first=event.first, last=event.last)
+    def _records_missing(self, event: RecordsMissing, now: float) -> tuple[Action, ...]:
+        """The outbox lacks what is to go next (rows deleted by hand, a file put back in part): asked again at
+        once it would lack them again, so records are held until the ack timeout comes round."""
+        log.error("uplink_records_missing", first=event.first, last=event.last, retry_in_s=self._policy.ack_timeout_s)
         self._planner.reset(self._planner.acked_upto)
+        self._records_held_until_s = now + self._policy.ack_timeout_s
         return ()
 
     def _disconnected(self, event: Disconnected, now: float) -> tuple[Action, ...]:
@@ -396,31 +402,35 @@ class DeliveryCore:
         self._check_ack_timeout(now)
         if self._faults != self._faults_published:
             return SendStatus()
-        if (records := self.next_records()) is not None:
+        if (records := self.next_records(now)) is not None:
             return records
-        if self._reply_due():
+        if self._reply_due(now):
             return SendReply(self._replies.popleft())
         return None
 
-    def next_records(self) -> SendRecords | None:
+    def next_records(self, now: float) -> SendRecords | None:
         """The next run of records to publish, if any may go now (on stop, only records are flushed)."""
-        proposal = self._planner.propose(self._head)
+        proposal = self._proposal(now)
         return None if proposal is None else SendRecords(proposal.first, proposal.last, proposal.lane)
 
-    def has_work(self) -> bool:
+    def has_work(self, now: float) -> bool:
         """Something can be published now: a record, a changed status or a reply."""
-        return (
-            self._planner.propose(self._head) is not None or self._faults != self._faults_published or self._reply_due()
-        )
+        return self._proposal(now) is not None or self._faults != self._faults_published or self._reply_due(now)
 
     def unacked_sent(self) -> bool:
         return self._planner.unacked_sent()
 
     # -- the rules -------------------------------------------------------------------------------------------
 
-    def _reply_due(self) -> bool:
+    def _reply_due(self, now: float) -> bool:
         """A reply waits, its slot is free, and no record can go now (records always go first)."""
-        return bool(self._replies) and len(self._reply_mids) < REPLY_SLOTS and self._planner.propose(self._head) is None
+        return bool(self._replies) and len(self._reply_mids) < REPLY_SLOTS and self._proposal(now) is None
+
+    def _proposal(self, now: float) -> Proposal | None:
+        """The planner's proposal, unless records are held after the outbox failed to give some."""
+        if self._records_held_until_s is not None and now < self._records_held_until_s:
+            return None
+        return self._planner.propose(self._head)
 
     def _puback(self, event: Puback, now: float) -> tuple[Action, ...]:
         sent = self._inflight.pop(event.mid, None)
@@ -438,6 +448,9 @@ class DeliveryCore:
             upto = parse_ack(payload, self._policy.max_ack_bytes)
         except AckError as exc:
             return self._ack_refused(ack_refusal(exc), str(exc), len(payload), now)
+        if event.retained:
+            why = f"upto {upto} in a retained message: the platform's acks are never retained, so it answers nothing"
+            return self._ack_refused(AckRefusal.NOT_AN_ACK, why, len(payload), now)
         if upto > self._head:
             self._ack_beyond_head(upto, now)
             return ()

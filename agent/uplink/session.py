@@ -355,7 +355,11 @@ class Uplink:
             if message.topic == self._topics.ack:
                 size = len(message.payload)
                 too_large = size > self._settings.max_ack_bytes
-                self._post(delivery.AckTooLarge(size) if too_large else delivery.AckArrived(bytes(message.payload)))
+                self._post(
+                    delivery.AckTooLarge(size)
+                    if too_large
+                    else delivery.AckArrived(bytes(message.payload), retained=bool(message.retain))
+                )
             elif message.topic == self._topics.cmd and self._commands is not None:
                 self._commands.post(bytes(message.payload))
 
@@ -375,9 +379,11 @@ class Uplink:
         self._enter("online")
         log.info("uplink_online", broker=self._settings.broker, acked_upto=acked, head_seq=head)
         while True:
-            for event in self._wait_for_work():
+            events = self._wait_for_work()
+            for index, event in enumerate(events):
                 if isinstance(event, delivery.Disconnected):
                     self._disconnected(event)
+                    self._hand_back(events[index + 1 :])
                     return
                 with self._boundary.contain(f"{type(event).__name__} event"):
                     self._take(client, reader, event)
@@ -420,11 +426,17 @@ class Uplink:
         self._enter("offline", f"disconnected: {event.reason}")
         self._feed(event)
 
+    def _hand_back(self, events: list[_Posted]) -> None:
+        """What was taken in the same turn as a hang-up, put back ahead of what came since: the wait before the
+        next session absorbs it (a head the recorder committed, a reply) instead of losing it with the session."""
+        with self._wake:
+            self._posted.extendleft(reversed(events))
+
     def _wait_for_work(self, timeout_s: float | None = None) -> list[_Posted]:
         wait_s = self._settings.ack_timeout_s / 4 if timeout_s is None else timeout_s
         self.pulse.beat(wait_s)
         with self._wake:
-            if not self._posted and not self._stopping.is_set() and not self._core.has_work():
+            if not self._posted and not self._stopping.is_set() and not self._core.has_work(self._clock.monotonic()):
                 self._wake.wait(wait_s)
             events = list(self._posted)
             self._posted.clear()
@@ -463,7 +475,10 @@ class Uplink:
             return False
         info = client.publish(self._topics.records, message.payload, qos=1)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._enter("offline", f"publish failed: {mqtt.error_string(info.rc)}")
+            # Refused for now (paho's queue full behind a slow broker) or the connection just went (its
+            # Disconnected is on its way): the session, not this publish, says whether the link is down.
+            self._link.error(f"publish failed: {mqtt.error_string(info.rc)}")
+            self._publish_snapshot()
             return False
         self._feed(delivery.RecordsSent(info.mid, message.first, message.last, send.lane))
         return True
@@ -487,8 +502,8 @@ class Uplink:
     def _finish(self, client: mqtt.Client, reader: OutboxReader) -> None:
         """On stop: give the last records a moment to go out and be acked, then say offline and leave."""
         deadline = self._clock.monotonic() + STOP_FLUSH_S
-        while self._clock.monotonic() < deadline and (self._core.unacked_sent() or self._core.has_work()):
-            while (send := self._core.next_records()) is not None and self._publish_records(client, reader, send):
+        while (now := self._clock.monotonic()) < deadline and (self._core.unacked_sent() or self._core.has_work(now)):
+            while (send := self._core.next_records(now)) is not None and self._publish_records(client, reader, send):
                 pass
             for event in self._wait_for_work(timeout_s=0.05):
                 if isinstance(event, delivery.Disconnected):
@@ -497,6 +512,9 @@ class Uplink:
                     self._feed(event)
             self._publish_snapshot()
         info = self._publish_status(client, "offline")
-        info.wait_for_publish(timeout=2.0)
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            info.wait_for_publish(timeout=2.0)
+        else:  # paho's queue full behind a hung broker, or the connection just went: nothing to wait for
+            log.warning("uplink_offline_status_not_sent", error=mqtt.error_string(info.rc))
         client.disconnect()
         log.info("uplink_stopped", acked_upto=self._core.acked_upto, head_seq=self._core.head_seq)

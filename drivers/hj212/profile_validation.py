@@ -19,7 +19,7 @@ def load_city_profile(path: Path) -> CityProfile:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise CityProfileError(f"{path}: cannot be read: {exc.strerror}") from exc
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
         raise CityProfileError(f"{path}: not valid TOML: {exc}") from exc
     try:
         return TypeAdapter(CityProfile).validate_python(document)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
 from datetime import UTC, tzinfo
@@ -43,6 +44,12 @@ MAX_ANSWER_BYTES = 65_536
 """Longest answer accepted by default (`max_answer_bytes`), checked as it arrives, so a gauge that never ends
 its answer costs at most this much memory: a delivery report of 99 tanks with 10 deliveries each is about
 100 kB of which no station has more than a tenth; anything longer is a line gone wrong."""
+
+MIN_ANSWER_PACE_BYTES_PER_S = 60.0
+"""The slowest an answer may come in once it has begun: half of what the slowest TLS setting (1200 baud, ten
+bits a character) carries. An answer later than a timeout plus its length at this pace is not a gauge answering
+but a line that trickles (noise on a floating bus, a device talking out of turn): each byte within the timeout
+of the last, it would otherwise hold the line until MAX_ANSWER_BYTES, hours at a byte a second."""
 
 ReportT = TypeVar("ReportT")
 
@@ -124,10 +131,12 @@ class TlsClient(ABC):
             self._disconnect()
 
     def _read_answer(self, read: Callable[[float], bytes], command: Command) -> bytes:
-        """Bytes up to ETX, each chunk within `timeout_s` of the last one; `read(timeout)` returns b"" on a
-        timeout. Bytes after the ETX mean the answer is not the one asked for (or two answers ran together)."""
+        """Bytes up to ETX, each chunk within `timeout_s` of the last one and the whole at no slower than
+        MIN_ANSWER_PACE_BYTES_PER_S after the first timeout; `read(timeout)` returns b"" on a timeout. Bytes
+        after the ETX mean the answer is not the one asked for (or two answers ran together)."""
         context = command.text
         answer = b""
+        started = time.monotonic()
         while ETX not in answer:
             chunk = read(self.timeout_s)
             if not chunk:
@@ -140,6 +149,13 @@ class TlsClient(ABC):
             answer += chunk
             if len(answer) > self.max_answer_bytes:
                 raise TlsFrameError(f"{context}: answer longer than {self.max_answer_bytes} bytes without ETX")
+            elapsed_s = time.monotonic() - started
+            if elapsed_s > self.timeout_s + len(answer) / MIN_ANSWER_PACE_BYTES_PER_S:
+                raise TlsFrameError(
+                    f"{context}: answer trickles in ({len(answer)} bytes in {elapsed_s:.1f} s, slower than "
+                    f"{MIN_ANSWER_PACE_BYTES_PER_S:g} bytes/s) and is given up: noise on the line or a device "
+                    "talking out of turn; check the line's wiring and termination"
+                )
         end = answer.index(ETX) + 1
         if end < len(answer):
             raise TlsFrameError(f"{context}: {answer[end : end + 20]!r} came after the answer's ETX")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -139,11 +140,23 @@ class MosquittoBroker:
             self.stop()
             raise BrokerError(f"mosquitto did not listen on {self.address} within {timeout_s}s; see {self.log_path}")
 
+    def hang(self) -> None:
+        """Freeze the broker (SIGSTOP), as a broker stuck on its disk or in a swap storm: its connections stay
+        open and nothing is answered, no PUBACK, no PINGRESP, until `wake`."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def wake(self) -> None:
+        """Let a hung broker go on where it stopped (SIGCONT)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
     def stop(self, kill: bool = False) -> None:
         """Stop the broker; kill=True drops it like a power cut instead of a clean shutdown."""
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
+        process.send_signal(signal.SIGCONT)
         if kill:
             process.kill()
         else:

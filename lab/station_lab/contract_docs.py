@@ -443,7 +443,8 @@ _FIELDS: Final[dict[str, str]] = {
     "loop's previous internal_error because of the rate limit.",
     "ack_refused.reason": "Why the last one was refused: `too_large` (more than uplink.max_ack_bytes), `too_deep` "
     "(nested deeper than an ack may be), `bad_number` (a number too long, or NaN/Infinity), `not_json` (not strict "
-    'UTF-8 JSON) or `not_an_ack` (JSON, but not `{"upto": N}` with N a non-negative integer).',
+    'UTF-8 JSON) or `not_an_ack` (JSON, but not `{"upto": N}` with N a non-negative integer, or a retained '
+    "message: the platform's acks never are).",
     "ack_refused.detail": "The last refusal in words, one ASCII line of at most 200 characters; never the payload "
     "beyond its first bytes.",
     "ack_refused.count": "How many ack messages this record stands for: the last one and those refused since the "
