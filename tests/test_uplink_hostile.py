@@ -422,7 +422,7 @@ def test_what_is_posted_with_a_hang_up_waits_for_the_next_session(
         before = station.record(3)
         settings = UplinkSection(broker=private_broker.address, protocol="3.1.1", reconnect_min_s=0.2)
         uplink = station.uplink(settings)
-        wait_until(lambda: uplink.status().acked_upto == before, "the first records acknowledged")
+        wait_until(lambda: uplink.status().acked_upto == before, DEADLINE_S, "the first records acknowledged")
         station.uplinks.remove(uplink)  # the recorder's next commits reach it only as the notify below
         head = station.record(4)
         with uplink._wake:  # one turn of the uplink thread takes all three, in this order
@@ -431,9 +431,11 @@ def test_what_is_posted_with_a_hang_up_waits_for_the_next_session(
             uplink.notify(head)
             uplink.reply(b'{"id": "c-1", "ok": true}')
         station.uplinks.append(uplink)
-        wait_until(lambda: uplink.status().connects >= 2, "a new session")
-        wait_until(lambda: platform.upto() == head, "the records committed with the hang-up delivered")
-        wait_until(lambda: replies == [b'{"id": "c-1", "ok": true}'], "the reply posted with the hang-up published")
+        wait_until(lambda: uplink.status().connects >= 2, DEADLINE_S, "a new session")
+        wait_until(lambda: platform.upto() == head, DEADLINE_S, "the records committed with the hang-up delivered")
+        wait_until(
+            lambda: replies == [b'{"id": "c-1", "ok": true}'], DEADLINE_S, "the reply posted with the hang-up published"
+        )
     finally:
         listener.disconnect()
         listener.loop_stop()
@@ -457,15 +459,17 @@ def test_a_publish_that_cannot_go_now_does_not_say_the_link_is_down(
         head = station.record(150)
         settings = UplinkSection(broker=private_broker.address, protocol="3.1.1", reconnect_min_s=0.2, **QUEUE_FILLING)
         uplink = station.uplink(settings)
-        wait_until(lambda: uplink.status().state == "online", "online")
+        wait_until(lambda: uplink.status().state == "online", DEADLINE_S, "online")
         connects = uplink.status().connects
         private_broker.hang()
         try:
-            wait_until(lambda: "queue" in (uplink.status().last_error or ""), "a publish refused by the full queue")
+            wait_until(
+                lambda: "queue" in (uplink.status().last_error or ""), DEADLINE_S, "a publish refused by the full queue"
+            )
         finally:
             private_broker.wake()
         head = station.record(1)
-        wait_until(lambda: uplink.status().acked_upto == head, "every record acknowledged after the wake")
+        wait_until(lambda: uplink.status().acked_upto == head, DEADLINE_S, "every record acknowledged after the wake")
         status = uplink.status()
         assert (status.state, status.connects) == ("online", connects), status
     finally:
@@ -483,18 +487,18 @@ def test_a_retained_ack_is_refused_and_sends_nothing_again(station: Station, pri
         head = station.record(20)
         settings = UplinkSection(broker=private_broker.address, protocol="3.1.1", reconnect_min_s=0.2)
         first = station.uplink(settings)
-        wait_until(lambda: first.status().acked_upto == head, "every record acknowledged")
+        wait_until(lambda: first.status().acked_upto == head, DEADLINE_S, "every record acknowledged")
         first.stop()
         publish_retained(private_broker, f"{TOPICS}/ack", b'{"upto": 1}')
         second = station.uplink(settings)
-        wait_until(lambda: second.status().acks_refused >= 1, "the retained copy refused")
-        wait_until(lambda: second.status().acked_upto >= head, "the queued copy's rewind made good")
+        wait_until(lambda: second.status().acks_refused >= 1, DEADLINE_S, "the retained copy refused")
+        wait_until(lambda: second.status().acked_upto >= head, DEADLINE_S, "the queued copy's rewind made good")
         second.stop()
         sent_before = platform.times_received(2)
         third = station.uplink(settings)
-        wait_until(lambda: third.status().acks_refused >= 1, "the retained ack refused at the next connect")
+        wait_until(lambda: third.status().acks_refused >= 1, DEADLINE_S, "the retained ack refused at the next connect")
         head = station.record(1)
-        wait_until(lambda: third.status().acked_upto == head, "the next record acknowledged")
+        wait_until(lambda: third.status().acked_upto == head, DEADLINE_S, "the next record acknowledged")
         assert third.status().rewinds == 0 and platform.times_received(2) == sent_before, "nothing sent again"
         refused = station.events(EventKind.ACK_REFUSED)[-1]
         assert refused["reason"] == "not_an_ack" and "retained" in refused["detail"]
@@ -510,10 +514,12 @@ def test_a_stop_while_the_broker_hangs_is_no_internal_error(station: Station, pr
     head = station.record(150)
     settings = UplinkSection(broker=private_broker.address, protocol="3.1.1", **QUEUE_FILLING)
     uplink = station.uplink(settings)
-    wait_until(lambda: uplink.status().state == "online" and uplink.status().head_seq == head, "online")
+    wait_until(lambda: uplink.status().state == "online" and uplink.status().head_seq == head, DEADLINE_S, "online")
     private_broker.hang()
     try:
-        wait_until(lambda: "queue" in (uplink.status().last_error or ""), "a publish refused by the full queue")
+        wait_until(
+            lambda: "queue" in (uplink.status().last_error or ""), DEADLINE_S, "a publish refused by the full queue"
+        )
         assert uplink.stop(), "the uplink thread ended"
     finally:
         private_broker.wake()
@@ -526,7 +532,9 @@ def test_a_stop_while_the_broker_hangs_is_no_internal_error(station: Station, pr
     reader.connect(private_broker.host, private_broker.port)
     reader.loop_start()
     try:
-        wait_until(lambda: bool(said) and said[-1]["state"] == "offline", "the retained status says offline")
+        wait_until(
+            lambda: bool(said) and said[-1]["state"] == "offline", DEADLINE_S, "the retained status says offline"
+        )
     finally:
         reader.disconnect()
         reader.loop_stop()
@@ -546,7 +554,7 @@ def test_a_hole_in_the_outbox_is_tried_again_at_the_ack_timeout_not_at_once(
     settings = UplinkSection(broker=private_broker.address, protocol="3.1.1", ack_mode="broker", ack_timeout_s=1.0)
     with caplog.at_level(logging.INFO, logger="agent.uplink"):
         uplink = station.uplink(settings)
-        wait_until(lambda: uplink.status().acked_upto == 4, "the records before the hole acknowledged")
+        wait_until(lambda: uplink.status().acked_upto == 4, DEADLINE_S, "the records before the hole acknowledged")
         time.sleep(2.5)  # the span measured: about two ack timeouts
         said = sum(1 for r in caplog.records if r.getMessage() == "uplink_records_missing")
     assert 1 <= said <= 4, f"{said} tries in 2.5 s"
