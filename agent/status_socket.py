@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
-from agent.logs import get_logger
+from agent.logs import LogTally, get_logger
 
 log = get_logger("agent.status_socket")
 
@@ -21,6 +22,8 @@ SEND_TIMEOUT_S = 2.0
 """A reader that takes longer than this for a few kilobytes is dropped, so the next one is not kept waiting."""
 STOP_POLL_S = 0.2
 """How often the idle server looks whether it should stop."""
+ACCEPT_PAUSE_S = 1.0
+"""The pause after a failed accept (no file descriptor free, say) before the next try."""
 
 
 class StatusSocketBusy(Exception):
@@ -32,6 +35,7 @@ class StatusSocketServer:
         self.path = path
         self._payload = b""
         self._stopping = threading.Event()
+        self._failures = LogTally()
         self._listener: socket.socket | None = None
         self._thread = threading.Thread(target=self._serve, name="status-socket", daemon=True)
 
@@ -79,8 +83,15 @@ class StatusSocketServer:
             except TimeoutError:
                 continue
             except OSError as exc:
-                log.error("status_socket_failed", path=str(self.path), error=str(exc))
-                return
+                if self._stopping.is_set():
+                    return
+                # Out of file descriptors (EMFILE), buffers or memory for a moment: staff must still be able to
+                # ask later, so the loop waits and goes on rather than ending the thread for good.
+                count = self._failures.note(time.monotonic())
+                if count is not None:
+                    log.error("status_socket_failed", path=str(self.path), error=str(exc), count=count)
+                self._stopping.wait(ACCEPT_PAUSE_S)
+                continue
             with connection:
                 connection.settimeout(SEND_TIMEOUT_S)
                 try:

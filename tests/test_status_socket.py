@@ -3,6 +3,7 @@ a real agent answering it (and driving its LED) from start to stop."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -92,6 +93,30 @@ class TestServer:
         with pytest.raises(StatusSocketBusy, match="not a socket"):
             StatusSocketServer(path).start()
         assert path.read_text() == "{}"
+
+    def test_a_failed_accept_does_not_end_the_answering(self, server: StatusSocketServer) -> None:
+        """The box runs out of file descriptors for a moment (accept fails with EMFILE, twice): the server waits
+        and answers again afterwards, instead of leaving `status` without an answer until the agent restarts."""
+
+        class Exhausted:
+            def __init__(self, listener: socket.socket) -> None:
+                self.listener, self.failures = listener, 0
+
+            def accept(self) -> tuple[socket.socket, Any]:
+                if self.failures < 2:
+                    self.failures += 1
+                    raise OSError(errno.EMFILE, "Too many open files")
+                return self.listener.accept()
+
+            def close(self) -> None:
+                self.listener.close()
+
+        assert server._listener is not None
+        exhausted = Exhausted(server._listener)
+        server._listener = exhausted  # type: ignore[assignment]
+        server.offer(b'{"health": "ok"}')
+        wait_until(lambda: exhausted.failures == 2, 5, "two failed accepts")
+        assert ask(server.path, timeout_s=10.0) == b'{"health": "ok"}'
 
     def test_stop_removes_the_socket(self, server: StatusSocketServer) -> None:
         """After a stop nothing answers, which is how `status` tells that the agent is not running."""
