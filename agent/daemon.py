@@ -25,7 +25,7 @@ from agent.commands.inbox import CommandInbox
 from agent.containment import Boundary
 from agent.contract.records import format_ts
 from agent.field.lines import build_poller
-from agent.field.poller import LinePoller
+from agent.field.poller import LinePoller, stop_all
 from agent.health import assess, nozzles_by_controller
 from agent.history import alarm_history, replay, station_history
 from agent.led import StatusLed
@@ -54,6 +54,10 @@ from drivers.device import DeviceDriver
 if TYPE_CHECKING:
     from agent.commands.desk import CommandDesk
     from agent.uplink.hj212 import Hj212Uplink
+
+POLLERS_STOP_S = 5.0
+"""How long a stop waits for all the pollers together: a read hung on a dead line is left to the exit, so a box
+with many such lines still stops well within systemd's TimeoutStopSec."""
 
 log = get_logger("agent")
 
@@ -397,7 +401,7 @@ class Agent:
         """Stop the loops in data order; the clean-stop mark is written, by the recorder as its last act, only if
         every loop ended. A loop that did not (a read that hangs, a bug) may still be about to make a record, so
         the stop counts as unclean and the next start says so (`unclean_stop`)."""
-        ended = {f"poller-{poller.line}": poller.stop() for poller in parts.pollers}
+        ended = stop_all(parts.pollers, POLLERS_STOP_S)
         ended["station"] = parts.station.stop(reason)
         if parts.commands is not None:
             ended["commands"] = parts.commands.stop()

@@ -24,7 +24,7 @@ from support.waiting import wait_until
 from agent.clock import SystemClock
 from agent.containment import Boundary
 from agent.field.events import FieldEvent
-from agent.field.poller import LinePoller, PolledDevice
+from agent.field.poller import LinePoller, PolledDevice, stop_all
 from agent.ledger.keys import generate_key_file
 from agent.pulse import Pulse
 from agent.systemd_notify import SystemdNotifier
@@ -153,13 +153,13 @@ class _BrokenLink:
         return None
 
 
-def _poller(read: PolledDevice, answer_timeout_s: float = 0.0) -> LinePoller:
+def _poller(read: PolledDevice, answer_timeout_s: float = 0.0, line: str = "rs485-1") -> LinePoller:
     def sink(_events: Sequence[FieldEvent]) -> None:
         pass
 
-    boundary = Boundary("poller rs485-1", lambda _intent: None, SystemClock())
+    boundary = Boundary(f"poller {line}", lambda _intent: None, SystemClock())
     return LinePoller(
-        "rs485-1", [read], _BrokenLink(), SystemClock(), sink, boundary=boundary, answer_timeout_s=answer_timeout_s
+        line, [read], _BrokenLink(), SystemClock(), sink, boundary=boundary, answer_timeout_s=answer_timeout_s
     )
 
 
@@ -248,6 +248,35 @@ class TestWatchdogOnRealLoops:
             release.set()
             poller.stop()
         assert manager.seen("WATCHDOG", "1") == 1
+
+
+def test_pollers_hung_on_dead_lines_stop_side_by_side() -> None:
+    """Three lines whose reads hang: a stop of all of them keeps to one shared timeout (each told at once), not
+    one timeout per line, and says that none ended; once the reads return, every thread ends."""
+    release = threading.Event()
+    entered = [threading.Event() for _ in range(3)]
+
+    def hung(index: int) -> PolledDevice:
+        def read() -> Reading:
+            entered[index].set()
+            release.wait(10)
+            raise FieldTimeout("no answer")
+
+        return PolledDevice(f"pc{index}", 1, 0.02, read)
+
+    pollers = [_poller(hung(index), line=f"rs485-{index}") for index in range(3)]
+    for poller in pollers:
+        poller.start()
+    try:
+        assert all(event.wait(5) for event in entered)
+        started = time.monotonic()
+        ended = stop_all(pollers, 1.0)
+        took_s = time.monotonic() - started
+        assert ended == {f"poller-rs485-{index}": False for index in range(3)}
+        assert took_s < 2.5, f"the stop took {took_s:.1f} s, one timeout per line"
+    finally:
+        release.set()
+    assert all(poller.stop(5.0) for poller in pollers)
 
 
 def _kernel_enforces_mdwe() -> bool:

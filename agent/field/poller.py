@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import heapq
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -163,6 +164,10 @@ class LinePoller:
         self.begin(self._clock.monotonic())
         self._thread = threading.Thread(target=self.run, name=f"poller-{self.line}", daemon=True)
         self._thread.start()
+
+    def ask_stop(self) -> None:
+        """Tell the thread to end after its current poll, without waiting for it (`stop` waits)."""
+        self._stop.set()
 
     def stop(self, timeout_s: float = 5.0) -> bool:
         """End the thread and close the line; returns whether the thread ended. A device that hangs a read
@@ -313,3 +318,12 @@ class LinePoller:
         if went_away:
             repeats.warning("device_offline", key=device.name, line=self.line, device=device.name, error=str(error))
             self._events.append(DeviceOffline(device.name, self.line, now_ms, f"{type(error).__name__}: {error}"))
+
+
+def stop_all(pollers: Sequence[LinePoller], timeout_s: float) -> dict[str, bool]:
+    """Stop every line's poller within `timeout_s` in all: each is told at once, so reads hung on dead lines end
+    side by side rather than one after another; says per `poller-<line>` whether its thread ended."""
+    for poller in pollers:
+        poller.ask_stop()
+    deadline = time.monotonic() + timeout_s
+    return {f"poller-{poller.line}": poller.stop(max(0.0, deadline - time.monotonic())) for poller in pollers}
