@@ -13,7 +13,15 @@ from zoneinfo import ZoneInfo
 
 from agent.config import AgentConfig
 from agent.contract.decode import bodies_of, decode_record
-from agent.contract.records import DailySummaryBody, RecordIntent, RecordType, TankPressureBody, VapourBody
+from agent.contract.records import (
+    AlarmBody,
+    AlarmState,
+    DailySummaryBody,
+    RecordIntent,
+    RecordType,
+    TankPressureBody,
+    VapourBody,
+)
 from agent.ledger.outbox import Outbox
 from agent.station.alarms import active_in
 from agent.station.daybooks import READ_TYPES, last_closed_of
@@ -46,11 +54,24 @@ def station_history(outbox: Outbox, config: AgentConfig, now_ms: int) -> Station
 
 
 def alarm_history(outbox: Outbox, cursors: Mapping[str, int]) -> list[RecordIntent]:
-    """The alarm records still in the outbox, for the status of the alarms an earlier run left active: read
-    only when the cursors say one is (most starts have none, and the read scans the outbox)."""
-    if not active_in(cursors):
-        return []
-    return [as_intent(canonical) for canonical in outbox.canonical_since(RecordType.ALARM, 0)]
+    """The newest record still in the outbox of each alarm an earlier run left active, for its status: read
+    only when the cursors say one is (most starts have none), newest first and only until each is found, so an
+    alarm raised and cleared all day long is not read back record by record (50,000 alarm records: 3.3 s and
+    48 MiB when every one was decoded)."""
+    wanted = active_in(cursors)
+    found: list[RecordIntent] = []
+    if not wanted:
+        return found
+    for canonical in outbox.newest_first(RecordType.ALARM):
+        intent = as_intent(canonical)
+        body = intent.body
+        if isinstance(body, AlarmBody) and (body.kind, body.subject) in wanted:
+            wanted.discard((body.kind, body.subject))
+            if body.state is AlarmState.RAISED:
+                found.append(intent)
+            if not wanted:
+                break
+    return found[::-1]
 
 
 def replay(outbox: Outbox, since_ms: int) -> Iterator[RecordIntent]:

@@ -216,6 +216,31 @@ class TestStationView:
             ActiveAlarm("metering_deviation", "D01-N1", format_ts(NOW_MS + 9), evidence),
         ]
 
+    def test_a_flapping_alarm_is_read_back_as_its_last_raise_alone(self, tmp_path: Path) -> None:
+        """At start only the newest raise of each active alarm is read back, not every alarm record the outbox
+        holds: an alarm raised and cleared all day long must not fill the memory of a small box at start."""
+        outbox = Outbox(tmp_path / "outbox.db", 64 * 1024**2)
+        cursor = "alarm/metering_deviation/D01-N1"
+        flaps = 40
+        intents = [
+            AlarmBody(
+                kind="metering_deviation",
+                state=AlarmState.CLEARED if turn % 2 else AlarmState.RAISED,
+                subject="D01-N1",
+                evidence={"deviation_permille": turn},
+            ).intent(NOW_MS + turn, Cursor(cursor, 0 if turn % 2 else 1))
+            for turn in range(2 * flaps + 1)
+        ]
+        intents.append(AlarmBody(kind="device_silent", state=AlarmState.RAISED, subject="pcm2", evidence={}).intent(1))
+        records, _ = seal(intents, ChainHead.genesis(), "RIG-0001", KeySpec().generate())
+        try:
+            outbox.append(records)
+            cursors = {cursor: 1}
+            read_back = alarm_history(outbox, cursors)
+        finally:
+            outbox.close()
+        assert [(intent.ts_ms, intent.body) for intent in read_back] == [(NOW_MS + 2 * flaps, intents[-2].body)]
+
     def test_the_last_clock_step(self) -> None:
         view = StationView({})
         body = ClockJumpBody(from_ts=format_ts(0), to_ts=format_ts(90_000), jump_ms=90_000, across_restart=False)

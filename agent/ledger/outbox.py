@@ -222,6 +222,13 @@ class Outbox:
         )
         return [bytes(row[0]) for row in rows]
 
+    def newest_first(self, record_type: str) -> Iterator[bytes]:
+        """The canonical bytes of the records of one type, newest first, one at a time: a reader that wants only
+        the latest of each kind stops early instead of holding every record of a long history."""
+        rows = self._db.execute("SELECT canonical FROM record WHERE type = ? ORDER BY seq DESC", (record_type,))
+        for row in rows:
+            yield bytes(row[0])
+
     def iter_since(self, record_types: Collection[str], since_ts_ms: int) -> Iterator[bytes]:
         """Like `canonical_since` for several types at once, in seq order, one record at a time: a day of a busy
         station's records, read back at start, need not be in memory together. The start is found by bisection
