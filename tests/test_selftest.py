@@ -21,7 +21,8 @@ from installer_site import CONTROLLER, COUNTER, forecourt
 
 from agent.cli import main
 from agent.ledger.keys import generate_key_file
-from agent.tools.box_checks import check_clock
+from agent.tools import box_checks
+from agent.tools.box_checks import check_clock, check_status_dir
 from agent.tools.checks import Check, Status
 from agent.tools.selftest import run_selftest
 from simulators.broker import BrokerTls, MosquittoBroker, free_loopback_port
@@ -339,3 +340,17 @@ class TestWhatTheInstallerReads:
         )
         (clock,) = [check for check in checks if check.name == "clock"]
         assert clock.detail == "2026-03-01 12:00:00 Asia/Shanghai (UTC+08:00), NTP synchronised"
+
+
+def test_the_runtime_directory_before_the_first_start_is_no_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a fresh box the unit's runtime directory does not exist yet (systemd makes it at each start): the status
+    dir check says so and passes; any other missing status folder that cannot be made still fails."""
+    runtime = tmp_path / "run" / "station-agent"
+    monkeypatch.setattr(box_checks, "RUNTIME_DIRECTORY", runtime)
+    fresh = check_status_dir(runtime)
+    assert fresh.status is Status.OK and "systemd" in fresh.detail
+    (tmp_path / "file").write_text("")
+    blocked = check_status_dir(tmp_path / "file" / "status")
+    assert blocked.status is Status.FAIL

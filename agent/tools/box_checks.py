@@ -14,6 +14,7 @@ from pathlib import Path
 
 from agent.config import AgentConfig
 from agent.ledger.keys import KeyFileError, load_key_file
+from agent.status_settings import RUNTIME_DIRECTORY
 from agent.tools.checks import Check, Status, fail, ok
 from agent.uplink.settings import TlsSection, UplinkSection
 
@@ -135,6 +136,14 @@ def check_writable(name: str, directory: Path) -> Check:
         return fail(name, f"{target} is not writable by uid {os.geteuid()}: {exc.strerror}", fix)
     created = "" if target == directory else f" (missing; the agent creates it under {target})"
     return ok(name, f"{directory} writable{created}")
+
+
+def check_status_dir(directory: Path) -> Check:
+    """Like `check_writable`, except for the unit's runtime directory before the agent's first start: systemd
+    makes it at each start, so its absence then is no fault of the box."""
+    if directory == RUNTIME_DIRECTORY and not directory.exists():
+        return ok("status dir", f"{directory} is made by systemd when the agent starts (RuntimeDirectory=)")
+    return check_writable("status dir", directory)
 
 
 def check_disk(config: AgentConfig) -> Check:
