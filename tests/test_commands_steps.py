@@ -124,17 +124,19 @@ def test_the_stop_ends_the_steps_after_what_was_posted_before_it(tmp_path: Path)
 
 
 def test_the_inbox_keeps_queue_limit_messages_and_counts_the_rest(tmp_path: Path) -> None:
-    """Beyond queue_limit waiting messages a post is dropped and counted; taking one makes room for the next,
-    and a stop is kept even when the inbox is full."""
+    """Beyond queue_limit waiting messages a post is dropped and counted; taking one makes room for the next; a
+    stop is kept even when the inbox is full, what was posted before it is answered, and a post after it (it
+    would wait unanswered behind the stop) is dropped and counted."""
     clock = FakeClock(ISSUED_MS)
     rig = Desk(tmp_path, clock, queue_limit=2)
     for name in ("a", "b", "dropped"):
         rig.inbox.post(command(name))
-    rig.inbox.ask_stop()
     now = at(ISSUED_MS)
     assert rig.desk.step(now) is True
     rig.inbox.post(command("c"))
-    assert [rig.desk.step(now) for _ in range(3)] == [True, False, True]
+    rig.inbox.ask_stop()
+    rig.inbox.post(command("late"))
+    assert [rig.desk.step(now) for _ in range(3)] == [True, True, False]
     assert [reply["id"] for reply in rig.replies] == ["a", "b", "c"]
-    assert rig.desk.status().dropped == 1
+    assert rig.desk.status().dropped == 2
     rig.close()
