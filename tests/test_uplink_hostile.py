@@ -13,26 +13,18 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
+from support.uplink_station import UplinkStation, uplink_station
 from support.waiting import wait_until
 
-from agent.clock import SystemClock
-from agent.containment import Boundary
-from agent.contract.records import EventKind, HeartbeatBody, RecordIntent
-from agent.ledger.keys import DeviceKey
-from agent.ledger.outbox import Outbox, OutboxReader
-from agent.ledger.recorder import Recorder
-from agent.ledger.settings import OutboxSection
-from agent.uplink.session import Uplink
+from agent.contract.records import EventKind
 from agent.uplink.settings import UplinkSection
 from simulators.broker import MosquittoBroker
 from simulators.hostile.rude_broker import RudeBroker
@@ -44,82 +36,10 @@ TOPICS = f"fsm/v1/{STATION}"
 DEADLINE_S = 15.0
 
 
-@dataclass
-class Station:
-    """The producing half of the agent, and the records the uplink made (its boundary's and its own events)."""
-
-    outbox_path: Path
-    recorder: Recorder
-    reported: list[RecordIntent] = field(default_factory=list)
-    uplinks: list[Uplink] = field(default_factory=list)
-
-    def record(self, count: int) -> int:
-        """Commit `count` heartbeats; the new head seq."""
-        target = self.recorder.status().head_seq + count
-        for n in range(count):
-            body = HeartbeatBody(
-                interval_s=60, uptime_s=n, uplink="online", unacked=0, devices_online=0, devices_total=0
-            )
-            self.recorder.submit(body.intent(SystemClock().wall_ms()))
-        wait_until(lambda: self.recorder.status().head_seq == target, DEADLINE_S, f"{count} records committed")
-        return target
-
-    def uplink(self, settings: UplinkSection) -> Uplink:
-        status = self.recorder.status()
-
-        def report(intent: RecordIntent) -> None:
-            self.reported.append(intent)
-            self.recorder.submit(intent)
-
-        uplink = Uplink(
-            settings,
-            STATION,
-            self.outbox_path,
-            SystemClock(),
-            on_acked=self.recorder.note_acked,
-            acked_upto=status.acked_upto,
-            head_seq=status.head_seq,
-            boundary=Boundary("uplink", report, SystemClock()),
-            record=report,
-        )
-        self.uplinks.append(uplink)
-        uplink.start()
-        return uplink
-
-    def events(self, kind: EventKind) -> list[dict[str, Any]]:
-        """The bodies of the events of `kind` the uplink made so far."""
-        return [intent.body.as_json() for intent in list(self.reported) if getattr(intent.body, "kind", None) == kind]
-
-    def stored_events(self, kind: EventKind) -> list[dict[str, Any]]:
-        """The bodies of the events of `kind` in the outbox, read back from the file as the uplink reads it."""
-        head = self.recorder.status().head_seq
-        reader = OutboxReader(self.outbox_path)
-        try:
-            records = [json.loads(stored.canonical) for stored in reader.read(1, head)]
-        finally:
-            reader.close()
-        return [r["body"] for r in records if r["type"] == "event" and r["body"]["kind"] == kind]
-
-
 @pytest.fixture
-def station(tmp_path: Path) -> Iterator[Station]:
-    path = tmp_path / "outbox.sqlite"
-    key = DeviceKey.from_private(Ed25519PrivateKey.generate())
-    uplinks: list[Uplink] = []
-
-    def notify(head_seq: int) -> None:
-        for uplink in uplinks:
-            uplink.notify(head_seq)
-
-    recorder = Recorder(
-        Outbox(path, 64 * 1024**2), STATION, key, OutboxSection(path=path), SystemClock(), on_commit=notify
-    )
-    running = Station(path, recorder, uplinks=uplinks)
-    recorder.start()
-    yield running
-    for uplink in running.uplinks:
-        uplink.stop()
-    recorder.stop()
+def station(tmp_path: Path) -> Iterator[UplinkStation]:
+    with uplink_station(tmp_path, STATION, outbox_bytes=64 * 1024**2, deadline_s=DEADLINE_S) as running:
+        yield running
 
 
 class Platform:
@@ -182,7 +102,7 @@ def publish_retained(broker: MosquittoBroker, topic: str, payload: bytes) -> Non
 
 
 def test_poison_acks_are_refused_and_counted_and_records_still_get_acked(
-    station: Station, private_broker: MosquittoBroker
+    station: UplinkStation, private_broker: MosquittoBroker
 ) -> None:
     """A retained ack with a 5,000-digit upto, then `[` x 50,000 (within the size limit, refused for depth),
     then `[` x 100,000 (beyond it, dropped unread): each is refused and counted, the uplink thread lives on, and
@@ -213,7 +133,9 @@ def test_poison_acks_are_refused_and_counted_and_records_still_get_acked(
         publish_retained(private_broker, f"{TOPICS}/ack", b"")
 
 
-def test_poison_acks_make_one_ack_refused_record_a_minute(station: Station, private_broker: MosquittoBroker) -> None:
+def test_poison_acks_make_one_ack_refused_record_a_minute(
+    station: UplinkStation, private_broker: MosquittoBroker
+) -> None:
     """A retained ack with a 5,000-digit upto makes one `ack_refused` record (reason bad_number, count 1, its
     size), committed to the outbox; 200 more poison acks within the minute are counted, not recorded."""
     huge = b'{"upto": 1' + b"0" * 5000 + b"}"
@@ -250,7 +172,9 @@ def test_poison_acks_make_one_ack_refused_record_a_minute(station: Station, priv
         publish_retained(private_broker, f"{TOPICS}/ack", b"")
 
 
-def test_a_platform_that_acks_less_gets_the_records_again(station: Station, private_broker: MosquittoBroker) -> None:
+def test_a_platform_that_acks_less_gets_the_records_again(
+    station: UplinkStation, private_broker: MosquittoBroker
+) -> None:
     """The platform is the authority: an upto lower than the agent believed makes the agent send again from
     there, records it (`uplink_unstable` platform_acked_less with both uptos), and the platform ends up holding
     every record once more, that one included."""
@@ -285,7 +209,7 @@ def test_a_platform_that_acks_less_gets_the_records_again(station: Station, priv
         platform.close()
 
 
-def test_a_broker_that_accepts_and_closes_is_knocked_on_less_and_less(station: Station) -> None:
+def test_a_broker_that_accepts_and_closes_is_knocked_on_less_and_less(station: UplinkStation) -> None:
     """Every session ends at once, so every one counts as a failure and the wait grows across them: a handful
     of connects in 5 s, where an immediate retry would make hundreds."""
     with RudeBroker("connack-close") as broker:
@@ -301,7 +225,7 @@ def test_a_broker_that_accepts_and_closes_is_knocked_on_less_and_less(station: S
         assert uplink.alive()
 
 
-def test_a_broker_that_accepts_and_closes_is_recorded_as_sessions_short(station: Station) -> None:
+def test_a_broker_that_accepts_and_closes_is_recorded_as_sessions_short(station: UplinkStation) -> None:
     """The rude broker's CONNACK-and-close: after a run of short sessions the uplink makes one `uplink_unstable`
     record (sessions_short, no uptos), kept in the outbox, since that broker never takes it."""
     with RudeBroker("connack-close") as broker:
@@ -317,7 +241,7 @@ def test_a_broker_that_accepts_and_closes_is_recorded_as_sessions_short(station:
 
 
 def test_a_twin_with_the_same_client_id_is_said_and_knocked_on_less(
-    station: Station, private_broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
+    station: UplinkStation, private_broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A second client with the station's client id (reconnecting as paho does) ends the agent's session again
     and again. The agent names it, by MQTT 5's "session taken over" where the broker sends it and by the run of
@@ -347,7 +271,7 @@ def test_a_twin_with_the_same_client_id_is_said_and_knocked_on_less(
 
 
 def test_acks_beyond_the_head_are_said_once_as_chain_behind_platform(
-    station: Station, private_broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
+    station: UplinkStation, private_broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A platform that acks past the box's head (the box lost records it had sent) 200 times in a burst: one
     `chain_behind_platform` error naming the platform's upto, the head and the recover command, and at most a
@@ -379,7 +303,7 @@ def test_acks_beyond_the_head_are_said_once_as_chain_behind_platform(
 
 
 def test_offline_since_is_when_the_link_went_down_not_the_last_try(
-    station: Station, private_broker: MosquittoBroker
+    station: UplinkStation, private_broker: MosquittoBroker
 ) -> None:
     """While the broker is gone the uplink tries again and again (connecting, offline, connecting ...): its
     `since` stays at the moment it went down, so staff are told how long the outage really is."""
@@ -403,7 +327,7 @@ def test_offline_since_is_when_the_link_went_down_not_the_last_try(
 
 
 def test_what_is_posted_with_a_hang_up_waits_for_the_next_session(
-    station: Station, private_broker: MosquittoBroker
+    station: UplinkStation, private_broker: MosquittoBroker
 ) -> None:
     """The broker hangs up in the same moment as the recorder commits and the command desk replies (all three
     taken in one turn of the uplink thread): nothing posted behind the hang-up is lost. The next session sends
@@ -448,7 +372,7 @@ QUEUE_FILLING = {"keepalive_s": 60, "ack_timeout_s": 1.0, "max_records_per_messa
 
 
 def test_a_publish_that_cannot_go_now_does_not_say_the_link_is_down(
-    station: Station, private_broker: MosquittoBroker
+    station: UplinkStation, private_broker: MosquittoBroker
 ) -> None:
     """The broker hangs (no PUBACK, no ack, its connection open): every ack timeout sends the window again
     until paho's own queue is full and a publish is refused for the moment. Once the broker wakes, the records
@@ -476,7 +400,9 @@ def test_a_publish_that_cannot_go_now_does_not_say_the_link_is_down(
         platform.close()
 
 
-def test_a_retained_ack_is_refused_and_sends_nothing_again(station: Station, private_broker: MosquittoBroker) -> None:
+def test_a_retained_ack_is_refused_and_sends_nothing_again(
+    station: UplinkStation, private_broker: MosquittoBroker
+) -> None:
     """Acks are never retained (contract), so a retained `{"upto": 1}` (left by a peer, or by a platform that got
     the flag wrong) answers nothing a session sent. The broker hands it over at every connect: it is refused as
     not_an_ack, not taken as a platform that lost everything after seq 1, which sent the whole backlog again at
@@ -507,7 +433,9 @@ def test_a_retained_ack_is_refused_and_sends_nothing_again(station: Station, pri
         publish_retained(private_broker, f"{TOPICS}/ack", b"")
 
 
-def test_a_stop_while_the_broker_hangs_is_no_internal_error(station: Station, private_broker: MosquittoBroker) -> None:
+def test_a_stop_while_the_broker_hangs_is_no_internal_error(
+    station: UplinkStation, private_broker: MosquittoBroker
+) -> None:
     """The broker hangs until paho's own queue is full, and the agent stops then: the offline status cannot be
     queued, which the stop says and goes on; the thread ends, no internal_error is recorded for it, and once the
     broker wakes, the retained status says offline."""
@@ -541,7 +469,7 @@ def test_a_stop_while_the_broker_hangs_is_no_internal_error(station: Station, pr
 
 
 def test_a_hole_in_the_outbox_is_tried_again_at_the_ack_timeout_not_at_once(
-    station: Station, private_broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
+    station: UplinkStation, private_broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Records 5 and 6 deleted from the outbox by hand (a careless repair of a damaged file): the uplink cannot
     read what it must send next; it says so and tries again when the ack timeout comes round, instead of trying

@@ -14,7 +14,6 @@ import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -22,19 +21,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from support.uplink_station import UplinkStation, uplink_station
 from support.waiting import wait_until
 
-from agent.clock import SystemClock
 from agent.config import ConfigError
 from agent.config_validation import load_config
-from agent.containment import Boundary
-from agent.contract.records import HeartbeatBody
-from agent.ledger.keys import DeviceKey
-from agent.ledger.outbox import Outbox, OutboxReader
-from agent.ledger.recorder import Recorder
-from agent.ledger.settings import OutboxSection
 from agent.uplink.session import Uplink
 from agent.uplink.settings import TlsSection, UplinkSection
 from agent.uplink.uplink_status import UplinkStatus
@@ -45,50 +37,6 @@ STATION = "S1"
 RECORDS_TOPIC = f"fsm/v1/{STATION}/records"
 COUNT = 5
 DEADLINE_S = 8.0
-
-
-@dataclass
-class Station:
-    """The producing half of the agent (outbox and recorder); each test brings its own uplinks."""
-
-    outbox_path: Path
-    recorder: Recorder
-    uplinks: list[Uplink] = field(default_factory=list)
-
-    def record(self, count: int) -> None:
-        """Submit `count` heartbeats and wait until they are committed."""
-        target = self.recorder.status().head_seq + count
-        for n in range(count):
-            body = HeartbeatBody(
-                interval_s=60, uptime_s=n, uplink="offline", unacked=n, devices_online=0, devices_total=0
-            )
-            self.recorder.submit(body.intent(SystemClock().wall_ms()))
-        wait_until(lambda: self.recorder.status().head_seq == target, DEADLINE_S, f"{count} records committed")
-
-    def uplink(self, settings: UplinkSection) -> Uplink:
-        """An uplink on this station's outbox, told of later commits, started; stopped by the fixture."""
-        status = self.recorder.status()
-        uplink = Uplink(
-            settings,
-            STATION,
-            self.outbox_path,
-            SystemClock(),
-            on_acked=self.recorder.note_acked,
-            acked_upto=status.acked_upto,
-            head_seq=status.head_seq,
-            boundary=Boundary("uplink", self.recorder.submit, SystemClock()),
-            record=self.recorder.submit,
-        )
-        self.uplinks.append(uplink)
-        uplink.start()
-        return uplink
-
-    def stored_seqs(self) -> list[int]:
-        reader = OutboxReader(self.outbox_path)
-        try:
-            return [record.seq for record in reader.read(1, self.recorder.status().head_seq)]
-        finally:
-            reader.close()
 
 
 class RecordsListener:
@@ -141,24 +89,9 @@ def pki(tmp_path: Path) -> Pki:
 
 
 @pytest.fixture
-def station(tmp_path: Path) -> Iterator[Station]:
-    path = tmp_path / "outbox.sqlite"
-    key = DeviceKey.from_private(Ed25519PrivateKey.generate())
-    uplinks: list[Uplink] = []
-
-    def notify(head_seq: int) -> None:
-        for uplink in uplinks:
-            uplink.notify(head_seq)
-
-    recorder = Recorder(
-        Outbox(path, 256 * 1024**2), STATION, key, OutboxSection(path=path), SystemClock(), on_commit=notify
-    )
-    running = Station(path, recorder, uplinks=uplinks)
-    recorder.start()
-    yield running
-    for uplink in running.uplinks:
-        uplink.stop()
-    recorder.stop()
+def station(tmp_path: Path) -> Iterator[UplinkStation]:
+    with uplink_station(tmp_path, STATION, outbox_bytes=256 * 1024**2, deadline_s=DEADLINE_S) as running:
+        yield running
 
 
 @contextmanager
@@ -179,7 +112,7 @@ def refused(uplink: Uplink, words: str) -> UplinkStatus:
 
 
 class TestServerAuthenticated:
-    def test_records_go_out_over_tls_and_are_acked(self, tmp_path: Path, pki: Pki, station: Station) -> None:
+    def test_records_go_out_over_tls_and_are_acked(self, tmp_path: Path, pki: Pki, station: UplinkStation) -> None:
         """With the broker's CA in ca_file, records sent before and after going online all arrive and are acked."""
         station.record(COUNT)
         with (
@@ -195,7 +128,7 @@ class TestServerAuthenticated:
         assert listener.seqs == list(range(1, 2 * COUNT + 1))
         assert station.recorder.status().acked_upto == 2 * COUNT
 
-    def test_a_broker_signed_by_another_ca_is_refused(self, tmp_path: Path, pki: Pki, station: Station) -> None:
+    def test_a_broker_signed_by_another_ca_is_refused(self, tmp_path: Path, pki: Pki, station: UplinkStation) -> None:
         """A broker certificate from a CA other than ca_file fails verification; the records stay in the outbox."""
         other_ca = make_ca(tmp_path / "other", common_name="another throw-away CA")
         station.record(COUNT)
@@ -207,7 +140,9 @@ class TestServerAuthenticated:
         assert status.last_error is not None and "uplink.tls.ca_file" in status.last_error
         assert station.stored_seqs() == list(range(1, COUNT + 1))
 
-    def test_a_broker_certificate_for_another_host_is_refused(self, tmp_path: Path, pki: Pki, station: Station) -> None:
+    def test_a_broker_certificate_for_another_host_is_refused(
+        self, tmp_path: Path, pki: Pki, station: UplinkStation
+    ) -> None:
         """The host name is checked: a certificate that does not name 127.0.0.1 fails, even from the right CA."""
         elsewhere = issue_certificate(pki.ca, tmp_path / "pki", "elsewhere", "elsewhere", role="server", hosts=["a.b"])
         wrong_host = Pki(ca=pki.ca, server=elsewhere, client=pki.client)
@@ -219,7 +154,7 @@ class TestServerAuthenticated:
 
 class TestMutual:
     def test_without_a_client_certificate_nothing_goes_and_nothing_is_lost(
-        self, tmp_path: Path, pki: Pki, station: Station
+        self, tmp_path: Path, pki: Pki, station: UplinkStation
     ) -> None:
         """The broker turns away an uplink without cert_file, naming the fix; a correct one then sends everything."""
         platform = issue_certificate(pki.ca, tmp_path / "pki", "platform", "platform", role="client")
