@@ -27,8 +27,8 @@ from agent.clock import SystemClock
 from agent.config import LoadedConfig
 from agent.containment import Boundary
 from agent.contract.records import RecordIntent
+from agent.logs import LogTally, get_logger
 from agent.logs import configure as configure_logs
-from agent.logs import get_logger
 from agent.web import words as w
 from agent.web.app import Console, Request, Response, plain
 from agent.web.selftest_run import SelftestRunner
@@ -210,10 +210,14 @@ class BoundedServer(http.server.HTTPServer):
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="web")
         self._slots = threading.BoundedSemaphore(WORKERS + QUEUED)
         self._boundary = Boundary("web", _no_record, SystemClock())
+        self._busy = LogTally()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
-            log.warning("web_busy_connection_closed", client=str(client_address))
+            # A crowd is what fills the pool, so one line a minute with its count, not one per connection.
+            count = self._busy.note(time.monotonic())
+            if count is not None:
+                log.warning("web_busy_connection_closed", client=str(client_address), count=count)
             self.shutdown_request(request)
             return
         self._pool.submit(self._work, request, client_address)
