@@ -24,7 +24,7 @@ from agent.clock import Clock, ScaledClock, SystemClock
 from agent.commands.inbox import CommandInbox
 from agent.containment import Boundary
 from agent.contract.records import format_ts
-from agent.field.lines import build_poller
+from agent.field.lines import Field, build_field
 from agent.field.poller import LinePoller, stop_all
 from agent.health import assess, nozzles_by_controller
 from agent.history import alarm_history, replay, station_history
@@ -77,7 +77,7 @@ class _Parts:
     recorder: Recorder
     uplink: Uplink
     station: StationLoop
-    pollers: tuple[LinePoller, ...]
+    field: Field
     view: StationView
     reader: OutboxReader
     ecology: Hj212Uplink | None
@@ -247,17 +247,14 @@ class Agent:
         if config.clock.time_scale != 1:
             log.warning("accelerated_time", time_scale=config.clock.time_scale)
             station_clock = ScaledClock(config.clock.time_scale, self.clock)
-        pollers = tuple(
-            build_poller(
-                line,
-                drivers,
-                station_clock,
-                station_inbox.post_all,
-                health_every_s=config.metering.line_error_window_s / 4,
-                zone=zone,
-                report=ledger.submit,
-            )
-            for line in config.lines
+        field = build_field(
+            config.lines,
+            drivers,
+            station_clock,
+            station_inbox.post_all,
+            health_every_s=config.metering.line_error_window_s / 4,
+            zone=zone,
+            report=ledger.submit,
         )
         station = StationLoop(
             Station(
@@ -278,7 +275,7 @@ class Agent:
             station_clock,
             heartbeat_interval_s=config.heartbeat.interval_s,
             jump_threshold_ms=int(config.clock.jump_threshold_s * 1000),
-            facts=partial(self._heartbeat_facts, pollers, recorder, uplink),
+            facts=partial(self._heartbeat_facts, field.pollers, recorder, uplink),
             boundary=Boundary("station", view.watching(ledger.submit), self.clock),
             inbox=station_inbox,
             nozzles=view.nozzles,
@@ -286,7 +283,7 @@ class Agent:
         commands = None
         if platform_key is not None and command_inbox is not None:
             commands = self._command_desk(recorder, uplink, outbox, command_inbox, platform_key)
-        return _Parts(outbox, recorder, uplink, station, pollers, view, OutboxReader(outbox.path), ecology, commands)
+        return _Parts(outbox, recorder, uplink, station, field, view, OutboxReader(outbox.path), ecology, commands)
 
     def _birth_fields(self, ledger: RecorderInbox) -> dict[str, object]:
         """What the uplink's `online` status message carries besides the state."""
@@ -387,8 +384,8 @@ class Agent:
             parts.commands.start()
         parts.uplink.start()
         parts.station.start()
-        for poller in parts.pollers:
-            poller.start()
+        for thread in parts.field.threads:
+            thread.start()
         log.info(
             "agent_started",
             station=self.config.station.id,
@@ -401,7 +398,7 @@ class Agent:
         """Stop the loops in data order; the clean-stop mark is written, by the recorder as its last act, only if
         every loop ended. A loop that did not (a read that hangs, a bug) may still be about to make a record, so
         the stop counts as unclean and the next start says so (`unclean_stop`)."""
-        ended = stop_all(parts.pollers, POLLERS_STOP_S)
+        ended = stop_all(parts.field.threads, POLLERS_STOP_S)
         ended["station"] = parts.station.stop(reason)
         if parts.commands is not None:
             ended["commands"] = parts.commands.stop()
@@ -449,7 +446,7 @@ class Agent:
     def status(self, parts: _Parts) -> AgentStatus:
         recorder = parts.recorder.status()
         uplink = parts.uplink.status()
-        lines = tuple(poller.status() for poller in parts.pollers)
+        lines = tuple(poller.status() for poller in parts.field.pollers)
         facts = parts.view.facts()
         ecology = None if parts.ecology is None else parts.ecology.status()
         now_ms = self.clock.wall_ms()
@@ -499,7 +496,7 @@ class Agent:
     def _loops(parts: _Parts) -> dict[str, Loop]:
         """The threads that do the work, for the watchdog: a stuck one must cost the process, not the records."""
         loops: dict[str, Loop] = {"station": parts.station, "recorder": parts.recorder, "uplink": parts.uplink}
-        loops.update({f"poller-{poller.line}": poller for poller in parts.pollers})
+        loops.update({thread.name: thread for thread in parts.field.threads})
         if parts.ecology is not None:
             loops["uplink-hj212"] = parts.ecology
         return loops

@@ -6,8 +6,9 @@ request whenever the profile keeps them in one block, so they cannot be torn bet
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from drivers.profiles import DeviceKind, Profile, ReadRequest
 from drivers.readings import (
@@ -22,6 +23,20 @@ from drivers.readings import (
 )
 
 Values = dict[int, dict[str, int | str]]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterRead:
+    """One read a poll asks of its line: the unit, and the request the profile planned."""
+
+    unit: int
+    request: ReadRequest
+
+
+PollSteps = Generator[RegisterRead, tuple[int, ...], T]
+"""A poll as steps, for a line that serves many devices at once without blocking on one: it yields each read it
+needs, is sent that read's registers (or has the read's FieldError thrown in), and returns its result."""
 
 
 class RegisterReader(Protocol):
@@ -54,11 +69,23 @@ class DeviceDriver:
         """The unit, its answers and their reading at the last poll that decoded cleanly."""
 
     def read(self, master: RegisterReader, unit: int) -> Reading:
-        """One poll. Answers word for word the same as the last poll's are the same reading (readings are
-        immutable), so it is given again without decoding: an idle dispenser reads the same all day."""
+        """One poll, each read waited for in turn."""
         answers = tuple(
             master.read_registers(unit, request.function, request.address, request.count) for request in self.requests
         )
+        return self.reading_of(unit, answers)
+
+    def steps(self, unit: int) -> PollSteps[Reading]:
+        """One poll as steps (`PollSteps`): the same reads as `read`, in the same order."""
+        answers = []
+        for request in self.requests:
+            answers.append((yield RegisterRead(unit, request)))
+        return self.reading_of(unit, tuple(answers))
+
+    def reading_of(self, unit: int, answers: tuple[tuple[int, ...], ...]) -> Reading:
+        """The reading the answers to `requests` make. Answers word for word the same as the last poll's are the
+        same reading (readings are immutable), so it is given again without decoding: an idle dispenser reads the
+        same all day."""
         last = self._last
         if last is not None and last[0] == unit and last[1] == answers:
             return last[2]

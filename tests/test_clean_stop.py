@@ -2,7 +2,7 @@
 last act, and a stop with a loop that hangs leaves the outbox marked running, so the next start says unclean_stop.
 
 The agent runs in this process (its stop path is what is tested), on a real Mosquitto, a real SQLite outbox and,
-for the hanging device, a real TCP listener that takes the connection and never answers."""
+for the hanging devices, a real TCP listener that takes the connection and never answers."""
 
 from __future__ import annotations
 
@@ -88,23 +88,14 @@ def test_a_normal_stop_leaves_the_clean_mark(tmp_path: Path, broker: MosquittoBr
     assert "unclean_stop" not in event_kinds(tmp_path / "outbox.sqlite")
 
 
-def test_a_poller_stuck_on_a_hanging_device_leaves_no_clean_mark(
-    tmp_path: Path, broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A device that takes the request and never answers holds the poller past its stop: the stop names the
-    poller, the outbox stays marked running, and the next start records unclean_stop."""
+def stop_beside_a_device_that_never_answers(
+    tmp_path: Path, broker: MosquittoBroker, caplog: pytest.LogCaptureFixture, line: dict[str, Any]
+) -> list[Any]:
+    """Runs the agent with `line`, whose endpoint takes the connection and the first request and answers nothing,
+    and stops it once the request is in; returns the loops each `loops_not_ended` named."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         listener.settimeout(20)
-        port = listener.getsockname()[1]
-        line = {
-            "kind": "tcp",
-            "name": "tcp-1",
-            "host": "127.0.0.1",
-            "port": port,
-            "timeout_ms": HANG_TIMEOUT_MS,
-            "devices": [{"name": "pc1", "unit": 1, "profile": "sim-pump-controller", "poll_interval_ms": 100}],
-        }
-        config = agent_config(tmp_path, broker, [line])
+        config = agent_config(tmp_path, broker, [{**line, "port": listener.getsockname()[1]}])
         asked = threading.Event()
         held: list[socket.socket] = []
 
@@ -123,9 +114,31 @@ def test_a_poller_stuck_on_a_hanging_device_leaves_no_clean_mark(
         device.join(20)
         for connection in held:
             connection.close()
-    stuck = [getattr(r, "fields", {}).get("loops") for r in caplog.records if r.getMessage() == "loops_not_ended"]
-    assert stuck == [["poller-tcp-1"]]
+    return [getattr(r, "fields", {}).get("loops") for r in caplog.records if r.getMessage() == "loops_not_ended"]
+
+
+def test_a_poller_stuck_on_a_hanging_gauge_leaves_no_clean_mark(
+    tmp_path: Path, broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A tank gauge that takes the request and never answers holds its line's poller past its stop (a gauge's
+    read waits for its answer): the stop names the poller, the outbox stays marked running, and the next start
+    records unclean_stop."""
+    gauge = {"name": "tg1", "poll_interval_ms": 1000}
+    line = {"kind": "tls_tcp", "name": "tls-1", "host": "127.0.0.1", "timeout_ms": HANG_TIMEOUT_MS, "devices": [gauge]}
+    stuck = stop_beside_a_device_that_never_answers(tmp_path, broker, caplog, line)
+    assert stuck == [["poller-tls-1"]]
     assert meta_running(tmp_path / "outbox.sqlite") == "1"
     (tmp_path / "status.json").unlink()
     run_until(agent_config(tmp_path, broker, []), ready=tmp_path / "status.json")
     assert event_kinds(tmp_path / "outbox.sqlite").count("unclean_stop") == 1
+
+
+def test_a_modbus_tcp_device_that_never_answers_does_not_hold_the_stop(
+    tmp_path: Path, broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Modbus TCP lines' thread waits for answers without blocking on any: a device that never answers is given
+    up at the stop, every loop ends, and the outbox gets its clean-stop mark."""
+    device = {"name": "pc1", "unit": 1, "profile": "sim-pump-controller", "poll_interval_ms": 100}
+    line = {"kind": "tcp", "name": "tcp-1", "host": "127.0.0.1", "timeout_ms": HANG_TIMEOUT_MS, "devices": [device]}
+    assert stop_beside_a_device_that_never_answers(tmp_path, broker, caplog, line) == []
+    assert meta_running(tmp_path / "outbox.sqlite") == "0"

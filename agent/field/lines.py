@@ -1,11 +1,13 @@
 """From the config's lines to running pollers: a Modbus master or a tank-gauge client per line, and for each
-device on it the call that polls it once."""
+device on it the call that polls it once; a thread per serial line or tank gauge, and one for all Modbus TCP lines
+(agent/field/tcp_lines.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from agent.clock import Clock
@@ -13,17 +15,45 @@ from agent.containment import Boundary
 from agent.contract.records import RecordIntent
 from agent.field.events import FieldEvent
 from agent.field.poller import LinePoller, Link, PolledDevice
+from agent.field.tcp_lines import TcpLinesPoller
+from agent.pulse import Pulse
 from drivers.device import DeviceDriver
 from drivers.errors import DeviceValueFault
-from drivers.line_settings import LineSection, RtuLineSection, TcpLineSection, TlsLineSection
+from drivers.line_settings import LineSection, RtuLineSection, TcpLineSection, TlsLineSection, TlsTcpLineSection
 from drivers.modbus.master import SerialRtuMaster, TcpMaster
 from drivers.readings import TankGaugeReading
 from drivers.veeder_root.client import TlsSerialClient, TlsTcpClient
 from drivers.veeder_root.reports import ALARMS, DELIVERIES
 
 
-def build_poller(
-    line: LineSection,
+class PollerThread(Protocol):
+    """A thread that serves lines: a line's own (`LinePoller`) or the one of all Modbus TCP lines."""
+
+    pulse: Pulse
+
+    @property
+    def name(self) -> str: ...
+
+    def start(self) -> None: ...
+
+    def ask_stop(self) -> None: ...
+
+    def stop(self, timeout_s: float) -> bool: ...
+
+    def alive(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """The config's lines as pollers (each line's schedule, health and status, in the config's order) and the
+    threads that serve them."""
+
+    pollers: tuple[LinePoller, ...]
+    threads: tuple[PollerThread, ...]
+
+
+def build_field(
+    lines: Sequence[LineSection],
     drivers: dict[str, DeviceDriver],
     clock: Clock,
     sink: Callable[[Sequence[FieldEvent]], None],
@@ -31,28 +61,60 @@ def build_poller(
     health_every_s: float,
     zone: ZoneInfo,
     report: Callable[[RecordIntent], None],
+) -> Field:
+    """Every line's poller; the Modbus TCP lines together in one thread, each other line in its own. `zone` is the
+    station's: a tank gauge's clock shows local time. `report` takes the `internal_error` records of each line's
+    containment boundary (the recorder's submit)."""
+    collected: list[FieldEvent] = []
+    pollers: list[LinePoller] = []
+    threads: list[PollerThread] = []
+    tcp: list[tuple[LinePoller, TcpMaster]] = []
+    for line in lines:
+        boundary = Boundary(f"poller {line.name}", report, clock)
+        timeout_s = line.timeout_ms / 1000
+        if isinstance(line, TcpLineSection):
+            master = TcpMaster(line.host, line.port, timeout_s=timeout_s)
+            devices = _modbus_devices(line, drivers, master, steps=True)
+            poller = LinePoller(
+                line.name,
+                devices,
+                master,
+                clock,
+                collected.extend,
+                boundary=boundary,
+                health_every_s=health_every_s,
+                answer_timeout_s=timeout_s,
+            )
+            tcp.append((poller, master))
+        else:
+            poller = _own_thread_poller(
+                line, drivers, clock, sink, boundary=boundary, health_every_s=health_every_s, zone=zone
+            )
+            threads.append(poller)
+        pollers.append(poller)
+    if tcp:
+        threads.append(TcpLinesPoller(tcp, clock, sink, collected))
+    return Field(tuple(pollers), tuple(threads))
+
+
+def _own_thread_poller(
+    line: RtuLineSection | TlsLineSection | TlsTcpLineSection,
+    drivers: dict[str, DeviceDriver],
+    clock: Clock,
+    sink: Callable[[Sequence[FieldEvent]], None],
+    *,
+    boundary: Boundary,
+    health_every_s: float,
+    zone: ZoneInfo,
 ) -> LinePoller:
-    """`zone` is the station's: a tank gauge's clock shows local time. `report` takes the `internal_error`
-    records of the line's containment boundary (the recorder's submit)."""
+    """A line in a thread of its own, each read waited for in turn."""
     link: Link
     devices: list[PolledDevice]
     timeout_s = line.timeout_ms / 1000
-    if isinstance(line, RtuLineSection | TcpLineSection):
-        master = (
-            SerialRtuMaster(line.port, line.baudrate, line.parity, line.stopbits, timeout_s=timeout_s)
-            if isinstance(line, RtuLineSection)
-            else TcpMaster(line.host, line.port, timeout_s=timeout_s)
-        )
+    if isinstance(line, RtuLineSection):
+        master = SerialRtuMaster(line.port, line.baudrate, line.parity, line.stopbits, timeout_s=timeout_s)
         link = master
-        devices = [
-            PolledDevice(
-                device.name,
-                device.unit,
-                device.poll_interval_ms / 1000,
-                partial(drivers[device.name].read, master, device.unit),
-            )
-            for device in line.devices
-        ]
+        devices = _modbus_devices(line, drivers, master, steps=False)
     else:
         (gauge,) = line.devices
         client = (
@@ -71,7 +133,6 @@ def build_poller(
         link = client
         poll = GaugePoll(client, clock, gauge.deliveries_every_s)
         devices = [PolledDevice(gauge.name, None, gauge.poll_interval_ms / 1000, poll)]
-    boundary = Boundary(f"poller {line.name}", report, clock)
     return LinePoller(
         line.name,
         devices,
@@ -82,6 +143,25 @@ def build_poller(
         health_every_s=health_every_s,
         answer_timeout_s=timeout_s,
     )
+
+
+def _modbus_devices(
+    line: RtuLineSection | TcpLineSection,
+    drivers: dict[str, DeviceDriver],
+    master: SerialRtuMaster | TcpMaster,
+    *,
+    steps: bool,
+) -> list[PolledDevice]:
+    return [
+        PolledDevice(
+            device.name,
+            device.unit,
+            device.poll_interval_ms / 1000,
+            partial(drivers[device.name].read, master, device.unit),
+            partial(drivers[device.name].steps, device.unit) if steps else None,
+        )
+        for device in line.devices
+    ]
 
 
 REPROBE_EVERY_S = 86_400

@@ -17,7 +17,10 @@ list once the device reads sane again. Each poll runs inside the line's containm
 else a device's answer may cause is counted as an `internal_error` and the line goes on with the next device.
 
 The thread starts in `start()`; its `run()` only waits for the next device due and serves it with those due at
-the same instant, and `step(now)` serves the one due first.
+the same instant, and `step(now)` serves the one due first. A poll is written as steps (`serve_steps`: each read
+yielded, its answer sent back in), so that the same line can also be served by a thread that serves many lines and
+waits on all their sockets at once (agent/field/tcp_lines.py); this thread drives the steps itself, each read
+waited for in turn.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from agent.field.events import (
 )
 from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
+from drivers.device import PollSteps
 from drivers.errors import DeviceValueFault, FieldError
 from drivers.readings import Reading, ValueFault
 from drivers.transport.statistics import LinkCounters, LinkStatistics
@@ -73,6 +77,9 @@ class PolledDevice:
     unit: int | None
     interval_s: float
     read: Callable[[], Reading]
+    steps: Callable[[], PollSteps[Reading]] | None = None
+    """The same poll as steps, for a line served without blocking (agent/field/tcp_lines.py); None where the
+    device is only ever read by waiting (a serial line, a tank gauge)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +158,11 @@ class LinePoller:
         self.begin(clock.monotonic())
         self._thread: threading.Thread | None = None
 
+    @property
+    def name(self) -> str:
+        """Its thread's name, and its loop's for the watchdog."""
+        return f"poller-{self.line}"
+
     def begin(self, now_s: float) -> None:
         """Every device due at monotonic `now_s`, the line's health `health_every_s` later. While the polls keep
         up, each device stays on this grid at its own interval, so devices of one interval (a controller and its
@@ -162,7 +174,7 @@ class LinePoller:
     def start(self) -> None:
         """Begin the schedule now (the time since the poller was built is no backlog) and start the thread."""
         self.begin(self._clock.monotonic())
-        self._thread = threading.Thread(target=self.run, name=f"poller-{self.line}", daemon=True)
+        self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
         self._thread.start()
 
     def ask_stop(self) -> None:
@@ -214,21 +226,36 @@ class LinePoller:
             for _ in self._devices:
                 if self._stop.is_set() or self._schedule[0][0] > due or not self._serve(now):
                     break
-            self._hand_over()
+            self.hand_over()
 
     def step(self, now: Instant) -> None:
         """Poll the device due first, if it is due by `now`, and schedule its next poll (at its interval, or
         later while it fails); then report the line's health if that is due."""
         self._serve(now)
-        self._hand_over()
+        self.hand_over()
 
-    def _hand_over(self) -> None:
+    def hand_over(self) -> None:
+        """Give the sink this turn's events, if any."""
         if self._events:
             events, self._events = self._events, []
             self._sink(events)
 
+    def next_due_s(self) -> float:
+        """When, on the monotonic clock, the device due first is due."""
+        return self._schedule[0][0]
+
     def _serve(self, now: Instant) -> bool:
         """`step` without the hand-over; whether a device was due."""
+        steps = self.serve_steps(now)
+        try:
+            asked = next(steps)
+        except StopIteration as served:
+            return bool(served.value)
+        steps.close()
+        raise RuntimeError(f"line {self.line}: {asked} asked of a line whose devices are read by waiting")
+
+    def serve_steps(self, now: Instant) -> PollSteps[bool]:
+        """`_serve` as steps: a poll of a device with `steps` yields its reads; whether a device was due."""
         if not self._schedule or self._schedule[0][0] > now.monotonic_s:
             return False
         due, index = heapq.heappop(self._schedule)
@@ -236,7 +263,7 @@ class LinePoller:
         ok = False
         self.pulse.beat(self._poll_budget_s)
         with self._boundary.contain(f"poll {device.name}"):
-            ok = self._poll(device)
+            ok = yield from self._poll(device)
         interval = device.interval_s if ok else max(self._backoff(device), self._boundary.pause_s())
         after = self._clock.monotonic()
         heapq.heappush(self._schedule, (max(due + interval, after), index))
@@ -255,7 +282,7 @@ class LinePoller:
         exponent = min(health.failures_in_row - OFFLINE_AFTER, 10)
         return float(min(MAX_BACKOFF_S, device.interval_s * (2**exponent)))
 
-    def _poll(self, device: PolledDevice) -> bool:
+    def _poll(self, device: PolledDevice) -> PollSteps[bool]:
         error: FieldError | None = None
         health = self._health[device.name]
         answering = health.state != "offline"
@@ -263,7 +290,7 @@ class LinePoller:
             faults: tuple[ValueFault, ...] = ()
             reading: Reading | None
             try:
-                reading = device.read()
+                reading = device.read() if device.steps is None else (yield from device.steps())
             except FieldError as exc:
                 error = exc
                 if answering:
@@ -320,10 +347,19 @@ class LinePoller:
             self._events.append(DeviceOffline(device.name, self.line, now_ms, f"{type(error).__name__}: {error}"))
 
 
-def stop_all(pollers: Sequence[LinePoller], timeout_s: float) -> dict[str, bool]:
-    """Stop every line's poller within `timeout_s` in all: each is told at once, so reads hung on dead lines end
-    side by side rather than one after another; says per `poller-<line>` whether its thread ended."""
+class Stoppable(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def ask_stop(self) -> None: ...
+
+    def stop(self, timeout_s: float) -> bool: ...
+
+
+def stop_all(pollers: Sequence[Stoppable], timeout_s: float) -> dict[str, bool]:
+    """Stop every poller thread within `timeout_s` in all: each is told at once, so reads hung on dead lines end
+    side by side rather than one after another; says per thread (`poller-<line>`) whether it ended."""
     for poller in pollers:
         poller.ask_stop()
     deadline = time.monotonic() + timeout_s
-    return {f"poller-{poller.line}": poller.stop(max(0.0, deadline - time.monotonic())) for poller in pollers}
+    return {poller.name: poller.stop(max(0.0, deadline - time.monotonic())) for poller in pollers}

@@ -52,6 +52,14 @@ class ModbusFrameError(ModbusError, FieldFrameError):
     """An answer that cannot be the reply to the request: cut short, wrong unit, function, length or echo."""
 
 
+def cut_short(context: object, answer: bytes, expected: int, timeout_s: float) -> ModbusFrameError:
+    """An answer of which only `answer` arrived, of the `expected` bytes, within the timeout."""
+    return ModbusFrameError(
+        f"{context}: answer cut short, {len(answer)} of {expected} bytes ({answer.hex(' ')}) "
+        f"within the {timeout_s} s timeout"
+    )
+
+
 class ModbusLinkError(ModbusError, FieldLinkError):
     """The serial port cannot be opened or used, or the TCP connection is refused or lost."""
 

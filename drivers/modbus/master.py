@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Protocol, TypeVar
 
+from drivers.errors import FieldError
 from drivers.modbus import rtu, tcp
 from drivers.modbus.errors import (
     ModbusCrcError,
@@ -24,6 +25,7 @@ from drivers.modbus.errors import (
     ModbusFrameError,
     ModbusLinkError,
     ModbusTimeout,
+    cut_short,
 )
 from drivers.modbus.pdu import (
     Exchange,
@@ -73,13 +75,6 @@ class ModbusMaster(Protocol):
     def statistics(self) -> LinkStatistics:
         """A snapshot of the counters."""
         ...
-
-
-def _cut_short(context: Exchange, answer: bytes, expected: int, timeout_s: float) -> ModbusFrameError:
-    return ModbusFrameError(
-        f"{context}: answer cut short, {len(answer)} of {expected} bytes ({answer.hex(' ')}) "
-        f"within the {timeout_s} s timeout"
-    )
 
 
 class _Master(ABC):
@@ -203,7 +198,7 @@ class SerialRtuMaster(_Master):
         total = rtu.response_length(answer[1], expected) if len(answer) == 2 else expected
         answer += self._port.read_exactly(total - len(answer), deadline)
         if len(answer) < total:
-            raise _cut_short(context, answer, total, self.timeout_s)
+            raise cut_short(context, answer, total, self.timeout_s)
         return answer
 
 
@@ -226,6 +221,14 @@ class TcpMaster(_Master):
     def _disconnect(self) -> None:
         self._connection.close()
 
+    def begin_read(self, unit: int, function: int, address: int, count: int) -> PendingRead:
+        """`read_registers` without waiting: the request is sent (once connected) and its answer taken as its
+        bytes arrive, by whoever waits for the socket (`PendingRead`)."""
+        if unit not in self.units:
+            raise ValueError(f"unit {unit} is outside {self.units.start}..{self.units.stop - 1}")
+        self._transaction_id = (self._transaction_id + 1) & 0xFFFF
+        return PendingRead(self, self._transaction_id, unit, ReadRegistersRequest(function, address, count))
+
     def _exchange(self, unit: int, request: Request, context: Exchange) -> bytes:
         self._transaction_id = (self._transaction_id + 1) & 0xFFFF
         try:
@@ -240,19 +243,86 @@ class TcpMaster(_Master):
         connection = self._connection
         connection.send(tcp.encode_adu(transaction_id, unit, encode_request(request)))
         deadline = time.monotonic() + self.timeout_s
-        head = connection.read_exactly(tcp.MBAP_BYTES, deadline)
-        if not head:
-            raise ModbusTimeout(f"{context}: no answer within {self.timeout_s} s")
-        if len(head) < tcp.MBAP_BYTES:
-            raise _cut_short(context, head, tcp.MBAP_BYTES, self.timeout_s)
-        header = tcp.decode_header(head, context)
-        if header.transaction_id != transaction_id:
-            raise ModbusFrameError(
-                f"{context}: answer has transaction id {header.transaction_id}, expected {transaction_id}"
+        answer = tcp.Answer(transaction_id, unit, context)
+        while (missing := answer.missing()) > 0:
+            received = connection.read_exactly(missing, deadline)
+            answer.feed(received)
+            if len(received) < missing:
+                raise answer.overdue(self.timeout_s)
+        return answer.pdu()
+
+
+class PendingRead:
+    """One read on a Modbus TCP connection, in flight without blocking anyone.
+
+    Whoever waits for many sockets at once waits until `socket` is ready for `writing` (a connect under way) or
+    reading, or until `deadline` (`time.monotonic()`), then calls `ready()` or `overdue()`. The rules are those
+    of a blocking read: the connect and the answer each have the master's timeout, the header is checked before
+    the PDU is read, and every failure is counted and drops the connection, so a late answer is never taken for
+    the next one.
+    """
+
+    def __init__(self, master: TcpMaster, transaction_id: int, unit: int, request: ReadRegistersRequest) -> None:
+        self._master = master
+        self._request = request
+        self._context = Exchange(request, unit)
+        self._frame = tcp.encode_adu(transaction_id, unit, encode_request(request))
+        self._answer = tcp.Answer(transaction_id, unit, self._context)
+        self.deadline = time.monotonic() + master.timeout_s
+        self.socket, connected = self._guarded(master._connection.open_without_waiting)
+        self.writing = not connected
+        if connected:
+            self._send()
+
+    def ready(self) -> tuple[int, ...] | None:
+        """The socket is ready: the registers if the answer is now whole, else None (wait again, for `writing`
+        as it now says); raises the ModbusError the exchange ended in."""
+        if self.writing:
+            self._guarded(self._master._connection.connected)
+            self.writing = False
+            self._send()
+            return None
+        answer = self._answer
+        self._guarded(lambda: answer.feed(self._master._connection.receive_now(answer.missing())))
+        if answer.missing() > 0:
+            return None
+        counts = self._master._counts
+        try:
+            registers = decode_read_response(self._request, answer.pdu(), self._context)
+        except ModbusError as error:
+            counts.failed(error)
+            raise
+        counts.answered()
+        return registers
+
+    def overdue(self) -> FieldError:
+        """The deadline passed: the error to raise (the connect or the answer took too long); counted, and the
+        connection dropped."""
+        master = self._master
+        if self.writing:
+            error: FieldError = master._connection.lost(
+                str(self._context), TimeoutError(f"no connection within {master.timeout_s} s")
             )
-        if header.unit != unit:
-            raise ModbusFrameError(f"{context}: answer comes from unit {header.unit}")
-        pdu = connection.read_exactly(header.pdu_length, deadline)
-        if len(pdu) < header.pdu_length:
-            raise _cut_short(context, head + pdu, tcp.MBAP_BYTES + header.pdu_length, self.timeout_s)
-        return pdu
+        else:
+            error = self._answer.overdue(master.timeout_s)
+            master._connection.close()
+        master._counts.failed(error)
+        return error
+
+    def _send(self) -> None:
+        self._guarded(lambda: self._master._connection.send_now(self._frame))
+        self.deadline = time.monotonic() + self._master.timeout_s
+
+    def _guarded(self, step: Callable[[], ResultT]) -> ResultT:
+        """`step`, with its failure counted and the connection dropped, as a blocking exchange does."""
+        master = self._master
+        try:
+            return step()
+        except ModbusError as error:
+            master._connection.close()
+            master._counts.failed(error)
+            raise
+        except OSError as error:
+            lost = master._connection.lost(str(self._context), error)
+            master._counts.failed(lost)
+            raise lost from error

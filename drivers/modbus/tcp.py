@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from drivers.modbus.errors import ModbusFrameError
+from drivers.modbus.errors import ModbusError, ModbusFrameError, ModbusTimeout, cut_short
 from drivers.modbus.pdu import Context
 
 MBAP_BYTES = 7
@@ -56,3 +56,49 @@ def decode_header(header: bytes, context: Context = "MBAP header") -> MbapHeader
     if not 2 <= length <= MAX_PDU_BYTES + 1:
         raise ModbusFrameError(f"{context}: length {length} is outside 2..{MAX_PDU_BYTES + 1}")
     return MbapHeader(transaction_id, unit, length - 1)
+
+
+class Answer:
+    """The answer to one request, taken as its bytes arrive: the header is checked as soon as it is whole (the
+    transaction id and unit of the request, a length that fits), and only then is the PDU's length known.
+
+    Without I/O, so that a master that waits for one socket and one that waits for many read answers alike.
+    """
+
+    def __init__(self, transaction_id: int, unit: int, context: Context) -> None:
+        self._transaction_id = transaction_id
+        self._unit = unit
+        self._context = context
+        self._received = b""
+        self._pdu_length: int | None = None
+
+    def missing(self) -> int:
+        """How many bytes the answer still lacks: 0 once it is whole."""
+        if self._pdu_length is None:
+            return MBAP_BYTES - len(self._received)
+        return MBAP_BYTES + self._pdu_length - len(self._received)
+
+    def feed(self, data: bytes) -> None:
+        """Take bytes that arrived (never more than `missing()`); raises ModbusFrameError for a header that is
+        not the answer to this request."""
+        self._received += data
+        if self._pdu_length is None and len(self._received) >= MBAP_BYTES:
+            header = decode_header(self._received[:MBAP_BYTES], self._context)
+            if header.transaction_id != self._transaction_id:
+                raise ModbusFrameError(
+                    f"{self._context}: answer has transaction id {header.transaction_id}, "
+                    f"expected {self._transaction_id}"
+                )
+            if header.unit != self._unit:
+                raise ModbusFrameError(f"{self._context}: answer comes from unit {header.unit}")
+            self._pdu_length = header.pdu_length
+
+    def pdu(self) -> bytes:
+        """The PDU of a whole answer."""
+        return self._received[MBAP_BYTES:]
+
+    def overdue(self, timeout_s: float) -> ModbusError:
+        """What it means that the answer was not whole within `timeout_s`: no answer, or one cut short."""
+        if not self._received:
+            return ModbusTimeout(f"{self._context}: no answer within {timeout_s} s")
+        return cut_short(self._context, self._received, MBAP_BYTES + (self._pdu_length or 0), timeout_s)

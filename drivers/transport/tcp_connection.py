@@ -3,10 +3,16 @@
 A connection that timed out or carried a broken answer is closed rather than reused (`lost`), so a late answer
 can never be read as the answer to a later request; the next request connects again. Reads are bounded by the
 caller's size as well as its deadline, so a peer that talks without end costs at most what the caller asked for.
+
+The same connection can be used without waiting (`open_without_waiting`, `connected`, `send_now`, `receive_now`),
+by a caller that waits for many sockets at once and must never block on one: the connect is then started and
+finished when the socket turns writable.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import time
 
@@ -76,6 +82,53 @@ class TcpConnection:
         self._counters.bytes_received += len(chunk)
         return chunk
 
+    def open_without_waiting(self) -> tuple[socket.socket, bool]:
+        """The socket, not blocking, and whether it is connected; if not, the connect is under way and ends when
+        the socket turns writable (then ask `connected`). The host is best an address: a name is resolved here,
+        and that waits for the resolver."""
+        if self._socket is not None:
+            self._socket.setblocking(False)
+            return self._socket, True
+        try:
+            family, kind, protocol, _, address = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0]
+            sock = socket.socket(family, kind, protocol)
+        except OSError as error:
+            raise self._cannot_connect(error) from error
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        code = sock.connect_ex(address)
+        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+            sock.close()
+            raise self._cannot_connect(OSError(code, os.strerror(code)))
+        self._socket = sock
+        return sock, code == 0
+
+    def connected(self) -> None:
+        """After a connect under way turned the socket writable: raises the link error if it failed."""
+        code = self._current().getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            self.close()
+            raise self._cannot_connect(OSError(code, os.strerror(code)))
+
+    def send_now(self, frame: bytes) -> None:
+        """Send a small frame on a connected socket that is not blocking; a frame the socket cannot take whole at
+        once is a connection in trouble (BlockingIOError)."""
+        sent = self._current().send(frame)
+        self._counters.bytes_sent += sent
+        if sent < len(frame):
+            raise BlockingIOError(errno.EWOULDBLOCK, f"only {sent} of {len(frame)} bytes could be sent")
+
+    def receive_now(self, max_bytes: int) -> bytes:
+        """What has arrived, at most `max_bytes` (b"" if nothing yet); ConnectionResetError if the peer closed."""
+        try:
+            chunk = self._current().recv(max_bytes)
+        except BlockingIOError:
+            return b""
+        if not chunk:
+            raise ConnectionResetError("closed by the peer")
+        self._counters.bytes_received += len(chunk)
+        return chunk
+
     def lost(self, context: str, error: OSError) -> FieldLinkError:
         """The protocol's link error for a connection that failed during `context`; it is closed and made again
         on the next exchange."""
@@ -95,9 +148,16 @@ class TcpConnection:
             try:
                 self._socket = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
             except OSError as error:
-                wording = self._wording
-                raise wording.error(
-                    f"{wording.peer} {self.host}:{self.port}: cannot connect ({error}); {wording.advice}"
-                ) from error
+                raise self._cannot_connect(error) from error
             self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self._socket
+
+    def _current(self) -> socket.socket:
+        """The socket opened without waiting; a connection closed meanwhile is one lost."""
+        if self._socket is None:
+            raise ConnectionResetError("the connection was closed")
+        return self._socket
+
+    def _cannot_connect(self, error: OSError) -> FieldLinkError:
+        wording = self._wording
+        return wording.error(f"{wording.peer} {self.host}:{self.port}: cannot connect ({error}); {wording.advice}")

@@ -1,0 +1,212 @@
+"""Every Modbus TCP line served by one thread that waits on all their sockets at once.
+
+Theory of operation: a Modbus TCP endpoint is a line of its own (a dispenser's gateway, a probe's converter), so a
+thread per line would spend most of its CPU waking up: once for each device due and once for each answer. Here
+one thread keeps every TCP line's poller (agent/field/poller.py: its schedule, retries, health and events, the
+same as on a serial line) and drives their polls as steps: each line has at most one request in flight, as on a
+line of its own, but the lines' requests are in flight together, and one wait (a `selectors` selector) covers the
+answers of all of them and the next device due. A dead endpoint costs its own line its timeouts and no other line
+anything: its connect and its answer are waited for alongside the others, never in turn.
+
+The events of all lines are handed to the station together: when no request is in flight any more, or once the
+oldest has waited `HAND_OVER_WAIT_S`, so that a slow device does not hold its neighbours' readings back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from agent.clock import Clock, now_of
+from agent.field.events import FieldEvent
+from agent.field.poller import LinePoller
+from agent.logs import get_logger
+from agent.pulse import Pulse
+from drivers.device import PollSteps, RegisterRead
+from drivers.modbus.master import PendingRead, TcpMaster
+
+log = get_logger("agent.poller")
+
+HAND_OVER_WAIT_S = 0.05
+"""The longest a poll's events wait for the polls in flight beside them before they go to the station alone."""
+THREAD_NAME = "pollers-modbus-tcp"
+
+
+@dataclass(slots=True)
+class _Line:
+    poller: LinePoller
+    master: TcpMaster
+    steps: PollSteps[bool] | None = None
+    """The poll under way on this line, if any."""
+    pending: PendingRead | None = None
+    """Its read in flight, if any."""
+
+
+class TcpLinesPoller:
+    """One thread for all Modbus TCP lines. Its lines' pollers are built as for a line of their own, with a sink
+    that this thread empties (`collect`), and their devices with `steps`."""
+
+    name = THREAD_NAME
+
+    def __init__(
+        self,
+        lines: Sequence[tuple[LinePoller, TcpMaster]],
+        clock: Clock,
+        sink: Callable[[Sequence[FieldEvent]], None],
+        collected: list[FieldEvent],
+    ) -> None:
+        """`collected` is the list the lines' pollers' sinks extend; `sink` takes it, once a turn that has any."""
+        self._lines = [_Line(poller, master) for poller, master in lines]
+        self._clock = clock
+        self._sink = sink
+        self._collected = collected
+        self._stop = threading.Event()
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_reader.setblocking(False)
+        self._wake_writer.setblocking(False)
+        self.pulse = Pulse()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def pollers(self) -> tuple[LinePoller, ...]:
+        return tuple(line.poller for line in self._lines)
+
+    def start(self) -> None:
+        now = self._clock.monotonic()
+        for line in self._lines:
+            line.poller.begin(now)
+        self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def ask_stop(self) -> None:
+        """Tell the thread to end now (a request in flight is given up), without waiting for it."""
+        self._stop.set()
+        with contextlib.suppress(OSError):  # the wake-up byte is there already, or the thread has ended
+            self._wake_writer.send(b"\0")
+
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """End the thread and close every line; returns whether the thread ended (it never blocks on a device, so
+        it ends within one turn)."""
+        self.ask_stop()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout_s)
+        ended = not self.alive()
+        if ended:
+            for line in self._lines:
+                line.master.close()
+            self._wake_reader.close()
+            self._wake_writer.close()
+        return ended
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def run(self) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(self._wake_reader, selectors.EVENT_READ)
+        try:
+            self._serve(selector)
+        finally:
+            for line in self._lines:
+                if line.steps is not None:
+                    line.steps.close()
+            selector.close()
+
+    def _serve(self, selector: selectors.BaseSelector) -> None:
+        batch_since: float | None = None
+        while not self._stop.is_set():
+            now = self._clock.monotonic()
+            for line in self._lines:
+                if line.steps is None and line.poller.next_due_s() <= now:
+                    self._begin(line, selector)
+            in_flight = [line for line in self._lines if line.pending is not None]
+            now = self._clock.monotonic()
+            if self._collected and batch_since is None:
+                batch_since = now
+            if batch_since is not None and (not in_flight or now - batch_since >= HAND_OVER_WAIT_S):
+                events, self._collected[:] = list(self._collected), []
+                self._sink(events)
+                batch_since = None
+            wake_at = min(
+                [line.pending.deadline for line in in_flight if line.pending is not None]
+                + [line.poller.next_due_s() for line in self._lines if line.steps is None]
+                + ([batch_since + HAND_OVER_WAIT_S] if batch_since is not None else [])
+                or [now + 1.0]
+            )
+            delay = self._clock.real_s(max(0.0, wake_at - now))
+            self.pulse.beat(delay)
+            for key, _ in selector.select(delay):
+                if key.fileobj is self._wake_reader:
+                    continue
+                line = key.data
+                self._answered(line, selector)
+            now = self._clock.monotonic()
+            for line in self._lines:
+                if line.pending is not None and line.pending.deadline <= now:
+                    pending, line.pending = line.pending, None
+                    selector.unregister(pending.socket)
+                    self._advance(line, selector, error=pending.overdue())
+
+    def _begin(self, line: _Line, selector: selectors.BaseSelector) -> None:
+        line.steps = line.poller.serve_steps(now_of(self._clock))
+        self._advance(line, selector)
+
+    def _answered(self, line: _Line, selector: selectors.BaseSelector) -> None:
+        pending = line.pending
+        assert pending is not None
+        connecting = pending.writing
+        try:
+            registers = pending.ready()
+        except Exception as error:  # every failure goes back into the poll, whose boundary and retries own it
+            line.pending = None
+            selector.unregister(pending.socket)
+            self._advance(line, selector, error=error)
+            return
+        if registers is not None:
+            line.pending = None
+            selector.unregister(pending.socket)
+            self._advance(line, selector, registers=registers)
+        elif connecting:
+            selector.modify(pending.socket, selectors.EVENT_READ, line)
+
+    def _advance(
+        self,
+        line: _Line,
+        selector: selectors.BaseSelector,
+        *,
+        registers: tuple[int, ...] | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        """Take the poll on `line` to its next read (sent, waited for by the selector) or to its end."""
+        steps = line.steps
+        assert steps is not None
+        while True:
+            try:
+                if error is not None:
+                    asked = steps.throw(error)
+                elif registers is None:
+                    asked = next(steps)
+                else:
+                    asked = steps.send(registers)
+            except StopIteration:
+                line.steps = None
+                line.poller.hand_over()
+                return
+            error = None
+            try:
+                line.pending = self._send(line.master, asked)
+            except Exception as failed:  # as in `_answered`
+                error = failed
+                continue
+            events = selectors.EVENT_WRITE if line.pending.writing else selectors.EVENT_READ
+            selector.register(line.pending.socket, events, line)
+            return
+
+    @staticmethod
+    def _send(master: TcpMaster, asked: RegisterRead) -> PendingRead:
+        request = asked.request
+        return master.begin_read(asked.unit, request.function, request.address, request.count)

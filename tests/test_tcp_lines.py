@@ -1,0 +1,312 @@
+"""All Modbus TCP lines served by one thread, against real TCP endpoints: simulated controllers, and peers that keep
+silent, refuse, never finish the handshake, answer late, garbled or a byte at a time."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from support.waiting import wait_until
+
+from agent.clock import SystemClock
+from agent.contract.records import RecordIntent
+from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, FieldEvent
+from agent.field.lines import Field, build_field
+from agent.field.tcp_lines import THREAD_NAME
+from drivers.device import DeviceDriver
+from drivers.line_settings import DeviceSection, TcpLineSection
+from drivers.modbus import tcp
+from drivers.modbus.pdu import decode_request, encode_read_response
+from drivers.profile_validation import load_profile
+from simulators.clock import SimClock
+from simulators.forecourt import Dispenser, NozzleSpec
+from simulators.modbus_slave import SlaveFaults, TcpSlaveServer
+
+PROFILE = Path(__file__).resolve().parents[1] / "config" / "profiles" / "sim-pump-controller.toml"
+INTERVAL_MS = 50
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.events: list[tuple[float, FieldEvent]] = []
+        self.hand_overs = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, events: Sequence[FieldEvent]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.events.extend((now, event) for event in events)
+            self.hand_overs += 1
+
+    def times(self, kind: type, device: str) -> list[float]:
+        with self._lock:
+            return [at for at, event in self.events if isinstance(event, kind) and event.device == device]
+
+
+@dataclass
+class Rig:
+    field: Field
+    sink: Sink
+    reports: list[RecordIntent]
+
+    def status(self, line: str) -> tuple[int, int]:
+        """(polls, failed polls) of the line's one device."""
+        (poller,) = [poller for poller in self.field.pollers if poller.line == line]
+        (device,) = poller.status().devices
+        return device.polls, device.failed_polls
+
+
+def controller_server(unit: int, faults: SlaveFaults | None = None) -> TcpSlaveServer:
+    clock = SimClock(20)
+    clock.start()
+    dispenser = Dispenser(f"D{unit}", [NozzleSpec("92", 770)], load_profile(PROFILE), rng=random.Random(unit))
+    return TcpSlaveServer({unit: dispenser.controller_bank(clock)}, faults={unit: faults or SlaveFaults()})
+
+
+def line(name: str, port: int, unit: int = 1, timeout_ms: int = 300) -> TcpLineSection:
+    device = DeviceSection(name=f"{name}-pc", unit=unit, profile="sim-pump-controller", poll_interval_ms=INTERVAL_MS)
+    return TcpLineSection(kind="tcp", name=name, host="127.0.0.1", port=port, timeout_ms=timeout_ms, devices=(device,))
+
+
+@contextmanager
+def polling(lines: list[TcpLineSection]) -> Iterator[Rig]:
+    profile = load_profile(PROFILE)
+    drivers = {device.name: DeviceDriver(profile, [1]) for section in lines for device in section.devices}
+    sink = Sink()
+    reports: list[RecordIntent] = []
+    field = build_field(
+        lines, drivers, SystemClock(), sink, health_every_s=10.0, zone=ZoneInfo("UTC"), report=reports.append
+    )
+    for thread in field.threads:
+        thread.start()
+    try:
+        yield Rig(field, sink, reports)
+    finally:
+        assert all(thread.stop(5.0) for thread in field.threads)
+
+
+@contextmanager
+def silent_endpoint() -> Iterator[int]:
+    """A peer that takes connections and requests and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    held: list[socket.socket] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            held.append(connection)
+
+    thread = threading.Thread(target=serve, name="silent-endpoint")
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        done.set()
+        thread.join(5)
+        for connection in held:
+            connection.close()
+        listener.close()
+
+
+def refused_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return int(probe.getsockname()[1])
+
+
+def test_every_tcp_line_is_served_by_one_thread_and_each_device_is_read() -> None:
+    """Three Modbus TCP endpoints: one thread serves all three, each device comes online and is read at about its
+    interval, their events reach the station in shared hand-overs, and nothing is an internal error."""
+    with ExitStack() as stack:
+        servers = [stack.enter_context(controller_server(unit)) for unit in (1, 2, 3)]
+        lines = [line(f"tcp-{index}", server.address[1], unit=index) for index, server in enumerate(servers, 1)]
+        rig = stack.enter_context(polling(lines))
+        assert [thread.name for thread in rig.field.threads] == [THREAD_NAME]
+        wait_until(
+            lambda: all(len(rig.sink.times(DeviceReading, f"tcp-{i}-pc")) >= 20 for i in (1, 2, 3)), 10, "readings"
+        )
+        running = {thread.name for thread in threading.enumerate()}
+        assert THREAD_NAME in running
+        assert not any(name.startswith("poller-tcp-") for name in running), "no thread of a line's own"
+        for index in (1, 2, 3):
+            assert len(rig.sink.times(DeviceOnline, f"tcp-{index}-pc")) == 1
+            polls, failed = rig.status(f"tcp-{index}")
+            assert polls >= 20 and failed == 0
+        readings = sum(len(rig.sink.times(DeviceReading, f"tcp-{i}-pc")) for i in (1, 2, 3))
+        assert rig.sink.hand_overs < readings, "lines due together are handed over together"
+    assert not rig.reports
+
+
+def test_a_silent_a_refusing_and_a_half_open_endpoint_cost_the_healthy_line_nothing() -> None:
+    """Beside a healthy line: a peer that never answers (1 s timeout), a port that refuses, and one whose
+    handshake never completes (its backlog is full). Each fails on its own line, as its own kind of failure; the
+    healthy device's readings never pause for them (a thread that waited for each in turn would pause a second)."""
+    with ExitStack() as stack:
+        healthy = stack.enter_context(controller_server(1))
+        silent = stack.enter_context(silent_endpoint())
+        half_open = socket.create_server(("127.0.0.1", 0), backlog=0)
+        stack.callback(half_open.close)
+        filler = socket.create_connection(half_open.getsockname())  # fills the backlog of one
+        stack.callback(filler.close)
+        lines = [
+            line("healthy", healthy.address[1]),
+            line("silent", silent, timeout_ms=1000),
+            line("refused", refused_port(), timeout_ms=1000),
+            line("half-open", half_open.getsockname()[1], timeout_ms=1000),
+        ]
+        rig = stack.enter_context(polling(lines))
+        wait_until(lambda: bool(rig.sink.times(DeviceOffline, "silent-pc")), 15, "the silent device to go offline")
+        wait_until(lambda: rig.status("half-open")[1] >= 3, 10, "the half-open endpoint's failures")
+        by_line = {poller.line: poller.status() for poller in rig.field.pollers}
+    readings = rig.sink.times(DeviceReading, "healthy-pc")
+    gaps = [later - earlier for earlier, later in itertools.pairwise(readings)]
+    assert len(readings) >= 40
+    assert max(gaps) < 0.5, f"the healthy line paused {max(gaps):.2f} s"
+    assert by_line["silent"].bus.timeouts >= 3
+    assert by_line["refused"].bus.link_errors >= 3 and by_line["refused"].bus.timeouts == 0
+    assert by_line["half-open"].bus.link_errors >= 3
+    assert "no connection within 1.0 s" in str(by_line["half-open"].devices[0].last_error)
+    assert by_line["healthy"].bus.requests == by_line["healthy"].bus.ok
+    assert not rig.reports
+
+
+def test_late_and_garbled_answers_are_failures_of_their_kind_and_never_taken_for_the_next() -> None:
+    """A device that answers after the timeout, and one whose answers are garbled: each poll fails as a timeout
+    or a frame error, no reading is made of either, and once they answer well again their readings resume."""
+    late_faults = SlaveFaults(delay_s=0.4)
+    garbled_faults = SlaveFaults(garble_rate=1.0)
+    with controller_server(1, late_faults) as late, controller_server(2, garbled_faults) as garbled:
+        with polling([line("late", late.address[1], 1, 200), line("garbled", garbled.address[1], 2, 200)]) as rig:
+            wait_until(lambda: rig.status("late")[1] >= 2 and rig.status("garbled")[1] >= 2, 10, "failed polls")
+            assert not rig.sink.times(DeviceReading, "late-pc")
+            assert not rig.sink.times(DeviceReading, "garbled-pc")
+            by_line = {poller.line: poller.status().bus for poller in rig.field.pollers}
+            assert by_line["late"].timeouts >= 2 and by_line["late"].ok == 0
+            assert by_line["garbled"].ok == 0 and by_line["garbled"].timeouts == 0
+            late.faults[1].delay_s = 0.0
+            garbled.faults[2].garble_rate = 0.0
+            wait_until(
+                lambda: rig.sink.times(DeviceReading, "late-pc") and rig.sink.times(DeviceReading, "garbled-pc"),
+                15,
+                "readings once both answer well",
+            )
+        assert not rig.reports
+
+
+def test_an_answer_that_arrives_a_byte_at_a_time_is_read_whole() -> None:
+    """A peer that sends each answer one byte at a time, 5 ms apart, within the timeout: the answer is put
+    together across many wake-ups and the reading is the registers the peer sent."""
+    profile = load_profile(PROFILE)
+    (request,) = DeviceDriver(profile, [1]).requests
+    registers = tuple(range(request.count))
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+    answered = []
+
+    def trickle() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.settimeout(5)
+            while not done.is_set():
+                head = connection.recv(tcp.MBAP_BYTES)
+                if len(head) < tcp.MBAP_BYTES:
+                    return
+                header = tcp.decode_header(head)
+                asked = decode_request(connection.recv(header.pdu_length))
+                assert asked.function == request.function
+                answer = tcp.encode_adu(header.transaction_id, header.unit, encode_read_response(3, registers))
+                try:
+                    for byte in answer:
+                        connection.sendall(bytes([byte]))
+                        time.sleep(0.005)
+                except OSError:  # the agent hung up (its stop)
+                    return
+                answered.append(header.transaction_id)
+
+    server = threading.Thread(target=trickle, name="trickling-endpoint")
+    server.start()
+    try:
+        with polling([line("trickle", listener.getsockname()[1], timeout_ms=1000)]) as rig:
+            wait_until(lambda: len(answered) >= 2, 10, "two trickled answers")
+            wait_until(lambda: bool(rig.sink.times(DeviceReading, "trickle-pc")), 5, "the reading")
+            assert rig.status("trickle")[1] == 0, "no poll failed"
+    finally:
+        done.set()
+        listener.close()
+        server.join(10)
+
+
+def test_the_thread_stops_at_once_with_requests_in_flight() -> None:
+    """A stop while a request waits for a peer that never answers (30 s timeout) ends the thread within a turn."""
+    with silent_endpoint() as port:
+        profile = load_profile(PROFILE)
+        lines = [line("silent", port, timeout_ms=30_000)]
+        field = build_field(
+            lines,
+            {"silent-pc": DeviceDriver(profile, [1])},
+            SystemClock(),
+            lambda _events: None,
+            health_every_s=10.0,
+            zone=ZoneInfo("UTC"),
+            report=lambda _intent: None,
+        )
+        (thread,) = field.threads
+        thread.start()
+        time.sleep(0.3)  # the request is in flight by now: the behaviour under test is a stop during it
+        started = time.monotonic()
+        assert thread.stop(5.0)
+        assert time.monotonic() - started < 1.0
+
+
+def test_an_answer_from_another_transaction_drops_the_connection() -> None:
+    """A peer that answers every request with the previous request's transaction id: each answer is a frame
+    error, the connection is made again, and no reading is made of an answer to another request."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+    connections = []
+
+    def stale() -> None:
+        listener.settimeout(0.2)
+        while not done.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            connections.append(connection)
+            connection.settimeout(2)
+            head = connection.recv(tcp.MBAP_BYTES)
+            if len(head) < tcp.MBAP_BYTES:
+                continue
+            header = tcp.decode_header(head)
+            connection.recv(header.pdu_length)
+            pdu = encode_read_response(3, (0,) * 16)
+            connection.sendall(tcp.encode_adu((header.transaction_id - 1) & 0xFFFF, header.unit, pdu))
+
+    server = threading.Thread(target=stale, name="stale-endpoint")
+    server.start()
+    try:
+        with polling([line("stale", listener.getsockname()[1], timeout_ms=500)]) as rig:
+            wait_until(lambda: rig.status("stale")[1] >= 2, 10, "failed polls")
+            (poller,) = rig.field.pollers
+            assert "transaction id" in str(poller.status().devices[0].last_error)
+            assert not rig.sink.times(DeviceReading, "stale-pc")
+            assert len(connections) >= 3, "each broken answer costs the connection"
+    finally:
+        done.set()
+        server.join(5)
+        for connection in connections:
+            connection.close()
+        listener.close()
