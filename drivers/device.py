@@ -61,8 +61,10 @@ class DeviceDriver:
     def __init__(self, profile: Profile, indices: Iterable[int] = ()) -> None:
         self.profile = profile
         self.indices = tuple(sorted(set(indices)))
-        self._placements = profile.placements(self.indices)
+        self._decoding = profile.decoding(profile.placements(self.indices))
         self.requests: tuple[ReadRequest, ...] = tuple(profile.plan_reads(self.indices))
+        self._slices = tuple(self._slice(point.registers) for point in self._decoding.points)
+        """Where each point's registers are in the answers: (request, first, end)."""
         self._counters = self._controller_counters()
         self._count_modulus = self._modulus("count")
         self._last: tuple[int, tuple[tuple[int, ...], ...], Reading] | None = None
@@ -89,12 +91,18 @@ class DeviceDriver:
         last = self._last
         if last is not None and last[0] == unit and last[1] == answers:
             return last[2]
-        image: dict[tuple[int, int], int] = {}
-        for request, registers in zip(self.requests, answers, strict=True):
-            image.update(((request.function, request.address + i), value) for i, value in enumerate(registers))
-        reading = self.reading(self.profile.decode(self._placements, image))
+        words = (answers[request][first:end] for request, first, end in self._slices)
+        reading = self.reading(self._decoding.decode_words(words))
         self._last = (unit, answers, reading)
         return reading
+
+    def _slice(self, registers: tuple[tuple[int, int], ...]) -> tuple[int, int, int]:
+        (function, address), width = registers[0], len(registers)
+        for index, request in enumerate(self.requests):
+            first = address - request.address
+            if request.function == function and first >= 0 and first + width <= request.count:
+                return index, first, first + width
+        raise ValueError(f"no planned read covers registers {registers}")  # plan_reads covers every point
 
     def reading(self, values: Values) -> Reading:
         kind = self.profile.kind

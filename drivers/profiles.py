@@ -316,19 +316,24 @@ class Profile:
 
         Raises DeviceValueFault naming every point whose value cannot be true: one bad value spoils the poll,
         since a sale's fields are only worth booking together."""
-        values: dict[int, dict[str, int | str]] = {}
-        faults: list[ValueFault] = []
-        for placed in placements:
-            words = [image[(placed.point.function, placed.address + i)] for i in range(placed.point.width)]
-            try:
-                value = decode_point(placed.point, words, self.document.profile.word_order)
-            except ImplausibleValue as exc:
-                faults.append(ValueFault(self._point_name(placed), placed.address, exc.raw_hex, exc.reason))
-                continue
-            values.setdefault(placed.index, {})[placed.point.meaning] = value
-        if faults:
-            raise DeviceValueFault(tuple(faults))
-        return values
+        return self.decoding(placements).decode(image)
+
+    def decoding(self, placements: Sequence[Placement]) -> ImageDecoder:
+        """`decode` for these placements, with what does not change from poll to poll worked out once."""
+        order = self.document.profile.word_order
+        return ImageDecoder(
+            tuple(
+                _PlacedDecoder(
+                    placed.index,
+                    placed.point.meaning,
+                    self._point_name(placed),
+                    placed.address,
+                    tuple((placed.point.function, placed.address + i) for i in range(placed.point.width)),
+                    PointDecoder(placed.point, order),
+                )
+                for placed in placements
+            )
+        )
 
     def _point_name(self, placed: Placement) -> str:
         scope = placed.point.scope
@@ -370,20 +375,81 @@ class ImplausibleValue(ValueError):
         super().__init__(f"registers {self.raw_hex}: {reason}")
 
 
+class PointDecoder:
+    """A point's registers to its value in its meaning's unit (or its state name), with the point's word order,
+    types, scale and bounds worked out once: a controller's poll decodes a dozen points, many times a second.
+    Raises ImplausibleValue for NaN, infinity and values outside `point.bounds`."""
+
+    __slots__ = ("_as_words", "_bounds", "_integer_scale", "_meaning", "_reversed", "_scale", "_states", "_to_number")
+
+    def __init__(self, point: PointSpec, default_order: str) -> None:
+        self._reversed = (point.word_order or default_order) != "big"
+        self._as_words = struct.Struct(">" + "H" * point.width)
+        self._to_number = struct.Struct(_STRUCT[point.type])
+        self._states = point.states
+        self._scale = point.scale
+        whole = point.scale == point.scale.to_integral_value()
+        self._integer_scale = int(point.scale) if whole else None
+        """An integer scale times an integer raw value is exact without Decimal."""
+        self._bounds = point.bounds
+        self._meaning = point.meaning
+
+    def __call__(self, words: Sequence[int]) -> int | str:
+        ordered = words[::-1] if self._reversed else words
+        raw: int | float = self._to_number.unpack(self._as_words.pack(*ordered))[0]
+        if isinstance(raw, float) and not math.isfinite(raw):
+            raise ImplausibleValue(words, "not a number (NaN)" if math.isnan(raw) else f"{raw} (infinite)")
+        if self._states is not None:
+            return self._states.get(str(raw), f"unknown:{raw}")
+        if isinstance(raw, int) and self._integer_scale is not None:
+            value = raw * self._integer_scale
+        else:
+            scaled = Decimal(raw) * self._scale if isinstance(raw, int) else Decimal(repr(raw)) * self._scale
+            value = int(scaled.to_integral_value(ROUND_HALF_EVEN))
+        low, high = self._bounds
+        if not low <= value <= high:
+            raise ImplausibleValue(words, f"{value} is outside the plausible {low}..{high} of {self._meaning}")
+        return value
+
+
 def decode_point(point: PointSpec, words: Sequence[int], default_order: str) -> int | str:
-    """The point's value in its meaning's unit (or its state name). Raises ImplausibleValue for NaN, infinity
-    and values outside `point.bounds`."""
-    raw = _words_to_number(point, words, point.word_order or default_order)
-    if isinstance(raw, float) and not math.isfinite(raw):
-        raise ImplausibleValue(words, "not a number (NaN)" if math.isnan(raw) else f"{raw} (infinite)")
-    if point.states is not None:
-        return point.states.get(str(raw), f"unknown:{raw}")
-    scaled = Decimal(raw) * point.scale if isinstance(raw, int) else Decimal(repr(raw)) * point.scale
-    value = int(scaled.to_integral_value(ROUND_HALF_EVEN))
-    low, high = point.bounds
-    if not low <= value <= high:
-        raise ImplausibleValue(words, f"{value} is outside the plausible {low}..{high} of {point.meaning}")
-    return value
+    """The point's value in its meaning's unit (or its state name); see `PointDecoder`."""
+    return PointDecoder(point, default_order)(words)
+
+
+@dataclass(frozen=True, slots=True)
+class _PlacedDecoder:
+    index: int
+    meaning: str
+    name: str
+    address: int
+    registers: tuple[tuple[int, int], ...]
+    decode: PointDecoder
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDecoder:
+    """Placed points decoded from a register image (`Profile.decoding`)."""
+
+    points: tuple[_PlacedDecoder, ...]
+
+    def decode(self, image: Mapping[tuple[int, int], int]) -> dict[int, dict[str, int | str]]:
+        return self.decode_words([image[register] for register in placed.registers] for placed in self.points)
+
+    def decode_words(self, words_of_points: Iterable[Sequence[int]]) -> dict[int, dict[str, int | str]]:
+        """From each point's registers, in the order of `points`."""
+        values: dict[int, dict[str, int | str]] = {}
+        faults: list[ValueFault] = []
+        for placed, words in zip(self.points, words_of_points, strict=True):
+            try:
+                value = placed.decode(words)
+            except ImplausibleValue as exc:
+                faults.append(ValueFault(placed.name, placed.address, exc.raw_hex, exc.reason))
+                continue
+            values.setdefault(placed.index, {})[placed.meaning] = value
+        if faults:
+            raise DeviceValueFault(tuple(faults))
+        return values
 
 
 def encode_point(point: PointSpec, value: int | str, default_order: str) -> list[int]:
@@ -397,13 +463,6 @@ def encode_point(point: PointSpec, value: int | str, default_order: str) -> list
 
 
 _STRUCT = {"u16": ">H", "i16": ">h", "u32": ">I", "i32": ">i", "u64": ">Q", "f32": ">f"}
-
-
-def _words_to_number(point: PointSpec, words: Sequence[int], word_order: str) -> int | float:
-    ordered = list(words) if word_order == "big" else list(reversed(words))
-    data = b"".join(word.to_bytes(2, "big") for word in ordered)
-    number: int | float = struct.unpack(_STRUCT[point.type], data)[0]
-    return number
 
 
 def _number_to_words(point: PointSpec, raw: int | float, word_order: str) -> list[int]:

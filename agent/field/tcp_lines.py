@@ -44,6 +44,9 @@ class _Line:
     """The poll under way on this line, if any."""
     pending: PendingRead | None = None
     """Its read in flight, if any."""
+    watched: socket.socket | None = None
+    """The line's socket as the selector has it (kept between requests while the connection lives)."""
+    events: int = 0
 
 
 class TcpLinesPoller:
@@ -140,15 +143,13 @@ class TcpLinesPoller:
             delay = self._clock.real_s(max(0.0, wake_at - now))
             self.pulse.beat(delay)
             for key, _ in selector.select(delay):
-                if key.fileobj is self._wake_reader:
-                    continue
-                line = key.data
-                self._answered(line, selector)
+                if key.fileobj is not self._wake_reader:
+                    self._answered(key.data, selector)
             now = self._clock.monotonic()
             for line in self._lines:
                 if line.pending is not None and line.pending.deadline <= now:
                     pending, line.pending = line.pending, None
-                    selector.unregister(pending.socket)
+                    self._unwatch(line, selector)
                     self._advance(line, selector, error=pending.overdue())
 
     def _begin(self, line: _Line, selector: selectors.BaseSelector) -> None:
@@ -157,21 +158,40 @@ class TcpLinesPoller:
 
     def _answered(self, line: _Line, selector: selectors.BaseSelector) -> None:
         pending = line.pending
-        assert pending is not None
-        connecting = pending.writing
+        if pending is None:  # bytes or a hang-up with no request out: the connection is not to be trusted
+            self._unwatch(line, selector)
+            line.master.close()
+            return
         try:
             registers = pending.ready()
         except Exception as error:  # every failure goes back into the poll, whose boundary and retries own it
             line.pending = None
-            selector.unregister(pending.socket)
+            self._unwatch(line, selector)
             self._advance(line, selector, error=error)
             return
         if registers is not None:
             line.pending = None
-            selector.unregister(pending.socket)
             self._advance(line, selector, registers=registers)
-        elif connecting:
-            selector.modify(pending.socket, selectors.EVENT_READ, line)
+        else:
+            self._watch(line, selector, pending)
+
+    def _watch(self, line: _Line, selector: selectors.BaseSelector, pending: PendingRead) -> None:
+        """Have the selector wait for the pending read's socket, for what the read now waits for."""
+        events = selectors.EVENT_WRITE if pending.writing else selectors.EVENT_READ
+        if line.watched is not pending.socket:
+            self._unwatch(line, selector)
+            selector.register(pending.socket, events, line)
+            line.watched, line.events = pending.socket, events
+        elif line.events != events:
+            selector.modify(pending.socket, events, line)
+            line.events = events
+
+    @staticmethod
+    def _unwatch(line: _Line, selector: selectors.BaseSelector) -> None:
+        """Forget the line's socket: at once when its connection ends, before a new socket can take its number."""
+        if line.watched is not None:
+            selector.unregister(line.watched)
+            line.watched = None
 
     def _advance(
         self,
@@ -200,10 +220,10 @@ class TcpLinesPoller:
             try:
                 line.pending = self._send(line.master, asked)
             except Exception as failed:  # as in `_answered`
+                self._unwatch(line, selector)
                 error = failed
                 continue
-            events = selectors.EVENT_WRITE if line.pending.writing else selectors.EVENT_READ
-            selector.register(line.pending.socket, events, line)
+            self._watch(line, selector, line.pending)
             return
 
     @staticmethod

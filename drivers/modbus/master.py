@@ -15,6 +15,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import ClassVar, Protocol, TypeVar
 
 from drivers.errors import FieldError
@@ -282,10 +283,12 @@ class PendingRead:
             self.writing = False
             self._send()
             return None
-        answer = self._answer
-        self._guarded(lambda: answer.feed(self._master._connection.receive_now(answer.missing())))
-        if answer.missing() > 0:
-            return None
+        answer, connection = self._answer, self._master._connection
+        while (wanted := answer.missing()) > 0:  # the header, then at once the rest if it is there already
+            received = self._guarded(partial(connection.receive_now, wanted))
+            self._guarded(partial(answer.feed, received))
+            if len(received) < wanted and answer.missing() > 0:
+                return None
         counts = self._master._counts
         try:
             registers = decode_read_response(self._request, answer.pdu(), self._context)

@@ -87,7 +87,8 @@ class TcpConnection:
         the socket turns writable (then ask `connected`). The host is best an address: a name is resolved here,
         and that waits for the resolver."""
         if self._socket is not None:
-            self._socket.setblocking(False)
+            if self._socket.gettimeout() != 0.0:  # a blocking read used it last
+                self._socket.setblocking(False)
             return self._socket, True
         try:
             family, kind, protocol, _, address = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0]
