@@ -8,12 +8,13 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from support.waiting import wait_until
 
 from agent.clock import SystemClock
@@ -271,14 +272,33 @@ def test_the_thread_stops_at_once_with_requests_in_flight() -> None:
         assert time.monotonic() - started < 1.0
 
 
-def test_an_answer_from_another_transaction_drops_the_connection() -> None:
-    """A peer that answers every request with the previous request's transaction id: each answer is a frame
-    error, the connection is made again, and no reading is made of an answer to another request."""
+def stale(header: tcp.MbapHeader) -> bytes:
+    """The answer with the previous request's transaction id."""
+    previous = (header.transaction_id - 1) & 0xFFFF
+    return tcp.encode_adu(previous, header.unit, encode_read_response(3, (0,) * REGISTERS))
+
+
+def trailing(header: tcp.MbapHeader) -> bytes:
+    """A right answer with three more bytes after it."""
+    return (
+        tcp.encode_adu(header.transaction_id, header.unit, encode_read_response(3, (0,) * REGISTERS)) + b"\x00\x01\x02"
+    )
+
+
+REGISTERS = DeviceDriver(load_profile(PROFILE), [1]).requests[0].count
+
+
+@pytest.mark.parametrize(("answer", "words"), [(stale, "transaction id"), (trailing, "3 bytes more than")])
+def test_an_answer_that_is_not_the_one_asked_for_drops_the_connection(
+    answer: Callable[[tcp.MbapHeader], bytes], words: str
+) -> None:
+    """A peer that answers with another request's transaction id, or with bytes after its answer: each answer is a
+    frame error, the connection is made again, and no reading is made of it."""
     listener = socket.create_server(("127.0.0.1", 0))
     done = threading.Event()
     connections = []
 
-    def stale() -> None:
+    def serve() -> None:
         listener.settimeout(0.2)
         while not done.is_set():
             try:
@@ -292,17 +312,17 @@ def test_an_answer_from_another_transaction_drops_the_connection() -> None:
                 continue
             header = tcp.decode_header(head)
             connection.recv(header.pdu_length)
-            pdu = encode_read_response(3, (0,) * 16)
-            connection.sendall(tcp.encode_adu((header.transaction_id - 1) & 0xFFFF, header.unit, pdu))
+            connection.sendall(answer(header))
 
-    server = threading.Thread(target=stale, name="stale-endpoint")
+    server = threading.Thread(target=serve, name="wrong-endpoint")
     server.start()
     try:
-        with polling([line("stale", listener.getsockname()[1], timeout_ms=500)]) as rig:
-            wait_until(lambda: rig.status("stale")[1] >= 2, 10, "failed polls")
+        with polling([line("wrong", listener.getsockname()[1], timeout_ms=500)]) as rig:
+            wait_until(lambda: rig.status("wrong")[1] >= 2, 10, "failed polls")
             (poller,) = rig.field.pollers
-            assert "transaction id" in str(poller.status().devices[0].last_error)
-            assert not rig.sink.times(DeviceReading, "stale-pc")
+            assert words in str(poller.status().devices[0].last_error)
+            assert poller.status().bus.frame_errors >= 2 and poller.status().bus.ok == 0
+            assert not rig.sink.times(DeviceReading, "wrong-pc")
             assert len(connections) >= 3, "each broken answer costs the connection"
     finally:
         done.set()

@@ -284,11 +284,10 @@ class PendingRead:
             self._send()
             return None
         answer, connection = self._answer, self._master._connection
-        while (wanted := answer.missing()) > 0:  # the header, then at once the rest if it is there already
-            received = self._guarded(partial(connection.receive_now, wanted))
-            self._guarded(partial(answer.feed, received))
-            if len(received) < wanted and answer.missing() > 0:
-                return None
+        received = self._guarded(partial(connection.receive_now, tcp.MAX_ADU_BYTES - answer.received()))
+        self._guarded(partial(answer.feed, received))  # the whole answer, mostly, in one read
+        if answer.missing() > 0:
+            return None
         counts = self._master._counts
         try:
             registers = decode_read_response(self._request, answer.pdu(), self._context)

@@ -78,9 +78,13 @@ class Answer:
             return MBAP_BYTES - len(self._received)
         return MBAP_BYTES + self._pdu_length - len(self._received)
 
+    def received(self) -> int:
+        """How many bytes of it have arrived."""
+        return len(self._received)
+
     def feed(self, data: bytes) -> None:
-        """Take bytes that arrived (never more than `missing()`); raises ModbusFrameError for a header that is
-        not the answer to this request."""
+        """Take bytes that arrived; raises ModbusFrameError for a header that is not the answer to this request,
+        or bytes past the end its header gives (with one request in flight, nothing else may follow it)."""
         self._received += data
         if self._pdu_length is None and len(self._received) >= MBAP_BYTES:
             header = decode_header(self._received[:MBAP_BYTES], self._context)
@@ -92,6 +96,11 @@ class Answer:
             if header.unit != self._unit:
                 raise ModbusFrameError(f"{self._context}: answer comes from unit {header.unit}")
             self._pdu_length = header.pdu_length
+        if self.missing() < 0:
+            raise ModbusFrameError(
+                f"{self._context}: {-self.missing()} bytes more than the answer's header says "
+                f"({self._received.hex(' ')})"
+            )
 
     def pdu(self) -> bytes:
         """The PDU of a whole answer."""
