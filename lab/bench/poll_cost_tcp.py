@@ -27,7 +27,7 @@ from bench.agent_process import import_floor_kb
 from bench.agent_run import agent_run, alive_before
 from bench.forecourt import Forecourt
 from bench.poll_cost import platform_section, snapshot, wait_until_polling
-from bench.procfs import memory_kb
+from bench.procfs import memory_kb, window_cpu_s
 from bench.report import Target, per_s, ratio
 from bench.scale import Scale
 from drivers.modbus import tcp
@@ -129,7 +129,7 @@ def measure(
         threads = len(os.listdir(f"/proc/{agent.pid}/task"))
         peak_kb = memory_kb(agent.pid, "VmHWM")
     polls, requests = last.polls - first.polls, last.requests - first.requests
-    window_s, cpu_s = last.at - first.at, last.cpu_s - first.cpu_s
+    window_s, cpu_s = last.at - first.at, window_cpu_s(first.threads_cpu_ns, last.threads_cpu_ns)
     print(f"poll_cost_tcp: {polled} devices, {polls} polls in {window_s:.1f} s, {cpu_s:.2f} CPU s", file=sys.stderr)
     window = TcpWindow(
         devices=polled,

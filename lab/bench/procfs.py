@@ -43,6 +43,24 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
 
 
+def threads_cpu_ns(pid: int) -> dict[int, int]:
+    """CPU time of each thread `pid` runs now, in nanoseconds (`/proc/PID/task/TID/schedstat`): a window of a
+    few hundred milliseconds of CPU is measured to the microsecond, where `cpu_seconds` counts 10 ms ticks."""
+    times: dict[int, int] = {}
+    for task in (Path("/proc") / str(pid) / "task").iterdir():
+        try:
+            times[int(task.name)] = int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):  # the thread ended while it was read
+            continue
+    return times
+
+
+def window_cpu_s(earlier: dict[int, int], later: dict[int, int]) -> float:
+    """The CPU the threads took between two `threads_cpu_ns` readings; a thread started in between counts from
+    zero, and one that ended in between is not counted (a steady process starts and ends none)."""
+    return sum(ns - earlier.get(tid, 0) for tid, ns in later.items()) / 1e9
+
+
 def memory_kb(pid: int | None, name: str) -> int:
     """A `Vm*` line of /proc/PID/status in kB, e.g. `VmHWM` (peak resident) or `VmRSS` (resident now)."""
     return _fields(pid, "status", ":")[name]
