@@ -111,30 +111,24 @@ def clock_at(now_ms: int, zone: ZoneInfo, last_step: ClockStep | None) -> ClockS
 
 def status_json(status: AgentStatus) -> bytes:
     """The same document as `json.dumps(dataclasses.asdict(status))`, made once a second: without `asdict`'s
-    deep copy of every value, which cost more than the rest of the snapshot (the values are immutable)."""
-    return json.dumps(_plain(status), separators=(",", ":")).encode()
+    deep copy of every value, which cost more than the rest of the snapshot (the values are immutable), and with
+    the JSON encoder itself walking the tuples and values, so that only a dataclass costs a Python call."""
+    return json.dumps(status, separators=(",", ":"), default=_fields_of).encode()
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 """Each dataclass's field names, read from `dataclasses.fields` once."""
 
 
-def _plain(value: Any) -> Any:
-    """Dataclasses as dicts, tuples as lists, all the way down; anything else (str, int, float, bool, None) as
-    it is."""
+def _fields_of(value: Any) -> dict[str, Any]:
+    """A dataclass as the dict of its fields, one level (the encoder comes back for the dataclasses inside)."""
     kind = type(value)
-    if kind is str or kind is int or kind is bool or kind is float or value is None:
-        return value
-    if isinstance(value, tuple | list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if dataclasses.is_dataclass(value):
-        names = _FIELD_NAMES.get(kind)
-        if names is None:
-            names = _FIELD_NAMES[kind] = tuple(field.name for field in dataclasses.fields(value))
-        return {name: _plain(getattr(value, name)) for name in names}
-    return value
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        if not dataclasses.is_dataclass(value):
+            raise TypeError(f"a {kind.__name__} has no place in the status")
+        names = _FIELD_NAMES[kind] = tuple(field.name for field in dataclasses.fields(value))
+    return {name: getattr(value, name) for name in names}
 
 
 def write_status(path: Path, document: bytes) -> None:
