@@ -21,19 +21,16 @@ from agent.config import ConfigError, LoadedConfig
 from agent.config_summary import summary
 from agent.config_validation import load_config
 from agent.contract.records import ChainResetReason
+from agent.handover import exec_agent
 from agent.ledger.anchor import AnchorError, ChainAnchor, anchor_path, check_seq, load_anchor, save_anchor
 from agent.ledger.chain import GENESIS_PREV
 from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_file, load_key_file
 from agent.ledger.opening import SIDE_FILES, OutboxBusy, lock_outbox, set_aside
 from agent.ledger.suites import Suite
 from agent.locale import LANGUAGES, language_for_zone
-from agent.process import exec_agent
 from agent.setup import agent_version, prepare
-from agent.status import StatusFormatError, no_status_json, read_status
 from agent.status_settings import StatusSection
-from agent.status_socket import ask
-from agent.status_text import STARTING_UP, not_running, render, said
-from agent.tools import provision, scan, selftest
+from agent.tools import provision, scan
 from agent.tools.profile_list import list_profiles, profile_listing_text
 from agent.wiring import Setup, SetupError
 from drivers.profile_validation import load_profile
@@ -211,6 +208,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Exit codes of its own, for scripts: 0 ok, 1 degraded, 2 fault, 3 agent not running (or stopped), 4 cannot
     tell (a config that cannot be read, an answer that cannot be understood), 5 starting. With --json, stdout
     always holds one JSON document, whatever the exit code."""
+    # the snapshot's readers and the socket client, imported by this command only: `station-agent run` needs
+    # neither before it execs into the agent process (each import there is paid again after the exec)
+    from agent.status import StatusFormatError, no_status_json, read_status  # noqa: PLC0415
+    from agent.status_socket import ask  # noqa: PLC0415
+    from agent.status_text import STARTING_UP, not_running, render, said  # noqa: PLC0415
+
     where = _status_socket(args.socket, args.config)
     if where is None:
         return _status_unknown(args.json, "config", "the config cannot be read")
@@ -240,6 +243,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _status_unknown(as_json: bool, subject: str, reason: str) -> int:
+    from agent.status import no_status_json  # noqa: PLC0415 - as in cmd_status
+
     if as_json:
         print(no_status_json("unknown", "status_unreadable", subject, reason).decode())
     return _fail(reason, STATUS_UNREADABLE)
@@ -283,6 +288,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
+    from agent.tools import selftest  # noqa: PLC0415 - its broker check loads the MQTT client: not for `run`
+
     checks = selftest.run_selftest(args.config, broker_timeout_s=args.broker_timeout_s)
     print(selftest.output(checks, args.json))
     return EXIT_FAILED if selftest.failed(checks) else EXIT_OK

@@ -1,17 +1,14 @@
 """The agent process proper: started by `station-agent run` with a checked setup, runs until told to stop.
 
 `station-agent run` validates the config and profiles, then replaces itself (exec, same PID, so systemd
-sees one service process) with `python -m agent.process`, handing the setup over in an anonymous memory file.
-The new image never imports the validation library, so the long-running process stays small; and glibc is
-told to keep two malloc arenas instead of one per thread (MALLOC_ARENA_MAX), which on a handful of threads
-that each allocate a little is a megabyte or two of resident memory for nothing.
+sees one service process) with `python -m agent.process`, handing the setup over in an anonymous memory file
+(agent/handover.py). The new image never imports the validation library, so the long-running process stays
+small.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import pickle
 import signal
 import sys
 import threading
@@ -20,31 +17,11 @@ from zoneinfo import ZoneInfo
 
 from agent import start_failure
 from agent.daemon import Agent, StartupError, StartupFault
+from agent.handover import read_setup
 from agent.ledger.outbox import OutboxError
 from agent.logs import configure as configure_logs
-from agent.wiring import Setup
 
 EXIT_OK, EXIT_FAILED, EXIT_FIX_INPUT = 0, 1, 2
-
-
-def exec_agent(setup: Setup) -> None:
-    """Become the agent process (never returns): the setup travels in a memfd inherited across exec."""
-    descriptor = os.memfd_create("station-agent-setup", 0)
-    os.write(descriptor, pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL))
-    os.lseek(descriptor, 0, os.SEEK_SET)
-    os.set_inheritable(descriptor, True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    environment = {**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}
-    os.execve(sys.executable, [sys.executable, "-m", "agent.process", "--setup-fd", str(descriptor)], environment)
-
-
-def _read_setup(descriptor: int) -> Setup:
-    with os.fdopen(descriptor, "rb") as handle:
-        setup = pickle.load(handle)
-    if not isinstance(setup, Setup):
-        raise TypeError(f"fd {descriptor} does not hold an agent setup")
-    return setup
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -64,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agent.process", description="internal: use 'station-agent run'")
     parser.add_argument("--setup-fd", type=int, required=True)
     args = parser.parse_args(argv)
-    setup = _read_setup(args.setup_fd)
+    setup = read_setup(args.setup_fd)
     logging = setup.loaded.config.logging
     configure_logs(logging.level, logging.format)
     stop = threading.Event()

@@ -32,6 +32,10 @@ NOT_AT_START = (
     *NOT_IN_THE_COMMAND,
 )
 
+BEFORE_THE_EXEC = ("agent.daemon", "paho", "agent.status", "agent.tools.selftest")
+"""What `station-agent run` does not load before it execs into the agent process, where it would be loaded again:
+the running agent's parts, the MQTT client, the status readers (`station-agent status`) and the self-test."""
+
 READERS_NEVER_LOAD = ("paho", "agent.uplink.session", "agent.uplink.hj212")
 """What a reader of the status snapshot does without: the MQTT client and both uplinks."""
 
@@ -54,6 +58,13 @@ def test_the_command_line_loads_neither_structlog_nor_the_lab() -> None:
     """`import agent.cli` (every `station-agent` command, `run` included) loads no structlog, simulator, demo
     or benchmark module: the demo is imported by its own command only."""
     loaded = loaded_after("import agent.cli", NOT_IN_THE_COMMAND)
+    assert [name for name, present in loaded.items() if present] == []
+
+
+def test_the_command_line_leaves_the_running_agent_to_the_process_it_execs() -> None:
+    """`import agent.cli` (the first stage of `station-agent run`) loads none of the agent's running parts, paho,
+    the status readers or the self-test: the agent process imports what it runs, once."""
+    loaded = loaded_after("import agent.cli", BEFORE_THE_EXEC)
     assert [name for name, present in loaded.items() if present] == []
 
 
