@@ -70,6 +70,7 @@ class Libcrypto:
             ("EVP_PKEY_CTX_set1_id", i, [p, p, i]),
             ("EVP_MD_CTX_new", p, []),
             ("EVP_MD_CTX_free", None, [p]),
+            ("EVP_MD_CTX_copy_ex", i, [p, p]),
             ("EVP_MD_CTX_set_pkey_ctx", None, [p, p]),
             ("EVP_sm3", p, []),
             ("EVP_DigestSignInit", i, [p, p, p, p, p]),
