@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from station_rig import STATION, StationRig
 from support.waiting import wait_until
 
@@ -123,7 +123,7 @@ class _Box:
 
     def platform(self) -> tuple[StationReport, list[dict[str, Any]]]:
         """What the reference store makes of everything sent, one record a message, in seq order."""
-        keys = {self.key.kid: self.key.private.public_key()}
+        keys = {self.key.kid: Ed25519PublicKey.from_public_bytes(self.key.public_raw)}
         with Store(self.folder / "platform.sqlite") as store:
             for kid, canonical, sig in (self.sent[seq] for seq in sorted(self.sent)):
                 item = {"record": json.loads(canonical), "sig": base64.b64encode(sig).decode()}

@@ -10,7 +10,6 @@ import stat
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from raw_body import RawBody
 from support.waiting import wait_until
@@ -27,8 +26,12 @@ from agent.ledger.suites import Suite, kid_of
 STATION = "TEST-0001"
 
 
+FIXED_SECRET_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+"""`cryptography`'s key, the outside check of the signatures the agent's own binding makes with the same seed."""
+
+
 def fixed_key() -> DeviceKey:
-    return DeviceKey.from_private(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+    return DeviceKey.from_private(FIXED_SECRET_KEY)
 
 
 def heartbeat(ts_ms: int, n: int = 0) -> RecordIntent:
@@ -56,7 +59,7 @@ class TestSealing:
         assert sorted(parsed) == ["body", "prev", "seq", "station", "ts", "type", "v"]
         assert parsed["ts"] == "2025-11-27T08:15:02.113Z"
         assert parsed["v"] == 1 and parsed["type"] == "heartbeat" and parsed["station"] == STATION
-        key.private.public_key().verify(record.sig, record.canonical)
+        FIXED_SECRET_KEY.public_key().verify(record.sig, record.canonical)
         assert len(base64.b64encode(record.sig)) == 88
 
     def test_canonical_bytes_are_sorted_and_compact(self) -> None:
@@ -74,7 +77,7 @@ class TestSealing:
     def test_kid_is_first_eight_bytes_of_sha256_of_raw_public_key(self) -> None:
         """kid = lowercase hex of SHA-256(raw public key)[:8]."""
         key = fixed_key()
-        raw = key.private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        raw = FIXED_SECRET_KEY.public_key().public_bytes_raw()
         assert key.kid == kid_of(Suite.ED25519, raw) == hashlib.sha256(raw).hexdigest()[:16]
 
     def test_a_burst_signed_on_several_threads_is_the_same_as_signed_on_one(self) -> None:

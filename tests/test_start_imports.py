@@ -1,7 +1,9 @@
 """What the agent process loads before it knows its config: only what every station needs.
 
 The long-running process's memory is mostly its imports (docs/design.md, "Memory"), so the optional parts
-(the HJ 212 uplink, the command desk, the web page, the SM2 binding) load only when configured, the
+(the HJ 212 uplink, the command desk, the web page, the SM2 binding) load only when configured, `cryptography`
+(an OpenSSL of its own, about 10 MB) not at all: both suites sign through the system's libcrypto, and only SM4
+encryption, for an HJ 212 uplink that uses it, imports it at its first use. The
 validation library stays in the process that checks the config, and the lab (the simulators, the demo, the
 benchmarks: lab/, a distribution of its own) never reaches the gateway: not the agent process, and not the
 `station-agent` command either, which imports the demo only when asked to run it. The readers of the status
@@ -15,8 +17,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from station_rig import StationRig
 
 THE_LAB = ("simulators", "station_lab", "bench")
 """The lab distribution's packages (lab/pyproject.toml)."""
@@ -28,6 +32,7 @@ NOT_AT_START = (
     "agent.commands.desk",
     "agent.web",
     "agent.ledger.sm2",
+    "cryptography",
     "pydantic",
     *NOT_IN_THE_COMMAND,
 )
@@ -49,7 +54,8 @@ def loaded_after(statement: str, names: tuple[str, ...]) -> dict[str, bool]:
 
 
 def test_the_agent_process_starts_without_optional_parts_validation_or_simulators() -> None:
-    """`import agent.process` loads none of HJ 212, commands, web, SM2, pydantic, structlog or the lab."""
+    """`import agent.process` loads none of HJ 212, commands, web, SM2, cryptography, pydantic, structlog or the
+    lab."""
     loaded = loaded_after("import agent.process", NOT_AT_START)
     assert [name for name, present in loaded.items() if present] == []
 
@@ -77,7 +83,8 @@ def test_the_status_readers_load_no_uplink() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["agent.uplink.hj212", "agent.ledger.sm2", "simulators", "station_lab.demo", "paho.mqtt.client"]
+    "module",
+    ["agent.uplink.hj212", "agent.ledger.sm2", "simulators", "station_lab.demo", "paho.mqtt.client", "cryptography"],
 )
 def test_the_probe_sees_a_module_once_it_is_imported(module: str) -> None:
     """The probe is not blind: a module imported on purpose shows as loaded."""
@@ -95,3 +102,42 @@ def test_an_sm2_key_loads_the_sm2_binding_when_it_is_used() -> None:
         "assert key.verify(key.sign(b'x'), b'x') and key.kid.startswith('sm2-')"
     )
     assert loaded_after(statement, ("agent.ledger.sm2",)) == {"agent.ledger.sm2": True}
+
+
+def test_an_ed25519_key_signs_verifies_and_is_stored_without_cryptography(tmp_path: Path) -> None:
+    """Making, writing, loading and using an Ed25519 device key, and reading a platform's public key, from a fresh
+    start: none of it loads `cryptography`."""
+    statement = (
+        "from pathlib import Path\n"
+        "from agent.ledger.keys import generate_key_file, load_key_file\n"
+        "from agent.ledger.suites import PublicKey, record_digest\n"
+        f"made = generate_key_file(Path({str(tmp_path / 'device.key')!r}))\n"
+        f"key = load_key_file(Path({str(tmp_path / 'device.key')!r}))\n"
+        "assert key.kid == made.kid and key.verify(key.sign(b'x'), b'x')\n"
+        "assert PublicKey.from_pem(key.public_pem().encode()) == key.public\n"
+        "assert len(record_digest('sm2-0123456789abcdef', b'x')) == 64"
+    )
+    assert loaded_after(statement, ("cryptography",)) == {"cryptography": False}
+
+
+def test_an_hj212_uplink_loads_cryptography_only_when_it_encrypts() -> None:
+    """The HJ 212 uplink and its frame codec load without `cryptography`; the first SM4 encryption loads it."""
+    statement = (
+        "import agent.uplink.hj212\n"
+        "from drivers.hj212.sm4 import Sm4Key, encrypt_cp\n"
+        "assert 'cryptography' not in sys.modules\n"
+        "encrypt_cp(b'0' * 16, Sm4Key(bytes(16)))"
+    )
+    assert loaded_after(statement, ("cryptography",)) == {"cryptography": True}
+
+
+def test_a_running_station_has_no_file_of_cryptography_mapped(rig: StationRig) -> None:
+    """The agent process of a running station (Ed25519 key, MQTT uplink, records signed and delivered) maps no
+    file of `cryptography` (its Rust extension and its OpenSSL), while this test process, which imported it,
+    does: the probe is not blind."""
+    rig.start_agent()
+    rig.wait_platform_caught_up(60)
+    assert rig.process is not None
+    maps = Path(f"/proc/{rig.process.pid}/maps").read_text()
+    assert "/cryptography/" not in maps and "libcrypto.so.3" in maps
+    assert "/cryptography/" in Path("/proc/self/maps").read_text()

@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
+from agent.ledger.ed25519 import Ed25519PrivateKey
+from agent.ledger.libcrypto import LibcryptoError, Pkey
 from agent.ledger.sm2_params import DEFAULT_ID
 from agent.ledger.suites import PublicKey, Suite, digest_hex
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ed25519 as cryptography_ed25519
+
     from agent.ledger.sm2 import Sm2PrivateKey
+
+_CRYPTOGRAPHY_ED25519 = "cryptography.hazmat.primitives.asymmetric.ed25519"
 
 
 class KeyFileError(Exception):
@@ -57,13 +60,19 @@ class DeviceKey:
     kid: str
 
     @classmethod
-    def from_private(cls, private: Ed25519PrivateKey | Sm2PrivateKey, sm2_id: bytes = DEFAULT_ID) -> DeviceKey:
-        if isinstance(private, Ed25519PrivateKey):
-            raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-            public = PublicKey(Suite.ED25519, raw)
+    def from_private(
+        cls,
+        private: Ed25519PrivateKey | Sm2PrivateKey | cryptography_ed25519.Ed25519PrivateKey,
+        sm2_id: bytes = DEFAULT_ID,
+    ) -> DeviceKey:
+        """The device key of a private key of either suite; an Ed25519 key made with `cryptography` (as tests and
+        tools make theirs) is taken by its seed, so that every Ed25519 signature goes through one binding."""
+        own = _own_binding(private)
+        if isinstance(own, Ed25519PrivateKey):
+            public = PublicKey(Suite.ED25519, own.public_raw)
         else:
-            public = PublicKey(Suite.SM2, private.public_point, sm2_id)
-        return cls(private, public, public.kid)
+            public = PublicKey(Suite.SM2, own.public_point, sm2_id)
+        return cls(own, public, public.kid)
 
     @property
     def suite(self) -> Suite:
@@ -91,11 +100,19 @@ class DeviceKey:
         return self.public.pem()
 
     def private_pem(self) -> bytes:
-        if isinstance(self.private, Ed25519PrivateKey):
-            return self.private.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
+        """Unencrypted PKCS#8 PEM in either suite (the file's mode protects it)."""
         return self.private.private_pem()
+
+
+def _own_binding(
+    private: Ed25519PrivateKey | Sm2PrivateKey | cryptography_ed25519.Ed25519PrivateKey,
+) -> Ed25519PrivateKey | Sm2PrivateKey:
+    """`private`, or the same Ed25519 key in this package's binding if `cryptography` made it. The check looks
+    in sys.modules: a caller that made such a key has loaded `cryptography`, and the agent itself never does."""
+    foreign = sys.modules.get(_CRYPTOGRAPHY_ED25519)
+    if foreign is not None and isinstance(private, foreign.Ed25519PrivateKey):
+        return Ed25519PrivateKey.from_private_bytes(private.private_bytes_raw())
+    return cast("Ed25519PrivateKey | Sm2PrivateKey", private)
 
 
 def generate_key_file(path: Path, spec: KeySpec | None = None) -> DeviceKey:
@@ -132,15 +149,14 @@ def load_key_file(path: Path, sm2_id: bytes = DEFAULT_ID) -> DeviceKey:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise KeyFileError(f"device key {path} has mode {mode:04o}, readable by others; fix with 'chmod 600 {path}'")
+    pkey = Pkey.from_private_pem(data, KeyFileError, f"device key {path} is not an unencrypted PEM private key")
     try:
-        private = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        from agent.ledger.sm2 import Sm2Error, Sm2PrivateKey  # noqa: PLC0415 - the binding loads only for SM2 keys
+        if pkey.is_a(b"ED25519"):
+            return DeviceKey.from_private(Ed25519PrivateKey(pkey))
+        if pkey.is_a(b"SM2"):
+            from agent.ledger.sm2 import Sm2PrivateKey  # noqa: PLC0415 - the binding loads only for SM2 keys
 
-        try:
-            return DeviceKey.from_private(Sm2PrivateKey.from_pem(data), sm2_id)
-        except Sm2Error:
-            raise KeyFileError(f"device key {path} is not an unencrypted PEM private key: {exc}") from exc
-    if not isinstance(private, Ed25519PrivateKey):
-        raise KeyFileError(f"device key {path} holds a {type(private).__name__}, neither an Ed25519 nor an SM2 key")
-    return DeviceKey.from_private(private)
+            return DeviceKey.from_private(Sm2PrivateKey(pkey), sm2_id)
+    except LibcryptoError as exc:
+        raise KeyFileError(f"device key {path} cannot be used: {exc}") from exc
+    raise KeyFileError(f"device key {path} holds a {pkey.type_name()} key, neither an Ed25519 nor an SM2 key")

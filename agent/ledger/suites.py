@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
+from agent.ledger import ed25519
+from agent.ledger.libcrypto import Pkey
 from agent.ledger.sm2_params import DEFAULT_ID, POINT_BYTES, SPKI_PREFIX
 
 
@@ -28,14 +26,13 @@ class Suite(StrEnum):
 
 
 SM2_KID_PREFIX: Final = "sm2-"
-ED25519_KEY_BYTES: Final = 32
+ED25519_KEY_BYTES: Final = ed25519.KEY_BYTES
+_SPKI_PREFIXES: Final = {Suite.ED25519: ed25519.SPKI_PREFIX, Suite.SM2: SPKI_PREFIX}
 
 
 def sm3_hex(data: bytes) -> str:
-    """Lowercase hex SM3 (GB/T 32905) of `data`."""
-    hasher = hashes.Hash(hashes.SM3())
-    hasher.update(data)
-    return hasher.finalize().hex()
+    """Lowercase hex SM3 (GB/T 32905) of `data`, from the system's OpenSSL through `hashlib`."""
+    return hashlib.new("sm3", data).hexdigest()
 
 
 def digest_hex(suite: Suite, data: bytes) -> str:
@@ -84,20 +81,14 @@ class PublicKey:
             from agent.ledger.sm2 import Sm2PublicKey  # noqa: PLC0415 - the binding loads only for SM2 keys
 
             return Sm2PublicKey(self.raw).verify(signature, data, self.sm2_id)
-        try:
-            Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, data)
-        except InvalidSignature:
-            return False
-        return True
+        return ed25519.Ed25519PublicKey(self.raw).verify(signature, data)
 
     def pem(self) -> str:
-        """SubjectPublicKeyInfo PEM, what `openssl pkey -pubin` and the platform read."""
-        if self.suite is Suite.SM2:
-            body = base64.encodebytes(SPKI_PREFIX + self.raw).decode().replace("\n", "")
-            lines = [body[i : i + 64] for i in range(0, len(body), 64)]
-            return "-----BEGIN PUBLIC KEY-----\n" + "\n".join(lines) + "\n-----END PUBLIC KEY-----\n"
-        key = Ed25519PublicKey.from_public_bytes(self.raw)
-        return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        """SubjectPublicKeyInfo PEM, what `openssl pkey -pubin` and the platform read: in either suite the DER is a
+        fixed head and the raw key, in base64 lines of 64 characters."""
+        body = base64.b64encode(_SPKI_PREFIXES[self.suite] + self.raw).decode()
+        lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+        return "-----BEGIN PUBLIC KEY-----\n" + "\n".join(lines) + "\n-----END PUBLIC KEY-----\n"
 
     @classmethod
     def from_raw(cls, suite: Suite, raw: bytes, sm2_id: bytes = DEFAULT_ID) -> PublicKey:
@@ -115,26 +106,11 @@ class PublicKey:
 
     @classmethod
     def from_pem(cls, pem: bytes, sm2_id: bytes = DEFAULT_ID) -> PublicKey:
-        """From a SubjectPublicKeyInfo PEM of either suite."""
-        der = _pem_body(pem)
-        if der is not None and der.startswith(SPKI_PREFIX) and len(der) == len(SPKI_PREFIX) + POINT_BYTES:
-            return cls.from_raw(Suite.SM2, der[len(SPKI_PREFIX) :], sm2_id)
-        try:
-            key = serialization.load_pem_public_key(pem)
-        except (ValueError, UnsupportedAlgorithm) as exc:
-            raise PublicKeyError("not a PEM public key ('-----BEGIN PUBLIC KEY-----')") from exc
-        if not isinstance(key, Ed25519PublicKey):
-            raise PublicKeyError(f"a {type(key).__name__}, neither Ed25519 nor SM2")
-        return cls(Suite.ED25519, key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
-
-
-def _pem_body(pem: bytes) -> bytes | None:
-    """The DER inside a single PUBLIC KEY PEM block, or None if it is not one."""
-    text = pem.decode("ascii", errors="replace").strip()
-    head, tail = "-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----"
-    if not (text.startswith(head) and text.endswith(tail)):
-        return None
-    try:
-        return base64.b64decode("".join(text[len(head) : -len(tail)].split()), validate=True)
-    except ValueError:
-        return None
+        """From a SubjectPublicKeyInfo PEM of either suite, read by OpenSSL."""
+        key = Pkey.from_public_pem(pem, PublicKeyError)
+        if key.is_a(b"ED25519"):
+            return cls(Suite.ED25519, ed25519.raw_public(key))
+        spki = key.spki_der(len(SPKI_PREFIX) + POINT_BYTES) if key.is_a(b"SM2") else b""
+        if not spki.startswith(SPKI_PREFIX):
+            raise PublicKeyError(f"a {key.type_name()} key, neither Ed25519 nor SM2")
+        return cls.from_raw(Suite.SM2, spki[len(SPKI_PREFIX) :], sm2_id)

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from typing import TYPE_CHECKING
 
 from drivers.hj212.errors import Hj212CipherError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 KEY_BYTES = 16
 BLOCK_BYTES = 16
@@ -56,15 +58,23 @@ def encrypt_blocks(plain: bytes, key: Sm4Key) -> bytes:
     """SM4-ECB of whole 16-byte blocks; ValueError for a length that is not a multiple of 16."""
     if len(plain) % BLOCK_BYTES:
         raise ValueError(f"SM4 without padding takes whole {BLOCK_BYTES}-byte blocks, not {len(plain)} bytes")
-    encryptor = Cipher(algorithms.SM4(key.secret), modes.ECB()).encryptor()
+    encryptor = _ecb(key).encryptor()
     return encryptor.update(plain) + encryptor.finalize()
 
 
 def decrypt_blocks(cipher: bytes, key: Sm4Key) -> bytes:
     if len(cipher) % BLOCK_BYTES:
         raise ValueError(f"SM4 without padding takes whole {BLOCK_BYTES}-byte blocks, not {len(cipher)} bytes")
-    decryptor = Cipher(algorithms.SM4(key.secret), modes.ECB()).decryptor()
+    decryptor = _ecb(key).decryptor()
     return decryptor.update(cipher) + decryptor.finalize()
+
+
+def _ecb(key: Sm4Key) -> Cipher[modes.ECB]:
+    """SM4-ECB from `cryptography`, imported at the first use: `cryptography` brings an OpenSSL of its own (about
+    10 MB resident), which a station pays for only when its HJ 212 uplink encrypts (docs/design.md, "Memory")."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: PLC0415 - see above
+
+    return Cipher(algorithms.SM4(key.secret), modes.ECB())
 
 
 def encrypt_cp(plain: bytes, key: Sm4Key) -> bytes:
