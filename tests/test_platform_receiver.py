@@ -303,3 +303,18 @@ def test_hand_built_record_is_acked_over_mqtt(
     second = signer.record(2, sha256_hex(canonical(record)))
     assert send_all(station, signer, [[record, second]]) == [2]
     assert receiver.report().station(STATION).by_type == {"transaction": 1, "heartbeat": 1}
+
+
+def test_a_bad_signature_mid_message_stops_the_ack_before_it(
+    receiver: PlatformReceiver, station: StationClient, signer: TinySigner
+) -> None:
+    """One record of a message that does not verify is rejected alone: the records after it are kept above the
+    hole it leaves, the ack stops just below it, and the true record sent again moves the ack past them all."""
+    chain = signer.chain(6)
+    items = [TinySigner(STATION).item(record) if record["seq"] == 4 else signer.item(record) for record in chain]
+    station.publish("records", json.dumps({"kid": signer.kid, "records": items}).encode())
+    assert [ack["upto"] for ack in station.wait_acks(1)] == [3]
+    report = receiver.report().station(STATION)
+    assert (report.accepted, report.gaps, report.rejections) == (5, ((4, 4),), {"bad_signature": 1})
+    assert send_all(station, signer, [chain[3:4]]) == [6]
+    assert receiver.report().station(STATION).gaps == ()

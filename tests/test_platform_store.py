@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +239,41 @@ def test_a_declaration_naming_another_digest_does_not_move_upto(store: Store, si
     send(store, signer, chain[:4])
     send(store, signer, chain[5:])
     assert send(store, signer, [_corrupt_alarm(signer, chain, 5, "ab" * 32)]) == 4
+
+
+def _statement_steps(store: Store, action: Callable[[], object]) -> int:
+    """How many SQLite virtual machine instructions `action` runs on `store`'s connection: work, not time."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    store._db.set_progress_handler(count, 1)
+    try:
+        action()
+    finally:
+        store._db.set_progress_handler(None, 1)
+    return steps
+
+
+def test_taking_a_message_costs_the_same_work_however_long_the_history(tmp_path: Path, signer: TinySigner) -> None:
+    """A message is checked against its neighbourhood and the station's chain_resets, not by walking every stored
+    record, so SQLite does no more work for it, nor for the report, after 400 records than after 40; a file
+    written without the lookups' indexes gets them when it is opened."""
+    chain = signer.chain(402)
+    steps: dict[object, int] = {}
+    for held in (40, 400):
+        db = tmp_path / f"held-{held}.sqlite"
+        with Store(db) as store:
+            send(store, signer, chain[:held])
+        with sqlite3.connect(db) as raw:
+            raw.executescript("DROP INDEX IF EXISTS records_chain_resets; DROP INDEX IF EXISTS records_alarms;")
+        with Store(db) as store:
+            verdict = verify_message(signer.message([chain[held]]), STATION, {signer.kid: signer.key.public_key()})
+            steps[held] = _statement_steps(store, lambda store=store, verdict=verdict: store.ingest(STATION, verdict))
+            assert store.upto(STATION) == held + 1
+            steps[f"report-{held}"] = _statement_steps(store, lambda store=store: store.station_report(STATION))
+    assert steps[400] <= steps[40] * 1.1, steps
+    assert steps["report-400"] <= steps["report-40"] * 1.1, steps

@@ -65,6 +65,8 @@ class FullPathFigure:
     publish_us: float
     receiver_us: float
     """The reference receiver's own work per record, bare (verify + store); not in the limit, shown for reading."""
+    verify_us: float
+    """Of `receiver_us`, the signature check alone (bare, one thread): the floor of any platform's cost."""
 
     def targets(self) -> tuple[Target, ...]:
         return tuple(
@@ -95,7 +97,7 @@ def run(scale: Scale, workdir: Path, suite: Suite = Suite.ED25519) -> FullPathFi
         per_record = sign + insert.us_per_record + publish.us_per_record
         limit = 1e6 / per_record if per_record > 0 else math.nan
         runs.append(FullPathRun(each, insert.us_per_record, limit, ratio(each.records_per_s, limit)))
-    return FullPathFigure(tuple(runs), sign, publish, publish.us_per_record, receiver)
+    return FullPathFigure(tuple(runs), sign, publish, publish.us_per_record, receiver, parts.verify_us(key, sample))
 
 
 def best_burst(workdir: Path, key: DeviceKey, mode: AckMode, scale: Scale) -> Burst:

@@ -96,6 +96,19 @@ SELECT seq + 1, next - 1 FROM (
 """
 """Missing ranges above `upto` (there are none below it), as (first, last) pairs."""
 
+_INDEXES: Final = f"""
+CREATE INDEX IF NOT EXISTS records_chain_resets ON records (station, seq) WHERE type = '{CHAIN_RESET}';
+CREATE INDEX IF NOT EXISTS records_alarms ON records (station, seq) WHERE type = 'alarm';
+"""
+"""The few records every message and report looks for among all of a station's: its chain_resets (each
+`ingest` reads them) and its alarms (for declared damage). Partial, so a transaction or heartbeat costs them
+nothing to store; and made on every writable open, so a database written before they existed gets them too.
+A query names the type as the same literal, not as a parameter, or the index cannot serve it; and it asks for
+the station as `+station`, or SQLite, which keeps no statistics here, takes the primary key's walk through
+every record of the station instead."""
+_RESETS: Final = f"SELECT {{columns}} FROM records WHERE +station = ? AND type = '{CHAIN_RESET}' ORDER BY seq"
+"""A station's chain_resets, in seq order."""
+
 
 _CONNECT: Final[dict[str, Any]] = {"isolation_level": None, "check_same_thread": False}
 """Transactions are explicit (`_transaction`); the owner's lock, not SQLite, keeps threads apart."""
@@ -243,6 +256,7 @@ class Store:
         if empty:
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._db.executescript(_INDEXES)
         return SCHEMA_VERSION
 
     def close(self) -> None:
@@ -311,7 +325,7 @@ class Store:
         columns = "SELECT seq, type, prev, digest, canonical, sig, kid FROM records WHERE station = ?"
         rows = self._db.execute(columns + " AND seq BETWEEN ? AND ?", (station, min(seqs) - 1, max(seqs) + 1))
         kept = {int(row[0]): SignedRecord(*row) for row in rows}
-        resets = self._db.execute(columns + " AND type = ?", (station, CHAIN_RESET))
+        resets = self._db.execute(_RESETS.format(columns="seq, type, prev, digest, canonical, sig, kid"), (station,))
         kept.update({int(row[0]): SignedRecord(*row) for row in resets})
         named = {predecessor(record) for record in (*records, *kept.values()) if record.type == CHAIN_RESET}
         for seq in named - kept.keys():
@@ -370,7 +384,7 @@ class Store:
     def _declared_damage(self, station: str) -> list[DeclaredDamage]:
         """The damage the station's stored `outbox_corrupt` alarms declare (v1.1: rare, a handful at most)."""
         rows = self._db.execute(
-            "SELECT canonical FROM records WHERE station = ? AND type = 'alarm' AND instr(canonical, ?) > 0",
+            "SELECT canonical FROM records WHERE +station = ? AND type = 'alarm' AND instr(canonical, ?) > 0",
             (station, b'"outbox_corrupt"'),
         )
         found = (declared_damage("alarm", bytes(canonical)) for (canonical,) in rows)
@@ -453,9 +467,7 @@ class Store:
         highest = self._db.execute("SELECT MAX(seq) FROM records WHERE station = ?", (station,)).fetchone()[0]
         resets = [
             declared_loss(CHAIN_RESET, bytes(canonical))
-            for (canonical,) in self._db.execute(
-                "SELECT canonical FROM records WHERE station = ? AND type = ? ORDER BY seq", (station, CHAIN_RESET)
-            )
+            for (canonical,) in self._db.execute(_RESETS.format(columns="canonical"), (station,))
         ]
         declared = [(loss.lost_first, loss.lost_last) for loss in resets if loss is not None]
         declared += [(damage.first_seq, damage.last_seq) for damage in self._declared_damage(station)]
