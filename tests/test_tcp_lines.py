@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from support.waiting import wait_until
 
-from agent.clock import SystemClock
+from agent.clock import Clock, ScaledClock, SystemClock
 from agent.contract.records import RecordIntent
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, FieldEvent
 from agent.field.lines import Field, build_field
@@ -78,13 +78,20 @@ def line(name: str, port: int, unit: int = 1, timeout_ms: int = 300) -> TcpLineS
 
 
 @contextmanager
-def polling(lines: list[TcpLineSection]) -> Iterator[Rig]:
+def polling(lines: list[TcpLineSection], clock: Clock | None = None) -> Iterator[Rig]:
+    """The lines' pollers built as the agent builds them, on the system clock unless `clock` is given, running."""
     profile = load_profile(PROFILE)
     drivers = {device.name: DeviceDriver(profile, [1]) for section in lines for device in section.devices}
     sink = Sink()
     reports: list[RecordIntent] = []
     field = build_field(
-        lines, drivers, SystemClock(), sink, health_every_s=10.0, zone=ZoneInfo("UTC"), report=reports.append
+        lines,
+        drivers,
+        clock or SystemClock(),
+        sink,
+        health_every_s=10.0,
+        zone=ZoneInfo("UTC"),
+        report=reports.append,
     )
     for thread in field.threads:
         thread.start()
@@ -149,6 +156,36 @@ def test_every_tcp_line_is_served_by_one_thread_and_each_device_is_read() -> Non
         readings = sum(len(rig.sink.times(DeviceReading, f"tcp-{i}-pc")) for i in (1, 2, 3))
         assert rig.sink.hand_overs < readings, "lines due together are handed over together"
     assert not rig.reports
+
+
+def test_under_accelerated_station_time_a_device_still_has_its_timeout_in_real_time() -> None:
+    """With the station's clock running 20 times as fast (the demo's accelerated time), the schedule follows the
+    station's clock but a device still has its 300 ms to answer in real time: two controllers on one endpoint are
+    read without one failed poll."""
+    profile = load_profile(PROFILE)
+    clock = SimClock(20)
+    clock.start()
+    banks = {
+        unit: Dispenser(f"D{unit}", [NozzleSpec("92", 770)], profile, rng=random.Random(unit)).controller_bank(clock)
+        for unit in (1, 11)
+    }
+    with TcpSlaveServer(banks) as server:
+        devices = tuple(
+            DeviceSection(name=f"pc{unit}", unit=unit, profile="sim-pump-controller", poll_interval_ms=2000)
+            for unit in (1, 11)
+        )
+        section = TcpLineSection(
+            kind="tcp", name="tcp-1", host="127.0.0.1", port=server.address[1], timeout_ms=300, devices=devices
+        )
+        with polling([section], ScaledClock(20, SystemClock())) as rig:
+            wait_until(
+                lambda: all(len(rig.sink.times(DeviceReading, f"pc{unit}")) >= 10 for unit in (1, 11)),
+                10,
+                "ten readings of each",
+            )
+            (poller,) = rig.field.pollers
+            assert all(device.failed_polls == 0 for device in poller.status().devices)
+            assert poller.status().bus.timeouts == 0
 
 
 def test_a_silent_a_refusing_and_a_half_open_endpoint_cost_the_healthy_line_nothing() -> None:

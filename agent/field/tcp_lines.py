@@ -18,6 +18,7 @@ import contextlib
 import selectors
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,8 @@ log = get_logger("agent.poller")
 HAND_OVER_WAIT_S = 0.05
 """The longest a poll's events wait for the polls in flight beside them before they go to the station alone."""
 THREAD_NAME = "pollers-modbus-tcp"
+IDLE_WAIT_S = 1.0
+"""How long the thread waits when nothing is due and nothing in flight (every line polls, so never for long)."""
 
 
 @dataclass(slots=True)
@@ -120,34 +123,38 @@ class TcpLinesPoller:
             selector.close()
 
     def _serve(self, selector: selectors.BaseSelector) -> None:
+        """The schedule is the station clock's (`self._clock`, faster than real time in a demo); a read's deadline
+        and the hand-over's wait are real time (`time.monotonic`), as a device answers in real time."""
+        clock = self._clock
         batch_since: float | None = None
         while not self._stop.is_set():
-            now = self._clock.monotonic()
+            now = clock.monotonic()
             for line in self._lines:
                 if line.steps is None and line.poller.next_due_s() <= now:
                     self._begin(line, selector)
-            in_flight = [line for line in self._lines if line.pending is not None]
-            now = self._clock.monotonic()
+            in_flight = [pending for line in self._lines if (pending := line.pending) is not None]
+            now, real_now = clock.monotonic(), time.monotonic()
             if self._collected and batch_since is None:
-                batch_since = now
-            if batch_since is not None and (not in_flight or now - batch_since >= HAND_OVER_WAIT_S):
+                batch_since = real_now
+            if batch_since is not None and (not in_flight or real_now - batch_since >= HAND_OVER_WAIT_S):
                 events, self._collected[:] = list(self._collected), []
                 self._sink(events)
                 batch_since = None
-            wake_at = min(
-                [line.pending.deadline for line in in_flight if line.pending is not None]
-                + [line.poller.next_due_s() for line in self._lines if line.steps is None]
-                + ([batch_since + HAND_OVER_WAIT_S] if batch_since is not None else [])
-                or [now + 1.0]
+            due = [line.poller.next_due_s() for line in self._lines if line.steps is None]
+            delay = min(
+                [pending.deadline - real_now for pending in in_flight]
+                + ([clock.real_s(min(due) - now)] if due else [])
+                + ([batch_since + HAND_OVER_WAIT_S - real_now] if batch_since is not None else [])
+                or [IDLE_WAIT_S]
             )
-            delay = self._clock.real_s(max(0.0, wake_at - now))
+            delay = max(0.0, delay)
             self.pulse.beat(delay)
             for key, _ in selector.select(delay):
                 if key.fileobj is not self._wake_reader:
                     self._answered(key.data, selector)
-            now = self._clock.monotonic()
+            real_now = time.monotonic()
             for line in self._lines:
-                if line.pending is not None and line.pending.deadline <= now:
+                if line.pending is not None and line.pending.deadline <= real_now:
                     pending, line.pending = line.pending, None
                     self._unwatch(line, selector)
                     self._advance(line, selector, error=pending.overdue())
