@@ -93,10 +93,6 @@ class StationInbox:
         """Behind everything posted so far: the loop ends when it takes this."""
         self._mail.put(_Stop(reason))
 
-    def take(self) -> FieldEvent | _Committed | _Stop | None:
-        """For the loop's own thread: the oldest item, or None at once."""
-        return self._mail.take()
-
     def take_all(self) -> list[FieldEvent | _Committed | _Stop]:
         """For the loop's own thread: every item there, oldest first; empty at once if there is none."""
         items = []
@@ -203,15 +199,15 @@ class StationLoop:
                 return
 
     def step(self, now: Instant) -> bool:
-        """One turn at `now`: the oldest item of the inbox, if any, then whichever timers are due (the station's
-        tick and day closes, the clock check, the heartbeat). False once the stop was taken: what time has
-        completed by then (a sale's wait, a pressure interval) is recorded, then the agent_stop record."""
-        item = self.inbox.take()
-        return self._turn([] if item is None else [item], now)
+        """One turn at `now`: every item of the inbox, oldest first, then whichever timers are due (the station's
+        tick and day closes, the clock check, the heartbeat), which so judge time with every event taken in.
+        False once the stop was taken: what time has completed by then (a sale's wait, a pressure interval) is
+        recorded, then the agent_stop record."""
+        return self._turn(self.inbox.take_all(), now)
 
     def _turn(self, items: list[FieldEvent | _Committed | _Stop], now: Instant) -> bool:
-        """`step` with its items, in order; the thread reads `now` after taking them, so the timers never run at
-        an instant before an event they follow."""
+        """`step` with its items; the thread reads `now` after taking them, so the timers never run at an
+        instant before an event they follow."""
         for item in items:
             if isinstance(item, _Stop):
                 self._check_clock(now)
