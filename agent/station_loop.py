@@ -96,8 +96,10 @@ class StationInbox:
     def take_all(self) -> list[FieldEvent | _Committed | _Stop]:
         """For the loop's own thread: every item there, oldest first; empty at once if there is none."""
         items = []
-        while (item := self._mail.take()) is not None:
-            items.append(item)
+        for _ in range(len(self._mail)):  # what is there now, counted rather than taken until it runs out
+            item = self._mail.take()
+            if item is not None:
+                items.append(item)
         return items
 
     def wait(self, timeout_s: float) -> bool:

@@ -11,11 +11,12 @@ day's rules), from an empty outbox. It is fed the events a poll of dispenser D01
   hand over the very same reading objects again (drivers/device.py): most of a station's day;
 - `fuelling`: nozzle 1 fuelling, its volume and its encoder's and vapour meter's counts rising every poll.
 
-Each case is timed twice: `Station.on_event` alone, and through the station loop as the agent runs it
-(`StationLoop.step` on a real inbox, containment, the status view watching the intents, the nozzles' phases
-for the status, and the once-a-second tick at its station-time rate). The figure is the calling thread's CPU
-(`time.thread_time`) per event, best of three runs; the difference between the agent's station thread in
-`poll_cost_tcp` and the loop's figure here is what the thread's wake-ups cost, not its work.
+Each case is timed twice: `Station.on_event` alone, and through the station loop as the agent runs it (a
+poll's events handed over at once, the hand-over counted in, and taken by one `StationLoop.step` from a real
+inbox, with the containment, the status view watching the intents, the nozzles' phases for the status, and
+the once-a-second tick at its station-time rate; the agent's thread takes the hand-overs of several pollers in
+one turn). The figure is the calling thread's CPU (`time.thread_time`) per event, best of three runs; what the
+agent's station thread spends per event in `poll_cost_tcp` beyond the loop's figure is its wake-ups.
 """
 
 from __future__ import annotations
@@ -186,7 +187,8 @@ def _station_cpu_us(setup: Setup, case: str, polls: int) -> float:
 
 
 def _loop_cpu_us(setup: Setup, case: str, polls: int) -> float:
-    """Through `StationLoop.step`, each poll's two events handed over at once as a poller does."""
+    """Through `StationLoop.step`, each poll's two events handed over at once as a poller does, and the status
+    view watching what the loop submits."""
     config = setup.loaded.config
     bindings = bindings_for(config)
     clock = SystemClock()
@@ -207,14 +209,14 @@ def _loop_cpu_us(setup: Setup, case: str, polls: int) -> float:
     fed = events(CASES[case](), WARM_UP_POLLS + polls)
 
     def feed(part: list[FieldEvent]) -> float:
-        """The loop's CPU seconds for `part`, posted beforehand as the pollers post (two events a hand-over)."""
-        for first in range(0, len(part), 2):
-            loop.inbox.post_all(part[first : first + 2])
-        # each step at its event's station time, so the tick runs once a station second as in the agent
+        """The loop's CPU seconds for `part`: each poll's two events handed over at once, as a poller does (the
+        hand-over counted in), and a turn that takes them, at the second event's station time (so the tick runs
+        once a station second, as in the agent)."""
         instants = [Instant(started_s + (e.ts_ms - START_MS) / 1000, started_ms + e.ts_ms - START_MS) for e in part]
         began = time.thread_time()
-        for now in instants:
-            loop.step(now)
+        for first in range(0, len(part), 2):
+            loop.inbox.post_all(part[first : first + 2])
+            loop.step(instants[first + 1])
         spent = time.thread_time() - began
         submitted.clear()
         return spent
