@@ -49,8 +49,8 @@ time would otherwise wake the thread every 0.8 ms for rules whose resolution doe
 GATHER_S = 0.02
 """Real seconds between an event waking the thread and its taking the inbox's items. Every event keeps its own
 time (what it records, which day it counts in), and the time-driven rules run after the events taken with
-them, so the wait changes when the station handles an event, never what it makes of it. 20 ms: a quarter of
-the station's wake-ups at 20 Modbus TCP devices polled at 10 Hz, and a status that lags that much behind."""
+them, so the wait changes when the station handles an event, never what it makes of it. 20 ms: a fifth to a
+half of the wake-ups at 20 Modbus TCP devices polled at 10 Hz, for a status that lags that much more."""
 _CONTAINED: dict[type, str] = {kind: f"event {kind.__name__}" for kind in get_args(FieldEvent)}
 """What the containment of each event says it was handling, written once rather than for every event."""
 
