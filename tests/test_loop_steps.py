@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support.clock import FakeClock
 from test_books_restart import DAILY, DAY, ZONE, local
-from test_station import BINDING, RULES
+from test_station import BINDING, COUNTERS, IDLE, RULES
 
 from agent.clock import now_of
 from agent.containment import Boundary
-from agent.contract.records import AgentStartBody, HeartbeatBody, RecordIntent, RecordType
+from agent.contract.records import AgentStartBody, HeartbeatBody, RecordIntent, RecordType, TransactionBody
 from agent.field.events import DeviceReading, FieldEvent
 from agent.field.poller import LinePoller, PolledDevice
 from agent.ledger.chain import SealedRecord
@@ -27,7 +28,13 @@ from agent.ledger.recorder_inbox import Stop
 from agent.ledger.settings import OutboxSection
 from agent.station.station import Station
 from agent.station_loop import HeartbeatFacts, StationInbox, StationLoop
-from drivers.readings import TankGaugeReading
+from drivers.readings import (
+    ChannelCount,
+    NozzleReading,
+    PulseCounterReading,
+    PumpControllerReading,
+    TankGaugeReading,
+)
 
 STATION = "STEP-0001"
 NEXT_DAY = DAY + timedelta(days=1)
@@ -209,3 +216,51 @@ def test_a_poller_step_serves_the_device_due_first_and_none_before_its_time() ->
         ("DeviceValueFaults", "slow"),
     ]
     assert [e.device for e in events if isinstance(e, DeviceReading)] == [p for p in polled if p != "|"]
+
+
+def test_a_turn_handles_every_event_taken_before_time_judges_them() -> None:
+    """A sale and the counter reading that measures it, handed over together to a loop that comes to them past
+    the sale's wait for its pulses: the turn takes both before its tick, so the sale is measured, not recorded
+    with its pulses unknown."""
+    clock = FakeClock()
+    submitted: list[RecordIntent] = []
+    loop = StationLoop(
+        Station([BINDING], {}, RULES),
+        submitted.append,
+        clock,
+        heartbeat_interval_s=3600,
+        jump_threshold_ms=60_000,
+        facts=lambda: HeartbeatFacts(True, 0, 1, 1),
+        boundary=Boundary("station", submitted.append, clock),
+    )
+    liquid = 65_000
+
+    def poll(nozzle: NozzleReading, *, late_s: float = 0.0) -> None:
+        ts_ms = clock.wall_ms()
+        counts = (ChannelCount(1, liquid), ChannelCount(2, 1000))
+        loop.inbox.post_all(
+            [
+                DeviceReading("pc1", "rs485-1", ts_ms, PumpControllerReading((nozzle,), 10_000, 0x102, COUNTERS)),
+                DeviceReading("pcm1", "rs485-1", ts_ms + 100, PulseCounterReading(counts, 65_536)),
+            ]
+        )
+        clock.advance(0.5 + late_s)
+        loop.step(now_of(clock))
+
+    for _ in range(3):
+        poll(IDLE)
+    poll(replace(IDLE, state="fuelling"))
+    liquid += 2_000
+    sold = replace(
+        IDLE,
+        state="finished",
+        txn_no=IDLE.txn_no + 1,
+        txn_volume_ml=20_000,
+        txn_amount_fen=15_400,
+        totalizer_volume_ml=IDLE.totalizer_volume_ml + 20_000,
+        totalizer_amount_fen=(IDLE.totalizer_amount_fen or 0) + 15_400,
+    )
+    poll(sold, late_s=RULES.pulse_wait_s + 1)
+    (sale,) = (intent.body for intent in submitted if intent.type is RecordType.TRANSACTION)
+    assert isinstance(sale, TransactionBody)
+    assert (sale.txn_no, sale.pulse_volume_ml) == (IDLE.txn_no + 1, 20_000)

@@ -3,9 +3,10 @@ restart that picks up the open day from the records (the agent's only memory), h
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from test_station import BINDING, RULES, Forecourt, started
 
 from agent.contract.decode import decode_as
@@ -128,3 +129,43 @@ def test_a_sale_dated_before_midnight_counts_in_its_day_though_its_pulses_come_a
     court.poll()
     vapour = bodies(court.out, RecordType.VAPOUR)
     assert [(v["day"], v["fuellings"]) for v in vapour] == [("2027-01-15", 3)]
+
+
+class _DaysCheckedInFull(Station):
+    """The station without its shortcut past the day boundaries: every instant is checked against them in full."""
+
+    def _cross_days(self, ts_ms: int, made_ms: int) -> list[RecordIntent]:
+        self._no_close_before_ms = None
+        return super()._cross_days(ts_ms, made_ms)
+
+
+def scripted_days(court: Forecourt, days: LocalDays, first: date) -> list[tuple[object, ...]]:
+    """Three days of sales, the last of each booked just before the boundary and measured after it, and polls
+    inside the vapour grace, past it and past the summary's wait; every record the station made, as data."""
+    court.now = max(court.now, days.start_ms(first) + 3_600_000)
+    pulse_wait_ms = int(RULES.pulse_wait_s * 1000)
+    for offset in range(3):
+        end = days.start_ms(first + timedelta(days=offset + 1))
+        court.fuel(20_000, al=0.6)
+        court.fuel(30_000, al=1.1)
+        court.now = end - 2_000
+        court.fuel(20_000, al=0.6, counted=False)
+        for after_ms in (pulse_wait_ms // 2, 2 * pulse_wait_ms + 1, 61_000, 3_600_000):
+            court.now = end + after_ms
+            court.poll()
+    return [(i.type, i.ts_ms, i.body.as_json(), i.cursors) for i in court.out]
+
+
+@pytest.mark.parametrize(("zone", "first"), [(ZONE, FIRST), (ZoneInfo("Europe/Berlin"), date(2027, 3, 27))])
+def test_the_days_close_the_same_with_and_without_the_shortcut(zone: ZoneInfo, first: date) -> None:
+    """The station answers at once, for an event before the next instant a day can close, what the full check
+    would: a scripted three days (a 23-hour one in Berlin) make the very same records either way."""
+    made = [
+        scripted_days(
+            started(kind([BINDING], {}, RULES, zone=zone, vapour=VAPOUR, daily=DAILY)), LocalDays(zone), first
+        )
+        for kind in (Station, _DaysCheckedInFull)
+    ]
+    assert made[0] == made[1]
+    closed = [body["day"] for kind, _, body, _ in made[0] if kind is RecordType.VAPOUR and body["counted"]]
+    assert closed == [str(first + timedelta(days=offset)) for offset in range(3)]

@@ -15,6 +15,7 @@ import sys
 import threading
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -37,7 +38,7 @@ from status_sample import (
 )
 from support.waiting import wait_until
 
-from agent.clock import SystemClock
+from agent.clock import Instant, SystemClock
 from agent.containment import Boundary
 from agent.contract.records import (
     AlarmBody,
@@ -278,6 +279,52 @@ class TestStationView:
         live.on_controller("pc1", controller(("fuelling", 1200), ("idle", None)), station.phase_of)
         live.on_controller("pc2", controller(("lifted", None)), station.phase_of)  # no nozzle of the config there
         assert live.now is published
+
+    def test_the_same_reading_again_publishes_nothing_unless_a_failure_came_between(self) -> None:
+        """The station loop skips the phases of a controller reading that is the very object it last published
+        after; a reading whose handling failed is published in full when it comes again, never left stale."""
+
+        class Brittle(LiveNozzles):
+            calls = 0
+            failing = False
+
+            def on_controller(self, *args: Any) -> None:
+                self.calls += 1
+                if self.failing:
+                    raise RuntimeError("the view broke")
+                super().on_controller(*args)
+
+        live = Brittle([N1, N2])
+        contained: list[RecordIntent] = []
+        loop = StationLoop(
+            Station([N1, N2], {}, MeteringSection()),
+            lambda intent: None,
+            SystemClock(),
+            heartbeat_interval_s=3600,
+            jump_threshold_ms=60_000,
+            facts=lambda: HeartbeatFacts(True, 0, 2, 2),
+            boundary=Boundary("station", contained.append, SystemClock()),
+            nozzles=live,
+        )
+        idle = controller(("idle", None), ("idle", None))
+        faulted = controller(("fault", None), ("idle", None))  # a state that leaves the phase as it was
+        lifted = controller(("lifted", None), ("idle", None))
+
+        def handle(reading: PumpControllerReading, offset_ms: int) -> None:
+            loop.post(DeviceReading("pc1", "rs485-1", NOW_MS + offset_ms, reading))
+            loop.step(Instant(0.0, NOW_MS + offset_ms))
+
+        handle(idle, 1)
+        handle(faulted, 2)
+        handle(faulted, 3)
+        assert live.calls == 2 and live.now[0].phase == "idle"
+        live.failing = True
+        handle(lifted, 4)
+        assert live.calls == 3 and live.now[0].phase == "idle"
+        assert [i.body.kind for i in contained] == ["internal_error"]  # type: ignore[attr-defined]
+        live.failing = False
+        handle(faulted, 5)
+        assert live.calls == 4 and live.now[0].phase == "lifted"
 
     def test_a_running_station_shows_its_tank_levels_and_a_fuelling_in_the_status(self) -> None:
         """Fed through the station thread, a gauge reading becomes a tank_inventory record and the tank's level,

@@ -40,10 +40,10 @@ from agent.station.settings import MeteringSection, TankRulesSection, Verificati
 from agent.station.tank import TankBinding, TankTracker
 from agent.station.vapour import VapourSettings, VapourWatch
 from drivers.readings import (
-    LevelProbeReading,
     PressureReading,
     PulseCounterReading,
     PumpControllerReading,
+    Reading,
     TankGaugeReading,
 )
 from drivers.veeder_root.reports import DELIVERIES
@@ -85,6 +85,9 @@ class Station:
         self._trackers = {
             (b.controller, b.controller_nozzle): NozzleTracker(b, cursors, rules, self._alarms) for b in bindings
         }
+        self._on_controller: dict[str, dict[int, NozzleTracker]] = {}
+        for (controller, controller_nozzle), tracker in self._trackers.items():
+            self._on_controller.setdefault(controller, {})[controller_nozzle] = tracker
         self._on_counter: dict[str, list[NozzleTracker]] = {}
         for tracker in self._trackers.values():
             for device in {tap.device for tap in tracker.taps}:
@@ -105,6 +108,8 @@ class Station:
         self._pressure_day = self._vapour_day = date.min
         """The days the pressure and vapour rules count into."""
         self._vapour_grace_ms = int(2 * rules.pulse_wait_s * 1000)
+        self._no_close_before_ms: int | None = None
+        """Until this instant `_cross_days` has nothing to close (None before its first call)."""
         self._tanks = {t.tank: TankTracker(t, cursors, tank_rules or TankRulesSection(), self._days) for t in tanks}
         self._by_gauge = {(t.device, t.gauge_tank): self._tanks[t.tank] for t in tanks if t.gauge_tank is not None}
         self._by_probe = {t.device: self._tanks[t.tank] for t in tanks if t.gauge_tank is None}
@@ -152,13 +157,23 @@ class Station:
         """The closes due at `ts_ms`. The pressure rules close a day at its boundary, before a reading of the next
         day counts. The vapour rules wait `_vapour_grace_ms` longer, or for the next day's first sale: a sale is
         dated when the controller booked it but recorded only once its pulses are in, up to `pulse_wait_s` later,
-        and it must count in the day it is dated in, now and after a restart alike."""
+        and it must count in the day it is dated in, now and after a restart alike.
+
+        Asked on every event, it answers at once before the next instant anything can close: that instant is
+        worked out from the days counted into, which only move forward, so one worked out earlier is never
+        later than the one due now."""
+        if self._no_close_before_ms is not None and ts_ms < self._no_close_before_ms:
+            return []
         self._day_books(ts_ms)
         intents: list[RecordIntent] = []
         while (boundary_ms := self._days.start_ms(self._pressure_day + ONE_DAY)) <= ts_ms:
             intents += self._pressure.close_day(self._pressure_day, boundary_ms)
             self._pressure_day += ONE_DAY
-        return intents + self._close_vapour_until(ts_ms - self._vapour_grace_ms, made_ms)
+        intents += self._close_vapour_until(ts_ms - self._vapour_grace_ms, made_ms)
+        self._no_close_before_ms = min(
+            boundary_ms, self._days.start_ms(self._vapour_day + ONE_DAY) + self._vapour_grace_ms
+        )
+        return intents
 
     def _close_vapour_until(self, ts_ms: int, made_ms: int) -> list[RecordIntent]:
         """The vapour verdicts of every day that ended by `ts_ms`, made at `made_ms`."""
@@ -176,7 +191,9 @@ class Station:
         return None if tracker is None else tracker.phase
 
     def on_event(self, event: FieldEvent) -> list[RecordIntent]:
-        return self._cross_days(event.ts_ms, event.ts_ms) + self._on_event(event)
+        closes = self._cross_days(event.ts_ms, event.ts_ms)
+        made = self._on_event(event)
+        return closes + made if closes else made
 
     def tick(self, now_ms: int) -> list[RecordIntent]:
         intents = self._cross_days(now_ms, now_ms)
@@ -198,33 +215,9 @@ class Station:
         return intents
 
     def _on_event(self, event: FieldEvent) -> list[RecordIntent]:
+        if isinstance(event, DeviceReading):
+            return self._on_reading(event.device, event.reading, event.ts_ms)
         match event:
-            case DeviceReading(reading=PumpControllerReading() as reading):
-                intents = self._calibration.on_reading(event.device, reading, event.ts_ms)
-                for nozzle in reading.nozzles:
-                    tracker = self._trackers.get((event.device, nozzle.nozzle))
-                    if tracker is not None:
-                        intents += tracker.on_controller(nozzle, reading.counters, event.ts_ms, self._board)
-                return intents + self._after_sales(intents)
-            case DeviceReading(reading=PulseCounterReading() as reading):
-                for channel in reading.channels:
-                    self._board.put(
-                        event.device, channel.channel, Count(channel.count, event.ts_ms, reading.count_modulus)
-                    )
-                intents = []
-                for tracker in self._on_counter.get(event.device, ()):
-                    intents += tracker.on_pulses(self._board, event.ts_ms)
-                return intents + self._after_sales(intents)
-            case DeviceReading(reading=PressureReading() as reading):
-                return self._pressure.on_reading(event.device, reading, event.ts_ms)
-            case DeviceReading(reading=TankGaugeReading() as reading):
-                return self._on_gauge(event.device, reading, event.ts_ms)
-            case DeviceReading(reading=LevelProbeReading() as reading):
-                probed = self._by_probe.get(event.device)
-                if probed is None:
-                    return []
-                intents = probed.observe(probed.from_probe(reading, event.ts_ms))
-                return intents + self._leak.on_books(intents)
             case DeviceOnline():
                 online = DeviceOnlineBody(device=event.device, line=event.line).intent(event.ts_ms)
                 return [online, *self._silence.online(event.device, event.ts_ms)]
@@ -237,6 +230,44 @@ class Station:
             case DeviceValueFaults():
                 return self._values.on_faults(event)
         return []
+
+    def _on_reading(self, device: str, reading: Reading, ts_ms: int) -> list[RecordIntent]:
+        """A reading, by its kind: the controllers' and the pulse counters' first, as they are most of them."""
+        if isinstance(reading, PumpControllerReading):
+            return self._on_controller_reading(device, reading, ts_ms)
+        if isinstance(reading, PulseCounterReading):
+            return self._on_counter_reading(device, reading, ts_ms)
+        if isinstance(reading, PressureReading):
+            return self._pressure.on_reading(device, reading, ts_ms)
+        if isinstance(reading, TankGaugeReading):
+            return self._on_gauge(device, reading, ts_ms)
+        probed = self._by_probe.get(device)
+        if probed is None:
+            return []
+        intents = probed.observe(probed.from_probe(reading, ts_ms))
+        return intents + self._leak.on_books(intents)
+
+    def _on_controller_reading(self, device: str, reading: PumpControllerReading, ts_ms: int) -> list[RecordIntent]:
+        intents = self._calibration.on_reading(device, reading, ts_ms)
+        trackers = self._on_controller.get(device)
+        if trackers is not None:
+            for nozzle in reading.nozzles:
+                tracker = trackers.get(nozzle.nozzle)
+                if tracker is not None:
+                    intents += tracker.on_controller(nozzle, reading.counters, ts_ms, self._board)
+        if intents:
+            intents += self._after_sales(intents)
+        return intents
+
+    def _on_counter_reading(self, device: str, reading: PulseCounterReading, ts_ms: int) -> list[RecordIntent]:
+        for channel in reading.channels:
+            self._board.put(device, channel.channel, Count(channel.count, ts_ms, reading.count_modulus))
+        intents: list[RecordIntent] = []
+        for tracker in self._on_counter.get(device, ()):
+            intents += tracker.on_pulses(self._board, ts_ms)
+        if intents:
+            intents += self._after_sales(intents)
+        return intents
 
     def _on_gauge(self, device: str, reading: TankGaugeReading, ts_ms: int) -> list[RecordIntent]:
         intents = self._gauge_reports.on_reading(device, reading.refused, ts_ms)

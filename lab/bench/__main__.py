@@ -30,6 +30,7 @@ from bench import (
     poll_cost,
     poll_cost_tcp,
     startup,
+    station_event,
     suites,
     uplink,
 )
@@ -53,6 +54,7 @@ FIGURES: dict[str, Callable[[Scale, Path], Figure]] = {
     "poll_cost_tcp": poll_cost_tcp.run,
     "poll_growth": poll_cost_tcp.run_growth,
     "startup": startup.run,
+    "station_event": station_event.run,
 }
 
 
