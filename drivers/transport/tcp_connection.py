@@ -59,13 +59,9 @@ class TcpConnection:
                 break
             sock.settimeout(remaining_s)
             try:
-                chunk = sock.recv(size - len(received))
+                received += self._taken(sock.recv(size - len(received)))
             except TimeoutError:
                 break
-            if not chunk:
-                raise ConnectionResetError("closed by the peer")
-            received += chunk
-            self._counters.bytes_received += len(chunk)
         return received
 
     def read_some(self, timeout_s: float, max_bytes: int) -> bytes:
@@ -74,13 +70,9 @@ class TcpConnection:
         sock = self._connect()
         sock.settimeout(timeout_s)
         try:
-            chunk = sock.recv(max_bytes)
+            return self._taken(sock.recv(max_bytes))
         except TimeoutError:
             return b""
-        if not chunk:
-            raise ConnectionResetError("closed by the peer")
-        self._counters.bytes_received += len(chunk)
-        return chunk
 
     def open_without_waiting(self) -> tuple[socket.socket, bool]:
         """The socket, not blocking, and whether it is connected; if not, the connect is under way and ends when
@@ -122,13 +114,9 @@ class TcpConnection:
     def receive_now(self, max_bytes: int) -> bytes:
         """What has arrived, at most `max_bytes` (b"" if nothing yet); ConnectionResetError if the peer closed."""
         try:
-            chunk = self._current().recv(max_bytes)
+            return self._taken(self._current().recv(max_bytes))
         except BlockingIOError:
             return b""
-        if not chunk:
-            raise ConnectionResetError("closed by the peer")
-        self._counters.bytes_received += len(chunk)
-        return chunk
 
     def lost(self, context: str, error: OSError) -> FieldLinkError:
         """The protocol's link error for a connection that failed during `context`; it is closed and made again
@@ -152,6 +140,13 @@ class TcpConnection:
                 raise self._cannot_connect(error) from error
             self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self._socket
+
+    def _taken(self, chunk: bytes) -> bytes:
+        """A chunk `recv` gave, counted; an empty one is the peer's close."""
+        if not chunk:
+            raise ConnectionResetError("closed by the peer")
+        self._counters.bytes_received += len(chunk)
+        return chunk
 
     def _current(self) -> socket.socket:
         """The socket opened without waiting; a connection closed meanwhile is one lost."""
