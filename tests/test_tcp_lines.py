@@ -72,9 +72,9 @@ def controller_server(unit: int, faults: SlaveFaults | None = None) -> TcpSlaveS
     return TcpSlaveServer({unit: dispenser.controller_bank(clock)}, faults={unit: faults or SlaveFaults()})
 
 
-def line(name: str, port: int, unit: int = 1, timeout_ms: int = 300) -> TcpLineSection:
+def line(name: str, port: int, unit: int = 1, timeout_ms: int = 300, host: str = "127.0.0.1") -> TcpLineSection:
     device = DeviceSection(name=f"{name}-pc", unit=unit, profile="sim-pump-controller", poll_interval_ms=INTERVAL_MS)
-    return TcpLineSection(kind="tcp", name=name, host="127.0.0.1", port=port, timeout_ms=timeout_ms, devices=(device,))
+    return TcpLineSection(kind="tcp", name=name, host=host, port=port, timeout_ms=timeout_ms, devices=(device,))
 
 
 @contextmanager
@@ -367,3 +367,39 @@ def test_an_answer_that_is_not_the_one_asked_for_drops_the_connection(
         for connection in connections:
             connection.close()
         listener.close()
+
+
+SLOW_NAME = "slow-resolver.test"
+LOOKUP_S = 1.5
+
+
+def test_a_host_name_whose_lookup_is_slow_costs_the_other_lines_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines whose host is a name the resolver takes 1.5 s to answer (a station's DNS server behind a slow
+    uplink; this machine's resolver cannot be made slow, so its answer is delayed here), one of them refusing so
+    that each poll looks the name up again, beside a healthy line: the healthy device's readings never pause for a
+    lookup, a poll that outlasts one fails as a link error, and once the name is looked up its line is read."""
+    resolve = socket.getaddrinfo
+
+    def slow_resolver(host: str, *args: object, **kwargs: object) -> object:
+        if host != SLOW_NAME or int(kwargs.get("flags", 0)) & socket.AI_NUMERICHOST:  # type: ignore[call-overload]
+            return resolve(host, *args, **kwargs)  # type: ignore[arg-type]
+        time.sleep(LOOKUP_S)
+        return resolve("127.0.0.1", *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_resolver)
+    with controller_server(1) as healthy, controller_server(2) as named:
+        lines = [
+            line("healthy", healthy.address[1]),
+            line("named", named.address[1], 2, 1000, host=SLOW_NAME),
+            line("named-refused", refused_port(), timeout_ms=1000, host=SLOW_NAME),
+        ]
+        with polling(lines) as rig:
+            wait_until(lambda: bool(rig.sink.times(DeviceReading, "named-pc")), 10, "the named line's reading")
+            wait_until(lambda: rig.status("named-refused")[1] >= 2, 15, "the refused named line's failed polls")
+            refused = next(poller.status() for poller in rig.field.pollers if poller.line == "named-refused")
+    readings = rig.sink.times(DeviceReading, "healthy-pc")
+    gaps = [later - earlier for earlier, later in itertools.pairwise(readings)]
+    assert max(gaps) < 0.5, f"the healthy line paused {max(gaps):.2f} s"
+    assert readings[0] < rig.sink.times(DeviceReading, "named-pc")[0], "the healthy line waited for the lookup"
+    assert refused.bus.link_errors >= 2 and refused.bus.timeouts == 0
+    assert not rig.reports

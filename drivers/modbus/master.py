@@ -257,10 +257,11 @@ class PendingRead:
     """One read on a Modbus TCP connection, in flight without blocking anyone.
 
     Whoever waits for many sockets at once waits until `socket` is ready for `writing` (a connect under way) or
-    reading, or until `deadline` (`time.monotonic()`), then calls `ready()` or `overdue()`. The rules are those
-    of a blocking read: the connect and the answer each have the master's timeout, the header is checked before
-    the PDU is read, and every failure is counted and drops the connection, so a late answer is never taken for
-    the next one.
+    reading (an answer, or the end of the host name's lookup), or until `deadline` (`time.monotonic()`), then
+    calls `ready()` or `overdue()`. The rules are those of a blocking read: the connect and the answer each have
+    the master's timeout (a name's lookup has it too, and goes on past it for the next read), the header is
+    checked before the PDU is read, and every failure is counted and drops the connection, so a late answer is
+    never taken for the next one.
     """
 
     def __init__(self, master: TcpMaster, transaction_id: int, unit: int, request: ReadRegistersRequest) -> None:
@@ -269,15 +270,16 @@ class PendingRead:
         self._context = Exchange(request, unit)
         self._frame = tcp.encode_adu(transaction_id, unit, encode_request(request))
         self._answer = tcp.Answer(transaction_id, unit, self._context)
-        self.deadline = time.monotonic() + master.timeout_s
-        self.socket, connected = self._guarded(master._connection.open_without_waiting)
-        self.writing = not connected
-        if connected:
-            self._send()
+        self.writing = False
+        """Whether it waits for a connect (the socket to turn writable) rather than to read."""
+        self._open()
 
     def ready(self) -> tuple[int, ...] | None:
         """The socket is ready: the registers if the answer is now whole, else None (wait again, for `writing`
         as it now says); raises the ModbusError the exchange ended in."""
+        if self._opening == "resolving":  # the host's name is looked up: connect now
+            self._open()
+            return None
         if self.writing:
             self._guarded(self._master._connection.connected)
             self.writing = False
@@ -301,8 +303,10 @@ class PendingRead:
         """The deadline passed: the error to raise (the connect or the answer took too long); counted, and the
         connection dropped."""
         master = self._master
-        if self.writing:
-            error: FieldError = master._connection.lost(
+        if self._opening == "resolving":
+            error: FieldError = master._connection.unresolved(str(self._context), master.timeout_s)
+        elif self.writing:
+            error = master._connection.lost(
                 str(self._context), TimeoutError(f"no connection within {master.timeout_s} s")
             )
         else:
@@ -310,6 +314,15 @@ class PendingRead:
             master._connection.close()
         master._counts.failed(error)
         return error
+
+    def _open(self) -> None:
+        """Take the connection as far as it goes without waiting (looked up, connected), with the timeout from now,
+        and send the request once connected."""
+        self.deadline = time.monotonic() + self._master.timeout_s
+        self.socket, self._opening = self._guarded(self._master._connection.open_without_waiting)
+        self.writing = self._opening == "connecting"
+        if self._opening == "connected":
+            self._send()
 
     def _send(self) -> None:
         self._guarded(lambda: self._master._connection.send_now(self._frame))

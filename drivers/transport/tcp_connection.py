@@ -6,7 +6,8 @@ caller's size as well as its deadline, so a peer that talks without end costs at
 
 The same connection can be used without waiting (`open_without_waiting`, `connected`, `send_now`, `receive_now`),
 by a caller that waits for many sockets at once and must never block on one: the connect is then started and
-finished when the socket turns writable.
+finished when the socket turns writable, and a host name is looked up on a thread of its own first
+(drivers/transport/lookup.py), its end waited for like the connect.
 """
 
 from __future__ import annotations
@@ -15,10 +16,15 @@ import errno
 import os
 import socket
 import time
+from typing import Literal
 
 from drivers.errors import FieldLinkError
+from drivers.transport.lookup import AddressInfo, AddressLookup
 from drivers.transport.statistics import LinkCounters
 from drivers.transport.wording import LinkWording
+
+Opening = Literal["connected", "connecting", "resolving"]
+"""Where a connection opened without waiting stands."""
 
 
 class TcpConnection:
@@ -42,6 +48,8 @@ class TcpConnection:
         self._counters = counters
         self._wording = wording
         self._socket: socket.socket | None = None
+        self._lookup: AddressLookup | None = None
+        """The host name's lookup under way, for a connection opened without waiting."""
 
     def send(self, frame: bytes) -> None:
         """Connect if need be and send `frame` whole."""
@@ -74,27 +82,39 @@ class TcpConnection:
         except TimeoutError:
             return b""
 
-    def open_without_waiting(self) -> tuple[socket.socket, bool]:
-        """The socket, not blocking, and whether it is connected; if not, the connect is under way and ends when
-        the socket turns writable (then ask `connected`). The host is best an address: a name is resolved here,
-        and that waits for the resolver."""
+    def open_without_waiting(self) -> tuple[socket.socket, Opening]:
+        """The socket to wait for, not blocking, and what for: `connected` (send now); `connecting`: the connect
+        ends when the socket turns writable (then ask `connected`); `resolving`: the host is a name being looked up,
+        and the socket (the lookup's) turns readable when it has ended (then call this again)."""
         if self._socket is not None:
             if self._socket.gettimeout() != 0.0:  # a blocking read used it last
                 self._socket.setblocking(False)
-            return self._socket, True
+            return self._socket, "connected"
+        address = self._address_without_waiting()
+        if address is None:
+            assert self._lookup is not None
+            return self._lookup.ready, "resolving"
+        family, kind, protocol, _, sockaddr = address
         try:
-            family, kind, protocol, _, address = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0]
             sock = socket.socket(family, kind, protocol)
         except OSError as error:
             raise self._cannot_connect(error) from error
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        code = sock.connect_ex(address)
+        code = sock.connect_ex(sockaddr)
         if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
             sock.close()
             raise self._cannot_connect(OSError(code, os.strerror(code)))
         self._socket = sock
-        return sock, code == 0
+        return sock, "connected" if code == 0 else "connecting"
+
+    def unresolved(self, context: str, timeout_s: float) -> FieldLinkError:
+        """The link error for a host name still being looked up after `timeout_s`; the lookup goes on, and the
+        next request takes its answer (a slow resolver is waited for across requests, never asked twice at once)."""
+        wording = self._wording
+        return wording.error(
+            f"{context}: {self.host} not looked up within {timeout_s} s (the lookup goes on); {wording.advice}"
+        )
 
     def connected(self) -> None:
         """After a connect under way turned the socket writable: raises the link error if it failed."""
@@ -131,6 +151,9 @@ class TcpConnection:
         sock, self._socket = self._socket, None
         if sock is not None:
             sock.close()
+        lookup, self._lookup = self._lookup, None
+        if lookup is not None:
+            lookup.close()
 
     def _connect(self) -> socket.socket:
         if self._socket is None:
@@ -147,6 +170,24 @@ class TcpConnection:
             raise ConnectionResetError("closed by the peer")
         self._counters.bytes_received += len(chunk)
         return chunk
+
+    def _address_without_waiting(self) -> AddressInfo | None:
+        """The host's address; None while its name is looked up (an address needs no resolver and is taken at
+        once)."""
+        try:
+            return socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)[0]
+        except socket.gaierror:
+            pass  # a name
+        if self._lookup is None:
+            self._lookup = AddressLookup(self.host, self.port)
+        try:
+            address = self._lookup.result()
+        except OSError as error:
+            self._lookup = None
+            raise self._cannot_connect(error) from error
+        if address is not None:
+            self._lookup = None
+        return address
 
     def _current(self) -> socket.socket:
         """The socket opened without waiting; a connection closed meanwhile is one lost."""
