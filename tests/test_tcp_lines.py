@@ -25,6 +25,7 @@ from agent.field.tcp_lines import THREAD_NAME
 from drivers.device import DeviceDriver
 from drivers.line_settings import DeviceSection, TcpLineSection
 from drivers.modbus import tcp
+from drivers.modbus.master import TcpMaster
 from drivers.modbus.pdu import decode_request, encode_read_response
 from drivers.profile_validation import load_profile
 from simulators.clock import SimClock
@@ -402,4 +403,34 @@ def test_a_host_name_whose_lookup_is_slow_costs_the_other_lines_nothing(monkeypa
     assert max(gaps) < 0.5, f"the healthy line paused {max(gaps):.2f} s"
     assert readings[0] < rig.sink.times(DeviceReading, "named-pc")[0], "the healthy line waited for the lookup"
     assert refused.bus.link_errors >= 2 and refused.bus.timeouts == 0
+    assert not rig.reports
+
+
+DUAL_STACK_NAME = "dual-stack.test"
+
+
+def test_a_name_whose_first_address_refuses_is_connected_at_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host name that resolves to ::1 first and 127.0.0.1 second (as `localhost` does on a dual-stack box), with
+    the device listening on IPv4 only (a local Modbus gateway bound to 0.0.0.0): the blocking master, which tries
+    each address in turn, reads it, and so does the thread of all TCP lines, with no failed poll."""
+    resolve = socket.getaddrinfo
+
+    def dual_stack(host: str, port: int, *args: object, **kwargs: object) -> object:
+        if host != DUAL_STACK_NAME or int(kwargs.get("flags", 0)) & socket.AI_NUMERICHOST:  # type: ignore[call-overload]
+            return resolve(host, port, *args, **kwargs)  # type: ignore[arg-type]
+        return resolve("::1", port, *args, **kwargs) + resolve("127.0.0.1", port, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", dual_stack)
+    with controller_server(1) as server:
+        port = server.address[1]
+        (request,) = DeviceDriver(load_profile(PROFILE), [1]).requests
+        blocking = TcpMaster(DUAL_STACK_NAME, port, timeout_s=1.0)
+        try:
+            reference = blocking.read_registers(1, request.function, request.address, request.count)
+        finally:
+            blocking.close()
+        assert len(reference) == request.count
+        with polling([line("dual", port, timeout_ms=1000, host=DUAL_STACK_NAME)]) as rig:
+            wait_until(lambda: len(rig.sink.times(DeviceReading, "dual-pc")) >= 3, 10, "readings")
+            assert rig.status("dual")[1] == 0, rig.field.pollers[0].status().devices[0].last_error
     assert not rig.reports

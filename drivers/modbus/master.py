@@ -11,6 +11,7 @@ the status command reads) are the shared ones of `drivers.transport`.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -40,7 +41,7 @@ from drivers.modbus.pdu import (
 )
 from drivers.transport.serial_port import PORT_FAILURES, SerialPort
 from drivers.transport.statistics import LinkCounters, LinkStatistics
-from drivers.transport.tcp_connection import TcpConnection
+from drivers.transport.tcp_connection import Opening, TcpConnection
 from drivers.transport.wording import LinkWording
 
 SERIAL_WORDING = LinkWording(
@@ -280,10 +281,8 @@ class PendingRead:
         if self._opening == "resolving":  # the host's name is looked up: connect now
             self._open()
             return None
-        if self.writing:
-            self._guarded(self._master._connection.connected)
-            self.writing = False
-            self._send()
+        if self.writing:  # the connect ended: connected, or under way to the host's next address
+            self._opened(self._guarded(self._master._connection.connected))
             return None
         answer, connection = self._answer, self._master._connection
         received = self._guarded(partial(connection.receive_now, tcp.MAX_ADU_BYTES - answer.received()))
@@ -316,10 +315,14 @@ class PendingRead:
         return error
 
     def _open(self) -> None:
-        """Take the connection as far as it goes without waiting (looked up, connected), with the timeout from now,
-        and send the request once connected."""
+        """Take the connection as far as it goes without waiting (looked up, connected)."""
+        self._opened(self._guarded(self._master._connection.open_without_waiting))
+
+    def _opened(self, opened: tuple[socket.socket, Opening]) -> None:
+        """Wait for what the connection now waits for, with the timeout from now (each address's connect has its
+        own, as in a blocking connect); send the request once connected."""
         self.deadline = time.monotonic() + self._master.timeout_s
-        self.socket, self._opening = self._guarded(self._master._connection.open_without_waiting)
+        self.socket, self._opening = opened
         self.writing = self._opening == "connecting"
         if self._opening == "connected":
             self._send()

@@ -20,12 +20,13 @@ class AddressLookup:
 
     def __init__(self, host: str, port: int) -> None:
         self.ready, signal = socket.socketpair()
-        self._result: AddressInfo | OSError | None = None
+        self._result: list[AddressInfo] | OSError | None = None
         thread = threading.Thread(target=self._look_up, args=(host, port, signal), name=f"lookup-{host}", daemon=True)
         thread.start()
 
-    def result(self) -> AddressInfo | None:
-        """The first address, or None while the lookup runs; raises OSError for a name that does not resolve."""
+    def result(self) -> list[AddressInfo] | None:
+        """The addresses, in the resolver's order, or None while the lookup runs; raises OSError for a name that
+        does not resolve."""
         result = self._result
         if result is None:
             return None
@@ -39,7 +40,8 @@ class AddressLookup:
 
     def _look_up(self, host: str, port: int, signal: socket.socket) -> None:
         try:
-            self._result = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+            addresses: list[AddressInfo] = list(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+            self._result = addresses
         except OSError as error:
             self._result = error
         except UnicodeError as error:  # a name the IDNA codec refuses (an empty or over-long label)

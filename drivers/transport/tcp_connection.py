@@ -50,6 +50,8 @@ class TcpConnection:
         self._socket: socket.socket | None = None
         self._lookup: AddressLookup | None = None
         """The host name's lookup under way, for a connection opened without waiting."""
+        self._untried: list[AddressInfo] = []
+        """The host's addresses not tried yet by the connect under way."""
 
     def send(self, frame: bytes) -> None:
         """Connect if need be and send `frame` whole."""
@@ -90,23 +92,12 @@ class TcpConnection:
             if self._socket.gettimeout() != 0.0:  # a blocking read used it last
                 self._socket.setblocking(False)
             return self._socket, "connected"
-        address = self._address_without_waiting()
-        if address is None:
+        addresses = self._addresses_without_waiting()
+        if addresses is None:
             assert self._lookup is not None
             return self._lookup.ready, "resolving"
-        family, kind, protocol, _, sockaddr = address
-        try:
-            sock = socket.socket(family, kind, protocol)
-        except OSError as error:
-            raise self._cannot_connect(error) from error
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        code = sock.connect_ex(sockaddr)
-        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
-            sock.close()
-            raise self._cannot_connect(OSError(code, os.strerror(code)))
-        self._socket = sock
-        return sock, "connected" if code == 0 else "connecting"
+        self._untried = addresses
+        return self._connect_next(OSError(f"no address for {self.host}"))
 
     def unresolved(self, context: str, timeout_s: float) -> FieldLinkError:
         """The link error for a host name still being looked up after `timeout_s`; the lookup goes on, and the
@@ -116,12 +107,18 @@ class TcpConnection:
             f"{context}: {self.host} not looked up within {timeout_s} s (the lookup goes on); {wording.advice}"
         )
 
-    def connected(self) -> None:
-        """After a connect under way turned the socket writable: raises the link error if it failed."""
-        code = self._current().getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if code:
-            self.close()
-            raise self._cannot_connect(OSError(code, os.strerror(code)))
+    def connected(self) -> tuple[socket.socket, Opening]:
+        """After a connect under way turned the socket writable: the socket, `connected`; or, if that connect
+        failed and the host has another address, the connect to that one under way (as `open_without_waiting`
+        says it); raises the link error once no address is left."""
+        sock = self._current()
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if not code:
+            self._untried = []
+            return sock, "connected"
+        self._socket = None
+        sock.close()
+        return self._connect_next(OSError(code, os.strerror(code)))
 
     def send_now(self, frame: bytes) -> None:
         """Send a small frame on a connected socket that is not blocking; a frame the socket cannot take whole at
@@ -151,9 +148,31 @@ class TcpConnection:
         sock, self._socket = self._socket, None
         if sock is not None:
             sock.close()
+        self._untried = []
         lookup, self._lookup = self._lookup, None
         if lookup is not None:
             lookup.close()
+
+    def _connect_next(self, failure: OSError) -> tuple[socket.socket, Opening]:
+        """Start the connect to the next address not tried yet, as a blocking connect tries each in turn (a name
+        may resolve to ::1 first for a device that listens on IPv4 only); one that fails at once gives way to the
+        next. Raises the link error, with the last failure, once none is left."""
+        while self._untried:
+            family, kind, protocol, _, address = self._untried.pop(0)
+            try:
+                sock = socket.socket(family, kind, protocol)
+            except OSError as error:
+                failure = error
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            code = sock.connect_ex(address)
+            if code in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+                self._socket = sock
+                return sock, "connected" if code == 0 else "connecting"
+            sock.close()
+            failure = OSError(code, os.strerror(code))
+        raise self._cannot_connect(failure) from failure
 
     def _connect(self) -> socket.socket:
         if self._socket is None:
@@ -171,23 +190,26 @@ class TcpConnection:
         self._counters.bytes_received += len(chunk)
         return chunk
 
-    def _address_without_waiting(self) -> AddressInfo | None:
-        """The host's address; None while its name is looked up (an address needs no resolver and is taken at
+    def _addresses_without_waiting(self) -> list[AddressInfo] | None:
+        """The host's addresses; None while its name is looked up (an address needs no resolver and is taken at
         once)."""
         try:
-            return socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)[0]
+            numeric: list[AddressInfo] = list(
+                socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+            )
+            return numeric
         except socket.gaierror:
             pass  # a name
         if self._lookup is None:
             self._lookup = AddressLookup(self.host, self.port)
         try:
-            address = self._lookup.result()
+            addresses = self._lookup.result()
         except OSError as error:
             self._lookup = None
             raise self._cannot_connect(error) from error
-        if address is not None:
+        if addresses is not None:
             self._lookup = None
-        return address
+        return addresses
 
     def _current(self) -> socket.socket:
         """The socket opened without waiting; a connection closed meanwhile is one lost."""
