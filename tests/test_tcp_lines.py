@@ -25,6 +25,7 @@ from agent.field.tcp_lines import THREAD_NAME
 from drivers.device import DeviceDriver
 from drivers.line_settings import DeviceSection, TcpLineSection
 from drivers.modbus import tcp
+from drivers.modbus.master import TcpMaster
 from drivers.modbus.pdu import decode_request, encode_read_response
 from drivers.profile_validation import load_profile
 from simulators.clock import SimClock
@@ -72,9 +73,9 @@ def controller_server(unit: int, faults: SlaveFaults | None = None) -> TcpSlaveS
     return TcpSlaveServer({unit: dispenser.controller_bank(clock)}, faults={unit: faults or SlaveFaults()})
 
 
-def line(name: str, port: int, unit: int = 1, timeout_ms: int = 300) -> TcpLineSection:
+def line(name: str, port: int, unit: int = 1, timeout_ms: int = 300, host: str = "127.0.0.1") -> TcpLineSection:
     device = DeviceSection(name=f"{name}-pc", unit=unit, profile="sim-pump-controller", poll_interval_ms=INTERVAL_MS)
-    return TcpLineSection(kind="tcp", name=name, host="127.0.0.1", port=port, timeout_ms=timeout_ms, devices=(device,))
+    return TcpLineSection(kind="tcp", name=name, host=host, port=port, timeout_ms=timeout_ms, devices=(device,))
 
 
 @contextmanager
@@ -367,3 +368,69 @@ def test_an_answer_that_is_not_the_one_asked_for_drops_the_connection(
         for connection in connections:
             connection.close()
         listener.close()
+
+
+SLOW_NAME = "slow-resolver.test"
+LOOKUP_S = 1.5
+
+
+def test_a_host_name_whose_lookup_is_slow_costs_the_other_lines_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines whose host is a name the resolver takes 1.5 s to answer (a station's DNS server behind a slow
+    uplink; this machine's resolver cannot be made slow, so its answer is delayed here), one of them refusing so
+    that each poll looks the name up again, beside a healthy line: the healthy device's readings never pause for a
+    lookup, a poll that outlasts one fails as a link error, and once the name is looked up its line is read."""
+    resolve = socket.getaddrinfo
+
+    def slow_resolver(host: str, *args: object, **kwargs: object) -> object:
+        if host != SLOW_NAME or int(kwargs.get("flags", 0)) & socket.AI_NUMERICHOST:  # type: ignore[call-overload]
+            return resolve(host, *args, **kwargs)  # type: ignore[arg-type]
+        time.sleep(LOOKUP_S)
+        return resolve("127.0.0.1", *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_resolver)
+    with controller_server(1) as healthy, controller_server(2) as named:
+        lines = [
+            line("healthy", healthy.address[1]),
+            line("named", named.address[1], 2, 1000, host=SLOW_NAME),
+            line("named-refused", refused_port(), timeout_ms=1000, host=SLOW_NAME),
+        ]
+        with polling(lines) as rig:
+            wait_until(lambda: bool(rig.sink.times(DeviceReading, "named-pc")), 10, "the named line's reading")
+            wait_until(lambda: rig.status("named-refused")[1] >= 2, 15, "the refused named line's failed polls")
+            refused = next(poller.status() for poller in rig.field.pollers if poller.line == "named-refused")
+    readings = rig.sink.times(DeviceReading, "healthy-pc")
+    gaps = [later - earlier for earlier, later in itertools.pairwise(readings)]
+    assert max(gaps) < 0.5, f"the healthy line paused {max(gaps):.2f} s"
+    assert readings[0] < rig.sink.times(DeviceReading, "named-pc")[0], "the healthy line waited for the lookup"
+    assert refused.bus.link_errors >= 2 and refused.bus.timeouts == 0
+    assert not rig.reports
+
+
+DUAL_STACK_NAME = "dual-stack.test"
+
+
+def test_a_name_whose_first_address_refuses_is_connected_at_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host name that resolves to ::1 first and 127.0.0.1 second (as `localhost` does on a dual-stack box), with
+    the device listening on IPv4 only (a local Modbus gateway bound to 0.0.0.0): the blocking master, which tries
+    each address in turn, reads it, and so does the thread of all TCP lines, with no failed poll."""
+    resolve = socket.getaddrinfo
+
+    def dual_stack(host: str, port: int, *args: object, **kwargs: object) -> object:
+        if host != DUAL_STACK_NAME or int(kwargs.get("flags", 0)) & socket.AI_NUMERICHOST:  # type: ignore[call-overload]
+            return resolve(host, port, *args, **kwargs)  # type: ignore[arg-type]
+        return resolve("::1", port, *args, **kwargs) + resolve("127.0.0.1", port, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", dual_stack)
+    with controller_server(1) as server:
+        port = server.address[1]
+        (request,) = DeviceDriver(load_profile(PROFILE), [1]).requests
+        blocking = TcpMaster(DUAL_STACK_NAME, port, timeout_s=1.0)
+        try:
+            reference = blocking.read_registers(1, request.function, request.address, request.count)
+        finally:
+            blocking.close()
+        assert len(reference) == request.count
+        with polling([line("dual", port, timeout_ms=1000, host=DUAL_STACK_NAME)]) as rig:
+            wait_until(lambda: len(rig.sink.times(DeviceReading, "dual-pc")) >= 3, 10, "readings")
+            assert rig.status("dual")[1] == 0, rig.field.pollers[0].status().devices[0].last_error
+    assert not rig.reports

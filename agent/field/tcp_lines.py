@@ -6,7 +6,8 @@ one thread keeps every TCP line's poller (agent/field/poller.py: its schedule, r
 same as on a serial line) and drives their polls as steps: each line has at most one request in flight, as on a
 line of its own, but the lines' requests are in flight together, and one wait (a `selectors` selector) covers the
 answers of all of them and the next device due. A dead endpoint costs its own line its timeouts and no other line
-anything: its connect and its answer are waited for alongside the others, never in turn.
+anything: its host name's lookup (on a thread of its own, drivers/transport/lookup.py), its connect and its answer
+are waited for alongside the others, never in turn.
 
 The events of all lines are handed to the station together: when no request is in flight any more, or once the
 oldest has waited `HAND_OVER_WAIT_S`, so that a slow device does not hold its neighbours' readings back.

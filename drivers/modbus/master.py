@@ -11,6 +11,7 @@ the status command reads) are the shared ones of `drivers.transport`.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -40,7 +41,7 @@ from drivers.modbus.pdu import (
 )
 from drivers.transport.serial_port import PORT_FAILURES, SerialPort
 from drivers.transport.statistics import LinkCounters, LinkStatistics
-from drivers.transport.tcp_connection import TcpConnection
+from drivers.transport.tcp_connection import Opening, TcpConnection
 from drivers.transport.wording import LinkWording
 
 SERIAL_WORDING = LinkWording(
@@ -257,10 +258,11 @@ class PendingRead:
     """One read on a Modbus TCP connection, in flight without blocking anyone.
 
     Whoever waits for many sockets at once waits until `socket` is ready for `writing` (a connect under way) or
-    reading, or until `deadline` (`time.monotonic()`), then calls `ready()` or `overdue()`. The rules are those
-    of a blocking read: the connect and the answer each have the master's timeout, the header is checked before
-    the PDU is read, and every failure is counted and drops the connection, so a late answer is never taken for
-    the next one.
+    reading (an answer, or the end of the host name's lookup), or until `deadline` (`time.monotonic()`), then
+    calls `ready()` or `overdue()`. The rules are those of a blocking read: the connect and the answer each have
+    the master's timeout (a name's lookup has it too, and goes on past it for the next read), the header is
+    checked before the PDU is read, and every failure is counted and drops the connection, so a late answer is
+    never taken for the next one.
     """
 
     def __init__(self, master: TcpMaster, transaction_id: int, unit: int, request: ReadRegistersRequest) -> None:
@@ -269,19 +271,18 @@ class PendingRead:
         self._context = Exchange(request, unit)
         self._frame = tcp.encode_adu(transaction_id, unit, encode_request(request))
         self._answer = tcp.Answer(transaction_id, unit, self._context)
-        self.deadline = time.monotonic() + master.timeout_s
-        self.socket, connected = self._guarded(master._connection.open_without_waiting)
-        self.writing = not connected
-        if connected:
-            self._send()
+        self.writing = False
+        """Whether it waits for a connect (the socket to turn writable) rather than to read."""
+        self._open()
 
     def ready(self) -> tuple[int, ...] | None:
         """The socket is ready: the registers if the answer is now whole, else None (wait again, for `writing`
         as it now says); raises the ModbusError the exchange ended in."""
-        if self.writing:
-            self._guarded(self._master._connection.connected)
-            self.writing = False
-            self._send()
+        if self._opening == "resolving":  # the host's name is looked up: connect now
+            self._open()
+            return None
+        if self.writing:  # the connect ended: connected, or under way to the host's next address
+            self._opened(self._guarded(self._master._connection.connected))
             return None
         answer, connection = self._answer, self._master._connection
         received = self._guarded(partial(connection.receive_now, tcp.MAX_ADU_BYTES - answer.received()))
@@ -301,8 +302,10 @@ class PendingRead:
         """The deadline passed: the error to raise (the connect or the answer took too long); counted, and the
         connection dropped."""
         master = self._master
-        if self.writing:
-            error: FieldError = master._connection.lost(
+        if self._opening == "resolving":
+            error: FieldError = master._connection.unresolved(str(self._context), master.timeout_s)
+        elif self.writing:
+            error = master._connection.lost(
                 str(self._context), TimeoutError(f"no connection within {master.timeout_s} s")
             )
         else:
@@ -310,6 +313,19 @@ class PendingRead:
             master._connection.close()
         master._counts.failed(error)
         return error
+
+    def _open(self) -> None:
+        """Take the connection as far as it goes without waiting (looked up, connected)."""
+        self._opened(self._guarded(self._master._connection.open_without_waiting))
+
+    def _opened(self, opened: tuple[socket.socket, Opening]) -> None:
+        """Wait for what the connection now waits for, with the timeout from now (each address's connect has its
+        own, as in a blocking connect); send the request once connected."""
+        self.deadline = time.monotonic() + self._master.timeout_s
+        self.socket, self._opening = opened
+        self.writing = self._opening == "connecting"
+        if self._opening == "connected":
+            self._send()
 
     def _send(self) -> None:
         self._guarded(lambda: self._master._connection.send_now(self._frame))
