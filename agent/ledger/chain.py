@@ -96,11 +96,10 @@ def seal(
 
 
 class Signer:
-    """Signs a burst of records on up to `workers` threads: signing releases the GIL in either suite (OpenSSL
-    does the work, through `cryptography` or ctypes), so on a gateway
-    with two or four cores a burst (a drain of records made offline, a busy minute) seals that much faster.
-    A handful of records is signed in the calling thread; the pool's threads start on first use and then wait
-    idle (no wakeups) until the next burst."""
+    """Signs a burst of records on up to `workers` threads: signing releases the GIL in either suite (the
+    system's OpenSSL does the work, through ctypes), so on a gateway with two or four cores a burst (a drain of
+    records made offline, a busy minute) seals that much faster. A handful of records is signed in the calling
+    thread; the pool's threads start on first use and then wait idle (no wakeups) until the next burst."""
 
     PARALLEL_FROM = 32
 
