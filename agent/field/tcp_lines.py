@@ -26,12 +26,9 @@ from dataclasses import dataclass
 from agent.clock import Clock, now_of
 from agent.field.events import FieldEvent
 from agent.field.poller import LinePoller
-from agent.logs import get_logger
 from agent.pulse import Pulse
 from drivers.device import PollSteps, RegisterRead
 from drivers.modbus.master import PendingRead, TcpMaster
-
-log = get_logger("agent.poller")
 
 HAND_OVER_WAIT_S = 0.05
 """The longest a poll's events wait for the polls in flight beside them before they go to the station alone."""
@@ -51,11 +48,12 @@ class _Line:
     watched: socket.socket | None = None
     """The line's socket as the selector has it (kept between requests while the connection lives)."""
     events: int = 0
+    """What the selector waits for on `watched`: to read, or to write (a connect under way)."""
 
 
 class TcpLinesPoller:
     """One thread for all Modbus TCP lines. Its lines' pollers are built as for a line of their own, with a sink
-    that this thread empties (`collect`), and their devices with `steps`."""
+    that extends the list this thread hands over (`collected`), and their devices with `steps`."""
 
     name = THREAD_NAME
 
@@ -77,10 +75,6 @@ class TcpLinesPoller:
         self._wake_writer.setblocking(False)
         self.pulse = Pulse()
         self._thread: threading.Thread | None = None
-
-    @property
-    def pollers(self) -> tuple[LinePoller, ...]:
-        return tuple(line.poller for line in self._lines)
 
     def start(self) -> None:
         now = self._clock.monotonic()
