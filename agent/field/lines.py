@@ -19,7 +19,7 @@ from agent.field.tcp_lines import TcpLinesPoller
 from agent.pulse import Pulse
 from drivers.device import DeviceDriver
 from drivers.errors import DeviceValueFault
-from drivers.line_settings import LineSection, RtuLineSection, TcpLineSection, TlsLineSection, TlsTcpLineSection
+from drivers.line_settings import LineSection, RtuLineSection, TcpLineSection, TlsLineSection
 from drivers.modbus.master import SerialRtuMaster, TcpMaster
 from drivers.readings import TankGaugeReading
 from drivers.veeder_root.client import TlsSerialClient, TlsTcpClient
@@ -70,26 +70,20 @@ def build_field(
     threads: list[PollerThread] = []
     tcp: list[tuple[LinePoller, TcpMaster]] = []
     for line in lines:
-        boundary = Boundary(f"poller {line.name}", report, clock)
-        timeout_s = line.timeout_ms / 1000
-        if isinstance(line, TcpLineSection):
-            master = TcpMaster(line.host, line.port, timeout_s=timeout_s)
-            devices = _modbus_devices(line, drivers, master, steps=True)
-            poller = LinePoller(
-                line.name,
-                devices,
-                master,
-                clock,
-                collected.extend,
-                boundary=boundary,
-                health_every_s=health_every_s,
-                answer_timeout_s=timeout_s,
-            )
-            tcp.append((poller, master))
+        link, devices = _link_and_devices(line, drivers, clock, zone)
+        poller = LinePoller(
+            line.name,
+            devices,
+            link,
+            clock,
+            collected.extend if isinstance(link, TcpMaster) else sink,
+            boundary=Boundary(f"poller {line.name}", report, clock),
+            health_every_s=health_every_s,
+            answer_timeout_s=line.timeout_ms / 1000,
+        )
+        if isinstance(link, TcpMaster):
+            tcp.append((poller, link))
         else:
-            poller = _own_thread_poller(
-                line, drivers, clock, sink, boundary=boundary, health_every_s=health_every_s, zone=zone
-            )
             threads.append(poller)
         pollers.append(poller)
     if tcp:
@@ -97,52 +91,34 @@ def build_field(
     return Field(tuple(pollers), tuple(threads))
 
 
-def _own_thread_poller(
-    line: RtuLineSection | TlsLineSection | TlsTcpLineSection,
-    drivers: dict[str, DeviceDriver],
-    clock: Clock,
-    sink: Callable[[Sequence[FieldEvent]], None],
-    *,
-    boundary: Boundary,
-    health_every_s: float,
-    zone: ZoneInfo,
-) -> LinePoller:
-    """A line in a thread of its own, each read waited for in turn."""
-    link: Link
-    devices: list[PolledDevice]
+def _link_and_devices(
+    line: LineSection, drivers: dict[str, DeviceDriver], clock: Clock, zone: ZoneInfo
+) -> tuple[Link, list[PolledDevice]]:
+    """The line's master or gauge client, and each device's poll: a Modbus TCP device's also as steps, for the
+    thread of all TCP lines; a serial line's and a gauge's read by waiting, in a thread of the line's own."""
     timeout_s = line.timeout_ms / 1000
+    if isinstance(line, TcpLineSection):
+        tcp_master = TcpMaster(line.host, line.port, timeout_s=timeout_s)
+        return tcp_master, _modbus_devices(line, drivers, tcp_master, steps=True)
     if isinstance(line, RtuLineSection):
         master = SerialRtuMaster(line.port, line.baudrate, line.parity, line.stopbits, timeout_s=timeout_s)
-        link = master
-        devices = _modbus_devices(line, drivers, master, steps=False)
-    else:
-        (gauge,) = line.devices
-        client = (
-            TlsSerialClient(
-                str(line.port),
-                line.baudrate,
-                line.parity,
-                timeout_s,
-                gauge.security_code,
-                stopbits=line.stopbits,
-                zone=zone,
-            )
-            if isinstance(line, TlsLineSection)
-            else TlsTcpClient(line.host, line.port, timeout_s, gauge.security_code, zone=zone)
+        return master, _modbus_devices(line, drivers, master, steps=False)
+    (gauge,) = line.devices
+    client = (
+        TlsSerialClient(
+            str(line.port),
+            line.baudrate,
+            line.parity,
+            timeout_s,
+            gauge.security_code,
+            stopbits=line.stopbits,
+            zone=zone,
         )
-        link = client
-        poll = GaugePoll(client, clock, gauge.deliveries_every_s)
-        devices = [PolledDevice(gauge.name, None, gauge.poll_interval_ms / 1000, poll)]
-    return LinePoller(
-        line.name,
-        devices,
-        link,
-        clock,
-        sink,
-        boundary=boundary,
-        health_every_s=health_every_s,
-        answer_timeout_s=timeout_s,
+        if isinstance(line, TlsLineSection)
+        else TlsTcpClient(line.host, line.port, timeout_s, gauge.security_code, zone=zone)
     )
+    poll = GaugePoll(client, clock, gauge.deliveries_every_s)
+    return client, [PolledDevice(gauge.name, None, gauge.poll_interval_ms / 1000, poll)]
 
 
 def _modbus_devices(
