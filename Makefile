@@ -8,6 +8,9 @@ STAMP  := $(VENV)/.installed
 DEBS   := mosquitto mosquitto_sub:mosquitto-clients socat mbpoll systemd-analyze:systemd chromium:chromium
 # A Chinese font, so the web page's screenshot in the browser test shows characters, not empty boxes: FILE:PACKAGE.
 FONTS  := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc:fonts-wqy-microhei
+# Shared libraries the lab loads through ctypes, SONAME:PACKAGE: the reference platform checks Ed25519 signatures
+# with libsodium (lab/simulators/platform/ed25519.py).
+LIBS   := libsodium.so.23:libsodium23
 DEMO_SECONDS ?= 150
 DEMO_DIR ?= demo-run
 
@@ -22,6 +25,7 @@ debs:
 	for entry in $(DEBS); do command -v $${entry%%:*} >/dev/null 2>&1 || missing="$$missing $${entry#*:}"; done; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	for font in $(FONTS); do [ -e "$${font%%:*}" ] || missing="$$missing $${font#*:}"; done; \
+	for lib in $(LIBS); do /sbin/ldconfig -p | grep -qF "$${lib%%:*} (" || missing="$$missing $${lib#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo"; \

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from station_rig import STATION, StationRig
 from support.waiting import wait_until
 
@@ -31,6 +31,7 @@ from agent.ledger.opening import OutboxRefused, open_outbox
 from agent.ledger.outbox import OutboxReader
 from agent.ledger.recorder import Recorder
 from agent.ledger.settings import OutboxSection
+from simulators.platform.keys import public_key_from_raw
 from simulators.platform.report import StationReport
 from simulators.platform.store import Store
 from simulators.platform.verify import verify_message
@@ -123,7 +124,7 @@ class _Box:
 
     def platform(self) -> tuple[StationReport, list[dict[str, Any]]]:
         """What the reference store makes of everything sent, one record a message, in seq order."""
-        keys = {self.key.kid: Ed25519PublicKey.from_public_bytes(self.key.public_raw)}
+        keys = {self.key.kid: public_key_from_raw(self.key.public_raw)}
         with Store(self.folder / "platform.sqlite") as store:
             for kid, canonical, sig in (self.sent[seq] for seq in sorted(self.sent)):
                 item = {"record": json.loads(canonical), "sig": base64.b64encode(sig).decode()}

@@ -116,7 +116,7 @@ def test_platform_audit_exits_1_on_a_tampered_database(tmp_path: Path, key_file:
     """An audit finds a stored record changed after the fact."""
     db = tmp_path / "p.sqlite"
     with Store(db) as store:
-        verdict = verify_message(signer.message(signer.chain(2)), STATION, {signer.kid: signer.key.public_key()})
+        verdict = verify_message(signer.message(signer.chain(2)), STATION, {signer.kid: signer.platform_key()})
         store.ingest(STATION, verdict)
     with sqlite3.connect(db) as raw:
         raw.execute("UPDATE records SET sig = ? WHERE seq = 1", (signer.sign(signer.chain(2)[1]),))

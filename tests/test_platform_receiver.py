@@ -36,7 +36,7 @@ def config(broker: MosquittoBroker, tmp_path: Path, signer: TinySigner) -> Recei
         host=broker.host,
         port=broker.port,
         db_path=tmp_path / "platform.sqlite",
-        keys=keyring([StationKey(STATION, signer.key.public_key())]),
+        keys=keyring([StationKey(STATION, signer.platform_key())]),
         prefix=f"t{tag}/v1",
         client_id=f"platform-{tag}",
     )
@@ -240,7 +240,7 @@ def test_start_without_a_broker_fails_with_the_address(tmp_path: Path, signer: T
         host="127.0.0.1",
         port=port,
         db_path=tmp_path / "p.sqlite",
-        keys=keyring([StationKey(STATION, signer.key.public_key())]),
+        keys=keyring([StationKey(STATION, signer.platform_key())]),
         connect_timeout_s=0.5,
     )
     with pytest.raises(ReceiverError, match=f"no MQTT broker answered at 127.0.0.1:{port} within 0.5 s; start"):
@@ -265,7 +265,7 @@ def test_start_fails_fast_when_the_broker_refuses(tmp_path: Path, signer: TinySi
             host="127.0.0.1",
             port=server.getsockname()[1],
             db_path=tmp_path / "p.sqlite",
-            keys=keyring([StationKey(STATION, signer.key.public_key())]),
+            keys=keyring([StationKey(STATION, signer.platform_key())]),
             mqtt_version="3.1.1",
         )
         started = time.monotonic()

@@ -7,10 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from simulators.platform.keys import public_key_from_raw
 from simulators.platform.signatures import SignatureCheck, ThreadedVerifier, verifies, verify_each
 
 SIGNER = Ed25519PrivateKey.generate()
-KEY = SIGNER.public_key()
+KEY = public_key_from_raw(SIGNER.public_key().public_bytes_raw())
 
 
 def checks(count: int, bad: set[int]) -> list[SignatureCheck]:
@@ -23,7 +24,7 @@ def test_verifies_tells_a_good_signature_from_a_bad_one() -> None:
     good, wrong = checks(2, {1})
     assert verifies(KEY, *good)
     assert not verifies(KEY, *wrong)
-    assert not verifies(Ed25519PrivateKey.generate().public_key(), *good)
+    assert not verifies(public_key_from_raw(Ed25519PrivateKey.generate().public_key().public_bytes_raw()), *good)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 8])

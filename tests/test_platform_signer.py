@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from simulators.broker import MosquittoBroker
+from simulators.platform.keys import StationPublicKey, public_key_from_pem
 
 ZEROS = "0" * 64
 RFC8032_SECRET = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
@@ -47,6 +48,10 @@ class TinySigner:
         return self.key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+
+    def platform_key(self) -> StationPublicKey:
+        """The public key as the platform loads it from the station's PEM file."""
+        return public_key_from_pem(self.pem())
 
     def record(
         self, seq: int, prev: str, body: dict[str, Any] | None = None, type_: str = "heartbeat"

@@ -31,7 +31,7 @@ def store(tmp_path: Path) -> Any:
 
 def send(store: Store, signer: TinySigner, records: list[dict[str, Any]]) -> int:
     """Verify and ingest one message; the upto the platform would ack."""
-    verdict = verify_message(signer.message(records), STATION, {signer.kid: signer.key.public_key()})
+    verdict = verify_message(signer.message(records), STATION, {signer.kid: signer.platform_key()})
     return store.ingest(STATION, verdict).upto
 
 
@@ -167,7 +167,7 @@ def test_audit_reverifies_a_clean_database(tmp_path: Path, signer: TinySigner) -
         send(store, signer, chain[1:3])
         send(store, signer, chain[4:])
         received = store.station_report(STATION)
-    report = audit(db, keyring([StationKey(STATION, signer.key.public_key())])).station(STATION)
+    report = audit(db, keyring([StationKey(STATION, signer.platform_key())])).station(STATION)
     assert report == received
     assert (report.upto, report.gaps, report.duplicates) == (3, ((4, 4),), 2)
 
@@ -180,7 +180,7 @@ def test_audit_finds_tampered_bytes_and_forged_chain_state(tmp_path: Path, signe
     with sqlite3.connect(db) as raw:
         raw.execute("UPDATE records SET canonical = replace(canonical, '\"n\":2', '\"n\":7') WHERE seq = 2")
         raw.execute("UPDATE stations SET upto = 99")
-    report = audit(db, keyring([StationKey(STATION, signer.key.public_key())])).station(STATION)
+    report = audit(db, keyring([StationKey(STATION, signer.platform_key())])).station(STATION)
     assert report.bad_signatures == 1
     assert (report.upto, report.gaps, report.ok) == (1, ((2, 2),), False)
 
@@ -191,7 +191,7 @@ def test_audit_counts_rows_of_stations_it_has_no_key_for(tmp_path: Path, signer:
     with Store(db) as store:
         send(store, signer, signer.chain(2))
     other = TinySigner("ST-0002")
-    report = audit(db, keyring([StationKey("ST-0002", other.key.public_key())]))
+    report = audit(db, keyring([StationKey("ST-0002", other.platform_key())]))
     assert report.unknown_stations == {STATION: 2}
     assert report.station("ST-0002").accepted == 0
 
@@ -230,7 +230,7 @@ def test_a_range_declared_damaged_is_lost_and_upto_passes_it(tmp_path: Path, sig
         assert send(store, signer, [_corrupt_alarm(signer, chain, 5, chain[5]["prev"])]) == 11
         received = store.station_report(STATION)
     assert (received.upto, received.gaps, received.lost, received.chain_breaks) == (11, (), ((5, 5),), ())
-    assert audit(db, keyring([StationKey(STATION, signer.key.public_key())])).station(STATION) == received
+    assert audit(db, keyring([StationKey(STATION, signer.platform_key())])).station(STATION) == received
 
 
 def test_a_declaration_naming_another_digest_does_not_move_upto(store: Store, signer: TinySigner) -> None:
@@ -271,7 +271,7 @@ def test_taking_a_message_costs_the_same_work_however_long_the_history(tmp_path:
         with sqlite3.connect(db) as raw:
             raw.executescript("DROP INDEX IF EXISTS records_chain_resets; DROP INDEX IF EXISTS records_alarms;")
         with Store(db) as store:
-            verdict = verify_message(signer.message([chain[held]]), STATION, {signer.kid: signer.key.public_key()})
+            verdict = verify_message(signer.message([chain[held]]), STATION, {signer.kid: signer.platform_key()})
             steps[held] = _statement_steps(store, lambda store=store, verdict=verdict: store.ingest(STATION, verdict))
             assert store.upto(STATION) == held + 1
             steps[f"report-{held}"] = _statement_steps(store, lambda store=store: store.station_report(STATION))

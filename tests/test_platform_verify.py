@@ -33,7 +33,7 @@ def signer() -> TinySigner:
 
 
 def keys_of(signer: TinySigner) -> dict[str, Any]:
-    return {signer.kid: signer.key.public_key()}
+    return {signer.kid: signer.platform_key()}
 
 
 def only_rejection(payload: bytes, signer: TinySigner) -> Rejection:
@@ -67,7 +67,7 @@ def test_hand_worked_record_has_the_canonical_bytes_and_prev_written_out() -> No
 
 def test_key_id_of_the_rfc8032_key() -> None:
     """kid is the first 8 bytes of SHA-256 of the raw public key, worked out by hand for RFC 8032's key."""
-    assert key_id(TinySigner(secret=RFC8032_SECRET).key.public_key()) == "21fe31dfa154a261"
+    assert key_id(TinySigner(secret=RFC8032_SECRET).platform_key()) == "21fe31dfa154a261"
 
 
 def test_valid_chain_is_accepted_with_its_digests(signer: TinySigner) -> None:

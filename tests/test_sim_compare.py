@@ -34,7 +34,7 @@ def platform_db(path: Path, signer: TinySigner, records: list[tuple[str, dict[st
         chain.append(signer.record(seq, prev, body, type_))
         prev = sha256_hex(canonical(chain[-1]))
     with Store(path) as store:
-        store.ingest(STATION, verify_message(signer.message(chain), STATION, {signer.kid: signer.key.public_key()}))
+        store.ingest(STATION, verify_message(signer.message(chain), STATION, {signer.kid: signer.platform_key()}))
     return path
 
 

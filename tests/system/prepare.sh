@@ -2,7 +2,8 @@
 # Gets what the system test boots and installs, under build/system/ (re-runs reuse what is already there):
 #
 #   rootfs-<key>.tar  a Debian 12 root made by debootstrap: minbase, systemd as PID 1, dbus, python3 (what the
-#                   package depends on) and the lab's broker and serial-line tools (mosquitto, socat); <key> is a
+#                   package depends on), the lab's broker and serial-line tools (mosquitto, socat) and the
+#                   library its reference platform checks Ed25519 signatures with (libsodium23); <key> is a
 #                   hash of the suite, the mirror, the architecture and the package list, so a changed list
 #                   builds a new root and an unchanged one is made once. A tarball, not a folder: a root's
 #                   absolute symlinks (/var/run, /dev/fd) would lead tree walkers under build/, setuptools'
@@ -21,7 +22,7 @@ work="$project/build/system"
 suite=bookworm
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 arch=$(dpkg --print-architecture)
-packages=systemd,systemd-sysv,dbus,python3,mosquitto,socat,procps
+packages=systemd,systemd-sysv,dbus,python3,mosquitto,socat,procps,libsodium23
 
 key=$(printf '%s\n' "$suite" "$mirror" "$arch" "$packages" | sha256sum | cut -c1-12)
 rootfs="$work/rootfs-$key"

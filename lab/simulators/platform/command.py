@@ -26,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from simulators.platform.canonical import canonical_bytes
 from simulators.platform.contract import DEFAULT_PREFIX
-from simulators.platform.keys import key_id
+from simulators.platform.keys import ed25519_key_id
 
 Json = dict[str, Any]
 DEFAULT_TTL_S: Final = 60
@@ -93,7 +93,7 @@ def sign_command(
         "issued": utc_ms(issued),
         "expires": utc_ms(issued + int(ttl_s * 1000)),
         "station": station,
-        "kid": key_id(key.public_key()),
+        "kid": ed25519_key_id(key.public_key().public_bytes_raw()),
     }
     envelope["sig"] = base64.b64encode(key.sign(canonical_bytes(envelope))).decode("ascii")
     return envelope

@@ -3,7 +3,8 @@
 A station may have more than one key (a key rotation leaves records signed with the old key in flight), so
 each station maps kid -> key. The kid is computed here from the key itself, never taken on trust from a
 file name or a message. A key is Ed25519 or (contract v1.2) SM2; an SM2 key's kid starts `sm2-`, and so names
-the suite, and with it the hash of the chain, wherever the kid goes.
+the suite, and with it the hash of the chain, wherever the kid goes. `cryptography` reads the PEM files; the
+signatures are checked by the platform's own bindings (simulators.platform.ed25519 and .sm2).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from types import MappingProxyType
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from simulators.platform.contract import station_id_problem
+from simulators.platform.ed25519 import Ed25519KeyError, Ed25519PublicKey, LibsodiumError
 from simulators.platform.sm2 import POINT_LENGTH, SM2_SPKI_HEAD, Sm2KeyError, Sm2PublicKey
 
 StationPublicKey = Ed25519PublicKey | Sm2PublicKey
@@ -39,7 +41,11 @@ def key_id(public_key: StationPublicKey) -> str:
         sm3 = hashes.Hash(hashes.SM3())
         sm3.update(public_key.point)
         return SM2_KID_PREFIX + sm3.finalize()[:8].hex()
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return ed25519_key_id(public_key.raw)
+
+
+def ed25519_key_id(raw: bytes) -> str:
+    """The kid of the Ed25519 key whose 32 raw bytes are `raw` (a station's, or the platform's command key)."""
     return hashlib.sha256(raw).digest()[:8].hex()
 
 
@@ -57,7 +63,7 @@ def public_key_from_raw(raw: bytes) -> StationPublicKey:
     """A key from the raw bytes a key_rotation carries: 32 for Ed25519, a 65-byte point for SM2."""
     if len(raw) == POINT_LENGTH:
         return Sm2PublicKey(raw)
-    return Ed25519PublicKey.from_public_bytes(raw)
+    return Ed25519PublicKey(raw)
 
 
 def load_public_key(path: Path) -> StationPublicKey:
@@ -87,12 +93,15 @@ def public_key_from_pem(data: bytes, source: str = "the PEM") -> StationPublicKe
             f"{source!r} is not a PEM public key; give the station's public key as PEM "
             "('-----BEGIN PUBLIC KEY-----', SubjectPublicKeyInfo)"
         ) from error
-    if not isinstance(key, Ed25519PublicKey):
+    if not isinstance(key, ed25519.Ed25519PublicKey):
         raise StationKeyError(
             f"{source!r} holds a public key that is neither Ed25519 nor SM2 ({type(key).__name__}); "
             "station records are signed with one of those, so give the station's own public key"
         )
-    return key
+    try:
+        return Ed25519PublicKey(key.public_bytes_raw())
+    except (Ed25519KeyError, LibsodiumError) as error:
+        raise StationKeyError(f"{source!r}: {error}") from error
 
 
 def _sm2_point(pem: bytes) -> bytes | None:

@@ -1,12 +1,13 @@
 """Signature checks of a message's records (Ed25519 or SM2): one by one, or side by side on threads.
 
-Verification is most of what the receiver spends on a record: one verification costs more than
-parsing, checking, canonicalising and storing the record together. `cryptography` releases the GIL while
-OpenSSL verifies, so threads verify side by side on as many cores as are free (on a 2-core box, two threads
-get through 1.6 to 1.9 times as many as one). The checks of one call are split into a slice per thread rather
-than interleaved with other work, because a thread that leaves OpenSSL while another runs Python waits for
-the GIL for up to the interpreter's switch interval. Either way every signature is checked on its own, with
-the message's key, over its record's canonical bytes: threads change when the checks run, not what they are.
+Verification is most of what the receiver spends on a record: one verification costs more than parsing,
+checking, canonicalising and storing the record together. The bindings (libsodium for Ed25519, OpenSSL for SM2,
+both through ctypes) release the GIL while they verify, so threads verify side by side on as many cores as are
+free (on a 2-core box, two threads get through 1.6 to 1.9 times as many as one). The checks of one call are
+split into a slice per thread rather than interleaved with other work, because a thread that leaves the library
+while another runs Python waits for the GIL for up to the interpreter's switch interval. Either way every
+signature is checked on its own, with the message's key, over its record's canonical bytes: threads change
+when the checks run, not what they are.
 """
 
 from __future__ import annotations
