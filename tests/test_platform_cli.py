@@ -19,6 +19,7 @@ from test_platform_signer import StationClient, TinySigner
 
 from simulators import cli
 from simulators.broker import MosquittoBroker
+from simulators.platform import ed25519
 from simulators.platform.cli import parse_broker
 from simulators.platform.store import Store
 from simulators.platform.verify import verify_message
@@ -154,6 +155,24 @@ def test_bad_pem_is_one_clear_line(capsys: pytest.CaptureFixture[str], tmp_path:
     assert code == 2
     assert err.startswith(f"station-sim platform: {str(bad)!r} is not a PEM public key;")
     assert "-----BEGIN PUBLIC KEY-----" in err
+
+
+def test_without_libsodium_the_receiver_and_the_audit_refuse_to_start_naming_the_package(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No libsodium on the box: both commands exit 2 at once with one line naming libsodium23, rather than run
+    with records they cannot check."""
+    key_file = tmp_path / "st1.pem"
+    key_file.write_bytes(TinySigner().pem())
+    monkeypatch.setattr(ed25519, "LIBRARY", "libsodium-absent.so.0")
+    ed25519._libsodium.cache_clear()
+    try:
+        for command in ("platform", "platform-audit"):
+            code, err = _run(capsys, command, "--db", str(tmp_path / "p.sqlite"), "--station", f"{STATION}={key_file}")
+            assert code == 2
+            assert "st1.pem" in err and "install the Debian package libsodium23" in err
+    finally:
+        ed25519._libsodium.cache_clear()
 
 
 def test_key_of_another_algorithm_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
