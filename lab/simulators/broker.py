@@ -80,7 +80,11 @@ class MosquittoBroker:
 
     Persistence is off on purpose: a restarted broker forgets sessions and queued messages, which is the
     harsher case for the agent (it must re-send everything the platform has not acknowledged).
-    `tls=None` gives a plain MQTT listener; a `BrokerTls` makes the same listener TLS-only.
+    `tls=None` gives a plain MQTT listener; a `BrokerTls` makes the same listener TLS-only. `nodelay` sends each
+    packet at once (Mosquitto's `set_tcp_nodelay`): by default the kernel holds a small packet back while the
+    last one is unacknowledged, so a client that waits for each PUBACK can stall for the peer's delayed ACK
+    (40 ms on Linux). Tests keep the default, as a platform's broker may; the benchmarks turn it on, so that a
+    figure measures the code and not that stall.
     """
 
     def __init__(
@@ -89,6 +93,7 @@ class MosquittoBroker:
         port: int | None = None,
         executable: str = "mosquitto",
         tls: BrokerTls | None = None,
+        nodelay: bool = False,
     ) -> None:
         found = shutil.which(executable) or shutil.which(executable, path="/usr/sbin:/sbin")
         if found is None:
@@ -115,6 +120,7 @@ class MosquittoBroker:
             "log_dest stderr",
             "log_type error",
             "log_type warning",
+            *(["set_tcp_nodelay true"] if nodelay else []),
         ]
         self.config_path.write_text("".join(f"{line}\n" for line in lines))
 
