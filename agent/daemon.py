@@ -108,6 +108,11 @@ class Agent:
         """The outbox's lock (agent/ledger/opening.py), held from opening to the end of the stop."""
         self._last_status: AgentStatus | None = None
         """The status the main thread built last, for the platform's `status` command."""
+        station = self.config.station
+        self._zone = ZoneInfo(station.timezone)
+        self._locale = station.locale or language_for_zone(station.timezone)
+        self._sales_of = nozzles_by_controller((nozzle.controller, nozzle.id) for _, nozzle in self.config.nozzles())
+        """What the status says of the config, worked out once rather than in every second's snapshot."""
 
     @staticmethod
     def _settled_at_start(parts: _Parts) -> int:
@@ -464,7 +469,7 @@ class Agent:
             uptime_s=uptime_s,
             confirm_within_s=2 * self.config.uplink.ack_timeout_s,
             ecology=ecology,
-            sales_of=nozzles_by_controller((nozzle.controller, nozzle.id) for _, nozzle in self.config.nozzles()),
+            sales_of=self._sales_of,
         )
         return AgentStatus(
             ts=format_ts(now_ms),
@@ -480,9 +485,9 @@ class Agent:
             alarms=facts.alarms,
             last_sales=facts.last_sales,
             disk=disk_of(self.config.outbox.path.parent),
-            clock=clock_at(now_ms, ZoneInfo(self.config.station.timezone), facts.last_clock_step),
+            clock=clock_at(now_ms, self._zone, facts.last_clock_step),
             ecology=ecology,
-            locale=self.config.station.locale or language_for_zone(self.config.station.timezone),
+            locale=self._locale,
             tanks=facts.tanks,
             nozzles=facts.nozzles,
         )

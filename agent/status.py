@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import types
 import typing
 from dataclasses import dataclass
@@ -96,12 +95,13 @@ def backlog(recorder: RecorderStatus, outbox: OutboxReader, now_ms: int) -> Back
 
 
 def disk_of(path: Path) -> DiskStatus | None:
-    """None when the file system cannot be asked: a status must come out even then."""
+    """None when the file system cannot be asked: a status must come out even then. The sizes as
+    `shutil.disk_usage` gives them (free: what an unprivileged process may still use), from `statvfs` itself."""
     try:
-        usage = shutil.disk_usage(path)
+        usage = os.statvfs(path)
     except OSError:
         return None
-    return DiskStatus(str(path), usage.free, usage.total)
+    return DiskStatus(str(path), usage.f_bavail * usage.f_frsize, usage.f_blocks * usage.f_frsize)
 
 
 def clock_at(now_ms: int, zone: ZoneInfo, last_step: ClockStep | None) -> ClockStatus:
@@ -131,11 +131,24 @@ def _fields_of(value: Any) -> dict[str, Any]:
     return {name: getattr(value, name) for name in names}
 
 
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+
+
 def write_status(path: Path, document: bytes) -> None:
-    """`document`: the snapshot as `status_json` wrote it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(document)
+    """`document`: the snapshot as `status_json` wrote it. Once a second, so in plain system calls; the directory
+    is made only when it is missing (a tmpfs emptied under the agent)."""
+    temporary = f"{path}.tmp"
+    try:
+        descriptor = os.open(temporary, _WRITE_FLAGS, 0o666)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(temporary, _WRITE_FLAGS, 0o666)
+    try:
+        written = os.write(descriptor, document)
+        while written < len(document):
+            written += os.write(descriptor, document[written:])
+    finally:
+        os.close(descriptor)
     os.replace(temporary, path)
 
 

@@ -513,3 +513,65 @@ def test_a_sale_completed_by_the_clock_still_lowers_its_tank_in_the_books() -> N
     books = [i.body.as_json() for i in gauge(19_970_000) if isinstance(i.body, ReconciliationBody)]
     books = [b for b in books if b["period"] == "hour"]
     assert [(b["sales"], b["variance_ml"]) for b in books] == [(1, 0)]
+
+
+_ACTIONS = st.lists(
+    st.one_of(
+        st.just(("same", 0)),
+        st.tuples(st.just("state"), st.sampled_from(["idle", "lifted", "fuelling", "finished"])),
+        st.tuples(st.just("sale"), st.integers(0, 3)),
+        st.tuples(st.just("pulses"), st.integers(0, 40)),
+        st.tuples(st.just("totalizer"), st.integers(-30, 30)),
+        st.tuples(st.just("no_counter"), st.just(0)),
+        st.tuples(st.just("wait_s"), st.integers(1, 200)),
+    ),
+    max_size=60,
+)
+
+
+def _scripted(actions: list[tuple[str, object]], *, reuse: bool) -> list[RecordIntent]:
+    """The station's records for a script of polls; `reuse`: a nozzle whose answer did not change is handed over
+    as the very same object, as the drivers do (otherwise as an equal copy every poll)."""
+    station = Station([BINDING], {}, RULES)
+    now, nozzle, liquid, vapour, made = 1_800_000_000_000, IDLE, 1000, 500, []
+    for action, value in actions:
+        counter = True
+        if action == "state":
+            nozzle = replace(nozzle, state=value)
+        elif action == "sale":
+            volume = 1_000 * (1 + int(str(value)))
+            liquid += volume // 10
+            nozzle = replace(
+                nozzle,
+                txn_no=nozzle.txn_no + 1 + int(str(value)) // 3,
+                txn_volume_ml=volume,
+                totalizer_volume_ml=nozzle.totalizer_volume_ml + volume,
+            )
+        elif action == "pulses":
+            liquid, vapour = liquid + int(str(value)), vapour + int(str(value)) // 2
+        elif action == "totalizer":
+            nozzle = replace(nozzle, totalizer_volume_ml=nozzle.totalizer_volume_ml + int(str(value)))
+        elif action == "no_counter":
+            counter = False
+        elif action == "wait_s":
+            now += int(str(value)) * 1000
+        now += 250
+        given = nozzle if reuse else replace(nozzle)
+        made += station.on_event(
+            DeviceReading("pc1", "rs485-1", now, PumpControllerReading((given,), 10_000, 0x102, COUNTERS))
+        )
+        if counter:
+            now += 100
+            counts = (ChannelCount(1, liquid % 65_536), ChannelCount(2, vapour % 65_536))
+            made += station.on_event(DeviceReading("pcm1", "rs485-1", now, PulseCounterReading(counts, 65_536)))
+        made += station.tick(now)
+    return made
+
+
+@given(_ACTIONS)
+def test_the_same_answer_handed_over_again_makes_the_records_an_equal_one_makes(
+    actions: list[tuple[str, object]],
+) -> None:
+    """An idle nozzle's reading handed over as the very same object poll after poll is judged as an equal new
+    one would be: the same sales, alarms and cursors, in the same order."""
+    assert _scripted(actions, reuse=True) == _scripted(actions, reuse=False)

@@ -68,7 +68,15 @@ from agent.station.tank import TankBinding
 from agent.station.vcf import Fuel, Product
 from agent.station_loop import HeartbeatFacts, StationLoop
 from agent.station_view import ActiveAlarm, ClockStep, LiveNozzles, NozzleNow, StationView, TankLevel
-from agent.status import Backlog, StatusFormatError, no_status_json, read_status, status_json
+from agent.status import (
+    Backlog,
+    StatusFormatError,
+    disk_of,
+    no_status_json,
+    read_status,
+    status_json,
+    write_status,
+)
 from agent.status_text import display_width, render, wrap
 from agent.uplink.uplink_status import UplinkStatus
 from drivers.modbus.master import SerialRtuMaster
@@ -573,6 +581,29 @@ class TestSnapshotJson:
         listed = re.search(r"Each problem is `\{([^}]*)\}`", readme)
         assert listed is not None
         assert re.findall(r'"(\w+)"', listed.group(1)) == list(SCHEMA["$defs"]["problem"]["properties"])
+
+    def test_the_file_is_the_document_and_its_directory_comes_back(self, tmp_path: Path) -> None:
+        """The status file holds exactly the document, replaced whole (no temporary left), with the mode an
+        ordinary file gets; a directory emptied away under the agent (a tmpfs cleaned) is made again."""
+        path = tmp_path / "run" / "status.json"
+        reference = tmp_path / "reference"
+        reference.write_bytes(b"")
+        for document in (status_json(sample_status()), status_json(fault_status()), b"x" * 300_000):
+            write_status(path, document)
+            assert path.read_bytes() == document
+            assert sorted(p.name for p in path.parent.iterdir()) == ["status.json"]
+        assert path.stat().st_mode == reference.stat().st_mode
+        shutil.rmtree(path.parent)
+        write_status(path, b"{}")
+        assert path.read_bytes() == b"{}"
+
+    def test_the_disk_figures_are_the_standard_librarys(self, tmp_path: Path) -> None:
+        """Free and total bytes as `shutil.disk_usage` gives them; None where the path cannot be asked."""
+        disk = disk_of(tmp_path)
+        usage = shutil.disk_usage(tmp_path)
+        assert disk is not None and (disk.path, disk.total_bytes) == (str(tmp_path), usage.total)
+        assert abs(disk.free_bytes - usage.free) < 64 * 1024 * 1024  # other tests write beside it meanwhile
+        assert disk_of(tmp_path / "missing") is None
 
     def test_unknown_keys_are_ignored_and_missing_ones_refused(self) -> None:
         """A newer agent may say more; an answer missing what this version needs is refused with a reason."""

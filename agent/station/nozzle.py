@@ -154,6 +154,8 @@ class NozzleTracker:
         self._liquid_candidate: Count | None = None
         self._vapour_candidate: Count | None = None
         self._fsm = NozzleFsm()
+        self._taken: NozzleReading | None = None
+        """The reading `on_controller` was last given."""
         self._start_ms: int | None = None
         self._end_ms: int | None = None
         self._awaiting_booking_since: int | None = None
@@ -180,17 +182,22 @@ class NozzleTracker:
     def on_controller(
         self, reading: NozzleReading, counters: ControllerCounters, ts_ms: int, board: PulseBoard
     ) -> list[RecordIntent]:
-        step = self._fsm.observe(reading.state)
-        if step == Step.STARTED:
-            self._start_ms, self._end_ms = ts_ms, None
-        elif step == Step.ENDED:
-            self._end_ms = ts_ms
-            if self._fsm.flowed:
-                self._awaiting_booking_since = ts_ms
-        if self._txn_no is None:
-            return self._baseline(reading, ts_ms, board)
-        if reading.txn_no != self._txn_no:
-            return self._new_sale_number(reading, counters, ts_ms, board)
+        if reading is not self._taken:
+            # The very same reading again (an idle nozzle: drivers/device.py gives the same object for the same
+            # answers) leaves the phase where it is, and the sale number is the one it set: only what follows
+            # depends on time and the pulses.
+            self._taken = reading
+            step = self._fsm.observe(reading.state)
+            if step == Step.STARTED:
+                self._start_ms, self._end_ms = ts_ms, None
+            elif step == Step.ENDED:
+                self._end_ms = ts_ms
+                if self._fsm.flowed:
+                    self._awaiting_booking_since = ts_ms
+            if self._txn_no is None:
+                return self._baseline(reading, ts_ms, board)
+            if reading.txn_no != self._txn_no:
+                return self._new_sale_number(reading, counters, ts_ms, board)
         if self._sale is None and self._awaiting_booking_since is None and self._fsm.at_rest:
             return self._at_rest(reading, counters, ts_ms, board)
         self._liquid_candidate = self._vapour_candidate = None
