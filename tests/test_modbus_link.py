@@ -260,6 +260,30 @@ class TestSerialRtu:
         assert master.read_registers(1, 0x03, 0, 1) == (1000,)
         master.close()
 
+    def test_bytes_after_an_exception_answer_are_not_read_as_the_next_answer(self, line: PtyPair) -> None:
+        """An exception answer is five bytes whatever the normal answer's length: what follows it (here a frame
+        that would pass for the next answer) is dropped, and the next request reads its own answer."""
+        master = SerialRtuMaster(line.link_a, timeout_s=TIMEOUT_S)
+        answers = [with_crc("018302") + with_crc("0103020007"), with_crc("010302002A")]
+        requests: list[bytes] = []
+
+        def device() -> None:
+            with serial.Serial(str(line.link_b), timeout=1.0) as port:
+                for answer in answers:
+                    requests.append(port.read(8))
+                    port.write(answer)
+
+        thread = threading.Thread(target=device, daemon=True)
+        thread.start()
+        time.sleep(SLACK_S)
+        with pytest.raises(ModbusExceptionResponse):
+            master.read_registers(1, 0x03, 0, 1)
+        assert master.read_registers(1, 0x03, 0, 1) == (42,)
+        thread.join(5.0)
+        assert requests == [with_crc("010300000001")] * 2
+        assert master.statistics().refusals == 1
+        master.close()
+
     def test_missing_port_is_a_link_error_until_it_appears(self, tmp_path: Path) -> None:
         """A port that does not exist yet raises ModbusLinkError naming it; once it appears, requests work."""
         master = SerialRtuMaster(tmp_path / "later", timeout_s=TIMEOUT_S)

@@ -193,15 +193,20 @@ class SerialRtuMaster(_Master):
             raise port.broken(str(context), error) from error
 
     def _receive(self, expected: int, context: Exchange) -> bytes:
+        """The answer: read as it comes up to the normal answer's length, which is one read once the answer is in
+        whole; its length is known from its second byte (an exception answer is shorter), and whatever came after
+        an exception answer is dropped, as the next request's flush would drop it."""
+        port = self._port
         deadline = time.monotonic() + self.timeout_s + rtu.frame_time_s(expected, self.baudrate)
-        answer = self._port.read_exactly(2, deadline)
+        answer = port.read_at_least(2, expected, deadline)
         if not answer:
             raise ModbusTimeout(f"{context}: no answer within {self.timeout_s} s")
-        total = rtu.response_length(answer[1], expected) if len(answer) == 2 else expected
-        answer += self._port.read_exactly(total - len(answer), deadline)
+        total = rtu.response_length(answer[1], expected) if len(answer) >= 2 else expected
         if len(answer) < total:
-            raise cut_short(context, answer, total, self.timeout_s)
-        return answer
+            answer += port.read_exactly(total - len(answer), deadline)
+            if len(answer) < total:
+                raise cut_short(context, answer, total, self.timeout_s)
+        return answer[:total]
 
 
 class TcpMaster(_Master):
