@@ -29,6 +29,7 @@ from drivers.modbus import (
     SerialRtuMaster,
     TcpMaster,
 )
+from drivers.modbus import rtu as rtu_codec
 from drivers.transport import LinkStatistics
 from simulators.broker import free_loopback_port
 from simulators.modbus_slave import RegisterMap, RtuSlaveServer, TcpSlaveServer
@@ -283,6 +284,35 @@ class TestSerialRtu:
         assert requests == [with_crc("010300000001")] * 2
         assert master.statistics().refusals == 1
         master.close()
+
+    def test_an_answer_like_the_last_good_one_is_not_checked_again_but_a_damaged_copy_fails(
+        self, rtu_link: Link, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An answer byte for byte the unit's last good one is taken without its CRC worked out again; the same
+        answer with its CRC flipped is still a CRC error, and a changed register is read as changed."""
+        crcs: list[bytes] = []
+        crc16, master_thread = rtu_codec.crc16, threading.get_ident()
+
+        def counted(data: bytes) -> int:
+            if threading.get_ident() == master_thread:  # not the slave's, on its own thread
+                crcs.append(data)
+            return crc16(data)
+
+        monkeypatch.setattr(rtu_codec, "crc16", counted)
+        master = rtu_link.master
+        assert master.read_registers(1, 0x03, 0, 3) == (1000, 1001, 1002)
+        assert len(crcs) == 2  # the request's and the answer's
+        assert master.read_registers(1, 0x03, 0, 3) == (1000, 1001, 1002)
+        assert len(crcs) == 3  # the request's only
+        rtu_link.server.faults[1].corrupt_crc_rate = 1.0
+        with pytest.raises(ModbusCrcError):
+            master.read_registers(1, 0x03, 0, 3)
+        rtu_link.server.faults[1].corrupt_crc_rate = 0.0
+        rtu_link.banks[1].write(1, (7,))
+        assert master.read_registers(1, 0x03, 0, 3) == (1000, 7, 1002)
+        assert master.statistics() == LinkStatistics(
+            requests=4, ok=3, crc_errors=1, bytes_sent=4 * 8, bytes_received=4 * 11
+        )
 
     def test_missing_port_is_a_link_error_until_it_appears(self, tmp_path: Path) -> None:
         """A port that does not exist yet raises ModbusLinkError naming it; once it appears, requests work."""
