@@ -29,6 +29,7 @@ from drivers.modbus import (
     SerialRtuMaster,
     TcpMaster,
 )
+from drivers.modbus import master as master_module
 from drivers.modbus import rtu as rtu_codec
 from drivers.transport import LinkStatistics
 from simulators.broker import free_loopback_port
@@ -288,8 +289,9 @@ class TestSerialRtu:
     def test_an_answer_like_the_last_good_one_is_not_checked_again_but_a_damaged_copy_fails(
         self, rtu_link: Link, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """An answer byte for byte the unit's last good one is taken without its CRC worked out again; the same
-        answer with its CRC flipped is still a CRC error, and a changed register is read as changed."""
+        """A read asked again is sent as the frame made the first time, and an answer byte for byte the unit's last
+        good one is taken without its CRC worked out again; the same answer with its CRC flipped is still a CRC
+        error, and a changed register is read as changed."""
         crcs: list[bytes] = []
         crc16, master_thread = rtu_codec.crc16, threading.get_ident()
 
@@ -303,7 +305,7 @@ class TestSerialRtu:
         assert master.read_registers(1, 0x03, 0, 3) == (1000, 1001, 1002)
         assert len(crcs) == 2  # the request's and the answer's
         assert master.read_registers(1, 0x03, 0, 3) == (1000, 1001, 1002)
-        assert len(crcs) == 3  # the request's only
+        assert len(crcs) == 2  # the request's frame is kept, the answer's CRC is the last good one's
         rtu_link.server.faults[1].corrupt_crc_rate = 1.0
         with pytest.raises(ModbusCrcError):
             master.read_registers(1, 0x03, 0, 3)
@@ -313,6 +315,19 @@ class TestSerialRtu:
         assert master.statistics() == LinkStatistics(
             requests=4, ok=3, crc_errors=1, bytes_sent=4 * 8, bytes_received=4 * 11
         )
+
+    def test_reads_kept_as_frames_are_bounded_and_made_again_when_dropped(
+        self, rtu_link: Link, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Past the number of reads a master keeps made, the kept ones are dropped: every read still gets its own
+        answer, and no more than the bound is ever kept."""
+        monkeypatch.setattr(master_module, "MAX_READS_KEPT", 2)
+        master = rtu_link.master
+        for _ in range(2):
+            for address in range(4):
+                assert master.read_registers(1, 0x03, address, 2) == (1000 + address, 1001 + address)
+                assert len(master._reads) <= 2
+        assert master.statistics().ok == 8
 
     def test_missing_port_is_a_link_error_until_it_appears(self, tmp_path: Path) -> None:
         """A port that does not exist yet raises ModbusLinkError naming it; once it appears, requests work."""
