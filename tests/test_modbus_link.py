@@ -29,6 +29,8 @@ from drivers.modbus import (
     SerialRtuMaster,
     TcpMaster,
 )
+from drivers.modbus import master as master_module
+from drivers.modbus import rtu as rtu_codec
 from drivers.transport import LinkStatistics
 from simulators.broker import free_loopback_port
 from simulators.modbus_slave import RegisterMap, RtuSlaveServer, TcpSlaveServer
@@ -259,6 +261,73 @@ class TestSerialRtu:
         rtu_link.server.faults[2].delay_s = 0.0
         assert master.read_registers(1, 0x03, 0, 1) == (1000,)
         master.close()
+
+    def test_bytes_after_an_exception_answer_are_not_read_as_the_next_answer(self, line: PtyPair) -> None:
+        """An exception answer is five bytes whatever the normal answer's length: what follows it (here a frame
+        that would pass for the next answer) is dropped, and the next request reads its own answer."""
+        master = SerialRtuMaster(line.link_a, timeout_s=TIMEOUT_S)
+        answers = [with_crc("018302") + with_crc("0103020007"), with_crc("010302002A")]
+        requests: list[bytes] = []
+
+        def device() -> None:
+            with serial.Serial(str(line.link_b), timeout=1.0) as port:
+                for answer in answers:
+                    requests.append(port.read(8))
+                    port.write(answer)
+
+        thread = threading.Thread(target=device, daemon=True)
+        thread.start()
+        time.sleep(SLACK_S)
+        with pytest.raises(ModbusExceptionResponse):
+            master.read_registers(1, 0x03, 0, 1)
+        assert master.read_registers(1, 0x03, 0, 1) == (42,)
+        thread.join(5.0)
+        assert requests == [with_crc("010300000001")] * 2
+        assert master.statistics().refusals == 1
+        master.close()
+
+    def test_an_answer_like_the_last_good_one_is_not_checked_again_but_a_damaged_copy_fails(
+        self, rtu_link: Link, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A read asked again is sent as the frame made the first time, and an answer byte for byte the unit's last
+        good one is taken without its CRC worked out again; the same answer with its CRC flipped is still a CRC
+        error, and a changed register is read as changed."""
+        crcs: list[bytes] = []
+        crc16, master_thread = rtu_codec.crc16, threading.get_ident()
+
+        def counted(data: bytes) -> int:
+            if threading.get_ident() == master_thread:  # not the slave's, on its own thread
+                crcs.append(data)
+            return crc16(data)
+
+        monkeypatch.setattr(rtu_codec, "crc16", counted)
+        master = rtu_link.master
+        assert master.read_registers(1, 0x03, 0, 3) == (1000, 1001, 1002)
+        assert len(crcs) == 2  # the request's and the answer's
+        assert master.read_registers(1, 0x03, 0, 3) == (1000, 1001, 1002)
+        assert len(crcs) == 2  # the request's frame is kept, the answer's CRC is the last good one's
+        rtu_link.server.faults[1].corrupt_crc_rate = 1.0
+        with pytest.raises(ModbusCrcError):
+            master.read_registers(1, 0x03, 0, 3)
+        rtu_link.server.faults[1].corrupt_crc_rate = 0.0
+        rtu_link.banks[1].write(1, (7,))
+        assert master.read_registers(1, 0x03, 0, 3) == (1000, 7, 1002)
+        assert master.statistics() == LinkStatistics(
+            requests=4, ok=3, crc_errors=1, bytes_sent=4 * 8, bytes_received=4 * 11
+        )
+
+    def test_reads_kept_as_frames_are_bounded_and_made_again_when_dropped(
+        self, rtu_link: Link, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Past the number of reads a master keeps made, the kept ones are dropped: every read still gets its own
+        answer, and no more than the bound is ever kept."""
+        monkeypatch.setattr(master_module, "MAX_READS_KEPT", 2)
+        master = rtu_link.master
+        for _ in range(2):
+            for address in range(4):
+                assert master.read_registers(1, 0x03, address, 2) == (1000 + address, 1001 + address)
+                assert len(master._reads) <= 2
+        assert master.statistics().ok == 8
 
     def test_missing_port_is_a_link_error_until_it_appears(self, tmp_path: Path) -> None:
         """A port that does not exist yet raises ModbusLinkError naming it; once it appears, requests work."""

@@ -161,6 +161,40 @@ class TestSerialPort:
         assert counters.snapshot().bytes_received == len(b"AB") + len(b"rest of it") + len(b"next")
         port.close()
 
+    def test_read_at_least_returns_once_enough_has_come_and_never_more_than_asked(
+        self, line: PtyPair, device: serial.Serial
+    ) -> None:
+        """A read that needs `least` bytes takes what has come up to `size` and leaves the rest; with fewer than
+        `least` by the deadline it returns those."""
+        counters = LinkCounters()
+        port = serial_port(line.link_a, counters)
+        port.send(b"ask")
+        device.write(b"0123456789")
+        first = port.read_at_least(2, 6, time.monotonic() + TIMEOUT_S)
+        assert 2 <= len(first) <= 6
+        assert first + port.read_exactly(10 - len(first), time.monotonic() + TIMEOUT_S) == b"0123456789"
+        device.write(b"x")
+        assert port.read_at_least(2, 6, time.monotonic() + TIMEOUT_S) == b"x"
+        assert counters.snapshot().bytes_received == 11
+        port.close()
+
+    def test_a_frame_longer_than_the_port_takes_at_once_goes_out_whole(
+        self, line: PtyPair, device: serial.Serial
+    ) -> None:
+        """A frame that overfills the output buffer (the far end not reading yet) is written as room comes, whole
+        and in order."""
+        frame = bytes(range(256)) * 4096
+        port = serial_port(line.link_a, LinkCounters())
+        sender = threading.Thread(target=port.send, args=(frame,), daemon=True)
+        sender.start()
+        time.sleep(TIMEOUT_S)
+        assert sender.is_alive(), "the whole frame was taken at once: nothing was left to write as room came"
+        device.timeout = 5.0
+        assert device.read(len(frame)) == frame
+        sender.join(5.0)
+        assert not sender.is_alive()
+        port.close()
+
     def test_read_some_takes_no_more_than_asked(self, line: PtyPair, device: serial.Serial) -> None:
         """What is waiting is taken up to the caller's limit, the rest left for the next read."""
         port = serial_port(line.link_a, LinkCounters())

@@ -16,6 +16,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import ClassVar, Protocol, TypeVar
 
@@ -169,18 +170,21 @@ class SerialRtuMaster(_Master):
         self.baudrate = baudrate
         self.parity = parity
         self.stopbits = stopbits
+        self._passed: dict[int, bytes] = {}
+        """Each unit's last answer that passed the frame's checks (`_checked`)."""
+        self._reads: dict[tuple[int, int, int, int], _RequestFrame] = {}
+        """Each read asked, by (unit, function, address, count), made into its frame once (`_frame`)."""
 
     def _disconnect(self) -> None:
         self._port.close()
 
     def _exchange(self, unit: int, request: Request, context: Exchange) -> bytes:
-        adu = rtu.encode_adu(unit, encode_request(request))
-        expected = rtu.expected_response_length(request.function, request.count)
+        frame = self._frame(unit, request)
         port = self._port
         try:
-            port.send(adu)
+            port.send(frame.adu)
             try:
-                return rtu.decode_response_adu(self._receive(expected, context), unit, context)
+                return self._receive(frame, unit, context)
             except ModbusTimeout:
                 port.hold_after_timeout()
                 raise
@@ -192,16 +196,68 @@ class SerialRtuMaster(_Master):
         except PORT_FAILURES as error:
             raise port.broken(str(context), error) from error
 
-    def _receive(self, expected: int, context: Exchange) -> bytes:
-        deadline = time.monotonic() + self.timeout_s + rtu.frame_time_s(expected, self.baudrate)
-        answer = self._port.read_exactly(2, deadline)
+    def _frame(self, unit: int, request: Request) -> _RequestFrame:
+        """The request's frame and what its answer must be. A read is made once and kept (a device's reads are
+        the same every poll), up to `MAX_READS_KEPT` of them; a write is made every time."""
+        if type(request) is not ReadRegistersRequest:
+            return self._made(unit, request)
+        key = (unit, request.function, request.address, request.count)
+        frame = self._reads.get(key)
+        if frame is None:
+            if len(self._reads) >= MAX_READS_KEPT:
+                self._reads.clear()
+            frame = self._reads[key] = self._made(unit, request)
+        return frame
+
+    def _made(self, unit: int, request: Request) -> _RequestFrame:
+        expected = rtu.expected_response_length(request.function, request.count)
+        return _RequestFrame(
+            rtu.encode_adu(unit, encode_request(request)),
+            expected,
+            self.timeout_s + rtu.frame_time_s(expected, self.baudrate),
+        )
+
+    def _receive(self, frame: _RequestFrame, unit: int, context: Exchange) -> bytes:
+        """The answer's PDU, its frame checked (`_checked`). The answer is read as it comes up to the normal
+        answer's length, which is one read once it is in whole; its length is known from its second byte (an
+        exception answer is shorter), and whatever came after an exception answer is dropped, as the next
+        request's flush would drop it."""
+        port, expected = self._port, frame.answer_bytes
+        deadline = time.monotonic() + frame.answer_within_s
+        answer = port.read_at_least(2, expected, deadline)
         if not answer:
             raise ModbusTimeout(f"{context}: no answer within {self.timeout_s} s")
-        total = rtu.response_length(answer[1], expected) if len(answer) == 2 else expected
-        answer += self._port.read_exactly(total - len(answer), deadline)
+        total = rtu.response_length(answer[1], expected) if len(answer) >= 2 else expected
         if len(answer) < total:
-            raise cut_short(context, answer, total, self.timeout_s)
-        return answer
+            answer += port.read_exactly(total - len(answer), deadline)
+            if len(answer) < total:
+                raise cut_short(context, answer, total, self.timeout_s)
+        return self._checked(answer[:total], unit, context)
+
+    def _checked(self, answer: bytes, unit: int, context: Exchange) -> bytes:
+        """The answer's PDU once its frame passes its checks (`rtu.decode_response_adu`: length, CRC, unit). An
+        answer byte for byte the same as the unit's last one that passed passes them again, so its CRC is not worked
+        out again: the CRC is a pure-Python loop over every byte, and an idle dispenser answers the same all day."""
+        if answer == self._passed.get(unit):
+            return answer[1 : -rtu.CRC_BYTES]
+        pdu = rtu.decode_response_adu(answer, unit, context)
+        self._passed[unit] = answer
+        return pdu
+
+
+MAX_READS_KEPT = 1024
+"""Reads a serial master keeps made into frames; a station's devices ask a few dozen, a scan of the bus may ask
+more, and the kept ones are dropped and made again then."""
+
+
+@dataclass(frozen=True, slots=True)
+class _RequestFrame:
+    """A request as the RTU master sends it: the frame, its normal answer's length, and how long after the
+    request is out that answer may take (the timeout plus its own time on the line)."""
+
+    adu: bytes
+    answer_bytes: int
+    answer_within_s: float
 
 
 class TcpMaster(_Master):

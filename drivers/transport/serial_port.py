@@ -74,30 +74,44 @@ class SerialPort:
         self._counters = counters
         self._wording = wording
         self._serial: Any = None
+        self._fd = -1
+        self._ready = select.poll()
+        """The open port's descriptor, registered for reading once per opening rather than once per read."""
         self._free_at = 0.0
 
     def send(self, frame: bytes) -> None:
-        """Wait until the line is free, drop whatever input is left, write `frame` and wait until it is out."""
-        port = self._open()
+        """Wait until the line is free, drop whatever input is left, write `frame` and wait until it is out.
+
+        The three are the port's own calls (tcflush, write, tcdrain) on its descriptor: pyserial's `write` follows
+        each write with a select until the port has taken it, a system call a frame that the drain makes needless."""
+        fd = self._open()
         delay_s = self._free_at - time.monotonic()
         if delay_s > 0:
             time.sleep(delay_s)
-        port.reset_input_buffer()
-        port.write(frame)
-        port.flush()
+        termios.tcflush(fd, termios.TCIFLUSH)
+        try:
+            written = os.write(fd, frame)
+        except BlockingIOError:
+            written = 0
+        if written < len(frame):
+            self._write_rest(fd, frame, written)
+        termios.tcdrain(fd)
         self._counters.bytes_sent += len(frame)
 
     def read_exactly(self, size: int, deadline: float) -> bytes:
-        """Up to `size` bytes, fewer if the `time.monotonic()` deadline passes first.
+        """Up to `size` bytes, fewer if the `time.monotonic()` deadline passes first."""
+        return self.read_at_least(size, size, deadline)
+
+    def read_at_least(self, least: int, size: int, deadline: float) -> bytes:
+        """At least `least` bytes and at most `size`, fewer than `least` if the `time.monotonic()` deadline passes
+        first: each read takes all that has come, up to `size`, so an answer that is in whole is one read even when
+        its length is known only from its first bytes.
 
         Waits on the port's descriptor itself rather than through pyserial's `timeout`, whose setter reconfigures
         the port (a lock and a read of its settings) every time: twice a request, more than the read cost."""
-        port = self._serial
-        fd = port.fileno()
-        ready = select.poll()
-        ready.register(fd, select.POLLIN)
+        fd, ready = self._fd, self._ready
         received = b""
-        while len(received) < size:
+        while len(received) < least:
             remaining_s = deadline - time.monotonic()
             if remaining_s <= 0 or not ready.poll(remaining_s * 1000):
                 break
@@ -150,10 +164,12 @@ class SerialPort:
 
     def close(self) -> None:
         port, self._serial = self._serial, None
+        self._fd, self._ready = -1, select.poll()
         if port is not None:
             port.close()
 
-    def _open(self) -> Any:
+    def _open(self) -> int:
+        """The open port's descriptor, the port opened first if it is not."""
         if self._serial is None:
             try:
                 self._serial = serial.Serial(
@@ -169,4 +185,16 @@ class SerialPort:
                 raise self._wording.error(
                     f"serial port {self.path}: cannot open ({error}); {self._wording.advice}"
                 ) from error
-        return self._serial
+            self._fd = self._serial.fileno()
+            self._ready.register(self._fd, select.POLLIN)
+        return self._fd
+
+    def _write_rest(self, fd: int, frame: bytes, written: int) -> None:
+        """The rest of a frame the port did not take whole (its output buffer was full): written as the port
+        takes it, waiting for room as long as it takes, as pyserial's `write` does."""
+        while written < len(frame):
+            select.select((), (fd,), ())
+            try:
+                written += os.write(fd, frame[written:])
+            except BlockingIOError:
+                continue
