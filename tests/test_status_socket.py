@@ -11,6 +11,8 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,91 @@ class TestServer:
         server.offer(b'{"health": "ok"}')
         assert ask(server.path, timeout_s=10.0) == b'{"health": "ok"}'
         assert exhausted.failures == 2
+
+    def test_a_reader_waits_its_turn_while_the_queue_of_readers_is_full(self, tmp_path: Path) -> None:
+        """More readers at once than the queue holds (a script asking in a loop, a burst of connections that
+        vanish): `status` waits for room up to its timeout rather than say at once that no agent runs."""
+        path = tmp_path / "busy.sock"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(str(path))
+            listener.listen(0)
+            listener.settimeout(10.0)
+            queued: list[socket.socket] = []
+            for _ in range(16):
+                waiting = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                waiting.setblocking(False)
+                try:
+                    waiting.connect(str(path))
+                except BlockingIOError:
+                    waiting.close()
+                    break
+                queued.append(waiting)
+            else:
+                pytest.fail("the listener's queue never filled")
+            answers: list[bytes] = []
+            errors: list[OSError] = []
+
+            def asking() -> None:
+                try:
+                    answers.append(ask(path, timeout_s=10.0))
+                except OSError as exc:
+                    errors.append(exc)
+
+            reader = threading.Thread(target=asking)
+            reader.start()
+            time.sleep(0.3)  # the reader meets the full queue first
+            for _ in range(len(queued) + 1):
+                if errors:
+                    break
+                connection, _ = listener.accept()
+                with connection:
+                    connection.sendall(b'{"n":1}')
+            reader.join(10.0)
+            for waiting in queued:
+                waiting.close()
+        assert (answers, errors) == ([b'{"n":1}'], [])
+
+    def test_a_start_short_of_descriptors_leaves_none_behind(self, tmp_path: Path) -> None:
+        """The process runs out of file descriptors part way through the start (the socket made, its wake-up
+        pipe or selector not): the start fails with OSError and leaves neither a descriptor nor a socket file
+        that nobody answers on; with enough of them it starts."""
+        script = """
+import json, os, resource, sys
+from pathlib import Path
+from agent.status_socket import StatusSocketServer
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+results = []
+for spare in range(6):
+    server = StatusSocketServer(Path(sys.argv[1]) / f"s{spare}.sock")
+    before = sorted(os.listdir("/proc/self/fd"))
+    held = []
+    for _ in range(64):
+        try:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            break
+    for descriptor in held[:spare]:
+        os.close(descriptor)
+    try:
+        server.start()
+        started = True
+    except OSError:
+        started = False
+    for descriptor in held[spare:]:
+        os.close(descriptor)
+    if started:
+        server.stop()
+    left = sorted(set(os.listdir("/proc/self/fd")) - set(before))
+    results.append({"spare": spare, "started": started, "left": left, "socket": server.path.exists()})
+print(json.dumps(results))
+"""
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60, check=True
+        )
+        results = json.loads(done.stdout)
+        assert [r["spare"] for r in results if not r["started"]][:1] == [0]
+        assert results[-1]["started"]
+        assert [r for r in results if r["left"] or r["socket"]] == []
 
     def test_stop_removes_the_socket(self, server: StatusSocketServer) -> None:
         """After a stop nothing answers, which is how `status` tells that the agent is not running."""
