@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import functools
 import json
+import os
 import re
 import shutil
 import string
@@ -596,6 +597,22 @@ class TestSnapshotJson:
         shutil.rmtree(path.parent)
         write_status(path, b"{}")
         assert path.read_bytes() == b"{}"
+
+    def test_a_link_at_the_temporary_name_is_replaced_never_written_through(self, tmp_path: Path) -> None:
+        """Whatever lies at the temporary's name (a symbolic or hard link to another file planted there, or a
+        temporary a full disk cut short) is put aside, never written into: the file a link leads to keeps its
+        bytes, and the status file is a plain file holding the document."""
+        path = tmp_path / "run" / "status.json"
+        path.parent.mkdir()
+        temporary = path.with_name("status.json.tmp")
+        victim = tmp_path / "outbox.db"
+        victim.write_bytes(b"records")
+        for n, plant in enumerate((os.symlink, os.link, lambda _, at: at.write_bytes(b"x" * 1000))):
+            plant(victim, temporary)
+            write_status(path, b'{"n":%d}' % n)
+            assert victim.read_bytes() == b"records"
+            assert path.read_bytes() == b'{"n":%d}' % n and not path.is_symlink() and path.stat().st_nlink == 1
+            assert sorted(p.name for p in path.parent.iterdir()) == ["status.json"]
 
     def test_the_disk_figures_are_the_standard_librarys(self, tmp_path: Path) -> None:
         """Free and total bytes as `shutil.disk_usage` gives them; None where the path cannot be asked."""
