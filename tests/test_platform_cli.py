@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from support.waiting import wait_until
 from test_platform_signer import StationClient, TinySigner
 
+from agent.ledger.keys import KeySpec, generate_key_file
+from agent.ledger.suites import Suite
 from simulators import cli
 from simulators.broker import MosquittoBroker
 from simulators.platform import ed25519
@@ -171,6 +173,24 @@ def test_without_libsodium_the_receiver_and_the_audit_refuse_to_start_naming_the
             code, err = _run(capsys, command, "--db", str(tmp_path / "p.sqlite"), "--station", f"{STATION}={key_file}")
             assert code == 2
             assert "st1.pem" in err and "install the Debian package libsodium23" in err
+    finally:
+        ed25519._libsodium.cache_clear()
+
+
+def test_without_libsodium_an_sm2_station_is_refused_too_as_it_may_rotate_to_ed25519(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A station registered with an SM2 key may rotate to an Ed25519 one at any time: without libsodium both
+    commands refuse to start, naming libsodium23, rather than fail on that station's rotation record."""
+    key_file = tmp_path / "st1.pem"
+    key_file.write_text(generate_key_file(tmp_path / "device.key", KeySpec(Suite.SM2)).public_pem())
+    monkeypatch.setattr(ed25519, "LIBRARY", "libsodium-absent.so.0")
+    ed25519._libsodium.cache_clear()
+    try:
+        for command in ("platform", "platform-audit"):
+            code, err = _run(capsys, command, "--db", str(tmp_path / "p.sqlite"), "--station", f"{STATION}={key_file}")
+            assert code == 2
+            assert "install the Debian package libsodium23" in err
     finally:
         ed25519._libsodium.cache_clear()
 
