@@ -442,6 +442,35 @@ class TestRunningAgent:
         finally:
             rig.close()
 
+    def test_a_status_file_that_cannot_be_written_is_said_once_and_the_socket_still_answers(
+        self, tmp_path: Path, private_broker: MosquittoBroker
+    ) -> None:
+        """The status file's directory is a plain file (as good as a full or broken /run): every turn fails to write
+        it, the log says so once rather than every turn, and `status` still gets its answer over the socket."""
+        (tmp_path / "blocked").write_text("not a directory")
+        rig = StationRig(
+            tmp_path,
+            private_broker,
+            agent={"status": {"path": "blocked/status.json", "socket": "status.sock", "interval_s": 0.2}},
+        )
+        try:
+            rig.start_agent()
+
+            def answered() -> bool:
+                try:
+                    return bool(ask(tmp_path / "status.sock"))
+                except OSError:
+                    return False
+
+            wait_until(answered, 20, "the agent to answer on its socket")
+            time.sleep(3.0)  # fifteen more turns, each failing to write the file
+            assert answered()
+            assert rig.stop_agent() == 0
+            said = [line for line in rig.agent_log().splitlines() if "status_not_written" in line]
+            assert len(said) == 1 and "blocked" in said[0]
+        finally:
+            rig.close()
+
     def test_all_well_waits_for_the_platform_to_confirm_this_run(
         self, tmp_path: Path, private_broker: MosquittoBroker
     ) -> None:
