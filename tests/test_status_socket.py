@@ -164,6 +164,21 @@ class TestServer:
                 waiting.close()
         assert (answers, errors) == ([b'{"n":1}'], [])
 
+    def test_restarts_and_repeated_stops_leave_no_descriptor_behind(self, tmp_path: Path) -> None:
+        """A server stopped before it started, started and stopped twice over, twenty times in one process: each
+        answers while it runs, and the process holds the same descriptors at the end as at the start."""
+        before = sorted(os.listdir("/proc/self/fd"))
+        StatusSocketServer(tmp_path / "never.sock").stop()
+        for n in range(20):
+            running = StatusSocketServer(tmp_path / "status.sock")
+            running.start()
+            running.offer(b'{"n":%d}' % n)
+            assert ask(running.path) == b'{"n":%d}' % n
+            running.stop()
+            running.stop()
+            assert not running._thread.is_alive() and not running.path.exists()
+        assert sorted(os.listdir("/proc/self/fd")) == before
+
     def test_a_start_short_of_descriptors_leaves_none_behind(self, tmp_path: Path) -> None:
         """The process runs out of file descriptors part way through the start (the socket made, its wake-up
         pipe or selector not): the start fails with OSError and leaves neither a descriptor nor a socket file
