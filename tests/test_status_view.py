@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import errno
 import functools
 import json
 import os
@@ -613,6 +614,33 @@ class TestSnapshotJson:
             assert victim.read_bytes() == b"records"
             assert path.read_bytes() == b'{"n":%d}' % n and not path.is_symlink() and path.stat().st_nlink == 1
             assert sorted(p.name for p in path.parent.iterdir()) == ["status.json"]
+
+    def test_a_write_the_disk_cuts_short_leaves_the_last_document_whole(self, tmp_path: Path) -> None:
+        """The kernel refuses the rest of a write part way (a file-size limit, as a full disk does): the error is
+        an OSError for the caller to log, the status file still holds the last whole document, and the next write
+        with room replaces it and the cut-short temporary alike."""
+        script = """
+import os, resource, signal, sys
+from pathlib import Path
+from agent.status import write_status
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+path = Path(sys.argv[1]) / "status.json"
+write_status(path, b'{"n":1}')
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+try:
+    write_status(path, b"[" + b"0," * 100_000 + b"0]")
+except OSError as error:
+    print(error.errno)
+"""
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60, check=True
+        )
+        assert done.stdout.split() == [str(errno.EFBIG)]
+        path = tmp_path / "status.json"
+        assert path.read_bytes() == b'{"n":1}'
+        assert (tmp_path / "status.json.tmp").stat().st_size == 4096
+        write_status(path, b'{"n":2}')
+        assert path.read_bytes() == b'{"n":2}' and sorted(p.name for p in tmp_path.iterdir()) == ["status.json"]
 
     def test_the_disk_figures_are_the_standard_librarys(self, tmp_path: Path) -> None:
         """Free and total bytes as `shutil.disk_usage` gives them; None where the path cannot be asked."""
