@@ -159,31 +159,15 @@ def test_bad_pem_is_one_clear_line(capsys: pytest.CaptureFixture[str], tmp_path:
     assert "-----BEGIN PUBLIC KEY-----" in err
 
 
+@pytest.mark.parametrize("suite", [Suite.ED25519, Suite.SM2])
 def test_without_libsodium_the_receiver_and_the_audit_refuse_to_start_naming_the_package(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suite: Suite
 ) -> None:
-    """No libsodium on the box: both commands exit 2 at once with one line naming libsodium23, rather than run
-    with records they cannot check."""
+    """No libsodium on the box: both commands exit 2 at once with one line naming libsodium23 (and the Ed25519
+    key file it was needed for), rather than run with records they cannot check; a station registered with an
+    SM2 key too, as it may rotate to an Ed25519 one at any time."""
     key_file = tmp_path / "st1.pem"
-    key_file.write_bytes(TinySigner().pem())
-    monkeypatch.setattr(ed25519, "LIBRARY", "libsodium-absent.so.0")
-    ed25519._libsodium.cache_clear()
-    try:
-        for command in ("platform", "platform-audit"):
-            code, err = _run(capsys, command, "--db", str(tmp_path / "p.sqlite"), "--station", f"{STATION}={key_file}")
-            assert code == 2
-            assert "st1.pem" in err and "install the Debian package libsodium23" in err
-    finally:
-        ed25519._libsodium.cache_clear()
-
-
-def test_without_libsodium_an_sm2_station_is_refused_too_as_it_may_rotate_to_ed25519(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A station registered with an SM2 key may rotate to an Ed25519 one at any time: without libsodium both
-    commands refuse to start, naming libsodium23, rather than fail on that station's rotation record."""
-    key_file = tmp_path / "st1.pem"
-    key_file.write_text(generate_key_file(tmp_path / "device.key", KeySpec(Suite.SM2)).public_pem())
+    key_file.write_text(generate_key_file(tmp_path / "device.key", KeySpec(suite)).public_pem())
     monkeypatch.setattr(ed25519, "LIBRARY", "libsodium-absent.so.0")
     ed25519._libsodium.cache_clear()
     try:
@@ -191,6 +175,7 @@ def test_without_libsodium_an_sm2_station_is_refused_too_as_it_may_rotate_to_ed2
             code, err = _run(capsys, command, "--db", str(tmp_path / "p.sqlite"), "--station", f"{STATION}={key_file}")
             assert code == 2
             assert "install the Debian package libsodium23" in err
+            assert ("st1.pem" in err) == (suite is Suite.ED25519)
     finally:
         ed25519._libsodium.cache_clear()
 
