@@ -39,7 +39,7 @@ from agent.ledger.recorder import Recorder
 from agent.ledger.recorder_inbox import ChainPosition, RecorderInbox
 from agent.lifecycle import PreviousRun, startup_intents
 from agent.locale import language_for_zone
-from agent.logs import get_logger
+from agent.logs import LogTally, get_logger
 from agent.station.station import Station
 from agent.station_loop import HeartbeatFacts, StationInbox, StationLoop
 from agent.station_view import StationView
@@ -108,6 +108,8 @@ class Agent:
         """The outbox's lock (agent/ledger/opening.py), held from opening to the end of the stop."""
         self._last_status: AgentStatus | None = None
         """The status the main thread built last, for the platform's `status` command."""
+        self._status_unwritten = LogTally()
+        """Failures to write the status file: a full or broken /run fails every turn, and is said once a minute."""
         station = self.config.station
         self._zone = ZoneInfo(station.timezone)
         self._locale = station.locale or language_for_zone(station.timezone)
@@ -513,7 +515,9 @@ class Agent:
         try:
             write_status(self.config.status.path, document)
         except OSError as exc:
-            log.warning("status_not_written", path=str(self.config.status.path), error=str(exc))
+            count = self._status_unwritten.note(self.clock.monotonic())
+            if count is not None:
+                log.warning("status_not_written", path=str(self.config.status.path), error=str(exc), count=count)
         self._status_socket.offer(document)
         self._led.show(status.health)
         return status

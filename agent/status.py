@@ -131,17 +131,22 @@ def _fields_of(value: Any) -> dict[str, Any]:
     return {name: getattr(value, name) for name in names}
 
 
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+"""A new file only: never one already at the name, nor through a link planted there (O_EXCL follows none)."""
 
 
 def write_status(path: Path, document: bytes) -> None:
     """`document`: the snapshot as `status_json` wrote it. Once a second, so in plain system calls; the directory
-    is made only when it is missing (a tmpfs emptied under the agent)."""
+    is made only when it is missing (a tmpfs emptied under the agent). Whatever lies at the temporary's name (a
+    write a full disk cut short, or a link to another file) is removed rather than written into."""
     temporary = f"{path}.tmp"
     try:
         descriptor = os.open(temporary, _WRITE_FLAGS, 0o666)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(temporary, _WRITE_FLAGS, 0o666)
+    except FileExistsError:
+        os.unlink(temporary)
         descriptor = os.open(temporary, _WRITE_FLAGS, 0o666)
     try:
         written = os.write(descriptor, document)

@@ -9,6 +9,7 @@ for its stop five times a second cost as much CPU as a fifth of the main thread'
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import socket
@@ -25,6 +26,8 @@ SEND_TIMEOUT_S = 2.0
 """A reader that takes longer than this for a few kilobytes is dropped, so the next one is not kept waiting."""
 STOP_WAIT_S = 1.0
 """How long a stop waits for the server thread beyond a reader's send."""
+QUEUE_FULL_PAUSE_S = 0.01
+"""How long a reader that found the agent's queue of readers full waits before it tries again."""
 ACCEPT_PAUSE_S = 1.0
 """The pause after a failed accept (no file descriptor free, say) before the next try."""
 
@@ -55,20 +58,21 @@ class StatusSocketServer:
         if _answers(self.path):
             raise StatusSocketBusy(f"{self.path}: another process answers on it; is a second agent running?")
         self.path.unlink(missing_ok=True)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
+        with contextlib.ExitStack() as undo:  # a start that fails (no descriptor free, say) leaves nothing behind
+            listener = undo.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
             listener.bind(str(self.path))
+            undo.callback(self.path.unlink, missing_ok=True)
             os.chmod(self.path, SOCKET_MODE)
             listener.listen(8)
             listener.setblocking(False)
-        except OSError:
-            listener.close()
-            raise
-        self._wake_read, self._wake_write = os.pipe()
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(listener, selectors.EVENT_READ)
-        self._selector.register(self._wake_read, selectors.EVENT_READ)
-        self._listener = listener
+            wake_read, wake_write = os.pipe()
+            undo.callback(os.close, wake_read)
+            undo.callback(os.close, wake_write)
+            selector = undo.enter_context(selectors.DefaultSelector())
+            selector.register(listener, selectors.EVENT_READ)
+            selector.register(wake_read, selectors.EVENT_READ)
+            undo.pop_all()
+        self._listener, self._selector, self._wake_read, self._wake_write = listener, selector, wake_read, wake_write
         self._thread.start()
 
     def offer(self, payload: bytes) -> None:
@@ -135,9 +139,19 @@ def _answers(path: Path) -> bool:
 def ask(path: Path, timeout_s: float = 5.0) -> bytes:
     """The snapshot the agent at `path` gives; raises OSError (FileNotFoundError, ConnectionRefusedError, ...)
     when no agent answers there. Empty when the agent has not finished its first second."""
+    deadline = time.monotonic() + timeout_s
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.settimeout(timeout_s)
-        client.connect(str(path))
+        while True:
+            try:
+                client.connect(str(path))
+                break
+            except BlockingIOError:
+                # The agent's queue of readers is full (a burst of them): with a timeout set, a Unix socket's
+                # connect fails at once rather than wait for room, so the reader waits its turn here.
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(QUEUE_FULL_PAUSE_S)
         chunks = []
         while chunk := client.recv(65536):
             chunks.append(chunk)

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from support.waiting import wait_until
 from test_platform_signer import StationClient, TinySigner
 
+from agent.ledger.keys import KeySpec, generate_key_file
+from agent.ledger.suites import Suite
 from simulators import cli
 from simulators.broker import MosquittoBroker
 from simulators.platform import ed25519
@@ -157,20 +159,23 @@ def test_bad_pem_is_one_clear_line(capsys: pytest.CaptureFixture[str], tmp_path:
     assert "-----BEGIN PUBLIC KEY-----" in err
 
 
+@pytest.mark.parametrize("suite", [Suite.ED25519, Suite.SM2])
 def test_without_libsodium_the_receiver_and_the_audit_refuse_to_start_naming_the_package(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suite: Suite
 ) -> None:
-    """No libsodium on the box: both commands exit 2 at once with one line naming libsodium23, rather than run
-    with records they cannot check."""
+    """No libsodium on the box: both commands exit 2 at once with one line naming libsodium23 (and the Ed25519
+    key file it was needed for), rather than run with records they cannot check; a station registered with an
+    SM2 key too, as it may rotate to an Ed25519 one at any time."""
     key_file = tmp_path / "st1.pem"
-    key_file.write_bytes(TinySigner().pem())
+    key_file.write_text(generate_key_file(tmp_path / "device.key", KeySpec(suite)).public_pem())
     monkeypatch.setattr(ed25519, "LIBRARY", "libsodium-absent.so.0")
     ed25519._libsodium.cache_clear()
     try:
         for command in ("platform", "platform-audit"):
             code, err = _run(capsys, command, "--db", str(tmp_path / "p.sqlite"), "--station", f"{STATION}={key_file}")
             assert code == 2
-            assert "st1.pem" in err and "install the Debian package libsodium23" in err
+            assert "install the Debian package libsodium23" in err
+            assert ("st1.pem" in err) == (suite is Suite.ED25519)
     finally:
         ed25519._libsodium.cache_clear()
 

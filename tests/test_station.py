@@ -524,6 +524,7 @@ _ACTIONS = st.lists(
         st.tuples(st.just("totalizer"), st.integers(-30, 30)),
         st.tuples(st.just("no_counter"), st.just(0)),
         st.tuples(st.just("wait_s"), st.integers(1, 200)),
+        st.tuples(st.just("earlier"), st.integers(1, 6)),
     ),
     max_size=60,
 )
@@ -531,12 +532,16 @@ _ACTIONS = st.lists(
 
 def _scripted(actions: list[tuple[str, object]], *, reuse: bool) -> list[RecordIntent]:
     """The station's records for a script of polls; `reuse`: a nozzle whose answer did not change is handed over
-    as the very same object, as the drivers do (otherwise as an equal copy every poll)."""
+    as the very same object, as the drivers do (otherwise as an equal copy every poll); `earlier` hands back the
+    object of a poll some polls before (a controller rebooted to older counters, a reading kept by a poller)."""
     station = Station([BINDING], {}, RULES)
     now, nozzle, liquid, vapour, made = 1_800_000_000_000, IDLE, 1000, 500, []
+    handed: list[NozzleReading] = []
     for action, value in actions:
         counter = True
-        if action == "state":
+        if action == "earlier":
+            nozzle = handed[-int(str(value))] if len(handed) >= int(str(value)) else nozzle
+        elif action == "state":
             nozzle = replace(nozzle, state=value)
         elif action == "sale":
             volume = 1_000 * (1 + int(str(value)))
@@ -557,6 +562,7 @@ def _scripted(actions: list[tuple[str, object]], *, reuse: bool) -> list[RecordI
             now += int(str(value)) * 1000
         now += 250
         given = nozzle if reuse else replace(nozzle)
+        handed.append(nozzle)
         made += station.on_event(
             DeviceReading("pc1", "rs485-1", now, PumpControllerReading((given,), 10_000, 0x102, COUNTERS))
         )
@@ -572,6 +578,6 @@ def _scripted(actions: list[tuple[str, object]], *, reuse: bool) -> list[RecordI
 def test_the_same_answer_handed_over_again_makes_the_records_an_equal_one_makes(
     actions: list[tuple[str, object]],
 ) -> None:
-    """An idle nozzle's reading handed over as the very same object poll after poll is judged as an equal new
-    one would be: the same sales, alarms and cursors, in the same order."""
+    """An idle nozzle's reading handed over as the very same object poll after poll, or handed back after others,
+    is judged as an equal new one would be: the same sales, alarms and cursors, in the same order."""
     assert _scripted(actions, reuse=True) == _scripted(actions, reuse=False)

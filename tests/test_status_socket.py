@@ -11,6 +11,8 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,106 @@ class TestServer:
         server.offer(b'{"health": "ok"}')
         assert ask(server.path, timeout_s=10.0) == b'{"health": "ok"}'
         assert exhausted.failures == 2
+
+    def test_a_reader_waits_its_turn_while_the_queue_of_readers_is_full(self, tmp_path: Path) -> None:
+        """More readers at once than the queue holds (a script asking in a loop, a burst of connections that
+        vanish): `status` waits for room up to its timeout rather than say at once that no agent runs."""
+        path = tmp_path / "busy.sock"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(str(path))
+            listener.listen(0)
+            listener.settimeout(10.0)
+            queued: list[socket.socket] = []
+            for _ in range(16):
+                waiting = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                waiting.setblocking(False)
+                try:
+                    waiting.connect(str(path))
+                except BlockingIOError:
+                    waiting.close()
+                    break
+                queued.append(waiting)
+            else:
+                pytest.fail("the listener's queue never filled")
+            answers: list[bytes] = []
+            errors: list[OSError] = []
+
+            def asking() -> None:
+                try:
+                    answers.append(ask(path, timeout_s=10.0))
+                except OSError as exc:
+                    errors.append(exc)
+
+            reader = threading.Thread(target=asking)
+            reader.start()
+            time.sleep(0.3)  # the reader meets the full queue first
+            for _ in range(len(queued) + 1):
+                if errors:
+                    break
+                connection, _ = listener.accept()
+                with connection:
+                    connection.sendall(b'{"n":1}')
+            reader.join(10.0)
+            for waiting in queued:
+                waiting.close()
+        assert (answers, errors) == ([b'{"n":1}'], [])
+
+    def test_restarts_and_repeated_stops_leave_no_descriptor_behind(self, tmp_path: Path) -> None:
+        """A server stopped before it started, started and stopped twice over, twenty times in one process: each
+        answers while it runs, and the process holds the same descriptors at the end as at the start."""
+        before = sorted(os.listdir("/proc/self/fd"))
+        StatusSocketServer(tmp_path / "never.sock").stop()
+        for n in range(20):
+            running = StatusSocketServer(tmp_path / "status.sock")
+            running.start()
+            running.offer(b'{"n":%d}' % n)
+            assert ask(running.path) == b'{"n":%d}' % n
+            running.stop()
+            running.stop()
+            assert not running._thread.is_alive() and not running.path.exists()
+        assert sorted(os.listdir("/proc/self/fd")) == before
+
+    def test_a_start_short_of_descriptors_leaves_none_behind(self, tmp_path: Path) -> None:
+        """The process runs out of file descriptors part way through the start (the socket made, its wake-up
+        pipe or selector not): the start fails with OSError and leaves neither a descriptor nor a socket file
+        that nobody answers on; with enough of them it starts."""
+        script = """
+import json, os, resource, sys
+from pathlib import Path
+from agent.status_socket import StatusSocketServer
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+results = []
+for spare in range(6):
+    server = StatusSocketServer(Path(sys.argv[1]) / f"s{spare}.sock")
+    before = sorted(os.listdir("/proc/self/fd"))
+    held = []
+    for _ in range(64):
+        try:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            break
+    for descriptor in held[:spare]:
+        os.close(descriptor)
+    try:
+        server.start()
+        started = True
+    except OSError:
+        started = False
+    for descriptor in held[spare:]:
+        os.close(descriptor)
+    if started:
+        server.stop()
+    left = sorted(set(os.listdir("/proc/self/fd")) - set(before))
+    results.append({"spare": spare, "started": started, "left": left, "socket": server.path.exists()})
+print(json.dumps(results))
+"""
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60, check=True
+        )
+        results = json.loads(done.stdout)
+        assert [r["spare"] for r in results if not r["started"]][:1] == [0]
+        assert results[-1]["started"]
+        assert [r for r in results if r["left"] or r["socket"]] == []
 
     def test_stop_removes_the_socket(self, server: StatusSocketServer) -> None:
         """After a stop nothing answers, which is how `status` tells that the agent is not running."""
@@ -352,6 +454,35 @@ class TestRunningAgent:
             assert (lit(green), lit(red)) == (("none", "0"), ("none", "0"))
             assert not (tmp_path / "status.sock").exists()
             assert main(command) == 3
+        finally:
+            rig.close()
+
+    def test_a_status_file_that_cannot_be_written_is_said_once_and_the_socket_still_answers(
+        self, tmp_path: Path, private_broker: MosquittoBroker
+    ) -> None:
+        """The status file's directory is a plain file (as good as a full or broken /run): every turn fails to write
+        it, the log says so once rather than every turn, and `status` still gets its answer over the socket."""
+        (tmp_path / "blocked").write_text("not a directory")
+        rig = StationRig(
+            tmp_path,
+            private_broker,
+            agent={"status": {"path": "blocked/status.json", "socket": "status.sock", "interval_s": 0.2}},
+        )
+        try:
+            rig.start_agent()
+
+            def answered() -> bool:
+                try:
+                    return bool(ask(tmp_path / "status.sock"))
+                except OSError:
+                    return False
+
+            wait_until(answered, 20, "the agent to answer on its socket")
+            time.sleep(3.0)  # fifteen more turns, each failing to write the file
+            assert answered()
+            assert rig.stop_agent() == 0
+            said = [line for line in rig.agent_log().splitlines() if "status_not_written" in line]
+            assert len(said) == 1 and "blocked" in said[0]
         finally:
             rig.close()
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import errno
 import functools
 import json
+import os
 import re
 import shutil
 import string
@@ -596,6 +598,49 @@ class TestSnapshotJson:
         shutil.rmtree(path.parent)
         write_status(path, b"{}")
         assert path.read_bytes() == b"{}"
+
+    def test_a_link_at_the_temporary_name_is_replaced_never_written_through(self, tmp_path: Path) -> None:
+        """Whatever lies at the temporary's name (a symbolic or hard link to another file planted there, or a
+        temporary a full disk cut short) is put aside, never written into: the file a link leads to keeps its
+        bytes, and the status file is a plain file holding the document."""
+        path = tmp_path / "run" / "status.json"
+        path.parent.mkdir()
+        temporary = path.with_name("status.json.tmp")
+        victim = tmp_path / "outbox.db"
+        victim.write_bytes(b"records")
+        for n, plant in enumerate((os.symlink, os.link, lambda _, at: at.write_bytes(b"x" * 1000))):
+            plant(victim, temporary)
+            write_status(path, b'{"n":%d}' % n)
+            assert victim.read_bytes() == b"records"
+            assert path.read_bytes() == b'{"n":%d}' % n and not path.is_symlink() and path.stat().st_nlink == 1
+            assert sorted(p.name for p in path.parent.iterdir()) == ["status.json"]
+
+    def test_a_write_the_disk_cuts_short_leaves_the_last_document_whole(self, tmp_path: Path) -> None:
+        """The kernel refuses the rest of a write part way (a file-size limit, as a full disk does): the error is
+        an OSError for the caller to log, the status file still holds the last whole document, and the next write
+        with room replaces it and the cut-short temporary alike."""
+        script = """
+import os, resource, signal, sys
+from pathlib import Path
+from agent.status import write_status
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+path = Path(sys.argv[1]) / "status.json"
+write_status(path, b'{"n":1}')
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+try:
+    write_status(path, b"[" + b"0," * 100_000 + b"0]")
+except OSError as error:
+    print(error.errno)
+"""
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60, check=True
+        )
+        assert done.stdout.split() == [str(errno.EFBIG)]
+        path = tmp_path / "status.json"
+        assert path.read_bytes() == b'{"n":1}'
+        assert (tmp_path / "status.json.tmp").stat().st_size == 4096
+        write_status(path, b'{"n":2}')
+        assert path.read_bytes() == b'{"n":2}' and sorted(p.name for p in tmp_path.iterdir()) == ["status.json"]
 
     def test_the_disk_figures_are_the_standard_librarys(self, tmp_path: Path) -> None:
         """Free and total bytes as `shutil.disk_usage` gives them; None where the path cannot be asked."""

@@ -25,6 +25,7 @@ import structlog
 from simulators.exits import cannot_run
 from simulators.platform.audit import audit
 from simulators.platform.contract import DEFAULT_PREFIX, prefix_problem
+from simulators.platform.ed25519 import LibsodiumError, require_libsodium
 from simulators.platform.keys import Keyring, StationKey, StationKeyError, keyring
 from simulators.platform.receiver import (
     DEFAULT_CLIENT_ID,
@@ -104,7 +105,10 @@ def parse_broker(text: str) -> tuple[str, int]:
 
 
 def _keys(arguments: list[str]) -> Keyring:
-    return keyring(StationKey.from_argument(argument) for argument in arguments)
+    """The stations' keys; raises StationKeyError for a bad one, LibsodiumError without libsodium."""
+    keys = keyring(StationKey.from_argument(argument) for argument in arguments)
+    require_libsodium()
+    return keys
 
 
 def _fail(command: str, error: Exception) -> int:
@@ -166,7 +170,7 @@ def run_platform(args: argparse.Namespace) -> int:
             raise UsageError(f"--prefix {args.prefix!r}: {problem}; give e.g. {DEFAULT_PREFIX}")
         if args.report is not None and not args.report.parent.is_dir():
             raise UsageError(f"--report {str(args.report)!r}: directory does not exist; create it first")
-    except (UsageError, StationKeyError) as error:
+    except (UsageError, StationKeyError, LibsodiumError) as error:
         return _fail("platform", error)
     log_to_stderr()
     config = ReceiverConfig(
@@ -205,7 +209,7 @@ def run_audit(args: argparse.Namespace) -> int:
     """Re-verify the database; exit 0 if the report is ok."""
     try:
         keys = _keys(args.station)
-    except StationKeyError as error:
+    except (StationKeyError, LibsodiumError) as error:
         return _fail("platform-audit", error)
     log_to_stderr()
     try:

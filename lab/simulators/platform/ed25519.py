@@ -53,6 +53,12 @@ def _libsodium() -> ctypes.CDLL:
     return lib
 
 
+def require_libsodium() -> None:
+    """Raise LibsodiumError unless Ed25519 signatures can be checked: a station registered with an SM2 key may
+    rotate to an Ed25519 one at any time, so a receiver needs libsodium whatever keys it starts with."""
+    _libsodium()
+
+
 class Ed25519PublicKey:
     """A station's Ed25519 public key (its 32 raw bytes), checking signatures with libsodium."""
 
