@@ -35,7 +35,9 @@ def agent_config(workdir: Path, broker: MosquittoBroker, lines: list[dict[str, A
         "station": {"id": "STOP-0001", "allow_empty": True},
         "keys": {"device_key": "keys/device.key"},
         "outbox": {"path": "outbox.sqlite"},
-        "uplink": {"broker": broker.address},
+        # No platform listens here: with the broker's PUBACK as the ack, a stop does not spend the uplink's few
+        # seconds of grace waiting for platform acks that cannot come.
+        "uplink": {"broker": broker.address, "ack_mode": "broker"},
         "status": {"path": "status.json", "socket": "status.sock", "interval_s": 0.2},
         "logging": {"format": "json", "level": "info"},
         "lines": lines,
