@@ -16,6 +16,7 @@ oldest has waited `HAND_OVER_WAIT_S`, so that a slow device does not hold its ne
 from __future__ import annotations
 
 import contextlib
+import math
 import selectors
 import socket
 import threading
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from agent.clock import Clock, now_of
+from agent.clock import Clock
 from agent.field.events import FieldEvent
 from agent.field.poller import LinePoller
 from agent.pulse import Pulse
@@ -119,43 +120,49 @@ class TcpLinesPoller:
 
     def _serve(self, selector: selectors.BaseSelector) -> None:
         """The schedule is the station clock's (`self._clock`, faster than real time in a demo); a read's deadline
-        and the hand-over's wait are real time (`time.monotonic`), as a device answers in real time."""
-        clock = self._clock
+        and the hand-over's wait are real time (`time.monotonic`), as a device answers in real time. Each turn
+        looks at every line twice, to begin the polls due and to find the next wait, and at the reads in flight
+        for their deadlines only once the first of them has passed."""
+        clock, lines = self._clock, self._lines
         batch_since: float | None = None
         while not self._stop.is_set():
             now = clock.monotonic()
-            for line in self._lines:
+            for line in lines:
                 if line.steps is None and line.poller.next_due_s() <= now:
-                    self._begin(line, selector)
-            in_flight = [pending for line in self._lines if (pending := line.pending) is not None]
+                    self._begin(line, selector, now)
+            first_deadline = first_due = math.inf
+            for line in lines:
+                if line.pending is not None:
+                    first_deadline = min(first_deadline, line.pending.deadline)
+                if line.steps is None:
+                    first_due = min(first_due, line.poller.next_due_s())
             now, real_now = clock.monotonic(), time.monotonic()
             if self._collected and batch_since is None:
                 batch_since = real_now
-            if batch_since is not None and (not in_flight or real_now - batch_since >= HAND_OVER_WAIT_S):
+            if batch_since is not None and (first_deadline == math.inf or real_now - batch_since >= HAND_OVER_WAIT_S):
                 events, self._collected[:] = list(self._collected), []
                 self._sink(events)
                 batch_since = None
-            due = [line.poller.next_due_s() for line in self._lines if line.steps is None]
             delay = min(
-                [pending.deadline - real_now for pending in in_flight]
-                + ([clock.real_s(min(due) - now)] if due else [])
-                + ([batch_since + HAND_OVER_WAIT_S - real_now] if batch_since is not None else [])
-                or [IDLE_WAIT_S]
+                first_deadline - real_now,
+                clock.real_s(first_due - now),
+                math.inf if batch_since is None else batch_since + HAND_OVER_WAIT_S - real_now,
             )
-            delay = max(0.0, delay)
+            delay = IDLE_WAIT_S if delay == math.inf else max(0.0, delay)
             self.pulse.beat(delay)
             for key, _ in selector.select(delay):
                 if key.fileobj is not self._wake_reader:
                     self._answered(key.data, selector)
             real_now = time.monotonic()
-            for line in self._lines:
-                if line.pending is not None and line.pending.deadline <= real_now:
-                    pending, line.pending = line.pending, None
-                    self._unwatch(line, selector)
-                    self._advance(line, selector, error=pending.overdue())
+            if first_deadline <= real_now:  # a read sent since has a deadline later than this turn's end
+                for line in lines:
+                    if line.pending is not None and line.pending.deadline <= real_now:
+                        pending, line.pending = line.pending, None
+                        self._unwatch(line, selector)
+                        self._advance(line, selector, error=pending.overdue())
 
-    def _begin(self, line: _Line, selector: selectors.BaseSelector) -> None:
-        line.steps = line.poller.serve_steps(now_of(self._clock))
+    def _begin(self, line: _Line, selector: selectors.BaseSelector, now_s: float) -> None:
+        line.steps = line.poller.serve_steps(now_s)
         self._advance(line, selector)
 
     def _answered(self, line: _Line, selector: selectors.BaseSelector) -> None:
