@@ -28,7 +28,7 @@ from agent.clock import Clock
 from agent.field.events import FieldEvent
 from agent.field.poller import LinePoller
 from agent.pulse import Pulse
-from drivers.device import PollSteps, RegisterRead
+from drivers.device import PollSteps
 from drivers.modbus.master import PendingRead, TcpMaster
 
 HAND_OVER_WAIT_S = 0.05
@@ -226,16 +226,12 @@ class TcpLinesPoller:
                 line.poller.hand_over()
                 return
             error = None
+            request = asked.request
             try:
-                line.pending = self._send(line.master, asked)
+                line.pending = line.master.begin_read(asked.unit, request.function, request.address, request.count)
             except Exception as failed:  # as in `_answered`
                 self._unwatch(line, selector)
                 error = failed
                 continue
             self._watch(line, selector, line.pending)
             return
-
-    @staticmethod
-    def _send(master: TcpMaster, asked: RegisterRead) -> PendingRead:
-        request = asked.request
-        return master.begin_read(asked.unit, request.function, request.address, request.count)

@@ -279,6 +279,8 @@ class PendingRead:
     never taken for the next one.
     """
 
+    __slots__ = ("_answer", "_master", "_opening", "_prepared", "_transaction_id", "deadline", "socket", "writing")
+
     def __init__(self, master: TcpMaster, transaction_id: int, prepared: tcp.PreparedRead) -> None:
         self._master = master
         self._transaction_id = transaction_id
@@ -287,15 +289,15 @@ class PendingRead:
         """The answer taken so far, once its first bytes were not the whole answer (`tcp.PreparedRead`)."""
         self.writing = False
         """Whether it waits for a connect (the socket to turn writable) rather than to read."""
-        self._open()
+        self._opened(self._guarded(master._connection.open_without_waiting))
 
     def ready(self) -> tuple[int, ...] | None:
         """The socket is ready: the registers if the answer is now whole, else None (wait again, for `writing`
         as it now says); raises the ModbusError the exchange ended in."""
-        if self._opening == "resolving":  # the host's name is looked up: connect now
-            self._open()
-            return None
         master = self._master
+        if self._opening == "resolving":  # the host's name is looked up: connect now
+            self._opened(self._guarded(master._connection.open_without_waiting))
+            return None
         if self.writing:  # the connect ended: connected, or under way to the host's next address
             self._opened(self._guarded(master._connection.connected))
             return None
@@ -344,13 +346,10 @@ class PendingRead:
     def _new_answer(self) -> tcp.Answer:
         return tcp.Answer(self._transaction_id, self._prepared.unit, self._exchange())
 
-    def _open(self) -> None:
-        """Take the connection as far as it goes without waiting (looked up, connected)."""
-        self._opened(self._guarded(self._master._connection.open_without_waiting))
-
     def _opened(self, opened: tuple[socket.socket, Opening]) -> None:
-        """Wait for what the connection now waits for, with the timeout from now (each address's connect has its
-        own, as in a blocking connect); send the request once connected."""
+        """The connection taken as far as it goes without waiting (looked up, connected): wait for what it now
+        waits for, with the timeout from now (each address's connect has its own, as in a blocking connect); send
+        the request once connected."""
         self.socket, self._opening = opened
         self.writing = self._opening == "connecting"
         if self._opening == "connected":

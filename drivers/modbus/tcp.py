@@ -125,7 +125,16 @@ class PreparedRead:
     day). Every other answer goes through `Answer` and the decoder, which say what is wrong with it.
     """
 
-    __slots__ = ("_answer_head", "_last_payload", "_last_registers", "_registers", "_request_tail", "request", "unit")
+    __slots__ = (
+        "_answer_bytes",
+        "_answer_head",
+        "_last_payload",
+        "_last_registers",
+        "_registers",
+        "_request_tail",
+        "request",
+        "unit",
+    )
 
     def __init__(self, unit: int, request: ReadRegistersRequest) -> None:
         self.unit = unit
@@ -136,6 +145,7 @@ class PreparedRead:
             ">HHBBB", MODBUS_PROTOCOL_ID, 3 + byte_count, unit, request.function, byte_count
         )
         self._registers = struct.Struct(f">{request.count}H")
+        self._answer_bytes = MBAP_BYTES + 2 + byte_count
         self._last_payload = b""
         self._last_registers: tuple[int, ...] = ()
 
@@ -146,7 +156,7 @@ class PreparedRead:
     def registers(self, transaction_id: int, answer: bytes) -> tuple[int, ...] | None:
         """The registers if `answer` is the whole, well-formed answer to this read under `transaction_id`; None
         for anything else (a part of one, an exception, a header or a length that does not fit)."""
-        if len(answer) != MBAP_BYTES + self._registers.size + 2 or answer[2:9] != self._answer_head:
+        if len(answer) != self._answer_bytes or answer[2:9] != self._answer_head:
             return None
         if int.from_bytes(answer[:2], "big") != transaction_id:
             return None
