@@ -248,6 +248,7 @@ class LinePoller:
 
     def _serve(self, now: Instant) -> bool:
         """`step` without the hand-over; whether a device was due."""
+        self.pulse.beat(self._poll_budget_s)
         steps = self.serve_steps(now.monotonic_s)
         try:
             asked = next(steps)
@@ -264,7 +265,6 @@ class LinePoller:
         due, index = heapq.heappop(self._schedule)
         device = self._devices[index]
         ok = False
-        self.pulse.beat(self._poll_budget_s)
         with self._boundary.contain(self._poll_names[index]):
             ok = yield from self._poll(device)
         interval = device.interval_s if ok else max(self._backoff(device), self._boundary.pause_s())

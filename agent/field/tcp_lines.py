@@ -127,18 +127,17 @@ class TcpLinesPoller:
     def _serve(self, selector: selectors.BaseSelector) -> None:
         """The schedule is the station clock's (`self._clock`, faster than real time in a demo); a read's deadline
         and the hand-over's wait are real time (`time.monotonic`), as a device answers in real time. Each turn
-        looks at every line twice, to begin the polls due and to find the next wait, and at the reads in flight
+        looks at every line once, to begin its poll if due and to find the next wait, and at the reads in flight
         for their deadlines only once the first of them has passed."""
         clock, lines = self._clock, self._lines
         batch_since: float | None = None
         while not self._stop.is_set():
             now = clock.monotonic()
-            for line in lines:
-                if line.steps is None and line.poller.next_due_s() <= now:
-                    self._begin(line, selector, now)
             first_deadline = first_due = math.inf
             in_flight = 0
             for line in lines:
+                if line.steps is None and line.poller.next_due_s() <= now:
+                    self._begin(line, selector, now)
                 if line.pending is not None:
                     in_flight += 1
                     first_deadline = min(first_deadline, line.pending.deadline)
