@@ -69,6 +69,8 @@ class DeviceDriver:
         self._count_modulus = self._modulus("count")
         self._last: tuple[int, tuple[tuple[int, ...], ...], Reading] | None = None
         """The unit, its answers and their reading at the last poll that decoded cleanly."""
+        self._unit_reads: dict[int, tuple[RegisterRead, ...]] = {}
+        """The reads a poll of a unit asks (`steps`), made once: a driver polls one unit, every poll."""
 
     def read(self, master: RegisterReader, unit: int) -> Reading:
         """One poll, each read waited for in turn."""
@@ -79,9 +81,12 @@ class DeviceDriver:
 
     def steps(self, unit: int) -> PollSteps[Reading]:
         """One poll as steps (`PollSteps`): the same reads as `read`, in the same order."""
+        reads = self._unit_reads.get(unit)
+        if reads is None:
+            reads = self._unit_reads[unit] = tuple(RegisterRead(unit, request) for request in self.requests)
         answers = []
-        for request in self.requests:
-            answers.append((yield RegisterRead(unit, request)))
+        for read in reads:
+            answers.append((yield read))
         return self.reading_of(unit, tuple(answers))
 
     def reading_of(self, unit: int, answers: tuple[tuple[int, ...], ...]) -> Reading:

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymodbus.framer import FramerRTU, FramerSocket
 from pymodbus.pdu import DecodePDU, ExceptionResponse, ModbusPDU
@@ -397,6 +397,78 @@ class TestMbap:
         """A header with another protocol id, an impossible length or the wrong size is a ModbusFrameError."""
         with pytest.raises(ModbusFrameError, match=message):
             tcp.decode_header(bytes.fromhex(header))
+
+
+def answer_by_the_full_decoder(
+    request: ReadRegistersRequest, unit: int, transaction_id: int, adu: bytes
+) -> tuple[int, ...] | None:
+    """The registers `tcp.Answer` and `decode_read_response` take from `adu` as a whole answer; None otherwise."""
+    answer = tcp.Answer(transaction_id, unit, "test")
+    try:
+        answer.feed(adu)
+        return None if answer.missing() > 0 else decode_read_response(request, answer.pdu(), "test")
+    except ModbusError:
+        return None
+
+
+@st.composite
+def damaged_answers(draw: st.DrawFn) -> tuple[ReadRegistersRequest, int, int, bytes]:
+    """A read, its unit and transaction id, and an answer to it: whole, or with a byte changed, cut or added to."""
+    request, unit, transaction_id = draw(read_requests()), draw(st.integers(0, 255)), draw(st.integers(0, 0xFFFF))
+    values = draw(st.lists(registers, min_size=request.count, max_size=request.count))
+    adu = bytearray(tcp.encode_adu(transaction_id, unit, encode_read_response(request.function, tuple(values))))
+    damage = draw(st.sampled_from(["none", "head", "byte", "cut", "more"]))
+    if damage in ("head", "byte"):  # the header, the function or the byte count; or any byte
+        adu[draw(st.integers(0, 8 if damage == "head" else len(adu) - 1))] = draw(st.integers(0, 255))
+    elif damage == "cut":
+        del adu[draw(st.integers(0, len(adu) - 1)) :]
+    elif damage == "more":
+        adu += draw(st.binary(min_size=1, max_size=4))
+    return request, unit, transaction_id, bytes(adu)
+
+
+class TestPreparedRead:
+    @given(read_requests(), st.integers(0, 0xFFFF), st.integers(0, 255))
+    def test_prepared_frames_are_pymodbus_frames(
+        self, request: ReadRegistersRequest, transaction_id: int, unit: int
+    ) -> None:
+        """A prepared read's frame under any transaction id is byte for byte pymodbus's."""
+        message = pymodbus_request(request, unit)
+        message.transaction_id = transaction_id
+        frame = FramerSocket(DecodePDU(is_server=False)).buildFrame(message)
+        assert tcp.PreparedRead(unit, request).frame(transaction_id) == frame
+
+    @given(read_requests(), st.integers(0, 0xFFFF), st.integers(0, 255), st.data())
+    def test_pymodbus_answers_are_read_as_prepared(
+        self, request: ReadRegistersRequest, transaction_id: int, unit: int, data: st.DataObject
+    ) -> None:
+        """pymodbus's answer to a prepared read gives its registers without the full decoder."""
+        values = data.draw(st.lists(registers, min_size=request.count, max_size=request.count))
+        response_class = ReadHoldingRegistersResponse if request.function == 3 else ReadInputRegistersResponse
+        message = response_class(registers=values, dev_id=unit)
+        message.transaction_id = transaction_id
+        frame = FramerSocket(DecodePDU(is_server=True)).buildFrame(message)
+        assert tcp.PreparedRead(unit, request).registers(transaction_id, frame) == tuple(values)
+
+    @settings(max_examples=500)
+    @given(damaged_answers())
+    def test_a_prepared_read_takes_exactly_what_the_full_decoder_takes(
+        self, case: tuple[ReadRegistersRequest, int, int, bytes]
+    ) -> None:
+        """Whole or damaged, an answer gives the same registers read as prepared as through `Answer` and the
+        decoder, and is refused (None) by the one exactly when the other refuses it or finds it unfinished."""
+        request, unit, transaction_id, adu = case
+        expected = answer_by_the_full_decoder(request, unit, transaction_id, adu)
+        assert tcp.PreparedRead(unit, request).registers(transaction_id, adu) == expected
+
+    def test_the_same_answer_again_is_the_same_registers_not_unpacked_again(self) -> None:
+        """Answers word for word the last one's give the very tuple the last one gave; another answer its own."""
+        prepared = tcp.PreparedRead(1, ReadRegistersRequest(3, 0, 2))
+        first = prepared.registers(7, bytes.fromhex("0007 0000 0007 01 03 04 002A 0001"))
+        again = prepared.registers(8, bytes.fromhex("0008 0000 0007 01 03 04 002A 0001"))
+        other = prepared.registers(9, bytes.fromhex("0009 0000 0007 01 03 04 002A 0002"))
+        assert first == (42, 1) and again is first
+        assert other == (42, 2)
 
 
 class TestHostileAnswers:

@@ -52,6 +52,13 @@ class Sink:
         with self._lock:
             return [at for at, event in self.events if isinstance(event, kind) and event.device == device]
 
+    def reading_times_ms(self, device: str) -> list[int]:
+        """When the device's readings were taken (their `ts_ms`), in order."""
+        with self._lock:
+            return [
+                event.ts_ms for _, event in self.events if isinstance(event, DeviceReading) and event.device == device
+            ]
+
 
 @dataclass
 class Rig:
@@ -156,6 +163,49 @@ def test_every_tcp_line_is_served_by_one_thread_and_each_device_is_read() -> Non
             assert polls >= 20 and failed == 0
         readings = sum(len(rig.sink.times(DeviceReading, f"tcp-{i}-pc")) for i in (1, 2, 3))
         assert rig.sink.hand_overs < readings, "lines due together are handed over together"
+    assert not rig.reports
+
+
+def test_lines_answering_together_keep_every_device_at_its_interval() -> None:
+    """Six endpoints of two controllers each, every device polled every 50 ms: the lines' answers come in together
+    and are taken together (`GATHER_S`), and each device is still read every 50 ms on average, without one failed
+    poll."""
+    profile = load_profile(PROFILE)
+    clock = SimClock(20)
+    clock.start()
+    with ExitStack() as stack:
+        lines = []
+        for number in range(1, 7):
+            dispensers = {unit: Dispenser(f"D{number}-{unit}", [NozzleSpec("92", 770)], profile) for unit in (1, 11)}
+            banks = {unit: dispenser.controller_bank(clock) for unit, dispenser in dispensers.items()}
+            server = stack.enter_context(TcpSlaveServer(banks))
+            devices = tuple(
+                DeviceSection(
+                    name=f"tcp-{number}-pc{unit}",
+                    unit=unit,
+                    profile="sim-pump-controller",
+                    poll_interval_ms=INTERVAL_MS,
+                )
+                for unit in (1, 11)
+            )
+            lines.append(
+                TcpLineSection(
+                    kind="tcp",
+                    name=f"tcp-{number}",
+                    host="127.0.0.1",
+                    port=server.address[1],
+                    timeout_ms=1000,
+                    devices=devices,
+                )
+            )
+        rig = stack.enter_context(polling(lines))
+        names = [device.name for section in lines for device in section.devices]
+        wait_until(lambda: all(len(rig.sink.reading_times_ms(name)) >= 42 for name in names), 20, "42 readings of each")
+        for name in names:
+            taken_ms = rig.sink.reading_times_ms(name)[1:42]  # from the first poll on a connection made
+            mean_gap_ms = (taken_ms[-1] - taken_ms[0]) / (len(taken_ms) - 1)
+            assert INTERVAL_MS * 0.9 <= mean_gap_ms <= INTERVAL_MS * 1.1, f"{name} read every {mean_gap_ms:.1f} ms"
+        assert all(device.failed_polls == 0 for poller in rig.field.pollers for device in poller.status().devices)
     assert not rig.reports
 
 

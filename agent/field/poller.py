@@ -144,6 +144,8 @@ class LinePoller:
         self._events: list[FieldEvent] = []
         """The events of this turn, handed to the sink at its end."""
         self._health = {device.name: _Health(since_ms=clock.wall_ms()) for device in devices}
+        self._poll_names = tuple(f"poll {device.name}" for device in devices)
+        """What each device's poll is called in its containment boundary, by device index."""
         # Poll attempts that speak of the line itself, one exchange per attempt. A device's failures are held
         # until it answers again: if it does, they were the line's trouble (noise, a bad termination, a device
         # that disturbs the bus); if it goes offline instead, they were the device's, and that is a
@@ -246,7 +248,8 @@ class LinePoller:
 
     def _serve(self, now: Instant) -> bool:
         """`step` without the hand-over; whether a device was due."""
-        steps = self.serve_steps(now)
+        self.pulse.beat(self._poll_budget_s)
+        steps = self.serve_steps(now.monotonic_s)
         try:
             asked = next(steps)
         except StopIteration as served:
@@ -254,15 +257,15 @@ class LinePoller:
         steps.close()
         raise RuntimeError(f"line {self.line}: {asked} asked of a line whose devices are read by waiting")
 
-    def serve_steps(self, now: Instant) -> PollSteps[bool]:
-        """`_serve` as steps: a poll of a device with `steps` yields its reads; whether a device was due."""
-        if not self._schedule or self._schedule[0][0] > now.monotonic_s:
+    def serve_steps(self, now_s: float) -> PollSteps[bool]:
+        """`_serve` as steps, at monotonic `now_s`: a poll of a device with `steps` yields its reads; whether a
+        device was due."""
+        if not self._schedule or self._schedule[0][0] > now_s:
             return False
         due, index = heapq.heappop(self._schedule)
         device = self._devices[index]
         ok = False
-        self.pulse.beat(self._poll_budget_s)
-        with self._boundary.contain(f"poll {device.name}"):
+        with self._boundary.contain(self._poll_names[index]):
             ok = yield from self._poll(device)
         interval = device.interval_s if ok else max(self._backoff(device), self._boundary.pause_s())
         after = self._clock.monotonic()

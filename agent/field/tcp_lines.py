@@ -7,7 +7,9 @@ same as on a serial line) and drives their polls as steps: each line has at most
 line of its own, but the lines' requests are in flight together, and one wait (a `selectors` selector) covers the
 answers of all of them and the next device due. A dead endpoint costs its own line its timeouts and no other line
 anything: its host name's lookup (on a thread of its own, drivers/transport/lookup.py), its connect and its answer
-are waited for alongside the others, never in turn.
+are waited for alongside the others, never in turn. While two or more lines have a request in flight, the thread
+lets `GATHER_S` pass before it looks at their sockets, so that answers arriving close together (the lines' polls
+fall due at the same instants) are taken in one wake-up; it never waits past the next device due or a deadline.
 
 The events of all lines are handed to the station together: when no request is in flight any more, or once the
 oldest has waited `HAND_OVER_WAIT_S`, so that a slow device does not hold its neighbours' readings back.
@@ -16,6 +18,7 @@ oldest has waited `HAND_OVER_WAIT_S`, so that a slow device does not hold its ne
 from __future__ import annotations
 
 import contextlib
+import math
 import selectors
 import socket
 import threading
@@ -23,15 +26,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from agent.clock import Clock, now_of
+from agent.clock import Clock
 from agent.field.events import FieldEvent
 from agent.field.poller import LinePoller
 from agent.pulse import Pulse
-from drivers.device import PollSteps, RegisterRead
+from drivers.device import PollSteps
 from drivers.modbus.master import PendingRead, TcpMaster
 
 HAND_OVER_WAIT_S = 0.05
 """The longest a poll's events wait for the polls in flight beside them before they go to the station alone."""
+GATHER_S = 0.002
+"""While two or more lines have a request in flight, how long the thread lets pass before it looks at their
+sockets: answers that arrive within it are taken in one wake-up rather than one each (a wake-up costs the thread
+about as much CPU as a poll's Python). An answer is taken at most this much later; a lone request is not held."""
 THREAD_NAME = "pollers-modbus-tcp"
 IDLE_WAIT_S = 1.0
 """How long the thread waits when nothing is due and nothing in flight (every line polls, so never for long)."""
@@ -119,15 +126,23 @@ class TcpLinesPoller:
 
     def _serve(self, selector: selectors.BaseSelector) -> None:
         """The schedule is the station clock's (`self._clock`, faster than real time in a demo); a read's deadline
-        and the hand-over's wait are real time (`time.monotonic`), as a device answers in real time."""
-        clock = self._clock
+        and the hand-over's wait are real time (`time.monotonic`), as a device answers in real time. Each turn
+        looks at every line once, to begin its poll if due and to find the next wait, and at the reads in flight
+        for their deadlines only once the first of them has passed."""
+        clock, lines = self._clock, self._lines
         batch_since: float | None = None
         while not self._stop.is_set():
             now = clock.monotonic()
-            for line in self._lines:
+            first_deadline = first_due = math.inf
+            in_flight = 0
+            for line in lines:
                 if line.steps is None and line.poller.next_due_s() <= now:
-                    self._begin(line, selector)
-            in_flight = [pending for line in self._lines if (pending := line.pending) is not None]
+                    self._begin(line, selector, now)
+                if line.pending is not None:
+                    in_flight += 1
+                    first_deadline = min(first_deadline, line.pending.deadline)
+                if line.steps is None:
+                    first_due = min(first_due, line.poller.next_due_s())
             now, real_now = clock.monotonic(), time.monotonic()
             if self._collected and batch_since is None:
                 batch_since = real_now
@@ -135,27 +150,29 @@ class TcpLinesPoller:
                 events, self._collected[:] = list(self._collected), []
                 self._sink(events)
                 batch_since = None
-            due = [line.poller.next_due_s() for line in self._lines if line.steps is None]
             delay = min(
-                [pending.deadline - real_now for pending in in_flight]
-                + ([clock.real_s(min(due) - now)] if due else [])
-                + ([batch_since + HAND_OVER_WAIT_S - real_now] if batch_since is not None else [])
-                or [IDLE_WAIT_S]
+                first_deadline - real_now,
+                clock.real_s(first_due - now),
+                math.inf if batch_since is None else batch_since + HAND_OVER_WAIT_S - real_now,
             )
-            delay = max(0.0, delay)
+            delay = IDLE_WAIT_S if delay == math.inf else max(0.0, delay)
             self.pulse.beat(delay)
+            if in_flight > 1 and delay > GATHER_S:
+                time.sleep(GATHER_S)
+                delay -= GATHER_S
             for key, _ in selector.select(delay):
                 if key.fileobj is not self._wake_reader:
                     self._answered(key.data, selector)
             real_now = time.monotonic()
-            for line in self._lines:
-                if line.pending is not None and line.pending.deadline <= real_now:
-                    pending, line.pending = line.pending, None
-                    self._unwatch(line, selector)
-                    self._advance(line, selector, error=pending.overdue())
+            if first_deadline <= real_now:  # a read sent since has a deadline later than this turn's end
+                for line in lines:
+                    if line.pending is not None and line.pending.deadline <= real_now:
+                        pending, line.pending = line.pending, None
+                        self._unwatch(line, selector)
+                        self._advance(line, selector, error=pending.overdue())
 
-    def _begin(self, line: _Line, selector: selectors.BaseSelector) -> None:
-        line.steps = line.poller.serve_steps(now_of(self._clock))
+    def _begin(self, line: _Line, selector: selectors.BaseSelector, now_s: float) -> None:
+        line.steps = line.poller.serve_steps(now_s)
         self._advance(line, selector)
 
     def _answered(self, line: _Line, selector: selectors.BaseSelector) -> None:
@@ -219,16 +236,12 @@ class TcpLinesPoller:
                 line.poller.hand_over()
                 return
             error = None
+            request = asked.request
             try:
-                line.pending = self._send(line.master, asked)
+                line.pending = line.master.begin_read(asked.unit, request.function, request.address, request.count)
             except Exception as failed:  # as in `_answered`
                 self._unwatch(line, selector)
                 error = failed
                 continue
             self._watch(line, selector, line.pending)
             return
-
-    @staticmethod
-    def _send(master: TcpMaster, asked: RegisterRead) -> PendingRead:
-        request = asked.request
-        return master.begin_read(asked.unit, request.function, request.address, request.count)

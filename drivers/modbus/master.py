@@ -17,8 +17,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
-from typing import ClassVar, Protocol, TypeVar
+from typing import ClassVar, ParamSpec, Protocol, TypeVar
 
 from drivers.errors import FieldError
 from drivers.modbus import rtu, tcp
@@ -54,6 +53,7 @@ TCP_WORDING = LinkWording(
 
 RequestT = TypeVar("RequestT", bound=Request)
 ResultT = TypeVar("ResultT")
+P = ParamSpec("P")
 
 
 class ModbusMaster(Protocol):
@@ -260,6 +260,11 @@ class _RequestFrame:
     answer_within_s: float
 
 
+MAX_PREPARED_READS = 64
+"""The reads a Modbus TCP master keeps prepared: its line's devices' planned reads, a handful; past that (a tool
+asking register after register) a read is prepared each time."""
+
+
 class TcpMaster(_Master):
     """Modbus TCP to one device or gateway, connected on first use and reconnected after any failure.
 
@@ -275,17 +280,26 @@ class TcpMaster(_Master):
         self.port = port
         self._connection = TcpConnection(host, port, self._counts, timeout_s=timeout_s, wording=TCP_WORDING)
         self._transaction_id = 0
+        self._prepared: dict[tuple[int, int, int, int], tcp.PreparedRead] = {}
+        """The reads asked without waiting so far, by unit, function, address and count."""
 
     def _disconnect(self) -> None:
         self._connection.close()
 
     def begin_read(self, unit: int, function: int, address: int, count: int) -> PendingRead:
         """`read_registers` without waiting: the request is sent (once connected) and its answer taken as its
-        bytes arrive, by whoever waits for the socket (`PendingRead`)."""
-        if unit not in self.units:
-            raise ValueError(f"unit {unit} is outside {self.units.start}..{self.units.stop - 1}")
+        bytes arrive, by whoever waits for the socket (`PendingRead`). A read asked before is sent as prepared
+        then (`tcp.PreparedRead`): a line's devices ask the same reads every poll."""
+        key = (unit, function, address, count)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            if unit not in self.units:
+                raise ValueError(f"unit {unit} is outside {self.units.start}..{self.units.stop - 1}")
+            prepared = tcp.PreparedRead(unit, ReadRegistersRequest(function, address, count))
+            if len(self._prepared) < MAX_PREPARED_READS:
+                self._prepared[key] = prepared
         self._transaction_id = (self._transaction_id + 1) & 0xFFFF
-        return PendingRead(self, self._transaction_id, unit, ReadRegistersRequest(function, address, count))
+        return PendingRead(self, self._transaction_id, prepared)
 
     def _exchange(self, unit: int, request: Request, context: Exchange) -> bytes:
         self._transaction_id = (self._transaction_id + 1) & 0xFFFF
@@ -321,33 +335,44 @@ class PendingRead:
     never taken for the next one.
     """
 
-    def __init__(self, master: TcpMaster, transaction_id: int, unit: int, request: ReadRegistersRequest) -> None:
+    __slots__ = ("_answer", "_master", "_opening", "_prepared", "_transaction_id", "deadline", "socket", "writing")
+
+    def __init__(self, master: TcpMaster, transaction_id: int, prepared: tcp.PreparedRead) -> None:
         self._master = master
-        self._request = request
-        self._context = Exchange(request, unit)
-        self._frame = tcp.encode_adu(transaction_id, unit, encode_request(request))
-        self._answer = tcp.Answer(transaction_id, unit, self._context)
+        self._transaction_id = transaction_id
+        self._prepared = prepared
+        self._answer: tcp.Answer | None = None
+        """The answer taken so far, once its first bytes were not the whole answer (`tcp.PreparedRead`)."""
         self.writing = False
         """Whether it waits for a connect (the socket to turn writable) rather than to read."""
-        self._open()
+        self._opened(self._guarded(master._connection.open_without_waiting))
 
     def ready(self) -> tuple[int, ...] | None:
         """The socket is ready: the registers if the answer is now whole, else None (wait again, for `writing`
         as it now says); raises the ModbusError the exchange ended in."""
+        master = self._master
         if self._opening == "resolving":  # the host's name is looked up: connect now
-            self._open()
+            self._opened(self._guarded(master._connection.open_without_waiting))
             return None
         if self.writing:  # the connect ended: connected, or under way to the host's next address
-            self._opened(self._guarded(self._master._connection.connected))
+            self._opened(self._guarded(master._connection.connected))
             return None
-        answer, connection = self._answer, self._master._connection
-        received = self._guarded(partial(connection.receive_now, tcp.MAX_ADU_BYTES - answer.received()))
-        self._guarded(partial(answer.feed, received))  # the whole answer, mostly, in one read
+        answer = self._answer
+        received = self._guarded(
+            master._connection.receive_now, tcp.MAX_ADU_BYTES - (0 if answer is None else answer.received())
+        )
+        if answer is None:  # the whole answer, mostly, in one read
+            registers = self._prepared.registers(self._transaction_id, received)
+            if registers is not None:
+                master._counts.answered()
+                return registers
+            answer = self._answer = self._new_answer()
+        self._guarded(answer.feed, received)
         if answer.missing() > 0:
             return None
-        counts = self._master._counts
+        counts = master._counts
         try:
-            registers = decode_read_response(self._request, answer.pdu(), self._context)
+            registers = decode_read_response(self._prepared.request, answer.pdu(), self._exchange())
         except ModbusError as error:
             counts.failed(error)
             raise
@@ -359,44 +384,50 @@ class PendingRead:
         connection dropped."""
         master = self._master
         if self._opening == "resolving":
-            error: FieldError = master._connection.unresolved(str(self._context), master.timeout_s)
+            error: FieldError = master._connection.unresolved(str(self._exchange()), master.timeout_s)
         elif self.writing:
             error = master._connection.lost(
-                str(self._context), TimeoutError(f"no connection within {master.timeout_s} s")
+                str(self._exchange()), TimeoutError(f"no connection within {master.timeout_s} s")
             )
         else:
-            error = self._answer.overdue(master.timeout_s)
+            error = (self._answer or self._new_answer()).overdue(master.timeout_s)
             master._connection.close()
         master._counts.failed(error)
         return error
 
-    def _open(self) -> None:
-        """Take the connection as far as it goes without waiting (looked up, connected)."""
-        self._opened(self._guarded(self._master._connection.open_without_waiting))
+    def _exchange(self) -> Exchange:
+        """The read's name for messages."""
+        return Exchange(self._prepared.request, self._prepared.unit)
+
+    def _new_answer(self) -> tcp.Answer:
+        return tcp.Answer(self._transaction_id, self._prepared.unit, self._exchange())
 
     def _opened(self, opened: tuple[socket.socket, Opening]) -> None:
-        """Wait for what the connection now waits for, with the timeout from now (each address's connect has its
-        own, as in a blocking connect); send the request once connected."""
-        self.deadline = time.monotonic() + self._master.timeout_s
+        """The connection taken as far as it goes without waiting (looked up, connected): wait for what it now
+        waits for, with the timeout from now (each address's connect has its own, as in a blocking connect); send
+        the request once connected."""
         self.socket, self._opening = opened
         self.writing = self._opening == "connecting"
         if self._opening == "connected":
             self._send()
+        else:
+            self.deadline = time.monotonic() + self._master.timeout_s
 
     def _send(self) -> None:
-        self._guarded(lambda: self._master._connection.send_now(self._frame))
-        self.deadline = time.monotonic() + self._master.timeout_s
+        master = self._master
+        self._guarded(master._connection.send_now, self._prepared.frame(self._transaction_id))
+        self.deadline = time.monotonic() + master.timeout_s
 
-    def _guarded(self, step: Callable[[], ResultT]) -> ResultT:
-        """`step`, with its failure counted and the connection dropped, as a blocking exchange does."""
+    def _guarded(self, step: Callable[P, ResultT], *args: P.args, **kwargs: P.kwargs) -> ResultT:
+        """`step(*args)`, with its failure counted and the connection dropped, as a blocking exchange does."""
         master = self._master
         try:
-            return step()
+            return step(*args, **kwargs)
         except ModbusError as error:
             master._connection.close()
             master._counts.failed(error)
             raise
         except OSError as error:
-            lost = master._connection.lost(str(self._context), error)
+            lost = master._connection.lost(str(self._exchange()), error)
             master._counts.failed(lost)
             raise lost from error

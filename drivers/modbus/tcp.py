@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 
 from drivers.modbus.errors import ModbusError, ModbusFrameError, ModbusTimeout, cut_short
-from drivers.modbus.pdu import Context
+from drivers.modbus.pdu import Context, ReadRegistersRequest, encode_request
 
 MBAP_BYTES = 7
 MODBUS_PROTOCOL_ID = 0
@@ -111,3 +111,56 @@ class Answer:
         if not self._received:
             return ModbusTimeout(f"{self._context}: no answer within {timeout_s} s")
         return cut_short(self._context, self._received, MBAP_BYTES + (self._pdu_length or 0), timeout_s)
+
+
+class PreparedRead:
+    """One register read of one unit as Modbus TCP bytes, worked out once for a read asked again and again (a
+    device's planned read, every poll): its request frame but for the transaction id, and the bytes a whole,
+    well-formed answer to it starts with.
+
+    An answer that arrives whole and starts with those bytes (the transaction id, protocol 0, the length, the
+    unit, the function and the byte count of this read) is exactly one that `Answer` and
+    `drivers.modbus.pdu.decode_read_response` take, so its registers are read without them; the same registers'
+    bytes as the last answer's are the same tuple, not unpacked again (an idle dispenser answers the same all
+    day). Every other answer goes through `Answer` and the decoder, which say what is wrong with it.
+    """
+
+    __slots__ = (
+        "_answer_bytes",
+        "_answer_head",
+        "_last_payload",
+        "_last_registers",
+        "_registers",
+        "_request_tail",
+        "request",
+        "unit",
+    )
+
+    def __init__(self, unit: int, request: ReadRegistersRequest) -> None:
+        self.unit = unit
+        self.request = request
+        self._request_tail = encode_adu(0, unit, encode_request(request))[2:]
+        byte_count = 2 * request.count
+        self._answer_head = struct.pack(
+            ">HHBBB", MODBUS_PROTOCOL_ID, 3 + byte_count, unit, request.function, byte_count
+        )
+        self._registers = struct.Struct(f">{request.count}H")
+        self._answer_bytes = MBAP_BYTES + 2 + byte_count
+        self._last_payload = b""
+        self._last_registers: tuple[int, ...] = ()
+
+    def frame(self, transaction_id: int) -> bytes:
+        """The request's ADU under `transaction_id` (0..65535)."""
+        return transaction_id.to_bytes(2, "big") + self._request_tail
+
+    def registers(self, transaction_id: int, answer: bytes) -> tuple[int, ...] | None:
+        """The registers if `answer` is the whole, well-formed answer to this read under `transaction_id`; None
+        for anything else (a part of one, an exception, a header or a length that does not fit)."""
+        if len(answer) != self._answer_bytes or answer[2:9] != self._answer_head:
+            return None
+        if int.from_bytes(answer[:2], "big") != transaction_id:
+            return None
+        payload = answer[9:]
+        if payload != self._last_payload:
+            self._last_payload, self._last_registers = payload, self._registers.unpack(payload)
+        return self._last_registers
