@@ -112,3 +112,38 @@ def test_an_answer_like_the_last_good_one_is_refused_for_another_request(line: P
         master.read_registers(1, 0x04, 0, 1)
     thread.join(5.0)
     master.close()
+
+
+def test_a_line_gone_mid_read_fails_at_once_and_the_reopened_port_reads_its_answers(line: PtyPair) -> None:
+    """The line vanishing while an answer is awaited (socat killed) is a link error at once, not at the timeout;
+    once it is back the port is reopened on another descriptor (the old number held by another file) and the
+    answers that come on it after the master waits are read."""
+    master = SerialRtuMaster(line.link_a, baudrate=BAUDRATE, timeout_s=2.0)
+    unplug = threading.Timer(0.3, line.stop)
+    unplug.start()
+    started = time.monotonic()
+    with pytest.raises(ModbusLinkError, match=r"it is reopened on the next request$"):
+        master.read_registers(1, 0x03, 0, 1)
+    assert time.monotonic() - started < 1.5
+    unplug.join()
+    old_number = os.open(os.devnull, os.O_RDONLY)  # the freed descriptor number, so the reopen gets another one
+    line.start()
+    answers = [with_crc("010302002A"), with_crc("010302002B")]
+
+    def device() -> None:
+        with serial.Serial(str(line.link_b), timeout=2.0) as port:
+            for answer in answers:
+                port.read(8)
+                time.sleep(0.05)  # after the master is waiting on its descriptor
+                port.write(answer)
+
+    thread = threading.Thread(target=device, daemon=True)
+    thread.start()
+    time.sleep(0.25)
+    try:
+        assert master.read_registers(1, 0x03, 0, 1) == (42,)
+        assert master.read_registers(1, 0x03, 0, 1) == (43,)
+    finally:
+        os.close(old_number)
+    thread.join(5.0)
+    master.close()
