@@ -205,8 +205,8 @@ class SerialPort:
             remaining_s = deadline - time.monotonic()
             if remaining_s <= 0 or not room.poll(remaining_s * 1000):
                 raise TimeoutError(
-                    f"the port took {written} of the frame's {len(frame)} bytes within {self.timeout_s} s "
-                    "(nothing drains the line)"
+                    f"the port took {written} of the frame's {len(frame)} bytes within {self.timeout_s} s: "
+                    "nothing drains the line"
                 )
             try:
                 written += os.write(fd, frame[written:])
