@@ -9,8 +9,10 @@ The rules, for every protocol on a serial line:
   way: it is read and dropped until the line has been quiet for `quiet_s`.
 
 Reads are bounded by the caller's size as well as its deadline, so a device that talks without end costs at most
-what the caller asked for. The port raises `OSError` / `termios.error` as pyserial does; `broken` turns one into
-the protocol's link error, closing the port so the next request opens it again.
+what the caller asked for; a write by the timeout and the frame's own time, so a port that takes nothing (a line
+nothing drains) fails the exchange instead of holding its thread. The port raises `OSError` / `termios.error` as
+pyserial does; `broken` turns one into the protocol's link error, closing the port so the next request opens it
+again.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class SerialPort:
         self.stopbits = stopbits
         self.timeout_s = timeout_s
         self.quiet_s = max(silence_s, USB_SERIAL_LATENCY_S)
+        self._character_s = (1 + bytesize + (parity != "N") + stopbits) / baudrate
+        """One character's time on the line: start bit, data bits, parity bit if any, stop bits."""
         self._counters = counters
         self._wording = wording
         self._serial: Any = None
@@ -191,9 +195,19 @@ class SerialPort:
 
     def _write_rest(self, fd: int, frame: bytes, written: int) -> None:
         """The rest of a frame the port did not take whole (its output buffer was full): written as the port
-        takes it, waiting for room as long as it takes, as pyserial's `write` does."""
+        takes it, for at most the answer timeout plus the frame's own time on the line. A port that takes nothing
+        for that long (flow control held, a line nothing drains) is broken, not slow: waiting on it would hold the
+        polling thread for good, so it raises as a failed port does and is reopened on the next exchange."""
+        deadline = time.monotonic() + self.timeout_s + len(frame) * self._character_s
+        room = select.poll()
+        room.register(fd, select.POLLOUT)
         while written < len(frame):
-            select.select((), (fd,), ())
+            remaining_s = deadline - time.monotonic()
+            if remaining_s <= 0 or not room.poll(remaining_s * 1000):
+                raise TimeoutError(
+                    f"the port took {written} of the frame's {len(frame)} bytes within {self.timeout_s} s: "
+                    "nothing drains the line"
+                )
             try:
                 written += os.write(fd, frame[written:])
             except BlockingIOError:
