@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import random
 import socket
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +22,7 @@ from agent.clock import Clock, ScaledClock, SystemClock
 from agent.contract.records import RecordIntent
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, FieldEvent
 from agent.field.lines import Field, build_field
-from agent.field.tcp_lines import THREAD_NAME
+from agent.field.tcp_lines import GATHER_S, THREAD_NAME
 from drivers.device import DeviceDriver
 from drivers.line_settings import DeviceSection, TcpLineSection
 from drivers.modbus import tcp
@@ -484,3 +485,36 @@ def test_a_name_whose_first_address_refuses_is_connected_at_the_next(monkeypatch
             wait_until(lambda: len(rig.sink.times(DeviceReading, "dual-pc")) >= 3, 10, "readings")
             assert rig.status("dual")[1] == 0, rig.field.pollers[0].status().devices[0].last_error
     assert not rig.reports
+
+
+def test_a_dead_endpoint_in_flight_holds_no_answer_of_a_healthy_line() -> None:
+    """Beside a peer that never answers (its request in flight all along), eight controllers on one endpoint, due
+    together, are read as on a line alone: each answer is taken as it comes, not held for answers to gather it with
+    (`GATHER_S`), so the eighth is read less than seven holds after the first, and no poll fails."""
+    profile = load_profile(PROFILE)
+    clock = SimClock(20)
+    clock.start()
+    units = range(1, 9)
+    banks = {
+        unit: Dispenser(f"D{unit}", [NozzleSpec("92", 770)], profile, rng=random.Random(unit)).controller_bank(clock)
+        for unit in units
+    }
+    with TcpSlaveServer(banks) as server, silent_endpoint() as silent:
+        devices = tuple(
+            DeviceSection(name=f"pc{unit}", unit=unit, profile="sim-pump-controller", poll_interval_ms=100)
+            for unit in units
+        )
+        lines = [
+            TcpLineSection(
+                kind="tcp", name="busy", host="127.0.0.1", port=server.address[1], timeout_ms=1000, devices=devices
+            ),
+            line("silent", silent, timeout_ms=30_000),
+        ]
+        with polling(lines) as rig:
+            wait_until(lambda: len(rig.sink.reading_times_ms("pc8")) >= 16, 10, "sixteen rounds of readings")
+            (busy, _) = rig.field.pollers
+            assert all(device.failed_polls == 0 for device in busy.status().devices)
+            first, last = rig.sink.reading_times_ms("pc1"), rig.sink.reading_times_ms("pc8")
+    spreads_ms = [late - early for early, late in zip(first[1:16], last[1:16], strict=True)]
+    holds_ms = (len(units) - 1) * GATHER_S * 1000
+    assert statistics.median(spreads_ms) < holds_ms, f"the eighth read {spreads_ms} ms after the first"

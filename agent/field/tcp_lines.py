@@ -7,9 +7,11 @@ same as on a serial line) and drives their polls as steps: each line has at most
 line of its own, but the lines' requests are in flight together, and one wait (a `selectors` selector) covers the
 answers of all of them and the next device due. A dead endpoint costs its own line its timeouts and no other line
 anything: its host name's lookup (on a thread of its own, drivers/transport/lookup.py), its connect and its answer
-are waited for alongside the others, never in turn. While two or more lines have a request in flight, the thread
-lets `GATHER_S` pass before it looks at their sockets, so that answers arriving close together (the lines' polls
-fall due at the same instants) are taken in one wake-up; it never waits past the next device due or a deadline.
+are waited for alongside the others, never in turn. When two or more requests went out since it last looked at
+the sockets, the thread lets `GATHER_S` pass before it looks again, so that their answers, arriving close together
+(the lines' polls fall due at the same instants), are taken in one wake-up; it never waits past the next device
+due or a deadline, and a request that went out alone is not held, however many others wait for a slow or dead
+endpoint (holding it would cost its line `GATHER_S` on every read, for no answer to gather it with).
 
 The events of all lines are handed to the station together: when no request is in flight any more, or once the
 oldest has waited `HAND_OVER_WAIT_S`, so that a slow device does not hold its neighbours' readings back.
@@ -36,9 +38,10 @@ from drivers.modbus.master import PendingRead, TcpMaster
 HAND_OVER_WAIT_S = 0.05
 """The longest a poll's events wait for the polls in flight beside them before they go to the station alone."""
 GATHER_S = 0.002
-"""While two or more lines have a request in flight, how long the thread lets pass before it looks at their
-sockets: answers that arrive within it are taken in one wake-up rather than one each (a wake-up costs the thread
-about as much CPU as a poll's Python). An answer is taken at most this much later; a lone request is not held."""
+"""When two or more requests went out since the thread last looked at the sockets, how long it lets pass before it
+looks again: answers that arrive within it are taken in one wake-up rather than one each (a wake-up costs the
+thread about as much CPU as a poll's Python). An answer is taken at most this much later; a request that went out
+alone is not held."""
 THREAD_NAME = "pollers-modbus-tcp"
 IDLE_WAIT_S = 1.0
 """How long the thread waits when nothing is due and nothing in flight (every line polls, so never for long)."""
@@ -82,6 +85,8 @@ class TcpLinesPoller:
         self._wake_writer.setblocking(False)
         self.pulse = Pulse()
         self._thread: threading.Thread | None = None
+        self._sent = 0
+        """Requests sent since the thread last looked at the sockets: their answers are the ones to gather."""
 
     def start(self) -> None:
         now = self._clock.monotonic()
@@ -157,9 +162,10 @@ class TcpLinesPoller:
             )
             delay = IDLE_WAIT_S if delay == math.inf else max(0.0, delay)
             self.pulse.beat(delay)
-            if in_flight > 1 and delay > GATHER_S:
+            if self._sent > 1 and delay > GATHER_S:
                 time.sleep(GATHER_S)
                 delay -= GATHER_S
+            self._sent = 0
             for key, _ in selector.select(delay):
                 if key.fileobj is not self._wake_reader:
                     self._answered(key.data, selector)
@@ -243,5 +249,6 @@ class TcpLinesPoller:
                 self._unwatch(line, selector)
                 error = failed
                 continue
+            self._sent += 1
             self._watch(line, selector, line.pending)
             return
