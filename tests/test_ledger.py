@@ -161,6 +161,32 @@ class TestOutbox:
         outbox.append(records)
         assert outbox.cursors() == {"nozzle:N1:txn": 41}
 
+    def test_a_cursor_moved_by_several_records_of_one_commit_keeps_the_last_ones_value(self, tmp_path: Path) -> None:
+        """Within one commit, each cursor holds the value of the last record that carries it, whatever the order of
+        keys, and a cursor already stored is moved to it; a key carried by no record is left as it was."""
+        outbox = Outbox(tmp_path / "o.sqlite", 64 * 1024**2)
+        first, head = seal(
+            [RecordIntent(RecordType.TRANSACTION, 1, RawBody({"n": 0}), (Cursor("still", 5), Cursor("txn:N1", 1)))],
+            outbox.head(),
+            STATION,
+            fixed_key(),
+        )
+        outbox.append(first)
+        carried = [
+            (Cursor("txn:N1", 2), Cursor("txn:N2", 70)),
+            (Cursor("txn:N2", 71),),
+            (Cursor("txn:N1", 3), Cursor("txn:N2", 72)),
+            (Cursor("txn:N1", 4),),
+        ]
+        intents = [RecordIntent(RecordType.TRANSACTION, 2 + n, RawBody({"n": n}), c) for n, c in enumerate(carried)]
+        records, _ = seal(intents, head, STATION, fixed_key())
+        outbox.append(records)
+        one_by_one: dict[str, int] = {}
+        for record in [*first, *records]:
+            for cursor in record.cursors:
+                one_by_one[cursor.key] = cursor.value
+        assert outbox.cursors() == one_by_one == {"still": 5, "txn:N1": 4, "txn:N2": 72}
+
     def test_full_outbox_raises_and_keeps_everything_stored(self, tmp_path: Path) -> None:
         """At the size cap, append raises OutboxFull and the records already stored are intact."""
         outbox = Outbox(tmp_path / "o.sqlite", 1024**2)

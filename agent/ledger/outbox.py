@@ -164,8 +164,12 @@ class Outbox:
         return head.digest if head.seq == seq and seq > 0 else None
 
     def append(self, records: Sequence[SealedRecord]) -> None:
-        """Commit records (and the cursors they carry) in one transaction: all durable, or none."""
-        cursors = [(cursor.key, cursor.value) for record in records for cursor in record.cursors]
+        """Commit records (and the cursors they carry) in one transaction: all durable, or none.
+
+        A cursor keeps the value of the last record in the batch that carries it, so each key is written once
+        per commit: a burst of sales moves a nozzle's cursors once per record, and upserting every one of them
+        cost nearly as much as the records' own rows (750 upserts of 12 keys for 250 sales, about 4 µs a record)."""
+        cursors = {cursor.key: cursor.value for record in records for cursor in record.cursors}
         with self._transaction(f"appending {len(records)} record(s)"):
             self._db.executemany(
                 "INSERT INTO record (seq, ts_ms, type, kid, canonical, sig) VALUES (?, ?, ?, ?, ?, ?)",
@@ -175,7 +179,7 @@ class Outbox:
                 self._db.executemany(
                     "INSERT INTO cursor (key, value) VALUES (?, ?) "
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    cursors,
+                    cursors.items(),
                 )
 
     @contextmanager
