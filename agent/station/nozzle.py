@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from agent.contract.evidence import (
     JudgedSale,
@@ -75,7 +76,7 @@ from agent.station.metering_bias import (
     state_values,
 )
 from agent.station.settings import MeteringSection
-from drivers.readings import ControllerCounters, NozzleReading
+from drivers.readings import ControllerCounters, NozzleReading, PulseCounterReading
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +106,12 @@ class NozzleBinding:
         return f"nozzle/{self.nozzle}/{what}"
 
 
-@dataclass(frozen=True, slots=True)
-class Count:
-    """A counter channel's cumulative count as last read, when, and where it wraps."""
+class Count(NamedTuple):
+    """A counter channel's cumulative count as last read, when, and where it wraps.
+
+    A named tuple rather than a frozen dataclass: the station makes one per channel of every pulse counter
+    reading, hundreds a second, and a frozen dataclass's `__init__` sets each field through `object.__setattr__`
+    (four times the bytecodes of the tuple's `__new__`). Immutable alike."""
 
     value: int
     ts_ms: int
@@ -120,8 +124,11 @@ class PulseBoard:
     def __init__(self) -> None:
         self._counts: dict[tuple[str, int], Count] = {}
 
-    def put(self, device: str, channel: int, count: Count) -> None:
-        self._counts[(device, channel)] = count
+    def read(self, device: str, reading: PulseCounterReading, ts_ms: int) -> None:
+        """Every channel of a counter's reading, read at `ts_ms`."""
+        counts, modulus = self._counts, reading.count_modulus
+        for channel in reading.channels:
+            counts[(device, channel.channel)] = Count(channel.count, ts_ms, modulus)
 
     def get(self, tap: Tap | None) -> Count | None:
         return None if tap is None else self._counts.get((tap.device, tap.channel))
@@ -258,8 +265,9 @@ class NozzleTracker:
     # -- the counter's view ------------------------------------------------------------------------------------
 
     def on_pulses(self, board: PulseBoard, ts_ms: int) -> list[RecordIntent]:
-        """A pulse counter that one of this nozzle's taps is on was read."""
-        return self._complete(board, ts_ms)
+        """A pulse counter that one of this nozzle's taps is on was read: a sale waiting for its pulses may be
+        complete (an idle nozzle's, most of the day, has none)."""
+        return [] if self._sale is None else self._complete(board, ts_ms)
 
     def tick(self, board: PulseBoard, now_ms: int) -> list[RecordIntent]:
         """Time passes: a sale stops waiting for its pulses, a booking that never came stops being awaited."""
