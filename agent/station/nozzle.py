@@ -163,6 +163,9 @@ class NozzleTracker:
         self._fsm = NozzleFsm()
         self._taken: NozzleReading | None = None
         """The reading `on_controller` was last given."""
+        self._still: tuple[NozzleReading, ControllerCounters, int] | None = None
+        """The reading, counters and totalizer baseline last judged at rest without a move: the very same again
+        is judged the same (`check_totalizer` is a function of them alone), so it is not judged again."""
         self._start_ms: int | None = None
         self._end_ms: int | None = None
         self._awaiting_booking_since: int | None = None
@@ -479,6 +482,9 @@ class NozzleTracker:
     ) -> list[RecordIntent]:
         if self._totalizer_ml is None:
             return []
+        still = self._still
+        if still is not None and still[0] is reading and still[1] is counters and still[2] == self._totalizer_ml:
+            return []
         moved = check_totalizer(
             "volume_ml",
             self._totalizer_ml,
@@ -487,7 +493,10 @@ class NozzleTracker:
             modulus=counters.totalizer_volume_modulus_ml,
             tolerance=counters.volume_resolution_ml,
         )
-        if moved is None or self._alarms.active(AlarmKind.TOTALIZER_DISCONTINUITY, self.binding.nozzle):
+        if moved is None:
+            self._still = (reading, counters, self._totalizer_ml)
+            return []
+        if self._alarms.active(AlarmKind.TOTALIZER_DISCONTINUITY, self.binding.nozzle):
             return []  # already raised: the baseline stays the last recorded value, and the next sale judges
         evidence = _discontinuity(reading.txn_no, moved, at_rest=True)
         self._totalizer_ml, self._totalizer_fen = reading.totalizer_volume_ml, reading.totalizer_amount_fen
