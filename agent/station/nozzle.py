@@ -195,8 +195,9 @@ class NozzleTracker:
         if reading is not self._taken:
             # The very same reading again (an idle nozzle: drivers/device.py gives the same object for the same
             # answers) leaves the phase where it is, and the sale number is the one it set: only what follows
-            # depends on time and the pulses.
-            self._taken = reading
+            # depends on time and the pulses. Not so a nozzle's first phase: the state machine only notes it, and
+            # the same state seen again is a step (a first fuelling again is fuel that flowed).
+            self._taken = None if self._fsm.phase is None else reading
             step = self._fsm.observe(reading.state)
             if step == Step.STARTED:
                 self._start_ms, self._end_ms = ts_ms, None
