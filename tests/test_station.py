@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from hypothesis import given
@@ -16,7 +17,7 @@ from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, LineH
 from agent.lifecycle import ClockWatch, PreviousRun, startup_intents
 from agent.station.fsm import TRANSITIONS, NozzleFsm, Phase, Step
 from agent.station.metering import advance, check_totalizer, judge_volume, sale_number_step, signed
-from agent.station.nozzle import NozzleBinding, Tap
+from agent.station.nozzle import NozzleBinding, NozzleTracker, Tap
 from agent.station.settings import MeteringSection, VerificationSection
 from agent.station.station import Station
 from agent.station.tank import TankBinding
@@ -581,3 +582,23 @@ def test_the_same_answer_handed_over_again_makes_the_records_an_equal_one_makes(
     """An idle nozzle's reading handed over as the very same object poll after poll, or handed back after others,
     is judged as an equal new one would be: the same sales, alarms and cursors, in the same order."""
     assert _scripted(actions, reuse=True) == _scripted(actions, reuse=False)
+
+
+_JUDGE_AT_REST = NozzleTracker._totalizers_at_rest
+
+
+def _judged_afresh(tracker: NozzleTracker, *args: object) -> object:
+    """The totalizer judged at rest the long way: with no memory of a reading judged still before."""
+    tracker._still = None
+    return _JUDGE_AT_REST(tracker, *args)  # type: ignore[arg-type]
+
+
+@given(_ACTIONS)
+def test_a_reading_judged_still_at_rest_is_judged_so_again_as_the_long_way_judges_it(
+    actions: list[tuple[str, object]],
+) -> None:
+    """The very same reading, counters and totalizer baseline as the last ones judged still at rest make the
+    records that judging the totalizer again every poll makes: the same alarms, cursors and sales, in order."""
+    remembered = _scripted(actions, reuse=True)
+    with mock.patch.object(NozzleTracker, "_totalizers_at_rest", _judged_afresh):
+        assert _scripted(actions, reuse=True) == remembered

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from agent.contract.evidence import (
     JudgedSale,
@@ -75,7 +76,7 @@ from agent.station.metering_bias import (
     state_values,
 )
 from agent.station.settings import MeteringSection
-from drivers.readings import ControllerCounters, NozzleReading
+from drivers.readings import ControllerCounters, NozzleReading, PulseCounterReading
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +106,12 @@ class NozzleBinding:
         return f"nozzle/{self.nozzle}/{what}"
 
 
-@dataclass(frozen=True, slots=True)
-class Count:
-    """A counter channel's cumulative count as last read, when, and where it wraps."""
+class Count(NamedTuple):
+    """A counter channel's cumulative count as last read, when, and where it wraps.
+
+    A named tuple rather than a frozen dataclass: the station makes one per channel of every pulse counter
+    reading, hundreds a second, and a frozen dataclass's `__init__` sets each field through `object.__setattr__`
+    (four times the bytecodes of the tuple's `__new__`). Immutable alike."""
 
     value: int
     ts_ms: int
@@ -120,8 +124,11 @@ class PulseBoard:
     def __init__(self) -> None:
         self._counts: dict[tuple[str, int], Count] = {}
 
-    def put(self, device: str, channel: int, count: Count) -> None:
-        self._counts[(device, channel)] = count
+    def read(self, device: str, reading: PulseCounterReading, ts_ms: int) -> None:
+        """Every channel of a counter's reading, read at `ts_ms`."""
+        counts, modulus = self._counts, reading.count_modulus
+        for channel in reading.channels:
+            counts[(device, channel.channel)] = Count(channel.count, ts_ms, modulus)
 
     def get(self, tap: Tap | None) -> Count | None:
         return None if tap is None else self._counts.get((tap.device, tap.channel))
@@ -156,6 +163,9 @@ class NozzleTracker:
         self._fsm = NozzleFsm()
         self._taken: NozzleReading | None = None
         """The reading `on_controller` was last given."""
+        self._still: tuple[NozzleReading, ControllerCounters, int] | None = None
+        """The reading, counters and totalizer baseline last judged at rest without a move: the very same again
+        is judged the same (`check_totalizer` is a function of them alone), so it is not judged again."""
         self._start_ms: int | None = None
         self._end_ms: int | None = None
         self._awaiting_booking_since: int | None = None
@@ -185,8 +195,9 @@ class NozzleTracker:
         if reading is not self._taken:
             # The very same reading again (an idle nozzle: drivers/device.py gives the same object for the same
             # answers) leaves the phase where it is, and the sale number is the one it set: only what follows
-            # depends on time and the pulses.
-            self._taken = reading
+            # depends on time and the pulses. Not so a nozzle's first phase: the state machine only notes it, and
+            # the same state seen again is a step (a first fuelling again is fuel that flowed).
+            self._taken = None if self._fsm.phase is None else reading
             step = self._fsm.observe(reading.state)
             if step == Step.STARTED:
                 self._start_ms, self._end_ms = ts_ms, None
@@ -258,8 +269,9 @@ class NozzleTracker:
     # -- the counter's view ------------------------------------------------------------------------------------
 
     def on_pulses(self, board: PulseBoard, ts_ms: int) -> list[RecordIntent]:
-        """A pulse counter that one of this nozzle's taps is on was read."""
-        return self._complete(board, ts_ms)
+        """A pulse counter that one of this nozzle's taps is on was read: a sale waiting for its pulses may be
+        complete (an idle nozzle's, most of the day, has none)."""
+        return [] if self._sale is None else self._complete(board, ts_ms)
 
     def tick(self, board: PulseBoard, now_ms: int) -> list[RecordIntent]:
         """Time passes: a sale stops waiting for its pulses, a booking that never came stops being awaited."""
@@ -471,6 +483,9 @@ class NozzleTracker:
     ) -> list[RecordIntent]:
         if self._totalizer_ml is None:
             return []
+        still = self._still
+        if still is not None and still[0] is reading and still[1] is counters and still[2] == self._totalizer_ml:
+            return []
         moved = check_totalizer(
             "volume_ml",
             self._totalizer_ml,
@@ -479,7 +494,10 @@ class NozzleTracker:
             modulus=counters.totalizer_volume_modulus_ml,
             tolerance=counters.volume_resolution_ml,
         )
-        if moved is None or self._alarms.active(AlarmKind.TOTALIZER_DISCONTINUITY, self.binding.nozzle):
+        if moved is None:
+            self._still = (reading, counters, self._totalizer_ml)
+            return []
+        if self._alarms.active(AlarmKind.TOTALIZER_DISCONTINUITY, self.binding.nozzle):
             return []  # already raised: the baseline stays the last recorded value, and the next sale judges
         evidence = _discontinuity(reading.txn_no, moved, at_rest=True)
         self._totalizer_ml, self._totalizer_fen = reading.totalizer_volume_ml, reading.totalizer_amount_fen

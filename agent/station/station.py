@@ -34,7 +34,7 @@ from agent.station.fsm import Phase
 from agent.station.leak import LeakSettings
 from agent.station.leak_watch import LeakWatch
 from agent.station.localday import ONE_DAY, LocalDays
-from agent.station.nozzle import Count, NozzleBinding, NozzleTracker, PulseBoard
+from agent.station.nozzle import NozzleBinding, NozzleTracker, PulseBoard
 from agent.station.pressure import PressureSettings, PressureWatch
 from agent.station.settings import MeteringSection, TankRulesSection, VerificationSection
 from agent.station.tank import TankBinding, TankTracker
@@ -260,8 +260,7 @@ class Station:
         return intents
 
     def _on_counter_reading(self, device: str, reading: PulseCounterReading, ts_ms: int) -> list[RecordIntent]:
-        for channel in reading.channels:
-            self._board.put(device, channel.channel, Count(channel.count, ts_ms, reading.count_modulus))
+        self._board.read(device, reading, ts_ms)
         intents: list[RecordIntent] = []
         for tracker in self._on_counter.get(device, ()):
             intents += tracker.on_pulses(self._board, ts_ms)
