@@ -211,9 +211,11 @@ def _triage(records: Sequence[SignedRecord], kept: dict[int, SignedRecord]) -> _
             breaks.append(record.seq)
         if record.type == CHAIN_RESET:
             resets_naming.setdefault(predecessor(record), []).append(record)
-        after = kept.get(record.seq + 1)
+        after, naming = kept.get(record.seq + 1), resets_naming.get(record.seq, ())
+        if after is None and not naming:
+            continue  # nothing here yet links to this record: the usual case, records arriving in order
         followers = [] if after is None or predecessor(after) != record.seq else [after]
-        followers += [reset for reset in resets_naming.get(record.seq, ()) if reset.seq != record.seq + 1]
+        followers += [reset for reset in naming if reset.seq != record.seq + 1]
         breaks.extend(follower.seq for follower in followers if _links_to(follower, record) is False)
     return _Triage(tuple(stored), tuple(duplicates), tuple(forks), tuple(sorted(set(breaks))))
 
@@ -358,11 +360,13 @@ class Store:
     def _advance(self, station: str) -> int:
         """Move `upto` along stored, linked records; over the range a stored chain_reset declares lost, once
         `upto` has reached the record below it; and over a range stored `outbox_corrupt` alarms declare
-        damaged, when the record after it links to the digest they name (both v1.1)."""
+        damaged, when the record after it links to the digest they name (both v1.1). Only a chain_reset's
+        bytes are read back: no other record declares a loss."""
         upto = self.upto(station)
         rows = self._db.execute(
-            "SELECT r.seq, b.seq IS NOT NULL, r.type, r.canonical, r.prev FROM records r LEFT JOIN chain_breaks b "
-            "ON b.station = r.station AND b.seq = r.seq WHERE r.station = ? AND r.seq > ? ORDER BY r.seq",
+            f"SELECT r.seq, b.seq IS NOT NULL, r.type, CASE WHEN r.type = '{CHAIN_RESET}' THEN r.canonical END, "
+            "r.prev FROM records r LEFT JOIN chain_breaks b ON b.station = r.station AND b.seq = r.seq "
+            "WHERE r.station = ? AND r.seq > ? ORDER BY r.seq",
             (station, upto),
         )
         start = upto

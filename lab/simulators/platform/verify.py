@@ -8,6 +8,14 @@ side; the records that pass are accepted and each one that fails is rejected wit
 stopping the others.
 Whether a record fits the chain is not decided here: that depends on what arrived before, which is the
 store's business (`links`, below, is the rule it applies).
+
+A message as the agent writes it is itself in canonical form: each record's signed bytes spliced in between
+fixed framing. Such a message is taken apart the quick way (`_canonical_parts`): parsed without the
+duplicate-key hook and re-written by the C encoder, and when that gives back the payload byte for byte, the
+payload has shown that it holds no repeated key, no float and no character beyond the Basic Multilingual
+Plane, and which text is each record's canonical form; so the walks that look for those are not needed, and
+every other check runs as it does for any message. Anything else goes the full way. The verdict is the same
+either way (tests/test_platform_verify_fast.py holds the two to it).
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Final, TypeGuard
 
-from simulators.platform.canonical import CanonicalizationError, canonical_bytes
+from simulators.platform.canonical import CanonicalizationError, canonical_bytes, sorted_text
 from simulators.platform.contract import CHAIN_RESET, CONTRACT_VERSION, GENESIS_PREV, RECORD_KEYS, STATUS_STATES
 from simulators.platform.keys import StationPublicKey, chain_digest
 from simulators.platform.signatures import Verifier, verifies, verify_each
@@ -319,6 +327,8 @@ _RECORD_CHECKS: Final[tuple[tuple[Reason, Callable[[Mapping[str, object], str], 
 )
 """The record's own checks, in order; the first that finds a problem names the reason. Order matters only in
 that each check may rely on the ones above it (all keys present before any field is read)."""
+_CHECKS_BUT_FLOATS: Final = tuple(check for check in _RECORD_CHECKS if check[0] is not Reason.FLOAT_IN_BODY)
+"""The same, for a record whose message has shown that it holds no float."""
 
 
 def decode_signature(sig: object) -> bytes | None:
@@ -342,19 +352,28 @@ class _Candidate:
     signature: bytes
 
 
-def _examine(record: Mapping[str, object], sig: object, station: str, kid: str) -> _Candidate | Rejection:
-    """Every check of one record but the signature itself: fields, canonical form, the form of `sig`."""
+def _examine(
+    record: Mapping[str, object], sig: object, station: str, kid: str, shown: bytes | None = None
+) -> _Candidate | Rejection:
+    """Every check of one record but the signature itself: fields, canonical form, the form of `sig`.
+
+    `shown`: the record's canonical bytes, when its message has shown them and that it holds no float
+    (`_canonical_parts`); then neither is looked for again.
+    """
     seq = record.get("seq")
     named_seq = seq if _is_seq(seq) else None
-    for reason, problem_of in _RECORD_CHECKS:
+    for reason, problem_of in _RECORD_CHECKS if shown is None else _CHECKS_BUT_FLOATS:
         problem = problem_of(record, station)
         if problem is not None:
             return Rejection(reason, named_seq, problem)
     assert named_seq is not None, "the seq check above let a bad seq through"
-    try:
-        canonical = canonical_bytes(record)
-    except CanonicalizationError as error:
-        return Rejection(Reason.NOT_CANONICAL, named_seq, f"record has no RFC 8785 form: {error}")
+    if shown is not None:
+        canonical = shown
+    else:
+        try:
+            canonical = canonical_bytes(record)
+        except CanonicalizationError as error:
+            return Rejection(Reason.NOT_CANONICAL, named_seq, f"record has no RFC 8785 form: {error}")
     signature = decode_signature(sig)
     if signature is None:
         return Rejection(Reason.SIG_FORMAT, named_seq, f"sig is {sig!r}, want 64 bytes in standard base64 with padding")
@@ -413,6 +432,72 @@ def _whole(reason: Reason, detail: str) -> Verdict:
     return Verdict(rejections=(Rejection(reason, None, detail),))
 
 
+class _NotShown(ValueError):
+    """A number the quick way does not take (a float, NaN, Infinity): the message goes the full way."""
+
+
+def _refuse_number(text: str) -> object:
+    raise _NotShown(text)
+
+
+_PLAIN_JSON: Final = json.JSONDecoder(parse_float=_refuse_number, parse_constant=_refuse_number)
+"""The C parser as is (a repeated key keeps its last value), refusing any number that is not an integer."""
+_NUMBER_SHAPES: Final = bytes(
+    ord("9") if byte in b"0123456789" else ord(":") if byte in b":,[" else ord("-") if byte == ord("-") else 32
+    for byte in range(256)
+)
+"""Digits to 9, the bytes a value can follow to a colon, a minus kept, all else a space: an integer of 16 digits
+or more (beyond ±(2**53 - 1) or close to it) then shows as one of `_LONG_INTEGERS`. A string can show one
+too (`"a:1234567890123456"`); that only sends its message the full way."""
+_LONG_INTEGERS: Final = (b":" + b"9" * 16, b":-" + b"9" * 16)
+
+
+def _canonical_parts(payload: bytes) -> tuple[str, list[tuple[dict[str, object], object]], list[bytes]] | None:
+    """(kid, [(record, sig), ...], [canonical bytes, ...]) of a message written in canonical form; else None.
+
+    The payload is parsed plainly and written again: the kid, and each record by the C encoder (its RFC 8785
+    text for the values the payload is now known to hold: no float, integers of at most 15 digits, no
+    character beyond U+FFFF), in the agent's framing. Equal bytes show that the plain parse is the strict
+    one (a repeated key would have made the payload longer than its rewriting) and that each record's text
+    is its canonical form. Any doubt (not UTF-8, another spelling, a repeated key, a float, a long integer, a
+    shape `_items` refuses, too deep) returns None, and the message goes the full way, which says what is wrong.
+    """
+    if payload.isascii():
+        text = payload.decode("ascii")
+    else:
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if max(text) > "\uffff":
+            return None
+    shapes = payload.translate(_NUMBER_SHAPES)
+    if any(long in shapes for long in _LONG_INTEGERS):
+        return None
+    try:
+        message = _PLAIN_JSON.decode(text)
+        shape = _items(message)
+        if isinstance(shape, str):
+            return None
+        kid, pairs = shape
+        records = [sorted_text(record) for record, _ in pairs]
+        sigs = [sorted_text(sig) for _, sig in pairs]
+        rewritten = "".join(
+            (
+                '{"kid":',
+                sorted_text(kid),
+                ',"records":[',
+                ",".join([f'{{"record":{record},"sig":{sig}}}' for record, sig in zip(records, sigs, strict=True)]),
+                "]}",
+            )
+        ).encode("utf-8")
+    except (ValueError, RecursionError):
+        return None
+    if rewritten != payload:
+        return None
+    return kid, pairs, [record.encode("utf-8") for record in records]
+
+
 def verify_message(
     payload: bytes, station: str, keys: Mapping[str, StationPublicKey], verifier: Verifier = verify_each
 ) -> Verdict:
@@ -421,14 +506,20 @@ def verify_message(
     The records' signatures are checked together, by `verifier`, once every other check is done: a
     ThreadedVerifier spreads them over cores, and the verdict is the same either way.
     """
-    try:
-        message = parse_json(payload)
-    except ValueError as error:
-        return _whole(Reason.NOT_JSON, f"payload is not strict UTF-8 JSON: {error}")
-    shape = _items(message)
-    if isinstance(shape, str):
-        return _whole(Reason.MESSAGE_SHAPE, shape)
-    kid, pairs = shape
+    canonicals: list[bytes] | list[None]
+    shown = _canonical_parts(payload)
+    if shown is not None:
+        kid, pairs, canonicals = shown
+    else:
+        try:
+            message = parse_json(payload)
+        except ValueError as error:
+            return _whole(Reason.NOT_JSON, f"payload is not strict UTF-8 JSON: {error}")
+        shape = _items(message)
+        if isinstance(shape, str):
+            return _whole(Reason.MESSAGE_SHAPE, shape)
+        kid, pairs = shape
+        canonicals = [None] * len(pairs)
     key = keys.get(kid)
     if key is None:
         return _whole(Reason.UNKNOWN_KID, f"kid {kid!r} is not a key of station {station!r}; known: {sorted(keys)}")
@@ -438,7 +529,10 @@ def verify_message(
         return _whole(Reason.SEQ_INVALID, f"seqs are {seqs!r}, want positive integers")
     if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
         return _whole(Reason.SEQ_NOT_CONTIGUOUS, f"seqs are {seqs!r}, want ascending by one")
-    examined = [_examine(record, sig, station, kid) for record, sig in pairs]
+    examined = [
+        _examine(record, sig, station, kid, canonical)
+        for (record, sig), canonical in zip(pairs, canonicals, strict=True)
+    ]
     candidates = [outcome for outcome in examined if isinstance(outcome, _Candidate)]
     verified = iter(verifier(key, [(candidate.signature, candidate.record.canonical) for candidate in candidates]))
     outcomes = [outcome if isinstance(outcome, Rejection) else _settle(outcome, next(verified)) for outcome in examined]

@@ -1,0 +1,213 @@
+"""The quick way through a records message (a payload already in canonical form) gives the full way's verdict."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+from unittest import mock
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_platform_signer import ZEROS, TinySigner, canonical
+
+from agent.contract.framing import build_records_message
+from simulators.platform import verify
+from simulators.platform.canonical import SAFE_INTEGER
+from simulators.platform.keys import StationPublicKey
+from simulators.platform.verify import Reason, Verdict, verify_message
+
+STATION = "ST-0001"
+SIGNER = TinySigner(STATION)
+KEYS: dict[str, StationPublicKey] = {SIGNER.kid: SIGNER.platform_key()}
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """A record as the outbox keeps it, for the agent's own framing (agent.contract.framing)."""
+
+    seq: int
+    kid: str
+    canonical: bytes
+    sig: bytes
+
+
+def agent_payload(records: list[dict[str, Any]], signer: TinySigner = SIGNER) -> bytes:
+    """The payload the agent publishes: each record's canonical bytes spliced in, signed over them."""
+    sealed = [
+        Sealed(record["seq"], signer.kid, canonical(record), base64.b64decode(signer.sign(record)))
+        for record in records
+    ]
+    message = build_records_message(sealed, 1024**3)
+    assert message is not None
+    return message.payload
+
+
+def both_ways(payload: bytes) -> tuple[Verdict, Verdict]:
+    """The verdict as the receiver reaches it, and the one the full way alone reaches."""
+    quick = verify_message(payload, STATION, KEYS)
+    with mock.patch.object(verify, "_canonical_parts", lambda _payload: None):
+        full = verify_message(payload, STATION, KEYS)
+    return quick, full
+
+
+def test_the_agents_framing_takes_the_quick_way_and_every_record_is_accepted() -> None:
+    """A chain framed as the agent frames it is taken apart the quick way, with each record's signed bytes."""
+    records = SIGNER.chain(5)
+    records[2]["body"] = {"note": "油站", "amount_fen": 10**15 - 1, "nested": [{"b": None, "a": [True, -1]}]}
+    payload = agent_payload(records)
+    parts = verify._canonical_parts(payload)
+    assert parts is not None
+    assert parts[2] == [canonical(record) for record in records]
+    quick, full = both_ways(payload)
+    assert quick == full
+    assert [record.seq for record in quick.accepted] == [1, 2, 3, 4, 5] and quick.rejections == ()
+
+
+def station_messages() -> bytes:
+    """Three linked records, one with a Chinese note, framed as the agent frames them."""
+    records = SIGNER.chain(3)
+    records[0]["body"] = {"n": 1, "note": "油站"}
+    return agent_payload(records)
+
+
+def hostile_variants(payload: bytes) -> dict[str, bytes]:
+    """Spellings of one message that the quick way must not take at face value."""
+    text = payload.decode("utf-8")
+    return {
+        "spaces": json.dumps(json.loads(text)).encode(),
+        "escaped": json.dumps(json.loads(text), ensure_ascii=True, separators=(",", ":")).encode(),
+        "kid twice": text.replace('{"kid":', '{"kid":"0000000000000000","kid":', 1).encode(),
+        "key twice in a record": text.replace('{"body":', '{"body":{},"body":', 1).encode(),
+        "key twice in a body": text.replace('"body":{', '"body":{"n":5,', 1).encode(),
+        "unsorted": text.replace('"seq":1,"station":"ST-0001"', '"station":"ST-0001","seq":1', 1).encode(),
+        "float": text.replace('"body":{', '"body":{"litres":1.5,', 1).encode(),
+        "exponent": text.replace('"body":{', '"body":{"litres":1e3,', 1).encode(),
+        "NaN": text.replace('"body":{', '"body":{"litres":NaN,', 1).encode(),
+        "long integer": text.replace('"body":{', f'"body":{{"a":{SAFE_INTEGER + 1},', 1).encode(),
+        "negative long integer": text.replace('"body":{', f'"body":{{"a":-{SAFE_INTEGER + 1},', 1).encode(),
+        "huge integer": text.replace('"body":{', '"body":{"a":' + "9" * 5000 + ",", 1).encode(),
+        "minus zero": text.replace('"body":{', '"body":{"a":-0,', 1).encode(),
+        "key beyond the BMP": text.replace('"body":{', '"body":{"\U0001f600":1,', 1).encode(),
+        "escaped key beyond the BMP": text.replace('"body":{', '"body":{"\\ud83d\\ude00":1,', 1).encode(),
+        "lone surrogate": text.replace('"body":{', '"body":{"a":"\\ud800",', 1).encode(),
+        "escaped control": text.replace('"body":{', '"body":{"a":"\\u0001",', 1).encode(),
+        "latin escaped": text.replace('"body":{', '"body":{"a":"\\u00e9",', 1).encode(),
+        "not UTF-8": payload.replace(b'"body":{', b'"body":{"a":"\xff",', 1),
+        "BOM": b"\xef\xbb\xbf" + payload,
+        "trailing space": payload + b" ",
+        "trailing garbage": payload + b"x",
+        "deep": text.replace('"body":{', '"body":{"a":' + "[" * 100_000 + "]" * 100_000 + ",", 1).encode(),
+        "sig a number": text.replace('"sig":"', '"sig":1,"x":"', 1).encode(),
+        "string looking like a long integer": text.replace(
+            '"body":{', '"body":{"a":"x:1234567890123456789",', 1
+        ).encode(),
+        "record not an object": text.replace('{"record":{', '{"record":[{', 1)
+        .replace('},"sig"', '}],"sig"', 1)
+        .encode(),
+        "empty": b"",
+    }
+
+
+def test_every_hostile_spelling_gets_the_full_ways_verdict() -> None:
+    """Repeated keys, floats, long integers, escapes, bad UTF-8, depth: same verdict both ways, none mistaken."""
+    for name, payload in hostile_variants(station_messages()).items():
+        quick, full = both_ways(payload)
+        assert quick == full, name
+
+
+def test_the_quick_way_declines_what_it_cannot_show() -> None:
+    """A spelling that is not the canonical form, or holds what the C encoder writes otherwise, goes the full way."""
+    taken = {"escaped control"}
+    for name, payload in hostile_variants(station_messages()).items():
+        assert (verify._canonical_parts(payload) is not None) == (name in taken), name
+
+
+def test_an_integer_of_sixteen_digits_goes_the_full_way_and_is_taken() -> None:
+    """The quick way leaves integers of 16 digits to the full way, which takes those within ±(2**53 - 1)."""
+    records = SIGNER.chain(1)
+    records[0]["body"] = {"amount_fen": SAFE_INTEGER, "refund_fen": -SAFE_INTEGER}
+    payload = agent_payload(records)
+    assert verify._canonical_parts(payload) is None
+    quick, full = both_ways(payload)
+    assert quick == full and [record.seq for record in quick.accepted] == [1]
+
+
+def test_a_repeated_key_is_refused_as_before() -> None:
+    """A record with a key twice is not JSON to the platform, however the rest of the message is written."""
+    payload = hostile_variants(station_messages())["key twice in a body"]
+    quick, _ = both_ways(payload)
+    assert quick.accepted == () and quick.rejections[0].reason is Reason.NOT_JSON
+
+
+def test_forged_and_replayed_records_get_the_same_verdict_both_ways() -> None:
+    """A bad signature, a record signed by another key, a forged prev, a repeat: checked alike both ways."""
+    records = SIGNER.chain(4)
+    forger = TinySigner(STATION)
+    payload = agent_payload(records)
+    genuine = canonical(records[1])
+    forged = dict(records[1], body={"n": 999})
+    tampered = payload.replace(genuine, canonical(forged), 1)
+    other_key = agent_payload(records[:2], forger).replace(forger.kid.encode(), SIGNER.kid.encode(), 1)
+    bad_prev = agent_payload([dict(records[0], prev="f" * 64)])
+    for payload in (tampered, other_key, bad_prev, agent_payload(records[2:] + records[:2])):
+        quick, full = both_ways(payload)
+        assert quick == full
+    quick, _ = both_ways(tampered)
+    assert [rejection.reason for rejection in quick.rejections] == [Reason.BAD_SIGNATURE]
+
+
+JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.integers(min_value=-SAFE_INTEGER, max_value=SAFE_INTEGER)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(codec="utf-8"), max_size=8)
+)
+JSON_VALUES = st.recursive(
+    JSON_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(st.characters(codec="utf-8"), max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    bodies=st.lists(
+        st.dictionaries(st.text(st.characters(codec="utf-8"), max_size=6), JSON_VALUES, max_size=5),
+        min_size=1,
+        max_size=3,
+    ),
+    type_=st.sampled_from(["transaction", "heartbeat", "chain_reset", "alarm", ""]),
+    cut=st.integers(min_value=0, max_value=10_000),
+    byte=st.integers(min_value=0, max_value=255),
+)
+def test_any_body_framed_as_the_agent_frames_it_gets_the_full_ways_verdict(
+    bodies: list[dict[str, Any]], type_: str, cut: int, byte: int
+) -> None:
+    """Arbitrary bodies (floats, long integers, keys beyond the BMP) framed by the agent, and one byte changed."""
+    records = []
+    prev = ZEROS
+    for seq, body in enumerate(bodies, start=1):
+        records.append(SIGNER.record(seq, prev, body, type_))
+        try:
+            prev = verify.chain_digest(SIGNER.kid, canonical(records[-1]))
+        except Exception:  # rfc8785 refuses the body (a float it cannot write, a long integer): any prev will do
+            prev = ZEROS
+    try:
+        payload = agent_payload(records)
+    except Exception:  # no canonical bytes to sign: send the stdlib's spelling, signed over nothing
+        payload = json.dumps(
+            {"kid": SIGNER.kid, "records": [{"record": r, "sig": "A" * 86 + "=="} for r in records]}
+        ).encode()
+    quick, full = both_ways(payload)
+    assert quick == full
+    changed = bytearray(payload)
+    changed[cut % len(changed)] = byte
+    quick, full = both_ways(bytes(changed))
+    assert quick == full
