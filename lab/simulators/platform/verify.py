@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Final, TypeGuard
+from typing import Final, NamedTuple, TypeGuard
 
 from simulators.platform.canonical import CanonicalizationError, canonical_bytes, sorted_text
 from simulators.platform.contract import CHAIN_RESET, CONTRACT_VERSION, GENESIS_PREV, RECORD_KEYS, STATUS_STATES
@@ -68,9 +68,12 @@ class Rejection:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
-class SignedRecord:
-    """A record that passed every check it can pass on its own, with what the chain and the store need."""
+class SignedRecord(NamedTuple):
+    """A record that passed every check it can pass on its own, with what the chain and the store need.
+
+    A named tuple rather than a frozen dataclass: one is made for every record a platform takes, and a frozen
+    dataclass's `__init__` (a guarded `setattr` per field) costs several times as much to make.
+    """
 
     seq: int
     type: str
@@ -344,8 +347,7 @@ def decode_signature(sig: object) -> bytes | None:
     return raw if base64.b64encode(raw).decode("ascii") == sig else None
 
 
-@dataclass(frozen=True, slots=True)
-class _Candidate:
+class _Candidate(NamedTuple):
     """A record that passed every check of its own but the signature: what it becomes if that verifies."""
 
     record: SignedRecord
