@@ -75,34 +75,37 @@ def station_messages() -> bytes:
 def hostile_variants(payload: bytes) -> dict[str, bytes]:
     """Spellings of one message that the quick way must not take at face value."""
     text = payload.decode("utf-8")
+
+    def in_body(member: str) -> bytes:
+        """The payload with `member` put first in the first record's body."""
+        return text.replace('"body":{', '"body":{' + member + ",", 1).encode()
+
     return {
         "spaces": json.dumps(json.loads(text)).encode(),
         "escaped": json.dumps(json.loads(text), ensure_ascii=True, separators=(",", ":")).encode(),
         "kid twice": text.replace('{"kid":', '{"kid":"0000000000000000","kid":', 1).encode(),
         "key twice in a record": text.replace('{"body":', '{"body":{},"body":', 1).encode(),
-        "key twice in a body": text.replace('"body":{', '"body":{"n":5,', 1).encode(),
+        "key twice in a body": in_body('"n":5'),
         "unsorted": text.replace('"seq":1,"station":"ST-0001"', '"station":"ST-0001","seq":1', 1).encode(),
-        "float": text.replace('"body":{', '"body":{"litres":1.5,', 1).encode(),
-        "exponent": text.replace('"body":{', '"body":{"litres":1e3,', 1).encode(),
-        "NaN": text.replace('"body":{', '"body":{"litres":NaN,', 1).encode(),
-        "long integer": text.replace('"body":{', f'"body":{{"a":{SAFE_INTEGER + 1},', 1).encode(),
-        "negative long integer": text.replace('"body":{', f'"body":{{"a":-{SAFE_INTEGER + 1},', 1).encode(),
-        "huge integer": text.replace('"body":{', '"body":{"a":' + "9" * 5000 + ",", 1).encode(),
-        "minus zero": text.replace('"body":{', '"body":{"a":-0,', 1).encode(),
-        "key beyond the BMP": text.replace('"body":{', '"body":{"\U0001f600":1,', 1).encode(),
-        "escaped key beyond the BMP": text.replace('"body":{', '"body":{"\\ud83d\\ude00":1,', 1).encode(),
-        "lone surrogate": text.replace('"body":{', '"body":{"a":"\\ud800",', 1).encode(),
-        "escaped control": text.replace('"body":{', '"body":{"a":"\\u0001",', 1).encode(),
-        "latin escaped": text.replace('"body":{', '"body":{"a":"\\u00e9",', 1).encode(),
+        "float": in_body('"litres":1.5'),
+        "exponent": in_body('"litres":1e3'),
+        "NaN": in_body('"litres":NaN'),
+        "long integer": in_body(f'"a":{SAFE_INTEGER + 1}'),
+        "negative long integer": in_body(f'"a":-{SAFE_INTEGER + 1}'),
+        "huge integer": in_body('"a":' + "9" * 5000),
+        "minus zero": in_body('"a":-0'),
+        "key beyond the BMP": in_body('"\U0001f600":1'),
+        "escaped key beyond the BMP": in_body('"\\ud83d\\ude00":1'),
+        "lone surrogate": in_body('"a":"\\ud800"'),
+        "escaped control": in_body('"a":"\\u0001"'),
+        "latin escaped": in_body('"a":"\\u00e9"'),
         "not UTF-8": payload.replace(b'"body":{', b'"body":{"a":"\xff",', 1),
         "BOM": b"\xef\xbb\xbf" + payload,
         "trailing space": payload + b" ",
         "trailing garbage": payload + b"x",
-        "deep": text.replace('"body":{', '"body":{"a":' + "[" * 100_000 + "]" * 100_000 + ",", 1).encode(),
+        "deep": in_body('"a":' + "[" * 100_000 + "]" * 100_000),
         "sig a number": text.replace('"sig":"', '"sig":1,"x":"', 1).encode(),
-        "string looking like a long integer": text.replace(
-            '"body":{', '"body":{"a":"x:1234567890123456789",', 1
-        ).encode(),
+        "string looking like a long integer": in_body('"a":"x:1234567890123456789"'),
         "record not an object": text.replace('{"record":{', '{"record":[{', 1)
         .replace('},"sig"', '}],"sig"', 1)
         .encode(),
