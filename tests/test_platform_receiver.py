@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from test_platform_signer import ZEROS, StationClient, TinySigner, canonical, sha256_hex
+from test_platform_verify_fast import agent_payload
 
 from simulators.broker import MosquittoBroker, free_loopback_port
 from simulators.platform.audit import audit
@@ -109,6 +110,25 @@ def test_resend_is_counted_as_duplicate_and_acked_again(
     assert send_all(station, signer, [chain, chain[2:]]) == [4, 4]
     report = receiver.report().station(STATION)
     assert (report.duplicates, report.accepted, report.ok) == (2, 4, True)
+
+
+def test_messages_framed_as_the_agent_frames_them_are_checked_alike(
+    receiver: PlatformReceiver, station: StationClient, signer: TinySigner, config: ReceiverConfig
+) -> None:
+    """Canonical payloads (the quick way): a replay is duplicates, a forged record refused, a fork and a gap kept."""
+    chain = signer.chain(6)
+    forged = agent_payload(chain[3:5], signer).replace(canonical(chain[3]), canonical({**chain[3], "body": {"n": 40}}))
+    forked = agent_payload([signer.record(2, chain[1]["prev"], body={"n": -2})], signer)
+    before = len(station.acks)
+    for payload in (agent_payload(chain[:3], signer), agent_payload(chain[:3], signer), forged, forked):
+        station.publish("records", payload)
+    assert [ack["upto"] for ack in station.wait_acks(before + 4)[before:]] == [3, 3, 3, 3]
+    station.publish("records", agent_payload(chain[3:], signer))
+    assert station.wait_acks(before + 5)[-1] == {"upto": 6}
+    receiver.stop()
+    report = audit(config.db_path, config.keys).station(STATION)
+    assert (report.accepted, report.upto, report.duplicates, report.forks) == (6, 6, 4, (2,))
+    assert (report.rejections, report.chain_breaks, report.gaps) == ({"bad_signature": 1}, (), ())
 
 
 def test_fork_is_reported_and_the_stored_record_kept(
