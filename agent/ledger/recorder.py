@@ -69,7 +69,7 @@ FIRST_BATCH = 32
 """The most records the first commit of a burst holds: each commit after it may hold twice the one before, up to
 MAX_BATCH. A burst's records reach the uplink only once committed, so a first commit of MAX_BATCH kept the
 platform idle while 256 records were signed (about 20 ms here); 32, 64, 128 and then 256 let it start after the
-first 32 and cost two more fsyncs a burst, while a long burst still commits MAX_BATCH at a time."""
+first 32 and cost two or three more fsyncs a burst, while a long burst still commits MAX_BATCH at a time."""
 SIGNING_WORKERS = 2
 """Threads that sign a burst; a third core would rather serve the pollers and the uplink."""
 ACK_SAVE_INTERVAL_S = 30.0
