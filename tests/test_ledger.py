@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import os
 import stat
@@ -14,12 +15,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from raw_body import RawBody
 from support.waiting import wait_until
 
-from agent.clock import SystemClock
+from agent.clock import SystemClock, now_of
 from agent.contract.records import AlarmBody, AlarmState, Cursor, HeartbeatBody, RecordIntent, RecordType
 from agent.ledger.chain import GENESIS_PREV, ChainHead, Signer, seal
 from agent.ledger.keys import DeviceKey, KeyFileError, generate_key_file, load_key_file
 from agent.ledger.outbox import Outbox, OutboxFull, OutboxReader
-from agent.ledger.recorder import MAX_BATCH, Recorder, RecorderStatus
+from agent.ledger.recorder import FIRST_BATCH, MAX_BATCH, Recorder, RecorderStatus, next_batch_limit
 from agent.ledger.settings import OutboxSection
 from agent.ledger.suites import Suite, kid_of
 
@@ -234,7 +235,8 @@ class TestRecorder:
         return recorder, outbox
 
     def test_a_burst_is_group_committed(self, tmp_path: Path) -> None:
-        """Thousands of intents queued together take far fewer commits than records."""
+        """Thousands of intents queued together take far fewer commits than records: one per MAX_BATCH, and the
+        few smaller ones a burst starts with (FIRST_BATCH, doubling)."""
         recorder, _ = self._recorder(tmp_path)
         for i in range(3000):
             recorder.submit(heartbeat(i))
@@ -242,7 +244,40 @@ class TestRecorder:
         recorder.stop()
         status = recorder.status()
         assert status.head_seq == status.committed == 3000
-        assert status.commits <= -(-3000 // MAX_BATCH) + 1
+        ramp_commits = (MAX_BATCH // FIRST_BATCH).bit_length() - 1
+        assert status.commits <= -(-3000 // MAX_BATCH) + ramp_commits
+
+    def test_a_burst_starts_with_a_small_commit_and_each_next_is_at_most_twice_the_one_before(
+        self, tmp_path: Path
+    ) -> None:
+        """After a quiet spell, a burst's first commit holds FIRST_BATCH records (so the uplink has something to
+        send at once), each later one twice the one before up to MAX_BATCH; the next burst starts small again."""
+        recorder, _ = self._recorder(tmp_path)
+        heads: list[int] = []
+
+        def steps(count: int) -> list[int]:
+            for i in range(count):
+                recorder.submit(heartbeat(i))
+            before = recorder.status().head_seq
+            while recorder.status().head_seq < before + count:
+                assert recorder.step(now_of(SystemClock()))
+                heads.append(recorder.status().head_seq)
+            sizes = [b - a for a, b in itertools.pairwise([before, *heads])]
+            heads.clear()
+            return sizes
+
+        assert steps(1) == [1]
+        assert steps(1000) == [FIRST_BATCH, 2 * FIRST_BATCH, 4 * FIRST_BATCH, MAX_BATCH, MAX_BATCH, MAX_BATCH, 8]
+        assert steps(100) == [FIRST_BATCH, 2 * FIRST_BATCH, 4]
+
+    @pytest.mark.parametrize(
+        ("committed", "limit"),
+        [(0, FIRST_BATCH), (1, FIRST_BATCH), (FIRST_BATCH, 2 * FIRST_BATCH), (100, 200), (200, MAX_BATCH)],
+    )
+    def test_the_next_commit_may_hold_twice_the_last_within_the_bounds(self, committed: int, limit: int) -> None:
+        """A steady flow keeps its batch size (a commit of 100 lets the next hold 200); a trickle's commits of one
+        leave room for FIRST_BATCH; nothing goes above MAX_BATCH."""
+        assert next_batch_limit(committed) == limit
 
     def test_a_body_the_contract_cannot_carry_is_replaced_by_an_alarm_and_the_rest_goes_on(
         self, tmp_path: Path

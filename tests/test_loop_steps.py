@@ -5,6 +5,7 @@ file."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import replace
 from datetime import timedelta
@@ -23,7 +24,7 @@ from agent.field.poller import LinePoller, PolledDevice
 from agent.ledger.chain import SealedRecord
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxReader
-from agent.ledger.recorder import ACK_SAVE_INTERVAL_S, MAX_BATCH, Recorder
+from agent.ledger.recorder import ACK_SAVE_INTERVAL_S, FIRST_BATCH, MAX_BATCH, Recorder
 from agent.ledger.recorder_inbox import Stop
 from agent.ledger.settings import OutboxSection
 from agent.station.station import Station
@@ -125,9 +126,9 @@ def test_the_stop_ticks_then_records_agent_stop_with_its_reason(tmp_path: Path) 
 
 
 def test_a_step_commits_one_batch_and_tells_both_sinks_in_seq_order(tmp_path: Path) -> None:
-    """600 intents waiting make three steps of at most MAX_BATCH records each, one commit a step; after each,
-    `committed` gets the records and `on_commit` the new head; the file holds a chain whose every `prev` is the
-    SHA-256 of the record before (hashlib, not the chain code)."""
+    """600 intents waiting make steps of FIRST_BATCH records, then twice as many each step up to MAX_BATCH, one
+    commit a step; after each, `committed` gets the records and `on_commit` the new head; the file holds a chain
+    whose every `prev` is the SHA-256 of the record before (hashlib, not the chain code)."""
     clock = FakeClock(local(10))
     handed: list[SealedRecord] = []
     heads: list[int] = []
@@ -136,11 +137,14 @@ def test_a_step_commits_one_batch_and_tells_both_sinks_in_seq_order(tmp_path: Pa
     recorder = Recorder(outbox, STATION, key, OutboxSection(), clock, committed=handed.extend, on_commit=heads.append)
     for n in range(600):
         recorder.submit(beat(clock.wall_ms(), n))
-    for _ in range(3):
+    sizes = [FIRST_BATCH, 2 * FIRST_BATCH, 4 * FIRST_BATCH, MAX_BATCH]
+    assert sum(sizes) < 600 and MAX_BATCH == 8 * FIRST_BATCH
+    expected = [*itertools.accumulate(sizes), 600]
+    for _ in expected:
         assert recorder.step(now_of(clock))
-    assert heads == [MAX_BATCH, 2 * MAX_BATCH, 600]
+    assert heads == expected
     assert [record.seq for record in handed] == list(range(1, 601))
-    assert recorder.status().commits == 3
+    assert recorder.status().commits == len(expected)
     reader = OutboxReader(outbox.path)
     records = list(reader.read(1, 600))
     reader.close()

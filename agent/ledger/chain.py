@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from agent.contract.canonical import NotCanonicalisable, canonical_bytes
-from agent.contract.records import CONTRACT_VERSION, Cursor, JsonValue, RecordIntent, format_ts
+from agent.contract.canonical import NotCanonicalisable, record_bytes
+from agent.contract.records import CONTRACT_VERSION, Cursor, RecordIntent, format_ts
 from agent.ledger.keys import DeviceKey
 from agent.ledger.suites import record_digest
 
@@ -71,17 +71,17 @@ def seal(
     seq, prev, ts_ms = head.seq, head.digest, head.ts_ms
     for index, intent in enumerate(intents):
         seq += 1
-        record: dict[str, JsonValue] = {
-            "v": CONTRACT_VERSION,
-            "station": station,
-            "seq": seq,
-            "ts": format_ts(intent.ts_ms),
-            "type": str(intent.type),
-            "body": intent.body.as_json(),
-            "prev": prev,
-        }
         try:
-            canonical = canonical_bytes(record)
+            ts, record_type = format_ts(intent.ts_ms), str(intent.type)
+            canonical = record_bytes(
+                intent.body.as_json(),
+                version=CONTRACT_VERSION,
+                station=station,
+                seq=seq,
+                ts=ts,
+                record_type=record_type,
+                prev=prev,
+            )
         except NotCanonicalisable as exc:
             raise RecordRefused(index, intent, str(exc)) from exc
         linked.append((seq, intent, canonical))
