@@ -47,13 +47,14 @@ TICK_S = 1.0
 MIN_TICK_REAL_S = 0.02
 """On accelerated time the ticks stay at most 50 a real second: a second of station time at 1,200 times real
 time would otherwise wake the thread every 0.8 ms for rules whose resolution does not need it."""
-PACE_S = 0.1
+PACE_S = 0.2
 """While events keep coming, the least real time from one turn to the next: the thread sleeps through the
 hand-overs in between (one wake-up a turn, where each hand-over would wake it), never past a timer due. Every
 event keeps its own time (what it records, which day it counts in), the time-driven rules run after the events
 taken with them and at the instants they are due, so the pace changes when the station handles an event, never
-what it makes of it. 100 ms: half the wake-ups at 20 Modbus TCP devices polled at 10 Hz (whose events come in
-two hand-overs a poll), for a status that lags that much more."""
+what it makes of it. 200 ms: a quarter of the wake-ups at 20 Modbus TCP devices polled at 10 Hz (whose events
+come in two hand-overs a poll), for records and a status that lag that much more (the status is written once a
+second)."""
 _CONTAINED: dict[type, str] = {kind: f"event {kind.__name__}" for kind in get_args(FieldEvent)}
 """What the containment of each event says it was handling, written once rather than for every event."""
 
