@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import time
 
+from support.station_loop import bare_loop
 from test_station import BINDING, RULES
 
 from agent.clock import Instant, ScaledClock, SystemClock
-from agent.containment import Boundary
 from agent.contract.records import AgentStopBody, DeviceOnlineBody, RecordIntent
 from agent.field.events import DeviceOnline
 from agent.station.station import Station
-from agent.station_loop import MIN_TICK_REAL_S, PACE_S, HeartbeatFacts, StationLoop
+from agent.station_loop import MIN_TICK_REAL_S, PACE_S, StationLoop
 
 HAND_OVERS = 60
 HAND_OVER_EVERY_S = 0.01
@@ -39,18 +39,6 @@ class CountingLoop(StationLoop):
         return super()._turn(items, now)
 
 
-def _loop(clock: SystemClock | ScaledClock, station: Station, submitted: list[RecordIntent]) -> CountingLoop:
-    return CountingLoop(
-        station,
-        submitted.append,
-        clock,
-        heartbeat_interval_s=3600,
-        jump_threshold_ms=60_000,
-        facts=lambda: HeartbeatFacts(True, 0, 1, 1),
-        boundary=Boundary("station", submitted.append, clock),
-    )
-
-
 def _hand_over_for_a_while(loop: StationLoop, clock: SystemClock | ScaledClock) -> float:
     """`HAND_OVERS` hand-overs of a device coming online, one every `HAND_OVER_EVERY_S`; the real seconds taken."""
     began_s = time.monotonic()
@@ -65,7 +53,7 @@ def test_hand_overs_every_10_ms_are_taken_a_turn_per_pace_each_event_in_order() 
     every event is handled, in the order handed over, before the stop's record."""
     clock = SystemClock()
     submitted: list[RecordIntent] = []
-    loop = _loop(clock, Station([BINDING], {}, RULES), submitted)
+    loop = bare_loop(CountingLoop, Station([BINDING], {}, RULES), submitted, clock)
     loop.start()
     elapsed_s = _hand_over_for_a_while(loop, clock)
     assert loop.stop("test", timeout_s=5.0)
@@ -82,7 +70,7 @@ def test_on_accelerated_time_the_ticks_keep_their_rate_while_events_keep_coming(
     clock = ScaledClock(1200.0, SystemClock())
     station = CountingStation([BINDING], {}, RULES)
     submitted: list[RecordIntent] = []
-    loop = _loop(clock, station, submitted)
+    loop = bare_loop(CountingLoop, station, submitted, clock)
     loop.start()
     elapsed_s = _hand_over_for_a_while(loop, clock)
     assert loop.stop("test", timeout_s=5.0)
