@@ -2,11 +2,12 @@
 
 Only this thread touches the station's state, so the station logic needs no locks. It wakes for an event, a
 heartbeat, or a clock check, never on a fixed fast tick, and it hands every intent to the recorder without
-waiting for the disk. Woken by an event, it lets `GATHER_S` pass before it takes what is there: the pollers
-of a station hand over on grids of their own a few milliseconds apart, and a wake-up costs the thread more
-than its work on the events it brings (docs/design.md, "The cost of a poll"). The recorder hands back what it
-has committed (`StationInbox.committed`), through the same inbox as the field events: whoever made a record,
-the day's books count it here, once it is in the outbox, as a restart would read it back.
+waiting for the disk. While events keep coming, it takes a turn every `PACE_S` with what is there rather than
+one for each hand-over: the pollers of a station hand over on grids of their own a few milliseconds apart, and
+a wake-up costs the thread more than its work on the events it brings (docs/design.md, "The cost of a poll").
+The recorder hands back what it has committed (`StationInbox.committed`), through the same inbox as the field
+events: whoever made a record, the day's books count it here, once it is in the outbox, as a restart would
+read it back.
 
 The inbox is built before the loop, so that the pollers and the recorder, which feed it, can be built before
 the station loop, whose heartbeat reads their status. `run()` only waits; `step(now)` does one turn, so a test
@@ -46,11 +47,14 @@ TICK_S = 1.0
 MIN_TICK_REAL_S = 0.02
 """On accelerated time the ticks stay at most 50 a real second: a second of station time at 1,200 times real
 time would otherwise wake the thread every 0.8 ms for rules whose resolution does not need it."""
-GATHER_S = 0.02
-"""Real seconds between an event waking the thread and its taking the inbox's items. Every event keeps its own
-time (what it records, which day it counts in), and the time-driven rules run after the events taken with
-them, so the wait changes when the station handles an event, never what it makes of it. 20 ms: a fifth to a
-half of the wake-ups at 20 Modbus TCP devices polled at 10 Hz, for a status that lags that much more."""
+PACE_S = 0.2
+"""While events keep coming, the least real time from one turn to the next: the thread sleeps through the
+hand-overs in between (one wake-up a turn, where each hand-over would wake it), never past a timer due. Every
+event keeps its own time (what it records, which day it counts in), the time-driven rules run after the events
+taken with them and at the instants they are due, so the pace changes when the station handles an event, never
+what it makes of it. 200 ms: a quarter of the wake-ups at 20 Modbus TCP devices polled at 10 Hz (whose events
+come in two hand-overs a poll), for records and a status that lag that much more (the status is written once a
+second)."""
 _CONTAINED: dict[type, str] = {kind: f"event {kind.__name__}" for kind in get_args(FieldEvent)}
 """What the containment of each event says it was handling, written once rather than for every event."""
 
@@ -186,17 +190,24 @@ class StationLoop:
         return not self.alive()
 
     def run(self) -> None:
-        """The thread: wait for the next item or timer (and, woken by an item, `GATHER_S` more), then a turn
-        with every item there, until the stop."""
+        """The thread: a turn with every item there, until the stop. After a turn that had items, more are on
+        their way: it sleeps until `PACE_S` after that turn began or the next timer, whichever is first; after
+        one without, it waits for the next item or timer."""
+        paced, began_s = False, time.monotonic()
         while True:
             hold_if_asked("station")
             next_due = min(self._next_heartbeat, self._next_clock_check, self._next_tick)
             wait_s = self._clock.real_s(max(0.0, next_due - self._clock.monotonic()))
-            self.pulse.beat(wait_s + GATHER_S)
+            if paced:
+                wait_s = min(wait_s, max(0.0, began_s + PACE_S - time.monotonic()))
+            self.pulse.beat(wait_s)
+            if paced:
+                time.sleep(wait_s)  # the hand-overs meanwhile wake no one
+            else:
+                self.inbox.wait(wait_s)
+            began_s = time.monotonic()
             items = self.inbox.take_all()
-            if not items and self.inbox.wait(wait_s):
-                time.sleep(GATHER_S)
-                items = self.inbox.take_all()
+            paced = bool(items)
             if not self._turn(items, now_of(self._clock)):
                 return
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support.clock import FakeClock
+from support.station_loop import bare_loop
 from test_books_restart import DAILY, DAY, ZONE, local
 from test_station import BINDING, COUNTERS, IDLE, RULES
 
@@ -228,15 +229,7 @@ def test_a_turn_handles_every_event_taken_before_time_judges_them() -> None:
     with its pulses unknown."""
     clock = FakeClock()
     submitted: list[RecordIntent] = []
-    loop = StationLoop(
-        Station([BINDING], {}, RULES),
-        submitted.append,
-        clock,
-        heartbeat_interval_s=3600,
-        jump_threshold_ms=60_000,
-        facts=lambda: HeartbeatFacts(True, 0, 1, 1),
-        boundary=Boundary("station", submitted.append, clock),
-    )
+    loop = bare_loop(StationLoop, Station([BINDING], {}, RULES), submitted, clock)
     liquid = 65_000
 
     def poll(nozzle: NozzleReading, *, late_s: float = 0.0) -> None:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from unittest import mock
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from agent.contract.records import ReconciliationBody, RecordIntent, RecordType, format_ts
@@ -516,31 +516,52 @@ def test_a_sale_completed_by_the_clock_still_lowers_its_tank_in_the_books() -> N
     assert [(b["sales"], b["variance_ml"]) for b in books] == [(1, 0)]
 
 
-_ACTIONS = st.lists(
+_ACTION = st.one_of(
+    st.just(("same", 0)),
+    st.tuples(st.just("state"), st.sampled_from(["idle", "lifted", "fuelling", "finished"])),
+    st.tuples(st.just("sale"), st.integers(0, 3)),
+    st.tuples(st.just("pulses"), st.integers(0, 40)),
+    st.tuples(st.just("totalizer"), st.integers(-30, 30)),
+    st.tuples(st.just("no_counter"), st.just(0)),
+    st.tuples(st.just("wait_s"), st.integers(1, 200)),
+    st.tuples(st.just("earlier"), st.integers(1, 6)),
+)
+_ACTIONS = st.lists(_ACTION, max_size=60)
+_ACTIONS_AT_REST = st.lists(
     st.one_of(
-        st.just(("same", 0)),
-        st.tuples(st.just("state"), st.sampled_from(["idle", "lifted", "fuelling", "finished"])),
-        st.tuples(st.just("sale"), st.integers(0, 3)),
-        st.tuples(st.just("pulses"), st.integers(0, 40)),
-        st.tuples(st.just("totalizer"), st.integers(-30, 30)),
-        st.tuples(st.just("no_counter"), st.just(0)),
-        st.tuples(st.just("wait_s"), st.integers(1, 200)),
-        st.tuples(st.just("earlier"), st.integers(1, 6)),
+        _ACTION,
+        st.tuples(st.just("vapour"), st.integers(0, 40)),
+        st.tuples(st.just("price"), st.integers(1, 3)),
+        st.tuples(st.just("clock_back_s"), st.integers(1, 200)),
+        st.tuples(st.just("restart"), st.just(0)),
     ),
     max_size=60,
 )
+"""`_ACTIONS` and what tests a rest shortcut more: the vapour meter counting alone, a reading changed in one
+field that judges nothing (the price), station time stepped back, and a restart from the cursors recorded."""
 
 
 def _scripted(actions: list[tuple[str, object]], *, reuse: bool) -> list[RecordIntent]:
     """The station's records for a script of polls; `reuse`: a nozzle whose answer did not change is handed over
     as the very same object, as the drivers do (otherwise as an equal copy every poll); `earlier` hands back the
-    object of a poll some polls before (a controller rebooted to older counters, a reading kept by a poller)."""
+    object of a poll some polls before (a controller rebooted to older counters, a reading kept by a poller), and a
+    pulse counter's unchanged answer the same object likewise; `restart` builds the station again from the cursors
+    recorded so far, as the agent does after a restart."""
     station = Station([BINDING], {}, RULES)
     now, nozzle, liquid, vapour, made = 1_800_000_000_000, IDLE, 1000, 500, []
     handed: list[NozzleReading] = []
+    last_counts: PulseCounterReading | None = None
     for action, value in actions:
         counter = True
-        if action == "earlier":
+        if action == "restart":
+            station = Station([BINDING], {c.key: c.value for i in made for c in i.cursors}, RULES)
+        elif action == "vapour":
+            vapour += int(str(value))
+        elif action == "price":
+            nozzle = replace(nozzle, price_fen_per_l=(nozzle.price_fen_per_l or 770) + int(str(value)))
+        elif action == "clock_back_s":
+            now -= int(str(value)) * 1000
+        elif action == "earlier":
             nozzle = handed[-int(str(value))] if len(handed) >= int(str(value)) else nozzle
         elif action == "state":
             nozzle = replace(nozzle, state=value)
@@ -570,7 +591,9 @@ def _scripted(actions: list[tuple[str, object]], *, reuse: bool) -> list[RecordI
         if counter:
             now += 100
             counts = (ChannelCount(1, liquid % 65_536), ChannelCount(2, vapour % 65_536))
-            made += station.on_event(DeviceReading("pcm1", "rs485-1", now, PulseCounterReading(counts, 65_536)))
+            if not reuse or last_counts is None or last_counts.channels != counts:
+                last_counts = PulseCounterReading(counts, 65_536)
+            made += station.on_event(DeviceReading("pcm1", "rs485-1", now, last_counts))
         made += station.tick(now)
     return made
 
@@ -582,6 +605,31 @@ def test_the_same_answer_handed_over_again_makes_the_records_an_equal_one_makes(
     """An idle nozzle's reading handed over as the very same object poll after poll, or handed back after others,
     is judged as an equal new one would be: the same sales, alarms and cursors, in the same order."""
     assert _scripted(actions, reuse=True) == _scripted(actions, reuse=False)
+
+
+_PULSES_AT_REST = NozzleTracker._pulses_at_rest
+
+
+def _pulses_judged_afresh(tracker: NozzleTracker, *args: object) -> object:
+    """The pulses at rest judged the long way: with no memory of a quiet judgement before."""
+    tracker._rest_quiet = False
+    return _PULSES_AT_REST(tracker, *args)  # type: ignore[arg-type]
+
+
+_QUIET: list[tuple[str, object]] = [("same", 0)]
+
+
+@given(_ACTIONS_AT_REST, st.booleans())
+@example([*_QUIET * 3, ("pulses", 20), *_QUIET * 3, ("restart", 0), *_QUIET * 3, ("wait_s", 61), *_QUIET * 2], True)
+def test_pulses_still_at_their_mark_at_rest_are_judged_as_the_long_way_judges_them(
+    actions: list[tuple[str, object]], reuse: bool
+) -> None:
+    """An idle nozzle whose encoder count is still at its mark after a quiet judgement makes the records that
+    judging its pulses at rest in full every poll makes: the same alarms, cursors and sales, in order, across
+    vapour-only counts, one-field changes, clock steps back and restarts."""
+    remembered = _scripted(actions, reuse=reuse)
+    with mock.patch.object(NozzleTracker, "_pulses_at_rest", _pulses_judged_afresh):
+        assert _scripted(actions, reuse=reuse) == remembered
 
 
 _JUDGE_AT_REST = NozzleTracker._totalizers_at_rest

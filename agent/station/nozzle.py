@@ -133,6 +133,12 @@ class PulseBoard:
     def get(self, tap: Tap | None) -> Count | None:
         return None if tap is None else self._counts.get((tap.device, tap.channel))
 
+    def before(self, channel: tuple[str, int] | None, ts_ms: int) -> Count | None:
+        """The channel's (device, channel number) count if it was read before `ts_ms`, else None; None for no
+        channel. Asked for each tap of every idle nozzle at each poll of its controller, so keyed ready-made."""
+        count = self._counts.get(channel) if channel is not None else None
+        return count if count is not None and count.ts_ms < ts_ms else None
+
 
 @dataclass(slots=True)
 class _Sale:
@@ -160,6 +166,13 @@ class NozzleTracker:
         self._vapour_mark = cursors.get(key("vapour_pulses"))
         self._liquid_candidate: Count | None = None
         self._vapour_candidate: Count | None = None
+        self._liquid_channel = None if binding.pulse is None else (binding.pulse.device, binding.pulse.channel)
+        self._vapour_channel = None if binding.vapour is None else (binding.vapour.device, binding.vapour.channel)
+        self._rest_quiet = False
+        """The last pulses judged at rest were none beyond the tolerance, with no `pulses_at_rest` raised or
+        awaiting its clear: a count still at its mark is then judged the same (none, nothing to raise or clear,
+        the mark where it is), so it is not judged again. Only `_pulses_at_rest` raises this nozzle's alarm
+        and keeps its quiet spell, so nothing else can make it stale."""
         self._fsm = NozzleFsm()
         self._taken: NozzleReading | None = None
         """The reading `on_controller` was last given."""
@@ -210,7 +223,9 @@ class NozzleTracker:
             if reading.txn_no != self._txn_no:
                 return self._new_sale_number(reading, counters, ts_ms, board)
         if self._sale is None and self._awaiting_booking_since is None and self._fsm.at_rest:
-            return self._at_rest(reading, counters, ts_ms, board)
+            intents = self._totalizers_at_rest(reading, counters, ts_ms)
+            rest = self._pulses_at_rest(board, reading.txn_no, ts_ms)
+            return intents + rest if rest else intents
         self._liquid_candidate = self._vapour_candidate = None
         return []
 
@@ -471,13 +486,6 @@ class NozzleTracker:
 
     # -- at rest -----------------------------------------------------------------------------------------------
 
-    def _at_rest(
-        self, reading: NozzleReading, counters: ControllerCounters, ts_ms: int, board: PulseBoard
-    ) -> list[RecordIntent]:
-        intents = self._totalizers_at_rest(reading, counters, ts_ms)
-        intents += self._pulses_at_rest(board, reading.txn_no, ts_ms)
-        return intents
-
     def _totalizers_at_rest(
         self, reading: NozzleReading, counters: ControllerCounters, ts_ms: int
     ) -> list[RecordIntent]:
@@ -507,11 +515,14 @@ class NozzleTracker:
     def _pulses_at_rest(self, board: PulseBoard, txn_no: int, ts_ms: int) -> list[RecordIntent]:
         """Judge the pulses read before the previous rest poll: this poll still shows rest and no sale (`txn_no`,
         the nozzle's last)."""
-        intents: list[RecordIntent] = []
-        liquid, self._liquid_candidate = self._liquid_candidate, _older(board.get(self.binding.pulse), ts_ms)
-        vapour, self._vapour_candidate = self._vapour_candidate, _older(board.get(self.binding.vapour), ts_ms)
+        liquid, self._liquid_candidate = self._liquid_candidate, board.before(self._liquid_channel, ts_ms)
+        vapour, self._vapour_candidate = self._vapour_candidate, board.before(self._vapour_channel, ts_ms)
         if vapour is not None:
             self._vapour_mark = vapour.value
+        if liquid is not None and self._rest_quiet and liquid.value == self._liquid_mark:
+            return []
+        self._rest_quiet = False
+        intents: list[RecordIntent] = []
         tap = self.binding.pulse
         if liquid is None or tap is None:
             return intents
@@ -540,6 +551,7 @@ class NozzleTracker:
             self._last_rest_pulses_ms = None
             quiet = PulsesStopped(quiet_s=int(self._rules.rest_clear_s))
             intents += self._alarms.clear(AlarmKind.PULSES_AT_REST, subject, ts_ms, quiet)
+        self._rest_quiet = self._last_rest_pulses_ms is None
         return intents
 
     # -- cursors -------------------------------------------------------------------------------------------------
@@ -567,11 +579,6 @@ def _pulses(count: Count | None, mark: int | None) -> int | None:
         return None
     pulses = advance(count.value, mark, count.modulus)
     return pulses if pulses >= 0 else None
-
-
-def _older(count: Count | None, ts_ms: int) -> Count | None:
-    """A count read before this moment, or None."""
-    return count if count is not None and count.ts_ms < ts_ms else None
 
 
 def _discontinuity(txn_no: int, found: Discontinuity, *, at_rest: bool) -> TotalizerDiscontinuityEvidence:
