@@ -360,6 +360,6 @@ def retained_status(broker: MosquittoBroker) -> dict[str, Any]:
             lambda: bool(received) and received[-1].get("health") == "fault", 15, "a retained status with a fault"
         )
     finally:
-        client.loop_stop()
         client.disconnect()
+        client.loop_stop()
     return received[-1]
