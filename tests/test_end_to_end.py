@@ -44,39 +44,33 @@ class RecordRun:
 
 
 @pytest.fixture(scope="module")
-def record_run(tmp_path_factory: pytest.TempPathFactory) -> RecordRun:
+def record_run(tmp_path_factory: pytest.TempPathFactory, module_broker: MosquittoBroker) -> RecordRun:
     """One run for the tests of the plain record path, which only look at what it left."""
-    workdir = tmp_path_factory.mktemp("record_run")
-    broker = MosquittoBroker(workdir / "broker")
-    broker.start()
-    try:
-        with StationRig(workdir, broker) as rig:
-            tap = Wiretap(rig.broker, STATION)
-            try:
-                rig.start_agent()
-                wait_until(
-                    lambda: (
-                        rig.platform_report().by_type.get("transaction", 0) >= 8
-                        and rig.platform_report().by_type.get("heartbeat", 0) >= 2
-                    ),
-                    60,
-                    "eight transactions and two heartbeats",
-                )
-                assert rig.stop_agent() == 0
-                rig.wait_platform_caught_up()
-                wait_until(lambda: tap.has_seqs(rig.head_seq()), 10, "the wiretap to see every record the platform has")
-            finally:
-                tap.close()
-            return RecordRun(
-                rig.platform_records(),
-                rig.platform_report(),
-                rig.head_seq(),
-                tap.signatures(),
-                (rig.workdir / "station.pub").read_bytes(),
-                dict(rig.simulated.sales()),
+    with StationRig(tmp_path_factory.mktemp("record_run"), module_broker) as rig:
+        tap = Wiretap(rig.broker, STATION)
+        try:
+            rig.start_agent()
+            wait_until(
+                lambda: (
+                    rig.platform_report().by_type.get("transaction", 0) >= 8
+                    and rig.platform_report().by_type.get("heartbeat", 0) >= 2
+                ),
+                60,
+                "eight transactions and two heartbeats",
             )
-    finally:
-        broker.stop(kill=True)
+            assert rig.stop_agent() == 0
+            rig.wait_platform_caught_up()
+            wait_until(lambda: tap.has_seqs(rig.head_seq()), 10, "the wiretap to see every record the platform has")
+        finally:
+            tap.close()
+        return RecordRun(
+            rig.platform_records(),
+            rig.platform_report(),
+            rig.head_seq(),
+            tap.signatures(),
+            (rig.workdir / "station.pub").read_bytes(),
+            dict(rig.simulated.sales()),
+        )
 
 
 class TestRecordPath:

@@ -112,16 +112,10 @@ def run_case(rig: StationRig, case: Case) -> Outcome:
 
 
 @pytest.fixture(scope="module")
-def pulse_injection(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+def pulse_injection(tmp_path_factory: pytest.TempPathFactory, module_broker: MosquittoBroker) -> Outcome:
     """The 1 % pulse-injection case, run once for the two tests that judge it (its alarms, its first evidence)."""
-    workdir = tmp_path_factory.mktemp("pulse_injection")
-    broker = MosquittoBroker(workdir / "broker")
-    broker.start()
-    try:
-        with station(workdir, broker) as running:
-            return run_case(running, PULSE_INJECTION)
-    finally:
-        broker.stop(kill=True)
+    with station(tmp_path_factory.mktemp("pulse_injection"), module_broker) as running:
+        return run_case(running, PULSE_INJECTION)
 
 
 def alarms(rig: StationRig) -> list[tuple[str, str, str]]:
