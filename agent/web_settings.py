@@ -37,6 +37,11 @@ class WebSection:
     )
     pin_hash: PinHash | None = doc("the PIN's salted hash, as 'station-agent web-pin' prints it", default=None)
     session_minutes: Annotated[int, Ge(1), Le(24 * 60)] = doc("how long a login lasts, in minutes", default=480)
+    request_deadline_s: Annotated[float, Ge(1.0), Le(300.0)] = doc(
+        "how long a client has from its connection for its whole request (head and body) before it is cut; "
+        "a client trickling bytes holds one of the page's few workers for at most this long",
+        default=10.0,
+    )
 
     def __post_init__(self) -> None:
         if self.enabled and self.pin_hash is None:

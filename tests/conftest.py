@@ -46,6 +46,18 @@ def private_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
         broker.stop(kill=True)
 
 
+@pytest.fixture(scope="module")
+def module_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
+    """A broker of a module's own, for a run that several of its tests look at; killed at the end, as
+    `private_broker` is."""
+    broker = MosquittoBroker(tmp_path_factory.mktemp("module-broker"))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop(kill=True)
+
+
 @pytest.fixture
 def rig(tmp_path: Path, private_broker: MosquittoBroker) -> Iterator[StationRig]:
     """Devices on a pty line and Modbus TCP and the reference platform, on a broker of the test's own; the test

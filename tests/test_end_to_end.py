@@ -7,6 +7,7 @@ import hashlib
 import json
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,32 +25,62 @@ from agent.ledger.anchor import anchor_path, load_anchor
 from agent.ledger.chain import seal
 from agent.ledger.outbox import Outbox, OutboxFull, OutboxReader
 from simulators.broker import MosquittoBroker
+from simulators.platform.report import StationReport
 
 pytestmark = pytest.mark.slow
 
 
+@dataclass(frozen=True)
+class RecordRun:
+    """A clean run of the station, stopped once the platform had eight transactions and two heartbeats, as the
+    platform, a wiretap on the broker and the simulated forecourt saw it."""
+
+    records: list[dict[str, Any]]
+    report: StationReport
+    head_seq: int
+    signatures: dict[int, str]
+    public_pem: bytes
+    sales: dict[str, list[Any]]
+
+
+@pytest.fixture(scope="module")
+def record_run(tmp_path_factory: pytest.TempPathFactory, module_broker: MosquittoBroker) -> RecordRun:
+    """One run for the tests of the plain record path, which only look at what it left."""
+    with StationRig(tmp_path_factory.mktemp("record_run"), module_broker) as rig:
+        tap = Wiretap(rig.broker, STATION)
+        try:
+            rig.start_agent()
+            wait_until(
+                lambda: (
+                    rig.platform_report().by_type.get("transaction", 0) >= 8
+                    and rig.platform_report().by_type.get("heartbeat", 0) >= 2
+                ),
+                60,
+                "eight transactions and two heartbeats",
+            )
+            assert rig.stop_agent() == 0
+            rig.wait_platform_caught_up()
+            wait_until(lambda: tap.has_seqs(rig.head_seq()), 10, "the wiretap to see every record the platform has")
+        finally:
+            tap.close()
+        return RecordRun(
+            rig.platform_records(),
+            rig.platform_report(),
+            rig.head_seq(),
+            tap.signatures(),
+            (rig.workdir / "station.pub").read_bytes(),
+            dict(rig.simulated.sales()),
+        )
+
+
 class TestRecordPath:
-    def test_platform_gets_every_record_and_outside_code_verifies_it(self, rig: StationRig) -> None:
+    def test_platform_gets_every_record_and_outside_code_verifies_it(self, record_run: RecordRun) -> None:
         """Transactions, heartbeats and events arrive as seq 1..N, and a verifier written from the contract
         alone (not the agent's signing code, not the platform's) accepts every signature and link."""
-        tap = Wiretap(rig.broker, STATION)
-        rig.start_agent()
-        wait_until(
-            lambda: (
-                rig.platform_report().by_type.get("transaction", 0) >= 3
-                and rig.platform_report().by_type.get("heartbeat", 0) >= 2
-            ),
-            40,
-            "three transactions and two heartbeats",
-        )
-        assert rig.stop_agent() == 0
-        rig.wait_platform_caught_up()
-        wait_until(lambda: tap.has_seqs(rig.head_seq()), 10, "the wiretap to see every record the platform has")
-        tap.close()
-        records = rig.platform_records()
-        report = rig.platform_report()
-        assert report.ok and report.upto == report.highest_seq == len(records) == rig.head_seq()
-        independent_verify(STATION, records, tap.signatures(), (rig.workdir / "station.pub").read_bytes())
+        records = record_run.records
+        report = record_run.report
+        assert report.ok and report.upto == report.highest_seq == len(records) == record_run.head_seq
+        independent_verify(STATION, records, record_run.signatures, record_run.public_pem)
         types = {record["type"] for record in records}
         assert {"transaction", "heartbeat", "event"} <= types
         assert records[0]["body"]["kind"] == "agent_start" and records[-1]["body"]["kind"] == "agent_stop"
@@ -60,16 +91,12 @@ class TestRecordPath:
                 assert body["amount_fen"] == (body["volume_ml"] * body["price_fen_per_l"] + 500) // 1000
 
     def test_every_sale_is_one_transaction_measured_twice_and_a_clean_forecourt_raises_no_alarm(
-        self, rig: StationRig
+        self, record_run: RecordRun
     ) -> None:
         """Between the first and the last sale the agent saw, every sale the controllers booked is one
         transaction at the platform with the controller's volume, the encoder's volume within one pulse of
         what really flowed, and the vapour recovered; with no fault anywhere, no alarm at all."""
-        rig.start_agent()
-        wait_until(lambda: rig.platform_report().by_type.get("transaction", 0) >= 8, 60, "eight transactions")
-        rig.stop_agent()
-        rig.wait_platform_caught_up()
-        records = rig.platform_records()
+        records = record_run.records
         recorded: dict[tuple[str, int], dict[str, Any]] = {}
         for record in records:
             if record["type"] == "transaction":
@@ -77,7 +104,7 @@ class TestRecordPath:
                 assert key not in recorded, f"sale {key} recorded twice"
                 recorded[key] = record["body"]
         compared = 0
-        for nozzle, sales in rig.simulated.sales().items():
+        for nozzle, sales in record_run.sales.items():
             seen = [txn for (name, txn) in recorded if name == nozzle]
             for sale in sales:
                 if seen and min(seen) <= sale.txn_no <= max(seen):
@@ -327,6 +354,6 @@ def retained_status(broker: MosquittoBroker) -> dict[str, Any]:
             lambda: bool(received) and received[-1].get("health") == "fault", 15, "a retained status with a fault"
         )
     finally:
-        client.loop_stop()
         client.disconnect()
+        client.loop_stop()
     return received[-1]

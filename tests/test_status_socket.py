@@ -490,8 +490,9 @@ class TestRunningAgent:
         self, tmp_path: Path, private_broker: MosquittoBroker
     ) -> None:
         """With the broker up and no platform acking: `starting` at first, `degraded` once records wait longer than
-        twice ack_timeout_s (3 s here), never ALL WELL; `ok` only after the platform confirms."""
-        rig = StationRig(tmp_path, private_broker)
+        twice ack_timeout_s (1.5 s here, so 3 s), never ALL WELL;
+        `ok` only after the platform confirms."""
+        rig = StationRig(tmp_path, private_broker, agent={"uplink": {"ack_timeout_s": 1.5}})
         seen_health: list[str] = []
 
         def health() -> str:

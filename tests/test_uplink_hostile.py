@@ -265,8 +265,8 @@ def test_a_twin_with_the_same_client_id_is_said_and_knocked_on_less(
             time.sleep(5.0)  # the behaviour under test: how many sessions the tug of war makes in five seconds
             assert uplink.status().connects - started <= 5, "a slow tug of war, not a storm"
         finally:
-            twin.loop_stop()
             twin.disconnect()
+            twin.loop_stop()
     assert uplink.status().connects > connects and uplink.alive()
 
 

@@ -3,8 +3,8 @@
 Each connection is one request (HTTP/1.0, no keep-alive), handled by one of `WORKERS` threads; at most
 `QUEUED` more wait, and a connection beyond that is closed at once, so a flood costs a bounded number of
 threads and buffers, never one thread per connection. A request's head is cut at `MAX_HEAD_BYTES` and
-`MAX_HEADERS` (431), its body at `MAX_BODY_BYTES` (413). A client has `REQUEST_DEADLINE_S` from the accept
-for its whole head and body, not per read: each read waits only for the time left, so a client trickling a
+`MAX_HEADERS` (431), its body at `MAX_BODY_BYTES` (413). A client has `[web] request_deadline_s` from the
+accept for its whole head and body, not per read: each read waits only for the time left, so a client trickling a
 byte every few seconds holds a worker for at most that long (a body shorter than its Content-Length is cut
 there, 408), and the answer is written within `IO_TIMEOUT_S`. A client that goes away before it reads its
 answer is normal traffic, not an error: no traceback, at most one debug line a minute.
@@ -41,7 +41,6 @@ MAX_HEAD_BYTES = 8 * 1024
 MAX_HEADERS = 32
 MAX_BODY_BYTES = 1024
 IO_TIMEOUT_S = 10.0
-REQUEST_DEADLINE_S = 10.0
 GONE_NOTE_EVERY_S = 60.0
 DRAIN_BYTES = 64 * 1024
 
@@ -95,6 +94,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     default_request_version = "HTTP/1.0"
     """Not 0.9: the standard library writes no headers, so no CSP, for a request it takes as HTTP/0.9."""
     timeout = IO_TIMEOUT_S
+    request_deadline_s: float
 
     def version_string(self) -> str:
         """No Python version in the Server header: it tells an attacker more than it tells staff."""
@@ -103,7 +103,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.rfile.close()
-        deadline_s = time.monotonic() + REQUEST_DEADLINE_S
+        deadline_s = time.monotonic() + self.request_deadline_s
         self.head = _CappedHead(io.BufferedReader(_DeadlineReader(self.connection, deadline_s)))
         self.rfile = self.head  # type: ignore[assignment]
 
@@ -203,9 +203,9 @@ _note_gone = _GoneNotes()
 class BoundedServer(http.server.HTTPServer):
     """An HTTPServer whose requests run on a fixed pool, with a bounded number waiting."""
 
-    def __init__(self, address: tuple[str, int], console: Console) -> None:
+    def __init__(self, address: tuple[str, int], console: Console, request_deadline_s: float) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        handler = type("ConsoleHandler", (_Handler,), {"console": console})
+        handler = type("ConsoleHandler", (_Handler,), {"console": console, "request_deadline_s": request_deadline_s})
         super().__init__(address, handler)
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="web")
         self._slots = threading.BoundedSemaphore(WORKERS + QUEUED)
@@ -250,7 +250,7 @@ def serve(loaded: LoadedConfig) -> int:
     config = loaded.config
     configure_logs(config.logging.level, config.logging.format)
     console = Console(loaded, selftest=SelftestRunner(loaded.source))
-    server = BoundedServer(listen_address(config.web.listen), console)
+    server = BoundedServer(listen_address(config.web.listen), console, config.web.request_deadline_s)
     host, port = str(server.server_address[0]), int(server.server_address[1])
     stopping = threading.Event()
 

@@ -55,5 +55,7 @@ class Wiretap:
         return set(range(1, count + 1)) <= set(self.signatures())
 
     def close(self) -> None:
-        self._client.loop_stop()
+        """Disconnected first: the network thread then ends at once, where loop_stop alone waits out its select
+        (up to a second)."""
         self._client.disconnect()
+        self._client.loop_stop()
