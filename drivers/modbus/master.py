@@ -345,22 +345,35 @@ class PendingRead:
         """The answer taken so far, once its first bytes were not the whole answer (`tcp.PreparedRead`)."""
         self.writing = False
         """Whether it waits for a connect (the socket to turn writable) rather than to read."""
-        self._opened(self._guarded(master._connection.open_without_waiting))
+        try:
+            opened = master._connection.open_without_waiting()
+        except ModbusError as error:
+            self._dropped(error)
+            raise
+        except OSError as error:
+            raise self._lost(error) from error
+        self._opened(opened)
 
     def ready(self) -> tuple[int, ...] | None:
         """The socket is ready: the registers if the answer is now whole, else None (wait again, for `writing`
         as it now says); raises the ModbusError the exchange ended in."""
         master = self._master
-        if self._opening == "resolving":  # the host's name is looked up: connect now
-            self._opened(self._guarded(master._connection.open_without_waiting))
-            return None
-        if self.writing:  # the connect ended: connected, or under way to the host's next address
-            self._opened(self._guarded(master._connection.connected))
+        if self._opening != "connected":
+            if self._opening == "resolving":  # the host's name is looked up: connect now
+                self._opened(self._guarded(master._connection.open_without_waiting))
+            else:  # the connect ended: connected, or under way to the host's next address
+                self._opened(self._guarded(master._connection.connected))
             return None
         answer = self._answer
-        received = self._guarded(
-            master._connection.receive_now, tcp.MAX_ADU_BYTES - (0 if answer is None else answer.received())
-        )
+        try:
+            received = master._connection.receive_now(
+                tcp.MAX_ADU_BYTES if answer is None else tcp.MAX_ADU_BYTES - answer.received()
+            )
+        except ModbusError as error:
+            self._dropped(error)
+            raise
+        except OSError as error:
+            raise self._lost(error) from error
         if answer is None:  # the whole answer, mostly, in one read
             registers = self._prepared.registers(self._transaction_id, received)
             if registers is not None:
@@ -415,19 +428,34 @@ class PendingRead:
 
     def _send(self) -> None:
         master = self._master
-        self._guarded(master._connection.send_now, self._prepared.frame(self._transaction_id))
+        try:
+            master._connection.send_now(self._prepared.frame(self._transaction_id))
+        except ModbusError as error:
+            self._dropped(error)
+            raise
+        except OSError as error:
+            raise self._lost(error) from error
         self.deadline = time.monotonic() + master.timeout_s
 
     def _guarded(self, step: Callable[P, ResultT], *args: P.args, **kwargs: P.kwargs) -> ResultT:
         """`step(*args)`, with its failure counted and the connection dropped, as a blocking exchange does."""
-        master = self._master
         try:
             return step(*args, **kwargs)
         except ModbusError as error:
-            master._connection.close()
-            master._counts.failed(error)
+            self._dropped(error)
             raise
         except OSError as error:
-            lost = master._connection.lost(str(self._exchange()), error)
-            master._counts.failed(lost)
-            raise lost from error
+            raise self._lost(error) from error
+
+    def _dropped(self, error: ModbusError) -> None:
+        """The exchange failed in `error`: counted, and the connection dropped."""
+        master = self._master
+        master._connection.close()
+        master._counts.failed(error)
+
+    def _lost(self, error: OSError) -> FieldError:
+        """The connection failed in `error`: the link error to raise, counted (the connection is dropped)."""
+        master = self._master
+        lost = master._connection.lost(str(self._exchange()), error)
+        master._counts.failed(lost)
+        return lost
