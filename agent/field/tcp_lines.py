@@ -149,7 +149,8 @@ class TcpLinesPoller:
             in_flight = 0
             for line in lines:
                 if line.steps is None and line.poller.next_due_s() <= now:
-                    self._begin(line, now)
+                    line.steps = line.poller.serve_steps(now)
+                    self._advance(line, None, None)
                 pending = line.pending
                 if pending is not None:
                     in_flight += 1
@@ -184,11 +185,7 @@ class TcpLinesPoller:
                     if line.pending is not None and line.pending.deadline <= real_now:
                         pending, line.pending = line.pending, None
                         self._unwatch(line)
-                        self._advance(line, error=pending.overdue())
-
-    def _begin(self, line: _Line, now_s: float) -> None:
-        line.steps = line.poller.serve_steps(now_s)
-        self._advance(line)
+                        self._advance(line, None, pending.overdue())
 
     def _answered(self, line: _Line) -> None:
         pending = line.pending
@@ -201,11 +198,11 @@ class TcpLinesPoller:
         except Exception as error:  # every failure goes back into the poll, whose boundary and retries own it
             line.pending = None
             self._unwatch(line)
-            self._advance(line, error=error)
+            self._advance(line, None, error)
             return
         if registers is not None:
             line.pending = None
-            self._advance(line, registers=registers)
+            self._advance(line, registers, None)
         else:
             self._watch(line, pending)
 
@@ -230,14 +227,9 @@ class TcpLinesPoller:
                 self._waiting.unregister(line.watched_fd)
             line.watched = None
 
-    def _advance(
-        self,
-        line: _Line,
-        *,
-        registers: tuple[int, ...] | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        """Take the poll on `line` to its next read (sent, waited for with the others) or to its end."""
+    def _advance(self, line: _Line, registers: tuple[int, ...] | None, error: Exception | None) -> None:
+        """Take the poll on `line` to its next read (sent, waited for with the others) or to its end: its first
+        read (no `registers`, no `error`), or the next after the last read's `registers` or `error`."""
         steps = line.steps
         assert steps is not None
         while True:
