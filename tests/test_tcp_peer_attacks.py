@@ -15,7 +15,7 @@ from contextlib import ExitStack, contextmanager
 
 import pytest
 from support.waiting import wait_until
-from test_tcp_lines import controller_server, line, polling
+from test_tcp_lines import controller_server, line, listening, polling
 
 from agent.clock import SystemClock
 from agent.field.events import DeviceReading
@@ -37,17 +37,16 @@ def _read_exactly(connection: socket.socket, size: int) -> bytes:
     return data
 
 
-def _whole_answer(backend: socket.socket) -> bytes:
-    head = _read_exactly(backend, tcp.MBAP_BYTES)
-    return head + _read_exactly(backend, tcp.decode_header(head).pdu_length)
+def _whole_frame(connection: socket.socket) -> bytes:
+    """A request or an answer: its MBAP header, then as many bytes as the header says follow it."""
+    head = _read_exactly(connection, tcp.MBAP_BYTES)
+    return head + _read_exactly(connection, tcp.decode_header(head).pdu_length)
 
 
 @contextmanager
 def hostile_peer(backend_address: tuple[str, int], script: Script) -> Iterator[int]:
     """A Modbus TCP endpoint that relays each request to `backend_address` and delivers the answer as `script`
     says; its port."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.1)
     done = threading.Event()
     answered = [0]
 
@@ -57,14 +56,13 @@ def hostile_peer(backend_address: tuple[str, int], script: Script) -> Iterator[i
             connection.settimeout(0.2)
             while not done.is_set():
                 try:
-                    head = _read_exactly(connection, tcp.MBAP_BYTES)
-                    request = head + _read_exactly(connection, tcp.decode_header(head).pdu_length)
+                    request = _whole_frame(connection)
                 except TimeoutError:
                     continue
                 except OSError:
                     return
                 backend.sendall(request)
-                answer = _whole_answer(backend)
+                answer = _whole_frame(backend)
                 answered[0] += 1
                 chunks = script(answered[0], answer, previous)
                 previous = answer
@@ -77,22 +75,14 @@ def hostile_peer(backend_address: tuple[str, int], script: Script) -> Iterator[i
                     except OSError:
                         return
 
-    def serve() -> None:
-        while not done.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=serve_connection, args=(connection,), daemon=True).start()
+    def take(connection: socket.socket) -> None:
+        threading.Thread(target=serve_connection, args=(connection,), daemon=True).start()
 
-    thread = threading.Thread(target=serve, name="hostile-peer")
-    thread.start()
     try:
-        yield int(listener.getsockname()[1])
+        with listening(take, "hostile-peer") as port:
+            yield port
     finally:
         done.set()
-        thread.join(5)
-        listener.close()
 
 
 def late_under_an_old_id(n: int, answer: bytes, previous: bytes) -> Chunks:
