@@ -417,14 +417,40 @@ def damaged_answers(draw: st.DrawFn) -> tuple[ReadRegistersRequest, int, int, by
     request, unit, transaction_id = draw(read_requests()), draw(st.integers(0, 255)), draw(st.integers(0, 0xFFFF))
     values = draw(st.lists(registers, min_size=request.count, max_size=request.count))
     adu = bytearray(tcp.encode_adu(transaction_id, unit, encode_read_response(request.function, tuple(values))))
-    damage = draw(st.sampled_from(["none", "head", "byte", "cut", "more"]))
-    if damage in ("head", "byte"):  # the header, the function or the byte count; or any byte
+    return (
+        request,
+        unit,
+        transaction_id,
+        damaged(draw, adu, draw(st.sampled_from(["none", "head", "byte", "cut", "more"]))),
+    )
+
+
+def damaged(draw: st.DrawFn, adu: bytearray, damage: str) -> bytes:
+    """`adu` with a byte of its header, function or byte count changed (`head`), or any byte (`byte`), cut short
+    (`cut`) or added to (`more`); as it is for any other `damage`."""
+    if damage in ("head", "byte"):
         adu[draw(st.integers(0, 8 if damage == "head" else len(adu) - 1))] = draw(st.integers(0, 255))
     elif damage == "cut":
         del adu[draw(st.integers(0, len(adu) - 1)) :]
     elif damage == "more":
         adu += draw(st.binary(min_size=1, max_size=4))
-    return request, unit, transaction_id, bytes(adu)
+    return bytes(adu)
+
+
+@st.composite
+def answer_sequences(draw: st.DrawFn) -> tuple[ReadRegistersRequest, int, list[tuple[int, bytes]]]:
+    """A read, its unit and the transaction ids and answers of its polls in turn: the same few register values
+    again and again (an idle device), each answer whole, under the previous poll's transaction id, or damaged."""
+    request, unit = draw(read_requests()), draw(st.integers(0, 255))
+    pool = draw(st.lists(st.lists(registers, min_size=request.count, max_size=request.count), min_size=1, max_size=3))
+    answers = []
+    for transaction_id in range(draw(st.integers(0, 0xFFFF)), 0x10000)[: draw(st.integers(1, 12))]:
+        values = draw(st.sampled_from(pool))
+        damage = draw(st.sampled_from(["none", "none", "late", "head", "byte", "cut", "more"]))
+        answered_id = (transaction_id - 1) & 0xFFFF if damage == "late" else transaction_id
+        adu = bytearray(tcp.encode_adu(answered_id, unit, encode_read_response(request.function, tuple(values))))
+        answers.append((transaction_id, damaged(draw, adu, damage)))
+    return request, unit, answers
 
 
 class TestPreparedRead:
@@ -460,6 +486,20 @@ class TestPreparedRead:
         request, unit, transaction_id, adu = case
         expected = answer_by_the_full_decoder(request, unit, transaction_id, adu)
         assert tcp.PreparedRead(unit, request).registers(transaction_id, adu) == expected
+
+    @settings(max_examples=300)
+    @given(answer_sequences())
+    def test_a_prepared_read_asked_again_and_again_takes_what_the_full_decoder_takes(
+        self, case: tuple[ReadRegistersRequest, int, list[tuple[int, bytes]]]
+    ) -> None:
+        """Asked poll after poll, one prepared read takes every answer (the last one's bytes again under another
+        or the same transaction id, an old transaction id's, damaged ones) exactly as `Answer` and the decoder
+        would, whatever it took before."""
+        request, unit, answers = case
+        prepared = tcp.PreparedRead(unit, request)
+        for transaction_id, adu in answers:
+            expected = answer_by_the_full_decoder(request, unit, transaction_id, adu)
+            assert prepared.registers(transaction_id, adu) == expected
 
     def test_the_same_answer_again_is_the_same_registers_not_unpacked_again(self) -> None:
         """Answers word for word the last one's give the very tuple the last one gave; another answer its own."""

@@ -111,11 +111,10 @@ def polling(lines: list[TcpLineSection], clock: Clock | None = None) -> Iterator
 
 
 @contextmanager
-def silent_endpoint() -> Iterator[int]:
-    """A peer that takes connections and requests and never answers."""
+def listening(take: Callable[[socket.socket], None], name: str) -> Iterator[int]:
+    """A loopback listener that hands each connection it accepts to `take` until the end; its port."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.1)
-    held: list[socket.socket] = []
     done = threading.Event()
 
     def serve() -> None:
@@ -124,18 +123,28 @@ def silent_endpoint() -> Iterator[int]:
                 connection, _ = listener.accept()
             except TimeoutError:
                 continue
-            held.append(connection)
+            take(connection)
 
-    thread = threading.Thread(target=serve, name="silent-endpoint")
+    thread = threading.Thread(target=serve, name=name)
     thread.start()
     try:
-        yield listener.getsockname()[1]
+        yield int(listener.getsockname()[1])
     finally:
         done.set()
         thread.join(5)
+        listener.close()
+
+
+@contextmanager
+def silent_endpoint() -> Iterator[int]:
+    """A peer that takes connections and requests and never answers."""
+    held: list[socket.socket] = []
+    try:
+        with listening(held.append, "silent-endpoint") as port:
+            yield port
+    finally:
         for connection in held:
             connection.close()
-        listener.close()
 
 
 def refused_port() -> int:

@@ -306,16 +306,18 @@ class LinePoller:
                 health.held = LinkCounters()
             if answering:
                 self._live.answered()
-            self._succeeded(device, reading, faults)
+            self._succeeded(device, health, reading, faults)
             return True
         assert error is not None
-        self._failed(device, error)
+        self._failed(device, health, error)
         return False
 
-    def _succeeded(self, device: PolledDevice, reading: Reading | None, faults: tuple[ValueFault, ...]) -> None:
-        """The device answered; `reading` is what of it can be true (None: nothing), `faults` the rest."""
+    def _succeeded(
+        self, device: PolledDevice, health: _Health, reading: Reading | None, faults: tuple[ValueFault, ...]
+    ) -> None:
+        """The device (whose `health` it is) answered; `reading` is what of it can be true (None: nothing),
+        `faults` the rest."""
         now_ms = self._clock.wall_ms()
-        health = self._health[device.name]
         with self._lock:
             came_back = health.state != "online"
             health.polls += 1
@@ -333,9 +335,8 @@ class LinePoller:
         if reading is not None:
             self._events.append(DeviceReading(device.name, self.line, now_ms, reading))
 
-    def _failed(self, device: PolledDevice, error: FieldError) -> None:
+    def _failed(self, device: PolledDevice, health: _Health, error: FieldError) -> None:
         now_ms = self._clock.wall_ms()
-        health = self._health[device.name]
         with self._lock:
             health.polls += 1
             health.failed_polls += 1

@@ -4,7 +4,7 @@ Theory of operation: a Modbus TCP endpoint is a line of its own (a dispenser's g
 thread per line would spend most of its CPU waking up: once for each device due and once for each answer. Here
 one thread keeps every TCP line's poller (agent/field/poller.py: its schedule, retries, health and events, the
 same as on a serial line) and drives their polls as steps: each line has at most one request in flight, as on a
-line of its own, but the lines' requests are in flight together, and one wait (a `selectors` selector) covers the
+line of its own, but the lines' requests are in flight together, and one wait (an `epoll` object) covers the
 answers of all of them and the next device due. A dead endpoint costs its own line its timeouts and no other line
 anything: its host name's lookup (on a thread of its own, drivers/transport/lookup.py), its connect and its answer
 are waited for alongside the others, never in turn. When two or more requests went out since it last looked at
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import selectors
+import select
 import socket
 import threading
 import time
@@ -56,9 +56,11 @@ class _Line:
     pending: PendingRead | None = None
     """Its read in flight, if any."""
     watched: socket.socket | None = None
-    """The line's socket as the selector has it (kept between requests while the connection lives)."""
+    """The line's socket as the wait has it (kept between requests while the connection lives)."""
+    watched_fd: int = -1
+    """Its descriptor as registered: a socket closed since has none of its own."""
     events: int = 0
-    """What the selector waits for on `watched`: to read, or to write (a connect under way)."""
+    """What the wait is for on `watched`: to read, or to write (a connect under way)."""
 
 
 class TcpLinesPoller:
@@ -87,6 +89,11 @@ class TcpLinesPoller:
         self._thread: threading.Thread | None = None
         self._sent = 0
         """Requests sent since the thread last looked at the sockets: their answers are the ones to gather."""
+        self._waiting = select.epoll()
+        """The wait on every line's socket at once, and on the wake-up's."""
+        self._waiting.register(self._wake_reader.fileno(), select.EPOLLIN)
+        self._watched: dict[int, _Line] = {}
+        """The line of each socket's descriptor the wait has."""
 
     def start(self) -> None:
         now = self._clock.monotonic()
@@ -111,6 +118,7 @@ class TcpLinesPoller:
         if ended:
             for line in self._lines:
                 line.master.close()
+            self._waiting.close()
             self._wake_reader.close()
             self._wake_writer.close()
         return ended
@@ -119,22 +127,21 @@ class TcpLinesPoller:
         return self._thread is not None and self._thread.is_alive()
 
     def run(self) -> None:
-        selector = selectors.DefaultSelector()
-        selector.register(self._wake_reader, selectors.EVENT_READ)
         try:
-            self._serve(selector)
+            self._serve()
         finally:
             for line in self._lines:
                 if line.steps is not None:
                     line.steps.close()
-            selector.close()
 
-    def _serve(self, selector: selectors.BaseSelector) -> None:
+    def _serve(self) -> None:
         """The schedule is the station clock's (`self._clock`, faster than real time in a demo); a read's deadline
         and the hand-over's wait are real time (`time.monotonic`), as a device answers in real time. Each turn
         looks at every line once, to begin its poll if due and to find the next wait, and at the reads in flight
-        for their deadlines only once the first of them has passed."""
-        clock, lines = self._clock, self._lines
+        for their deadlines only once the first of them has passed. The wait is an `epoll` object's, as
+        `selectors.DefaultSelector` would make on Linux (the same system call, the timeout rounded up to the
+        millisecond alike), without the selector's Python around each wait and each socket ready."""
+        clock, lines, waiting, watched = self._clock, self._lines, self._waiting, self._watched
         batch_since: float | None = None
         while not self._stop.is_set():
             now = clock.monotonic()
@@ -142,11 +149,13 @@ class TcpLinesPoller:
             in_flight = 0
             for line in lines:
                 if line.steps is None and line.poller.next_due_s() <= now:
-                    self._begin(line, selector, now)
-                if line.pending is not None:
+                    line.steps = line.poller.serve_steps(now)
+                    self._advance(line, None, None)
+                pending = line.pending
+                if pending is not None:
                     in_flight += 1
-                    first_deadline = min(first_deadline, line.pending.deadline)
-                if line.steps is None:
+                    first_deadline = min(first_deadline, pending.deadline)
+                else:  # no poll under way: a poll not over always has a read in flight
                     first_due = min(first_due, line.poller.next_due_s())
             now, real_now = clock.monotonic(), time.monotonic()
             if self._collected and batch_since is None:
@@ -166,67 +175,61 @@ class TcpLinesPoller:
                 time.sleep(GATHER_S)
                 delay -= GATHER_S
             self._sent = 0
-            for key, _ in selector.select(delay):
-                if key.fileobj is not self._wake_reader:
-                    self._answered(key.data, selector)
+            for fd, _ in waiting.poll(math.ceil(delay * 1e3) * 1e-3):
+                ready = watched.get(fd)
+                if ready is not None:  # not the wake-up's
+                    self._answered(ready)
             real_now = time.monotonic()
             if first_deadline <= real_now:  # a read sent since has a deadline later than this turn's end
                 for line in lines:
                     if line.pending is not None and line.pending.deadline <= real_now:
                         pending, line.pending = line.pending, None
-                        self._unwatch(line, selector)
-                        self._advance(line, selector, error=pending.overdue())
+                        self._unwatch(line)
+                        self._advance(line, None, pending.overdue())
 
-    def _begin(self, line: _Line, selector: selectors.BaseSelector, now_s: float) -> None:
-        line.steps = line.poller.serve_steps(now_s)
-        self._advance(line, selector)
-
-    def _answered(self, line: _Line, selector: selectors.BaseSelector) -> None:
+    def _answered(self, line: _Line) -> None:
         pending = line.pending
         if pending is None:  # bytes or a hang-up with no request out: the connection is not to be trusted
-            self._unwatch(line, selector)
+            self._unwatch(line)
             line.master.close()
             return
         try:
             registers = pending.ready()
         except Exception as error:  # every failure goes back into the poll, whose boundary and retries own it
             line.pending = None
-            self._unwatch(line, selector)
-            self._advance(line, selector, error=error)
+            self._unwatch(line)
+            self._advance(line, None, error)
             return
         if registers is not None:
             line.pending = None
-            self._advance(line, selector, registers=registers)
+            self._advance(line, registers, None)
         else:
-            self._watch(line, selector, pending)
+            self._watch(line, pending)
 
-    def _watch(self, line: _Line, selector: selectors.BaseSelector, pending: PendingRead) -> None:
-        """Have the selector wait for the pending read's socket, for what the read now waits for."""
-        events = selectors.EVENT_WRITE if pending.writing else selectors.EVENT_READ
+    def _watch(self, line: _Line, pending: PendingRead) -> None:
+        """Have the wait cover the pending read's socket, for what the read now waits for."""
+        events = select.EPOLLOUT if pending.writing else select.EPOLLIN
         if line.watched is not pending.socket:
-            self._unwatch(line, selector)
-            selector.register(pending.socket, events, line)
-            line.watched, line.events = pending.socket, events
+            self._unwatch(line)
+            fd = pending.socket.fileno()
+            self._waiting.register(fd, events)
+            self._watched[fd] = line
+            line.watched, line.watched_fd, line.events = pending.socket, fd, events
         elif line.events != events:
-            selector.modify(pending.socket, events, line)
+            self._waiting.modify(line.watched_fd, events)
             line.events = events
 
-    @staticmethod
-    def _unwatch(line: _Line, selector: selectors.BaseSelector) -> None:
+    def _unwatch(self, line: _Line) -> None:
         """Forget the line's socket: at once when its connection ends, before a new socket can take its number."""
         if line.watched is not None:
-            selector.unregister(line.watched)
+            del self._watched[line.watched_fd]
+            with contextlib.suppress(OSError):  # a socket closed already left the wait by itself
+                self._waiting.unregister(line.watched_fd)
             line.watched = None
 
-    def _advance(
-        self,
-        line: _Line,
-        selector: selectors.BaseSelector,
-        *,
-        registers: tuple[int, ...] | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        """Take the poll on `line` to its next read (sent, waited for by the selector) or to its end."""
+    def _advance(self, line: _Line, registers: tuple[int, ...] | None, error: Exception | None) -> None:
+        """Take the poll on `line` to its next read (sent, waited for with the others) or to its end: its first
+        read (no `registers`, no `error`), or the next after the last read's `registers` or `error`."""
         steps = line.steps
         assert steps is not None
         while True:
@@ -246,9 +249,9 @@ class TcpLinesPoller:
             try:
                 line.pending = line.master.begin_read(asked.unit, request.function, request.address, request.count)
             except Exception as failed:  # as in `_answered`
-                self._unwatch(line, selector)
+                self._unwatch(line)
                 error = failed
                 continue
             self._sent += 1
-            self._watch(line, selector, line.pending)
+            self._watch(line, line.pending)
             return

@@ -17,7 +17,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, ParamSpec, Protocol, TypeVar
+from typing import ClassVar, Protocol, TypeVar
 
 from drivers.errors import FieldError
 from drivers.modbus import rtu, tcp
@@ -53,7 +53,6 @@ TCP_WORDING = LinkWording(
 
 RequestT = TypeVar("RequestT", bound=Request)
 ResultT = TypeVar("ResultT")
-P = ParamSpec("P")
 
 
 class ModbusMaster(Protocol):
@@ -345,29 +344,39 @@ class PendingRead:
         """The answer taken so far, once its first bytes were not the whole answer (`tcp.PreparedRead`)."""
         self.writing = False
         """Whether it waits for a connect (the socket to turn writable) rather than to read."""
-        self._opened(self._guarded(master._connection.open_without_waiting))
+        self._open(master._connection.open_without_waiting)
 
     def ready(self) -> tuple[int, ...] | None:
         """The socket is ready: the registers if the answer is now whole, else None (wait again, for `writing`
         as it now says); raises the ModbusError the exchange ended in."""
         master = self._master
-        if self._opening == "resolving":  # the host's name is looked up: connect now
-            self._opened(self._guarded(master._connection.open_without_waiting))
-            return None
-        if self.writing:  # the connect ended: connected, or under way to the host's next address
-            self._opened(self._guarded(master._connection.connected))
+        if self._opening != "connected":
+            # the host's name is looked up: connect now; or the connect ended: connected, or under way to the
+            # host's next address
+            connection = master._connection
+            self._open(connection.open_without_waiting if self._opening == "resolving" else connection.connected)
             return None
         answer = self._answer
-        received = self._guarded(
-            master._connection.receive_now, tcp.MAX_ADU_BYTES - (0 if answer is None else answer.received())
-        )
+        try:
+            received = master._connection.receive_now(
+                tcp.MAX_ADU_BYTES if answer is None else tcp.MAX_ADU_BYTES - answer.received()
+            )
+        except ModbusError as error:
+            self._dropped(error)
+            raise
+        except OSError as error:
+            raise self._lost(error) from error
         if answer is None:  # the whole answer, mostly, in one read
             registers = self._prepared.registers(self._transaction_id, received)
             if registers is not None:
                 master._counts.answered()
                 return registers
             answer = self._answer = self._new_answer()
-        self._guarded(answer.feed, received)
+        try:
+            answer.feed(received)
+        except ModbusError as error:
+            self._dropped(error)
+            raise
         if answer.missing() > 0:
             return None
         counts = master._counts
@@ -402,32 +411,32 @@ class PendingRead:
     def _new_answer(self) -> tcp.Answer:
         return tcp.Answer(self._transaction_id, self._prepared.unit, self._exchange())
 
-    def _opened(self, opened: tuple[socket.socket, Opening]) -> None:
-        """The connection taken as far as it goes without waiting (looked up, connected): wait for what it now
-        waits for, with the timeout from now (each address's connect has its own, as in a blocking connect); send
-        the request once connected."""
-        self.socket, self._opening = opened
-        self.writing = self._opening == "connecting"
-        if self._opening == "connected":
-            self._send()
-        else:
-            self.deadline = time.monotonic() + self._master.timeout_s
-
-    def _send(self) -> None:
-        master = self._master
-        self._guarded(master._connection.send_now, self._prepared.frame(self._transaction_id))
-        self.deadline = time.monotonic() + master.timeout_s
-
-    def _guarded(self, step: Callable[P, ResultT], *args: P.args, **kwargs: P.kwargs) -> ResultT:
-        """`step(*args)`, with its failure counted and the connection dropped, as a blocking exchange does."""
+    def _open(self, step: Callable[[], tuple[socket.socket, Opening]]) -> None:
+        """Take the connection as far as it goes without waiting (`step`: look it up, connect, or see the connect
+        through) and wait for what it now waits for, with the timeout from now (each address's connect has its
+        own, as in a blocking connect); once connected, send the request."""
         master = self._master
         try:
-            return step(*args, **kwargs)
+            self.socket, self._opening = step()
+            if self._opening == "connected":
+                master._connection.send_now(self._prepared.frame(self._transaction_id))
         except ModbusError as error:
-            master._connection.close()
-            master._counts.failed(error)
+            self._dropped(error)
             raise
         except OSError as error:
-            lost = master._connection.lost(str(self._exchange()), error)
-            master._counts.failed(lost)
-            raise lost from error
+            raise self._lost(error) from error
+        self.writing = self._opening == "connecting"
+        self.deadline = time.monotonic() + master.timeout_s
+
+    def _dropped(self, error: ModbusError) -> None:
+        """The exchange failed in `error`: counted, and the connection dropped."""
+        master = self._master
+        master._connection.close()
+        master._counts.failed(error)
+
+    def _lost(self, error: OSError) -> FieldError:
+        """The connection failed in `error`: the link error to raise, counted (the connection is dropped)."""
+        master = self._master
+        lost = master._connection.lost(str(self._exchange()), error)
+        master._counts.failed(lost)
+        return lost

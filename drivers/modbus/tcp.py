@@ -122,13 +122,14 @@ class PreparedRead:
     unit, the function and the byte count of this read) is exactly one that `Answer` and
     `drivers.modbus.pdu.decode_read_response` take, so its registers are read without them; the same registers'
     bytes as the last answer's are the same tuple, not unpacked again (an idle dispenser answers the same all
-    day). Every other answer goes through `Answer` and the decoder, which say what is wrong with it.
+    day); that is tested first, the whole answer but its first two bytes compared at once. Every other answer
+    goes through `Answer` and the decoder, which say what is wrong with it.
     """
 
     __slots__ = (
         "_answer_bytes",
         "_answer_head",
-        "_last_payload",
+        "_last_answer_tail",
         "_last_registers",
         "_registers",
         "_request_tail",
@@ -146,7 +147,8 @@ class PreparedRead:
         )
         self._registers = struct.Struct(f">{request.count}H")
         self._answer_bytes = MBAP_BYTES + 2 + byte_count
-        self._last_payload = b""
+        self._last_answer_tail: bytes | None = None
+        """The last answer taken but for its transaction id: the header past it, the registers' bytes."""
         self._last_registers: tuple[int, ...] = ()
 
     def frame(self, transaction_id: int) -> bytes:
@@ -156,11 +158,11 @@ class PreparedRead:
     def registers(self, transaction_id: int, answer: bytes) -> tuple[int, ...] | None:
         """The registers if `answer` is the whole, well-formed answer to this read under `transaction_id`; None
         for anything else (a part of one, an exception, a header or a length that does not fit)."""
+        if answer[2:] == self._last_answer_tail:  # the last answer taken again, but for its transaction id
+            return self._last_registers if int.from_bytes(answer[:2], "big") == transaction_id else None
         if len(answer) != self._answer_bytes or answer[2:9] != self._answer_head:
             return None
         if int.from_bytes(answer[:2], "big") != transaction_id:
             return None
-        payload = answer[9:]
-        if payload != self._last_payload:
-            self._last_payload, self._last_registers = payload, self._registers.unpack(payload)
+        self._last_answer_tail, self._last_registers = answer[2:], self._registers.unpack_from(answer, 9)
         return self._last_registers

@@ -131,9 +131,10 @@ class TcpConnection:
     def receive_now(self, max_bytes: int) -> bytes:
         """What has arrived, at most `max_bytes` (b"" if nothing yet); ConnectionResetError if the peer closed."""
         try:
-            return self._taken(self._current().recv(max_bytes))
+            chunk = self._current().recv(max_bytes)
         except BlockingIOError:
             return b""
+        return self._taken(chunk)
 
     def lost(self, context: str, error: OSError) -> FieldLinkError:
         """The protocol's link error for a connection that failed during `context`; it is closed and made again
