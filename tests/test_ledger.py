@@ -326,6 +326,36 @@ class TestRecorder:
         seqs = [json.loads(r.canonical)["body"]["uptime_s"] for r in OutboxReader(outbox.path).read(1, 100)]
         assert seqs == list(range(50))
 
+    def test_the_first_retry_that_finds_room_writes_every_waiting_record_so_none_after_it_is_dropped(
+        self, tmp_path: Path
+    ) -> None:
+        """Once a full outbox has room again, its first retry writes all that waited (in the burst's growing
+        commits) and leaves the trouble: what arrives after it is not dropped for a pending list still full."""
+        recorder, outbox = self._recorder(tmp_path, pending_limit=100)
+        outbox.set_max_bytes(256 * 1024)
+        big = RecordIntent(RecordType.EVENT, 0, RawBody({"pad": "x" * 3000}))
+        for _ in range(170):
+            recorder.submit(big)
+        for _ in range(20):
+            recorder.step(now_of(SystemClock()))
+            if recorder.status().state == "full":
+                break
+        waiting = recorder.status().pending
+        assert recorder.status().state == "full" and waiting > FIRST_BATCH + 1
+        outbox.set_max_bytes(64 * 1024**2)
+        recorder.note_acked(recorder.status().head_seq)
+        recorder.step(now_of(SystemClock()))
+        assert (recorder.status().state, recorder.status().pending) == ("ok", 0)
+        for i in range(100):
+            recorder.submit(heartbeat(i, n=i))
+        recorder.start()
+        recorder.stop()
+        stored = [json.loads(r.canonical) for r in OutboxReader(outbox.path).read(1, 10**6)]
+        assert [r["seq"] for r in stored] == list(range(1, 170 + 2 + 100 + 1))
+        assert [r["body"]["uptime_s"] for r in stored if r["type"] == "heartbeat"] == list(range(100))
+        cleared = [r["body"] for r in stored if r["type"] == "alarm"][-1]
+        assert (cleared["state"], cleared["evidence"]["dropped"]) == ("cleared", 0)
+
     def test_full_disk_raises_alarm_then_recovers_when_acks_free_space(self, tmp_path: Path) -> None:
         """When the outbox is full, status turns red and intents wait (up to pending_limit, the rest counted);
         as acks let it prune, the waiting records go in, bracketed by one raised and one cleared alarm."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any
 from unittest import mock
@@ -135,6 +136,32 @@ def test_an_integer_of_sixteen_digits_goes_the_full_way_and_is_taken() -> None:
     assert verify._canonical_parts(payload) is None
     quick, full = both_ways(payload)
     assert quick == full and [record.seq for record in quick.accepted] == [1]
+
+
+def deep_payload(depth: int) -> bytes:
+    """Record 1 with a body nested `depth` arrays deep, its canonical bytes written out by hand (RFC 8785: keys
+    sorted, no whitespace; a list of lists has one spelling), so no recursive encoder is needed to sign it."""
+    record = SIGNER.record(1, ZEROS, {})
+    text = ",".join(
+        [
+            '{"body":{"a":' + "[" * depth + "]" * depth + "}",
+            f'"prev":"{ZEROS}","seq":1,"station":"{STATION}","ts":"{record["ts"]}","type":"heartbeat","v":1}}',
+        ]
+    ).encode()
+    sealed = Sealed(1, SIGNER.kid, text, SIGNER.key.sign(text))
+    message = build_records_message([sealed], 1024**3)
+    assert message is not None
+    return message.payload
+
+
+def test_a_body_nested_near_the_interpreters_limit_gets_the_same_verdict_both_ways() -> None:
+    """Depths where the C parser runs out of stack on one way and not the other (the full way parses a frame or
+    two deeper) get one verdict: the quick way leaves a deeply nested message to the full way."""
+    limit = sys.getrecursionlimit()
+    for depth in range(limit - 200, limit + 5):
+        quick, full = both_ways(deep_payload(depth))
+        assert quick == full, depth
+    assert verify._canonical_parts(deep_payload(8)) is not None
 
 
 def test_a_repeated_key_is_refused_as_before() -> None:

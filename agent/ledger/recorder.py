@@ -340,9 +340,13 @@ class Recorder:
         """Commit one batch of pending intents, at most twice the one before (`next_batch_limit`), or all of them
         in such batches when `force`d (a stop, a flush, a rotation); what is left waits for the next step, which
         first takes what queued meanwhile. A batch that does not fit is halved, so a nearly full outbox still takes
-        every record it has room for before the recorder declares itself in trouble."""
-        if self._trouble is not None and not force and self._clock.monotonic() < self._trouble.next_try:
-            return
+        every record it has room for before the recorder declares itself in trouble. A retry in trouble writes all
+        that waits, as forced: while the trouble lasts, the next step's intake drops what finds the pending list
+        full, and the disk may have room again."""
+        if self._trouble is not None:
+            if not force and self._clock.monotonic() < self._trouble.next_try:
+                return
+            force = True
         batch_limit = self._batch_limit
         while self._pending:
             batch = [self._pending[i] for i in range(min(batch_limit, len(self._pending)))]

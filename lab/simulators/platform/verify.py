@@ -452,6 +452,25 @@ _NUMBER_SHAPES: Final = bytes(
 or more (beyond ±(2**53 - 1) or close to it) then shows as one of `_LONG_INTEGERS`. A string can show one
 too (`"a:1234567890123456"`); that only sends its message the full way."""
 _LONG_INTEGERS: Final = (b":" + b"9" * 16, b":-" + b"9" * 16)
+QUICK_DEPTH: Final = 32
+"""The deepest nesting the quick way takes; a message of the agent's is 6 or 7 deep. The C parser and encoder
+recurse, and where they run out of stack depends on how deep their caller already is, which differs between the
+two ways: near that depth one way could parse a message the other cannot. Far below it, neither runs out."""
+_BRACKET_SHAPES: Final = bytes(
+    ord("(") if byte in b"[{" else ord(")") if byte in b"]}" else byte for byte in range(256)
+)
+_NOT_BRACKETS: Final = bytes(byte for byte in range(256) if byte not in b"[]{}")
+
+
+def _nested_at_most(payload: bytes, depth: int) -> bool:
+    """Whether the payload's arrays and objects nest at most `depth` deep, brackets in strings counted too (they
+    can only make it say no): each pass removes the innermost pairs, one level of a balanced nesting."""
+    brackets = payload.translate(_BRACKET_SHAPES, _NOT_BRACKETS)
+    for _ in range(depth):
+        if not brackets:
+            return True
+        brackets = brackets.replace(b"()", b"")
+    return not brackets
 
 
 def _canonical_parts(payload: bytes) -> tuple[str, list[tuple[dict[str, object], object]], list[bytes]] | None:
@@ -462,7 +481,8 @@ def _canonical_parts(payload: bytes) -> tuple[str, list[tuple[dict[str, object],
     character beyond U+FFFF), in the agent's framing. Equal bytes show that the plain parse is the strict
     one (a repeated key would have made the payload longer than its rewriting) and that each record's text
     is its canonical form. Any doubt (not UTF-8, another spelling, a repeated key, a float, a long integer, a
-    shape `_items` refuses, too deep) returns None, and the message goes the full way, which says what is wrong.
+    shape `_items` refuses, nested beyond QUICK_DEPTH) returns None, and the message goes the full way, which says
+    what is wrong.
     """
     if payload.isascii():
         text = payload.decode("ascii")
@@ -474,7 +494,7 @@ def _canonical_parts(payload: bytes) -> tuple[str, list[tuple[dict[str, object],
         if max(text) > "\uffff":
             return None
     shapes = payload.translate(_NUMBER_SHAPES)
-    if any(long in shapes for long in _LONG_INTEGERS):
+    if any(long in shapes for long in _LONG_INTEGERS) or not _nested_at_most(payload, QUICK_DEPTH):
         return None
     try:
         message = _PLAIN_JSON.decode(text)
