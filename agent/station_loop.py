@@ -78,6 +78,7 @@ class StationInbox:
 
     def __init__(self) -> None:
         self._mail: Mailbox[FieldEvent | _Committed | _Stop] = Mailbox()
+        self._stop_asked = threading.Event()
 
     def post(self, event: FieldEvent) -> None:
         """One event on its own."""
@@ -94,8 +95,9 @@ class StationInbox:
             self._mail.put(_Committed(read))
 
     def ask_stop(self, reason: str) -> None:
-        """Behind everything posted so far: the loop ends when it takes this."""
+        """Behind everything posted so far: the loop ends when it takes this. It ends a `pause` too."""
         self._mail.put(_Stop(reason))
+        self._stop_asked.set()
 
     def take_all(self) -> list[FieldEvent | _Committed | _Stop]:
         """For the loop's own thread: every item there, oldest first; empty at once if there is none."""
@@ -109,6 +111,12 @@ class StationInbox:
     def wait(self, timeout_s: float) -> bool:
         """For the loop's own thread: until an item is there, at most `timeout_s` real seconds; whether one is."""
         return self._mail.wait(timeout_s)
+
+    def pause(self, timeout_s: float) -> None:
+        """For the loop's own thread: `timeout_s` real seconds in which the items posted wake no one, cut short by
+        a stop. The pollers are stopped before the station (agent/daemon.py), so no more events come to use the
+        rest of the pace, while the stop, the recorder's flush and the agent's exit would wait it out."""
+        self._stop_asked.wait(timeout_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +199,8 @@ class StationLoop:
 
     def run(self) -> None:
         """The thread: a turn with every item there, until the stop. After a turn that had items, more are on
-        their way: it sleeps until `PACE_S` after that turn began or the next timer, whichever is first; after
-        one without, it waits for the next item or timer."""
+        their way: it sleeps until `PACE_S` after that turn began, the next timer or a stop, whichever is first;
+        after one without, it waits for the next item or timer."""
         paced, began_s = False, time.monotonic()
         while True:
             hold_if_asked("station")
@@ -202,7 +210,7 @@ class StationLoop:
                 wait_s = min(wait_s, max(0.0, began_s + PACE_S - time.monotonic()))
             self.pulse.beat(wait_s)
             if paced:
-                time.sleep(wait_s)  # the hand-overs meanwhile wake no one
+                self.inbox.pause(wait_s)  # the hand-overs meanwhile wake no one
             else:
                 self.inbox.wait(wait_s)
             began_s = time.monotonic()

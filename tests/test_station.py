@@ -534,11 +534,17 @@ _ACTIONS_AT_REST = st.lists(
         st.tuples(st.just("price"), st.integers(1, 3)),
         st.tuples(st.just("clock_back_s"), st.integers(1, 200)),
         st.tuples(st.just("restart"), st.just(0)),
+        st.tuples(st.just("pulses_back"), st.integers(1, 3)),
+        st.tuples(st.just("counter_restart"), st.integers(0, 2)),
+        st.tuples(st.just("near_wrap"), st.integers(0, 4)),
+        st.tuples(st.just("no_wrap"), st.just(0)),
     ),
     max_size=60,
 )
 """`_ACTIONS` and what tests a rest shortcut more: the vapour meter counting alone, a reading changed in one
-field that judges nothing (the price), station time stepped back, and a restart from the cursors recorded."""
+field that judges nothing (the price), station time stepped back, a restart from the cursors recorded, and the
+encoder's count moved back (a pulse counted then taken back), started again from zero (the counter restarted) or
+set just short of its wrap, and a counter that does not wrap (its count going back proves nothing)."""
 
 
 def _scripted(actions: list[tuple[str, object]], *, reuse: bool) -> list[RecordIntent]:
@@ -551,6 +557,7 @@ def _scripted(actions: list[tuple[str, object]], *, reuse: bool) -> list[RecordI
     now, nozzle, liquid, vapour, made = 1_800_000_000_000, IDLE, 1000, 500, []
     handed: list[NozzleReading] = []
     last_counts: PulseCounterReading | None = None
+    modulus: int | None = 65_536
     for action, value in actions:
         counter = True
         if action == "restart":
@@ -576,6 +583,14 @@ def _scripted(actions: list[tuple[str, object]], *, reuse: bool) -> list[RecordI
             )
         elif action == "pulses":
             liquid, vapour = liquid + int(str(value)), vapour + int(str(value)) // 2
+        elif action == "pulses_back":
+            liquid -= int(str(value))
+        elif action == "counter_restart":
+            liquid, vapour = int(str(value)), int(str(value))
+        elif action == "near_wrap":
+            liquid = 65_535 - int(str(value))
+        elif action == "no_wrap":
+            modulus = None
         elif action == "totalizer":
             nozzle = replace(nozzle, totalizer_volume_ml=nozzle.totalizer_volume_ml + int(str(value)))
         elif action == "no_counter":
@@ -591,8 +606,12 @@ def _scripted(actions: list[tuple[str, object]], *, reuse: bool) -> list[RecordI
         if counter:
             now += 100
             counts = (ChannelCount(1, liquid % 65_536), ChannelCount(2, vapour % 65_536))
-            if not reuse or last_counts is None or last_counts.channels != counts:
-                last_counts = PulseCounterReading(counts, 65_536)
+            if (
+                not reuse
+                or last_counts is None
+                or (last_counts.channels, last_counts.count_modulus) != (counts, modulus)
+            ):
+                last_counts = PulseCounterReading(counts, modulus)
             made += station.on_event(DeviceReading("pcm1", "rs485-1", now, last_counts))
         made += station.tick(now)
     return made
@@ -621,12 +640,21 @@ _QUIET: list[tuple[str, object]] = [("same", 0)]
 
 @given(_ACTIONS_AT_REST, st.booleans())
 @example([*_QUIET * 3, ("pulses", 20), *_QUIET * 3, ("restart", 0), *_QUIET * 3, ("wait_s", 61), *_QUIET * 2], True)
+@example(
+    [
+        *[*_QUIET * 3, ("pulses", 1), *_QUIET * 2, ("pulses_back", 1), *_QUIET * 2, ("counter_restart", 0)],
+        *[*_QUIET * 2, ("no_wrap", 0), ("pulses", 9), *_QUIET * 2, ("pulses_back", 3), *_QUIET * 3, ("wait_s", 61)],
+        *_QUIET * 3,
+    ],
+    False,
+)
 def test_pulses_still_at_their_mark_at_rest_are_judged_as_the_long_way_judges_them(
     actions: list[tuple[str, object]], reuse: bool
 ) -> None:
     """An idle nozzle whose encoder count is still at its mark after a quiet judgement makes the records that
     judging its pulses at rest in full every poll makes: the same alarms, cursors and sales, in order, across
-    vapour-only counts, one-field changes, clock steps back and restarts."""
+    vapour-only counts, one-field changes, clock steps back, restarts, and counts moved back, restarted from zero
+    or wrapped."""
     remembered = _scripted(actions, reuse=reuse)
     with mock.patch.object(NozzleTracker, "_pulses_at_rest", _pulses_judged_afresh):
         assert _scripted(actions, reuse=reuse) == remembered

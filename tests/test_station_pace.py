@@ -4,6 +4,7 @@ handled in the order handed over, the stop still taken, and the timers never hel
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from support.station_loop import bare_loop
 from test_station import BINDING, RULES
@@ -77,3 +78,49 @@ def test_on_accelerated_time_the_ticks_keep_their_rate_while_events_keep_coming(
     assert len([i for i in submitted if isinstance(i.body, DeviceOnlineBody)]) == HAND_OVERS
     assert elapsed_s / MIN_TICK_REAL_S / 3 > elapsed_s / PACE_S + 2  # the bound below tells the two apart
     assert station.ticks > elapsed_s / MIN_TICK_REAL_S / 3
+
+
+class TurnTimingLoop(StationLoop):
+    """The station loop, noting the real time each of its turns that had items began."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.turns_began_s: list[float] = []
+
+    def _turn(self, items: list, now: Instant) -> bool:  # type: ignore[type-arg]
+        if items:
+            self.turns_began_s.append(time.monotonic())
+        return super()._turn(items, now)
+
+
+def _paced(loop: TurnTimingLoop, clock: SystemClock) -> float:
+    """An event handed over and taken, so the thread sleeps out a pace; returns the real time the pace began.
+    Tried again (at most five times) if this thread got the news so late that half the pace had gone."""
+    for number in range(5):
+        turns = len(loop.turns_began_s)
+        loop.inbox.post_all([DeviceOnline(f"d{number}", "rs485-1", clock.wall_ms())])
+        deadline_s = time.monotonic() + 5.0
+        while len(loop.turns_began_s) == turns and time.monotonic() < deadline_s:
+            time.sleep(0.001)
+        began_s = loop.turns_began_s[-1]
+        if time.monotonic() < began_s + PACE_S / 2:
+            return began_s
+    raise AssertionError("the thread never took an event early enough in its pace to ask for the stop")
+
+
+def test_a_stop_asked_while_the_thread_sleeps_out_its_pace_is_taken_at_once() -> None:
+    """A stop asked while the thread sleeps out `PACE_S` after a turn with events (the pollers stopped first, as
+    SIGTERM and `station-agent stop` stop them) is taken at once, not when the pace ends: the stop waits for no
+    more events, and its record still comes after every event handed over."""
+    clock = SystemClock()
+    submitted: list[RecordIntent] = []
+    loop = bare_loop(TurnTimingLoop, Station([BINDING], {}, RULES), submitted, clock)
+    loop.start()
+    pace_began_s = _paced(loop, clock)
+    asked_s = time.monotonic()
+    assert loop.stop("test", timeout_s=5.0)
+    assert loop.turns_began_s[-1] < pace_began_s + PACE_S
+    assert loop.turns_began_s[-1] - asked_s < PACE_S / 2
+    online = [i.body.device for i in submitted if isinstance(i.body, DeviceOnlineBody)]
+    assert online and online == [f"d{number}" for number in range(len(online))]
+    assert isinstance(submitted[-1].body, AgentStopBody)
