@@ -37,9 +37,19 @@ NOT_AT_START = (
     *NOT_IN_THE_COMMAND,
 )
 
-BEFORE_THE_EXEC = ("agent.daemon", "paho", "agent.status", "agent.tools.selftest")
+BEFORE_THE_EXEC = (
+    "agent.daemon",
+    "paho",
+    "agent.status",
+    "agent.tools.selftest",
+    "agent.tools.provision",
+    "agent.tools.scan",
+    "cryptography",
+)
 """What `station-agent run` does not load before it execs into the agent process, where it would be loaded again:
-the running agent's parts, the MQTT client, the status readers (`station-agent status`) and the self-test."""
+the running agent's parts, the MQTT client, the status readers (`station-agent status`) and the self-test; nor
+the installer's tools (`provision`, whose TLS request loads `cryptography`, and `scan`), whose commands' flags
+are modules of their own."""
 
 READERS_NEVER_LOAD = ("paho", "agent.uplink.session", "agent.uplink.hj212")
 """What a reader of the status snapshot does without: the MQTT client and both uplinks."""
@@ -69,7 +79,7 @@ def test_the_command_line_loads_neither_structlog_nor_the_lab() -> None:
 
 def test_the_command_line_leaves_the_running_agent_to_the_process_it_execs() -> None:
     """`import agent.cli` (the first stage of `station-agent run`) loads none of the agent's running parts, paho,
-    the status readers or the self-test: the agent process imports what it runs, once."""
+    the status readers, the self-test or the installer's tools: the agent process imports what it runs, once."""
     loaded = loaded_after("import agent.cli", BEFORE_THE_EXEC)
     assert [name for name, present in loaded.items() if present] == []
 
