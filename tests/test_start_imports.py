@@ -15,12 +15,19 @@ Each check runs in a fresh interpreter, since this test process has imported eve
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from station_rig import StationRig
+
+from agent.config_validation import load_config
+from agent.wiring import Setup
+from drivers.hj212.profile_validation import load_city_profile
+
+CONFIG = Path(__file__).resolve().parent.parent / "config"
 
 THE_LAB = ("simulators", "station_lab", "bench")
 """The lab distribution's packages (lab/pyproject.toml)."""
@@ -29,7 +36,9 @@ NOT_IN_THE_COMMAND = ("structlog", *THE_LAB)
 through structlog nor loads the lab."""
 NOT_AT_START = (
     "agent.uplink.hj212",
+    "drivers.hj212",
     "agent.commands.desk",
+    "agent.commands.inbox",
     "agent.web",
     "agent.ledger.sm2",
     "cryptography",
@@ -68,6 +77,25 @@ def test_the_agent_process_starts_without_optional_parts_validation_or_simulator
     lab."""
     loaded = loaded_after("import agent.process", NOT_AT_START)
     assert [name for name, present in loaded.items() if present] == []
+
+
+def test_a_setup_with_a_city_profile_reads_back_in_a_fresh_agent_process(tmp_path: Path) -> None:
+    """A setup holding an HJ 212 city profile, as `station-agent run` hands it over, reads back whole in a fresh
+    interpreter that has imported only the agent process: unpickling it loads the profile's module, which the
+    process itself does not import."""
+    profile = load_city_profile(CONFIG / "hj212" / "chongqing.toml")
+    setup = Setup(load_config(CONFIG / "station.example.toml"), {}, "0", (), profile)
+    handed_over = tmp_path / "setup.pickle"
+    handed_over.write_bytes(pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL))
+    statement = (
+        "import pickle\n"
+        "import agent.process\n"
+        "assert 'drivers.hj212.profile' not in sys.modules\n"
+        f"setup = pickle.loads(open({str(handed_over)!r}, 'rb').read())\n"
+        f"assert setup.hj212_profile.name == {profile.name!r}\n"
+        f"assert len(setup.hj212_profile.records) == {len(profile.records)}"
+    )
+    assert loaded_after(statement, ("drivers.hj212.profile",)) == {"drivers.hj212.profile": True}
 
 
 def test_the_command_line_loads_neither_structlog_nor_the_lab() -> None:
