@@ -30,7 +30,7 @@ from agent.ledger.suites import Suite
 from agent.locale import LANGUAGES, language_for_zone
 from agent.setup import agent_version, prepare
 from agent.status_settings import StatusSection
-from agent.tools import provision, scan
+from agent.tools import provision_arguments, scan_arguments
 from agent.tools.profile_list import list_profiles, profile_listing_text
 from agent.wiring import Setup, SetupError
 from drivers.profile_validation import load_profile
@@ -153,6 +153,8 @@ def _local_profile_dirs(config: Path | None) -> list[Path]:
 
 
 def cmd_sheet(args: argparse.Namespace) -> int:
+    from agent.tools import provision  # noqa: PLC0415 - the installer's tools load for their commands, not for `run`
+
     try:
         sheet = provision.reprint(args.config)
     except provision.ProvisionError as exc:
@@ -270,6 +272,8 @@ def _status_socket(socket_path: Path | None, config: Path | None) -> tuple[Path,
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
+    from agent.tools import provision  # noqa: PLC0415 - as in cmd_sheet
+
     try:
         sheet = provision.from_arguments(args, interactive=sys.stdin.isatty())
     except provision.ProvisionError as exc:
@@ -279,6 +283,8 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    from agent.tools import scan  # noqa: PLC0415 - as in cmd_sheet
+
     try:
         report = scan.from_arguments(args)
     except scan.ScanError as exc:
@@ -457,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=cmd_status)
 
     provisioning = commands.add_parser("provision", help="key, CSR, checked config and commissioning sheet")
-    provision.add_arguments(provisioning, DEFAULT_CONFIG)
+    provision_arguments.add_arguments(provisioning, DEFAULT_CONFIG)
     provisioning.set_defaults(handler=cmd_provision)
 
     sheet = commands.add_parser("sheet", help="print the commissioning sheet again, from the config (writes nothing)")
@@ -466,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     sheet.set_defaults(handler=cmd_sheet)
 
     scanning = commands.add_parser("scan", help="find the Modbus slaves and a tank gauge on a port, and their profiles")
-    scan.add_arguments(scanning)
+    scan_arguments.add_arguments(scanning)
     scanning.set_defaults(handler=cmd_scan)
 
     testing = commands.add_parser("selftest", help="check the box before handing over; exit 1 on a failure")

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from agent.clock import Clock, ScaledClock, SystemClock
-from agent.commands.inbox import CommandInbox
 from agent.containment import Boundary
 from agent.contract.records import format_ts
 from agent.field.lines import Field, build_field
@@ -53,6 +52,7 @@ from drivers.device import DeviceDriver
 
 if TYPE_CHECKING:
     from agent.commands.desk import CommandDesk
+    from agent.commands.inbox import CommandInbox
     from agent.uplink.hj212 import Hj212Uplink
 
 POLLERS_STOP_S = 5.0
@@ -214,7 +214,7 @@ class Agent:
         ledger = RecorderInbox(start)
         station_inbox = StationInbox()
         platform_key = config.commands.platform_key if config.commands.enabled else None
-        command_inbox = None if platform_key is None else CommandInbox(config.commands, self.clock)
+        command_inbox = None if platform_key is None else self._command_inbox()
         cursors = outbox.cursors()
         bindings = bindings_for(config)
         view = StationView(
@@ -291,6 +291,13 @@ class Agent:
         if platform_key is not None and command_inbox is not None:
             commands = self._command_desk(recorder, uplink, outbox, command_inbox, platform_key)
         return _Parts(outbox, recorder, uplink, station, field, view, OutboxReader(outbox.path), ecology, commands)
+
+    def _command_inbox(self) -> CommandInbox:
+        """Where the uplink posts the platform's commands, for the desk to take."""
+        # imported only when enabled, as the desk is: a station without commands does not load their inbox either
+        from agent.commands.inbox import CommandInbox  # noqa: PLC0415
+
+        return CommandInbox(self.config.commands, self.clock)
 
     def _birth_fields(self, ledger: RecorderInbox) -> dict[str, object]:
         """What the uplink's `online` status message carries besides the state."""

@@ -8,14 +8,18 @@ library is loaded); the agent process proper unpickles it and wires it here, wit
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agent.config import AgentConfig, LoadedConfig
 from agent.station.nozzle import NozzleBinding, Tap
 from agent.station.settings import NozzleSection
 from agent.station.tank import TankBinding
 from drivers.device import DeviceDriver
-from drivers.hj212.profile import CityProfile
 from drivers.profiles import DeviceKind, Profile, ProfileError
+
+if TYPE_CHECKING:
+    # only a field's type: a setup that holds a city profile imports its module when it is unpickled
+    from drivers.hj212.profile import CityProfile
 
 
 class SetupError(Exception):

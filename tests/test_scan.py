@@ -21,17 +21,16 @@ from agent.cli import main
 from agent.tools.identify import Fit, Misfit, rank, try_profile
 from agent.tools.line_settings import PARITIES, LineSetting
 from agent.tools.scan import (
-    SCANNED_BAUD_RATES,
     Found,
     ScanProgress,
     ScanReport,
     _keep_whole,
     ordered_settings,
-    parse_units,
     profiles_in,
     scan_serial,
     scan_tcp,
 )
+from agent.tools.scan_arguments import SCANNED_BAUD_RATES, parse_units
 from drivers.modbus.errors import ModbusExceptionResponse
 from drivers.modbus.master import TcpMaster
 from drivers.profiles import Profile, shipped_profile_dirs

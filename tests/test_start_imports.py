@@ -15,12 +15,19 @@ Each check runs in a fresh interpreter, since this test process has imported eve
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from station_rig import StationRig
+
+from agent.config_validation import load_config
+from agent.wiring import Setup
+from drivers.hj212.profile_validation import load_city_profile
+
+CONFIG = Path(__file__).resolve().parent.parent / "config"
 
 THE_LAB = ("simulators", "station_lab", "bench")
 """The lab distribution's packages (lab/pyproject.toml)."""
@@ -29,7 +36,9 @@ NOT_IN_THE_COMMAND = ("structlog", *THE_LAB)
 through structlog nor loads the lab."""
 NOT_AT_START = (
     "agent.uplink.hj212",
+    "drivers.hj212",
     "agent.commands.desk",
+    "agent.commands.inbox",
     "agent.web",
     "agent.ledger.sm2",
     "cryptography",
@@ -37,9 +46,19 @@ NOT_AT_START = (
     *NOT_IN_THE_COMMAND,
 )
 
-BEFORE_THE_EXEC = ("agent.daemon", "paho", "agent.status", "agent.tools.selftest")
+BEFORE_THE_EXEC = (
+    "agent.daemon",
+    "paho",
+    "agent.status",
+    "agent.tools.selftest",
+    "agent.tools.provision",
+    "agent.tools.scan",
+    "cryptography",
+)
 """What `station-agent run` does not load before it execs into the agent process, where it would be loaded again:
-the running agent's parts, the MQTT client, the status readers (`station-agent status`) and the self-test."""
+the running agent's parts, the MQTT client, the status readers (`station-agent status`) and the self-test; nor
+the installer's tools (`provision`, whose TLS request loads `cryptography`, and `scan`), whose commands' flags
+are modules of their own."""
 
 READERS_NEVER_LOAD = ("paho", "agent.uplink.session", "agent.uplink.hj212")
 """What a reader of the status snapshot does without: the MQTT client and both uplinks."""
@@ -60,6 +79,25 @@ def test_the_agent_process_starts_without_optional_parts_validation_or_simulator
     assert [name for name, present in loaded.items() if present] == []
 
 
+def test_a_setup_with_a_city_profile_reads_back_in_a_fresh_agent_process(tmp_path: Path) -> None:
+    """A setup holding an HJ 212 city profile, as `station-agent run` hands it over, reads back whole in a fresh
+    interpreter that has imported only the agent process: unpickling it loads the profile's module, which the
+    process itself does not import."""
+    profile = load_city_profile(CONFIG / "hj212" / "chongqing.toml")
+    setup = Setup(load_config(CONFIG / "station.example.toml"), {}, "0", (), profile)
+    handed_over = tmp_path / "setup.pickle"
+    handed_over.write_bytes(pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL))
+    statement = (
+        "import pickle\n"
+        "import agent.process\n"
+        "assert 'drivers.hj212.profile' not in sys.modules\n"
+        f"setup = pickle.loads(open({str(handed_over)!r}, 'rb').read())\n"
+        f"assert setup.hj212_profile.name == {profile.name!r}\n"
+        f"assert len(setup.hj212_profile.records) == {len(profile.records)}"
+    )
+    assert loaded_after(statement, ("drivers.hj212.profile",)) == {"drivers.hj212.profile": True}
+
+
 def test_the_command_line_loads_neither_structlog_nor_the_lab() -> None:
     """`import agent.cli` (every `station-agent` command, `run` included) loads no structlog, simulator, demo
     or benchmark module: the demo is imported by its own command only."""
@@ -69,7 +107,7 @@ def test_the_command_line_loads_neither_structlog_nor_the_lab() -> None:
 
 def test_the_command_line_leaves_the_running_agent_to_the_process_it_execs() -> None:
     """`import agent.cli` (the first stage of `station-agent run`) loads none of the agent's running parts, paho,
-    the status readers or the self-test: the agent process imports what it runs, once."""
+    the status readers, the self-test or the installer's tools: the agent process imports what it runs, once."""
     loaded = loaded_after("import agent.cli", BEFORE_THE_EXEC)
     assert [name for name, present in loaded.items() if present] == []
 

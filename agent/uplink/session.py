@@ -25,14 +25,13 @@ import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.clock import Clock
-from agent.commands.inbox import CommandInbox
 from agent.containment import Boundary
 from agent.contract.framing import Topics, build_records_message, status_payload
 from agent.contract.records import RecordIntent, format_ts
@@ -46,6 +45,9 @@ from agent.uplink.delivery import DeliveryCore, DeliveryPolicy, DeliveryStatus
 from agent.uplink.link_state import LinkLifecycle, LinkSnapshot, LinkState
 from agent.uplink.settings import UplinkSection
 from agent.uplink.uplink_status import UplinkStatus
+
+if TYPE_CHECKING:
+    from agent.commands.inbox import CommandInbox
 
 log = get_logger("agent.uplink")
 
