@@ -94,7 +94,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     default_request_version = "HTTP/1.0"
     """Not 0.9: the standard library writes no headers, so no CSP, for a request it takes as HTTP/0.9."""
     timeout = IO_TIMEOUT_S
-    request_deadline_s: float
+
+    def __init__(self, request: Any, client_address: Any, server: Any, deadline_s: float) -> None:
+        """`deadline_s` (`time.monotonic()`) is the request's, counted from its accept: a connection that waited
+        for a worker has waited part of it already."""
+        self.deadline_s = deadline_s
+        super().__init__(request, client_address, server)
 
     def version_string(self) -> str:
         """No Python version in the Server header: it tells an attacker more than it tells staff."""
@@ -103,8 +108,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.rfile.close()
-        deadline_s = time.monotonic() + self.request_deadline_s
-        self.head = _CappedHead(io.BufferedReader(_DeadlineReader(self.connection, deadline_s)))
+        self.head = _CappedHead(io.BufferedReader(_DeadlineReader(self.connection, self.deadline_s)))
         self.rfile = self.head  # type: ignore[assignment]
 
     def parse_request(self) -> bool:
@@ -205,8 +209,9 @@ class BoundedServer(http.server.HTTPServer):
 
     def __init__(self, address: tuple[str, int], console: Console, request_deadline_s: float) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        handler = type("ConsoleHandler", (_Handler,), {"console": console, "request_deadline_s": request_deadline_s})
-        super().__init__(address, handler)
+        self._handler = type("ConsoleHandler", (_Handler,), {"console": console})
+        self._request_deadline_s = request_deadline_s
+        super().__init__(address, self._handler)
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="web")
         self._slots = threading.BoundedSemaphore(WORKERS + QUEUED)
         self._boundary = Boundary("web", _no_record, SystemClock())
@@ -220,12 +225,12 @@ class BoundedServer(http.server.HTTPServer):
                 log.warning("web_busy_connection_closed", client=str(client_address), count=count)
             self.shutdown_request(request)
             return
-        self._pool.submit(self._work, request, client_address)
+        self._pool.submit(self._work, request, client_address, time.monotonic() + self._request_deadline_s)
 
-    def _work(self, request: Any, client_address: Any) -> None:
+    def _work(self, request: Any, client_address: Any, deadline_s: float) -> None:
         try:
             with self._boundary.contain(f"request from {client_address[0]}"):
-                self.finish_request(request, client_address)
+                self._handler(request, client_address, self, deadline_s)
         finally:
             self.shutdown_request(request)
             self._slots.release()
