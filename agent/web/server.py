@@ -6,8 +6,9 @@ threads and buffers, never one thread per connection. A request's head is cut at
 `MAX_HEADERS` (431), its body at `MAX_BODY_BYTES` (413). A client has `[web] request_deadline_s` from the
 accept for its whole head and body, not per read: each read waits only for the time left, so a client trickling a
 byte every few seconds holds a worker for at most that long (a body shorter than its Content-Length is cut
-there, 408), and the answer is written within `IO_TIMEOUT_S`. A client that goes away before it reads its
-answer is normal traffic, not an error: no traceback, at most one debug line a minute.
+there, 408; a refused request's drain of what it still sends ends there too), and the answer is written
+within `IO_TIMEOUT_S`. A client that goes away before it reads its answer is normal traffic, not an error: no
+traceback, at most one debug line a minute.
 Errors the standard library answers itself (400, 414, 501) go through the same headers as every response.
 docs/design.md ("The web page") says why this server and not another, with the figures.
 """
@@ -43,6 +44,8 @@ MAX_BODY_BYTES = 1024
 IO_TIMEOUT_S = 10.0
 GONE_NOTE_EVERY_S = 60.0
 DRAIN_BYTES = 64 * 1024
+DRAIN_QUIET_S = 0.2
+"""A refusal's drain ends after this long without a byte from the client."""
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -163,14 +166,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _refuse(self, status: int, message: str) -> None:
         """Answer (`message` in the station's language) and close without reading what the client still sends,
-        after a bounded drain so that the answer is not lost to a reset."""
+        after a drain so that the answer is not lost to a reset. The drain ends after `DRAIN_QUIET_S` without a
+        byte, after `DRAIN_BYTES`, and at the request's deadline (or `DRAIN_QUIET_S` after the answer, if that is
+        later), so a client that keeps sending a byte now and then cannot hold the worker past its deadline."""
         self.close_connection = True
         self._write(plain(status, self.console.words(message)))
         self.wfile.flush()
-        self.connection.settimeout(0.2)
+        drain_until_s = max(self.deadline_s, time.monotonic() + DRAIN_QUIET_S)
         drained = 0
         try:
-            while drained < DRAIN_BYTES and (chunk := self.connection.recv(8192)):
+            while drained < DRAIN_BYTES and (left_s := drain_until_s - time.monotonic()) > 0:
+                self.connection.settimeout(min(DRAIN_QUIET_S, left_s))
+                if not (chunk := self.connection.recv(8192)):
+                    break
                 drained += len(chunk)
         except OSError:
             pass
