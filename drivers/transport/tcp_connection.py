@@ -207,7 +207,10 @@ class TcpConnection:
         except socket.gaierror:
             pass  # a name
         if self._lookup is None:
-            self._lookup = AddressLookup(self.host, self.port)
+            try:
+                self._lookup = AddressLookup(self.host, self.port)
+            except OSError as error:  # no descriptor for its socket pair
+                raise self._cannot_connect(error) from error
         try:
             addresses = self._lookup.result()
         except OSError as error:
