@@ -5,7 +5,10 @@ against a real peer on 127.0.0.1."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -316,3 +319,41 @@ class TestTcpConnection:
         connection = tcp_connection(port, LinkCounters())
         with pytest.raises(ModbusLinkError, match=rf"Modbus TCP 127.0.0.1:{port}: cannot connect .*check the address"):
             connection.send(b"x")
+
+    def test_a_connect_short_of_descriptors_says_so_and_not_to_check_the_address(self) -> None:
+        """A process at its limit of open files (too many lines for the service's LimitNOFILE): the connect, with or
+        without waiting, and a host name's lookup fail with the limit and the fix in the message, not the advice
+        for a wrong address."""
+        script = """
+import json, os, resource, sys
+from drivers.errors import FieldLinkError
+from drivers.modbus.master import TcpMaster
+master = TcpMaster("127.0.0.1", int(sys.argv[1]), timeout_s=1.0)
+named = TcpMaster("localhost", int(sys.argv[1]), timeout_s=1.0)
+"127.0.0.1".encode("idna")  # as the agent's first connect has: the codec is imported on first use
+open_now = len(os.listdir("/proc/self/fd")) - 1  # less the listing's own
+resource.setrlimit(resource.RLIMIT_NOFILE, (open_now, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+said = []
+for connect in (
+    lambda: master.begin_read(1, 3, 0, 1),
+    lambda: master.read_registers(1, 3, 0, 1),
+    lambda: named.begin_read(1, 3, 0, 1),  # the name's lookup needs a descriptor of its own
+):
+    try:
+        connect()
+        said.append("connected")
+    except FieldLinkError as error:
+        said.append(str(error))
+print(json.dumps(said))
+"""
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            port = listener.getsockname()[1]
+            done = subprocess.run(
+                [sys.executable, "-c", script, str(port)], capture_output=True, text=True, timeout=60, check=True
+            )
+        said = json.loads(done.stdout)
+        assert len(said) == 3
+        for message, host in zip(said, ("127.0.0.1", "127.0.0.1", "localhost"), strict=True):
+            assert f"Modbus TCP {host}:{port}: cannot connect" in message, message
+            assert "Too many open files" in message and "LimitNOFILE" in message, message
+            assert "check the address" not in message, message

@@ -310,6 +310,63 @@ class TestHardening:
         assert answer.startswith(b"HTTP/1.0 200"), answer
         assert waited_s < DEADLINE_S + 4, waited_s
 
+    def test_a_trickling_client_that_waited_for_a_worker_is_cut_at_the_deadline_from_its_connection(
+        self, site: Site
+    ) -> None:
+        """Twice as many trickling clients as workers, connected together: those that waited for a worker are cut
+        at the request deadline counted from their connection, as the ones served at once, not a deadline later."""
+        wait_until(lambda: _answers(site), 30, "the page to answer")
+        started = time.monotonic()
+        trickling = [socket.create_connection((site.host, site.port), timeout=5) for _ in range(2 * server.WORKERS)]
+        cut_after_s: dict[int, float] = {}
+        try:
+            for tick in range(int(3 * DEADLINE_S / 0.25)):  # bounded: three deadlines at most
+                if len(cut_after_s) == len(trickling):
+                    break
+                for index, sock in enumerate(trickling):
+                    if index in cut_after_s:
+                        continue
+                    try:
+                        if select.select([sock], [], [], 0)[0]:
+                            sock.recv(4096)  # the stdlib's timeout sends nothing: this is the close
+                            cut_after_s[index] = time.monotonic() - started
+                        elif tick % 4 == 0:
+                            sock.sendall(b"GET /" if tick == 0 else b"a")
+                    except OSError:
+                        cut_after_s[index] = time.monotonic() - started
+                time.sleep(0.25)
+        finally:
+            for sock in trickling:
+                sock.close()
+        assert len(cut_after_s) == len(trickling), cut_after_s
+        assert max(cut_after_s.values()) < DEADLINE_S + 1.5, cut_after_s
+
+    def test_a_refused_client_that_keeps_trickling_is_cut_within_the_deadline(self, site: Site) -> None:
+        """A POST refused at once (413: a body over 1 KiB promised) whose client then sends a byte every 0.1 s: its
+        answer comes at once, and the connection is closed within the request deadline rather than drained byte
+        by byte for as long as the client keeps sending."""
+        wait_until(lambda: _answers(site), 30, "the page to answer")
+        started = time.monotonic()
+        with socket.create_connection((site.host, site.port), timeout=5) as sock:
+            sock.sendall(b"POST /login HTTP/1.0\r\nContent-Length: 100000\r\n\r\n")
+            answered: bytes = b""
+            closed_after_s = None
+            for _ in range(int(3 * DEADLINE_S / 0.1)):  # bounded: three deadlines at most
+                try:
+                    if select.select([sock], [], [], 0)[0]:
+                        chunk = sock.recv(4096)
+                        if not chunk:
+                            closed_after_s = time.monotonic() - started
+                            break
+                        answered += chunk
+                    sock.sendall(b"x")
+                except OSError:
+                    closed_after_s = time.monotonic() - started
+                    break
+                time.sleep(0.1)
+        assert answered.startswith(b"HTTP/1.0 413"), answered[:40]
+        assert closed_after_s is not None and closed_after_s < DEADLINE_S + 1.5, closed_after_s
+
     def test_a_body_shorter_than_its_length_is_cut_at_the_deadline(self, late_body: LateBody) -> None:
         """A POST that promises 100 bytes and sends 10 gets 408 once the request's deadline has passed."""
         assert late_body.answer.startswith(b"HTTP/1.0 408"), late_body.answer[:40]

@@ -6,8 +6,9 @@ threads and buffers, never one thread per connection. A request's head is cut at
 `MAX_HEADERS` (431), its body at `MAX_BODY_BYTES` (413). A client has `[web] request_deadline_s` from the
 accept for its whole head and body, not per read: each read waits only for the time left, so a client trickling a
 byte every few seconds holds a worker for at most that long (a body shorter than its Content-Length is cut
-there, 408), and the answer is written within `IO_TIMEOUT_S`. A client that goes away before it reads its
-answer is normal traffic, not an error: no traceback, at most one debug line a minute.
+there, 408; a refused request's drain of what it still sends ends there too), and the answer is written
+within `IO_TIMEOUT_S`. A client that goes away before it reads its answer is normal traffic, not an error: no
+traceback, at most one debug line a minute.
 Errors the standard library answers itself (400, 414, 501) go through the same headers as every response.
 docs/design.md ("The web page") says why this server and not another, with the figures.
 """
@@ -43,6 +44,8 @@ MAX_BODY_BYTES = 1024
 IO_TIMEOUT_S = 10.0
 GONE_NOTE_EVERY_S = 60.0
 DRAIN_BYTES = 64 * 1024
+DRAIN_QUIET_S = 0.2
+"""A refusal's drain ends after this long without a byte from the client."""
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -94,7 +97,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     default_request_version = "HTTP/1.0"
     """Not 0.9: the standard library writes no headers, so no CSP, for a request it takes as HTTP/0.9."""
     timeout = IO_TIMEOUT_S
-    request_deadline_s: float
+
+    def __init__(self, request: Any, client_address: Any, server: Any, deadline_s: float) -> None:
+        """`deadline_s` (`time.monotonic()`) is the request's, counted from its accept: a connection that waited
+        for a worker has waited part of it already."""
+        self.deadline_s = deadline_s
+        super().__init__(request, client_address, server)
 
     def version_string(self) -> str:
         """No Python version in the Server header: it tells an attacker more than it tells staff."""
@@ -103,8 +111,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.rfile.close()
-        deadline_s = time.monotonic() + self.request_deadline_s
-        self.head = _CappedHead(io.BufferedReader(_DeadlineReader(self.connection, deadline_s)))
+        self.head = _CappedHead(io.BufferedReader(_DeadlineReader(self.connection, self.deadline_s)))
         self.rfile = self.head  # type: ignore[assignment]
 
     def parse_request(self) -> bool:
@@ -159,14 +166,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _refuse(self, status: int, message: str) -> None:
         """Answer (`message` in the station's language) and close without reading what the client still sends,
-        after a bounded drain so that the answer is not lost to a reset."""
+        after a drain so that the answer is not lost to a reset. The drain ends after `DRAIN_QUIET_S` without a
+        byte, after `DRAIN_BYTES`, and at the request's deadline (or `DRAIN_QUIET_S` after the answer, if that is
+        later), so a client that keeps sending a byte now and then cannot hold the worker past its deadline."""
         self.close_connection = True
         self._write(plain(status, self.console.words(message)))
         self.wfile.flush()
-        self.connection.settimeout(0.2)
+        drain_until_s = max(self.deadline_s, time.monotonic() + DRAIN_QUIET_S)
         drained = 0
         try:
-            while drained < DRAIN_BYTES and (chunk := self.connection.recv(8192)):
+            while drained < DRAIN_BYTES and (left_s := drain_until_s - time.monotonic()) > 0:
+                self.connection.settimeout(min(DRAIN_QUIET_S, left_s))
+                if not (chunk := self.connection.recv(8192)):
+                    break
                 drained += len(chunk)
         except OSError:
             pass
@@ -205,8 +217,9 @@ class BoundedServer(http.server.HTTPServer):
 
     def __init__(self, address: tuple[str, int], console: Console, request_deadline_s: float) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        handler = type("ConsoleHandler", (_Handler,), {"console": console, "request_deadline_s": request_deadline_s})
-        super().__init__(address, handler)
+        self._handler = type("ConsoleHandler", (_Handler,), {"console": console})
+        self._request_deadline_s = request_deadline_s
+        super().__init__(address, self._handler)
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="web")
         self._slots = threading.BoundedSemaphore(WORKERS + QUEUED)
         self._boundary = Boundary("web", _no_record, SystemClock())
@@ -220,12 +233,12 @@ class BoundedServer(http.server.HTTPServer):
                 log.warning("web_busy_connection_closed", client=str(client_address), count=count)
             self.shutdown_request(request)
             return
-        self._pool.submit(self._work, request, client_address)
+        self._pool.submit(self._work, request, client_address, time.monotonic() + self._request_deadline_s)
 
-    def _work(self, request: Any, client_address: Any) -> None:
+    def _work(self, request: Any, client_address: Any, deadline_s: float) -> None:
         try:
             with self._boundary.contain(f"request from {client_address[0]}"):
-                self.finish_request(request, client_address)
+                self._handler(request, client_address, self, deadline_s)
         finally:
             self.shutdown_request(request)
             self._slots.release()

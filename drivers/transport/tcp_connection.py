@@ -25,6 +25,11 @@ from drivers.transport.wording import LinkWording
 
 Opening = Literal["connected", "connecting", "resolving"]
 """Where a connection opened without waiting stands."""
+OUT_OF_DESCRIPTORS = (
+    "the agent is at its limit of open files (a socket a line, more while lines reconnect): raise LimitNOFILE "
+    "in its service (systemctl edit station-agent) or serve fewer lines"
+)
+"""The advice for a connect that found no descriptor free: no address or device is at fault."""
 
 
 class TcpConnection:
@@ -202,7 +207,10 @@ class TcpConnection:
         except socket.gaierror:
             pass  # a name
         if self._lookup is None:
-            self._lookup = AddressLookup(self.host, self.port)
+            try:
+                self._lookup = AddressLookup(self.host, self.port)
+            except OSError as error:  # no descriptor for its socket pair
+                raise self._cannot_connect(error) from error
         try:
             addresses = self._lookup.result()
         except OSError as error:
@@ -219,5 +227,8 @@ class TcpConnection:
         return self._socket
 
     def _cannot_connect(self, error: OSError) -> FieldLinkError:
+        """The link error for a connect that failed; one that failed for want of a descriptor is the box's limit,
+        not the address or the device, and says so."""
         wording = self._wording
-        return wording.error(f"{wording.peer} {self.host}:{self.port}: cannot connect ({error}); {wording.advice}")
+        advice = OUT_OF_DESCRIPTORS if error.errno in (errno.EMFILE, errno.ENFILE) else wording.advice
+        return wording.error(f"{wording.peer} {self.host}:{self.port}: cannot connect ({error}); {advice}")
