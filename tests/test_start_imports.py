@@ -60,6 +60,19 @@ the running agent's parts, the MQTT client, the status readers (`station-agent s
 the installer's tools (`provision`, whose TLS request loads `cryptography`, and `scan`), whose commands' flags
 are modules of their own."""
 
+THE_STATION_RULES = (
+    "agent.station.daybooks",
+    "agent.station.leak",
+    "agent.station.pressure",
+    "agent.station.vapour",
+    "agent.station.nozzle",
+    "agent.station.tank",
+    "agent.lifecycle",
+)
+"""What checking a config does not load: the rules whose sections (`[daily]`, `[leak]`, `[pressure]`, `[vapour]`,
+`[heartbeat]`, `[clock]`) it reads, nor the nozzles and tanks whose bindings the setup carries; the sections and
+the bindings are modules of their own."""
+
 READERS_NEVER_LOAD = ("paho", "agent.uplink.session", "agent.uplink.hj212")
 """What a reader of the status snapshot does without: the MQTT client and both uplinks."""
 
@@ -112,6 +125,16 @@ def test_the_command_line_leaves_the_running_agent_to_the_process_it_execs() -> 
     assert [name for name, present in loaded.items() if present] == []
 
 
+def test_checking_a_config_loads_none_of_the_station_rules() -> None:
+    """`station-agent run`'s check (`import agent.cli`, then `prepare` of the example station, nozzles, tanks and
+    every rule section in it) loads none of the rule modules, nozzle or tank trackers it configures."""
+    statement = (
+        f"import agent.cli\nfrom agent.setup import prepare\nprepare(Path({str(CONFIG / 'station.example.toml')!r}))"
+    )
+    loaded = loaded_after(f"from pathlib import Path\n{statement}", THE_STATION_RULES)
+    assert [name for name, present in loaded.items() if present] == []
+
+
 def test_the_status_readers_load_no_uplink() -> None:
     """`import agent.status, agent.health, agent.status_text, agent.web.app` (what `station-agent status` and the
     web page read the snapshot with) loads neither paho nor the uplinks: the snapshot types are modules of their
@@ -122,7 +145,15 @@ def test_the_status_readers_load_no_uplink() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["agent.uplink.hj212", "agent.ledger.sm2", "simulators", "station_lab.demo", "paho.mqtt.client", "cryptography"],
+    [
+        "agent.uplink.hj212",
+        "agent.ledger.sm2",
+        "agent.station.leak",
+        "simulators",
+        "station_lab.demo",
+        "paho.mqtt.client",
+        "cryptography",
+    ],
 )
 def test_the_probe_sees_a_module_once_it_is_imported(module: str) -> None:
     """The probe is not blind: a module imported on purpose shows as loaded."""
