@@ -68,10 +68,14 @@ THE_STATION_RULES = (
     "agent.station.nozzle",
     "agent.station.tank",
     "agent.lifecycle",
+    "agent.contract.records",
+    "agent.contract.evidence",
+    "agent.tools.recover",
 )
 """What checking a config does not load: the rules whose sections (`[daily]`, `[leak]`, `[pressure]`, `[vapour]`,
-`[heartbeat]`, `[clock]`) it reads, nor the nozzles and tanks whose bindings the setup carries; the sections and
-the bindings are modules of their own."""
+`[heartbeat]`, `[clock]`) it reads, nor the nozzles and tanks whose bindings the setup carries (the sections and
+the bindings are modules of their own), nor the record and evidence types, which `recover` (a module of its own,
+loaded with its command) reads through the outbox's opening."""
 
 READERS_NEVER_LOAD = ("paho", "agent.uplink.session", "agent.uplink.hj212")
 """What a reader of the status snapshot does without: the MQTT client and both uplinks."""
@@ -127,7 +131,8 @@ def test_the_command_line_leaves_the_running_agent_to_the_process_it_execs() -> 
 
 def test_checking_a_config_loads_none_of_the_station_rules() -> None:
     """`station-agent run`'s check (`import agent.cli`, then `prepare` of the example station, nozzles, tanks and
-    every rule section in it) loads none of the rule modules, nozzle or tank trackers it configures."""
+    every rule section in it) loads none of the rule modules, nozzle or tank trackers it configures, nor the record
+    and evidence types."""
     statement = (
         f"import agent.cli\nfrom agent.setup import prepare\nprepare(Path({str(CONFIG / 'station.example.toml')!r}))"
     )
