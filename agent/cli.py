@@ -7,11 +7,9 @@ outbox, or a part not installed (the message says what; an outbox the agent refu
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 from gettext import ngettext
 from pathlib import Path
@@ -20,12 +18,8 @@ from agent import start_failure
 from agent.config import ConfigError, LoadedConfig
 from agent.config_summary import summary
 from agent.config_validation import load_config
-from agent.contract.records import ChainResetReason
 from agent.handover import exec_agent
-from agent.ledger.anchor import AnchorError, ChainAnchor, anchor_path, check_seq, load_anchor, save_anchor
-from agent.ledger.chain import GENESIS_PREV
 from agent.ledger.keys import DeviceKey, KeyFileError, KeySpec, generate_key_file, load_key_file
-from agent.ledger.opening import SIDE_FILES, OutboxBusy, lock_outbox, set_aside
 from agent.ledger.suites import Suite
 from agent.locale import LANGUAGES, language_for_zone
 from agent.setup import agent_version, prepare
@@ -308,58 +302,12 @@ def cmd_recover(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     if isinstance(loaded, int):
         return loaded
-    config = loaded.config
-    path, anchor_file = config.outbox.path, anchor_path(config.keys.device_key)
-    try:
-        after_seq = None if args.after_seq is None else check_seq("--after-seq", args.after_seq)
-    except ValueError as exc:
-        return _fail(f"{exc}: give the highest seq the platform holds of this station (ask the platform team)")
-    try:
-        lock = lock_outbox(path)
-    except OutboxBusy as exc:
-        return _fail(f"{exc}: the agent is running; stop it first (sudo systemctl stop station-agent), then run again")
-    except OSError as exc:
-        return _fail(f"cannot lock the outbox beside {path}: {exc.strerror or exc}")
-    try:
-        return _recover_locked(config.station.id, path, anchor_file, after_seq)
-    finally:
-        os.close(lock)
+    from agent.tools import recover  # noqa: PLC0415 - the outbox's opening and the record types: not for `run`
 
-
-def _recover_locked(station: str, path: Path, anchor_file: Path, after_seq: int | None) -> int:
-    """The recovery proper, while this process holds the outbox's lock (no agent can start meanwhile)."""
     try:
-        anchor = load_anchor(anchor_file)
-    except AnchorError as exc:
-        if after_seq is None:
-            return _fail(str(exc))
-        print(f"the damaged chain anchor {anchor_file} is replaced by one after seq {after_seq}")
-        anchor = None
-    outbox_there = any(path.with_name(path.name + suffix).exists() for suffix in SIDE_FILES)
-    if anchor is None and after_seq is None:
-        return _fail(
-            f"there is no chain anchor at {anchor_file}, so the last seq this station used is unknown here; ask the "
-            "platform for the highest seq it holds of this station and run again with --after-seq N"
-        )
-    if not outbox_there and after_seq is None:
-        return _fail(f"there is no outbox at {path}: nothing to recover; start the agent")
-    if anchor is None:
-        anchor = ChainAnchor(station, 0, GENESIS_PREV, None, 0, after_seq or 0, "")
-    elif after_seq is not None and after_seq > anchor.reserved_upto:
-        anchor = dataclasses.replace(anchor, reserved_upto=after_seq)
-    try:
-        if outbox_there:
-            moved = set_aside(path, ChainResetReason.OUTBOX_REFUSED, int(time.time() * 1000))
-            save_anchor(anchor_file, dataclasses.replace(anchor, reset_reason="outbox_refused", set_aside=moved.name))
-            print(f"outbox {path} moved to {moved} (keep it: it holds the records the platform may lack)")
-        else:
-            save_anchor(anchor_file, anchor)
-    except (OSError, AnchorError) as exc:
-        return _fail(f"cannot set the outbox aside: {exc}")
-    print(
-        f"the next start makes a new outbox whose first record is a chain_reset after seq {anchor.reserved_upto}, "
-        "telling the platform which records are lost; start the agent: sudo systemctl start station-agent"
-    )
+        recover.recover(loaded.config, args.after_seq)
+    except recover.RecoverError as exc:
+        return _fail(str(exc))
     return EXIT_OK
 
 

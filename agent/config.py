@@ -18,11 +18,11 @@ from typing import Any
 from agent.commands.settings import CommandsSection
 from agent.led import LedSection
 from agent.ledger.settings import KeysSection, OutboxSection
-from agent.lifecycle import ClockSection, HeartbeatSection
+from agent.lifecycle_settings import ClockSection, HeartbeatSection
 from agent.logs import LoggingSection
-from agent.station.daybooks import DaySettings
-from agent.station.leak import LeakSettings
-from agent.station.pressure import PressureSettings
+from agent.station.daily_settings import DaySettings
+from agent.station.leak_settings import LeakSettings
+from agent.station.pressure_settings import PressureSettings
 from agent.station.settings import (
     DispenserSection,
     MeteringSection,
@@ -32,7 +32,7 @@ from agent.station.settings import (
     TankSection,
     VerificationSection,
 )
-from agent.station.vapour import VapourSettings
+from agent.station.vapour_settings import VapourSettings
 from agent.status_settings import StatusSection
 from agent.uplink.hj212_settings import Hj212Section
 from agent.uplink.settings import UplinkSection

@@ -8,7 +8,6 @@ one that sees a `clock_jump` knows the timestamps around it are to be read with 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
 
 from agent.contract.records import (
     AgentStartBody,
@@ -18,7 +17,6 @@ from agent.contract.records import (
     UncleanStopBody,
     format_ts,
 )
-from drivers.schema import Ge, Gt, Le, doc, settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,20 +75,3 @@ class ClockWatch:
             return None
         body = ClockJumpBody(from_ts=format_ts(expected), to_ts=format_ts(wall_ms), jump_ms=jump, across_restart=False)
         return body.intent(wall_ms)
-
-
-@settings
-class HeartbeatSection:
-    interval_s: Annotated[int, Ge(1), Le(86_400)] = doc("seconds between heartbeat records", default=60)
-
-
-@settings
-class ClockSection:
-    jump_threshold_s: Annotated[float, Gt(0)] = doc(
-        "a wall-clock step larger than this, in seconds, is a clock_jump event", default=5.0
-    )
-    time_scale: Annotated[float, Ge(1), Le(10_000)] = doc(
-        "station seconds per real second: above 1 only against a simulated station whose time runs as fast "
-        "(demonstrations, suppliers' CI); records then carry the accelerated time. A real station runs at 1",
-        default=1.0,
-    )

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from agent.config import AgentConfig
 from agent.config_validation import load_config
+from agent.station.bindings import TankBinding
 from agent.station.chart import TankChart
 from agent.station.settings import TankSection
-from agent.station.tank import TankBinding
 from agent.wiring import Setup, SetupError, drivers_for
 from drivers.hj212.profile import CityProfile
 from drivers.hj212.profile_validation import CityProfileError, load_city_profile

@@ -29,8 +29,7 @@ from agent.station.alarms import active_in
 from agent.station.fsm import Phase
 
 if TYPE_CHECKING:
-    from agent.station.nozzle import NozzleBinding
-    from agent.station.tank import TankBinding
+    from agent.station.bindings import NozzleBinding, TankBinding
     from drivers.readings import PumpControllerReading
 
 

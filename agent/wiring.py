@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agent.config import AgentConfig, LoadedConfig
-from agent.station.nozzle import NozzleBinding, Tap
+from agent.station.bindings import NozzleBinding, TankBinding, Tap
 from agent.station.settings import NozzleSection
-from agent.station.tank import TankBinding
 from drivers.device import DeviceDriver
 from drivers.profiles import DeviceKind, Profile, ProfileError
 

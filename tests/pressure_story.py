@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from agent.contract.records import RecordIntent, parse_ts
 from agent.station.alarms import AlarmBook
-from agent.station.pressure import PressureSettings, PressureWatch
+from agent.station.pressure import PressureWatch
+from agent.station.pressure_settings import PressureSettings
 from drivers.readings import PressureReading
 
 DAY_MS = 86_400_000

@@ -11,7 +11,7 @@ import dataclasses
 
 from agent.contract.records import ReconciliationBody, RecordIntent, format_ts, parse_ts
 from agent.station.alarms import AlarmBook
-from agent.station.leak import LeakSettings
+from agent.station.leak_settings import LeakSettings
 from agent.station.leak_watch import LeakWatch
 
 HOUR_MS = 3_600_000

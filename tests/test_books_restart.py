@@ -51,7 +51,8 @@ from agent.ledger.recorder_inbox import KeyRotated
 from agent.ledger.settings import OutboxSection
 from agent.ledger.suites import Suite, kid_of
 from agent.lifecycle import PreviousRun, startup_intents
-from agent.station.daybooks import READ_TYPES, DayBooks, DaySettings
+from agent.station.daily_settings import DaySettings
+from agent.station.daybooks import READ_TYPES, DayBooks
 from agent.station.settings import StationSection
 from agent.station.station import Station
 from agent.uplink.settings import UplinkSection

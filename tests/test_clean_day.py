@@ -18,7 +18,7 @@ import pytest
 
 from agent.contract.records import RecordType
 from agent.field.events import DeviceReading
-from agent.station.nozzle import NozzleBinding, Tap
+from agent.station.bindings import NozzleBinding, Tap
 from agent.station.settings import MeteringSection
 from agent.station.station import Station
 from drivers.device import DeviceDriver

@@ -88,8 +88,8 @@ from agent.ledger.outbox import Outbox, OutboxError, OutboxFull, OutboxReader, S
 from agent.ledger.recorder import Recorder
 from agent.ledger.settings import OutboxSection
 from agent.ledger.suites import Suite, kid_of
+from agent.station.bindings import NozzleBinding, Tap
 from agent.station.devices import OPTIONAL_GAUGE_REPORTS
-from agent.station.nozzle import NozzleBinding, Tap
 from agent.station.settings import MeteringSection, VerificationSection
 from agent.station.station import Station
 from drivers.readings import (

@@ -28,7 +28,8 @@ from agent.contract.records import (
     UncleanStopBody,
     format_ts,
 )
-from agent.station.daybooks import CLOSED_CURSOR, DayBooks, DaySettings, last_closed_of
+from agent.station.daily_settings import DaySettings
+from agent.station.daybooks import CLOSED_CURSOR, DayBooks, last_closed_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SETTINGS = DaySettings()

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.station.leak import HOUR_MS, LeakDetector, LeakSettings, TankBalance
+from agent.station.leak import HOUR_MS, LeakDetector, TankBalance
+from agent.station.leak_settings import LeakSettings
 
 START_MS = 1_704_038_400_000
 

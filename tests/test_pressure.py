@@ -12,7 +12,8 @@ from pressure_story import DAY_MS, FIRST_DAY, QUICK, START_MS, STEP_MS, pressure
 from agent.contract.decode import decode_as
 from agent.contract.records import JsonValue, RecordIntent, RecordType, TankPressureBody, format_ts
 from agent.station.alarms import AlarmBook
-from agent.station.pressure import PressureSettings, PressureWatch
+from agent.station.pressure import PressureWatch
+from agent.station.pressure_settings import PressureSettings
 from drivers.readings import PressureReading
 
 HOUR_MS = 3_600_000

@@ -60,6 +60,23 @@ the running agent's parts, the MQTT client, the status readers (`station-agent s
 the installer's tools (`provision`, whose TLS request loads `cryptography`, and `scan`), whose commands' flags
 are modules of their own."""
 
+THE_STATION_RULES = (
+    "agent.station.daybooks",
+    "agent.station.leak",
+    "agent.station.pressure",
+    "agent.station.vapour",
+    "agent.station.nozzle",
+    "agent.station.tank",
+    "agent.lifecycle",
+    "agent.contract.records",
+    "agent.contract.evidence",
+    "agent.tools.recover",
+)
+"""What checking a config does not load: the rules whose sections (`[daily]`, `[leak]`, `[pressure]`, `[vapour]`,
+`[heartbeat]`, `[clock]`) it reads, nor the nozzles and tanks whose bindings the setup carries (the sections and
+the bindings are modules of their own), nor the record and evidence types, which `recover` (a module of its own,
+loaded with its command) reads through the outbox's opening."""
+
 READERS_NEVER_LOAD = ("paho", "agent.uplink.session", "agent.uplink.hj212")
 """What a reader of the status snapshot does without: the MQTT client and both uplinks."""
 
@@ -112,6 +129,17 @@ def test_the_command_line_leaves_the_running_agent_to_the_process_it_execs() -> 
     assert [name for name, present in loaded.items() if present] == []
 
 
+def test_checking_a_config_loads_none_of_the_station_rules() -> None:
+    """`station-agent run`'s check (`import agent.cli`, then `prepare` of the example station, nozzles, tanks and
+    every rule section in it) loads none of the rule modules, nozzle or tank trackers it configures, nor the record
+    and evidence types."""
+    statement = (
+        f"import agent.cli\nfrom agent.setup import prepare\nprepare(Path({str(CONFIG / 'station.example.toml')!r}))"
+    )
+    loaded = loaded_after(f"from pathlib import Path\n{statement}", THE_STATION_RULES)
+    assert [name for name, present in loaded.items() if present] == []
+
+
 def test_the_status_readers_load_no_uplink() -> None:
     """`import agent.status, agent.health, agent.status_text, agent.web.app` (what `station-agent status` and the
     web page read the snapshot with) loads neither paho nor the uplinks: the snapshot types are modules of their
@@ -122,7 +150,15 @@ def test_the_status_readers_load_no_uplink() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["agent.uplink.hj212", "agent.ledger.sm2", "simulators", "station_lab.demo", "paho.mqtt.client", "cryptography"],
+    [
+        "agent.uplink.hj212",
+        "agent.ledger.sm2",
+        "agent.station.leak",
+        "simulators",
+        "station_lab.demo",
+        "paho.mqtt.client",
+        "cryptography",
+    ],
 )
 def test_the_probe_sees_a_module_once_it_is_imported(module: str) -> None:
     """The probe is not blind: a module imported on purpose shows as loaded."""

@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from agent.contract.records import ReconciliationBody, RecordIntent, RecordType, format_ts
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, LineHealth
 from agent.lifecycle import ClockWatch, PreviousRun, startup_intents
+from agent.station.bindings import NozzleBinding, TankBinding, Tap
 from agent.station.fsm import TRANSITIONS, NozzleFsm, Phase, Step
 from agent.station.metering import advance, check_totalizer, judge_volume, sale_number_step, signed
-from agent.station.nozzle import NozzleBinding, NozzleTracker, Tap
+from agent.station.nozzle import NozzleTracker
 from agent.station.settings import MeteringSection, VerificationSection
 from agent.station.station import Station
-from agent.station.tank import TankBinding
 from agent.station.vcf import Fuel, Product
 from drivers.readings import (
     ChannelCount,

@@ -11,10 +11,10 @@ from test_station import BINDING, RULES, Forecourt, started
 
 from agent.contract.decode import decode_as
 from agent.contract.records import AgentStartBody, JsonValue, RecordIntent, RecordType, VapourBody
-from agent.station.daybooks import DaySettings
+from agent.station.daily_settings import DaySettings
 from agent.station.localday import LocalDays
 from agent.station.station import Station, StationHistory
-from agent.station.vapour import VapourSettings
+from agent.station.vapour_settings import VapourSettings
 
 ZONE = ZoneInfo("Asia/Shanghai")
 DAYS = LocalDays(ZONE)

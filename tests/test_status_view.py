@@ -63,10 +63,9 @@ from agent.ledger.chain import ChainHead, seal
 from agent.ledger.keys import KeySpec
 from agent.ledger.outbox import Outbox
 from agent.locale import compile_po, language_for_zone, plural_key, po_entries, po_path, translations
-from agent.station.nozzle import NozzleBinding
+from agent.station.bindings import NozzleBinding, TankBinding
 from agent.station.settings import MeteringSection
 from agent.station.station import Station
-from agent.station.tank import TankBinding
 from agent.station.vcf import Fuel, Product
 from agent.station_loop import HeartbeatFacts, StationLoop
 from agent.station_view import ActiveAlarm, ClockStep, LiveNozzles, NozzleNow, StationView, TankLevel

@@ -8,9 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agent.contract.records import RecordIntent, RecordType, format_ts, parse_ts
+from agent.station.bindings import TankBinding
 from agent.station.chart import TankChart
 from agent.station.settings import TankRulesSection
-from agent.station.tank import TankBinding, TankTracker
+from agent.station.tank import TankTracker
 from agent.station.vcf import Fuel, Product
 from drivers.readings import DeliveryReport, LevelProbeReading, TankReading
 

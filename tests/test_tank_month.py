@@ -18,11 +18,12 @@ import pytest
 
 from agent.contract.records import RecordIntent, RecordType
 from agent.station.alarms import AlarmBook
+from agent.station.bindings import TankBinding
 from agent.station.chart import TankChart
-from agent.station.leak import LeakSettings
+from agent.station.leak_settings import LeakSettings
 from agent.station.leak_watch import LeakWatch
 from agent.station.settings import TankRulesSection
-from agent.station.tank import TankBinding, TankTracker
+from agent.station.tank import TankTracker
 from agent.station.vcf import Fuel, Product
 from drivers.device import DeviceDriver
 from drivers.profile_validation import find_profile

@@ -16,7 +16,8 @@ from vapour_story import DAY_MS, FIRST_DAY, GOOD, LOW_FAST, START_MS, STARVED, t
 from agent.contract.decode import decode_as
 from agent.contract.records import JsonValue, RecordIntent, RecordType, VapourBody
 from agent.station.alarms import AlarmBook
-from agent.station.vapour import VapourSettings, VapourWatch, al_mean_permille, al_stdev_permille
+from agent.station.vapour import VapourWatch, al_mean_permille, al_stdev_permille
+from agent.station.vapour_settings import VapourSettings
 
 Shape = dict[str, int]
 

@@ -22,10 +22,11 @@ from agent.clock import SystemClock
 from agent.contract.records import RecordIntent, RecordType
 from agent.field.events import DeviceReading
 from agent.field.lines import GaugePoll
+from agent.station.bindings import TankBinding
 from agent.station.devices import OPTIONAL_GAUGE_REPORTS
 from agent.station.settings import MeteringSection, TankRulesSection
 from agent.station.station import Station
-from agent.station.tank import TankBinding, TankTracker
+from agent.station.tank import TankTracker
 from agent.station.vcf import Fuel as AgentFuel
 from agent.station.vcf import Product as AgentProduct
 from drivers.readings import TankReading

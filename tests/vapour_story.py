@@ -11,7 +11,8 @@ import datetime
 
 from agent.contract.records import JsonValue, RecordIntent, TransactionBody, format_ts, parse_ts
 from agent.station.alarms import AlarmBook
-from agent.station.vapour import VapourSettings, VapourWatch
+from agent.station.vapour import VapourWatch
+from agent.station.vapour_settings import VapourSettings
 
 DAY_MS = 86_400_000
 FIRST_DAY = datetime.date(2026, 3, 1)

@@ -28,8 +28,7 @@ import heapq
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, time
-from typing import Annotated
+from datetime import date
 from zoneinfo import ZoneInfo
 
 from agent.contract.records import (
@@ -54,10 +53,8 @@ from agent.contract.records import (
     format_ts,
     parse_ts,
 )
+from agent.station.daily_settings import DaySettings
 from agent.station.localday import ONE_DAY, LocalDays
-from drivers.schema import Ge, Le, Matches, doc, settings
-
-LocalTime = Annotated[str, Matches("a local time of day as HH:MM, 00:00 to 23:59", r"([01][0-9]|2[0-3]):[0-5][0-9]")]
 
 CLOSED_CURSOR = "day/closed"
 """The last day closed, as the integer YYYYMMDD."""
@@ -70,31 +67,6 @@ READ_TYPES = frozenset(
 )
 """The record types the books read, live and on replay alike. Any other record (a tank inventory, the bulk of a
 day) must not reach them either way: every record noted moves the books' idea of when the agent last ran."""
-
-
-@settings
-class DaySettings:
-    """When the day's books close: the station config's `[daily]` section (the zone is `[station] timezone`)."""
-
-    boundary: LocalTime = doc(
-        "the local time of day at which one day's books end and the next day's begin; a time that a daylight "
-        "saving change skips is read with the offset before the change (02:30 becomes 03:30)",
-        default="00:00",
-    )
-    close_after_s: Annotated[int, Ge(0), Le(21_600)] = doc(
-        "seconds after the boundary at which the day's summary is made, so that the tanks' day books (closed at "
-        "the first gauge reading past the boundary) are in it",
-        default=900,
-    )
-    max_periods: Annotated[int, Ge(1), Le(1_000)] = doc(
-        "the most down periods listed per subject in a day; the longest are listed, the others only counted",
-        default=24,
-    )
-
-    @property
-    def boundary_time(self) -> time:
-        hours, minutes = self.boundary.split(":")
-        return time(int(hours), int(minutes))
 
 
 def last_closed_of(cursors: dict[str, int]) -> str | None:

@@ -27,7 +27,8 @@ from agent.contract.records import (
     parse_ts,
 )
 from agent.station.alarms import AlarmBook
-from agent.station.leak import LeakDetector, LeakSettings, LeakVerdict, TankBalance
+from agent.station.leak import LeakDetector, LeakVerdict, TankBalance
+from agent.station.leak_settings import LeakSettings
 
 _ALARM_OF_CAUSE = {"leak": AlarmKind.TANK_LEAK, "unrecorded_sales": AlarmKind.UNRECORDED_SALES}
 

@@ -32,7 +32,6 @@ What is checked, each an alarm raised once and cleared once (see agent.station.a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import NamedTuple
 
 from agent.contract.evidence import (
@@ -54,6 +53,7 @@ from agent.contract.records import (
     format_ts,
 )
 from agent.station.alarms import AlarmBook
+from agent.station.bindings import NozzleBinding, Tap
 from agent.station.fsm import NozzleFsm, Phase, Step
 from agent.station.metering import (
     Discontinuity,
@@ -77,33 +77,6 @@ from agent.station.metering_bias import (
 )
 from agent.station.settings import MeteringSection
 from drivers.readings import ControllerCounters, NozzleReading, PulseCounterReading
-
-
-@dataclass(frozen=True, slots=True)
-class Tap:
-    """A counter channel wired to a nozzle's encoder or vapour meter."""
-
-    device: str
-    channel: int
-    ml_per_pulse: Decimal
-    factor: Decimal = Decimal(1)
-
-
-@dataclass(frozen=True, slots=True)
-class NozzleBinding:
-    """Where a nozzle sits in the station and which devices report it."""
-
-    nozzle: str
-    dispenser: str
-    grade: str
-    tank: str
-    controller: str
-    controller_nozzle: int
-    pulse: Tap | None = None
-    vapour: Tap | None = None
-
-    def cursor_key(self, what: str) -> str:
-        return f"nozzle/{self.nozzle}/{what}"
 
 
 class Count(NamedTuple):

@@ -28,17 +28,21 @@ from agent.contract.records import (
 )
 from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, DeviceValueFaults, FieldEvent, LineHealth
 from agent.station.alarms import AlarmBook
-from agent.station.daybooks import DayBooks, DaySettings, last_closed_of
+from agent.station.bindings import NozzleBinding, TankBinding
+from agent.station.daily_settings import DaySettings
+from agent.station.daybooks import DayBooks, last_closed_of
 from agent.station.devices import CalibrationWatch, GaugeReportWatch, LineWatch, SilenceWatch, ValueFaultWatch
 from agent.station.fsm import Phase
-from agent.station.leak import LeakSettings
+from agent.station.leak_settings import LeakSettings
 from agent.station.leak_watch import LeakWatch
 from agent.station.localday import ONE_DAY, LocalDays
-from agent.station.nozzle import NozzleBinding, NozzleTracker, PulseBoard
-from agent.station.pressure import PressureSettings, PressureWatch
+from agent.station.nozzle import NozzleTracker, PulseBoard
+from agent.station.pressure import PressureWatch
+from agent.station.pressure_settings import PressureSettings
 from agent.station.settings import MeteringSection, TankRulesSection, VerificationSection
-from agent.station.tank import TankBinding, TankTracker
-from agent.station.vapour import VapourSettings, VapourWatch
+from agent.station.tank import TankTracker
+from agent.station.vapour import VapourWatch
+from agent.station.vapour_settings import VapourSettings
 from drivers.readings import (
     PressureReading,
     PulseCounterReading,

@@ -35,30 +35,14 @@ from agent.contract.records import (
     format_ts,
     parse_ts,
 )
-from agent.station.chart import TankChart
+from agent.station.bindings import TankBinding
 from agent.station.localday import LocalDays
 from agent.station.settings import TankRulesSection
-from agent.station.vcf import Fuel
 from drivers.readings import DeliveryReport, LevelProbeReading, TankReading
 
 _HOUR_MS = 3_600_000
 _GAP_MS = 600_000
 """A silence longer than this in the readings makes the period's books incomplete."""
-
-
-@dataclass(frozen=True, slots=True)
-class TankBinding:
-    """A tank as configured: its fuel, its size, and the device (and gauge tank number) that measures it."""
-
-    tank: str
-    fuel: Fuel
-    capacity_ml: int
-    device: str
-    gauge_tank: int | None = None
-    chart: TankChart | None = None
-
-    def cursor_key(self, what: str) -> str:
-        return f"tank/{self.tank}/{what}"
 
 
 @dataclass(frozen=True, slots=True)

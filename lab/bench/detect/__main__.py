@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
-from agent.station.leak import LeakSettings
+from agent.station.leak_settings import LeakSettings
 from agent.station.metering_bias import BiasSettings
 from bench.detect import metering
 from bench.detect.bound import gauges

@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from agent.station.leak import Cause, LeakDetector, LeakSettings, Status
+from agent.station.leak import Cause, LeakDetector, Status
+from agent.station.leak_settings import LeakSettings
 from bench.detect.month import Fault, FaultKind, Physics, draw, simulate
 
 LEAD_IN_H = 720
