@@ -72,10 +72,10 @@ class _Contained:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: TracebackType | None) -> bool:
         if kind is None:
-            self._boundary._succeeded()
+            self._boundary.item_passed()
             return False
         if isinstance(exc, Exception):  # containing the unexpected is this class's whole job
-            self._boundary._failed(self._item, exc)
+            self._boundary.item_failed(self._item, exc)
             return True
         return False
 
@@ -121,12 +121,16 @@ class Boundary:
         with self._lock:
             return BoundaryStatus(self._loop, self._errors, self._in_a_row, self._last_error, self._last_error_ms)
 
-    def _succeeded(self) -> None:
+    def item_passed(self) -> None:
+        """An item ended without an exception. With `item_failed`, `contain`'s block for an item handled in parts
+        across a loop's turns (a poll whose answer is waited for with other lines'), by a loop that catches
+        `Exception` around each part and ends the item at the first."""
         if self._in_a_row:
             with self._lock:
                 self._in_a_row = 0
 
-    def _failed(self, item: str, exc: Exception) -> None:
+    def item_failed(self, item: str, exc: Exception) -> None:
+        """The unexpected `exc` ended `item`: counted, logged and reported as `contain`'s block does."""
         detail = describe(exc)
         now = self._clock.monotonic()
         wall_ms = self._clock.wall_ms()

@@ -6,9 +6,9 @@ request whenever the profile keeps them in one block, so they cannot be torn bet
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from drivers.profiles import DeviceKind, Profile, ReadRequest
 from drivers.readings import (
@@ -23,7 +23,6 @@ from drivers.readings import (
 )
 
 Values = dict[int, dict[str, int | str]]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +31,6 @@ class RegisterRead:
 
     unit: int
     request: ReadRequest
-
-
-PollSteps = Generator[RegisterRead, tuple[int, ...], T]
-"""A poll as steps, for a line that serves many devices at once without blocking on one: it yields each read it
-needs, is sent that read's registers (or has the read's FieldError thrown in), and returns its result."""
 
 
 class RegisterReader(Protocol):
@@ -69,8 +63,6 @@ class DeviceDriver:
         self._count_modulus = self._modulus("count")
         self._last: tuple[int, tuple[tuple[int, ...], ...], Reading] | None = None
         """The unit, its answers and their reading at the last poll that decoded cleanly."""
-        self._unit_reads: dict[int, tuple[RegisterRead, ...]] = {}
-        """The reads a poll of a unit asks (`steps`), made once: a driver polls one unit, every poll."""
 
     def read(self, master: RegisterReader, unit: int) -> Reading:
         """One poll, each read waited for in turn."""
@@ -79,15 +71,10 @@ class DeviceDriver:
         )
         return self.reading_of(unit, answers)
 
-    def steps(self, unit: int) -> PollSteps[Reading]:
-        """One poll as steps (`PollSteps`): the same reads as `read`, in the same order."""
-        reads = self._unit_reads.get(unit)
-        if reads is None:
-            reads = self._unit_reads[unit] = tuple(RegisterRead(unit, request) for request in self.requests)
-        answers = []
-        for read in reads:
-            answers.append((yield read))
-        return self.reading_of(unit, tuple(answers))
+    def reads(self, unit: int) -> tuple[RegisterRead, ...]:
+        """A poll's reads of `unit`, in `read`'s order, for a line that sends them without waiting and makes their
+        answers into the reading with `reading_of`."""
+        return tuple(RegisterRead(unit, request) for request in self.requests)
 
     def reading_of(self, unit: int, answers: tuple[tuple[int, ...], ...]) -> Reading:
         """The reading the answers to `requests` make. Answers word for word the same as the last poll's are the

@@ -29,6 +29,7 @@ from drivers.modbus import tcp
 from drivers.modbus.master import TcpMaster
 from drivers.modbus.pdu import decode_request, encode_read_response
 from drivers.profile_validation import load_profile
+from drivers.readings import Reading
 from simulators.clock import SimClock
 from simulators.forecourt import Dispenser, NozzleSpec
 from simulators.modbus_slave import SlaveFaults, TcpSlaveServer
@@ -87,10 +88,15 @@ def line(name: str, port: int, unit: int = 1, timeout_ms: int = 300, host: str =
 
 
 @contextmanager
-def polling(lines: list[TcpLineSection], clock: Clock | None = None) -> Iterator[Rig]:
-    """The lines' pollers built as the agent builds them, on the system clock unless `clock` is given, running."""
+def polling(
+    lines: list[TcpLineSection], clock: Clock | None = None, drivers: dict[str, DeviceDriver] | None = None
+) -> Iterator[Rig]:
+    """The lines' pollers built as the agent builds them, on the system clock unless `clock` is given, running;
+    each device's driver the pump controller's unless `drivers` names it."""
     profile = load_profile(PROFILE)
-    drivers = {device.name: DeviceDriver(profile, [1]) for section in lines for device in section.devices}
+    drivers = {device.name: DeviceDriver(profile, [1]) for section in lines for device in section.devices} | (
+        drivers or {}
+    )
     sink = Sink()
     reports: list[RecordIntent] = []
     field = build_field(
@@ -174,6 +180,34 @@ def test_every_tcp_line_is_served_by_one_thread_and_each_device_is_read() -> Non
         readings = sum(len(rig.sink.times(DeviceReading, f"tcp-{i}-pc")) for i in (1, 2, 3))
         assert rig.sink.hand_overs < readings, "lines due together are handed over together"
     assert not rig.reports
+
+
+class FailingDecoder(DeviceDriver):
+    """A decoder with a bug: every answer it is given raises."""
+
+    def reading_of(self, unit: int, answers: tuple[tuple[int, ...], ...]) -> Reading:
+        raise RuntimeError(f"decoder bug on unit {unit}")
+
+
+def test_a_poll_that_fails_unexpectedly_is_contained_and_its_line_paused_longer_each_time() -> None:
+    """A device whose answers make its decoder raise: each poll is an internal error of its line's boundary (one
+    record, the rest counted into the next), the line waits longer after each (0.1, 0.2, 0.4, 0.8 s) rather than
+    polling at its interval, and the healthy line beside it and the thread go on."""
+    with ExitStack() as stack:
+        good, bad = (stack.enter_context(controller_server(unit)) for unit in (1, 2))
+        lines = [line("good", good.address[1], unit=1), line("bad", bad.address[1], unit=2)]
+        drivers = {"bad-pc": FailingDecoder(load_profile(PROFILE), [1])}
+        rig = stack.enter_context(polling(lines, drivers=drivers))
+        time.sleep(1.6)
+        (bad_line,) = [poller for poller in rig.field.pollers if poller.line == "bad"]
+        asked = bad_line.status().bus.requests
+        assert 3 <= asked <= 7, f"{asked} polls in 1.6 s: one at 0, 0.1, 0.3, 0.7 and 1.5 s, not one every 0.1 s"
+        assert len(rig.sink.times(DeviceReading, "good-pc")) >= 15
+        assert not rig.sink.times(DeviceReading, "bad-pc")
+        assert all(thread.alive() for thread in rig.field.threads)
+    assert [(intent.body.item, intent.body.error) for intent in rig.reports] == [  # type: ignore[attr-defined]
+        ("poll bad-pc", "RuntimeError")
+    ]
 
 
 def test_lines_answering_together_keep_every_device_at_its_interval() -> None:

@@ -94,7 +94,7 @@ def build_field(
 def _link_and_devices(
     line: LineSection, drivers: dict[str, DeviceDriver], clock: Clock, zone: ZoneInfo
 ) -> tuple[Link, list[PolledDevice]]:
-    """The line's master or gauge client, and each device's poll: a Modbus TCP device's also as steps, for the
+    """The line's master or gauge client, and each device's poll: a Modbus TCP device's also as its reads, for the
     thread of all TCP lines; a serial line's and a gauge's read by waiting, in a thread of the line's own."""
     timeout_s = line.timeout_ms / 1000
     if isinstance(line, TcpLineSection):
@@ -133,10 +133,12 @@ def _modbus_devices(
             device.name,
             device.unit,
             device.poll_interval_ms / 1000,
-            partial(drivers[device.name].read, master, device.unit),
-            partial(drivers[device.name].steps, device.unit) if steps else None,
+            partial(driver.read, master, device.unit),
+            driver.reads(device.unit) if steps else (),
+            partial(driver.reading_of, device.unit) if steps else None,
         )
         for device in line.devices
+        for driver in (drivers[device.name],)
     ]
 
 

@@ -17,10 +17,12 @@ list once the device reads sane again. Each poll runs inside the line's containm
 else a device's answer may cause is counted as an `internal_error` and the line goes on with the next device.
 
 The thread starts in `start()`; its `run()` only waits for the next device due and serves it with those due at
-the same instant, and `step(now)` serves the one due first. A poll is written as steps (`serve_steps`: each read
-yielded, its answer sent back in), so that the same line can also be served by a thread that serves many lines and
-waits on all their sockets at once (agent/field/tcp_lines.py); this thread drives the steps itself, each read
-waited for in turn.
+the same instant, and `step(now)` serves the one due first. The same line can also be served by a thread that
+serves many lines and waits on all their sockets at once (agent/field/tcp_lines.py): that thread sends a poll's
+reads itself and tells the poller how each try ended (`begin_poll`, `poll_answered`, `poll_failed`,
+`poll_contained`), so that the schedule, the retries, the health and the events are this module's either way.
+A poll there is a plain object taken up again at each answer, not a generator resumed through the poll's layers:
+the poll is on the path of every device, many times a second (docs/design.md, "The cost of a poll").
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from agent.field.events import (
 )
 from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
-from drivers.device import PollSteps
+from drivers.device import RegisterRead
 from drivers.errors import DeviceValueFault, FieldError
 from drivers.readings import Reading, ValueFault
 from drivers.transport.statistics import LinkCounters, LinkStatistics
@@ -77,9 +79,11 @@ class PolledDevice:
     unit: int | None
     interval_s: float
     read: Callable[[], Reading]
-    steps: Callable[[], PollSteps[Reading]] | None = None
-    """The same poll as steps, for a line served without blocking (agent/field/tcp_lines.py); None where the
-    device is only ever read by waiting (a serial line, a tank gauge)."""
+    reads: tuple[RegisterRead, ...] = ()
+    """The same poll's reads, in order, for a line served without blocking (agent/field/tcp_lines.py), whose
+    answers `reading_of` makes into the reading; none where the device is only ever read by waiting (a serial
+    line, a tank gauge)."""
+    reading_of: Callable[[tuple[tuple[int, ...], ...]], Reading] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,23 @@ class _Health:
     """The value faults last said to the station; None until the first answer."""
 
 
+class Poll:
+    """A device's poll under way: the device, its health, when it was due and the tries it has left. Made once per
+    device and taken up again at each of its polls."""
+
+    __slots__ = ("answering", "device", "due", "health", "index", "tries_left")
+
+    def __init__(self, index: int, device: PolledDevice, health: _Health) -> None:
+        self.index = index
+        self.device = device
+        self.health = health
+        self.due = 0.0
+        self.answering = True
+        """Whether the device was not offline as the poll began: only then is a failed try tried again, and its
+        failures held for the line."""
+        self.tries_left = 0
+
+
 class LinePoller:
     def __init__(
         self,
@@ -146,6 +167,7 @@ class LinePoller:
         self._health = {device.name: _Health(since_ms=clock.wall_ms()) for device in devices}
         self._poll_names = tuple(f"poll {device.name}" for device in devices)
         """What each device's poll is called in its containment boundary, by device index."""
+        self._polls = tuple(Poll(index, device, self._health[device.name]) for index, device in enumerate(devices))
         # Poll attempts that speak of the line itself, one exchange per attempt. A device's failures are held
         # until it answers again: if it does, they were the line's trouble (noise, a bad termination, a device
         # that disturbs the bus); if it goes offline instead, they were the device's, and that is a
@@ -164,6 +186,11 @@ class LinePoller:
     def name(self) -> str:
         """Its thread's name, and its loop's for the watchdog."""
         return f"poller-{self.line}"
+
+    @property
+    def devices(self) -> Sequence[PolledDevice]:
+        """The line's devices in the config's order: a `Poll`'s `index` is its device's place here."""
+        return self._devices
 
     def begin(self, now_s: float) -> None:
         """Every device due at monotonic `now_s`, the line's health `health_every_s` later. While the polls keep
@@ -249,34 +276,80 @@ class LinePoller:
     def _serve(self, now: Instant) -> bool:
         """`step` without the hand-over; whether a device was due."""
         self.pulse.beat(self._poll_budget_s)
-        steps = self.serve_steps(now.monotonic_s)
-        try:
-            asked = next(steps)
-        except StopIteration as served:
-            return bool(served.value)
-        steps.close()
-        raise RuntimeError(f"line {self.line}: {asked} asked of a line whose devices are read by waiting")
-
-    def serve_steps(self, now_s: float) -> PollSteps[bool]:
-        """`_serve` as steps, at monotonic `now_s`: a poll of a device with `steps` yields its reads; whether a
-        device was due."""
-        if not self._schedule or self._schedule[0][0] > now_s:
+        poll = self.begin_poll(now.monotonic_s)
+        if poll is None:
             return False
-        due, index = heapq.heappop(self._schedule)
-        device = self._devices[index]
         ok = False
-        with self._boundary.contain(self._poll_names[index]):
-            ok = yield from self._poll(device)
+        with self._boundary.contain(self._poll_names[poll.index]):
+            ok = self._poll(poll)
+        self._end(poll, ok)
+        return True
+
+    def begin_poll(self, now_s: float) -> Poll | None:
+        """The poll of the device due first, if it is due by monotonic `now_s`, taken off the schedule until it
+        ends; None if no device is due."""
+        schedule = self._schedule
+        if not schedule or schedule[0][0] > now_s:
+            return None
+        due, index = heapq.heappop(schedule)
+        poll = self._polls[index]
+        poll.due = due
+        poll.answering = answering = poll.health.state != "offline"
+        poll.tries_left = 1 + (RETRIES_PER_POLL if answering else 0)
+        return poll
+
+    def poll_answered(self, poll: Poll, answers: tuple[tuple[int, ...], ...]) -> float:
+        """Every read of `poll`'s try answered, in order (a line served without blocking): the poll ends with its
+        reading, handed over; when the line's next device is due. An unexpected error is contained, as in `step`."""
+        device = poll.device
+        assert device.reading_of is not None
+        reading: Reading | None
+        faults: tuple[ValueFault, ...]
+        try:
+            try:
+                reading, faults = device.reading_of(answers), ()
+            except DeviceValueFault as fault:
+                reading, faults = fault.partial, fault.faults
+            self._answered(poll, reading, faults)
+        except Exception as error:  # the boundary's: see `poll_contained`
+            return self.poll_contained(poll, error)
+        self._boundary.item_passed()
+        return self._end(poll, True, hand_over=True)
+
+    def poll_failed(self, poll: Poll, error: FieldError) -> float | None:
+        """A try of `poll` ended in `error` (a line served without blocking): None if the device is to be tried
+        again (its reads from the first); else the poll ended, its events handed over, and this is when the line's
+        next device is due."""
+        try:
+            if self._try_failed(poll, error):
+                return None
+        except Exception as unexpected:  # the boundary's: see `poll_contained`
+            return self.poll_contained(poll, unexpected)
+        self._boundary.item_passed()
+        return self._end(poll, False, hand_over=True)
+
+    def poll_contained(self, poll: Poll, error: Exception) -> float:
+        """An unexpected `error` ended `poll` (a line served without blocking): contained by the line's boundary
+        as `step` contains it, the poll's events handed over; when the line's next device is due."""
+        self._boundary.item_failed(self._poll_names[poll.index], error)
+        return self._end(poll, False, hand_over=True)
+
+    def _end(self, poll: Poll, ok: bool, *, hand_over: bool = False) -> float:
+        """Put the polled device back on the schedule (at its interval, or later while it fails) and report the
+        line's health if that is due, then hand the events over if asked; when the line's next device is due."""
+        device = poll.device
         interval = device.interval_s if ok else max(self._backoff(device), self._boundary.pause_s())
         after = self._clock.monotonic()
-        heapq.heappush(self._schedule, (max(due + interval, after), index))
+        heapq.heappush(self._schedule, (max(poll.due + interval, after), poll.index))
         if after >= self._next_health:
             self._next_health = after + self._health_every_s
             live = self._live
             now_ms = self._clock.wall_ms()
             attempts, failures = live.requests, live.requests - live.ok
             self._events.append(LineHealth(self.line, now_ms, attempts, failures, live.crc_errors, live.timeouts))
-        return True
+        if hand_over and self._events:
+            self.hand_over()
+        return self._schedule[0][0]
 
     def _backoff(self, device: PolledDevice) -> float:
         health = self._health[device.name]
@@ -285,32 +358,43 @@ class LinePoller:
         exponent = min(health.failures_in_row - OFFLINE_AFTER, 10)
         return float(min(MAX_BACKOFF_S, device.interval_s * (2**exponent)))
 
-    def _poll(self, device: PolledDevice) -> PollSteps[bool]:
-        error: FieldError | None = None
-        health = self._health[device.name]
-        answering = health.state != "offline"
-        for _ in range(1 + (RETRIES_PER_POLL if answering else 0)):
+    def _poll(self, poll: Poll) -> bool:
+        """`poll` read by waiting, each try in turn; whether it was answered."""
+        read = poll.device.read
+        while True:
             faults: tuple[ValueFault, ...] = ()
             reading: Reading | None
             try:
-                reading = device.read() if device.steps is None else (yield from device.steps())
-            except FieldError as exc:
-                error = exc
-                if answering:
-                    health.held.failed(exc)
-                continue
+                reading = read()
+            except FieldError as error:
+                if self._try_failed(poll, error):
+                    continue
+                return False
             except DeviceValueFault as fault:
                 reading, faults = fault.partial, fault.faults
-            if health.held.requests:
-                self._live.add(health.held)
-                health.held = LinkCounters()
-            if answering:
-                self._live.answered()
-            self._succeeded(device, health, reading, faults)
+            self._answered(poll, reading, faults)
             return True
-        assert error is not None
-        self._failed(device, health, error)
+
+    def _try_failed(self, poll: Poll, error: FieldError) -> bool:
+        """A try of `poll` ended in `error`: whether to try again; if not, the poll failed (said)."""
+        health = poll.health
+        if poll.answering:
+            health.held.failed(error)
+        poll.tries_left -= 1
+        if poll.tries_left > 0:
+            return True
+        self._failed(poll.device, health, error)
         return False
+
+    def _answered(self, poll: Poll, reading: Reading | None, faults: tuple[ValueFault, ...]) -> None:
+        """A try of `poll` was answered: the failures held before it were the line's."""
+        health = poll.health
+        if health.held.requests:
+            self._live.add(health.held)
+            health.held = LinkCounters()
+        if poll.answering:
+            self._live.answered()
+        self._succeeded(poll.device, health, reading, faults)
 
     def _succeeded(
         self, device: PolledDevice, health: _Health, reading: Reading | None, faults: tuple[ValueFault, ...]

@@ -292,11 +292,19 @@ class TcpMaster(_Master):
         key = (unit, function, address, count)
         prepared = self._prepared.get(key)
         if prepared is None:
-            if unit not in self.units:
-                raise ValueError(f"unit {unit} is outside {self.units.start}..{self.units.stop - 1}")
-            prepared = tcp.PreparedRead(unit, ReadRegistersRequest(function, address, count))
+            prepared = self.prepare(unit, function, address, count)
             if len(self._prepared) < MAX_PREPARED_READS:
                 self._prepared[key] = prepared
+        return self.send_read(prepared)
+
+    def prepare(self, unit: int, function: int, address: int, count: int) -> tcp.PreparedRead:
+        """A read worked out once, to be sent again and again (`send_read`): a device's planned read."""
+        if unit not in self.units:
+            raise ValueError(f"unit {unit} is outside {self.units.start}..{self.units.stop - 1}")
+        return tcp.PreparedRead(unit, ReadRegistersRequest(function, address, count))
+
+    def send_read(self, prepared: tcp.PreparedRead) -> PendingRead:
+        """`begin_read` of a read prepared (`prepare`) by this master."""
         self._transaction_id = (self._transaction_id + 1) & 0xFFFF
         return PendingRead(self, self._transaction_id, prepared)
 
