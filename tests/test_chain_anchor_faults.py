@@ -19,6 +19,7 @@ from support.waiting import wait_until
 
 from agent.cli import main as cli_main
 from agent.ledger.anchor import MAX_SEQ, AnchorError, anchor_path, load_anchor
+from simulators.broker import MosquittoBroker
 
 SOUND = {
     "format": 1,
@@ -149,22 +150,27 @@ class TestAgentProcess:
         assert report.forks == () and report.chain_breaks == ()
         assert [reason for _, reason, _, _ in report.resets] == ["outbox_refused"]
 
-    def test_after_a_reset_status_waits_for_the_platform_to_confirm(self, rig: StationRig) -> None:
+    def test_after_a_reset_status_waits_for_the_platform_to_confirm(
+        self, tmp_path: Path, private_broker: MosquittoBroker
+    ) -> None:
         """The lost range a chain_reset declares is not a confirmation: with no platform listening after a recover,
-        the status never says all well, however long the agent runs."""
-        rig.start_agent()
-        rig.wait_platform_caught_up()
-        assert rig.stop_agent() == 0
-        assert _recover(rig).returncode == 0
-        rig.platform.stop()
-        rig.start_agent()
-        wait_until(lambda: rig.status().get("health") is not None, 30, "the first status")
-        seen = set()
-        deadline = time.monotonic() + 6.0
-        while time.monotonic() < deadline:
-            seen.add(rig.status().get("health"))
-            time.sleep(0.2)  # the behaviour under test: what the status says, sampled over six seconds
-        assert rig.stop_agent() == 0
+        the status never says all well, however long the agent runs (sampled over the whole confirmation window,
+        twice ack_timeout_s: 1.5 s here, so 3 s)."""
+        ack_timeout_s = 1.5
+        with StationRig(tmp_path, private_broker, agent={"uplink": {"ack_timeout_s": ack_timeout_s}}) as rig:
+            rig.start_agent()
+            rig.wait_platform_caught_up()
+            assert rig.stop_agent() == 0
+            assert _recover(rig).returncode == 0
+            rig.platform.stop()
+            rig.start_agent()
+            wait_until(lambda: rig.status().get("health") is not None, 30, "the first status")
+            seen = set()
+            deadline = time.monotonic() + 2 * ack_timeout_s
+            while time.monotonic() < deadline:
+                seen.add(rig.status().get("health"))
+                time.sleep(0.2)  # the behaviour under test: what the status says, sampled over the window
+            assert rig.stop_agent() == 0
         assert "ok" not in seen, seen
 
     def test_recover_refuses_while_the_agent_runs_and_bounds_after_seq(self, rig: StationRig) -> None:

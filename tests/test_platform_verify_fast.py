@@ -188,16 +188,18 @@ def test_forged_and_replayed_records_get_the_same_verdict_both_ways() -> None:
     assert [rejection.reason for rejection in quick.rejections] == [Reason.BAD_SIGNATURE]
 
 
-KEYS_ANY = st.text(st.characters(codec="utf-8"), max_size=6)
-"""Keys of any character, those beyond the BMP among them (which the quick way must leave alone)."""
-KEYS_BMP = st.text(st.characters(codec="utf-8", max_codepoint=0xFFFF), max_size=6)
+KEYS_ANY = st.text(st.characters(exclude_categories=("Cs",)), max_size=6)
+"""Keys of any character, those beyond the BMP among them (which the quick way must leave alone). Any character
+UTF-8 can encode is any but the surrogates: named by their category rather than by `codec="utf-8"`, for which
+Hypothesis first encodes all 1.1 million code points (1.8 s in a checkout without its cache)."""
+KEYS_BMP = st.text(st.characters(exclude_categories=("Cs",), max_codepoint=0xFFFF), max_size=6)
 JSON_LEAVES = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**60), max_value=2**60),
     st.integers(min_value=-SAFE_INTEGER, max_value=SAFE_INTEGER),
     st.integers(min_value=-(10**15), max_value=10**15),
-    st.text(st.characters(codec="utf-8"), max_size=8),
+    st.text(st.characters(exclude_categories=("Cs",)), max_size=8),
 )
 """No floats here: a body with one is made apart (`float_at`), so that most messages can take the quick way."""
 JSON_VALUES = st.recursive(

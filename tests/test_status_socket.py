@@ -466,7 +466,7 @@ class TestRunningAgent:
         rig = StationRig(
             tmp_path,
             private_broker,
-            agent={"status": {"path": "blocked/status.json", "socket": "status.sock", "interval_s": 0.2}},
+            agent={"status": {"path": "blocked/status.json", "socket": "status.sock", "interval_s": 0.05}},
         )
         try:
             rig.start_agent()
@@ -478,7 +478,7 @@ class TestRunningAgent:
                     return False
 
             wait_until(answered, 20, "the agent to answer on its socket")
-            time.sleep(3.0)  # fifteen more turns, each failing to write the file
+            time.sleep(0.75)  # fifteen more turns, each failing to write the file
             assert answered()
             assert rig.stop_agent() == 0
             said = [line for line in rig.agent_log().splitlines() if "status_not_written" in line]
