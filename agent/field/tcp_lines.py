@@ -242,7 +242,7 @@ class TcpLinesPoller:
             self._send(line, step)
         else:
             answers = (*line.answers, registers) if step > 1 else (registers,)
-            self._ended(line, line.poller.poll_answered(poll, answers))
+            self._next(line, line.poller.poll_answered(poll, answers))
 
     def _failed(self, line: _Line, error: Exception) -> None:
         """The line's read in flight, or its sending, ended in `error`: a failed try of its poll (tried again from
@@ -250,9 +250,13 @@ class TcpLinesPoller:
         poll = line.poll
         assert poll is not None
         poller = line.poller
-        next_due = (
-            poller.poll_failed(poll, error) if isinstance(error, FieldError) else poller.poll_contained(poll, error)
+        self._next(
+            line,
+            poller.poll_failed(poll, error) if isinstance(error, FieldError) else poller.poll_contained(poll, error),
         )
+
+    def _next(self, line: _Line, next_due: float | None) -> None:
+        """The line's try ended: its poll tried again from its first read (`next_due` None), or over."""
         if next_due is None:
             self._send(line, 0)
         else:
