@@ -3,7 +3,7 @@
 Theory of operation: a Modbus TCP endpoint is a line of its own (a dispenser's gateway, a probe's converter), so a
 thread per line would spend most of its CPU waking up: once for each device due and once for each answer. Here
 one thread keeps every TCP line's poller (agent/field/poller.py: its schedule, retries, health and events, the
-same as on a serial line) and drives their polls as steps: each line has at most one request in flight, as on a
+same as on a serial line) and sends their polls' reads itself: each line has at most one request in flight, as on a
 line of its own, but the lines' requests are in flight together, and one wait (an `epoll` object) covers the
 answers of all of them and the next device due. A dead endpoint costs its own line its timeouts and no other line
 anything: its host name's lookup (on a thread of its own, drivers/transport/lookup.py), its connect and its answer
@@ -82,7 +82,7 @@ class _Line:
 
 class TcpLinesPoller:
     """One thread for all Modbus TCP lines. Its lines' pollers are built as for a line of their own, with a sink
-    that extends the list this thread hands over (`collected`), and their devices with `steps`."""
+    that extends the list this thread hands over (`collected`), and their devices with their `reads`."""
 
     name = THREAD_NAME
 
