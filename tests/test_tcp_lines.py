@@ -9,7 +9,7 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +24,13 @@ from agent.field.events import DeviceOffline, DeviceOnline, DeviceReading, Field
 from agent.field.lines import Field, build_field
 from agent.field.tcp_lines import GATHER_S, THREAD_NAME
 from drivers.device import DeviceDriver
+from drivers.errors import FieldFrameError
 from drivers.line_settings import DeviceSection, TcpLineSection
 from drivers.modbus import tcp
 from drivers.modbus.master import TcpMaster
 from drivers.modbus.pdu import decode_request, encode_read_response
 from drivers.profile_validation import load_profile
+from drivers.profiles import Profile
 from drivers.readings import Reading
 from simulators.clock import SimClock
 from simulators.forecourt import Dispenser, NozzleSpec
@@ -208,6 +210,36 @@ def test_a_poll_that_fails_unexpectedly_is_contained_and_its_line_paused_longer_
     assert [(intent.body.item, intent.body.error) for intent in rig.reports] == [  # type: ignore[attr-defined]
         ("poll bad-pc", "RuntimeError")
     ]
+
+
+class TornAnswerDecoder(DeviceDriver):
+    """A decoder that finds every other answer it is given inconsistent, as a driver that checks a block read
+    across a device's update would: a failed exchange (a `FieldError`), as when `read` raises it."""
+
+    def __init__(self, profile: Profile, indices: Iterable[int]) -> None:
+        super().__init__(profile, indices)
+        self.decoded = itertools.count()
+
+    def reading_of(self, unit: int, answers: tuple[tuple[int, ...], ...]) -> Reading:
+        if next(self.decoded) % 2 == 0:
+            raise FieldFrameError(f"unit {unit}: torn answer")
+        return super().reading_of(unit, answers)
+
+
+def test_answers_the_driver_finds_inconsistent_are_a_failed_try_tried_again_not_an_internal_error() -> None:
+    """A driver that raises a field error on the answers of every poll's first try: the poll is tried again, as a
+    line read by waiting tries it, and its second try's reading is taken at the device's interval; no poll fails,
+    the device never goes offline and its boundary records nothing."""
+    with controller_server(1) as server:
+        drivers = {"torn-pc": TornAnswerDecoder(load_profile(PROFILE), [1])}
+        with polling([line("torn", server.address[1])], drivers=drivers) as rig:
+            time.sleep(1.0)
+            polls, failed = rig.status("torn")
+    assert 15 <= polls <= 21, f"{polls} polls in 1 s at 50 ms"
+    assert failed == 0
+    assert len(rig.sink.times(DeviceReading, "torn-pc")) >= 15
+    assert not rig.sink.times(DeviceOffline, "torn-pc")
+    assert not rig.reports
 
 
 def test_lines_answering_together_keep_every_device_at_its_interval() -> None:

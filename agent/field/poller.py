@@ -298,9 +298,11 @@ class LinePoller:
         poll.tries_left = 1 + (RETRIES_PER_POLL if answering else 0)
         return poll
 
-    def poll_answered(self, poll: Poll, answers: tuple[tuple[int, ...], ...]) -> float:
+    def poll_answered(self, poll: Poll, answers: tuple[tuple[int, ...], ...]) -> float | None:
         """Every read of `poll`'s try answered, in order (a line served without blocking): the poll ends with its
-        reading, handed over; when the line's next device is due. An unexpected error is contained, as in `step`."""
+        reading, handed over, and this is when the line's next device is due. Answers the driver finds no reading
+        in (a `FieldError`) are a failed try, as when `read` raises it: see `poll_failed`. An unexpected error is
+        contained, as in `step`."""
         device = poll.device
         assert device.reading_of is not None
         reading: Reading | None
@@ -310,6 +312,8 @@ class LinePoller:
                 reading, faults = device.reading_of(answers), ()
             except DeviceValueFault as fault:
                 reading, faults = fault.partial, fault.faults
+            except FieldError as error:
+                return self.poll_failed(poll, error)
             self._answered(poll, reading, faults)
         except Exception as error:  # the boundary's: see `poll_contained`
             return self.poll_contained(poll, error)

@@ -3,7 +3,7 @@
 Theory of operation: a Modbus TCP endpoint is a line of its own (a dispenser's gateway, a probe's converter), so a
 thread per line would spend most of its CPU waking up: once for each device due and once for each answer. Here
 one thread keeps every TCP line's poller (agent/field/poller.py: its schedule, retries, health and events, the
-same as on a serial line) and drives their polls itself: each line has at most one request in flight, as on a
+same as on a serial line) and sends their polls' reads itself: each line has at most one request in flight, as on a
 line of its own, but the lines' requests are in flight together, and one wait (an `epoll` object) covers the
 answers of all of them and the next device due. A dead endpoint costs its own line its timeouts and no other line
 anything: its host name's lookup (on a thread of its own, drivers/transport/lookup.py), its connect and its answer
@@ -82,7 +82,7 @@ class _Line:
 
 class TcpLinesPoller:
     """One thread for all Modbus TCP lines. Its lines' pollers are built as for a line of their own, with a sink
-    that extends the list this thread hands over (`collected`), and their devices with `steps`."""
+    that extends the list this thread hands over (`collected`), and their devices with their `reads`."""
 
     name = THREAD_NAME
 
@@ -242,7 +242,7 @@ class TcpLinesPoller:
             self._send(line, step)
         else:
             answers = (*line.answers, registers) if step > 1 else (registers,)
-            self._ended(line, line.poller.poll_answered(poll, answers))
+            self._next(line, line.poller.poll_answered(poll, answers))
 
     def _failed(self, line: _Line, error: Exception) -> None:
         """The line's read in flight, or its sending, ended in `error`: a failed try of its poll (tried again from
@@ -250,9 +250,13 @@ class TcpLinesPoller:
         poll = line.poll
         assert poll is not None
         poller = line.poller
-        next_due = (
-            poller.poll_failed(poll, error) if isinstance(error, FieldError) else poller.poll_contained(poll, error)
+        self._next(
+            line,
+            poller.poll_failed(poll, error) if isinstance(error, FieldError) else poller.poll_contained(poll, error),
         )
+
+    def _next(self, line: _Line, next_due: float | None) -> None:
+        """The line's try ended: its poll tried again from its first read (`next_due` None), or over."""
         if next_due is None:
             self._send(line, 0)
         else:
