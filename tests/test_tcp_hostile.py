@@ -1,5 +1,6 @@
-"""A Modbus TCP read asked without waiting (`TcpMaster.begin_read`, as the thread of all TCP lines asks it), against
-a real endpoint on the loopback: what a prepared read takes for its answer is what the blocking master reads."""
+"""A Modbus TCP read asked without waiting (`TcpMaster.send_read` of a read prepared once, as the thread of all TCP
+lines asks it), against a real endpoint on the loopback: what a prepared read takes for its answer is what the
+blocking master reads."""
 
 from __future__ import annotations
 
@@ -36,16 +37,17 @@ def test_two_reads_of_one_unit_of_the_same_length_each_get_their_own_registers()
     with TcpSlaveServer({1: bank}) as server:
         waiting, blocking = TcpMaster(*server.address, timeout_s=TIMEOUT_S), TcpMaster(*server.address, TIMEOUT_S)
         try:
-            first, second = (waited_for(waiting.begin_read(1, 3, address, 4)) for address in (0, 10))
+            reads = {address: waiting.prepare(1, 3, address, 4) for address in (0, 10)}
+            first, second = (waited_for(waiting.send_read(reads[address])) for address in (0, 10))
             assert first == blocking.read_registers(1, 3, 0, 4) == (1000, 1001, 1002, 1003)
             assert second == blocking.read_registers(1, 3, 10, 4) == (1010, 1011, 1012, 1013)
-            assert waited_for(waiting.begin_read(1, 3, 0, 4)) is first
-            assert waited_for(waiting.begin_read(1, 3, 10, 4)) is second
+            assert waited_for(waiting.send_read(reads[0])) is first
+            assert waited_for(waiting.send_read(reads[10])) is second
             bank.set(3, 11, [7])
-            assert waited_for(waiting.begin_read(1, 3, 0, 4)) is first
-            changed = waited_for(waiting.begin_read(1, 3, 10, 4))
+            assert waited_for(waiting.send_read(reads[0])) is first
+            changed = waited_for(waiting.send_read(reads[10]))
             assert changed == blocking.read_registers(1, 3, 10, 4) == (1010, 7, 1012, 1013)
-            assert waited_for(waiting.begin_read(1, 3, 0, 4)) is first
+            assert waited_for(waiting.send_read(reads[0])) is first
             assert waiting.statistics().ok == 7 and waiting.statistics().requests == 7
         finally:
             waiting.close()

@@ -335,9 +335,9 @@ open_now = len(os.listdir("/proc/self/fd")) - 1  # less the listing's own
 resource.setrlimit(resource.RLIMIT_NOFILE, (open_now, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 said = []
 for connect in (
-    lambda: master.begin_read(1, 3, 0, 1),
+    lambda: master.send_read(master.prepare(1, 3, 0, 1)),
     lambda: master.read_registers(1, 3, 0, 1),
-    lambda: named.begin_read(1, 3, 0, 1),  # the name's lookup needs a descriptor of its own
+    lambda: named.send_read(named.prepare(1, 3, 0, 1)),  # the name's lookup needs a descriptor of its own
 ):
     try:
         connect()

@@ -259,11 +259,6 @@ class _RequestFrame:
     answer_within_s: float
 
 
-MAX_PREPARED_READS = 64
-"""The reads a Modbus TCP master keeps prepared: its line's devices' planned reads, a handful; past that (a tool
-asking register after register) a read is prepared each time."""
-
-
 class TcpMaster(_Master):
     """Modbus TCP to one device or gateway, connected on first use and reconnected after any failure.
 
@@ -279,23 +274,9 @@ class TcpMaster(_Master):
         self.port = port
         self._connection = TcpConnection(host, port, self._counts, timeout_s=timeout_s, wording=TCP_WORDING)
         self._transaction_id = 0
-        self._prepared: dict[tuple[int, int, int, int], tcp.PreparedRead] = {}
-        """The reads asked without waiting so far, by unit, function, address and count."""
 
     def _disconnect(self) -> None:
         self._connection.close()
-
-    def begin_read(self, unit: int, function: int, address: int, count: int) -> PendingRead:
-        """`read_registers` without waiting: the request is sent (once connected) and its answer taken as its
-        bytes arrive, by whoever waits for the socket (`PendingRead`). A read asked before is sent as prepared
-        then (`tcp.PreparedRead`): a line's devices ask the same reads every poll."""
-        key = (unit, function, address, count)
-        prepared = self._prepared.get(key)
-        if prepared is None:
-            prepared = self.prepare(unit, function, address, count)
-            if len(self._prepared) < MAX_PREPARED_READS:
-                self._prepared[key] = prepared
-        return self.send_read(prepared)
 
     def prepare(self, unit: int, function: int, address: int, count: int) -> tcp.PreparedRead:
         """A read worked out once, to be sent again and again (`send_read`): a device's planned read."""
@@ -304,7 +285,9 @@ class TcpMaster(_Master):
         return tcp.PreparedRead(unit, ReadRegistersRequest(function, address, count))
 
     def send_read(self, prepared: tcp.PreparedRead) -> PendingRead:
-        """`begin_read` of a read prepared (`prepare`) by this master."""
+        """`read_registers` of a read prepared (`prepare`) by this master, without waiting: the request is sent
+        (once connected) and its answer taken as its bytes arrive, by whoever waits for the socket
+        (`PendingRead`)."""
         self._transaction_id = (self._transaction_id + 1) & 0xFFFF
         return PendingRead(self, self._transaction_id, prepared)
 
