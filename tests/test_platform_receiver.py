@@ -5,14 +5,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import sqlite3
 import threading
 import time
 import uuid
+from base64 import b64encode
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from test_platform_signer import ZEROS, StationClient, TinySigner, canonical, sha256_hex
 from test_platform_verify_fast import agent_payload
 
@@ -20,6 +23,8 @@ from simulators.broker import MosquittoBroker, free_loopback_port
 from simulators.platform.audit import audit
 from simulators.platform.keys import StationKey, keyring
 from simulators.platform.receiver import PlatformReceiver, ReceiverConfig, ReceiverError
+from simulators.platform.store import Ingested, Store
+from simulators.platform.verify import Verdict
 
 STATION = "ST-0001"
 
@@ -338,3 +343,76 @@ def test_a_bad_signature_mid_message_stops_the_ack_before_it(
     assert (report.accepted, report.gaps, report.rejections) == (5, ((4, 4),), {"bad_signature": 1})
     assert send_all(station, signer, [chain[3:4]]) == [6]
     assert receiver.report().station(STATION).gaps == ()
+
+
+def test_a_burst_is_acked_message_by_message_as_if_taken_one_at_a_time(
+    receiver: PlatformReceiver, station: StationClient, signer: TinySigner
+) -> None:
+    """Forty messages published at once, out of order and some twice, are stored in runs of one transaction:
+    each is still acked, in arrival order, with exactly the upto a receiver taking them one by one would give."""
+    chain = signer.chain(120)
+    parts = [chain[first : first + 4] for first in range(0, len(chain), 4)]
+    order = [*parts[10:20], *parts[:5], parts[3], *parts[5:10], *parts[20:], parts[12]]
+    expected, held, upto = [], set(), 0
+    for part in order:
+        held.update(record["seq"] for record in part)
+        while upto + 1 in held:
+            upto += 1
+        expected.append(upto)
+    assert send_all(station, signer, order) == expected
+    report = receiver.report().station(STATION)
+    assert (report.accepted, report.duplicates, report.upto, report.ok) == (120, 8, 120, True)
+
+
+def test_a_key_handed_over_signs_the_very_next_message(
+    receiver: PlatformReceiver, station: StationClient, signer: TinySigner
+) -> None:
+    """A key_rotation event and records signed by the key it hands over, published back to back: the next
+    message is checked against the new key, although the checks of messages overlap."""
+    successor = TinySigner(STATION)
+    raw = successor.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    chain = signer.chain(3)
+    body = {
+        "kind": "key_rotation",
+        "old_kid": signer.kid,
+        "new_kid": successor.kid,
+        "new_public_key": b64encode(raw).decode(),
+    }
+    chain.append(signer.record(4, sha256_hex(canonical(chain[-1])), body=body, type_="event"))
+    for seq in range(5, 9):
+        chain.append(successor.record(seq, sha256_hex(canonical(chain[-1]))))
+    before = len(station.acks)
+    station.publish("records", signer.message(chain[:4]))
+    station.publish("records", successor.message(chain[4:6]))
+    station.publish("records", successor.message(chain[6:]))
+    assert [ack["upto"] for ack in station.wait_acks(before + 3)[before:]] == [4, 6, 8]
+    report = receiver.report().station(STATION)
+    assert (report.accepted, report.rejections, report.ok) == (8, {}, True)
+
+
+def test_a_message_that_cannot_be_stored_is_left_for_the_broker_to_deliver_again(
+    config: ReceiverConfig, station: StationClient, signer: TinySigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store fails on one message of a run taken together: the others are stored and acked, that one is not
+    PUBACKed, so the broker delivers it again at the next start, and then it is stored and acked."""
+    chain = signer.chain(8)
+    take = Store._take
+    failing = [True]
+
+    def fails_on_seq_5(store: Store, station_id: str, verdict: Verdict) -> Ingested:
+        if failing[0] and any(record.seq == 5 for record in verdict.accepted):
+            raise sqlite3.OperationalError("disk I/O error")
+        return take(store, station_id, verdict)
+
+    monkeypatch.setattr(Store, "_take", fails_on_seq_5)
+    with PlatformReceiver(config) as receiver:
+        before = len(station.acks)
+        for first in range(0, 8, 2):
+            station.publish("records", signer.message(chain[first : first + 2]))
+        assert [ack["upto"] for ack in station.wait_acks(before + 3)[before:]] == [2, 4, 4]
+        assert receiver.report().station(STATION).gaps == ((5, 6),)
+    failing[0] = False
+    with receiver:
+        assert station.wait_acks(before + 4)[-1] == {"upto": 8}
+        report = receiver.report().station(STATION)
+    assert (report.accepted, report.upto, report.ok) == (8, 8, True)

@@ -7,13 +7,21 @@ re-delivery is a harmless duplicate and is acked again, which is also how a re-s
 platform stands. The session is persistent (fixed client id, no clean start, a session expiry), so what
 stations publish while the receiver is down is waiting for it when it comes back.
 
-All store access goes through one lock: the MQTT network thread writes, `report()` reads from any thread. The
-signatures of a message are verified on a thread per core (`ThreadedVerifier`), the network thread among them.
+Three kinds of thread share the work. The MQTT network thread checks each message in all but its signatures and
+starts those on a thread per core (`ThreadedVerifier.start`), then takes up the next message. The store thread
+takes what has arrived, in arrival order: it waits for each message's signatures, stores all the messages it
+took in one transaction (one fsync however many), then publishes each records message's ack and PUBACKs each
+message, in arrival order. So the checks of one message overlap the storing of the last, and a burst costs an
+fsync per run of messages rather than per message; a message is still acked only once it is on disk. A
+key_rotation is the exception: its message is settled on the network thread, so that the next message, which
+the new key may sign, is checked against it. All store access goes through one lock: the store thread writes,
+`report()` reads from any thread.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +39,9 @@ from simulators.platform.contract import DEFAULT_PREFIX, RECORDS, STATUS, Topics
 from simulators.platform.keys import Keyring, StationPublicKey
 from simulators.platform.report import PlatformReport
 from simulators.platform.rotation import announced_key
-from simulators.platform.signatures import ThreadedVerifier
+from simulators.platform.signatures import PendingChecks, ThreadedVerifier
 from simulators.platform.store import Ingested, Store
-from simulators.platform.verify import Rejection, Verdict, verify_message, verify_status
+from simulators.platform.verify import ExaminedMessage, Rejection, Verdict, examine_message, verify_status
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +52,46 @@ _PROTOCOLS: Final[dict[str, MQTTProtocolVersion]] = {
 }
 DEFAULT_CLIENT_ID: Final = "station-sim-platform"
 _QOS: Final = 1
+QUEUED_MESSAGES: Final = 64
+"""Messages taken off the network but not yet stored, at most; past it the network thread waits, and the broker
+holds the rest. Also the most the store thread takes into one transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Records:
+    """A records message of a known station, checked in all but its signatures, which `pending` is checking
+    (or already settled: `verdict`)."""
+
+    station: str
+    examined: ExaminedMessage
+    pending: PendingChecks | None = None
+    verdict: Verdict | None = None
+
+    def settled(self) -> Verdict:
+        if self.verdict is not None:
+            return self.verdict
+        return self.examined.settle(() if self.pending is None else self.pending.results())
+
+
+@dataclass(frozen=True, slots=True)
+class _Status:
+    station: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _UnknownStation:
+    station: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Taken:
+    """A message taken off the network, waiting in arrival order for the store thread: what to do with it
+    (nothing, for a topic outside the prefix) and the PUBACK it is owed once that is done."""
+
+    mid: int
+    qos: int
+    work: _Records | _Status | _UnknownStation | None
 
 
 class ReceiverError(RuntimeError):
@@ -93,6 +141,8 @@ class PlatformReceiver:
         self._store: Store | None = None
         self._verifier: ThreadedVerifier | None = None
         self._client: mqtt.Client | None = None
+        self._taken: queue.Queue[_Taken | None] = queue.Queue(QUEUED_MESSAGES)
+        self._storing: threading.Thread | None = None
         self._last_report: PlatformReport | None = None
         self._learned: dict[str, dict[str, StationPublicKey]] = {}
         """station -> kid -> key handed over by a key_rotation event (simulators.platform.rotation)."""
@@ -119,6 +169,9 @@ class PlatformReceiver:
             for canonical in self._store.accepted(station, "event"):
                 self._learn(station, canonical, None)
         self._verifier = ThreadedVerifier()
+        self._taken = queue.Queue(QUEUED_MESSAGES)
+        self._storing = threading.Thread(target=self._store_loop, args=(self._taken,), name="platform-store")
+        self._storing.start()
         self._settled.clear()
         self._refusal = None
         self._client = self._connect()
@@ -164,6 +217,10 @@ class PlatformReceiver:
         if client is not None:
             client.disconnect()
             client.loop_stop()
+        storing, self._storing = self._storing, None
+        if storing is not None:
+            self._taken.put(None)
+            storing.join()
         verifier, self._verifier = self._verifier, None
         if verifier is not None:
             verifier.close()
@@ -214,42 +271,117 @@ class PlatformReceiver:
         log.info("platform.disconnected", broker=self.address, reason=str(reason))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        """Handle, then PUBACK; a message whose handling failed is not acked, so the broker delivers it again."""
+        """Take the message up and queue it for the store thread, which PUBACKs it once it is handled; a message
+        that could not be taken up is not acked, so the broker delivers it again."""
         try:
-            self._handle(client, message.topic, bytes(message.payload))
+            work = self._take(message.topic, bytes(message.payload))
         except Exception:
             log.exception("platform.message_failed", topic=message.topic)
             return
-        client.ack(message.mid, message.qos)
+        self._taken.put(_Taken(message.mid, message.qos, work))
 
-    def _handle(self, client: mqtt.Client, topic: str, payload: bytes) -> None:
-        store, verifier = self._store, self._verifier
-        assert store is not None and verifier is not None, "messages arrive only between start() and stop()"
+    def _take(self, topic: str, payload: bytes) -> _Records | _Status | _UnknownStation | None:
+        verifier = self._verifier
+        assert verifier is not None, "messages arrive only between start() and stop()"
         parsed = self._topics.parse(topic)
         if parsed is None:
             log.warning("platform.foreign_topic", topic=topic, prefix=self.config.prefix)
-            return
+            return None
         station, kind = parsed
         keys = self.config.keys.get(station)
         if keys is not None and station in self._learned:
             keys = {**keys, **self._learned[station]}
         if keys is None:
-            with self._lock:
-                store.count_unknown_station(station)
             log.warning("platform.unknown_station", station=station, topic=topic)
-        elif kind == RECORDS:
-            self._records(client, store, station, verify_message(payload, station, keys, verifier))
-        elif kind == STATUS:
-            self._status(store, station, payload)
-
-    def _records(self, client: mqtt.Client, store: Store, station: str, verdict: Verdict) -> None:
-        with self._lock:
-            ingested = store.ingest(station, verdict)
-        _log_verdict(station, verdict, ingested)
+            return _UnknownStation(station)
+        if kind == STATUS:
+            return _Status(station, payload)
+        if kind != RECORDS:
+            return None
+        examined = examine_message(payload, station, keys)
+        if examined.key is None:
+            return _Records(station, examined, verdict=examined.settle(()))
+        if not examined.announces_key():
+            return _Records(station, examined, pending=verifier.start(examined.key, examined.checks()))
+        verdict = examined.settle(verifier(examined.key, examined.checks()))
         for record in verdict.accepted:
             if record.type == "event":
                 self._learn(station, record.canonical, record.kid)
-        client.publish(self._topics.ack(station), json.dumps({"upto": ingested.upto}), qos=_QOS, retain=False)
+        return _Records(station, examined, verdict=verdict)
+
+    def _store_loop(self, taken: queue.Queue[_Taken | None]) -> None:
+        """Until stopped: take what has arrived (at least one message, at most QUEUED_MESSAGES) and handle it.
+        Whatever goes wrong with one run is logged and leaves its messages unacked; the thread goes on."""
+        while True:
+            batch = [taken.get()]
+            while batch[-1] is not None and len(batch) < QUEUED_MESSAGES:
+                try:
+                    batch.append(taken.get_nowait())
+                except queue.Empty:
+                    break
+            messages = [message for message in batch if message is not None]
+            try:
+                self._handle(messages)
+            except Exception:
+                log.exception("platform.messages_failed", messages=len(messages))
+            if batch[-1] is None:
+                return
+
+    def _handle(self, messages: list[_Taken]) -> None:
+        """Store the messages, then PUBACK each that was handled, in arrival order. If the records messages
+        cannot be stored together, each is tried alone, so one that fails is the only one left unacked."""
+        handled: set[int] = set()
+        records = [message for message in messages if isinstance(message.work, _Records)]
+        try:
+            handled.update(self._store_records(records))
+        except Exception:
+            log.exception("platform.run_failed", messages=len(records))
+            for message in records:
+                try:
+                    handled.update(self._store_records([message]))
+                except Exception:
+                    log.exception("platform.message_failed", mid=message.mid)
+        for message in messages:
+            if not isinstance(message.work, _Records):
+                try:
+                    self._store_other(message.work)
+                except Exception:
+                    log.exception("platform.message_failed", mid=message.mid)
+                    continue
+                handled.add(message.mid)
+        client = self._client
+        if client is None:
+            return  # stopping: what was stored stays stored, and the broker delivers it again
+        for message in messages:
+            if message.mid in handled:
+                client.ack(message.mid, message.qos)
+
+    def _store_records(self, messages: list[_Taken]) -> list[int]:
+        """Store the records messages in one transaction, then publish each one's ack; their mids."""
+        if not messages:
+            return []
+        store = self._store
+        assert store is not None, "the store thread runs only between start() and stop()"
+        verdicts = [
+            (message.work.station, message.work.settled()) for message in messages if isinstance(message.work, _Records)
+        ]
+        with self._lock:
+            ingested = store.ingest_all(verdicts)
+        client = self._client
+        for (station, verdict), outcome in zip(verdicts, ingested, strict=True):
+            _log_verdict(station, verdict, outcome)
+            if client is not None:
+                client.publish(self._topics.ack(station), json.dumps({"upto": outcome.upto}), qos=_QOS, retain=False)
+        return [message.mid for message in messages]
+
+    def _store_other(self, work: _Status | _UnknownStation | None) -> None:
+        store = self._store
+        assert store is not None, "the store thread runs only between start() and stop()"
+        if isinstance(work, _UnknownStation):
+            with self._lock:
+                store.count_unknown_station(work.station)
+        elif isinstance(work, _Status):
+            self._status(store, work.station, work.payload)
 
     def _learn(self, station: str, canonical: bytes, signed_by: str | None) -> None:
         announced = announced_key(canonical, signed_by)

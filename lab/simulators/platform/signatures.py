@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
 from cryptography.exceptions import InvalidSignature
@@ -42,12 +42,26 @@ def verify_each(key: StationPublicKey, checks: Sequence[SignatureCheck]) -> list
     return [verifies(key, signature, data) for signature, data in checks]
 
 
-class ThreadedVerifier:
-    """A Verifier that splits the checks of one call into a slice per thread, the caller's thread included.
+class PendingChecks:
+    """Signature checks started on a ThreadedVerifier's threads; `results()` waits for them."""
 
-    `threads` counts the caller, so the pool holds one thread fewer; one thread (the default on a single
-    core) means no pool at all. A call returns once every slice is done, so nothing is checked after it
-    returns. Several callers may share one instance.
+    __slots__ = ("_parts",)
+
+    def __init__(self, parts: list[Future[list[bool]]]) -> None:
+        self._parts = parts
+
+    def results(self) -> list[bool]:
+        """Whether each check verified, in the order given; waits until every part is done."""
+        return [verified for part in self._parts for verified in part.result()]
+
+
+class ThreadedVerifier:
+    """A Verifier that splits the checks of one call into a slice per thread, the caller's thread included;
+    or, with `start`, into a slice per thread of its own while the caller goes on.
+
+    One thread (the default on a single core) means no pool at all: everything is checked in the caller's
+    thread. A call returns once every slice is done, so nothing is checked after it returns. Several callers
+    may share one instance.
     """
 
     def __init__(self, threads: int | None = None) -> None:
@@ -55,19 +69,30 @@ class ThreadedVerifier:
         if self.threads < 1:
             raise ValueError(f"threads is {self.threads}, want at least 1 (the calling thread)")
         self._pool = (
-            ThreadPoolExecutor(self.threads - 1, thread_name_prefix="platform-verify") if self.threads > 1 else None
+            ThreadPoolExecutor(self.threads, thread_name_prefix="platform-verify") if self.threads > 1 else None
         )
 
     def __call__(self, key: StationPublicKey, checks: Sequence[SignatureCheck]) -> list[bool]:
         if self._pool is None or len(checks) < 2:
             return verify_each(key, checks)
-        size = -(-len(checks) // self.threads)
-        slices = [checks[start : start + size] for start in range(0, len(checks), size)]
+        slices = self._slices(checks)
         others = [self._pool.submit(verify_each, key, part) for part in slices[1:]]
         results = verify_each(key, slices[0])
         for other in others:
             results.extend(other.result())
         return results
+
+    def start(self, key: StationPublicKey, checks: Sequence[SignatureCheck]) -> PendingChecks:
+        """The checks started on the pool's threads (made here and now without a pool)."""
+        if self._pool is None:
+            done: Future[list[bool]] = Future()
+            done.set_result(verify_each(key, checks))
+            return PendingChecks([done])
+        return PendingChecks([self._pool.submit(verify_each, key, part) for part in self._slices(checks)])
+
+    def _slices(self, checks: Sequence[SignatureCheck]) -> list[Sequence[SignatureCheck]]:
+        size = max(1, -(-len(checks) // self.threads))
+        return [checks[start : start + size] for start in range(0, len(checks), size)]
 
     def close(self) -> None:
         """Stop the pool's threads, once the calls in progress are done."""

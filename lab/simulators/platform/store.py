@@ -287,24 +287,31 @@ class Store:
         self._db.execute("INSERT OR IGNORE INTO stations (station) VALUES (?)", (station,))
 
     def ingest(self, station: str, verdict: Verdict) -> Ingested:
-        """Store what a message brought, count what it did not, move `upto`; all in one transaction.
+        """Store what a message brought, count what it did not, move `upto`; all in one transaction."""
+        return self.ingest_all(((station, verdict),))[0]
+
+    def ingest_all(self, messages: Sequence[tuple[str, Verdict]]) -> list[Ingested]:
+        """Several messages (station, verdict), in arrival order, as one transaction: one commit, one fsync,
+        which is what a receiver's acks of them wait for. Each message's `Ingested` (its `upto` included) is
+        what it would have been had the message been taken alone."""
+        with self._transaction():
+            return [self._take(station, verdict) for station, verdict in messages]
+
+    def _take(self, station: str, verdict: Verdict) -> Ingested:
+        """One message's part of a transaction.
 
         The stored neighbourhood of the message is read once and the chain is checked in memory against it,
         then everything new is written in one statement per table: a message costs a handful of statements,
         not a handful per record.
         """
-        with self._transaction():
-            self._station(station)
-            self._db.executemany(
-                "INSERT INTO rejections VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET count = count + excluded.count",
-                [
-                    (station, reason, count)
-                    for reason, count in Counter(r.reason.value for r in verdict.rejections).items()
-                ],
-            )
-            triage = _triage(verdict.accepted, self._neighbourhood(station, verdict.accepted))
-            self._write(station, triage)
-            upto = self._advance(station)
+        self._station(station)
+        self._db.executemany(
+            "INSERT INTO rejections VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET count = count + excluded.count",
+            [(station, reason, count) for reason, count in Counter(r.reason.value for r in verdict.rejections).items()],
+        )
+        triage = _triage(verdict.accepted, self._neighbourhood(station, verdict.accepted))
+        self._write(station, triage)
+        upto = self._advance(station)
         return Ingested(
             stored=tuple(record.seq for record in triage.stored),
             duplicates=triage.duplicates,

@@ -24,7 +24,7 @@ import base64
 import functools
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -33,7 +33,7 @@ from typing import Final, NamedTuple, TypeGuard
 from simulators.platform.canonical import CanonicalizationError, canonical_bytes, sorted_text
 from simulators.platform.contract import CHAIN_RESET, CONTRACT_VERSION, GENESIS_PREV, RECORD_KEYS, STATUS_STATES
 from simulators.platform.keys import StationPublicKey, chain_digest
-from simulators.platform.signatures import Verifier, verifies, verify_each
+from simulators.platform.signatures import SignatureCheck, Verifier, verifies, verify_each
 
 
 class Reason(StrEnum):
@@ -430,10 +430,6 @@ def _items(message: object) -> tuple[str, list[tuple[dict[str, object], object]]
     return kid, pairs
 
 
-def _whole(reason: Reason, detail: str) -> Verdict:
-    return Verdict(rejections=(Rejection(reason, None, detail),))
-
-
 class _NotShown(ValueError):
     """A number the quick way does not take (a float, NaN, Infinity): the message goes the full way."""
 
@@ -520,14 +516,52 @@ def _canonical_parts(payload: bytes) -> tuple[str, list[tuple[dict[str, object],
     return kid, pairs, [record.encode("utf-8") for record in records]
 
 
-def verify_message(
-    payload: bytes, station: str, keys: Mapping[str, StationPublicKey], verifier: Verifier = verify_each
-) -> Verdict:
-    """Check one `{prefix}/{station}/records` payload against `keys` (kid -> key of that station).
+@dataclass(frozen=True, slots=True)
+class ExaminedMessage:
+    """A records message checked in everything but its records' signatures, which decide the rest.
 
-    The records' signatures are checked together, by `verifier`, once every other check is done: a
-    ThreadedVerifier spreads them over cores, and the verdict is the same either way.
+    Apart from `Verdict` so that a receiver can have the signatures checked on other threads while it takes up
+    the next message: `checks()` are the signature checks still to make, `settle()` the verdict once they are
+    made. A message refused as a whole has no checks left and settles to that refusal.
     """
+
+    key: StationPublicKey | None
+    outcomes: tuple[_Candidate | Rejection, ...]
+
+    def checks(self) -> list[SignatureCheck]:
+        return [
+            (outcome.signature, outcome.record.canonical) for outcome in self.outcomes if type(outcome) is _Candidate
+        ]
+
+    def settle(self, verified: Sequence[bool]) -> Verdict:
+        """The verdict, given whether each of `checks()` verified, in that order."""
+        results = iter(verified)
+        outcomes = [
+            outcome if isinstance(outcome, Rejection) else _settle(outcome, next(results)) for outcome in self.outcomes
+        ]
+        return Verdict(
+            accepted=tuple(outcome for outcome in outcomes if isinstance(outcome, SignedRecord)),
+            rejections=tuple(outcome for outcome in outcomes if isinstance(outcome, Rejection)),
+        )
+
+    def announces_key(self) -> bool:
+        """Whether a record here may hand trust to a new key (a key_rotation event): the next message may be
+        signed by it, so its verdict is wanted before the next message is examined."""
+        return any(
+            type(outcome) is _Candidate
+            and outcome.record.type == "event"
+            and b'"key_rotation"' in outcome.record.canonical
+            for outcome in self.outcomes
+        )
+
+
+def _refused(reason: Reason, detail: str) -> ExaminedMessage:
+    return ExaminedMessage(None, (Rejection(reason, None, detail),))
+
+
+def examine_message(payload: bytes, station: str, keys: Mapping[str, StationPublicKey]) -> ExaminedMessage:
+    """Check one `{prefix}/{station}/records` payload against `keys` (kid -> key of that station), all but
+    the signatures (`ExaminedMessage`)."""
     canonicals: list[bytes] | list[None]
     shown = _canonical_parts(payload)
     if shown is not None:
@@ -536,32 +570,42 @@ def verify_message(
         try:
             message = parse_json(payload)
         except ValueError as error:
-            return _whole(Reason.NOT_JSON, f"payload is not strict UTF-8 JSON: {error}")
+            return _refused(Reason.NOT_JSON, f"payload is not strict UTF-8 JSON: {error}")
         shape = _items(message)
         if isinstance(shape, str):
-            return _whole(Reason.MESSAGE_SHAPE, shape)
+            return _refused(Reason.MESSAGE_SHAPE, shape)
         kid, pairs = shape
         canonicals = [None] * len(pairs)
     key = keys.get(kid)
     if key is None:
-        return _whole(Reason.UNKNOWN_KID, f"kid {kid!r} is not a key of station {station!r}; known: {sorted(keys)}")
+        return _refused(Reason.UNKNOWN_KID, f"kid {kid!r} is not a key of station {station!r}; known: {sorted(keys)}")
     seqs = [record.get("seq") for record, _ in pairs]
     numbers = [seq for seq in seqs if _is_seq(seq)]
     if len(numbers) != len(seqs):
-        return _whole(Reason.SEQ_INVALID, f"seqs are {seqs!r}, want positive integers")
+        return _refused(Reason.SEQ_INVALID, f"seqs are {seqs!r}, want positive integers")
     if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
-        return _whole(Reason.SEQ_NOT_CONTIGUOUS, f"seqs are {seqs!r}, want ascending by one")
-    examined = [
-        _examine(record, sig, station, kid, canonical)
-        for (record, sig), canonical in zip(pairs, canonicals, strict=True)
-    ]
-    candidates = [outcome for outcome in examined if isinstance(outcome, _Candidate)]
-    verified = iter(verifier(key, [(candidate.signature, candidate.record.canonical) for candidate in candidates]))
-    outcomes = [outcome if isinstance(outcome, Rejection) else _settle(outcome, next(verified)) for outcome in examined]
-    return Verdict(
-        accepted=tuple(outcome for outcome in outcomes if isinstance(outcome, SignedRecord)),
-        rejections=tuple(outcome for outcome in outcomes if isinstance(outcome, Rejection)),
+        return _refused(Reason.SEQ_NOT_CONTIGUOUS, f"seqs are {seqs!r}, want ascending by one")
+    return ExaminedMessage(
+        key,
+        tuple(
+            _examine(record, sig, station, kid, canonical)
+            for (record, sig), canonical in zip(pairs, canonicals, strict=True)
+        ),
     )
+
+
+def verify_message(
+    payload: bytes, station: str, keys: Mapping[str, StationPublicKey], verifier: Verifier = verify_each
+) -> Verdict:
+    """Check one `{prefix}/{station}/records` payload against `keys` (kid -> key of that station).
+
+    The records' signatures are checked together, by `verifier`, once every other check is done: a
+    ThreadedVerifier spreads them over cores, and the verdict is the same either way.
+    """
+    examined = examine_message(payload, station, keys)
+    if examined.key is None:
+        return examined.settle(())
+    return examined.settle(verifier(examined.key, examined.checks()))
 
 
 def verify_stored(
