@@ -9,9 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from station_rig import StationRig
 
 from simulators.broker import MosquittoBroker
+
+# Property tests have no per-example deadline: a deadline is a timing assertion, which fails on a loaded box and
+# proves nothing about behaviour; speed is what the benchmarks measure.
+settings.register_profile("no_deadline", deadline=None)
+settings.load_profile("no_deadline")
 
 
 def pytest_configure(config: pytest.Config) -> None:

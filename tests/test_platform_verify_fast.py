@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import sys
 from dataclasses import dataclass
@@ -162,6 +163,30 @@ def test_a_body_nested_near_the_interpreters_limit_gets_the_same_verdict_both_wa
         quick, full = both_ways(deep_payload(depth))
         assert quick == full, depth
     assert verify._canonical_parts(deep_payload(8)) is not None
+
+
+def test_nesting_is_limited_at_one_depth_whoever_calls() -> None:
+    """A message nested MAX_DEPTH deep (a body 5 levels down) is taken and one level deeper refused as not JSON,
+    the same at the top of the stack and from a caller already near the interpreter's limit; the audit takes the
+    stored record of the deepest message taken."""
+
+    def from_depth(frames: int, payload: bytes) -> Verdict:
+        if frames > 0:
+            return from_depth(frames - 1, payload)
+        return verify.verify_message(payload, STATION, KEYS)
+
+    deepest, too_deep = deep_payload(verify.MAX_DEPTH - 5), deep_payload(verify.MAX_DEPTH - 4)
+    stack_left = sys.getrecursionlimit() - len(inspect.stack()) - 100
+    for payload in (deepest, too_deep):
+        assert from_depth(0, payload) == from_depth(stack_left, payload) == both_ways(payload)[1]
+    taken = from_depth(stack_left, deepest).accepted
+    assert [record.seq for record in taken] == [1]
+    refused = from_depth(stack_left, too_deep).rejections
+    assert [(r.reason, r.detail) for r in refused] == [
+        (Reason.NOT_JSON, f"payload is not strict UTF-8 JSON: nested more than {verify.MAX_DEPTH} deep")
+    ]
+    stored = verify.verify_stored(taken[0].canonical, taken[0].sig, SIGNER.kid, STATION, KEYS)
+    assert stored == taken[0]
 
 
 def test_a_repeated_key_is_refused_as_before() -> None:

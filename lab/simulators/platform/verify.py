@@ -168,8 +168,18 @@ def links(seq: int, prev: str, digest_before: str | None) -> bool:
     return digest_before is not None and prev == digest_before
 
 
+MAX_DEPTH: Final = 64
+"""The deepest nesting of arrays and objects in any JSON the platform parses; a records message of the agent's
+is 6 or 7 deep. Checked before parsing, so that the receiver and the audit refuse the same messages: where the
+recursive parser would run out of stack depends on how deep its caller already is."""
+_JSON_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
 def parse_json(data: bytes) -> object:
-    """Strict JSON: UTF-8, no duplicate keys, no NaN or Infinity. Raises ValueError saying what is wrong."""
+    """Strict JSON: UTF-8, at most MAX_DEPTH deep, no duplicate keys, no NaN or Infinity. Raises ValueError
+    saying what is wrong."""
+    if b"()" in _peel(_brackets(_JSON_STRING.sub(b'""', data)), MAX_DEPTH):
+        raise ValueError(f"nested more than {MAX_DEPTH} deep")
     try:
         return json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except RecursionError as error:
@@ -458,15 +468,26 @@ _BRACKET_SHAPES: Final = bytes(
 _NOT_BRACKETS: Final = bytes(byte for byte in range(256) if byte not in b"[]{}")
 
 
+def _brackets(text: bytes) -> bytes:
+    """The text's brackets alone, "(" for an opening one and ")" for a closing one."""
+    return text.translate(_BRACKET_SHAPES, _NOT_BRACKETS)
+
+
+def _peel(brackets: bytes, depth: int) -> bytes:
+    """What is left of `_brackets` once the innermost pairs are taken away `depth` times (one level of a
+    balanced nesting each), or sooner, when no pair is left to take: empty if they nest at most `depth` deep."""
+    for _ in range(depth):
+        inner_gone = brackets.replace(b"()", b"")
+        if len(inner_gone) == len(brackets):
+            break
+        brackets = inner_gone
+    return brackets
+
+
 def _nested_at_most(payload: bytes, depth: int) -> bool:
     """Whether the payload's arrays and objects nest at most `depth` deep, brackets in strings counted too (they
-    can only make it say no): each pass removes the innermost pairs, one level of a balanced nesting."""
-    brackets = payload.translate(_BRACKET_SHAPES, _NOT_BRACKETS)
-    for _ in range(depth):
-        if not brackets:
-            return True
-        brackets = brackets.replace(b"()", b"")
-    return not brackets
+    can only make it say no)."""
+    return not _peel(_brackets(payload), depth)
 
 
 def _canonical_parts(payload: bytes) -> tuple[str, list[tuple[dict[str, object], object]], list[bytes]] | None:
