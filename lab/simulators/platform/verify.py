@@ -20,7 +20,7 @@ either way (tests/test_platform_verify_fast.py holds the two to it).
 
 from __future__ import annotations
 
-import base64
+import binascii
 import functools
 import json
 import re
@@ -353,8 +353,8 @@ def decode_signature(sig: object) -> bytes | None:
     """
     if not isinstance(sig, str) or not _SIG.fullmatch(sig):
         return None
-    raw = base64.b64decode(sig)
-    return raw if base64.b64encode(raw).decode("ascii") == sig else None
+    raw = binascii.a2b_base64(sig)
+    return raw if binascii.b2a_base64(raw, newline=False) == sig.encode("ascii") else None
 
 
 class _Candidate(NamedTuple):
