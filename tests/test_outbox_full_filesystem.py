@@ -1,0 +1,233 @@
+"""The outbox on a file system something else filled to the last byte: the space reserve is given back, acknowledged
+records are pruned, and new records are stored with the chain unbroken; the reserve's own rules (made once, kept,
+remade only with room to spare) on an ordinary folder."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from raw_body import RawBody
+from support.clock import FakeClock
+from test_ledger import FIXED_SECRET_KEY, STATION, fixed_key
+
+from agent.clock import Instant, now_of
+from agent.contract.records import RecordIntent, RecordType
+from agent.ledger.outbox import Outbox, OutboxReader
+from agent.ledger.recorder import SPACE_RESERVE_INTERVAL_S, Recorder
+from agent.ledger.settings import OutboxSection
+from agent.ledger.space_reserve import FULL_BELOW_BYTES, Room, SpaceReserve, reserve_path
+
+RESERVE_BYTES = OutboxSection(path=Path("o")).reserve_bytes
+"""The shipped default: the test holds it against a WAL as full as SQLite lets it grow between folds."""
+
+
+def event(n: int) -> RecordIntent:
+    return RecordIntent(RecordType.EVENT, n, RawBody({"n": n, "pad": "x" * 600}))
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 40 MiB tmpfs of its own (root only: CI runs as root), unmounted after the test."""
+    where = tmp_path / "fs"
+    where.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(where)], check=False)
+    if mounted.returncode != 0:
+        pytest.skip("tmpfs could not be mounted")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+def fill_to_the_last_byte(path: Path) -> None:
+    """Another program's file, written until the file system refuses even one byte more."""
+    with path.open("wb", buffering=0) as filler:
+        for size in (1024**2, 4096, 1):
+            for _ in range(100_000):
+                try:
+                    filler.write(b"\xa5" * size)
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+                    break
+    assert os.statvfs(path.parent).f_bfree == 0
+
+
+def step_until_stored(recorder: Recorder, clock: FakeClock, head_seq: int) -> None:
+    for _ in range(200):
+        recorder.step(now_of(clock))
+        if recorder.status().head_seq >= head_seq and recorder.status().pending == 0:
+            return
+        clock.advance(0.1)
+    raise AssertionError(f"records not stored: {recorder.status()}")
+
+
+def chain_of(outbox_path: Path) -> list[dict[str, object]]:
+    """Every record the outbox holds, each checked against its neighbour by an outside SHA-256 and its
+    signature by `cryptography`'s Ed25519 key."""
+    public = FIXED_SECRET_KEY.public_key()
+    records = []
+    previous: bytes | None = None
+    for stored in OutboxReader(outbox_path).read(1, 10**9):
+        public.verify(stored.sig, stored.canonical)
+        record = json.loads(stored.canonical)
+        if previous is not None:
+            assert record["prev"] == hashlib.sha256(previous).hexdigest(), f"chain broken at seq {record['seq']}"
+        previous = stored.canonical
+        records.append(record)
+    return records
+
+
+ACKED = 6000
+"""About 4 MiB of records, acknowledged before the disk fills: the WAL as SQLite grows it between folds."""
+AFTER = 3000
+"""Records made on the full disk: more than the WAL's room, so that its fold must grow the database file."""
+
+
+def acked_then_filled(where: Path, clock: FakeClock, reserve_bytes: int) -> tuple[Recorder, Outbox]:
+    """An outbox with ACKED records acknowledged, then the file system filled to the last byte by another file,
+    and AFTER records submitted."""
+    outbox = Outbox(where / "outbox.sqlite", 64 * 1024**2)
+    settings = OutboxSection(path=outbox.path, reserve_bytes=reserve_bytes)
+    recorder = Recorder(outbox, STATION, fixed_key(), settings, clock)
+    for n in range(ACKED):
+        recorder.submit(event(n))
+    step_until_stored(recorder, clock, ACKED)
+    recorder.note_acked(ACKED)
+    recorder.step(now_of(clock))
+    fill_to_the_last_byte(where / "another-programs.log")
+    for n in range(AFTER):
+        recorder.submit(event(ACKED + n))
+    return recorder, outbox
+
+
+class TestFullFileSystem:
+    def test_without_a_reserve_the_filled_disk_stops_new_records(self, small_fs: Path) -> None:
+        """The defect the reserve answers, on the same disk with `reserve_bytes = 0`: acknowledged records cannot be
+        pruned (the delete needs room in the WAL), so new records wait behind outbox_full until space is freed."""
+        clock = FakeClock()
+        recorder, outbox = acked_then_filled(small_fs, clock, reserve_bytes=0)
+        for _ in range(20):
+            recorder.step(now_of(clock))
+            clock.advance(0.1)
+        status = recorder.status()
+        assert status.state == "full" and status.pending > 0
+        assert "no space reserve is configured" in (status.problem or "")
+        assert status.head_seq < ACKED + AFTER
+        recorder.stop()
+        outbox.close()
+
+    def test_a_filled_disk_gives_back_the_reserve_prunes_acked_records_and_stores_new_ones_gap_free(
+        self, small_fs: Path
+    ) -> None:
+        """Records acknowledged, the tmpfs filled to the last byte by another file, more records made: they are all
+        stored, behind an outbox_full alarm naming the released reserve and before its clearing, none dropped, the
+        seqs gap-free and the chain verified across the prune; records go on being stored while the disk stays
+        full, and the reserve is made again once space is freed."""
+        clock = FakeClock()
+        reserve = reserve_path(small_fs / "outbox.sqlite")
+        recorder, outbox = acked_then_filled(small_fs, clock, RESERVE_BYTES)
+        head = ACKED + AFTER + 2
+        step_until_stored(recorder, clock, head)
+
+        status = recorder.status()
+        assert (status.state, status.pending, status.dropped) == ("ok", 0, 0)
+        assert not reserve.exists()
+        records = chain_of(outbox.path)
+        seqs = [r["seq"] for r in records]
+        assert seqs == list(range(seqs[0], head + 1)), "gap-free up to the head"
+        assert 1 < seqs[0] <= ACKED + 1, "acknowledged records, and only those, were pruned to make the room"
+        alarms = [r for r in records if r["type"] == "alarm"]
+        assert [(a["body"]["kind"], a["body"]["state"]) for a in alarms] == [  # type: ignore[index]
+            ("outbox_full", "raised"),
+            ("outbox_full", "cleared"),
+        ]
+        assert ACKED < alarms[0]["seq"] < alarms[1]["seq"]  # type: ignore[operator]
+        problem = alarms[0]["body"]["evidence"]["problem"]  # type: ignore[index]
+        assert "file system under the outbox is full" in problem and "space reserve" in problem
+        assert alarms[1]["body"]["evidence"]["dropped"] == 0  # type: ignore[index]
+        made = [r["body"]["n"] for r in records if r["type"] == "event" and r["seq"] > ACKED]  # type: ignore[index]
+        assert made == list(range(ACKED, ACKED + AFTER)), "every record made on the full disk, in order"
+
+        for _ in range(3):  # the disk stays full: acknowledged records go on making the room
+            recorder.note_acked(head)
+            for n in range(AFTER):
+                recorder.submit(event(n))
+            step_until_stored(recorder, clock, head + AFTER)
+            head += AFTER
+            assert (recorder.status().state, recorder.status().dropped) == ("ok", 0)
+        assert [r["seq"] for r in chain_of(outbox.path)][-1] == head
+
+        (small_fs / "another-programs.log").unlink()
+        recorder.step(Instant(clock.monotonic() + SPACE_RESERVE_INTERVAL_S, clock.wall_ms()))
+        assert reserve.stat().st_size == RESERVE_BYTES
+        recorder.stop()
+        outbox.close()
+
+    def test_a_disk_already_full_at_start_goes_on_without_a_reserve(self, small_fs: Path) -> None:
+        """With less free than twice the reserve, none is made and the recorder stores records all the same."""
+        fill_to_the_last_byte(small_fs / "another-programs.log")
+        os.truncate(small_fs / "another-programs.log", os.path.getsize(small_fs / "another-programs.log") - 4 * 1024**2)
+        clock = FakeClock()
+        outbox = Outbox(small_fs / "outbox.sqlite", 64 * 1024**2)
+        recorder = Recorder(outbox, STATION, fixed_key(), OutboxSection(path=outbox.path), clock)
+        assert not reserve_path(outbox.path).exists()
+        for n in range(100):
+            recorder.submit(event(n))
+        step_until_stored(recorder, clock, 100)
+        assert [r["seq"] for r in chain_of(outbox.path)] == list(range(1, 101))
+        recorder.stop()
+        outbox.close()
+
+
+class TestSpaceReserve:
+    def test_it_is_made_once_with_its_blocks_and_kept_as_it_is(self, tmp_path: Path) -> None:
+        """The reserve is a file of the set size whose blocks are allocated; a second ensure (a restart) keeps
+        the same file untouched: it is written once, not at every start."""
+        reserve = SpaceReserve(tmp_path / "o.sqlite.reserve", 1024**2)
+        assert reserve.ensure() == "held"
+        made = reserve.path.stat()
+        assert made.st_size == 1024**2 and made.st_blocks * 512 >= 1024**2
+        assert SpaceReserve(reserve.path, 1024**2).ensure() == "held"
+        kept = reserve.path.stat()
+        assert (kept.st_ino, kept.st_mtime_ns) == (made.st_ino, made.st_mtime_ns)
+
+    def test_a_file_cut_short_is_made_again_and_a_size_of_zero_removes_it(self, tmp_path: Path) -> None:
+        """A reserve a kill -9 cut short (the wrong size, or sparse) is replaced by a whole one; size 0 removes
+        it and holds none."""
+        path = tmp_path / "o.sqlite.reserve"
+        path.write_bytes(b"\0" * 1000)
+        os.truncate(path, 1024**2)
+        assert SpaceReserve(path, 1024**2).ensure() == "held"
+        assert path.stat().st_blocks * 512 >= 1024**2
+        assert SpaceReserve(path, 0).ensure() == "off"
+        assert not path.exists()
+
+    def test_release_gives_the_space_back_once(self, tmp_path: Path) -> None:
+        """Released, the file is gone and the state says so; a second release has nothing to give."""
+        reserve = SpaceReserve(tmp_path / "o.sqlite.reserve", 1024**2)
+        reserve.ensure()
+        assert reserve.release() and reserve.state == "released" and not reserve.path.exists()
+        assert not reserve.release()
+
+
+class TestRoom:
+    @pytest.mark.parametrize(
+        ("free_bytes", "full"), [(0, True), (4096, True), (FULL_BELOW_BYTES - 1, True), (FULL_BELOW_BYTES, False)]
+    )
+    def test_a_file_system_is_full_below_a_mebibyte(self, free_bytes: int, full: bool) -> None:
+        """SQLite fails a write once a 4 KiB WAL frame no longer fits: under 1 MiB free the file system is full."""
+        assert Room(free_bytes).full is full
+
+    @pytest.mark.parametrize(("free_bytes", "fits"), [(16 * 1024**2, True), (16 * 1024**2 - 1, False), (0, False)])
+    def test_a_reserve_is_made_only_with_as_much_again_left_free(self, free_bytes: int, fits: bool) -> None:
+        """An 8 MiB reserve needs 16 MiB free: making it never fills the disk itself."""
+        assert Room(free_bytes).fits_reserve(8 * 1024**2) is fits
