@@ -8,7 +8,9 @@ import errno
 import hashlib
 import json
 import os
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,9 +88,9 @@ def chain_of(outbox_path: Path) -> list[dict[str, object]]:
     return records
 
 
-ACKED = 6000
+ACKED = 3000
 """About 4 MiB of records, acknowledged before the disk fills: the WAL as SQLite grows it between folds."""
-AFTER = 3000
+AFTER = 2000
 """Records made on the full disk: more than the WAL's room, so that its fold must grow the database file."""
 
 
@@ -107,6 +109,40 @@ def acked_then_filled(where: Path, clock: FakeClock, reserve_bytes: int) -> tupl
     for n in range(AFTER):
         recorder.submit(event(ACKED + n))
     return recorder, outbox
+
+
+KILLED_RUN = """
+import sys
+import time
+from pathlib import Path
+from agent.clock import now_of
+from agent.ledger.outbox import Outbox
+from agent.ledger.space_reserve import SpaceReserve
+from support.clock import FakeClock
+from test_outbox_full_filesystem import RESERVE_BYTES, acked_then_filled
+
+def stopping_after(cls, name, calls):
+    done = getattr(cls, name)
+    made = []
+    def wrapper(self, *args):
+        result = done(self, *args)
+        made.append(result)
+        if len(made) == calls:
+            print(name, flush=True)
+            time.sleep(60)
+        return result
+    setattr(cls, name, wrapper)
+
+stopping_after(SpaceReserve if sys.argv[2] == "release" else Outbox, sys.argv[2], int(sys.argv[3]))
+clock = FakeClock()
+recorder, outbox = acked_then_filled(Path(sys.argv[1]), clock, RESERVE_BYTES)
+print("filled", flush=True)
+for _ in range(100_000):
+    recorder.step(now_of(clock))
+    clock.advance(0.1)
+"""
+"""An agent's recorder on the full disk, held still (to be killed) right after the n-th call of a step of making
+room: the reserve given back, or a prune step."""
 
 
 class TestFullFileSystem:
@@ -157,7 +193,7 @@ class TestFullFileSystem:
         made = [r["body"]["n"] for r in records if r["type"] == "event" and r["seq"] > ACKED]  # type: ignore[index]
         assert made == list(range(ACKED, ACKED + AFTER)), "every record made on the full disk, in order"
 
-        for _ in range(3):  # the disk stays full: acknowledged records go on making the room
+        for _ in range(2):  # the disk stays full: acknowledged records go on making the room
             recorder.note_acked(head)
             for n in range(AFTER):
                 recorder.submit(event(n))
@@ -169,6 +205,40 @@ class TestFullFileSystem:
         (small_fs / "another-programs.log").unlink()
         recorder.step(Instant(clock.monotonic() + SPACE_RESERVE_INTERVAL_S, clock.wall_ms()))
         assert reserve.stat().st_size == RESERVE_BYTES
+        recorder.stop()
+        outbox.close()
+
+    @pytest.mark.parametrize(("step", "calls"), [("release", 1), ("prune_oldest", 3)])
+    def test_a_kill_9_while_room_is_made_leaves_an_outbox_the_next_run_goes_on_with(
+        self, small_fs: Path, step: str, calls: int
+    ) -> None:
+        """An agent killed with SIGKILL right after it gave back the reserve, or half-way through its prune steps:
+        the next run opens the outbox on the disk still full, finds the chain whole and gap-free, and stores new
+        records."""
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLED_RUN, str(small_fs), step, str(calls)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline() == "filled\n"
+        assert child.stdout.readline() == f"{step}\n"
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        clock = FakeClock()
+        outbox = Outbox(small_fs / "outbox.sqlite", 64 * 1024**2)
+        recorder = Recorder(outbox, STATION, fixed_key(), OutboxSection(path=outbox.path), clock)
+        before = [r["seq"] for r in chain_of(outbox.path)]
+        assert before == list(range(before[0], before[-1] + 1)) and before[-1] >= ACKED
+        assert before[0] <= ACKED + 1, "only acknowledged records were pruned"
+        recorder.note_acked(ACKED)
+        for n in range(500):
+            recorder.submit(event(n))
+        step_until_stored(recorder, clock, before[-1] + 500)
+        after = [r["seq"] for r in chain_of(outbox.path)]
+        assert after == list(range(after[0], recorder.status().head_seq + 1))
+        assert recorder.status().dropped == 0
         recorder.stop()
         outbox.close()
 

@@ -134,7 +134,8 @@ class Outbox:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, SCHEMA_VERSION):
                 raise OutboxUnusable(f"{path} has schema version {version}; this agent knows {SCHEMA_VERSION}")
-            self._db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            if version == 0:  # a new file; an outbox made before opens without a write, on a full disk too
+                self._db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         except sqlite3.Error as exc:
             raise _raise_for(exc, f"opening {path}") from exc
 
