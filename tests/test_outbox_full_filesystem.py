@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 from raw_body import RawBody
 from support.clock import FakeClock
-from test_ledger import FIXED_SECRET_KEY, STATION, fixed_key
+from test_ledger import FIXED_SECRET_KEY, STATION, fixed_key, heartbeat
 
 from agent.clock import Instant, now_of
 from agent.contract.records import RecordIntent, RecordType
+from agent.ledger.anchor import AnchorKeeper, anchor_path
+from agent.ledger.opening import open_outbox
 from agent.ledger.outbox import Outbox, OutboxReader
 from agent.ledger.recorder import SPACE_RESERVE_INTERVAL_S, Recorder
 from agent.ledger.settings import OutboxSection
@@ -239,6 +241,52 @@ class TestFullFileSystem:
         after = [r["seq"] for r in chain_of(outbox.path)]
         assert after == list(range(after[0], recorder.status().head_seq + 1))
         assert recorder.status().dropped == 0
+        recorder.stop()
+        outbox.close()
+
+    def test_a_start_on_a_disk_that_filled_while_the_agent_was_stopped_gives_back_the_reserve_and_records(
+        self, small_fs: Path
+    ) -> None:
+        """A box rebooted onto a disk filled to the last byte while the agent was stopped: the start gives back
+        the reserve the last run made, so opening the outbox and moving the chain anchor (on the same disk) find
+        room, and the run goes on recording with its chain unbroken (heartbeats: the start checks the newest record's
+        body against the contract)."""
+        key_path = small_fs / "keys" / "device.key"
+        key_path.parent.mkdir()
+        outbox_path = small_fs / "outbox.sqlite"
+
+        def start(clock: FakeClock) -> tuple[Recorder, Outbox]:
+            opened = open_outbox(
+                outbox_path,
+                64 * 1024**2,
+                fixed_key(),
+                station=STATION,
+                anchor_file=anchor_path(key_path),
+                now_ms=clock.wall_ms(),
+                config=None,
+            )
+            keeper = AnchorKeeper(anchor_path(key_path), opened.anchor)
+            settings = OutboxSection(path=outbox_path)
+            return Recorder(opened.outbox, STATION, fixed_key(), settings, clock, anchor=keeper), opened.outbox
+
+        clock = FakeClock()
+        recorder, outbox = start(clock)
+        for n in range(200):
+            recorder.submit(heartbeat(clock.wall_ms(), n))
+        step_until_stored(recorder, clock, 200)
+        recorder.note_acked(200)
+        recorder.stop()
+        outbox.close()
+        assert reserve_path(outbox_path).exists()
+
+        fill_to_the_last_byte(small_fs / "another-programs.log")
+        recorder, outbox = start(clock)
+        assert not reserve_path(outbox_path).exists()
+        for n in range(300):
+            recorder.submit(heartbeat(clock.wall_ms(), n))
+        step_until_stored(recorder, clock, 500)
+        seqs = [r["seq"] for r in chain_of(outbox_path)]
+        assert seqs == list(range(seqs[0], 501)) and seqs[0] <= 201
         recorder.stop()
         outbox.close()
 

@@ -60,6 +60,26 @@ class Room:
         return self.free_bytes >= 2 * size_bytes
 
 
+def release_at_start(outbox_path: Path) -> None:
+    """Before the start's first write: on a full file system, give back a reserve an earlier run made, so that the
+    start itself (the outbox's opening, the chain anchor when it sits on the same disk) finds room, and the
+    recorder the room to prune. A box rebooted onto a disk that filled meanwhile starts and records, rather than
+    failing every restart until someone frees space; the recorder makes the reserve again once there is room."""
+    path = reserve_path(outbox_path)
+    try:
+        room = Room.of(outbox_path.parent)
+        if not room.full or not path.exists():
+            return
+        reserve = SpaceReserve(path, path.stat().st_size)
+        reserve.ensure()  # a whole file is held as it is, one cut short removed: neither writes
+        if not reserve.release():
+            return
+    except OSError as exc:
+        log.warning("outbox_space_reserve_not_released", path=str(path), problem=str(exc))
+        return
+    log.warning("outbox_space_reserve_released", free_bytes=room.free_bytes, bytes=reserve.size_bytes, at_start=True)
+
+
 class SpaceReserve:
     """The reserve file of one outbox. Only the recorder thread calls it."""
 
