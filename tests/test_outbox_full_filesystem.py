@@ -54,7 +54,7 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
 
 def fill_to_the_last_byte(path: Path) -> None:
     """Another program's file, written until the file system refuses even one byte more."""
-    with path.open("wb", buffering=0) as filler:
+    with path.open("ab", buffering=0) as filler:
         for size in (1024**2, 4096, 1):
             for _ in range(100_000):
                 try:
@@ -195,7 +195,8 @@ class TestFullFileSystem:
         made = [r["body"]["n"] for r in records if r["type"] == "event" and r["seq"] > ACKED]  # type: ignore[index]
         assert made == list(range(ACKED, ACKED + AFTER)), "every record made on the full disk, in order"
 
-        for _ in range(2):  # the disk stays full: acknowledged records go on making the room
+        for _ in range(2):  # the other program takes every byte freed: acknowledged records go on making the room
+            fill_to_the_last_byte(small_fs / "another-programs.log")
             recorder.note_acked(head)
             for n in range(AFTER):
                 recorder.submit(event(n))

@@ -606,7 +606,7 @@ class Recorder:
         }.get(self._space.state, "no space reserve is configured")
         return (
             f"; the file system under the outbox is full ({made.free_bytes} bytes free), {reserve}, and no "
-            "acknowledged record is left to prune: free space on the gateway"
+            "acknowledged record could be pruned to make room: free space on the gateway"
         )
 
     def _keep_space_reserve(self, now_s: float) -> None:
