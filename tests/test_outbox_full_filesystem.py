@@ -90,26 +90,29 @@ def chain_of(outbox_path: Path) -> list[dict[str, object]]:
     return records
 
 
-ACKED = 3000
-"""About 4 MiB of records, acknowledged before the disk fills: the WAL as SQLite grows it between folds."""
-AFTER = 2000
+ACKED = 2000
+"""Records acknowledged before the disk fills, still in the WAL (about 2 MiB): the fold must grow the database."""
+WORST_ACKED = 3600
+"""Records whose pages nearly fill the WAL before its first fold (SQLite folds at 1,000 pages, about 3.9 MiB): the
+fold then grows the database file by all of them, the most room a fold needs, which the reserve must cover."""
+AFTER = 1500
 """Records made on the full disk: more than the WAL's room, so that its fold must grow the database file."""
 
 
-def acked_then_filled(where: Path, clock: FakeClock, reserve_bytes: int) -> tuple[Recorder, Outbox]:
-    """An outbox with ACKED records acknowledged, then the file system filled to the last byte by another file,
+def acked_then_filled(where: Path, clock: FakeClock, reserve_bytes: int, acked: int = ACKED) -> tuple[Recorder, Outbox]:
+    """An outbox with `acked` records acknowledged, then the file system filled to the last byte by another file,
     and AFTER records submitted."""
     outbox = Outbox(where / "outbox.sqlite", 64 * 1024**2)
     settings = OutboxSection(path=outbox.path, reserve_bytes=reserve_bytes)
     recorder = Recorder(outbox, STATION, fixed_key(), settings, clock)
-    for n in range(ACKED):
+    for n in range(acked):
         recorder.submit(event(n))
-    step_until_stored(recorder, clock, ACKED)
-    recorder.note_acked(ACKED)
+    step_until_stored(recorder, clock, acked)
+    recorder.note_acked(acked)
     recorder.step(now_of(clock))
     fill_to_the_last_byte(where / "another-programs.log")
     for n in range(AFTER):
-        recorder.submit(event(ACKED + n))
+        recorder.submit(event(acked + n))
     return recorder, outbox
 
 
@@ -172,8 +175,10 @@ class TestFullFileSystem:
         full, and the reserve is made again once space is freed."""
         clock = FakeClock()
         reserve = reserve_path(small_fs / "outbox.sqlite")
-        recorder, outbox = acked_then_filled(small_fs, clock, RESERVE_BYTES)
-        head = ACKED + AFTER + 2
+        recorder, outbox = acked_then_filled(small_fs, clock, RESERVE_BYTES, WORST_ACKED)
+        assert (small_fs / "outbox.sqlite").stat().st_size == 4096, "nothing folded yet: the worst case"
+        assert (small_fs / "outbox.sqlite-wal").stat().st_size > 3.5 * 1024**2
+        head = WORST_ACKED + AFTER + 2
         step_until_stored(recorder, clock, head)
 
         status = recorder.status()
@@ -182,18 +187,18 @@ class TestFullFileSystem:
         records = chain_of(outbox.path)
         seqs = [r["seq"] for r in records]
         assert seqs == list(range(seqs[0], head + 1)), "gap-free up to the head"
-        assert 1 < seqs[0] <= ACKED + 1, "acknowledged records, and only those, were pruned to make the room"
+        assert 1 < seqs[0] <= WORST_ACKED + 1, "acknowledged records, and only those, were pruned to make the room"
         alarms = [r for r in records if r["type"] == "alarm"]
         assert [(a["body"]["kind"], a["body"]["state"]) for a in alarms] == [  # type: ignore[index]
             ("outbox_full", "raised"),
             ("outbox_full", "cleared"),
         ]
-        assert ACKED < alarms[0]["seq"] < alarms[1]["seq"]  # type: ignore[operator]
+        assert WORST_ACKED < alarms[0]["seq"] < alarms[1]["seq"]  # type: ignore[operator]
         problem = alarms[0]["body"]["evidence"]["problem"]  # type: ignore[index]
         assert "file system under the outbox is full" in problem and "space reserve" in problem
         assert alarms[1]["body"]["evidence"]["dropped"] == 0  # type: ignore[index]
-        made = [r["body"]["n"] for r in records if r["type"] == "event" and r["seq"] > ACKED]  # type: ignore[index]
-        assert made == list(range(ACKED, ACKED + AFTER)), "every record made on the full disk, in order"
+        made = [r["body"]["n"] for r in records if r["type"] == "event" and r["seq"] > WORST_ACKED]  # type: ignore[index]
+        assert made == list(range(WORST_ACKED, WORST_ACKED + AFTER)), "every record made on the full disk, in order"
 
         for _ in range(2):  # the other program takes every byte freed: acknowledged records go on making the room
             fill_to_the_last_byte(small_fs / "another-programs.log")

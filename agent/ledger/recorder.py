@@ -592,9 +592,9 @@ class Recorder:
     def _reserve_given_back(self, made: _RoomMade) -> str:
         return (
             f"the file system under the outbox is full ({made.free_bytes} bytes free): the outbox's space reserve "
-            f"({self._space.size_bytes} bytes) was given back and {made.deleted} acknowledged records pruned, so "
-            f"records are stored again; free space on the gateway: until {2 * self._space.size_bytes} bytes are "
-            "free there is no reserve, and a full disk then stops new records once no acknowledged one is left"
+            f"({self._space.size_bytes} bytes) was given back and {made.deleted} acknowledged records pruned to "
+            f"make room for new ones; free space on the gateway: until {2 * self._space.size_bytes} bytes are free "
+            "there is no reserve, and a full disk then stops new records once no acknowledged one can be pruned"
         )
 
     def _why_no_room(self, made: _RoomMade) -> str:
@@ -656,7 +656,8 @@ class Recorder:
         kind: Literal["full", "failing"] = "full" if isinstance(exc, OutboxFull) else "failing"
         retry_at = self._clock.monotonic() + (0.0 if retry_now else self._settings.retry_s)
         if self._trouble is not None:
-            self._trouble.next_try = retry_at
+            with self._lock:  # the status says what the latest try found; the alarm keeps what began it
+                self._trouble.next_try, self._trouble.problem = retry_at, str(exc)
             return
         now_ms = self._clock.wall_ms()
         log.error("outbox_unwritable", kind=kind, problem=str(exc), pending=len(self._pending))
