@@ -22,6 +22,7 @@ from agent.ledger.chain import ChainHead, RecordRefused, seal
 from agent.ledger.continuity import Continue, OutboxState, Refuse, Reset, judge, reset_plan
 from agent.ledger.keys import DeviceKey
 from agent.ledger.outbox import Outbox, OutboxUnusable, StoredRecord
+from agent.ledger.space_reserve import release_at_start
 from agent.logs import get_logger
 
 log = get_logger("agent.outbox")
@@ -85,6 +86,7 @@ def open_outbox(
     config: Path | None,
 ) -> Opened:
     """The checked outbox; OutboxRefused if it must not be used, AnchorError if the anchor is unreadable."""
+    release_at_start(path)
     existed = path.exists()
     anchor = load_anchor(anchor_file)
     try:

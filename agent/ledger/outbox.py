@@ -8,7 +8,9 @@ mode it changes between any two commits, and a page write per commit is the dear
 losing it costs only identical re-sends.
 
 The size cap (`max_page_count`) makes "disk full" a designed state rather than an accident: the writer gets
-`OutboxFull`, nothing already stored is touched, and space comes back by pruning acknowledged records.
+`OutboxFull`, nothing already stored is touched, and space comes back by pruning acknowledged records. A file
+system that something else filled gives the same error; there the prune itself needs room in the WAL, which the
+recorder finds with the space reserve (agent/ledger/space_reserve.py), `fold_wal` and `prune_oldest`.
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ def _first_seq_since(db: sqlite3.Connection, ts_ms: int, first: int, last: int) 
         else:
             low = middle + 1
     return low
+
+
+def _first_seq(db: sqlite3.Connection) -> int | None:
+    row = db.execute("SELECT min(seq) FROM record").fetchone()
+    return None if row[0] is None else int(row[0])
 
 
 class OutboxError(Exception):
@@ -127,7 +134,8 @@ class Outbox:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, SCHEMA_VERSION):
                 raise OutboxUnusable(f"{path} has schema version {version}; this agent knows {SCHEMA_VERSION}")
-            self._db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            if version == 0:  # a new file; an outbox made before opens without a write, on a full disk too
+                self._db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         except sqlite3.Error as exc:
             raise _raise_for(exc, f"opening {path}") from exc
 
@@ -251,8 +259,11 @@ class Outbox:
 
     def used_bytes(self) -> int:
         pages = self._db.execute("PRAGMA page_count").fetchone()[0]
-        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
-        return int(pages - free) * PAGE_SIZE
+        return int(pages - self.free_pages()) * PAGE_SIZE
+
+    def free_pages(self) -> int:
+        """Pages the database file has and no record uses: room for records that needs no more of the disk."""
+        return int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
 
     def prune(self, acked_upto: int, keep_after_ts_ms: int | None, keep_bytes: int | None) -> int:
         """Delete acknowledged records older than `keep_after_ts_ms` or beyond `keep_bytes`; return how many.
@@ -278,6 +289,21 @@ class Outbox:
                 self._put_meta({"pruned_head": f"{head.seq}:{head.digest}:{head.ts_ms or 0}"})
         return int(deleted)
 
+    def prune_oldest(self, acked_upto: int, count: int) -> int:
+        """Delete the `count` oldest records, none above `acked_upto`, in one transaction; return how many.
+
+        A delete writes every page it changes to the WAL, about as many bytes as the records it removes: on a full
+        file system the WAL has only the room it already takes, so the records go a few at a time, with the WAL
+        folded (`fold_wal`) between."""
+        first = _first_seq(self._db)
+        if first is None or first > acked_upto:
+            return 0
+        return self.prune(min(acked_upto, first + count - 1), None, None)
+
+    def first_seq(self) -> int | None:
+        """The oldest record's seq, None if none is stored."""
+        return _first_seq(self._db)
+
     def _beyond_bytes(self, acked_upto: int, keep_bytes: int) -> int:
         """The highest acked seq whose deletion leaves about `keep_bytes` of acknowledged records.
 
@@ -298,6 +324,17 @@ class Outbox:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:
             raise _raise_for(exc, "checkpointing") from exc
+
+    def fold_wal(self) -> bool:
+        """Copy the WAL's pages into the database file without waiting for readers and without shrinking the WAL:
+        its next transaction then starts again at its beginning, in space the file already has, which is what a
+        full file system leaves. True if every page was copied. Growing the database file for pages appended
+        since the last fold needs room, so on a full file system this fails until the space reserve is given back."""
+        try:
+            busy, frames, copied = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:
+            raise _raise_for(exc, "folding the WAL into the database") from exc
+        return bool(busy == 0 and frames == copied)
 
 
 class OutboxReader:
@@ -340,8 +377,7 @@ class OutboxReader:
             self._on_damage(damage)
 
     def first_seq(self) -> int | None:
-        row = self._db.execute("SELECT min(seq) FROM record").fetchone()
-        return None if row[0] is None else int(row[0])
+        return _first_seq(self._db)
 
     def ts_of(self, seq: int) -> int | None:
         """When record `seq` was made (None if the outbox does not hold it): the age of the backlog."""

@@ -5,7 +5,9 @@ takes whatever has queued up, seals it after the chain head and commits it in on
 one fsync however many records it holds (group commit). The head advances only after the commit, so a failed
 or interrupted commit leaves no gap and no fork. When the outbox cannot be written (full, or failing), intents
 wait in memory up to `pending_limit`, an `alarm` record is raised ahead of them and cleared behind them once
-writing works again, and anything beyond the limit is counted in that alarm rather than silently lost.
+writing works again, and anything beyond the limit is counted in that alarm rather than silently lost. A file
+system that something else filled is met with the outbox's space reserve (agent/ledger/space_reserve.py): given
+back so that acknowledged records can be pruned, which makes room again for new ones.
 
 Everything reaches the thread through its inbox (agent/ledger/recorder_inbox.py); `run()` only waits on it and
 `step(now)` does one turn (take a batch, commit it, do what is due), so a test drives the recorder by hand with a
@@ -57,6 +59,7 @@ from agent.ledger.recorder_inbox import (
     Stop,
 )
 from agent.ledger.settings import OutboxSection
+from agent.ledger.space_reserve import Room, SpaceReserve, reserve_path
 from agent.logs import get_logger, repeat_limited
 from agent.pulse import Pulse
 
@@ -77,6 +80,31 @@ PRUNE_INTERVAL_S = 600.0
 ANCHOR_INTERVAL_S = 300.0
 """How often the chain anchor follows the head while records are made (and at every stop): what a lost outbox
 can leave unknown is at most this long (agent/ledger/anchor.py)."""
+SPACE_RESERVE_INTERVAL_S = 60.0
+"""How often a space reserve not held (given back, or not made at start) is tried again: one `statvfs`."""
+ROOM_STEP_RECORDS = 256
+"""Records pruned per transaction on a full file system, the WAL folded between: each step's pages must fit in
+the room the WAL file already takes (a few hundred KiB; the WAL grows to about 4 MiB between folds)."""
+ROOM_STEPS = 64
+"""The most steps one making of room takes (16,384 records): the recorder's turn stays bounded, and the next
+"full" makes more."""
+LOW_FREE_PAGES = 256
+"""Without a reserve on a full file system, acknowledged records are pruned once the outbox has fewer free pages
+than this (1 MiB, a few commits): a database that has to grow for its next records cannot, and its WAL, holding
+the pages it could not fold into the file, would then have no room even for a delete."""
+
+
+class _ReserveGivenBack(OutboxFull):
+    """The space reserve was given back and room made: the records wait one turn, behind an `outbox_full` alarm
+    whose problem says what happened (the disk is full, and the next time there is no reserve)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _RoomMade:
+    deleted: int
+    released: bool
+    free_bytes: int | None
+    """The file system's free space before room was made; None: not asked (the outbox's own cap), or unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +176,10 @@ class Recorder:
         moves from one suite to the other by a rotation, the old key signing the announcement)."""
         self._anchor = anchor
         """The chain anchor beside the key; None: not kept (tests of other parts, benchmarks)."""
+        self._space = SpaceReserve(reserve_path(outbox.path), settings.reserve_bytes)
+        self._space.ensure()
         started = clock.monotonic()
+        self._space_due = started + SPACE_RESERVE_INTERVAL_S
         self._anchor_due = started + ANCHOR_INTERVAL_S
         self._next_ack_save = started + ACK_SAVE_INTERVAL_S
         self._next_prune = started
@@ -282,6 +313,7 @@ class Recorder:
             self._save_acked()
             self._next_ack_save = now.monotonic_s + ACK_SAVE_INTERVAL_S
         self._follow_with_anchor(now.monotonic_s, stopping)
+        self._keep_space_reserve(now.monotonic_s)
         self._destroy_retired_key()
         self._release_flushes()
         if not stopping:
@@ -361,6 +393,9 @@ class Recorder:
                 continue
             try:
                 self._append_making_room(records)
+            except _ReserveGivenBack as exc:
+                self._enter_trouble(exc, retry_now=True)
+                return
             except OutboxFull as exc:
                 if len(batch) > 1:
                     batch_limit = len(batch) // 2
@@ -379,6 +414,7 @@ class Recorder:
                 self._commits += 1
             self._batch_limit = batch_limit = next_batch_limit(len(records))
             self._used_bytes = self._outbox_used_bytes()
+            self._keep_free_pages()
             if self._trouble is not None and not self._pending:
                 self._leave_trouble()
             self._tell_committed(records)
@@ -436,6 +472,8 @@ class Recorder:
         try:
             self._append_making_room(records)
         except OutboxError as exc:
+            if isinstance(exc, _ReserveGivenBack):
+                self._enter_trouble(exc, retry_now=True)
             try:
                 abandon_new_key(self._key_path)
             except OSError as unlinked:  # the next start abandons it: the announcement is not in the outbox
@@ -467,13 +505,116 @@ class Recorder:
             self._on_commit(records[-1].seq)
 
     def _append_making_room(self, records: list[SealedRecord]) -> None:
+        """Append, making room once if the outbox is full. `_ReserveGivenBack` once the space reserve went to make
+        it (the records are not appended: an alarm goes ahead of them), OutboxFull if there is still none."""
         self._reserve(records[-1].seq)
         try:
             self._outbox.append(records)
-        except OutboxFull:
-            if self._prune(self._acked, None, None) == 0:
-                raise
+        except OutboxFull as full:
+            made = self._make_room()
+            if made.released:
+                raise _ReserveGivenBack(self._reserve_given_back(made)) from full
+            if made.deleted == 0:
+                raise OutboxFull(f"{full}{self._why_no_room(made)}") from full
             self._outbox.append(records)
+
+    def _make_room(self) -> _RoomMade:
+        """Prune every acknowledged record, to make room after "database or disk is full".
+
+        Against the outbox's own cap one delete does it. On a full file system the delete needs room in the WAL
+        and folding the WAL may need to grow the database file: the space reserve is given back (if held), the
+        WAL folded, and the records pruned ROOM_STEP_RECORDS at a time with a fold after each, so that each step
+        reuses the WAL's room. A kill -9 anywhere leaves the outbox as SQLite's last commit left it: each step is
+        one transaction, and the next start makes the reserve again if there is room."""
+        room = self._room()
+        if room is None or not room.full:
+            return _RoomMade(self._prune(self._acked, None, None), False, None)
+        released = self._space.release()
+        if released:
+            log.warning("outbox_space_reserve_released", free_bytes=room.free_bytes, bytes=self._space.size_bytes)
+        deleted = 0
+        self._fold_wal()
+        for _ in range(ROOM_STEPS):
+            try:
+                pruned = self._prune_oldest(ROOM_STEP_RECORDS)
+            except OutboxError as exc:
+                repeats.warning("prune_failed", problem=str(exc))
+                break
+            if pruned == 0:
+                break
+            deleted += pruned
+            self._fold_wal()
+        if deleted:
+            log.info("outbox_pruned", records=deleted, acked_upto=self._acked, emergency=True, file_system_full=True)
+        self._used_bytes = self._outbox_used_bytes()
+        return _RoomMade(deleted, released, room.free_bytes)
+
+    def _fold_wal(self) -> None:
+        try:
+            self._outbox.fold_wal()
+        except OutboxError as exc:
+            repeats.warning("wal_not_folded", problem=str(exc))
+
+    def _prune_oldest(self, count: int) -> int:
+        """Raises OutboxError, for `_make_room` to stop its steps."""
+        if self._acked == 0:
+            return 0
+        self._save_acked_before_prune(self._acked)
+        return self._outbox.prune_oldest(self._acked, count)
+
+    def _save_acked_before_prune(self, acked: int) -> None:
+        """Raises OutboxError: a prune must not run ahead of the saved acknowledgement position."""
+        if acked != self._acked_saved:
+            self._outbox.set_meta({"acked_upto": str(acked)})
+            self._acked_saved = acked
+
+    def _keep_free_pages(self) -> None:
+        """Without a space reserve on a full file system, prune acknowledged records before the outbox's free
+        pages run out (LOW_FREE_PAGES), so that its file never has to grow. With the reserve held this costs
+        nothing; without, a query after each commit, and a `statvfs` once the free pages are few."""
+        if self._space.held:
+            return
+        try:
+            if self._outbox.free_pages() >= LOW_FREE_PAGES or self._acked < (self._outbox.first_seq() or 0):
+                return
+        except sqlite3.Error:
+            return
+        room = self._room()
+        if room is not None and room.full:
+            self._make_room()
+
+    def _room(self) -> Room | None:
+        try:
+            return Room.of(self._outbox.path.parent)
+        except OSError:
+            return None
+
+    def _reserve_given_back(self, made: _RoomMade) -> str:
+        return (
+            f"the file system under the outbox is full ({made.free_bytes} bytes free): the outbox's space reserve "
+            f"({self._space.size_bytes} bytes) was given back and {made.deleted} acknowledged records pruned to "
+            f"make room for new ones; free space on the gateway: until {2 * self._space.size_bytes} bytes are free "
+            "there is no reserve, and a full disk then stops new records once no acknowledged one can be pruned"
+        )
+
+    def _why_no_room(self, made: _RoomMade) -> str:
+        if made.free_bytes is None:
+            return ""
+        reserve = {
+            "released": "the space reserve was given back earlier",
+            "not_made": "no space reserve could be made",
+        }.get(self._space.state, "no space reserve is configured")
+        return (
+            f"; the file system under the outbox is full ({made.free_bytes} bytes free), {reserve}, and no "
+            "acknowledged record could be pruned to make room: free space on the gateway"
+        )
+
+    def _keep_space_reserve(self, now_s: float) -> None:
+        """Now and then, make the space reserve again if it is not held and there is room (one `statvfs`)."""
+        if self._space.held or self._space.state == "off" or now_s < self._space_due:
+            return
+        self._space_due = now_s + SPACE_RESERVE_INTERVAL_S
+        self._space.ensure()
 
     def _reserve(self, last_seq: int) -> None:
         """Before a commit would pass the anchor's reservation, write the anchor: after a lost outbox the next
@@ -509,11 +650,14 @@ class Recorder:
         head = self._head
         self._anchor.save(head.seq, head.digest, head.ts_ms, self._acked, self._key.kid)
 
-    def _enter_trouble(self, exc: OutboxError) -> None:
+    def _enter_trouble(self, exc: OutboxError, *, retry_now: bool = False) -> None:
+        """`retry_now`: room was made (the space reserve given back), so the alarm and the records waiting behind
+        it are written at the next turn rather than after `retry_s`."""
         kind: Literal["full", "failing"] = "full" if isinstance(exc, OutboxFull) else "failing"
-        retry_at = self._clock.monotonic() + self._settings.retry_s
+        retry_at = self._clock.monotonic() + (0.0 if retry_now else self._settings.retry_s)
         if self._trouble is not None:
-            self._trouble.next_try = retry_at
+            with self._lock:  # the status says what the latest try found; the alarm keeps what began it
+                self._trouble.next_try, self._trouble.problem = retry_at, str(exc)
             return
         now_ms = self._clock.wall_ms()
         log.error("outbox_unwritable", kind=kind, problem=str(exc), pending=len(self._pending))
@@ -580,9 +724,7 @@ class Recorder:
         if acked == 0:
             return 0
         try:
-            if acked != self._acked_saved:
-                self._outbox.set_meta({"acked_upto": str(acked)})
-                self._acked_saved = acked
+            self._save_acked_before_prune(acked)
             deleted = self._outbox.prune(acked, keep_after_ts_ms, keep_bytes)
         except OutboxError as exc:
             repeats.warning("prune_failed", problem=str(exc))

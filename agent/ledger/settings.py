@@ -45,3 +45,9 @@ class OutboxSection:
     retry_s: Annotated[float, Gt(0), Le(300)] = doc(
         "how often a full or failing outbox is tried again, in seconds", default=5.0
     )
+    reserve_bytes: Annotated[int, Ge(0)] = doc(
+        "room set aside beside the outbox (a file '<path>.reserve', allocated once) for a file system that "
+        "something else fills: given back so that acknowledged records can be pruned and recording goes on, and "
+        "made again once twice as much is free; 0: none",
+        default=8 * 1024**2,
+    )
