@@ -209,12 +209,18 @@ class Station:
         intents += self._pressure.tick(now_ms)
         return intents
 
-    def close_days(self, now_ms: int) -> list[RecordIntent]:
-        """The daily summaries due now. Apart from `tick`, so that a summary that cannot be made (a bug) costs
-        that summary only, not the sales and alarms that time completes."""
+    def closes_due(self, now_ms: int) -> bool:
+        """Whether a day's summary is due now: the station loop then waits for what it submitted before to be back
+        from the outbox (agent/station/daily_close.py) before it asks for them (`close_days`)."""
+        return bool(self._day_books(now_ms).due(now_ms))
+
+    def close_days(self, now_ms: int, *, due_at_ms: int | None = None) -> list[RecordIntent]:
+        """The daily summaries of the days due at `due_at_ms` (by default now), made now. Apart from `tick`, so
+        that a summary that cannot be made (a bug) costs that summary only, not the sales and alarms that time
+        completes."""
         books = self._day_books(now_ms)
         intents: list[RecordIntent] = []
-        for day in books.due(now_ms):
+        for day in books.due(now_ms if due_at_ms is None else due_at_ms):
             intents += books.close(day, now_ms)
         return intents
 
