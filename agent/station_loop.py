@@ -86,8 +86,8 @@ _Item = FieldEvent | _Committed | _Written | _Stop
 
 
 class StationInbox:
-    """What reaches the station loop from other threads: field events (the pollers), committed records (the
-    recorder) and the stop. `post` and `committed` never block."""
+    """What reaches the station loop from other threads: field events (the pollers), committed records and the
+    answers to the day's close (the recorder) and the stop. `post`, `committed` and `written` never block."""
 
     def __init__(self) -> None:
         self._mail: Mailbox[_Item] = Mailbox()

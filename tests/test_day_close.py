@@ -21,7 +21,7 @@ from test_books_restart import CONFIG_SHA256, DAY, ZONE, local, station_at_start
 from test_contract_docs import FlakyOutbox
 from test_daybooks import beat, sale, tank_day
 from test_loop_steps import loop_on
-from test_station import COUNTERS, IDLE, SOLD
+from test_station import BINDING, COUNTERS, IDLE, RULES, SOLD
 
 from agent.clock import now_of
 from agent.config import AgentConfig
@@ -36,6 +36,7 @@ from agent.lifecycle import startup_intents
 from agent.station.daily_close import DailyClose
 from agent.station.daily_settings import DaySettings
 from agent.station.settings import StationSection
+from agent.station.station import Station
 from agent.station_loop import StationInbox
 from agent.uplink.settings import UplinkSection
 from drivers.readings import ChannelCount, NozzleReading, PulseCounterReading, PumpControllerReading
@@ -302,3 +303,14 @@ def test_a_sale_of_the_day_recorded_while_its_close_waits_on_the_recorder_holds_
     assert [s["body"]["day"] for s in summaries] == [DAY_BEFORE.isoformat(), DAY.isoformat()]
     assert sale["seq"] < summaries[-1]["seq"]
     assert [(g["grade"], g["sales"], g["volume_ml"]) for g in summaries[-1]["body"]["grades"]] == [("92", 1, 20_000)]
+
+
+def test_a_clock_set_back_while_the_close_waits_closes_nothing_before_the_day_ends() -> None:
+    """A close found due just past midnight, answered after the clock was set back before midnight: nothing is
+    closed then (and nothing fails); once the clock is past midnight again, the day closes."""
+    station = Station([BINDING], {}, RULES, zone=ZONE, daily=DAILY)
+    station.replay_from_ms(local(12))
+    assert station.closes_due(PAST_MIDNIGHT)
+    assert station.close_days(LAST_SECOND, due_at_ms=PAST_MIDNIGHT) == []
+    (summary,) = station.close_days(PAST_MIDNIGHT + 1_000, due_at_ms=PAST_MIDNIGHT)
+    assert summary.type is RecordType.DAILY_SUMMARY and summary.ts_ms == PAST_MIDNIGHT + 1_000
