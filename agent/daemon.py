@@ -286,6 +286,7 @@ class Agent:
             boundary=Boundary("station", view.watching(ledger.submit), self.clock),
             inbox=station_inbox,
             nozzles=view.nozzles,
+            when_written=ledger.when_written,
         )
         commands = None
         if platform_key is not None and command_inbox is not None:

@@ -7,7 +7,8 @@ one for each hand-over: the pollers of a station hand over on grids of their own
 a wake-up costs the thread more than its work on the events it brings (docs/design.md, "The cost of a poll").
 The recorder hands back what it has committed (`StationInbox.committed`), through the same inbox as the field
 events: whoever made a record, the day's books count it here, once it is in the outbox, as a restart would
-read it back.
+read it back. So a day due to close is closed only when the recorder says that what was submitted before is in
+the outbox (`StationInbox.written`, behind the commits it follows; agent/station/daily_close.py).
 
 The inbox is built before the loop, so that the pollers and the recorder, which feed it, can be built before
 the station loop, whose heartbeat reads their status. `run()` only waits; `step(now)` does one turn, so a test
@@ -20,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import get_args
 
 from agent.clock import Clock, Instant, now_of
@@ -33,6 +35,7 @@ from agent.lifecycle import ClockWatch
 from agent.logs import get_logger
 from agent.mailbox import Mailbox
 from agent.pulse import Pulse
+from agent.station.daily_close import DailyClose
 from agent.station.daybooks import READ_TYPES
 from agent.station.station import Station
 from agent.station_view import LiveNozzles
@@ -67,17 +70,27 @@ class _Committed:
 
 
 @dataclass(frozen=True, slots=True)
+class _Written:
+    """The recorder's answer to the day close's `request`: what was submitted before it is in the outbox."""
+
+    request: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Stop:
     reason: str
     """The agent_stop record's reason."""
 
 
+_Item = FieldEvent | _Committed | _Written | _Stop
+
+
 class StationInbox:
-    """What reaches the station loop from other threads: field events (the pollers), committed records (the
-    recorder) and the stop. `post` and `committed` never block."""
+    """What reaches the station loop from other threads: field events (the pollers), committed records and the
+    answers to the day's close (the recorder) and the stop. `post`, `committed` and `written` never block."""
 
     def __init__(self) -> None:
-        self._mail: Mailbox[FieldEvent | _Committed | _Stop] = Mailbox()
+        self._mail: Mailbox[_Item] = Mailbox()
         self._stop_asked = threading.Event()
 
     def post(self, event: FieldEvent) -> None:
@@ -94,12 +107,16 @@ class StationInbox:
         if read:
             self._mail.put(_Committed(read))
 
+    def written(self, request: int) -> None:
+        """Called by the recorder when what was submitted before the day close's `request` is in the outbox."""
+        self._mail.put(_Written(request))
+
     def ask_stop(self, reason: str) -> None:
         """Behind everything posted so far: the loop ends when it takes this. It ends a `pause` too."""
         self._mail.put(_Stop(reason))
         self._stop_asked.set()
 
-    def take_all(self) -> list[FieldEvent | _Committed | _Stop]:
+    def take_all(self) -> list[_Item]:
         """For the loop's own thread: every item there, oldest first; empty at once if there is none."""
         items = []
         for _ in range(len(self._mail)):  # what is there now, counted rather than taken until it runs out
@@ -117,6 +134,10 @@ class StationInbox:
         a stop. The pollers are stopped before the station (agent/daemon.py), so no more events come to use the
         rest of the pace, while the stop, the recorder's flush and the agent's exit would wait it out."""
         self._stop_asked.wait(timeout_s)
+
+
+def _at_once(then: Callable[[], None]) -> None:
+    then()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,14 +161,19 @@ class StationLoop:
         boundary: Boundary,
         inbox: StationInbox | None = None,
         nozzles: LiveNozzles | None = None,
+        when_written: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         """`inbox`: where its events come from (a fresh one if None, fed through `post`). `nozzles`: where the
         nozzles' phases are published for the status, after each controller reading. `boundary`: the wall around
-        each event, note and step (agent/containment.py)."""
+        each event, note and step (agent/containment.py). `when_written`: the recorder's (`RecorderInbox`), which
+        calls back once what was submitted before is in the outbox; None for a loop whose records no recorder
+        hands back, which is answered at once."""
         self._station = station
         self._boundary = boundary
         self._nozzles = nozzles
-        self._submit = submit
+        self._record = submit
+        self._when_written = when_written or _at_once
+        self._close = DailyClose()
         self._clock = clock
         self._interval_s = heartbeat_interval_s
         self._facts = facts
@@ -226,7 +252,7 @@ class StationLoop:
         recorded, then the agent_stop record."""
         return self._turn(self.inbox.take_all(), now)
 
-    def _turn(self, items: list[FieldEvent | _Committed | _Stop], now: Instant) -> bool:
+    def _turn(self, items: list[_Item], now: Instant) -> bool:
         """`step` with its items; the thread reads `now` after taking them, so the timers never run at an
         instant before an event they follow."""
         for item in items:
@@ -238,6 +264,8 @@ class StationLoop:
                 return False
             if isinstance(item, _Committed):
                 self._note(item)
+            elif isinstance(item, _Written):
+                self._close_days(item.request, now.wall_ms)
             else:
                 self._handle(item)
         if now.monotonic_s >= self._next_tick:
@@ -274,15 +302,29 @@ class StationLoop:
         self._shown[event.device] = reading
 
     def _tick(self, now_ms: int) -> None:
-        """The station's time-driven rules, then the day's summaries, each on its own: one failing (a bug)
-        must not take the other's records with it."""
-        for name, rules in (("tick", self._station.tick), ("close_days", self._station.close_days)):
-            with self._boundary.contain(name):
-                self._submit_all(rules(now_ms))
+        """The station's time-driven rules, then the day's close, each on its own: one failing (a bug) must not
+        take the other's records with it. A day due to close is closed when the recorder's answer comes back."""
+        with self._boundary.contain("tick"):
+            self._submit_all(self._station.tick(now_ms))
+        with self._boundary.contain("close_days"):
+            request = self._close.request(now_ms, self._station.closes_due)
+            if request is not None:
+                self._when_written(partial(self.inbox.written, request))
+
+    def _close_days(self, request: int, now_ms: int) -> None:
+        """The summaries of the days due when the close began, if `request` is the one they wait for."""
+        due_at_ms = self._close.answered(request)
+        if due_at_ms is not None:
+            with self._boundary.contain("close_days"):
+                self._submit_all(self._station.close_days(now_ms, due_at_ms=due_at_ms))
 
     def _submit_all(self, intents: list[RecordIntent]) -> None:
         for intent in intents:
             self._submit(intent)
+
+    def _submit(self, intent: RecordIntent) -> None:
+        self._close.submitted(intent)
+        self._record(intent)
 
     def _check_clock(self, now: Instant) -> None:
         jump = self._watch.check(now.wall_ms, now.monotonic_s)

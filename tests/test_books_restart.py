@@ -45,7 +45,7 @@ from agent.field.events import DeviceOffline, DeviceOnline
 from agent.history import as_intent, replay, station_history
 from agent.ledger.chain import SealedRecord
 from agent.ledger.keys import generate_key_file, load_key_file
-from agent.ledger.outbox import OutboxError
+from agent.ledger.outbox import Outbox, OutboxError
 from agent.ledger.recorder import KeyRotationFailed, Recorder
 from agent.ledger.recorder_inbox import KeyRotated
 from agent.ledger.settings import OutboxSection
@@ -78,6 +78,23 @@ def beat(uplink: Literal["online", "offline"], ts_ms: int) -> RecordIntent:
     return body.intent(ts_ms)
 
 
+def station_at_start(outbox: Outbox, config: AgentConfig, now_ms: int) -> tuple[Station, PreviousRun]:
+    """The station as the daemon builds it at start, from the outbox's cursors and history, and what the outbox
+    says of the run before it, which it then marks as running."""
+    head = outbox.head()
+    previous = PreviousRun(outbox.meta("running") == "1", head.seq, head.ts_ms, CONFIG_SHA256)
+    outbox.set_meta({"running": "1"})
+    station = Station(
+        [BINDING],
+        outbox.cursors(),
+        RULES,
+        zone=ZoneInfo(config.station.timezone),
+        daily=config.daily,
+        history=station_history(outbox, config, now_ms),
+    )
+    return station, previous
+
+
 class Run(Forecourt):
     """One run of the agent over the outbox file in `workdir`, started as the daemon starts it: the station built
     from the outbox's cursors and history, brought up to date by the replay, and this start's records made.
@@ -94,18 +111,8 @@ class Run(Forecourt):
         self.recorder = Recorder(
             self.outbox, STATION, key, OutboxSection(retry_s=1.0), clock, committed=self._commits.extend
         )
-        head = self.outbox.head()
-        previous = PreviousRun(self.outbox.meta("running") == "1", head.seq, head.ts_ms, CONFIG_SHA256)
-        self.outbox.set_meta({"running": "1"})
         now_ms = clock.wall_ms()
-        station = Station(
-            [BINDING],
-            self.outbox.cursors(),
-            RULES,
-            zone=ZONE,
-            daily=DAILY,
-            history=station_history(self.outbox, CONFIG, now_ms),
-        )
+        station, previous = station_at_start(self.outbox, CONFIG, now_ms)
         super().__init__(station)
         self.now = now_ms
         if devices is not None:

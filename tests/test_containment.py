@@ -107,8 +107,8 @@ class _BrittleStation:
     def tick(self, now_ms: int) -> list[RecordIntent]:
         return []
 
-    def close_days(self, now_ms: int) -> list[RecordIntent]:
-        return []
+    def closes_due(self, now_ms: int) -> bool:
+        return False
 
 
 def test_the_station_loop_contains_a_failing_event_and_handles_the_next() -> None:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support.clock import FakeClock
 from support.station_loop import bare_loop
 from test_books_restart import DAILY, DAY, ZONE, local
-from test_station import BINDING, COUNTERS, IDLE, RULES
+from test_station import BINDING, COUNTERS, IDLE, RULES, SOLD
 
 from agent.clock import now_of
 from agent.containment import Boundary
@@ -51,6 +51,24 @@ def stored(outbox: Outbox, record_type: RecordType) -> list[dict[str, object]]:
     return [json.loads(canonical) for canonical in outbox.canonical_since(record_type, 0)]
 
 
+def loop_on(
+    station: Station, recorder: Recorder, inbox: StationInbox, clock: FakeClock, heartbeat_interval_s: int
+) -> StationLoop:
+    """A station loop that hands its records to `recorder`, which hands back its commits and its answers to the
+    day's close through `inbox`: as the daemon wires them."""
+    return StationLoop(
+        station,
+        recorder.submit,
+        clock,
+        heartbeat_interval_s=heartbeat_interval_s,
+        jump_threshold_ms=60_000,
+        facts=lambda: HeartbeatFacts(True, 0, 1, 1),
+        boundary=Boundary("station", recorder.submit, clock),
+        inbox=inbox,
+        when_written=recorder.inbox.when_written,
+    )
+
+
 class Forecourt:
     """A station loop and a recorder on one outbox file, wired as the daemon wires them, turned by `turn`."""
 
@@ -60,16 +78,8 @@ class Forecourt:
         key = DeviceKey.from_private(Ed25519PrivateKey.generate())
         inbox = StationInbox()
         self.recorder = Recorder(self.outbox, STATION, key, OutboxSection(), clock, committed=inbox.committed)
-        self.loop = StationLoop(
-            Station([BINDING], {}, RULES, zone=ZONE, daily=DAILY),
-            self.recorder.submit,
-            clock,
-            heartbeat_interval_s=heartbeat_interval_s,
-            jump_threshold_ms=60_000,
-            facts=lambda: HeartbeatFacts(True, 0, 1, 1),
-            boundary=Boundary("station", self.recorder.submit, clock),
-            inbox=inbox,
-        )
+        station = Station([BINDING], {}, RULES, zone=ZONE, daily=DAILY)
+        self.loop = loop_on(station, self.recorder, inbox, clock, heartbeat_interval_s)
         start = AgentStartBody(version="t", config_sha256="0" * 64, kid=key.kid).intent(clock.wall_ms())
         self.loop.resume([], [start])
 
@@ -248,16 +258,7 @@ def test_a_turn_handles_every_event_taken_before_time_judges_them() -> None:
         poll(IDLE)
     poll(replace(IDLE, state="fuelling"))
     liquid += 2_000
-    sold = replace(
-        IDLE,
-        state="finished",
-        txn_no=IDLE.txn_no + 1,
-        txn_volume_ml=20_000,
-        txn_amount_fen=15_400,
-        totalizer_volume_ml=IDLE.totalizer_volume_ml + 20_000,
-        totalizer_amount_fen=(IDLE.totalizer_amount_fen or 0) + 15_400,
-    )
-    poll(sold, late_s=RULES.pulse_wait_s + 1)
+    poll(SOLD, late_s=RULES.pulse_wait_s + 1)
     (sale,) = (intent.body for intent in submitted if intent.type is RecordType.TRANSACTION)
     assert isinstance(sale, TransactionBody)
     assert (sale.txn_no, sale.pulse_volume_ml) == (IDLE.txn_no + 1, 20_000)

@@ -52,6 +52,16 @@ IDLE = NozzleReading(
     totalizer_volume_ml=1_000_000,
     totalizer_amount_fen=770_000,
 )
+SOLD = replace(
+    IDLE,
+    state="finished",
+    txn_no=IDLE.txn_no + 1,
+    txn_volume_ml=20_000,
+    txn_amount_fen=15_400,
+    totalizer_volume_ml=IDLE.totalizer_volume_ml + 20_000,
+    totalizer_amount_fen=(IDLE.totalizer_amount_fen or 0) + 15_400,
+)
+"""IDLE's next sale, booked: 20 L at 7.70 yuan a litre."""
 
 
 def kinds(intents: list[RecordIntent]) -> list[tuple[str, str | None]]:

@@ -57,6 +57,7 @@ from agent.ledger.recorder_inbox import (
     RecorderInbox,
     Rotation,
     Stop,
+    Written,
 )
 from agent.ledger.settings import OutboxSection
 from agent.ledger.space_reserve import Room, SpaceReserve, reserve_path
@@ -186,6 +187,8 @@ class Recorder:
         self._settings = settings
         self._clock = clock
         self._flushes: list[threading.Event] = []
+        self._written: list[Callable[[], None]] = []
+        """The `Written` requests taken, answered once nothing waits to be written."""
         self._stop_mark: Mapping[str, str] | None = None
         self._rotations: deque[Rotation] = deque()
         self._lock = threading.Lock()
@@ -303,7 +306,9 @@ class Recorder:
             stopping = self._take(message)
             if stopping or self._rotations or len(self._pending) >= MAX_BATCH:
                 break
-        self._write_pending(force=stopping or bool(self._flushes) or bool(self._rotations))
+        self._write_pending(
+            force=stopping or bool(self._flushes) or bool(self._rotations) or self._written_asked_in_good_health()
+        )
         while self._rotations:
             self._rotate(self._rotations.popleft())
         if now.monotonic_s >= self._next_prune and self._trouble is None:
@@ -316,6 +321,7 @@ class Recorder:
         self._keep_space_reserve(now.monotonic_s)
         self._destroy_retired_key()
         self._release_flushes()
+        self._answer_written()
         if not stopping:
             return True
         self._signer.close()
@@ -331,6 +337,8 @@ class Recorder:
             return True
         if isinstance(message, Flush):
             self._flushes.append(message.done)
+        elif isinstance(message, Written):
+            self._written.append(message.then)
         elif isinstance(message, Rotation):
             self._rotations.append(message)
         elif isinstance(message, Acked):
@@ -360,6 +368,20 @@ class Recorder:
         for done in self._flushes:
             done.set()
         self._flushes.clear()
+
+    def _written_asked_in_good_health(self) -> bool:
+        """A `Written` request has everything taken before it written in the step that takes it, as a flush has;
+        while the outbox is in trouble, writing is tried when its retry is due, and the answer waits for that."""
+        return bool(self._written) and self._trouble is None
+
+    def _answer_written(self) -> None:
+        """Once nothing waits to be written, everything submitted before each request taken is in the outbox (or
+        was dropped while it was full, and counted in its alarm)."""
+        if self._pending or not self._written:
+            return
+        for then in self._written:
+            then()
+        self._written.clear()
 
     def _save_stop_mark(self, mark: Mapping[str, str]) -> None:
         try:

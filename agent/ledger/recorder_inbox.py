@@ -10,7 +10,7 @@ progress (`position`) here too.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -60,12 +60,21 @@ class Flush:
 
 
 @dataclass(frozen=True, slots=True)
+class Written:
+    """A request to be told once every intent submitted before it is in the outbox (or was dropped by a full one,
+    counted in its alarm): what the station's day books need before a day closes (agent/station/daily_close.py)."""
+
+    then: Callable[[], None]
+    """Called on the recorder's thread; it must not block."""
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     mark: Mapping[str, str] | None
     """Saved in the outbox's meta as the thread's last act, if every record was written: the clean-stop mark."""
 
 
-Message = RecordIntent | Rotation | Acked | Flush | Stop
+Message = RecordIntent | Rotation | Acked | Flush | Written | Stop
 
 
 class RecorderInbox:
@@ -91,6 +100,11 @@ class RecorderInbox:
         done: Future[KeyRotated] = Future()
         self._mail.put(Rotation(command_id, done))
         return done
+
+    def when_written(self, then: Callable[[], None]) -> None:
+        """Queue a `Written` request behind the intents submitted so far; never blocks. While the outbox cannot be
+        written, the answer waits until they are."""
+        self._mail.put(Written(then))
 
     def put(self, message: Flush | Stop) -> None:
         self._mail.put(message)

@@ -69,6 +69,18 @@ READ_TYPES = frozenset(
 day) must not reach them either way: every record noted moves the books' idea of when the agent last ran."""
 
 
+def placed_before(intent: RecordIntent, instant_ms: int) -> bool:
+    """Whether `note` would count `intent` in a day that ends before `instant_ms`, or could: a record of a type the
+    books read, dated before it; a tank's day books by their middle, where `note` places them, not by when they
+    were made (after the boundary)."""
+    if intent.type not in READ_TYPES:
+        return False
+    body = intent.body
+    if isinstance(body, ReconciliationBody) and body.period == "day":
+        return _middle_ms(body) < instant_ms
+    return intent.ts_ms < instant_ms
+
+
 def last_closed_of(cursors: dict[str, int]) -> str | None:
     """The last day closed (YYYY-MM-DD) by the cursors the outbox holds, or None before the first close."""
     value = cursors.get(CLOSED_CURSOR)
@@ -269,8 +281,7 @@ class DayBooks:
         """A tank's day books belong to the day that holds most of them. The tanks close on the same boundary
         (agent.station.localday), but their first day after a start, or after a change of zone or boundary,
         need not match ours exactly."""
-        start_ms, end_ms = parse_ts(body.start), parse_ts(body.end)
-        day = self._open_day_of((start_ms + end_ms) // 2)
+        day = self._open_day_of(_middle_ms(body))
         if day is None:
             return
         day.tanks[body.tank] = TankDay(
@@ -417,6 +428,10 @@ class DayBooks:
 
     def _natural_day(self, ts_ms: int) -> date:
         return self._days_of.day_of(ts_ms)
+
+
+def _middle_ms(books: ReconciliationBody) -> int:
+    return (parse_ts(books.start) + parse_ts(books.end)) // 2
 
 
 def _down_at_end(summary: DailySummaryBody, end_ms: int) -> dict[str, int]:

@@ -5,8 +5,9 @@ committed, whoever made it (this station, the recorder's own alarms, the command
 as the records are replayed after a restart; the station does not note what it makes itself. When station time
 crosses the day boundary, the vapour verdicts and the pressure rules close the day at once (before the first
 reading of the next day counts); the daily summary follows `close_after_s` later, when the tanks' day books are
-in. After a restart the station is brought up to date by replaying the records of the days not yet closed
-(`resume`), so a day is judged once, whatever happened.
+in, and once what was handed to the recorder before is back (`closes_due`, then `close_days`). After a restart
+the station is brought up to date by replaying the records of the days not yet closed (`resume`), so a day is
+judged once, whatever happened.
 """
 
 from __future__ import annotations
@@ -209,12 +210,18 @@ class Station:
         intents += self._pressure.tick(now_ms)
         return intents
 
-    def close_days(self, now_ms: int) -> list[RecordIntent]:
-        """The daily summaries due now. Apart from `tick`, so that a summary that cannot be made (a bug) costs
-        that summary only, not the sales and alarms that time completes."""
+    def closes_due(self, now_ms: int) -> bool:
+        """Whether a day's summary is due now: the station loop then waits for what it submitted before to be back
+        from the outbox (agent/station/daily_close.py) before it asks for them (`close_days`)."""
+        return bool(self._day_books(now_ms).due(now_ms))
+
+    def close_days(self, now_ms: int, *, due_at_ms: int | None = None) -> list[RecordIntent]:
+        """The daily summaries of the days due at `due_at_ms` (by default now) and still due now, made now: a
+        clock set back meanwhile closes none before its day ends. Apart from `tick`, so that a summary that
+        cannot be made (a bug) costs that summary only, not the sales and alarms that time completes."""
         books = self._day_books(now_ms)
         intents: list[RecordIntent] = []
-        for day in books.due(now_ms):
+        for day in books.due(now_ms if due_at_ms is None else min(now_ms, due_at_ms)):
             intents += books.close(day, now_ms)
         return intents
 
