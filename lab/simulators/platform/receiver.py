@@ -87,11 +87,18 @@ class _UnknownStation:
 @dataclass(frozen=True, slots=True)
 class _Taken:
     """A message taken off the network, waiting in arrival order for the store thread: what to do with it
-    (nothing, for a topic outside the prefix) and the PUBACK it is owed once that is done."""
+    (nothing, for a topic outside the prefix) and the PUBACK it is owed once that is done, on the connection
+    it came on (`connection`, counted by the receiver) and no other."""
 
     mid: int
     qos: int
     work: _Records | _Status | _UnknownStation | None
+    connection: int
+
+    @property
+    def packet(self) -> tuple[int, int]:
+        """The message's packet id with its connection: a stale copy delivered again shares only the id."""
+        return self.connection, self.mid
 
 
 class ReceiverError(RuntimeError):
@@ -143,6 +150,13 @@ class PlatformReceiver:
         self._client: mqtt.Client | None = None
         self._taken: queue.Queue[_Taken | None] = queue.Queue(QUEUED_MESSAGES)
         self._storing: threading.Thread | None = None
+        self._connection = 0
+        """Connections lost so far. A packet id names a message only on its connection: on the next, the broker
+        may give it to another message (a restarted broker starts again at 1), which a late PUBACK would settle
+        before it is stored. So a message is PUBACKed only on the connection it came on."""
+        self._puback_lock = threading.Lock()
+        """Held while a PUBACK is queued and while `_connection` moves, so that none is queued once the
+        connection it is owed on is lost."""
         self._last_report: PlatformReport | None = None
         self._learned: dict[str, dict[str, StationPublicKey]] = {}
         """station -> kid -> key handed over by a key_rotation event (simulators.platform.rotation)."""
@@ -268,6 +282,8 @@ class PlatformReceiver:
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags, reason: ReasonCode, properties: Any
     ) -> None:
+        with self._puback_lock:
+            self._connection += 1
         log.info("platform.disconnected", broker=self.address, reason=str(reason))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
@@ -278,7 +294,7 @@ class PlatformReceiver:
         except Exception:
             log.exception("platform.message_failed", topic=message.topic)
             return
-        self._taken.put(_Taken(message.mid, message.qos, work))
+        self._taken.put(_Taken(message.mid, message.qos, work, self._connection))
 
     def _take(self, topic: str, payload: bytes) -> _Records | _Status | _UnknownStation | None:
         verifier = self._verifier
@@ -330,7 +346,7 @@ class PlatformReceiver:
     def _handle(self, messages: list[_Taken]) -> None:
         """Store the messages, then PUBACK each that was handled, in arrival order. If the records messages
         cannot be stored together, each is tried alone, so one that fails is the only one left unacked."""
-        handled: set[int] = set()
+        handled: set[tuple[int, int]] = set()
         records = [message for message in messages if isinstance(message.work, _Records)]
         try:
             handled.update(self._store_records(records))
@@ -348,16 +364,17 @@ class PlatformReceiver:
                 except Exception:
                     log.exception("platform.message_failed", mid=message.mid)
                     continue
-                handled.add(message.mid)
+                handled.add(message.packet)
         client = self._client
         if client is None:
             return  # stopping: what was stored stays stored, and the broker delivers it again
-        for message in messages:
-            if message.mid in handled:
-                client.ack(message.mid, message.qos)
+        with self._puback_lock:
+            for message in messages:
+                if message.packet in handled and message.connection == self._connection:
+                    client.ack(message.mid, message.qos)
 
-    def _store_records(self, messages: list[_Taken]) -> list[int]:
-        """Store the records messages in one transaction, then publish each one's ack; their mids."""
+    def _store_records(self, messages: list[_Taken]) -> list[tuple[int, int]]:
+        """Store the records messages in one transaction, then publish each one's ack; their packets."""
         if not messages:
             return []
         store = self._store
@@ -372,7 +389,7 @@ class PlatformReceiver:
             _log_verdict(station, verdict, outcome)
             if client is not None:
                 client.publish(self._topics.ack(station), json.dumps({"upto": outcome.upto}), qos=_QOS, retain=False)
-        return [message.mid for message in messages]
+        return [message.packet for message in messages]
 
     def _store_other(self, work: _Status | _UnknownStation | None) -> None:
         store = self._store
