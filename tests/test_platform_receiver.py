@@ -488,3 +488,28 @@ def test_a_message_taken_before_the_broker_restarted_is_not_pubacked_on_the_new_
     with receiver:
         assert wait_for_ack(station, 6)[-1] == {"upto": 6}
     station.close()
+
+
+def test_a_backlog_longer_to_store_than_the_connect_timeout_does_not_fail_the_start(
+    config: ReceiverConfig, station: StationClient, signer: TinySigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker hands the session's backlog over before the SUBACK: a start that it keeps busy past the
+    connect timeout still starts (the backlog shows the session's subscriptions are in place) and acks it all."""
+    config = dataclasses.replace(config, connect_timeout_s=1.0)
+    chain = signer.chain(200)
+    receiver = PlatformReceiver(config)
+    with receiver:
+        assert send_all(station, signer, [chain[:1]]) == [1]
+    topic = f"{config.prefix}/{STATION}/records"
+    sent = [station._client.publish(topic, signer.message(chain[seq : seq + 1]), qos=1) for seq in range(1, 200)]
+    for info in sent:
+        info.wait_for_publish(timeout=5)
+    take = Store._take
+
+    def slow(store: Store, station_id: str, verdict: Verdict) -> Ingested:
+        time.sleep(0.02)
+        return take(store, station_id, verdict)
+
+    monkeypatch.setattr(Store, "_take", slow)
+    with receiver:
+        assert wait_for_ack(station, 200, timeout_s=20)[-1] == {"upto": 200}

@@ -288,7 +288,14 @@ class PlatformReceiver:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         """Take the message up and queue it for the store thread, which PUBACKs it once it is handled; a message
-        that could not be taken up is not acked, so the broker delivers it again."""
+        that could not be taken up is not acked, so the broker delivers it again.
+
+        A message under the prefix also settles the start: the broker hands a resumed session's backlog over
+        before it answers the new SUBSCRIBE, and a backlog that takes longer to store than the connect timeout
+        would otherwise fail the start as if no broker had answered. That it came shows the session's
+        subscriptions are in place."""
+        if not self._settled.is_set() and self._topics.parse(message.topic) is not None:
+            self._settled.set()
         try:
             work = self._take(message.topic, bytes(message.payload))
         except Exception:
