@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from test_platform_signer import ZEROS, StationClient, TinySigner, canonical, sha256_hex
 from test_platform_verify_fast import agent_payload
 
+import simulators.platform.receiver as receiver_module
 from simulators.broker import MosquittoBroker, free_loopback_port
 from simulators.platform.audit import audit
 from simulators.platform.keys import StationKey, keyring
@@ -513,3 +514,33 @@ def test_a_backlog_longer_to_store_than_the_connect_timeout_does_not_fail_the_st
     monkeypatch.setattr(Store, "_take", slow)
     with receiver:
         assert wait_for_ack(station, 200, timeout_s=20)[-1] == {"upto": 200}
+
+
+def test_large_messages_wait_on_the_broker_while_the_store_is_busy_not_in_memory(
+    config: ReceiverConfig, station: StationClient, signer: TinySigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages are taken off the network only while the payload bytes waiting for the store stay within
+    QUEUED_BYTES, however few they are; the rest wait on the broker, and all are stored and acked in the end."""
+    monkeypatch.setattr(receiver_module, "QUEUED_BYTES", 100_000)
+    chain = [signer.record(seq, ZEROS, body={"pad": "x" * 30_000}) for seq in range(1, 11)]
+    release = threading.Event()
+    take, on_message = Store._take, PlatformReceiver._on_message
+    taken = threading.Semaphore(0)
+
+    def held(store: Store, station_id: str, verdict: Verdict) -> Ingested:
+        assert release.wait(10), "the test did not release the store"
+        return take(store, station_id, verdict)
+
+    def counting_message(receiver: PlatformReceiver, *args: Any) -> None:
+        on_message(receiver, *args)
+        taken.release()
+
+    monkeypatch.setattr(Store, "_take", held)
+    monkeypatch.setattr(PlatformReceiver, "_on_message", counting_message)
+    with PlatformReceiver(config):
+        for record in chain:
+            station.publish("records", signer.message([record]))
+        assert all(taken.acquire(timeout=5) for _ in range(3))  # 3 x 30 kB fit in 100 kB
+        assert not taken.acquire(timeout=1), "a fourth message was taken into memory"
+        release.set()
+        assert len(station.wait_acks(10)) == 10

@@ -55,6 +55,31 @@ _QOS: Final = 1
 QUEUED_MESSAGES: Final = 64
 """Messages taken off the network but not yet stored, at most; past it the network thread waits, and the broker
 holds the rest. Also the most the store thread takes into one transaction."""
+QUEUED_BYTES: Final = 16 * 1024**2
+"""Payload bytes taken off the network but not yet stored, at most (a message alone may be larger). A message is
+held parsed, at several times its size, until its run is stored: without this bound, a station sending the
+largest messages MQTT carries would have QUEUED_MESSAGES of them held at once. The agent's messages (64 KiB by
+default) never reach it."""
+
+
+class _ByteBudget:
+    """The payload bytes of the messages between the network thread and the store thread; `take` waits for room."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._held = 0
+        self._changed = threading.Condition()
+
+    def take(self, size: int) -> None:
+        """Wait until `size` more bytes fit, or nothing is held (so that a message larger than the limit passes)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._held == 0 or self._held + size <= self._limit)
+            self._held += size
+
+    def give_back(self, size: int) -> None:
+        with self._changed:
+            self._held -= size
+            self._changed.notify_all()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +119,7 @@ class _Taken:
     qos: int
     work: _Records | _Status | _UnknownStation | None
     connection: int
+    size: int
 
     @property
     def packet(self) -> tuple[int, int]:
@@ -150,6 +176,7 @@ class PlatformReceiver:
         self._client: mqtt.Client | None = None
         self._taken: queue.Queue[_Taken | None] = queue.Queue(QUEUED_MESSAGES)
         self._storing: threading.Thread | None = None
+        self._budget = _ByteBudget(QUEUED_BYTES)
         self._connection = 0
         """Connections lost so far. A packet id names a message only on its connection: on the next, the broker
         may give it to another message (a restarted broker starts again at 1), which a late PUBACK would settle
@@ -184,6 +211,7 @@ class PlatformReceiver:
                 self._learn(station, canonical, None)
         self._verifier = ThreadedVerifier()
         self._taken = queue.Queue(QUEUED_MESSAGES)
+        self._budget = _ByteBudget(QUEUED_BYTES)
         self._storing = threading.Thread(target=self._store_loop, args=(self._taken,), name="platform-store")
         self._storing.start()
         self._settled.clear()
@@ -296,12 +324,15 @@ class PlatformReceiver:
         subscriptions are in place."""
         if not self._settled.is_set() and self._topics.parse(message.topic) is not None:
             self._settled.set()
+        size = len(message.payload)
+        self._budget.take(size)
         try:
             work = self._take(message.topic, bytes(message.payload))
         except Exception:
+            self._budget.give_back(size)
             log.exception("platform.message_failed", topic=message.topic)
             return
-        self._taken.put(_Taken(message.mid, message.qos, work, self._connection))
+        self._taken.put(_Taken(message.mid, message.qos, work, self._connection, size))
 
     def _take(self, topic: str, payload: bytes) -> _Records | _Status | _UnknownStation | None:
         verifier = self._verifier
@@ -347,6 +378,7 @@ class PlatformReceiver:
                 self._handle(messages)
             except Exception:
                 log.exception("platform.messages_failed", messages=len(messages))
+            self._budget.give_back(sum(message.size for message in messages))
             if batch[-1] is None:
                 return
 
