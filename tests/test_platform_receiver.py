@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from test_platform_signer import ZEROS, StationClient, TinySigner, canonical, sha256_hex
 from test_platform_verify_fast import agent_payload
 
+import simulators.platform.receiver as receiver_module
 from simulators.broker import MosquittoBroker, free_loopback_port
 from simulators.platform.audit import audit
 from simulators.platform.keys import StationKey, keyring
@@ -67,6 +68,16 @@ def send_all(station: StationClient, signer: TinySigner, messages: list[list[dic
     for records in messages:
         station.publish("records", signer.message(records))
     return [ack["upto"] for ack in station.wait_acks(before + len(messages))[before:]]
+
+
+def wait_for_ack(station: StationClient, upto: int, timeout_s: float = 5.0) -> list[dict[str, Any]]:
+    """The acks, once `{"upto": upto}` is among them. A receiver stopped between a message's ack and its PUBACK
+    gets it again at the next start, and acks it again first: a count of acks cannot tell when that is over."""
+    deadline = time.monotonic() + timeout_s
+    while {"upto": upto} not in station.acks and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert {"upto": upto} in station.acks, f"no ack of {upto} came within {timeout_s} s: {station.acks}"
+    return list(station.acks)
 
 
 def test_valid_chain_is_stored_and_acked(
@@ -413,6 +424,123 @@ def test_a_message_that_cannot_be_stored_is_left_for_the_broker_to_deliver_again
         assert receiver.report().station(STATION).gaps == ((5, 6),)
     failing[0] = False
     with receiver:
-        assert station.wait_acks(before + 4)[-1] == {"upto": 8}
+        assert wait_for_ack(station, 8)[-1] == {"upto": 8}
         report = receiver.report().station(STATION)
     assert (report.accepted, report.upto, report.ok) == (8, 8, True)
+
+
+def test_a_message_taken_before_the_broker_restarted_is_not_pubacked_on_the_new_connection(
+    private_broker: MosquittoBroker, tmp_path: Path, signer: TinySigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message stored after the broker came back is not PUBACKed on the new connection, where its packet id
+    names another message, one the store failed on: that one is delivered again at the next start, and stored."""
+    config = ReceiverConfig(
+        host=private_broker.host,
+        port=private_broker.port,
+        db_path=tmp_path / "platform.sqlite",
+        keys=keyring([StationKey(STATION, signer.platform_key())]),
+        client_id="platform-restart",
+    )
+    chain = signer.chain(6)
+    storing, release, failing = threading.Event(), threading.Event(), [True]
+    take, set_status = Store._take, Store.set_status
+    on_message, on_subscribe = PlatformReceiver._on_message, PlatformReceiver._on_subscribe
+    taken, subscribed = threading.Semaphore(0), threading.Semaphore(0)
+
+    def held(store: Store, station_id: str, status: Any) -> None:
+        storing.set()
+        assert release.wait(10), "the test did not release the store"
+        set_status(store, station_id, status)
+
+    def failing_on_seq_5(store: Store, station_id: str, verdict: Verdict) -> Ingested:
+        if failing[0] and any(record.seq == 5 for record in verdict.accepted):
+            raise sqlite3.OperationalError("disk I/O error")
+        return take(store, station_id, verdict)
+
+    def counting_message(receiver: PlatformReceiver, *args: Any) -> None:
+        on_message(receiver, *args)
+        taken.release()
+
+    def counting_subscribe(receiver: PlatformReceiver, *args: Any) -> None:
+        on_subscribe(receiver, *args)
+        subscribed.release()
+
+    monkeypatch.setattr(Store, "set_status", held)
+    monkeypatch.setattr(Store, "_take", failing_on_seq_5)
+    monkeypatch.setattr(PlatformReceiver, "_on_message", counting_message)
+    monkeypatch.setattr(PlatformReceiver, "_on_subscribe", counting_subscribe)
+    with PlatformReceiver(config) as receiver:
+        assert subscribed.acquire(timeout=5)
+        first = StationClient(private_broker, config.prefix, STATION)
+        first.publish("status", b'{"state": "online", "agent": "0.1.0"}')
+        assert storing.wait(5), "the status was not taken to the store"
+        first.publish("records", signer.message(chain[:2]))
+        first.close()
+        private_broker.stop(kill=True)
+        private_broker.start()
+        assert subscribed.acquire(timeout=15), "the receiver did not subscribe again on the new broker"
+        station = StationClient(private_broker, config.prefix, STATION)
+        station.publish("records", signer.message(chain[2:4]))
+        station.publish("records", signer.message(chain[4:]))
+        assert all(taken.acquire(timeout=5) for _ in range(4)), "not every message was taken"
+        release.set()
+        assert station.wait_acks(2) == [{"upto": 2}, {"upto": 4}]
+    failing[0] = False
+    with receiver:
+        assert wait_for_ack(station, 6)[-1] == {"upto": 6}
+    station.close()
+
+
+def test_a_backlog_longer_to_store_than_the_connect_timeout_does_not_fail_the_start(
+    config: ReceiverConfig, station: StationClient, signer: TinySigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker hands the session's backlog over before the SUBACK: a start that it keeps busy past the
+    connect timeout still starts (the backlog shows the session's subscriptions are in place) and acks it all."""
+    config = dataclasses.replace(config, connect_timeout_s=1.0)
+    chain = signer.chain(200)
+    receiver = PlatformReceiver(config)
+    with receiver:
+        assert send_all(station, signer, [chain[:1]]) == [1]
+    topic = f"{config.prefix}/{STATION}/records"
+    sent = [station._client.publish(topic, signer.message(chain[seq : seq + 1]), qos=1) for seq in range(1, 200)]
+    for info in sent:
+        info.wait_for_publish(timeout=5)
+    take = Store._take
+
+    def slow(store: Store, station_id: str, verdict: Verdict) -> Ingested:
+        time.sleep(0.02)
+        return take(store, station_id, verdict)
+
+    monkeypatch.setattr(Store, "_take", slow)
+    with receiver:
+        assert wait_for_ack(station, 200, timeout_s=20)[-1] == {"upto": 200}
+
+
+def test_large_messages_wait_on_the_broker_while_the_store_is_busy_not_in_memory(
+    config: ReceiverConfig, station: StationClient, signer: TinySigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages are taken off the network only while the payload bytes waiting for the store stay within
+    QUEUED_BYTES, however few they are; the rest wait on the broker, and all are stored and acked in the end."""
+    monkeypatch.setattr(receiver_module, "QUEUED_BYTES", 100_000)
+    chain = [signer.record(seq, ZEROS, body={"pad": "x" * 30_000}) for seq in range(1, 11)]
+    release = threading.Event()
+    take, on_message = Store._take, PlatformReceiver._on_message
+    taken = threading.Semaphore(0)
+
+    def held(store: Store, station_id: str, verdict: Verdict) -> Ingested:
+        assert release.wait(10), "the test did not release the store"
+        return take(store, station_id, verdict)
+
+    def counting_message(receiver: PlatformReceiver, *args: Any) -> None:
+        on_message(receiver, *args)
+        taken.release()
+
+    monkeypatch.setattr(Store, "_take", held)
+    monkeypatch.setattr(PlatformReceiver, "_on_message", counting_message)
+    with PlatformReceiver(config):
+        for record in chain:
+            station.publish("records", signer.message([record]))
+        assert all(taken.acquire(timeout=5) for _ in range(3))  # 3 x 30 kB fit in 100 kB
+        assert not taken.acquire(timeout=1), "a fourth message was taken into memory"
+        release.set()
+        assert len(station.wait_acks(10)) == 10

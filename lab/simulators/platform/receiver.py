@@ -55,6 +55,31 @@ _QOS: Final = 1
 QUEUED_MESSAGES: Final = 64
 """Messages taken off the network but not yet stored, at most; past it the network thread waits, and the broker
 holds the rest. Also the most the store thread takes into one transaction."""
+QUEUED_BYTES: Final = 16 * 1024**2
+"""Payload bytes taken off the network but not yet stored, at most (a message alone may be larger). A message is
+held parsed, at several times its size, until its run is stored: without this bound, a station sending the
+largest messages MQTT carries would have QUEUED_MESSAGES of them held at once. The agent's messages (64 KiB by
+default) never reach it."""
+
+
+class _ByteBudget:
+    """The payload bytes of the messages between the network thread and the store thread; `take` waits for room."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._held = 0
+        self._changed = threading.Condition()
+
+    def take(self, size: int) -> None:
+        """Wait until `size` more bytes fit, or nothing is held (so that a message larger than the limit passes)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._held == 0 or self._held + size <= self._limit)
+            self._held += size
+
+    def give_back(self, size: int) -> None:
+        with self._changed:
+            self._held -= size
+            self._changed.notify_all()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +112,19 @@ class _UnknownStation:
 @dataclass(frozen=True, slots=True)
 class _Taken:
     """A message taken off the network, waiting in arrival order for the store thread: what to do with it
-    (nothing, for a topic outside the prefix) and the PUBACK it is owed once that is done."""
+    (nothing, for a topic outside the prefix) and the PUBACK it is owed once that is done, on the connection
+    it came on (`connection`, counted by the receiver) and no other."""
 
     mid: int
     qos: int
     work: _Records | _Status | _UnknownStation | None
+    connection: int
+    size: int
+
+    @property
+    def packet(self) -> tuple[int, int]:
+        """The message's packet id with its connection: a stale copy delivered again shares only the id."""
+        return self.connection, self.mid
 
 
 class ReceiverError(RuntimeError):
@@ -143,6 +176,14 @@ class PlatformReceiver:
         self._client: mqtt.Client | None = None
         self._taken: queue.Queue[_Taken | None] = queue.Queue(QUEUED_MESSAGES)
         self._storing: threading.Thread | None = None
+        self._budget = _ByteBudget(QUEUED_BYTES)
+        self._connection = 0
+        """Connections lost so far. A packet id names a message only on its connection: on the next, the broker
+        may give it to another message (a restarted broker starts again at 1), which a late PUBACK would settle
+        before it is stored. So a message is PUBACKed only on the connection it came on."""
+        self._puback_lock = threading.Lock()
+        """Held while a PUBACK is queued and while `_connection` moves, so that none is queued once the
+        connection it is owed on is lost."""
         self._last_report: PlatformReport | None = None
         self._learned: dict[str, dict[str, StationPublicKey]] = {}
         """station -> kid -> key handed over by a key_rotation event (simulators.platform.rotation)."""
@@ -170,6 +211,7 @@ class PlatformReceiver:
                 self._learn(station, canonical, None)
         self._verifier = ThreadedVerifier()
         self._taken = queue.Queue(QUEUED_MESSAGES)
+        self._budget = _ByteBudget(QUEUED_BYTES)
         self._storing = threading.Thread(target=self._store_loop, args=(self._taken,), name="platform-store")
         self._storing.start()
         self._settled.clear()
@@ -268,17 +310,29 @@ class PlatformReceiver:
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags, reason: ReasonCode, properties: Any
     ) -> None:
+        with self._puback_lock:
+            self._connection += 1
         log.info("platform.disconnected", broker=self.address, reason=str(reason))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         """Take the message up and queue it for the store thread, which PUBACKs it once it is handled; a message
-        that could not be taken up is not acked, so the broker delivers it again."""
+        that could not be taken up is not acked, so the broker delivers it again.
+
+        A message under the prefix also settles the start: the broker hands a resumed session's backlog over
+        before it answers the new SUBSCRIBE, and a backlog that takes longer to store than the connect timeout
+        would otherwise fail the start as if no broker had answered. That it came shows the session's
+        subscriptions are in place."""
+        if not self._settled.is_set() and self._topics.parse(message.topic) is not None:
+            self._settled.set()
+        size = len(message.payload)
+        self._budget.take(size)
         try:
             work = self._take(message.topic, bytes(message.payload))
         except Exception:
+            self._budget.give_back(size)
             log.exception("platform.message_failed", topic=message.topic)
             return
-        self._taken.put(_Taken(message.mid, message.qos, work))
+        self._taken.put(_Taken(message.mid, message.qos, work, self._connection, size))
 
     def _take(self, topic: str, payload: bytes) -> _Records | _Status | _UnknownStation | None:
         verifier = self._verifier
@@ -324,13 +378,14 @@ class PlatformReceiver:
                 self._handle(messages)
             except Exception:
                 log.exception("platform.messages_failed", messages=len(messages))
+            self._budget.give_back(sum(message.size for message in messages))
             if batch[-1] is None:
                 return
 
     def _handle(self, messages: list[_Taken]) -> None:
         """Store the messages, then PUBACK each that was handled, in arrival order. If the records messages
         cannot be stored together, each is tried alone, so one that fails is the only one left unacked."""
-        handled: set[int] = set()
+        handled: set[tuple[int, int]] = set()
         records = [message for message in messages if isinstance(message.work, _Records)]
         try:
             handled.update(self._store_records(records))
@@ -348,16 +403,17 @@ class PlatformReceiver:
                 except Exception:
                     log.exception("platform.message_failed", mid=message.mid)
                     continue
-                handled.add(message.mid)
+                handled.add(message.packet)
         client = self._client
         if client is None:
             return  # stopping: what was stored stays stored, and the broker delivers it again
-        for message in messages:
-            if message.mid in handled:
-                client.ack(message.mid, message.qos)
+        with self._puback_lock:
+            for message in messages:
+                if message.packet in handled and message.connection == self._connection:
+                    client.ack(message.mid, message.qos)
 
-    def _store_records(self, messages: list[_Taken]) -> list[int]:
-        """Store the records messages in one transaction, then publish each one's ack; their mids."""
+    def _store_records(self, messages: list[_Taken]) -> list[tuple[int, int]]:
+        """Store the records messages in one transaction, then publish each one's ack; their packets."""
         if not messages:
             return []
         store = self._store
@@ -372,7 +428,7 @@ class PlatformReceiver:
             _log_verdict(station, verdict, outcome)
             if client is not None:
                 client.publish(self._topics.ack(station), json.dumps({"upto": outcome.upto}), qos=_QOS, retain=False)
-        return [message.mid for message in messages]
+        return [message.packet for message in messages]
 
     def _store_other(self, work: _Status | _UnknownStation | None) -> None:
         store = self._store
