@@ -277,3 +277,17 @@ def test_taking_a_message_costs_the_same_work_however_long_the_history(tmp_path:
             steps[f"report-{held}"] = _statement_steps(store, lambda store=store: store.station_report(STATION))
     assert steps[400] <= steps[40] * 1.1, steps
     assert steps["report-400"] <= steps["report-40"] * 1.1, steps
+
+
+def test_a_commit_that_fails_leaves_no_transaction_open(store: Store, signer: TinySigner) -> None:
+    """A COMMIT refused part way (interrupted here, as a full disk or a busy reader can refuse one) leaves
+    SQLite's transaction open; the store rolls it back, so the message fails alone and the next one is stored."""
+    chain = signer.chain(4)
+    statement = [""]
+    store._db.set_trace_callback(lambda sql: statement.__setitem__(0, sql))
+    store._db.set_progress_handler(lambda: 1 if statement[0] == "COMMIT" else 0, 1)
+    with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+        send(store, signer, chain[:2])
+    store._db.set_progress_handler(None, 1)
+    assert send(store, signer, chain[:2]) == 2
+    assert send(store, signer, chain[2:]) == 4

@@ -278,10 +278,11 @@ class Store:
         self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
         try:
             yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")  # a COMMIT that failed (a full disk) may leave it open
             raise
-        self._db.execute("COMMIT")
 
     def _station(self, station: str) -> None:
         self._db.execute("INSERT OR IGNORE INTO stations (station) VALUES (?)", (station,))
