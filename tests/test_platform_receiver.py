@@ -375,12 +375,8 @@ def test_a_burst_is_acked_message_by_message_as_if_taken_one_at_a_time(
     assert (report.accepted, report.duplicates, report.upto, report.ok) == (120, 8, 120, True)
 
 
-def test_a_key_handed_over_signs_the_very_next_message(
-    receiver: PlatformReceiver, station: StationClient, signer: TinySigner
-) -> None:
-    """A key_rotation event and records signed by the key it hands over, published back to back: the next
-    message is checked against the new key, although the checks of messages overlap."""
-    successor = TinySigner(STATION)
+def rotated_chain(signer: TinySigner, successor: TinySigner) -> list[dict[str, Any]]:
+    """Records 1-3 by `signer`, 4 a key_rotation event (signed by it) handing trust to `successor`, 5-8 by it."""
     raw = successor.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     chain = signer.chain(3)
     body = {
@@ -392,6 +388,16 @@ def test_a_key_handed_over_signs_the_very_next_message(
     chain.append(signer.record(4, sha256_hex(canonical(chain[-1])), body=body, type_="event"))
     for seq in range(5, 9):
         chain.append(successor.record(seq, sha256_hex(canonical(chain[-1]))))
+    return chain
+
+
+def test_a_key_handed_over_signs_the_very_next_message(
+    receiver: PlatformReceiver, station: StationClient, signer: TinySigner
+) -> None:
+    """A key_rotation event and records signed by the key it hands over, published back to back: the next
+    message is checked against the new key, although the checks of messages overlap."""
+    successor = TinySigner(STATION)
+    chain = rotated_chain(signer, successor)
     before = len(station.acks)
     station.publish("records", signer.message(chain[:4]))
     station.publish("records", successor.message(chain[4:6]))
@@ -399,6 +405,37 @@ def test_a_key_handed_over_signs_the_very_next_message(
     assert [ack["upto"] for ack in station.wait_acks(before + 3)[before:]] == [4, 6, 8]
     report = receiver.report().station(STATION)
     assert (report.accepted, report.rejections, report.ok) == (8, {}, True)
+
+
+def test_a_key_is_handed_over_only_once_its_rotation_is_stored(
+    config: ReceiverConfig, station: StationClient, signer: TinySigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store fails on the key_rotation's message: the key it carries is not trusted (the records it signs
+    are refused as of an unknown kid) until the broker delivers the rotation again and it is stored."""
+    successor = TinySigner(STATION)
+    chain = rotated_chain(signer, successor)
+    take = Store._take
+    failing = [True]
+
+    def fails_on_the_rotation(store: Store, station_id: str, verdict: Verdict) -> Ingested:
+        if failing[0] and any(record.type == "event" for record in verdict.accepted):
+            raise sqlite3.OperationalError("disk I/O error")
+        return take(store, station_id, verdict)
+
+    monkeypatch.setattr(Store, "_take", fails_on_the_rotation)
+    with PlatformReceiver(config) as receiver:
+        before = len(station.acks)
+        for records, by in ((chain[:3], signer), (chain[3:4], signer), (chain[4:], successor)):
+            station.publish("records", by.message(records))
+        assert [ack["upto"] for ack in station.wait_acks(before + 2)[before:]] == [3, 3]
+        assert receiver.report().station(STATION).rejections == {"unknown_kid": 1}
+    failing[0] = False
+    with receiver:
+        assert wait_for_ack(station, 4)[-1] == {"upto": 4}
+        station.publish("records", successor.message(chain[4:]))
+        assert wait_for_ack(station, 8)[-1] == {"upto": 8}
+        report = receiver.report().station(STATION)
+    assert (report.accepted, report.upto, report.gaps, report.rejections) == (8, 8, (), {"unknown_kid": 1})
 
 
 def test_a_message_that_cannot_be_stored_is_left_for_the_broker_to_deliver_again(

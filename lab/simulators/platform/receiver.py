@@ -13,8 +13,8 @@ takes what has arrived, in arrival order: it waits for each message's signatures
 took in one transaction (one fsync however many), then publishes each records message's ack and PUBACKs each
 message, in arrival order. So the checks of one message overlap the storing of the last, and a burst costs an
 fsync per run of messages rather than per message; a message is still acked only once it is on disk. A
-key_rotation is the exception: its message is settled on the network thread, so that the next message, which
-the new key may sign, is checked against it. All store access goes through one lock: the store thread writes,
+key_rotation is the exception: its message is settled on the network thread, which learns the key only once the
+store thread has stored it, so that the next message, which the new key may sign, is checked against it. All store access goes through one lock: the store thread writes,
 `report()` reads from any thread.
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -85,12 +86,14 @@ class _ByteBudget:
 @dataclass(frozen=True, slots=True)
 class _Records:
     """A records message of a known station, checked in all but its signatures, which `pending` is checking
-    (or already settled: `verdict`)."""
+    (or already settled: `verdict`). `stored`, for a message that hands trust to a new key: whether the store
+    thread stored it, which the network thread waits for before it learns the key."""
 
     station: str
     examined: ExaminedMessage
     pending: PendingChecks | None = None
     verdict: Verdict | None = None
+    stored: Future[bool] | None = None
 
     def settled(self) -> Verdict:
         if self.verdict is not None:
@@ -333,6 +336,8 @@ class PlatformReceiver:
             log.exception("platform.message_failed", topic=message.topic)
             return
         self._taken.put(_Taken(message.mid, message.qos, work, self._connection, size))
+        if isinstance(work, _Records) and work.stored is not None:
+            self._learn_once_stored(work)
 
     def _take(self, topic: str, payload: bytes) -> _Records | _Status | _UnknownStation | None:
         verifier = self._verifier
@@ -357,11 +362,19 @@ class PlatformReceiver:
             return _Records(station, examined, verdict=examined.settle(()))
         if not examined.announces_key():
             return _Records(station, examined, pending=verifier.start(examined.key, examined.checks()))
-        verdict = examined.settle(verifier(examined.key, examined.checks()))
-        for record in verdict.accepted:
+        return _Records(
+            station, examined, verdict=examined.settle(verifier(examined.key, examined.checks())), stored=Future()
+        )
+
+    def _learn_once_stored(self, work: _Records) -> None:
+        """Wait until a message handing over a key is stored, then learn the key: the next message may be signed
+        by it. A message the store failed on hands over nothing until it is delivered again and stored."""
+        assert work.stored is not None and work.verdict is not None
+        if not work.stored.result():
+            return
+        for record in work.verdict.accepted:
             if record.type == "event":
-                self._learn(station, record.canonical, record.kid)
-        return _Records(station, examined, verdict=verdict)
+                self._learn(work.station, record.canonical, record.kid)
 
     def _store_loop(self, taken: queue.Queue[_Taken | None]) -> None:
         """Until stopped: take what has arrived (at least one message, at most QUEUED_MESSAGES) and handle it.
@@ -374,17 +387,22 @@ class PlatformReceiver:
                 except queue.Empty:
                     break
             messages = [message for message in batch if message is not None]
+            handled: set[tuple[int, int]] = set()
             try:
-                self._handle(messages)
+                handled = self._handle(messages)
             except Exception:
                 log.exception("platform.messages_failed", messages=len(messages))
+            for message in messages:
+                if isinstance(message.work, _Records) and message.work.stored is not None:
+                    message.work.stored.set_result(message.packet in handled)
             self._budget.give_back(sum(message.size for message in messages))
             if batch[-1] is None:
                 return
 
-    def _handle(self, messages: list[_Taken]) -> None:
-        """Store the messages, then PUBACK each that was handled, in arrival order. If the records messages
-        cannot be stored together, each is tried alone, so one that fails is the only one left unacked."""
+    def _handle(self, messages: list[_Taken]) -> set[tuple[int, int]]:
+        """Store the messages, then PUBACK each that was handled, in arrival order; the packets handled. If the
+        records messages cannot be stored together, each is tried alone, so one that fails is the only one left
+        unacked."""
         handled: set[tuple[int, int]] = set()
         records = [message for message in messages if isinstance(message.work, _Records)]
         try:
@@ -406,11 +424,12 @@ class PlatformReceiver:
                 handled.add(message.packet)
         client = self._client
         if client is None:
-            return  # stopping: what was stored stays stored, and the broker delivers it again
+            return handled  # stopping: what was stored stays stored, and the broker delivers it again
         with self._puback_lock:
             for message in messages:
                 if message.packet in handled and message.connection == self._connection:
                     client.ack(message.mid, message.qos)
+        return handled
 
     def _store_records(self, messages: list[_Taken]) -> list[tuple[int, int]]:
         """Store the records messages in one transaction, then publish each one's ack; their packets."""
