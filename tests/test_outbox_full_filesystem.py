@@ -342,6 +342,20 @@ class TestSpaceReserve:
         assert reserve.release() and reserve.state == "released" and not reserve.path.exists()
         assert not reserve.release()
 
+    def test_a_folder_at_its_path_is_said_and_the_agent_goes_on_without_one(self, tmp_path: Path) -> None:
+        """Something an installer put where the reserve goes (a folder) neither ends the start nor the recorder's
+        turn that would give the reserve back: no reserve is held, and the warning names the path."""
+        path = tmp_path / "o.sqlite.reserve"
+        (path / "kept").mkdir(parents=True)
+        reserve = SpaceReserve(path, 1024**2)
+        assert reserve.ensure() == "not_made"
+        assert not reserve.release() and (path / "kept").is_dir()
+        made = SpaceReserve(tmp_path / "p.sqlite.reserve", 1024**2)
+        assert made.ensure() == "held"
+        made.path.unlink()
+        made.path.mkdir()
+        assert not made.release() and made.state == "not_made"
+
 
 class TestRoom:
     @pytest.mark.parametrize(
