@@ -296,6 +296,46 @@ class TestFullFileSystem:
         recorder.stop()
         outbox.close()
 
+    def test_records_made_while_nothing_is_acknowledged_leave_room_to_prune_once_the_platform_acknowledges(
+        self, small_fs: Path
+    ) -> None:
+        """No reserve held, the platform acknowledging nothing, records made until the disk is full and the other
+        program taking every byte left: the records wait behind outbox_full, and once the platform acknowledges
+        them, they are pruned and new records stored, gap-free (before, the outbox had spent the room its WAL needed
+        to fold, so not even the prune could be written until someone freed space)."""
+        filler = small_fs / "another-programs.log"
+        fill_to_the_last_byte(filler)
+        os.truncate(filler, filler.stat().st_size - 3 * 1024**2)
+        clock = FakeClock()
+        outbox = Outbox(small_fs / "outbox.sqlite", 64 * 1024**2)
+        recorder = Recorder(outbox, STATION, fixed_key(), OutboxSection(path=outbox.path, retry_s=1.0), clock)
+        made = 0
+        for _ in range(60):
+            for _ in range(400):
+                recorder.submit(event(made))
+                made += 1
+            for _ in range(20):
+                recorder.step(now_of(clock))
+                clock.advance(0.1)
+            if recorder.status().state == "full":
+                break
+        assert recorder.status().state == "full", "the disk filled with records nobody acknowledged"
+        fill_to_the_last_byte(filler)
+        stored = recorder.status().head_seq
+        recorder.note_acked(stored)
+        for n in range(300):
+            recorder.submit(event(made + n))
+        for _ in range(600):
+            recorder.step(now_of(clock))
+            clock.advance(0.1)
+            if recorder.status().state == "ok" and recorder.status().pending == 0:
+                break
+        assert (recorder.status().state, recorder.status().pending) == ("ok", 0), recorder.status().problem
+        seqs = [r["seq"] for r in chain_of(outbox.path)]
+        assert seqs == list(range(seqs[0], recorder.status().head_seq + 1)) and 1 < seqs[0] <= stored + 1
+        recorder.stop()
+        outbox.close()
+
     def test_a_disk_already_full_at_start_goes_on_without_a_reserve(self, small_fs: Path) -> None:
         """With less free than twice the reserve, none is made and the recorder stores records all the same."""
         fill_to_the_last_byte(small_fs / "another-programs.log")
