@@ -541,7 +541,7 @@ class Recorder:
         reuses the WAL's room. A kill -9 anywhere leaves the outbox as SQLite's last commit left it: each step is
         one transaction, and the next start makes the reserve again if there is room."""
         room = self._room()
-        if room is None or not room.full:
+        if room is None or not (room.full or self._below_cap()):
             return _RoomMade(self._prune(self._acked, None, None), False, None)
         released = self._space.release()
         if released:
@@ -629,6 +629,14 @@ class Recorder:
             return None
         room = self._room()
         return room if room is not None and room.free_bytes < FOLD_EACH_COMMIT_BELOW_BYTES else None
+
+    def _below_cap(self) -> bool:
+        """The outbox far below its own cap: its "full" is the file system's even when statvfs counts room, as on
+        ext4, which keeps clusters for itself (`reserved_clusters`, up to 16 MiB) that root sees as free."""
+        try:
+            return self._outbox.far_below_cap()
+        except sqlite3.Error:
+            return False
 
     def _room(self) -> Room | None:
         try:
