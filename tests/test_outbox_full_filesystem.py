@@ -53,7 +53,8 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
 
 
 def fill_to_the_last_byte(path: Path) -> None:
-    """Another program's file, written until the file system refuses even one byte more."""
+    """Another program's file, written until the file system refuses even one byte more (ext4 keeps some
+    clusters for itself that statvfs counts as free)."""
     with path.open("ab", buffering=0) as filler:
         for size in (1024**2, 4096, 1):
             for _ in range(100_000):
@@ -62,7 +63,7 @@ def fill_to_the_last_byte(path: Path) -> None:
                 except OSError as exc:
                     assert exc.errno == errno.ENOSPC
                     break
-    assert os.statvfs(path.parent).f_bfree == 0
+    assert os.statvfs(path.parent).f_bavail == 0
 
 
 def step_until_stored(recorder: Recorder, clock: FakeClock, head_seq: int) -> None:
@@ -296,6 +297,46 @@ class TestFullFileSystem:
         recorder.stop()
         outbox.close()
 
+    def test_records_made_while_nothing_is_acknowledged_leave_room_to_prune_once_the_platform_acknowledges(
+        self, small_fs: Path
+    ) -> None:
+        """No reserve held, the platform acknowledging nothing, records made until the disk is full and the other
+        program taking every byte left: the records wait behind outbox_full, and once the platform acknowledges
+        them, they are pruned and new records stored, gap-free (before, the outbox had spent the room its WAL needed
+        to fold, so not even the prune could be written until someone freed space)."""
+        filler = small_fs / "another-programs.log"
+        fill_to_the_last_byte(filler)
+        os.truncate(filler, filler.stat().st_size - 3 * 1024**2)
+        clock = FakeClock()
+        outbox = Outbox(small_fs / "outbox.sqlite", 64 * 1024**2)
+        recorder = Recorder(outbox, STATION, fixed_key(), OutboxSection(path=outbox.path, retry_s=1.0), clock)
+        made = 0
+        for _ in range(60):
+            for _ in range(400):
+                recorder.submit(event(made))
+                made += 1
+            for _ in range(20):
+                recorder.step(now_of(clock))
+                clock.advance(0.1)
+            if recorder.status().state == "full":
+                break
+        assert recorder.status().state == "full", "the disk filled with records nobody acknowledged"
+        fill_to_the_last_byte(filler)
+        stored = recorder.status().head_seq
+        recorder.note_acked(stored)
+        for n in range(300):
+            recorder.submit(event(made + n))
+        for _ in range(600):
+            recorder.step(now_of(clock))
+            clock.advance(0.1)
+            if recorder.status().state == "ok" and recorder.status().pending == 0:
+                break
+        assert (recorder.status().state, recorder.status().pending) == ("ok", 0), recorder.status().problem
+        seqs = [r["seq"] for r in chain_of(outbox.path)]
+        assert seqs == list(range(seqs[0], recorder.status().head_seq + 1)) and 1 < seqs[0] <= stored + 1
+        recorder.stop()
+        outbox.close()
+
     def test_a_disk_already_full_at_start_goes_on_without_a_reserve(self, small_fs: Path) -> None:
         """With less free than twice the reserve, none is made and the recorder stores records all the same."""
         fill_to_the_last_byte(small_fs / "another-programs.log")
@@ -310,6 +351,40 @@ class TestFullFileSystem:
         assert [r["seq"] for r in chain_of(outbox.path)] == list(range(1, 101))
         recorder.stop()
         outbox.close()
+
+
+@pytest.fixture
+def small_ext4(tmp_path: Path) -> Iterator[Path]:
+    """A 64 MiB ext4 loop image of its own (root only), whose statvfs counts as free the clusters ext4 keeps for
+    itself (`reserved_clusters`), which not even root can write."""
+    image, where = tmp_path / "ext4.img", tmp_path / "ext4"
+    where.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting an image needs root")
+    with image.open("wb") as file:
+        file.truncate(64 * 1024**2)
+    made = subprocess.run(["mkfs.ext4", "-q", str(image)], check=False, capture_output=True)
+    if made.returncode != 0 or subprocess.run(["mount", "-o", "loop", str(image), str(where)], check=False).returncode:
+        pytest.skip("no ext4 loop mount here")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+def test_on_ext4_a_full_that_the_outbox_cap_does_not_explain_gives_back_the_reserve(small_ext4: Path) -> None:
+    """On ext4 filled by another program, statvfs still counts ext4's own reserved clusters (over 1 MiB here) as
+    free to root: the "full" is the file system's all the same, since the outbox is far below its cap, so the
+    reserve is given back and every new record stored (before: the reserve kept, and records waiting forever)."""
+    clock = FakeClock()
+    recorder, outbox = acked_then_filled(small_ext4, clock, RESERVE_BYTES)
+    step_until_stored(recorder, clock, ACKED + AFTER + 2)
+    assert (recorder.status().state, recorder.status().dropped) == ("ok", 0)
+    assert not reserve_path(outbox.path).exists()
+    seqs = [r["seq"] for r in chain_of(outbox.path)]
+    assert seqs == list(range(seqs[0], ACKED + AFTER + 3)) and 1 < seqs[0] <= ACKED + 1
+    recorder.stop()
+    outbox.close()
 
 
 class TestSpaceReserve:
@@ -341,6 +416,20 @@ class TestSpaceReserve:
         reserve.ensure()
         assert reserve.release() and reserve.state == "released" and not reserve.path.exists()
         assert not reserve.release()
+
+    def test_a_folder_at_its_path_is_said_and_the_agent_goes_on_without_one(self, tmp_path: Path) -> None:
+        """Something an installer put where the reserve goes (a folder) neither ends the start nor the recorder's
+        turn that would give the reserve back: no reserve is held, and the warning names the path."""
+        path = tmp_path / "o.sqlite.reserve"
+        (path / "kept").mkdir(parents=True)
+        reserve = SpaceReserve(path, 1024**2)
+        assert reserve.ensure() == "not_made"
+        assert not reserve.release() and (path / "kept").is_dir()
+        made = SpaceReserve(tmp_path / "p.sqlite.reserve", 1024**2)
+        assert made.ensure() == "held"
+        made.path.unlink()
+        made.path.mkdir()
+        assert not made.release() and made.state == "not_made"
 
 
 class TestRoom:

@@ -69,6 +69,10 @@ def _first_seq(db: sqlite3.Connection) -> int | None:
     return None if row[0] is None else int(row[0])
 
 
+CAP_MARGIN_PAGES = 1024
+"""4 MiB: more than the pages any one commit or prune adds to the file."""
+
+
 class OutboxError(Exception):
     """The outbox could not be written or read; nothing was changed by the failed call."""
 
@@ -260,6 +264,13 @@ class Outbox:
     def used_bytes(self) -> int:
         pages = self._db.execute("PRAGMA page_count").fetchone()[0]
         return int(pages - self.free_pages()) * PAGE_SIZE
+
+    def far_below_cap(self) -> bool:
+        """More than CAP_MARGIN_PAGES below `max_page_count`: a commit then cannot have hit the outbox's own cap,
+        so a "database or disk is full" is the file system's."""
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+        cap = self._db.execute("PRAGMA max_page_count").fetchone()[0]
+        return bool(pages + CAP_MARGIN_PAGES < cap)
 
     def free_pages(self) -> int:
         """Pages the database file has and no record uses: room for records that needs no more of the disk."""

@@ -93,11 +93,21 @@ LOW_FREE_PAGES = 256
 """Without a reserve on a full file system, acknowledged records are pruned once the outbox has fewer free pages
 than this (1 MiB, a few commits): a database that has to grow for its next records cannot, and its WAL, holding
 the pages it could not fold into the file, would then have no room even for a delete."""
+FOLD_EACH_COMMIT_BELOW_BYTES = 8 * 1024**2
+"""Without a space reserve, once the file system has less free than this (twice the ~4 MiB SQLite lets the WAL
+reach between its own folds) and the outbox's file grows, the WAL is folded after every commit, and the last
+FULL_BELOW_BYTES are kept for that fold: a WAL holding pages the database file cannot grow to take cannot be
+reused, and then not even a prune of records the platform acknowledges later could be written."""
 
 
 class _ReserveGivenBack(OutboxFull):
     """The space reserve was given back and room made: the records wait one turn, behind an `outbox_full` alarm
     whose problem says what happened (the disk is full, and the next time there is no reserve)."""
+
+
+class _NoRoomToFold(OutboxFull):
+    """The file system's last room is kept to fold the WAL and nothing acknowledged can be pruned: a smaller batch
+    would not fit either, so the records wait behind `outbox_full` at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +428,9 @@ class Recorder:
             except _ReserveGivenBack as exc:
                 self._enter_trouble(exc, retry_now=True)
                 return
+            except _NoRoomToFold as exc:
+                self._enter_trouble(exc)
+                return
             except OutboxFull as exc:
                 if len(batch) > 1:
                     batch_limit = len(batch) // 2
@@ -530,6 +543,7 @@ class Recorder:
         """Append, making room once if the outbox is full. `_ReserveGivenBack` once the space reserve went to make
         it (the records are not appended: an alarm goes ahead of them), OutboxFull if there is still none."""
         self._reserve(records[-1].seq)
+        self._keep_room_to_fold(len(records))
         try:
             self._outbox.append(records)
         except OutboxFull as full:
@@ -549,17 +563,21 @@ class Recorder:
         reuses the WAL's room. A kill -9 anywhere leaves the outbox as SQLite's last commit left it: each step is
         one transaction, and the next start makes the reserve again if there is room."""
         room = self._room()
-        if room is None or not room.full:
+        if room is None or not (room.full or self._below_cap()):
             return _RoomMade(self._prune(self._acked, None, None), False, None)
         released = self._space.release()
         if released:
             log.warning("outbox_space_reserve_released", free_bytes=room.free_bytes, bytes=self._space.size_bytes)
         deleted = 0
+        step = ROOM_STEP_RECORDS
         self._fold_wal()
         for _ in range(ROOM_STEPS):
             try:
-                pruned = self._prune_oldest(ROOM_STEP_RECORDS)
+                pruned = self._prune_oldest(step)
             except OutboxError as exc:
+                if step > 1:  # a WAL kept small by folds after each commit: fewer records at a time fit in it
+                    step //= 2
+                    continue
                 repeats.warning("prune_failed", problem=str(exc))
                 break
             if pruned == 0:
@@ -591,19 +609,56 @@ class Recorder:
             self._acked_saved = acked
 
     def _keep_free_pages(self) -> None:
-        """Without a space reserve on a full file system, prune acknowledged records before the outbox's free
-        pages run out (LOW_FREE_PAGES), so that its file never has to grow. With the reserve held this costs
-        nothing; without, a query after each commit, and a `statvfs` once the free pages are few."""
-        if self._space.held:
+        """Without a space reserve on a nearly full file system, fold the WAL after each commit, and on a full one
+        prune acknowledged records before the outbox's free pages run out (LOW_FREE_PAGES), so that its file never
+        has to grow. With the reserve held this costs nothing; without, a query after each commit, and a `statvfs`
+        once the free pages are few."""
+        room = self._low_room()
+        if room is None:
             return
+        self._fold_wal()
         try:
-            if self._outbox.free_pages() >= LOW_FREE_PAGES or self._acked < (self._outbox.first_seq() or 0):
+            if self._acked < (self._outbox.first_seq() or 0):
                 return
         except sqlite3.Error:
             return
-        room = self._room()
-        if room is not None and room.full:
+        if room.full:
             self._make_room()
+
+    def _keep_room_to_fold(self, count: int) -> None:
+        """Records that would grow the outbox into the file system's last FULL_BELOW_BYTES, with no space reserve
+        held, wait (OutboxFull) unless acknowledged records can be pruned: that room is what the WAL needs to fold,
+        and so what a prune needs once the platform acknowledges them."""
+        room = self._low_room()
+        if room is None or not room.full:
+            return
+        made = self._make_room()
+        if made.deleted == 0:
+            raise _NoRoomToFold(
+                f"outbox full before appending {count} record(s): its last room is kept to fold the WAL"
+                f"{self._why_no_room(made)}"
+            )
+
+    def _low_room(self) -> Room | None:
+        """The file system's room when no space reserve is held, the outbox's next records grow its file (few
+        free pages) and under FOLD_EACH_COMMIT_BELOW_BYTES are free; None otherwise."""
+        if self._space.held:
+            return None
+        try:
+            if self._outbox.free_pages() >= LOW_FREE_PAGES:
+                return None
+        except sqlite3.Error:
+            return None
+        room = self._room()
+        return room if room is not None and room.free_bytes < FOLD_EACH_COMMIT_BELOW_BYTES else None
+
+    def _below_cap(self) -> bool:
+        """The outbox far below its own cap: its "full" is the file system's even when statvfs counts room, as on
+        ext4, which keeps clusters for itself (`reserved_clusters`, up to 16 MiB) that root sees as free."""
+        try:
+            return self._outbox.far_below_cap()
+        except sqlite3.Error:
+            return False
 
     def _room(self) -> Room | None:
         try:

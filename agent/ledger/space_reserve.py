@@ -95,7 +95,15 @@ class SpaceReserve:
 
     def ensure(self) -> State:
         """Hold the reserve if there is room for it (an existing file of the right size is kept as it is);
-        remove it when the size is 0. Every change and every failure is logged with what it means."""
+        remove it when the size is 0. Every change and every failure is logged with what it means; something at
+        the path that cannot be removed (a folder) leaves no reserve, and neither the start nor the recorder ends."""
+        try:
+            return self._ensure()
+        except OSError as exc:
+            self._not_made(f"{exc.strerror or exc}: remove what is at this path; the agent makes the file itself")
+            return self.state
+
+    def _ensure(self) -> State:
         if self.size_bytes == 0:
             self._remove()
             self.state = "off"
@@ -129,7 +137,11 @@ class SpaceReserve:
         """Give the reserve's space back to the file system; False if none was held."""
         if not self.held:
             return False
-        self._remove()
+        try:
+            self._remove()
+        except OSError as exc:  # replaced by something else since it was made: nothing given back
+            self._not_made(f"{exc.strerror or exc}: remove what is at this path; the agent makes the file itself")
+            return False
         self.state = "released"
         return True
 
