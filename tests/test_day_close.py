@@ -215,6 +215,19 @@ class TestTheCloseWaitsForTheRecorder:
         assert close.request(PAST_MIDNIGHT + 1_000, lambda now_ms: True) == 2
         assert close.answered(2) == PAST_MIDNIGHT
 
+    def test_a_close_waiting_on_a_stalled_recorder_asks_again_only_once_it_answers(self) -> None:
+        """While request 1 is unanswered (an outbox failing for hours), records of the day submitted at every tick
+        (a clock set back before the instant the close was due) ask nothing more of the recorder, whose pending
+        answers would otherwise grow by one a second; its answer, stale, lets the next tick ask request 2."""
+        close = DailyClose()
+        assert close.request(PAST_MIDNIGHT, lambda now_ms: True) == 1
+        for second in range(1, 600):
+            close.submitted(beat(LAST_SECOND - 3_600_000 + second * 1000))
+            assert close.request(PAST_MIDNIGHT + second * 1000, lambda now_ms: True) is None
+        assert close.answered(1) is None
+        assert close.request(PAST_MIDNIGHT + 600_000, lambda now_ms: True) == 2
+        assert close.answered(2) == PAST_MIDNIGHT
+
     def test_records_of_later_days_do_not_hold_the_close_up_and_a_tank_day_counts_by_its_middle(self) -> None:
         """Submitted while request 1 is out: a sale and a heartbeat dated at or after the instant the close was
         due, and a tank inventory (a type the books do not read), leave its answer good; a tank's day books of
