@@ -14,8 +14,8 @@ took in one transaction (one fsync however many), then publishes each records me
 message, in arrival order. So the checks of one message overlap the storing of the last, and a burst costs an
 fsync per run of messages rather than per message; a message is still acked only once it is on disk. A
 key_rotation is the exception: its message is settled on the network thread, which learns the key only once the
-store thread has stored it, so that the next message, which the new key may sign, is checked against it. All store access goes through one lock: the store thread writes,
-`report()` reads from any thread.
+store thread has stored it, so that the next message, which the new key may sign, is checked against it. All
+store access goes through one lock: the store thread writes, `report()` reads from any thread.
 """
 
 from __future__ import annotations
